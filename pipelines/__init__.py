@@ -1,0 +1,1 @@
+"""Leg-cramp cohort pipeline: the Dagster code location (see pipelines/definitions.py)."""

@@ -1,0 +1,26 @@
+"""The Dagster code location: composes each domain's assets, checks and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines import jobs
+from pipelines.ingest import assets as ingest_assets
+from pipelines.ingest.resources import ExtractSource
+from pipelines.publish.assets import build_publish_asset
+from pipelines.warehouse import Warehouse
+
+domain_assets = [*ingest_assets.assets]
+
+publish_asset = build_publish_asset(
+    [key for assets_def in domain_assets for key in assets_def.keys]
+)
+
+defs = dg.Definitions(
+    assets=[*domain_assets, publish_asset],
+    jobs=[jobs.study_job],
+    resources={
+        "warehouse": Warehouse(),
+        "extract": ExtractSource(),
+    },
+)

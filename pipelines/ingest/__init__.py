@@ -1,0 +1,1 @@
+"""Ingest domain: the extract folder -> staging.* tables, reject table, load counts and manifest."""

@@ -1,0 +1,1 @@
+"""Publish domain: the run's build file replaces the published database atomically."""

@@ -1,0 +1,46 @@
+"""Publishing: the last asset of a run moves the run's build file over the published database.
+
+os.replace is an atomic rename on one filesystem: an analyst who opened the previous file keeps reading it (the old
+inode lives until the last handle closes), and a new connection sees the new version. A run that fails or is
+killed never reaches this step, so the published file stays as it was.
+"""
+
+
+import os
+from typing import Sequence
+
+import dagster as dg
+
+from pipelines.warehouse import Warehouse
+
+PUBLISHED_KEY = dg.AssetKey(["published_database"])
+
+
+def build_publish_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=PUBLISHED_KEY,
+        deps=list(upstream),
+        group_name="publish",
+        kinds={"duckdb"},
+        description="The published DuckDB database analysts query, replaced atomically at the end of each run.",
+    )
+    def published_database(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        build = warehouse.build_path(context.run_id)
+        with warehouse.connect(context.run_id) as con:
+            con.execute("CHECKPOINT")
+            schemas = con.execute(
+                "SELECT schema_name, count(*) FROM duckdb_tables() GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        target = warehouse.published_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(build, target)
+        context.log.info(f"published {target}")
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(target)),
+                "size_mb": round(target.stat().st_size / 1e6, 1),
+                "tables_per_schema": dg.MetadataValue.json(dict(schemas)),
+            }
+        )
+
+    return published_database

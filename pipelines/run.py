@@ -1,0 +1,98 @@
+"""`legcramp-run`: run the whole study on one extract through Dagster and print a summary.
+
+The run is a real Dagster run in the instance at $DAGSTER_HOME (the Makefile points it at .dagster_home/, which
+uses the repository's dagster.yaml), so it shows in `make ui` with its logs, metadata and checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipelines import paths
+from pipelines.jobs import STUDY_JOB_NAME
+
+
+def run_config(extract: Path, database: Path, memory_limit: str | None = None,
+               temp_directory: str | None = None) -> dict:
+    warehouse = {"database_path": str(database.resolve())}
+    if memory_limit:
+        warehouse["memory_limit"] = memory_limit
+    if temp_directory:
+        warehouse["temp_directory"] = temp_directory
+    return {
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        "resources": {
+            "extract": {"config": {"folder": str(extract.resolve())}},
+            "warehouse": {"config": warehouse},
+        }
+    }
+
+
+def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None = None,
+              **warehouse_options) -> dg.ExecuteInProcessResult:
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def(STUDY_JOB_NAME)
+    return job.execute_in_process(
+        run_config=run_config(extract, database, **warehouse_options),
+        instance=instance or dg.DagsterInstance.get(),
+        raise_on_error=False,
+    )
+
+
+def summary(database: Path) -> str:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        lines = [f"published database: {database.resolve()}"]
+        persons = con.execute("SELECT count(*) FROM staging.person").fetchone()[0]
+        records, rejected = con.execute(
+            "SELECT sum(input_records), sum(rejected) FROM ingest.load_counts"
+        ).fetchone()
+        lines.append(f"patients loaded:    {persons:,}")
+        lines.append(f"records read:       {records:,}  rejected: {rejected:,} (see ingest.rejects)")
+        tables = {r[0] for r in con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+        if "cohort.study_population" in tables:
+            for study, size, outcomes in con.execute(
+                "SELECT study_id, count(*), count(outcome_date) FROM cohort.study_population GROUP BY 1 ORDER BY 1"
+            ).fetchall():
+                lines.append(f"cohort {study}: {size:,} persons, {outcomes:,} with incident leg cramps")
+        elif "phenotype.person_summary" in tables:
+            cramps = con.execute(
+                "SELECT count(*) FROM phenotype.person_summary WHERE phenotype_id = 'leg_cramps'"
+            ).fetchone()[0]
+            lines.append(f"persons with leg cramps (phenotype): {cramps:,}; cohort tables not built yet")
+        else:
+            lines.append("cohort: not built yet (phenotype and cohort stages are not in this version)")
+        return "\n".join(lines)
+    finally:
+        con.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--extract", type=Path, default=paths.DEFAULT_EXTRACT, help="extract folder")
+    parser.add_argument("--db", type=Path, default=paths.DEFAULT_DATABASE, help="published DuckDB file")
+    parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 6GB")
+    parser.add_argument("--temp-directory", help="where DuckDB spills to disk")
+    args = parser.parse_args(argv)
+
+    result = run_study(args.extract, args.db, memory_limit=args.memory_limit, temp_directory=args.temp_directory)
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        for event in failures:
+            error = event.step_failure_data.error
+            print(f"step {event.step_key} failed: {error.message if error else 'unknown error'}", file=sys.stderr)
+        print(f"run {result.run_id} failed; the published database was not changed.", file=sys.stderr)
+        return 1
+    print(summary(args.db))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The DuckDB warehouse: where a run builds its database and where the published copy lives.
+
+A run never writes the published file. It builds `<published dir>/.runs/<run id>.duckdb` and the publish step moves
+that file over the published path with one atomic rename (see pipelines/publish/). Every asset of a run opens the
+same build file through `Warehouse.connect(run_id)`.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+import duckdb
+
+from pipelines import paths
+
+
+class Warehouse(dg.ConfigurableResource):
+    """DuckDB settings and file locations for one published database."""
+
+    database_path: str = str(paths.DEFAULT_DATABASE)
+    memory_limit: str | None = None  # e.g. "6GB"; DuckDB's default is 80% of RAM
+    threads: int | None = None  # DuckDB's default is the number of cores
+    temp_directory: str | None = None  # where DuckDB spills when memory_limit is reached
+
+    @property
+    def published_path(self) -> Path:
+        return Path(self.database_path).resolve()
+
+    def build_path(self, run_id: str) -> Path:
+        return self.published_path.parent / ".runs" / f"{run_id}.duckdb"
+
+    @contextmanager
+    def connect(self, run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection to this run's build file (created on first use)."""
+        path = self.build_path(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), config=self._settings())
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def read_published(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection to the published database, as an analyst would open it."""
+        con = duckdb.connect(str(self.published_path), read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _settings(self) -> dict[str, str]:
+        settings: dict[str, str] = {"preserve_insertion_order": "true"}
+        if self.memory_limit:
+            settings["memory_limit"] = self.memory_limit
+        if self.threads:
+            settings["threads"] = str(self.threads)
+        if self.temp_directory:
+            os.makedirs(self.temp_directory, exist_ok=True)
+            settings["temp_directory"] = self.temp_directory
+        return settings
