@@ -74,6 +74,20 @@ def summary(database: Path) -> str:
         con.close()
 
 
+def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
+    """One line per failed step, with the user's error (Dagster wraps it; the cause is what the user needs)."""
+    messages = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        text = error.message.strip() if error else "unknown error"
+        messages.append(f"step {event.step_key} failed: {text}")
+    return messages
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extract", type=Path, default=paths.DEFAULT_EXTRACT, help="extract folder")
@@ -84,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = run_study(args.extract, args.db, memory_limit=args.memory_limit, temp_directory=args.temp_directory)
     if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
-        for event in failures:
-            error = event.step_failure_data.error
-            print(f"step {event.step_key} failed: {error.message if error else 'unknown error'}", file=sys.stderr)
+        for message in failure_messages(result):
+            print(message, file=sys.stderr)
         print(f"run {result.run_id} failed; the published database was not changed.", file=sys.stderr)
         return 1
     print(summary(args.db))

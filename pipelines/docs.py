@@ -1,0 +1,106 @@
+"""Generated documentation: `python -m pipelines.docs` (or `make docs`) rewrites the pages built from definitions.
+
+Pages generated here are never edited by hand; tests fail when a committed page differs from what its source says.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines import extract_spec as spec
+from pipelines.paths import DOCS_DIR
+
+EXTRACT_FORMAT_PAGE = DOCS_DIR / "extract_format.md"
+
+
+def _values(values: dict[str, tuple[str, ...]]) -> str:
+    return "; ".join(f"`{canonical}` ({', '.join(spellings)})" for canonical, spellings in values.items())
+
+
+def extract_format_markdown() -> str:
+    lines = [
+        "# The canonical extract: data dictionary",
+        "",
+        "<!-- Generated from pipelines/extract_spec.py by `make docs`; do not edit by hand. -->",
+        "",
+        (spec.__doc__ or "").strip(),
+        "",
+        "## Tables",
+        "",
+    ]
+    for table in spec.TABLES:
+        lines += [
+            f"### `{table.name}`{'' if table.required else ' (optional)'}",
+            "",
+            table.description,
+            "",
+            f"Primary key: `{table.primary_key}`." if table.primary_key else "",
+            "Every row's `person_id` must be in `person`." if table.references_person else "",
+            "",
+            "| column | type | required | description |",
+            "|---|---|---|---|",
+        ]
+        for column in table.columns:
+            lines.append(f"| `{column.name}` | {column.type} | {'yes' if column.required else ''} | "
+                         f"{column.description} |")
+        lines.append("")
+    lines += [
+        "## Vocabularies",
+        "",
+        "| vocabulary | meaning |",
+        "|---|---|",
+        *[f"| `{name}` | {meaning} |" for name, meaning in spec.VOCABULARIES.items()],
+        "",
+        "Accepted spellings (compared upper-case without spaces, dashes or underscores): "
+        + ", ".join(f"`{alias}` → `{name}`" for alias, name in spec.VOCABULARY_ALIASES.items()) + ".",
+        "",
+        "ICD-10-CM codes may come with or without the dot (`R252` or `R25.2`); staging stores them with the dot "
+        "after the third character. Other codes are trimmed and upper-cased.",
+        "",
+        "## Coded values",
+        "",
+        f"- `sex`: {_values(spec.SEX_VALUES)}",
+        f"- `visit_type`: {_values(spec.VISIT_TYPES)}",
+        f"- `laterality`: {_values(spec.LATERALITY_VALUES)}",
+        "",
+        "Other spellings load unchanged and are reported by the data-quality checks.",
+        "",
+        "## Rejected rows",
+        "",
+        "A row that cannot be loaded goes to `ingest.rejects` (table, file, line, column, reason, detail and the raw "
+        "record) with the first of these reasons that applies:",
+        "",
+        "| reason | meaning |",
+        "|---|---|",
+        *[f"| `{r.code}` | {r.description} |" for r in spec.REJECT_REASONS],
+        "",
+        "`line` is the record's line in the file counting the header as line 1 (for Parquet, the row number). "
+        "DuckDB counts records, so a quoted field that spans lines shifts later physical line numbers; the ingest "
+        "then reports the difference between physical lines and records in the asset's metadata. "
+        "`ingest.load_counts` has, per table, `input_records = loaded + rejected` and the count per reason.",
+        "",
+        "Rows that load but are implausible (events after death or outside observation, end before start, "
+        "impossible laboratory values, duplicate events, codes that do not exist) are not rejected: the "
+        "data-quality checks report them.",
+        "",
+    ]
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text
+
+
+GENERATED_PAGES = {EXTRACT_FORMAT_PAGE: extract_format_markdown}
+
+
+def write_pages() -> list[Path]:
+    written = []
+    for path, render in GENERATED_PAGES.items():
+        path.write_text(render())
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for page in write_pages():
+        print(f"wrote {page}")
