@@ -244,3 +244,14 @@ def test_header_column_names_are_case_insensitive_and_extra_columns_ignored(extr
         "2016-01-01"
     assert con.execute("SELECT ignored_columns FROM ingest.load_counts WHERE table_name = 'procedure_occurrence'"
                        ).fetchone()[0] == '["note"]'
+
+
+def test_staging_tables_and_columns_carry_the_data_dictionary_as_comments(extract):
+    con = load(extract)
+    comment = con.execute(
+        "SELECT comment FROM duckdb_columns() WHERE schema_name = 'staging' AND table_name = 'measurement' "
+        "AND column_name = 'laterality'").fetchone()[0]
+    assert comment == spec.MEASUREMENT.column("laterality").description
+    uncommented = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE schema_name IN ('staging') AND comment IS NULL").fetchone()[0]
+    assert uncommented == 0

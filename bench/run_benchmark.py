@@ -1,0 +1,241 @@
+"""Benchmark the whole study on a synthetic extract of N patients and print one table of figures.
+
+    python bench/run_benchmark.py --patients 1000000 [--format csv|parquet] [--memory-limit 6GB]
+    make bench N=1000000
+
+It generates the extract once (bench/data/<format>_<N>/, reused afterwards), runs the study job through Dagster's
+execution API against a throw-away instance, and reports per stage (ingest, phenotypes, cohorts, statistics, data
+quality, publish) the wall time, the peak resident memory of this process during the stage and rows per second,
+next to two reference figures measured in the same run on the same files:
+- DuckDB's plain load: CREATE TABLE ... AS SELECT * FROM read_csv/read_parquet for every file, nothing else;
+- one full scan of the staging tables (every column read once).
+Figures go to bench/results/latest.json (and bench/results/<format>_<N>.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipelines import extract_spec as spec
+from pipelines.ingest.loader import find_table_file
+from pipelines.run import run_study
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+# Which stage a Dagster step belongs to, by the first part of its step key.
+STAGE_OF_STEP_PREFIX = {
+    "load_extract": "ingest",
+    "phenotype": "phenotypes",
+    "cohort": "cohorts",
+    "results": "cohorts",
+    "statistic": "statistics",
+    "association": "statistics",
+    "quality": "data quality",
+    "published_database": "publish",
+}
+STAGES = ["ingest", "phenotypes", "cohorts", "statistics", "data quality", "publish"]
+
+
+class RssSampler:
+    """Samples this process's resident memory every 50 ms, so peaks can be attributed to stages by time."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def current_rss() -> int:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self.current_rss()))
+            time.sleep(0.05)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_between(self, start: float, end: float) -> int:
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return max(inside, default=0)
+
+    def peak(self) -> int:
+        return max((rss for _, rss in self.samples), default=0)
+
+
+def ensure_extract(patients: int, fmt: str, seed: int) -> Path:
+    from pipelines.synthetic import generate_extract
+
+    folder = BENCH_DIR / "data" / f"{fmt.replace('.', '_')}_{patients}"
+    if (folder / "_manifest.json").exists():
+        print(f"reusing extract {folder}")
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    print(f"generating {patients:,} patients as {fmt} into {folder} ...")
+    started = time.time()
+    generate_extract(folder, patients=patients, seed=seed, fmt=fmt, progress=True)
+    print(f"generated in {time.time() - started:.1f} s")
+    return folder
+
+
+def event_rows(folder: Path) -> dict[str, int]:
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    return {name: entry["rows"] for name, entry in manifest["files"].items()} if "files" in manifest else {}
+
+
+def duckdb_plain_load_seconds(folder: Path, workdir: Path, memory_limit: str | None) -> float:
+    """The time DuckDB takes just to load every file into a table (auto-detected types, no checks)."""
+    path = workdir / "plain_load.duckdb"
+    con = duckdb.connect(str(path), config={"memory_limit": memory_limit} if memory_limit else {})
+    started = time.time()
+    for table in spec.TABLES:
+        file = find_table_file(folder, table)
+        if file is None:
+            continue
+        reader = "read_parquet" if file.name.endswith(".parquet") else "read_csv"
+        con.execute(f"CREATE TABLE {table.name} AS SELECT * FROM {reader}('{file}')")
+    elapsed = time.time() - started
+    con.close()
+    path.unlink()
+    return elapsed
+
+
+def staging_scan_seconds(database: Path) -> float:
+    """One full scan of the staging tables: every column of every row read once."""
+    con = duckdb.connect(str(database), read_only=True)
+    started = time.time()
+    for table in spec.TABLES:
+        con.execute(f"SELECT max(COLUMNS(*)) FROM staging.{table.name}").fetchall()
+    elapsed = time.time() - started
+    con.close()
+    return elapsed
+
+
+def stage_of(step_key: str) -> str:
+    for prefix, stage in STAGE_OF_STEP_PREFIX.items():
+        if step_key.startswith(prefix):
+            return stage
+    return "data quality" if "check" in step_key else "other"
+
+
+def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[tuple[float, float]]]:
+    """(start, end) wall-clock windows of every step of the run, grouped by stage."""
+    starts: dict[str, float] = {}
+    windows: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or not entry.step_key:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[entry.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and entry.step_key in starts:
+            windows[stage_of(entry.step_key)].append((starts[entry.step_key], entry.timestamp))
+    return windows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the leg-cramp study on N synthetic patients.")
+    parser.add_argument("--patients", type=int, default=1_000_000)
+    parser.add_argument("--format", default="csv", choices=["csv", "csv.gz", "parquet"])
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 6GB")
+    parser.add_argument("--keep-database", action="store_true")
+    args = parser.parse_args()
+
+    folder = ensure_extract(args.patients, args.format, args.seed)
+    rows = event_rows(folder)
+    total_rows = sum(rows.values())
+
+    with tempfile.TemporaryDirectory(prefix="legcramp-bench-") as tmp:
+        workdir = Path(tmp)
+        database = workdir / "bench.duckdb"
+        load_seconds = duckdb_plain_load_seconds(folder, workdir, args.memory_limit)
+        home = workdir / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text((BENCH_DIR.parent / "dagster.yaml").read_text())
+        with dg.instance_for_test(temp_dir=str(home)) as instance, RssSampler() as sampler:
+            started = time.time()
+            result = run_study(folder, database, instance=instance, memory_limit=args.memory_limit,
+                               temp_directory=str(workdir / "spill"))
+            total_seconds = time.time() - started
+            if not result.success:
+                raise SystemExit("the study run failed; see the Dagster log above")
+            windows = step_windows(instance, result.run_id)
+        scan_seconds = staging_scan_seconds(database)
+        if args.keep_database:
+            shutil.copy(database, BENCH_DIR / "results" / f"bench_{args.patients}.duckdb")
+
+    stages = {}
+    for stage in [*STAGES, "other"]:
+        spans = windows.get(stage, [])
+        if not spans:
+            continue
+        seconds = sum(end - start for start, end in spans)
+        peak = max(sampler.peak_between(start, end) for start, end in spans)
+        stages[stage] = {
+            "seconds": round(seconds, 2),
+            "peak_rss_gb": round(peak / 1e9, 2),
+            "rows_per_second": round(total_rows / seconds) if seconds else None,
+        }
+    figures = {
+        "patients": args.patients,
+        "format": args.format,
+        "event_rows": total_rows,
+        "rows_per_table": rows,
+        "total_seconds": round(total_seconds, 2),
+        "duckdb_load_seconds": round(load_seconds, 2),
+        "ratio_to_duckdb_load": round(total_seconds / load_seconds, 2) if load_seconds else None,
+        "staging_scan_seconds": round(scan_seconds, 2),
+        "peak_rss_gb": round(sampler.peak() / 1e9, 2),
+        "stages": stages,
+        **{f"{stage.replace(' ', '_')}_seconds": figures["seconds"] for stage, figures in stages.items()},
+        "machine": {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE")
+                                                                * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+                    "platform": platform.platform(), "python": platform.python_version(),
+                    "duckdb": duckdb.__version__},
+        "memory_limit": args.memory_limit,
+    }
+
+    print()
+    print(f"{'stage':<14}{'seconds':>10}{'peak RSS GB':>13}{'rows/s':>14}")
+    for stage, f in stages.items():
+        print(f"{stage:<14}{f['seconds']:>10.2f}{f['peak_rss_gb']:>13.2f}{(f['rows_per_second'] or 0):>14,}")
+    print(f"{'whole study':<14}{total_seconds:>10.2f}{figures['peak_rss_gb']:>13.2f}"
+          f"{round(total_rows / total_seconds):>14,}")
+    print(f"{'DuckDB load':<14}{load_seconds:>10.2f}   (plain read_* of the same files; ratio "
+          f"{figures['ratio_to_duckdb_load']})")
+    print(f"{'staging scan':<14}{scan_seconds:>10.2f}   (one full scan of staging.*)")
+    print(f"{args.patients:,} patients, {total_rows:,} rows, {os.cpu_count()} cores")
+
+    RESULTS_DIR.mkdir(exist_ok=True)
+    text = json.dumps(figures, indent=2)
+    (RESULTS_DIR / "latest.json").write_text(text)
+    (RESULTS_DIR / f"{args.format.replace('.', '_')}_{args.patients}.json").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
