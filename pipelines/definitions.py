@@ -7,10 +7,11 @@ import dagster as dg
 from pipelines import jobs
 from pipelines.ingest import assets as ingest_assets
 from pipelines.ingest.resources import ExtractSource
+from pipelines.phenotypes.assets import phenotype_assets
 from pipelines.publish.assets import build_publish_asset
 from pipelines.warehouse import Warehouse
 
-domain_assets = [*ingest_assets.assets]
+domain_assets = [*ingest_assets.assets, *phenotype_assets]
 
 publish_asset = build_publish_asset(
     [key for assets_def in domain_assets for key in assets_def.keys]

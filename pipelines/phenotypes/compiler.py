@@ -1,0 +1,246 @@
+"""Turning the phenotype library into set-based DuckDB SQL, and running it.
+
+The SQL lives in sql/phenotypes/. Compiling means: turning the checked YAML definitions into rows of small
+definition tables (phenotype.code_list, phenotype.rules, ...) and listing the SQL files to run in order. No code
+ever appears inside SQL text: the statements join the staging tables to these tables.
+
+The order of a run:
+
+1. create the phenotype schema and load the definition tables (sql/phenotypes/load/*.sql, one row per execution)
+2. one statement per staging table, each covering every phenotype of its domain:
+   condition_records.sql (staging.condition_occurrence + staging.visit_occurrence), drug_records.sql
+   (staging.drug_exposure), measurement_records.sql (staging.measurement)
+3. on those small record tables: events.sql, rule_met.sql (the person-level rules), person_summary.sql
+   (person exclusions), then composites depth by depth (composite_person_summary.sql, composite_events.sql)
+
+Public entry points: ``compile_phenotypes(library)`` (what would run) and ``run_phenotypes(con)`` (run it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, load_phenotype_library
+from pipelines.phenotypes.schema import (
+    AllOfRule,
+    InpatientOrOutpatientRule,
+    MinRecordsRule,
+    normalise_unit,
+)
+from pipelines.sql import read_sql
+
+# Values converted between units are rounded to this many decimals (see measurement_records.sql for why).
+CONVERSION_DECIMALS = 6
+
+# The definition tables, in load order; each has sql/phenotypes/load/<table>.sql.
+DEFINITION_TABLES: tuple[str, ...] = (
+    "definitions",
+    "code_list",
+    "rules",
+    "measurement_rules",
+    "unit_conversions",
+    "measurement_code_units",
+    "person_exclusions",
+    "composite_components",
+)
+
+# The statements that read staging tables, one per table (the single pass per domain).
+RECORD_STEPS: tuple[str, ...] = (
+    "phenotypes/condition_records.sql",
+    "phenotypes/drug_records.sql",
+    "phenotypes/measurement_records.sql",
+)
+# Rules applied on the small record tables.
+SUMMARY_STEPS: tuple[str, ...] = (
+    "phenotypes/events.sql",
+    "phenotypes/rule_met.sql",
+    "phenotypes/person_summary.sql",
+)
+COMPOSITE_STEPS: tuple[str, ...] = (
+    "phenotypes/composite_person_summary.sql",
+    "phenotypes/composite_events.sql",
+)
+
+# Staging tables each domain reads (the Dagster assets depend on these).
+STAGING_TABLES_BY_DOMAIN: dict[str, tuple[str, ...]] = {
+    "condition": ("condition_occurrence", "visit_occurrence"),
+    "drug": ("drug_exposure",),
+    "measurement": ("measurement",),
+    "composite": (),
+}
+
+
+@dataclass(frozen=True)
+class SqlStep:
+    """One SQL file to execute: once with ``parameters``, or once per row of ``rows``."""
+
+    file: str  # relative to sql/
+    parameters: dict[str, Any] | None = None
+    rows: tuple[dict[str, Any], ...] | None = None
+
+    @property
+    def sql(self) -> str:
+        return read_sql(self.file)
+
+    def execute(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.rows is not None:
+            if self.rows:
+                con.executemany(self.sql, list(self.rows))
+        elif self.parameters:
+            con.execute(self.sql, self.parameters)
+        else:
+            con.execute(self.sql)
+
+
+@dataclass(frozen=True)
+class CompiledPhenotypes:
+    """Everything a run executes, in order."""
+
+    library: PhenotypeLibrary
+    steps: tuple[SqlStep, ...]
+    definition_rows: dict[str, list[dict[str, Any]]] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PhenotypeCounts:
+    phenotype_id: str
+    version: int
+    event_rows: int  # rows in phenotype.events
+    person_count: int  # persons who meet the rule (rows in phenotype.person_summary)
+
+
+def compile_phenotypes(library: PhenotypeLibrary) -> CompiledPhenotypes:
+    """The definition-table rows and the ordered SQL steps that compute every phenotype of ``library``."""
+    rows = definition_rows(library)
+    steps: list[SqlStep] = [
+        SqlStep("phenotypes/drop_work_tables.sql"),
+        SqlStep("phenotypes/create_tables.sql"),
+    ]
+    steps += [SqlStep(f"phenotypes/load/{table}.sql", rows=tuple(rows[table])) for table in DEFINITION_TABLES]
+    steps += [SqlStep(file) for file in RECORD_STEPS]
+    steps += [SqlStep(file) for file in SUMMARY_STEPS]
+    composite_depths = sorted({p.depth for p in library if p.definition.domain == "composite"})
+    for depth in composite_depths:
+        steps += [SqlStep(file, parameters={"depth": depth}) for file in COMPOSITE_STEPS]
+    steps.append(SqlStep("phenotypes/drop_work_tables.sql"))
+    return CompiledPhenotypes(library=library, steps=tuple(steps), definition_rows=rows)
+
+
+def run_phenotypes(con: duckdb.DuckDBPyConnection,
+                   library: PhenotypeLibrary | None = None) -> dict[str, PhenotypeCounts]:
+    """Compute every phenotype into schema ``phenotype`` of ``con``, which must hold the staging tables.
+
+    Runs in one transaction of its own (so ``con`` must not be inside one): on error, nothing of this run stays
+    behind and the previous phenotype tables, if any, are kept. Returns the counts per phenotype.
+    """
+    if library is None:
+        library = load_phenotype_library()
+    compiled = compile_phenotypes(library)
+    con.begin()
+    try:
+        for step in compiled.steps:
+            step.execute(con)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return phenotype_counts(con)
+
+
+def phenotype_counts(con: duckdb.DuckDBPyConnection) -> dict[str, PhenotypeCounts]:
+    """Event rows and persons per phenotype, from the phenotype schema of ``con``."""
+    result = con.execute(read_sql("phenotypes/counts.sql")).fetchall()
+    return {row[0]: PhenotypeCounts(*row) for row in result}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Definition tables
+# ---------------------------------------------------------------------------------------------------------------
+
+def definition_rows(library: PhenotypeLibrary) -> dict[str, list[dict[str, Any]]]:
+    """The rows of every definition table (DEFINITION_TABLES), as parameter dicts for sql/phenotypes/load/."""
+    rows: dict[str, list[dict[str, Any]]] = {table: [] for table in DEFINITION_TABLES}
+    for phenotype in library:
+        definition = phenotype.definition
+        rows["definitions"].append({
+            "phenotype_id": definition.id,
+            "name": definition.name,
+            "domain": definition.domain,
+            "version": definition.version,
+            "source_file": phenotype.source_file,
+            "sha256": phenotype.sha256,
+        })
+        rows["code_list"] += _code_list_rows(phenotype)
+        rows["rules"].append(_rule_row(phenotype))
+        if definition.measurement is not None:
+            _add_measurement_rows(phenotype, rows)
+        rule = definition.rule
+        if isinstance(rule, AllOfRule):
+            for role, component_ids in (("all_of", rule.all_of), ("none_of", rule.none_of)):
+                rows["composite_components"] += [
+                    {"phenotype_id": definition.id, "component_id": component_id, "role": role,
+                     "depth": phenotype.depth}
+                    for component_id in component_ids]
+        else:
+            rows["person_exclusions"] += [
+                {"phenotype_id": definition.id, "excluding_phenotype_id": excluding_id}
+                for excluding_id in rule.exclude_persons_with]
+    return rows
+
+
+def _code_list_rows(phenotype: LoadedPhenotype) -> list[dict[str, Any]]:
+    definition = phenotype.definition
+    rows = []
+    for excluded, groups in ((False, definition.codes), (True, definition.exclude_codes)):
+        for group in groups:
+            for code in group.codes:
+                rows.append({"phenotype_id": definition.id, "vocabulary": group.vocabulary, "code": code,
+                             "match_type": group.match, "excluded": excluded})
+    return rows
+
+
+def _rule_row(phenotype: LoadedPhenotype) -> dict[str, Any]:
+    rule = phenotype.definition.rule
+    return {
+        "phenotype_id": phenotype.id,
+        "rule_type": rule.type,
+        "min_records": rule.min_records if isinstance(rule, MinRecordsRule) else None,
+        "min_days_apart": rule.min_days_apart if isinstance(rule, InpatientOrOutpatientRule) else None,
+    }
+
+
+def _add_measurement_rows(phenotype: LoadedPhenotype, rows: dict[str, list[dict[str, Any]]]) -> None:
+    definition = phenotype.definition
+    measurement = definition.measurement
+    assert measurement is not None
+    factors = {normalise_unit(u.unit): u.factor for u in measurement.units}
+
+    def to_canonical(value: float | None, unit: str | None) -> float | None:
+        if value is None:
+            return None
+        factor = factors[normalise_unit(unit)] if unit is not None else 1.0
+        return round(value * factor, CONVERSION_DECIMALS)
+
+    plausible = measurement.plausible_range
+    threshold = measurement.threshold
+    rows["measurement_rules"].append({
+        "phenotype_id": definition.id,
+        "canonical_unit": measurement.canonical_unit,
+        "plausible_min": to_canonical(plausible.min, plausible.unit),
+        "plausible_max": to_canonical(plausible.max, plausible.unit),
+        "threshold_lower": to_canonical(threshold.lower, threshold.unit),
+        "threshold_lower_inclusive": None if threshold.lower is None else threshold.at_least is not None,
+        "threshold_upper": to_canonical(threshold.upper, threshold.unit),
+        "threshold_upper_inclusive": None if threshold.upper is None else threshold.at_most is not None,
+    })
+    rows["unit_conversions"] += [
+        {"phenotype_id": definition.id, "unit": unit, "factor": factor} for unit, factor in factors.items()]
+    for group in definition.codes:
+        assert group.unit is not None  # the loader requires it for measurement codes
+        rows["measurement_code_units"] += [
+            {"phenotype_id": definition.id, "vocabulary": group.vocabulary, "code": code,
+             "unit": normalise_unit(group.unit)}
+            for code in group.codes]

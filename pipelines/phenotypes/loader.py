@@ -1,0 +1,358 @@
+"""Loading and checking the phenotype files.
+
+``load_phenotype_library()`` reads every ``*.yaml`` under phenotypes/ and returns them checked, or raises one
+``PhenotypeDefinitionError`` listing every problem found (file, field path, problem). Nothing touches the database
+here: a broken definition stops the run before any SQL runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+from pydantic import ValidationError
+
+from pipelines import paths
+from pipelines.extract_spec import VOCABULARIES
+from pipelines.phenotypes.code_formats import VOCABULARIES_BY_DOMAIN, code_problem
+from pipelines.phenotypes.errors import DefinitionProblem, PhenotypeDefinitionError
+from pipelines.phenotypes.schema import (
+    RULE_TYPES,
+    RULE_TYPES_BY_DOMAIN,
+    AllOfRule,
+    CodeGroup,
+    PhenotypeDefinition,
+    normalise_unit,
+)
+
+WHOLE_FILE = "(file)"
+
+
+@dataclass(frozen=True)
+class LoadedPhenotype:
+    """A checked definition with the file it came from."""
+
+    definition: PhenotypeDefinition
+    source_file: str  # repository-relative path where possible, as shown in messages and phenotype.definitions
+    sha256: str  # of the file's bytes: tells which exact text produced a result
+    # 0 for phenotypes computed from records alone; otherwise 1 + the depth of the deepest phenotype it refers to.
+    # Phenotypes are computed in order of depth.
+    depth: int
+
+    @property
+    def id(self) -> str:
+        return self.definition.id
+
+
+@dataclass(frozen=True)
+class PhenotypeLibrary:
+    """All phenotype definitions, in the order they are computed (depth, then id)."""
+
+    phenotypes: tuple[LoadedPhenotype, ...]
+
+    def __iter__(self) -> Iterator[LoadedPhenotype]:
+        return iter(self.phenotypes)
+
+    def __len__(self) -> int:
+        return len(self.phenotypes)
+
+    def __getitem__(self, phenotype_id: str) -> LoadedPhenotype:
+        for phenotype in self.phenotypes:
+            if phenotype.id == phenotype_id:
+                return phenotype
+        raise KeyError(phenotype_id)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.phenotypes)
+
+
+def load_phenotype_library(folder: Path | str = paths.PHENOTYPES_DIR) -> PhenotypeLibrary:
+    """Read and check every phenotype file under ``folder`` (searched recursively for ``*.yaml``)."""
+    folder = Path(folder)
+    files = sorted(folder.rglob("*.yaml"))
+    if not files:
+        raise PhenotypeDefinitionError([DefinitionProblem(_display_name(folder), WHOLE_FILE,
+                                                          "no phenotype files (*.yaml) found")])
+    return load_phenotype_files(files)
+
+
+def load_phenotype_files(files: list[Path]) -> PhenotypeLibrary:
+    """Read and check the given phenotype files as one library."""
+    problems: list[DefinitionProblem] = []
+    loaded: list[tuple[PhenotypeDefinition, str, str]] = []
+    for path in files:
+        file_name = _display_name(path)
+        definition, sha256, file_problems = _load_one_file(path, file_name)
+        problems.extend(file_problems)
+        if definition is not None:
+            loaded.append((definition, file_name, sha256))
+
+    problems.extend(_library_problems(loaded))
+    if problems:
+        raise PhenotypeDefinitionError(problems)
+
+    depths = _depths({d.id: d for d, _, _ in loaded})
+    phenotypes = [LoadedPhenotype(d, file_name, sha256, depths[d.id]) for d, file_name, sha256 in loaded]
+    phenotypes.sort(key=lambda p: (p.depth, p.id))
+    return PhenotypeLibrary(tuple(phenotypes))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One file
+# ---------------------------------------------------------------------------------------------------------------
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML would silently keep the last)."""
+
+
+def _construct_mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_without_duplicates)
+
+
+def _load_one_file(path: Path, file_name: str) -> tuple[PhenotypeDefinition | None, str, list[DefinitionProblem]]:
+    raw = path.read_bytes()
+    sha256 = hashlib.sha256(raw).hexdigest()
+
+    def problem(field: str, message: str) -> DefinitionProblem:
+        return DefinitionProblem(file_name, field, message)
+
+    try:
+        document = yaml.load(raw.decode("utf-8"), Loader=_UniqueKeyLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        return None, sha256, [problem(WHOLE_FILE, f"not valid YAML: {' '.join(str(error).split())}")]
+    if not isinstance(document, dict):
+        return None, sha256, [problem(WHOLE_FILE, "the file must hold one mapping of fields (id, name, ...)")]
+
+    try:
+        definition = PhenotypeDefinition.model_validate(document)
+    except ValidationError as error:
+        return None, sha256, [problem(_field_path(e["loc"]), _pydantic_message(e)) for e in error.errors()]
+
+    problems = [problem(field, message) for field, message in _definition_problems(definition, path)]
+    return (None if problems else definition), sha256, problems
+
+
+def _definition_problems(definition: PhenotypeDefinition, path: Path) -> Iterator[tuple[str, str]]:
+    """(field path, problem) for everything wrong inside one parsed definition."""
+    domain = definition.domain
+
+    if path.stem != definition.id:
+        yield "id", f"the id must equal the file name without .yaml ({path.stem!r})"
+
+    allowed_rules = RULE_TYPES_BY_DOMAIN[domain]
+    if definition.rule.type not in allowed_rules:
+        yield "rule.type", (f"rule type {definition.rule.type!r} does not apply to a {domain} phenotype "
+                            f"(use {' or '.join(allowed_rules)})")
+
+    if domain == "composite":
+        if definition.codes:
+            yield "codes", "a composite phenotype has no codes of its own: it combines other phenotypes"
+        if definition.exclude_codes:
+            yield "exclude_codes", "a composite phenotype has no codes of its own: it combines other phenotypes"
+    elif not definition.codes:
+        yield "codes", f"a {domain} phenotype needs at least one code group"
+
+    if domain == "measurement":
+        if definition.measurement is None:
+            yield "measurement", "a measurement phenotype needs units, a plausible range and a threshold"
+        else:
+            yield from _measurement_problems(definition)
+    elif definition.measurement is not None:
+        yield "measurement", f"only measurement phenotypes have a measurement section (this one is a {domain})"
+
+    yield from _code_group_problems(definition, "codes", definition.codes, included=True)
+    yield from _code_group_problems(definition, "exclude_codes", definition.exclude_codes, included=False)
+
+
+def _code_group_problems(definition: PhenotypeDefinition, field: str, groups: list[CodeGroup],
+                         included: bool) -> Iterator[tuple[str, str]]:
+    domain = definition.domain
+    known_units = _listed_units(definition)
+    first_seen: dict[tuple[str, str, str], str] = {}
+    for group_index, group in enumerate(groups):
+        group_path = f"{field}[{group_index}]"
+        if group.vocabulary not in VOCABULARIES:
+            yield f"{group_path}.vocabulary", (f"unknown vocabulary {group.vocabulary!r} "
+                                               f"(known: {', '.join(VOCABULARIES)})")
+            continue
+        domain_vocabularies = VOCABULARIES_BY_DOMAIN.get(domain, ())
+        if domain in VOCABULARIES_BY_DOMAIN and group.vocabulary not in domain_vocabularies:
+            yield f"{group_path}.vocabulary", (f"{group.vocabulary} codes do not occur in {domain} records "
+                                               f"(they hold {', '.join(domain_vocabularies)})")
+            continue
+
+        if domain == "measurement" and included:
+            if group.unit is None:
+                yield f"{group_path}.unit", "measurement codes need the unit they report in"
+            elif known_units is not None and normalise_unit(group.unit) not in known_units:
+                yield f"{group_path}.unit", f"unit {group.unit!r} is not listed in measurement.units"
+        elif group.unit is not None:
+            yield f"{group_path}.unit", "only included codes of measurement phenotypes have a unit"
+
+        for code_index, code in enumerate(group.codes):
+            code_path = f"{group_path}.codes[{code_index}]"
+            message = code_problem(group.vocabulary, code, group.match)
+            if message:
+                yield code_path, message
+                continue
+            key = (group.vocabulary, code, group.match)
+            if key in first_seen:
+                yield code_path, f"{group.vocabulary} {code} is listed twice (also at {first_seen[key]})"
+            else:
+                first_seen[key] = code_path
+
+
+def _listed_units(definition: PhenotypeDefinition) -> set[str] | None:
+    if definition.measurement is None:
+        return None
+    return {normalise_unit(u.unit) for u in definition.measurement.units}
+
+
+def _measurement_problems(definition: PhenotypeDefinition) -> Iterator[tuple[str, str]]:
+    measurement = definition.measurement
+    assert measurement is not None
+    factors: dict[str, float] = {}
+    for index, conversion in enumerate(measurement.units):
+        unit = normalise_unit(conversion.unit)
+        if unit in factors:
+            yield f"measurement.units[{index}].unit", f"unit {conversion.unit!r} is listed twice"
+        factors[unit] = conversion.factor
+    canonical = normalise_unit(measurement.canonical_unit)
+    if factors.get(canonical) != 1:
+        yield "measurement.canonical_unit", "the canonical unit must be listed in measurement.units with factor 1"
+    for field, unit in (("measurement.plausible_range.unit", measurement.plausible_range.unit),
+                        ("measurement.threshold.unit", measurement.threshold.unit)):
+        if unit is not None and normalise_unit(unit) not in factors:
+            yield field, f"unit {unit!r} is not listed in measurement.units"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Across files
+# ---------------------------------------------------------------------------------------------------------------
+
+def _library_problems(loaded: list[tuple[PhenotypeDefinition, str, str]]) -> list[DefinitionProblem]:
+    problems: list[DefinitionProblem] = []
+    file_of: dict[str, str] = {}
+    for definition, file_name, _ in loaded:
+        if definition.id in file_of:
+            problems.append(DefinitionProblem(file_name, "id", f"duplicate id {definition.id!r} "
+                                                               f"(also defined in {file_of[definition.id]})"))
+        else:
+            file_of[definition.id] = file_name
+
+    definitions = {d.id: d for d, _, _ in loaded}
+    for definition, file_name, _ in loaded:
+        for field, message in _reference_problems(definition, definitions):
+            problems.append(DefinitionProblem(file_name, field, message))
+    if not problems:
+        for definition, file_name, _ in loaded:
+            cycle = _cycle_through(definition.id, definitions)
+            if cycle:
+                problems.append(DefinitionProblem(file_name, "rule", "phenotypes refer to each other in a cycle: "
+                                                                     + " -> ".join(cycle)))
+    return problems
+
+
+def _reference_problems(definition: PhenotypeDefinition,
+                        definitions: dict[str, PhenotypeDefinition]) -> Iterator[tuple[str, str]]:
+    rule = definition.rule
+    if isinstance(rule, AllOfRule):
+        lists = {"all_of": rule.all_of, "none_of": rule.none_of}
+    else:
+        lists = {"exclude_persons_with": rule.exclude_persons_with}
+    seen: set[str] = set()
+    for list_name, ids in lists.items():
+        for index, referenced in enumerate(ids):
+            field = f"rule.{list_name}[{index}]"
+            if referenced not in definitions:
+                yield field, f"unknown phenotype {referenced!r}"
+            elif referenced == definition.id:
+                yield field, "a phenotype cannot refer to itself"
+            elif referenced in seen:
+                yield field, f"phenotype {referenced!r} is named twice"
+            elif list_name == "exclude_persons_with" and definitions[referenced].domain == "composite":
+                yield field, (f"{referenced!r} is a composite; exclusions must name phenotypes computed from "
+                              "records")
+            seen.add(referenced)
+
+
+def _cycle_through(start: str, definitions: dict[str, PhenotypeDefinition]) -> list[str] | None:
+    """A chain of references leading from ``start`` back to itself, if there is one."""
+    def walk(current: str, chain: list[str]) -> list[str] | None:
+        for referenced in definitions[current].referenced_phenotypes:
+            if referenced == start:
+                return chain + [referenced]
+            if referenced not in chain:
+                found = walk(referenced, chain + [referenced])
+                if found:
+                    return found
+        return None
+
+    return walk(start, [start])
+
+
+def _depths(definitions: dict[str, PhenotypeDefinition]) -> dict[str, int]:
+    depths: dict[str, int] = {}
+
+    def depth(phenotype_id: str) -> int:
+        if phenotype_id not in depths:
+            referenced = definitions[phenotype_id].referenced_phenotypes
+            depths[phenotype_id] = 1 + max(depth(r) for r in referenced) if referenced else 0
+        return depths[phenotype_id]
+
+    for phenotype_id in definitions:
+        depth(phenotype_id)
+    return depths
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------------------------------------------
+
+def _display_name(path: Path) -> str:
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(paths.REPO_ROOT).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+def _field_path(location: tuple) -> str:
+    """Pydantic's error location as a path: ('codes', 0, 'codes', 2) -> 'codes[0].codes[2]'.
+
+    For the rule, pydantic inserts the rule type it tried (('rule', 'min_records', 'min_records')); that is not a
+    field of the file, so it is dropped.
+    """
+    parts: list[str] = []
+    for index, item in enumerate(location):
+        if index > 0 and location[index - 1] == "rule" and item in RULE_TYPES:
+            continue
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or WHOLE_FILE
+
+
+def _pydantic_message(error: dict) -> str:
+    message = error["msg"]
+    # Messages of our own validators arrive as "Value error, <text>".
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (not part of the phenotype format; see docs/phenotypes.md)"
+    return message

@@ -1,0 +1,40 @@
+-- Every drug record that carries a code of a drug phenotype: ONE pass over staging.drug_exposure for all drug
+-- phenotypes together (same approach as condition_records.sql: match the distinct codes present first, then one
+-- hash join). The event date of a drug record is the start of the exposure (prescription or dispensing date).
+CREATE TEMP TABLE phenotype_drug_records AS
+WITH
+codes_present AS (
+    SELECT DISTINCT drug_vocabulary AS vocabulary, drug_code AS code
+    FROM staging.drug_exposure
+),
+drug_code_list AS (
+    SELECT code_list.phenotype_id, code_list.vocabulary, code_list.code, code_list.match_type, code_list.excluded
+    FROM phenotype.code_list
+    JOIN phenotype.definitions ON definitions.phenotype_id = code_list.phenotype_id
+    WHERE definitions.domain = 'drug'
+),
+code_matches AS (
+    SELECT codes_present.vocabulary, codes_present.code, drug_code_list.phenotype_id, drug_code_list.excluded
+    FROM codes_present
+    JOIN drug_code_list
+      ON drug_code_list.vocabulary = codes_present.vocabulary
+     AND (drug_code_list.code = codes_present.code
+          OR (drug_code_list.match_type = 'prefix'
+              AND substr(codes_present.code, 1, length(drug_code_list.code)) = drug_code_list.code))
+),
+code_to_phenotype AS (
+    SELECT vocabulary, code, phenotype_id
+    FROM code_matches
+    GROUP BY vocabulary, code, phenotype_id
+    HAVING max(CASE WHEN excluded THEN 1 ELSE 0 END) = 0
+)
+SELECT
+    drug_exposure.person_id,
+    code_to_phenotype.phenotype_id,
+    drug_exposure.drug_exposure_start_date AS event_date,
+    drug_exposure.drug_vocabulary AS vocabulary,
+    drug_exposure.drug_code AS code
+FROM staging.drug_exposure
+JOIN code_to_phenotype
+  ON code_to_phenotype.vocabulary = drug_exposure.drug_vocabulary
+ AND code_to_phenotype.code = drug_exposure.drug_code;

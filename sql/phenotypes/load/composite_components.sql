@@ -1,0 +1,2 @@
+INSERT INTO phenotype.composite_components (phenotype_id, component_id, role, depth)
+VALUES ($phenotype_id, $component_id, $role, $depth);

@@ -1,0 +1,2 @@
+INSERT INTO phenotype.measurement_code_units (phenotype_id, vocabulary, code, unit)
+VALUES ($phenotype_id, $vocabulary, $code, $unit);

@@ -1,0 +1,4 @@
+INSERT INTO phenotype.measurement_rules (phenotype_id, canonical_unit, plausible_min, plausible_max, threshold_lower,
+                                         threshold_lower_inclusive, threshold_upper, threshold_upper_inclusive)
+VALUES ($phenotype_id, $canonical_unit, $plausible_min, $plausible_max, $threshold_lower,
+        $threshold_lower_inclusive, $threshold_upper, $threshold_upper_inclusive);

@@ -1,0 +1,2 @@
+INSERT INTO phenotype.unit_conversions (phenotype_id, unit, factor)
+VALUES ($phenotype_id, $unit, $factor);
