@@ -222,7 +222,12 @@ def load_table(
     path: Path,
     log: Log = lambda message: None,
 ) -> TableLoad:
-    """Load one file into staging.<table> and ingest.rejects; return the counts."""
+    """Load one file into staging.<table> and ingest.rejects; return the counts.
+
+    The file is parsed once into a work table that already holds the staging values and each row's first parse
+    problem; duplicate ids and unknown persons are then found with two hash joins, and line numbers are worked out
+    for the rejected rows only. Work tables are dropped at the end.
+    """
     header = file_columns(con, path)
     by_lower = {name.lower(): name for name in header}
     missing = [c for c in table.required_columns if c not in by_lower]
@@ -239,41 +244,95 @@ def load_table(
     con.execute(f"CREATE OR REPLACE TEMP VIEW _source AS {_source_relation_sql(path, header)}")
     source_types = {row[0].lower(): row[1] for row in con.execute("DESCRIBE _source").fetchall()}
 
-    # -- per-row parse checks, in REJECT_REASONS order -----------------------------------------------------------
-    select_items = ["_record"]
-    checks: list[tuple[str, str, str]] = []  # (condition SQL, reason, column)
+    # -- 1. one pass over the file: staging values, the first parse problem, the raw record of rejected rows ----
+    def raw_ref(name: str) -> str:
+        return _quote_ident("_raw_" + name)
+
+    def typed_ref(name: str) -> str:
+        return _quote_ident("_typed_" + name)
+
+    inner = ["_record"]
     for column in table.columns:
         present = column.name in by_lower
         raw = _quote_ident(by_lower[column.name]) if present else "NULL"
         source_type = source_types.get(column.name, "VARCHAR") if present else "VARCHAR"
-        typed = typed_expr(column, raw, source_type)
-        select_items.append(f"{raw} AS {_quote_ident('_raw_' + column.name)}")
-        select_items.append(f"{typed} AS {_quote_ident('_typed_' + column.name)}")
+        inner.append(f"{raw} AS {raw_ref(column.name)}")
+        inner.append(f"{typed_expr(column, raw, source_type)} AS {typed_ref(column.name)}")
+
+    checks: list[tuple[str, str, str]] = []  # (condition, reason, column), in REJECT_REASONS order
     for column in table.columns:
         if column.required:
-            raw = _quote_ident("_raw_" + column.name)
+            raw = raw_ref(column.name)
             checks.append((f"{raw} IS NULL OR trim(CAST({raw} AS VARCHAR)) = ''", "missing_required_field",
                            column.name))
     for kind in ("unparseable_date", "unparseable_number"):
         for column in table.columns:
             if parse_failure_kind(column) == kind:
-                raw, typed = _quote_ident("_raw_" + column.name), _quote_ident("_typed_" + column.name)
-                checks.append((f"{raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> '' AND {typed} IS NULL",
-                               kind, column.name))
-    reason_sql = "CASE " + " ".join(f"WHEN {cond} THEN {_quote_literal(reason)}" for cond, reason, _ in checks) \
-                 + " END" if checks else "NULL"
-    column_sql = "CASE " + " ".join(f"WHEN {cond} THEN {_quote_literal(col)}" for cond, _, col in checks) \
-                 + " END" if checks else "NULL"
-
+                raw = raw_ref(column.name)
+                checks.append((f"{raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> '' "
+                               f"AND {typed_ref(column.name)} IS NULL", kind, column.name))
+    reason_sql = "CASE " + " ".join(f"WHEN {c} THEN {_quote_literal(r)}" for c, r, _ in checks) + " END"
+    column_sql = "CASE " + " ".join(f"WHEN {c} THEN {_quote_literal(col)}" for c, _, col in checks) + " END"
+    raw_struct = "{" + ", ".join(f"{_quote_literal(c.name)}: {raw_ref(c.name)}" for c in table.columns) + "}"
+    staged = [
+        f"CAST({normalised_expr(column, table, typed_ref)} AS {column.type}) AS {_quote_ident(column.name)}"
+        for column in table.columns
+    ]
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _parsed AS
-        SELECT *, {reason_sql} AS _reason, {column_sql} AS _reason_column
-        FROM (SELECT {', '.join(select_items)} FROM _source)
+        SELECT _record, {', '.join(staged)}, _reason, _reason_column,
+               CASE WHEN _reason IS NOT NULL THEN CAST(to_json({raw_struct}) AS VARCHAR) END AS _raw_record
+        FROM (SELECT *, {reason_sql} AS _reason, {column_sql} AS _reason_column
+              FROM (SELECT {', '.join(inner)} FROM _source))
         """
     )
 
-    # -- malformed lines (DuckDB's reader rejected them) --------------------------------------------------------
+    # -- 2. rows that parse but repeat an earlier id, or name a person the person table does not have -----------
+    pk = table.primary_key
+    typed_record = "CAST(to_json({" + ", ".join(
+        f"{_quote_literal(c.name)}: p.{_quote_ident(c.name)}" for c in table.columns) + "}) AS VARCHAR)"
+    late_rejects = []
+    if pk:
+        late_rejects.append(
+            f"""
+            SELECT p._record, 'duplicate_primary_key' AS reason, {_quote_literal(pk)} AS column_name,
+                   {_quote_literal(pk)} || ' repeats an earlier row''s id' AS detail, {typed_record} AS record
+            FROM _parsed p JOIN (
+                SELECT {_quote_ident(pk)} AS id, min(_record) AS first_record
+                FROM _parsed WHERE _reason IS NULL GROUP BY 1 HAVING count(*) > 1
+            ) repeated ON repeated.id = p.{_quote_ident(pk)} AND p._record > repeated.first_record
+            WHERE p._reason IS NULL"""
+        )
+    if table.references_person:
+        not_duplicate = ""
+        if pk:
+            not_duplicate = f"""AND NOT EXISTS (
+                SELECT 1 FROM _parsed q WHERE q._reason IS NULL AND q.{_quote_ident(pk)} = p.{_quote_ident(pk)}
+                AND q._record < p._record)"""
+        late_rejects.append(
+            f"""
+            SELECT p._record, 'unknown_person', 'person_id',
+                   'person_id ' || p.person_id || ' is not in the person table', {typed_record}
+            FROM _parsed p ANTI JOIN staging.person known ON known.person_id = p.person_id
+            WHERE p._reason IS NULL {not_duplicate}"""
+        )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _late_rejects AS "
+        + (" UNION ALL ".join(late_rejects) if late_rejects else
+           "SELECT NULL::BIGINT AS _record, NULL AS reason, NULL AS column_name, NULL AS detail, NULL AS record "
+           "WHERE FALSE")
+    )
+
+    # -- 3. the staging table: every row without a reason ------------------------------------------------------
+    con.execute(f"DROP TABLE IF EXISTS staging.{table.name}")
+    con.execute(
+        f"CREATE TABLE staging.{table.name} AS "
+        f"SELECT {', '.join(_quote_ident(c.name) for c in table.columns)} FROM _parsed p "
+        f"WHERE p._reason IS NULL AND p._record NOT IN (SELECT _record FROM _late_rejects)"
+    )
+
+    # -- 4. rejects, with line numbers worked out for them only ------------------------------------------------
     malformed = 0
     if not is_parquet(path):
         con.execute(
@@ -285,86 +344,27 @@ def load_table(
             """
         )
         malformed = con.execute("SELECT count(*) FROM _malformed").fetchone()[0]
-
-    # -- record number -> line number, skipping over malformed lines (header is line 1) ------------------------
-    if malformed:
-        # g = good records before malformed line number `line`; for record r, the malformed lines before it are
-        # those with g < r, and their count is the largest rank among them.
-        line_sql = """
-            SELECT p._record + 1 + coalesce(m.rank, 0) AS _line, p.* FROM _parsed p
-            ASOF LEFT JOIN (
-                SELECT good_before, max(rank) AS rank FROM (
-                    SELECT line - row_number() OVER (ORDER BY line) - 1 AS good_before,
-                           row_number() OVER (ORDER BY line) AS rank
-                    FROM _malformed) GROUP BY good_before
-            ) m ON p._record > m.good_before
-        """
-    elif is_parquet(path):
-        line_sql = "SELECT _record AS _line, * FROM _parsed"  # Parquet: the row number in the file
-    else:
-        line_sql = "SELECT _record + 1 AS _line, * FROM _parsed"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _lined AS {line_sql}")
-
-    # -- duplicate primary keys and unknown persons, among rows that passed the parse checks -------------------
-    pk = table.primary_key
-    dup_join, dup_cond = "", "FALSE"
-    if pk:
-        dup_join = f"""
-            LEFT JOIN (
-                SELECT {_quote_ident('_typed_' + pk)} AS _dup_key, min(_record) AS _first_record
-                FROM _parsed WHERE _reason IS NULL
-                GROUP BY 1 HAVING count(*) > 1
-            ) dups ON dups._dup_key = l.{_quote_ident('_typed_' + pk)}"""
-        dup_cond = "dups._first_record IS NOT NULL AND l._record > dups._first_record"
-    person_join, person_cond = "", "FALSE"
-    if table.references_person:
-        person_join = "LEFT JOIN staging.person known ON known.person_id = l._typed_person_id"
-        person_cond = "known.person_id IS NULL"
-
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _classified AS
-        SELECT l.*,
-               CASE WHEN l._reason IS NOT NULL THEN l._reason
-                    WHEN {dup_cond} THEN 'duplicate_primary_key'
-                    WHEN {person_cond} THEN 'unknown_person' END AS _final_reason,
-               CASE WHEN l._reason IS NOT NULL THEN l._reason_column
-                    WHEN {dup_cond} THEN {_quote_literal(pk or '')}
-                    WHEN {person_cond} THEN 'person_id' END AS _final_column
-        FROM _lined l {dup_join} {person_join}
+        CREATE OR REPLACE TEMP TABLE _row_rejects AS
+        SELECT _record, _reason AS reason, _reason_column AS column_name,
+               CASE _reason
+                    WHEN 'missing_required_field' THEN 'required column ' || _reason_column || ' is empty'
+                    ELSE _reason_column || ' cannot be read as ' ||
+                         CASE _reason WHEN 'unparseable_date' THEN 'a YYYY-MM-DD date' ELSE 'a number' END
+               END AS detail,
+               _raw_record AS record
+        FROM _parsed WHERE _reason IS NOT NULL
+        UNION ALL SELECT * FROM _late_rejects
         """
     )
-
-    # -- staging table: typed, normalised, good rows only --------------------------------------------------------
-    def typed_ref(name: str) -> str:
-        return _quote_ident("_typed_" + name)
-
-    staged = [
-        f"CAST({normalised_expr(column, table, typed_ref)} AS {column.type}) AS {_quote_ident(column.name)}"
-        for column in table.columns
-    ]
-    con.execute(f"DROP TABLE IF EXISTS staging.{table.name}")
-    con.execute(
-        f"CREATE TABLE staging.{table.name} AS SELECT {', '.join(staged)} FROM _classified "
-        "WHERE _final_reason IS NULL ORDER BY _record"
-    )
-
-    # -- rejects ---------------------------------------------------------------------------------------------
-    raw_struct = "{" + ", ".join(f"{_quote_literal(c.name)}: _raw_{c.name}" for c in table.columns) + "}"
     con.execute(
         f"""
         INSERT INTO ingest.rejects
-        SELECT {_quote_literal(table.name)}, {_quote_literal(path.name)}, _line, _final_column, _final_reason,
-               CASE _final_reason
-                    WHEN 'missing_required_field' THEN 'required column ' || _final_column || ' is empty'
-                    WHEN 'duplicate_primary_key' THEN _final_column || ' repeats an earlier row''s id'
-                    WHEN 'unknown_person' THEN 'person_id ' || coalesce(_typed_person_id, '') ||
-                                               ' is not in the person table'
-                    ELSE _final_column || ' cannot be read as ' ||
-                         CASE _final_reason WHEN 'unparseable_date' THEN 'a YYYY-MM-DD date' ELSE 'a number' END
-               END,
-               CAST(to_json({raw_struct}) AS VARCHAR)
-        FROM _classified WHERE _final_reason IS NOT NULL ORDER BY _line
+        SELECT {_quote_literal(table.name)}, {_quote_literal(path.name)}, {_line_number_sql(path, malformed)},
+               r.column_name, r.reason, r.detail, r.record
+        FROM _row_rejects r {_line_number_join(malformed)}
+        ORDER BY r._record
         """
     )
     if malformed:
@@ -377,33 +377,51 @@ def load_table(
             """
         )
 
-    counts = dict(
-        con.execute(
-            "SELECT coalesce(_final_reason, '_loaded'), count(*) FROM _classified GROUP BY 1"
-        ).fetchall()
-    )
-    loaded = counts.pop("_loaded", 0)
+    counts = dict(con.execute("SELECT reason, count(*) FROM _row_rejects GROUP BY 1").fetchall())
     if malformed:
         counts["malformed_line"] = malformed
+    loaded = con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchone()[0]
+    parsed_records = con.execute("SELECT count(*) FROM _parsed").fetchone()[0]
+    fingerprint = None if is_parquet(path) else count_physical_lines(path)
     result = TableLoad(
         table=table.name,
         file=path.name,
-        input_records=loaded + sum(counts.values()),
+        input_records=parsed_records + malformed,
         loaded=loaded,
         rejected_by_reason={reason: counts.get(reason, 0) for reason in spec.REJECT_REASON_CODES},
         ignored_columns=ignored,
-        physical_lines=None if is_parquet(path) else count_physical_lines(path),
+        physical_lines=fingerprint,
     )
-    staged_rows = con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchone()[0]
-    if staged_rows != result.loaded or result.input_records != result.loaded + result.rejected:
+    if result.input_records != result.loaded + result.rejected:
         raise AssertionError(f"{path}: row accounting does not add up: {result}")
-    for temp in ("_classified", "_parsed", "_malformed"):
-        con.execute(f"DROP TABLE IF EXISTS {temp}")
+    for work_table in ("_parsed", "_late_rejects", "_row_rejects", "_malformed"):
+        con.execute(f"DROP TABLE IF EXISTS {work_table}")
     log(
         f"{table.name}: {result.input_records:,} records, {result.loaded:,} loaded, {result.rejected:,} rejected"
         + (f" ({', '.join(f'{k} {v:,}' for k, v in result.rejected_by_reason.items() if v)})" if result.rejected else "")
     )
     return result
+
+
+def _line_number_sql(path: Path, malformed: int) -> str:
+    """A rejected row's line: the header is line 1, and DuckDB's malformed lines are skipped over."""
+    if is_parquet(path):
+        return "r._record"  # Parquet has no lines: the row number in the file
+    return "r._record + 1 + coalesce(m.rank, 0)" if malformed else "r._record + 1"
+
+
+def _line_number_join(malformed: int) -> str:
+    """For record r, the malformed lines before it are those with fewer than r good records before them."""
+    if not malformed:
+        return ""
+    return """
+        ASOF LEFT JOIN (
+            SELECT good_before, max(rank) AS rank FROM (
+                SELECT line - row_number() OVER (ORDER BY line) - 1 AS good_before,
+                       row_number() OVER (ORDER BY line) AS rank
+                FROM _malformed) GROUP BY good_before
+        ) m ON r._record > m.good_before"""
+
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,293 @@
+"""generate_extract: write a synthetic extract in the canonical layout, chunk by chunk, with its ground truth.
+
+Each chunk of persons is simulated, rendered, given its defects and serialised by ``build_chunk`` from its own
+numpy Generator, seeded by SeedSequence(seed, spawn_key=(chunk index,)), so a chunk's bytes depend only on
+(seed, patients, chunk_size, format, defect_rate, chunk index). Chunks may therefore be built in parallel worker
+processes; the main process appends them to the files in chunk order. ``_manifest.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from pipelines import extract_spec as spec
+
+from . import catalog as cat
+from . import parameters as P
+from .defects import IMPLAUSIBLE_BY_TABLE, DefectContext, plant_defects, rejectable_reasons
+from .model import simulate_chunk
+from .render import render_chunk
+from .truth import MEMBER, PHENOTYPE_RULES, phenotype_first_days
+from .writers import TableWriter, csv_payload, file_name, sha256_of, write_part
+
+GENERATOR_VERSION = "1.0.0"
+FORMATS = ("csv", "csv.gz", "parquet")
+TRUTH_DIR = "_truth"
+MANIFEST = "_manifest.json"
+PARTS_DIR = "_parts"
+SEX_CANONICAL = np.array(["F", "M", "U"], dtype=object)
+
+
+@dataclass(frozen=True)
+class Settings:
+    patients: int
+    seed: int
+    fmt: str
+    defect_rate: float
+    chunk_size: int
+    # Worker processes write their chunk's payloads here (one part file per table) instead of sending them back
+    # through a pipe; None = return them in memory (single process).
+    parts_dir: str | None = None
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    persons: int
+    payloads: dict[str, bytes | pa.Table | Path]
+    rows: dict[str, int]
+    rejects: dict[str, dict[str, int]]
+    implausible: dict[str, dict[str, int]]
+    truth_persons: pa.Table
+    phenotype_persons: dict[str, int]
+    rule_outs: dict[str, int]
+    summary: dict[str, int]
+
+
+def chunk_rng(seed: int, chunk_index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(chunk_index,)))
+
+
+def _date_array(days: np.ndarray) -> pa.Array:
+    days = np.asarray(days, dtype=np.int64)
+    return pa.array(days.astype(np.int32), mask=days < 0).cast(pa.date32())
+
+
+def _truth_table(ev, first_days: dict[str, np.ndarray]) -> pa.Table:
+    p = ev.persons
+    columns: dict[str, pa.Array] = {
+        "person_id": pa.array(p["person_id"]).cast(pa.string()),
+        "year_of_birth": pa.array(p["year_of_birth"].astype(np.int32)),
+        "sex": pa.array(SEX_CANONICAL[p["sex"]].tolist(), pa.string()),
+        "site_id": pa.array(np.array([s.site_id for s in cat.SITES], dtype=object)[p["site"]].tolist(), pa.string()),
+        "observation_first_start": _date_array(p["first_start"]),
+        "observation_last_end": _date_array(p["last_end"]),
+        "observation_periods": pa.array(p["n_periods"].astype(np.int32)),
+        "observation_overlapping": pa.array(p["overlapping"]),
+        "death_date": _date_array(p["death_day"]),
+    }
+    for pid in cat.PHENOTYPE_IDS:
+        columns[f"{pid}_date"] = _date_array(first_days[pid])
+    for name, days in ev.latent.items():  # exposure_<id>_start_date (hazard model) and cramp_onset_date
+        columns[name] = _date_array(days)
+    return pa.table(columns)
+
+
+def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
+    """Simulate, render, plant defects and serialise one chunk (runs in a worker process)."""
+    rng = chunk_rng(settings.seed, chunk_index)
+    first_person = chunk_index * settings.chunk_size
+    n = min(settings.chunk_size, settings.patients - first_person)
+    events = simulate_chunk(rng, n, first_person + 1)
+    first_days = phenotype_first_days(events)
+    rendered = render_chunk(events, chunk_index)
+    ctx = DefectContext(chunk_index=chunk_index, rng=rng, fmt=settings.fmt, defect_rate=settings.defect_rate,
+                        person_id=events.persons["person_id"], site=events.persons["site"],
+                        death_day=events.persons["death_day"], last_end=events.persons["last_end"],
+                        truth=first_days, phenotype_member=MEMBER,
+                        single_period=events.persons["n_periods"] == 1)
+    planted = plant_defects(rendered, ctx)
+    payloads = {name: (t.table if settings.fmt == "parquet" else csv_payload(t)) for name, t in planted.items()}
+    if settings.parts_dir is not None:
+        payloads = {name: write_part(Path(settings.parts_dir) / f"{name}.{chunk_index:07d}.part", payload)
+                    for name, payload in payloads.items()}
+    summary = {
+        "female": int((events.persons["sex"] == 0).sum()),
+        "dead": int((events.persons["death_day"] >= 0).sum()),
+        "two_periods": int((events.persons["n_periods"] == 2).sum()),
+        "overlapping_periods": int(events.persons["overlapping"].sum()),
+    }
+    return ChunkResult(
+        index=chunk_index, persons=n, payloads=payloads,
+        rows={name: t.rows for name, t in planted.items()},
+        rejects={name: t.rejects for name, t in planted.items()},
+        implausible={name: t.implausible for name, t in planted.items()},
+        truth_persons=_truth_table(events, first_days),
+        phenotype_persons={pid: int((d >= 0).sum()) for pid, d in first_days.items()},
+        rule_outs=events.rule_outs, summary=summary,
+    )
+
+
+def _results_in_order(settings: Settings, n_chunks: int, workers: int):
+    """Yield chunk results in chunk order; with workers > 1, at most 2 x workers chunks are in flight."""
+    if workers <= 1 or n_chunks <= 1:
+        for i in range(n_chunks):
+            yield build_chunk(settings, i)
+        return
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers) as pool:
+        pending: deque = deque()
+        next_index = 0
+        while next_index < n_chunks or pending:
+            while next_index < n_chunks and len(pending) < 2 * workers:
+                pending.append(pool.apply_async(build_chunk, (settings, next_index)))
+                next_index += 1
+            yield pending.popleft().get()
+
+
+def _add(total: dict, part: dict) -> None:
+    for k, v in part.items():
+        if isinstance(v, dict):
+            _add(total.setdefault(k, {}), v)
+        else:
+            total[k] = total.get(k, 0) + v
+
+
+def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, fmt: str = "csv",
+                     defect_rate: float = 0.002, chunk_size: int = 50_000, progress: bool = True,
+                     workers: int | None = None) -> dict:
+    """Write a synthetic extract to ``out_dir`` and return its ground truth (also in _truth/ground_truth.json).
+
+    ``workers``: processes that build chunks (default: up to 2, the CPU count); the output does not depend on it.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, not {fmt!r}")
+    if patients < 1 or chunk_size < 1:
+        raise ValueError("patients and chunk_size must be positive")
+    if not 0 <= defect_rate < 0.5:
+        raise ValueError("defect_rate must be in [0, 0.5)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TRUTH_DIR).mkdir(exist_ok=True)
+    # A stale manifest would mark a half-written folder as complete: remove it first, and stale files of other
+    # formats so the folder holds one extract.
+    (out / MANIFEST).unlink(missing_ok=True)
+    for t in spec.TABLES:
+        for other in FORMATS:
+            if other != fmt:
+                (out / file_name(t.name, other)).unlink(missing_ok=True)
+
+    n_chunks = math.ceil(patients / chunk_size)
+    workers = workers if workers is not None else max(1, min(2, os.cpu_count() or 1))
+    parts_dir = out / PARTS_DIR if workers > 1 and n_chunks > 1 else None
+    if parts_dir is not None:
+        parts_dir.mkdir(exist_ok=True)
+    settings = Settings(patients=patients, seed=seed, fmt=fmt, defect_rate=defect_rate, chunk_size=chunk_size,
+                        parts_dir=str(parts_dir) if parts_dir else None)
+    writers = {t.name: TableWriter(out, t, fmt) for t in spec.TABLES}
+    truth_writer = None
+    totals: dict = {"rows": {}, "rejects": {}, "implausible": {}, "phenotypes": {}, "rule_outs": {}, "summary": {}}
+    bar = tqdm(total=patients, unit="persons", desc="legcramp-generate", disable=None if progress else True)
+    try:
+        for result in _results_in_order(settings, n_chunks, workers):
+            for name, writer in writers.items():
+                writer.write(result.payloads[name], result.rows[name])
+            if truth_writer is None:
+                truth_writer = pq.ParquetWriter(out / TRUTH_DIR / "persons.parquet", result.truth_persons.schema,
+                                                compression="zstd")
+            truth_writer.write_table(result.truth_persons)
+            _add(totals["rows"], result.rows)
+            _add(totals["rejects"], result.rejects)
+            _add(totals["implausible"], result.implausible)
+            _add(totals["phenotypes"], result.phenotype_persons)
+            _add(totals["rule_outs"], result.rule_outs)
+            _add(totals["summary"], result.summary)
+            bar.update(result.persons)
+    finally:
+        bar.close()
+        for writer in writers.values():
+            writer.close()
+        if truth_writer is not None:
+            truth_writer.close()
+        if parts_dir is not None:
+            for leftover in parts_dir.glob("*.part"):
+                leftover.unlink()
+            parts_dir.rmdir()
+
+    truth = _ground_truth(settings, totals)
+    (out / TRUTH_DIR / "ground_truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    _write_manifest(out, settings, totals["rows"])
+    return truth
+
+
+def _ground_truth(settings: Settings, totals: dict) -> dict:
+    rows = {t.name: int(totals["rows"].get(t.name, 0)) for t in spec.TABLES}
+    rejects = {t.name: {r: int(totals["rejects"].get(t.name, {}).get(r, 0)) for r in spec.REJECT_REASON_CODES}
+               for t in spec.TABLES}
+    implausible = {t.name: {k: int(v) for k, v in totals["implausible"].get(t.name, {}).items()}
+                   for t in spec.TABLES if t.name in IMPLAUSIBLE_BY_TABLE}
+    clean = {t: rows[t] - sum(rejects[t].values()) for t in rows}
+    effects = [{"exposure": exposure, "outcome": "leg_cramps", "hazard_ratio": hr,
+                "applies_from": "first exposure date", "source": source}
+               for exposure, (hr, source) in P.CRAMP_EFFECTS.items()]
+    distractors = []
+    for latent, note in cat.DISTRACTOR_NOTES.items():
+        for code, _ in cat.CONDITION_CODES[latent].icd:
+            distractors.append({"vocabulary": code.vocabulary, "code": code.code, "meaning": code.meaning,
+                                "must_not_count_as": note})
+    for s, _ in cat.DRUG_CLASSES["quinine"].substances:
+        for code in s.codes():
+            distractors.append({"vocabulary": code.vocabulary, "code": code.code, "meaning": "quinine given with a "
+                                "malaria diagnosis", "must_not_count_as": cat.DISTRACTOR_NOTES["malaria"]})
+    summary = totals["summary"]
+    return {
+        "generator": {"version": GENERATOR_VERSION, "seed": settings.seed, "patients": settings.patients,
+                      "format": settings.fmt, "defect_rate": settings.defect_rate,
+                      "chunk_size": settings.chunk_size},
+        "rows_written": rows,
+        "rejects_planted": rejects,
+        "clean_rows": clean,
+        "implausible_planted": implausible,
+        "phenotype_persons": {pid: int(totals["phenotypes"].get(pid, 0)) for pid in cat.PHENOTYPE_IDS},
+        "effects": effects,
+        "baseline_hazard": {
+            "model": "h(t) = lambda0 * exp(age_log_hr_per_year * (age(t) - reference_age) + female_log_hr * female) "
+                     "* prod(hazard_ratio of each exposure started on or before t); first onset only",
+            "lambda0_per_year": P.CRAMP_LAMBDA0_PER_YEAR,
+            "reference_age": P.CRAMP_REFERENCE_AGE,
+            "age_log_hr_per_year": P.CRAMP_AGE_LOG_HR_PER_YEAR,
+            "female_log_hr": P.CRAMP_FEMALE_LOG_HR,
+            "female_hazard_ratio": math.exp(P.CRAMP_FEMALE_LOG_HR),
+            "time_grid": "calendar months; an exposure counts from the month whose midpoint is on or after its "
+                         "start; onset day uniform over the observed days of the event month",
+            "exposure_start": "drugs: first fill; peripheral_arterial_disease, hypothyroidism, osteoarthritis: latent "
+                              "onset (may precede observation); hypomagnesemia_lab: first low magnesium result",
+        },
+        "distractor_codes": distractors,
+        "study_calendar": {"data_start": P.DATA_START, "data_end": P.DATA_END},
+        # Beyond the contract: context for readers of the truth.
+        "rejects_possible": {fmt: {t.name: list(rejectable_reasons(t, fmt)) for t in spec.TABLES}
+                             for fmt in ("csv", "parquet")},
+        "rule_out_persons": {k: int(v) for k, v in totals["rule_outs"].items()},
+        "population": {"persons": settings.patients, **{k: int(v) for k, v in summary.items()}},
+        "phenotype_rules": PHENOTYPE_RULES,
+        "phenotype_codes": cat.phenotype_code_lists(),
+    }
+
+
+def _write_manifest(out: Path, settings: Settings, rows: dict[str, int]) -> None:
+    files = []
+    for t in spec.TABLES:
+        path = out / file_name(t.name, settings.fmt)
+        files.append({"table": t.name, "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path),
+                      "rows": int(rows.get(t.name, 0))})
+    for name in ("ground_truth.json", "persons.parquet"):
+        path = out / TRUTH_DIR / name
+        files.append({"table": None, "file": f"{TRUTH_DIR}/{name}", "bytes": path.stat().st_size,
+                      "sha256": sha256_of(path), "rows": None})
+    manifest = {"generator": "pipelines.synthetic", "version": GENERATOR_VERSION, "format": settings.fmt,
+                "seed": settings.seed, "patients": settings.patients, "files": files}
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(out / MANIFEST)  # atomic: the manifest appears complete or not at all

@@ -1,0 +1,235 @@
+"""Epidemiological parameters of the synthetic population: every number the latent model uses.
+
+Sources are named next to each number; "assumption" means a round figure chosen to look like adult primary-care
+data, not taken from a source. docs/synthetic_data.md explains each block.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+DATA_START = "2012-01-01"
+DATA_END = "2023-12-31"
+
+# Age at the start of observation (years): bands with their share of persons. Assumption: an adult primary-care
+# population that is skewed old (older people are registered in practices and attend far more often).
+AGE_BANDS: tuple[tuple[int, int, float], ...] = (
+    (18, 29, 0.10), (30, 39, 0.11), (40, 49, 0.13), (50, 59, 0.17),
+    (60, 69, 0.19), (70, 79, 0.17), (80, 89, 0.10), (90, 93, 0.03),
+)
+MAX_AGE = 95  # nobody is followed beyond this age
+FEMALE_SHARE = 0.55
+UNKNOWN_SEX_SHARE = 0.002
+
+# Observation periods (assumption): length uniform 2-12 years inside the data window; 5% have two non-overlapping
+# periods (re-registration after a gap), 0.5% two OVERLAPPING periods (a duplicated enrolment record).
+OBS_MIN_YEARS, OBS_MAX_YEARS = 2.0, 12.0
+TWO_PERIODS_SHARE = 0.05
+OVERLAPPING_PERIODS_SHARE = 0.005
+GAP_DAYS = (60, 720)
+OVERLAP_DAYS = (10, 180)
+
+# Death during observation: a Gompertz yearly rate by age in the middle of observation (mortality rises ~9% per year
+# of age, the usual adult Gompertz slope), scaled so that about 3% of persons die during observation (assumption:
+# the brief's figure; real registered populations lose more, but deaths leave the data early).
+DEATH_RATE_AT_70_PER_YEAR = 0.0036
+DEATH_LOG_RATE_PER_YEAR = 0.09
+
+# Visits per person-year (assumption, in the range of primary-care consultation rates): outpatient rises with age and
+# with the number of chronic conditions; emergency and inpatient are rarer and rise with age.
+OUTPATIENT_PER_YEAR_AT_18 = 1.2
+OUTPATIENT_PER_YEAR_PER_10_YEARS = 0.35
+OUTPATIENT_PER_YEAR_PER_CHRONIC_CONDITION = 0.35
+EMERGENCY_PER_YEAR = (0.06, 0.02)  # at 18, extra per 10 years
+INPATIENT_PER_YEAR = (0.02, 0.015)
+INPATIENT_LENGTH_OF_STAY_MEAN_DAYS = 4.0
+
+# Drug fills: everyone with a chronic drug refills on one shared repeat-prescription cycle (30 or 90 days), so all
+# of a person's drugs are dispensed on the same visits; each fill is late by 0-14 days, so gaps are < 30 days.
+REFILL_INTERVAL_DAYS = ((30, 0.4), (90, 0.6))
+REFILL_JITTER_MAX_DAYS = 14
+
+
+@dataclass(frozen=True)
+class ChronicCondition:
+    """Cumulative prevalence F(age) = logistic(logit(p60) + slope * (age - 60) / 10), by sex.
+
+    A person has the condition by age a when u < F(a) for one uniform u per person; the onset age solves F(age) = u,
+    so prevalence at the start of observation and incidence during it come from one draw. ``odds_ratios`` multiply
+    the odds when the person has (ever) another latent condition.
+    """
+
+    p60_female: float
+    p60_male: float
+    logit_slope_per_10_years: float = 0.0
+    odds_ratios: tuple[tuple[str, float], ...] = ()
+    repeat_codes_per_year: float = 0.4  # later visits that record the code again
+    inpatient_share: float = 0.0  # share of incident diagnoses first recorded in an inpatient stay
+    emergency_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class AcuteCondition:
+    """Episodes at a yearly rate r(age) = r60 * exp(log_slope * (age - 60) / 10); the first episode is coded."""
+
+    rate60_per_year: float
+    log_rate_slope_per_10_years: float = 0.0
+    emergency_share: float = 0.2
+    inpatient_share: float = 0.05
+    female_rate_ratio: float = 1.0
+
+
+# Order matters: a condition may only depend (odds_ratios) on conditions listed above it.
+# Prevalences: assumptions in line with adult primary-care registers (hypertension ~30% of adults, diabetes ~10%,
+# PAD 3-10% rising steeply with age and with diabetes, hypothyroidism ~5% of women), stated in docs/synthetic_data.md.
+CHRONIC: dict[str, ChronicCondition] = {
+    "hypertension": ChronicCondition(0.40, 0.45, 0.55, repeat_codes_per_year=0.8),
+    "dyslipidaemia": ChronicCondition(0.30, 0.35, 0.35, repeat_codes_per_year=0.5),
+    "diabetes_mellitus": ChronicCondition(0.085, 0.11, 0.30, repeat_codes_per_year=1.5, inpatient_share=0.08,
+                                          emergency_share=0.04),
+    "heart_failure": ChronicCondition(0.015, 0.025, 0.75, (("hypertension", 2.0), ("diabetes_mellitus", 1.5)),
+                                      repeat_codes_per_year=0.8, inpatient_share=0.30, emergency_share=0.10),
+    "asthma": ChronicCondition(0.09, 0.06, 0.0, repeat_codes_per_year=0.4),
+    "copd": ChronicCondition(0.035, 0.05, 0.50, repeat_codes_per_year=0.6, inpatient_share=0.05),
+    "alcohol_use": ChronicCondition(0.025, 0.07, 0.0, repeat_codes_per_year=0.3),
+    "peripheral_arterial_disease": ChronicCondition(0.014, 0.02, 0.65, (("diabetes_mellitus", 2.0),
+                                                                        ("hypertension", 1.4)),
+                                                    repeat_codes_per_year=1.2, inpatient_share=0.08),
+    "peripheral_neuropathy": ChronicCondition(0.025, 0.03, 0.40, (("alcohol_use", 3.0),)),
+    "radiculopathy": ChronicCondition(0.04, 0.04, 0.10),
+    "lumbar_spinal_stenosis": ChronicCondition(0.016, 0.016, 0.55),
+    "lumbar_stenosis_with_neurogenic_claudication": ChronicCondition(0.010, 0.010, 0.55),
+    "parkinsons_disease": ChronicCondition(0.003, 0.004, 0.70, repeat_codes_per_year=0.8),
+    "hypothyroidism": ChronicCondition(0.07, 0.02, 0.30, repeat_codes_per_year=0.6),
+    "metabolic_myopathy": ChronicCondition(0.0006, 0.0006, 0.0, repeat_codes_per_year=0.3),
+    "inflammatory_myopathy": ChronicCondition(0.0006, 0.0005, 0.2, repeat_codes_per_year=0.3),
+    "restless_legs_syndrome": ChronicCondition(0.035, 0.02, 0.20),
+    "venous_disease": ChronicCondition(0.09, 0.05, 0.30),
+    "chronic_compartment_syndrome": ChronicCondition(0.0006, 0.0008, 0.0, repeat_codes_per_year=0.2),
+    "osteoarthritis": ChronicCondition(0.12, 0.09, 0.55),
+    "distractor_periodic_limb_movement": ChronicCondition(0.004, 0.004, 0.2, repeat_codes_per_year=0.2),
+    "distractor_aortic_atherosclerosis": ChronicCondition(0.03, 0.04, 0.6, repeat_codes_per_year=0.2),
+}
+
+# Sub-conditions: a share of persons with the parent get the child, with onset at or after the parent's.
+SUBCONDITIONS: dict[str, tuple[str, float]] = {
+    "intermittent_claudication": ("peripheral_arterial_disease", 0.35),
+    "diabetic_neuropathy": ("diabetes_mellitus", 0.25),
+}
+SUBCONDITION_REPEAT_CODES_PER_YEAR = 0.5
+
+ACUTE: dict[str, AcuteCondition] = {
+    "dehydration": AcuteCondition(0.006, math.log(1.8)),
+    "heat_exposure": AcuteCondition(0.0012, math.log(1.2), emergency_share=0.5),
+    "heat_cramps": AcuteCondition(0.0005, 0.0, emergency_share=0.4, inpatient_share=0.0),
+    "distractor_back_spasm": AcuteCondition(0.004, 0.0),
+    "distractor_other_spasm": AcuteCondition(0.002, 0.0),
+    "distractor_tetany": AcuteCondition(0.0003, 0.0),
+    "distractor_traumatic_compartment": AcuteCondition(0.00008, -math.log(1.5), emergency_share=0.6,
+                                                       inpatient_share=0.3),
+    "distractor_hypernatremia": AcuteCondition(0.001, math.log(1.8), inpatient_share=0.3),
+    "distractor_hypocalcemia": AcuteCondition(0.002, math.log(1.3)),
+}
+
+# Rule-out persons: one outpatient code only (phenotype rule needs one inpatient or two outpatient codes >= 30 days
+# apart), drawn among persons without the latent condition.
+RULE_OUT_SHARE = {"diabetes_mellitus": 0.012, "peripheral_arterial_disease": 0.008}
+
+
+@dataclass(frozen=True)
+class DrugModel:
+    """Who starts a drug class: for each indication the person has, start with that probability."""
+
+    indications: tuple[tuple[str, float], ...]
+    # Also started without a coded indication: probability at age 60 and odds ratio per 10 years of age.
+    no_indication_p60: float = 0.0
+    no_indication_or_per_10_years: float = 1.0
+    female_only_until_age: float | None = None
+
+
+# Indication -> probability of starting. Assumptions reflecting usual guideline-driven prescribing.
+DRUGS: dict[str, DrugModel] = {
+    "thiazide_diuretics": DrugModel((("hypertension", 0.25),), 0.01, 1.3),
+    "thiazide_like_diuretics": DrugModel((("hypertension", 0.08),)),
+    "loop_diuretics": DrugModel((("heart_failure", 0.70),), 0.005, 1.8),
+    "potassium_sparing_diuretics": DrugModel((("heart_failure", 0.40), ("hypertension", 0.03))),
+    "statins": DrugModel((("dyslipidaemia", 0.55), ("diabetes_mellitus", 0.40),
+                          ("peripheral_arterial_disease", 0.55)), 0.03, 1.6),
+    "other_lipid_lowering": DrugModel((("dyslipidaemia", 0.10), ("diabetes_mellitus", 0.05))),
+    "ace_inhibitors": DrugModel((("hypertension", 0.35), ("heart_failure", 0.40), ("diabetes_mellitus", 0.15))),
+    "angiotensin_receptor_blockers": DrugModel((("hypertension", 0.18), ("heart_failure", 0.15))),
+    "calcium_channel_blockers": DrugModel((("hypertension", 0.30),)),
+    "beta_blockers": DrugModel((("hypertension", 0.15), ("heart_failure", 0.60)), 0.01, 1.3),
+    "short_acting_beta2_agonists": DrugModel((("asthma", 0.80), ("copd", 0.70))),
+    "long_acting_beta2_agonists": DrugModel((("asthma", 0.30), ("copd", 0.55))),
+    "insulin": DrugModel((("diabetes_mellitus", 0.22),)),
+    # Women under 50: 20% at age 25, falling with age (assumption); use stops at 50.
+    "oral_contraceptives": DrugModel((), 0.0, 1.0, female_only_until_age=50.0),
+}
+ORAL_CONTRACEPTIVE_P_AT_25 = 0.22
+ORAL_CONTRACEPTIVE_OR_PER_10_YEARS = 0.45
+DRUG_ALREADY_STARTED_IF_PREVALENT = 0.8  # prevalent indication: on the drug at the first visit
+DRUG_START_DELAY_MEAN_DAYS = 90.0  # otherwise: exponential delay after the diagnosis
+
+# Labs. Sodium/potassium panel at a share of visits; magnesium less often. Shares of low results rise with diuretics
+# (thiazides and loops lower sodium and potassium; potassium-sparing drugs protect potassium) and, for magnesium, with
+# diuretics and alcohol. Assumptions; hypomagnesemia co-occurs with hypokalemia (Whang 1984: 42%).
+PANEL_SHARE_OF_VISITS = 0.12
+PANEL_SHARE_OF_VISITS_MONITORED = 0.35  # on a diuretic, with diabetes or heart failure, or aged 70+
+MAGNESIUM_SHARE_OF_VISITS = 0.02
+MAGNESIUM_SHARE_OF_VISITS_MONITORED = 0.08
+LOW_SODIUM = {"base": 0.005, "per_10_years_over_50": 0.003, "thiazide": 0.05, "thiazide_like": 0.05,
+              "loop": 0.03, "potassium_sparing": 0.02}
+LOW_POTASSIUM = {"base": 0.005, "thiazide": 0.05, "thiazide_like": 0.05, "loop": 0.05,
+                 "potassium_sparing_multiplier": 0.4}
+LOW_MAGNESIUM = {"base": 0.02, "thiazide": 0.05, "thiazide_like": 0.05, "loop": 0.07, "alcohol": 0.12,
+                 "if_low_potassium": 0.30}
+LAB_DIAGNOSIS_CODED_SHARE = 0.30  # low result also coded as a diagnosis at the same visit
+# Value ranges. Every clean value keeps >= 5% relative distance from its threshold (see docs): sodium low 118-128,
+# normal 142-147 mmol/L; potassium low 2.6-3.3, normal 3.7-5.1; magnesium low 0.45-0.66, normal 0.74-1.05 mmol/L.
+SODIUM_LOW, SODIUM_NORMAL = (118, 128), (142, 147)
+POTASSIUM_LOW, POTASSIUM_NORMAL = (2.6, 3.3), (3.7, 5.1)
+MAGNESIUM_LOW, MAGNESIUM_NORMAL = (0.45, 0.66), (0.74, 1.05)
+THRESHOLD_MARGIN_RELATIVE = 0.05
+
+# ABI: who is measured and which category their LOWEST reading falls in (2016 AHA/ACC categories). PAD and
+# claudication patients are mostly low; others mostly normal; noncompressible more with diabetes.
+ABI_MEASURED_SHARE = {"intermittent_claudication": 0.80, "peripheral_arterial_disease": 0.60,
+                      "diabetes_mellitus": 0.10, "age_50_plus": 0.02}
+ABI_LOWEST_CATEGORY_PAD = (("low", 0.55), ("borderline", 0.17), ("normal", 0.20), ("noncompressible", 0.08))
+ABI_LOWEST_CATEGORY_CLAUDICATION = (("low", 0.50), ("borderline", 0.20), ("normal", 0.25), ("noncompressible", 0.05))
+ABI_LOWEST_CATEGORY_OTHER = (("low", 0.04), ("borderline", 0.12), ("normal", 0.80), ("noncompressible", 0.04))
+ABI_ONE_LEG_NONCOMPRESSIBLE = {"diabetes_mellitus": 0.15, "other": 0.04}
+ABI_RANGES = {"low": (0.40, 0.90), "borderline": (0.91, 0.99), "normal": (1.00, 1.35), "noncompressible": (1.41, 1.70)}
+ABI_STUDY_PROCEDURE_SHARE = 0.7
+
+# Leg-cramp onset: proportional hazards, monthly grid.
+#   h(t) = lambda0 * exp(age_log_hr_per_year * (age(t) - 60) + female_log_hr * female) * prod HR_e^{1[t >= start_e]}
+# Hazard ratios (Garrison 2012 sequence ratios used as HRs; PAD 2.0 near Abdulla 1999 OR 2.9; hypomagnesemia 1.8 an
+# assumption); the NULL exposures have HR 1.0 on purpose (negative controls).
+CRAMP_LAMBDA0_PER_YEAR = 0.0095  # at age 60, male, unexposed; calibrated so ~10-12% of persons get a cramp code
+CRAMP_REFERENCE_AGE = 60.0
+CRAMP_AGE_LOG_HR_PER_YEAR = 0.025
+CRAMP_FEMALE_LOG_HR = math.log(1.35)
+# exposure (phenotype id) -> (hazard ratio, source, what gives its start date)
+CRAMP_EFFECTS: dict[str, tuple[float, str]] = {
+    "thiazide_diuretics": (1.47, "Garrison 2012 ASR, diuretics (all)"),
+    "thiazide_like_diuretics": (1.48, "Garrison 2012 ASR, thiazide-like"),
+    "loop_diuretics": (1.20, "Garrison 2012 ASR, loop"),
+    "potassium_sparing_diuretics": (2.12, "Garrison 2012 ASR, potassium-sparing"),
+    "statins": (1.16, "Garrison 2012 ASR, statins"),
+    "long_acting_beta2_agonists": (2.42, "Garrison 2012 ASR, LABAs (all)"),
+    "peripheral_arterial_disease": (2.0, "brief (Abdulla 1999 PVD OR 2.9 is cross-sectional)"),
+    "hypomagnesemia_lab": (1.8, "brief (assumption)"),
+    "calcium_channel_blockers": (1.0, "null exposure (negative control)"),
+    "ace_inhibitors": (1.0, "null exposure (negative control)"),
+    "hypothyroidism": (1.0, "null exposure (negative control)"),
+    "osteoarthritis": (1.0, "null exposure (negative control)"),
+}
+CRAMP_REPEAT_CODES_MEAN = 0.8  # later visits that record the cramp code again (Poisson mean)
+QUININE_AFTER_CRAMP_SHARE = 0.10
+QUININE_WITHIN_DAYS = 60
+QUININE_FILLS = (1, 3)
+QUININE_WITHOUT_CRAMP_CODE_SHARE_50_PLUS = 0.004  # cramps treated but never coded
+MALARIA_SHARE = 0.0004  # malaria treated with quinine (distractor for quinine_start)

@@ -1,0 +1,137 @@
+"""The ground truth of one chunk: for every phenotype, each person's first qualifying day in the CLEAN rows.
+
+This is computed from the rows the generator writes (not from the latent model), with the rules the phenotype
+library uses:
+
+* a diagnosis or drug phenotype: the earliest row whose code counts for it (``catalog.Code.phenotypes``);
+* diabetes_mellitus and peripheral_arterial_disease: only persons with one code on an inpatient visit, or two codes
+  (outpatient/emergency or without a visit) at least 30 days apart; the date is their earliest code;
+* quinine_start: the first quinine fill, for persons who never have a malaria (B50-B54) code;
+* lab phenotypes: the first value below the threshold (in mmol/L; magnesium mg/dL / 2.4305), plausible values only;
+* ABI: the person's lowest plausible value over both legs and all dates decides the category, dated on the
+  earliest day that value was measured; abi_noncompressible: the first day with a value > 1.40;
+  claudication_with_borderline_or_normal_abi: an intermittent claudication code and a lowest ABI in 0.91-1.30,
+  dated on the later of the first claudication code and the lowest ABI.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import catalog as cat
+from .arrays import first_per_group, max_per_group, min_per_group
+from .model import ABI, INPATIENT, MAGNESIUM, POTASSIUM, SODIUM, ChunkEvents
+
+EPS = 1e-9
+NO_DAY = -1
+
+
+def _membership() -> dict[str, np.ndarray]:
+    member = {p: np.zeros(len(cat.ALL_CODES), dtype=bool) for p in cat.PHENOTYPE_IDS}
+    for i, c in enumerate(cat.ALL_CODES):
+        for p in c.phenotypes:
+            member[p][i] = True
+    return member
+
+
+MEMBER = _membership()
+MALARIA_CODES = np.zeros(len(cat.ALL_CODES), dtype=bool)
+for _c, _ in cat.CONDITION_CODES["malaria"].icd:
+    MALARIA_CODES[cat.code_index(_c.vocabulary, _c.code)] = True
+LAB_KIND = {"sodium": SODIUM, "potassium": POTASSIUM, "magnesium": MAGNESIUM}
+
+
+def _earliest(n: int, person: np.ndarray, day: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Earliest day per person among masked rows (rows sorted by person, then day)."""
+    return first_per_group(person[mask], n, day[mask], fill=NO_DAY).astype(np.int64)
+
+
+def _combine_earliest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    both = (a >= 0) & (b >= 0)
+    return np.where(both, np.minimum(a, b), np.maximum(a, b))
+
+
+def measurement_values_mmol(ev: ChunkEvents) -> np.ndarray:
+    """Lab values in mmol/L (mEq/L is the same number for sodium and potassium); ABI unchanged."""
+    m = ev.measurements
+    return np.where(m["unit_mg_dl"], m["value"] / cat.MG_PER_DL_PER_MMOL_PER_L, m["value"])
+
+
+def phenotype_first_days(ev: ChunkEvents) -> dict[str, np.ndarray]:
+    n = ev.n
+    out: dict[str, np.ndarray] = {}
+    cond, drug = ev.conditions, ev.drugs
+    cond_visit_type = np.where(cond["visit"] >= 0, ev.visits["type"][np.maximum(cond["visit"], 0)], -1)
+    cond_inpatient = cond_visit_type == INPATIENT
+
+    malaria = np.zeros(n, dtype=bool)
+    malaria[cond["person"][MALARIA_CODES[cond["code"]]]] = True
+
+    for pid in cat.PHENOTYPE_IDS:
+        if pid in cat.LAB_PHENOTYPES or pid in cat.ABI_PHENOTYPES:
+            continue
+        in_cond = MEMBER[pid][cond["code"]]
+        in_drug = MEMBER[pid][drug["code"]]
+        first = _combine_earliest(_earliest(n, cond["person"], cond["day"], in_cond),
+                                  _earliest(n, drug["person"], drug["day"], in_drug))
+        if pid in cat.TWO_CODE_RULE_PHENOTYPES:
+            any_inpatient = np.zeros(n, dtype=bool)
+            any_inpatient[cond["person"][in_cond & cond_inpatient]] = True
+            other = in_cond & ~cond_inpatient
+            lo = min_per_group(cond["person"][other], n, cond["day"][other], np.iinfo(np.int64).max)
+            hi = max_per_group(cond["person"][other], n, cond["day"][other], np.iinfo(np.int64).min)
+            two_apart = (hi >= 0) & (hi - lo >= cat.TWO_CODE_RULE_MIN_DAYS_APART)
+            first = np.where(any_inpatient | two_apart, first, NO_DAY)
+        if pid == "quinine_start":
+            first = np.where(malaria, NO_DAY, first)
+        out[pid] = first
+
+    m = ev.measurements
+    value = measurement_values_mmol(ev)
+    for pid, rule in cat.LAB_THRESHOLDS.items():
+        lo, hi = rule["plausible_mmol_l"]
+        low = ((m["kind"] == LAB_KIND[rule["lab"]]) & (value >= lo - EPS) & (value <= hi + EPS)
+               & (value < rule["below_mmol_l"] - EPS))
+        out[pid] = _earliest(n, m["person"], m["day"], low)
+
+    lo, hi = cat.ABI_PLAUSIBLE
+    abi = (m["kind"] == ABI) & (value >= lo - EPS) & (value <= hi + EPS)
+    person, day, v = m["person"][abi], m["day"][abi], value[abi]
+    lowest = min_per_group(person, n, v, np.inf)
+    at_lowest = np.abs(v - lowest[person]) < EPS
+    lowest_day = first_per_group(person[at_lowest], n, day[at_lowest], fill=NO_DAY).astype(np.int64)
+    noncompressible_day = first_per_group(person[v > 1.40 + EPS], n, day[v > 1.40 + EPS], fill=NO_DAY).astype(
+        np.int64)
+    measured = np.isfinite(lowest)
+    is_low = measured & (lowest <= 0.90 + EPS)
+    is_borderline = measured & (lowest >= 0.91 - EPS) & (lowest <= 0.99 + EPS)
+    is_normal = measured & (lowest >= 1.00 - EPS) & (lowest <= 1.40 + EPS) & (noncompressible_day < 0)
+    out["abi_low"] = np.where(is_low, lowest_day, NO_DAY)
+    out["abi_borderline"] = np.where(is_borderline, lowest_day, NO_DAY)
+    out["abi_normal"] = np.where(is_normal, lowest_day, NO_DAY)
+    out["abi_noncompressible"] = noncompressible_day
+    claud = out["intermittent_claudication"]
+    c_lo, c_hi = cat.ABI_CLAUDICATION_RANGE
+    in_range = measured & (lowest >= c_lo - EPS) & (lowest <= c_hi + EPS)
+    out["claudication_with_borderline_or_normal_abi"] = np.where((claud >= 0) & in_range,
+                                                                 np.maximum(claud, lowest_day), NO_DAY)
+    return {pid: out[pid] for pid in cat.PHENOTYPE_IDS}
+
+
+PHENOTYPE_RULES: dict[str, str] = {
+    "default_diagnosis_or_drug": "earliest row with a code listed for the phenotype in phenotype_codes",
+    "two_code_rule": "diabetes_mellitus, peripheral_arterial_disease: one code on an inpatient visit, or two codes "
+                     "(outpatient/emergency visit or no visit) at least 30 days apart; date = earliest code",
+    "quinine_start": "earliest quinine fill (RxNorm 9071 / ATC P01BC01), persons with any malaria code "
+                     "(B50-B54) excluded",
+    "hyponatremia_lab": "earliest sodium (LOINC 2951-2, mmol/L = mEq/L) < 135, plausible 100-200",
+    "hypokalemia_lab": "earliest potassium (LOINC 2823-3) < 3.5 mmol/L, plausible 1-10",
+    "hypomagnesemia_lab": "earliest magnesium < 0.70 mmol/L (LOINC 2601-3 mmol/L; LOINC 19123-9 mg/dL divided by "
+                          "2.4305), plausible 0.1-5 mmol/L",
+    "abi": "SNOMED 446841001 per leg; values outside 0.2-2.5 ignored; lowest value over both legs and all dates: "
+           "abi_low <= 0.90, abi_borderline 0.91-0.99, abi_normal 1.00-1.40 with no leg > 1.40, dated on the "
+           "earliest day of the lowest value; abi_noncompressible: first day with any leg > 1.40",
+    "claudication_with_borderline_or_normal_abi": "intermittent_claudication and lowest ABI in 0.91-1.30; date = "
+                                                  "later of first claudication code and lowest-ABI day",
+    "clean_value_margin": "every clean lab value is >= 5% (relative) away from its threshold",
+}
