@@ -5,13 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines import jobs
+from pipelines.cohorts import assets as cohort_assets
 from pipelines.ingest import assets as ingest_assets
 from pipelines.ingest.resources import ExtractSource
 from pipelines.phenotypes.assets import phenotype_assets
 from pipelines.publish.assets import build_publish_asset
 from pipelines.warehouse import Warehouse
 
-domain_assets = [*ingest_assets.assets, *phenotype_assets]
+domain_assets = [*ingest_assets.assets, *phenotype_assets, *cohort_assets.assets]
 
 publish_asset = build_publish_asset(
     [key for assets_def in domain_assets for key in assets_def.keys]

@@ -1,0 +1,93 @@
+"""Cohort assets: one multi-asset per study (studies/<id>.yaml), materialising three asset keys in one step:
+
+    ["cohort", <study_id>]                 the study's rows of cohort.cohort_definition, cohort.cohort,
+                                           cohort.study_variables, cohort.person_variables, cohort.study_population
+    ["results", "attrition", <study_id>]   its rows of results.attrition
+    ["results", "table1", <study_id>]      its rows of results.table1
+
+They depend on the staging tables the cohort SQL reads and on ["phenotype", <id>] for every phenotype the study
+references. No `from __future__ import annotations` here: Dagster inspects the real annotation of `context`.
+"""
+
+import dagster as dg
+
+from pipelines.cohorts.attrition import attrition_markdown
+from pipelines.cohorts.build import STAGING_TABLES_READ, StudyBuild, build_study
+from pipelines.cohorts.study import StudyDefinition, load_studies
+from pipelines.cohorts.table1 import table1_markdown
+from pipelines.warehouse import Warehouse
+
+COHORTS_GROUP = "cohorts"
+
+
+def cohort_key(study_id: str) -> dg.AssetKey:
+    return dg.AssetKey(["cohort", study_id])
+
+
+def attrition_key(study_id: str) -> dg.AssetKey:
+    return dg.AssetKey(["results", "attrition", study_id])
+
+
+def table1_key(study_id: str) -> dg.AssetKey:
+    return dg.AssetKey(["results", "table1", study_id])
+
+
+def upstream_keys(study: StudyDefinition) -> list[dg.AssetKey]:
+    """The staging tables the cohort SQL reads and the phenotypes the study references."""
+    return ([dg.AssetKey(["staging", table]) for table in STAGING_TABLES_READ]
+            + [dg.AssetKey(["phenotype", phenotype]) for phenotype in dict.fromkeys(study.phenotype_ids)])
+
+
+def _cohort_metadata(study: StudyDefinition, build: StudyBuild) -> dict:
+    metadata = {
+        "title": study.title,
+        "design": study.index.rule,
+        "cohort_size": build.shown(build.cohort_size),
+        "outcome_count": build.shown(build.outcome_count),
+        "attrition": dg.MetadataValue.md(attrition_markdown(build.attrition)),
+        "small_cell_threshold": build.threshold,
+    }
+    if build.warnings:
+        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in build.warnings))
+    return metadata
+
+
+def build_study_asset(study: StudyDefinition) -> dg.AssetsDefinition:
+    """The multi-asset that builds one study."""
+    description = f"{study.title}. {study.description}".strip()
+
+    @dg.multi_asset(
+        name=f"cohort_{study.id}",
+        specs=[
+            dg.AssetSpec(cohort_key(study.id), deps=upstream_keys(study), group_name=COHORTS_GROUP,
+                         kinds={"duckdb"}, description=f"Study population and cohorts. {description}"),
+            dg.AssetSpec(attrition_key(study.id), deps=[cohort_key(study.id)], group_name=COHORTS_GROUP,
+                         kinds={"duckdb"}, description=f"Attrition of study {study.id} (small cells suppressed)."),
+            dg.AssetSpec(table1_key(study.id), deps=[cohort_key(study.id)], group_name=COHORTS_GROUP,
+                         kinds={"duckdb"}, description=f"Table 1 of study {study.id} (small cells suppressed)."),
+        ],
+    )
+    def _build(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        with warehouse.connect(context.run_id) as con:
+            build = build_study(con, study)
+        for warning in build.warnings:
+            context.log.warning(f"{study.id}: {warning}")
+        context.log.info(f"{study.id}: {build.cohort_size:,} persons, {build.outcome_count:,} with the outcome")
+        yield dg.MaterializeResult(asset_key=cohort_key(study.id), metadata={
+            **_cohort_metadata(study, build), "dagster/row_count": build.cohort_size})
+        yield dg.MaterializeResult(asset_key=attrition_key(study.id), metadata={
+            "attrition": dg.MetadataValue.md(attrition_markdown(build.attrition)),
+            "dagster/row_count": len(build.attrition)})
+        yield dg.MaterializeResult(asset_key=table1_key(study.id), metadata={
+            "table1": dg.MetadataValue.md(table1_markdown(build.table1)),
+            "dagster/row_count": len(build.table1)})
+
+    return _build
+
+
+def build_study_assets(studies: dict[str, StudyDefinition]) -> list[dg.AssetsDefinition]:
+    return [build_study_asset(study) for study in studies.values()]
+
+
+# Every studies/*.yaml; a broken study file stops the code location from loading, with the file and field named.
+assets = build_study_assets(load_studies())

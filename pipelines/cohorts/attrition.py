@@ -1,0 +1,128 @@
+"""Inclusion steps of a study, in order, and the published attrition table (results.attrition).
+
+Every person in the extract carries the code of the first step they fail (sql/cohorts/eligibility.sql); a step
+removes the persons with its code. The codes below are those the SQL writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.cohorts.study import FirstVisitIndex, NewUserIndex, StudyDefinition
+from pipelines.cohorts.suppression import (
+    COMPLEMENTARY,
+    SMALL_CELL,
+    SUPPRESSED_TEXT,
+    small_cell_text,
+    suppress_attrition,
+)
+
+
+@dataclass(frozen=True)
+class InclusionStep:
+    code: str  # exclusion_reason written by the SQL for persons who fail this step ("in_extract": nobody)
+    description: str  # what the persons who remain satisfy
+
+
+def inclusion_steps(study: StudyDefinition) -> list[InclusionStep]:
+    period = f"{study.study_period.start} to {study.study_period.end}"
+    prior = study.prior_observation_days
+    steps = [
+        InclusionStep("in_extract", "persons in the extract"),
+        InclusionStep("no_observation_in_study_period", f"observation period overlapping the study period ({period})"),
+    ]
+    if isinstance(study.index, FirstVisitIndex):
+        visit_types = " or ".join(study.index.visit_types) if study.index.visit_types else "any"
+        steps += [
+            InclusionStep("no_visit_in_study_period",
+                          f"a visit ({visit_types}) in the study period during observation"),
+            InclusionStep("insufficient_prior_observation",
+                          f"index = the first such visit with >= {prior} days of prior observation in the same "
+                          "observation period"),
+        ]
+    elif isinstance(study.index, NewUserIndex):
+        target, comparator, washout = study.index.target, study.index.comparator, study.index.washout_days
+        steps += [
+            InclusionStep("no_new_use_in_study_period",
+                          f"a fill of {target} or {comparator} in the study period (index = the first)"),
+            InclusionStep("started_both_on_index", f"not starting both {target} and {comparator} on the index date"),
+            InclusionStep("insufficient_prior_observation",
+                          f">= {prior} days of observation before index in the same observation period"),
+            InclusionStep("use_in_washout", f"no use of {target} or {comparator} in the {washout} days before index"),
+        ]
+    washout = study.outcome.washout
+    outcome = study.outcome.phenotype
+    washout_text = {
+        "any_time_prior": f"no {outcome} before the time at risk starts",
+        "lookback_days": f"no {outcome} in the {washout.days} days before index up to the start of time at risk",
+        "none": f"outcome washout: none ({outcome} before the time at risk does not exclude)",
+    }[washout.kind]
+    steps += [
+        InclusionStep("age_out_of_range", study.age_at_index.describe()),
+        InclusionStep("died_before_index", "alive at index (no death recorded before the index date)"),
+        InclusionStep("outcome_before_time_at_risk", washout_text),
+        InclusionStep("no_time_at_risk",
+                      f"at least one day at risk (follow-up from index + {study.time_at_risk.start_offset_days} "
+                      "days)"),
+    ]
+    return steps
+
+
+@dataclass(frozen=True)
+class AttritionRow:
+    """One published row of results.attrition. Counts are None where suppressed; *_text is what is printed."""
+
+    study_id: str
+    step_order: int
+    step_code: str
+    step: str
+    persons_before: int | None
+    persons_after: int | None
+    persons_removed: int | None
+    persons_before_text: str
+    persons_after_text: str
+    persons_removed_text: str
+    suppressed: bool
+
+
+def _shown(count: int, suppression: str | None, threshold: int) -> tuple[int | None, str]:
+    if suppression == SMALL_CELL:
+        return None, small_cell_text(threshold)
+    if suppression == COMPLEMENTARY:
+        return None, SUPPRESSED_TEXT
+    return count, f"{count:,}"
+
+
+def published_attrition(study: StudyDefinition, counts: list[tuple[str, int, int, int]],
+                        threshold: int) -> tuple[list[AttritionRow], list[str]]:
+    """Suppressed attrition rows from (step_code, persons_before, persons_after, persons_removed) in step order,
+    and any warnings of the suppression."""
+    steps = inclusion_steps(study)
+    if [code for code, *_ in counts] != [step.code for step in steps]:
+        raise ValueError(f"attrition steps {[c for c, *_ in counts]} do not match {[s.code for s in steps]}")
+    persons_after = [after for _, _, after, _ in counts]
+    persons_removed = [removed for _, _, _, removed in counts]
+    suppression = suppress_attrition(persons_after, persons_removed, threshold)
+    rows = []
+    for k, (step, (_, before, after, removed)) in enumerate(zip(steps, counts)):
+        before_suppression = suppression.before(k)
+        after_suppression = suppression.after.get(k)
+        removed_suppression = suppression.removed.get(k)
+        before_value, before_text = _shown(before, before_suppression, threshold)
+        after_value, after_text = _shown(after, after_suppression, threshold)
+        removed_value, removed_text = _shown(removed, removed_suppression, threshold)
+        rows.append(AttritionRow(
+            study_id=study.id, step_order=k + 1, step_code=step.code, step=step.description,
+            persons_before=before_value, persons_after=after_value, persons_removed=removed_value,
+            persons_before_text=before_text, persons_after_text=after_text, persons_removed_text=removed_text,
+            suppressed=any((before_suppression, after_suppression, removed_suppression)),
+        ))
+    return rows, suppression.warnings
+
+
+def attrition_markdown(rows: list[AttritionRow]) -> str:
+    lines = ["| # | step | persons before | removed | persons after |", "|---:|---|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row.step_order} | {row.step} | {row.persons_before_text} | {row.persons_removed_text} | "
+                     f"{row.persons_after_text} |")
+    return "\n".join(lines)

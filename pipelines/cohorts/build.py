@@ -1,0 +1,281 @@
+"""Build a study's cohort tables in the warehouse by running the SQL models of sql/cohorts/ in order.
+
+    build_study(con, study)        one study: its rows of cohort.*, results.attrition and results.table1
+    build_all_studies(con)         every studies/*.yaml
+
+Model order (each SELECT is materialised as a temporary table named after its file, which later models read):
+
+    observation_periods_merged -> phenotype_event_dates -> index_first_visit | index_new_user (as index_dates)
+    -> eligibility -> attrition_counts -> person_variables -> study_population -> cohort_rows
+    -> table1_aggregates -> table1_smd
+
+A study's rows are replaced in one transaction: a failure leaves the previous rows of that study in place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition
+from pipelines.cohorts.study import StudyDefinition, load_studies
+from pipelines.cohorts.table1 import Table1Row, build_table1
+from pipelines.sql import read_sql
+
+STAGING_TABLES_READ = ("person", "observation_period", "visit_occurrence", "drug_exposure", "death")
+PHENOTYPE_TABLES_READ = ("events", "person_summary")
+TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_dates", "eligibility",
+                    "table1_aggregates")
+
+
+class CohortBuildError(RuntimeError):
+    """The warehouse lacks what a study needs (for example the phenotype stage has not run)."""
+
+
+@dataclass
+class StudyBuild:
+    """What building one study produced (published, i.e. suppressed, figures) and what looked wrong."""
+
+    study_id: str
+    cohort_size: int
+    outcome_count: int
+    attrition: list[AttritionRow]
+    table1: list[Table1Row]
+    threshold: int
+    warnings: list[str] = field(default_factory=list)
+
+    def shown(self, count: int) -> int | str:
+        """A count as it may be published: '<11' for 1..threshold-1."""
+        return f"<{self.threshold}" if 1 <= count < self.threshold else count
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running SQL models
+# ---------------------------------------------------------------------------------------------------------------
+
+_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+
+
+def model_sql(model: str) -> str:
+    return read_sql(f"cohorts/{model}.sql").strip().rstrip(";")
+
+
+def model_parameters(sql: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The subset of `parameters` the SQL names as $name (DuckDB refuses unused ones)."""
+    names = set(_PARAMETER.findall(_LINE_COMMENT.sub("", sql)))
+    missing = names - parameters.keys()
+    if missing:
+        raise KeyError(f"SQL parameters without a value: {', '.join(sorted(missing))}")
+    return {name: parameters[name] for name in names}
+
+
+def materialise(con: duckdb.DuckDBPyConnection, model: str, parameters: dict[str, Any],
+                table: str | None = None) -> None:
+    """CREATE OR REPLACE TEMP TABLE <table, default the model name> AS <the model's SELECT>."""
+    sql = model_sql(model)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table or model} AS {sql}", model_parameters(sql, parameters))
+
+
+def query(con: duckdb.DuckDBPyConnection, model: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    sql = model_sql(model)
+    return _fetch_records(con.execute(sql, model_parameters(sql, parameters)))
+
+
+def _fetch_records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def study_parameters(study: StudyDefinition) -> dict[str, Any]:
+    """Every $name the cohort models use, for this study."""
+    index = study.index
+    washout = study.outcome.washout
+    groups = study.table1_groups
+    return {
+        "study_id": study.id,
+        "study_start": study.study_period.start,
+        "study_end": study.study_period.end,
+        "prior_observation_days": study.prior_observation_days,
+        "visit_types": list(getattr(index, "visit_types", [])),
+        "target": getattr(index, "target", None),
+        "comparator": getattr(index, "comparator", None),
+        "washout_days": getattr(index, "washout_days", None),
+        "min_age": study.age_at_index.min,
+        "max_age": study.age_at_index.max,
+        "outcome_phenotype": study.outcome.phenotype,
+        "outcome_washout": washout.kind,
+        "outcome_washout_days": washout.days,
+        "tar_start_offset_days": study.time_at_risk.start_offset_days,
+        "tar_max_days": study.time_at_risk.max_days,
+        "phenotype_ids": study.phenotype_ids,
+        "step_codes": [step.code for step in inclusion_steps(study)],
+        "table1_split": study.table1_split,
+        "table1_by": study.table1_by if study.table1_split == "variable" else None,
+        "group_names": ["overall", *(groups or ())],
+        "group_1": groups[0] if groups else None,
+        "group_0": groups[1] if groups else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output tables
+# ---------------------------------------------------------------------------------------------------------------
+
+def create_output_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(model_sql("create_tables"))
+
+
+def add_phenotype_columns(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> None:
+    """cohort.study_population has a BOOLEAN and a <id>_first_date column per phenotype any study records. Column
+    names come from validated phenotype ids (lower-case identifiers), never from data."""
+    for variable in study.variables:
+        con.execute(f'ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS "{variable.variable}" BOOLEAN')
+        con.execute(f'ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS '
+                    f'"{variable.variable}_first_date" DATE')
+
+
+def study_population_insert_sql(study: StudyDefinition) -> str:
+    """INSERT the study population with its phenotype columns pivoted from cohort.person_variables: <id> is true
+    when the phenotype is present at index, <id>_first_date is its first date (on or before index when present,
+    else the day it is acquired after index, else NULL)."""
+    pivoted, selected = ["person_id"], []
+    for variable in (v.variable for v in study.variables):
+        pivoted.append(f"bool_or(at_index) FILTER (WHERE variable = '{variable}') AS \"{variable}\"")
+        pivoted.append(f"min(first_date) FILTER (WHERE variable = '{variable}') AS \"{variable}_first_date\"")
+        selected.append(f'coalesce(v."{variable}", false) AS "{variable}"')
+        selected.append(f'v."{variable}_first_date"')
+    base = model_sql("study_population")
+    return (
+        "INSERT INTO cohort.study_population BY NAME\n"
+        "WITH phenotype_columns AS (\n"
+        f"    SELECT {', '.join(pivoted)}\n"
+        "    FROM cohort.person_variables WHERE study_id = $study_id GROUP BY person_id\n"
+        "), population AS (\n" + base + "\n)\n"
+        f"SELECT population.*{''.join(', ' + s for s in selected)}\n"
+        "FROM population LEFT JOIN phenotype_columns AS v USING (person_id)"
+    )
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, records: list[dict[str, Any]]) -> None:
+    """Insert Python records by column name (through Arrow: executemany is slow row by row)."""
+    if not records:
+        return
+    con.register("rows_to_insert", pa.Table.from_pylist(records))
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows_to_insert")
+    finally:
+        con.unregister("rows_to_insert")
+
+
+def _delete_study_rows(con: duckdb.DuckDBPyConnection, study_id: str) -> None:
+    con.execute("DELETE FROM cohort.cohort WHERE cohort_definition_id IN "
+                "(SELECT cohort_definition_id FROM cohort.cohort_definition WHERE study_id = ?)", [study_id])
+    for table in ("cohort.cohort_definition", "cohort.study_variables", "cohort.person_variables",
+                  "cohort.study_population", "results.attrition", "results.table1"):
+        con.execute(f"DELETE FROM {table} WHERE study_id = ?", [study_id])
+
+
+def check_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    present = {f"{schema}.{table}" for schema, table in
+               con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    needed = [f"staging.{t}" for t in STAGING_TABLES_READ] + [f"phenotype.{t}" for t in PHENOTYPE_TABLES_READ]
+    missing = [name for name in needed if name not in present]
+    if missing:
+        raise CohortBuildError(f"the warehouse lacks {', '.join(missing)}: run the ingest and phenotype stages "
+                               "before the cohorts")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------------------------------------------
+
+def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> StudyBuild:
+    """Replace the study's rows in cohort.cohort_definition, cohort.cohort, cohort.study_variables,
+    cohort.person_variables, cohort.study_population, results.attrition and results.table1."""
+    check_inputs(con)
+    create_output_tables(con)
+    add_phenotype_columns(con, study)
+    parameters = study_parameters(study)
+    threshold = study.threshold
+    con.begin()
+    try:
+        _delete_study_rows(con, study.id)
+        _insert_rows(con, "cohort.cohort_definition", [d.model_dump() for d in study.cohort_definitions()])
+        _insert_rows(con, "cohort.study_variables", [
+            {"study_id": study.id, "variable": v.variable, "role": v.role, "window_kind": v.window.kind,
+             "lookback_days": v.window.days, "variable_order": v.order} for v in study.variables])
+
+        materialise(con, "observation_periods_merged", parameters)
+        materialise(con, "phenotype_event_dates", parameters)
+        materialise(con, f"index_{study.index.rule}", parameters, table="index_dates")
+        materialise(con, "eligibility", parameters)
+        _check_exclusion_codes(con, parameters["step_codes"])
+
+        counts = [(r["step_code"], r["persons_before"], r["persons_after"], r["persons_removed"])
+                  for r in query(con, "attrition_counts", parameters)]
+        attrition, warnings = published_attrition(study, counts, threshold)
+        _insert_rows(con, "results.attrition", [vars(row) for row in attrition])
+
+        sql = model_sql("person_variables")
+        con.execute(f"INSERT INTO cohort.person_variables BY NAME {sql}", model_parameters(sql, parameters))
+        sql = study_population_insert_sql(study)
+        con.execute(sql, model_parameters(sql, parameters))
+        sql = model_sql("cohort_rows")
+        con.execute(f"INSERT INTO cohort.cohort BY NAME {sql}", model_parameters(sql, parameters))
+
+        materialise(con, "table1_aggregates", parameters)
+        aggregates = _fetch_records(con.execute("SELECT * FROM table1_aggregates"))
+        smd = {r["variable"]: r["smd"] for r in query(con, "table1_smd", parameters)} if study.table1_groups else {}
+        table1 = build_table1(study, aggregates, smd, threshold)
+        _insert_rows(con, "results.table1", [row.as_record() for row in table1])
+
+        cohort_size, outcome_count = con.execute(
+            "SELECT count(*), count(outcome_date) FROM cohort.study_population WHERE study_id = ?", [study.id]
+        ).fetchone()
+        warnings += _input_warnings(con, study)
+        for table in TEMPORARY_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return StudyBuild(study.id, cohort_size, outcome_count, attrition, table1, threshold, warnings)
+
+
+def build_all_studies(con: duckdb.DuckDBPyConnection,
+                      studies: dict[str, StudyDefinition] | None = None) -> dict[str, StudyBuild]:
+    """Build every study (default: all studies/*.yaml) on an open warehouse connection."""
+    studies = load_studies() if studies is None else studies
+    return {study_id: build_study(con, study) for study_id, study in studies.items()}
+
+
+def _check_exclusion_codes(con: duckdb.DuckDBPyConnection, step_codes: list[str]) -> None:
+    """Every exclusion code the SQL wrote must be one of the study's steps, or attrition would lose persons."""
+    codes = {row[0] for row in con.execute(
+        "SELECT DISTINCT exclusion_reason FROM eligibility WHERE exclusion_reason IS NOT NULL").fetchall()}
+    unknown = codes - set(step_codes)
+    if unknown:  # pragma: no cover - a programming error between the SQL and attrition.py
+        raise CohortBuildError(f"exclusion codes without an attrition step: {sorted(unknown)}")
+
+
+def _input_warnings(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> list[str]:
+    """Things in the inputs worth a look: phenotypes nobody has, drug fills whose supply could not be found."""
+    warnings = []
+    with_persons = {row[0] for row in con.execute(
+        "SELECT DISTINCT phenotype_id FROM phenotype.person_summary WHERE list_contains(?, phenotype_id)",
+        [study.phenotype_ids]).fetchall()}
+    empty = [p for p in study.phenotype_ids if p not in with_persons]
+    if empty:
+        warnings.append(f"phenotypes with no persons in phenotype.person_summary: {', '.join(empty)}")
+    fills_without_supply = con.execute(
+        "SELECT count(*) FROM phenotype_event_dates WHERE is_drug_fill AND supply_end IS NULL").fetchone()[0]
+    if fills_without_supply:
+        warnings.append(f"{fills_without_supply:,} drug fills in phenotype.events have no staging.drug_exposure "
+                        "record with the same person, start date, vocabulary and code; their supply is taken as "
+                        "one day")
+    return warnings

@@ -1,0 +1,563 @@
+"""Study definitions: the schema of `studies/<id>.yaml` and its loader.
+
+A study file says who enters the study population (study period, prior observation, age, index rule), which outcome
+is counted (with its washout), which phenotypes are recorded at index (exposures and covariates, each with a time
+window) and how time at risk runs. `docs/studies.md` explains every field with examples. The loader turns every
+problem into a `StudyDefinitionError` that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
+
+from pipelines.paths import PHENOTYPES_DIR, STUDIES_DIR
+
+DEFAULT_SMALL_CELL_THRESHOLD = 11
+# Study-independent settings (for now only small_cell_threshold) live in studies/_defaults.yaml; files whose name
+# starts with "_" are not studies.
+DEFAULTS_FILE_NAME = "_defaults.yaml"
+
+# The phenotype library's ids and what kind of records each one finds. `current_use` needs drug fills, so the
+# loader refuses it for phenotypes known to be something else. Ids of phenotypes/*.yaml files are known as well
+# (their kind is then not checked).
+BUILTIN_PHENOTYPE_KINDS: dict[str, str] = {
+    "leg_cramps": "condition",
+    "heat_cramps": "condition",
+    "quinine_start": "drug",
+    "peripheral_arterial_disease": "condition",
+    "intermittent_claudication": "condition",
+    "abi_low": "measurement",
+    "abi_borderline": "measurement",
+    "abi_normal": "measurement",
+    "abi_noncompressible": "measurement",
+    "claudication_with_borderline_or_normal_abi": "measurement",
+    "hyponatremia_diagnosis": "condition",
+    "hyponatremia_lab": "measurement",
+    "hypokalemia_diagnosis": "condition",
+    "hypokalemia_lab": "measurement",
+    "hypomagnesemia_diagnosis": "condition",
+    "hypomagnesemia_lab": "measurement",
+    "dehydration": "condition",
+    "heat_exposure": "condition",
+    "peripheral_neuropathy": "condition",
+    "diabetic_neuropathy": "condition",
+    "radiculopathy": "condition",
+    "lumbar_spinal_stenosis": "condition",
+    "parkinsons_disease": "condition",
+    "hypothyroidism": "condition",
+    "diabetes_mellitus": "condition",
+    "metabolic_myopathy": "condition",
+    "thiazide_diuretics": "drug",
+    "thiazide_like_diuretics": "drug",
+    "hydrochlorothiazide": "drug",
+    "loop_diuretics": "drug",
+    "potassium_sparing_diuretics": "drug",
+    "statins": "drug",
+    "other_lipid_lowering": "drug",
+    "ace_inhibitors": "drug",
+    "angiotensin_receptor_blockers": "drug",
+    "calcium_channel_blockers": "drug",
+    "beta_blockers": "drug",
+    "short_acting_beta2_agonists": "drug",
+    "long_acting_beta2_agonists": "drug",
+    "insulin": "drug",
+    "oral_contraceptives": "drug",
+    "alcohol_use": "condition",
+    "restless_legs_syndrome": "condition",
+    "pseudoclaudication": "condition",
+    "venous_disease": "condition",
+    "chronic_compartment_syndrome": "condition",
+    "osteoarthritis": "condition",
+    "inflammatory_myopathy": "condition",
+}
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+VISIT_TYPES = ("inpatient", "outpatient", "emergency")
+# Columns of cohort.study_population that a phenotype column must not shadow.
+RESERVED_COLUMN_NAMES = frozenset({
+    "study_id", "person_id", "index_date", "age_at_index", "sex", "observation_start", "observation_end",
+    "death_date", "time_at_risk_start", "followup_end", "followup_days", "outcome_flag", "outcome_date",
+    "treatment",
+})
+
+
+class StudyDefinitionError(ValueError):
+    """A study file that cannot be used; the message names the file and the field."""
+
+
+def known_phenotype_ids(phenotypes_dir: Path = PHENOTYPES_DIR) -> frozenset[str]:
+    """The built-in phenotype ids plus the id (file stem) of every phenotypes/*.yaml."""
+    from_files = {path.stem for path in phenotypes_dir.glob("*.yaml")} if phenotypes_dir.is_dir() else set()
+    return frozenset(BUILTIN_PHENOTYPE_KINDS) | frozenset(from_files)
+
+
+def _check_phenotype_id(value: str, info: ValidationInfo) -> str:
+    known = (info.context or {}).get("known_phenotypes") or known_phenotype_ids()
+    if value not in known:
+        raise ValueError(f"unknown phenotype {value!r}; known phenotypes: {', '.join(sorted(known))}")
+    return value
+
+
+# A phenotype id that must be known (the known ids come from the validation context, see load_study).
+PhenotypeId = Annotated[str, AfterValidator(_check_phenotype_id)]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors (a typo must not silently fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Windows
+# ---------------------------------------------------------------------------------------------------------------
+
+class Window(_Strict):
+    """When a phenotype counts as present at the index date. The index day itself always counts.
+
+    Written in YAML as `any_time_prior`, `current_use` or `{lookback_days: N}`:
+    - any_time_prior: the person's phenotype date (first qualifying event) is on or before the index date;
+    - lookback_days N: an event of the phenotype in [index - N days, index];
+    - current_use: a fill of the (drug) phenotype whose supply covers the index date (fill start <= index <= last
+      day of supply).
+    """
+
+    kind: Literal["any_time_prior", "lookback_days", "current_use"]
+    days: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value in ("any_time_prior", "current_use"):
+                return {"kind": value}
+            raise ValueError(f"window must be any_time_prior, current_use or {{lookback_days: N}}, got {value!r}")
+        if isinstance(value, dict) and "kind" not in value:
+            if set(value) == {"lookback_days"}:
+                return {"kind": "lookback_days", "days": value["lookback_days"]}
+            raise ValueError(f"window must be any_time_prior, current_use or {{lookback_days: N}}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _days_only_for_lookback(self) -> Window:
+        if self.kind == "lookback_days" and self.days is None:
+            raise ValueError("lookback_days needs a number of days")
+        if self.kind != "lookback_days" and self.days is not None:
+            raise ValueError(f"{self.kind} takes no number of days")
+        return self
+
+    def describe(self) -> str:
+        return f"lookback {self.days} days" if self.kind == "lookback_days" else self.kind.replace("_", " ")
+
+
+ANY_TIME_PRIOR = Window(kind="any_time_prior")
+
+
+class PhenotypeReference(_Strict):
+    """An exposure or covariate: a phenotype and the window in which it counts as present at index.
+
+    A bare phenotype id in YAML means `{phenotype: <id>, window: any_time_prior}`.
+    """
+
+    phenotype: PhenotypeId
+    window: Window = ANY_TIME_PRIOR
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bare_id(cls, value: Any) -> Any:
+        return {"phenotype": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _current_use_needs_a_drug(self) -> PhenotypeReference:
+        kind = BUILTIN_PHENOTYPE_KINDS.get(self.phenotype)
+        if self.window.kind == "current_use" and kind not in (None, "drug"):
+            raise ValueError(f"current_use needs a drug phenotype; {self.phenotype!r} is a {kind} phenotype")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Population, index, outcome, time at risk
+# ---------------------------------------------------------------------------------------------------------------
+
+class StudyPeriod(_Strict):
+    """Index dates fall in [start, end]; follow-up ends at `end` at the latest."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> StudyPeriod:
+        if self.start > self.end:
+            raise ValueError(f"start ({self.start}) is after end ({self.end})")
+        return self
+
+
+class AgeLimits(_Strict):
+    """Inclusive limits on age at index in completed years; either may be left out."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> AgeLimits:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+    def describe(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"age {self.min} to {self.max} at index"
+        if self.min is not None:
+            return f"age {self.min} or older at index"
+        if self.max is not None:
+            return f"age {self.max} or younger at index"
+        return "any age at index (no limits set)"
+
+
+class FirstVisitIndex(_Strict):
+    """Index = the person's first visit (of `visit_types`, all types if empty) in the study period that lies in an
+    observation period with at least `prior_observation_days` of that same period before it."""
+
+    rule: Literal["first_visit"]
+    visit_types: list[Literal["inpatient", "outpatient", "emergency"]] = Field(default_factory=list)
+
+
+class NewUserIndex(_Strict):
+    """Active-comparator new-user design: index = the first fill of `target` or `comparator` in the study period;
+    persons with use of either in the `washout_days` before index, or starting both on the index date, are left
+    out. `treatment` is 1 for target and 0 for comparator initiators."""
+
+    rule: Literal["new_user"]
+    target: PhenotypeId
+    comparator: PhenotypeId
+    washout_days: int = Field(default=365, ge=0)
+
+    @model_validator(mode="after")
+    def _two_different_drugs(self) -> NewUserIndex:
+        if self.target == self.comparator:
+            raise ValueError(f"target and comparator are both {self.target!r}")
+        for role, phenotype in (("target", self.target), ("comparator", self.comparator)):
+            kind = BUILTIN_PHENOTYPE_KINDS.get(phenotype)
+            if kind not in (None, "drug"):
+                raise ValueError(f"{role} must be a drug phenotype; {phenotype!r} is a {kind} phenotype")
+        return self
+
+
+IndexRule = Annotated[FirstVisitIndex | NewUserIndex, Field(discriminator="rule")]
+
+
+class OutcomeWashout(_Strict):
+    """Which earlier outcomes remove a person (incident outcomes only).
+
+    YAML: `any_time_prior` (default), `{lookback_days: N}` or `none`. The washout covers every day before the time
+    at risk starts, so with the default start (index + 1 day) an outcome on the index date removes the person.
+    """
+
+    kind: Literal["any_time_prior", "lookback_days", "none"]
+    days: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, value: Any) -> Any:
+        if value is None or value is False:
+            return {"kind": "none"}
+        if isinstance(value, str):
+            if value in ("any_time_prior", "none"):
+                return {"kind": value}
+            raise ValueError(f"washout must be any_time_prior, none or {{lookback_days: N}}, got {value!r}")
+        if isinstance(value, dict) and "kind" not in value:
+            if set(value) == {"lookback_days"}:
+                return {"kind": "lookback_days", "days": value["lookback_days"]}
+            raise ValueError(f"washout must be any_time_prior, none or {{lookback_days: N}}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _days_only_for_lookback(self) -> OutcomeWashout:
+        if (self.kind == "lookback_days") != (self.days is not None):
+            raise ValueError("washout days are needed for lookback_days and only there")
+        return self
+
+
+class Outcome(_Strict):
+    phenotype: PhenotypeId = "leg_cramps"
+    washout: OutcomeWashout = OutcomeWashout(kind="any_time_prior")
+
+
+class TimeAtRisk(_Strict):
+    """Time at risk runs from index + start_offset_days to the earliest of: end of the observation period holding
+    the index date, death, end of the study period, and index + max_days (if set).
+
+    `censor_unexposed_at_exposure_start` asks the statistics stage to end an unexposed person's time at risk the day
+    before they start the exposure it analyses (the date is `<exposure>_first_date` in cohort.study_population).
+    """
+
+    start_offset_days: int = Field(default=1, ge=0)
+    max_days: int | None = Field(default=None, ge=0)
+    censor_unexposed_at_exposure_start: bool = False
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> TimeAtRisk:
+        if self.max_days is not None and self.max_days < self.start_offset_days:
+            raise ValueError(f"time at risk would end (index + {self.max_days} days) before it starts "
+                             f"(index + {self.start_offset_days} days)")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The study
+# ---------------------------------------------------------------------------------------------------------------
+
+class StudyVariable(BaseModel):
+    """One phenotype recorded per person at index: a column of cohort.study_population."""
+
+    model_config = ConfigDict(frozen=True)
+
+    variable: str  # the phenotype id, also the column name
+    role: Literal["exposure", "covariate", "target", "comparator"]
+    window: Window
+    order: int
+
+
+class StudyDefinition(_Strict):
+    id: str
+    title: str
+    description: str = ""
+    study_period: StudyPeriod
+    prior_observation_days: int = Field(default=365, ge=0)
+    age_at_index: AgeLimits = AgeLimits()
+    index: IndexRule
+    outcome: Outcome = Outcome()
+    exposures: list[PhenotypeReference] = Field(default_factory=list)
+    covariates: list[PhenotypeReference] = Field(default_factory=list)
+    demographic_covariates: list[Literal["age", "sex"]] = Field(default_factory=lambda: ["age", "sex"])
+    time_at_risk: TimeAtRisk = TimeAtRisk()
+    table1_by: str | None = None
+    small_cell_threshold: int | None = Field(default=None, ge=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_an_identifier(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a valid id (lower-case letters, digits and _, starting with a letter)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudyDefinition:
+        seen: dict[str, str] = {}
+        for section, references in (("exposures", self.exposures), ("covariates", self.covariates)):
+            for position, reference in enumerate(references):
+                if reference.phenotype in seen:
+                    raise ValueError(f"{section}[{position}]: {reference.phenotype!r} is already listed in "
+                                     f"{seen[reference.phenotype]}; each phenotype may appear once")
+                seen[reference.phenotype] = section
+        if self.outcome.phenotype in seen:
+            raise ValueError(f"the outcome {self.outcome.phenotype!r} is also listed in {seen[self.outcome.phenotype]}")
+        if isinstance(self.index, NewUserIndex):
+            for role in ("target", "comparator"):
+                phenotype = getattr(self.index, role)
+                if phenotype in seen:
+                    raise ValueError(f"the {role} {phenotype!r} is also listed in {seen[phenotype]}; it is recorded "
+                                     "automatically")
+                if phenotype == self.outcome.phenotype:
+                    raise ValueError(f"the {role} {phenotype!r} is also the outcome")
+            if self.index.washout_days > self.prior_observation_days:
+                raise ValueError(f"index.washout_days ({self.index.washout_days}) exceeds prior_observation_days "
+                                 f"({self.prior_observation_days}): use before observation starts cannot be seen")
+            if self.table1_by not in (None, "treatment", self.index.target, self.index.comparator):
+                raise ValueError(f"table1_by: a new-user study splits Table 1 by treatment; use 'treatment' (or "
+                                 f"leave it out), not {self.table1_by!r}")
+        elif self.table1_by is not None and self.table1_by not in seen:
+            raise ValueError(f"table1_by: {self.table1_by!r} is not one of this study's exposures or covariates")
+        for name in seen:
+            if name in RESERVED_COLUMN_NAMES or name.endswith("_first_date"):
+                raise ValueError(f"phenotype {name!r} would clash with a column of cohort.study_population")
+        return self
+
+    # -- derived views used by the builder and the statistics stage ----------------------------------------------
+
+    @property
+    def is_new_user(self) -> bool:
+        return isinstance(self.index, NewUserIndex)
+
+    @property
+    def threshold(self) -> int:
+        """The small-cell threshold in force (the loader fills in the global default)."""
+        return self.small_cell_threshold or DEFAULT_SMALL_CELL_THRESHOLD
+
+    @property
+    def variables(self) -> list[StudyVariable]:
+        """The phenotype columns of cohort.study_population, in order: target and comparator (new-user designs, as
+        current use), exposures, covariates."""
+        variables: list[StudyVariable] = []
+        if isinstance(self.index, NewUserIndex):
+            for role in ("target", "comparator"):
+                variables.append(StudyVariable(variable=getattr(self.index, role), role=role,
+                                               window=Window(kind="current_use"), order=len(variables) + 1))
+        for role, references in (("exposure", self.exposures), ("covariate", self.covariates)):
+            for reference in references:
+                variables.append(StudyVariable(variable=reference.phenotype, role=role, window=reference.window,
+                                               order=len(variables) + 1))
+        return variables
+
+    @property
+    def phenotype_ids(self) -> list[str]:
+        """Every phenotype the study reads: variables and outcome."""
+        return [v.variable for v in self.variables] + [self.outcome.phenotype]
+
+    @property
+    def table1_split(self) -> Literal["treatment", "variable", "none"]:
+        if self.is_new_user:
+            return "treatment"
+        return "variable" if self.table1_by else "none"
+
+    @property
+    def table1_groups(self) -> tuple[str, str] | None:
+        """The two Table 1 groups (compared group first, for the SMD), or None for an overall-only table."""
+        return {"treatment": ("target", "comparator"), "variable": ("exposed", "unexposed"), "none": None}[
+            self.table1_split]
+
+    def cohort_definitions(self) -> list[CohortDefinition]:
+        """The OMOP-shaped cohorts this study publishes in cohort.cohort."""
+        definitions = [CohortDefinition.make(self.id, f"{self.id}: study population", "study_population", None,
+                                             "Persons in the study population, from index to the end of follow-up.")]
+        for variable in self.variables:
+            if variable.role == "covariate":
+                continue
+            if variable.role in ("target", "comparator"):
+                name = f"{self.id}: {variable.role} (new users of {variable.variable})"
+            else:
+                name = f"{self.id}: exposed to {variable.variable} at index"
+            definitions.append(CohortDefinition.make(
+                self.id, name, "exposure", variable.variable,
+                f"Study population members with {variable.variable} at index ({variable.window.describe()}), from "
+                "index to the end of follow-up."))
+        definitions.append(CohortDefinition.make(
+            self.id, f"{self.id}: outcome {self.outcome.phenotype} in time at risk", "outcome", self.outcome.phenotype,
+            "Study population members whose first outcome in the time at risk falls on cohort_start_date."))
+        return definitions
+
+
+class CohortDefinition(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cohort_definition_id: int
+    study_id: str
+    cohort_name: str
+    kind: Literal["study_population", "exposure", "outcome"]
+    phenotype_id: str | None
+    description: str
+
+    @classmethod
+    def make(cls, study_id: str, cohort_name: str, kind: str, phenotype_id: str | None,
+             description: str) -> CohortDefinition:
+        return cls(cohort_definition_id=cohort_definition_id(study_id, cohort_name), study_id=study_id,
+                   cohort_name=cohort_name, kind=kind, phenotype_id=phenotype_id, description=description)
+
+
+def cohort_definition_id(study_id: str, cohort_name: str) -> int:
+    """A stable positive 31-bit id from the study and cohort name, so studies built in separate steps never collide
+    and ids survive reruns (load_studies checks that no two cohorts share an id)."""
+    digest = hashlib.sha256(f"{study_id}\x1f{cohort_name}".encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------------------
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    """('exposures', 3, 'phenotype') -> 'exposures[3].phenotype'; the tag of a discriminated union is dropped."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("first_visit", "new_user") and text.endswith("index"):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _error_lines(error: ValidationError) -> list[str]:
+    lines = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; docs/studies.md lists the fields)"
+        # Checks across fields (loc is empty) name their fields in the message itself.
+        lines.append(f"{_field_path(item['loc'])}: {message}" if item["loc"] else message)
+    return lines
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise StudyDefinitionError(f"{path}: not valid YAML: {error}") from None
+
+
+def load_defaults(directory: Path = STUDIES_DIR) -> dict[str, Any]:
+    """Global study settings from studies/_defaults.yaml (absent file = built-in defaults)."""
+    path = directory / DEFAULTS_FILE_NAME
+    defaults: dict[str, Any] = {"small_cell_threshold": DEFAULT_SMALL_CELL_THRESHOLD}
+    if path.exists():
+        data = _read_yaml(path) or {}
+        unknown = set(data) - set(defaults)
+        if unknown:
+            raise StudyDefinitionError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                                       f"known: {', '.join(defaults)}")
+        threshold = data.get("small_cell_threshold", defaults["small_cell_threshold"])
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+            raise StudyDefinitionError(f"{path}: small_cell_threshold must be a whole number >= 1, got {threshold!r}")
+        defaults["small_cell_threshold"] = threshold
+    return defaults
+
+
+def load_study(path: Path, known_phenotypes: frozenset[str] | None = None,
+               defaults: dict[str, Any] | None = None) -> StudyDefinition:
+    """Read and check one study file. The study id must equal the file name without .yaml."""
+    path = Path(path)
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise StudyDefinitionError(f"{path}: expected a mapping of study fields, got {type(data).__name__}")
+    defaults = defaults if defaults is not None else load_defaults(path.parent)
+    if data.get("small_cell_threshold") is None:
+        data = {**data, "small_cell_threshold": defaults["small_cell_threshold"]}
+    context = {"known_phenotypes": known_phenotypes or known_phenotype_ids()}
+    try:
+        study = StudyDefinition.model_validate(data, context=context)
+    except ValidationError as error:
+        raise StudyDefinitionError(f"{path}: invalid study definition:\n  - " + "\n  - ".join(_error_lines(error))) \
+            from None
+    if study.id != path.stem:
+        raise StudyDefinitionError(f"{path}: id: {study.id!r} must equal the file name ({path.stem!r})")
+    return study
+
+
+def load_studies(directory: Path = STUDIES_DIR,
+                 known_phenotypes: frozenset[str] | None = None) -> dict[str, StudyDefinition]:
+    """Every studies/<id>.yaml (names starting with "_" are settings, not studies), by id, in file-name order."""
+    directory = Path(directory)
+    defaults = load_defaults(directory)
+    studies: dict[str, StudyDefinition] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        if path.name.startswith("_"):
+            continue
+        study = load_study(path, known_phenotypes, defaults)
+        studies[study.id] = study
+    ids_seen: dict[int, str] = {}
+    for study in studies.values():
+        for definition in study.cohort_definitions():
+            other = ids_seen.setdefault(definition.cohort_definition_id, definition.cohort_name)
+            if other != definition.cohort_name:  # pragma: no cover - 31-bit hash collision
+                raise StudyDefinitionError(f"cohort ids collide: {other!r} and {definition.cohort_name!r}; "
+                                           "rename one of the studies")
+    return studies

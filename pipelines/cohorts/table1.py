@@ -1,0 +1,252 @@
+"""Table 1 (results.table1): study population characteristics overall and by group, laid out like the `tableone`
+package, with small cells suppressed.
+
+The aggregates (counts, means, SDs, quantiles and the binary/continuous SMDs) come from DuckDB
+(sql/cohorts/table1_aggregates.sql, table1_smd.sql). This module only works on those few hundred aggregate rows:
+it adds the SMD of multi-level categorical variables, applies suppression (pipelines/cohorts/suppression.py) and
+formats the printed values:
+
+    n                     1,234
+    n (%)                 1,234 (12.3%)      percent of all persons in the group; missing has its own row
+    mean (SD)             50.1 (10.2)        sample SD; one decimal, thousands separated (2,496.0)
+    median [Q1, Q3]       50.0 [40.0, 60.0]  linear-interpolation quantiles
+    missing               0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pipelines.cohorts.study import StudyDefinition
+from pipelines.cohorts.suppression import (
+    COMPLEMENTARY,
+    SMALL_CELL,
+    SUPPRESSED_TEXT,
+    Cell,
+    SumRelation,
+    is_small,
+    small_cell_text,
+    suppress_cells,
+)
+
+STATISTIC_ORDER = {"n": 0, "mean_sd": 1, "median_iqr": 2, "n_pct": 3, "missing": 4}
+STATISTIC_LABELS = {"n": "", "mean_sd": "mean (SD)", "median_iqr": "median [Q1, Q3]", "missing": "missing"}
+
+
+@dataclass(frozen=True)
+class Table1Row:
+    """One row of results.table1."""
+
+    study_id: str
+    by_variable: str | None
+    row_order: int
+    variable: str
+    level: str | None
+    group: str
+    statistic: str
+    value: str
+    count: int | None
+    denominator: int | None
+    percent: float | None
+    mean: float | None
+    sd: float | None
+    median: float | None
+    q1: float | None
+    q3: float | None
+    smd: float | None
+    suppressed: bool
+    suppression: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def categorical_smd(counts_1: dict[str, int], counts_0: dict[str, int]) -> float | None:
+    """Absolute SMD of a categorical variable (Yang and Dalton 2012): sqrt(d' S^-1 d) with d the difference in level
+    proportions and S the mean of the two groups' multinomial covariance matrices, over all levels but the first.
+    With two levels this is the binary formula |p1 - p0| / sqrt((p1(1-p1) + p0(1-p0)) / 2)."""
+    levels = sorted(set(counts_1) | set(counts_0))
+    total_1, total_0 = sum(counts_1.values()), sum(counts_0.values())
+    if total_1 == 0 or total_0 == 0 or len(levels) < 2:
+        return None
+    p1 = np.array([counts_1.get(level, 0) / total_1 for level in levels[1:]])
+    p0 = np.array([counts_0.get(level, 0) / total_0 for level in levels[1:]])
+    covariance = ((np.diag(p1) - np.outer(p1, p1)) + (np.diag(p0) - np.outer(p0, p0))) / 2
+    difference = p1 - p0
+    if not difference.any():
+        return 0.0
+    if np.linalg.matrix_rank(covariance) < len(difference):
+        return None
+    return float(math.sqrt(difference @ np.linalg.solve(covariance, difference)))
+
+
+def _line_key(aggregate: dict[str, Any]) -> tuple:
+    """Sort key of a printed line: variable, then statistic, then level."""
+    return (aggregate["variable_order"], aggregate["variable"], STATISTIC_ORDER[aggregate["statistic"]],
+            aggregate["level"] or "")
+
+
+def build_table1(study: StudyDefinition, aggregates: list[dict[str, Any]],
+                 smd_by_variable: dict[str, float | None], threshold: int) -> list[Table1Row]:
+    """Suppressed, formatted Table 1 rows from the SQL aggregates (one dict per table1_aggregates row)."""
+    group_pair = study.table1_groups
+    groups = ["overall", *(group_pair or ())]
+    by_variable = {"treatment": "treatment", "variable": study.table1_by, "none": None}[study.table1_split]
+    by_key = {(a["variable"], a["level"], a["group_name"], a["statistic"]): a for a in aggregates}
+    group_sizes = {g: by_key[("n", None, g, "n")]["count"] for g in groups}
+
+    cells, relations = _cells_and_relations(aggregates, groups)
+    _suppress_small_groups(cells, groups, group_sizes, threshold)
+    suppress_cells(cells, relations, threshold)
+
+    smd = dict(smd_by_variable)
+    if group_pair:
+        g1, g0 = group_pair
+        for variable in {a["variable"] for a in aggregates if a["variable_type"] == "categorical"}:
+            counts = {g: {a["level"]: a["count"] for a in aggregates if a["variable"] == variable
+                          and a["group_name"] == g and a["statistic"] == "n_pct"} for g in group_pair}
+            smd[variable] = categorical_smd(counts[g1], counts[g0])
+        # An SMD computed from a hidden count would let a reader solve for it.
+        for key, cell in cells.items():
+            if cell.protected and key[-1] in group_pair and key[0] != "n":
+                smd[key[1]] = None
+        if any(cells[("n", g)].protected for g in group_pair):
+            smd = {variable: None for variable in smd}
+    else:
+        smd = {}
+
+    lines = sorted({_line_key(a): a for a in aggregates}.items())
+    rows = []
+    for row_order, (_, line) in enumerate(lines, start=1):
+        for group in groups:
+            aggregate = by_key[(line["variable"], line["level"], group, line["statistic"])]
+            rows.append(_row(study, by_variable, row_order, aggregate, cells, smd.get(line["variable"]), threshold))
+    return rows
+
+
+def _cells_and_relations(aggregates: list[dict[str, Any]],
+                         groups: list[str]) -> tuple[dict[tuple, Cell], list[SumRelation]]:
+    """The counts tied by sums: per group, n = levels + missing (+ the unprinted 'false' count of a yes/no variable,
+    + the unprinted non-missing count of a continuous one); per cell, overall = group 1 + group 0."""
+    cells: dict[tuple, Cell] = {}
+    parts_per_variable_group: dict[tuple[str, str], list[tuple]] = {}
+    for a in aggregates:
+        variable, group, statistic = a["variable"], a["group_name"], a["statistic"]
+        if statistic == "n":
+            cells[("n", group)] = Cell(a["count"])
+            continue
+        parts = parts_per_variable_group.setdefault((variable, group), [])
+        if statistic == "n_pct":
+            key = ("level", variable, a["level"], group)
+            cells[key] = Cell(a["count"])
+            parts.append(key)
+        elif statistic == "missing":
+            key = ("missing", variable, group)
+            cells[key] = Cell(a["count"])
+            parts.append(key)
+        elif statistic == "mean_sd":
+            key = ("non_missing", variable, group)
+            cells[key] = Cell(a["count"], published=False)
+            parts.append(key)
+    for a in aggregates:
+        if a["variable_type"] == "binary" and a["statistic"] == "n_pct":
+            variable, group = a["variable"], a["group_name"]
+            missing = cells[("missing", variable, group)].value
+            key = ("not", variable, group)
+            cells[key] = Cell(a["denominator"] - missing - a["count"], published=False)
+            parts_per_variable_group[(variable, group)].append(key)
+
+    relations = [SumRelation(("n", group), tuple(parts))
+                 for (variable, group), parts in parts_per_variable_group.items()]
+    if len(groups) == 3:
+        overall, g1, g0 = groups
+        for key in list(cells):
+            if key[-1] == overall:
+                stem = key[:-1]
+                relations.append(SumRelation(key, ((*stem, g1), (*stem, g0))))
+    return cells, relations
+
+
+def _suppress_small_groups(cells: dict[tuple, Cell], groups: list[str], group_sizes: dict[str, int],
+                           threshold: int) -> None:
+    """A group of 1..t-1 persons hides its whole column, and the other group's too (overall - small group = the
+    other group); when the overall n is small, everything is hidden."""
+    if is_small(group_sizes["overall"], threshold):
+        hidden_groups = set(groups)
+    elif any(is_small(group_sizes[g], threshold) for g in groups[1:]):
+        hidden_groups = set(groups[1:])
+    else:
+        return
+    for key, cell in cells.items():
+        if key[-1] in hidden_groups:
+            cell.suppression = SMALL_CELL if is_small(cell.value, threshold) else COMPLEMENTARY
+
+
+def _format_count(count: int) -> str:
+    return f"{count:,}"
+
+
+def _row(study: StudyDefinition, by_variable: str | None, row_order: int, a: dict[str, Any],
+         cells: dict[tuple, Cell], smd: float | None, threshold: int) -> Table1Row:
+    variable, group, statistic, level = a["variable"], a["group_name"], a["statistic"], a["level"]
+    base = dict(study_id=study.id, by_variable=by_variable, row_order=row_order, variable=variable, level=level,
+                group=group, statistic=statistic, smd=smd)
+    empty = dict(count=None, denominator=None, percent=None, mean=None, sd=None, median=None, q1=None, q3=None)
+
+    if statistic in ("mean_sd", "median_iqr"):
+        # Means and quantiles are hidden with their group, or when they describe a protected handful of persons.
+        cell = cells[("non_missing", variable, group)]
+        if cells[("n", group)].protected or cell.protected:
+            return Table1Row(**base, **empty, value=SUPPRESSED_TEXT, suppressed=True, suppression=COMPLEMENTARY)
+        values = dict(empty, denominator=a["denominator"])
+        if statistic == "mean_sd":
+            values.update(mean=a["mean"], sd=a["sd"])
+            text = "NA" if a["mean"] is None else \
+                f"{a['mean']:,.1f} ({'NA' if a['sd'] is None else format(a['sd'], ',.1f')})"
+        else:
+            values.update(median=a["median"], q1=a["q1"], q3=a["q3"])
+            text = "NA" if a["median"] is None else f"{a['median']:,.1f} [{a['q1']:,.1f}, {a['q3']:,.1f}]"
+        return Table1Row(**base, **values, value=text, suppressed=False, suppression=None)
+
+    key = {"n": ("n", group), "n_pct": ("level", variable, level, group),
+           "missing": ("missing", variable, group)}[statistic]
+    cell = cells[key]
+    if cell.protected:
+        text = small_cell_text(threshold) if cell.suppression == SMALL_CELL else SUPPRESSED_TEXT
+        return Table1Row(**base, **empty, value=text, suppressed=True, suppression=cell.suppression)
+    count, denominator = a["count"], a["denominator"]
+    values = dict(empty, count=count, denominator=denominator)
+    if statistic == "n_pct" and denominator:
+        percent = 100.0 * count / denominator
+        values["percent"] = percent
+        text = f"{_format_count(count)} ({percent:.1f}%)"
+    else:
+        text = _format_count(count)
+    return Table1Row(**base, **values, value=text, suppressed=False, suppression=None)
+
+
+def table1_markdown(rows: list[Table1Row]) -> str:
+    """Table 1 as a Markdown table: one line per variable/statistic, one column per group, then the SMD."""
+    groups = list(dict.fromkeys(row.group for row in rows))
+    lines_by_order: dict[int, dict[str, Table1Row]] = {}
+    for row in rows:
+        lines_by_order.setdefault(row.row_order, {})[row.group] = row
+    show_smd = len(groups) == 3
+    header = ["variable", "", *groups] + (["SMD"] if show_smd else [])
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
+    for order in sorted(lines_by_order):
+        line = lines_by_order[order]
+        first = next(iter(line.values()))
+        if first.statistic == "n_pct":
+            label = "n (%)" if first.level == "true" else f"{first.level}, n (%)"
+        else:
+            label = STATISTIC_LABELS[first.statistic]
+        cells = [first.variable, label, *(line[g].value for g in groups)]
+        if show_smd:
+            cells.append("" if first.smd is None else f"{first.smd:.3f}")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
