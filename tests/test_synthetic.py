@@ -18,6 +18,7 @@ import simple_icd_10_cm as icd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines import extract_spec as spec  # noqa: E402
+from pipelines.synthetic.parameters import THRESHOLD_MARGIN_RELATIVE
 from pipelines.synthetic import catalog as cat  # noqa: E402
 from pipelines.synthetic import generate_extract  # noqa: E402
 from pipelines.synthetic.defects import IMPLAUSIBLE_BY_TABLE, rejectable_reasons  # noqa: E402
@@ -269,7 +270,7 @@ def test_clean_lab_values_keep_away_from_thresholds(loaded):
     for code, threshold, lo, hi in (("2951-2", 135, 100, 200), ("2823-3", 3.5, 1, 10),
                                     ("2601-3", 0.70, 0.1, 5), ("19123-9", 0.70, 0.1, 5)):
         close = loaded.execute(f"""SELECT count(*) FROM lab WHERE measurement_code = '{code}'
-            AND v BETWEEN {lo} AND {hi} AND abs(v - {threshold}) / {threshold} < 0.05""").fetchone()[0]
+            AND v BETWEEN {lo} AND {hi} AND abs(v - {threshold}) / {threshold} < {THRESHOLD_MARGIN_RELATIVE}""").fetchone()[0]
         assert close == 0, code
 
 

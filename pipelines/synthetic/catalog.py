@@ -159,14 +159,17 @@ CONDITION_CODES: dict[str, ConditionCodes] = {
     ),
     "diabetic_neuropathy": ConditionCodes(
         # E11.4x sits inside E11.*, so it also counts towards diabetes_mellitus (its rule included).
+        # Diabetic neuropathy is a peripheral neuropathy too (the seed's "peripheral neuropathy (including
+        # diabetic)"), in both vocabularies.
         icd=((_icd("E11.42", "Type 2 diabetes mellitus with diabetic polyneuropathy",
-                   "diabetic_neuropathy", "diabetes_mellitus"), 0.70),
+                   "diabetic_neuropathy", "peripheral_neuropathy", "diabetes_mellitus"), 0.70),
              (_icd("E11.40", "Type 2 diabetes mellitus with diabetic neuropathy, unspecified",
-                   "diabetic_neuropathy", "diabetes_mellitus"), 0.30)),
-        # The SNOMED codes count for diabetic neuropathy only (not as diabetes codes).
-        snomed=((_sct("424736006", "Diabetic peripheral neuropathy", PHENOLIB, "diabetic_neuropathy"), 0.70),
+                   "diabetic_neuropathy", "peripheral_neuropathy", "diabetes_mellitus"), 0.30)),
+        # The SNOMED codes count for the neuropathies only (not as diabetes codes).
+        snomed=((_sct("424736006", "Diabetic peripheral neuropathy", PHENOLIB, "diabetic_neuropathy",
+                      "peripheral_neuropathy"), 0.70),
                 (_sct("49455004", "Polyneuropathy due to diabetes mellitus", "[V] PEDSnet Variable-Dictionary",
-                      "diabetic_neuropathy"), 0.30)),
+                      "diabetic_neuropathy", "peripheral_neuropathy"), 0.30)),
     ),
     "radiculopathy": ConditionCodes(
         icd=((_icd("M54.16", "Radiculopathy, lumbar region", "radiculopathy"), 0.50),

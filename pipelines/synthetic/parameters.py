@@ -186,12 +186,14 @@ LOW_POTASSIUM = {"base": 0.005, "thiazide": 0.05, "thiazide_like": 0.05, "loop":
 LOW_MAGNESIUM = {"base": 0.02, "thiazide": 0.05, "thiazide_like": 0.05, "loop": 0.07, "alcohol": 0.12,
                  "if_low_potassium": 0.30}
 LAB_DIAGNOSIS_CODED_SHARE = 0.30  # low result also coded as a diagnosis at the same visit
-# Value ranges. Every clean value keeps >= 5% relative distance from its threshold (see docs): sodium low 118-128,
-# normal 142-147 mmol/L; potassium low 2.6-3.3, normal 3.7-5.1; magnesium low 0.45-0.66, normal 0.74-1.05 mmol/L.
-SODIUM_LOW, SODIUM_NORMAL = (118, 128), (142, 147)
-POTASSIUM_LOW, POTASSIUM_NORMAL = (2.6, 3.3), (3.7, 5.1)
-MAGNESIUM_LOW, MAGNESIUM_NORMAL = (0.45, 0.66), (0.74, 1.05)
-THRESHOLD_MARGIN_RELATIVE = 0.05
+# Value ranges. Every clean value keeps >= 1% relative distance from its threshold (see docs), enough that unit
+# conversion and rounding cannot flip a value across it while normal values stay in their real reference ranges:
+# sodium low 118-133, normal 137-145 mmol/L; potassium low 2.6-3.4, normal 3.6-5.1; magnesium low 0.45-0.68,
+# normal 0.72-1.05 mmol/L.
+SODIUM_LOW, SODIUM_NORMAL = (118, 133), (137, 145)
+POTASSIUM_LOW, POTASSIUM_NORMAL = (2.6, 3.4), (3.6, 5.1)
+MAGNESIUM_LOW, MAGNESIUM_NORMAL = (0.45, 0.68), (0.72, 1.05)
+THRESHOLD_MARGIN_RELATIVE = 0.01
 
 # ABI: who is measured and which category their LOWEST reading falls in (2016 AHA/ACC categories). PAD and
 # claudication patients are mostly low; others mostly normal; noncompressible more with diabetes.

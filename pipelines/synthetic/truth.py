@@ -133,5 +133,5 @@ PHENOTYPE_RULES: dict[str, str] = {
            "earliest day of the lowest value; abi_noncompressible: first day with any leg > 1.40",
     "claudication_with_borderline_or_normal_abi": "intermittent_claudication and lowest ABI in 0.91-1.30; date = "
                                                   "later of first claudication code and lowest-ABI day",
-    "clean_value_margin": "every clean lab value is >= 5% (relative) away from its threshold",
+    "clean_value_margin": "every clean lab value is >= 1% (relative) away from its threshold",
 }
