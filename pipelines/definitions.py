@@ -10,6 +10,7 @@ from pipelines.ingest import assets as ingest_assets
 from pipelines.ingest.resources import ExtractSource
 from pipelines.phenotypes.assets import phenotype_assets
 from pipelines.publish.assets import build_publish_asset
+from pipelines.quality.checks import staging_asset_checks
 from pipelines.warehouse import Warehouse
 
 domain_assets = [*ingest_assets.assets, *phenotype_assets, *cohort_assets.assets]
@@ -20,6 +21,7 @@ publish_asset = build_publish_asset(
 
 defs = dg.Definitions(
     assets=[*domain_assets, publish_asset],
+    asset_checks=staging_asset_checks(),
     jobs=[jobs.study_job],
     resources={
         "warehouse": Warehouse(),

@@ -1,0 +1,17 @@
+"""Data quality: Great Expectations suites in the style of the OHDSI Data Quality Dashboard, run inside DuckDB.
+
+- ``suites.py``: which checks each staging table gets; writes ``expectations/staging/<table>.json``.
+- ``runner.py``: ``run_suite`` / ``run_layer`` validate a database, append to ``dq.check_results``, build Data Docs.
+- ``checks.py``: ``build_suite_asset_checks`` turns a suite into Dagster asset checks (fatal ones block).
+- ``violating_rows.py``: the ``expect_no_violating_rows`` expectation (a SQL check with count and examples).
+- ``gx_duckdb.py``: the workaround for GX losing DuckDB query results (upstream bug).
+- ``valid_codes.py``: ``dq.valid_icd10cm_codes``; ``planted_defect_checks.py``: synthetic defect kind -> check.
+- ``example_staging.py``: a tiny clean staging database for tests and trying things out.
+
+See docs/data_quality.md.
+"""
+
+import os
+
+# No telemetry from GX, whatever imports it first (the project never phones home; see dagster.yaml).
+os.environ["GX_ANALYTICS_ENABLED"] = "false"

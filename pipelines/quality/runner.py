@@ -1,0 +1,450 @@
+"""Run data-quality suites on a DuckDB database: GX validates inside DuckDB, results go to dq.check_results.
+
+    result = run_suite("build/leg_cramps.duckdb", "staging.person")
+    results = run_layer("build/leg_cramps.duckdb", "staging")
+
+A run has three phases, and never two connections to the database at once (DuckDB allows one writing process, and
+connections of one process must share one configuration):
+
+1. prepare, with one DuckDB connection: the ``dq`` schema, ``dq.valid_icd10cm_codes`` and ``dq.check_results``;
+2. validate, through a GX SQL datasource (SQLAlchemy + duckdb-engine, read-only): every expectation is a SQL query
+   that DuckDB answers; no table is pulled into Python. The GX engines are disposed afterwards, so nothing keeps
+   the file open;
+3. record, with one DuckDB connection: one row per expectation appended to ``dq.check_results``.
+
+GX also writes its Data Docs site (static HTML) to ``<database folder>/data_docs/``, keeping every validation
+result it has seen there, so the site lists earlier runs too. No network is used (GX analytics are off).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import duckdb
+import great_expectations as gx
+from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+
+from pipelines.quality import suites
+from pipelines.quality.gx_duckdb import duckdb_results_buffered
+from pipelines.quality.valid_codes import ensure_valid_icd10cm_codes
+# Importing violating_rows registers expect_no_violating_rows with GX, so the suites can name it.
+from pipelines.quality.violating_rows import EXAMPLE_ROW_LIMIT, json_safe
+
+CHECK_RESULTS_TABLE = "dq.check_results"
+DATA_DOCS_FOLDER = "data_docs"
+# GX's stores of the suites and results the Data Docs show, kept inside the Data Docs folder.
+_SUITES_FOLDER = "_expectation_suites"
+_VALIDATION_RESULTS_FOLDER = "_validation_results"
+DATA_DOCS_INDEX_LIMIT = 500  # validation results listed on the Data Docs index page
+
+CHECK_RESULTS_COLUMNS = """
+    run_id VARCHAR,
+    checked_at TIMESTAMP,
+    suite VARCHAR,
+    expectation VARCHAR,
+    expectation_type VARCHAR,
+    table_name VARCHAR,
+    column_name VARCHAR,
+    category VARCHAR,
+    subcategory VARCHAR,
+    severity VARCHAR,
+    threshold_pct DOUBLE,
+    unexpected_count BIGINT,
+    unexpected_pct DOUBLE,
+    element_count BIGINT,
+    observed_value VARCHAR,
+    passed BOOLEAN,
+    error VARCHAR
+"""
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    """The outcome of one check (one GX expectation) in DQD terms."""
+
+    name: str
+    expectation_type: str
+    table: str
+    column: str | None
+    category: str
+    subcategory: str
+    severity: str  # fatal | warning
+    threshold: float  # allowed failing percentage
+    description: str
+    observed_value: Any  # GX's observed value; for row-level column checks, the failing percentage
+    unexpected_count: int | None  # failing rows (None for table-level checks that count nothing)
+    unexpected_percent: float | None
+    element_count: int | None  # rows judged (the DQD denominator)
+    example_rows: tuple[dict[str, Any], ...]
+    passed: bool  # no error, and the failing percentage is not above the threshold
+    error: str | None = None  # the exception GX caught, when the check could not be evaluated
+
+    @property
+    def fatal(self) -> bool:
+        return self.severity == suites.FATAL
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    suite: str
+    table: str
+    run_id: str
+    checked_at: datetime.datetime
+    results: tuple[ExpectationResult, ...]
+    data_docs_index: Path | None
+
+    @property
+    def passed(self) -> bool:
+        """Every check passed, warnings included."""
+        return all(r.passed for r in self.results)
+
+    @property
+    def fatal_passed(self) -> bool:
+        """Every fatal check passed: the data is fit for the next steps."""
+        return all(r.passed for r in self.results if r.fatal)
+
+    def failed(self) -> list[ExpectationResult]:
+        return [r for r in self.results if not r.passed]
+
+    def result(self, name: str) -> ExpectationResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(f"{self.suite} has no check {name!r}")
+
+
+def data_docs_dir(database_path: str | Path) -> Path:
+    return Path(database_path).resolve().parent / DATA_DOCS_FOLDER
+
+
+def run_suite(database_path: str | Path, suite_name: str, **options: Any) -> SuiteResult:
+    """Run one suite (e.g. "staging.person") on the database and record its results; options as run_suites."""
+    return run_suites(database_path, [suite_name], **options)[0]
+
+
+def run_layer(database_path: str | Path, layer: str = suites.STAGING_LAYER, **options: Any) -> list[SuiteResult]:
+    """Run every suite of a layer (expectations/<layer>/*.json); options as run_suites."""
+    return run_suites(database_path, suites.layer_suite_names(layer), **options)
+
+
+def run_suites(database_path: str | Path, suite_names: Sequence[str], *, run_id: str | None = None,
+               history_database: str | Path | None = None, build_data_docs: bool = True,
+               duckdb_config: Mapping[str, str] | None = None) -> list[SuiteResult]:
+    """Validate the suites on the database, append the results to dq.check_results and build Data Docs.
+
+    run_id: names this run in dq.check_results and Data Docs (the Dagster run id; a new UUID by default).
+    history_database: a database whose dq.check_results is copied into this one when this one has none yet. Each
+        pipeline run builds a fresh database file, so the checks pass the published database here to keep the
+        results of earlier runs (the table is append-only across runs).
+    build_data_docs: also write the Data Docs site (<database folder>/data_docs/index.html).
+    duckdb_config: DuckDB settings for every connection opened here (memory_limit, threads, temp_directory).
+    """
+    database_path = Path(database_path).resolve()
+    if not database_path.exists():
+        raise FileNotFoundError(database_path)
+    run_id = run_id or str(uuid.uuid4())
+    checked_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    suite_jsons = [suites.read_suite_json(name) for name in suite_names]
+
+    config = dict(duckdb_config or {})
+
+    # 1. prepare
+    con = duckdb.connect(str(database_path), config=config)
+    try:
+        ensure_valid_icd10cm_codes(con)
+        ensure_check_results_table(con, history_database)
+    finally:
+        con.close()
+
+    # 2. validate
+    docs_dir = data_docs_dir(database_path)
+    validations = _validate_with_gx(database_path, suite_jsons, run_id, checked_at, docs_dir, build_data_docs,
+                                    config)
+    docs_index = docs_dir / "index.html" if build_data_docs else None
+
+    results = [
+        SuiteResult(
+            suite=suite_json["name"],
+            table=suite_json["meta"]["table"],
+            run_id=run_id,
+            checked_at=checked_at,
+            results=tuple(expectation_result(r, suite_json["meta"]["table"]) for r in validation.results),
+            data_docs_index=docs_index,
+        )
+        for suite_json, validation in zip(suite_jsons, validations)
+    ]
+
+    # 3. record
+    con = duckdb.connect(str(database_path), config=config)
+    try:
+        record_results(con, results)
+    finally:
+        con.close()
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GX
+# ---------------------------------------------------------------------------------------------------------------
+def _gx_context(docs_dir: Path):
+    """An ephemeral GX context whose suites, validation results and Data Docs are kept in docs_dir.
+
+    The stores are on disk so that the site keeps every suite and earlier result: GX removes the pages of suites
+    its store no longer has, and the Dagster checks run one suite at a time.
+    """
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    for store_name, store_class, folder in (
+        (config.expectations_store_name, "ExpectationsStore", _SUITES_FOLDER),
+        (config.validation_results_store_name, "ValidationResultsStore", _VALIDATION_RESULTS_FOLDER),
+    ):
+        config.stores[store_name] = {
+            "class_name": store_class,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir / folder)},
+        }
+    config.data_docs_sites = {
+        "local_site": {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            # The index lists the latest results only, so building it does not slow down as runs accumulate.
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
+                                   "validation_results_limit": DATA_DOCS_INDEX_LIMIT},
+        }
+    }
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
+def load_suite(suite_json: dict[str, Any]) -> gx.ExpectationSuite:
+    """A GX suite from its JSON. GX drops (and only logs) expectations it cannot build, so count them."""
+    suite = gx.ExpectationSuite(name=suite_json["name"], expectations=suite_json["expectations"],
+                                meta=suite_json.get("meta"))
+    if len(suite.expectations) != len(suite_json["expectations"]):
+        raise ValueError(f"suite {suite_json['name']}: GX accepted {len(suite.expectations)} of "
+                         f"{len(suite_json['expectations'])} expectations (see the GX log for the invalid ones)")
+    return suite
+
+
+def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str, checked_at: datetime.datetime,
+                      docs_dir: Path, build_data_docs: bool, duckdb_config: dict[str, str]):
+    context = _gx_context(docs_dir)
+    # Read-only: the checks never change data.
+    datasource = context.data_sources.add_sql(
+        name="warehouse",
+        connection_string=f"duckdb:///{database_path}",
+        kwargs={"connect_args": {"read_only": True, "config": duckdb_config}},
+    )
+    gx_run_id = gx.RunIdentifier(run_name=run_id, run_time=checked_at)
+    validations = []
+    try:
+        with duckdb_results_buffered():
+            for suite_json in suite_jsons:
+                table = suite_json["meta"]["table"]  # "staging.person": GX splits schema and table itself
+                batch_definition = datasource.add_table_asset(name=table, table_name=table) \
+                    .add_batch_definition_whole_table("whole_table")
+                suite = context.suites.add_or_update(load_suite(suite_json))
+                definition = context.validation_definitions.add(
+                    gx.ValidationDefinition(name=suite_json["name"], data=batch_definition, suite=suite)
+                )
+                validations.append(definition.run(
+                    run_id=gx_run_id,
+                    result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROW_LIMIT},
+                ))
+            if build_data_docs:
+                # Render this run's pages only (earlier runs' pages are on disk already), then the index.
+                this_run = [key for key in context.validation_results_store.list_keys()
+                            if key.run_id.run_name == run_id]
+                this_run += [ExpectationSuiteIdentifier(name=s["name"]) for s in suite_jsons]
+                context.build_data_docs(resource_identifiers=this_run)
+    finally:
+        dispose_gx_engines(datasource)
+    return validations
+
+
+def dispose_gx_engines(datasource) -> None:
+    """Close every connection GX opened, so no handle on the DuckDB file outlives the validation.
+
+    The datasource has its own engine (used to test the connection) and its execution engine another.
+    """
+    engines = []
+    if datasource._execution_engine is not None:
+        engines.append(datasource._execution_engine.engine)
+    if datasource._engine is not None:
+        engines.append(datasource._engine)
+    for engine in engines:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading GX results
+# ---------------------------------------------------------------------------------------------------------------
+def _error_message(validation_result: ExpectationValidationResult) -> str | None:
+    """GX's caught exception: {raised_exception, exception_message} or a dict of those per failed metric."""
+    info = validation_result.exception_info or {}
+    if "raised_exception" in info:
+        return info.get("exception_message") if info.get("raised_exception") else None
+    messages = [v.get("exception_message") or "error" for v in info.values()
+                if isinstance(v, dict) and v.get("raised_exception")]
+    return "; ".join(messages) or None
+
+
+def expectation_result(validation_result: ExpectationValidationResult, table: str) -> ExpectationResult:
+    config = validation_result.expectation_config
+    meta, kwargs = config.meta or {}, config.kwargs
+    result = validation_result.result or {}
+    error = _error_message(validation_result)
+
+    unexpected_count = result.get("unexpected_count")
+    unexpected_percent = result.get("unexpected_percent")
+    element_count = result.get("element_count")
+    observed_value = result.get("observed_value")
+    column = kwargs.get("column") or meta.get("column")
+
+    if config.type == "expect_table_columns_to_match_set" and not error:
+        mismatched = (result.get("details") or {}).get("mismatched") or {}
+        examples = [{"missing_column": c} for c in mismatched.get("missing") or []] + \
+                   [{"unexpected_column": c} for c in mismatched.get("unexpected") or []]
+        unexpected_count = len(examples)
+        element_count = len(kwargs.get("column_set") or [])
+    elif config.type == "expect_no_violating_rows":
+        examples = list(result.get("partial_unexpected_list") or [])
+    else:  # column expectations: the first few failing values
+        examples = [{column: json_safe(v)} for v in result.get("partial_unexpected_list") or []]
+        if observed_value is None:
+            observed_value = unexpected_percent
+
+    threshold = float(meta.get("threshold", 0))
+    if error:
+        passed = False
+    elif unexpected_percent is not None:
+        passed = unexpected_percent <= threshold  # DQD: fails when the failing share is above the threshold
+    elif unexpected_count is not None:
+        passed = unexpected_count == 0
+    else:
+        passed = bool(validation_result.success)
+
+    return ExpectationResult(
+        name=meta.get("name") or config.type,
+        expectation_type=config.type,
+        table=table,
+        column=column,
+        category=meta.get("category", ""),
+        subcategory=meta.get("subcategory", ""),
+        severity=meta.get("severity", suites.FATAL),
+        threshold=threshold,
+        description=meta.get("description", ""),
+        observed_value=json_safe(observed_value),
+        unexpected_count=unexpected_count,
+        unexpected_percent=unexpected_percent,
+        element_count=element_count,
+        example_rows=tuple(examples[:EXAMPLE_ROW_LIMIT]),
+        passed=passed,
+        error=error,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dq.check_results
+# ---------------------------------------------------------------------------------------------------------------
+def _table_exists(con: duckdb.DuckDBPyConnection, database: str, schema: str, table: str) -> bool:
+    return con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+        [database, schema, table],
+    ).fetchone()[0] > 0
+
+
+def ensure_check_results_table(con: duckdb.DuckDBPyConnection, history_database: str | Path | None = None) -> None:
+    """Create dq.check_results; when it is new, start it with the rows of history_database's dq.check_results."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS dq")
+    this_database, this_path = con.execute(
+        "SELECT database_name, path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    if _table_exists(con, this_database, "dq", "check_results"):
+        return
+    con.execute(f"CREATE TABLE {CHECK_RESULTS_TABLE} ({CHECK_RESULTS_COLUMNS})")
+    con.execute(f"COMMENT ON TABLE {CHECK_RESULTS_TABLE} IS 'Every data-quality check result of every run "
+                "(append-only): see docs/data_quality.md'")
+    if history_database is None or not Path(history_database).exists():
+        return
+    history_path = Path(history_database).resolve()
+    if this_path and history_path == Path(this_path).resolve():
+        return
+    con.execute(f"ATTACH {_sql_string(str(history_path))} AS dq_history (READ_ONLY)")
+    try:
+        if _table_exists(con, "dq_history", "dq", "check_results"):
+            # BY NAME: rows written by an older version with fewer columns get NULL in the new ones.
+            con.execute(f"INSERT INTO {CHECK_RESULTS_TABLE} BY NAME SELECT * FROM dq_history.dq.check_results")
+    finally:
+        con.execute("DETACH dq_history")
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[SuiteResult]) -> None:
+    ensure_check_results_table(con)
+    rows = [
+        (
+            s.run_id, s.checked_at.replace(tzinfo=None), s.suite, r.name, r.expectation_type, r.table, r.column,
+            r.category, r.subcategory, r.severity, r.threshold, r.unexpected_count, r.unexpected_percent,
+            r.element_count, None if r.observed_value is None else json.dumps(r.observed_value, default=str),
+            r.passed, r.error,
+        )
+        for s in suite_results for r in s.results
+    ]
+    if rows:
+        con.executemany(
+            f"INSERT INTO {CHECK_RESULTS_TABLE} (run_id, checked_at, suite, expectation, expectation_type, "
+            "table_name, column_name, category, subcategory, severity, threshold_pct, unexpected_count, "
+            "unexpected_pct, element_count, observed_value, passed, error) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def iter_results(suite_results: Sequence[SuiteResult]) -> Iterator[tuple[SuiteResult, ExpectationResult]]:
+    for s in suite_results:
+        for r in s.results:
+            yield s, r
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m pipelines.quality.runner DATABASE [LAYER]`: check a database and print what failed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("database", type=Path, help="a DuckDB file with the layer's tables")
+    parser.add_argument("layer", nargs="?", default=suites.STAGING_LAYER, help="suites of expectations/<layer>/")
+    args = parser.parse_args(argv)
+
+    suite_results = run_layer(args.database, args.layer)
+    fatal_failures = 0
+    for suite_result, check in iter_results(suite_results):
+        if not check.passed:
+            fatal_failures += check.fatal
+            found = check.error or f"{check.unexpected_count} failing ({check.unexpected_percent or 0:.2f}%, " \
+                                   f"threshold {check.threshold:g}%)"
+            print(f"{check.severity:8s} {suite_result.suite}.{check.name}: {found}")
+    checks = sum(len(s.results) for s in suite_results)
+    print(f"{checks} checks, {sum(len(s.failed()) for s in suite_results)} failed ({fatal_failures} fatal); "
+          f"results in {CHECK_RESULTS_TABLE}; Data Docs: {suite_results[0].data_docs_index if suite_results else '-'}")
+    return 1 if fatal_failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

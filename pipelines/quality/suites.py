@@ -1,0 +1,657 @@
+"""The data-quality suites: which checks each staging table gets, written as GX expectation suites in JSON.
+
+The suites in ``expectations/staging/<table>.json`` are generated from this module and the canonical extract spec,
+and committed, so a change to a check shows up as a readable diff of the JSON. After editing this module run
+
+    python -m pipelines.quality.suites
+
+(``tests/test_quality_suites.py`` fails while the JSON files are out of date).
+
+Every expectation follows the OHDSI Data Quality Dashboard (DQD) framework. Its ``meta`` carries:
+
+- ``name``: the check's name, unique in its suite (also the Dagster asset check's name and
+  ``dq.check_results.expectation``);
+- ``category``: conformance, completeness or plausibility (Kahn et al. 2016, as in DQD), and a ``subcategory``;
+- ``severity``: ``fatal`` (the data is structurally wrong: later steps would compute wrong results; the run stops)
+  or ``warning`` (implausible or incomplete data worth a look; the run goes on);
+- ``threshold``: the percentage of failing rows allowed, DQD style: the check fails when the failing share is above
+  it (0 = any failing row fails the check);
+- ``description``: what is checked and why, in plain words.
+
+Where the threshold is above 0 the expectation also gets GX's ``mostly = 1 - threshold / 100``, so GX's own
+success (shown in Data Docs) agrees with the DQD verdict the runner computes.
+
+Checks that GX's column expectations express (not null, value sets, ranges, uniqueness) use them; GX runs all the
+simple column checks of one table in a single SQL query. The others are SQL queries that return the violating rows
+(``expect_no_violating_rows``, see ``violating_rows.py``); ``{batch}`` stands for the checked table.
+
+A row is counted by one temporal check only: events of unknown persons are left to ``person_id_in_person_table``,
+and ``*_within_observation_period`` leaves out events before birth or after death, which their own checks count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines import extract_spec as spec
+from pipelines.paths import EXPECTATIONS_DIR
+from pipelines.quality.valid_codes import VALID_ICD10CM_TABLE
+
+SUITE_VERSION = 1
+STAGING_LAYER = "staging"
+
+FATAL = "fatal"
+WARNING = "warning"
+CATEGORIES = ("conformance", "completeness", "plausibility")
+SEVERITIES = (FATAL, WARNING)
+# GX's own severity field, shown in Data Docs.
+GX_SEVERITY = {FATAL: "critical", WARNING: "warning"}
+
+# Expectations with GX's `mostly` (the share of rows that must pass).
+ACCEPTS_MOSTLY = {
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set", "expect_column_values_to_be_between",
+    "expect_column_values_to_be_unique", "expect_no_violating_rows",
+}
+
+# Check names become Dagster asset check names, which allow letters, digits and underscores.
+CHECK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# ---------------------------------------------------------------------------------------------------------------
+# Facts the checks use. Everything about the table layout comes from extract_spec.
+# ---------------------------------------------------------------------------------------------------------------
+
+# Vocabularies each coded column may hold (extract_spec's column descriptions).
+VOCABULARIES_BY_TABLE: dict[str, tuple[str, ...]] = {
+    "condition_occurrence": ("ICD10CM", "SNOMED"),
+    "drug_exposure": ("RxNorm", "ATC"),
+    "measurement": ("LOINC", "SNOMED", "LOCAL"),
+    "procedure_occurrence": ("CPT4", "ICD10PCS", "SNOMED"),
+}
+
+# Code formats per vocabulary, for codes as the ingest normalises them (ICD-10-CM upper-case with the dot).
+CODE_FORMATS: dict[str, str] = {
+    "ICD10CM": r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$",
+    "SNOMED": r"^[0-9]{6,18}$",
+    "RxNorm": r"^[0-9]+$",
+    "ATC": r"^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$",
+    "LOINC": r"^[0-9]{1,7}-[0-9]$",
+    "CPT4": r"^[0-9]{4}[0-9A-Z]$",
+    "ICD10PCS": r"^[0-9A-HJ-NP-Z]{7}$",
+}
+
+
+@dataclass(frozen=True)
+class PlausibleRange:
+    """The values a measurement of one code can plausibly take (outside them the value is wrong, not just abnormal)."""
+
+    check_name: str
+    label: str
+    vocabulary: str
+    code: str
+    unit: str
+    low: float
+    high: float
+
+
+# Physiologically possible ranges, wide on purpose: abnormal but real results must pass. Units per
+# ../shared/reference/phenotype_codes.md (mEq/L equals mmol/L for sodium and potassium).
+PLAUSIBLE_MEASUREMENT_RANGES: tuple[PlausibleRange, ...] = (
+    PlausibleRange("sodium_value_plausible", "sodium", "LOINC", "2951-2", "mmol/L", 100, 200),
+    PlausibleRange("potassium_value_plausible", "potassium", "LOINC", "2823-3", "mmol/L", 1, 10),
+    PlausibleRange("magnesium_mg_dl_value_plausible", "magnesium (mass)", "LOINC", "19123-9", "mg/dL", 0.25, 12),
+    PlausibleRange("magnesium_mmol_l_value_plausible", "magnesium (moles)", "LOINC", "2601-3", "mmol/L", 0.1, 5),
+    PlausibleRange("ankle_brachial_index_value_plausible", "ankle-brachial index", "SNOMED", "446841001", "ratio",
+                   0.2, 2.5),
+)
+
+DAYS_SUPPLY_RANGE = (1, 365)
+AGE_RANGE = (0, 120)
+
+# Tables whose rows are events of a person: (row id, the event's date).
+EVENT_DATES: dict[str, tuple[str, str]] = {
+    "visit_occurrence": ("visit_occurrence_id", "visit_start_date"),
+    "condition_occurrence": ("condition_occurrence_id", "condition_start_date"),
+    "drug_exposure": ("drug_exposure_id", "drug_exposure_start_date"),
+    "measurement": ("measurement_id", "measurement_date"),
+    "procedure_occurrence": ("procedure_occurrence_id", "procedure_date"),
+}
+
+# Tables with a span: (row id, start column, end column).
+SPANS: dict[str, tuple[str, str, str]] = {
+    "observation_period": ("observation_period_id", "observation_period_start_date", "observation_period_end_date"),
+    "visit_occurrence": ("visit_occurrence_id", "visit_start_date", "visit_end_date"),
+    "condition_occurrence": ("condition_occurrence_id", "condition_start_date", "condition_end_date"),
+    "drug_exposure": ("drug_exposure_id", "drug_exposure_start_date", "drug_exposure_end_date"),
+}
+
+# Tables checked for the same event recorded twice: a row identical to another in every column but the row id
+# (person, code, date, value, visit...). Rows that differ in any column are different records: two different
+# results of one test on one day are real, and a copy with another end date is end_before_start's. Visits are left
+# out: two visits of one type on one day happen (different departments) and the extract cannot tell them apart.
+DUPLICATE_EVENT_TABLES: tuple[str, ...] = ("condition_occurrence", "drug_exposure", "measurement",
+                                           "procedure_occurrence")
+
+
+# Share of persons allowed to have no row in a table (DQD measurePersonCompleteness), in percent. Starting points:
+# every person needs observation time and nearly everyone a visit, while many people in a primary-care population
+# have no chronic prescription (about a third in the synthetic extracts) or no lab result. Tune them to the site.
+PERSON_COMPLETENESS_THRESHOLDS: dict[str, float] = {
+    "observation_period": 0,
+    "visit_occurrence": 5,
+    "condition_occurrence": 25,
+    "drug_exposure": 50,
+    "measurement": 50,
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# One check = one GX expectation with DQD metadata.
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    name: str
+    expectation_type: str
+    kwargs: dict[str, Any]
+    category: str
+    subcategory: str
+    severity: str
+    threshold: float
+    description: str
+    column: str | None = None  # the column judged, for SQL checks (column expectations name it in kwargs)
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "name": self.name,
+            "category": self.category,
+            "subcategory": self.subcategory,
+            "severity": self.severity,
+            "threshold": self.threshold,
+            "description": self.description,
+        }
+        if self.column and "column" not in self.kwargs:
+            meta["column"] = self.column
+        meta.update(self.extra_meta)
+        kwargs = dict(self.kwargs)
+        if self.threshold > 0 and self.expectation_type in ACCEPTS_MOSTLY:
+            # GX's own pass/fail (shown in Data Docs) then follows the DQD threshold too.
+            kwargs["mostly"] = round(1 - self.threshold / 100, 6)
+        return {
+            "type": self.expectation_type,
+            "kwargs": kwargs,
+            "meta": meta,
+            "severity": GX_SEVERITY[self.severity],
+        }
+
+
+def sql(text: str) -> str:
+    """Our SQL on one line (JSON strings hold no line breaks); write the SQL without '--' comments."""
+    return " ".join(text.split())
+
+
+def literal(value: str) -> str:
+    """A SQL string literal. Braces are doubled because GX fills in {batch} with str.format."""
+    return "'" + value.replace("'", "''").replace("{", "{{").replace("}", "}}") + "'"
+
+
+def violating_rows(name: str, query: str, **meta: Any) -> Check:
+    return Check(name=name, expectation_type="expect_no_violating_rows",
+                 kwargs={"unexpected_rows_query": sql(query)}, **meta)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Conformance
+# ---------------------------------------------------------------------------------------------------------------
+def columns_and_types(table: spec.Table) -> list[Check]:
+    expected = ", ".join(f"({literal(c.name)}, {literal(c.type)})" for c in table.columns)
+    return [
+        Check(
+            name="columns_match_spec",
+            expectation_type="expect_table_columns_to_match_set",
+            kwargs={"column_set": list(table.column_names), "exact_match": True},
+            category="conformance", subcategory="relational: table columns", severity=FATAL, threshold=0,
+            description=f"staging.{table.name} has exactly the columns of the canonical extract spec.",
+        ),
+        violating_rows(
+            "column_types_match_spec",
+            f"""
+            WITH actual AS (SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {{batch}}))
+            SELECT expected.column_name, expected.column_type AS expected_type, actual.column_type AS actual_type
+            FROM (VALUES {expected}) AS expected(column_name, column_type)
+            JOIN actual ON actual.column_name = expected.column_name
+            WHERE actual.column_type <> expected.column_type
+            """,
+            category="conformance", subcategory="value: column types", severity=FATAL, threshold=0,
+            description="Every column has the DuckDB type of the spec. Each violating row is a column, so the "
+                        "percentage is not meaningful here; missing columns are columns_match_spec's.",
+        ),
+    ]
+
+
+def primary_key(table: spec.Table) -> list[Check]:
+    if not table.primary_key:
+        return []
+    return [Check(
+        name=f"{table.primary_key}_unique",
+        expectation_type="expect_column_values_to_be_unique",
+        kwargs={"column": table.primary_key},
+        category="conformance", subcategory="relational: primary key", severity=FATAL, threshold=0,
+        description=f"{table.primary_key} identifies one row. Every row whose id is repeated counts (a pair of "
+                    "rows sharing an id counts 2), as DQD's isPrimaryKey.",
+    )]
+
+
+def person_reference(table: spec.Table) -> list[Check]:
+    if not table.references_person:
+        return []
+    row_id = table.primary_key or "person_id"
+    return [violating_rows(
+        "person_id_in_person_table",
+        f"""
+        WITH checked AS (SELECT * FROM {{batch}})
+        SELECT c.{row_id}, c.person_id FROM checked AS c
+        WHERE c.person_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM staging.person AS p WHERE p.person_id = c.person_id)
+        """,
+        column="person_id", category="conformance", subcategory="relational: foreign key", severity=FATAL,
+        threshold=0,
+        description="Every row belongs to a person of staging.person. The ingest rejects rows of unknown "
+                    "persons, so one here means a loading bug; cohorts would count events of nobody.",
+    )]
+
+
+def visit_reference(table: spec.Table) -> list[Check]:
+    if "visit_occurrence_id" not in table.column_names or table.name == "visit_occurrence":
+        return []
+    return [violating_rows(
+        "visit_occurrence_id_in_visit_table",
+        f"""
+        WITH checked AS (SELECT * FROM {{batch}})
+        SELECT c.{table.primary_key}, c.person_id, c.visit_occurrence_id FROM checked AS c
+        WHERE c.visit_occurrence_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM staging.visit_occurrence AS v
+                          WHERE v.visit_occurrence_id = c.visit_occurrence_id)
+        """,
+        column="visit_occurrence_id", category="conformance", subcategory="relational: foreign key",
+        severity=WARNING, threshold=0,
+        description="A filled visit_occurrence_id names a visit of staging.visit_occurrence. The link is "
+                    "optional and no phenotype needs it yet, so a broken one is a warning.",
+    )]
+
+
+def value_sets(table: spec.Table) -> list[Check]:
+    checks = []
+    for column in table.columns:
+        if column.kind == "sex":
+            values, severity, why = list(spec.SEX_VALUES), FATAL, "cohorts stratify and match on sex"
+        elif column.kind == "visit_type":
+            values, severity, why = list(spec.VISIT_TYPES), FATAL, "phenotypes select visits by type"
+        elif column.kind == "laterality":
+            values, severity, why = list(spec.LATERALITY_VALUES), WARNING, "per-leg ABI needs the side"
+        elif column.kind == "vocabulary":
+            values, severity = list(VOCABULARIES_BY_TABLE[table.name]), WARNING
+            why = ("phenotypes only read these vocabularies: rows in another one are ignored, so the study "
+                   "loses them but computes nothing wrong")
+        else:
+            continue
+        checks.append(Check(
+            name=f"{column.name}_in_value_set",
+            expectation_type="expect_column_values_to_be_in_set",
+            kwargs={"column": column.name, "value_set": values},
+            category="conformance", subcategory="value: value set", severity=severity, threshold=0,
+            description=f"{column.name} is one of {', '.join(values)} (empty values are not judged here): {why}.",
+        ))
+    return checks
+
+
+def code_formats(table: spec.Table) -> list[Check]:
+    checks = []
+    for vocabulary_column, code_column in table.coded:
+        for vocabulary in VOCABULARIES_BY_TABLE[table.name]:
+            if vocabulary not in CODE_FORMATS:
+                continue  # LOCAL codes have no format
+            checks.append(violating_rows(
+                f"{code_column}_format_{vocabulary.lower()}",
+                f"""
+                WITH checked AS (SELECT * FROM {{batch}})
+                SELECT {table.primary_key}, person_id, {code_column} FROM checked
+                WHERE {vocabulary_column} = {literal(vocabulary)}
+                  AND NOT regexp_matches({code_column}, {literal(CODE_FORMATS[vocabulary])})
+                """,
+                column=code_column, category="conformance", subcategory="value: code format", severity=WARNING,
+                threshold=0,
+                description=f"{vocabulary} codes match {CODE_FORMATS[vocabulary]}. A malformed code matches no "
+                            "phenotype code list, so the row is lost to the study.",
+            ))
+    return checks
+
+
+def birth_date_consistency(table: spec.Table) -> list[Check]:
+    if table.name != "person":
+        return []
+    return [violating_rows(
+        "birth_date_matches_year_of_birth",
+        """
+        WITH checked AS (SELECT * FROM {batch})
+        SELECT person_id, year_of_birth, birth_date FROM checked
+        WHERE birth_date IS NOT NULL AND year(birth_date) <> year_of_birth
+        """,
+        column="birth_date", category="conformance", subcategory="value: internal consistency", severity=WARNING,
+        threshold=0,
+        description="Where the full birth date is known, its year is year_of_birth.",
+    )]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Completeness
+# ---------------------------------------------------------------------------------------------------------------
+def required_fields(table: spec.Table) -> list[Check]:
+    return [
+        Check(
+            name=f"{column}_not_null",
+            expectation_type="expect_column_values_to_not_be_null",
+            kwargs={"column": column},
+            category="completeness", subcategory="required field", severity=FATAL, threshold=0,
+            description=f"{column} is required by the spec and filled in every row (the ingest rejects rows "
+                        "without it, so an empty one means a loading bug).",
+        )
+        for column in table.required_columns
+    ]
+
+
+def persons_with_records(table: spec.Table) -> list[Check]:
+    if table.name != "person":
+        return []
+    checks = []
+    for records_table, threshold in PERSON_COMPLETENESS_THRESHOLDS.items():
+        checks.append(violating_rows(
+            f"person_has_{records_table}",
+            f"""
+            WITH checked AS (SELECT * FROM {{batch}})
+            SELECT c.person_id FROM checked AS c
+            WHERE NOT EXISTS (SELECT 1 FROM staging.{records_table} AS r WHERE r.person_id = c.person_id)
+            """,
+            column="person_id", category="completeness", subcategory="person completeness", severity=WARNING,
+            threshold=threshold,
+            description=f"Persons with at least one row in staging.{records_table}; the check counts persons "
+                        f"without one and allows {threshold:g}% of them.",
+        ))
+    return checks
+
+
+def measurement_values(table: spec.Table) -> list[Check]:
+    if table.name != "measurement":
+        return []
+    return [
+        Check(
+            name="value_as_number_not_null",
+            expectation_type="expect_column_values_to_not_be_null",
+            kwargs={"column": "value_as_number"},
+            category="completeness", subcategory="measurement value", severity=WARNING, threshold=5,
+            description="Measurements carry a numeric result; lab and ABI phenotypes need it.",
+        ),
+        Check(
+            name="unit_not_null_when_value_present",
+            expectation_type="expect_column_values_to_not_be_null",
+            kwargs={"column": "unit",
+                    "row_condition": {"type": "nullity", "column": {"name": "value_as_number"}, "is_null": False}},
+            category="completeness", subcategory="measurement unit", severity=WARNING, threshold=5,
+            description="A numeric result has its unit; thresholds (mg/dL vs mmol/L) depend on it.",
+        ),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plausibility
+# ---------------------------------------------------------------------------------------------------------------
+# CTEs shared by the temporal checks. A person id repeated in staging.person or staging.death (a fatal primary-key
+# failure) must not multiply the events joined to it, hence the GROUP BY.
+BIRTH_CTE = ("birth AS (SELECT person_id, min(coalesce(birth_date, make_date(year_of_birth, 1, 1))) "
+             "AS earliest_birth_date FROM staging.person GROUP BY person_id)")
+DEATH_CTE = "death AS (SELECT person_id, min(death_date) AS death_date FROM staging.death GROUP BY person_id)"
+
+
+def not_before_birth(name: str, row_id: str, date_column: str) -> Check:
+    return violating_rows(
+        name,
+        f"""
+        WITH checked AS (SELECT * FROM {{batch}}), {BIRTH_CTE}
+        SELECT c.{row_id}, c.person_id, c.{date_column}, b.earliest_birth_date
+        FROM checked AS c JOIN birth AS b ON b.person_id = c.person_id
+        WHERE c.{date_column} < b.earliest_birth_date
+        """,
+        column=date_column, category="plausibility", subcategory="temporal: after birth", severity=WARNING,
+        threshold=1,
+        description=f"{date_column} is not before the person's birth (the birth date, or 1 January of "
+                    "year_of_birth where only the year is known).",
+    )
+
+
+def temporal_checks(table: spec.Table) -> list[Check]:
+    checks = []
+    if table.name in EVENT_DATES:
+        row_id, date_column = EVENT_DATES[table.name]
+        checks.append(not_before_birth(f"{date_column}_not_before_birth", row_id, date_column))
+        checks.append(violating_rows(
+            f"{date_column}_not_after_death",
+            f"""
+            WITH checked AS (SELECT * FROM {{batch}}), {DEATH_CTE}
+            SELECT c.{row_id}, c.person_id, c.{date_column}, d.death_date
+            FROM checked AS c JOIN death AS d ON d.person_id = c.person_id
+            WHERE c.{date_column} > d.death_date
+            """,
+            column=date_column, category="plausibility", subcategory="temporal: during life", severity=WARNING,
+            threshold=1,
+            description=f"{date_column} is not after the person's death date (no grace period: this is EHR "
+                        "data, not claims with late billing).",
+        ))
+        checks.append(violating_rows(
+            f"{date_column}_within_observation_period",
+            f"""
+            WITH checked AS (SELECT * FROM {{batch}}), {BIRTH_CTE}, {DEATH_CTE}
+            SELECT c.{row_id}, c.person_id, c.{date_column}
+            FROM checked AS c
+            JOIN birth AS b ON b.person_id = c.person_id
+            LEFT JOIN death AS d ON d.person_id = c.person_id
+            WHERE c.{date_column} >= b.earliest_birth_date
+              AND (d.death_date IS NULL OR c.{date_column} <= d.death_date)
+              AND NOT EXISTS (
+                SELECT 1 FROM staging.observation_period AS o
+                WHERE o.person_id = c.person_id
+                  AND c.{date_column} BETWEEN o.observation_period_start_date AND o.observation_period_end_date)
+            """,
+            column=date_column, category="plausibility", subcategory="temporal: within observation",
+            severity=WARNING, threshold=5,
+            description=f"{date_column} lies in one of the person's observation periods. Events before birth or "
+                        "after death are left to those checks, so each implausible date is counted once.",
+        ))
+    if table.name == "observation_period":
+        checks.append(not_before_birth("observation_period_start_date_not_before_birth", "observation_period_id",
+                                       "observation_period_start_date"))
+    if table.name == "death":
+        checks.append(not_before_birth("death_date_not_before_birth", "person_id", "death_date"))
+    if table.name in SPANS:
+        row_id, start, end = SPANS[table.name]
+        checks.append(violating_rows(
+            f"{end}_not_before_start",
+            f"""
+            WITH checked AS (SELECT * FROM {{batch}})
+            SELECT {row_id}, person_id, {start}, {end} FROM checked WHERE {end} < {start}
+            """,
+            column=end, category="plausibility", subcategory="temporal: end after start", severity=WARNING,
+            threshold=1,
+            description=f"{end}, where filled, is not before {start}; durations and exposure windows would be "
+                        "negative.",
+        ))
+    return checks
+
+
+def person_age(table: spec.Table) -> list[Check]:
+    if table.name != "person":
+        return []
+    low, high = AGE_RANGE
+    return [violating_rows(
+        f"age_{low}_to_{high}",
+        f"""
+        WITH checked AS (SELECT * FROM {{batch}}),
+        last_observation AS (SELECT person_id, max(observation_period_end_date) AS last_observed
+                             FROM staging.observation_period GROUP BY person_id)
+        SELECT c.person_id, c.year_of_birth, l.last_observed,
+               year(coalesce(l.last_observed, current_date)) - c.year_of_birth AS age
+        FROM checked AS c LEFT JOIN last_observation AS l ON l.person_id = c.person_id
+        WHERE year(coalesce(l.last_observed, current_date)) - c.year_of_birth NOT BETWEEN {low} AND {high}
+        """,
+        column="year_of_birth", category="plausibility", subcategory="value: age", severity=WARNING, threshold=1,
+        description=f"The person's age at the end of their last observation period (today, without one) is "
+                    f"{low} to {high} years.",
+    )]
+
+
+def measurement_ranges(table: spec.Table) -> list[Check]:
+    if table.name != "measurement":
+        return []
+    checks = []
+    for r in PLAUSIBLE_MEASUREMENT_RANGES:
+        condition = {"type": "and", "conditions": [
+            {"type": "comparison", "column": {"name": "measurement_vocabulary"}, "operator": "==",
+             "parameter": r.vocabulary},
+            {"type": "comparison", "column": {"name": "measurement_code"}, "operator": "==", "parameter": r.code},
+        ]}
+        checks.append(Check(
+            name=r.check_name,
+            expectation_type="expect_column_values_to_be_between",
+            kwargs={"column": "value_as_number", "min_value": r.low, "max_value": r.high, "row_condition": condition},
+            category="plausibility", subcategory="value: plausible range", severity=WARNING, threshold=1,
+            description=f"{r.label} ({r.vocabulary} {r.code}) is between {r.low:g} and {r.high:g} {r.unit}; values "
+                        "outside cannot be measured in a living person and are entry or unit errors. The "
+                        "percentage is of this code's filled values.",
+            extra_meta={"unit": r.unit},
+        ))
+    return checks
+
+
+def drug_supply(table: spec.Table) -> list[Check]:
+    if table.name != "drug_exposure":
+        return []
+    low, high = DAYS_SUPPLY_RANGE
+    return [Check(
+        name="days_supply_plausible",
+        expectation_type="expect_column_values_to_be_between",
+        kwargs={"column": "days_supply", "min_value": low, "max_value": high},
+        category="plausibility", subcategory="value: plausible range", severity=WARNING, threshold=1,
+        description=f"days_supply, where filled, is {low} to {high} days; it sets the exposure window's end.",
+    )]
+
+
+def duplicate_events(table: spec.Table) -> list[Check]:
+    if table.name not in DUPLICATE_EVENT_TABLES:
+        return []
+    compared = ", ".join(c for c in table.column_names if c != table.primary_key)
+    return [violating_rows(
+        "no_duplicate_events",
+        f"""
+        WITH checked AS (SELECT * FROM {{batch}})
+        SELECT * FROM checked
+        QUALIFY row_number() OVER (PARTITION BY {compared} ORDER BY {table.primary_key}) > 1
+        """,
+        category="plausibility", subcategory="uniqueness: duplicate events", severity=WARNING, threshold=1,
+        description="No row repeats another in every column but the row id (same person, code, date, value, "
+                    "visit...). Each extra copy counts once (the first row of a group is not counted); duplicates "
+                    "inflate event counts.",
+    )]
+
+
+def icd10cm_codes_exist(table: spec.Table) -> list[Check]:
+    if table.name != "condition_occurrence":
+        return []
+    return [violating_rows(
+        "condition_code_icd10cm_exists",
+        f"""
+        WITH checked AS (SELECT * FROM {{batch}})
+        SELECT c.condition_occurrence_id, c.person_id, c.condition_code FROM checked AS c
+        WHERE c.condition_vocabulary = 'ICD10CM'
+          AND regexp_matches(c.condition_code, {literal(CODE_FORMATS["ICD10CM"])})
+          AND NOT EXISTS (SELECT 1 FROM {VALID_ICD10CM_TABLE} AS v WHERE v.code = c.condition_code)
+        """,
+        column="condition_code", category="plausibility", subcategory="value: code exists", severity=WARNING,
+        threshold=1,
+        description="Well-formed ICD-10-CM codes exist in the ICD-10-CM release of simple_icd_10_cm (categories "
+                    "and subcategories, billable or not). Malformed codes are left to the format check.",
+    )]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Suites
+# ---------------------------------------------------------------------------------------------------------------
+CHECK_BUILDERS = (
+    columns_and_types, primary_key, person_reference, visit_reference, value_sets, code_formats,
+    birth_date_consistency, required_fields, persons_with_records, measurement_values, temporal_checks, person_age,
+    measurement_ranges, drug_supply, duplicate_events, icd10cm_codes_exist,
+)
+
+
+def suite_name(layer: str, table_name: str) -> str:
+    return f"{layer}.{table_name}"
+
+
+def suite_path(name: str) -> Path:
+    layer, table_name = name.split(".", 1)
+    return EXPECTATIONS_DIR / layer / f"{table_name}.json"
+
+
+def checks_for(table: spec.Table) -> list[Check]:
+    checks = [check for builder in CHECK_BUILDERS for check in builder(table)]
+    names = [c.name for c in checks]
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:
+        raise ValueError(f"check names repeat in {table.name}: {sorted(duplicated)}")
+    return checks
+
+
+def build_staging_suite(table: spec.Table) -> dict[str, Any]:
+    """The suite of one staging table as GX suite JSON."""
+    return {
+        "name": suite_name(STAGING_LAYER, table.name),
+        "meta": {
+            "suite_version": SUITE_VERSION,
+            "table": f"{STAGING_LAYER}.{table.name}",
+            "framework": "OHDSI Data Quality Dashboard categories (conformance, completeness, plausibility)",
+            "generated_by": "python -m pipelines.quality.suites (do not edit by hand)",
+        },
+        "expectations": [check.to_json() for check in checks_for(table)],
+    }
+
+
+def suite_json_text(suite: dict[str, Any]) -> str:
+    return json.dumps(suite, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_staging_suites() -> list[Path]:
+    written = []
+    for table in spec.TABLES:
+        suite = build_staging_suite(table)
+        path = suite_path(suite["name"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(suite_json_text(suite))
+        written.append(path)
+    return written
+
+
+def layer_suite_names(layer: str) -> list[str]:
+    """Names of the suites stored for a layer, e.g. ["staging.condition_occurrence", ...]."""
+    return [suite_name(layer, path.stem) for path in sorted((EXPECTATIONS_DIR / layer).glob("*.json"))]
+
+
+def read_suite_json(name: str) -> dict[str, Any]:
+    path = suite_path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"no suite {name!r}: {path} does not exist")
+    return json.loads(path.read_text())
+
+
+if __name__ == "__main__":
+    for written_path in write_staging_suites():
+        print(written_path)

@@ -1,0 +1,42 @@
+"""Reference tables of valid codes that the suites check against, loaded into the checked database's ``dq`` schema.
+
+``dq.valid_icd10cm_codes`` holds every ICD-10-CM category and subcategory (billable or not, with the dot, e.g.
+``R25`` and ``R25.2``) of the release that ships with the installed ``simple_icd_10_cm`` package; chapters and
+blocks (``A00-B99``) are not codes and are left out. The table records the package version it came from.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.metadata import version
+
+import duckdb
+import simple_icd_10_cm as icd10cm
+
+VALID_ICD10CM_TABLE = "dq.valid_icd10cm_codes"
+
+
+@lru_cache(maxsize=1)
+def valid_icd10cm_codes() -> tuple[str, ...]:
+    """Every ICD-10-CM category and subcategory, with the dot, sorted."""
+    return tuple(sorted({code for code in icd10cm.get_all_codes(True) if icd10cm.is_category_or_subcategory(code)}))
+
+
+def ensure_valid_icd10cm_codes(con: duckdb.DuckDBPyConnection) -> None:
+    """Create dq.valid_icd10cm_codes in the connected database unless it holds this package version's codes."""
+    source = f"simple_icd_10_cm {version('simple_icd_10_cm')}"
+    con.execute("CREATE SCHEMA IF NOT EXISTS dq")
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'dq' AND table_name = 'valid_icd10cm_codes'"
+    ).fetchone()[0]
+    if exists:
+        loaded_from = con.execute(f"SELECT any_value(source) FROM {VALID_ICD10CM_TABLE}").fetchone()[0]
+        if loaded_from == source:
+            return
+    con.execute(
+        f"CREATE OR REPLACE TABLE {VALID_ICD10CM_TABLE} AS "
+        "SELECT unnest($codes) AS code, $source AS source",
+        {"codes": list(valid_icd10cm_codes()), "source": source},
+    )
+    con.execute(f"COMMENT ON TABLE {VALID_ICD10CM_TABLE} IS 'ICD-10-CM categories and subcategories (with the "
+                f"dot) of {source}; the data-quality check condition_code_icd10cm_exists reads it.'")
