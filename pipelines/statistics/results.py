@@ -1,0 +1,184 @@
+"""The one result type every estimator returns, and helpers to show results as tables.
+
+Every estimator in this package returns an `EstimateResult`: a small, frozen dataclass with the estimate, its
+95% confidence interval, a p-value and the counts behind it. `to_row()` gives exactly the columns of
+`RESULT_COLUMNS`, so a list of results becomes one table (`results_table`) that the pipeline can store in
+`results.associations` after `suppress_small_counts`.
+
+Printing a result (`print(result)`) shows a short table in the style of statsmodels/lifelines summaries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+# The columns of a result row, in order. `EstimateResult.to_row()` returns exactly these keys.
+RESULT_COLUMNS = (
+    "method",
+    "estimand",
+    "estimate",
+    "ci_lower",
+    "ci_upper",
+    "p_value",
+    "n_exposed",
+    "n_unexposed",
+    "events_exposed",
+    "events_unexposed",
+    "person_years_exposed",
+    "person_years_unexposed",
+)
+
+# Count columns that small-cell suppression applies to (person-years are not counts of people).
+COUNT_COLUMNS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed")
+
+# Publication rule used across the project: counts from 1 to 10 are never shown.
+DEFAULT_SMALL_CELL_THRESHOLD = 11
+
+DAYS_PER_YEAR = 365.25
+
+
+@dataclass(frozen=True)
+class EstimateResult:
+    """One estimate with its 95% confidence interval and the counts it rests on.
+
+    Fields that do not apply to a method are None (for example person-years for an odds ratio, or the
+    "unexposed" counts of a single-group incidence rate, whose group is reported in the "exposed" fields).
+    """
+
+    method: str
+    estimand: str
+    estimate: float
+    ci_lower: float | None
+    ci_upper: float | None
+    p_value: float | None
+    n_exposed: int | None = None
+    n_unexposed: int | None = None
+    events_exposed: int | None = None
+    events_unexposed: int | None = None
+    person_years_exposed: float | None = None
+    person_years_unexposed: float | None = None
+
+    def to_row(self) -> dict:
+        """The result as a dict with exactly the keys of RESULT_COLUMNS."""
+        return {name: getattr(self, name) for name in RESULT_COLUMNS}
+
+    def contains(self, value: float) -> bool:
+        """True when `value` lies inside the confidence interval (bounds included)."""
+        if self.ci_lower is None or self.ci_upper is None:
+            return False
+        return self.ci_lower <= value <= self.ci_upper
+
+    def summary(self) -> str:
+        """A plain-text table of the result, like a statsmodels or lifelines summary."""
+        width = 78
+        lines = [
+            self.method.center(width),
+            "=" * width,
+            f"Estimand: {self.estimand}",
+            "-" * width,
+            f"{'estimate':>14}{'95% CI lower':>16}{'95% CI upper':>16}{'p-value':>12}",
+            f"{_number(self.estimate):>14}{_number(self.ci_lower):>16}{_number(self.ci_upper):>16}"
+            f"{_p_value(self.p_value):>12}",
+        ]
+        has_counts = any(getattr(self, name) is not None for name in (*COUNT_COLUMNS, "person_years_exposed"))
+        if has_counts:
+            lines += [
+                "-" * width,
+                f"{'':<14}{'persons':>14}{'events':>14}{'person-years':>16}",
+                f"{'exposed':<14}{_count(self.n_exposed):>14}{_count(self.events_exposed):>14}"
+                f"{_number(self.person_years_exposed, 1):>16}",
+                f"{'unexposed':<14}{_count(self.n_unexposed):>14}{_count(self.events_unexposed):>14}"
+                f"{_number(self.person_years_unexposed, 1):>16}",
+            ]
+        lines.append("=" * width)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def results_table(results: list[EstimateResult]) -> pd.DataFrame:
+    """Many results as one DataFrame with the columns RESULT_COLUMNS (one row per result)."""
+    return pd.DataFrame([result.to_row() for result in results], columns=list(RESULT_COLUMNS))
+
+
+def format_results_table(
+    results: list[EstimateResult], small_cell_threshold: int | None = DEFAULT_SMALL_CELL_THRESHOLD
+) -> str:
+    """Many results as one printable table: method, estimand, estimate (95% CI), p-value and counts.
+
+    Counts from 1 to small_cell_threshold-1 print as "<threshold" (default "<11"); None shows every count.
+    """
+    rows = []
+    for result in results:
+        row = result.to_row()
+        if small_cell_threshold is not None:
+            row = suppress_small_counts(row, small_cell_threshold)
+        rows.append(
+            {
+                "method": row["method"],
+                "estimand": row["estimand"],
+                "estimate (95% CI)": f"{_number(row['estimate'], 2)} "
+                f"({_number(row['ci_lower'], 2)}-{_number(row['ci_upper'], 2)})",
+                "p": _p_value(row["p_value"]),
+                "n exp/unexp": f"{_count(row['n_exposed'])}/{_count(row['n_unexposed'])}",
+                "events exp/unexp": f"{_count(row['events_exposed'])}/{_count(row['events_unexposed'])}",
+            }
+        )
+    return pd.DataFrame(rows).to_string(index=False)
+
+
+def suppress_small_count(count: int | float | None, threshold: int = DEFAULT_SMALL_CELL_THRESHOLD) -> str:
+    """A count as text for publication: "<11" (for threshold 11) when it is between 1 and 10, otherwise the count.
+
+    Zero is shown: it reveals no individual. None shows as "-".
+    """
+    if count is None or (isinstance(count, float) and math.isnan(count)):
+        return "-"
+    if 0 < count < threshold:
+        return f"<{threshold}"
+    return f"{int(count):,}"
+
+
+def suppress_small_counts(row: dict, threshold: int = DEFAULT_SMALL_CELL_THRESHOLD) -> dict:
+    """A copy of a result row in which every count between 1 and threshold-1 is replaced by "<threshold".
+
+    Only person and event counts are replaced (COUNT_COLUMNS); estimates and person-years are kept.
+    Suppressed counts become strings, so store the columns as text where a table mixes both.
+    """
+    suppressed = dict(row)
+    for name in COUNT_COLUMNS:
+        value = row.get(name)
+        if value is not None and 0 < value < threshold:
+            suppressed[name] = f"<{threshold}"
+    return suppressed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Formatting helpers
+# ---------------------------------------------------------------------------------------------------------------
+def _number(value: float | None, decimals: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:,.{decimals}f}"
+
+
+def _count(value: int | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{int(value):,}"
+
+
+def _p_value(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value < 0.0001:
+        return "<0.0001"
+    return f"{value:.4f}"

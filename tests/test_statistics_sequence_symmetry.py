@@ -1,0 +1,141 @@
+"""Sequence symmetry analysis: counting rules, the null-effect ratio formula, the CI convention, planted ratios."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from statsmodels.stats.proportion import proportion_confint
+
+from pipelines.statistics import (
+    daily_initiation_counts,
+    null_effect_sequence_ratio,
+    sequence_ratio_from_counts,
+    sequence_symmetry_analysis,
+)
+from pipelines.statistics.simulation import observation_period, simulate_initiations
+
+DAY0 = pd.Timestamp("2010-01-01")
+
+
+def day(n: int) -> pd.Timestamp:
+    return DAY0 + pd.Timedelta(days=n)
+
+
+def counts(days_and_counts: dict[int, int]) -> pd.Series:
+    return pd.Series({day(d): c for d, c in days_and_counts.items()}).sort_index()
+
+
+def test_counting_rules_window_and_same_day():
+    index = 1000
+    data = pd.DataFrame(
+        {
+            "index_date": [day(index)] * 7 + [pd.NaT],
+            "marker_date": [
+                day(index + 1),  # index first
+                day(index + 365),  # index first, last day of the window
+                day(index + 366),  # outside the window
+                day(index - 365),  # marker first, first day of the window
+                day(index - 366),  # outside
+                day(index),  # same day: excluded
+                pd.NaT,  # never had the marker
+                day(index),  # never had the index drug
+            ],
+        }
+    )
+    result = sequence_symmetry_analysis(data)
+    assert (result.index_first, result.marker_first, result.same_day_excluded) == (2, 1, 1)
+    assert result.crude.estimate == pytest.approx(2.0)
+    assert result.crude.events_exposed == 2 and result.crude.events_unexposed == 1
+
+
+def test_null_effect_ratio_is_one_for_flat_marker_incidence():
+    markers = counts({d: 1 for d in range(0, 3000)})
+    index = counts({1500: 3})
+    assert null_effect_sequence_ratio(index, markers) == pytest.approx(1.0)
+
+
+def test_null_effect_ratio_by_hand():
+    # Index drug: 2 initiations on day 10. Marker: 1 on day 5, 3 on day 10 (same day), 2 on day 12,
+    # 1 on day 400 (390 days after: outside T = 365).
+    # P = 2 * 2 / (2 * (1 + 3 + 2 - 3)) = 2/3, NSR = P / (1 - P) = 2.
+    markers = counts({5: 1, 10: 3, 12: 2, 400: 1})
+    index = counts({10: 2})
+    assert null_effect_sequence_ratio(index, markers, window_days=365) == pytest.approx(2.0)
+    # With a 390-day window the marker on day 400 counts after: P = 3/4, NSR = 3.
+    assert null_effect_sequence_ratio(index, markers, window_days=390) == pytest.approx(3.0)
+
+
+def test_null_effect_ratio_tracks_a_rising_trend():
+    markers = counts({d: 1 + d // 100 for d in range(0, 3000)})  # rising incidence
+    index = counts({1500: 1})
+    assert null_effect_sequence_ratio(index, markers) > 1.1
+
+
+def test_interval_is_cohortsymmetry_beta_convention():
+    # CohortSymmetry: qbeta(0.025 / 0.975, index_first + 0.5, marker_first + 0.5) as odds. That is the Jeffreys
+    # interval of the index-first share, which statsmodels computes independently.
+    result = sequence_ratio_from_counts(30, 20)
+    lower_share, upper_share = proportion_confint(30, 50, method="jeffreys")
+    assert result.estimate == pytest.approx(1.5)
+    assert result.ci_lower == pytest.approx(lower_share / (1 - lower_share), rel=1e-9)
+    assert result.ci_upper == pytest.approx(upper_share / (1 - upper_share), rel=1e-9)
+    adjusted = sequence_ratio_from_counts(30, 20, null_effect_ratio=1.25)
+    assert adjusted.estimate == pytest.approx(1.2)
+    assert adjusted.ci_lower == pytest.approx(result.ci_lower / 1.25)
+    assert adjusted.ci_upper == pytest.approx(result.ci_upper / 1.25)
+    assert "Adjusted" in adjusted.method and "Crude" in result.method
+
+
+def test_zero_count_is_replaced_by_half_as_in_cohortsymmetry():
+    from scipy import stats
+
+    result = sequence_ratio_from_counts(0, 5)
+    lower = stats.beta.ppf(0.025, 1.0, 5.5)
+    assert result.estimate == 0
+    assert result.ci_lower == pytest.approx(lower / (1 - lower))
+
+
+def test_daily_initiation_counts_ignores_missing():
+    series = daily_initiation_counts(pd.Series([day(1), day(1), pd.NaT, day(3)]))
+    assert series.to_dict() == {day(1): 2, day(3): 1}
+
+
+@pytest.fixture(scope="module")
+def planted_no_trend() -> pd.DataFrame:
+    return simulate_initiations(2_000_000, rate_ratio=2.42, marker_trend=0.0, seed=31)
+
+
+@pytest.fixture(scope="module")
+def planted_with_trend() -> pd.DataFrame:
+    # Marker incidence triples over the 8 years (a linear trend).
+    return simulate_initiations(2_000_000, rate_ratio=2.42, marker_trend=2.0, seed=32)
+
+
+def test_planted_sequence_ratio_is_within_interval(planted_no_trend):
+    start, end = observation_period()
+    result = sequence_symmetry_analysis(planted_no_trend, observation_start=start, observation_end=end)
+    assert result.adjusted.contains(2.42), result
+    assert result.null_effect_ratio == pytest.approx(1.0, abs=0.03)
+
+
+def test_trend_inflates_crude_ratio_and_adjustment_recovers_truth(planted_with_trend):
+    start, end = observation_period()
+    result = sequence_symmetry_analysis(planted_with_trend, observation_start=start, observation_end=end)
+    assert result.null_effect_ratio > 1.08
+    assert not result.crude.contains(2.42), result.crude
+    assert result.adjusted.contains(2.42), result.adjusted
+    assert result.adjusted.p_value < 0.001
+
+
+def test_null_with_trend_adjusted_ratio_contains_one():
+    start, end = observation_period()
+    data = simulate_initiations(2_000_000, rate_ratio=1.0, marker_trend=2.0, seed=33)
+    result = sequence_symmetry_analysis(data, observation_start=start, observation_end=end)
+    assert result.crude.estimate > 1.05  # the trend alone makes the marker look "caused"
+    assert result.adjusted.contains(1.0), result.adjusted
+
+
+def test_null_effect_ratio_accepts_integer_day_numbers():
+    markers = pd.Series({5: 1, 10: 3, 12: 2, 400: 1})
+    index = pd.Series({10: 2})
+    assert null_effect_sequence_ratio(index, markers, window_days=365) == pytest.approx(2.0)
