@@ -11,9 +11,15 @@ from pipelines.ingest.resources import ExtractSource
 from pipelines.phenotypes.assets import phenotype_assets
 from pipelines.publish.assets import build_publish_asset
 from pipelines.quality.checks import staging_asset_checks
+from pipelines.statistics import assets as statistics_assets
 from pipelines.warehouse import Warehouse
 
-domain_assets = [*ingest_assets.assets, *phenotype_assets, *cohort_assets.assets]
+domain_assets = [
+    *ingest_assets.assets,
+    *phenotype_assets,
+    *cohort_assets.assets,
+    *statistics_assets.assets,
+]
 
 publish_asset = build_publish_asset(
     [key for assets_def in domain_assets for key in assets_def.keys]

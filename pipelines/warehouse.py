@@ -33,6 +33,15 @@ class Warehouse(dg.ConfigurableResource):
     def build_path(self, run_id: str) -> Path:
         return self.published_path.parent / ".runs" / f"{run_id}.duckdb"
 
+    def build_outputs_dir(self, run_id: str) -> Path:
+        """Files a run writes beside its database (plots, reports), published together with it."""
+        return self.published_path.parent / ".runs" / f"{run_id}_outputs"
+
+    @property
+    def published_outputs_dir(self) -> Path:
+        """Plots, study reports and Data Docs of the published database: `<database stem>_outputs/`."""
+        return self.published_path.parent / f"{self.published_path.stem}_outputs"
+
     @contextmanager
     def connect(self, run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection to this run's build file (created on first use)."""

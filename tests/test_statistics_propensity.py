@@ -118,3 +118,17 @@ def test_standardized_mean_difference_by_hand():
     # means 2 and 1, variances (population) 1 and 1: SMD = 1 / sqrt((1 + 1) / 2) = 1.
     assert table.loc[0, "smd"] == pytest.approx(1.0)
     assert bool(table.loc[0, "imbalanced"])
+
+
+def test_stratified_balance_works_on_a_frame_with_gaps_in_its_index():
+    # Cohort frames arrive filtered (persons with no follow-up dropped), so their index is not 0..n-1.
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.statistics.propensity import stratified_standardized_mean_differences
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"exposure": rng.integers(0, 2, 400), "age": rng.normal(60, 10, 400),
+                          "ps_stratum": rng.integers(0, 4, 400)}, index=np.arange(0, 800, 2))
+    balance = stratified_standardized_mean_differences(frame, ["age"], "ps_stratum", "exposure")
+    assert len(balance) == 1 and np.isfinite(balance["smd"].iloc[0])

@@ -7,6 +7,8 @@ killed never reaches this step, so the published file stays as it was.
 
 
 import os
+import shutil
+from pathlib import Path
 from typing import Sequence
 
 import dagster as dg
@@ -26,21 +28,75 @@ def build_publish_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     )
     def published_database(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         build = warehouse.build_path(context.run_id)
+        target = warehouse.published_path
         with warehouse.connect(context.run_id) as con:
+            carried = carry_quality_history(con, target)
+            if carried:
+                context.log.info(f"kept {carried:,} data-quality results of earlier runs in dq.check_results")
             con.execute("CHECKPOINT")
             schemas = con.execute(
                 "SELECT schema_name, count(*) FROM duckdb_tables() GROUP BY 1 ORDER BY 1"
             ).fetchall()
-        target = warehouse.published_path
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(build, target)
         context.log.info(f"published {target}")
+        outputs = publish_outputs(warehouse.build_outputs_dir(context.run_id), build.parent / "data_docs",
+                                  warehouse.published_outputs_dir)
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(target)),
                 "size_mb": round(target.stat().st_size / 1e6, 1),
                 "tables_per_schema": dg.MetadataValue.json(dict(schemas)),
+                "outputs": dg.MetadataValue.path(str(outputs)),
             }
         )
 
     return published_database
+
+
+def carry_quality_history(con, published: Path) -> int:
+    """Copy earlier runs' rows of dq.check_results from the published database into this run's build.
+
+    Each run builds a fresh database, so without this the published dq.check_results would only hold the latest
+    run and analysts could not trend data quality across extracts.
+    """
+    if not published.exists():
+        return 0
+    has_table = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'dq' AND table_name = 'check_results'"
+    ).fetchone()[0]
+    if not has_table:
+        return 0
+    con.execute(f"ATTACH '{published}' AS previous (READ_ONLY)")
+    try:
+        had = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' AND schema_name = 'dq' "
+            "AND table_name = 'check_results'").fetchone()[0]
+        if not had:
+            return 0
+        before = con.execute("SELECT count(*) FROM dq.check_results").fetchone()[0]
+        con.execute("""
+            INSERT INTO dq.check_results BY NAME
+            SELECT * FROM previous.dq.check_results
+            WHERE run_id NOT IN (SELECT DISTINCT run_id FROM dq.check_results)""")
+        return con.execute("SELECT count(*) FROM dq.check_results").fetchone()[0] - before
+    finally:
+        con.execute("DETACH previous")
+
+
+def publish_outputs(run_outputs: Path, run_data_docs: Path, published_outputs: Path) -> Path:
+    """Put the run's plots, reports and Data Docs beside the published database, replacing the previous ones."""
+    staged = published_outputs.with_name(published_outputs.name + ".new")
+    shutil.rmtree(staged, ignore_errors=True)
+    if run_outputs.exists():
+        shutil.move(str(run_outputs), staged)
+    staged.mkdir(parents=True, exist_ok=True)
+    if run_data_docs.exists():
+        shutil.move(str(run_data_docs), staged / "data_docs")
+    old = published_outputs.with_name(published_outputs.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if published_outputs.exists():
+        published_outputs.rename(old)
+    staged.rename(published_outputs)
+    shutil.rmtree(old, ignore_errors=True)
+    return published_outputs

@@ -345,10 +345,11 @@ def stratified_standardized_mean_differences(
     Each person gets weight (stratum size / persons of their group in the stratum), which is the weighting a
     stratified estimate implies (ATE-type). Strata with only one group get no weight.
     """
-    treated = binary_column(data, treatment)
-    stratum_size = data.groupby(strata)[treatment].transform("size")
-    group_size = data.groupby([strata, treated])[treatment].transform("size")
-    both_groups = data.groupby(strata)[treatment].transform(lambda s: s.nunique() == 2)
+    # Grouping by a column (not a Series) keeps the rows aligned whatever the frame's index is.
+    grouped = data.assign(_treated=np.asarray(binary_column(data, treatment)))
+    stratum_size = grouped.groupby(strata)["_treated"].transform("size")
+    group_size = grouped.groupby([strata, "_treated"])["_treated"].transform("size")
+    both_groups = grouped.groupby(strata)["_treated"].transform(lambda s: s.nunique() == 2)
     weighted = data.assign(_stratum_weight=np.where(both_groups, stratum_size / group_size, 0.0))
     return standardized_mean_differences(weighted, covariates, treatment, weights="_stratum_weight")
 

@@ -1,0 +1,117 @@
+"""The study report: one Markdown file an epidemiologist can send, with attrition, Table 1, estimates and plots."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipelines.cohorts.study import StudyDefinition
+
+
+def _number(value, decimals: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.{decimals}f}"
+
+
+def _count(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{int(value):,}"
+
+
+def estimates_markdown(published: pd.DataFrame, threshold_label: str = "<11") -> str:
+    """Estimates as a Markdown table; suppressed counts print as the threshold label."""
+    if published.empty:
+        return "No estimates."
+    lines = ["| exposure | method | estimand | estimate (95% CI) | p | exposed: n / events | unexposed: n / events |",
+             "|---|---|---|---|---|---|---|"]
+    for row in published.to_dict("records"):
+        suppressed = set((row.get("suppressed_columns") or "").split(","))
+
+        def shown(column):
+            return threshold_label if column in suppressed else _count(row.get(column))
+
+        estimate = f"{_number(row['estimate'])} ({_number(row['ci_lower'])}–{_number(row['ci_upper'])})"
+        lines.append(
+            f"| {row['exposure']} | {row['method']} | {row['estimand']} | {estimate} | {_number(row['p_value'], 3)} | "
+            f"{shown('n_exposed')} / {shown('events_exposed')} | {shown('n_unexposed')} / {shown('events_unexposed')} |")
+    return "\n".join(lines)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def attrition_section(con: duckdb.DuckDBPyConnection, study_id: str) -> str:
+    """The published (already suppressed) attrition of the study."""
+    rows = con.execute(
+        "SELECT step_order, step, persons_before_text, persons_after_text, persons_removed_text "
+        "FROM results.attrition WHERE study_id = ? ORDER BY step_order", [study_id]).fetchall()
+    return _markdown_table(["#", "step", "before", "after", "removed"], [list(r) for r in rows])
+
+
+def table1_section(con: duckdb.DuckDBPyConnection, study_id: str) -> str:
+    """The published Table 1, one row per characteristic and a column per group (tableone's layout)."""
+    table = con.execute(
+        "SELECT row_order, variable, coalesce(level, '') AS level, statistic, \"group\", value, smd "
+        "FROM results.table1 WHERE study_id = ?", [study_id]).df()
+    if table.empty:
+        return "No Table 1."
+    groups = list(dict.fromkeys(table["group"]))
+    wide = table.pivot_table(index=["row_order", "variable", "level", "statistic"], columns="group",
+                             values="value", aggfunc="first").reset_index().sort_values("row_order")
+    smd = table.groupby("row_order")["smd"].first()
+    rows = []
+    for record in wide.to_dict("records"):
+        label = record["variable"] + (f" = {record['level']}" if record["level"] else "")
+        statistic = {"n_pct": "n (%)", "mean_sd": "mean (SD)", "median_iqr": "median [IQR]",
+                     "missing": "missing, n (%)", "n": "n"}.get(record["statistic"], record["statistic"])
+        value = smd.get(record["row_order"])
+        rows.append([label, statistic, *[record.get(g) or "" for g in groups],
+                     "" if value is None or pd.isna(value) else f"{value:.3f}"])
+    return _markdown_table(["characteristic", "statistic", *groups, "SMD"], rows)
+
+
+def write_study_report(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analysis, published: pd.DataFrame,
+                       plots: dict[str, Path], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    threshold_label = f"<{study.threshold}"
+    sections = [
+        f"# {study.title}",
+        "",
+        f"Study `{study.id}`, design `{study.index.rule}`; report written "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Counts of 1 to {study.threshold - 1} persons are shown "
+        f"as {threshold_label}.",
+        "",
+        study.description.strip(),
+        "",
+        "## Attrition",
+        "",
+        attrition_section(con, study.id),
+        "",
+        "## Table 1: baseline characteristics",
+        "",
+        table1_section(con, study.id),
+        "",
+        "## Estimates against incident leg cramps",
+        "",
+        estimates_markdown(published, threshold_label),
+        "",
+    ]
+    if analysis.equipoise is not None:
+        sections += [f"Equipoise (share of persons with preference score 0.3–0.7): {analysis.equipoise:.1%}.", ""]
+    if analysis.notes:
+        sections += ["Notes:", "", *[f"- {note}" for note in analysis.notes], ""]
+    if plots:
+        sections += ["## Plots", ""]
+        for title, plot in plots.items():
+            sections += [f"![{title}]({plot.name})", ""]
+    path.write_text("\n".join(sections))
+    return path
