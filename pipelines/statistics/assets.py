@@ -92,7 +92,7 @@ def _write_plots(analysis: StudyAnalysis, folder: Path, threshold: int) -> dict[
         plots["forest plot"] = path
     if analysis.km_data is not None:
         path = folder / "kaplan_meier.png"
-        kaplan_meier_plot(analysis.km_data, path, labels=("Unexposed", str(analysis.km_exposure)),
+        kaplan_meier_plot(analysis.km_data, path, labels=analysis.km_labels,
                           title=f"{analysis.study_id}: time to first leg cramp", small_cell_threshold=threshold)
         plots["Kaplan-Meier curves"] = path
     if analysis.balance is not None:

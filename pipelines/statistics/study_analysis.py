@@ -46,6 +46,7 @@ class StudyAnalysis:
     equipoise: float | None = None
     km_data: pd.DataFrame | None = None  # exposure/outcome/followup_days for the Kaplan-Meier plot
     km_exposure: str | None = None
+    km_labels: tuple[str, str] = ("Unexposed", "Exposed")  # (exposure 0, exposure 1)
     notes: list[str] = field(default_factory=list)
 
 
@@ -144,6 +145,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         analysis.results += [(exposure, outcome, r) for r in results]
         if exposure == study.table1_by:
             analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure
+            analysis.km_labels = (f"not {exposure}", exposure)
     return analysis
 
 
@@ -186,6 +188,8 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
     exposure_label = f"{target} vs {comparator}"
     analysis.results += [(exposure_label, outcome, r) for r in results]
     analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure_label
+    analysis.km_labels = (f"{comparator} (comparator)", f"{target} (target)")
+    analysis.notes.append("follow-up is censored when a person starts the other drug (on treatment)")
     return analysis
 
 
