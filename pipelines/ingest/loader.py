@@ -224,9 +224,10 @@ def load_table(
 ) -> TableLoad:
     """Load one file into staging.<table> and ingest.rejects; return the counts.
 
-    The file is parsed once into a work table that already holds the staging values and each row's first parse
-    problem; duplicate ids and unknown persons are then found with two hash joins, and line numbers are worked out
-    for the rejected rows only. Work tables are dropped at the end.
+    The file is parsed once, straight into the staging table, with each row's first parse problem in helper
+    columns; duplicate ids and unknown persons are then found with hash joins, line numbers are worked out for
+    the rejected rows only, the rejected rows are deleted and the helper columns dropped (both cheap in DuckDB,
+    unlike a second copy of the table).
     """
     header = file_columns(con, path)
     by_lower = {name.lower(): name for name in header}
@@ -278,10 +279,12 @@ def load_table(
         f"CAST({normalised_expr(column, table, typed_ref)} AS {column.type}) AS {_quote_ident(column.name)}"
         for column in table.columns
     ]
+    staging_table = f"staging.{table.name}"
+    con.execute(f"DROP TABLE IF EXISTS {staging_table}")
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _parsed AS
-        SELECT _record, {', '.join(staged)}, _reason, _reason_column,
+        CREATE TABLE {staging_table} AS
+        SELECT {', '.join(staged)}, _record, _reason, _reason_column,
                CASE WHEN _reason IS NOT NULL THEN CAST(to_json({raw_struct}) AS VARCHAR) END AS _raw_record
         FROM (SELECT *, {reason_sql} AS _reason, {column_sql} AS _reason_column
               FROM (SELECT {', '.join(inner)} FROM _source))
@@ -292,47 +295,41 @@ def load_table(
     pk = table.primary_key
     typed_record = "CAST(to_json({" + ", ".join(
         f"{_quote_literal(c.name)}: p.{_quote_ident(c.name)}" for c in table.columns) + "}) AS VARCHAR)"
-    late_rejects = []
+    con.execute("CREATE OR REPLACE TEMP TABLE _duplicates (_record BIGINT)")
     if pk:
-        late_rejects.append(
+        con.execute(
             f"""
-            SELECT p._record, 'duplicate_primary_key' AS reason, {_quote_literal(pk)} AS column_name,
-                   {_quote_literal(pk)} || ' repeats an earlier row''s id' AS detail, {typed_record} AS record
-            FROM _parsed p JOIN (
+            INSERT INTO _duplicates
+            SELECT p._record FROM {staging_table} p JOIN (
                 SELECT {_quote_ident(pk)} AS id, min(_record) AS first_record
-                FROM _parsed WHERE _reason IS NULL GROUP BY 1 HAVING count(*) > 1
+                FROM {staging_table} WHERE _reason IS NULL GROUP BY 1 HAVING count(*) > 1
             ) repeated ON repeated.id = p.{_quote_ident(pk)} AND p._record > repeated.first_record
             WHERE p._reason IS NULL"""
         )
+    con.execute("CREATE OR REPLACE TEMP TABLE _unknown_person (_record BIGINT)")
     if table.references_person:
-        not_duplicate = ""
-        if pk:
-            not_duplicate = f"""AND NOT EXISTS (
-                SELECT 1 FROM _parsed q WHERE q._reason IS NULL AND q.{_quote_ident(pk)} = p.{_quote_ident(pk)}
-                AND q._record < p._record)"""
-        late_rejects.append(
+        # A duplicate row is reported as a duplicate only (the first reason that applies).
+        con.execute(
             f"""
-            SELECT p._record, 'unknown_person', 'person_id',
-                   'person_id ' || p.person_id || ' is not in the person table', {typed_record}
-            FROM _parsed p ANTI JOIN staging.person known ON known.person_id = p.person_id
-            WHERE p._reason IS NULL {not_duplicate}"""
+            INSERT INTO _unknown_person
+            SELECT p._record FROM {staging_table} p ANTI JOIN staging.person known ON known.person_id = p.person_id
+            WHERE p._reason IS NULL
+            EXCEPT SELECT _record FROM _duplicates"""
         )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _late_rejects AS "
-        + (" UNION ALL ".join(late_rejects) if late_rejects else
-           "SELECT NULL::BIGINT AS _record, NULL AS reason, NULL AS column_name, NULL AS detail, NULL AS record "
-           "WHERE FALSE")
+        f"""
+        CREATE OR REPLACE TEMP TABLE _late_rejects AS
+        SELECT p._record, 'duplicate_primary_key' AS reason, {_quote_literal(pk or '')} AS column_name,
+               {_quote_literal(pk or '')} || ' repeats an earlier row''s id' AS detail, {typed_record} AS record
+        FROM {staging_table} p SEMI JOIN _duplicates d ON d._record = p._record
+        UNION ALL
+        SELECT p._record, 'unknown_person', 'person_id',
+               'person_id ' || p.person_id || ' is not in the person table', {typed_record}
+        FROM {staging_table} p SEMI JOIN _unknown_person u ON u._record = p._record
+        """
     )
 
-    # -- 3. the staging table: every row without a reason ------------------------------------------------------
-    con.execute(f"DROP TABLE IF EXISTS staging.{table.name}")
-    con.execute(
-        f"CREATE TABLE staging.{table.name} AS "
-        f"SELECT {', '.join(_quote_ident(c.name) for c in table.columns)} FROM _parsed p "
-        f"WHERE p._reason IS NULL AND p._record NOT IN (SELECT _record FROM _late_rejects)"
-    )
-
-    # -- 4. rejects, with line numbers worked out for them only ------------------------------------------------
+    # -- 3. rejects, with line numbers worked out for them only ------------------------------------------------
     malformed = 0
     if not is_parquet(path):
         con.execute(
@@ -354,7 +351,7 @@ def load_table(
                          CASE _reason WHEN 'unparseable_date' THEN 'a YYYY-MM-DD date' ELSE 'a number' END
                END AS detail,
                _raw_record AS record
-        FROM _parsed WHERE _reason IS NOT NULL
+        FROM {staging_table} WHERE _reason IS NOT NULL
         UNION ALL SELECT * FROM _late_rejects
         """
     )
@@ -377,11 +374,17 @@ def load_table(
             """
         )
 
+    # -- 4. the staging table keeps the rows without a reason, and only the spec's columns ------------------------
+    parsed_records = con.execute(f"SELECT count(*) FROM {staging_table}").fetchone()[0]
+    con.execute(f"DELETE FROM {staging_table} WHERE _reason IS NOT NULL "
+                "OR _record IN (SELECT _record FROM _late_rejects)")
+    for helper in ("_record", "_reason", "_reason_column", "_raw_record"):
+        con.execute(f"ALTER TABLE {staging_table} DROP COLUMN {helper}")
+
     counts = dict(con.execute("SELECT reason, count(*) FROM _row_rejects GROUP BY 1").fetchall())
     if malformed:
         counts["malformed_line"] = malformed
-    loaded = con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchone()[0]
-    parsed_records = con.execute("SELECT count(*) FROM _parsed").fetchone()[0]
+    loaded = con.execute(f"SELECT count(*) FROM {staging_table}").fetchone()[0]
     fingerprint = None if is_parquet(path) else count_physical_lines(path)
     result = TableLoad(
         table=table.name,
@@ -394,7 +397,7 @@ def load_table(
     )
     if result.input_records != result.loaded + result.rejected:
         raise AssertionError(f"{path}: row accounting does not add up: {result}")
-    for work_table in ("_parsed", "_late_rejects", "_row_rejects", "_malformed"):
+    for work_table in ("_duplicates", "_unknown_person", "_late_rejects", "_row_rejects", "_malformed"):
         con.execute(f"DROP TABLE IF EXISTS {work_table}")
     log(
         f"{table.name}: {result.input_records:,} records, {result.loaded:,} loaded, {result.rejected:,} rejected"
