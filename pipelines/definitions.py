@@ -10,7 +10,7 @@ from pipelines.ingest import assets as ingest_assets
 from pipelines.ingest.resources import ExtractSource
 from pipelines.phenotypes.assets import phenotype_assets
 from pipelines.publish.assets import build_publish_asset
-from pipelines.quality.checks import staging_asset_checks
+from pipelines.quality.checks import cohort_asset_checks, staging_asset_checks
 from pipelines.statistics import assets as statistics_assets
 from pipelines.warehouse import Warehouse
 
@@ -27,7 +27,7 @@ publish_asset = build_publish_asset(
 
 defs = dg.Definitions(
     assets=[*domain_assets, publish_asset],
-    asset_checks=staging_asset_checks(),
+    asset_checks=[*staging_asset_checks(), *cohort_asset_checks()],
     jobs=[jobs.study_job],
     resources={
         "warehouse": Warehouse(),

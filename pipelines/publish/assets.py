@@ -30,9 +30,6 @@ def build_publish_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         build = warehouse.build_path(context.run_id)
         target = warehouse.published_path
         with warehouse.connect(context.run_id) as con:
-            carried = carry_quality_history(con, target)
-            if carried:
-                context.log.info(f"kept {carried:,} data-quality results of earlier runs in dq.check_results")
             con.execute("CHECKPOINT")
             schemas = con.execute(
                 "SELECT schema_name, count(*) FROM duckdb_tables() GROUP BY 1 ORDER BY 1"
@@ -52,36 +49,6 @@ def build_publish_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         )
 
     return published_database
-
-
-def carry_quality_history(con, published: Path) -> int:
-    """Copy earlier runs' rows of dq.check_results from the published database into this run's build.
-
-    Each run builds a fresh database, so without this the published dq.check_results would only hold the latest
-    run and analysts could not trend data quality across extracts.
-    """
-    if not published.exists():
-        return 0
-    has_table = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'dq' AND table_name = 'check_results'"
-    ).fetchone()[0]
-    if not has_table:
-        return 0
-    con.execute(f"ATTACH '{published}' AS previous (READ_ONLY)")
-    try:
-        had = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' AND schema_name = 'dq' "
-            "AND table_name = 'check_results'").fetchone()[0]
-        if not had:
-            return 0
-        before = con.execute("SELECT count(*) FROM dq.check_results").fetchone()[0]
-        con.execute("""
-            INSERT INTO dq.check_results BY NAME
-            SELECT * FROM previous.dq.check_results
-            WHERE run_id NOT IN (SELECT DISTINCT run_id FROM dq.check_results)""")
-        return con.execute("SELECT count(*) FROM dq.check_results").fetchone()[0] - before
-    finally:
-        con.execute("DETACH previous")
 
 
 def publish_outputs(run_outputs: Path, run_data_docs: Path, published_outputs: Path) -> Path:

@@ -92,6 +92,14 @@ def staging_asset_checks() -> list[dg.AssetChecksDefinition]:
     ]
 
 
+def cohort_asset_checks() -> list[dg.AssetChecksDefinition]:
+    """Checks for every study's cohort asset ["cohort", <study>], suite "cohort.<study>"."""
+    return [
+        build_suite_asset_checks(["cohort", suite["meta"]["study_id"]], suite["name"])
+        for suite in suites.cohort_suites()
+    ]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # What the Dagster UI shows for one check
 # ---------------------------------------------------------------------------------------------------------------

@@ -625,6 +625,78 @@ def build_staging_suite(table: spec.Table) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Cohort outputs: one suite per study (expectations/cohort/<study>.json), generated from studies/*.yaml
+# ---------------------------------------------------------------------------------------------------------------
+COHORT_LAYER = "cohort"
+
+
+def cohort_checks(study_id: str, study_start: str, study_end: str) -> list[Check]:
+    """Checks of one study's rows of cohort.study_population and results.attrition."""
+    rows = f"SELECT * FROM {{batch}} WHERE study_id = {literal(study_id)}"  # {batch}: cohort.study_population
+    return [
+        violating_rows(
+            "one_row_per_person", f"""SELECT person_id, count(*) AS rows_of_person FROM ({rows})
+            GROUP BY person_id HAVING count(*) > 1""",
+            category="conformance", subcategory="uniqueness", severity=FATAL, threshold=0, column="person_id",
+            description="Each person appears once in a study population; a repeat would count them twice."),
+        violating_rows(
+            "index_inside_study_period", f"""SELECT person_id, index_date FROM ({rows})
+            WHERE index_date < DATE {literal(study_start)} OR index_date > DATE {literal(study_end)}""",
+            category="plausibility", subcategory="temporal", severity=FATAL, threshold=0, column="index_date",
+            description=f"Index dates lie inside the study period ({study_start} to {study_end})."),
+        violating_rows(
+            "followup_not_negative", f"""SELECT person_id, followup_days FROM ({rows})
+            WHERE followup_days < 0 OR followup_end < index_date""",
+            category="plausibility", subcategory="temporal", severity=FATAL, threshold=0, column="followup_days",
+            description="Follow-up is never negative and never ends before the index date."),
+        violating_rows(
+            "outcome_inside_time_at_risk", f"""SELECT person_id, outcome_date FROM ({rows})
+            WHERE outcome_flag AND (outcome_date < time_at_risk_start OR outcome_date > followup_end)""",
+            category="plausibility", subcategory="temporal", severity=FATAL, threshold=0, column="outcome_date",
+            description="An incident outcome lies inside the time at risk (earlier ones are washed out)."),
+        violating_rows(
+            "attrition_monotonic", f"""SELECT step_order, persons_before, persons_after FROM (
+                SELECT step_order, persons_before, persons_after,
+                       lag(persons_after) OVER (ORDER BY step_order) AS previous_after
+                FROM results.attrition WHERE study_id = {literal(study_id)})
+            WHERE persons_after > persons_before OR persons_before <> coalesce(previous_after, persons_before)""",
+            category="conformance", subcategory="relational", severity=FATAL, threshold=0, column=None,
+            description="Attrition only removes persons, and each step starts where the previous one ended."),
+    ]
+
+
+def build_cohort_suite(study_id: str, study_start: str, study_end: str) -> dict[str, Any]:
+    return {
+        "name": suite_name(COHORT_LAYER, study_id),
+        "meta": {
+            "suite_version": SUITE_VERSION,
+            "table": "cohort.study_population",
+            "study_id": study_id,
+            "framework": "OHDSI Data Quality Dashboard categories (conformance, completeness, plausibility)",
+            "generated_by": "python -m pipelines.quality.suites (do not edit by hand)",
+        },
+        "expectations": [check.to_json() for check in cohort_checks(study_id, study_start, study_end)],
+    }
+
+
+def cohort_suites() -> list[dict[str, Any]]:
+    from pipelines.cohorts.study import load_studies  # studies are read only when cohort suites are built
+
+    return [build_cohort_suite(s.id, s.study_period.start.isoformat(), s.study_period.end.isoformat())
+            for s in load_studies().values()]
+
+
+def write_cohort_suites() -> list[Path]:
+    written = []
+    for suite in cohort_suites():
+        path = suite_path(suite["name"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(suite_json_text(suite))
+        written.append(path)
+    return written
+
+
 def suite_json_text(suite: dict[str, Any]) -> str:
     return json.dumps(suite, indent=2, ensure_ascii=False) + "\n"
 
@@ -653,5 +725,5 @@ def read_suite_json(name: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    for written_path in write_staging_suites():
+    for written_path in [*write_staging_suites(), *write_cohort_suites()]:
         print(written_path)
