@@ -4,7 +4,8 @@
 import dagster as dg
 
 from pipelines import extract_spec as spec
-from pipelines.ingest.loader import TableLoad, load_extract
+from pipelines.ingest.formats import FormatLoad, load_extract_any_format  # [extract formats] dispatch by layout
+from pipelines.ingest.loader import TableLoad
 from pipelines.ingest.resources import ExtractSource
 from pipelines.warehouse import Warehouse
 
@@ -46,6 +47,15 @@ def _metadata(load: TableLoad, table: spec.Table) -> dict:
     return metadata
 
 
+def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
+    """[extract formats] The detected layout, and the phenotypes this table's codes cannot reach."""
+    metadata: dict = {"extract_format": result.extract_format}
+    unresolvable = result.unresolvable_phenotypes.get(table.name)
+    if unresolvable:
+        metadata["unresolvable_phenotypes"] = ", ".join(unresolvable)
+    return metadata
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -61,12 +71,18 @@ def _metadata(load: TableLoad, table: spec.Table) -> dict:
 def staging_tables(context: dg.AssetExecutionContext, extract: ExtractSource, warehouse: Warehouse):
     """Load the extract folder into staging.*, with every refused row in ingest.rejects and its reason."""
     with warehouse.connect(context.run_id) as con:
-        loads = load_extract(con, extract.path, log=context.log.info)
+        # [extract formats] detects canonical / OMOP CDM / Synthea / site layouts; canonical goes to load_extract.
+        result = load_extract_any_format(con, extract.path, log=context.log.info)
+    loads = result.loads
+    for warning in result.warnings:
+        context.log.warning(warning)
     total_in = sum(load.input_records for load in loads.values())
     total_rejected = sum(load.rejected for load in loads.values())
     context.log.info(f"extract {extract.path}: {total_in:,} records in, {total_rejected:,} rejected")
     for table in spec.TABLES:
-        yield dg.MaterializeResult(asset_key=staging_key(table.name), metadata=_metadata(loads[table.name], table))
+        metadata = _metadata(loads[table.name], table)
+        metadata.update(_format_metadata(result, table))  # [extract formats]
+        yield dg.MaterializeResult(asset_key=staging_key(table.name), metadata=metadata)
 
 
 assets = [staging_tables]

@@ -221,6 +221,7 @@ def load_table(
     table: Table,
     path: Path,
     log: Log = lambda message: None,
+    shape_sql: str | None = None,
 ) -> TableLoad:
     """Load one file into staging.<table> and ingest.rejects; return the counts.
 
@@ -228,8 +229,16 @@ def load_table(
     columns; duplicate ids and unknown persons are then found with hash joins, line numbers are worked out for
     the rejected rows only, the rejected rows are deleted and the helper columns dropped (both cheap in DuckDB,
     unlike a second copy of the table).
+
+    ``shape_sql`` [extract formats, issue 9; see pipelines/ingest/formats/]: a SELECT over the view ``_raw_source``
+    (the file as raw records, read exactly as below) returning ``_record`` and canonical columns, one row per raw
+    record. Everything after that (typing, reject reasons, line numbers, accounting) is the canonical path's.
     """
     header = file_columns(con, path)
+    if shape_sql is not None:  # [extract formats] shape a non-canonical source file into the canonical columns
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_source AS {_source_relation_sql(path, header)}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _shaped_source AS {shape_sql}")
+        header = [row[0] for row in con.execute("DESCRIBE _shaped_source").fetchall() if row[0] != "_record"]
     by_lower = {name.lower(): name for name in header}
     missing = [c for c in table.required_columns if c not in by_lower]
     if missing:
@@ -242,7 +251,10 @@ def load_table(
     log(f"{table.name}: reading {path.name}")
     con.execute("DROP TABLE IF EXISTS _ingest_reject_errors")
     con.execute("DROP TABLE IF EXISTS _ingest_reject_scans")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _source AS {_source_relation_sql(path, header)}")
+    if shape_sql is None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _source AS {_source_relation_sql(path, header)}")
+    else:  # [extract formats]
+        con.execute("CREATE OR REPLACE TEMP VIEW _source AS SELECT * FROM _shaped_source")
     source_types = {row[0].lower(): row[1] for row in con.execute("DESCRIBE _source").fetchall()}
 
     # -- 1. one pass over the file: staging values, the first parse problem, the raw record of rejected rows ----

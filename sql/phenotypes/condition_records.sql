@@ -10,6 +10,20 @@ codes_present AS (
     SELECT DISTINCT condition_vocabulary AS vocabulary, condition_code AS code
     FROM staging.condition_occurrence
 ),
+-- [extract formats] Each present code with every (vocabulary, code) it stands for: itself, plus its pairs in
+-- vocabulary.concept_code_map (an OMOP clinical drug stands for its ingredients and ATC classes, a SNOMED concept for the
+-- ICD10CM codes mapped to it; the map is empty for canonical extracts). Grouping by the present code below keeps
+-- every record once per phenotype. See docs/extract_formats.md.
+codes_meant AS (
+    SELECT vocabulary, code, vocabulary AS meant_vocabulary, code AS meant_code
+    FROM codes_present
+    UNION
+    SELECT codes_present.vocabulary, codes_present.code, concept_code_map.mapped_vocabulary,
+           concept_code_map.mapped_code
+    FROM codes_present
+    JOIN vocabulary.concept_code_map
+      ON concept_code_map.vocabulary = codes_present.vocabulary AND concept_code_map.code = codes_present.code
+),
 condition_code_list AS (
     SELECT code_list.phenotype_id, code_list.vocabulary, code_list.code, code_list.match_type, code_list.excluded
     FROM phenotype.code_list
@@ -19,12 +33,12 @@ condition_code_list AS (
 -- A present code matches a listed code when it equals it, or, for prefixes, starts with it.
 code_matches AS (
     SELECT codes_present.vocabulary, codes_present.code, condition_code_list.phenotype_id, condition_code_list.excluded
-    FROM codes_present
+    FROM codes_meant AS codes_present
     JOIN condition_code_list
-      ON condition_code_list.vocabulary = codes_present.vocabulary
-     AND (condition_code_list.code = codes_present.code
+      ON condition_code_list.vocabulary = codes_present.meant_vocabulary
+     AND (condition_code_list.code = codes_present.meant_code
           OR (condition_code_list.match_type = 'prefix'
-              AND substr(codes_present.code, 1, length(condition_code_list.code)) = condition_code_list.code))
+              AND substr(codes_present.meant_code, 1, length(condition_code_list.code)) = condition_code_list.code))
 ),
 -- Keep a (code, phenotype) pair only when none of the phenotype's excluded codes matches the code too.
 code_to_phenotype AS (

@@ -4,6 +4,13 @@
 
 CREATE SCHEMA IF NOT EXISTS phenotype;
 
+-- [extract formats] The record models read vocabulary.concept_code_map; staging databases built without the ingest
+-- (tests, examples) have none, which means no code stands for another.
+CREATE SCHEMA IF NOT EXISTS vocabulary;
+CREATE TABLE IF NOT EXISTS vocabulary.concept_code_map (
+    vocabulary VARCHAR, code VARCHAR, mapped_vocabulary VARCHAR, mapped_code VARCHAR, mapping VARCHAR
+);
+
 -- One row per phenotype file.
 DROP TABLE IF EXISTS phenotype.definitions;
 CREATE TABLE phenotype.definitions (

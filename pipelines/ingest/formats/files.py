@@ -1,0 +1,61 @@
+"""Finding an extract's files whatever the case of their names, and reading their headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipelines.extract_spec import FILE_SUFFIXES
+from pipelines.ingest.loader import ExtractError, is_parquet, read_csv_header
+
+
+def _quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def table_files(folder: Path) -> dict[str, Path]:
+    """Every data file of the folder by lower-case table name (``CONDITION_OCCURRENCE.csv.gz`` -> condition_occurrence).
+
+    A table present in several files (``person.csv`` and ``PERSON.parquet``) is an error naming them.
+    """
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        lower = path.name.lower()
+        for suffix in FILE_SUFFIXES:
+            if lower.endswith(suffix):
+                found.setdefault(lower[: -len(suffix)], []).append(path)
+                break
+    several = {name: paths for name, paths in found.items() if len(paths) > 1}
+    if several:
+        listed = "; ".join(", ".join(p.name for p in paths) for paths in several.values())
+        raise ExtractError(f"{folder}: a table is present in several files ({listed}); keep one of each.")
+    return {name: paths[0] for name, paths in found.items()}
+
+
+def header_of(path: Path) -> list[str]:
+    """Column names of a CSV (plain or gzip) or Parquet file, as written."""
+    if is_parquet(path):
+        with duckdb.connect() as con:
+            rows = con.execute("SELECT name FROM parquet_schema(?) WHERE num_children IS NULL",
+                               [str(path)]).fetchall()
+        return [row[0] for row in rows]
+    return read_csv_header(path)
+
+
+def lower_header(path: Path) -> set[str]:
+    return {name.lower() for name in header_of(path)}
+
+
+def reader_sql(path: Path) -> str:
+    """A relation reading the whole file with every CSV field as text (for vocabulary and helper tables).
+
+    Lines that do not parse are skipped here: these reads feed lookups, not staging tables, so they have no rows
+    of their own to account for.
+    """
+    if is_parquet(path):
+        return f"read_parquet({_quote_literal(str(path))})"
+    return (f"read_csv({_quote_literal(str(path))}, header = true, all_varchar = true, delim = ',', quote = '\"', "
+            "escape = '\"', ignore_errors = true)")

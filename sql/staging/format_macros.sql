@@ -1,0 +1,20 @@
+-- Macros the shaping models of non-canonical extracts use (docs/extract_formats.md). DuckDB-specific (temporary
+-- macros, regular expressions), so they live here and the models stay plain.
+
+-- A field as trimmed text, NULL when empty. Works for CSV text and for typed Parquet columns alike.
+CREATE OR REPLACE TEMP MACRO field_text(value) AS nullif(trim(CAST(value AS VARCHAR)), '');
+
+-- A date or timestamp field as a YYYY-MM-DD string: ISO timestamps ('2019-02-17T05:07:38Z', '2019-02-17 05:07:38')
+-- keep their date part (the UTC date, as written). Anything else passes unchanged, so the loader rejects it as
+-- unparseable_date with the value in the reject record.
+CREATE OR REPLACE TEMP MACRO iso_date(value) AS
+    CASE WHEN regexp_matches(field_text(value), '^\d{4}-\d{2}-\d{2}([T ].*)?$') THEN left(field_text(value), 10)
+         ELSE field_text(value) END;
+
+-- A code as the ingest normalises it (pipelines/ingest/loader.py code_expr): trimmed, upper-case, and ICD-10-CM
+-- with the dot after the third character.
+CREATE OR REPLACE TEMP MACRO canonical_code(vocabulary, code) AS
+    CASE WHEN vocabulary = 'ICD10CM' AND length(upper(replace(trim(code), '.', ''))) > 3
+         THEN substr(upper(replace(trim(code), '.', '')), 1, 3) || '.' || substr(upper(replace(trim(code), '.', '')), 4)
+         WHEN vocabulary = 'ICD10CM' THEN upper(replace(trim(code), '.', ''))
+         ELSE upper(trim(code)) END;
