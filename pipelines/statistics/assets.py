@@ -149,12 +149,18 @@ def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDe
                     "class's first fill against the first leg-cramp record, over the whole extract.",
     )
     def _sequence_symmetry(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        notes: list[str] = []
         with warehouse.connect(context.run_id) as con:
-            rows = sequence_symmetry_for_drugs(con, drugs)
+            rows = sequence_symmetry_for_drugs(con, drugs, notes=notes)
             published = publish_associations(con, SEQUENCE_SYMMETRY_ID, results_frame(SEQUENCE_SYMMETRY_ID, rows),
                                              threshold)
-        return dg.MaterializeResult(metadata={"dagster/row_count": len(published),
-                                              "sequence ratios": dg.MetadataValue.md(estimates_markdown(published))})
+        for note in notes:
+            context.log.warning(note)
+        metadata = {"dagster/row_count": len(published),
+                    "sequence ratios": dg.MetadataValue.md(estimates_markdown(published))}
+        if notes:
+            metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))
+        return dg.MaterializeResult(metadata=metadata)
 
     return _sequence_symmetry
 

@@ -209,7 +209,7 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
 # ---------------------------------------------------------------------------------------------------------------
 def sequence_symmetry_for_drugs(con: duckdb.DuckDBPyConnection, drug_phenotypes: list[str],
                                 marker: str = "leg_cramps", window_days: int = 365,
-                                ) -> list[tuple[str, str, EstimateResult]]:
+                                notes: list[str] | None = None) -> list[tuple[str, str, EstimateResult]]:
     """Crude and trend-adjusted sequence ratios of each drug's first fill against the marker's first record.
 
     Only incident initiations count: a first date is an initiation when the person was observed for at least
@@ -246,7 +246,14 @@ def sequence_symmetry_for_drugs(con: duckdb.DuckDBPyConnection, drug_phenotypes:
             continue
         pairs = pd.DataFrame({"index_date": initiators["first_date"].values,
                               "marker_date": marker_dates.reindex(initiators["person_id"]).values})
-        result = sequence_symmetry_analysis(pairs, window_days=window_days, marker_initiations_by_day=marker_by_day)
+        try:
+            result = sequence_symmetry_analysis(pairs, window_days=window_days,
+                                                marker_initiations_by_day=marker_by_day)
+        except (ZeroDivisionError, ValueError, FloatingPointError) as error:
+            # Too few initiations to estimate (tiny extracts): say so instead of failing the run.
+            if notes is not None:
+                notes.append(f"{drug}: sequence ratio not estimable ({type(error).__name__}: {error})")
+            continue
         rows += [(drug, marker, result.crude), (drug, marker, result.adjusted)]
     return rows
 
