@@ -8,8 +8,8 @@ from pipelines import jobs
 from pipelines.cohorts import assets as cohort_assets
 from pipelines.ingest import assets as ingest_assets
 from pipelines.ingest.resources import ExtractSource
-from pipelines.operations import schedules as operations_schedules  # operations (issue 7)
-from pipelines.operations import sensors as operations_sensors  # operations (issue 7)
+from pipelines.operations import schedules as operations_schedules
+from pipelines.operations import sensors as operations_sensors
 from pipelines.phenotypes.assets import phenotype_assets
 from pipelines.publish.assets import build_publish_asset
 from pipelines.quality.checks import cohort_asset_checks, staging_asset_checks
@@ -31,8 +31,7 @@ defs = dg.Definitions(
     assets=[*domain_assets, publish_asset],
     asset_checks=[*staging_asset_checks(), *cohort_asset_checks()],
     jobs=[jobs.study_job],
-    # Operations (issue 7, pipelines/operations/): one STOPPED schedule per study, the extract-drop sensor
-    # (STOPPED) and the run-failure sensor.
+    # One stopped schedule per study, the extract-drop sensor (stopped) and the run-failure summary sensor.
     schedules=operations_schedules.study_schedules,
     sensors=operations_sensors.sensors,
     resources={
