@@ -780,7 +780,7 @@ class ChunkSimulation:
                     & (rows["code"][1:] == rows["code"][:-1]))
             if "laterality" in rows:
                 same &= rows["laterality"][1:] == rows["laterality"][:-1]
-            keep = np.r_[True, ~same]
+            keep = np.r_[True, ~same][:rows["person"].size]  # an empty chunk keeps nothing
             return {k: v[keep] for k, v in rows.items()}
 
         rule_codes = np.array([any(p in cat.TWO_CODE_RULE_PHENOTYPES for p in c.phenotypes) for c in cat.ALL_CODES])
