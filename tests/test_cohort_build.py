@@ -56,14 +56,14 @@ class HandExtract:
 
     def event(self, person_id: str, phenotype_id: str, day: str,
               source_table: str = "condition_occurrence") -> HandExtract:
-        self.events.append((person_id, phenotype_id, D(day), source_table, "ICD10CM", "X00"))
+        self.events.append((person_id, phenotype_id, D(day), source_table, "ICD10CM", "X00", None))
         return self
 
     def fill(self, person_id: str, phenotype_id: str, start: str, end: str, code: str | None = None) -> HandExtract:
         """A drug fill: a staging.drug_exposure record and its phenotype event (matched by vocabulary and code)."""
         code = code or phenotype_id.upper()[:8]
         self.drugs.append((f"D{len(self.drugs) + 1}", person_id, "ATC", code, D(start), D(end)))
-        self.events.append((person_id, phenotype_id, D(start), "drug_exposure", "ATC", code))
+        self.events.append((person_id, phenotype_id, D(start), "drug_exposure", "ATC", code, D(end)))
         return self
 
     def summary_first_date(self, person_id: str, phenotype_id: str, day: str) -> HandExtract:
@@ -90,10 +90,10 @@ class HandExtract:
             con.executemany("INSERT INTO staging.death VALUES (?, ?)", self.deaths)
         con.execute("CREATE OR REPLACE TABLE phenotype.events (person_id VARCHAR, phenotype_id VARCHAR, "
                     "event_date DATE, value DOUBLE, unit VARCHAR, laterality VARCHAR, source_table VARCHAR, "
-                    "vocabulary VARCHAR, code VARCHAR)")
+                    "vocabulary VARCHAR, code VARCHAR, event_end_date DATE)")
         if self.events:
             con.executemany("INSERT INTO phenotype.events (person_id, phenotype_id, event_date, source_table, "
-                            "vocabulary, code) VALUES (?, ?, ?, ?, ?, ?)", self.events)
+                            "vocabulary, code, event_end_date) VALUES (?, ?, ?, ?, ?, ?, ?)", self.events)
         con.execute("CREATE OR REPLACE TABLE phenotype.person_summary AS SELECT person_id, phenotype_id, "
                     "min(event_date) AS first_date, max(event_date) AS last_date, count(*) AS event_count, "
                     "'test' AS version FROM phenotype.events GROUP BY person_id, phenotype_id")
@@ -220,7 +220,7 @@ def test_attrition_matches_the_independent_reference_on_random_persons():
         for _ in range(rng.choice([0, 0, 1, 2])):
             day = D("2013-01-01") + timedelta(days=rng.randrange(0, 4000))
             record.outcome_dates.append(day)
-            extract.events.append((pid, "leg_cramps", day, "condition_occurrence", "ICD10CM", "R25.2"))
+            extract.events.append((pid, "leg_cramps", day, "condition_occurrence", "ICD10CM", "R25.2", None))
         fill_starts = {drug: [D("2013-01-01") + timedelta(days=rng.randrange(0, 4000))
                               for _ in range(rng.choice([0, 0, 1, 2]))]
                        for drug in ("thiazide_diuretics", "calcium_channel_blockers")}
@@ -233,7 +233,7 @@ def test_attrition_matches_the_independent_reference_on_random_persons():
                 end = start + timedelta(days=rng.choice([0, 29, 89]))
                 record.fills.setdefault(drug, []).append((start, end))
                 extract.drugs.append((f"{pid}-{drug}-{start}", pid, "ATC", drug[:5], start, end))
-                extract.events.append((pid, drug, start, "drug_exposure", "ATC", drug[:5]))
+                extract.events.append((pid, drug, start, "drug_exposure", "ATC", drug[:5], end))
         records.append(record)
 
     studies = [
@@ -450,9 +450,9 @@ def test_current_use_takes_the_supply_of_the_matching_fill_only():
     assert population(con)["p"]["statins"] is False and not any("supply" in w for w in build.warnings)
 
 
-def test_fill_without_a_staging_record_is_one_day_of_supply_and_a_warning():
+def test_fill_without_an_end_date_is_one_day_of_supply_and_a_warning():
     extract = HandExtract().person("p", visits=["2016-03-01"])
-    extract.events.append(("p", "statins", D("2016-02-01"), "drug_exposure", "ATC", "C10AA05"))
+    extract.events.append(("p", "statins", D("2016-02-01"), "drug_exposure", "ATC", "C10AA05", None))
     con = extract.connect()
     build = build_study(con, make_study(exposures=[{"phenotype": "statins", "window": "current_use"}]))
     assert population(con)["p"]["statins"] is False

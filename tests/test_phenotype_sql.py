@@ -29,9 +29,9 @@ def visit(visit_id, person, visit_type, day):
             "visit_start_date": day}
 
 
-def drug(person, code, day, vocabulary):
+def drug(person, code, day, vocabulary, end=None):
     return {"drug_exposure_id": f"d{next(_ids)}", "person_id": person, "drug_vocabulary": vocabulary,
-            "drug_code": code, "drug_exposure_start_date": day, "drug_exposure_end_date": day}
+            "drug_code": code, "drug_exposure_start_date": day, "drug_exposure_end_date": end or day}
 
 
 def lab(person, code, value, unit, day="2020-01-01", vocabulary="LOINC"):
@@ -118,7 +118,7 @@ DRUGS = [
     drug("quinine_twice", "P01BC01", "2020-03-01", "ATC"),
     drug("quinine_malaria", "P01BC01", "2020-03-01", "ATC"),
     drug("quinine_babesiosis", "9071", "2020-03-01", "RxNorm"),
-    drug("hctz_atc", "C03AA03", "2020-01-01", "ATC"),
+    drug("hctz_atc", "C03AA03", "2020-01-01", "ATC", end="2020-03-30"),
     drug("hctz_rxnorm", "5487", "2020-01-01", "RxNorm"),
     drug("hctz_amiloride", "C03EA01", "2020-01-01", "ATC"),
     drug("chlortalidone", "2409", "2020-01-01", "RxNorm"),
@@ -319,6 +319,13 @@ def test_event_count_matches_events_for_every_summary_row(con):
     assert mismatches == []
 
 
+def test_drug_events_carry_the_last_day_of_supply_and_other_events_none(con):
+    ends = con.execute("SELECT source_table, event_end_date FROM phenotype.events "
+                       "WHERE person_id IN ('hctz_atc', 'cramp_r25_2') AND phenotype_id IN "
+                       "('thiazide_diuretics', 'leg_cramps') GROUP BY ALL ORDER BY 1").fetchall()
+    assert ends == [("condition_occurrence", None), ("drug_exposure", date(2020, 3, 30))]
+
+
 def test_output_tables_have_the_documented_columns(con):
     def columns(table):
         return [row[0] for row in con.execute(f"DESCRIBE phenotype.{table}").fetchall()]
@@ -326,7 +333,7 @@ def test_output_tables_have_the_documented_columns(con):
     assert columns("definitions") == ["phenotype_id", "name", "domain", "version", "source_file", "sha256"]
     assert columns("code_list") == ["phenotype_id", "vocabulary", "code", "match_type", "excluded"]
     assert columns("events") == ["person_id", "phenotype_id", "event_date", "value", "unit", "laterality",
-                                 "source_table", "vocabulary", "code"]
+                                 "source_table", "vocabulary", "code", "event_end_date"]
     assert columns("person_summary") == ["person_id", "phenotype_id", "first_date", "last_date", "event_count",
                                          "version"]
     definitions = con.execute("SELECT count(*), count(DISTINCT sha256) FROM phenotype.definitions").fetchone()

@@ -26,7 +26,7 @@ from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.sql import read_sql
 
-STAGING_TABLES_READ = ("person", "observation_period", "visit_occurrence", "drug_exposure", "death")
+STAGING_TABLES_READ = ("person", "observation_period", "visit_occurrence", "death")
 PHENOTYPE_TABLES_READ = ("events", "person_summary")
 TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_dates", "eligibility",
                     "table1_aggregates")
@@ -275,7 +275,6 @@ def _input_warnings(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> l
     fills_without_supply = con.execute(
         "SELECT count(*) FROM phenotype_event_dates WHERE is_drug_fill AND supply_end IS NULL").fetchone()[0]
     if fills_without_supply:
-        warnings.append(f"{fills_without_supply:,} drug fills in phenotype.events have no staging.drug_exposure "
-                        "record with the same person, start date, vocabulary and code; their supply is taken as "
-                        "one day")
+        warnings.append(f"{fills_without_supply:,} drug fills in phenotype.events have no event_end_date (last "
+                        "day of supply); their supply is taken as one day")
     return warnings

@@ -19,6 +19,7 @@ import csv
 import gzip
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -87,26 +88,61 @@ def file_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     return read_csv_header(path)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class FileFingerprint:
+    """What the manifest records of a file, measured independently of DuckDB's reader."""
+
+    sha256: str  # of the file's bytes as stored (compressed for .csv.gz)
+    physical_lines: int | None  # CSV data lines (newlines minus the header); None for Parquet
 
 
-def count_physical_lines(path: Path) -> int:
-    """Data lines in a CSV (newline count minus the header), measured independently of the CSV parser."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    count = 0
-    last = b"\n"
-    with opener(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            count += block.count(b"\n")
-            last = block[-1:]
+def _count_lines(blocks) -> int:
+    count, last = 0, b"\n"
+    for block in blocks:
+        count += block.count(b"\n")
+        last = block[-1:]
     if last != b"\n":
         count += 1  # a last line without a trailing newline
     return max(count - 1, 0)
+
+
+def _blocks(handle, size: int = 1 << 22):
+    return iter(lambda: handle.read(size), b"")
+
+
+def fingerprint_file(path: Path) -> FileFingerprint:
+    """The file's sha256 and, for CSV, its data lines, in one read of the file (two for .csv.gz)."""
+    digest = hashlib.sha256()
+    lines = None
+    with open(path, "rb") as handle:
+        if path.name.endswith(".csv"):
+            def hashed_blocks():
+                for block in _blocks(handle):
+                    digest.update(block)
+                    yield block
+            lines = _count_lines(hashed_blocks())
+        else:
+            for block in _blocks(handle):
+                digest.update(block)
+    if path.name.endswith(".csv.gz"):
+        with gzip.open(path, "rb") as handle:
+            lines = _count_lines(_blocks(handle))
+    return FileFingerprint(digest.hexdigest(), lines)
+
+
+class FileFingerprints:
+    """Fingerprints the extract's files in a background thread while DuckDB loads them.
+
+    Reading 7 GB of CSV once more costs about 20 s on its own; hashlib and DuckDB both release the GIL, so the
+    read overlaps the load instead of following it."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint")
+        self._futures = {path: self._pool.submit(fingerprint_file, path) for path in paths}
+        self._pool.shutdown(wait=False)
+
+    def __getitem__(self, path: Path) -> FileFingerprint:
+        return self._futures[path].result()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -129,18 +165,35 @@ def _value_set_case(expr: str, values: dict[str, tuple[str, ...]], fold: str) ->
     return f"CASE WHEN {expr} IS NULL THEN NULL {' '.join(whens)} ELSE trim({expr}) END"
 
 
-def vocabulary_expr(raw: str) -> str:
-    fold = f"upper(regexp_replace(trim({raw}), '[\\s_\\-]', '', 'g'))"
+def fold_expr(column: Column, typed: str) -> str | None:
+    """The spelling a coded field is compared in (upper case, trimmed, ...), or None for other columns.
+
+    The loader computes it once per row in its own column: DuckDB evaluates an expression again in every CASE
+    branch that repeats it, and a regular expression in each of eight branches cost more than the CSV parse.
+    """
+    if column.kind in ("sex", "visit_type", "laterality"):
+        return f"upper(trim({typed}))"
+    if column.kind == "vocabulary":
+        return f"upper(regexp_replace(trim({typed}), '[\\s_\\-]', '', 'g'))"
+    if column.kind == "code":
+        return f"upper(replace(trim({typed}), '.', ''))"
+    return None
+
+
+def vocabulary_expr(raw: str, folded: str) -> str:
+    """The canonical vocabulary name of a field, from its folded spelling (see `fold_expr`)."""
     aliases: dict[str, tuple[str, ...]] = {}
     for alias, vocabulary in spec.VOCABULARY_ALIASES.items():
         aliases.setdefault(vocabulary, ())
         aliases[vocabulary] += (alias,)
-    return _value_set_case(raw, aliases, fold)
+    return _value_set_case(raw, aliases, folded)
 
 
-def code_expr(code_raw: str, vocabulary_normalised: str) -> str:
-    """ICD-10-CM codes get the dot after their third character; every code is trimmed and upper-cased."""
-    bare = f"upper(replace(trim({code_raw}), '.', ''))"
+def code_expr(code_raw: str, code_folded: str, vocabulary_normalised: str) -> str:
+    """ICD-10-CM codes get the dot after their third character; every code is trimmed and upper-cased.
+
+    `code_folded` is the code without dots, trimmed and upper-cased (see `fold_expr`)."""
+    bare = code_folded
     icd = f"CASE WHEN length({bare}) > 3 THEN substr({bare}, 1, 3) || '.' || substr({bare}, 4) ELSE {bare} END"
     return f"CASE WHEN {vocabulary_normalised} = 'ICD10CM' THEN {icd} ELSE upper(trim({code_raw})) END"
 
@@ -158,20 +211,23 @@ def typed_expr(column: Column, raw: str, source_type: str) -> str:
     return f"NULLIF(trim(CAST({raw} AS VARCHAR)), '')"
 
 
-def normalised_expr(column: Column, table: Table, typed_ref: Callable[[str], str]) -> str:
-    """SQL for the staging value of a column; `typed_ref(name)` names a typed column of the same row."""
+def normalised_expr(column: Column, table: Table, typed_ref: Callable[[str], str],
+                    folded_ref: Callable[[str], str]) -> str:
+    """SQL for the staging value of a column; `typed_ref(name)` / `folded_ref(name)` name the typed and folded
+    (`fold_expr`) columns of the same row."""
     typed = typed_ref(column.name)
     if column.kind == "sex":
-        return _value_set_case(typed, spec.SEX_VALUES, f"upper(trim({typed}))")
+        return _value_set_case(typed, spec.SEX_VALUES, folded_ref(column.name))
     if column.kind == "visit_type":
-        return _value_set_case(typed, spec.VISIT_TYPES, f"upper(trim({typed}))")
+        return _value_set_case(typed, spec.VISIT_TYPES, folded_ref(column.name))
     if column.kind == "laterality":
-        return _value_set_case(typed, spec.LATERALITY_VALUES, f"upper(trim({typed}))")
+        return _value_set_case(typed, spec.LATERALITY_VALUES, folded_ref(column.name))
     if column.kind == "vocabulary":
-        return vocabulary_expr(typed)
+        return vocabulary_expr(typed, folded_ref(column.name))
     if column.kind == "code":
         vocabulary_column = next(v for v, c in table.coded if c == column.name)
-        return code_expr(typed, vocabulary_expr(typed_ref(vocabulary_column)))
+        vocabulary = vocabulary_expr(typed_ref(vocabulary_column), folded_ref(vocabulary_column))
+        return code_expr(typed, folded_ref(column.name), vocabulary)
     if table.name == "drug_exposure" and column.name == "drug_exposure_end_date":
         # The last day of supply: the recorded end, else start + days_supply - 1, else the start day itself.
         start, days = typed_ref("drug_exposure_start_date"), typed_ref("days_supply")
@@ -264,13 +320,20 @@ def load_table(
     def typed_ref(name: str) -> str:
         return _quote_ident("_typed_" + name)
 
+    def folded_ref(name: str) -> str:
+        return _quote_ident("_folded_" + name)
+
     inner = ["_record"]
     for column in table.columns:
         present = column.name in by_lower
         raw = _quote_ident(by_lower[column.name]) if present else "NULL"
         source_type = source_types.get(column.name, "VARCHAR") if present else "VARCHAR"
+        typed = typed_expr(column, raw, source_type)
         inner.append(f"{raw} AS {raw_ref(column.name)}")
-        inner.append(f"{typed_expr(column, raw, source_type)} AS {typed_ref(column.name)}")
+        inner.append(f"{typed} AS {typed_ref(column.name)}")
+        folded = fold_expr(column, typed)
+        if folded is not None:
+            inner.append(f"{folded} AS {folded_ref(column.name)}")
 
     checks: list[tuple[str, str, str]] = []  # (condition, reason, column), in REJECT_REASONS order
     for column in table.columns:
@@ -288,7 +351,7 @@ def load_table(
     column_sql = "CASE " + " ".join(f"WHEN {c} THEN {_quote_literal(col)}" for c, _, col in checks) + " END"
     raw_struct = "{" + ", ".join(f"{_quote_literal(c.name)}: {raw_ref(c.name)}" for c in table.columns) + "}"
     staged = [
-        f"CAST({normalised_expr(column, table, typed_ref)} AS {column.type}) AS {_quote_ident(column.name)}"
+        f"CAST({normalised_expr(column, table, typed_ref, folded_ref)} AS {column.type}) AS {_quote_ident(column.name)}"
         for column in table.columns
     ]
     staging_table = f"staging.{table.name}"
@@ -397,7 +460,6 @@ def load_table(
     if malformed:
         counts["malformed_line"] = malformed
     loaded = con.execute(f"SELECT count(*) FROM {staging_table}").fetchone()[0]
-    fingerprint = None if is_parquet(path) else count_physical_lines(path)
     result = TableLoad(
         table=table.name,
         file=path.name,
@@ -405,7 +467,6 @@ def load_table(
         loaded=loaded,
         rejected_by_reason={reason: counts.get(reason, 0) for reason in spec.REJECT_REASON_CODES},
         ignored_columns=ignored,
-        physical_lines=fingerprint,
     )
     if result.input_records != result.loaded + result.rejected:
         raise AssertionError(f"{path}: row accounting does not add up: {result}")
@@ -458,7 +519,7 @@ def resolve_extract(extract_dir: Path) -> dict[str, Path | None]:
 
 
 def write_manifest(con: duckdb.DuckDBPyConnection, extract_dir: Path, files: dict[str, Path | None],
-                   loads: dict[str, TableLoad]) -> None:
+                   loads: dict[str, TableLoad], fingerprints: FileFingerprints) -> None:
     con.execute(
         """
         CREATE OR REPLACE TABLE ingest.manifest (
@@ -473,7 +534,7 @@ def write_manifest(con: duckdb.DuckDBPyConnection, extract_dir: Path, files: dic
         fmt = "parquet" if is_parquet(path) else ("csv.gz" if path.name.endswith(".gz") else "csv")
         con.execute(
             "INSERT INTO ingest.manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [str(extract_dir.resolve()), name, path.name, fmt, path.stat().st_size, sha256_of(path),
+            [str(extract_dir.resolve()), name, path.name, fmt, path.stat().st_size, fingerprints[path].sha256,
              load.input_records, load.physical_lines],
         )
 
@@ -501,6 +562,7 @@ def load_extract(con: duckdb.DuckDBPyConnection, extract_dir: Path, log: Log = l
     files = resolve_extract(extract_dir)
     create_ingest_schema(con)
     con.execute("DELETE FROM ingest.rejects")
+    fingerprints = FileFingerprints([path for path in files.values() if path is not None])
     loads: dict[str, TableLoad] = {}
     for table in spec.TABLES:
         path = files[table.name]
@@ -510,8 +572,9 @@ def load_extract(con: duckdb.DuckDBPyConnection, extract_dir: Path, log: Log = l
             log(f"{table.name}: no file in the extract (optional table), created empty")
             continue
         loads[table.name] = load_table(con, table, path, log)
+        loads[table.name].physical_lines = fingerprints[path].physical_lines
     write_load_counts(con, loads)
-    write_manifest(con, extract_dir, files, loads)
+    write_manifest(con, extract_dir, files, loads, fingerprints)
     comment_tables(con)
     return loads
 

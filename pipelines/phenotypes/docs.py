@@ -64,7 +64,8 @@ fails when this page and the files disagree). Each phenotype is one YAML file; t
   canonical unit (rounded to 6 decimals), values outside the plausible range (ends included) are ignored, and the
   threshold is applied to the converted value.
 - **Results.** `phenotype.events` holds every qualifying record (a listed code; for measurements a plausible value
-  that meets the threshold), whether or not the person meets the rule. `phenotype.person_summary` holds the persons
+  that meets the threshold), whether or not the person meets the rule; drug events carry their fill's last day of
+  supply (`event_end_date`). `phenotype.person_summary` holds the persons
   who meet the rule, with the first and last qualifying date and the number of events. For lowest-value and
   all-values rules `first_date` is the date of the person's lowest value. Composites take the latest of their parts'
   first dates and copy their parts' events under their own id.

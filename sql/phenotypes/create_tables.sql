@@ -102,7 +102,8 @@ CREATE TABLE phenotype.events (
     laterality   VARCHAR,  -- measurements recorded per side: L or R
     source_table VARCHAR NOT NULL,  -- the staging table of the record (composites: of the component's record)
     vocabulary   VARCHAR NOT NULL,
-    code         VARCHAR NOT NULL
+    code         VARCHAR NOT NULL,
+    event_end_date DATE    -- drug fills: the last day of supply (staging.drug_exposure_end_date); else NULL
 );
 
 -- One row per person who meets the phenotype's rule.

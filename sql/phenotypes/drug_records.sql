@@ -47,7 +47,9 @@ SELECT
     code_to_phenotype.phenotype_id,
     drug_exposure.drug_exposure_start_date AS event_date,
     drug_exposure.drug_vocabulary AS vocabulary,
-    drug_exposure.drug_code AS code
+    drug_exposure.drug_code AS code,
+    -- Carried here so that the cohorts' current-use windows need not join the fills back to staging.
+    drug_exposure.drug_exposure_end_date AS event_end_date
 FROM staging.drug_exposure
 JOIN code_to_phenotype
   ON code_to_phenotype.vocabulary = drug_exposure.drug_vocabulary

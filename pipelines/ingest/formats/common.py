@@ -51,6 +51,7 @@ def load_shaped_tables(
     loader.create_ingest_schema(con)
     con.execute("DELETE FROM ingest.rejects")
     run_sql_file(con, "staging/format_macros.sql")
+    fingerprints = loader.FileFingerprints([source[0] for source in sources.values() if source is not None])
     loads: dict[str, TableLoad] = {}
     for table in spec.TABLES:
         source = sources.get(table.name)
@@ -61,9 +62,10 @@ def load_shaped_tables(
             continue
         path, select_sql = source
         loads[table.name] = loader.load_table(con, table, path, log, shape_sql=select_sql)
+        loads[table.name].physical_lines = fingerprints[path].physical_lines
     files = {name: (source[0] if source else None) for name, source in sources.items()}
     loader.write_load_counts(con, loads)
-    loader.write_manifest(con, extract_dir, files, loads)
+    loader.write_manifest(con, extract_dir, files, loads, fingerprints)
     loader.comment_tables(con)
     return loads
 
