@@ -1,9 +1,12 @@
 """Data quality: Great Expectations suites in the style of the OHDSI Data Quality Dashboard, run inside DuckDB.
 
-- ``suites.py``: which checks each staging table gets; writes ``expectations/staging/<table>.json``.
+- ``suites.py``: which checks each staging table, the phenotypes and each study's cohort get; writes
+  ``expectations/{staging,phenotype,cohort}/*.json``.
 - ``runner.py``: ``run_suite`` / ``run_layer`` validate a database, append to ``dq.check_results``, build Data Docs.
-- ``checks.py``: ``build_suite_asset_checks`` turns a suite into Dagster asset checks (fatal ones block).
-- ``violating_rows.py``: the ``expect_no_violating_rows`` expectation (a SQL check with count and examples).
+- ``checks.py``: ``build_suite_asset_checks`` turns a suite into Dagster asset checks (fatal ones block);
+  ``phenotype_asset_checks`` reports the phenotype suite, run once, on every phenotype asset.
+- ``violating_rows.py``: the ``expect_no_violating_rows`` expectation (a SQL check with count and examples) and
+  ``expect_no_violating_rows_per_phenotype`` (one query, one verdict per phenotype).
 - ``gx_duckdb.py``: the workaround for GX losing DuckDB query results (upstream bug).
 - ``valid_codes.py``: ``dq.valid_icd10cm_codes``; ``planted_defect_checks.py``: synthetic defect kind -> check.
 - ``example_staging.py``: a tiny clean staging database for tests and trying things out.

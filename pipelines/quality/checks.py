@@ -1,7 +1,9 @@
 """Dagster asset checks that run a data-quality suite on an asset of the run's DuckDB build file.
 
 ``build_suite_asset_checks(["staging", "person"], "staging.person")`` returns one multi-asset check: one Dagster
-asset check per expectation of the suite, all computed by one suite run (one GX validation). Fatal checks are
+asset check per expectation of the suite, all computed by one suite run (one GX validation).
+``phenotype_asset_checks()`` does the same for the ~50 phenotype assets with one suite run for all of them: each
+check of the phenotype suite is judged per phenotype and reported on that phenotype's asset. Fatal checks are
 ``blocking``: when one fails (severity ERROR) Dagster does not run the assets downstream of the checked asset, and
 so the run is not published. Warnings fail with severity WARN and stop nothing.
 
@@ -32,12 +34,7 @@ def build_suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite
             asset=asset_key,
             description=meta["description"],
             blocking=meta["severity"] == suites.FATAL,
-            metadata={
-                "category": f"{meta['category']} / {meta['subcategory']}",
-                "severity": meta["severity"],
-                "threshold_pct": float(meta["threshold"]),
-                "expectation_type": expectation["type"],
-            },
+            metadata=_spec_metadata(expectation),
         ))
 
     @dg.multi_asset_check(
@@ -64,7 +61,7 @@ def build_suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite
                 asset_key=asset_key,
                 check_name=check.name,
                 passed=check.passed,
-                severity=dg.AssetCheckSeverity.ERROR if check.fatal else dg.AssetCheckSeverity.WARN,
+                severity=_severity(check.severity),
                 description=check.description,
                 metadata=check_metadata(check, result),
             )
@@ -100,13 +97,98 @@ def cohort_asset_checks() -> list[dg.AssetChecksDefinition]:
     ]
 
 
+def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = None) -> dg.AssetChecksDefinition:
+    """Checks on every phenotype asset, from one run of the suite "phenotype.phenotypes".
+
+    The suite runs once per run over phenotype.person_summary and judges each phenotype separately; each of its
+    checks becomes one Dagster asset check per phenotype asset (asset key ``[..., <phenotype id>]``), blocking where
+    the check is fatal, so a phenotype that fails one stops only what is downstream of it.
+
+    phenotype_asset_keys: the phenotype assets to check (default: every asset of the phenotype multi-asset).
+    """
+    if phenotype_asset_keys is None:
+        from pipelines.phenotypes.assets import PHENOTYPE_ASSET_KEYS  # loads the phenotype library
+
+        phenotype_asset_keys = PHENOTYPE_ASSET_KEYS
+    suite_name = suites.PHENOTYPE_SUITE
+    suite_json = suites.read_suite_json(suite_name)
+    phenotype_of_key = {key: key.path[-1] for key in phenotype_asset_keys}
+    specs = [
+        dg.AssetCheckSpec(
+            name=expectation["meta"]["name"],
+            asset=key,
+            description=expectation["meta"]["description"],
+            blocking=expectation["meta"]["severity"] == suites.FATAL,
+            metadata=_spec_metadata(expectation),
+        )
+        for key in phenotype_asset_keys
+        for expectation in suite_json["expectations"]
+    ]
+
+    @dg.multi_asset_check(
+        specs=specs,
+        name="phenotype_data_quality",
+        can_subset=True,
+        description=f"Runs the GX suite {suite_name} (expectations/{suite_name.replace('.', '/')}.json) once over "
+                    "phenotype.person_summary in the run's DuckDB build file and reports each check per phenotype.",
+    )
+    def phenotype_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+        run_id = context.run.run_id
+        result = run_suite(warehouse.build_path(run_id), suite_name, run_id=run_id,
+                           history_database=warehouse.published_path, duckdb_config=duckdb_settings(warehouse))
+        by_check = {(check.name, check.phenotype_id): check for check in result.results}
+        failed = result.failed()
+        context.log.info(f"{suite_name}: {len(result.results) - len(failed)} of {len(result.results)} checks "
+                         f"passed; Data Docs: {result.data_docs_index}")
+        for check_key in context.selected_asset_check_keys:
+            check = by_check.get((check_key.name, phenotype_of_key[check_key.asset_key]))
+            if check is None:
+                # No result for this phenotype: it is not in phenotype.definitions of this run, or the check
+                # could not be evaluated at all (then it is reported once, without a phenotype).
+                check = by_check.get((check_key.name, None))
+            if check is None:
+                yield dg.AssetCheckResult(
+                    asset_key=check_key.asset_key, check_name=check_key.name, passed=False,
+                    severity=_severity(next(e["meta"]["severity"] for e in suite_json["expectations"]
+                                            if e["meta"]["name"] == check_key.name)),
+                    description=f"No result: {phenotype_of_key[check_key.asset_key]} is not in "
+                                "phenotype.definitions of this run.",
+                )
+                continue
+            yield dg.AssetCheckResult(
+                asset_key=check_key.asset_key,
+                check_name=check_key.name,
+                passed=check.passed,
+                severity=_severity(check.severity),
+                description=check.description,
+                metadata=check_metadata(check, result),
+            )
+
+    return phenotype_checks
+
+
+def _spec_metadata(expectation: dict[str, Any]) -> dict[str, Any]:
+    meta = expectation["meta"]
+    return {
+        "category": f"{meta['category']} / {meta['subcategory']}",
+        "severity": meta["severity"],
+        "threshold_pct": float(meta["threshold"]),
+        "expectation_type": expectation["type"],
+    }
+
+
+def _severity(severity: str) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if severity == suites.FATAL else dg.AssetCheckSeverity.WARN
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # What the Dagster UI shows for one check
 # ---------------------------------------------------------------------------------------------------------------
 def check_metadata(check: ExpectationResult, suite_result: SuiteResult) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "expectation": dg.MetadataValue.md(f"`{check.expectation_type}` on `{check.table}`"
-                                           + (f", column `{check.column}`" if check.column else "")),
+                                           + (f", column `{check.column}`" if check.column else "")
+                                           + (f", phenotype `{check.phenotype_id}`" if check.phenotype_id else "")),
         "category": f"{check.category} / {check.subcategory}",
         "severity": check.severity,
         "threshold_pct": check.threshold,
@@ -114,6 +196,8 @@ def check_metadata(check: ExpectationResult, suite_result: SuiteResult) -> dict[
         if isinstance(check.observed_value, (list, dict)) else _text_or_number(check.observed_value),
         "example_rows": dg.MetadataValue.md(markdown_table(check.example_rows)),
     }
+    if check.phenotype_id is not None:
+        metadata["phenotype_id"] = check.phenotype_id
     if check.unexpected_count is not None:
         metadata["unexpected_count"] = int(check.unexpected_count)
     if check.unexpected_percent is not None:

@@ -18,6 +18,7 @@ result it has seen there, so the site lists earlier runs too. No network is used
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import uuid
@@ -65,8 +66,13 @@ CHECK_RESULTS_COLUMNS = """
     element_count BIGINT,
     observed_value VARCHAR,
     passed BOOLEAN,
-    error VARCHAR
+    error VARCHAR,
+    phenotype_id VARCHAR
 """
+# Columns added after the first release: added to an existing dq.check_results (a published database of an older
+# version) before this version writes to it.
+ADDED_CHECK_RESULTS_COLUMNS = {"phenotype_id": "VARCHAR"}
+
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class ExpectationResult:
     example_rows: tuple[dict[str, Any], ...]
     passed: bool  # no error, and the failing percentage is not above the threshold
     error: str | None = None  # the exception GX caught, when the check could not be evaluated
+    phenotype_id: str | None = None  # the phenotype judged, for checks judged per phenotype
 
     @property
     def fatal(self) -> bool:
@@ -117,11 +124,11 @@ class SuiteResult:
     def failed(self) -> list[ExpectationResult]:
         return [r for r in self.results if not r.passed]
 
-    def result(self, name: str) -> ExpectationResult:
+    def result(self, name: str, phenotype_id: str | None = None) -> ExpectationResult:
         for r in self.results:
-            if r.name == name:
+            if r.name == name and r.phenotype_id == phenotype_id:
                 return r
-        raise KeyError(f"{self.suite} has no check {name!r}")
+        raise KeyError(f"{self.suite} has no check {name!r}" + (f" of {phenotype_id!r}" if phenotype_id else ""))
 
 
 def data_docs_dir(database_path: str | Path) -> Path:
@@ -179,7 +186,8 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str], *, run_id:
             table=suite_json["meta"]["table"],
             run_id=run_id,
             checked_at=checked_at,
-            results=tuple(expectation_result(r, suite_json["meta"]["table"]) for r in validation.results),
+            results=tuple(result for r in validation.results
+                          for result in expectation_results(r, suite_json["meta"]["table"])),
             data_docs_index=docs_index,
         )
         for suite_json, validation in zip(suite_jsons, validations)
@@ -302,6 +310,30 @@ def _error_message(validation_result: ExpectationValidationResult) -> str | None
     return "; ".join(messages) or None
 
 
+def expectation_results(validation_result: ExpectationValidationResult, table: str) -> list[ExpectationResult]:
+    """The check results of one GX expectation: one, or one per phenotype for checks judged per phenotype."""
+    overall = expectation_result(validation_result, table)
+    if overall.expectation_type != "expect_no_violating_rows_per_phenotype" or overall.error:
+        # An expectation that could not be evaluated has no per-phenotype results; report it once, failed.
+        return [overall]
+    per_phenotype = ((validation_result.result or {}).get("details") or {}).get("per_phenotype") or {}
+    results = []
+    for phenotype_id, found in sorted(per_phenotype.items()):
+        percent = found["unexpected_percent"]
+        passed = percent <= overall.threshold if percent is not None else found["unexpected_count"] == 0
+        results.append(dataclasses.replace(
+            overall,
+            observed_value=found["unexpected_count"],
+            unexpected_count=found["unexpected_count"],
+            unexpected_percent=percent,
+            element_count=found["element_count"],
+            example_rows=tuple(found["examples"][:EXAMPLE_ROW_LIMIT]),
+            passed=passed,
+            phenotype_id=phenotype_id,
+        ))
+    return results
+
+
 def expectation_result(validation_result: ExpectationValidationResult, table: str) -> ExpectationResult:
     config = validation_result.expectation_config
     meta, kwargs = config.meta or {}, config.kwargs
@@ -320,7 +352,7 @@ def expectation_result(validation_result: ExpectationValidationResult, table: st
                    [{"unexpected_column": c} for c in mismatched.get("unexpected") or []]
         unexpected_count = len(examples)
         element_count = len(kwargs.get("column_set") or [])
-    elif config.type == "expect_no_violating_rows":
+    elif config.type in ("expect_no_violating_rows", "expect_no_violating_rows_per_phenotype"):
         examples = list(result.get("partial_unexpected_list") or [])
     else:  # column expectations: the first few failing values
         examples = [{column: json_safe(v)} for v in result.get("partial_unexpected_list") or []]
@@ -374,6 +406,8 @@ def ensure_check_results_table(con: duckdb.DuckDBPyConnection, history_database:
         "SELECT database_name, path FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchone()
     if _table_exists(con, this_database, "dq", "check_results"):
+        for column, column_type in ADDED_CHECK_RESULTS_COLUMNS.items():
+            con.execute(f"ALTER TABLE {CHECK_RESULTS_TABLE} ADD COLUMN IF NOT EXISTS {column} {column_type}")
         return
     con.execute(f"CREATE TABLE {CHECK_RESULTS_TABLE} ({CHECK_RESULTS_COLUMNS})")
     con.execute(f"COMMENT ON TABLE {CHECK_RESULTS_TABLE} IS 'Every data-quality check result of every run "
@@ -403,7 +437,7 @@ def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[Suite
             s.run_id, s.checked_at.replace(tzinfo=None), s.suite, r.name, r.expectation_type, r.table, r.column,
             r.category, r.subcategory, r.severity, r.threshold, r.unexpected_count, r.unexpected_percent,
             r.element_count, None if r.observed_value is None else json.dumps(r.observed_value, default=str),
-            r.passed, r.error,
+            r.passed, r.error, r.phenotype_id,
         )
         for s in suite_results for r in s.results
     ]
@@ -411,8 +445,8 @@ def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[Suite
         con.executemany(
             f"INSERT INTO {CHECK_RESULTS_TABLE} (run_id, checked_at, suite, expectation, expectation_type, "
             "table_name, column_name, category, subcategory, severity, threshold_pct, unexpected_count, "
-            "unexpected_pct, element_count, observed_value, passed, error) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "unexpected_pct, element_count, observed_value, passed, error, phenotype_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -439,7 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             fatal_failures += check.fatal
             found = check.error or f"{check.unexpected_count} failing ({check.unexpected_percent or 0:.2f}%, " \
                                    f"threshold {check.threshold:g}%)"
-            print(f"{check.severity:8s} {suite_result.suite}.{check.name}: {found}")
+            where = f"{suite_result.suite}.{check.name}" + (f" [{check.phenotype_id}]" if check.phenotype_id else "")
+            print(f"{check.severity:8s} {where}: {found}")
     checks = sum(len(s.results) for s in suite_results)
     print(f"{checks} checks, {sum(len(s.failed()) for s in suite_results)} failed ({fatal_failures} fatal); "
           f"results in {CHECK_RESULTS_TABLE}; Data Docs: {suite_results[0].data_docs_index if suite_results else '-'}")

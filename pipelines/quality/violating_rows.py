@@ -31,6 +31,8 @@ from great_expectations.expectations.core.unexpected_rows_expectation import Une
 from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
 
+from pipelines.quality.suites import DEFINED_PHENOTYPES_QUERY
+
 EXAMPLE_ROW_LIMIT = 5
 _TOTAL_COLUMN = "violating_row_total"
 
@@ -108,5 +110,141 @@ class ExpectNoViolatingRows(UnexpectedRowsExpectation):
                 "unexpected_count": count,
                 "unexpected_percent": 100.0 * count / row_count if row_count else None,
                 "partial_unexpected_list": violating["examples"],
+            },
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per phenotype: one query for all phenotypes, one result per phenotype
+# ---------------------------------------------------------------------------------------------------------------
+PHENOTYPE_COLUMN = "phenotype_id"
+
+
+class ViolatingRowsPerPhenotype(QueryMetricProvider):
+    """Metric ``violating_rows.per_phenotype``: {phenotype_id: {"count": violating rows, "examples": a few}}.
+
+    One scan: the query returns the violating rows of every phenotype; a window counts them per phenotype and
+    keeps the first few of each, so at most EXAMPLE_ROW_LIMIT rows per phenotype reach Python.
+    """
+
+    metric_name = "violating_rows.per_phenotype"
+    value_keys = ("unexpected_rows_query",)
+    query_param_name: ClassVar[str] = "unexpected_rows_query"
+
+    @metric_value(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(
+        cls,
+        execution_engine: SqlAlchemyExecutionEngine,
+        metric_domain_kwargs: dict,
+        metric_value_kwargs: dict,
+        metrics: dict[str, Any],
+        runtime_configuration: dict,
+    ) -> dict[str, dict[str, Any]]:
+        batch_selectable, _, _ = execution_engine.get_compute_domain(
+            metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE
+        )
+        query = cls._get_substituted_batch_subquery_from_query_and_batch_selectable(
+            query=cls._get_query_from_metric_value_kwargs(metric_value_kwargs),
+            batch_selectable=batch_selectable,
+            execution_engine=execution_engine,
+        )
+        counted = (
+            f"SELECT *, count(*) OVER (PARTITION BY {PHENOTYPE_COLUMN}) AS {_TOTAL_COLUMN} "
+            f"FROM ({query}) AS violating_rows "
+            f"QUALIFY row_number() OVER (PARTITION BY {PHENOTYPE_COLUMN}) <= {EXAMPLE_ROW_LIMIT}"
+        )
+        per_phenotype: dict[str, dict[str, Any]] = {}
+        for row in execution_engine.execute_query(sa.text(counted)).fetchall():
+            values = dict(row._mapping)
+            found = per_phenotype.setdefault(values[PHENOTYPE_COLUMN], {"count": int(values[_TOTAL_COLUMN]),
+                                                                          "examples": []})
+            found["examples"].append({k: json_safe(v) for k, v in values.items() if k != _TOTAL_COLUMN})
+        return per_phenotype
+
+
+class RowsPerPhenotype(QueryMetricProvider):
+    """Metric ``table.rows_per_phenotype``: {phenotype_id: rows of the checked table} for every phenotype that
+    ``phenotypes_query`` lists (0 for those without rows). The same for every check of a suite, so GX computes it
+    once per validation."""
+
+    metric_name = "table.rows_per_phenotype"
+    value_keys = ("phenotypes_query",)
+    query_param_name: ClassVar[str] = "phenotypes_query"
+
+    @metric_value(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(
+        cls,
+        execution_engine: SqlAlchemyExecutionEngine,
+        metric_domain_kwargs: dict,
+        metric_value_kwargs: dict,
+        metrics: dict[str, Any],
+        runtime_configuration: dict,
+    ) -> dict[str, int]:
+        batch_selectable, _, _ = execution_engine.get_compute_domain(
+            metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE
+        )
+        phenotypes = cls._get_query_from_metric_value_kwargs(metric_value_kwargs)
+        query = cls._get_substituted_batch_subquery_from_query_and_batch_selectable(
+            query=f"WITH checked AS (SELECT * FROM {{batch}}), "
+                  f"rows_per_phenotype AS (SELECT {PHENOTYPE_COLUMN}, count(*) AS row_count FROM checked "
+                  f"GROUP BY {PHENOTYPE_COLUMN}) "
+                  f"SELECT judged.{PHENOTYPE_COLUMN}, coalesce(any_value(r.row_count), 0) AS row_count "
+                  f"FROM ({phenotypes}) AS judged LEFT JOIN rows_per_phenotype AS r "
+                  f"ON r.{PHENOTYPE_COLUMN} = judged.{PHENOTYPE_COLUMN} GROUP BY judged.{PHENOTYPE_COLUMN}",
+            batch_selectable=batch_selectable,
+            execution_engine=execution_engine,
+        )
+        return {row[0]: int(row[1]) for row in execution_engine.execute_query(sa.text(query)).fetchall()}
+
+
+class ExpectNoViolatingRowsPerPhenotype(UnexpectedRowsExpectation):
+    """Expect the SQL query to return no rows, judged per phenotype: one verdict for every phenotype.
+
+    The query runs once for all phenotypes and must return a ``phenotype_id`` column; every row it returns is one
+    violation of that phenotype. Each phenotype passes when at least ``mostly`` of its rows in the checked table
+    are not violating (a phenotype without rows passes only with no violation). GX's own success is that every
+    phenotype passes; ``result.details.per_phenotype`` holds each phenotype's count, denominator and examples,
+    which the runner reports as one check result per phenotype.
+
+    Args:
+        unexpected_rows_query: SQL returning the violating rows with their phenotype_id; ``{batch}`` stands for
+            the checked table.
+        phenotypes_query: SQL listing the phenotypes judged (column phenotype_id).
+        mostly: the share of a phenotype's rows that must not be violating (1.0: none may be).
+    """
+
+    phenotypes_query: str = DEFINED_PHENOTYPES_QUERY  # the suites always write it out
+    mostly: float = pydantic.Field(1.0, ge=0.0, le=1.0)
+
+    metric_dependencies: ClassVar[tuple[str, ...]] = ("violating_rows.per_phenotype", "table.rows_per_phenotype")
+    success_keys: ClassVar[tuple[str, ...]] = ("unexpected_rows_query", "phenotypes_query", "mostly")
+
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine=None) -> dict:
+        violating = metrics["violating_rows.per_phenotype"]
+        rows = metrics["table.rows_per_phenotype"]
+        per_phenotype = {}
+        for phenotype_id in sorted(set(rows) | set(violating)):
+            count = violating.get(phenotype_id, {}).get("count", 0)
+            row_count = rows.get(phenotype_id, 0)
+            per_phenotype[phenotype_id] = {
+                "unexpected_count": count,
+                "element_count": row_count,
+                "unexpected_percent": 100.0 * count / row_count if row_count else None,
+                "success": count == 0 or (row_count > 0 and 1 - count / row_count >= self.mostly),
+                "examples": violating.get(phenotype_id, {}).get("examples", []),
+            }
+        total = sum(p["unexpected_count"] for p in per_phenotype.values())
+        element_count = sum(rows.values())
+        failing = sorted(p for p, found in per_phenotype.items() if not found["success"])
+        return {
+            "success": not failing,
+            "result": {
+                "observed_value": total,
+                "element_count": element_count,
+                "unexpected_count": total,
+                "unexpected_percent": 100.0 * total / element_count if element_count else None,
+                "partial_unexpected_list": [e for p in failing for e in per_phenotype[p]["examples"]
+                                            ][:EXAMPLE_ROW_LIMIT],
+                "details": {"failing_phenotypes": failing, "per_phenotype": per_phenotype},
             },
         }
