@@ -14,6 +14,8 @@ SAMPLE_PATIENTS ?= 5000
 SAMPLE_SEED ?= 42
 EXTRACT ?= $(SAMPLE_DIR)
 DB ?= build/leg_cramps.duckdb
+# The site (Dagster partition) `make run` builds; empty = the extract folder's name (data/sample -> sample).
+SITE ?=
 N ?= 1000000
 
 # A project-local Dagster instance that uses the repository's dagster.yaml.
@@ -21,7 +23,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install run test ui bench sample docs lock clean
+.PHONY: install run network test ui bench sample docs lock clean
 
 install: $(STAMP)
 
@@ -42,7 +44,11 @@ $(SAMPLE_DIR)/_truth/ground_truth.json: | $(STAMP)
 sample: $(SAMPLE_DIR)/_truth/ground_truth.json
 
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(if $(filter $(SAMPLE_DIR),$(EXTRACT)),sample)
-	$(BIN)/legcramp-run --extract $(EXTRACT) --db $(DB)
+	$(BIN)/legcramp-run --extract $(EXTRACT) --db $(DB) $(if $(SITE),--site $(SITE))
+
+# Pool every site's published estimates into build/network.duckdb (docs/operations.md, "The pooled estimate").
+network: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster job execute -m pipelines.definitions -j leg_cramp_network
 
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines import extract_spec as spec
+from pipelines.data_dictionary import DATA_DICTIONARY_PAGE, data_dictionary_markdown
 from pipelines.paths import DOCS_DIR
 
 EXTRACT_FORMAT_PAGE = DOCS_DIR / "extract_format.md"
@@ -90,7 +91,7 @@ def extract_format_markdown() -> str:
     return text
 
 
-GENERATED_PAGES = {EXTRACT_FORMAT_PAGE: extract_format_markdown}
+GENERATED_PAGES = {EXTRACT_FORMAT_PAGE: extract_format_markdown, DATA_DICTIONARY_PAGE: data_dictionary_markdown}
 
 
 def write_pages() -> list[Path]:

@@ -15,6 +15,7 @@ import duckdb
 
 from pipelines import paths
 from pipelines.jobs import STUDY_JOB_NAME
+from pipelines.network.sites import SiteNameError, register_site, site_for_extract
 
 
 def run_config(extract: Path, database: Path, memory_limit: str | None = None,
@@ -33,14 +34,19 @@ def run_config(extract: Path, database: Path, memory_limit: str | None = None,
     }
 
 
-def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None = None,
+def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None = None, site: str | None = None,
               **warehouse_options) -> dg.ExecuteInProcessResult:
+    """Build one site (default: named after the extract folder) into `database`, registering the site if new."""
     from pipelines.definitions import defs
 
+    site = site or site_for_extract(extract)
+    instance = instance or dg.DagsterInstance.get()
+    register_site(instance, site)
     job = defs.resolve_job_def(STUDY_JOB_NAME)
     return job.execute_in_process(
         run_config=run_config(extract, database, **warehouse_options),
-        instance=instance or dg.DagsterInstance.get(),
+        instance=instance,
+        partition_key=site,
         raise_on_error=False,
     )
 
@@ -74,18 +80,25 @@ def summary(database: Path) -> str:
         con.close()
 
 
+def failure_message(event: dg.DagsterEvent) -> str | None:
+    """`<where> failed: <the user's error>` for a step or resource-setup failure event, else None.
+
+    Dagster wraps the user's exception; the innermost cause is what the user needs.
+    """
+    if event.is_step_failure:
+        where, error = f"step {event.step_key}", event.step_failure_data.error
+    elif event.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE:
+        where, error = "run setup (resources, before the first step)", event.engine_event_data.error
+    else:
+        return None
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return f"{where} failed: {error.message.strip() if error else 'unknown error'}"
+
+
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
-    """One line per failed step, with the user's error (Dagster wraps it; the cause is what the user needs)."""
-    messages = []
-    for event in result.all_events:
-        if not event.is_step_failure:
-            continue
-        error = event.step_failure_data.error
-        while error is not None and error.cause is not None:
-            error = error.cause
-        text = error.message.strip() if error else "unknown error"
-        messages.append(f"step {event.step_key} failed: {text}")
-    return messages
+    """One line per failed step (or failed run setup), with the user's error."""
+    return [message for message in map(failure_message, result.all_events) if message]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,9 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, default=paths.DEFAULT_DATABASE, help="published DuckDB file")
     parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 6GB")
     parser.add_argument("--temp-directory", help="where DuckDB spills to disk")
+    parser.add_argument("--site", help="site (Dagster partition) the run builds; default: the extract folder's name")
     args = parser.parse_args(argv)
 
-    result = run_study(args.extract, args.db, memory_limit=args.memory_limit, temp_directory=args.temp_directory)
+    try:
+        result = run_study(args.extract, args.db, site=args.site, memory_limit=args.memory_limit,
+                           temp_directory=args.temp_directory)
+    except SiteNameError as error:
+        parser.error(f"{error}; name the site with --site")
     if not result.success:
         for message in failure_messages(result):
             print(message, file=sys.stderr)

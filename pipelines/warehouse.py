@@ -10,21 +10,37 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import dagster as dg
 import duckdb
 
 from pipelines import paths
+from pipelines.operations.run_config import RunConfigError, run_problems
 
 
 class Warehouse(dg.ConfigurableResource):
     """DuckDB settings and file locations for one published database."""
 
+    # The resource key the code location binds this class to (named in configuration errors).
+    resource_key: ClassVar[str] = "warehouse"
+
     database_path: str = str(paths.DEFAULT_DATABASE)
     memory_limit: str | None = None  # e.g. "6GB"; DuckDB's default is 80% of RAM
     threads: int | None = None  # DuckDB's default is the number of cores
     temp_directory: str | None = None  # where DuckDB spills when memory_limit is reached
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Fail the run while its resources are set up, before any step, when its configuration cannot work
+        (missing extract folder, unwritable database folder, a setting DuckDB refuses, an unknown study tag)."""
+        run = context.dagster_run
+        if run is None:  # built outside a run (build_resources, tests of the resource itself)
+            return
+        problems = run_problems(run.run_config or {}, run.tags, self.resource_key,
+                                {name: getattr(self, name) for name in
+                                 ("database_path", "memory_limit", "threads", "temp_directory")})
+        if problems:
+            raise RunConfigError(f"invalid run configuration of run {run.run_id}:\n  - " + "\n  - ".join(problems))
 
     @property
     def published_path(self) -> Path:

@@ -16,6 +16,11 @@ from pipelines.operations.schedules import (ScheduleSettingsError, build_study_s
                                             load_schedule_settings)
 
 
+def _context(instance):
+    # With the code location's repository, as the daemon evaluates it, so the partitioned request is resolved.
+    return dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
+
+
 def test_each_study_has_one_stopped_schedule_that_requests_a_valid_study_run(dagster_instance):
     study_ids = list(load_studies())
     schedules = {schedule.name: schedule for schedule in defs.schedules}
@@ -26,7 +31,7 @@ def test_each_study_has_one_stopped_schedule_that_requests_a_valid_study_run(dag
         schedule = schedules[f"{study_id}_schedule"]
         assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
         assert schedule.job_name == STUDY_JOB_NAME
-        result = schedule.evaluate_tick(dg.build_schedule_context(instance=dagster_instance))
+        result = schedule.evaluate_tick(_context(dagster_instance))
         if result.skip_message:  # only when the default extract (data/sample) has not been generated here
             assert "extract folder" in result.skip_message and "does not exist" in result.skip_message
             continue
@@ -55,19 +60,22 @@ studies:
     assert schedules["thiazide_vs_ccb_schedule"].cron_schedule == "30 1 * * *"
     assert schedules["leg_cramps_schedule"].execution_timezone == "Europe/Amsterdam"
 
-    result = schedules["leg_cramps_schedule"].evaluate_tick(dg.build_schedule_context(instance=dagster_instance))
+    result = schedules["leg_cramps_schedule"].evaluate_tick(_context(dagster_instance))
     [request] = result.run_requests
     dg.validate_run_config(defs.resolve_job_def(STUDY_JOB_NAME), request.run_config)
     resources = request.run_config["resources"]
     assert resources["extract"]["config"]["folder"] == str(extract.resolve())
     assert resources["warehouse"]["config"]["database_path"] == str((tmp_path / "db" / "site_a.duckdb").resolve())
+    # The run builds the site named after its extract folder; the schedule registered that partition.
+    assert request.partition_key == "site_a" and request.tags["dagster/partition"] == "site_a"
+    assert dagster_instance.get_dynamic_partitions("site") == ["site_a"]
 
 
 def test_a_tick_whose_extract_is_missing_skips_with_the_reason(tmp_path, dagster_instance):
     settings_file = tmp_path / "_schedules.yaml"
     settings_file.write_text(f"defaults: {{extract_folder: {tmp_path / 'not_there'}}}\n")
     [schedule] = build_study_schedules(["leg_cramps"], settings_file)
-    result = schedule.evaluate_tick(dg.build_schedule_context(instance=dagster_instance))
+    result = schedule.evaluate_tick(_context(dagster_instance))
     assert not result.run_requests
     assert f"extract folder {tmp_path / 'not_there'} does not exist" in result.skip_message
 
@@ -76,6 +84,7 @@ def test_a_tick_whose_extract_is_missing_skips_with_the_reason(tmp_path, dagster
     ("defaults: {cron: 'every monday'}", "defaults.cron: 'every monday' is not a valid cron string"),
     ("defaults: {timezone: Mars/Olympus}", "defaults.timezone: 'Mars/Olympus' is not an IANA time zone"),
     ("defaults: {crn: '0 3 * * 1'}", "defaults: unknown key(s) crn"),
+    ("defaults: {site: 'site a'}", "defaults.site: site name 'site a' cannot name a site"),
     ("studies: {leg_cramp: {cron: '0 3 * * 1'}}", "studies: unknown study id(s) leg_cramp"),
     ("schedules: {}", "expected top-level keys `defaults` and `studies` only"),
 ])

@@ -36,7 +36,7 @@ run_coordinator:
   class: DefaultRunCoordinator
 """
 EXPECTED_ASSETS = {"published_database", "staging/person", "cohort/leg_cramps"}
-ASSET_GROUPS = ("ingest", "phenotypes", "cohorts", "statistics", "publish")
+ASSET_GROUPS = ("ingest", "phenotypes", "cohorts", "statistics", "publish", "network")
 
 LOCATIONS = """
 query { repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }
@@ -49,6 +49,16 @@ mutation Launch($params: ExecutionParams!) {
     ... on PythonError { message }
     ... on RunConfigValidationInvalid { errors { message } }
     ... on InvalidSubsetError { message }
+  }
+}
+"""
+# What the Launchpad's "Add partition" button does: register a site (a dynamic partition of the study assets).
+ADD_SITE = """
+mutation AddSite($repository: RepositorySelector!, $site: String!) {
+  addDynamicPartition(repositorySelector: $repository, partitionsDefName: "site", partitionKey: $site) {
+    __typename
+    ... on AddDynamicPartitionSuccess { partitionKey }
+    ... on PythonError { message }
   }
 }
 """
@@ -118,11 +128,14 @@ def test_webserver_launches_the_study_and_chromium_renders_the_asset_graph(tmp_p
         _wait_for_server(port, server, log)
 
         [repository] = _graphql(port, LOCATIONS)["repositoriesOrError"]["nodes"]
+        selector = {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"]}
+        added = _graphql(port, ADD_SITE, {"repository": selector, "site": "site_a"})["addDynamicPartition"]
+        assert added == {"__typename": "AddDynamicPartitionSuccess", "partitionKey": "site_a"}, added
         params = {
-            "selector": {"repositoryLocationName": repository["location"]["name"],
-                         "repositoryName": repository["name"], "jobName": STUDY_JOB_NAME},
+            "selector": {**selector, "jobName": STUDY_JOB_NAME},
             "runConfigData": study_run_config(extract, database),
-            "executionMetadata": {"tags": [{"key": "legcramp/trigger", "value": "test_webserver"}]},
+            "executionMetadata": {"tags": [{"key": "legcramp/trigger", "value": "test_webserver"},
+                                           {"key": "dagster/partition", "value": "site_a"}]},
         }
         launched = _graphql(port, LAUNCH, {"params": params})["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched

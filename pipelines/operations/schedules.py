@@ -1,7 +1,8 @@
 """One schedule per study (studies/<id>.yaml) that launches the study job; all start STOPPED.
 
 When and on what each schedule runs comes from studies/_schedules.yaml (see the comments in that file): a `defaults`
-block and optional per-study overrides of cron, timezone, extract_folder and database_path. A problem in that file
+block and optional per-study overrides of cron, timezone, extract_folder, database_path and site (the partition the
+run builds; default: the extract folder's name, as for `legcramp-run`). A problem in that file
 stops the code location from loading with the file and key named, like a broken study file does.
 
 Every tick checks its run config (pipelines/operations/run_config.py) and skips with the problem spelled out rather
@@ -20,13 +21,13 @@ import yaml
 from pipelines import paths
 from pipelines.cohorts.study import load_studies
 from pipelines.jobs import STUDY_JOB_NAME, WRITER_TAG, study_job
-from pipelines.operations.run_config import config_problems, study_run_config
+from pipelines.network.sites import SiteNameError, check_site_name, register_site, site_for_extract
+from pipelines.operations.run_config import STUDY_TAG, config_problems, study_run_config
 
 SCHEDULES_FILE = paths.STUDIES_DIR / "_schedules.yaml"
 DEFAULT_CRON = "0 3 * * 1"  # Mondays 03:00: extracts usually arrive over the weekend
 DEFAULT_TIMEZONE = "UTC"
-SETTING_KEYS = ("cron", "timezone", "extract_folder", "database_path")
-STUDY_TAG = "legcramp/study"
+SETTING_KEYS = ("cron", "timezone", "extract_folder", "database_path", "site")
 TRIGGER_TAG = "legcramp/trigger"
 
 
@@ -43,6 +44,7 @@ class StudySchedule:
     timezone: str
     extract_folder: Path
     database_path: Path
+    site: str | None = None  # None: named after the extract folder (pipelines.network.sites.site_for_extract)
 
     @property
     def schedule_name(self) -> str:
@@ -87,6 +89,11 @@ def _check_block(block: Any, where: str) -> dict[str, Any]:
     for key in ("extract_folder", "database_path"):
         if key in settings:
             settings[key] = _repository_path(settings[key], f"{where}.{key}")
+    if "site" in settings:
+        try:
+            check_site_name(str(settings["site"]))
+        except SiteNameError as error:
+            raise ScheduleSettingsError(f"{where}.site: {error}") from None
     return settings
 
 
@@ -134,9 +141,16 @@ def build_study_schedule(settings: StudySchedule) -> dg.ScheduleDefinition:
     def study_schedule(context: dg.ScheduleEvaluationContext):
         run_config = study_run_config(settings.extract_folder, settings.database_path)
         problems = config_problems(run_config)
+        try:
+            site = settings.site or site_for_extract(settings.extract_folder)
+        except SiteNameError as error:
+            problems.append(f"{error} (set `site` in {SCHEDULES_FILE.name})")
         if problems:
             return dg.SkipReason(f"{settings.schedule_name}: not launching: " + "; ".join(problems))
+        # Schedules cannot return a partitions request (sensors can), so a new site is registered here.
+        register_site(context.instance, site)
         return dg.RunRequest(
+            partition_key=site,
             run_config=run_config,
             tags={**WRITER_TAG, STUDY_TAG: settings.study_id, TRIGGER_TAG: "schedule"},
         )

@@ -1,19 +1,24 @@
-"""Sensors: a new extract dropped in the landing folder starts the study job; a failed run logs a clear summary.
+"""Sensors: a new extract dropped in the landing folder starts a run of its site; a failed run logs a summary.
 
-Landing folder protocol (docs/operations.md): every extract is a sub-folder of the landing folder, named after the
-site or delivery (letters, digits, `.`, `_`, `-`). A drop is complete only once `_manifest.json` exists, which the
-sender writes last (the synthetic generator does). The sensor ignores drops without it, so a half-copied extract
-never starts a run. Each complete drop is built into its own database, `<databases folder>/<drop>.duckdb`.
+Landing folder protocol (docs/operations.md). A drop is one extract folder; it is complete only once
+`_manifest.json` exists, which the sender writes last (the synthetic generator does), so a half-copied extract never
+starts a run. Two layouts, told apart by what a folder directly under the landing folder holds:
 
-The run key is `<drop>:<sha256 of _manifest.json>`: the same drop never runs twice (Dagster refuses a run key it
-has seen, and the sensor's cursor remembers it too), while a re-delivery with a new manifest runs again.
+    landing/<site>/<drop>/_manifest.json   a network site delivering drops over time: partition <site>
+    landing/<drop>/_manifest.json          a single extract (a folder with files of its own): partition <drop>
+
+Each site is a partition of the study assets (pipelines/network/sites.py): the sensor registers a new site's
+partition in the same tick that requests its first run, and every run of a site publishes to
+`<site databases folder>/<site>.duckdb`. The run key is `<drop>:<sha256 of _manifest.json>` (drop = `<site>/<drop>`
+or `<drop>`): the same drop never runs twice (Dagster refuses a run key it has seen, and the sensor's cursor and
+the run history say so too), while a re-delivery with a new manifest runs again.
 """
 
 import hashlib
 import json
 import logging
 import os
-import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -21,26 +26,56 @@ import dagster as dg
 
 from pipelines import paths
 from pipelines.jobs import WRITER_TAG, study_job
+from pipelines.network.sites import SITE_DATABASES_DIR, SITE_NAME, SITE_NAME_RULE, SITE_PARTITIONS, site_database
 from pipelines.operations.run_config import config_problems, study_run_config
 from pipelines.operations.schedules import TRIGGER_TAG
+from pipelines.run import failure_message
 from pipelines.synthetic.generator import MANIFEST
 
 LANDING_DIR = Path(os.environ.get("LEGCRAMP_LANDING", paths.REPO_ROOT / "data" / "landing"))
-DROP_DATABASES_DIR = Path(os.environ.get("LEGCRAMP_DROP_DATABASES", paths.REPO_ROOT / "build"))
 DROP_TAG = "legcramp/drop"
+SITE_TAG = "legcramp/site"
 # Dagster's tag for a RunRequest's run key (dagster._core.storage.tags.RUN_KEY_TAG, not exported publicly).
 RUN_KEY_TAG = "dagster/run_key"
+# Dagster's tag of a partitioned run's partition key (here: the site).
+PARTITION_TAG = "dagster/partition"
 # Set by Dagster on a failed run that run_retries (dagster.yaml) will start again.
 WILL_RETRY_TAG = "dagster/will_retry"
-# A drop's name becomes a file name and a tag value: keep it to characters that are safe in both.
-DROP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 logger = logging.getLogger(__name__)
 
 
-def drop_run_key(drop: Path) -> str:
-    """`<drop name>:<sha256 of its manifest>`: one run per delivered version of a drop."""
-    digest = hashlib.sha256((drop / MANIFEST).read_bytes()).hexdigest()
+@dataclass(frozen=True)
+class Drop:
+    """One delivered extract folder and the site it belongs to."""
+
+    site: str
+    folder: Path
+    name: str  # `<site>/<drop>` or, for a single extract directly in the landing folder, `<drop>` (= site)
+
+
+def _visible(folder: Path) -> list[Path]:
+    # Names starting with "." or "_" are scratch or metadata (e.g. `.incoming/`, the generator's `_truth/`).
+    return sorted(p for p in folder.iterdir() if not p.name.startswith((".", "_")))
+
+
+def find_drops(landing_dir: Path) -> list[Drop]:
+    """Every drop folder in the landing folder, complete or not, in name order."""
+    drops = []
+    for top in _visible(landing_dir):
+        if not top.is_dir():
+            continue
+        children = _visible(top)
+        if (top / MANIFEST).exists() or not any(child.is_dir() for child in children):
+            drops.append(Drop(top.name, top, top.name))  # a single extract (possibly still being copied)
+        else:
+            drops += [Drop(top.name, child, f"{top.name}/{child.name}") for child in children if child.is_dir()]
+    return drops
+
+
+def drop_run_key(drop: Drop) -> str:
+    """`<drop>:<sha256 of its manifest>`: one run per delivered version of a drop."""
+    digest = hashlib.sha256((drop.folder / MANIFEST).read_bytes()).hexdigest()
     return f"{drop.name}:{digest}"
 
 
@@ -58,7 +93,7 @@ def _run_key_used(instance: dg.DagsterInstance, run_key: str) -> bool:
     return bool(instance.get_run_records(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))
 
 
-def build_extract_drop_sensor(landing_dir: Path = LANDING_DIR, databases_dir: Path = DROP_DATABASES_DIR,
+def build_extract_drop_sensor(landing_dir: Path = LANDING_DIR, databases_dir: Path = SITE_DATABASES_DIR,
                               name: str = "extract_drop_sensor",
                               minimum_interval_seconds: int = 60) -> dg.SensorDefinition:
     landing_dir, databases_dir = Path(landing_dir), Path(databases_dir)
@@ -68,8 +103,8 @@ def build_extract_drop_sensor(landing_dir: Path = LANDING_DIR, databases_dir: Pa
         job=study_job,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.STOPPED,
-        description=(f"Runs the study job on every complete extract drop (a sub-folder with {MANIFEST}) in "
-                     f"{landing_dir}, into {databases_dir}/<drop>.duckdb."),
+        description=(f"Runs the study job for the site of every complete extract drop (a folder with {MANIFEST}) "
+                     f"in {landing_dir}, into {databases_dir}/<site>.duckdb; registers new sites as partitions."),
     )
     def extract_drop_sensor(context: dg.SensorEvaluationContext):
         if not landing_dir.is_dir():
@@ -77,13 +112,14 @@ def build_extract_drop_sensor(landing_dir: Path = LANDING_DIR, databases_dir: Pa
         # The cursor maps drop name -> run key last requested, so a tick need not search the run history for
         # drops it has already handled; the run key itself is what guarantees one run per drop version.
         requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        run_requests, incomplete, problems = [], [], []
-        for drop in sorted(p for p in landing_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-            if not (drop / MANIFEST).is_file() or not _manifest_is_readable(drop):
+        run_requests, new_sites, incomplete, problems = [], [], [], []
+        for drop in find_drops(landing_dir):
+            if not (drop.folder / MANIFEST).is_file() or not _manifest_is_readable(drop.folder):
                 incomplete.append(drop.name)
                 continue
-            if not DROP_NAME.match(drop.name):
-                problems.append(f"{drop.name!r}: rename the drop to letters, digits, '.', '_' and '-' only")
+            bad_names = [part for part in drop.name.split("/") if not SITE_NAME.match(part)]
+            if bad_names:
+                problems.append(f"{drop.name!r}: rename {', '.join(map(repr, bad_names))} to {SITE_NAME_RULE}")
                 continue
             run_key = drop_run_key(drop)
             if requested.get(drop.name) == run_key:
@@ -91,22 +127,29 @@ def build_extract_drop_sensor(landing_dir: Path = LANDING_DIR, databases_dir: Pa
             requested[drop.name] = run_key
             if _run_key_used(context.instance, run_key):
                 continue
-            run_config = study_run_config(drop, databases_dir / f"{drop.name}.duckdb")
+            run_config = study_run_config(drop.folder, site_database(drop.site, databases_dir))
             config_errors = config_problems(run_config)
             if config_errors:
                 problems.append(f"{drop.name}: " + "; ".join(config_errors))
                 continue
-            context.log.info(f"complete drop {drop.name}: requesting a run ({run_key})")
+            if drop.site not in new_sites and not context.instance.has_dynamic_partition(
+                    SITE_PARTITIONS.name, drop.site):
+                new_sites.append(drop.site)
+            context.log.info(f"complete drop {drop.name}: requesting a run of site {drop.site} ({run_key})")
             run_requests.append(dg.RunRequest(
                 run_key=run_key,
+                partition_key=drop.site,
                 run_config=run_config,
-                tags={**WRITER_TAG, DROP_TAG: drop.name, TRIGGER_TAG: "extract_drop_sensor"},
+                tags={**WRITER_TAG, DROP_TAG: drop.name, SITE_TAG: drop.site, TRIGGER_TAG: "extract_drop_sensor"},
             ))
         for problem in problems:
             context.log.warning(problem)
         cursor = json.dumps(requested, sort_keys=True)
         if run_requests:
-            return dg.SensorResult(run_requests=run_requests, cursor=cursor)
+            # Dagster adds the new partitions before it launches this tick's runs.
+            partitions_requests = [SITE_PARTITIONS.build_add_request(new_sites)] if new_sites else []
+            return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=partitions_requests,
+                                   cursor=cursor)
         reasons = ["no new complete drop"]
         if incomplete:
             reasons.append(f"waiting for {MANIFEST} in: {', '.join(incomplete)}")
@@ -116,24 +159,17 @@ def build_extract_drop_sensor(landing_dir: Path = LANDING_DIR, databases_dir: Pa
     return extract_drop_sensor
 
 
-def _user_error_message(event: dg.DagsterEvent) -> str:
-    """The innermost error of a step failure: Dagster wraps the user's exception, whose message is what helps."""
-    error = event.step_failure_data.error if event.step_failure_data else None
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return error.message.strip() if error else "unknown error"
-
-
-def failure_summary(run: dg.DagsterRun, step_failures: Sequence[dg.DagsterEvent],
+def failure_summary(run: dg.DagsterRun, failures: Sequence[dg.DagsterEvent],
                     run_failure_message: str | None = None) -> str:
-    """A few lines an operator can act on: which run, on what, which step failed and why."""
+    """A few lines an operator can act on: which run, on what, which step (or the run's setup) failed and why."""
     resources = (run.run_config or {}).get("resources") or {}
     extract = ((resources.get("extract") or {}).get("config") or {}).get("folder", "(default)")
     database = ((resources.get("warehouse") or {}).get("config") or {}).get("database_path", "(default)")
-    lines = [f"run {run.run_id} of {run.job_name} FAILED (extract: {extract}; database: {database})"]
-    for event in step_failures:
-        lines.append(f"  step {event.step_key} failed: {_user_error_message(event)}")
-    if not step_failures:
+    site = f" site {run.tags[PARTITION_TAG]}" if PARTITION_TAG in run.tags else ""
+    lines = [f"run {run.run_id} of {run.job_name}{site} FAILED (extract: {extract}; database: {database})"]
+    messages = [message for message in map(failure_message, failures) if message]
+    lines += [f"  {message}" for message in messages]
+    if not messages:
         lines.append(f"  no step failed; the run failed: {run_failure_message or 'no reason recorded'}")
     lines.append("  the published database was not changed (a run publishes only when all its steps succeed)")
     if run.tags.get(WILL_RETRY_TAG) == "true":
@@ -145,11 +181,14 @@ def failure_summary(run: dg.DagsterRun, step_failures: Sequence[dg.DagsterEvent]
     name="run_failure_summary",
     # It only writes logs, so it is on by default wherever the daemon runs.
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Logs which step of a failed run failed and the error behind it.",
+    description="Logs which step of a failed run (or its setup) failed and the error behind it.",
 )
 def run_failure_summary(context: dg.RunFailureSensorContext):
-    summary = failure_summary(context.dagster_run, context.get_step_failure_events(),
-                              context.failure_event.message)
+    failures = list(context.get_step_failure_events())
+    if not failures:  # a run whose configuration check failed while its resources were set up (no step ran)
+        failures = [record.event_log_entry.dagster_event for record in context.instance.get_records_for_run(
+            context.dagster_run.run_id, of_type=dg.DagsterEventType.RESOURCE_INIT_FAILURE).records]
+    summary = failure_summary(context.dagster_run, failures, context.failure_event.message)
     context.log.error(summary)
     logger.error(summary)
 

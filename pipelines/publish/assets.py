@@ -13,6 +13,7 @@ from typing import Sequence
 
 import dagster as dg
 
+from pipelines.data_dictionary import comment_database_file
 from pipelines.warehouse import Warehouse
 
 PUBLISHED_KEY = dg.AssetKey(["published_database"])
@@ -27,28 +28,37 @@ def build_publish_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         description="The published DuckDB database analysts query, replaced atomically at the end of each run.",
     )
     def published_database(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        build = warehouse.build_path(context.run_id)
+        comment_database_file(warehouse.build_path(context.run_id))  # refuses undescribed tables/columns
+        schemas = publish_build(warehouse, context.run_id)
         target = warehouse.published_path
-        with warehouse.connect(context.run_id) as con:
-            con.execute("CHECKPOINT")
-            schemas = con.execute(
-                "SELECT schema_name, count(*) FROM duckdb_tables() GROUP BY 1 ORDER BY 1"
-            ).fetchall()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(build, target)
         context.log.info(f"published {target}")
-        outputs = publish_outputs(warehouse.build_outputs_dir(context.run_id), build.parent / "data_docs",
+        outputs = publish_outputs(warehouse.build_outputs_dir(context.run_id),
+                                  warehouse.build_path(context.run_id).parent / "data_docs",
                                   warehouse.published_outputs_dir)
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(target)),
                 "size_mb": round(target.stat().st_size / 1e6, 1),
-                "tables_per_schema": dg.MetadataValue.json(dict(schemas)),
+                "tables_per_schema": dg.MetadataValue.json(schemas),
                 "outputs": dg.MetadataValue.path(str(outputs)),
             }
         )
 
     return published_database
+
+
+def publish_build(warehouse: Warehouse, run_id: str) -> dict[str, int]:
+    """Move the run's build file over the published database (one atomic rename); tables per schema published."""
+    build = warehouse.build_path(run_id)
+    target = warehouse.published_path
+    with warehouse.connect(run_id) as con:
+        con.execute("CHECKPOINT")
+        schemas = con.execute(
+            "SELECT schema_name, count(*) FROM duckdb_tables() GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(build, target)
+    return dict(schemas)
 
 
 def publish_outputs(run_outputs: Path, run_data_docs: Path, published_outputs: Path) -> Path:

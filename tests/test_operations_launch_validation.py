@@ -1,0 +1,95 @@
+"""A run whose configuration cannot work (as launched from the Launchpad) fails while its resources are set up,
+before its first step, with the field and the problem named; the run-failure sensor reports the same."""
+
+from __future__ import annotations
+
+import logging
+
+import dagster as dg
+import pytest
+
+from pipelines.definitions import defs
+from pipelines.jobs import STUDY_JOB_NAME
+from pipelines.network.sites import register_site
+from pipelines.operations.run_config import study_run_config
+from pipelines.operations.sensors import run_failure_summary
+from pipelines.run import failure_messages
+
+SETUP_FAILED = ("run setup (resources, before the first step) failed: pipelines.operations.run_config.RunConfigError: "
+                "invalid run configuration of run ")
+
+
+def _launch(instance, run_config, tags=None) -> dg.ExecuteInProcessResult:
+    register_site(instance, "site_a")
+    return defs.resolve_job_def(STUDY_JOB_NAME).execute_in_process(
+        run_config=run_config, instance=instance, partition_key="site_a", tags=tags or {}, raise_on_error=False)
+
+
+def _cases(tmp_path):
+    extract = tmp_path / "extract"
+    extract.mkdir()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    database = tmp_path / "published" / "site_a.duckdb"
+
+    def with_warehouse(**settings):
+        config = study_run_config(extract, database)
+        config["resources"]["warehouse"]["config"].update(settings)
+        return config
+
+    return {
+        "missing extract": (study_run_config(tmp_path / "missing", database), {},
+                            f"resources.extract.config.folder: extract folder {tmp_path / 'missing'} does not exist"),
+        "database folder cannot be created": (
+            study_run_config(extract, a_file / "site_a.duckdb"), {},
+            f"resources.warehouse.config.database_path: {a_file} is a file, so {a_file / 'site_a.duckdb'} cannot "
+            "be created"),
+        "bad memory limit": (with_warehouse(memory_limit="6 gigs"), {},
+                             "resources.warehouse.config.memory_limit: DuckDB does not accept '6 gigs' "
+                             "(Parser Error: Unknown unit for memory: 'gigs'"),
+        "bad thread count": (with_warehouse(threads=0), {},
+                             "resources.warehouse.config.threads: DuckDB does not accept 0 "
+                             "(Syntax Error: Must have at least 1 thread!)"),
+        "unknown study": (study_run_config(extract, database), {"legcramp/study": "leg_cramp"},
+                          "tag legcramp/study: unknown study 'leg_cramp'; studies: "),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing extract", "database folder cannot be created", "bad memory limit",
+                                  "bad thread count", "unknown study"])
+def test_a_bad_configuration_fails_before_the_first_step_naming_the_field(tmp_path, dagster_instance, case):
+    run_config, tags, expected = _cases(tmp_path)[case]
+    result = _launch(dagster_instance, run_config, tags)
+
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START], "a step started"
+    [message] = failure_messages(result)
+    assert message.startswith(SETUP_FAILED + result.run_id)
+    assert f"\n  - {expected}" in message
+    assert not (tmp_path / "published").exists(), "nothing may be written for a run that cannot work"
+
+
+def test_a_good_configuration_passes_the_check_and_the_failure_sensor_reports_a_bad_one(
+        tmp_path, dagster_instance, caplog):
+    from tests.test_ingest import write_fixture
+
+    extract = write_fixture(tmp_path / "extract")
+    database = tmp_path / "published" / "site_a.duckdb"
+    config = study_run_config(extract, database)
+    config["resources"]["warehouse"]["config"].update(memory_limit="1GB", threads=1)
+    assert _launch(dagster_instance, config, {"legcramp/study": "leg_cramps"}).success
+    assert database.exists()
+
+    config["resources"]["warehouse"]["config"]["memory_limit"] = "lots"
+    failed = _launch(dagster_instance, config)
+    [failure] = dagster_instance.get_records_for_run(failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+    context = dg.build_run_status_sensor_context(
+        sensor_name=run_failure_summary.name, dagster_event=failure.event_log_entry.dagster_event,
+        dagster_instance=dagster_instance, dagster_run=dagster_instance.get_run_by_id(failed.run_id),
+    ).for_run_failure()
+    with caplog.at_level(logging.ERROR, logger="pipelines.operations.sensors"):
+        run_failure_summary(context)
+    [summary] = [r.getMessage() for r in caplog.records if r.name == "pipelines.operations.sensors"]
+    assert f"run {failed.run_id} of {STUDY_JOB_NAME} site site_a FAILED" in summary
+    assert "\n  " + SETUP_FAILED + failed.run_id in summary
+    assert "resources.warehouse.config.memory_limit: DuckDB does not accept 'lots'" in summary
