@@ -1,7 +1,9 @@
 """Benchmark the whole study on a synthetic extract of N patients and print one table of figures.
 
     python bench/run_benchmark.py --patients 1000000 [--format csv|parquet] [--memory-limit 6GB]
+    python bench/run_benchmark.py --patients 100000 1000000     # also: how each stage scales with N
     make bench N=1000000
+    make bench N="100000 1000000"
 
 It generates the extract once (bench/data/<format>_<N>/, reused afterwards), runs the study job through Dagster's
 execution API against a throw-away instance, and reports per stage (ingest, phenotypes, cohorts, statistics, data
@@ -9,7 +11,9 @@ quality, publish) the wall time, the peak resident memory of this process during
 next to two reference figures measured in the same run on the same files:
 - DuckDB's plain load: CREATE TABLE ... AS SELECT * FROM read_csv/read_parquet for every file, nothing else;
 - one full scan of the staging tables (every column read once).
-Figures go to bench/results/latest.json (and bench/results/<format>_<N>.json).
+Figures go to bench/results/latest.json (and bench/results/<format>_<N>.json); with two or more sizes, the
+scaling of each stage (time ratio over size ratio, 1.0 = linear) is printed and written to
+bench/results/scaling.json.
 """
 
 from __future__ import annotations
@@ -158,29 +162,22 @@ def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[tu
     return windows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark the leg-cramp study on N synthetic patients.")
-    parser.add_argument("--patients", type=int, default=1_000_000)
-    parser.add_argument("--format", default="csv", choices=["csv", "csv.gz", "parquet"])
-    parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--memory-limit", default="6GB", help="DuckDB memory limit (default 6GB, the target)")
-    parser.add_argument("--keep-database", action="store_true")
-    args = parser.parse_args()
-
-    folder = ensure_extract(args.patients, args.format, args.seed)
+def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep_database: bool) -> dict:
+    """Generate (or reuse) the extract, run the whole study once and return the figures."""
+    folder = ensure_extract(patients, fmt, seed)
     rows = event_rows(folder)
     total_rows = sum(rows.values())
 
     with tempfile.TemporaryDirectory(prefix="legcramp-bench-") as tmp:
         workdir = Path(tmp)
         database = workdir / "bench.duckdb"
-        load_seconds = duckdb_plain_load_seconds(folder, workdir, args.memory_limit)
+        load_seconds = duckdb_plain_load_seconds(folder, workdir, memory_limit)
         home = workdir / "dagster_home"
         home.mkdir()
         (home / "dagster.yaml").write_text((BENCH_DIR.parent / "dagster.yaml").read_text())
         with dg.instance_for_test(temp_dir=str(home)) as instance, RssSampler() as sampler:
             started = time.time()
-            result = run_study(folder, database, instance=instance, memory_limit=args.memory_limit,
+            result = run_study(folder, database, instance=instance, memory_limit=memory_limit,
                                temp_directory=str(workdir / "spill"))
             total_seconds = time.time() - started
             windows = step_windows(instance, result.run_id)
@@ -188,8 +185,8 @@ def main() -> None:
         # A failed run publishes nothing: scan its build file instead.
         scanned = database if result.success else next((database.parent / ".runs").glob("*.duckdb"), None)
         scan_seconds = staging_scan_seconds(scanned) if scanned else float("nan")
-        if args.keep_database:
-            shutil.copy(database, BENCH_DIR / "results" / f"bench_{args.patients}.duckdb")
+        if keep_database:
+            shutil.copy(database, BENCH_DIR / "results" / f"bench_{patients}.duckdb")
 
     stages = {}
     for stage in [*STAGES, "other"]:
@@ -203,9 +200,9 @@ def main() -> None:
             "peak_rss_gb": round(peak / 1e9, 2),
             "rows_per_second": round(total_rows / seconds) if seconds else None,
         }
-    figures = {
-        "patients": args.patients,
-        "format": args.format,
+    return {
+        "patients": patients,
+        "format": fmt,
         "event_rows": total_rows,
         "rows_per_table": rows,
         "total_seconds": round(total_seconds, 2),
@@ -219,28 +216,78 @@ def main() -> None:
                                                                 * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
                     "platform": platform.platform(), "python": platform.python_version(),
                     "duckdb": duckdb.__version__},
-        "memory_limit": args.memory_limit,
+        "memory_limit": memory_limit,
         "success": result.success,
         "failures": failures,
     }
 
+
+def print_figures(figures: dict) -> None:
     print()
     print(f"{'stage':<14}{'seconds':>10}{'peak RSS GB':>13}{'rows/s':>14}")
-    for stage, f in stages.items():
+    for stage, f in figures["stages"].items():
         print(f"{stage:<14}{f['seconds']:>10.2f}{f['peak_rss_gb']:>13.2f}{(f['rows_per_second'] or 0):>14,}")
-    print(f"{'whole study':<14}{total_seconds:>10.2f}{figures['peak_rss_gb']:>13.2f}"
-          f"{round(total_rows / total_seconds):>14,}")
-    print(f"{'DuckDB load':<14}{load_seconds:>10.2f}   (plain read_* of the same files; ratio "
+    total = figures["total_seconds"]
+    print(f"{'whole study':<14}{total:>10.2f}{figures['peak_rss_gb']:>13.2f}"
+          f"{round(figures['event_rows'] / total):>14,}")
+    print(f"{'DuckDB load':<14}{figures['duckdb_load_seconds']:>10.2f}   (plain read_* of the same files; ratio "
           f"{figures['ratio_to_duckdb_load']})")
-    print(f"{'staging scan':<14}{scan_seconds:>10.2f}   (one full scan of staging.*)")
-    print(f"{args.patients:,} patients, {total_rows:,} rows, {os.cpu_count()} cores")
+    print(f"{'staging scan':<14}{figures['staging_scan_seconds']:>10.2f}   (one full scan of staging.*)")
+    print(f"{figures['patients']:,} patients, {figures['event_rows']:,} rows, {os.cpu_count()} cores")
+
+
+def scaling(small: dict, large: dict) -> dict:
+    """Per stage, how much more time the larger run took per patient: 1.0 is linear, above 1 worse than linear."""
+    size_ratio = large["patients"] / small["patients"]
+    ratios = {}
+    for stage in [*STAGES, "whole study"]:
+        small_s = small["total_seconds"] if stage == "whole study" else small["stages"].get(stage, {}).get("seconds")
+        large_s = large["total_seconds"] if stage == "whole study" else large["stages"].get(stage, {}).get("seconds")
+        if small_s and large_s:
+            ratios[stage] = {"seconds_small": small_s, "seconds_large": large_s,
+                             "time_ratio": round(large_s / small_s, 2),
+                             "per_patient_ratio": round(large_s / small_s / size_ratio, 2)}
+    return {"patients_small": small["patients"], "patients_large": large["patients"], "size_ratio": size_ratio,
+            "stages": ratios}
+
+
+def print_scaling(table: dict) -> None:
+    print(f"\nscaling from {table['patients_small']:,} to {table['patients_large']:,} patients "
+          f"({table['size_ratio']:g}x): time ratio / size ratio (1.0 = linear)")
+    print(f"{'stage':<14}{'small s':>10}{'large s':>10}{'time x':>9}{'per patient':>13}")
+    for stage, r in table["stages"].items():
+        print(f"{stage:<14}{r['seconds_small']:>10.1f}{r['seconds_large']:>10.1f}{r['time_ratio']:>9.2f}"
+              f"{r['per_patient_ratio']:>13.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the leg-cramp study on N synthetic patients.")
+    parser.add_argument("--patients", type=int, nargs="+", default=[1_000_000],
+                        help="one size, or several (e.g. 100000 1000000) to also report how each stage scales")
+    parser.add_argument("--format", default="csv", choices=["csv", "csv.gz", "parquet"])
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--memory-limit", default="6GB", help="DuckDB memory limit (default 6GB, the target)")
+    parser.add_argument("--keep-database", action="store_true")
+    args = parser.parse_args()
 
     RESULTS_DIR.mkdir(exist_ok=True)
-    text = json.dumps(figures, indent=2)
-    (RESULTS_DIR / "latest.json").write_text(text)
-    (RESULTS_DIR / f"{args.format.replace('.', '_')}_{args.patients}.json").write_text(text)
-    if failures:
-        print("\nTHE RUN FAILED (figures above cover the steps that ran):", *failures, sep="\n")
+    runs = []
+    for patients in sorted(args.patients):
+        figures = benchmark(patients, args.format, args.seed, args.memory_limit, args.keep_database)
+        print_figures(figures)
+        text = json.dumps(figures, indent=2)
+        (RESULTS_DIR / "latest.json").write_text(text)
+        (RESULTS_DIR / f"{args.format.replace('.', '_')}_{patients}.json").write_text(text)
+        runs.append(figures)
+    if len(runs) > 1:
+        table = scaling(runs[0], runs[-1])
+        print_scaling(table)
+        (RESULTS_DIR / "scaling.json").write_text(json.dumps(table, indent=2))
+    failed = [f for f in runs if f["failures"]]
+    for figures in failed:
+        print(f"\nTHE {figures['patients']:,}-PATIENT RUN FAILED (figures above cover the steps that ran):",
+              *figures["failures"], sep="\n")
+    if failed:
         raise SystemExit(1)
 
 
