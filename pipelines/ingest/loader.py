@@ -579,23 +579,14 @@ def load_extract(con: duckdb.DuckDBPyConnection, extract_dir: Path, log: Log = l
     return loads
 
 
-INGEST_TABLE_COMMENTS = {
-    "ingest.rejects": "Every input row the ingest refused: table, file, line (header = 1), column, reason, detail, "
-                      "raw record.",
-    "ingest.load_counts": "Per table: input records = loaded + rejected, with the count per reject reason.",
-    "ingest.manifest": "The extract's files as loaded: format, size, sha256 and record count.",
-}
-
-
 def comment_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Table and column comments, so analysts see the data dictionary in the database itself."""
+    """The staging tables' and columns' comments from the extract spec, so analysts see the extract's data
+    dictionary in the database itself (every other table is described in pipelines/data_dictionary.yaml)."""
     for table in spec.TABLES:
         con.execute(f"COMMENT ON TABLE staging.{table.name} IS {_quote_literal(table.description)}")
         for column in table.columns:
             con.execute(f"COMMENT ON COLUMN staging.{table.name}.{_quote_ident(column.name)} "
                         f"IS {_quote_literal(column.description)}")
-    for name, comment in INGEST_TABLE_COMMENTS.items():
-        con.execute(f"COMMENT ON TABLE {name} IS {_quote_literal(comment)}")
 
 
 def create_empty_staging_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:

@@ -409,9 +409,7 @@ def ensure_check_results_table(con: duckdb.DuckDBPyConnection, history_database:
         for column, column_type in ADDED_CHECK_RESULTS_COLUMNS.items():
             con.execute(f"ALTER TABLE {CHECK_RESULTS_TABLE} ADD COLUMN IF NOT EXISTS {column} {column_type}")
         return
-    con.execute(f"CREATE TABLE {CHECK_RESULTS_TABLE} ({CHECK_RESULTS_COLUMNS})")
-    con.execute(f"COMMENT ON TABLE {CHECK_RESULTS_TABLE} IS 'Every data-quality check result of every run "
-                "(append-only): see docs/data_quality.md'")
+    con.execute(f"CREATE TABLE {CHECK_RESULTS_TABLE} ({CHECK_RESULTS_COLUMNS})")  # described in data_dictionary.yaml
     if history_database is None or not Path(history_database).exists():
         return
     history_path = Path(history_database).resolve()

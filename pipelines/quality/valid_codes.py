@@ -38,5 +38,3 @@ def ensure_valid_icd10cm_codes(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT unnest($codes) AS code, $source AS source",
         {"codes": list(valid_icd10cm_codes()), "source": source},
     )
-    con.execute(f"COMMENT ON TABLE {VALID_ICD10CM_TABLE} IS 'ICD-10-CM categories and subcategories (with the "
-                f"dot) of {source}; the data-quality check condition_code_icd10cm_exists reads it.'")
