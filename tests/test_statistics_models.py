@@ -99,3 +99,15 @@ def test_kaplan_meier_by_exposure(cohort_hr2):
 def test_result_prints_as_a_table(cohort_hr2):
     text = str(cox_hazard_ratio(cohort_hr2, covariates=["age"]))
     assert "95% CI lower" in text and "person-years" in text and "exposed" in text
+
+
+def test_logistic_regression_equals_the_glm_binomial_fit(cohort_hr2):
+    # The Newton-Raphson Logit is used for speed; it must give the GLM Binomial's estimate and Wald interval.
+    import statsmodels.api as sm
+
+    result = adjusted_odds_ratio(cohort_hr2, COHORT_COVARIATES, outcome="outcome_binary")
+    design = sm.add_constant(cohort_hr2[["exposure", *COHORT_COVARIATES]].astype(float))
+    glm = sm.GLM(cohort_hr2["outcome_binary"].astype(float), design, family=sm.families.Binomial()).fit()
+    lower, upper = np.exp(glm.conf_int().loc["exposure"])
+    assert (result.estimate, result.ci_lower, result.ci_upper) == pytest.approx(
+        (np.exp(glm.params["exposure"]), lower, upper), rel=1e-6)

