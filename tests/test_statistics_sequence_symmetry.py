@@ -139,3 +139,60 @@ def test_null_effect_ratio_accepts_integer_day_numbers():
     markers = pd.Series({5: 1, 10: 3, 12: 2, 400: 1})
     index = pd.Series({10: 2})
     assert null_effect_sequence_ratio(index, markers, window_days=365) == pytest.approx(2.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pipeline's choice of first dates (study_analysis.sequence_symmetry_for_drugs)
+# ---------------------------------------------------------------------------------------------------------------
+def _warehouse_with_first_dates(rows: list[tuple[int, str, str]], observation: tuple[str, str]):
+    """An in-memory DuckDB with phenotype.person_summary and one observation period per person."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA phenotype; CREATE SCHEMA staging")
+    con.execute("CREATE TABLE phenotype.person_summary (person_id BIGINT, phenotype_id VARCHAR, first_date DATE)")
+    con.execute("CREATE TABLE staging.observation_period (person_id BIGINT, observation_period_start_date DATE, "
+                "observation_period_end_date DATE)")
+    con.executemany("INSERT INTO phenotype.person_summary VALUES (?, ?, ?)", rows)
+    for person in sorted({person for person, _, _ in rows}):
+        con.execute("INSERT INTO staging.observation_period VALUES (?, ?, ?)", [person, *observation])
+    return con
+
+
+def test_pipeline_counts_only_index_dates_whose_whole_window_is_past_the_washout():
+    """Observation 2012-01-01 to 2020-12-31, washout and window 365 days: a marker counts from 2012-12-31 on, so an
+    index date counts only from 2013-12-31 on (then a marker anywhere in the year before it could count) and only
+    until 2019-12-31 (a year of observation after it)."""
+    from pipelines.statistics.study_analysis import sequence_symmetry_for_drugs
+
+    rows = [
+        # 1: index 2013-06-01 is past the washout, but half its window before is not: left out. Counting it would
+        #    lose its marker-first partner whenever the marker fell in the washout year (here it does not).
+        (1, "drug", "2013-06-01"), (1, "leg_cramps", "2013-03-01"),
+        (2, "drug", "2015-01-01"), (2, "leg_cramps", "2015-06-01"),  # index first
+        (3, "drug", "2016-01-01"), (3, "leg_cramps", "2015-07-01"),  # marker first
+        (4, "drug", "2014-06-01"), (4, "leg_cramps", "2013-12-01"),  # marker first, both late enough
+        (5, "drug", "2020-06-01"), (5, "leg_cramps", "2020-07-01"),  # less than a year of observation after index
+        (6, "drug", "2014-03-01"), (6, "leg_cramps", "2012-06-01"),  # marker in the washout: not incident
+    ]
+    con = _warehouse_with_first_dates(rows, ("2012-01-01", "2020-12-31"))
+    results = sequence_symmetry_for_drugs(con, ["drug"], marker="leg_cramps", window_days=365, washout_days=365)
+    crude = next(r for _, _, r in results if r.method.startswith("Crude"))
+    assert (crude.events_exposed, crude.events_unexposed) == (1, 2)
+
+
+def test_pipeline_measures_observation_over_overlapping_periods():
+    """Two overlapping periods (a duplicated enrolment record) are one stretch of observation: the index date
+    2016-06-01 has observation from 2012 through 2020 around it, although the later period starts only in 2015."""
+    from pipelines.statistics.study_analysis import sequence_symmetry_for_drugs
+
+    rows = [(1, "drug", "2016-06-01"), (1, "leg_cramps", "2016-09-01"),
+            (2, "drug", "2016-06-01"), (2, "leg_cramps", "2016-03-01")]
+    periods = [(1, "2012-01-01", "2016-12-31"), (1, "2015-01-01", "2020-12-31")]  # person 2: one period 2015-2020
+    con = _warehouse_with_first_dates([r for r in rows if r[0] == 2], ("2015-01-01", "2020-12-31"))
+    con.executemany("INSERT INTO phenotype.person_summary VALUES (?, ?, ?)", [r for r in rows if r[0] == 1])
+    con.executemany("INSERT INTO staging.observation_period VALUES (?, ?, ?)", periods)
+    results = sequence_symmetry_for_drugs(con, ["drug"], marker="leg_cramps", window_days=365, washout_days=365)
+    crude = next(r for _, _, r in results if r.method.startswith("Crude"))
+    # Person 1 counts (index first); person 2 is observed only 517 days before the index date: left out.
+    assert (crude.events_exposed, crude.events_unexposed) == (1, 0)

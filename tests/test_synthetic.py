@@ -453,3 +453,60 @@ def test_tiny_extracts_generate(tmp_path, seed):
 
     truth = generate_extract(tmp_path, patients=40, seed=seed, progress=False)
     assert truth["rows_written"]["person"] >= 40
+
+
+# ------------------------------------------------------------------------------------------------ effects profiles
+GARRISON_SEQUENCE_RATIOS = {"thiazide_diuretics": 1.47, "long_acting_beta2_agonists": 2.42, "statins": 1.16}
+
+
+@pytest.fixture(scope="module")
+def sequence_symmetry_extract(tmp_path_factory) -> tuple[Path, dict]:
+    """The `extract` fixture's settings with the sequence_symmetry effects profile."""
+    out = tmp_path_factory.mktemp("ssa42")
+    truth = generate_extract(out, PATIENTS, seed=42, fmt="csv", chunk_size=700, progress=False, workers=1,
+                             effects_profile="sequence_symmetry")
+    return out, truth
+
+
+def test_sequence_symmetry_profile_plants_only_garrisons_three_drugs(sequence_symmetry_extract):
+    folder, truth = sequence_symmetry_extract
+    assert truth["generator"]["effects_profile"] == "sequence_symmetry"
+    assert json.loads((folder / "_manifest.json").read_text())["effects_profile"] == "sequence_symmetry"
+    effects = {e["exposure"]: e["hazard_ratio"] for e in truth["effects"]}
+    assert {e: hr for e, hr in effects.items() if hr != 1.0} == GARRISON_SEQUENCE_RATIOS
+    assert effects["hypomagnesemia_lab"] == 1.0  # no effect through magnesium
+    targets = {t["index_drug"]: t["sequence_ratio"] for t in truth["sequence_ratios"]["targets"]}
+    assert targets == GARRISON_SEQUENCE_RATIOS
+
+
+def test_default_profile_is_recorded_and_states_no_sequence_ratio_targets(extract):
+    folder, truth = extract
+    assert truth["generator"]["effects_profile"] == "default"
+    assert json.loads((folder / "_manifest.json").read_text())["effects_profile"] == "default"
+    assert truth["sequence_ratios"]["targets"] == []
+    effects = {e["exposure"]: e["hazard_ratio"] for e in truth["effects"]}
+    assert effects["potassium_sparing_diuretics"] == 2.12 and effects["hypomagnesemia_lab"] == 1.8
+
+
+def test_profiles_differ_only_from_the_cramp_step_on(extract, sequence_symmetry_extract):
+    """Same seed: same persons, exposures and their start dates; only cramp onsets (and what follows) change."""
+    default = pq.read_table(extract[0] / "_truth" / "persons.parquet").to_pandas()
+    profile = pq.read_table(sequence_symmetry_extract[0] / "_truth" / "persons.parquet").to_pandas()
+    exposure_columns = [c for c in default.columns if c.startswith("exposure_")]
+    assert len(exposure_columns) == 12
+    assert default[exposure_columns + ["year_of_birth", "observation_first_start"]].equals(
+        profile[exposure_columns + ["year_of_birth", "observation_first_start"]])
+    assert not default["cramp_onset_date"].equals(profile["cramp_onset_date"])
+
+
+def test_cli_effects_option_selects_the_profile():
+    from pipelines.synthetic.cli import parse_args
+
+    assert parse_args(["--patients", "5", "--out", "x"]).effects_profile == "default"
+    assert parse_args(["--patients", "5", "--out", "x", "--effects", "sequence_symmetry"]).effects_profile \
+        == "sequence_symmetry"
+
+
+def test_unknown_effects_profile_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="effects_profile"):
+        generate_extract(tmp_path, 10, effects_profile="garrison", progress=False)

@@ -2,6 +2,7 @@
 
     legcramp-generate --patients 5000 --seed 42 --out data/sample [--format csv|csv.gz|parquet]
                       [--defect-rate 0.002] [--chunk-size 50000] [--workers 2] [--no-progress]
+                      [--effects default|sequence_symmetry]
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 import time
 
 from .generator import FORMATS, generate_extract
+from .parameters import CRAMP_EFFECTS_PROFILES, DEFAULT_EFFECTS_PROFILE
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -24,6 +26,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunk-size", type=int, default=50_000, help="persons per chunk (default 50000)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--effects", choices=tuple(CRAMP_EFFECTS_PROFILES), default=DEFAULT_EFFECTS_PROFILE,
+                        dest="effects_profile",
+                        help="planted effects on cramp onset: 'default', or 'sequence_symmetry' (only thiazides, "
+                             "LABA and statins act, so a sequence symmetry analysis should recover their ratios)")
     return parser.parse_args(argv)
 
 
@@ -31,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     truth = generate_extract(args.out, args.patients, seed=args.seed, fmt=args.fmt, defect_rate=args.defect_rate,
-                             chunk_size=args.chunk_size, progress=not args.no_progress, workers=args.workers)
+                             chunk_size=args.chunk_size, progress=not args.no_progress, workers=args.workers,
+                             effects_profile=args.effects_profile)
     seconds = time.perf_counter() - started
     rows = sum(truth["rows_written"].values())
     print(f"wrote {args.patients:,} persons, {rows:,} rows to {args.out} in {seconds:.1f} s "

@@ -31,7 +31,7 @@ from .render import render_chunk
 from .truth import MEMBER, PHENOTYPE_RULES, phenotype_first_days
 from .writers import TableWriter, csv_payload, file_name, sha256_of, write_part
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 FORMATS = ("csv", "csv.gz", "parquet")
 TRUTH_DIR = "_truth"
 MANIFEST = "_manifest.json"
@@ -46,6 +46,7 @@ class Settings:
     fmt: str
     defect_rate: float
     chunk_size: int
+    effects_profile: str = P.DEFAULT_EFFECTS_PROFILE  # a key of parameters.CRAMP_EFFECTS_PROFILES
     # Worker processes write their chunk's payloads here (one part file per table) instead of sending them back
     # through a pipe; None = return them in memory (single process).
     parts_dir: str | None = None
@@ -99,7 +100,7 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
     rng = chunk_rng(settings.seed, chunk_index)
     first_person = chunk_index * settings.chunk_size
     n = min(settings.chunk_size, settings.patients - first_person)
-    events = simulate_chunk(rng, n, first_person + 1)
+    events = simulate_chunk(rng, n, first_person + 1, P.CRAMP_EFFECTS_PROFILES[settings.effects_profile])
     first_days = phenotype_first_days(events)
     rendered = render_chunk(events, chunk_index)
     ctx = DefectContext(chunk_index=chunk_index, rng=rng, fmt=settings.fmt, defect_rate=settings.defect_rate,
@@ -156,13 +157,18 @@ def _add(total: dict, part: dict) -> None:
 
 def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, fmt: str = "csv",
                      defect_rate: float = 0.002, chunk_size: int = 50_000, progress: bool = True,
-                     workers: int | None = None) -> dict:
+                     workers: int | None = None, effects_profile: str = P.DEFAULT_EFFECTS_PROFILE) -> dict:
     """Write a synthetic extract to ``out_dir`` and return its ground truth (also in _truth/ground_truth.json).
 
     ``workers``: processes that build chunks (default: up to 2, the CPU count); the output does not depend on it.
+    ``effects_profile``: which planted effects act on cramp onset, a key of parameters.CRAMP_EFFECTS_PROFILES
+    ("default", or "sequence_symmetry": only Garrison's three drugs, so an SSA should recover their ratios).
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, not {fmt!r}")
+    if effects_profile not in P.CRAMP_EFFECTS_PROFILES:
+        raise ValueError(f"effects_profile must be one of {tuple(P.CRAMP_EFFECTS_PROFILES)}, "
+                         f"not {effects_profile!r}")
     if patients < 1 or chunk_size < 1:
         raise ValueError("patients and chunk_size must be positive")
     if not 0 <= defect_rate < 0.5:
@@ -184,7 +190,7 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
     if parts_dir is not None:
         parts_dir.mkdir(exist_ok=True)
     settings = Settings(patients=patients, seed=seed, fmt=fmt, defect_rate=defect_rate, chunk_size=chunk_size,
-                        parts_dir=str(parts_dir) if parts_dir else None)
+                        effects_profile=effects_profile, parts_dir=str(parts_dir) if parts_dir else None)
     writers = {t.name: TableWriter(out, t, fmt) for t in spec.TABLES}
     truth_writer = None
     totals: dict = {"rows": {}, "rejects": {}, "implausible": {}, "phenotypes": {}, "rule_outs": {}, "summary": {}}
@@ -230,7 +236,7 @@ def _ground_truth(settings: Settings, totals: dict) -> dict:
     clean = {t: rows[t] - sum(rejects[t].values()) for t in rows}
     effects = [{"exposure": exposure, "outcome": "leg_cramps", "hazard_ratio": hr,
                 "applies_from": "first exposure date", "source": source}
-               for exposure, (hr, source) in P.CRAMP_EFFECTS.items()]
+               for exposure, (hr, source) in P.CRAMP_EFFECTS_PROFILES[settings.effects_profile].items()]
     distractors = []
     for latent, note in cat.DISTRACTOR_NOTES.items():
         for code, _ in cat.CONDITION_CODES[latent].icd:
@@ -244,13 +250,14 @@ def _ground_truth(settings: Settings, totals: dict) -> dict:
     return {
         "generator": {"version": GENERATOR_VERSION, "seed": settings.seed, "patients": settings.patients,
                       "format": settings.fmt, "defect_rate": settings.defect_rate,
-                      "chunk_size": settings.chunk_size},
+                      "chunk_size": settings.chunk_size, "effects_profile": settings.effects_profile},
         "rows_written": rows,
         "rejects_planted": rejects,
         "clean_rows": clean,
         "implausible_planted": implausible,
         "phenotype_persons": {pid: int(totals["phenotypes"].get(pid, 0)) for pid in cat.PHENOTYPE_IDS},
         "effects": effects,
+        "sequence_ratios": _sequence_ratio_targets(settings.effects_profile),
         "baseline_hazard": {
             "model": "h(t) = lambda0 * exp(age_log_hr_per_year * (age(t) - reference_age) + female_log_hr * female) "
                      "* prod(hazard_ratio of each exposure started on or before t); first onset only",
@@ -276,6 +283,24 @@ def _ground_truth(settings: Settings, totals: dict) -> dict:
     }
 
 
+def _sequence_ratio_targets(effects_profile: str) -> dict:
+    """The sequence ratios a sequence symmetry analysis should recover in this profile (none in the default one)."""
+    effects = P.CRAMP_EFFECTS_PROFILES[effects_profile]
+    targets = [{"index_drug": exposure, "marker": "leg_cramps", "sequence_ratio": effects[exposure][0],
+                "source": effects[exposure][1]}
+               for exposure in P.SEQUENCE_RATIO_TARGETS[effects_profile]]
+    if targets:
+        note = ("no other exposure has an effect on cramps in this profile, so no time-varying confounding: each "
+                "drug's sequence ratio (marker after vs before the first fill, adjusted for trends) should equal "
+                "its hazard ratio. Other drugs are not null targets: they share indications (and so start dates) "
+                "with these three drugs, and carry their effects into a sequence ratio.")
+    else:
+        note = ("none: drugs started for the same indication have effects of their own and diuretics act partly "
+                "through low magnesium, so sequence ratios mix several effects here; use the 'sequence_symmetry' "
+                "profile to validate a sequence symmetry analysis.")
+    return {"targets": targets, "note": note}
+
+
 def _write_manifest(out: Path, settings: Settings, rows: dict[str, int]) -> None:
     files = []
     for t in spec.TABLES:
@@ -287,7 +312,8 @@ def _write_manifest(out: Path, settings: Settings, rows: dict[str, int]) -> None
         files.append({"table": None, "file": f"{TRUTH_DIR}/{name}", "bytes": path.stat().st_size,
                       "sha256": sha256_of(path), "rows": None})
     manifest = {"generator": "pipelines.synthetic", "version": GENERATOR_VERSION, "format": settings.fmt,
-                "seed": settings.seed, "patients": settings.patients, "files": files}
+                "seed": settings.seed, "patients": settings.patients, "effects_profile": settings.effects_profile,
+                "files": files}
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(out / MANIFEST)  # atomic: the manifest appears complete or not at all

@@ -92,8 +92,10 @@ def _code_options(choice: cat.Choice) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ChunkSimulation:
-    def __init__(self, rng: np.random.Generator, n: int, first_person_id: int) -> None:
+    def __init__(self, rng: np.random.Generator, n: int, first_person_id: int,
+                 cramp_effects: dict[str, tuple[float, str]] = P.CRAMP_EFFECTS) -> None:
         self.rng = rng
+        self.cramp_effects = cramp_effects  # one of parameters.CRAMP_EFFECTS_PROFILES
         self.n = n
         self.first_person_id = first_person_id
         self.latent: dict[str, LatentCondition] = {}
@@ -639,7 +641,7 @@ class ChunkSimulation:
     def exposure_starts(self) -> dict[str, np.ndarray]:
         """Start day of each exposure of the hazard model (-1 = never exposed)."""
         starts = {}
-        for exposure in P.CRAMP_EFFECTS:
+        for exposure in self.cramp_effects:
             if exposure in self.drug_first_fill:
                 starts[exposure] = self.drug_first_fill[exposure]
             elif exposure == "hypomagnesemia_lab":
@@ -671,7 +673,7 @@ class ChunkSimulation:
                                                      - P.CRAMP_REFERENCE_AGE)
                     + P.CRAMP_FEMALE_LOG_HR * (self.sex == FEMALE)[:, None])
         self.cramp_exposure_start = self.exposure_starts()
-        for exposure, (hr, _) in P.CRAMP_EFFECTS.items():
+        for exposure, (hr, _) in self.cramp_effects.items():
             if hr == 1.0:
                 continue
             start = self.cramp_exposure_start[exposure]
@@ -801,8 +803,11 @@ class ChunkSimulation:
         )
 
 
-def simulate_chunk(rng: np.random.Generator, n: int, first_person_id: int) -> ChunkEvents:
-    sim = ChunkSimulation(rng, n, first_person_id)
+def simulate_chunk(rng: np.random.Generator, n: int, first_person_id: int,
+                   cramp_effects: dict[str, tuple[float, str]] = P.CRAMP_EFFECTS) -> ChunkEvents:
+    """Simulate one chunk. `cramp_effects` (one of parameters.CRAMP_EFFECTS_PROFILES) is used only from the cramp
+    step on, so for one seed every profile gives the same persons, conditions, drugs and labs."""
+    sim = ChunkSimulation(rng, n, first_person_id, cramp_effects)
     sim.simulate_persons()
     sim.simulate_conditions()
     sim.simulate_background_visits()

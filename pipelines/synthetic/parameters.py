@@ -229,6 +229,35 @@ CRAMP_EFFECTS: dict[str, tuple[float, str]] = {
     "hypothyroidism": (1.0, "null exposure (negative control)"),
     "osteoarthritis": (1.0, "null exposure (negative control)"),
 }
+
+# Effects profiles (`legcramp-generate --effects`): which of the exposures above act on cramp onset. Every profile
+# has the same exposures (the truth keeps one start-date column per exposure); only the hazard ratios differ.
+# - "default": CRAMP_EFFECTS, the brief's world. A sequence symmetry analysis is biased here by time-varying
+#   confounding: drugs started for the same indication have effects of their own (thiazide-like and potassium-sparing
+#   diuretics with hypertension; PAD, an indication of statins, has HR 2.0) and diuretics lower magnesium, whose low
+#   value has HR 1.8, so a diuretic's total effect exceeds its direct HR.
+# - "sequence_symmetry": only the three drugs Garrison 2012 reports (thiazides 1.47, LABA 2.42, statins 1.16) keep
+#   their hazard ratio; every other exposure, hypomagnesemia included, has none. No other cause of cramps then starts
+#   near a drug's first fill, which is the SSA's assumption (Hallas 1996), so each drug's sequence ratio should equal
+#   its hazard ratio. Diuretics still lower magnesium; with hypomagnesemia at HR 1.0 that path carries no effect.
+DEFAULT_EFFECTS_PROFILE = "default"
+SEQUENCE_SYMMETRY_EXPOSURES = ("thiazide_diuretics", "long_acting_beta2_agonists", "statins")
+NO_EFFECT_IN_PROFILE = "no effect in this profile (the default profile plants {hr})"
+CRAMP_EFFECTS_PROFILES: dict[str, dict[str, tuple[float, str]]] = {
+    DEFAULT_EFFECTS_PROFILE: CRAMP_EFFECTS,
+    "sequence_symmetry": {
+        exposure: (hr, source) if exposure in SEQUENCE_SYMMETRY_EXPOSURES
+        else (1.0, NO_EFFECT_IN_PROFILE.format(hr=hr))
+        for exposure, (hr, source) in CRAMP_EFFECTS.items()
+    },
+}
+# Exposures whose sequence ratio against incident cramps should equal their planted hazard ratio, per profile. Empty
+# for the default profile: there the SSA's no-time-varying-confounding assumption does not hold (see above).
+SEQUENCE_RATIO_TARGETS: dict[str, tuple[str, ...]] = {
+    DEFAULT_EFFECTS_PROFILE: (),
+    "sequence_symmetry": SEQUENCE_SYMMETRY_EXPOSURES,
+}
+
 CRAMP_REPEAT_CODES_MEAN = 0.8  # later visits that record the cramp code again (Poisson mean)
 QUININE_AFTER_CRAMP_SHARE = 0.10
 QUININE_WITHIN_DAYS = 60
