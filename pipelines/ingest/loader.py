@@ -258,14 +258,18 @@ def create_ingest_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _source_relation_sql(path: Path, header: list[str]) -> str:
-    """SQL for the file as raw records: `_record` (1-based record number) and the file's columns."""
+def _source_relation_sql(path: Path, header: list[str], numbered: bool = True) -> str:
+    """SQL for the file as raw records: `_record` (1-based record number, when `numbered`) and the file's columns.
+
+    Numbering CSV records takes a window (row_number() OVER ()), which runs the whole parse on one thread; the
+    canonical path leaves it out and uses the staging table's rowid instead (see `load_table`)."""
     if is_parquet(path):
         return f"SELECT file_row_number + 1 AS _record, * EXCLUDE (file_row_number) " \
                f"FROM read_parquet({_quote_literal(str(path))}, file_row_number = true)"
     columns = "{" + ", ".join(f"{_quote_literal(name)}: 'VARCHAR'" for name in header) + "}"
+    numbering = "row_number() OVER () AS _record, " if numbered else ""
     return (
-        "SELECT row_number() OVER () AS _record, * FROM read_csv("
+        f"SELECT {numbering}* FROM read_csv("
         f"{_quote_literal(str(path))}, header = true, auto_detect = false, columns = {columns}, "
         "delim = ',', quote = '\"', escape = '\"', store_rejects = true, "
         "rejects_table = '_ingest_reject_errors', rejects_scan = '_ingest_reject_scans')"
@@ -307,8 +311,17 @@ def load_table(
     log(f"{table.name}: reading {path.name}")
     con.execute("DROP TABLE IF EXISTS _ingest_reject_errors")
     con.execute("DROP TABLE IF EXISTS _ingest_reject_scans")
+    # A record's number (line numbers, which copy of a repeated id came first): from the source when it has one
+    # (Parquet row numbers, shaped sources); for canonical CSV the staging table's rowid, which with
+    # preserve_insertion_order (pipelines/warehouse.py) follows the file's order and lets the parse run in parallel.
+    numbered = shape_sql is not None or is_parquet(path)
+
+    def record_of(alias: str | None = None) -> str:
+        prefix = f"{alias}." if alias else ""
+        return f"{prefix}_record" if numbered else f"({prefix}rowid + 1)"
+
     if shape_sql is None:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _source AS {_source_relation_sql(path, header)}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _source AS {_source_relation_sql(path, header, numbered)}")
     else:  # [extract formats]
         con.execute("CREATE OR REPLACE TEMP VIEW _source AS SELECT * FROM _shaped_source")
     source_types = {row[0].lower(): row[1] for row in con.execute("DESCRIBE _source").fetchall()}
@@ -323,7 +336,7 @@ def load_table(
     def folded_ref(name: str) -> str:
         return _quote_ident("_folded_" + name)
 
-    inner = ["_record"]
+    inner = ["_record"] if numbered else []
     for column in table.columns:
         present = column.name in by_lower
         raw = _quote_ident(by_lower[column.name]) if present else "NULL"
@@ -359,7 +372,7 @@ def load_table(
     con.execute(
         f"""
         CREATE TABLE {staging_table} AS
-        SELECT {', '.join(staged)}, _record, _reason, _reason_column,
+        SELECT {', '.join(staged)}, {'_record, ' if numbered else ''}_reason, _reason_column,
                CASE WHEN _reason IS NOT NULL THEN CAST(to_json({raw_struct}) AS VARCHAR) END AS _raw_record
         FROM (SELECT *, {reason_sql} AS _reason, {column_sql} AS _reason_column
               FROM (SELECT {', '.join(inner)} FROM _source))
@@ -375,10 +388,10 @@ def load_table(
         con.execute(
             f"""
             INSERT INTO _duplicates
-            SELECT p._record FROM {staging_table} p JOIN (
-                SELECT {_quote_ident(pk)} AS id, min(_record) AS first_record
+            SELECT {record_of('p')} FROM {staging_table} p JOIN (
+                SELECT {_quote_ident(pk)} AS id, min({record_of()}) AS first_record
                 FROM {staging_table} WHERE _reason IS NULL GROUP BY 1 HAVING count(*) > 1
-            ) repeated ON repeated.id = p.{_quote_ident(pk)} AND p._record > repeated.first_record
+            ) repeated ON repeated.id = p.{_quote_ident(pk)} AND {record_of('p')} > repeated.first_record
             WHERE p._reason IS NULL"""
         )
     con.execute("CREATE OR REPLACE TEMP TABLE _unknown_person (_record BIGINT)")
@@ -387,20 +400,21 @@ def load_table(
         con.execute(
             f"""
             INSERT INTO _unknown_person
-            SELECT p._record FROM {staging_table} p ANTI JOIN staging.person known ON known.person_id = p.person_id
+            SELECT {record_of('p')} FROM {staging_table} p ANTI JOIN staging.person known ON known.person_id = p.person_id
             WHERE p._reason IS NULL
             EXCEPT SELECT _record FROM _duplicates"""
         )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _late_rejects AS
-        SELECT p._record, 'duplicate_primary_key' AS reason, {_quote_literal(pk or '')} AS column_name,
+        SELECT {record_of('p')} AS _record, 'duplicate_primary_key' AS reason,
+               {_quote_literal(pk or '')} AS column_name,
                {_quote_literal(pk or '')} || ' repeats an earlier row''s id' AS detail, {typed_record} AS record
-        FROM {staging_table} p SEMI JOIN _duplicates d ON d._record = p._record
+        FROM {staging_table} p SEMI JOIN _duplicates d ON d._record = {record_of('p')}
         UNION ALL
-        SELECT p._record, 'unknown_person', 'person_id',
+        SELECT {record_of('p')}, 'unknown_person', 'person_id',
                'person_id ' || p.person_id || ' is not in the person table', {typed_record}
-        FROM {staging_table} p SEMI JOIN _unknown_person u ON u._record = p._record
+        FROM {staging_table} p SEMI JOIN _unknown_person u ON u._record = {record_of('p')}
         """
     )
 
@@ -419,7 +433,7 @@ def load_table(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _row_rejects AS
-        SELECT _record, _reason AS reason, _reason_column AS column_name,
+        SELECT {record_of()} AS _record, _reason AS reason, _reason_column AS column_name,
                CASE _reason
                     WHEN 'missing_required_field' THEN 'required column ' || _reason_column || ' is empty'
                     ELSE _reason_column || ' cannot be read as ' ||
@@ -452,8 +466,8 @@ def load_table(
     # -- 4. the staging table keeps the rows without a reason, and only the spec's columns ------------------------
     parsed_records = con.execute(f"SELECT count(*) FROM {staging_table}").fetchone()[0]
     con.execute(f"DELETE FROM {staging_table} WHERE _reason IS NOT NULL "
-                "OR _record IN (SELECT _record FROM _late_rejects)")
-    for helper in ("_record", "_reason", "_reason_column", "_raw_record"):
+                f"OR {record_of()} IN (SELECT _record FROM _late_rejects)")
+    for helper in (("_record",) if numbered else ()) + ("_reason", "_reason_column", "_raw_record"):
         con.execute(f"ALTER TABLE {staging_table} DROP COLUMN {helper}")
 
     counts = dict(con.execute("SELECT reason, count(*) FROM _row_rejects GROUP BY 1").fetchall())
