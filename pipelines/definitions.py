@@ -6,6 +6,7 @@ import dagster as dg
 
 from pipelines import jobs
 from pipelines.cohorts import assets as cohort_assets
+from pipelines.cohorts.settings import StudySettings
 from pipelines.ingest import assets as ingest_assets
 from pipelines.ingest.resources import ExtractSource
 from pipelines.network import assets as network_assets
@@ -46,5 +47,7 @@ defs = dg.Definitions(
         "warehouse": Warehouse(),
         "extract": ExtractSource(),
         network_assets.NetworkWarehouse.resource_key: network_assets.NetworkWarehouse(),
+        # Study-parameter overrides per run (Launchpad); the default runs the study files as written.
+        StudySettings.resource_key: StudySettings(),
     },
 )

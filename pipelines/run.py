@@ -7,6 +7,7 @@ uses the repository's dagster.yaml), so it shows in `make ui` with its logs, met
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -14,28 +15,30 @@ import dagster as dg
 import duckdb
 
 from pipelines import paths
+from pipelines.cohorts.settings import StudySettings
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import SiteNameError, register_site, site_for_extract
 
 
 def run_config(extract: Path, database: Path, memory_limit: str | None = None,
-               temp_directory: str | None = None) -> dict:
+               temp_directory: str | None = None, study_overrides: dict | None = None) -> dict:
+    """`study_overrides`: study id -> study fields this run overrides (see pipelines/cohorts/settings.py)."""
     warehouse = {"database_path": str(database.resolve())}
     if memory_limit:
         warehouse["memory_limit"] = memory_limit
     if temp_directory:
         warehouse["temp_directory"] = temp_directory
-    return {
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
-        "resources": {
-            "extract": {"config": {"folder": str(extract.resolve())}},
-            "warehouse": {"config": warehouse},
-        }
+    resources = {
+        "extract": {"config": {"folder": str(extract.resolve())}},
+        "warehouse": {"config": warehouse},
     }
+    if study_overrides:
+        resources[StudySettings.resource_key] = {"config": {"overrides": study_overrides}}
+    return {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "resources": resources}
 
 
 def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None = None, site: str | None = None,
-              **warehouse_options) -> dg.ExecuteInProcessResult:
+              study_overrides: dict | None = None, **warehouse_options) -> dg.ExecuteInProcessResult:
     """Build one site (default: named after the extract folder) into `database`, registering the site if new."""
     from pipelines.definitions import defs
 
@@ -44,7 +47,7 @@ def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None
     register_site(instance, site)
     job = defs.resolve_job_def(STUDY_JOB_NAME)
     return job.execute_in_process(
-        run_config=run_config(extract, database, **warehouse_options),
+        run_config=run_config(extract, database, study_overrides=study_overrides, **warehouse_options),
         instance=instance,
         partition_key=site,
         raise_on_error=False,
@@ -108,11 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 6GB")
     parser.add_argument("--temp-directory", help="where DuckDB spills to disk")
     parser.add_argument("--site", help="site (Dagster partition) the run builds; default: the extract folder's name")
+    parser.add_argument("--override-json", type=json.loads, metavar="JSON",
+                        help='study parameters for this run, e.g. \'{"leg_cramps": {"prior_observation_days": 730}}\' '
+                             "(docs/operations.md)")
     args = parser.parse_args(argv)
+    if args.override_json is not None and not isinstance(args.override_json, dict):
+        parser.error("--override-json must be a JSON object: study id -> study fields")
 
     try:
         result = run_study(args.extract, args.db, site=args.site, memory_limit=args.memory_limit,
-                           temp_directory=args.temp_directory)
+                           temp_directory=args.temp_directory, study_overrides=args.override_json)
     except SiteNameError as error:
         parser.error(f"{error}; name the site with --site")
     if not result.success:

@@ -8,6 +8,7 @@ import duckdb
 
 from pipelines.cohorts.assets import assets as cohort_assets
 from pipelines.cohorts.assets import attrition_key, cohort_key, table1_key, upstream_keys
+from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import load_studies
 from pipelines.warehouse import Warehouse
 from tests.test_cohort_build import HandExtract
@@ -43,10 +44,10 @@ def stub_upstream_asset() -> dg.AssetsDefinition:
 def test_study_assets_materialise_in_a_real_run(tmp_path):
     stub = stub_upstream_asset()
     warehouse = Warehouse(database_path=str(tmp_path / "study.duckdb"))
-    defs = dg.Definitions(assets=[stub, *cohort_assets], resources={"warehouse": warehouse})
+    defs = dg.Definitions(assets=[stub, *cohort_assets], resources={"warehouse": warehouse, "studies": StudySettings()})
     assert defs.resolve_asset_graph().get_all_asset_keys() >= {cohort_key("leg_cramps"), table1_key("thiazide_vs_ccb")}
 
-    result = dg.materialize([stub, *cohort_assets], resources={"warehouse": warehouse})
+    result = dg.materialize([stub, *cohort_assets], resources={"warehouse": warehouse, "studies": StudySettings()})
     assert result.success
 
     events = {tuple(e.asset_key.path): e.materialization.metadata for e in result.get_asset_materialization_events()}

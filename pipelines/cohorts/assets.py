@@ -6,13 +6,16 @@
     ["results", "table1", <study_id>]      its rows of results.table1
 
 They depend on the staging tables the cohort SQL reads and on ["phenotype", <id>] for every phenotype the study
-references. No `from __future__ import annotations` here: Dagster inspects the real annotation of `context`.
+references. Keys and dependencies come from the study file; a run builds the study with the overrides of its
+`studies` resource merged in (pipelines/cohorts/settings.py). No `from __future__ import annotations` here:
+Dagster inspects the real annotation of `context`.
 """
 
 import dagster as dg
 
 from pipelines.cohorts.attrition import attrition_markdown
 from pipelines.cohorts.build import STAGING_TABLES_READ, StudyBuild, build_study
+from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.cohorts.table1 import table1_markdown
 from pipelines.warehouse import Warehouse
@@ -38,9 +41,11 @@ def upstream_keys(study: StudyDefinition) -> list[dg.AssetKey]:
             + [dg.AssetKey(["phenotype", phenotype]) for phenotype in dict.fromkeys(study.phenotype_ids)])
 
 
-def _cohort_metadata(study: StudyDefinition, build: StudyBuild) -> dict:
+def _cohort_metadata(study: StudyDefinition, build: StudyBuild, overrides: dict) -> dict:
     metadata = {
         "title": study.title,
+        # What this run changed from the study file (Launchpad/run config), so the UI shows what the run used.
+        "study_overrides": dg.MetadataValue.json(overrides),
         "design": study.index.rule,
         "cohort_size": build.shown(build.cohort_size),
         "outcome_count": build.shown(build.outcome_count),
@@ -67,14 +72,18 @@ def build_study_asset(study: StudyDefinition) -> dg.AssetsDefinition:
                          kinds={"duckdb"}, description=f"Table 1 of study {study.id} (small cells suppressed)."),
         ],
     )
-    def _build(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    def _build(context: dg.AssetExecutionContext, warehouse: Warehouse, studies: StudySettings):
+        study_in_run = studies.resolve(study)
+        overrides = studies.effective_override(study)
+        if overrides:
+            context.log.info(f"{study.id}: run config overrides {overrides}")
         with warehouse.connect(context.run_id) as con:
-            build = build_study(con, study)
+            build = build_study(con, study_in_run)
         for warning in build.warnings:
             context.log.warning(f"{study.id}: {warning}")
         context.log.info(f"{study.id}: {build.cohort_size:,} persons, {build.outcome_count:,} with the outcome")
         yield dg.MaterializeResult(asset_key=cohort_key(study.id), metadata={
-            **_cohort_metadata(study, build), "dagster/row_count": build.cohort_size})
+            **_cohort_metadata(study_in_run, build, overrides), "dagster/row_count": build.cohort_size})
         yield dg.MaterializeResult(asset_key=attrition_key(study.id), metadata={
             "attrition": dg.MetadataValue.md(attrition_markdown(build.attrition)),
             "dagster/row_count": len(build.attrition)})

@@ -90,7 +90,15 @@ RESERVED_COLUMN_NAMES = frozenset({
 
 
 class StudyDefinitionError(ValueError):
-    """A study file that cannot be used; the message names the file and the field."""
+    """A study file that cannot be used; the message names the file and the field.
+
+    `problems` holds each problem as (field path, message); the path is "" for checks across fields, whose message
+    names its fields. A run-config override (pipelines/cohorts/settings.py) names them under its own config path.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 def known_phenotype_ids(phenotypes_dir: Path = PHENOTYPES_DIR) -> frozenset[str]:
@@ -486,15 +494,27 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return text
 
 
-def _error_lines(error: ValidationError) -> list[str]:
-    lines = []
+def _errors(error: ValidationError) -> list[tuple[str, str]]:
+    """(field path, message) per problem; the path is "" for checks across fields (they name their fields)."""
+    problems = []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; docs/studies.md lists the fields)"
-        # Checks across fields (loc is empty) name their fields in the message itself.
-        lines.append(f"{_field_path(item['loc'])}: {message}" if item["loc"] else message)
-    return lines
+        problems.append((_field_path(item["loc"]), message))
+    return problems
+
+
+def _error_lines(problems: list[tuple[str, str]]) -> list[str]:
+    return [f"{field}: {message}" if field else message for field, message in problems]
+
+
+def merge_override(base: Any, override: Any) -> Any:
+    """`override` over `base`: mappings merge key by key (so `study_period: {start: ...}` keeps the file's end);
+    anything else (lists, scalars, shorthands such as `washout: any_time_prior`) replaces the base value."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{key: merge_override(base.get(key), value) for key, value in override.items()}}
+    return override
 
 
 def _read_yaml(path: Path) -> Any:
@@ -522,12 +542,18 @@ def load_defaults(directory: Path = STUDIES_DIR) -> dict[str, Any]:
 
 
 def load_study(path: Path, known_phenotypes: frozenset[str] | None = None,
-               defaults: dict[str, Any] | None = None) -> StudyDefinition:
-    """Read and check one study file. The study id must equal the file name without .yaml."""
+               defaults: dict[str, Any] | None = None, override: dict[str, Any] | None = None) -> StudyDefinition:
+    """Read and check one study file. The study id must equal the file name without .yaml.
+
+    `override` (a partial study definition, e.g. from a run's configuration) is merged over the file's contents
+    (`merge_override`) before the same checks.
+    """
     path = Path(path)
     data = _read_yaml(path)
     if not isinstance(data, dict):
         raise StudyDefinitionError(f"{path}: expected a mapping of study fields, got {type(data).__name__}")
+    if override:
+        data = merge_override(data, override)
     defaults = defaults if defaults is not None else load_defaults(path.parent)
     if data.get("small_cell_threshold") is None:
         data = {**data, "small_cell_threshold": defaults["small_cell_threshold"]}
@@ -535,8 +561,9 @@ def load_study(path: Path, known_phenotypes: frozenset[str] | None = None,
     try:
         study = StudyDefinition.model_validate(data, context=context)
     except ValidationError as error:
-        raise StudyDefinitionError(f"{path}: invalid study definition:\n  - " + "\n  - ".join(_error_lines(error))) \
-            from None
+        problems = _errors(error)
+        raise StudyDefinitionError(f"{path}: invalid study definition:\n  - " + "\n  - ".join(_error_lines(problems)),
+                                   problems) from None
     if study.id != path.stem:
         raise StudyDefinitionError(f"{path}: id: {study.id!r} must equal the file name ({path.stem!r})")
     return study

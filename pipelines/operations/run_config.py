@@ -6,11 +6,14 @@ extract-drop sensor):
     resources.extract.config.folder              the extract folder to load
     resources.warehouse.config.database_path     the published DuckDB file the run replaces
 
+and, optionally, `resources.studies.config.overrides` (study parameters, pipelines/cohorts/settings.py).
+
 Dagster checks the shape of the run config (unknown keys, types). `config_problems` adds what the shape cannot say:
-that the extract folder exists, that the database path can be written and that DuckDB accepts the settings.
+that the extract folder exists, that the database path can be written, that DuckDB accepts the settings and that
+the study overrides make valid studies.
 Schedules and the sensor skip a tick with these messages instead of launching a run that would fail minutes later,
 and a run launched anyway (Launchpad, `legcramp-run`) fails while its resources are set up, before its first step
-(`Warehouse.setup_for_execution` calls `run_problems`).
+(`Warehouse.setup_for_execution` calls `run_problems`; `StudySettings.setup_for_execution` checks the overrides).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Mapping
 
 import duckdb
 
+from pipelines.cohorts.settings import StudySettings, override_problems
 from pipelines.cohorts.study import load_studies
 from pipelines.run import run_config as _cli_run_config
 
@@ -71,7 +75,8 @@ def _duckdb_setting_problems(config: Mapping[str, Any], prefix: str) -> list[str
 
 
 def config_problems(run_config: Mapping[str, Any], warehouse_key: str = "warehouse") -> list[str]:
-    """Everything wrong with the extract folder and database settings of a run config (empty list = fine).
+    """Everything wrong with the extract folder, database settings and study overrides of a run config (empty
+    list = fine).
 
     A key that is absent is not a problem: the resource's default applies. `warehouse_key` is the resource key of
     the database being written ("warehouse" for the study job).
@@ -116,6 +121,7 @@ def config_problems(run_config: Mapping[str, Any], warehouse_key: str = "warehou
             if problem:
                 problems.append(problem)
     problems += _duckdb_setting_problems(warehouse, prefix)
+    problems += override_problems(_resource_config(run_config, StudySettings.resource_key).get("overrides") or {})
     return problems
 
 

@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.cohorts.assets import cohort_key
+from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.phenotypes.assets import phenotype_asset_key
 from pipelines.statistics.plots import forest_plot, kaplan_meier_plot, love_plot
@@ -102,15 +103,20 @@ def _write_plots(analysis: StudyAnalysis, folder: Path, threshold: int) -> dict[
     return plots
 
 
-def build_study_statistics_asset(study: StudyDefinition) -> dg.AssetsDefinition:
+def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefinition:
+    """The study file sets the asset's key and dependencies; a run analyses the study with its `studies`
+    overrides merged in."""
+
     @dg.asset(
-        key=associations_key(study.id),
-        deps=[cohort_key(study.id)],
+        key=associations_key(file_study.id),
+        deps=[cohort_key(file_study.id)],
         group_name=STATISTICS_GROUP,
         kinds={"duckdb", "python"},
-        description=f"Association estimates of study {study.id} ({study.title}); small cells suppressed.",
+        description=f"Association estimates of study {file_study.id} ({file_study.title}); small cells suppressed.",
     )
-    def _associations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def _associations(context: dg.AssetExecutionContext, warehouse: Warehouse,
+                      studies: StudySettings) -> dg.MaterializeResult:
+        study = studies.resolve(file_study)
         threshold = study.threshold
         with warehouse.connect(context.run_id) as con:
             analysis = analyse_study(con, study)
