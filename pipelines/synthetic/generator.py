@@ -31,7 +31,7 @@ from .render import render_chunk
 from .truth import MEMBER, PHENOTYPE_RULES, phenotype_first_days
 from .writers import TableWriter, csv_payload, file_name, sha256_of, write_part
 
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "1.2.0"
 FORMATS = ("csv", "csv.gz", "parquet")
 TRUTH_DIR = "_truth"
 MANIFEST = "_manifest.json"
@@ -266,8 +266,8 @@ def _ground_truth(settings: Settings, totals: dict) -> dict:
             "age_log_hr_per_year": P.CRAMP_AGE_LOG_HR_PER_YEAR,
             "female_log_hr": P.CRAMP_FEMALE_LOG_HR,
             "female_hazard_ratio": math.exp(P.CRAMP_FEMALE_LOG_HR),
-            "time_grid": "calendar months; an exposure counts from the month whose midpoint is on or after its "
-                         "start; onset day uniform over the observed days of the event month",
+            "time_grid": "days; age is taken at the midpoint of each calendar month, exposures act from their "
+                         "start day",
             "exposure_start": "drugs: first fill; peripheral_arterial_disease, hypothyroidism, osteoarthritis: latent "
                               "onset (may precede observation); hypomagnesemia_lab: first low magnesium result",
         },

@@ -8,7 +8,7 @@ A chunk is simulated in the order the causal story runs:
 3. background visits with age- and morbidity-dependent Poisson rates, and repeat codes on them;
 4. drugs started after their indications, filled every 30 or 90 days until the end of observation;
 5. labs (sodium, potassium, magnesium; more low values on diuretics) and ABI;
-6. the first leg-cramp onset from a proportional-hazards model over a monthly grid, then quinine;
+6. the first leg-cramp onset from a proportional-hazards model (exposures exact to the day), then quinine;
 7. distractors, malaria with quinine, rule-out persons;
 8. visits deduplicated per (person, day, visit type); every event points to one.
 
@@ -651,6 +651,21 @@ class ChunkSimulation:
                 starts[exposure] = np.where(lat.has & (lat.onset_day <= self.last_end), lat.onset_day, -1)
         return starts
 
+    def _daily_cramp_hazard(self, person: np.ndarray, month: np.ndarray, log_rate: np.ndarray,
+                            acting: dict[str, tuple[float, np.ndarray]], ms: np.ndarray,
+                            me: np.ndarray) -> np.ndarray:
+        """Cramp hazard of each (person, month) pair on each day of the month: len(person) x 31, zero on days
+        outside the month or outside observation; an exposure acts from its start day on."""
+        day = ms[month][:, None] + np.arange(31)[None, :]
+        rate = np.exp(log_rate[person, month])[:, None] * np.ones((1, 31))
+        for log_hr, start in acting.values():
+            s = start[person][:, None]
+            on = (s >= 0) & (s <= day) & (s > ms[month][:, None])  # started inside this month, by this day
+            rate *= np.where(on, np.exp(log_hr), 1.0)
+        observed = (day <= me[month][:, None]) & self.in_observation(
+            np.broadcast_to(person[:, None], day.shape), day)
+        return rate * observed
+
     def simulate_cramps(self) -> None:
         rng, n = self.rng, self.n
         month_start = np.arange(np.datetime64(P.DATA_START, "M"), np.datetime64(P.DATA_END, "M") + 2).astype(
@@ -668,30 +683,40 @@ class ChunkSimulation:
         days2 = np.where(has2[:, None], overlap(self.span2_start, self.span2_end), 0)
         observed = days1 + days2
 
+        # Age and sex are constant within a month (age at its midpoint); exposures are exact to the day.
         log_rate = (np.log(P.CRAMP_LAMBDA0_PER_YEAR / DAYS_PER_YEAR)
                     + P.CRAMP_AGE_LOG_HR_PER_YEAR * ((mid[None, :] - self.birth_day[:, None]) / DAYS_PER_YEAR
                                                      - P.CRAMP_REFERENCE_AGE)
                     + P.CRAMP_FEMALE_LOG_HR * (self.sex == FEMALE)[:, None])
         self.cramp_exposure_start = self.exposure_starts()
-        for exposure, (hr, _) in self.cramp_effects.items():
-            if hr == 1.0:
-                continue
-            start = self.cramp_exposure_start[exposure]
-            # The HR applies from the month whose midpoint is on or after the exposure start.
-            exposed = (start[:, None] >= 0) & (start[:, None] <= mid[None, :])
-            log_rate += np.log(hr) * exposed
-        cumulative = np.cumsum(np.exp(log_rate) * observed, axis=1)
+        acting = {exposure: (np.log(hr), self.cramp_exposure_start[exposure])
+                  for exposure, (hr, _) in self.cramp_effects.items() if hr != 1.0}
+        for log_hr, start in acting.values():  # months that begin on or after the start are exposed throughout
+            log_rate += log_hr * ((start[:, None] >= 0) & (start[:, None] <= ms[None, :]))
+        hazard = np.exp(log_rate) * observed  # expected onsets per person and month
+        # A month in which some exposure starts after its first day is summed day by day.
+        split = [(np.flatnonzero((start >= 0) & (start > ms[0]) & (start <= me[-1])), start)
+                 for _, start in acting.values()]
+        split_person = np.concatenate([p for p, _ in split]) if split else np.empty(0, dtype=np.int64)
+        split_month = (np.concatenate([np.searchsorted(ms, s[p], side="right") - 1 for p, s in split])
+                       if split else np.empty(0, dtype=np.int64))
+        pairs = np.unique(np.stack([split_person, split_month]), axis=1)
+        pair_person, pair_month = pairs[0], pairs[1]
+        pair_daily = self._daily_cramp_hazard(pair_person, pair_month, log_rate, acting, ms, me)
+        hazard[pair_person, pair_month] = pair_daily.sum(axis=1)
+
+        cumulative = np.cumsum(hazard, axis=1)
         threshold = rng.exponential(1.0, n)
         month = np.argmax(cumulative >= threshold[:, None], axis=1)
         has = cumulative[:, -1] >= threshold
         person = np.flatnonzero(has)
         m = month[person]
-        d1 = days1[person, m]
-        d2 = days2[person, m]
-        x = np.floor(rng.random(person.size) * (d1 + d2)).astype(np.int64)
-        lo1 = np.maximum(self.span1_start[person], ms[m])
-        lo2 = np.maximum(self.span2_start[person], ms[m])
-        onset = np.where(x < d1, lo1 + x, lo2 + (x - d1))
+        # The onset day within its month is drawn in proportion to the day's hazard (zero outside observation).
+        daily = self._daily_cramp_hazard(person, m, log_rate, acting, ms, me)
+        below = np.cumsum(daily, axis=1)
+        u = rng.random(person.size) * below[:, -1]
+        offset = np.minimum((below <= u[:, None]).sum(axis=1), below.shape[1] - 1)
+        onset = ms[m] + offset
         self.cramp_onset = np.full(n, -1, dtype=np.int64)
         self.cramp_onset[person] = onset
 

@@ -206,7 +206,7 @@ ABI_ONE_LEG_NONCOMPRESSIBLE = {"diabetes_mellitus": 0.15, "other": 0.04}
 ABI_RANGES = {"low": (0.40, 0.90), "borderline": (0.91, 0.99), "normal": (1.00, 1.35), "noncompressible": (1.41, 1.70)}
 ABI_STUDY_PROCEDURE_SHARE = 0.7
 
-# Leg-cramp onset: proportional hazards, monthly grid.
+# Leg-cramp onset: proportional hazards; age is taken per calendar month, exposures act from their start day.
 #   h(t) = lambda0 * exp(age_log_hr_per_year * (age(t) - 60) + female_log_hr * female) * prod HR_e^{1[t >= start_e]}
 # Hazard ratios (Garrison 2012 sequence ratios used as HRs; PAD 2.0 near Abdulla 1999 OR 2.9; hypomagnesemia 1.8 an
 # assumption); the NULL exposures have HR 1.0 on purpose (negative controls).
