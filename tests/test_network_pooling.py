@@ -178,13 +178,11 @@ def test_two_site_partitions_from_the_sensor_and_the_network_job(tmp_path, dagst
     assert copied_column_comments == site_column_comments  # the site table's own column descriptions
     assert materialization.materialization.metadata["dagster/row_count"].value == len(pooled)
 
-    # Every group both sites estimated once with a usable interval is pooled, and only those. (A site publishes
-    # two rows that nothing tells apart for the incidence rates of the exposed and of the unexposed: not pooled.)
-    unique = sites.groupby(GROUP).filter(lambda g: not g.site.duplicated().any())
-    assert len(unique) < len(sites)
-    usable = unique[(unique.estimate > 0) & np.isfinite(unique.estimate) & (unique.ci_lower > 0)
-                    & np.isfinite(unique.ci_upper)
-                    & (unique.ci_upper > unique.ci_lower)]
+    # Every group both sites estimated once with a usable interval is pooled, and only those. Each site's rows are
+    # unique (the incidence rates of the exposed and of the unexposed are two estimands).
+    assert not sites.duplicated(["site", *GROUP]).any()
+    usable = sites[(sites.estimate > 0) & np.isfinite(sites.estimate) & (sites.ci_lower > 0)
+                   & np.isfinite(sites.ci_upper) & (sites.ci_upper > sites.ci_lower)]
     poolable = usable.groupby(GROUP).filter(lambda g: len(g) == 2)
     assert len(pooled) == len(poolable) // 2 > 0
 

@@ -22,7 +22,7 @@ NULLS = ["calcium_channel_blockers", "ace_inhibitors", "beta_blockers", "hypothy
 
 
 @pytest.fixture(scope="module")
-def screening(tmp_path_factory):
+def screening_analysis(tmp_path_factory):
     folder = tmp_path_factory.mktemp("effects_extract")
     truth = generate_extract(folder, patients=40_000, seed=5, fmt="csv", defect_rate=0.0, progress=False)
     con = duckdb.connect()
@@ -32,10 +32,14 @@ def screening(tmp_path_factory):
     study = load_studies()["leg_cramps"]
     keep = set(NO_MEDIATION + NULLS + ["thiazide_diuretics", "loop_diuretics", "statins"])
     study = study.model_copy(update={"exposures": [e for e in study.exposures if e.phenotype in keep]})
-    analysis = analyse_study(con, study)
-    cox = {exposure: result for exposure, _, result in analysis.results if result.method.startswith("Cox")}
-    yield truth, cox
+    yield truth, analyse_study(con, study)
     con.close()
+
+
+@pytest.fixture(scope="module")
+def screening(screening_analysis):
+    truth, analysis = screening_analysis
+    return truth, {exposure: result for exposure, _, result in analysis.results if result.method.startswith("Cox")}
 
 
 @pytest.mark.parametrize("exposure", NO_MEDIATION)
@@ -59,3 +63,22 @@ def test_mediated_diuretic_effects_are_at_least_their_direct_effect(screening):
     for exposure in ("thiazide_diuretics", "loop_diuretics"):
         planted = next(e["hazard_ratio"] for e in truth["effects"] if e["exposure"] == exposure)
         assert cox[exposure].ci_upper >= planted and cox[exposure].ci_lower > 1.0, exposure
+
+
+def test_each_result_row_is_identified_and_the_group_rates_add_up_to_the_rate_ratio(screening_analysis):
+    """Study, exposure, outcome, method and estimand identify a row: the two groups' incidence rates are two
+    estimands, each with its counts on its own side, and those counts are the rate ratio's."""
+    _, analysis = screening_analysis
+    rows = [(exposure, outcome, r.method, r.estimand) for exposure, outcome, r in analysis.results]
+    assert len(rows) == len(set(rows))
+    for exposure in {exposure for exposure, _, _ in analysis.results}:
+        by_estimand = {r.estimand: r for e, _, r in analysis.results if e == exposure}
+        exposed = by_estimand["incidence rate per 1,000 person-years, exposed"]
+        unexposed = by_estimand["incidence rate per 1,000 person-years, unexposed"]
+        ratio = by_estimand["incidence rate ratio, exposed vs unexposed"]
+        assert exposed.n_unexposed is None and unexposed.n_exposed is None
+        assert (exposed.n_exposed, exposed.events_exposed, exposed.person_years_exposed) == (
+            ratio.n_exposed, ratio.events_exposed, ratio.person_years_exposed)
+        assert (unexposed.n_unexposed, unexposed.events_unexposed, unexposed.person_years_unexposed) == (
+            ratio.n_unexposed, ratio.events_unexposed, ratio.person_years_unexposed)
+        assert ratio.estimate == pytest.approx(exposed.estimate / unexposed.estimate, rel=1e-12)

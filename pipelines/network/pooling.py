@@ -114,8 +114,8 @@ def pool_site_associations(site_rows: pd.DataFrame, thresholds: Mapping[str, int
     for group, frame in site_rows.groupby(list(GROUP_COLUMNS), sort=True, dropna=False):
         label = " / ".join(str(v) for v in group)
         if frame.site.duplicated().any():
-            # Rows a site's table does not tell apart (e.g. the incidence rates of the exposed and of the unexposed
-            # share study, exposure, outcome, method and estimand): which of them to pool together is unknown.
+            # Rows a site's table does not tell apart (a site database published before the group rates were
+            # distinct estimands has two rows per incidence rate): which of them to pool together is unknown.
             notes.append(f"{label}: not pooled, several rows per site with nothing to tell them apart")
             continue
         records = frame.sort_values("site").to_dict("records")

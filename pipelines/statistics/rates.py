@@ -38,24 +38,27 @@ def incidence_rate_from_counts(
     persons: int | None = None,
     per: float = PER_PERSON_YEARS,
     alpha: float = 0.05,
+    group: str | None = None,
+    unexposed: bool = False,
 ) -> EstimateResult:
     """Incidence rate per `per` person-years with the exact Poisson (Garwood) confidence interval.
 
-    The single group is reported in the *_exposed fields; the *_unexposed fields are None.
+    `group` names the group in the estimand ("incidence rate per 1,000 person-years, unexposed"), so that the rates
+    of a study's two groups are two distinct rows. Its counts go in the *_exposed fields, or in the *_unexposed
+    fields when `unexposed` (the reference group: the unexposed, or the comparator of a new-user design).
     """
     if person_years <= 0:
         raise ValueError("person-years must be positive")
     lower, upper = confint_poisson(events, person_years, method="exact-c", alpha=alpha)
+    side = "unexposed" if unexposed else "exposed"
     return EstimateResult(
         method="Incidence rate, exact Poisson CI (Garwood; statsmodels confint_poisson exact-c)",
-        estimand=f"incidence rate per {per:,g} person-years",
+        estimand=f"incidence rate per {per:,g} person-years" + (f", {group}" if group else ""),
         estimate=events / person_years * per,
         ci_lower=float(lower) * per,
         ci_upper=float(upper) * per,
         p_value=None,
-        n_exposed=persons,
-        events_exposed=int(events),
-        person_years_exposed=float(person_years),
+        **{f"n_{side}": persons, f"events_{side}": int(events), f"person_years_{side}": float(person_years)},
     )
 
 
@@ -65,10 +68,13 @@ def incidence_rate(
     followup_days: str = FOLLOWUP_DAYS,
     per: float = PER_PERSON_YEARS,
     alpha: float = 0.05,
+    group: str | None = None,
+    unexposed: bool = False,
 ) -> EstimateResult:
     """Incidence rate of `outcome` (0/1) per 1,000 person-years over everyone in `data`.
 
-    To get the rate of one group, pass that group's rows (e.g. `data[data.exposure == 1]`).
+    To get the rate of one group, pass that group's rows (e.g. `data[data.exposure == 0]`) and name it
+    (`group="unexposed", unexposed=True`; see `incidence_rate_from_counts`).
     """
     require_columns(data, [outcome, followup_days])
     return incidence_rate_from_counts(
@@ -77,6 +83,8 @@ def incidence_rate(
         persons=len(data),
         per=per,
         alpha=alpha,
+        group=group,
+        unexposed=unexposed,
     )
 
 

@@ -45,7 +45,7 @@ class EstimateResult:
     """One estimate with its 95% confidence interval and the counts it rests on.
 
     Fields that do not apply to a method are None (for example person-years for an odds ratio, or the
-    "unexposed" counts of a single-group incidence rate, whose group is reported in the "exposed" fields).
+    "unexposed" counts of the exposed group's incidence rate).
     """
 
     method: str

@@ -135,8 +135,10 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         notes = analysis.notes
         _safe(results, f"{exposure} crude OR", notes, lambda: crude_odds_ratio(frame))
         _safe(results, f"{exposure} crude RR", notes, lambda: crude_risk_ratio(frame))
-        _safe(results, f"{exposure} rate exposed", notes, lambda: incidence_rate(frame[frame.exposure == 1]))
-        _safe(results, f"{exposure} rate unexposed", notes, lambda: incidence_rate(frame[frame.exposure == 0]))
+        _safe(results, f"{exposure} rate exposed", notes,
+              lambda: incidence_rate(frame[frame.exposure == 1], group="exposed"))
+        _safe(results, f"{exposure} rate unexposed", notes,
+              lambda: incidence_rate(frame[frame.exposure == 0], group="unexposed", unexposed=True))
         _safe(results, f"{exposure} IRR", notes, lambda: incidence_rate_ratio(frame))
         model_frame = _sample(frame)
         _safe(results, f"{exposure} adjusted OR", notes,
@@ -170,8 +172,10 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
     notes = analysis.notes
     _safe(results, "crude OR", notes, lambda: crude_odds_ratio(frame))
     _safe(results, "crude RR", notes, lambda: crude_risk_ratio(frame))
-    _safe(results, "rate target", notes, lambda: incidence_rate(frame[frame.exposure == 1]))
-    _safe(results, "rate comparator", notes, lambda: incidence_rate(frame[frame.exposure == 0]))
+    _safe(results, "rate target", notes,
+          lambda: incidence_rate(frame[frame.exposure == 1], group=f"target ({target})"))
+    _safe(results, "rate comparator", notes,
+          lambda: incidence_rate(frame[frame.exposure == 0], group=f"comparator ({comparator})", unexposed=True))
     _safe(results, "IRR", notes, lambda: incidence_rate_ratio(frame))
     _safe(results, "Cox HR", notes, lambda: cox_hazard_ratio(frame, covariate_names))
     model = None
