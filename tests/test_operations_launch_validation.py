@@ -3,8 +3,6 @@ before its first step, with the field and the problem named; the run-failure sen
 
 from __future__ import annotations
 
-import logging
-
 import dagster as dg
 import pytest
 
@@ -12,8 +10,8 @@ from pipelines.definitions import defs
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import register_site
 from pipelines.operations.run_config import study_run_config
-from pipelines.operations.sensors import run_failure_summary
 from pipelines.run import failure_messages
+from tests.conftest import run_failure_summary_of
 
 SETUP_FAILED = ("run setup (resources, before the first step) failed: pipelines.operations.run_config.RunConfigError: "
                 "invalid run configuration of run ")
@@ -82,14 +80,7 @@ def test_a_good_configuration_passes_the_check_and_the_failure_sensor_reports_a_
 
     config["resources"]["warehouse"]["config"]["memory_limit"] = "lots"
     failed = _launch(dagster_instance, config)
-    [failure] = dagster_instance.get_records_for_run(failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
-    context = dg.build_run_status_sensor_context(
-        sensor_name=run_failure_summary.name, dagster_event=failure.event_log_entry.dagster_event,
-        dagster_instance=dagster_instance, dagster_run=dagster_instance.get_run_by_id(failed.run_id),
-    ).for_run_failure()
-    with caplog.at_level(logging.ERROR, logger="pipelines.operations.sensors"):
-        run_failure_summary(context)
-    [summary] = [r.getMessage() for r in caplog.records if r.name == "pipelines.operations.sensors"]
+    summary = run_failure_summary_of(dagster_instance, failed.run_id, caplog)
     assert f"run {failed.run_id} of {STUDY_JOB_NAME} site site_a FAILED" in summary
     assert "\n  " + SETUP_FAILED + failed.run_id in summary
     assert "resources.warehouse.config.memory_limit: DuckDB does not accept 'lots'" in summary

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 
 import dagster as dg
 
 from pipelines.definitions import defs
 from pipelines.jobs import STUDY_JOB_NAME
-from pipelines.operations.sensors import RUN_KEY_TAG, build_extract_drop_sensor, run_failure_summary
+from pipelines.operations.sensors import RUN_KEY_TAG, build_extract_drop_sensor
 from pipelines.run import run_study
 from pipelines.synthetic import generate_extract
+from tests.conftest import run_failure_summary_of
 from tests.test_ingest import write_fixture
 
 
@@ -130,15 +130,7 @@ def test_run_failure_sensor_logs_the_failed_step_and_the_users_error(tmp_path, d
     result = run_study(extract, database, instance=dagster_instance)
     assert not result.success
 
-    [failure] = dagster_instance.get_records_for_run(
-        result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
-    context = dg.build_run_status_sensor_context(
-        sensor_name=run_failure_summary.name, dagster_event=failure.event_log_entry.dagster_event,
-        dagster_instance=dagster_instance, dagster_run=dagster_instance.get_run_by_id(result.run_id),
-    ).for_run_failure()
-    with caplog.at_level(logging.ERROR, logger="pipelines.operations.sensors"):
-        run_failure_summary(context)
-    [summary] = [r.getMessage() for r in caplog.records if r.name == "pipelines.operations.sensors"]
+    summary = run_failure_summary_of(dagster_instance, result.run_id, caplog)
     assert f"run {result.run_id} of {STUDY_JOB_NAME} site extract FAILED (extract: {extract.resolve()};" in summary
     assert "step load_extract failed: pipelines.ingest.loader.ExtractError:" in summary
     assert "required table file(s) missing: person.csv" in summary
