@@ -136,7 +136,10 @@ def _results_in_order(settings: Settings, n_chunks: int, workers: int):
         for i in range(n_chunks):
             yield build_chunk(settings, i)
         return
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # Not "fork": a caller that has run DuckDB or Dagster has threads, and a child forked from a threaded process
+    # can inherit a lock that one of those threads held, and hang (seen in bench/validate_sequence_symmetry.py).
+    ctx = multiprocessing.get_context(
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
     with ctx.Pool(workers) as pool:
         pending: deque = deque()
         next_index = 0
