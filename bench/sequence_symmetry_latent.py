@@ -36,7 +36,6 @@ PROFILE = "sequence_symmetry"
 CHUNK_SIZE = 50_000  # generate_extract's default: the same chunks, so the same persons
 WINDOW_DAYS = 365
 WASHOUT_DAYS = 365
-STEPS = ("persons", "conditions", "background_visits", "repeat_codes", "drugs", "labs", "abi", "cramps")
 
 
 def observed_around(sim: ChunkSimulation, person: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,9 +66,8 @@ def seed_pairs(seed: int, patients: int) -> dict[str, tuple[int, int]]:
     totals = {drug: [0, 0] for drug in P.SEQUENCE_RATIO_TARGETS[PROFILE]}
     for chunk in range(math.ceil(patients / CHUNK_SIZE)):
         size = min(CHUNK_SIZE, patients - chunk * CHUNK_SIZE)
-        sim = ChunkSimulation(chunk_rng(seed, chunk), size, chunk * CHUNK_SIZE, effects)
-        for step in STEPS:
-            getattr(sim, f"simulate_{step}")()
+        sim = ChunkSimulation(chunk_rng(seed, chunk), size, chunk * CHUNK_SIZE + 1, effects)  # ids from 1
+        sim.simulate(through="cramps")
         for drug, total in totals.items():
             index_first, marker_first = chunk_pairs(sim, drug)
             total[0] += index_first

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import simple_icd_10_cm as icd
@@ -22,7 +23,9 @@ from pipelines.synthetic.parameters import THRESHOLD_MARGIN_RELATIVE
 from pipelines.synthetic import catalog as cat  # noqa: E402
 from pipelines.synthetic import generate_extract  # noqa: E402
 from pipelines.synthetic.defects import IMPLAUSIBLE_BY_TABLE, rejectable_reasons  # noqa: E402
-from pipelines.synthetic.model import DATA_END_DAY, DATA_START_DAY  # noqa: E402
+from pipelines.synthetic.generator import chunk_rng  # noqa: E402
+from pipelines.synthetic.model import DATA_END_DAY, DATA_START_DAY, ChunkSimulation  # noqa: E402
+from pipelines.synthetic.parameters import CRAMP_EFFECTS_PROFILES  # noqa: E402
 
 PATIENTS = 1500
 
@@ -512,27 +515,23 @@ def test_unknown_effects_profile_is_refused(tmp_path):
         generate_extract(tmp_path, 10, effects_profile="garrison", progress=False)
 
 
+def _calendar_month(day: np.ndarray) -> np.ndarray:
+    return day.astype("datetime64[D]").astype("datetime64[M]")
+
+
 def test_an_exposure_acts_from_its_start_day_not_from_its_start_month():
     """Within the month of a drug's first fill, the planted hazard ratio applies only from the fill day on. With a
     huge ratio (50) almost every onset of that month comes after the fill: about 2% before it. A monthly grid that
-    exposed the whole month whenever the fill came in its first half put about a quarter of them before the fill,
+    exposed the whole month whenever the fill came in its first half put a fifth of them (21%) before the fill,
     which biased every sequence ratio down (a cramp 'before' the drug that the drug caused)."""
-    import numpy as np
-
-    from pipelines.synthetic.generator import chunk_rng
-    from pipelines.synthetic.model import ChunkSimulation
-    from pipelines.synthetic.parameters import CRAMP_EFFECTS_PROFILES
-
     effects = {exposure: (1.0, "none") for exposure in CRAMP_EFFECTS_PROFILES["sequence_symmetry"]}
     effects["long_acting_beta2_agonists"] = (50.0, "test")
     sim = ChunkSimulation(chunk_rng(11, 0), 150_000, 0, effects)
-    for step in ("persons", "conditions", "background_visits", "repeat_codes", "drugs", "labs", "abi", "cramps"):
-        getattr(sim, f"simulate_{step}")()
+    sim.simulate(through="cramps")
     fill = sim.drug_first_fill["long_acting_beta2_agonists"]
     onset = sim.cramp_onset
-    month = lambda day: day.astype("datetime64[D]").astype("datetime64[M]")  # noqa: E731
     same_month = np.flatnonzero((fill >= 0) & (onset >= 0))
-    same_month = same_month[month(fill[same_month]) == month(onset[same_month])]
+    same_month = same_month[_calendar_month(fill[same_month]) == _calendar_month(onset[same_month])]
     before = int((onset[same_month] < fill[same_month]).sum())
     assert same_month.size > 150, same_month.size
     assert before / same_month.size < 0.08, (before, same_month.size)

@@ -91,6 +91,11 @@ def _code_options(choice: cat.Choice) -> tuple[np.ndarray, np.ndarray]:
     return idx, w
 
 
+# The simulation steps in causal order (ChunkSimulation.simulate_<step>).
+SIMULATION_STEPS = ("persons", "conditions", "background_visits", "repeat_codes", "drugs", "labs", "abi", "cramps",
+                    "malaria_and_rule_outs")
+
+
 class ChunkSimulation:
     def __init__(self, rng: np.random.Generator, n: int, first_person_id: int,
                  cramp_effects: dict[str, tuple[float, str]] = P.CRAMP_EFFECTS) -> None:
@@ -110,6 +115,12 @@ class ChunkSimulation:
                                       value=np.float64, unit_mg_dl=np.bool_, laterality=np.int8)
         self.procedures = RowBuffer(person=np.int64, day=np.int64, code=np.int32, visit=np.int64)
         self.rule_outs: dict[str, int] = {}
+
+    def simulate(self, through: str) -> None:
+        """Run the steps of SIMULATION_STEPS in order, up to and including `through` (e.g. "cramps" to study the
+        latent dates without assembling rows)."""
+        for step in SIMULATION_STEPS[:SIMULATION_STEPS.index(through) + 1]:
+            getattr(self, f"simulate_{step}")()
 
     # ------------------------------------------------------------------------------------------------ helpers
     def request_visits(self, person: np.ndarray, day: np.ndarray, vtype: np.ndarray | int,
@@ -833,13 +844,5 @@ def simulate_chunk(rng: np.random.Generator, n: int, first_person_id: int,
     """Simulate one chunk. `cramp_effects` (one of parameters.CRAMP_EFFECTS_PROFILES) is used only from the cramp
     step on, so for one seed every profile gives the same persons, conditions, drugs and labs."""
     sim = ChunkSimulation(rng, n, first_person_id, cramp_effects)
-    sim.simulate_persons()
-    sim.simulate_conditions()
-    sim.simulate_background_visits()
-    sim.simulate_repeat_codes()
-    sim.simulate_drugs()
-    sim.simulate_labs()
-    sim.simulate_abi()
-    sim.simulate_cramps()
-    sim.simulate_malaria_and_rule_outs()
+    sim.simulate(through=SIMULATION_STEPS[-1])
     return sim.assemble()
