@@ -107,6 +107,11 @@ def test_stabilised_weights_average_one_and_truncation_caps_them(confounded_coho
     assert unstabilised[treated].iloc[0] == pytest.approx(1 / scores[treated].iloc[0])
 
 
+def test_equal_scores_give_a_clear_error_instead_of_empty_strata():
+    with pytest.raises(ValueError, match="no propensity score strata: the 128 scores take 1 distinct value"):
+        propensity_score_strata(pd.Series([0.3] * 128))
+
+
 def test_strata_are_ten_equal_groups(confounded_cohort):
     strata = propensity_score_strata(pd.Series(np.linspace(0.01, 0.99, 1000)))
     assert strata.nunique() == 10 and (strata.value_counts() == 100).all()

@@ -244,6 +244,10 @@ def match_on_propensity_score(
 def propensity_score_strata(propensity: pd.Series, number_of_strata: int = NUMBER_OF_STRATA) -> pd.Series:
     """Stratum number 0..k-1 at the quantiles of the PS of everyone (equal-sized strata)."""
     strata = pd.qcut(propensity, number_of_strata, labels=False, duplicates="drop")
+    if strata.isna().all():
+        # qcut leaves every row without a stratum when all scores are equal (a model that kept no covariate).
+        raise ValueError(f"no propensity score strata: the {len(propensity)} scores take "
+                         f"{propensity.nunique()} distinct value(s)")
     return strata.rename(PS_STRATUM)
 
 
