@@ -19,6 +19,7 @@ its planted hazard ratio, times about 1.02 for ageing and 0.98-0.99 for first-ev
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import sys
 from pathlib import Path
@@ -28,14 +29,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipelines.statistics.study_analysis import sequence_symmetry_for_drugs  # noqa: E402
 from pipelines.synthetic import parameters as P  # noqa: E402
 from pipelines.synthetic.generator import chunk_rng  # noqa: E402
 from pipelines.synthetic.model import ChunkSimulation  # noqa: E402
 
 PROFILE = "sequence_symmetry"
 CHUNK_SIZE = 50_000  # generate_extract's default: the same chunks, so the same persons
-WINDOW_DAYS = 365
-WASHOUT_DAYS = 365
+# The pipeline's own defaults, so that both count the same pairs.
+_SSA_DEFAULTS = inspect.signature(sequence_symmetry_for_drugs).parameters
+WINDOW_DAYS = _SSA_DEFAULTS["window_days"].default
+WASHOUT_DAYS = _SSA_DEFAULTS["washout_days"].default
 
 
 def observed_around(sim: ChunkSimulation, person: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
