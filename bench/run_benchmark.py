@@ -129,8 +129,12 @@ def duckdb_plain_load_seconds(folder: Path, workdir: Path, memory_limit: str | N
 def staging_scan_seconds(database: Path) -> float:
     """One full scan of the staging tables: every column of every row read once."""
     con = duckdb.connect(str(database), read_only=True)
+    present = {name for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging'").fetchall()}
     started = time.time()
     for table in spec.TABLES:
+        if table.name not in present:  # a run that failed during the ingest
+            continue
         # hash() of the whole row reads every column of every row (min/max could be answered from statistics).
         con.execute(f"SELECT sum(hash(COLUMNS(*))) FROM staging.{table.name}").fetchall()
     elapsed = time.time() - started
@@ -147,10 +151,10 @@ def stage_of(step_key: str) -> str:
     return "data quality" if "check" in step_key else "other"
 
 
-def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[tuple[float, float]]]:
-    """(start, end) wall-clock windows of every step of the run, grouped by stage."""
+def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    """The (start, end) wall-clock window of every step of the run, by step key, in the order they started."""
     starts: dict[str, float] = {}
-    windows: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    windows: dict[str, tuple[float, float]] = {}
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event
         if event is None or not entry.step_key:
@@ -158,8 +162,21 @@ def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[tu
         if event.event_type_value == "STEP_START":
             starts[entry.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and entry.step_key in starts:
-            windows[stage_of(entry.step_key)].append((starts[entry.step_key], entry.timestamp))
+            windows[entry.step_key] = (starts[entry.step_key], entry.timestamp)
     return windows
+
+
+def windows_by_stage(windows: dict[str, tuple[float, float]]) -> dict[str, list[tuple[float, float]]]:
+    by_stage: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for step_key, window in windows.items():
+        by_stage[stage_of(step_key)].append(window)
+    return by_stage
+
+
+def slowest_steps(windows: dict[str, tuple[float, float]], count: int = 10) -> dict[str, float]:
+    """Seconds of the `count` slowest steps, slowest first: where to look inside a slow stage."""
+    seconds = {step_key: round(end - start, 2) for step_key, (start, end) in windows.items()}
+    return dict(sorted(seconds.items(), key=lambda item: -item[1])[:count])
 
 
 def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep_database: bool) -> dict:
@@ -180,7 +197,7 @@ def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep
             result = run_study(folder, database, instance=instance, memory_limit=memory_limit,
                                temp_directory=str(workdir / "spill"))
             total_seconds = time.time() - started
-            windows = step_windows(instance, result.run_id)
+            steps = step_windows(instance, result.run_id)
         failures = [] if result.success else failure_messages(result)
         # A failed run publishes nothing: scan its build file instead.
         scanned = database if result.success else next((database.parent / ".runs").glob("*.duckdb"), None)
@@ -188,6 +205,7 @@ def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep
         if keep_database:
             shutil.copy(database, BENCH_DIR / "results" / f"bench_{patients}.duckdb")
 
+    windows = windows_by_stage(steps)
     stages = {}
     for stage in [*STAGES, "other"]:
         spans = windows.get(stage, [])
@@ -211,6 +229,7 @@ def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep
         "staging_scan_seconds": round(scan_seconds, 2),
         "peak_rss_gb": round(sampler.peak() / 1e9, 2),
         "stages": stages,
+        "slowest_steps": slowest_steps(steps),
         **{f"{stage.replace(' ', '_')}_seconds": figures["seconds"] for stage, figures in stages.items()},
         "machine": {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE")
                                                                 * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
@@ -234,6 +253,8 @@ def print_figures(figures: dict) -> None:
           f"{figures['ratio_to_duckdb_load']})")
     print(f"{'staging scan':<14}{figures['staging_scan_seconds']:>10.2f}   (one full scan of staging.*)")
     print(f"{figures['patients']:,} patients, {figures['event_rows']:,} rows, {os.cpu_count()} cores")
+    print("slowest steps: " + ", ".join(f"{step} {seconds:.0f} s"
+                                        for step, seconds in figures["slowest_steps"].items()))
 
 
 def scaling(small: dict, large: dict) -> dict:

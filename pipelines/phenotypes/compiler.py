@@ -8,10 +8,11 @@ The order of a run:
 
 1. create the phenotype schema and load the definition tables (sql/phenotypes/load/*.sql, one row per execution)
 2. one statement per staging table, each covering every phenotype of its domain:
-   condition_records.sql (staging.condition_occurrence + staging.visit_occurrence), drug_records.sql
-   (staging.drug_exposure), measurement_records.sql (staging.measurement)
-3. on those small record tables: events.sql, rule_met.sql (the person-level rules), person_summary.sql
-   (person exclusions), then composites depth by depth (composite_person_summary.sql, composite_events.sql)
+   condition_records.sql (staging.condition_occurrence + staging.visit_occurrence), drug_events.sql
+   (staging.drug_exposure, straight into phenotype.events), measurement_records.sql (staging.measurement)
+3. on the condition and measurement work tables and phenotype.events: events.sql, rule_met.sql (the person-level
+   rules), person_summary.sql (person exclusions), then composites depth by depth (composite_person_summary.sql,
+   composite_events.sql)
 
 Public entry points: ``compile_phenotypes(library)`` (what would run) and ``run_phenotypes(con)`` (run it).
 """
@@ -50,10 +51,10 @@ DEFINITION_TABLES: tuple[str, ...] = (
 # The statements that read staging tables, one per table (the single pass per domain).
 RECORD_STEPS: tuple[str, ...] = (
     "phenotypes/condition_records.sql",
-    "phenotypes/drug_records.sql",
+    "phenotypes/drug_events.sql",
     "phenotypes/measurement_records.sql",
 )
-# Rules applied on the small record tables.
+# Rules applied on the work tables and phenotype.events.
 SUMMARY_STEPS: tuple[str, ...] = (
     "phenotypes/events.sql",
     "phenotypes/rule_met.sql",

@@ -1,5 +1,4 @@
 -- Work tables of one run (temporary: they live as long as the connection). Dropped before and after a run.
 DROP TABLE IF EXISTS phenotype_condition_records;
-DROP TABLE IF EXISTS phenotype_drug_records;
 DROP TABLE IF EXISTS phenotype_measurement_records;
 DROP TABLE IF EXISTS phenotype_rule_met;
