@@ -181,3 +181,6 @@ def test_webserver_launches_the_study_and_chromium_renders_the_asset_graph(tmp_p
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
+        # The run's compute-log manager follows its log files with `tail -F` processes that outlive the run and
+        # the webserver's process group; their command lines name files under this instance's directory.
+        subprocess.run(["pkill", "-f", str(home)], check=False)
