@@ -112,7 +112,9 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
         "outcome_washout_days": washout.days,
         "tar_start_offset_days": study.time_at_risk.start_offset_days,
         "tar_max_days": study.time_at_risk.max_days,
-        "phenotype_ids": study.phenotype_ids,
+        # The phenotypes whose dated events phenotype_event_dates.sql keeps: the index and eligibility rules' own.
+        "dated_phenotype_ids": [p for p in (study.outcome.phenotype, getattr(index, "target", None),
+                                            getattr(index, "comparator", None)) if p],
         "step_codes": [step.code for step in inclusion_steps(study)],
         "table1_split": study.table1_split,
         "table1_by": study.table1_by if study.table1_split == "variable" else None,
@@ -273,7 +275,8 @@ def _input_warnings(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> l
     if empty:
         warnings.append(f"phenotypes with no persons in phenotype.person_summary: {', '.join(empty)}")
     fills_without_supply = con.execute(
-        "SELECT count(*) FROM phenotype_event_dates WHERE is_drug_fill AND supply_end IS NULL").fetchone()[0]
+        "SELECT count(*) FROM phenotype.events WHERE source_table = 'drug_exposure' AND event_end_date IS NULL "
+        "AND list_contains(?, phenotype_id)", [study.phenotype_ids]).fetchone()[0]
     if fills_without_supply:
         warnings.append(f"{fills_without_supply:,} drug fills in phenotype.events have no event_end_date (last "
                         "day of supply); their supply is taken as one day")

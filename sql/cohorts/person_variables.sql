@@ -16,18 +16,29 @@ recorded_phenotypes AS (
     FROM cohort.study_variables
     WHERE study_id = $study_id
 ),
+-- The events of the recorded phenotypes from the person's phenotype date on (the rule of phenotype_event_dates.sql),
+-- read from phenotype.events: not from phenotype_event_dates, which holds only the index and outcome phenotypes.
+-- Several fills of one day need no collapsing here: the first date below is the earliest event whose window
+-- reaches the index date, the same whichever of that day's fills reaches it.
+recorded_events AS (
+    SELECT e.person_id, e.phenotype_id, e.event_date, e.event_end_date, r.window_kind, r.lookback_days
+    FROM phenotype.events AS e
+    JOIN recorded_phenotypes AS r ON r.phenotype_id = e.phenotype_id
+    JOIN phenotype.person_summary AS s ON s.person_id = e.person_id AND s.phenotype_id = e.phenotype_id
+    WHERE e.event_date >= s.first_date
+),
 exposure_intervals AS (
     -- Each event makes the person count as having the phenotype from exposed_from to exposed_until (NULL = for good).
-    SELECT e.person_id,
-           r.phenotype_id,
-           e.event_date AS exposed_from,
-           CASE r.window_kind
+    -- event_end_date is a drug fill's last day of supply (NULL for other events: they count on their own day).
+    SELECT person_id,
+           phenotype_id,
+           event_date AS exposed_from,
+           CASE window_kind
                WHEN 'any_time_prior' THEN NULL
-               WHEN 'lookback_days' THEN e.event_date + r.lookback_days
-               WHEN 'current_use' THEN coalesce(e.supply_end, e.event_date)
+               WHEN 'lookback_days' THEN event_date + lookback_days
+               WHEN 'current_use' THEN coalesce(event_end_date, event_date)
            END AS exposed_until
-    FROM phenotype_event_dates AS e
-    JOIN recorded_phenotypes AS r ON r.phenotype_id = e.phenotype_id
+    FROM recorded_events
 )
 SELECT $study_id AS study_id,
        p.person_id,
