@@ -50,9 +50,22 @@ class StudyAnalysis:
     notes: list[str] = field(default_factory=list)
 
 
-def study_population(con: duckdb.DuckDBPyConnection, study_id: str) -> pd.DataFrame:
-    """The study's per-person rows (one per person), the only person-level data pandas sees."""
-    return con.execute("SELECT * FROM cohort.study_population WHERE study_id = ?", [study_id]).df()
+# The columns of cohort.study_population the analyses read, besides the study's own phenotype columns.
+POPULATION_COLUMNS = ("index_date", "age_at_index", "sex", "time_at_risk_start", "followup_end", "outcome_flag",
+                      "outcome_date", "treatment")
+
+
+def study_population(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> pd.DataFrame:
+    """The study's per-person rows (one per person), the only person-level data pandas sees: the columns the
+    analyses read and the study's own phenotype columns (<phenotype>, <phenotype>_first_date), not the other
+    studies' (NULL for this study) nor the person ids (millions of Python strings at 10 million patients)."""
+    present = {name for (name,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'cohort' AND table_name = 'study_population'"
+    ).fetchall()}
+    phenotype_columns = [name for phenotype in dict.fromkeys(study.phenotype_ids)
+                         for name in (phenotype, f"{phenotype}_first_date") if name in present]
+    columns = ", ".join(f'"{name}"' for name in (*POPULATION_COLUMNS, *phenotype_columns))
+    return con.execute(f"SELECT {columns} FROM cohort.study_population WHERE study_id = ?", [study.id]).df()
 
 
 def _covariate_frame(population: pd.DataFrame, study: StudyDefinition) -> tuple[pd.DataFrame, list[str]]:
@@ -198,7 +211,7 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
 
 
 def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> StudyAnalysis:
-    population = study_population(con, study.id)
+    population = study_population(con, study)
     if population.empty:
         analysis = StudyAnalysis(study.id)
         analysis.notes.append("the study population is empty; no estimates")
