@@ -36,6 +36,9 @@ from pipelines.statistics.survival import cox_hazard_ratio
 # propensity model the same way); counts, rates and crude ratios always use everyone.
 MAX_PERSONS_FOR_MODELS = 250_000
 DRUG_DOMAIN_WINDOW = "current_use"
+# 0/1 covariates are held as one byte per person (the models convert their sample to floats): at 10 million patients
+# the cohort has millions of persons and dozens of covariates.
+COVARIATE_FLAG = "int8"
 
 
 @dataclass
@@ -76,11 +79,11 @@ def _covariate_frame(population: pd.DataFrame, study: StudyDefinition) -> tuple[
         frame["age"] = population["age_at_index"].astype(float)
         names.append("age")
     if "sex" in study.demographic_covariates:
-        frame["female"] = (population["sex"] == "F").astype(int)
+        frame["female"] = (population["sex"] == "F").astype(COVARIATE_FLAG)
         names.append("female")
     for reference in study.covariates:
         column = reference.phenotype
-        frame[column] = population[column].fillna(False).astype(int)
+        frame[column] = population[column].fillna(False).astype(COVARIATE_FLAG)
         names.append(column)
     # A covariate with no variation cannot be estimated and only breaks the fit.
     names = [n for n in names if frame[n].nunique() > 1]
@@ -125,7 +128,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
     outcome = study.outcome.phenotype
     medications = drug_exposures(study)
     for drug in medications:
-        covariates[drug] = population[drug].fillna(False).astype(int)
+        covariates[drug] = population[drug].fillna(False).astype(COVARIATE_FLAG)
     for reference in study.exposures:
         exposure = reference.phenotype
         exposed = population[exposure].fillna(False).astype(bool)
