@@ -233,13 +233,13 @@ def columns_and_types(table: spec.Table) -> list[Check]:
 
 
 # Finding repeated values in two passes: group a 64-bit hash of the compared columns first (a hash table of one
-# integer per group instead of every compared value: at 10 million patients, 600 million drug rows, the plain
-# GROUP BY spilled tens of GB), keep the hashes seen more than once, then group exactly only the rows with such a
-# hash. The second pass makes the result exact: a hash collision can add a candidate, never a violating row.
+# integer per group instead of every compared value, which at 10 million patients means 600 million drug rows'
+# worth of spill), keep the hashes seen more than once, then group exactly only the rows with such a hash. The
+# second pass makes the result exact: a hash collision can add a candidate, never a violating row.
 # hash() is DuckDB's (64-bit); on Spark SQL the same role is xxhash64(), not hash() (32 bits: many collisions).
 # `checked` is read twice, so it is declared NOT MATERIALIZED: DuckDB materialises a CTE read more than once, and
 # for the duplicate-event check that meant a copy of every compared column of the table (40 GB of spill at 600
-# million rows).
+# million rows). Spark SQL has no NOT MATERIALIZED; it inlines CTEs by itself.
 ROW_HASH = "hash"
 CHECKED_TWICE = "WITH checked AS NOT MATERIALIZED"
 
@@ -256,7 +256,7 @@ def primary_key(table: spec.Table) -> list[Check]:
     key = table.primary_key
     # A GROUP BY (one hash aggregate) rather than GX's expect_column_values_to_be_unique, which runs two window
     # queries over the table (one to count, one for examples): on tens of millions of rows the slowest check.
-    # Grouped by a hash of the key first (see ROW_HASH_CANDIDATES).
+    # Grouped by a hash of the key first (see ROW_HASH).
     return [violating_rows(
         f"{key}_unique",
         f"""
