@@ -21,7 +21,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_a_quoted_literal_is_read_back_as_the_same_string(value):
-    assert duckdb.sql(f"SELECT {quote_literal(value)}").fetchone()[0] == value
+    assert duckdb.connect().execute(f"SELECT {quote_literal(value)}").fetchone()[0] == value
 
 
 @pytest.mark.parametrize("name", [v for v in HOSTILE if v])
