@@ -12,6 +12,9 @@ partition in the same tick that requests its first run, and every run of a site 
 `<site databases folder>/<site>.duckdb`. The run key is `<drop>:<sha256 of _manifest.json>` (drop = `<site>/<drop>`
 or `<drop>`): the same drop never runs twice (Dagster refuses a run key it has seen, and the sensor's cursor and
 the run history say so too), while a re-delivery with a new manifest runs again.
+
+A drop never makes a run read outside it: one whose folder is a link out of the landing folder, that holds a link
+leading out, or whose extract_mapping.yaml names a file outside it is refused with the reason (paths_leading_out).
 """
 
 import hashlib
