@@ -25,6 +25,7 @@ import duckdb
 from pipelines import paths
 from pipelines.quality import runner
 from pipelines.quality.valid_codes import ensure_valid_icd10cm_codes
+from pipelines.sql_quoting import qualified_name
 
 
 def sql_checks(table: str) -> list[tuple[str, str]]:
@@ -53,7 +54,7 @@ def main() -> None:
         config = {"memory_limit": args.memory_limit, "temp_directory": str(Path(tmp) / "spill")}
         con = duckdb.connect(str(database), config=config)
         ensure_valid_icd10cm_codes(con)  # the ICD-10-CM existence check reads it
-        rows = con.execute(f"SELECT count(*) FROM staging.{args.table}").fetchone()[0]
+        rows = con.execute(f"SELECT count(*) FROM {qualified_name('staging', args.table)}").fetchone()[0]
         print(f"staging.{args.table}: {rows:,} rows; each SQL check on its own:")
         total = 0.0
         for name, query in sql_checks(args.table):

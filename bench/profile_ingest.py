@@ -23,6 +23,7 @@ import duckdb
 
 from pipelines import extract_spec as spec
 from pipelines.ingest import loader
+from pipelines.sql_quoting import quote_literal
 
 PARSE_STATEMENT = re.compile(r"^\s*CREATE TABLE staging\.")
 OPERATOR = re.compile(r"─\s*([A-Z][A-Za-z_ ]+?)\s*─")
@@ -98,7 +99,7 @@ def main() -> None:
         reader = "read_parquet" if path.name.endswith(".parquet") else "read_csv"
         options = "" if reader == "read_parquet" else ", ignore_errors = true"
         started = time.time()
-        con.execute(f"CREATE TABLE plain_load AS SELECT * FROM {reader}('{path}'{options})")
+        con.execute(f"CREATE TABLE plain_load AS SELECT * FROM {reader}({quote_literal(path)}{options})")
         plain_seconds = time.time() - started
 
     print(f"{table.name}: {load.input_records:,} records from {path.name}")

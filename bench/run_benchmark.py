@@ -35,6 +35,7 @@ import duckdb
 from pipelines import extract_spec as spec
 from pipelines.ingest.loader import find_table_file
 from pipelines.run import failure_messages, run_study
+from pipelines.sql_quoting import quote_identifier, quote_literal
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -119,7 +120,8 @@ def duckdb_plain_load_seconds(folder: Path, workdir: Path, memory_limit: str | N
             continue
         reader = "read_parquet" if file.name.endswith(".parquet") else "read_csv"
         options = "" if reader == "read_parquet" else ", ignore_errors = true"  # skip the planted bad lines
-        con.execute(f"CREATE TABLE {table.name} AS SELECT * FROM {reader}('{file}'{options})")
+        con.execute(f"CREATE TABLE {quote_identifier(table.name)} AS "
+                    f"SELECT * FROM {reader}({quote_literal(file)}{options})")
     elapsed = time.time() - started
     con.close()
     path.unlink()

@@ -24,6 +24,7 @@ import yaml
 
 from pipelines import extract_spec as spec
 from pipelines.paths import DOCS_DIR, REPO_ROOT
+from pipelines.sql_quoting import qualified_name, quote_identifier, quote_literal
 
 DATA_DICTIONARY_PATH = Path(__file__).with_name("data_dictionary.yaml")
 DATA_DICTIONARY_PAGE = DOCS_DIR / "data_dictionary.md"
@@ -278,11 +279,12 @@ def comment_database(con: duckdb.DuckDBPyConnection, dictionary: DataDictionary 
         for name, entry in dictionary.tables.items():
             if name not in tables:
                 continue
-            table = _qualified(name)
-            con.execute(f"COMMENT ON TABLE {table} IS {_literal(entry.description)}")
+            table = qualified_name(*name.split(".", 1))
+            con.execute(f"COMMENT ON TABLE {table} IS {quote_literal(entry.description)}")
             texts = entry.column_texts()
             for column in tables[name]:
-                con.execute(f"COMMENT ON COLUMN {table}.{_identifier(column)} IS {_literal(texts[column])}")
+                con.execute(f"COMMENT ON COLUMN {table}.{quote_identifier(column)} "
+                            f"IS {quote_literal(texts[column])}")
         con.commit()
     except BaseException:
         con.rollback()
@@ -297,18 +299,6 @@ def comment_database_file(path: Path | str, *, require_every_table: bool = False
         return comment_database(con, require_every_table=require_every_table)
     finally:
         con.close()
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _qualified(table: str) -> str:
-    return ".".join(_identifier(part) for part in table.split("."))
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.sql import read_sql
+from pipelines.sql_quoting import quote_identifier, quote_literal
 
 STAGING_TABLES_READ = ("person", "observation_period", "visit_occurrence", "death")
 PHENOTYPE_TABLES_READ = ("events", "person_summary")
@@ -136,9 +137,10 @@ def add_phenotype_columns(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     """cohort.study_population has a BOOLEAN and a <id>_first_date column per phenotype any study records. Column
     names come from validated phenotype ids (lower-case identifiers), never from data."""
     for variable in study.variables:
-        con.execute(f'ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS "{variable.variable}" BOOLEAN')
-        con.execute(f'ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS '
-                    f'"{variable.variable}_first_date" DATE')
+        con.execute("ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS "
+                    f"{quote_identifier(variable.variable)} BOOLEAN")
+        con.execute("ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS "
+                    f"{quote_identifier(variable.variable + '_first_date')} DATE")
 
 
 def study_population_insert_sql(study: StudyDefinition) -> str:
@@ -147,10 +149,12 @@ def study_population_insert_sql(study: StudyDefinition) -> str:
     else the day it is acquired after index, else NULL)."""
     pivoted, selected = ["person_id"], []
     for variable in (v.variable for v in study.variables):
-        pivoted.append(f"bool_or(at_index) FILTER (WHERE variable = '{variable}') AS \"{variable}\"")
-        pivoted.append(f"min(first_date) FILTER (WHERE variable = '{variable}') AS \"{variable}_first_date\"")
-        selected.append(f'coalesce(v."{variable}", false) AS "{variable}"')
-        selected.append(f'v."{variable}_first_date"')
+        name = quote_literal(variable)
+        column, first_date = quote_identifier(variable), quote_identifier(f"{variable}_first_date")
+        pivoted.append(f"bool_or(at_index) FILTER (WHERE variable = {name}) AS {column}")
+        pivoted.append(f"min(first_date) FILTER (WHERE variable = {name}) AS {first_date}")
+        selected.append(f"coalesce(v.{column}, false) AS {column}")
+        selected.append(f"v.{first_date}")
     base = model_sql("study_population")
     return (
         "INSERT INTO cohort.study_population BY NAME\n"

@@ -28,6 +28,7 @@ import duckdb
 
 from pipelines import extract_spec as spec
 from pipelines.extract_spec import Column, Table
+from pipelines.ingest.containment import inside_folder
 
 Log = Callable[[str], None]
 
@@ -65,7 +66,7 @@ def find_table_file(extract_dir: Path, table: Table) -> Path | None:
             f"{extract_dir}: table {table.name} is present in several files ({', '.join(p.name for p in found)}); "
             "keep one."
         )
-    return found[0] if found else None
+    return inside_folder(extract_dir, found[0].name, f"table file of {table.name}") if found else None
 
 
 def is_parquet(path: Path) -> bool:

@@ -37,6 +37,7 @@ from pipelines.network.pooling import (
 )
 from pipelines.network.sites import NETWORK_DATABASE, NETWORK_GROUP, SITE_PARTITIONS
 from pipelines.publish.assets import PUBLISHED_KEY, publish_build
+from pipelines.sql_quoting import quote_identifier, quote_literal
 from pipelines.statistics.assets import ASSOCIATIONS_TABLE
 from pipelines.warehouse import Warehouse
 
@@ -147,8 +148,9 @@ def pooled_associations(context: dg.AssetExecutionContext, config: NetworkConfig
         for index, published in enumerate(sites):
             alias = f"site_{index}"
             # Read-only: the site's file may be open by analysts, and a new version may replace it at any time
-            # (atomic rename); this connection keeps reading the version it attached.
-            con.execute(f"ATTACH '{published.database_path}' AS {alias} (READ_ONLY)")
+            # (atomic rename); this connection keeps reading the version it attached. The path is data (any
+            # character a file name may hold), so it is written into the SQL as a quoted literal.
+            con.execute(f"ATTACH {quote_literal(published.database_path)} AS {quote_identifier(alias)} (READ_ONLY)")
             select = f"SELECT ? AS site, * FROM {alias}.{ASSOCIATIONS_TABLE}"
             if index == 0:
                 con.execute(f"CREATE TABLE {SITE_ASSOCIATIONS_TABLE} AS {select}", [published.site])

@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.statistics import EstimateResult, meta_analysis_of_results
+from pipelines.sql_quoting import quote_identifier, quote_literal
 from pipelines.statistics.results import COUNT_COLUMNS, RESULT_COLUMNS
 
 SITE_ASSOCIATIONS_TABLE = "results.site_associations"
@@ -161,19 +162,15 @@ def pool_site_associations(site_rows: pd.DataFrame, thresholds: Mapping[str, int
     return Pooling(pd.DataFrame(rows, columns=columns), notes)
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def comment_on_columns(con: duckdb.DuckDBPyConnection, table: str, comments) -> None:
     """COMMENT ON COLUMN for each (column, comment)."""
     for name, comment in comments:
-        con.execute(f'COMMENT ON COLUMN {table}."{name}" IS {_quote(comment)}')
+        con.execute(f"COMMENT ON COLUMN {table}.{quote_identifier(name)} IS {quote_literal(comment)}")
 
 
 def comment_on(con: duckdb.DuckDBPyConnection, table: str, comment: str,
                columns: tuple[tuple[str, str, str], ...] = ()) -> None:
-    con.execute(f"COMMENT ON TABLE {table} IS {_quote(comment)}")
+    con.execute(f"COMMENT ON TABLE {table} IS {quote_literal(comment)}")
     comment_on_columns(con, table, [(name, column_comment) for name, _, column_comment in columns])
 
 

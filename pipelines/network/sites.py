@@ -22,8 +22,8 @@ SITE_PARTITIONS = dg.DynamicPartitionsDefinition(name="site")
 NETWORK_GROUP = "network"
 
 # A site name becomes a partition key, a file name (<site>.duckdb) and a tag value: keep it to characters that are
-# safe in all three.
-SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# safe in all three. Matched against the whole name (fullmatch: `$` would also accept a name ending in a newline).
+SITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 SITE_NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 
 # Where the extract-drop sensor publishes each site's database (<folder>/<site>.duckdb), and where the network job
@@ -36,8 +36,12 @@ class SiteNameError(ValueError):
     """A name that cannot be a site (partition key, file name and tag)."""
 
 
+def is_site_name(name: object) -> bool:
+    return isinstance(name, str) and SITE_NAME.fullmatch(name) is not None
+
+
 def check_site_name(name: str, what: str = "site name") -> str:
-    if not SITE_NAME.match(name or ""):
+    if not is_site_name(name):
         raise SiteNameError(f"{what} {name!r} cannot name a site: use {SITE_NAME_RULE}")
     return name
 

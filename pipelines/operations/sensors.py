@@ -12,6 +12,9 @@ partition in the same tick that requests its first run, and every run of a site 
 `<site databases folder>/<site>.duckdb`. The run key is `<drop>:<sha256 of _manifest.json>` (drop = `<site>/<drop>`
 or `<drop>`): the same drop never runs twice (Dagster refuses a run key it has seen, and the sensor's cursor and
 the run history say so too), while a re-delivery with a new manifest runs again.
+
+A drop never makes a run read outside it: one whose folder is a link out of the landing folder, that holds a link
+leading out, or whose extract_mapping.yaml names a file outside it is refused with the reason (paths_leading_out).
 """
 
 import hashlib
@@ -26,7 +29,16 @@ import dagster as dg
 
 from pipelines import paths
 from pipelines.jobs import WRITER_TAG, study_job
-from pipelines.network.sites import SITE_DATABASES_DIR, SITE_NAME, SITE_NAME_RULE, SITE_PARTITIONS, site_database
+from pipelines.ingest.containment import is_inside, links_leading_out
+from pipelines.ingest.formats.detection import SITE_MAPPING_FILE
+from pipelines.ingest.formats.site_mapping import files_leading_out
+from pipelines.network.sites import (
+    SITE_DATABASES_DIR,
+    SITE_NAME_RULE,
+    SITE_PARTITIONS,
+    is_site_name,
+    site_database,
+)
 from pipelines.operations.run_config import config_problems, study_run_config
 from pipelines.operations.schedules import TRIGGER_TAG
 from pipelines.run import failure_message
@@ -73,6 +85,21 @@ def find_drops(landing_dir: Path) -> list[Drop]:
     return drops
 
 
+def paths_leading_out(landing_dir: Path, drop: Drop) -> list[str]:
+    """Why the drop would make a run read outside it, one line per reason; empty when it would not.
+
+    The drop folder must lie inside the landing folder once symbolic links are followed; inside the drop, no
+    symbolic link may lead out of it and an extract_mapping.yaml may name only the drop's own files (the ingest
+    refuses both too, pipelines/ingest/containment.py, but a drop that would fail for it never starts a run).
+    """
+    if not is_inside(landing_dir, drop.folder):
+        return [f"{drop.name} is a symbolic link (or inside one) leading outside the landing folder {landing_dir}"]
+    problems = [f"{link} is a symbolic link leading outside the drop" for link in links_leading_out(drop.folder)]
+    if (drop.folder / SITE_MAPPING_FILE).is_file() and not problems:
+        problems += files_leading_out(drop.folder)
+    return problems
+
+
 def drop_run_key(drop: Drop) -> str:
     """`<drop>:<sha256 of its manifest>`: one run per delivered version of a drop."""
     digest = hashlib.sha256((drop.folder / MANIFEST).read_bytes()).hexdigest()
@@ -114,12 +141,16 @@ def build_extract_drop_sensor(landing_dir: Path = LANDING_DIR, databases_dir: Pa
         requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         run_requests, new_sites, incomplete, problems = [], [], [], []
         for drop in find_drops(landing_dir):
-            if not (drop.folder / MANIFEST).is_file() or not _manifest_is_readable(drop.folder):
-                incomplete.append(drop.name)
-                continue
-            bad_names = [part for part in drop.name.split("/") if not SITE_NAME.match(part)]
+            bad_names = [part for part in drop.name.split("/") if not is_site_name(part)]
             if bad_names:
                 problems.append(f"{drop.name!r}: rename {', '.join(map(repr, bad_names))} to {SITE_NAME_RULE}")
+                continue
+            leading_out = paths_leading_out(landing_dir, drop)
+            if leading_out:
+                problems.append(f"{drop.name}: refused, it names files outside its folder: {'; '.join(leading_out)}")
+                continue
+            if not (drop.folder / MANIFEST).is_file() or not _manifest_is_readable(drop.folder):
+                incomplete.append(drop.name)
                 continue
             run_key = drop_run_key(drop)
             if requested.get(drop.name) == run_key:

@@ -41,6 +41,7 @@ from pipelines.quality.gx_duckdb import duckdb_results_buffered
 from pipelines.quality.valid_codes import ensure_valid_icd10cm_codes
 # Importing violating_rows registers expect_no_violating_rows with GX, so the suites can name it.
 from pipelines.quality.violating_rows import EXAMPLE_ROW_LIMIT, json_safe
+from pipelines.sql_quoting import quote_literal
 
 CHECK_RESULTS_TABLE = "dq.check_results"
 DATA_DOCS_FOLDER = "data_docs"
@@ -415,17 +416,13 @@ def ensure_check_results_table(con: duckdb.DuckDBPyConnection, history_database:
     history_path = Path(history_database).resolve()
     if this_path and history_path == Path(this_path).resolve():
         return
-    con.execute(f"ATTACH {_sql_string(str(history_path))} AS dq_history (READ_ONLY)")
+    con.execute(f"ATTACH {quote_literal(history_path)} AS dq_history (READ_ONLY)")
     try:
         if _table_exists(con, "dq_history", "dq", "check_results"):
             # BY NAME: rows written by an older version with fewer columns get NULL in the new ones.
             con.execute(f"INSERT INTO {CHECK_RESULTS_TABLE} BY NAME SELECT * FROM dq_history.dq.check_results")
     finally:
         con.execute("DETACH dq_history")
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[SuiteResult]) -> None:

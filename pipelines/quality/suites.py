@@ -41,6 +41,7 @@ from typing import Any
 from pipelines import extract_spec as spec
 from pipelines.paths import EXPECTATIONS_DIR
 from pipelines.quality.valid_codes import VALID_ICD10CM_TABLE
+from pipelines.sql_quoting import quote_literal
 
 SUITE_VERSION = 1
 STAGING_LAYER = "staging"
@@ -195,7 +196,7 @@ def sql(text: str) -> str:
 
 def literal(value: str) -> str:
     """A SQL string literal. Braces are doubled because GX fills in {batch} with str.format."""
-    return "'" + value.replace("'", "''").replace("{", "{{").replace("}", "}}") + "'"
+    return quote_literal(value).replace("{", "{{").replace("}", "}}")
 
 
 def violating_rows(name: str, query: str, **meta: Any) -> Check:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.cohorts.study import StudyDefinition
+from pipelines.sql_quoting import quote_identifier
 from pipelines.statistics.crude import crude_odds_ratio, crude_risk_ratio
 from pipelines.statistics.propensity import propensity_score_analysis
 from pipelines.statistics.rates import incidence_rate, incidence_rate_ratio
@@ -67,7 +68,7 @@ def study_population(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> 
     ).fetchall()}
     phenotype_columns = [name for phenotype in dict.fromkeys(study.phenotype_ids)
                          for name in (phenotype, f"{phenotype}_first_date") if name in present]
-    columns = ", ".join(f'"{name}"' for name in (*POPULATION_COLUMNS, *phenotype_columns))
+    columns = ", ".join(quote_identifier(name) for name in (*POPULATION_COLUMNS, *phenotype_columns))
     return con.execute(f"SELECT {columns} FROM cohort.study_population WHERE study_id = ?", [study.id]).df()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.extract_spec import FILE_SUFFIXES
+from pipelines.ingest.containment import inside_folder
 from pipelines.ingest.loader import ExtractError, is_parquet, read_csv_header
 
 
@@ -32,7 +33,7 @@ def table_files(folder: Path) -> dict[str, Path]:
     if several:
         listed = "; ".join(", ".join(p.name for p in paths) for paths in several.values())
         raise ExtractError(f"{folder}: a table is present in several files ({listed}); keep one of each.")
-    return {name: paths[0] for name, paths in found.items()}
+    return {name: inside_folder(folder, paths[0].name, "table file") for name, paths in found.items()}
 
 
 def header_of(path: Path) -> list[str]:

@@ -23,24 +23,18 @@ import duckdb
 import yaml
 
 from pipelines import extract_spec as spec
+from pipelines.ingest.containment import OutsideFolderError, inside_folder
 from pipelines.ingest.formats.common import FormatLoad, load_shaped_tables, run_sql_file
 from pipelines.ingest.formats.detection import SITE_MAPPING_FILE, DetectedFormat
 from pipelines.ingest.formats.files import header_of
 from pipelines.ingest.loader import ExtractError, Log
+from pipelines.sql_quoting import quote_identifier, quote_literal
 
 ALLOWED_TABLE_KEYS = {"file", "columns", "code_systems", "date_format"}
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def read_mapping(folder: Path) -> dict:
-    path = folder / SITE_MAPPING_FILE
+    path = inside_folder(folder, SITE_MAPPING_FILE)
     try:
         mapping = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
@@ -48,6 +42,30 @@ def read_mapping(folder: Path) -> dict:
     if not isinstance(mapping, dict) or not isinstance(mapping.get("tables"), dict):
         raise ExtractError(f"{path}: expected a mapping with a 'tables' section (see docs/extract_formats.md).")
     return mapping
+
+
+def mapped_file(folder: Path, table_name: str, entry: dict) -> Path:
+    """The file a table's entry names, inside the extract folder (OutsideFolderError naming the entry if not)."""
+    return inside_folder(folder, entry["file"], f"{folder / SITE_MAPPING_FILE}: tables.{table_name}.file")
+
+
+def files_leading_out(folder: Path) -> list[str]:
+    """What in the folder's mapping names a file outside the folder (the mapping itself included), one line each;
+    other mistakes of the mapping are left to the load, which reports them."""
+    try:
+        mapping = read_mapping(folder)
+    except OutsideFolderError as error:
+        return [str(error)]
+    except (ExtractError, OSError, UnicodeDecodeError):
+        return []
+    problems = []
+    for table_name, entry in mapping["tables"].items():
+        if isinstance(entry, dict) and "file" in entry:
+            try:
+                mapped_file(folder, str(table_name), entry)
+            except OutsideFolderError as error:
+                problems.append(str(error))
+    return problems
 
 
 def table_shape_sql(folder: Path, mapping: dict, table: spec.Table) -> tuple[Path, str]:
@@ -60,7 +78,7 @@ def table_shape_sql(folder: Path, mapping: dict, table: spec.Table) -> tuple[Pat
     if unknown_keys:
         raise ExtractError(f"{where}: unknown key(s) {', '.join(sorted(unknown_keys))}; "
                            f"allowed: {', '.join(sorted(ALLOWED_TABLE_KEYS))}.")
-    path = folder / entry["file"]
+    path = mapped_file(folder, table.name, entry)
     if not path.exists():
         raise ExtractError(f"{where}: file {entry['file']} not found in {folder}.")
     columns: dict[str, str] = entry["columns"]
@@ -82,19 +100,19 @@ def table_shape_sql(folder: Path, mapping: dict, table: spec.Table) -> tuple[Pat
     selected = ["raw._record"]
     for column in table.columns:
         if column.name in columns:
-            source = f"raw.{_ident(by_lower[str(columns[column.name]).lower()])}"
+            source = f"raw.{quote_identifier(by_lower[str(columns[column.name]).lower()])}"
             if column.type == "DATE":
                 # Dates in the site's format become YYYY-MM-DD; ones that do not parse pass unchanged, so the
                 # loader rejects them as unparseable_date with the value in the reject record.
-                expr = (f"coalesce(strftime(try_strptime(field_text({source}), {_literal(date_format)}), "
+                expr = (f"coalesce(strftime(try_strptime(field_text({source}), {quote_literal(date_format)}), "
                         f"'%Y-%m-%d'), field_text({source}))")
             else:
                 expr = f"field_text({source})"
         elif column.name in vocabulary_for:
-            expr = _literal(vocabulary_for[column.name])
+            expr = quote_literal(vocabulary_for[column.name])
         else:
             expr = "CAST(NULL AS VARCHAR)"
-        selected.append(f"{expr} AS {_ident(column.name)}")
+        selected.append(f"{expr} AS {quote_identifier(column.name)}")
     return path, f"SELECT {', '.join(selected)} FROM _raw_source AS raw"
 
 
