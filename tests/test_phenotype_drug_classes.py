@@ -2,7 +2,8 @@
 
 - Every drug phenotype's codes equal its rows in phenotypes/reference/drug_ingredients.csv, and every class in the
   table is a drug phenotype: the table is kept apart from the phenotype files, so a code added to one side only fails.
-- Every entry of the table is well formed and names its source, verification status and check date.
+- Every entry of the table is well formed and names its source, verification status and check date; the phenotype
+  reference page shows per phenotype how many codes each vocabulary has.
 - Through the compiled SQL on a real DuckDB database: a product recorded by its ATC code, by its RxNorm ingredient
   CUIs, or as an OMOP clinical drug that reaches its ingredients and ATC classes through vocabulary.concept_code_map,
   falls in the same classes, and those are the classes of its ingredients (combinations count for each).
@@ -20,6 +21,7 @@ import pytest
 from pipelines import paths
 from pipelines.phenotypes import load_phenotype_library, run_phenotypes
 from pipelines.phenotypes.code_formats import code_problem
+from pipelines.phenotypes.docs import generate_markdown, vocabulary_counts, vocabulary_counts_text
 from pipelines.phenotypes.testing import create_staging_tables, insert_rows
 from pipelines.sql import read_sql
 
@@ -81,6 +83,22 @@ def test_every_drug_code_group_names_its_source_and_check_date(library, table):
         for group in library[phenotype_id].definition.codes:
             assert group.source.strip() and group.checked_on is not None, (phenotype_id, group.codes)
             assert {checked[(phenotype_id, group.vocabulary, code)] for code in group.codes} == {group.checked_on}
+
+
+def test_the_docs_show_how_many_codes_each_vocabulary_has(library, table):
+    for phenotype_id in drug_phenotype_ids(library):
+        rows = [row for row in table if row["phenotype_id"] == phenotype_id]
+        expected = {vocabulary: (sum(row["vocabulary"] == vocabulary for row in rows),
+                                 sum(row["vocabulary"] == vocabulary and row["match"] == "prefix" for row in rows))
+                    for vocabulary in ("RxNorm", "ATC")}
+        assert vocabulary_counts(library[phenotype_id].definition) == expected, phenotype_id
+    # A vocabulary without codes is shown with 0, so a thin list stands out; composites list no codes.
+    assert vocabulary_counts_text(library["insulin"].definition) == "RxNorm 0, ATC 1 (1 prefix)"
+    assert vocabulary_counts_text(library["leg_cramps"].definition) == "ICD10CM 3, SNOMED 2"
+    assert vocabulary_counts_text(library["claudication_with_borderline_or_normal_abi"].definition) == "—"
+    text = generate_markdown(library)
+    assert "| [`insulin`](#insulin) | Insulins and analogues | drug | ≥1 record | RxNorm 0, ATC 1 (1 prefix) |" in text
+    assert "- Codes per vocabulary: RxNorm 0, ATC 1 (1 prefix)" in text
 
 
 # Products: the ATC code they are sold under, the RxNorm ingredient CUIs they contain (as listed in the table's
