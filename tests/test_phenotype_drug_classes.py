@@ -97,7 +97,8 @@ def test_the_docs_show_how_many_codes_each_vocabulary_has(library, table):
     assert vocabulary_counts_text(library["leg_cramps"].definition) == "ICD10CM 3, SNOMED 2"
     assert vocabulary_counts_text(library["claudication_with_borderline_or_normal_abi"].definition) == "—"
     text = generate_markdown(library)
-    assert "| [`insulin`](#insulin) | Insulins and analogues | drug | ≥1 record | RxNorm 0, ATC 1 (1 prefix) |" in text
+    assert ("| [`insulin`](#insulin) | Insulins and analogues | drug | ≥1 record | RxNorm 0, ATC 1 (1 prefix) |"
+            in text)
     assert "- Codes per vocabulary: RxNorm 0, ATC 1 (1 prefix)" in text
 
 
@@ -163,7 +164,8 @@ def class_members() -> dict[tuple[str, str], set[str]]:
     run_phenotypes(con)
     members: dict[tuple[str, str], set[str]] = {
         (product, recording): set() for product in PRODUCTS for recording in RECORDINGS}
-    for person_id, phenotype_id in con.execute("SELECT person_id, phenotype_id FROM phenotype.person_summary").fetchall():
+    summary = con.execute("SELECT person_id, phenotype_id FROM phenotype.person_summary").fetchall()
+    for person_id, phenotype_id in summary:
         product, recording = person_id.split("|")
         members[(product, recording)].add(phenotype_id)
     con.close()
