@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from pipelines import paths
-from pipelines.phenotypes import load_phenotype_library, run_phenotypes
+from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library, run_phenotypes
 from pipelines.phenotypes.code_formats import code_problem
 from pipelines.phenotypes.docs import generate_markdown, vocabulary_counts, vocabulary_counts_text
 from pipelines.phenotypes.testing import create_staging_tables, insert_rows
@@ -83,6 +83,16 @@ def test_every_drug_code_group_names_its_source_and_check_date(library, table):
         for group in library[phenotype_id].definition.codes:
             assert group.source.strip() and group.checked_on is not None, (phenotype_id, group.codes)
             assert {checked[(phenotype_id, group.vocabulary, code)] for code in group.codes} == {group.checked_on}
+
+
+def test_a_check_date_that_is_not_a_date_is_a_definition_error(tmp_path):
+    for source in ("outcome/quinine_start.yaml", "conditions/malaria_or_babesiosis.yaml"):
+        text = (paths.PHENOTYPES_DIR / source).read_text(encoding="utf-8")
+        (tmp_path / source.split("/")[1]).write_text(text.replace("checked_on: 2026-12-05", "checked_on: 5 Dec 2026"),
+                                                     encoding="utf-8")
+    with pytest.raises(PhenotypeDefinitionError) as caught:
+        load_phenotype_library(tmp_path)
+    assert "checked_on" in str(caught.value) and "quinine_start.yaml" in str(caught.value)
 
 
 def test_the_docs_show_how_many_codes_each_vocabulary_has(library, table):
