@@ -158,17 +158,29 @@ def test_lab_thresholds_in_canonical_units(library):
 
 
 def test_drug_codes(library):
-    assert codes(library, "thiazide_diuretics", "ATC", "prefix") == {"C03AA", "C03AB", "C03AH", "C03AX", "C03EA"}
+    # Full membership per class is checked against phenotypes/reference/drug_ingredients.csv in
+    # tests/test_phenotype_drug_classes.py; these are the combinations the classes are easiest to get wrong.
+    assert codes(library, "thiazide_diuretics", "ATC", "prefix") == {"C03AA", "C03AB", "C03AH", "C03AX", "C07B",
+                                                                     "C07D"}
+    assert {"C03EA01", "C09BA03", "C09DA01", "C09DX01", "C02LG02"} <= codes(library, "thiazide_diuretics", "ATC")
+    assert {"C09BA04", "C09DA09", "C03EA06"} <= codes(library, "thiazide_like_diuretics", "ATC")
+    assert not {"C09BA04", "C09DA09", "C03EA06"} & codes(library, "thiazide_diuretics", "ATC")
     assert codes(library, "thiazide_like_diuretics", "RxNorm") == {"2409", "5764", "6916"}
-    assert codes(library, "hydrochlorothiazide", "ATC") == {"C03AA03"}
-    assert codes(library, "loop_diuretics", "ATC") == {"C03CA", "C03CC"}
+    assert {"C03AA03", "C03EA01", "C09BA03"} <= codes(library, "hydrochlorothiazide", "ATC")
+    assert codes(library, "loop_diuretics", "ATC") == {"C03CA", "C03CB", "C03CC", "C03EB"}
+    assert codes(library, "potassium_sparing_diuretics", "ATC") == {"C03DA", "C03DB", "C03EA", "C03EB"}
     assert codes(library, "potassium_sparing_diuretics", "RxNorm") == {"9997"}
-    assert codes(library, "statins", "RxNorm") == {"83367", "36567", "301542", "42463"}
-    assert codes(library, "short_acting_beta2_agonists", "ATC") == {"R03AC02", "R03AC03", "R03AC04"}
-    # Combinations whose agonist is short-acting (R03AK13, R03AL01, R03AL02) are not LABA exposure.
+    assert codes(library, "statins", "RxNorm") == {"83367", "36567", "301542", "42463", "6472", "41127", "861634",
+                                                   "596723"}
+    assert "C10BX" in codes(library, "statins", "ATC", "prefix")
+    assert {"C10BX03", "C09BB", "C09DB"} <= codes(library, "calcium_channel_blockers", "ATC")
+    assert {"C10AD", "C10AX13", "C10AX14", "C10AX15"} <= codes(library, "other_lipid_lowering", "ATC")
+    assert codes(library, "short_acting_beta2_agonists", "ATC") == {
+        "R03AC02", "R03AC03", "R03AC04", "R03AK04", "R03AK13", "R03AK15", "R03AL01", "R03AL02"}
+    # Combinations whose agonist is short-acting (R03AK04, R03AK13, R03AK15, R03AL01, R03AL02) are not LABA exposure.
     assert codes(library, "long_acting_beta2_agonists", "ATC", "prefix") == set()
     assert codes(library, "long_acting_beta2_agonists", "ATC", "exact") == {
-        "R03AC12", "R03AC13", "R03AC18", "R03AC19", "R03AL03", "R03AL04", "R03AL05"} | {
+        "R03AC12", "R03AC13", "R03AC18", "R03AC19"} | {f"R03AL{n:02d}" for n in range(3, 13)} | {
         f"R03AK{n:02d}" for n in (6, 7, 8, 9, 10, 11, 12, 14)}
 
 

@@ -241,9 +241,11 @@ def test_quinine_first_fill_and_malaria_exclusion(con):
 
 
 def test_drug_classes(con):
-    assert persons(con, "hydrochlorothiazide") == {"hctz_atc", "hctz_rxnorm"}
+    # A combination counts for each of its ingredients' classes: HCTZ + amiloride (C03EA01) is hydrochlorothiazide,
+    # a thiazide and a potassium-sparing diuretic.
+    assert persons(con, "hydrochlorothiazide") == {"hctz_atc", "hctz_rxnorm", "hctz_amiloride"}
     assert persons(con, "thiazide_diuretics") == {"hctz_atc", "hctz_rxnorm", "hctz_amiloride"}
-    assert persons(con, "potassium_sparing_diuretics") == set()
+    assert persons(con, "potassium_sparing_diuretics") == {"hctz_amiloride"}
     assert persons(con, "thiazide_like_diuretics") == {"chlortalidone"}
     assert persons(con, "long_acting_beta2_agonists") == {"laba_ics"}
     assert persons(con, "short_acting_beta2_agonists") == {"saba"}

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from pipelines import paths
+from pipelines.phenotypes.code_formats import VOCABULARIES_BY_DOMAIN
 from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, load_phenotype_library
 from pipelines.phenotypes.schema import (
     AllOfRule,
@@ -55,7 +56,15 @@ fails when this page and the files disagree). Each phenotype is one YAML file; t
   listed code; *prefix* (ICD-10-CM and ATC only) means starting with it, so `I70.2` covers `I70.213`. Excluded codes
   never count for the phenotype, even under an included prefix. Every code is checked when the files load: format
   per vocabulary, SNOMED CT Verhoeff and LOINC mod-10 check digits, and ICD-10-CM codes must exist in the CMS
-  April 2026 release. Codes that could not be verified are not used.
+  April 2026 release. Codes that could not be verified are not used. Each code group names its source and the day
+  it was checked.
+- **Drug classes.** A drug phenotype is defined by ingredient: the RxNorm ingredient CUIs of the class and every
+  ATC code of a product that contains a class ingredient, so a combination product counts for each of its
+  ingredients' classes (lisinopril + hydrochlorothiazide, C09BA03, is an ACE inhibitor, a thiazide and
+  hydrochlorothiazide). The codes of each class equal its rows in `phenotypes/reference/drug_ingredients.csv`, a
+  versioned table with a source and check date per entry (`tests/test_phenotype_drug_classes.py`). An OMOP clinical
+  drug reaches its ingredients and ATC classes through `vocabulary.concept_code_map`; a canonical extract must
+  record the ingredient CUI or the ATC code. A study that wants monotherapy excludes combinations in its own design.
 - **Records.** Conditions come from `staging.condition_occurrence` (event date: `condition_start_date`), drugs from
   `staging.drug_exposure` (event date: `drug_exposure_start_date`), measurements from `staging.measurement`. Each
   staging table is read by one statement for all phenotypes of its domain.
@@ -82,12 +91,14 @@ def generate_markdown(library: PhenotypeLibrary) -> str:
     folders = [f for f in FOLDER_TITLES if f in by_folder] + sorted(f for f in by_folder if f not in FOLDER_TITLES)
 
     lines = [INTRODUCTION, "## Index", "",
-             "| id | name | domain | rule | version |", "|---|---|---|---|---|"]
+             "Codes: the number of included codes per vocabulary the domain's records hold (a prefix counts as one "
+             "code), so a vocabulary with few or no codes stands out.", "",
+             "| id | name | domain | rule | codes | version |", "|---|---|---|---|---|---|"]
     for folder in folders:
         for phenotype in by_folder[folder]:
             d = phenotype.definition
             lines.append(f"| [`{d.id}`](#{d.id}) | {_cell(d.name)} | {d.domain} | {_cell(_rule_summary(d))} "
-                         f"| {d.version} |")
+                         f"| {_cell(vocabulary_counts_text(d))} | {d.version} |")
     lines.append("")
     for folder in folders:
         lines += [f"## {FOLDER_TITLES.get(folder, folder)}", ""]
@@ -101,7 +112,8 @@ def _phenotype_section(phenotype: LoadedPhenotype) -> list[str]:
     lines = [f'<a id="{d.id}"></a>', f"### `{d.id}`: {d.name}", "", d.description, "",
              f"- File: `{phenotype.source_file}` (version {d.version}, domain {d.domain})",
              f"- Seed section: {d.seed_section}",
-             f"- Rule: {rule_text(d)}", ""]
+             f"- Rule: {rule_text(d)}",
+             f"- Codes per vocabulary: {vocabulary_counts_text(d)}", ""]
     if d.codes:
         lines += ["Codes:", ""] + _code_table(d.codes, with_units=d.domain == "measurement") + [""]
     if d.exclude_codes:
@@ -116,15 +128,41 @@ def _phenotype_section(phenotype: LoadedPhenotype) -> list[str]:
     return lines
 
 
+def vocabulary_counts(definition: PhenotypeDefinition) -> dict[str, tuple[int, int]]:
+    """Per vocabulary: (included codes, of which prefixes). Every vocabulary the domain's records hold is present,
+    with (0, 0) when the phenotype lists none of its codes; vocabularies outside the domain's follow if listed."""
+    counts = {vocabulary: (0, 0) for vocabulary in VOCABULARIES_BY_DOMAIN.get(definition.domain, ())}
+    for group in definition.codes:
+        total, prefixes = counts.get(group.vocabulary, (0, 0))
+        counts[group.vocabulary] = (total + len(group.codes),
+                                    prefixes + (len(group.codes) if group.match == "prefix" else 0))
+    return counts
+
+
+def vocabulary_counts_text(definition: PhenotypeDefinition) -> str:
+    """'ATC 27 (2 prefixes), RxNorm 14'; composites, which list no codes, give '—'."""
+    counts = vocabulary_counts(definition)
+    if not counts:
+        return "—"
+    parts = []
+    for vocabulary, (total, prefixes) in counts.items():
+        text = f"{vocabulary} {total}"
+        if prefixes:
+            text += f" ({prefixes} prefix{'es' if prefixes > 1 else ''})"
+        parts.append(text)
+    return ", ".join(parts)
+
+
 def _code_table(groups: list[CodeGroup], with_units: bool) -> list[str]:
-    header = "| vocabulary | match | codes | unit | status | source | note |" if with_units else \
-        "| vocabulary | match | codes | status | source | note |"
+    header = "| vocabulary | match | codes | unit | status | source | checked | note |" if with_units else \
+        "| vocabulary | match | codes | status | source | checked | note |"
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for group in groups:
         cells = [group.vocabulary, group.match, ", ".join(f"`{c}`" for c in group.codes)]
         if with_units:
             cells.append(group.unit or "")
-        cells += [STATUS_WORDS[group.status], group.source, group.note or ""]
+        cells += [STATUS_WORDS[group.status], group.source,
+                  group.checked_on.isoformat() if group.checked_on else "", group.note or ""]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return lines
 

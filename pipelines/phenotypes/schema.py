@@ -15,6 +15,7 @@ A phenotype is one of four domains:
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -42,6 +43,8 @@ class CodeGroup(_Strict):
         description="verified: read in a named, authoritative source. verified_weak: seen only in secondary or "
                     "unnamed public sources. Unverified (recalled) codes are not allowed in a definition.")
     source: str = Field(min_length=1, description="Where the codes were checked.")
+    checked_on: date | None = Field(
+        default=None, description="The day the codes were last checked against the source (YYYY-MM-DD).")
     unit: str | None = Field(
         default=None,
         description="Measurement phenotypes only: the unit the code reports (from its LOINC property). A record with "
