@@ -114,7 +114,8 @@ DROP TABLE IF EXISTS phenotype.person_summary;
 CREATE TABLE phenotype.person_summary (
     person_id    VARCHAR NOT NULL,
     phenotype_id VARCHAR NOT NULL,
-    first_date   DATE NOT NULL,
+    first_date   DATE NOT NULL,  -- the first day the rule holds on the records up to that day (the confirming record)
+    end_date     DATE,           -- the first later day it no longer holds; NULL: it holds from first_date on
     last_date    DATE NOT NULL,
     event_count  BIGINT NOT NULL,
     version      INTEGER NOT NULL
