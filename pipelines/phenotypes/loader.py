@@ -7,6 +7,7 @@ here: a broken definition stops the run before any SQL runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,22 @@ class PhenotypeLibrary:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(p.id for p in self.phenotypes)
+
+    @property
+    def domains(self) -> dict[str, str]:
+        """Phenotype id -> domain (condition, drug, measurement or composite)."""
+        return {p.id: p.definition.domain for p in self.phenotypes}
+
+
+def phenotype_library(folder: Path | str = paths.PHENOTYPES_DIR) -> PhenotypeLibrary:
+    """The library of ``folder``, read and checked once per process: what every stage asks for the phenotype ids,
+    domains and rules (studies, quality suites, docs). ``load_phenotype_library`` reads the files again."""
+    return _library_of(Path(folder).resolve())
+
+
+@functools.lru_cache(maxsize=None)
+def _library_of(folder: Path) -> PhenotypeLibrary:
+    return load_phenotype_library(folder)
 
 
 def load_phenotype_library(folder: Path | str = paths.PHENOTYPES_DIR) -> PhenotypeLibrary:
