@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, load_phenotype_library
+from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, phenotype_library
 from pipelines.phenotypes.schema import (
     AllOfRule,
     InpatientOrOutpatientRule,
@@ -138,7 +138,7 @@ def run_phenotypes(con: duckdb.DuckDBPyConnection,
     behind and the previous phenotype tables, if any, are kept. Returns the counts per phenotype.
     """
     if library is None:
-        library = load_phenotype_library()
+        library = phenotype_library()
     compiled = compile_phenotypes(library)
     con.begin()
     try:

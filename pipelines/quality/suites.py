@@ -36,11 +36,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines import extract_spec as spec
 from pipelines.paths import EXPECTATIONS_DIR
 from pipelines.quality.valid_codes import VALID_ICD10CM_TABLE
+
+if TYPE_CHECKING:
+    from pipelines.cohorts.study import StudyDefinition
 
 SUITE_VERSION = 1
 STAGING_LAYER = "staging"
@@ -667,13 +670,17 @@ def build_staging_suite(table: spec.Table) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Cohort outputs: one suite per study (expectations/cohort/<study>.json), generated from studies/*.yaml
+# Cohort outputs: one suite per study, built from the study as the run resolves it (its file plus the run's
+# overrides) when the checks run, so it is never stale and a new study needs no generated file.
 # ---------------------------------------------------------------------------------------------------------------
 COHORT_LAYER = "cohort"
+COHORT_TABLE = "cohort.study_population"
 
 
-def cohort_checks(study_id: str, study_start: str, study_end: str) -> list[Check]:
+def cohort_checks(study: StudyDefinition) -> list[Check]:
     """Checks of one study's rows of cohort.study_population and results.attrition."""
+    study_id = study.id
+    study_start, study_end = study.study_period.start.isoformat(), study.study_period.end.isoformat()
     rows = f"SELECT * FROM {{batch}} WHERE study_id = {literal(study_id)}"  # {batch}: cohort.study_population
     return [
         violating_rows(
@@ -685,7 +692,7 @@ def cohort_checks(study_id: str, study_start: str, study_end: str) -> list[Check
             "index_inside_study_period", f"""SELECT person_id, index_date FROM ({rows})
             WHERE index_date < DATE {literal(study_start)} OR index_date > DATE {literal(study_end)}""",
             category="plausibility", subcategory="temporal", severity=FATAL, threshold=0, column="index_date",
-            description=f"Index dates lie inside the study period ({study_start} to {study_end})."),
+            description=f"Index dates lie inside the study period of the run ({study_start} to {study_end})."),
         violating_rows(
             "followup_not_negative", f"""SELECT person_id, followup_days FROM ({rows})
             WHERE followup_days < 0 OR followup_end < index_date""",
@@ -710,35 +717,19 @@ def cohort_checks(study_id: str, study_start: str, study_end: str) -> list[Check
     ]
 
 
-def build_cohort_suite(study_id: str, study_start: str, study_end: str) -> dict[str, Any]:
+def build_cohort_suite(study: StudyDefinition) -> dict[str, Any]:
+    """The GX suite (JSON form) of one study, as resolved for the run."""
     return {
-        "name": suite_name(COHORT_LAYER, study_id),
+        "name": suite_name(COHORT_LAYER, study.id),
         "meta": {
             "suite_version": SUITE_VERSION,
-            "table": "cohort.study_population",
-            "study_id": study_id,
+            "table": COHORT_TABLE,
+            "study_id": study.id,
             "framework": "OHDSI Data Quality Dashboard categories (conformance, completeness, plausibility)",
-            "generated_by": "python -m pipelines.quality.suites (do not edit by hand)",
+            "generated_by": "pipelines.quality.suites.build_cohort_suite, from the study as the run resolves it",
         },
-        "expectations": [check.to_json() for check in cohort_checks(study_id, study_start, study_end)],
+        "expectations": [check.to_json() for check in cohort_checks(study)],
     }
-
-
-def cohort_suites() -> list[dict[str, Any]]:
-    from pipelines.cohorts.study import load_studies  # studies are read only when cohort suites are built
-
-    return [build_cohort_suite(s.id, s.study_period.start.isoformat(), s.study_period.end.isoformat())
-            for s in load_studies().values()]
-
-
-def write_cohort_suites() -> list[Path]:
-    written = []
-    for suite in cohort_suites():
-        path = suite_path(suite["name"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(suite_json_text(suite))
-        written.append(path)
-    return written
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -916,5 +907,5 @@ def read_suite_json(name: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    for written_path in [*write_staging_suites(), *write_cohort_suites(), write_phenotype_suite()]:
+    for written_path in [*write_staging_suites(), write_phenotype_suite()]:
         print(written_path)
