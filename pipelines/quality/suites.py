@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import extract_spec as spec
 from pipelines.paths import EXPECTATIONS_DIR
+from pipelines.phenotypes.loader import phenotype_library
 from pipelines.quality.valid_codes import VALID_ICD10CM_TABLE
 
 if TYPE_CHECKING:
@@ -99,17 +100,24 @@ class PlausibleRange:
     unit: str
     low: float
     high: float
+    low_inclusive: bool = True  # False: a range open at its lower end (any value above `low`)
+
+
+def _library_range(check_name: str, label: str, vocabulary: str, code: str, unit: str) -> PlausibleRange:
+    """The plausible range the phenotype library states for a code (in its canonical unit, which `unit` names)."""
+    low, high, low_inclusive = phenotype_library().plausible_range(vocabulary, code)
+    return PlausibleRange(check_name, label, vocabulary, code, unit, low, high, low_inclusive)
 
 
 # Physiologically possible ranges, wide on purpose: abnormal but real results must pass. Units per
-# ../shared/reference/phenotype_codes.md (mEq/L equals mmol/L for sodium and potassium).
+# ../shared/reference/phenotype_codes.md (mEq/L equals mmol/L for sodium and potassium). The ABI's comes from the
+# phenotype library, which states it once for the code: above 0 (0 < ABI < 0.20 is critical ischaemia) to 2.5.
 PLAUSIBLE_MEASUREMENT_RANGES: tuple[PlausibleRange, ...] = (
     PlausibleRange("sodium_value_plausible", "sodium", "LOINC", "2951-2", "mmol/L", 100, 200),
     PlausibleRange("potassium_value_plausible", "potassium", "LOINC", "2823-3", "mmol/L", 1, 10),
     PlausibleRange("magnesium_mg_dl_value_plausible", "magnesium (mass)", "LOINC", "19123-9", "mg/dL", 0.25, 12),
     PlausibleRange("magnesium_mmol_l_value_plausible", "magnesium (moles)", "LOINC", "2601-3", "mmol/L", 0.1, 5),
-    PlausibleRange("ankle_brachial_index_value_plausible", "ankle-brachial index", "SNOMED", "446841001", "ratio",
-                   0.2, 2.5),
+    _library_range("ankle_brachial_index_value_plausible", "ankle-brachial index", "SNOMED", "446841001", "ratio"),
 )
 
 DAYS_SUPPLY_RANGE = (1, 365)
@@ -560,12 +568,17 @@ def measurement_ranges(table: spec.Table) -> list[Check]:
              "parameter": r.vocabulary},
             {"type": "comparison", "column": {"name": "measurement_code"}, "operator": "==", "parameter": r.code},
         ]}
+        kwargs = {"column": "value_as_number", "min_value": r.low, "max_value": r.high, "row_condition": condition}
+        between = f"between {r.low:g} and {r.high:g}"
+        if not r.low_inclusive:
+            kwargs["strict_min"] = True
+            between = f"above {r.low:g} and at most {r.high:g}"
         checks.append(Check(
             name=r.check_name,
             expectation_type="expect_column_values_to_be_between",
-            kwargs={"column": "value_as_number", "min_value": r.low, "max_value": r.high, "row_condition": condition},
+            kwargs=kwargs,
             category="plausibility", subcategory="value: plausible range", severity=WARNING, threshold=1,
-            description=f"{r.label} ({r.vocabulary} {r.code}) is between {r.low:g} and {r.high:g} {r.unit}; values "
+            description=f"{r.label} ({r.vocabulary} {r.code}) is {between} {r.unit}; values "
                         "outside cannot be measured in a living person and are entry or unit errors. The "
                         "percentage is of this code's filled values.",
             extra_meta={"unit": r.unit},

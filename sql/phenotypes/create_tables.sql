@@ -42,13 +42,15 @@ CREATE TABLE phenotype.rules (
     min_days_apart INTEGER            -- one_inpatient_or_two_outpatient rules
 );
 
--- Measurement phenotypes: canonical unit, plausible range (both ends included) and threshold, all in the
--- canonical unit. A NULL bound is open.
+-- Measurement phenotypes: canonical unit, plausible range and threshold, all in the canonical unit. The plausible
+-- range includes its upper end, and its lower end unless plausible_min_inclusive is false. A NULL threshold bound
+-- is open.
 DROP TABLE IF EXISTS phenotype.measurement_rules;
 CREATE TABLE phenotype.measurement_rules (
     phenotype_id              VARCHAR NOT NULL PRIMARY KEY,
     canonical_unit            VARCHAR NOT NULL,
     plausible_min             DOUBLE NOT NULL,
+    plausible_min_inclusive   BOOLEAN NOT NULL,
     plausible_max             DOUBLE NOT NULL,
     threshold_lower           DOUBLE,
     threshold_lower_inclusive BOOLEAN,
