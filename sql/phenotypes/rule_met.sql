@@ -36,27 +36,30 @@ UNION ALL
 -- one_inpatient_or_two_outpatient: a record in an inpatient visit, or two records outside inpatient visits
 -- (outpatient, emergency, or no visit recorded) at least min_days_apart days apart. The confirming record is the
 -- first inpatient record or the first outside record min_days_apart or more after the first outside record (the
--- earliest partner any record can have), whichever comes first.
-SELECT person_id, phenotype_id,
-       least(first_inpatient, first_outside_confirmed), NULL, max(event_date), count(*)
-FROM (
-    SELECT person_id, phenotype_id, event_date,
-           min(CASE WHEN is_inpatient THEN event_date END)
-               OVER (PARTITION BY person_id, phenotype_id) AS first_inpatient,
-           min(CASE WHEN NOT is_inpatient AND event_date - first_outside >= min_days_apart THEN event_date END)
-               OVER (PARTITION BY person_id, phenotype_id) AS first_outside_confirmed
-    FROM (
-        SELECT records.person_id, records.phenotype_id, records.event_date, rules.min_days_apart,
-               coalesce(records.visit_type = 'inpatient', false) AS is_inpatient,
-               min(CASE WHEN records.visit_type IS DISTINCT FROM 'inpatient' THEN records.event_date END)
-                   OVER (PARTITION BY records.person_id, records.phenotype_id) AS first_outside
-        FROM phenotype_condition_records AS records
-        JOIN phenotype.rules ON rules.phenotype_id = records.phenotype_id
-        WHERE rules.rule_type = 'one_inpatient_or_two_outpatient'
-    ) AS with_first_outside
-) AS with_confirmations
-GROUP BY person_id, phenotype_id, first_inpatient, first_outside_confirmed
-HAVING least(first_inpatient, first_outside_confirmed) IS NOT NULL
+-- earliest partner any record can have), whichever comes first. Two hash aggregates and a join, no sort.
+SELECT records.person_id, records.phenotype_id,
+       least(firsts.first_inpatient,
+             min(CASE WHEN records.visit_type IS DISTINCT FROM 'inpatient'
+                       AND records.event_date - firsts.first_outside >= firsts.min_days_apart
+                      THEN records.event_date END)),
+       NULL, max(records.event_date), count(*)
+FROM phenotype_condition_records AS records
+JOIN (
+    SELECT records.person_id, records.phenotype_id, rules.min_days_apart,
+           min(CASE WHEN records.visit_type = 'inpatient' THEN records.event_date END) AS first_inpatient,
+           min(CASE WHEN records.visit_type IS DISTINCT FROM 'inpatient' THEN records.event_date END)
+               AS first_outside
+    FROM phenotype_condition_records AS records
+    JOIN phenotype.rules ON rules.phenotype_id = records.phenotype_id
+    WHERE rules.rule_type = 'one_inpatient_or_two_outpatient'
+    GROUP BY records.person_id, records.phenotype_id, rules.min_days_apart
+) AS firsts
+  ON firsts.person_id = records.person_id AND firsts.phenotype_id = records.phenotype_id
+GROUP BY records.person_id, records.phenotype_id, firsts.first_inpatient
+HAVING least(firsts.first_inpatient,
+             min(CASE WHEN records.visit_type IS DISTINCT FROM 'inpatient'
+                       AND records.event_date - firsts.first_outside >= firsts.min_days_apart
+                      THEN records.event_date END)) IS NOT NULL
 
 UNION ALL
 
