@@ -95,7 +95,8 @@ class HandExtract:
             con.executemany("INSERT INTO phenotype.events (person_id, phenotype_id, event_date, source_table, "
                             "vocabulary, code, event_end_date) VALUES (?, ?, ?, ?, ?, ?, ?)", self.events)
         con.execute("CREATE OR REPLACE TABLE phenotype.person_summary AS SELECT person_id, phenotype_id, "
-                    "min(event_date) AS first_date, max(event_date) AS last_date, count(*) AS event_count, "
+                    "min(event_date) AS first_date, CAST(NULL AS DATE) AS end_date, max(event_date) AS last_date, "
+                    "count(*) AS event_count, "
                     "'test' AS version FROM phenotype.events GROUP BY person_id, phenotype_id")
         for (person_id, phenotype_id), day in self.summary_first_dates.items():
             con.execute("UPDATE phenotype.person_summary SET first_date = ? WHERE person_id = ? AND phenotype_id = ?",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from pipelines.cohorts.study import (
     load_studies,
     load_study,
 )
-from pipelines.paths import STUDIES_DIR
+from pipelines.paths import PHENOTYPES_DIR, STUDIES_DIR
+from pipelines.phenotypes import load_phenotype_library
 
 MINIMAL = {
     "id": "mini",
@@ -132,9 +134,14 @@ def test_broken_yaml_names_the_file(tmp_path):
         load_study(path)
 
 
-def test_known_phenotypes_can_be_given(tmp_path):
+def test_the_phenotype_library_can_be_given(tmp_path):
+    library_folder = tmp_path / "phenotypes"
+    shutil.copytree(PHENOTYPES_DIR, library_folder)
+    hypothyroidism = (library_folder / "conditions" / "hypothyroidism.yaml").read_text()
+    (library_folder / "conditions" / "my_new_phenotype.yaml").write_text(
+        hypothyroidism.replace("id: hypothyroidism", "id: my_new_phenotype"))
     path = write_study(tmp_path, {**MINIMAL, "exposures": ["my_new_phenotype"]})
-    assert load_study(path, known_phenotypes=frozenset({"my_new_phenotype", "leg_cramps"})).exposures
+    assert load_study(path, load_phenotype_library(library_folder)).exposures
     with pytest.raises(StudyDefinitionError, match="unknown phenotype 'my_new_phenotype'"):
         load_study(path)
 

@@ -117,6 +117,38 @@ def test_a_partial_study_period_override_keeps_the_file_end(overridden_run):
     assert date.fromisoformat(PERIOD_START) <= earliest <= latest <= file_end
 
 
+# The cohort checks judge the study the run used: a study period reaching past the file's end (2022-12-31) publishes.
+# The start moves too, so that a small extract has index dates after the file's end.
+LATER_PERIOD = {"study_period": {"start": "2022-07-01", "end": "2023-06-30"}}
+
+
+def test_a_study_period_override_past_the_file_end_publishes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("later_period")
+    extract = folder / "extract"
+    subprocess.run([str(Path(sys.executable).parent / "legcramp-generate"), "--patients", "400", "--seed", "7",
+                    "--out", str(extract)], check=True, capture_output=True)
+    database = folder / "published" / f"{SITE}.duckdb"
+    home = folder / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        result = _launch(instance, _config_with_overrides(extract, database, {"leg_cramps": LATER_PERIOD}))
+    assert result.success, failure_messages(result)
+    [period_check] = [e.asset_check_evaluation_data for e in result.all_events
+                      if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                      and e.asset_check_evaluation_data.check_name == "index_inside_study_period"
+                      and e.asset_check_evaluation_data.asset_key.path == ["cohort", "leg_cramps"]]
+    assert period_check.passed
+    assert "2022-07-01 to 2023-06-30" in period_check.description
+    con = duckdb.connect(str(database), read_only=True)
+    earliest, latest, after_file_end = con.execute(
+        "SELECT min(index_date), max(index_date), count(*) FILTER (WHERE index_date > DATE '2022-12-31') "
+        "FROM cohort.study_population WHERE study_id = 'leg_cramps'").fetchone()
+    con.close()
+    assert date(2022, 7, 1) <= earliest and latest <= date(2023, 6, 30)
+    assert after_file_end > 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # An invalid override fails the run before any step, and config_problems says the same
 # ---------------------------------------------------------------------------------------------------------------

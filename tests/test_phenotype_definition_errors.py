@@ -233,6 +233,25 @@ def test_duplicate_id(tmp_path):
                                          f"(also defined in {first.resolve().as_posix()})")
 
 
+def test_one_code_has_one_plausible_range(tmp_path):
+    write(tmp_path, MEASUREMENT)
+    # The same code with the same range in mEq/L (= mmol/L) is the same fact; another range is refused.
+    same = changed(MEASUREMENT, id="sodium_low_same_range", **{"measurement.plausible_range.unit": "mEq/L"})
+    write(tmp_path, same)
+    assert len(load_phenotype_library(tmp_path)) == 2
+    other = write(tmp_path, changed(MEASUREMENT, id="sodium_low_other_range",
+                                    **{"measurement.plausible_range.min": 90}))
+    assert str(load_error(tmp_path)) == (
+        f"{other.resolve().as_posix()}: measurement.plausible_range: LOINC 2951-2 is plausible in [90, 200] here "
+        "but in [100, 200] in hyponatremia_lab; a code has one plausible range")
+
+
+def test_a_plausible_range_open_at_its_lower_end(tmp_path):
+    write(tmp_path, changed(MEASUREMENT, **{"measurement.plausible_range.min": 0,
+                                            "measurement.plausible_range.min_inclusive": False}))
+    assert load_phenotype_library(tmp_path).plausible_range("LOINC", "2951-2") == (0, 200, False)
+
+
 def test_composite_referencing_an_unknown_phenotype(tmp_path):
     write(tmp_path, CONDITION)
     path = write(tmp_path, COMPOSITE)

@@ -20,6 +20,7 @@ PROJECT_PHENOTYPES = {
     "abi_borderline": ("measurement", "lowest_value"),
     "abi_normal": ("measurement", "all_values"),
     "abi_noncompressible": ("measurement", "min_records"),
+    "abi_critical_ischaemia": ("measurement", "min_records"),
     "claudication_with_borderline_or_normal_abi": ("composite", "all_of"),
     "hyponatremia_diagnosis": ("condition", "min_records"),
     "hyponatremia_lab": ("measurement", "min_records"),
@@ -131,13 +132,15 @@ def test_vascular_codes(library):
     ("abi_normal", 1.00, True, 1.40, True),
     ("abi_noncompressible", 1.40, False, None, None),
     ("abi_lowest_0_91_to_1_30", 0.90, False, 1.30, True),
+    ("abi_critical_ischaemia", None, None, 0.20, False),
 ])
 def test_abi_thresholds(library, phenotype_id, lower, lower_inclusive, upper, upper_inclusive):
     (row,) = [r for r in compile_phenotypes(library).definition_rows["measurement_rules"]
               if r["phenotype_id"] == phenotype_id]
     assert (row["threshold_lower"], row["threshold_lower_inclusive"], row["threshold_upper"],
             row["threshold_upper_inclusive"]) == (lower, lower_inclusive, upper, upper_inclusive)
-    assert (row["plausible_min"], row["plausible_max"]) == (0.2, 2.5)
+    # Above 0 (0 < ABI < 0.20 is critical ischaemia, not an error) up to 2.5.
+    assert (row["plausible_min"], row["plausible_min_inclusive"], row["plausible_max"]) == (0, False, 2.5)
     assert codes(library, phenotype_id, "SNOMED") == {"446841001"}
     assert library[phenotype_id].definition.measurement.laterality == "per_leg"
 

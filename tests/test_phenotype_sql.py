@@ -158,7 +158,11 @@ MEASUREMENTS = [
     abi("abi_worse_later", 1.10, "L", "2020-01-01"), abi("abi_worse_later", 1.05, "R", "2020-01-01"),
     abi("abi_worse_later", 1.00, "L", "2021-01-01"), abi("abi_worse_later", 0.85, "R", "2021-01-01"),
     abi("abi_low_and_calcified", 0.80, "L", "2020-05-01"), abi("abi_low_and_calcified", 1.50, "R", "2020-05-01"),
-    abi("abi_implausible_ignored", 0.10, "L"), abi("abi_implausible_ignored", 1.10, "R"),
+    abi("abi_implausible_ignored", 2.60, "L"), abi("abi_implausible_ignored", 1.10, "R"),
+    abi("abi_zero_ignored", 0.00, "L"), abi("abi_zero_ignored", 1.10, "R"),
+    # Critical ischaemia: kept, low (not borderline by the other leg) and flagged.
+    abi("abi_0_15_critical", 0.15, "L", "2020-02-01"), abi("abi_0_15_critical", 0.95, "R", "2020-02-01"),
+    abi("abi_0_20_not_critical", 0.20, "L"), abi("abi_0_20_not_critical", 1.00, "R"),
     abi("abi_no_side_no_unit", 0.95, None, unit=None),
     abi("claudication_borderline_abi", 0.95, "L", "2020-03-01"),
     abi("claudication_borderline_abi", 1.02, "R", "2020-03-01"),
@@ -211,7 +215,19 @@ def test_diabetes_one_inpatient_or_two_outpatient_30_days_apart(con):
     events = con.execute("SELECT count(*) FROM phenotype.events WHERE phenotype_id = 'diabetes_mellitus' "
                          "AND person_id IN ('dm_outpatient_29_days', 'dm_one_outpatient')").fetchone()[0]
     assert events == 3
-    assert summary(con, "diabetes_mellitus", "dm_outpatient_30_days") == (date(2020, 1, 1), date(2020, 1, 31), 2)
+    # Dated at the confirming record (the one that makes the rule true), not at the first record.
+    assert summary(con, "diabetes_mellitus", "dm_outpatient_30_days") == (date(2020, 1, 31), date(2020, 1, 31), 2)
+    first_dates = dict(con.execute("SELECT person_id, first_date FROM phenotype.person_summary "
+                                   "WHERE phenotype_id = 'diabetes_mellitus'").fetchall())
+    assert first_dates == {
+        "dm_inpatient": date(2020, 1, 1),
+        "dm_outpatient_30_days": date(2020, 1, 31),
+        "dm_emergency_and_outpatient": date(2020, 3, 1),
+        "dm_no_visit": date(2020, 2, 15),
+        "dm_in_and_out": date(2020, 1, 20),  # outpatient 01-10 alone is not enough; the inpatient record confirms
+    }
+    assert persons(con, "peripheral_arterial_disease") == {"pad_inpatient", "pvd_outpatient_twice"}
+    assert summary(con, "peripheral_arterial_disease", "pvd_outpatient_twice")[0] == date(2021, 3, 1)
 
 
 def test_peripheral_arterial_disease_and_claudication(con):
@@ -276,16 +292,32 @@ def test_magnesium_boundaries_in_both_units(con):
 
 def test_abi_categories(con):
     assert persons(con, "abi_low") == {"abi_0_90", "abi_worse_later", "abi_low_and_calcified",
-                                       "claudication_low_abi"}
+                                       "claudication_low_abi", "abi_0_15_critical", "abi_0_20_not_critical"}
     assert persons(con, "abi_borderline") == {"abi_0_91", "abi_no_side_no_unit", "claudication_borderline_abi"}
+    # abi_worse_later was normal in 2020 (1.10/1.05), before its 0.85 of 2021: both, each on its own days.
     assert persons(con, "abi_normal") == {"abi_1_40", "abi_implausible_ignored", "claudication_abi_1_31",
-                                          "claudication_abi_1_30"}
+                                          "claudication_abi_1_30", "abi_worse_later", "abi_zero_ignored"}
     assert persons(con, "abi_noncompressible") == {"abi_1_41", "abi_low_and_calcified"}
 
 
-def test_abi_first_date_is_the_date_of_the_lowest_value(con):
-    # 1.10/1.05 in 2020, then 1.00/0.85 in 2021: the 0.85 of the right leg decides.
+def test_abi_below_0_20_is_critical_ischaemia_not_implausible(con):
+    assert persons(con, "abi_critical_ischaemia") == {"abi_0_15_critical"}
+    assert summary(con, "abi_low", "abi_0_15_critical") == (date(2020, 2, 1), date(2020, 2, 1), 1)
+    assert con.execute("SELECT value FROM phenotype.events WHERE phenotype_id = 'abi_critical_ischaemia'"
+                       ).fetchall() == [(0.15,)]
+    assert "abi_0_15_critical" not in persons(con, "abi_borderline")
+    # 0 and below stay implausible: the 1.10 of the other leg alone decides.
+    assert "abi_zero_ignored" not in persons(con, "abi_low")
+
+
+def test_abi_is_judged_on_the_values_up_to_each_day(con):
+    # 1.10/1.05 in 2020, then 1.00/0.85 in 2021: normal from 2020 until the 0.85 of the right leg, low from then.
     assert summary(con, "abi_low", "abi_worse_later") == (date(2021, 1, 1), date(2021, 1, 1), 1)
+    periods = dict(con.execute("SELECT phenotype_id, (first_date, end_date) FROM phenotype.person_summary "
+                               "WHERE person_id = 'abi_worse_later'").fetchall())
+    assert periods == {"abi_normal": (date(2020, 1, 1), date(2021, 1, 1)),
+                       "abi_lowest_0_91_to_1_30": (date(2020, 1, 1), date(2021, 1, 1)),
+                       "abi_low": (date(2021, 1, 1), None)}
     lowest = con.execute("SELECT value, laterality FROM phenotype.events WHERE phenotype_id = 'abi_low' "
                          "AND person_id = 'abi_worse_later'").fetchone()
     assert lowest == (0.85, "R")
@@ -295,7 +327,7 @@ def test_claudication_with_borderline_or_normal_abi(con):
     # Lowest value in (0.90, 1.30], whatever the other leg: 1.41 next to 1.20 counts, 1.31 does not.
     assert persons(con, "abi_lowest_0_91_to_1_30") == {
         "abi_0_91", "abi_1_40", "abi_1_41", "abi_implausible_ignored", "abi_no_side_no_unit",
-        "claudication_borderline_abi", "claudication_abi_1_30"}
+        "claudication_borderline_abi", "claudication_abi_1_30", "abi_worse_later", "abi_zero_ignored"}
     assert persons(con, "claudication_with_borderline_or_normal_abi") == {
         "claudication_borderline_abi", "claudication_abi_1_30"}
     # The later of the parts' first dates: claudication 2020-02-01, ABI 2020-03-01.
@@ -336,8 +368,8 @@ def test_output_tables_have_the_documented_columns(con):
     assert columns("code_list") == ["phenotype_id", "vocabulary", "code", "match_type", "excluded"]
     assert columns("events") == ["person_id", "phenotype_id", "event_date", "value", "unit", "laterality",
                                  "source_table", "vocabulary", "code", "event_end_date"]
-    assert columns("person_summary") == ["person_id", "phenotype_id", "first_date", "last_date", "event_count",
-                                         "version"]
+    assert columns("person_summary") == ["person_id", "phenotype_id", "first_date", "end_date", "last_date",
+                                         "event_count", "version"]
     definitions = con.execute("SELECT count(*), count(DISTINCT sha256) FROM phenotype.definitions").fetchone()
     assert definitions == (len(load_phenotype_library()), len(load_phenotype_library()))
 

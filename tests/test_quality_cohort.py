@@ -7,7 +7,8 @@ import shutil
 import duckdb
 import pytest
 
-from pipelines.cohorts import build_all_studies
+from pipelines.cohorts import build_all_studies, build_study, load_studies
+from pipelines.cohorts.settings import StudySettings
 from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import run_phenotypes
 from pipelines.quality import suites
@@ -28,21 +29,37 @@ def cohort_database(tmp_path_factory):
     return database
 
 
-def failing(database, suite="cohort.leg_cramps") -> dict[str, int]:
-    result = run_suite(database, suite, run_id="test", build_data_docs=False)
+def failing(database, study="leg_cramps", override=None) -> dict[str, int]:
+    """The failed checks of the study's suite, built from the study file with `override` merged over it."""
+    resolved = StudySettings(overrides={study: override} if override else {}).resolve(load_studies()[study])
+    result = run_suite(database, suites.build_cohort_suite(resolved), run_id="test", build_data_docs=False)
     assert all(r.error is None for r in result.results), [r.error for r in result.results]
     return {r.name: r.unexpected_count for r in result.results if not r.passed}
 
 
-def test_cohort_suites_are_up_to_date():
-    for suite in suites.cohort_suites():
-        assert suites.suite_path(suite["name"]).read_text() == suites.suite_json_text(suite), \
-            "run `python -m pipelines.quality.suites`"
+def test_no_cohort_suite_is_stored():
+    # Built for each run from the study it resolves: nothing to regenerate when a study is added or changed.
+    assert not (suites.EXPECTATIONS_DIR / suites.COHORT_LAYER).exists()
+
+
+def test_the_study_period_checked_is_the_one_the_run_used(cohort_database, tmp_path):
+    later_end = {"study_period": {"start": "2022-07-01", "end": "2023-06-30"}}
+    extended = tmp_path / "extended.duckdb"
+    shutil.copy(cohort_database, extended)
+    con = duckdb.connect(str(extended))
+    build_study(con, StudySettings(overrides={"leg_cramps": later_end}).resolve(load_studies()["leg_cramps"]))
+    in_2023 = con.execute("SELECT count(*) FROM cohort.study_population WHERE study_id = 'leg_cramps' "
+                          "AND index_date > DATE '2022-12-31'").fetchone()[0]
+    con.close()
+    assert in_2023 > 10, "the extract must have index dates after the file's study end"
+    assert failing(extended, override=later_end) == {}
+    # Judged against the file's period instead, exactly the persons indexed after 2022-12-31 fail.
+    assert failing(extended) == {"index_inside_study_period": in_2023}
 
 
 def test_clean_cohorts_pass_every_check(cohort_database):
     assert failing(cohort_database) == {}
-    assert failing(cohort_database, "cohort.thiazide_vs_ccb") == {}
+    assert failing(cohort_database, "thiazide_vs_ccb") == {}
 
 
 def test_planted_cohort_violations_are_caught_exactly(cohort_database, tmp_path):
@@ -69,4 +86,4 @@ def test_planted_cohort_violations_are_caught_exactly(cohort_database, tmp_path)
     assert found["followup_not_negative"] >= 1
     assert found["attrition_monotonic"] == 2  # step 1 grows, and step 2 no longer starts where step 1 ended
     assert "outcome_inside_time_at_risk" not in found
-    assert failing(broken, "cohort.thiazide_vs_ccb") == {}
+    assert failing(broken, "thiazide_vs_ccb") == {}

@@ -90,7 +90,7 @@ def corrupted(phenotype_database, tmp_path_factory):
                 "WHERE phenotype_id = ? ORDER BY person_id LIMIT 1", [duplicated])
     orphaned = phenotype_with_persons(1, 10**9, taken)
     taken.append(orphaned)
-    con.execute("INSERT INTO phenotype.person_summary VALUES ('nobody', ?, DATE '2019-01-01', DATE '2019-01-01', 1, 1)",
+    con.execute("INSERT INTO phenotype.person_summary VALUES ('nobody', ?, DATE '2019-01-01', NULL, DATE '2019-01-01', 1, 1)",
                 [orphaned])
     # Under 100 persons, so one row is above the 1% threshold of this warning.
     before_birth = phenotype_with_persons(1, 99, taken)

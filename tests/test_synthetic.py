@@ -282,22 +282,31 @@ def test_abi_truth_matches_written_measurements(loaded):
     loaded.execute("""
         CREATE OR REPLACE TEMP VIEW abi AS SELECT person_id, d, v FROM lab
         WHERE measurement_code = '446841001' AND v BETWEEN 0.2 AND 2.5""")
+    # Each day's verdict on the values up to that day: the lowest so far, and whether all so far were normal.
     loaded.execute("""
-        CREATE OR REPLACE TEMP VIEW abi_person AS
-        SELECT person_id, min(v) AS lowest, arg_min(d, (v, d)) AS lowest_day,
-               min(d) FILTER (WHERE v > 1.40) AS noncompressible_day
-        FROM abi GROUP BY person_id""")
-    _compare(loaded, "abi_low", "SELECT person_id, lowest_day FROM abi_person WHERE lowest <= 0.90")
+        CREATE OR REPLACE TEMP VIEW abi_day AS
+        SELECT person_id, d,
+               min(day_lowest) OVER so_far AS lowest_so_far,
+               bool_and(day_normal) OVER so_far AS normal_so_far
+        FROM (SELECT person_id, d, min(v) AS day_lowest, bool_and(v BETWEEN 1.00 AND 1.40) AS day_normal
+              FROM abi GROUP BY ALL)
+        WINDOW so_far AS (PARTITION BY person_id ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""")
+    _compare(loaded, "abi_low", "SELECT person_id, min(d) FROM abi_day WHERE lowest_so_far <= 0.90 GROUP BY ALL")
     _compare(loaded, "abi_borderline",
-             "SELECT person_id, lowest_day FROM abi_person WHERE lowest BETWEEN 0.91 AND 0.99")
-    _compare(loaded, "abi_normal", "SELECT person_id, lowest_day FROM abi_person "
-                                   "WHERE lowest BETWEEN 1.00 AND 1.40 AND noncompressible_day IS NULL")
-    _compare(loaded, "abi_noncompressible", "SELECT person_id, noncompressible_day FROM abi_person "
-                                            "WHERE noncompressible_day IS NOT NULL")
+             "SELECT person_id, min(d) FROM abi_day WHERE lowest_so_far BETWEEN 0.91 AND 0.99 GROUP BY ALL")
+    _compare(loaded, "abi_normal", "SELECT person_id, min(d) FROM abi_day WHERE normal_so_far GROUP BY ALL")
+    _compare(loaded, "abi_noncompressible", "SELECT person_id, min(d) FROM abi WHERE v > 1.40 GROUP BY ALL")
+    # Both at once: from the claudication code if the ABI range holds then, else from the first ABI day after it.
     _compare(loaded, "claudication_with_borderline_or_normal_abi", """
-        SELECT a.person_id, greatest(a.lowest_day, t.intermittent_claudication_date) FROM abi_person a
-        JOIN truth t USING (person_id)
-        WHERE t.intermittent_claudication_date IS NOT NULL AND a.lowest BETWEEN 0.91 AND 1.30""")
+        SELECT person_id, min(d) FROM (
+        SELECT a.person_id, a.d FROM abi_day a JOIN truth t USING (person_id)
+        WHERE a.lowest_so_far BETWEEN 0.91 AND 1.30 AND a.d >= t.intermittent_claudication_date
+        UNION ALL
+        SELECT a.person_id, t.intermittent_claudication_date FROM abi_day a JOIN truth t USING (person_id)
+        WHERE a.lowest_so_far BETWEEN 0.91 AND 1.30 AND a.d < t.intermittent_claudication_date
+          AND NOT EXISTS (SELECT 1 FROM abi_day b WHERE b.person_id = a.person_id AND b.lowest_so_far < 0.91
+                          AND b.d <= t.intermittent_claudication_date))
+        GROUP BY ALL""")
     for pid in ("abi_low", "abi_borderline", "abi_normal", "abi_noncompressible"):
         assert loaded.execute(f"SELECT count(*) FROM truth WHERE {pid}_date IS NOT NULL").fetchone()[0] > 0, pid
 
@@ -321,10 +330,13 @@ def test_diagnosis_truth_matches_written_conditions(loaded):
                 "restless_legs_syndrome", "venous_disease", "hyponatremia_diagnosis", "diabetic_neuropathy"):
         _compare(loaded, pid, f"SELECT person_id, min(d) FROM dx WHERE {_condition_codes_sql(pid)} GROUP BY ALL")
     for pid in cat.TWO_CODE_RULE_PHENOTYPES:
+        # Dated at the confirming code: an inpatient code, or a code 30+ days after an earlier non-inpatient one.
         _compare(loaded, pid, f"""
-            SELECT person_id, min(d) FROM dx WHERE {_condition_codes_sql(pid)} GROUP BY person_id
-            HAVING bool_or(inpatient)
-                OR max(d) FILTER (WHERE NOT inpatient) - min(d) FILTER (WHERE NOT inpatient) >= 30""")
+            WITH codes AS (SELECT * FROM dx WHERE {_condition_codes_sql(pid)})
+            SELECT a.person_id, min(a.d) FROM codes a
+            WHERE a.inpatient OR (NOT a.inpatient AND EXISTS (
+                SELECT 1 FROM codes b WHERE b.person_id = a.person_id AND NOT b.inpatient AND a.d - b.d >= 30))
+            GROUP BY ALL""")
 
 
 def test_rule_out_persons_are_not_in_the_truth(extract):

@@ -12,72 +12,19 @@ import hashlib
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from pipelines.paths import PHENOTYPES_DIR, STUDIES_DIR
+from pipelines.paths import STUDIES_DIR
+from pipelines.phenotypes.loader import PhenotypeLibrary, phenotype_library
 
 DEFAULT_SMALL_CELL_THRESHOLD = 11
 # Study-independent settings (for now only small_cell_threshold) live in studies/_defaults.yaml; files whose name
 # starts with "_" are not studies.
 DEFAULTS_FILE_NAME = "_defaults.yaml"
-
-# The phenotype library's ids and what kind of records each one finds. `current_use` needs drug fills, so the
-# loader refuses it for phenotypes known to be something else. Ids of phenotypes/*.yaml files are known as well
-# (their kind is then not checked).
-BUILTIN_PHENOTYPE_KINDS: dict[str, str] = {
-    "leg_cramps": "condition",
-    "heat_cramps": "condition",
-    "quinine_start": "drug",
-    "peripheral_arterial_disease": "condition",
-    "intermittent_claudication": "condition",
-    "abi_low": "measurement",
-    "abi_borderline": "measurement",
-    "abi_normal": "measurement",
-    "abi_noncompressible": "measurement",
-    "claudication_with_borderline_or_normal_abi": "measurement",
-    "hyponatremia_diagnosis": "condition",
-    "hyponatremia_lab": "measurement",
-    "hypokalemia_diagnosis": "condition",
-    "hypokalemia_lab": "measurement",
-    "hypomagnesemia_diagnosis": "condition",
-    "hypomagnesemia_lab": "measurement",
-    "dehydration": "condition",
-    "heat_exposure": "condition",
-    "peripheral_neuropathy": "condition",
-    "diabetic_neuropathy": "condition",
-    "radiculopathy": "condition",
-    "lumbar_spinal_stenosis": "condition",
-    "parkinsons_disease": "condition",
-    "hypothyroidism": "condition",
-    "diabetes_mellitus": "condition",
-    "metabolic_myopathy": "condition",
-    "thiazide_diuretics": "drug",
-    "thiazide_like_diuretics": "drug",
-    "hydrochlorothiazide": "drug",
-    "loop_diuretics": "drug",
-    "potassium_sparing_diuretics": "drug",
-    "statins": "drug",
-    "other_lipid_lowering": "drug",
-    "ace_inhibitors": "drug",
-    "angiotensin_receptor_blockers": "drug",
-    "calcium_channel_blockers": "drug",
-    "beta_blockers": "drug",
-    "short_acting_beta2_agonists": "drug",
-    "long_acting_beta2_agonists": "drug",
-    "insulin": "drug",
-    "oral_contraceptives": "drug",
-    "alcohol_use": "condition",
-    "restless_legs_syndrome": "condition",
-    "pseudoclaudication": "condition",
-    "venous_disease": "condition",
-    "chronic_compartment_syndrome": "condition",
-    "osteoarthritis": "condition",
-    "inflammatory_myopathy": "condition",
-}
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 VISIT_TYPES = ("inpatient", "outpatient", "emergency")
@@ -101,14 +48,24 @@ class StudyDefinitionError(ValueError):
         self.problems = problems or []
 
 
-def known_phenotype_ids(phenotypes_dir: Path = PHENOTYPES_DIR) -> frozenset[str]:
-    """The built-in phenotype ids plus the id (file stem) of every phenotypes/*.yaml."""
-    from_files = {path.stem for path in phenotypes_dir.glob("*.yaml")} if phenotypes_dir.is_dir() else set()
-    return frozenset(BUILTIN_PHENOTYPE_KINDS) | frozenset(from_files)
+def phenotype_domains(library: PhenotypeLibrary | None = None) -> dict[str, str]:
+    """Every phenotype a study can name, with its domain (condition, drug, measurement, composite): the phenotype
+    library (phenotypes/**/*.yaml) is the one list of them."""
+    return (library or phenotype_library()).domains
+
+
+def known_phenotype_ids(library: PhenotypeLibrary | None = None) -> frozenset[str]:
+    """The ids of the phenotype library's definitions."""
+    return frozenset(phenotype_domains(library))
+
+
+def _domains_in(info: ValidationInfo) -> Mapping[str, str]:
+    """The phenotypes the validation knows (load_study's context), by default the phenotype library's."""
+    return (info.context or {}).get("phenotype_domains") or phenotype_domains()
 
 
 def _check_phenotype_id(value: str, info: ValidationInfo) -> str:
-    known = (info.context or {}).get("known_phenotypes") or known_phenotype_ids()
+    known = _domains_in(info)
     if value not in known:
         raise ValueError(f"unknown phenotype {value!r}; known phenotypes: {', '.join(sorted(known))}")
     return value
@@ -184,10 +141,10 @@ class PhenotypeReference(_Strict):
         return {"phenotype": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _current_use_needs_a_drug(self) -> PhenotypeReference:
-        kind = BUILTIN_PHENOTYPE_KINDS.get(self.phenotype)
-        if self.window.kind == "current_use" and kind not in (None, "drug"):
-            raise ValueError(f"current_use needs a drug phenotype; {self.phenotype!r} is a {kind} phenotype")
+    def _current_use_needs_a_drug(self, info: ValidationInfo) -> PhenotypeReference:
+        domain = _domains_in(info).get(self.phenotype)
+        if self.window.kind == "current_use" and domain != "drug":
+            raise ValueError(f"current_use needs a drug phenotype; {self.phenotype!r} is a {domain} phenotype")
         return self
 
 
@@ -249,13 +206,14 @@ class NewUserIndex(_Strict):
     washout_days: int = Field(default=365, ge=0)
 
     @model_validator(mode="after")
-    def _two_different_drugs(self) -> NewUserIndex:
+    def _two_different_drugs(self, info: ValidationInfo) -> NewUserIndex:
         if self.target == self.comparator:
             raise ValueError(f"target and comparator are both {self.target!r}")
+        domains = _domains_in(info)
         for role, phenotype in (("target", self.target), ("comparator", self.comparator)):
-            kind = BUILTIN_PHENOTYPE_KINDS.get(phenotype)
-            if kind not in (None, "drug"):
-                raise ValueError(f"{role} must be a drug phenotype; {phenotype!r} is a {kind} phenotype")
+            if domains.get(phenotype) != "drug":
+                raise ValueError(f"{role} must be a drug phenotype; {phenotype!r} is a {domains.get(phenotype)} "
+                                 "phenotype")
         return self
 
 
@@ -541,9 +499,11 @@ def load_defaults(directory: Path = STUDIES_DIR) -> dict[str, Any]:
     return defaults
 
 
-def load_study(path: Path, known_phenotypes: frozenset[str] | None = None,
+def load_study(path: Path, library: PhenotypeLibrary | None = None,
                defaults: dict[str, Any] | None = None, override: dict[str, Any] | None = None) -> StudyDefinition:
     """Read and check one study file. The study id must equal the file name without .yaml.
+
+    `library`: the phenotypes the study may name (default: the phenotype library of phenotypes/).
 
     `override` (a partial study definition, e.g. from a run's configuration) is merged over the file's contents
     (`merge_override`) before the same checks.
@@ -557,7 +517,7 @@ def load_study(path: Path, known_phenotypes: frozenset[str] | None = None,
     defaults = defaults if defaults is not None else load_defaults(path.parent)
     if data.get("small_cell_threshold") is None:
         data = {**data, "small_cell_threshold": defaults["small_cell_threshold"]}
-    context = {"known_phenotypes": known_phenotypes or known_phenotype_ids()}
+    context = {"phenotype_domains": phenotype_domains(library)}
     try:
         study = StudyDefinition.model_validate(data, context=context)
     except ValidationError as error:
@@ -570,7 +530,7 @@ def load_study(path: Path, known_phenotypes: frozenset[str] | None = None,
 
 
 def load_studies(directory: Path = STUDIES_DIR,
-                 known_phenotypes: frozenset[str] | None = None) -> dict[str, StudyDefinition]:
+                 library: PhenotypeLibrary | None = None) -> dict[str, StudyDefinition]:
     """Every studies/<id>.yaml (names starting with "_" are settings, not studies), by id, in file-name order."""
     directory = Path(directory)
     defaults = load_defaults(directory)
@@ -578,7 +538,7 @@ def load_studies(directory: Path = STUDIES_DIR,
     for path in sorted(directory.glob("*.yaml")):
         if path.name.startswith("_"):
             continue
-        study = load_study(path, known_phenotypes, defaults)
+        study = load_study(path, library, defaults)
         studies[study.id] = study
     ids_seen: dict[int, str] = {}
     for study in studies.values():

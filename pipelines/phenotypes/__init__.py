@@ -24,6 +24,7 @@ from pipelines.phenotypes.loader import (
     PhenotypeLibrary,
     load_phenotype_files,
     load_phenotype_library,
+    phenotype_library,
 )
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "load_phenotype_files",
     "load_phenotype_library",
     "phenotype_counts",
+    "phenotype_library",
     "run_phenotypes",
 ]

@@ -23,7 +23,7 @@ import dagster as dg
 from pipelines import paths
 from pipelines.phenotypes.compiler import STAGING_TABLES_BY_DOMAIN, run_phenotypes
 from pipelines.phenotypes.docs import rule_text
-from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, load_phenotype_library
+from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, phenotype_library
 from pipelines.warehouse import Warehouse
 
 GROUP_NAME = "phenotypes"
@@ -40,7 +40,7 @@ def staging_asset_key(table_name: str) -> dg.AssetKey:
 def build_phenotype_assets(library: PhenotypeLibrary | None = None) -> dg.AssetsDefinition:
     """The multi-asset computing every phenotype of ``library`` (default: the files in phenotypes/)."""
     if library is None:
-        library = load_phenotype_library()
+        library = phenotype_library()
     sql_digest = _sql_digest()
 
     @dg.multi_asset(

@@ -24,17 +24,15 @@ from typing import Any
 
 import duckdb
 
-from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, load_phenotype_library
+from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, phenotype_library
 from pipelines.phenotypes.schema import (
+    CONVERSION_DECIMALS,
     AllOfRule,
     InpatientOrOutpatientRule,
     MinRecordsRule,
     normalise_unit,
 )
 from pipelines.sql import read_sql
-
-# Values converted between units are rounded to this many decimals (see measurement_records.sql for why).
-CONVERSION_DECIMALS = 6
 
 # The definition tables, in load order; each has sql/phenotypes/load/<table>.sql.
 DEFINITION_TABLES: tuple[str, ...] = (
@@ -138,7 +136,7 @@ def run_phenotypes(con: duckdb.DuckDBPyConnection,
     behind and the previous phenotype tables, if any, are kept. Returns the counts per phenotype.
     """
     if library is None:
-        library = load_phenotype_library()
+        library = phenotype_library()
     compiled = compile_phenotypes(library)
     con.begin()
     try:
@@ -225,13 +223,14 @@ def _add_measurement_rows(phenotype: LoadedPhenotype, rows: dict[str, list[dict[
         factor = factors[normalise_unit(unit)] if unit is not None else 1.0
         return round(value * factor, CONVERSION_DECIMALS)
 
-    plausible = measurement.plausible_range
+    plausible_min, plausible_max, plausible_min_inclusive = measurement.canonical_plausible_range()
     threshold = measurement.threshold
     rows["measurement_rules"].append({
         "phenotype_id": definition.id,
         "canonical_unit": measurement.canonical_unit,
-        "plausible_min": to_canonical(plausible.min, plausible.unit),
-        "plausible_max": to_canonical(plausible.max, plausible.unit),
+        "plausible_min": plausible_min,
+        "plausible_min_inclusive": plausible_min_inclusive,
+        "plausible_max": plausible_max,
         "threshold_lower": to_canonical(threshold.lower, threshold.unit),
         "threshold_lower_inclusive": None if threshold.lower is None else threshold.at_least is not None,
         "threshold_upper": to_canonical(threshold.upper, threshold.unit),

@@ -70,14 +70,17 @@ fails when this page and the files disagree). Each phenotype is one YAML file; t
   staging table is read by one statement for all phenotypes of its domain.
 - **Measurements.** Units are compared case-insensitively with spaces ignored. A value without a unit is read in
   the unit its code reports; a value in a unit the phenotype does not list is ignored. Values are converted to the
-  canonical unit (rounded to 6 decimals), values outside the plausible range (ends included) are ignored, and the
+  canonical unit (rounded to 6 decimals), values outside the plausible range (ends included, unless the range is
+  open at its lower end, as the ABI's is at 0) are ignored, and the
   threshold is applied to the converted value.
 - **Results.** `phenotype.events` holds every qualifying record (a listed code; for measurements a plausible value
   that meets the threshold), whether or not the person meets the rule; drug events carry their fill's last day of
   supply (`event_end_date`). `phenotype.person_summary` holds the persons
-  who meet the rule, with the first and last qualifying date and the number of events. For lowest-value and
-  all-values rules `first_date` is the date of the person's lowest value. Composites take the latest of their parts'
-  first dates and copy their parts' events under their own id.
+  who meet the rule on some day, with the number of events. A rule is judged on each day with the records up to that
+  day, never later ones: `first_date` is the first day it holds (the confirming record: for a two-record rule the
+  second one), `end_date` the first later day it no longer holds (lowest-value and all-values rules only: a lower
+  value, or a value out of range; NULL when it holds for good). Composites hold while all their parts hold (the
+  latest first date to the earliest end date) and copy their parts' events under their own id.
 - **Records outside visits.** For the one-inpatient-or-two-outpatient rule, a record whose visit is missing counts
   like an outpatient record.
 """
@@ -176,9 +179,10 @@ def _measurement_lines(measurement: Measurement) -> list[str]:
         factor = factors[normalise_unit(plausible.unit)]
         plausible_text += (f" (= {_number(round(plausible.min * factor, 6))} to "
                            f"{_number(round(plausible.max * factor, 6))} {canonical})")
+    ends = "ends included" if plausible.min_inclusive else f"above {_number(plausible.min)}, upper end included"
     lines = [
         f"Measurement: canonical unit **{canonical}**; threshold **{threshold_text(measurement.threshold, canonical)}**;"
-        f" plausible range {plausible_text}, ends included, values outside ignored"
+        f" plausible range {plausible_text}, {ends}, values outside ignored"
         + ("; values per leg (laterality L/R), all legs count." if measurement.laterality == "per_leg" else "."),
         "",
         "| unit (as recorded) | x factor = canonical | source |",
@@ -208,21 +212,23 @@ def rule_text(definition: PhenotypeDefinition) -> str:
         text = "In all of " + ", ".join(f"`{p}`" for p in rule.all_of)
         if rule.none_of:
             text += " and in none of " + ", ".join(f"`{p}`" for p in rule.none_of)
-        return text + "; first_date is the latest of the parts' first dates."
+        return text + ("; it holds while every part holds: first_date is the latest of the parts' first dates, "
+                       "end_date the earliest of their end dates.")
     if isinstance(rule, MinRecordsRule):
         plural = "s" if rule.min_records > 1 else ""
         what = (f"plausible value{plural} meeting the threshold" if definition.domain == "measurement"
                 else f"record{plural}")
-        text = f"At least {rule.min_records} {what}."
+        text = f"At least {rule.min_records} {what}" + ("; first_date is the confirming (last needed) one."
+                                                         if rule.min_records > 1 else ".")
     elif isinstance(rule, InpatientOrOutpatientRule):
         text = (f"One record in an inpatient visit, or two records outside inpatient visits (outpatient, emergency "
-                f"or no visit) at least {rule.min_days_apart} days apart.")
+                f"or no visit) at least {rule.min_days_apart} days apart; first_date is the confirming record.")
     elif isinstance(rule, LowestValueRule):
-        text = ("The person's lowest plausible value (all dates" + _legs(definition) + ") meets the threshold; "
-                "first_date is the date of that value.")
+        text = ("On each day, the person's lowest plausible value up to that day" + _legs(definition) + " meets "
+                "the threshold; first_date is the first such day, end_date the first day a lower value misses it.")
     elif isinstance(rule, AllValuesRule):
-        text = ("Every plausible value of the person (all dates" + _legs(definition) + ") meets the threshold; "
-                "first_date is the date of the lowest value.")
+        text = ("On each day, every plausible value of the person up to that day" + _legs(definition) + " meets "
+                "the threshold; first_date is the first such day, end_date the first day a value misses it.")
     else:  # a rule type added to schema.py without words here
         raise TypeError(f"no description for rule {rule!r}")
     if rule.exclude_persons_with:

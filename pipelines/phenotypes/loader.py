@@ -7,6 +7,7 @@ here: a broken definition stops the run before any SQL runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,32 @@ class PhenotypeLibrary:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(p.id for p in self.phenotypes)
+
+    def plausible_range(self, vocabulary: str, code: str) -> tuple[float, float, bool]:
+        """(min, max, min_inclusive) in the canonical unit of the measurement code, as every phenotype reading it
+        states it (the loader refuses a library where they differ)."""
+        for phenotype in self.phenotypes:
+            measurement = phenotype.definition.measurement
+            if measurement is not None and any(group.vocabulary == vocabulary and code in group.codes
+                                               for group in phenotype.definition.codes):
+                return measurement.canonical_plausible_range()
+        raise KeyError(f"no measurement phenotype reads {vocabulary} {code}")
+
+    @property
+    def domains(self) -> dict[str, str]:
+        """Phenotype id -> domain (condition, drug, measurement or composite)."""
+        return {p.id: p.definition.domain for p in self.phenotypes}
+
+
+def phenotype_library(folder: Path | str = paths.PHENOTYPES_DIR) -> PhenotypeLibrary:
+    """The library of ``folder``, read and checked once per process: what every stage asks for the phenotype ids,
+    domains and rules (studies, quality suites, docs). ``load_phenotype_library`` reads the files again."""
+    return _library_of(Path(folder).resolve())
+
+
+@functools.lru_cache(maxsize=None)
+def _library_of(folder: Path) -> PhenotypeLibrary:
+    return load_phenotype_library(folder)
 
 
 def load_phenotype_library(folder: Path | str = paths.PHENOTYPES_DIR) -> PhenotypeLibrary:
@@ -259,12 +286,38 @@ def _library_problems(loaded: list[tuple[PhenotypeDefinition, str, str]]) -> lis
         for field, message in _reference_problems(definition, definitions):
             problems.append(DefinitionProblem(file_name, field, message))
     if not problems:
+        problems += _plausible_range_problems(loaded)
         for definition, file_name, _ in loaded:
             cycle = _cycle_through(definition.id, definitions)
             if cycle:
                 problems.append(DefinitionProblem(file_name, "rule", "phenotypes refer to each other in a cycle: "
                                                                      + " -> ".join(cycle)))
     return problems
+
+
+def _plausible_range_problems(loaded: list[tuple[PhenotypeDefinition, str, str]]) -> list[DefinitionProblem]:
+    """A measurement code has one plausible range: every phenotype that reads the code must state the same one (in
+    the canonical unit), so the library holds one fact, which the staging checks read too."""
+    problems: list[DefinitionProblem] = []
+    first_of_code: dict[tuple[str, str], tuple[tuple[float, float, bool], str]] = {}
+    for definition, file_name, _ in loaded:
+        if definition.measurement is None:
+            continue
+        plausible = definition.measurement.canonical_plausible_range()
+        for group in definition.codes:
+            for code in group.codes:
+                stated, where = first_of_code.setdefault((group.vocabulary, code), (plausible, definition.id))
+                if stated != plausible:
+                    problems.append(DefinitionProblem(
+                        file_name, "measurement.plausible_range",
+                        f"{group.vocabulary} {code} is plausible in {_range_text(plausible)} here but in "
+                        f"{_range_text(stated)} in {where}; a code has one plausible range"))
+    return problems
+
+
+def _range_text(plausible: tuple[float, float, bool]) -> str:
+    low, high, low_inclusive = plausible
+    return f"{'[' if low_inclusive else '('}{low:g}, {high:g}]"
 
 
 def _reference_problems(definition: PhenotypeDefinition,

@@ -21,6 +21,9 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PHENOTYPE_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+# Decimals a value keeps after conversion to the canonical unit, so that binary floating-point noise of a conversion
+# cannot move a value across a bound (sql/phenotypes/measurement_records.sql rounds recorded values the same way).
+CONVERSION_DECIMALS = 6
 
 Domain = Literal["condition", "drug", "measurement", "composite"]
 
@@ -61,10 +64,12 @@ class UnitConversion(_Strict):
 
 
 class PlausibleRange(_Strict):
-    """Values outside [min, max] (both ends included) are treated as errors and ignored."""
+    """Values outside [min, max] are treated as errors and ignored. Both ends are included unless
+    ``min_inclusive`` is false: a range open at its lower end, such as an ABI, where any value above 0 is real."""
 
     min: float
     max: float
+    min_inclusive: bool = Field(default=True, description="false: a value equal to min is implausible as well.")
     unit: str | None = Field(default=None, description="Unit of min and max; default: the canonical unit.")
 
     @model_validator(mode="after")
@@ -112,6 +117,14 @@ class Measurement(_Strict):
     units: list[UnitConversion] = Field(min_length=1)
     plausible_range: PlausibleRange
     threshold: Threshold
+    def canonical_plausible_range(self) -> tuple[float, float, bool]:
+        """(min, max, min_inclusive) in the canonical unit, rounded to 6 decimals as every converted value is."""
+        factors = {normalise_unit(u.unit): u.factor for u in self.units}
+        plausible = self.plausible_range
+        factor = factors[normalise_unit(plausible.unit)] if plausible.unit is not None else 1.0
+        return (round(plausible.min * factor, CONVERSION_DECIMALS), round(plausible.max * factor, CONVERSION_DECIMALS),
+                plausible.min_inclusive)
+
     laterality: Literal["per_leg", "not_applicable"] = Field(
         default="not_applicable",
         description="per_leg: values are recorded per side (laterality L/R) and every leg's value counts, so the "

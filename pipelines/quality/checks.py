@@ -12,20 +12,30 @@ so the run is not published. Warnings fail with severity WARN and stop nothing.
 
 # No `from __future__ import annotations` here: Dagster reads the context parameter's annotation at definition time.
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import dagster as dg
 
 from pipelines import extract_spec as spec
+from pipelines.cohorts.settings import StudySettings
+from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.quality import suites
 from pipelines.quality.runner import ExpectationResult, SuiteResult, run_suite
 from pipelines.warehouse import Warehouse
 
 
 def build_suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite_name: str) -> dg.AssetChecksDefinition:
-    """Asset checks for `asset_key`, one per expectation of the suite; they need the "warehouse" resource."""
+    """Asset checks for `asset_key`, one per expectation of the stored suite; they need the "warehouse" resource."""
+    return _suite_asset_checks(asset_key, suites.read_suite_json(suite_name), lambda context: suite_name)
+
+
+def _suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite_json: dict[str, Any],
+                        suite_for_run: Callable[[Any], str | dict[str, Any]],
+                        required_resource_keys: frozenset[str] = frozenset()) -> dg.AssetChecksDefinition:
+    """One Dagster asset check per expectation of `suite_json` (names, descriptions, blocking), all computed by one
+    GX validation of the suite `suite_for_run(context)` returns (a stored suite's name or a suite's JSON form)."""
     asset_key = dg.AssetKey.from_coercible(asset_key)
-    suite_json = suites.read_suite_json(suite_name)
+    suite_name = suite_json["name"]
     specs = []
     for expectation in suite_json["expectations"]:
         meta = expectation["meta"]
@@ -40,14 +50,15 @@ def build_suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite
     @dg.multi_asset_check(
         specs=specs,
         name=f"{suite_name.replace('.', '_')}_data_quality",
-        description=f"Runs the GX suite {suite_name} (expectations/{suite_name.replace('.', '/')}.json) inside "
-                    "the run's DuckDB build file.",
+        description=f"Runs the GX suite {suite_name} inside the run's DuckDB build file.",
+        required_resource_keys={Warehouse.resource_key, *required_resource_keys},
     )
-    def suite_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+    def suite_checks(context: dg.AssetCheckExecutionContext):
+        warehouse: Warehouse = getattr(context.resources, Warehouse.resource_key)
         run_id = context.run.run_id  # an asset check's context has no run_id of its own
         result = run_suite(
             warehouse.build_path(run_id),
-            suite_name,
+            suite_for_run(context),
             run_id=run_id,
             # Each run builds a new file: carry the published database's earlier results into dq.check_results.
             history_database=warehouse.published_path,
@@ -89,12 +100,23 @@ def staging_asset_checks() -> list[dg.AssetChecksDefinition]:
     ]
 
 
-def cohort_asset_checks() -> list[dg.AssetChecksDefinition]:
-    """Checks for every study's cohort asset ["cohort", <study>], suite "cohort.<study>"."""
-    return [
-        build_suite_asset_checks(["cohort", suite["meta"]["study_id"]], suite["name"])
-        for suite in suites.cohort_suites()
-    ]
+def cohort_asset_checks(studies: dict[str, StudyDefinition] | None = None) -> list[dg.AssetChecksDefinition]:
+    """Checks for every study's cohort asset ["cohort", <study>], suite "cohort.<study>".
+
+    The checks are named and described from the study file; a run validates the suite built from the study as that
+    run resolves it (the file plus the overrides of its `studies` resource), so an overridden study period is
+    checked against the period the run used.
+    """
+    return [cohort_study_asset_checks(study) for study in (studies or load_studies()).values()]
+
+
+def cohort_study_asset_checks(study: StudyDefinition) -> dg.AssetChecksDefinition:
+    def suite_for_run(context: dg.AssetCheckExecutionContext) -> dict[str, Any]:
+        study_settings: StudySettings = getattr(context.resources, StudySettings.resource_key)
+        return suites.build_cohort_suite(study_settings.resolve(study))
+
+    return _suite_asset_checks(["cohort", study.id], suites.build_cohort_suite(study), suite_for_run,
+                               required_resource_keys=frozenset({StudySettings.resource_key}))
 
 
 def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = None) -> dg.AssetChecksDefinition:

@@ -136,8 +136,9 @@ def data_docs_dir(database_path: str | Path) -> Path:
     return Path(database_path).resolve().parent / DATA_DOCS_FOLDER
 
 
-def run_suite(database_path: str | Path, suite_name: str, **options: Any) -> SuiteResult:
-    """Run one suite (e.g. "staging.person") on the database and record its results; options as run_suites."""
+def run_suite(database_path: str | Path, suite_name: str | dict[str, Any], **options: Any) -> SuiteResult:
+    """Run one suite (e.g. "staging.person", or a suite's JSON form) on the database and record its results;
+    options as run_suites."""
     return run_suites(database_path, [suite_name], **options)[0]
 
 
@@ -146,10 +147,13 @@ def run_layer(database_path: str | Path, layer: str = suites.STAGING_LAYER, **op
     return run_suites(database_path, suites.layer_suite_names(layer), **options)
 
 
-def run_suites(database_path: str | Path, suite_names: Sequence[str], *, run_id: str | None = None,
+def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, Any]], *, run_id: str | None = None,
                history_database: str | Path | None = None, build_data_docs: bool = True,
                duckdb_config: Mapping[str, str] | None = None) -> list[SuiteResult]:
     """Validate the suites on the database, append the results to dq.check_results and build Data Docs.
+
+    suite_names: stored suites by name ("staging.person"), or suites in their JSON form built for this run (the
+        cohort suites, from the study as the run resolves it).
 
     run_id: names this run in dq.check_results and Data Docs (the Dagster run id; a new UUID by default).
     history_database: a database whose dq.check_results is copied into this one when this one has none yet. Each
@@ -163,7 +167,7 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str], *, run_id:
         raise FileNotFoundError(database_path)
     run_id = run_id or str(uuid.uuid4())
     checked_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    suite_jsons = [suites.read_suite_json(name) for name in suite_names]
+    suite_jsons = [name if isinstance(name, dict) else suites.read_suite_json(name) for name in suite_names]
 
     config = dict(duckdb_config or {})
 

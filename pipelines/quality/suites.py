@@ -36,12 +36,16 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines import extract_spec as spec
 from pipelines.paths import EXPECTATIONS_DIR
+from pipelines.phenotypes.loader import phenotype_library
 from pipelines.quality.valid_codes import VALID_ICD10CM_TABLE
 from pipelines.sql_quoting import quote_literal
+
+if TYPE_CHECKING:
+    from pipelines.cohorts.study import StudyDefinition
 
 SUITE_VERSION = 1
 STAGING_LAYER = "staging"
@@ -97,17 +101,24 @@ class PlausibleRange:
     unit: str
     low: float
     high: float
+    low_inclusive: bool = True  # False: a range open at its lower end (any value above `low`)
+
+
+def _library_range(check_name: str, label: str, vocabulary: str, code: str, unit: str) -> PlausibleRange:
+    """The plausible range the phenotype library states for a code (in its canonical unit, which `unit` names)."""
+    low, high, low_inclusive = phenotype_library().plausible_range(vocabulary, code)
+    return PlausibleRange(check_name, label, vocabulary, code, unit, low, high, low_inclusive)
 
 
 # Physiologically possible ranges, wide on purpose: abnormal but real results must pass. Units per
-# ../shared/reference/phenotype_codes.md (mEq/L equals mmol/L for sodium and potassium).
+# ../shared/reference/phenotype_codes.md (mEq/L equals mmol/L for sodium and potassium). The ABI's comes from the
+# phenotype library, which states it once for the code: above 0 (0 < ABI < 0.20 is critical ischaemia) to 2.5.
 PLAUSIBLE_MEASUREMENT_RANGES: tuple[PlausibleRange, ...] = (
     PlausibleRange("sodium_value_plausible", "sodium", "LOINC", "2951-2", "mmol/L", 100, 200),
     PlausibleRange("potassium_value_plausible", "potassium", "LOINC", "2823-3", "mmol/L", 1, 10),
     PlausibleRange("magnesium_mg_dl_value_plausible", "magnesium (mass)", "LOINC", "19123-9", "mg/dL", 0.25, 12),
     PlausibleRange("magnesium_mmol_l_value_plausible", "magnesium (moles)", "LOINC", "2601-3", "mmol/L", 0.1, 5),
-    PlausibleRange("ankle_brachial_index_value_plausible", "ankle-brachial index", "SNOMED", "446841001", "ratio",
-                   0.2, 2.5),
+    _library_range("ankle_brachial_index_value_plausible", "ankle-brachial index", "SNOMED", "446841001", "ratio"),
 )
 
 DAYS_SUPPLY_RANGE = (1, 365)
@@ -558,12 +569,17 @@ def measurement_ranges(table: spec.Table) -> list[Check]:
              "parameter": r.vocabulary},
             {"type": "comparison", "column": {"name": "measurement_code"}, "operator": "==", "parameter": r.code},
         ]}
+        kwargs = {"column": "value_as_number", "min_value": r.low, "max_value": r.high, "row_condition": condition}
+        between = f"between {r.low:g} and {r.high:g}"
+        if not r.low_inclusive:
+            kwargs["strict_min"] = True
+            between = f"above {r.low:g} and at most {r.high:g}"
         checks.append(Check(
             name=r.check_name,
             expectation_type="expect_column_values_to_be_between",
-            kwargs={"column": "value_as_number", "min_value": r.low, "max_value": r.high, "row_condition": condition},
+            kwargs=kwargs,
             category="plausibility", subcategory="value: plausible range", severity=WARNING, threshold=1,
-            description=f"{r.label} ({r.vocabulary} {r.code}) is between {r.low:g} and {r.high:g} {r.unit}; values "
+            description=f"{r.label} ({r.vocabulary} {r.code}) is {between} {r.unit}; values "
                         "outside cannot be measured in a living person and are entry or unit errors. The "
                         "percentage is of this code's filled values.",
             extra_meta={"unit": r.unit},
@@ -668,13 +684,17 @@ def build_staging_suite(table: spec.Table) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Cohort outputs: one suite per study (expectations/cohort/<study>.json), generated from studies/*.yaml
+# Cohort outputs: one suite per study, built from the study as the run resolves it (its file plus the run's
+# overrides) when the checks run, so it is never stale and a new study needs no generated file.
 # ---------------------------------------------------------------------------------------------------------------
 COHORT_LAYER = "cohort"
+COHORT_TABLE = "cohort.study_population"
 
 
-def cohort_checks(study_id: str, study_start: str, study_end: str) -> list[Check]:
+def cohort_checks(study: StudyDefinition) -> list[Check]:
     """Checks of one study's rows of cohort.study_population and results.attrition."""
+    study_id = study.id
+    study_start, study_end = study.study_period.start.isoformat(), study.study_period.end.isoformat()
     rows = f"SELECT * FROM {{batch}} WHERE study_id = {literal(study_id)}"  # {batch}: cohort.study_population
     return [
         violating_rows(
@@ -686,7 +706,7 @@ def cohort_checks(study_id: str, study_start: str, study_end: str) -> list[Check
             "index_inside_study_period", f"""SELECT person_id, index_date FROM ({rows})
             WHERE index_date < DATE {literal(study_start)} OR index_date > DATE {literal(study_end)}""",
             category="plausibility", subcategory="temporal", severity=FATAL, threshold=0, column="index_date",
-            description=f"Index dates lie inside the study period ({study_start} to {study_end})."),
+            description=f"Index dates lie inside the study period of the run ({study_start} to {study_end})."),
         violating_rows(
             "followup_not_negative", f"""SELECT person_id, followup_days FROM ({rows})
             WHERE followup_days < 0 OR followup_end < index_date""",
@@ -711,35 +731,19 @@ def cohort_checks(study_id: str, study_start: str, study_end: str) -> list[Check
     ]
 
 
-def build_cohort_suite(study_id: str, study_start: str, study_end: str) -> dict[str, Any]:
+def build_cohort_suite(study: StudyDefinition) -> dict[str, Any]:
+    """The GX suite (JSON form) of one study, as resolved for the run."""
     return {
-        "name": suite_name(COHORT_LAYER, study_id),
+        "name": suite_name(COHORT_LAYER, study.id),
         "meta": {
             "suite_version": SUITE_VERSION,
-            "table": "cohort.study_population",
-            "study_id": study_id,
+            "table": COHORT_TABLE,
+            "study_id": study.id,
             "framework": "OHDSI Data Quality Dashboard categories (conformance, completeness, plausibility)",
-            "generated_by": "python -m pipelines.quality.suites (do not edit by hand)",
+            "generated_by": "pipelines.quality.suites.build_cohort_suite, from the study as the run resolves it",
         },
-        "expectations": [check.to_json() for check in cohort_checks(study_id, study_start, study_end)],
+        "expectations": [check.to_json() for check in cohort_checks(study)],
     }
-
-
-def cohort_suites() -> list[dict[str, Any]]:
-    from pipelines.cohorts.study import load_studies  # studies are read only when cohort suites are built
-
-    return [build_cohort_suite(s.id, s.study_period.start.isoformat(), s.study_period.end.isoformat())
-            for s in load_studies().values()]
-
-
-def write_cohort_suites() -> list[Path]:
-    written = []
-    for suite in cohort_suites():
-        path = suite_path(suite["name"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(suite_json_text(suite))
-        written.append(path)
-    return written
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -917,5 +921,5 @@ def read_suite_json(name: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    for written_path in [*write_staging_suites(), *write_cohort_suites(), write_phenotype_suite()]:
+    for written_path in [*write_staging_suites(), write_phenotype_suite()]:
         print(written_path)

@@ -1,17 +1,20 @@
 """The ground truth of one chunk: for every phenotype, each person's first qualifying day in the CLEAN rows.
 
 This is computed from the rows the generator writes (not from the latent model), with the rules the phenotype
-library uses:
+library uses. A phenotype's day is the first day its rule holds on the person's rows up to that day (the confirming
+row, Circe's "first qualifying event"), never a day that needs later rows:
 
 * a diagnosis or drug phenotype: the earliest row whose code counts for it (``catalog.Code.phenotypes``);
 * diabetes_mellitus and peripheral_arterial_disease: only persons with one code on an inpatient visit, or two codes
-  (outpatient/emergency or without a visit) at least 30 days apart; the date is their earliest code;
+  (outpatient/emergency or without a visit) at least 30 days apart; the date is the confirming code: the first
+  inpatient code or the first other code 30 or more days after the first other code, whichever is earlier;
 * quinine_start: the first quinine fill, for persons who never have a malaria (B50-B54) code;
 * lab phenotypes: the first value below the threshold (in mmol/L; magnesium mg/dL / 2.4305), plausible values only;
-* ABI: the person's lowest plausible value over both legs and all dates decides the category, dated on the
-  earliest day that value was measured; abi_noncompressible: the first day with a value > 1.40;
-  claudication_with_borderline_or_normal_abi: an intermittent claudication code and a lowest ABI in 0.91-1.30,
-  dated on the later of the first claudication code and the lowest ABI.
+* ABI: on each day, the person's lowest plausible value over both legs and the days up to then decides the
+  category (abi_normal: every value up to then is 1.00-1.40); each category is dated on the first day it holds, so a
+  person can be normal or borderline first and low later; abi_noncompressible: the first day with a value > 1.40;
+  claudication_with_borderline_or_normal_abi: an intermittent claudication code while the lowest ABI so far is in
+  0.91-1.30, dated on the later of the first claudication code and the first day of that range.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import catalog as cat
-from .arrays import first_per_group, max_per_group, min_per_group
+from .arrays import first_per_group, min_per_group
 from .model import ABI, INPATIENT, MAGNESIUM, POTASSIUM, SODIUM, ChunkEvents
 
 EPS = 1e-9
@@ -78,10 +81,15 @@ def phenotype_first_days(ev: ChunkEvents) -> dict[str, np.ndarray]:
             any_inpatient = np.zeros(n, dtype=bool)
             any_inpatient[cond["person"][in_cond & cond_inpatient]] = True
             other = in_cond & ~cond_inpatient
+            first_inpatient = min_per_group(cond["person"][in_cond & cond_inpatient], n,
+                                            cond["day"][in_cond & cond_inpatient], np.iinfo(np.int64).max)
             lo = min_per_group(cond["person"][other], n, cond["day"][other], np.iinfo(np.int64).max)
-            hi = max_per_group(cond["person"][other], n, cond["day"][other], np.iinfo(np.int64).min)
-            two_apart = (hi >= 0) & (hi - lo >= cat.TWO_CODE_RULE_MIN_DAYS_APART)
-            first = np.where(any_inpatient | two_apart, first, NO_DAY)
+            # The first other code at least 30 days after the first other code confirms.
+            partnered = other & (cond["day"] - lo[cond["person"]] >= cat.TWO_CODE_RULE_MIN_DAYS_APART)
+            first_partnered = min_per_group(cond["person"][partnered], n, cond["day"][partnered],
+                                            np.iinfo(np.int64).max)
+            confirmed = np.minimum(first_inpatient, first_partnered)
+            first = np.where(any_inpatient | (first_partnered < np.iinfo(np.int64).max), confirmed, NO_DAY)
         if pid == "quinine_start":
             first = np.where(malaria, NO_DAY, first)
         out[pid] = first
@@ -96,42 +104,56 @@ def phenotype_first_days(ev: ChunkEvents) -> dict[str, np.ndarray]:
 
     lo, hi = cat.ABI_PLAUSIBLE
     abi = (m["kind"] == ABI) & (value >= lo - EPS) & (value <= hi + EPS)
-    person, day, v = m["person"][abi], m["day"][abi], value[abi]
-    lowest = min_per_group(person, n, v, np.inf)
-    at_lowest = np.abs(v - lowest[person]) < EPS
-    lowest_day = first_per_group(person[at_lowest], n, day[at_lowest], fill=NO_DAY).astype(np.int64)
-    noncompressible_day = first_per_group(person[v > 1.40 + EPS], n, day[v > 1.40 + EPS], fill=NO_DAY).astype(
-        np.int64)
-    measured = np.isfinite(lowest)
-    is_low = measured & (lowest <= 0.90 + EPS)
-    is_borderline = measured & (lowest >= 0.91 - EPS) & (lowest <= 0.99 + EPS)
-    is_normal = measured & (lowest >= 1.00 - EPS) & (lowest <= 1.40 + EPS) & (noncompressible_day < 0)
-    out["abi_low"] = np.where(is_low, lowest_day, NO_DAY)
-    out["abi_borderline"] = np.where(is_borderline, lowest_day, NO_DAY)
-    out["abi_normal"] = np.where(is_normal, lowest_day, NO_DAY)
+    order = np.lexsort((m["day"][abi], m["person"][abi]))
+    person, day, v = m["person"][abi][order], m["day"][abi][order], value[abi][order]
+    # ABI values have two decimals: in hundredths the running minimum per person is exact. Offsetting each person
+    # by more than the value range lets one cumulative minimum over all rows restart at every person.
+    hundredths = np.round(v * 100).astype(np.int64)
+    offset = person.astype(np.int64) * 1_000
+    lowest_so_far = np.minimum.accumulate(hundredths - offset) + offset
+    not_normal = (hundredths < 100) | (hundredths > 140)
+    not_normal_so_far = np.cumsum(not_normal) - (np.cumsum(not_normal) - not_normal)[
+        np.searchsorted(person, person, side="left")]
+    # The verdict of a day is the one after its last row (both legs).
+    last_of_day = np.ones(person.size, dtype=bool)
+    last_of_day[:-1] = (person[1:] != person[:-1]) | (day[1:] != day[:-1])
+    person, day = person[last_of_day], day[last_of_day]
+    lowest_so_far, not_normal_so_far = lowest_so_far[last_of_day], not_normal_so_far[last_of_day]
+
+    def first_day_where(holds: np.ndarray) -> np.ndarray:
+        return first_per_group(person[holds], n, day[holds], fill=NO_DAY).astype(np.int64)
+
+    noncompressible_day = _earliest(n, m["person"], m["day"], abi & (value > 1.40 + EPS))
+    out["abi_low"] = first_day_where(lowest_so_far <= 90)
+    out["abi_borderline"] = first_day_where((lowest_so_far >= 91) & (lowest_so_far <= 99))
+    out["abi_normal"] = first_day_where(not_normal_so_far == 0)
     out["abi_noncompressible"] = noncompressible_day
     claud = out["intermittent_claudication"]
-    c_lo, c_hi = cat.ABI_CLAUDICATION_RANGE
-    in_range = measured & (lowest >= c_lo - EPS) & (lowest <= c_hi + EPS)
-    out["claudication_with_borderline_or_normal_abi"] = np.where((claud >= 0) & in_range,
-                                                                 np.maximum(claud, lowest_day), NO_DAY)
+    c_lo, c_hi = (int(round(bound * 100)) for bound in cat.ABI_CLAUDICATION_RANGE)
+    range_start = first_day_where((lowest_so_far >= c_lo) & (lowest_so_far <= c_hi))
+    range_end = first_day_where(lowest_so_far < c_lo)  # the lowest value only falls: the range never returns
+    start = np.maximum(claud, range_start)
+    together = (claud >= 0) & (range_start >= 0) & ((range_end < 0) | (start < range_end))
+    out["claudication_with_borderline_or_normal_abi"] = np.where(together, start, NO_DAY)
     return {pid: out[pid] for pid in cat.PHENOTYPE_IDS}
 
 
 PHENOTYPE_RULES: dict[str, str] = {
     "default_diagnosis_or_drug": "earliest row with a code listed for the phenotype in phenotype_codes",
     "two_code_rule": "diabetes_mellitus, peripheral_arterial_disease: one code on an inpatient visit, or two codes "
-                     "(outpatient/emergency visit or no visit) at least 30 days apart; date = earliest code",
+                     "(outpatient/emergency visit or no visit) at least 30 days apart; date = the confirming code "
+                     "(first inpatient code, or first other code >= 30 days after the first other code)",
     "quinine_start": "earliest quinine fill (RxNorm 9071 / ATC P01BC01), persons with any malaria code "
                      "(B50-B54) excluded",
     "hyponatremia_lab": "earliest sodium (LOINC 2951-2, mmol/L = mEq/L) < 135, plausible 100-200",
     "hypokalemia_lab": "earliest potassium (LOINC 2823-3) < 3.5 mmol/L, plausible 1-10",
     "hypomagnesemia_lab": "earliest magnesium < 0.70 mmol/L (LOINC 2601-3 mmol/L; LOINC 19123-9 mg/dL divided by "
                           "2.4305), plausible 0.1-5 mmol/L",
-    "abi": "SNOMED 446841001 per leg; values outside 0.2-2.5 ignored; lowest value over both legs and all dates: "
-           "abi_low <= 0.90, abi_borderline 0.91-0.99, abi_normal 1.00-1.40 with no leg > 1.40, dated on the "
-           "earliest day of the lowest value; abi_noncompressible: first day with any leg > 1.40",
-    "claudication_with_borderline_or_normal_abi": "intermittent_claudication and lowest ABI in 0.91-1.30; date = "
-                                                  "later of first claudication code and lowest-ABI day",
+    "abi": "SNOMED 446841001 per leg; implausible values ignored; on each day the lowest value over both legs and "
+           "the days up to then: abi_low <= 0.90, abi_borderline 0.91-0.99, abi_normal every value so far 1.00-1.40; "
+           "each dated on the first day it holds; abi_noncompressible: first day with any leg > 1.40",
+    "claudication_with_borderline_or_normal_abi": "intermittent_claudication while the lowest ABI so far is in "
+                                                  "0.91-1.30; date = later of first claudication code and first "
+                                                  "day of that range",
     "clean_value_margin": "every clean lab value is >= 1% (relative) away from its threshold",
 }

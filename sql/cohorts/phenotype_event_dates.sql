@@ -1,7 +1,7 @@
 -- The dated events of the phenotypes the index and eligibility rules read (the outcome; in new-user designs also the
 -- target and comparator drugs), one row per person, phenotype and date.
--- An event counts from the person's phenotype date (phenotype.person_summary.first_date) on: persons who do not meet
--- the phenotype's rule (not in person_summary) have no rows here.
+-- An event counts from the person's phenotype date (phenotype.person_summary.first_date) until its end_date: persons
+-- who do not meet the phenotype's rule (not in person_summary) have no rows here.
 -- Drug phenotypes' events are fills (event_date = fill start); their supply ends on the event's event_end_date (the
 -- fill's staging.drug_exposure_end_date, carried into phenotype.events). Fills of one phenotype on one day
 -- collapse to the longest supply. supply_end is NULL for non-drug events.
@@ -15,6 +15,7 @@ WITH qualifying_events AS (
       ON s.person_id = e.person_id AND s.phenotype_id = e.phenotype_id
     WHERE list_contains($dated_phenotype_ids, e.phenotype_id)
       AND e.event_date >= s.first_date
+      AND (s.end_date IS NULL OR e.event_date < s.end_date)
 )
 SELECT person_id,
        phenotype_id,

@@ -42,13 +42,15 @@ CREATE TABLE phenotype.rules (
     min_days_apart INTEGER            -- one_inpatient_or_two_outpatient rules
 );
 
--- Measurement phenotypes: canonical unit, plausible range (both ends included) and threshold, all in the
--- canonical unit. A NULL bound is open.
+-- Measurement phenotypes: canonical unit, plausible range and threshold, all in the canonical unit. The plausible
+-- range includes its upper end, and its lower end unless plausible_min_inclusive is false. A NULL threshold bound
+-- is open.
 DROP TABLE IF EXISTS phenotype.measurement_rules;
 CREATE TABLE phenotype.measurement_rules (
     phenotype_id              VARCHAR NOT NULL PRIMARY KEY,
     canonical_unit            VARCHAR NOT NULL,
     plausible_min             DOUBLE NOT NULL,
+    plausible_min_inclusive   BOOLEAN NOT NULL,
     plausible_max             DOUBLE NOT NULL,
     threshold_lower           DOUBLE,
     threshold_lower_inclusive BOOLEAN,
@@ -114,7 +116,8 @@ DROP TABLE IF EXISTS phenotype.person_summary;
 CREATE TABLE phenotype.person_summary (
     person_id    VARCHAR NOT NULL,
     phenotype_id VARCHAR NOT NULL,
-    first_date   DATE NOT NULL,
+    first_date   DATE NOT NULL,  -- the first day the rule holds on the records up to that day (the confirming record)
+    end_date     DATE,           -- the first later day it no longer holds; NULL: it holds from first_date on
     last_date    DATE NOT NULL,
     event_count  BIGINT NOT NULL,
     version      INTEGER NOT NULL

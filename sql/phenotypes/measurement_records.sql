@@ -84,6 +84,7 @@ canonical_values AS (
         round(recorded_values.value_as_number * unit_conversions.factor, 6) AS value,
         measurement_rules.canonical_unit AS unit,
         measurement_rules.plausible_min,
+        measurement_rules.plausible_min_inclusive,
         measurement_rules.plausible_max,
         measurement_rules.threshold_lower,
         measurement_rules.threshold_lower_inclusive,
@@ -96,7 +97,8 @@ canonical_values AS (
     JOIN phenotype.measurement_rules
       ON measurement_rules.phenotype_id = recorded_values.phenotype_id
 ),
--- Implausible values (outside the plausible range, both ends included) are ignored altogether.
+-- Implausible values (outside the plausible range: upper end included, lower end unless the range is open there)
+-- are ignored altogether.
 plausible_values AS (
     SELECT
         person_id, phenotype_id, event_date, vocabulary, code, laterality, value, unit,
@@ -107,7 +109,7 @@ plausible_values AS (
             OR value < threshold_upper
             OR (threshold_upper_inclusive AND value = threshold_upper)) AS meets_threshold
     FROM canonical_values
-    WHERE value >= plausible_min AND value <= plausible_max
+    WHERE (value > plausible_min OR (plausible_min_inclusive AND value = plausible_min)) AND value <= plausible_max
 )
 SELECT
     plausible_values.person_id,
