@@ -777,13 +777,13 @@ def _create_line_map(con: duckdb.DuckDBPyConnection, path: Path, read_path: Path
     quoted_line_breaks = 0
     explained = parsed_records + malformed + len(blank)
     if lines is not None and lines.physical_lines != explained and not is_parquet(path):
-        breaks = " + ".join(f"(length({quote_identifier(name)}) - length(replace({quote_identifier(name)}, "
-                            f"chr(10), '')))" for name in header)
+        breaks = " + ".join(f"coalesce(length({quote_identifier(name)}) - length(replace({quote_identifier(name)}, "
+                            f"chr(10), '')), 0)" for name in header)
         con.execute(
             f"""
             INSERT INTO _continuations
             SELECT _record, breaks, sum(breaks) OVER (ORDER BY _record) FROM (
-                SELECT row_number() OVER () AS _record, coalesce({breaks}, 0) AS breaks
+                SELECT row_number() OVER () AS _record, {breaks} AS breaks
                 FROM {_csv_reader_sql(read_path, header, keep_rejects=False)})
             WHERE breaks > 0"""
         )
