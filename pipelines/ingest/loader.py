@@ -683,7 +683,13 @@ def load_table(
         lines = fingerprint()
         if lines.mixed_line_endings and read_path == path:
             raise _MixedLineEndings()
-    quoted_line_breaks = _create_line_map(con, path, read_path, header, lines, parsed_records, malformed)
+    # The records DuckDB read: a shaping SELECT may keep some of them only (Synthea's death rows are the patients
+    # with a death date), so shaped sources are counted again when the lines do not already add up.
+    records_read = parsed_records
+    if (shape_sql is not None and lines is not None
+            and lines.physical_lines != parsed_records + malformed + len(lines.blank_lines)):
+        records_read = con.execute("SELECT count(*) FROM _raw_source").fetchone()[0]
+    quoted_line_breaks = _create_line_map(con, path, read_path, header, lines, records_read, malformed)
     con.execute(
         f"""
         INSERT INTO ingest.rejects
@@ -706,7 +712,7 @@ def load_table(
             """
         )
     if lines is not None:
-        _reconcile(con, path, lines, parsed_records, malformed, quoted_line_breaks)
+        _reconcile(con, path, lines, records_read, malformed, quoted_line_breaks)
 
     # -- 4. the staging table keeps the rows without a reason, and only the spec's columns ------------------------
     con.execute(f"DELETE FROM {staging_table} WHERE _reason IS NOT NULL "
@@ -753,7 +759,7 @@ _PHYSICAL_LINE_JOINS = """
 
 
 def _create_line_map(con: duckdb.DuckDBPyConnection, path: Path, read_path: Path, header: list[str],
-                     lines: FileFingerprint | None, parsed_records: int, malformed: int) -> int:
+                     lines: FileFingerprint | None, records_read: int, malformed: int) -> int:
     """Work tables for physical line numbers: `_line_gaps` (lines that are not the first line of a parsed record,
     in DuckDB's numbering, with how many parsed records precede each), `_continuations` (parsed records with line
     breaks inside quoted fields, with the running total) and `_malformed_lines` (DuckDB's malformed lines at their
@@ -775,7 +781,7 @@ def _create_line_map(con: duckdb.DuckDBPyConnection, path: Path, read_path: Path
                    FROM (SELECT DISTINCT line FROM _line_gaps)""")
     con.execute("CREATE OR REPLACE TEMP TABLE _continuations (_record BIGINT, breaks BIGINT, breaks_through BIGINT)")
     quoted_line_breaks = 0
-    explained = parsed_records + malformed + len(blank)
+    explained = records_read + malformed + len(blank)
     if lines is not None and lines.physical_lines != explained and not is_parquet(path):
         breaks = " + ".join(f"coalesce(length({quote_identifier(name)}) - length(replace({quote_identifier(name)}, "
                             f"chr(10), '')), 0)" for name in header)
@@ -800,7 +806,7 @@ def _create_line_map(con: duckdb.DuckDBPyConnection, path: Path, read_path: Path
     return int(quoted_line_breaks)
 
 
-def _reconcile(con: duckdb.DuckDBPyConnection, path: Path, lines: FileFingerprint, parsed_records: int,
+def _reconcile(con: duckdb.DuckDBPyConnection, path: Path, lines: FileFingerprint, records_read: int,
                malformed: int, quoted_line_breaks: int) -> None:
     """Every physical data line is a record, a blank line or a line break inside a quoted field of a record;
     otherwise the reader went wrong (typically a quote that is never closed and swallowed the lines after it),
@@ -816,15 +822,15 @@ def _reconcile(con: duckdb.DuckDBPyConnection, path: Path, lines: FileFingerprin
             raise ExtractError(
                 f"{path}: line {line}: the reader could not find the end of this record ({error_type}) and read "
                 f"the lines after it into it, so {lines.physical_lines:,} data lines gave "
-                f"{parsed_records + malformed:,} records. The line starts {first[:80]!r}: a quote there is "
+                f"{records_read + malformed:,} records. The line starts {first[:80]!r}: a quote there is "
                 "probably never closed. Close or remove the quote (a field that contains a quote must be quoted "
                 "with the quote doubled) and load again."
             )
-    explained = parsed_records + malformed + len(lines.blank_lines) + quoted_line_breaks
+    explained = records_read + malformed + len(lines.blank_lines) + quoted_line_breaks
     if lines.physical_lines != explained:
         raise ExtractError(
             f"{path}: {lines.physical_lines:,} data lines, but the reader accounts for {explained:,} "
-            f"({parsed_records + malformed:,} records, {len(lines.blank_lines):,} blank lines, "
+            f"({records_read + malformed:,} records, {len(lines.blank_lines):,} blank lines, "
             f"{quoted_line_breaks:,} line breaks inside quoted fields): some lines were neither read nor rejected. "
             "Check the file's quoting and line ends (one record per line, UTF-8, comma-separated) and load again."
         )
