@@ -9,7 +9,11 @@ Everything that needs the layout reads it from here: the synthetic generator wri
 validates it, ``docs/extract_format.md`` is generated from it, and the data-quality suites check it.
 
 CSV conventions: a header line, comma-separated, double-quote quoting, UTF-8, dates as ISO ``YYYY-MM-DD``, decimals
-with a point, empty field = missing.
+with a point, empty field = missing. A UTF-8 byte-order mark, CRLF or LF line ends (mixed too) and blank lines are
+accepted; text fields and ids are trimmed of surrounding spaces in every table. Integer columns take whole numbers
+only (``30`` or ``30.0``, not ``1.5``). A ``.csv.gz`` file must be gzip-compressed. Parquet columns may have the
+staging type, a type that converts to it (integer and floating-point types for numbers, DATE or TIMESTAMP for
+dates) or text.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import duckdb
 
 from pipelines import paths
 from pipelines.cohorts.settings import StudySettings
+from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import SiteNameError, register_site, site_for_extract
 
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(docs/operations.md)")
     parser.add_argument("--max-reject-share", type=float, metavar="SHARE",
                         help="largest share of a table's records the ingest may reject before the run stops "
-                             "unpublished (default 0.01 = 1%%; docs/extract_format.md)")
+                             f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_format.md)")
     args = parser.parse_args(argv)
     if args.override_json is not None and not isinstance(args.override_json, dict):
         parser.error("--override-json must be a JSON object: study id -> study fields")

@@ -6,7 +6,13 @@ import dagster as dg
 from pipelines import extract_spec as spec
 from pipelines.ingest.formats import FormatLoad, load_extract_any_format
 from pipelines.ingest.loader import TableLoad
-from pipelines.ingest.reject_share import CASCADE_CHECK, CASCADE_TABLE, TABLE_CHECK, reject_share_verdicts
+from pipelines.ingest.reject_share import (
+    CASCADE_CHECK,
+    CASCADE_TABLE,
+    DEFAULT_MAX_REJECT_SHARE,
+    TABLE_CHECK,
+    reject_share_verdicts,
+)
 from pipelines.ingest.resources import ExtractSource
 from pipelines.warehouse import Warehouse
 
@@ -69,12 +75,13 @@ def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
     ],
     check_specs=[
         *(dg.AssetCheckSpec(TABLE_CHECK, asset=staging_key(table.name), blocking=True,
-                            description="At most ExtractSource.max_reject_share (default 1%) of the table's "
-                                        "records are rejected.")
+                            description=f"At most ExtractSource.max_reject_share (default "
+                                        f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of the table's records are rejected.")
           for table in spec.TABLES),
         dg.AssetCheckSpec(CASCADE_CHECK, asset=staging_key(CASCADE_TABLE), blocking=True,
-                          description="At most ExtractSource.max_reject_share (default 1%) of all event records "
-                                      "are rejected as unknown_person (persons lost from the person table)."),
+                          description=f"At most ExtractSource.max_reject_share (default "
+                                      f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of all event records are rejected as "
+                                      "unknown_person (persons lost from the person table)."),
     ],
     name="load_extract",
 )
