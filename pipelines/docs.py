@@ -88,7 +88,8 @@ def extract_format_markdown() -> str:
         "",
         "The run stops before publishing when the ingest rejects more than one threshold, `max_reject_share` "
         f"(default {DEFAULT_MAX_REJECT_SHARE:.0%}; the `extract` resource, `legcramp-run --max-reject-share`), of a "
-        "table's records, or of all event records as `unknown_person` (persons lost from the person file): the "
+        "table's records, or of all event records as `unknown_person` (persons lost from the person file), the "
+        "share being rounded up to a whole record (a table of fewer than 100 records may lose one): the "
         "blocking asset checks `reject_share_within_threshold` and `unknown_person_share_within_threshold` of "
         "the ingest (pipelines/ingest/reject_share.py).",
         "",

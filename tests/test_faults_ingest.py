@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from pipelines.ingest.assets import staging_key, staging_tables
-from pipelines.ingest.loader import ExtractError, load_extract
+from pipelines.ingest.loader import ExtractError, TableLoad, load_extract
 from pipelines.ingest.reject_share import CASCADE_CHECK, TABLE_CHECK, reject_share_verdicts
 from pipelines.ingest.resources import ExtractSource
 from pipelines.synthetic import generate_extract
@@ -179,6 +179,18 @@ def test_reject_shares_of_a_generated_extract_pass_and_one_threshold_applies_to_
     strict = reject_share_verdicts(loads, 0.0)
     assert {v.table for v in strict if not v.passed and v.check == TABLE_CHECK} == {
         load.table for load in loads.values() if load.rejected}
+
+
+def test_the_threshold_counts_whole_records_so_a_small_table_may_lose_one():
+    def verdict(rejected: int, input_records: int, max_share: float = 0.01) -> bool:
+        loads = {"death": TableLoad("death", "death.csv", input_records, input_records - rejected,
+                                    {"duplicate_primary_key": rejected})}
+        return next(v for v in reject_share_verdicts(loads, max_share) if v.table == "death").passed
+
+    assert verdict(1, 2) and not verdict(2, 2)  # one of a 2-row table: 50%, but one record
+    assert verdict(2, 193) and not verdict(3, 193)  # 1% of 193 rounds up to 2 records
+    assert verdict(21, 2100) and not verdict(22, 2100)  # exactly 1%
+    assert not verdict(1, 2, max_share=0.0)
 
 
 def _materialize(folder: Path, tmp_path: Path, **extract_config) -> dg.ExecuteInProcessResult:
