@@ -93,10 +93,15 @@ def test_reject_lines_are_physical_after_a_quoted_line_break(tmp_path):
 
 
 def test_reject_lines_and_records_reconcile_on_a_generated_extract(extract):
-    """Every reject of a generated table sits on the physical line holding its record, after blank lines and a
-    quoted line break earlier in the file."""
-    hostile.blank_lines(extract, "drug_exposure", after=[3, 40, 41])
-    hostile.quoted_line_break(extract, "drug_exposure", 60, "drug_code")
+    """Every reject of a generated table sits on the physical line holding its record, after blank lines and
+    quoted line breaks in either order, with rejected rows right after a blank line."""
+    hostile.set_field(extract, "drug_exposure", 51, "days_supply", "abc")
+    hostile.set_field(extract, "drug_exposure", 52, "days_supply", "1.5")
+    hostile.set_field(extract, "drug_exposure", 53, "drug_exposure_start_date", "2019-13-45")
+    hostile.blank_lines(extract, "drug_exposure", after=[3, 40, 41])  # bad rows now at 54-56
+    hostile.quoted_line_break(extract, "drug_exposure", 45, "drug_code")  # bad rows now at 55-57
+    hostile.quoted_line_break(extract, "drug_exposure", 47, "drug_code")  # bad rows now at 56-58
+    hostile.blank_lines(extract, "drug_exposure", after=[55, 56, 2_000])  # bad rows at 57, 59, 60
     con = load(extract)
     lines = (extract / "drug_exposure.csv").read_text().split("\n")
     checked = 0
@@ -110,6 +115,8 @@ def test_reject_lines_and_records_reconcile_on_a_generated_extract(extract):
         checked += 1
     assert checked == con.execute("SELECT rejected FROM ingest.load_counts WHERE table_name = 'drug_exposure'"
                                   ).fetchone()[0] > 10
+    assert {row[0] for row in con.execute("SELECT line FROM ingest.rejects WHERE table_name = 'drug_exposure' "
+                                          "AND line < 100").fetchall()} == {57, 59, 60}
 
 
 @pytest.mark.parametrize("folder_name", ["site[ab]", "site*", "site?"])
@@ -294,3 +301,29 @@ def test_mixed_line_endings_are_handled(generated, extract, gzipped):
     records = con.execute("SELECT record FROM ingest.rejects WHERE table_name = 'visit_occurrence' "
                           "AND reason = 'malformed_line'").fetchall()
     assert records and not any("\r" in r[0] for r in records)
+
+
+def test_a_shaped_source_keeps_physical_lines_after_a_quoted_line_break_and_a_blank_line(tmp_path):
+    """A site-mapped extract (shaped by SQL before the canonical checks) numbers its rejects the same way."""
+    import yaml
+
+    from pipelines import extract_spec as spec
+    from pipelines.ingest.formats import load_extract_any_format
+
+    folder = write_fixture(tmp_path / "site")
+    hostile.set_field(folder, "condition_occurrence", 2, "visit_occurrence_id", '"V1\nnote"')
+    hostile.blank_lines(folder, "condition_occurrence", after=[4])
+    mapping = {"tables": {t.name: {"file": f"{t.name}.csv", "columns": {c: c for c in hostile.header(folder, t.name)
+                                                                        if c in t.column_names}}
+                          for t in spec.TABLES}}
+    (folder / "extract_mapping.yaml").write_text(yaml.safe_dump(mapping))
+    con = duckdb.connect()
+    result = load_extract_any_format(con, folder)
+    assert result.extract_format == "site_mapping"
+    # Line 2's record now spans lines 2-3; line 5 is blank; the original lines 3, 5, 6, 7, 8 are 4, 7, 8, 9, 10.
+    shift = {3: 4, 5: 7, 6: 8, 7: 9, 8: 10}
+    assert rejects(con, "condition_occurrence") == {
+        (t, shift[line], reason, column) for t, line, reason, column in EXPECTED_REJECTS
+        if t == "condition_occurrence"}
+    assert result.loads["condition_occurrence"].quoted_line_breaks == 1
+    assert result.loads["condition_occurrence"].blank_lines == 1

@@ -516,9 +516,9 @@ def load_table(
     ``read_path``: the file DuckDB reads when it is not ``path`` itself (a copy with normalised line ends).
     """
     read_path = read_path or path
-    header = file_columns(con, read_path)
+    header = file_header = file_columns(con, read_path)
     if shape_sql is not None:  # shape a non-canonical source file into the canonical columns
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_source AS {_source_relation_sql(read_path, header)}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_source AS {_source_relation_sql(read_path, file_header)}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW _shaped_source AS {shape_sql}")
         header = [row[0] for row in con.execute("DESCRIBE _shaped_source").fetchall() if row[0] != "_record"]
     by_lower = {name.lower(): name for name in header}
@@ -689,7 +689,7 @@ def load_table(
     if (shape_sql is not None and lines is not None
             and lines.physical_lines != parsed_records + malformed + len(lines.blank_lines)):
         records_read = con.execute("SELECT count(*) FROM _raw_source").fetchone()[0]
-    quoted_line_breaks = _create_line_map(con, path, read_path, header, lines, records_read, malformed)
+    quoted_line_breaks = _create_line_map(con, path, read_path, file_header, lines, records_read, malformed)
     con.execute(
         f"""
         INSERT INTO ingest.rejects
@@ -768,17 +768,6 @@ def _create_line_map(con: duckdb.DuckDBPyConnection, path: Path, read_path: Path
     The quoted line breaks are counted (by reading the file again) only when the file has more lines than records
     and blank lines, so a well-formed file costs nothing here."""
     blank = list(lines.blank_lines) if lines is not None else []
-    con.execute("CREATE OR REPLACE TEMP TABLE _line_gaps (line BIGINT)")
-    if not is_parquet(path):
-        con.execute("INSERT INTO _line_gaps VALUES (1)")  # the header
-        if blank:
-            con.execute("INSERT INTO _line_gaps SELECT unnest($blank)", {"blank": blank})
-        if malformed:
-            con.execute("INSERT INTO _line_gaps SELECT line FROM _malformed")
-    con.execute("""CREATE OR REPLACE TEMP TABLE _line_gaps AS
-                   SELECT line, line - row_number() OVER (ORDER BY line) AS good_before,
-                          row_number() OVER (ORDER BY line) AS rank
-                   FROM (SELECT DISTINCT line FROM _line_gaps)""")
     con.execute("CREATE OR REPLACE TEMP TABLE _continuations (_record BIGINT, breaks BIGINT, breaks_through BIGINT)")
     quoted_line_breaks = 0
     explained = records_read + malformed + len(blank)
@@ -794,6 +783,19 @@ def _create_line_map(con: duckdb.DuckDBPyConnection, path: Path, read_path: Path
             WHERE breaks > 0"""
         )
         quoted_line_breaks = con.execute("SELECT coalesce(sum(breaks), 0) FROM _continuations").fetchone()[0]
+        if blank and quoted_line_breaks:
+            blank = _blank_lines_in_reader_numbering(con, blank)
+    con.execute("CREATE OR REPLACE TEMP TABLE _line_gaps (line BIGINT)")
+    if not is_parquet(path):
+        con.execute("INSERT INTO _line_gaps VALUES (1)")  # the header
+        if blank:
+            con.execute("INSERT INTO _line_gaps SELECT unnest($blank)", {"blank": blank})
+        if malformed:
+            con.execute("INSERT INTO _line_gaps SELECT line FROM _malformed")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _line_gaps AS
+                   SELECT line, line - row_number() OVER (ORDER BY line) AS good_before,
+                          row_number() OVER (ORDER BY line) AS rank
+                   FROM (SELECT DISTINCT line FROM _line_gaps)""")
     if malformed:
         con.execute(
             """
@@ -804,6 +806,34 @@ def _create_line_map(con: duckdb.DuckDBPyConnection, path: Path, read_path: Path
             """
         )
     return int(quoted_line_breaks)
+
+
+def _blank_lines_in_reader_numbering(con: duckdb.DuckDBPyConnection, blank: list[int]) -> list[int]:
+    """The blank lines' numbers as DuckDB's reader counts lines (without the line breaks inside quoted fields).
+
+    A walk over the rare events only (blank lines, malformed lines, records with quoted line breaks), in file
+    order: between two events every line is one record, one physical line and one reader line."""
+    malformed = [row[0] for row in con.execute("SELECT line FROM _malformed ORDER BY line").fetchall()]
+    continued = con.execute("SELECT _record, breaks FROM _continuations ORDER BY _record").fetchall()
+    physical, reader, records = 2, 2, 0  # the next line to look at (after the header), records before it
+    result: list[int] = []
+    b = m = c = 0
+    infinity = float("inf")
+    while b < len(blank):
+        to_blank = blank[b] - physical
+        to_malformed = malformed[m] - reader if m < len(malformed) else infinity
+        to_continued = continued[c][0] - records - 1 if c < len(continued) else infinity
+        step = min(to_blank, to_malformed, to_continued)
+        physical, reader, records = physical + step, reader + step, records + step
+        if step == to_blank:
+            result.append(reader)
+            physical, reader, b = physical + 1, reader + 1, b + 1
+        elif step == to_malformed:
+            physical, reader, m = physical + 1, reader + 1, m + 1
+        else:
+            physical, reader, records = physical + 1 + continued[c][1], reader + 1, records + 1
+            c += 1
+    return result
 
 
 def _reconcile(con: duckdb.DuckDBPyConnection, path: Path, lines: FileFingerprint, records_read: int,
