@@ -12,8 +12,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 
+from pipelines import extract_spec as spec
 from pipelines.ingest.assets import staging_key, staging_tables
+from pipelines.ingest.formats import load_extract_any_format
 from pipelines.ingest.loader import ExtractError, TableLoad, load_extract
 from pipelines.ingest.reject_share import CASCADE_CHECK, TABLE_CHECK, reject_share_verdicts
 from pipelines.ingest.resources import ExtractSource
@@ -305,11 +308,6 @@ def test_mixed_line_endings_are_handled(generated, extract, gzipped):
 
 def test_a_shaped_source_keeps_physical_lines_after_a_quoted_line_break_and_a_blank_line(tmp_path):
     """A site-mapped extract (shaped by SQL before the canonical checks) numbers its rejects the same way."""
-    import yaml
-
-    from pipelines import extract_spec as spec
-    from pipelines.ingest.formats import load_extract_any_format
-
     folder = write_fixture(tmp_path / "site")
     hostile.set_field(folder, "condition_occurrence", 2, "visit_occurrence_id", '"V1\nnote"')
     hostile.blank_lines(folder, "condition_occurrence", after=[4])

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.ingest.loader import reader_path_sql
 from pipelines.sql_quoting import quote_identifier, quote_literal
 
 
@@ -166,7 +167,7 @@ def parquet_with_type(folder: Path, table: str, column: str, sql_expression: str
     with duckdb.connect() as con:
         con.execute(
             f"COPY (SELECT * REPLACE ({sql_expression} AS {quote_identifier(column)}) "
-            f"FROM read_csv({quote_literal(str(path))}, header = true, all_varchar = true, ignore_errors = true)) "
+            f"FROM read_csv({reader_path_sql(path)}, header = true, all_varchar = true, ignore_errors = true)) "
             f"TO {quote_literal(str(target))} (FORMAT parquet)"
         )
     path.unlink()
