@@ -56,7 +56,7 @@ def rejects(con: duckdb.DuckDBPyConnection, table: str | None = None) -> set[tup
 
 # ------------------------------------------------------------------------------------------ lost or wrong data
 def test_an_unterminated_quote_stops_the_load_naming_the_file_and_line(extract):
-    hostile.unterminated_quote(extract, "person", line=11)
+    hostile.unterminated_quote(extract, "person", line=11, column="race")
     with pytest.raises(ExtractError, match=r"person\.csv: line 11: the reader could not find the end of this "
                                            r"record .* a quote there is probably never closed"):
         load(extract)
