@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipelines import extract_spec as spec
 from pipelines.data_dictionary import DATA_DICTIONARY_PAGE, data_dictionary_markdown
+from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
 from pipelines.paths import DOCS_DIR
 
 EXTRACT_FORMAT_PAGE = DOCS_DIR / "extract_format.md"
@@ -75,10 +76,22 @@ def extract_format_markdown() -> str:
         "|---|---|",
         *[f"| `{r.code}` | {r.description} |" for r in spec.REJECT_REASONS],
         "",
-        "`line` is the record's line in the file counting the header as line 1 (for Parquet, the row number). "
-        "DuckDB counts records, so a quoted field that spans lines shifts later physical line numbers; the ingest "
-        "then reports the difference between physical lines and records in the asset's metadata. "
-        "`ingest.load_counts` has, per table, `input_records = loaded + rejected` and the count per reason.",
+        "`line` is the physical line of the record in the file, the header being line 1 (for Parquet, the row "
+        "number): blank lines and line breaks inside quoted fields count. `ingest.load_counts` has, per table, "
+        "`input_records = loaded + rejected` and the count per reason.",
+        "",
+        "Every physical data line of a CSV file must be a record, a blank line or a line break inside a quoted field; "
+        "the ingest counts the lines while it hashes the file for the manifest and reconciles them with what DuckDB "
+        "read. Otherwise, typically when a quote is never closed and the reader takes the lines after it into one "
+        "record, the load stops with an error naming the file and the line. The staging asset's metadata shows "
+        "`physical_lines`, `blank_lines` and `quoted_line_breaks`.",
+        "",
+        "The run stops before publishing when the ingest rejects more than one threshold, `max_reject_share` "
+        f"(default {DEFAULT_MAX_REJECT_SHARE:.0%}; the `extract` resource, `legcramp-run --max-reject-share`), of a "
+        "table's records, or of all event records as `unknown_person` (persons lost from the person file), the "
+        "share being rounded up to a whole record (a table of fewer than 100 records may lose one): the "
+        "blocking asset checks `reject_share_within_threshold` and `unknown_person_share_within_threshold` of "
+        "the ingest (pipelines/ingest/reject_share.py).",
         "",
         "Rows that load but are implausible (events after death or outside observation, end before start, "
         "impossible laboratory values, duplicate events, codes that do not exist) are not rejected: the "

@@ -9,7 +9,11 @@ Everything that needs the layout reads it from here: the synthetic generator wri
 validates it, ``docs/extract_format.md`` is generated from it, and the data-quality suites check it.
 
 CSV conventions: a header line, comma-separated, double-quote quoting, UTF-8, dates as ISO ``YYYY-MM-DD``, decimals
-with a point, empty field = missing.
+with a point, empty field = missing. A UTF-8 byte-order mark, CRLF or LF line ends (mixed too) and blank lines are
+accepted; text fields and ids are trimmed of surrounding spaces in every table. Integer columns take whole numbers
+only (``30`` or ``30.0``, not ``1.5``). A ``.csv.gz`` file must be gzip-compressed. Parquet columns may have the
+staging type, a type that converts to it (integer and floating-point types for numbers, DATE or TIMESTAMP for
+dates) or text.
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ class Column:
     ``type`` is the DuckDB type in the staging table. ``required`` columns must be present in the file header (a
     missing one stops the run) and filled in every row (an empty one rejects the row). ``kind`` selects the
     normalisation the ingest applies: ``vocabulary``, ``code`` (normalised per the row's vocabulary), ``sex``,
-    ``visit_type``, ``laterality`` or plain ``None``.
+    ``visit_type``, ``laterality`` or plain ``None``. ``valid_range`` (integer columns): the values a field can
+    hold at all; others are rejected (number_out_of_range). Implausible values inside it are the quality checks'.
     """
 
     name: str
@@ -80,6 +85,7 @@ class Column:
     required: bool
     description: str
     kind: str | None = None
+    valid_range: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +116,9 @@ class Table:
         raise KeyError(f"{self.name} has no column {name!r}")
 
 
-def _c(name: str, type_: str, required: bool, description: str, kind: str | None = None) -> Column:
-    return Column(name, type_, required, description, kind)
+def _c(name: str, type_: str, required: bool, description: str, kind: str | None = None,
+       valid_range: tuple[int, int] | None = None) -> Column:
+    return Column(name, type_, required, description, kind, valid_range)
 
 
 PERSON = Table(
@@ -121,7 +128,8 @@ PERSON = Table(
     references_person=False,
     columns=(
         _c("person_id", "VARCHAR", True, "Pseudonymous person id, unique in the extract."),
-        _c("year_of_birth", "INTEGER", True, "Year of birth (de-identified extracts often keep only the year)."),
+        _c("year_of_birth", "INTEGER", True, "Year of birth (de-identified extracts often keep only the year); "
+           "a year outside 1850-2100 is rejected.", valid_range=(1850, 2100)),
         _c("birth_date", "DATE", False, "Full date of birth, where the extract has it."),
         _c("sex", "VARCHAR", True, "Sex: F, M or U (female/male/unknown; common spellings accepted).", "sex"),
         _c("race", "VARCHAR", False, "Race as recorded at the source."),
@@ -263,7 +271,13 @@ REJECT_REASONS: tuple[RejectReason, ...] = (
                                    "bad quoting)."),
     RejectReason("missing_required_field", "A required column is empty."),
     RejectReason("unparseable_date", "A date column holds something that is not a YYYY-MM-DD date."),
-    RejectReason("unparseable_number", "A numeric column holds something that is not a number."),
+    RejectReason("unparseable_number", "A numeric column holds something that is not a number (NaN included)."),
+    RejectReason("non_integer_number", "An integer column holds a number with a fraction (days_supply 1.5)."),
+    RejectReason("infinite_number", "A numeric column holds an infinity, or a number beyond the range of a "
+                                    "floating-point number (1e400)."),
+    RejectReason("number_out_of_range", "An integer column holds a number its type cannot hold (99999999999 in an "
+                                        "INTEGER column) or outside the column's valid range (year_of_birth "
+                                        "outside 1850-2100)."),
     RejectReason("duplicate_primary_key", "The row's id repeats the id of an earlier row of the same table."),
     RejectReason("unknown_person", "The person id is not in the person table."),
 )

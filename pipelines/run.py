@@ -16,20 +16,26 @@ import duckdb
 
 from pipelines import paths
 from pipelines.cohorts.settings import StudySettings
+from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import SiteNameError, register_site, site_for_extract
 
 
 def run_config(extract: Path, database: Path, memory_limit: str | None = None,
-               temp_directory: str | None = None, study_overrides: dict | None = None) -> dict:
-    """`study_overrides`: study id -> study fields this run overrides (see pipelines/cohorts/settings.py)."""
+               temp_directory: str | None = None, study_overrides: dict | None = None,
+               max_reject_share: float | None = None) -> dict:
+    """`study_overrides`: study id -> study fields this run overrides (see pipelines/cohorts/settings.py);
+    `max_reject_share`: the ingest's reject-share threshold (pipelines/ingest/reject_share.py), default 1%."""
     warehouse = {"database_path": str(database.resolve())}
     if memory_limit:
         warehouse["memory_limit"] = memory_limit
     if temp_directory:
         warehouse["temp_directory"] = temp_directory
+    extract_config: dict = {"folder": str(extract.resolve())}
+    if max_reject_share is not None:
+        extract_config["max_reject_share"] = max_reject_share
     resources = {
-        "extract": {"config": {"folder": str(extract.resolve())}},
+        "extract": {"config": extract_config},
         "warehouse": {"config": warehouse},
     }
     if study_overrides:
@@ -38,7 +44,8 @@ def run_config(extract: Path, database: Path, memory_limit: str | None = None,
 
 
 def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None = None, site: str | None = None,
-              study_overrides: dict | None = None, **warehouse_options) -> dg.ExecuteInProcessResult:
+              study_overrides: dict | None = None, max_reject_share: float | None = None,
+              **warehouse_options) -> dg.ExecuteInProcessResult:
     """Build one site (default: named after the extract folder) into `database`, registering the site if new."""
     from pipelines.definitions import defs
 
@@ -47,7 +54,8 @@ def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None
     register_site(instance, site)
     job = defs.resolve_job_def(STUDY_JOB_NAME)
     return job.execute_in_process(
-        run_config=run_config(extract, database, study_overrides=study_overrides, **warehouse_options),
+        run_config=run_config(extract, database, study_overrides=study_overrides,
+                              max_reject_share=max_reject_share, **warehouse_options),
         instance=instance,
         partition_key=site,
         raise_on_error=False,
@@ -114,13 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--override-json", type=json.loads, metavar="JSON",
                         help='study parameters for this run, e.g. \'{"leg_cramps": {"prior_observation_days": 730}}\' '
                              "(docs/operations.md)")
+    parser.add_argument("--max-reject-share", type=float, metavar="SHARE",
+                        help="largest share of a table's records the ingest may reject before the run stops "
+                             f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_format.md)")
     args = parser.parse_args(argv)
     if args.override_json is not None and not isinstance(args.override_json, dict):
         parser.error("--override-json must be a JSON object: study id -> study fields")
 
     try:
         result = run_study(args.extract, args.db, site=args.site, memory_limit=args.memory_limit,
-                           temp_directory=args.temp_directory, study_overrides=args.override_json)
+                           temp_directory=args.temp_directory, study_overrides=args.override_json,
+                           max_reject_share=args.max_reject_share)
     except SiteNameError as error:
         parser.error(f"{error}; name the site with --site")
     if not result.success:

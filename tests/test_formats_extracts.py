@@ -27,11 +27,11 @@ def _require(folder: Path) -> None:
         pytest.skip(f"shared sample extract {folder} is absent (see ../shared/data/README.md)")
 
 
-def _run(folder: Path, tmp_path: Path, instance) -> duckdb.DuckDBPyConnection:
+def _run(folder: Path, tmp_path: Path, instance, max_reject_share: float | None = None) -> duckdb.DuckDBPyConnection:
     from pipelines.run import failure_messages, run_study
 
     database = tmp_path / "study.duckdb"
-    result = run_study(folder, database, instance=instance)
+    result = run_study(folder, database, instance=instance, max_reject_share=max_reject_share)
     assert result.success, "\n".join(failure_messages(result))
     return duckdb.connect(str(database), read_only=True)
 
@@ -81,7 +81,10 @@ def _omop_condition_persons(folder: Path, condition_concept_ids: list[str]) -> i
 
 def test_gibleed_omop_v53_end_to_end(tmp_path, dagster_instance):
     _require(GIBLEED)
-    con = _run(GIBLEED, tmp_path, dagster_instance)
+    # GiBleed loses more than the default 1% of some tables, by its known quirks: 2,649 of its 5,343 observation
+    # periods name persons absent from person (49.6%), 6.5% of drug_exposure and 5.0% of measurement rows repeat an
+    # id. With the default threshold the run stops unpublished (below); accepted knowingly, it runs.
+    con = _run(GIBLEED, tmp_path, dagster_instance, max_reject_share=0.5)
     # Hypothyroidism: SNOMED 40930008 = OMOP concept 140673.
     assert _persons(con, "hypothyroidism") == _omop_condition_persons(GIBLEED, ["140673"]) == 31
     # Statins (ingredients 36567 simvastatin, 83367 atorvastatin, 301542, 42463) and albuterol (435), reached from
@@ -160,3 +163,16 @@ def test_icd10cm_phenotype_finds_omop_rows_through_maps_to(tmp_path):
     assert found[1] == con.execute("SELECT count(*) FROM staging.condition_occurrence "
                                    "WHERE condition_vocabulary = 'SNOMED' AND condition_code = '74474003'"
                                    ).fetchone()[0]
+
+
+def test_gibleed_stops_unpublished_at_the_default_reject_threshold(tmp_path, dagster_instance):
+    from pipelines.ingest.reject_share import CASCADE_CHECK, TABLE_CHECK
+    from pipelines.run import run_study
+
+    _require(GIBLEED)
+    database = tmp_path / "study.duckdb"
+    result = run_study(GIBLEED, database, instance=dagster_instance)
+    assert not result.success and not database.exists()
+    failed = {(e.asset_key.path[-1], e.check_name) for e in result.get_asset_check_evaluations() if not e.passed}
+    assert failed == {("observation_period", TABLE_CHECK), ("drug_exposure", TABLE_CHECK),
+                      ("measurement", TABLE_CHECK), ("person", CASCADE_CHECK)}

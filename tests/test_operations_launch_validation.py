@@ -69,11 +69,11 @@ def test_a_bad_configuration_fails_before_the_first_step_naming_the_field(tmp_pa
 
 def test_a_good_configuration_passes_the_check_and_the_failure_sensor_reports_a_bad_one(
         tmp_path, dagster_instance, caplog):
-    from tests.test_ingest import write_fixture
+    from tests.test_ingest import accepting_fixture_rejects, write_fixture
 
     extract = write_fixture(tmp_path / "extract")
     database = tmp_path / "published" / "site_a.duckdb"
-    config = study_run_config(extract, database)
+    config = accepting_fixture_rejects(study_run_config(extract, database))
     config["resources"]["warehouse"]["config"].update(memory_limit="1GB", threads=1)
     assert _launch(dagster_instance, config, {"legcramp/study": "leg_cramps"}).success
     assert database.exists()

@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.run import run_study
 from tests.conftest import REPO_ROOT
-from tests.test_ingest import write_fixture
+from tests.test_ingest import FIXTURE_MAX_REJECT_SHARE, write_fixture
 
 PYTHON = sys.executable
 # The generated extract of these tests: small, because a study run has ~15 s of fixed cost and these tests are
@@ -57,7 +57,8 @@ def _ask(analyst: subprocess.Popen) -> list:
 def test_a_reader_keeps_its_version_during_a_run_and_new_readers_see_the_new_one(
         tmp_path, dagster_instance, generated_extract):
     database = tmp_path / "published" / "study.duckdb"
-    assert run_study(write_fixture(tmp_path / "old_extract"), database, instance=dagster_instance).success
+    assert run_study(write_fixture(tmp_path / "old_extract"), database, instance=dagster_instance,
+                     max_reject_share=FIXTURE_MAX_REJECT_SHARE).success
 
     analyst = subprocess.Popen([PYTHON, "-c", ANALYST, str(database)], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)

@@ -21,7 +21,7 @@ from pipelines.jobs import STUDY_JOB_NAME, WRITER_TAG
 from pipelines.network.sites import register_site
 from pipelines.operations.run_config import study_run_config
 from tests.conftest import REPO_ROOT
-from tests.test_ingest import write_fixture
+from tests.test_ingest import accepting_fixture_rejects, write_fixture
 
 BIN = Path(sys.executable).parent
 
@@ -41,7 +41,7 @@ def test_two_writer_runs_queue_one_after_the_other(tmp_path, monkeypatch):
     for site in ("site_a", "site_b"):
         register_site(instance, site)
         extract = write_fixture(tmp_path / site)
-        config = study_run_config(extract, tmp_path / "published" / f"{site}.duckdb")
+        config = accepting_fixture_rejects(study_run_config(extract, tmp_path / "published" / f"{site}.duckdb"))
         run_id = str(uuid.uuid4())
         subprocess.run(
             [str(BIN / "dagster"), "job", "launch", "-m", "pipelines.definitions", "-j", STUDY_JOB_NAME,

@@ -9,13 +9,13 @@ import sys
 import duckdb
 
 from pipelines.run import failure_messages, run_study, summary
-from tests.test_ingest import EXPECTED_REJECTS, write_fixture
+from tests.test_ingest import EXPECTED_REJECTS, FIXTURE_MAX_REJECT_SHARE, write_fixture
 
 
 def test_job_loads_extract_and_publishes_atomically(tmp_path, dagster_instance):
     extract = write_fixture(tmp_path / "extract")
     database = tmp_path / "out" / "study.duckdb"
-    result = run_study(extract, database, instance=dagster_instance)
+    result = run_study(extract, database, instance=dagster_instance, max_reject_share=FIXTURE_MAX_REJECT_SHARE)
     assert result.success
     assert database.exists()
     assert not any((database.parent / ".runs").glob("*.duckdb")), "the build file must have been moved"
@@ -42,7 +42,7 @@ def test_job_loads_extract_and_publishes_atomically(tmp_path, dagster_instance):
 def test_failed_run_leaves_the_published_database_unchanged(tmp_path, dagster_instance):
     extract = write_fixture(tmp_path / "extract")
     database = tmp_path / "study.duckdb"
-    assert run_study(extract, database, instance=dagster_instance).success
+    assert run_study(extract, database, instance=dagster_instance, max_reject_share=FIXTURE_MAX_REJECT_SHARE).success
     before = database.read_bytes()
 
     (extract / "person.csv").unlink()

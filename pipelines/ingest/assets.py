@@ -4,8 +4,15 @@
 import dagster as dg
 
 from pipelines import extract_spec as spec
-from pipelines.ingest.formats import FormatLoad, load_extract_any_format  # [extract formats] dispatch by layout
+from pipelines.ingest.formats import FormatLoad, load_extract_any_format
 from pipelines.ingest.loader import TableLoad
+from pipelines.ingest.reject_share import (
+    CASCADE_CHECK,
+    CASCADE_TABLE,
+    DEFAULT_MAX_REJECT_SHARE,
+    TABLE_CHECK,
+    reject_share_verdicts,
+)
 from pipelines.ingest.resources import ExtractSource
 from pipelines.warehouse import Warehouse
 
@@ -37,18 +44,18 @@ def _metadata(load: TableLoad, table: spec.Table) -> dict:
     }
     for reason, count in load.rejected_by_reason.items():
         metadata[f"rejected_{reason}"] = count
-    if load.physical_lines is not None and load.physical_lines != load.input_records:
-        metadata["warning"] = (
-            f"{load.physical_lines} physical lines but {load.input_records} records: quoted fields span lines "
-            "or a quote is unbalanced (see ingest.rejects)."
-        )
+    if load.physical_lines is not None:
+        # The loader has reconciled them: physical lines = records + blank lines + line breaks in quoted fields.
+        metadata["physical_lines"] = load.physical_lines
+        metadata["blank_lines"] = load.blank_lines
+        metadata["quoted_line_breaks"] = load.quoted_line_breaks
     if load.ignored_columns:
         metadata["ignored_columns"] = ", ".join(load.ignored_columns)
     return metadata
 
 
 def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
-    """[extract formats] The detected layout, and the phenotypes this table's codes cannot reach."""
+    """The detected layout, and the phenotypes this table's codes cannot reach."""
     metadata: dict = {"extract_format": result.extract_format}
     unresolvable = result.unresolvable_phenotypes.get(table.name)
     if unresolvable:
@@ -66,12 +73,22 @@ def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
         )
         for table in spec.TABLES
     ],
+    check_specs=[
+        *(dg.AssetCheckSpec(TABLE_CHECK, asset=staging_key(table.name), blocking=True,
+                            description=f"At most ExtractSource.max_reject_share (default "
+                                        f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of the table's records are rejected.")
+          for table in spec.TABLES),
+        dg.AssetCheckSpec(CASCADE_CHECK, asset=staging_key(CASCADE_TABLE), blocking=True,
+                          description=f"At most ExtractSource.max_reject_share (default "
+                                      f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of all event records are rejected as "
+                                      "unknown_person (persons lost from the person table)."),
+    ],
     name="load_extract",
 )
 def staging_tables(context: dg.AssetExecutionContext, extract: ExtractSource, warehouse: Warehouse):
     """Load the extract folder into staging.*, with every refused row in ingest.rejects and its reason."""
     with warehouse.connect(context.run_id) as con:
-        # [extract formats] detects canonical / OMOP CDM / Synthea / site layouts; canonical goes to load_extract.
+        # Detects canonical / OMOP CDM / Synthea / site layouts; canonical goes to load_extract.
         result = load_extract_any_format(con, extract.path, log=context.log.info)
     loads = result.loads
     for warning in result.warnings:
@@ -81,8 +98,17 @@ def staging_tables(context: dg.AssetExecutionContext, extract: ExtractSource, wa
     context.log.info(f"extract {extract.path}: {total_in:,} records in, {total_rejected:,} rejected")
     for table in spec.TABLES:
         metadata = _metadata(loads[table.name], table)
-        metadata.update(_format_metadata(result, table))  # [extract formats]
+        metadata.update(_format_metadata(result, table))
         yield dg.MaterializeResult(asset_key=staging_key(table.name), metadata=metadata)
+    for verdict in reject_share_verdicts(loads, extract.max_reject_share):
+        log = context.log.info if verdict.passed else context.log.error
+        log(verdict.description)
+        yield dg.AssetCheckResult(
+            asset_key=staging_key(verdict.table), check_name=verdict.check, passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.ERROR, description=verdict.description,
+            metadata={"rejected": verdict.rejected, "input_records": verdict.input_records,
+                      "share": round(verdict.share, 6), "max_share": verdict.max_share},
+        )
 
 
 assets = [staging_tables]

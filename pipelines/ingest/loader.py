@@ -6,8 +6,10 @@ For each canonical table (pipelines/extract_spec.py) the loader:
    (DuckDB's `store_rejects`) as `malformed_line` rejects with their line number;
 3. types and normalises each field in SQL and gives every row at most one reject reason, the first that applies
    in the order of extract_spec.REJECT_REASONS;
-4. writes the good rows to `staging.<table>` and the others to `ingest.rejects` (file, line, column, reason, the
-   raw record), and checks that input records = loaded + rejected.
+4. writes the good rows to `staging.<table>` and the others to `ingest.rejects` (file, physical line, column,
+   reason, the raw record), checks that input records = loaded + rejected, and reconciles the records with the
+   file's physical lines (counted while the file is hashed for the manifest): lines that are neither a record,
+   a blank line nor the continuation of a quoted field stop the load with the line where the reader went wrong.
 
 This module is one of the few places with DuckDB-specific SQL (read_csv/read_parquet options, store_rejects,
 ASOF JOIN); the models under sql/ stay plain.
@@ -19,6 +21,10 @@ import csv
 import gzip
 import hashlib
 import json
+import re
+import shutil
+import tempfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +35,18 @@ import duckdb
 from pipelines import extract_spec as spec
 from pipelines.extract_spec import Column, Table
 from pipelines.ingest.containment import inside_folder
+from pipelines.sql_quoting import quote_identifier, quote_literal
 
 Log = Callable[[str], None]
 
+# What the extract must be, named in every encoding error.
+ENCODING_FIX = ("the extract must be UTF-8: convert the file, for example "
+                "`iconv -f latin1 -t utf-8 in.csv > out.csv`, and load it again")
+
 
 class ExtractError(Exception):
-    """The extract cannot be loaded at all (a required file or column is missing, a file is ambiguous)."""
+    """The extract cannot be loaded at all (a required file or column is missing, a file is ambiguous or unreadable,
+    its records do not reconcile with its lines)."""
 
 
 @dataclass
@@ -48,6 +60,8 @@ class TableLoad:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     physical_lines: int | None = None
+    blank_lines: int = 0
+    quoted_line_breaks: int = 0
 
     @property
     def rejected(self) -> int:
@@ -73,18 +87,70 @@ def is_parquet(path: Path) -> bool:
     return path.name.endswith(".parquet")
 
 
+def is_gzip(path: Path) -> bool:
+    return path.name.endswith(".gz")
+
+
+_GLOB_CHARACTERS = re.compile(r"([\[\]*?{}])")
+
+
+def reader_path_sql(path: Path) -> str:
+    """The path as a SQL literal for DuckDB's file readers, matching that one file only.
+
+    DuckDB's readers (read_csv, read_parquet, parquet_schema) treat every path as a glob pattern and have no option
+    to turn globbing off; a folder named ``site[ab]`` would read ``sitea``'s files. Each glob character is therefore
+    written as a one-character class (``[`` -> ``[[]``, ``*`` -> ``[*]``), which matches only itself."""
+    return quote_literal(_GLOB_CHARACTERS.sub(r"[\1]", str(path)))
+
+
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+
+
+def _not_gzip_error(path: Path, error: Exception) -> ExtractError:
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+    return ExtractError(
+        f"{path}: not a gzip-compressed file ({error}; it starts with {start!r}). The name ends in .gz: compress "
+        f"it with gzip, or rename it to {path.name[:-3]} if it is plain CSV."
+    )
+
+
 def read_csv_header(path: Path) -> list[str]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        header = next(csv.reader(handle), None)
-    if not header:
+    """The column names of line 1 (a UTF-8 byte-order mark before them is dropped); errors name the file, the line
+    and the fix."""
+    try:
+        with _open_binary(path) as handle:
+            first_line = handle.readline(1 << 20)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise _not_gzip_error(path, error) from error
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ExtractError(
+            f"{path}: line 1 (the header), byte {error.start + 1}: {first_line[error.start:error.start + 1]!r} is "
+            f"not UTF-8; {ENCODING_FIX}."
+        ) from error
+    text = text.rstrip("\r\n")
+    if not text.strip():
         raise ExtractError(f"{path}: the file is empty; line 1 must be a header naming the columns.")
-    return [name.strip() for name in header]
+    header = [name.strip() for name in next(csv.reader([text]))]
+    seen: dict[str, str] = {}
+    for name in header:
+        if name.lower() in seen:
+            raise ExtractError(
+                f"{path}: line 1 (the header) names the column {name!r} twice"
+                + (f" (as {seen[name.lower()]!r} and {name!r})" if seen[name.lower()] != name else "")
+                + "; every column must have one name: rename or remove one of them."
+            )
+        seen[name.lower()] = name
+    return header
 
 
 def file_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     if is_parquet(path):
-        rows = con.execute("SELECT name FROM parquet_schema(?) WHERE num_children IS NULL", [str(path)]).fetchall()
+        rows = con.execute(f"SELECT name FROM parquet_schema({reader_path_sql(path)}) "
+                           "WHERE num_children IS NULL").fetchall()
         return [r[0] for r in rows]
     return read_csv_header(path)
 
@@ -95,16 +161,46 @@ class FileFingerprint:
 
     sha256: str  # of the file's bytes as stored (compressed for .csv.gz)
     physical_lines: int | None  # CSV data lines (newlines minus the header); None for Parquet
+    # CSV: the physical line numbers of empty lines (DuckDB's reader skips them), and how many line ends are CRLF.
+    blank_lines: tuple[int, ...] = ()
+    crlf_line_ends: int = 0
+    line_ends: int = 0
+
+    @property
+    def mixed_line_endings(self) -> bool:
+        return 0 < self.crlf_line_ends < self.line_ends
 
 
-def _count_lines(blocks) -> int:
-    count, last = 0, b"\n"
-    for block in blocks:
-        count += block.count(b"\n")
-        last = block[-1:]
-    if last != b"\n":
-        count += 1  # a last line without a trailing newline
-    return max(count - 1, 0)
+class _LineCounter:
+    """Counts lines, CRLF line ends and the positions of empty lines of a byte stream, block by block, with
+    C-speed bytes methods (no loop over lines)."""
+
+    def __init__(self) -> None:
+        self.newlines = 0
+        self.crlf = 0
+        self.blank: list[int] = []
+        self._tail = b""  # the last two bytes of the previous block
+        self._last = b"\n"
+
+    def feed(self, block: bytes) -> None:
+        buffer = self._tail + block
+        newlines_before_buffer = self.newlines - self._tail.count(b"\n")
+        if b"\r" in buffer:
+            self.crlf += buffer.count(b"\r\n") - self._tail.count(b"\r\n")
+        for pattern in (b"\n\n", b"\n\r\n"):
+            start = buffer.find(pattern)
+            while start != -1:
+                if start + len(pattern) > len(self._tail):  # not already seen in the previous block
+                    # The empty line starts after the newline at `start`.
+                    self.blank.append(newlines_before_buffer + buffer.count(b"\n", 0, start + 1) + 1)
+                start = buffer.find(pattern, start + 1)
+        self.newlines += block.count(b"\n")
+        self._tail = buffer[-2:]
+        self._last = block[-1:] or self._last
+
+    def data_lines(self) -> int:
+        lines = self.newlines + (0 if self._last == b"\n" else 1)  # a last line without a trailing newline
+        return max(lines - 1, 0)
 
 
 def _blocks(handle, size: int = 1 << 22):
@@ -114,21 +210,23 @@ def _blocks(handle, size: int = 1 << 22):
 def fingerprint_file(path: Path) -> FileFingerprint:
     """The file's sha256 and, for CSV, its data lines, in one read of the file (two for .csv.gz)."""
     digest = hashlib.sha256()
-    lines = None
+    counter = _LineCounter() if not is_parquet(path) else None
     with open(path, "rb") as handle:
-        if path.name.endswith(".csv"):
-            def hashed_blocks():
+        for block in _blocks(handle):
+            digest.update(block)
+            if counter is not None and not is_gzip(path):
+                counter.feed(block)
+    if counter is not None and is_gzip(path):
+        try:
+            with gzip.open(path, "rb") as handle:
                 for block in _blocks(handle):
-                    digest.update(block)
-                    yield block
-            lines = _count_lines(hashed_blocks())
-        else:
-            for block in _blocks(handle):
-                digest.update(block)
-    if path.name.endswith(".csv.gz"):
-        with gzip.open(path, "rb") as handle:
-            lines = _count_lines(_blocks(handle))
-    return FileFingerprint(digest.hexdigest(), lines)
+                    counter.feed(block)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            raise _not_gzip_error(path, error) from error
+    if counter is None:
+        return FileFingerprint(digest.hexdigest(), None)
+    return FileFingerprint(digest.hexdigest(), counter.data_lines(), tuple(sorted(set(counter.blank))),
+                           counter.crlf, counter.newlines)
 
 
 class FileFingerprints:
@@ -146,23 +244,60 @@ class FileFingerprints:
         return self._futures[path].result()
 
 
+def normalised_line_endings_copy(path: Path, folder: Path) -> Path:
+    """A plain-CSV copy of the file with every CRLF line end written as LF, in `folder`.
+
+    DuckDB's reader takes one line-end style per file and stops at the first line of the other style; only files
+    that mix both are copied (CR bytes inside quoted fields become LF too, which no canonical field holds)."""
+    target = folder / (path.name[:-3] if is_gzip(path) else path.name)
+    with _open_binary(path) as source, open(target, "wb") as out:
+        carry = b""
+        for block in _blocks(source):
+            block = carry + block
+            carry = b"\r" if block.endswith(b"\r") else b""
+            out.write((block[:-1] if carry else block).replace(b"\r\n", b"\n"))
+        out.write(carry)
+    return target
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # SQL expressions built from the spec (the fact lists live in extract_spec, never in SQL text)
 # ---------------------------------------------------------------------------------------------------------------
-def _quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+NUMERIC_TYPES = ("INTEGER", "BIGINT", "DOUBLE")
+INTEGER_TYPES = ("INTEGER", "BIGINT")
+# Parquet types whose values the ingest can take for a column of each staging type (text is always accepted and
+# parsed like CSV text).
+_PARQUET_INTEGER_SOURCES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                            "UINTEGER", "UBIGINT", "UHUGEINT")
+_PARQUET_NUMERIC_SOURCES = _PARQUET_INTEGER_SOURCES + ("FLOAT", "DOUBLE", "DECIMAL")
+ACCEPTED_PARQUET_TYPES: dict[str, tuple[str, ...]] = {
+    "DATE": ("DATE", "TIMESTAMP"),
+    "INTEGER": _PARQUET_NUMERIC_SOURCES,
+    "BIGINT": _PARQUET_NUMERIC_SOURCES,
+    "DOUBLE": _PARQUET_NUMERIC_SOURCES,
+}
+INTEGER_RANGES = {"INTEGER": (-2**31, 2**31 - 1), "BIGINT": (-2**63, 2**63 - 1)}
 
 
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _base_type(source_type: str) -> str:
+    """DuckDB's type name without its parameters or time zone: DECIMAL(18,3) -> DECIMAL, TIMESTAMP_NS -> TIMESTAMP."""
+    base = source_type.upper().split("(")[0].strip()
+    return "TIMESTAMP" if base.startswith("TIMESTAMP") else base
+
+
+def text_expr(raw: str) -> str:
+    """A field as trimmed text, NULL when empty: every text field, id and code of every table and source format is
+    read through this one expression (sql/staging/format_macros.sql field_text is the same rule), so ' 77 ' and
+    '77' are one person everywhere."""
+    return f"NULLIF(trim(CAST({raw} AS VARCHAR)), '')"
 
 
 def _value_set_case(expr: str, values: dict[str, tuple[str, ...]], fold: str) -> str:
     """CASE that maps accepted spellings (compared after `fold`) to canonical values; others pass unchanged."""
     whens = []
     for canonical, spellings in values.items():
-        listed = ", ".join(_quote_literal(s) for s in spellings)
-        whens.append(f"WHEN {fold} IN ({listed}) THEN {_quote_literal(canonical)}")
+        listed = ", ".join(quote_literal(s) for s in spellings)
+        whens.append(f"WHEN {fold} IN ({listed}) THEN {quote_literal(canonical)}")
     return f"CASE WHEN {expr} IS NULL THEN NULL {' '.join(whens)} ELSE trim({expr}) END"
 
 
@@ -201,15 +336,30 @@ def code_expr(code_raw: str, code_folded: str, vocabulary_normalised: str) -> st
 
 def typed_expr(column: Column, raw: str, source_type: str) -> str:
     """SQL that turns the raw field into the column's staging type (NULL when it does not parse)."""
-    if source_type.upper() == column.type:
-        return raw
+    source = _base_type(source_type)
     if column.type == "DATE":
-        if source_type.upper().startswith("TIMESTAMP"):
+        if source in ("DATE", "TIMESTAMP"):
             return f"CAST({raw} AS DATE)"
-        return f"CAST(try_strptime(trim({raw}), {_quote_literal(spec.DATE_FORMAT)}) AS DATE)"
-    if column.type in ("INTEGER", "DOUBLE", "BIGINT"):
-        return f"TRY_CAST(trim(CAST({raw} AS VARCHAR)) AS {column.type})"
-    return f"NULLIF(trim(CAST({raw} AS VARCHAR)), '')"
+        return f"CAST(try_strptime({text_expr(raw)}, {quote_literal(spec.DATE_FORMAT)}) AS DATE)"
+    if column.type in NUMERIC_TYPES:
+        if source == column.type:
+            return raw
+        if source in _PARQUET_NUMERIC_SOURCES:
+            return f"TRY_CAST({raw} AS {column.type})"
+        return f"TRY_CAST({text_expr(raw)} AS {column.type})"
+    return text_expr(raw)
+
+
+def number_expr(column: Column, raw: str, source_type: str) -> str | None:
+    """For an integer column read from text or a non-integer type: the field as a DOUBLE, to tell a fraction (1.5,
+    which a cast to INTEGER would round), an infinity (1e400) and an overflow apart; None when the typed value
+    itself says all (integer sources, DOUBLE columns)."""
+    source = _base_type(source_type)
+    if column.type not in INTEGER_TYPES or source in _PARQUET_INTEGER_SOURCES:
+        return None
+    if source in _PARQUET_NUMERIC_SOURCES:
+        return f"CAST({raw} AS DOUBLE)"
+    return f"TRY_CAST({text_expr(raw)} AS DOUBLE)"
 
 
 def normalised_expr(column: Column, table: Table, typed_ref: Callable[[str], str],
@@ -236,12 +386,68 @@ def normalised_expr(column: Column, table: Table, typed_ref: Callable[[str], str
     return typed
 
 
-def parse_failure_kind(column: Column) -> str | None:
+def value_range(column: Column) -> tuple[int, int] | None:
+    """The values an integer column takes: its own plausible range (extract_spec) within what its type holds."""
+    if column.type not in INTEGER_TYPES:
+        return None
+    return column.valid_range or INTEGER_RANGES[column.type]
+
+
+def reject_detail(reason: str, column: str | None, table: Table) -> str:
+    """The readable detail of a row reject for `reason` on `column` (ingest.rejects.detail)."""
+    if reason == "missing_required_field":
+        return f"required column {column} is empty"
+    if reason == "unparseable_date":
+        return f"{column} cannot be read as a YYYY-MM-DD date"
+    if reason == "unparseable_number":
+        return f"{column} cannot be read as a number"
+    if reason == "non_integer_number":
+        return f"{column} must be a whole number"
+    if reason == "infinite_number":
+        return f"{column} is infinite (or beyond the range of a floating-point number)"
+    if reason == "number_out_of_range":
+        low, high = value_range(table.column(column))
+        return f"{column} is outside {low:,} to {high:,}"
+    raise ValueError(reason)
+
+
+def value_checks(column: Column, raw: str, typed: str, number: str | None) -> list[tuple[str, str]]:
+    """(condition, reason) for the ways a non-empty field of `column` can fail to be a value of its type, in
+    REJECT_REASONS order; `raw`, `typed` and `number` name the row's raw, typed and `number_expr` columns."""
+    present = f"{raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> ''"
     if column.type == "DATE":
-        return "unparseable_date"
-    if column.type in ("INTEGER", "DOUBLE", "BIGINT"):
-        return "unparseable_number"
-    return None
+        return [(f"{present} AND {typed} IS NULL", "unparseable_date")]
+    if column.type == "DOUBLE":
+        return [(f"{present} AND ({typed} IS NULL OR isnan({typed}))", "unparseable_number"),
+                (f"isinf({typed})", "infinite_number")]
+    if column.type in INTEGER_TYPES:
+        checks = []
+        if number is not None:
+            checks += [(f"{present} AND ({number} IS NULL OR isnan({number}))", "unparseable_number"),
+                       (f"{number} <> trunc({number})", "non_integer_number"),
+                       (f"isinf({number})", "infinite_number")]
+        low, high = value_range(column)
+        checks.append((f"{present} AND ({typed} IS NULL OR {typed} NOT BETWEEN {low} AND {high})",
+                       "number_out_of_range"))
+        return checks
+    return []
+
+
+def _parquet_type_problems(path: Path, table: Table, source_types: dict[str, str]) -> None:
+    """A Parquet column whose type cannot hold its canonical column's values is an error naming it and the fix."""
+    problems = []
+    for column in table.columns:
+        source = source_types.get(column.name)
+        accepted = ACCEPTED_PARQUET_TYPES.get(column.type)
+        if source is None or accepted is None or _base_type(source) in accepted + ("VARCHAR",):
+            continue
+        problems.append(f"{column.name} is {source}, expected {column.type} "
+                        f"({' or '.join(accepted[:2] if column.type == 'DATE' else (column.type,))} or text)")
+    if problems:
+        raise ExtractError(
+            f"{path}: column type(s) the ingest cannot read: {'; '.join(problems)}. Write these columns with the "
+            "types of docs/extract_format.md (dates as DATE or 'YYYY-MM-DD' text), or as text, and load again."
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -259,6 +465,16 @@ def create_ingest_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _csv_reader_sql(path: Path, header: list[str], keep_rejects: bool = True) -> str:
+    """read_csv of the file, every column as text; lines that do not parse go to DuckDB's rejects tables (or are
+    skipped, for a second read that only needs the records)."""
+    columns = "{" + ", ".join(f"{quote_literal(name)}: 'VARCHAR'" for name in header) + "}"
+    rejects = ("store_rejects = true, rejects_table = '_ingest_reject_errors', "
+               "rejects_scan = '_ingest_reject_scans'") if keep_rejects else "ignore_errors = true"
+    return (f"read_csv({reader_path_sql(path)}, header = true, auto_detect = false, columns = {columns}, "
+            f"delim = ',', quote = '\"', escape = '\"', {rejects})")
+
+
 def _source_relation_sql(path: Path, header: list[str], numbered: bool = True) -> str:
     """SQL for the file as raw records: `_record` (1-based record number, when `numbered`) and the file's columns.
 
@@ -266,15 +482,13 @@ def _source_relation_sql(path: Path, header: list[str], numbered: bool = True) -
     canonical path leaves it out and uses the staging table's rowid instead (see `load_table`)."""
     if is_parquet(path):
         return f"SELECT file_row_number + 1 AS _record, * EXCLUDE (file_row_number) " \
-               f"FROM read_parquet({_quote_literal(str(path))}, file_row_number = true)"
-    columns = "{" + ", ".join(f"{_quote_literal(name)}: 'VARCHAR'" for name in header) + "}"
+               f"FROM read_parquet({reader_path_sql(path)}, file_row_number = true)"
     numbering = "row_number() OVER () AS _record, " if numbered else ""
-    return (
-        f"SELECT {numbering}* FROM read_csv("
-        f"{_quote_literal(str(path))}, header = true, auto_detect = false, columns = {columns}, "
-        "delim = ',', quote = '\"', escape = '\"', store_rejects = true, "
-        "rejects_table = '_ingest_reject_errors', rejects_scan = '_ingest_reject_scans')"
-    )
+    return f"SELECT {numbering}* FROM {_csv_reader_sql(path, header)}"
+
+
+class _MixedLineEndings(Exception):
+    """The file mixes CRLF and LF line ends: it is loaded again from a copy with LF only (see `load_file`)."""
 
 
 def load_table(
@@ -283,6 +497,8 @@ def load_table(
     path: Path,
     log: Log = lambda message: None,
     shape_sql: str | None = None,
+    fingerprint: Callable[[], FileFingerprint] | None = None,
+    read_path: Path | None = None,
 ) -> TableLoad:
     """Load one file into staging.<table> and ingest.rejects; return the counts.
 
@@ -291,13 +507,19 @@ def load_table(
     the rejected rows only, the rejected rows are deleted and the helper columns dropped (both cheap in DuckDB,
     unlike a second copy of the table).
 
-    ``shape_sql`` [extract formats, issue 9; see pipelines/ingest/formats/]: a SELECT over the view ``_raw_source``
-    (the file as raw records, read exactly as below) returning ``_record`` and canonical columns, one row per raw
-    record. Everything after that (typing, reject reasons, line numbers, accounting) is the canonical path's.
+    ``shape_sql``: a SELECT over the view ``_raw_source`` (the file as raw records, read exactly as below)
+    returning ``_record`` and canonical columns, one row per raw record (non-canonical formats, see
+    pipelines/ingest/formats/). Everything after that (typing, reject reasons, line numbers, accounting) is the
+    canonical path's.
+
+    ``fingerprint``: the CSV file's `FileFingerprint` (waited for only after the parse); with it, reject lines are
+    physical lines (blank lines and quoted line breaks counted) and the records are reconciled with the lines.
+    ``read_path``: the file DuckDB reads when it is not ``path`` itself (a copy with normalised line ends).
     """
-    header = file_columns(con, path)
-    if shape_sql is not None:  # [extract formats] shape a non-canonical source file into the canonical columns
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_source AS {_source_relation_sql(path, header)}")
+    read_path = read_path or path
+    header = file_header = file_columns(con, read_path)
+    if shape_sql is not None:  # shape a non-canonical source file into the canonical columns
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_source AS {_source_relation_sql(read_path, file_header)}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW _shaped_source AS {shape_sql}")
         header = [row[0] for row in con.execute("DESCRIBE _shaped_source").fetchall() if row[0] != "_record"]
     by_lower = {name.lower(): name for name in header}
@@ -322,77 +544,89 @@ def load_table(
         return f"{prefix}_record" if numbered else f"({prefix}rowid + 1)"
 
     if shape_sql is None:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _source AS {_source_relation_sql(path, header, numbered)}")
-    else:  # [extract formats]
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _source AS {_source_relation_sql(read_path, header, numbered)}")
+    else:
         con.execute("CREATE OR REPLACE TEMP VIEW _source AS SELECT * FROM _shaped_source")
     source_types = {row[0].lower(): row[1] for row in con.execute("DESCRIBE _source").fetchall()}
+    if is_parquet(path) and shape_sql is None:
+        _parquet_type_problems(path, table, {c.name: source_types[by_lower[c.name].lower()]
+                                             for c in table.columns if c.name in by_lower})
 
     # -- 1. one pass over the file: staging values, the first parse problem, the raw record of rejected rows ----
     def raw_ref(name: str) -> str:
-        return _quote_ident("_raw_" + name)
+        return quote_identifier("_raw_" + name)
 
     def typed_ref(name: str) -> str:
-        return _quote_ident("_typed_" + name)
+        return quote_identifier("_typed_" + name)
 
     def folded_ref(name: str) -> str:
-        return _quote_ident("_folded_" + name)
+        return quote_identifier("_folded_" + name)
+
+    def number_ref(name: str) -> str:
+        return quote_identifier("_number_" + name)
 
     inner = ["_record"] if numbered else []
+    folds: list[str] = []  # computed over the typed columns, one level up
+    checks: list[tuple[str, str, str]] = []  # (condition, reason, column)
     for column in table.columns:
         present = column.name in by_lower
-        raw = _quote_ident(by_lower[column.name]) if present else "NULL"
-        source_type = source_types.get(column.name, "VARCHAR") if present else "VARCHAR"
-        typed = typed_expr(column, raw, source_type)
+        raw = quote_identifier(by_lower[column.name]) if present else "NULL"
+        source_type = source_types.get(by_lower[column.name].lower(), "VARCHAR") if present else "VARCHAR"
         inner.append(f"{raw} AS {raw_ref(column.name)}")
-        inner.append(f"{typed} AS {typed_ref(column.name)}")
-        folded = fold_expr(column, typed)
-        if folded is not None:
-            inner.append(f"{folded} AS {folded_ref(column.name)}")
-
-    checks: list[tuple[str, str, str]] = []  # (condition, reason, column), in REJECT_REASONS order
-    for column in table.columns:
+        inner.append(f"{typed_expr(column, raw, source_type)} AS {typed_ref(column.name)}")
+        folded = fold_expr(column, typed_ref(column.name))
+        number = number_expr(column, raw, source_type)
+        if number is not None:
+            inner.append(f"{number} AS {number_ref(column.name)}")
         if column.required:
-            raw = raw_ref(column.name)
-            checks.append((f"{raw} IS NULL OR trim(CAST({raw} AS VARCHAR)) = ''", "missing_required_field",
-                           column.name))
-    for kind in ("unparseable_date", "unparseable_number"):
-        for column in table.columns:
-            if parse_failure_kind(column) == kind:
-                raw = raw_ref(column.name)
-                checks.append((f"{raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> '' "
-                               f"AND {typed_ref(column.name)} IS NULL", kind, column.name))
-    reason_sql = "CASE " + " ".join(f"WHEN {c} THEN {_quote_literal(r)}" for c, r, _ in checks) + " END"
-    column_sql = "CASE " + " ".join(f"WHEN {c} THEN {_quote_literal(col)}" for c, _, col in checks) + " END"
-    raw_struct = "{" + ", ".join(f"{_quote_literal(c.name)}: {raw_ref(c.name)}" for c in table.columns) + "}"
+            checks.append((f"{raw_ref(column.name)} IS NULL OR trim(CAST({raw_ref(column.name)} AS VARCHAR)) = ''",
+                           "missing_required_field", column.name))
+        for condition, reason in value_checks(column, raw_ref(column.name), typed_ref(column.name),
+                                              number_ref(column.name) if number is not None else None):
+            checks.append((condition, reason, column.name))
+        if folded is not None:
+            folds.append(f"{folded} AS {folded_ref(column.name)}")
+    # Each row gets the first reason of REJECT_REASONS that applies (then the first column of the table).
+    order = {reason: i for i, reason in enumerate(spec.REJECT_REASON_CODES)}
+    checks.sort(key=lambda check: order[check[1]])
+    reason_sql = "CASE " + " ".join(f"WHEN {c} THEN {quote_literal(r)}" for c, r, _ in checks) + " END"
+    column_sql = "CASE " + " ".join(f"WHEN {c} THEN {quote_literal(col)}" for c, _, col in checks) + " END"
+    raw_struct = "{" + ", ".join(f"{quote_literal(c.name)}: {raw_ref(c.name)}" for c in table.columns) + "}"
     staged = [
-        f"CAST({normalised_expr(column, table, typed_ref, folded_ref)} AS {column.type}) AS {_quote_ident(column.name)}"
+        f"CAST({normalised_expr(column, table, typed_ref, folded_ref)} AS {column.type}) "
+        f"AS {quote_identifier(column.name)}"
         for column in table.columns
     ]
     staging_table = f"staging.{table.name}"
     con.execute(f"DROP TABLE IF EXISTS {staging_table}")
-    con.execute(
-        f"""
-        CREATE TABLE {staging_table} AS
-        SELECT {', '.join(staged)}, {'_record, ' if numbered else ''}_reason, _reason_column,
-               CASE WHEN _reason IS NOT NULL THEN CAST(to_json({raw_struct}) AS VARCHAR) END AS _raw_record
-        FROM (SELECT *, {reason_sql} AS _reason, {column_sql} AS _reason_column
-              FROM (SELECT {', '.join(inner)} FROM _source))
-        """
-    )
+    try:
+        con.execute(
+            f"""
+            CREATE TABLE {staging_table} AS
+            SELECT {', '.join(staged)}, {'_record, ' if numbered else ''}_reason, _reason_column,
+                   CASE WHEN _reason IS NOT NULL THEN CAST(to_json({raw_struct}) AS VARCHAR) END AS _raw_record
+            FROM (SELECT *, {reason_sql} AS _reason, {column_sql} AS _reason_column
+                  FROM (SELECT *{''.join(', ' + f for f in folds)} FROM (SELECT {', '.join(inner)} FROM _source)))
+            """
+        )
+    except duckdb.InvalidInputException as error:
+        if fingerprint is not None and read_path == path and fingerprint().mixed_line_endings:
+            raise _MixedLineEndings() from error
+        raise ExtractError(f"{path}: DuckDB's CSV reader cannot parse the file: {error}") from error
 
     # -- 2. rows that parse but repeat an earlier id, or name a person the person table does not have -----------
     pk = table.primary_key
     typed_record = "CAST(to_json({" + ", ".join(
-        f"{_quote_literal(c.name)}: p.{_quote_ident(c.name)}" for c in table.columns) + "}) AS VARCHAR)"
+        f"{quote_literal(c.name)}: p.{quote_identifier(c.name)}" for c in table.columns) + "}) AS VARCHAR)"
     con.execute("CREATE OR REPLACE TEMP TABLE _duplicates (_record BIGINT)")
     if pk:
         con.execute(
             f"""
             INSERT INTO _duplicates
             SELECT {record_of('p')} FROM {staging_table} p JOIN (
-                SELECT {_quote_ident(pk)} AS id, min({record_of()}) AS first_record
+                SELECT {quote_identifier(pk)} AS id, min({record_of()}) AS first_record
                 FROM {staging_table} WHERE _reason IS NULL GROUP BY 1 HAVING count(*) > 1
-            ) repeated ON repeated.id = p.{_quote_ident(pk)} AND {record_of('p')} > repeated.first_record
+            ) repeated ON repeated.id = p.{quote_identifier(pk)} AND {record_of('p')} > repeated.first_record
             WHERE p._reason IS NULL"""
         )
     con.execute("CREATE OR REPLACE TEMP TABLE _unknown_person (_record BIGINT)")
@@ -409,8 +643,8 @@ def load_table(
         f"""
         CREATE OR REPLACE TEMP TABLE _late_rejects AS
         SELECT {record_of('p')} AS _record, 'duplicate_primary_key' AS reason,
-               {_quote_literal(pk or '')} AS column_name,
-               {_quote_literal(pk or '')} || ' repeats an earlier row''s id' AS detail, {typed_record} AS record
+               {quote_literal(pk or '')} AS column_name,
+               {quote_literal(pk or '')} || ' repeats an earlier row''s id' AS detail, {typed_record} AS record
         FROM {staging_table} p SEMI JOIN _duplicates d ON d._record = {record_of('p')}
         UNION ALL
         SELECT {record_of('p')}, 'unknown_person', 'person_id',
@@ -419,11 +653,11 @@ def load_table(
         """
     )
 
-    # -- 3. rejects, with line numbers worked out for them only ------------------------------------------------
+    # -- 3. rejects, with physical line numbers worked out for them only ----------------------------------------
     malformed = 0
     if not is_parquet(path):
         con.execute(
-            """
+            f"""
             CREATE OR REPLACE TEMP TABLE _malformed AS
             SELECT line, any_value(error_type)::VARCHAR AS error_type, any_value(error_message) AS error_message,
                    any_value(csv_line) AS csv_line
@@ -431,26 +665,39 @@ def load_table(
             """
         )
         malformed = con.execute("SELECT count(*) FROM _malformed").fetchone()[0]
+    details = " ".join(
+        f"WHEN _reason = {quote_literal(reason)} AND _reason_column = {quote_literal(column)} "
+        f"THEN {quote_literal(reject_detail(reason, column, table))}"
+        for reason, column in sorted({(r, c) for _, r, c in checks}))
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _row_rejects AS
         SELECT {record_of()} AS _record, _reason AS reason, _reason_column AS column_name,
-               CASE _reason
-                    WHEN 'missing_required_field' THEN 'required column ' || _reason_column || ' is empty'
-                    ELSE _reason_column || ' cannot be read as ' ||
-                         CASE _reason WHEN 'unparseable_date' THEN 'a YYYY-MM-DD date' ELSE 'a number' END
-               END AS detail,
-               _raw_record AS record
+               CASE {details} END AS detail, _raw_record AS record
         FROM {staging_table} WHERE _reason IS NOT NULL
         UNION ALL SELECT * FROM _late_rejects
         """
     )
+    parsed_records = con.execute(f"SELECT count(*) FROM {staging_table}").fetchone()[0]
+    lines = None
+    if not is_parquet(path) and fingerprint is not None:
+        lines = fingerprint()
+        if lines.mixed_line_endings and read_path == path:
+            raise _MixedLineEndings()
+    # The records DuckDB read: a shaping SELECT may keep some of them only (Synthea's death rows are the patients
+    # with a death date), so shaped sources are counted again when the lines do not already add up.
+    records_read = parsed_records
+    if (shape_sql is not None and lines is not None
+            and lines.physical_lines != parsed_records + malformed + len(lines.blank_lines)):
+        records_read = con.execute("SELECT count(*) FROM _raw_source").fetchone()[0]
+    quoted_line_breaks = _create_line_map(con, path, read_path, file_header, lines, records_read, malformed)
     con.execute(
         f"""
         INSERT INTO ingest.rejects
-        SELECT {_quote_literal(table.name)}, {_quote_literal(path.name)}, {_line_number_sql(path, malformed)},
+        SELECT {quote_literal(table.name)}, {quote_literal(path.name)},
+               {'r._record' if is_parquet(path) else _PHYSICAL_LINE},
                r.column_name, r.reason, r.detail, r.record
-        FROM _row_rejects r {_line_number_join(malformed)}
+        FROM _row_rejects r {'' if is_parquet(path) else _PHYSICAL_LINE_JOINS}
         ORDER BY r._record
         """
     )
@@ -458,14 +705,17 @@ def load_table(
         con.execute(
             f"""
             INSERT INTO ingest.rejects
-            SELECT {_quote_literal(table.name)}, {_quote_literal(path.name)}, line, NULL, 'malformed_line',
-                   error_type || ': ' || error_message, csv_line
-            FROM _malformed ORDER BY line
+            SELECT {quote_literal(table.name)}, {quote_literal(path.name)}, physical_line, NULL, 'malformed_line',
+                   error_type || ': ' || error_message
+                   || CASE WHEN error_type = 'INVALID ENCODING' THEN {quote_literal('; ' + ENCODING_FIX)} ELSE '' END,
+                   csv_line
+            FROM _malformed_lines ORDER BY physical_line
             """
         )
+    if lines is not None:
+        _reconcile(con, path, lines, records_read, malformed, quoted_line_breaks)
 
     # -- 4. the staging table keeps the rows without a reason, and only the spec's columns ------------------------
-    parsed_records = con.execute(f"SELECT count(*) FROM {staging_table}").fetchone()[0]
     con.execute(f"DELETE FROM {staging_table} WHERE _reason IS NOT NULL "
                 f"OR {record_of()} IN (SELECT _record FROM _late_rejects)")
     for helper in (("_record",) if numbered else ()) + ("_reason", "_reason_column", "_raw_record"):
@@ -482,10 +732,14 @@ def load_table(
         loaded=loaded,
         rejected_by_reason={reason: counts.get(reason, 0) for reason in spec.REJECT_REASON_CODES},
         ignored_columns=ignored,
+        physical_lines=lines.physical_lines if lines is not None else None,
+        blank_lines=len(lines.blank_lines) if lines is not None else 0,
+        quoted_line_breaks=quoted_line_breaks,
     )
     if result.input_records != result.loaded + result.rejected:
         raise AssertionError(f"{path}: row accounting does not add up: {result}")
-    for work_table in ("_duplicates", "_unknown_person", "_late_rejects", "_row_rejects", "_malformed"):
+    for work_table in ("_duplicates", "_unknown_person", "_late_rejects", "_row_rejects", "_malformed",
+                       "_malformed_lines", "_line_gaps", "_continuations"):
         con.execute(f"DROP TABLE IF EXISTS {work_table}")
     log(
         f"{table.name}: {result.input_records:,} records, {result.loaded:,} loaded, {result.rejected:,} rejected"
@@ -494,25 +748,143 @@ def load_table(
     return result
 
 
-def _line_number_sql(path: Path, malformed: int) -> str:
-    """A rejected row's line: the header is line 1, and DuckDB's malformed lines are skipped over."""
+# The physical line of parsed record r (1-based, malformed lines not counted). DuckDB's line numbering counts the
+# header, blank lines and malformed lines but not the line breaks inside quoted fields: the r-th line that is none
+# of those "gaps" is line r + (gaps with fewer than r records before them); the quoted line breaks of earlier
+# records come on top.
+_PHYSICAL_LINE = "r._record + g.rank + coalesce(c.breaks_through, 0)"
+_PHYSICAL_LINE_JOINS = """
+    ASOF LEFT JOIN (SELECT good_before, max(rank) AS rank FROM _line_gaps GROUP BY good_before) g
+        ON r._record > g.good_before
+    ASOF LEFT JOIN _continuations c ON r._record > c._record"""
+
+
+def _create_line_map(con: duckdb.DuckDBPyConnection, path: Path, read_path: Path, header: list[str],
+                     lines: FileFingerprint | None, records_read: int, malformed: int) -> int:
+    """Work tables for physical line numbers: `_line_gaps` (lines that are not the first line of a parsed record,
+    in DuckDB's numbering, with how many parsed records precede each), `_continuations` (parsed records with line
+    breaks inside quoted fields, with the running total) and `_malformed_lines` (DuckDB's malformed lines at their
+    physical line). Returns the number of line breaks inside the quoted fields of parsed records.
+
+    The quoted line breaks are counted (by reading the file again) only when the file has more lines than records
+    and blank lines, so a well-formed file costs nothing here."""
+    blank = list(lines.blank_lines) if lines is not None else []
+    con.execute("CREATE OR REPLACE TEMP TABLE _continuations (_record BIGINT, breaks BIGINT, breaks_through BIGINT)")
+    quoted_line_breaks = 0
+    explained = records_read + malformed + len(blank)
+    if lines is not None and lines.physical_lines != explained and not is_parquet(path):
+        breaks = " + ".join(f"coalesce(length({quote_identifier(name)}) - length(replace({quote_identifier(name)}, "
+                            f"chr(10), '')), 0)" for name in header)
+        con.execute(
+            f"""
+            INSERT INTO _continuations
+            SELECT _record, breaks, sum(breaks) OVER (ORDER BY _record) FROM (
+                SELECT row_number() OVER () AS _record, {breaks} AS breaks
+                FROM {_csv_reader_sql(read_path, header, keep_rejects=False)})
+            WHERE breaks > 0"""
+        )
+        quoted_line_breaks = con.execute("SELECT coalesce(sum(breaks), 0) FROM _continuations").fetchone()[0]
+        if blank and quoted_line_breaks:
+            blank = _blank_lines_in_reader_numbering(con, blank)
+    con.execute("CREATE OR REPLACE TEMP TABLE _line_gaps (line BIGINT)")
+    if not is_parquet(path):
+        con.execute("INSERT INTO _line_gaps VALUES (1)")  # the header
+        if blank:
+            con.execute("INSERT INTO _line_gaps SELECT unnest($blank)", {"blank": blank})
+        if malformed:
+            con.execute("INSERT INTO _line_gaps SELECT line FROM _malformed")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _line_gaps AS
+                   SELECT line, line - row_number() OVER (ORDER BY line) AS good_before,
+                          row_number() OVER (ORDER BY line) AS rank
+                   FROM (SELECT DISTINCT line FROM _line_gaps)""")
+    if malformed:
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _malformed_lines AS
+            SELECT m.*, m.line + coalesce(c.breaks_through, 0) AS physical_line
+            FROM _malformed m JOIN _line_gaps g USING (line)
+            ASOF LEFT JOIN _continuations c ON g.good_before >= c._record
+            """
+        )
+    return int(quoted_line_breaks)
+
+
+def _blank_lines_in_reader_numbering(con: duckdb.DuckDBPyConnection, blank: list[int]) -> list[int]:
+    """The blank lines' numbers as DuckDB's reader counts lines (without the line breaks inside quoted fields).
+
+    A walk over the rare events only (blank lines, malformed lines, records with quoted line breaks), in file
+    order: between two events every line is one record, one physical line and one reader line."""
+    malformed = [row[0] for row in con.execute("SELECT line FROM _malformed ORDER BY line").fetchall()]
+    continued = con.execute("SELECT _record, breaks FROM _continuations ORDER BY _record").fetchall()
+    physical, reader, records = 2, 2, 0  # the next line to look at (after the header), records before it
+    result: list[int] = []
+    b = m = c = 0
+    infinity = float("inf")
+    while b < len(blank):
+        to_blank = blank[b] - physical
+        to_malformed = malformed[m] - reader if m < len(malformed) else infinity
+        to_continued = continued[c][0] - records - 1 if c < len(continued) else infinity
+        step = min(to_blank, to_malformed, to_continued)
+        physical, reader, records = physical + step, reader + step, records + step
+        if step == to_blank:
+            result.append(reader)
+            physical, reader, b = physical + 1, reader + 1, b + 1
+        elif step == to_malformed:
+            physical, reader, m = physical + 1, reader + 1, m + 1
+        else:
+            physical, reader, records = physical + 1 + continued[c][1], reader + 1, records + 1
+            c += 1
+    return result
+
+
+def _reconcile(con: duckdb.DuckDBPyConnection, path: Path, lines: FileFingerprint, records_read: int,
+               malformed: int, quoted_line_breaks: int) -> None:
+    """Every physical data line is a record, a blank line or a line break inside a quoted field of a record;
+    otherwise the reader went wrong (typically a quote that is never closed and swallowed the lines after it),
+    and the load stops naming the line."""
+    if malformed:
+        swallowing = con.execute(
+            """SELECT physical_line, csv_line, error_type FROM _malformed_lines
+               WHERE contains(trim(csv_line, chr(13) || chr(10)), chr(10)) ORDER BY physical_line LIMIT 1"""
+        ).fetchone()
+        if swallowing is not None:
+            line, text, error_type = swallowing
+            first = text.strip("\r\n").split("\n")[0]
+            raise ExtractError(
+                f"{path}: line {line}: the reader could not find the end of this record ({error_type}) and read "
+                f"the lines after it into it, so {lines.physical_lines:,} data lines gave "
+                f"{records_read + malformed:,} records. The line starts {first[:80]!r}: a quote there is "
+                "probably never closed. Close or remove the quote (a field that contains a quote must be quoted "
+                "with the quote doubled) and load again."
+            )
+    explained = records_read + malformed + len(lines.blank_lines) + quoted_line_breaks
+    if lines.physical_lines != explained:
+        raise ExtractError(
+            f"{path}: {lines.physical_lines:,} data lines, but the reader accounts for {explained:,} "
+            f"({records_read + malformed:,} records, {len(lines.blank_lines):,} blank lines, "
+            f"{quoted_line_breaks:,} line breaks inside quoted fields): some lines were neither read nor rejected. "
+            "Check the file's quoting and line ends (one record per line, UTF-8, comma-separated) and load again."
+        )
+
+
+def load_file(con: duckdb.DuckDBPyConnection, table: Table, path: Path, fingerprints: FileFingerprints,
+              log: Log = lambda message: None, shape_sql: str | None = None) -> TableLoad:
+    """`load_table` with the file's fingerprint (physical lines, reconciliation); a CSV file that mixes CRLF and LF
+    line ends is loaded from a copy with LF only, so its records, rejects and line numbers are those of the file."""
     if is_parquet(path):
-        return "r._record"  # Parquet has no lines: the row number in the file
-    return "r._record + 1 + coalesce(m.rank, 0)" if malformed else "r._record + 1"
-
-
-def _line_number_join(malformed: int) -> str:
-    """For record r, the malformed lines before it are those with fewer than r good records before them."""
-    if not malformed:
-        return ""
-    return """
-        ASOF LEFT JOIN (
-            SELECT good_before, max(rank) AS rank FROM (
-                SELECT line - row_number() OVER (ORDER BY line) - 1 AS good_before,
-                       row_number() OVER (ORDER BY line) AS rank
-                FROM _malformed) GROUP BY good_before
-        ) m ON r._record > m.good_before"""
-
+        return load_table(con, table, path, log, shape_sql)
+    try:
+        return load_table(con, table, path, log, shape_sql, fingerprint=lambda: fingerprints[path])
+    except _MixedLineEndings:
+        pass
+    log(f"{table.name}: {path.name} mixes CRLF and LF line ends; reading it with LF line ends")
+    folder = Path(tempfile.mkdtemp(prefix="legcramp_line_ends_"))
+    try:
+        copy = normalised_line_endings_copy(path, folder)
+        return load_table(con, table, path, log, shape_sql, fingerprint=lambda: fingerprint_file(copy),
+                          read_path=copy)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -586,8 +958,7 @@ def load_extract(con: duckdb.DuckDBPyConnection, extract_dir: Path, log: Log = l
             loads[table.name] = TableLoad(table.name, "", 0, 0, {r: 0 for r in spec.REJECT_REASON_CODES})
             log(f"{table.name}: no file in the extract (optional table), created empty")
             continue
-        loads[table.name] = load_table(con, table, path, log)
-        loads[table.name].physical_lines = fingerprints[path].physical_lines
+        loads[table.name] = load_file(con, table, path, fingerprints, log)
     write_load_counts(con, loads)
     write_manifest(con, extract_dir, files, loads, fingerprints)
     comment_tables(con)
@@ -598,12 +969,12 @@ def comment_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The staging tables' and columns' comments from the extract spec, so analysts see the extract's data
     dictionary in the database itself (every other table is described in pipelines/data_dictionary.yaml)."""
     for table in spec.TABLES:
-        con.execute(f"COMMENT ON TABLE staging.{table.name} IS {_quote_literal(table.description)}")
+        con.execute(f"COMMENT ON TABLE staging.{table.name} IS {quote_literal(table.description)}")
         for column in table.columns:
-            con.execute(f"COMMENT ON COLUMN staging.{table.name}.{_quote_ident(column.name)} "
-                        f"IS {_quote_literal(column.description)}")
+            con.execute(f"COMMENT ON COLUMN staging.{table.name}.{quote_identifier(column.name)} "
+                        f"IS {quote_literal(column.description)}")
 
 
 def create_empty_staging_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:
-    columns = ", ".join(f"{_quote_ident(c.name)} {c.type}" for c in table.columns)
+    columns = ", ".join(f"{quote_identifier(c.name)} {c.type}" for c in table.columns)
     con.execute(f"CREATE OR REPLACE TABLE staging.{table.name} ({columns})")

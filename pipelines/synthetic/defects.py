@@ -41,6 +41,9 @@ IMPLAUSIBLE_BY_TABLE: dict[str, tuple[str, ...]] = {
     "procedure_occurrence": ("duplicate_event",),
 }
 TEXT_ONLY_REASONS = ("malformed_line", "unparseable_date", "unparseable_number")
+# The reject reasons the generator plants (the number-range reasons are exercised by tests/test_faults_ingest.py).
+PLANTED_REJECT_REASONS = ("malformed_line", "missing_required_field", "unparseable_date", "unparseable_number",
+                          "duplicate_primary_key", "unknown_person")
 MAIN_DATE = {
     "person": "birth_date", "observation_period": "observation_period_start_date",
     "visit_occurrence": "visit_start_date", "condition_occurrence": "condition_start_date",
@@ -62,6 +65,8 @@ def rejectable_reasons(table: spec.Table, fmt: str) -> tuple[str, ...]:
     types = {c.type for c in table.columns}
     reasons = []
     for reason in spec.REJECT_REASON_CODES:
+        if reason not in PLANTED_REJECT_REASONS:
+            continue
         if fmt == "parquet" and reason in TEXT_ONLY_REASONS:
             continue
         if reason == "unparseable_number" and not types & {"INTEGER", "DOUBLE"}:

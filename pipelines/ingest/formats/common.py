@@ -61,8 +61,7 @@ def load_shaped_tables(
             log(f"{table.name}: no file in the extract (optional table), created empty")
             continue
         path, select_sql = source
-        loads[table.name] = loader.load_table(con, table, path, log, shape_sql=select_sql)
-        loads[table.name].physical_lines = fingerprints[path].physical_lines
+        loads[table.name] = loader.load_file(con, table, path, fingerprints, log, shape_sql=select_sql)
     files = {name: (source[0] if source else None) for name, source in sources.items()}
     loader.write_load_counts(con, loads)
     loader.write_manifest(con, extract_dir, files, loads, fingerprints)

@@ -8,11 +8,7 @@ import duckdb
 
 from pipelines.extract_spec import FILE_SUFFIXES
 from pipelines.ingest.containment import inside_folder
-from pipelines.ingest.loader import ExtractError, is_parquet, read_csv_header
-
-
-def _quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+from pipelines.ingest.loader import ExtractError, is_parquet, read_csv_header, reader_path_sql
 
 
 def table_files(folder: Path) -> dict[str, Path]:
@@ -40,8 +36,8 @@ def header_of(path: Path) -> list[str]:
     """Column names of a CSV (plain or gzip) or Parquet file, as written."""
     if is_parquet(path):
         with duckdb.connect() as con:
-            rows = con.execute("SELECT name FROM parquet_schema(?) WHERE num_children IS NULL",
-                               [str(path)]).fetchall()
+            rows = con.execute(f"SELECT name FROM parquet_schema({reader_path_sql(path)}) "
+                               "WHERE num_children IS NULL").fetchall()
         return [row[0] for row in rows]
     return read_csv_header(path)
 
@@ -57,6 +53,6 @@ def reader_sql(path: Path) -> str:
     of their own to account for.
     """
     if is_parquet(path):
-        return f"read_parquet({_quote_literal(str(path))})"
-    return (f"read_csv({_quote_literal(str(path))}, header = true, all_varchar = true, delim = ',', quote = '\"', "
+        return f"read_parquet({reader_path_sql(path)})"
+    return (f"read_csv({reader_path_sql(path)}, header = true, all_varchar = true, delim = ',', quote = '\"', "
             "escape = '\"', ignore_errors = true)")

@@ -1,0 +1,1 @@
+"""Helpers shared by the test files (hostile extracts for the fault tests)."""
