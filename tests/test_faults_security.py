@@ -22,7 +22,7 @@ import yaml
 from pipelines.ingest.containment import OutsideFolderError, inside_folder, links_leading_out
 from pipelines.ingest.formats import load_extract_any_format
 from pipelines.ingest.formats.detection import detect_format
-from pipelines.ingest.loader import load_extract
+from pipelines.ingest.loader import ExtractError, load_extract
 from pipelines.sql_quoting import quote_identifier
 from tests.test_ingest import write_fixture
 
@@ -337,13 +337,21 @@ def test_network_column_comments_take_any_column_name(tmp_path):
 
 
 def test_site_mapping_columns_with_hostile_names_load_as_data(tmp_path):
-    columns = ("Pat\"ID's; DROP TABLE staging.person; --", "Y'O'B\nyear", 'Gen"der;')
+    columns = ("Pat\"ID's; DROP TABLE staging.person; --", "Y'O'B year", 'Gen"der;')
     extract = site_mapping_extract(tmp_path / "it's; a \"site\"", person_columns=columns)
     # Other tables name the same persons by the plain column PatID.
     con = duckdb.connect()
     load_extract_any_format(con, extract)
     assert con.execute("SELECT person_id, year_of_birth, sex FROM staging.person ORDER BY 1").fetchall() == [
         ("p1", 1950, "F"), ("p2", 1960, "M")]
+
+
+def test_a_line_break_inside_a_quoted_header_name_is_refused_by_name(tmp_path):
+    # Physical line numbers assume a one-line header, so a header name holding a line break is an error, not SQL.
+    columns = ("PatID", "Y'O'B\nyear", "Gender")
+    extract = site_mapping_extract(tmp_path / "site_nl", person_columns=columns)
+    with pytest.raises(ExtractError, match="line 1 \\(the header\\) has an unclosed quote"):
+        load_extract_any_format(duckdb.connect(), extract)
 
 
 def test_site_mapping_code_systems_and_date_formats_with_quotes_stay_data(tmp_path):

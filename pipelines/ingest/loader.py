@@ -134,6 +134,11 @@ def read_csv_header(path: Path) -> list[str]:
     text = text.rstrip("\r\n")
     if not text.strip():
         raise ExtractError(f"{path}: the file is empty; line 1 must be a header naming the columns.")
+    if text.count('"') % 2:
+        # A quoted name that runs past the end of line 1: the records' physical line numbers (and their
+        # reconciliation with the file's lines) assume a one-line header, so this is refused rather than guessed.
+        raise ExtractError(f"{path}: line 1 (the header) has an unclosed quote or a line break inside a quoted "
+                           "column name; write the header on one line with balanced quotes.")
     header = [name.strip() for name in next(csv.reader([text]))]
     seen: dict[str, str] = {}
     for name in header:
