@@ -5,14 +5,8 @@ from __future__ import annotations
 
 import random
 
-from pipelines.cohorts.suppression import (
-    COMPLEMENTARY,
-    SMALL_CELL,
-    Cell,
-    SumRelation,
-    suppress_attrition,
-    suppress_cells,
-)
+from pipelines.cohorts.suppression import suppress_attrition
+from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, Cell, SumRelation, suppress_cells
 
 
 def test_primary_suppression_hides_1_to_threshold_minus_1_and_never_zero():
