@@ -56,11 +56,13 @@ def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None
     )
 
 
-def summary(database: Path) -> str:
+def summary(database: Path, study_overrides: dict | None = None) -> str:
     """What the run published, with every person count printed as the published tables print it: "<threshold"
-    for 1 to threshold-1 persons (pipelines/disclosure.py)."""
+    for 1 to threshold-1 persons, with each study's threshold as the run used it (pipelines/disclosure.py)."""
     floor = site_floor()
-    thresholds = {study_id: max(study.threshold, floor) for study_id, study in load_studies().items()}
+    settings = StudySettings(overrides=study_overrides or {})
+    thresholds = {study_id: max(settings.resolve(study).threshold, floor)
+                  for study_id, study in load_studies().items()}
     con = duckdb.connect(str(database), read_only=True)
     try:
         lines = [f"published database: {database.resolve()}"]
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             print(message, file=sys.stderr)
         print(f"run {result.run_id} failed; the published database was not changed.", file=sys.stderr)
         return 1
-    print(summary(args.db))
+    print(summary(args.db, study_overrides=args.override_json))
     return 0
 
 
