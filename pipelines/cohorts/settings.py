@@ -11,12 +11,13 @@
 Each override is a partial study definition merged over the study file (`merge_override`: nested mappings key by
 key) and checked by the same model and loader as the file (`load_study`), so a run cannot use a study the file
 format would refuse. No study may use a small-cell threshold below the site floor (pipelines/disclosure.py):
-`small_cell_threshold: 1` in run config is refused, as is a study file below the floor. The study's assets and their dependencies come from the file when the code location loads;
-an override changes what a run computes, not which assets exist. No `from __future__ import annotations` here:
+`small_cell_threshold: 1` in run config is refused, as is a study file below the floor. The study's assets and
+their dependencies come from the file when the code location loads; an override changes what a run computes, not
+which assets exist. No `from __future__ import annotations` here:
 Dagster reads the real annotations of a resource's fields.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -97,7 +98,7 @@ def override_problems(overrides: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def file_threshold_problems(overridden: set[str] = frozenset()) -> list[str]:
+def file_threshold_problems(overridden: Collection[str] = ()) -> list[str]:
     """Study files (and studies/_defaults.yaml) whose small-cell threshold is below the site floor; studies in
     `overridden` are checked with their override by `override_problems`."""
     return [f"studies/{study_id}.yaml: {problem}" for study_id, study in load_studies().items()
