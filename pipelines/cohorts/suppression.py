@@ -75,8 +75,8 @@ def suppress_attrition(persons_after: list[int], persons_removed: list[int], thr
             result.removed.setdefault(first - 1, COMPLEMENTARY)
         else:
             result.warnings.append(
-                f"all inclusion steps together remove only {total_removed} persons (< {threshold}); the extract "
-                "size and the cohort size, published elsewhere, reveal that total")
+                f"all inclusion steps together remove fewer than {threshold} persons; the extract size and the "
+                "cohort size, published elsewhere, reveal that total")
             return result
 
 
