@@ -128,9 +128,10 @@ def test_two_site_partitions_from_the_sensor_and_the_network_job(tmp_path, dagst
     from pipelines.synthetic import generate_extract
 
     landing, sites_dir, network_db = tmp_path / "landing", tmp_path / "sites", tmp_path / "network.duckdb"
-    # Seeds whose small extracts run the whole study (some seeds hit a sequence-symmetry error at this size).
+    # Seeds whose extracts run the whole study (some seeds hit a sequence-symmetry error at small sizes). 2,000
+    # patients: at 300 every exposure has a small cell, so every estimate is hidden and nothing is pooled.
     for site, seed in (("site_a", 7), ("site_b", 8)):
-        generate_extract(landing / site / "2026_11", patients=300, seed=seed, progress=False)
+        generate_extract(landing / site / "2026_11", patients=2000, seed=seed, progress=False)
 
     sensor = build_extract_drop_sensor(landing, sites_dir)
     tick = sensor.evaluate_tick(dg.build_sensor_context(instance=dagster_instance, definitions=defs,
