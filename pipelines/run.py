@@ -17,6 +17,8 @@ import duckdb
 from pipelines import paths
 from pipelines.cohorts.settings import StudySettings
 from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
+from pipelines.cohorts.study import load_studies
+from pipelines.disclosure import count_text, site_floor
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import SiteNameError, register_site, site_for_extract
 
@@ -62,7 +64,13 @@ def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None
     )
 
 
-def summary(database: Path) -> str:
+def summary(database: Path, study_overrides: dict | None = None) -> str:
+    """What the run published, with every person count printed as the published tables print it: "<threshold"
+    for 1 to threshold-1 persons, with each study's threshold as the run used it (pipelines/disclosure.py)."""
+    floor = site_floor()
+    settings = StudySettings(overrides=study_overrides or {})
+    thresholds = {study_id: max(settings.resolve(study).threshold, floor)
+                  for study_id, study in load_studies().items()}
     con = duckdb.connect(str(database), read_only=True)
     try:
         lines = [f"published database: {database.resolve()}"]
@@ -70,7 +78,7 @@ def summary(database: Path) -> str:
         records, rejected = con.execute(
             "SELECT sum(input_records), sum(rejected) FROM ingest.load_counts"
         ).fetchone()
-        lines.append(f"patients loaded:    {persons:,}")
+        lines.append(f"patients loaded:    {count_text(persons, floor)}")
         lines.append(f"records read:       {records:,}  rejected: {rejected:,} (see ingest.rejects)")
         tables = {r[0] for r in con.execute(
             "SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
@@ -78,12 +86,15 @@ def summary(database: Path) -> str:
             for study, size, outcomes in con.execute(
                 "SELECT study_id, count(*), count(outcome_date) FROM cohort.study_population GROUP BY 1 ORDER BY 1"
             ).fetchall():
-                lines.append(f"cohort {study}: {size:,} persons, {outcomes:,} with incident leg cramps")
+                threshold = thresholds.get(study, floor)
+                lines.append(f"cohort {study}: {count_text(size, threshold)} persons, "
+                             f"{count_text(outcomes, threshold)} with incident leg cramps")
         elif "phenotype.person_summary" in tables:
             cramps = con.execute(
                 "SELECT count(*) FROM phenotype.person_summary WHERE phenotype_id = 'leg_cramps'"
             ).fetchone()[0]
-            lines.append(f"persons with leg cramps (phenotype): {cramps:,}; cohort tables not built yet")
+            lines.append(f"persons with leg cramps (phenotype): {count_text(cramps, floor)}; "
+                         "cohort tables not built yet")
         else:
             lines.append("cohort: not built yet (phenotype and cohort stages are not in this version)")
         return "\n".join(lines)
@@ -140,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             print(message, file=sys.stderr)
         print(f"run {result.run_id} failed; the published database was not changed.", file=sys.stderr)
         return 1
-    print(summary(args.db))
+    print(summary(args.db, study_overrides=args.override_json))
     return 0
 
 

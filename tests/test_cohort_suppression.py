@@ -5,14 +5,8 @@ from __future__ import annotations
 
 import random
 
-from pipelines.cohorts.suppression import (
-    COMPLEMENTARY,
-    SMALL_CELL,
-    Cell,
-    SumRelation,
-    suppress_attrition,
-    suppress_cells,
-)
+from pipelines.cohorts.suppression import suppress_attrition
+from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, Cell, SumRelation, suppress_cells
 
 
 def test_primary_suppression_hides_1_to_threshold_minus_1_and_never_zero():
@@ -117,9 +111,46 @@ def test_attrition_small_remaining_population_hides_the_step_that_led_to_it():
 def test_attrition_where_all_steps_remove_a_handful_is_reported():
     result = suppress_attrition([100, 97, 95], [0, 3, 2], threshold=11)
     assert result.removed == {1: SMALL_CELL, 2: SMALL_CELL}
-    assert result.warnings and "remove only 5 persons" in result.warnings[0]
+    # The warning is logged and shown in metadata: it names the threshold, never the small total itself.
+    assert result.warnings and "remove fewer than 11 persons" in result.warnings[0]
+    assert "5" not in result.warnings[0]
 
 
 def test_attrition_without_small_counts_is_untouched():
     result = suppress_attrition([1000, 900, 800], [0, 100, 100], threshold=11)
     assert result.removed == {} and result.after == {}
+
+
+def test_estimate_rows_hide_the_complement_and_everything_derived_in_the_whole_group():
+    import pandas as pd
+
+    from pipelines.disclosure import suppress_estimates
+
+    def row(exposure, method, n1, n0, a, c, estimate, py1=None):
+        return {"study_id": "s", "exposure": exposure, "outcome": "o", "method": method, "estimate": estimate,
+                "ci_lower": estimate / 2, "n_exposed": n1, "n_unexposed": n0, "events_exposed": a,
+                "events_unexposed": c, "person_years_exposed": py1}
+
+    frame = pd.DataFrame([
+        row("small", "crude", 20, 1887, 9, 137, 3.2),
+        row("small", "rate unexposed", None, 1887, None, 137, 16.4),  # no small count in this row, same persons
+        row("large", "crude", 432, 1472, 33, 105, 1.1, py1=1910.2),
+        row("zero", "crude", 40, 1867, 0, 146, 0.0),
+    ])
+    published = suppress_estimates(frame, 11, ("estimate", "ci_lower", "person_years_exposed")).set_index(
+        ["exposure", "method"])
+    small = published.loc[("small", "crude")]
+    assert small["suppressed_columns"] == "events_exposed"
+    assert small["complementary_columns"] == "events_unexposed,estimate,ci_lower"
+    assert small["events_exposed"] is None and small["events_unexposed"] is None and small["estimate"] is None
+    assert small["n_exposed"] == 20 and small["n_unexposed"] == 1887 and small["suppressed"]
+    # rate x person-years of the unexposed gives 137, and 146 - 137 the hidden 9: hidden too.
+    rate = published.loc[("small", "rate unexposed")]
+    assert rate["suppressed_columns"] is None and rate["complementary_columns"] == "events_unexposed,estimate,ci_lower"
+    assert rate["suppressed"]
+    # Other exposures keep everything; zero is not a small cell.
+    for exposure in ("large", "zero"):
+        untouched = published.loc[(exposure, "crude")]
+        assert not untouched["suppressed"] and untouched["estimate"] is not None
+    assert published.loc[("large", "crude")]["person_years_exposed"] == 1910.2
+    assert published.loc[("zero", "crude")]["events_exposed"] == 0

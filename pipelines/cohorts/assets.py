@@ -18,6 +18,7 @@ from pipelines.cohorts.build import STAGING_TABLES_READ, StudyBuild, build_study
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.cohorts.table1 import table1_markdown
+from pipelines.disclosure import count_text, is_small
 from pipelines.warehouse import Warehouse
 
 COHORTS_GROUP = "cohorts"
@@ -81,9 +82,12 @@ def build_study_asset(study: StudyDefinition) -> dg.AssetsDefinition:
             build = build_study(con, study_in_run)
         for warning in build.warnings:
             context.log.warning(f"{study.id}: {warning}")
-        context.log.info(f"{study.id}: {build.cohort_size:,} persons, {build.outcome_count:,} with the outcome")
+        context.log.info(f"{study.id}: {count_text(build.cohort_size, build.threshold)} persons, "
+                         f"{count_text(build.outcome_count, build.threshold)} with the outcome")
+        # The row count of cohort.study_population is the cohort size: a small one is not shown.
+        row_count = {} if is_small(build.cohort_size, build.threshold) else {"dagster/row_count": build.cohort_size}
         yield dg.MaterializeResult(asset_key=cohort_key(study.id), metadata={
-            **_cohort_metadata(study_in_run, build, overrides), "dagster/row_count": build.cohort_size})
+            **_cohort_metadata(study_in_run, build, overrides), **row_count})
         yield dg.MaterializeResult(asset_key=attrition_key(study.id), metadata={
             "attrition": dg.MetadataValue.md(attrition_markdown(build.attrition)),
             "dagster/row_count": len(build.attrition)})

@@ -9,13 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipelines.cohorts.study import FirstVisitIndex, NewUserIndex, StudyDefinition
-from pipelines.cohorts.suppression import (
-    COMPLEMENTARY,
-    SMALL_CELL,
-    SUPPRESSED_TEXT,
-    small_cell_text,
-    suppress_attrition,
-)
+from pipelines.cohorts.suppression import suppress_attrition
+from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, SUPPRESSED_TEXT, small_cell_text
 
 
 @dataclass(frozen=True)

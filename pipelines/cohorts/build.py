@@ -24,6 +24,7 @@ import pyarrow as pa
 from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
+from pipelines.disclosure import shown_count
 from pipelines.sql import read_sql
 from pipelines.sql_quoting import quote_identifier, quote_literal
 
@@ -50,8 +51,8 @@ class StudyBuild:
     warnings: list[str] = field(default_factory=list)
 
     def shown(self, count: int) -> int | str:
-        """A count as it may be published: '<11' for 1..threshold-1."""
-        return f"<{self.threshold}" if 1 <= count < self.threshold else count
+        """A count as it may be published or logged: "<threshold" for a small cell."""
+        return shown_count(count, self.threshold)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -10,18 +10,21 @@
 
 Each override is a partial study definition merged over the study file (`merge_override`: nested mappings key by
 key) and checked by the same model and loader as the file (`load_study`), so a run cannot use a study the file
-format would refuse. The study's assets and their dependencies come from the file when the code location loads;
-an override changes what a run computes, not which assets exist. No `from __future__ import annotations` here:
+format would refuse. No study may use a small-cell threshold below the site floor (pipelines/disclosure.py):
+`small_cell_threshold: 1` in run config is refused, as is a study file below the floor. The study's assets and
+their dependencies come from the file when the code location loads; an override changes what a run computes, not
+which assets exist. No `from __future__ import annotations` here:
 Dagster reads the real annotations of a resource's fields.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 import dagster as dg
 from pydantic import Field
 
 from pipelines.cohorts.study import StudyDefinition, StudyDefinitionError, load_studies, load_study
+from pipelines.disclosure import checked_threshold, threshold_problem
 from pipelines.paths import STUDIES_DIR
 
 
@@ -41,7 +44,7 @@ class StudySettings(dg.ConfigurableResource):
         # Imported here: run_config imports this module (config_problems runs the same check).
         from pipelines.operations.run_config import RunConfigError
 
-        problems = override_problems(self.overrides)
+        problems = override_problems(self.overrides) + file_threshold_problems(set(self.overrides))
         if problems:
             run_id = context.dagster_run.run_id if context.dagster_run else "(no run)"
             raise RunConfigError(f"invalid run configuration of run {run_id}:\n  - " + "\n  - ".join(problems))
@@ -49,7 +52,9 @@ class StudySettings(dg.ConfigurableResource):
     def resolve(self, study: StudyDefinition) -> StudyDefinition:
         """The study as this run uses it: the file's definition with this run's override merged over it."""
         override = self.overrides.get(study.id)
-        return load_study(STUDIES_DIR / f"{study.id}.yaml", override=override) if override else study
+        resolved = load_study(STUDIES_DIR / f"{study.id}.yaml", override=override) if override else study
+        checked_threshold(resolved.threshold)
+        return resolved
 
     def effective_override(self, study: StudyDefinition) -> dict[str, Any]:
         """The top-level fields this run overrides, with the values the run uses (validated, nested fields the
@@ -80,6 +85,10 @@ def override_problems(overrides: Mapping[str, Any]) -> list[str]:
             problems += [f"{where}.{field}: {message}" if field else f"{where}: {message}"
                          for field, message in error.problems or [("", str(error))]]
             continue
+        problem = threshold_problem(resolved.threshold)
+        if problem:
+            problems.append(f"{where}.small_cell_threshold: {problem}")
+            continue
         # The cohort step runs after the phenotypes the study file names (its asset dependencies); a phenotype
         # only the override names might not be built yet when the cohort step reads it.
         added = [p for p in dict.fromkeys(resolved.phenotype_ids) if p not in studies[study_id].phenotype_ids]
@@ -87,3 +96,10 @@ def override_problems(overrides: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where}: phenotype(s) {', '.join(added)} are not in studies/{study_id}.yaml, so the "
                             "run does not build them before this study; add them to the study file instead")
     return problems
+
+
+def file_threshold_problems(overridden: Collection[str] = ()) -> list[str]:
+    """Study files (and studies/_defaults.yaml) whose small-cell threshold is below the site floor; studies in
+    `overridden` are checked with their override by `override_problems`."""
+    return [f"studies/{study_id}.yaml: {problem}" for study_id, study in load_studies().items()
+            if study_id not in overridden and (problem := threshold_problem(study.threshold))]

@@ -1,89 +1,16 @@
-"""Small-cell suppression of published person counts (Table 1 and attrition).
+"""Small-cell suppression of an attrition table (results.attrition): a chain of sums.
 
-The rule, for a threshold t (default 11):
-
-1. Primary suppression: a count of 1 to t-1 persons is hidden and printed as "<t". Zero is shown as 0: it is not a
-   small cell, and hiding it would make the other hidden cells look larger than they are.
-2. Complementary suppression: a hidden count must not be recoverable by subtraction. Counts are tied by sums
-   (the levels and the missing count of a variable add up to the group's n; a group's count plus the other group's
-   count is the overall count; persons before a step = persons removed + persons after). Whenever such a sum has
-   exactly one hidden cell that needs protecting, one more of its cells is hidden (printed "suppressed"): the
-   smallest non-zero part, else the total. This repeats until no sum gives a protected cell away.
-
-The work here is on aggregates (a few hundred cells), never on persons.
+The rule itself (threshold, small cell, complementary suppression of counts tied by sums) is in
+pipelines/disclosure.py; this module applies it to the chain N0 -> N1 -> ... -> NK of an attrition table, where
+persons before a step = persons removed + persons after, so a hidden count must not be recoverable from its
+neighbours. The work here is on aggregates, never on persons.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable
 
-SMALL_CELL = "small_cell"
-COMPLEMENTARY = "complementary"
-SUPPRESSED_TEXT = "suppressed"
-
-
-def small_cell_text(threshold: int) -> str:
-    return f"<{threshold}"
-
-
-def is_small(count: int | None, threshold: int) -> bool:
-    """Between 1 and threshold - 1 persons: must not be published."""
-    return count is not None and 1 <= count < threshold
-
-
-@dataclass
-class Cell:
-    """A count tied into sums. `published=False` marks a count that is never printed but can be derived (the
-    'false' count of a yes/no variable); it still needs protecting when it is small."""
-
-    value: int
-    published: bool = True
-    suppression: str | None = None  # None, SMALL_CELL or COMPLEMENTARY
-
-    @property
-    def hidden(self) -> bool:
-        return self.suppression is not None or not self.published
-
-    @property
-    def protected(self) -> bool:
-        """A cell whose value must stay unknown (not merely unprinted)."""
-        return self.suppression is not None
-
-
-@dataclass(frozen=True)
-class SumRelation:
-    """total = sum(parts), as a reader could compute it from the printed cells."""
-
-    total: Hashable
-    parts: tuple[Hashable, ...]
-
-    @property
-    def keys(self) -> tuple[Hashable, ...]:
-        return (self.total, *self.parts)
-
-
-def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation], threshold: int) -> None:
-    """Apply primary and complementary suppression in place (see the module docstring)."""
-    relations = list(relations)
-    for cell in cells.values():
-        if is_small(cell.value, threshold):
-            cell.suppression = SMALL_CELL
-    changed = True
-    while changed:
-        changed = False
-        for relation in relations:
-            hidden = [key for key in relation.keys if cells[key].hidden]
-            if len(hidden) != 1 or not cells[hidden[0]].protected:
-                continue
-            # Parts before the total, smallest first; a zero cell protects nothing.
-            candidates = sorted((key for key in relation.parts if not cells[key].hidden and cells[key].value > 0),
-                                key=lambda key: cells[key].value)
-            if not candidates and not cells[relation.total].hidden and cells[relation.total].value > 0:
-                candidates = [relation.total]
-            if candidates:
-                cells[candidates[0]].suppression = COMPLEMENTARY
-                changed = True
+from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, is_small
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -148,8 +75,8 @@ def suppress_attrition(persons_after: list[int], persons_removed: list[int], thr
             result.removed.setdefault(first - 1, COMPLEMENTARY)
         else:
             result.warnings.append(
-                f"all inclusion steps together remove only {total_removed} persons (< {threshold}); the extract "
-                "size and the cohort size, published elsewhere, reveal that total")
+                f"all inclusion steps together remove fewer than {threshold} persons; the extract size and the "
+                "cohort size, published elsewhere, reveal that total")
             return result
 
 

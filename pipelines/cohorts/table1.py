@@ -3,7 +3,7 @@ package, with small cells suppressed.
 
 The aggregates (counts, means, SDs, quantiles and the binary/continuous SMDs) come from DuckDB
 (sql/cohorts/table1_aggregates.sql, table1_smd.sql). This module only works on those few hundred aggregate rows:
-it adds the SMD of multi-level categorical variables, applies suppression (pipelines/cohorts/suppression.py) and
+it adds the SMD of multi-level categorical variables, applies suppression (pipelines/disclosure.py) and
 formats the printed values:
 
     n                     1,234
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.cohorts.study import StudyDefinition
-from pipelines.cohorts.suppression import (
+from pipelines.disclosure import (
     COMPLEMENTARY,
     SMALL_CELL,
     SUPPRESSED_TEXT,

@@ -5,10 +5,11 @@ once per site, the sites' estimates are pooled by `pipelines.statistics.meta_ana
 DerSimonian-Laird random effects (tau^2 truncated at 0), with the standard error of each site recovered from its
 interval (see that module).
 
-Small cells. The sites publish counts of 1 to threshold-1 persons as NULL. A pooled count is the sum over the sites,
-so it is published only when every site's count is published, and is itself suppressed when the sum is 1 to
-threshold-1. A site's hidden count must stay hidden: publishing a total beside the other sites' shown counts would
-give it away by subtraction, so a total that contains a hidden count is NULL (and marked suppressed).
+Small cells (pipelines/disclosure.py). The sites publish counts of 1 to threshold-1 persons as NULL, with the
+estimates that would recompute them, so a site row with a hidden count is not pooled. A pooled count is the sum over
+the sites: suppressed when the sum is 1 to threshold-1, or when it contains a count a site suppressed (beside the
+other sites' shown counts it would give that one away by subtraction); its complement and the pooled estimates of
+the same study, exposure and outcome are then hidden too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from pipelines.disclosure import SUPPRESSION_COLUMNS, suppress_estimates
 from pipelines.statistics import EstimateResult, meta_analysis_of_results
 from pipelines.sql_quoting import quote_identifier, quote_literal
 from pipelines.statistics.results import COUNT_COLUMNS, RESULT_COLUMNS
@@ -58,10 +60,18 @@ POOLED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("events_unexposed", "BIGINT", "Events among the unexposed, summed over the sites; NULL when suppressed."),
     ("person_years_exposed", "DOUBLE", "Person-years exposed, summed over the sites."),
     ("person_years_unexposed", "DOUBLE", "Person-years unexposed, summed over the sites."),
-    ("suppressed", "BOOLEAN", "True when a summed count is NULL because it is below the small-cell threshold or "
-                              "contains a count a site suppressed."),
-    ("suppressed_columns", "VARCHAR", "The suppressed count columns, comma-separated."),
+    ("suppressed", "BOOLEAN", "True when a cell is NULL because it is a summed count below the small-cell "
+                              "threshold, contains a count a site suppressed, or would recompute such a count."),
+    ("suppressed_columns", "VARCHAR", "The count columns suppressed as small (or containing a site's suppressed "
+                                      "count), comma-separated."),
+    ("complementary_columns", "VARCHAR", "The columns suppressed because they would recompute a suppressed count "
+                                         "(its complement, pooled estimates, intervals, statistics, person-years), "
+                                         "comma-separated."),
 )
+# Pooled cells that, with the shown counts, would recompute a suppressed count (docs/disclosure.md).
+POOLED_DERIVED_COLUMNS = ("fixed_estimate", "fixed_ci_lower", "fixed_ci_upper", "fixed_p_value", "random_estimate",
+                          "random_ci_lower", "random_ci_upper", "random_p_value", "tau_squared", "i_squared",
+                          "q_statistic", "q_p_value", "person_years_exposed", "person_years_unexposed")
 POOLED_TABLE_COMMENT = (
     "Cross-site meta-analysis of results.site_associations: one row per study, exposure, outcome, method and "
     "estimand that at least two sites estimated once each. Fixed-effect (inverse variance) and random-effects (DerSimonian-Laird) estimates with "
@@ -132,17 +142,8 @@ def pool_site_associations(site_rows: pd.DataFrame, thresholds: Mapping[str, int
         except ValueError as error:
             notes.append(f"{label}: not pooled: {error}")
             continue
-        threshold = thresholds.get(group[0], strictest_threshold)
-        pooled_counts, suppressed = {}, []
-        for column in COUNT_COLUMNS:
-            total = getattr(meta.fixed_effect, column)
-            if any(_site_suppressed(r, column) for r in usable):
-                total = None
-                suppressed.append(column)
-            elif total is not None and 0 < total < threshold:
-                total = None
-                suppressed.append(column)
-            pooled_counts[column] = None if total is None else int(total)
+        pooled_counts = {column: getattr(meta.fixed_effect, column) for column in COUNT_COLUMNS}
+        site_hidden = {column: any(_site_suppressed(r, column) for r in usable) for column in COUNT_COLUMNS}
         fixed, random = meta.fixed_effect, meta.random_effects
         rows.append({
             **dict(zip(GROUP_COLUMNS, group)),
@@ -154,12 +155,28 @@ def pool_site_associations(site_rows: pd.DataFrame, thresholds: Mapping[str, int
             "random_ci_upper": random.ci_upper, "random_p_value": random.p_value,
             "tau_squared": meta.tau_squared, "i_squared": meta.i_squared,
             "q_statistic": meta.q_statistic, "q_p_value": meta.q_p_value,
-            **pooled_counts,
+            **{column: None if total is None else int(total) for column, total in pooled_counts.items()},
             **{column: getattr(fixed, column) for column in PERSON_YEARS_COLUMNS},
-            "suppressed": bool(suppressed),
-            "suppressed_columns": ",".join(suppressed) or None,
+            **{f"site_hidden_{column}": hidden for column, hidden in site_hidden.items()},
         })
-    return Pooling(pd.DataFrame(rows, columns=columns), notes)
+    frame = pd.DataFrame(rows, columns=[*columns[:-len(SUPPRESSION_COLUMNS)],
+                                        *(f"site_hidden_{column}" for column in COUNT_COLUMNS)])
+    return Pooling(suppress_pooled(frame, thresholds, strictest_threshold)[columns], notes)
+
+
+def suppress_pooled(frame: pd.DataFrame, thresholds: Mapping[str, int], strictest_threshold: int) -> pd.DataFrame:
+    """The disclosure rule (pipelines/disclosure.py) on pooled rows, study by study with the study's threshold.
+
+    A summed count that contains a count a site suppressed is hidden as if it were small: with the other sites'
+    shown counts it would give that one away by subtraction."""
+    parts = []
+    for study_id, rows in frame.groupby("study_id", sort=False):
+        hidden = {column: rows[f"site_hidden_{column}"] for column in COUNT_COLUMNS}
+        parts.append(suppress_estimates(rows, thresholds.get(study_id, strictest_threshold),
+                                        POOLED_DERIVED_COLUMNS, hidden=hidden))
+    if not parts:
+        return suppress_estimates(frame, strictest_threshold, POOLED_DERIVED_COLUMNS)
+    return pd.concat(parts).sort_index()
 
 
 def comment_on_columns(con: duckdb.DuckDBPyConnection, table: str, comments) -> None:

@@ -14,6 +14,11 @@ connections of one process must share one configuration):
 
 GX also writes its Data Docs site (static HTML) to ``<database folder>/data_docs/``, keeping every validation
 result it has seen there, so the site lists earlier runs too. No network is used (GX analytics are off).
+
+Disclosure (docs/disclosure.md): ``dq.check_results`` and the Data Docs are published, so they carry no row of the
+data (no person id, no date of a person) and no count of 1 to threshold-1 rows (the site floor). The example rows
+of failing checks go to a diagnostics file beside the database (``<database stem>_diagnostics/``), which is never
+published; the ExpectationResult objects keep them for the Dagster checks of the run.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from great_expectations.data_context.types.base import (
     ProgressBarsConfig,
 )
 
+from pipelines.disclosure import is_small, site_floor, small_count_sql
 from pipelines.quality import suites
 from pipelines.quality.gx_duckdb import duckdb_results_buffered
 from pipelines.quality.valid_codes import ensure_valid_icd10cm_codes
@@ -68,11 +74,25 @@ CHECK_RESULTS_COLUMNS = """
     observed_value VARCHAR,
     passed BOOLEAN,
     error VARCHAR,
-    phenotype_id VARCHAR
+    phenotype_id VARCHAR,
+    suppressed BOOLEAN
 """
 # Columns added after the first release: added to an existing dq.check_results (a published database of an older
 # version) before this version writes to it.
-ADDED_CHECK_RESULTS_COLUMNS = {"phenotype_id": "VARCHAR"}
+ADDED_CHECK_RESULTS_COLUMNS = {"phenotype_id": "VARCHAR", "suppressed": "BOOLEAN"}
+DIAGNOSTICS_FILE = "data_quality_examples.jsonl"
+
+# Keys of a GX result that hold rows or values of the data: never in the published Data Docs.
+ROW_LEVEL_RESULT_KEYS = ("partial_unexpected_list", "partial_unexpected_index_list", "partial_unexpected_counts",
+                         "unexpected_list", "unexpected_index_list", "unexpected_index_query", "unexpected_rows",
+                         "examples")
+# A count of a GX result, and the keys that would give it away when it is hidden.
+COUNT_RESULT_KEYS = {
+    "unexpected_count": ("unexpected_percent", "unexpected_percent_total", "unexpected_percent_nonmissing",
+                         "observed_value"),
+    "missing_count": ("missing_percent", "unexpected_percent_nonmissing"),
+    "element_count": ("unexpected_percent", "unexpected_percent_total", "missing_percent"),
+}
 
 
 
@@ -136,6 +156,12 @@ def data_docs_dir(database_path: str | Path) -> Path:
     return Path(database_path).resolve().parent / DATA_DOCS_FOLDER
 
 
+def diagnostics_path(database_path: str | Path) -> Path:
+    """The run's non-published file of example rows: `<database folder>/<database stem>_diagnostics/...jsonl`."""
+    path = Path(database_path).resolve()
+    return path.parent / f"{path.stem}_diagnostics" / DIAGNOSTICS_FILE
+
+
 def run_suite(database_path: str | Path, suite_name: str | dict[str, Any], **options: Any) -> SuiteResult:
     """Run one suite (e.g. "staging.person", or a suite's JSON form) on the database and record its results;
     options as run_suites."""
@@ -149,7 +175,8 @@ def run_layer(database_path: str | Path, layer: str = suites.STAGING_LAYER, **op
 
 def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, Any]], *, run_id: str | None = None,
                history_database: str | Path | None = None, build_data_docs: bool = True,
-               duckdb_config: Mapping[str, str] | None = None) -> list[SuiteResult]:
+               duckdb_config: Mapping[str, str] | None = None,
+               small_cell_threshold: int | None = None) -> list[SuiteResult]:
     """Validate the suites on the database, append the results to dq.check_results and build Data Docs.
 
     suite_names: stored suites by name ("staging.person"), or suites in their JSON form built for this run (the
@@ -161,11 +188,13 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
         results of earlier runs (the table is append-only across runs).
     build_data_docs: also write the Data Docs site (<database folder>/data_docs/index.html).
     duckdb_config: DuckDB settings for every connection opened here (memory_limit, threads, temp_directory).
+    small_cell_threshold: counts of 1 to threshold-1 rows are not published (default: the site floor).
     """
     database_path = Path(database_path).resolve()
     if not database_path.exists():
         raise FileNotFoundError(database_path)
     run_id = run_id or str(uuid.uuid4())
+    threshold = site_floor() if small_cell_threshold is None else small_cell_threshold
     checked_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     suite_jsons = [name if isinstance(name, dict) else suites.read_suite_json(name) for name in suite_names]
 
@@ -182,7 +211,7 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
     # 2. validate
     docs_dir = data_docs_dir(database_path)
     validations = _validate_with_gx(database_path, suite_jsons, run_id, checked_at, docs_dir, build_data_docs,
-                                    config)
+                                    config, threshold)
     docs_index = docs_dir / "index.html" if build_data_docs else None
 
     results = [
@@ -199,12 +228,51 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
     ]
 
     # 3. record
+    write_diagnostics(diagnostics_path(database_path), results)
     con = duckdb.connect(str(database_path), config=config)
     try:
-        record_results(con, results)
+        record_results(con, results, threshold)
     finally:
         con.close()
     return results
+
+
+def write_diagnostics(path: Path, suite_results: Sequence[SuiteResult]) -> None:
+    """Append the example rows of every failing check to the run's diagnostics file (JSON lines; not published)."""
+    lines = [json.dumps({"run_id": s.run_id, "suite": s.suite, "expectation": r.name, "phenotype_id": r.phenotype_id,
+                         "unexpected_count": r.unexpected_count, "example_rows": list(r.example_rows)}, default=str)
+             for s in suite_results for r in s.results if r.example_rows]
+    if lines:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as file:
+            file.write("\n".join(lines) + "\n")
+
+
+def publishable_result(result: Mapping[str, Any], threshold: int) -> dict[str, Any]:
+    """A GX expectation result as the Data Docs may show it: no row-level values, and no count of 1 to
+    threshold-1 rows nor anything that gives one away (its percentages, GX's observed value)."""
+    published = {key: value for key, value in result.items() if key not in ROW_LEVEL_RESULT_KEYS}
+    for count_key, revealing in COUNT_RESULT_KEYS.items():
+        if is_small(published.get(count_key), threshold):
+            for key in (count_key, *revealing):
+                published.pop(key, None)
+    details = published.get("details")
+    if isinstance(details, Mapping) and isinstance(details.get("per_phenotype"), Mapping):
+        published["details"] = {**details, "per_phenotype": {
+            phenotype: publishable_result(found, threshold) for phenotype, found in details["per_phenotype"].items()}}
+    return published
+
+
+def _scrub_stored_results(context, run_id: str, threshold: int) -> None:
+    """Rewrite this run's stored validation results (the Data Docs' source) as `publishable_result`s."""
+    store = context.validation_results_store
+    for key in store.list_keys():
+        if key.run_id.run_name != run_id:
+            continue
+        suite_result = store.get(key)
+        for expectation_result in suite_result.results:
+            expectation_result.result = publishable_result(expectation_result.result or {}, threshold)
+        store.set(key, suite_result)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -253,7 +321,7 @@ def load_suite(suite_json: dict[str, Any]) -> gx.ExpectationSuite:
 
 
 def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str, checked_at: datetime.datetime,
-                      docs_dir: Path, build_data_docs: bool, duckdb_config: dict[str, str]):
+                      docs_dir: Path, build_data_docs: bool, duckdb_config: dict[str, str], threshold: int):
     context = _gx_context(docs_dir)
     # Read-only: the checks never change data.
     datasource = context.data_sources.add_sql(
@@ -277,6 +345,8 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
                     run_id=gx_run_id,
                     result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROW_LIMIT},
                 ))
+            # The stored results are what the Data Docs render (and are kept in the Data Docs folder).
+            _scrub_stored_results(context, run_id, threshold)
             if build_data_docs:
                 # Render this run's pages only (earlier runs' pages are on disk already), then the index.
                 this_run = [key for key in context.validation_results_store.list_keys()
@@ -429,7 +499,11 @@ def ensure_check_results_table(con: duckdb.DuckDBPyConnection, history_database:
         con.execute("DETACH dq_history")
 
 
-def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[SuiteResult]) -> None:
+def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[SuiteResult],
+                   threshold: int | None = None) -> None:
+    """Append the results, then hide every small count of the table (rows copied from earlier runs included):
+    a count of 1 to threshold-1 rows, and the percentage and observed value that would give it away."""
+    threshold = site_floor() if threshold is None else threshold
     ensure_check_results_table(con)
     rows = [
         (
@@ -448,6 +522,14 @@ def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[Suite
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+    # The count of mismatched column names (expect_table_columns_to_match_set) counts no rows of data.
+    counts_rows = "expectation_type <> 'expect_table_columns_to_match_set'"
+    con.execute(f"UPDATE {CHECK_RESULTS_TABLE} SET unexpected_count = NULL, unexpected_pct = NULL, "
+                f"observed_value = NULL, suppressed = true "
+                f"WHERE {counts_rows} AND {small_count_sql('unexpected_count', threshold)}")
+    con.execute(f"UPDATE {CHECK_RESULTS_TABLE} SET element_count = NULL, unexpected_pct = NULL, suppressed = true "
+                f"WHERE {counts_rows} AND {small_count_sql('element_count', threshold)}")
+    con.execute(f"UPDATE {CHECK_RESULTS_TABLE} SET suppressed = false WHERE suppressed IS NULL")
 
 
 def iter_results(suite_results: Sequence[SuiteResult]) -> Iterator[tuple[SuiteResult, ExpectationResult]]:

@@ -3,7 +3,8 @@
     ["results", "associations", <study_id>]     estimates of every exposure of the study against its outcome
     ["results", "associations", "sequence_symmetry"]   drug classes against incident leg cramps, whole extract
 
-Published counts below the small-cell threshold are NULL with `suppressed` set, never zero. Plots and the
+Published counts below the small-cell threshold are NULL with `suppressed` set, never zero, and so is every cell
+that would recompute one (pipelines/disclosure.py). Plots and the
 Markdown report go to the run's outputs folder, which the publish step moves beside the published database.
 No `from __future__ import annotations` here: Dagster inspects the real annotation of `context`.
 """
@@ -18,10 +19,11 @@ import pandas as pd
 from pipelines.cohorts.assets import cohort_key
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
+from pipelines.disclosure import SUPPRESSION_COLUMNS, suppress_estimates
 from pipelines.phenotypes.assets import phenotype_asset_key
 from pipelines.statistics.plots import forest_plot, kaplan_meier_plot, love_plot
 from pipelines.statistics.report import estimates_markdown, write_study_report
-from pipelines.statistics.results import COUNT_COLUMNS, RESULT_COLUMNS
+from pipelines.statistics.results import COUNT_COLUMNS, DERIVED_COLUMNS, RESULT_COLUMNS
 from pipelines.statistics.study_analysis import (
     StudyAnalysis,
     analyse_study,
@@ -49,28 +51,21 @@ def create_associations_table(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(f"""CREATE TABLE IF NOT EXISTS {ASSOCIATIONS_TABLE} (
         study_id VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
-        suppressed BOOLEAN, suppressed_columns VARCHAR)""")
+        suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR)""")
     con.execute(f"COMMENT ON TABLE {ASSOCIATIONS_TABLE} IS 'One row per study, exposure, outcome and method: "
                 "estimate with 95% CI. Counts of 1-10 persons (below the small-cell threshold) are NULL with "
-                "suppressed = true, never shown as zero.'")
+                "suppressed = true, never shown as zero, and so is everything that would recompute them.'")
 
 
 def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
                          threshold: int) -> pd.DataFrame:
-    """Replace the study's rows of results.associations, suppressing small counts."""
+    """Replace the study's rows of results.associations, with small cells and what recomputes them hidden."""
     create_associations_table(con)
-    published = frame.copy()
-    if not published.empty:
-        small = {c: published[c].apply(lambda v: v is not None and 0 < v < threshold) for c in COUNT_COLUMNS}
-        published["suppressed_columns"] = [
-            ",".join(c for c in COUNT_COLUMNS if small[c].iloc[i]) or None for i in range(len(published))]
-        published["suppressed"] = published["suppressed_columns"].notna()
-        for column in COUNT_COLUMNS:
-            published[column] = published[column].where(~small[column], None)
+    published = suppress_estimates(frame, threshold, DERIVED_COLUMNS)
     con.execute(f"DELETE FROM {ASSOCIATIONS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
         con.register("new_associations", published)
-        names = ", ".join(["study_id", "exposure", "outcome", *RESULT_COLUMNS, "suppressed", "suppressed_columns"])
+        names = ", ".join(["study_id", "exposure", "outcome", *RESULT_COLUMNS, *SUPPRESSION_COLUMNS])
         con.execute(f"INSERT INTO {ASSOCIATIONS_TABLE} ({names}) SELECT {names} FROM new_associations")
         con.unregister("new_associations")
     return published
@@ -81,10 +76,15 @@ def _image_markdown(path: Path, title: str) -> str:
     return f"**{title}**\n\n![{title}](data:image/png;base64,{encoded})"
 
 
-def _write_plots(analysis: StudyAnalysis, folder: Path, threshold: int) -> dict[str, Path]:
+def _write_plots(analysis: StudyAnalysis, folder: Path, threshold: int, published: pd.DataFrame) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     plots: dict[str, Path] = {}
-    ratio_rows = [(e, r) for e, _, r in analysis.results if r.estimand.lower().find("rate per") < 0]
+    # A forest plot draws the estimate and interval: not for rows whose estimate is hidden.
+    hidden = set() if published.empty else {
+        (row["exposure"], row["method"]) for row in published.to_dict("records")
+        if "estimate" in (row["complementary_columns"] or "").split(",")}
+    ratio_rows = [(e, r) for e, _, r in analysis.results
+                  if r.estimand.lower().find("rate per") < 0 and (e, r.method) not in hidden]
     if ratio_rows:
         path = folder / "forest_plot.png"
         forest_plot([r for _, r in ratio_rows], path, labels=[f"{e}: {r.method}" for e, r in ratio_rows],
@@ -122,14 +122,14 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
             analysis = analyse_study(con, study)
             published = publish_associations(con, study.id, results_frame(study.id, analysis.results), threshold)
             outputs = warehouse.build_outputs_dir(context.run_id) / study.id
-            plots = _write_plots(analysis, outputs, threshold)
+            plots = _write_plots(analysis, outputs, threshold, published)
             report = write_study_report(con, study, analysis, published, plots, outputs / "report.md")
         for note in analysis.notes:
             context.log.warning(f"{study.id}: {note}")
         metadata = {
             "dagster/row_count": len(published),
             "report": dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / report.name)),
-            "estimates": dg.MetadataValue.md(estimates_markdown(published)),
+            "estimates": dg.MetadataValue.md(estimates_markdown(published, threshold)),
         }
         if analysis.equipoise is not None:
             metadata["equipoise"] = round(analysis.equipoise, 3)
@@ -163,7 +163,7 @@ def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDe
         for note in notes:
             context.log.warning(note)
         metadata = {"dagster/row_count": len(published),
-                    "sequence ratios": dg.MetadataValue.md(estimates_markdown(published))}
+                    "sequence ratios": dg.MetadataValue.md(estimates_markdown(published, threshold))}
         if notes:
             metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))
         return dg.MaterializeResult(metadata=metadata)

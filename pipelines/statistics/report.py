@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.cohorts.study import StudyDefinition
+from pipelines.disclosure import SUPPRESSED_TEXT, small_cell_text
 
 
 def _number(value, decimals: int = 2) -> str:
@@ -24,22 +25,29 @@ def _count(value) -> str:
     return f"{int(value):,}"
 
 
-def estimates_markdown(published: pd.DataFrame, threshold_label: str = "<11") -> str:
-    """Estimates as a Markdown table; suppressed counts print as the threshold label."""
+def estimates_markdown(published: pd.DataFrame, threshold: int) -> str:
+    """Estimates as a Markdown table; a small count prints as "<threshold", a cell hidden because it would
+    recompute one as "suppressed" (pipelines/disclosure.py)."""
     if published.empty:
         return "No estimates."
     lines = ["| exposure | method | estimand | estimate (95% CI) | p | exposed: n / events | unexposed: n / events |",
              "|---|---|---|---|---|---|---|"]
     for row in published.to_dict("records"):
-        suppressed = set((row.get("suppressed_columns") or "").split(","))
+        small = set((row.get("suppressed_columns") or "").split(","))
+        complementary = set((row.get("complementary_columns") or "").split(","))
 
-        def shown(column):
-            return threshold_label if column in suppressed else _count(row.get(column))
+        def shown(column, text):
+            if column in small:
+                return small_cell_text(threshold)
+            return SUPPRESSED_TEXT if column in complementary else text(row.get(column))
 
-        estimate = f"{_number(row['estimate'])} ({_number(row['ci_lower'])}–{_number(row['ci_upper'])})"
+        estimate = (f"{shown('estimate', _number)} "
+                    f"({shown('ci_lower', _number)}–{shown('ci_upper', _number)})")
+        p_value = shown("p_value", lambda value: _number(value, 3))
         lines.append(
-            f"| {row['exposure']} | {row['method']} | {row['estimand']} | {estimate} | {_number(row['p_value'], 3)} | "
-            f"{shown('n_exposed')} / {shown('events_exposed')} | {shown('n_unexposed')} / {shown('events_unexposed')} |")
+            f"| {row['exposure']} | {row['method']} | {row['estimand']} | {estimate} | {p_value} | "
+            f"{shown('n_exposed', _count)} / {shown('events_exposed', _count)} | "
+            f"{shown('n_unexposed', _count)} / {shown('events_unexposed', _count)} |")
     return "\n".join(lines)
 
 
@@ -88,7 +96,7 @@ def write_study_report(con: duckdb.DuckDBPyConnection, study: StudyDefinition, a
         "",
         f"Study `{study.id}`, design `{study.index.rule}`; report written "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Counts of 1 to {study.threshold - 1} persons are shown "
-        f"as {threshold_label}.",
+        f"as {threshold_label}, and what would recompute them (docs/disclosure.md) as '{SUPPRESSED_TEXT}'.",
         "",
         study.description.strip(),
         "",
@@ -102,7 +110,7 @@ def write_study_report(con: duckdb.DuckDBPyConnection, study: StudyDefinition, a
         "",
         "## Estimates against incident leg cramps",
         "",
-        estimates_markdown(published, threshold_label),
+        estimates_markdown(published, study.threshold),
         "",
     ]
     if analysis.equipoise is not None:

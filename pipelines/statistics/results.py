@@ -15,6 +15,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from pipelines.disclosure import (
+    DEFAULT_SITE_FLOOR,
+    SUPPRESSED_TEXT,
+    count_text,
+    small_cell_text,
+    suppress_estimates,
+)
+
 # The columns of a result row, in order. `EstimateResult.to_row()` returns exactly these keys.
 RESULT_COLUMNS = (
     "method",
@@ -33,9 +41,11 @@ RESULT_COLUMNS = (
 
 # Count columns that small-cell suppression applies to (person-years are not counts of people).
 COUNT_COLUMNS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed")
+# Everything else a row publishes that, with the shown counts, recomputes a hidden count.
+DERIVED_COLUMNS = ("estimate", "ci_lower", "ci_upper", "p_value", "person_years_exposed", "person_years_unexposed")
 
-# Publication rule used across the project: counts from 1 to 10 are never shown.
-DEFAULT_SMALL_CELL_THRESHOLD = 11
+# The site's floor is the threshold when a caller names none (the rule itself: pipelines/disclosure.py).
+DEFAULT_SMALL_CELL_THRESHOLD = DEFAULT_SITE_FLOOR
 
 DAYS_PER_YEAR = 365.25
 
@@ -136,31 +146,34 @@ def suppress_small_count(count: int | float | None, threshold: int = DEFAULT_SMA
 
     Zero is shown: it reveals no individual. None shows as "-".
     """
-    if count is None or (isinstance(count, float) and math.isnan(count)):
-        return "-"
-    if 0 < count < threshold:
-        return f"<{threshold}"
-    return f"{int(count):,}"
+    return count_text(count, threshold)
 
 
 def suppress_small_counts(row: dict, threshold: int = DEFAULT_SMALL_CELL_THRESHOLD) -> dict:
-    """A copy of a result row in which every count between 1 and threshold-1 is replaced by "<threshold".
+    """A copy of a result row in which every count between 1 and threshold-1 is replaced by "<threshold", and
+    everything that would recompute it (its complement, the estimate, interval, p-value and person-years) by
+    "suppressed" (pipelines/disclosure.py).
 
-    Only person and event counts are replaced (COUNT_COLUMNS); estimates and person-years are kept.
-    Suppressed counts become strings, so store the columns as text where a table mixes both.
+    Suppressed cells become strings, so store the columns as text where a table mixes both.
     """
+    frame = pd.DataFrame([{**{name: row.get(name) for name in RESULT_COLUMNS}, "group": 0}])
+    hidden = suppress_estimates(frame, threshold, DERIVED_COLUMNS, group_columns=("group",)).iloc[0]
     suppressed = dict(row)
-    for name in COUNT_COLUMNS:
-        value = row.get(name)
-        if value is not None and 0 < value < threshold:
-            suppressed[name] = f"<{threshold}"
+    for name in (hidden["suppressed_columns"] or "").split(","):
+        if name:
+            suppressed[name] = small_cell_text(threshold)
+    for name in (hidden["complementary_columns"] or "").split(","):
+        if name:
+            suppressed[name] = SUPPRESSED_TEXT
     return suppressed
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Formatting helpers
 # ---------------------------------------------------------------------------------------------------------------
-def _number(value: float | None, decimals: int = 4) -> str:
+def _number(value: float | str | None, decimals: int = 4) -> str:
+    if isinstance(value, str):  # a suppressed cell
+        return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if math.isinf(value):
@@ -176,7 +189,9 @@ def _count(value: int | str | None) -> str:
     return f"{int(value):,}"
 
 
-def _p_value(value: float | None) -> str:
+def _p_value(value: float | str | None) -> str:
+    if isinstance(value, str):  # a suppressed cell
+        return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if value < 0.0001:

@@ -1,0 +1,225 @@
+"""Disclosure control: the one small-cell rule of every published count (docs/disclosure.md).
+
+    threshold       studies/_defaults.yaml `small_cell_threshold` (or a study's own); the site floor
+                    (LEGCRAMP_SMALL_CELL_FLOOR, default 11) is the lowest threshold any study or run may use
+    small cell      a count of 1 .. threshold-1 persons: hidden, printed "<threshold"; zero is shown
+    complementary   a cell that would give a hidden one away (by subtraction from a shown total, or by
+                    recomputing it from an estimate, interval, rate or person-years) is hidden too
+
+This module sits at the bottom of the package: it imports nothing from the domains, and every domain that
+publishes a count (cohorts, statistics, quality, network, the command line) calls it. Its work is on aggregates
+(a few hundred cells), never on persons.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipelines.sql_quoting import quote_identifier
+
+# The site's floor: no study file, defaults file or run configuration may set a lower threshold. A site raises
+# (or, for tests of the suppression itself, lowers) it in the environment of its Dagster deployment.
+SITE_FLOOR_VARIABLE = "LEGCRAMP_SMALL_CELL_FLOOR"
+DEFAULT_SITE_FLOOR = 11
+
+SMALL_CELL = "small_cell"
+COMPLEMENTARY = "complementary"
+SUPPRESSED_TEXT = "suppressed"
+
+
+class DisclosureError(ValueError):
+    """A setting would publish cells the site's disclosure rule forbids."""
+
+
+def site_floor() -> int:
+    """The lowest small-cell threshold this site allows (LEGCRAMP_SMALL_CELL_FLOOR, default 11)."""
+    text = os.environ.get(SITE_FLOOR_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_SITE_FLOOR
+    if not text.isdigit() or int(text) < 1:
+        raise DisclosureError(f"{SITE_FLOOR_VARIABLE}={text!r}: must be a whole number >= 1")
+    return int(text)
+
+
+def threshold_problem(threshold: int, floor: int | None = None) -> str | None:
+    """Why `threshold` may not be used at this site, or None when it may."""
+    floor = site_floor() if floor is None else floor
+    if threshold < floor:
+        return (f"small_cell_threshold {threshold} is below this site's floor of {floor} "
+                f"({SITE_FLOOR_VARIABLE}); counts of 1 to {floor - 1} persons are never published")
+    return None
+
+
+def checked_threshold(threshold: int) -> int:
+    """`threshold`, or DisclosureError when it is below the site floor."""
+    problem = threshold_problem(threshold)
+    if problem:
+        raise DisclosureError(problem)
+    return threshold
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One count
+# ---------------------------------------------------------------------------------------------------------------
+
+def is_small(count: int | float | None, threshold: int) -> bool:
+    """Between 1 and threshold - 1 persons: must not be published."""
+    if count is None or count is pd.NA or (isinstance(count, float) and count != count):
+        return False
+    return 1 <= count < threshold
+
+
+def small_cell_text(threshold: int) -> str:
+    """How a hidden small count is printed: "<threshold", the threshold actually used."""
+    return f"<{threshold}"
+
+
+def shown_count(count: int, threshold: int) -> int | str:
+    """A count as it may be published or logged: "<threshold" for a small cell, else the count itself."""
+    return small_cell_text(threshold) if is_small(count, threshold) else count
+
+
+def count_text(count: int | float | None, threshold: int) -> str:
+    """A count as printed text: "1,234", "<11" for a small cell, "-" for none."""
+    if count is None or count is pd.NA or (isinstance(count, float) and count != count):
+        return "-"
+    return small_cell_text(threshold) if is_small(count, threshold) else f"{int(count):,}"
+
+
+def small_count_sql(column: str, threshold: int) -> str:
+    """The small-cell test as a SQL predicate on a count column (for tables suppressed in the database)."""
+    return f"({quote_identifier(column)} BETWEEN 1 AND {int(threshold) - 1})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Counts tied by sums (Table 1, attrition): primary and complementary suppression
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    """A count tied into sums. `published=False` marks a count that is never printed but can be derived (the
+    'false' count of a yes/no variable); it still needs protecting when it is small."""
+
+    value: int
+    published: bool = True
+    suppression: str | None = None  # None, SMALL_CELL or COMPLEMENTARY
+
+    @property
+    def hidden(self) -> bool:
+        return self.suppression is not None or not self.published
+
+    @property
+    def protected(self) -> bool:
+        """A cell whose value must stay unknown (not merely unprinted)."""
+        return self.suppression is not None
+
+
+@dataclass(frozen=True)
+class SumRelation:
+    """total = sum(parts), as a reader could compute it from the printed cells."""
+
+    total: Hashable
+    parts: tuple[Hashable, ...]
+
+    @property
+    def keys(self) -> tuple[Hashable, ...]:
+        return (self.total, *self.parts)
+
+
+def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation], threshold: int) -> None:
+    """Primary and complementary suppression, in place.
+
+    1. Primary: a count of 1 to threshold-1 is hidden (SMALL_CELL). Zero is shown: it is not a small cell, and
+       hiding it would make the other hidden cells look larger than they are.
+    2. Complementary: whenever a sum has exactly one hidden cell that needs protecting, one more of its cells is
+       hidden (COMPLEMENTARY): the smallest non-zero part (the least information lost), else the total. This
+       repeats until no sum gives a protected cell away.
+    """
+    relations = list(relations)
+    for cell in cells.values():
+        if is_small(cell.value, threshold):
+            cell.suppression = SMALL_CELL
+    changed = True
+    while changed:
+        changed = False
+        for relation in relations:
+            hidden = [key for key in relation.keys if cells[key].hidden]
+            if len(hidden) != 1 or not cells[hidden[0]].protected:
+                continue
+            # Parts before the total, smallest first; a zero cell protects nothing.
+            candidates = sorted((key for key in relation.parts if not cells[key].hidden and cells[key].value > 0),
+                                key=lambda key: cells[key].value)
+            if not candidates and not cells[relation.total].hidden and cells[relation.total].value > 0:
+                candidates = [relation.total]
+            if candidates:
+                cells[candidates[0]].suppression = COMPLEMENTARY
+                changed = True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Estimate tables (results.associations, results.pooled_associations)
+# ---------------------------------------------------------------------------------------------------------------
+
+# Each pair adds up to a total published elsewhere (the cohort size, the outcome count of the cohort), so the
+# partner of a hidden count is its complement.
+COUNT_PAIRS = (("n_exposed", "n_unexposed"), ("events_exposed", "events_unexposed"))
+ESTIMATE_GROUP_COLUMNS = ("study_id", "exposure", "outcome")
+SUPPRESSION_COLUMNS = ("suppressed", "suppressed_columns", "complementary_columns")
+
+
+def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Sequence[str],
+                       hidden: Mapping[str, pd.Series] | None = None,
+                       group_columns: Sequence[str] = ESTIMATE_GROUP_COLUMNS,
+                       count_pairs: Sequence[tuple[str, str]] = COUNT_PAIRS) -> pd.DataFrame:
+    """A copy of an estimate table with every cell that is, or recomputes, a small count set to NULL.
+
+    Rows of one (study, exposure, outcome) describe the same persons by several methods, so a hidden count hides,
+    in every row of that group:
+      - its complement (the other count of its pair, since the pair's total is published);
+      - every estimate, interval bound, p-value and person-years (`derived_columns`): a crude ratio with the
+        shown counts, a rate times person-years, and the ratio of an exact Poisson interval's bounds each
+        recompute the count.
+    `hidden` marks further count cells to treat as hidden (e.g. pooled sums that contain a site's hidden count).
+
+    Adds `suppressed` (any cell hidden), `suppressed_columns` (the counts hidden as small cells, printed
+    "<threshold") and `complementary_columns` (the cells hidden because they would give one away).
+    """
+    published = frame.copy()
+    count_columns = [column for pair in count_pairs for column in pair]
+    if published.empty:
+        for column, empty in zip(SUPPRESSION_COLUMNS, (pd.Series(dtype=bool), None, None)):
+            published[column] = empty
+        return published
+    groups = [published[c].astype("string").fillna("\0") for c in group_columns]
+    small = {}
+    for column in count_columns:
+        values = pd.to_numeric(published[column], errors="coerce")
+        small[column] = ((values >= 1) & (values < threshold)).fillna(False).astype(bool)
+        if hidden is not None and column in hidden:
+            small[column] = small[column] | hidden[column].fillna(False).astype(bool).to_numpy()
+    small_in_group = {c: small[c].groupby(groups).transform("any").astype(bool) for c in count_columns}
+    any_in_group = pd.concat(small_in_group.values(), axis=1).any(axis=1)
+
+    complementary: dict[str, pd.Series] = {}
+    for first, second in count_pairs:
+        complementary[second] = small_in_group[first] & ~small[second] & published[second].notna()
+        complementary[first] = small_in_group[second] & ~small[first] & published[first].notna()
+    for column in derived_columns:
+        complementary[column] = any_in_group & published[column].notna()
+
+    def listed(masks: dict[str, pd.Series], columns: Sequence[str]) -> list[str | None]:
+        return [",".join(c for c in columns if masks[c].iloc[i]) or None for i in range(len(published))]
+
+    published["suppressed_columns"] = listed(small, count_columns)
+    published["complementary_columns"] = listed(complementary, [*count_columns, *derived_columns])
+    published["suppressed"] = published["suppressed_columns"].notna() | published["complementary_columns"].notna()
+    for column in count_columns:
+        published[column] = published[column].astype("object").where(~(small[column] | complementary[column]),
+                                                                     None)
+    for column in derived_columns:
+        published[column] = published[column].astype("object").where(~complementary[column], None)
+    return published
