@@ -18,10 +18,10 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
+from pipelines.disclosure import DEFAULT_SITE_FLOOR as DEFAULT_SMALL_CELL_THRESHOLD
 from pipelines.paths import STUDIES_DIR
 from pipelines.phenotypes.loader import PhenotypeLibrary, phenotype_library
 
-DEFAULT_SMALL_CELL_THRESHOLD = 11
 # Study-independent settings (for now only small_cell_threshold) live in studies/_defaults.yaml; files whose name
 # starts with "_" are not studies.
 DEFAULTS_FILE_NAME = "_defaults.yaml"
