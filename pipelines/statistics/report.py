@@ -28,19 +28,42 @@ def estimates_markdown(published: pd.DataFrame, threshold_label: str = "<11") ->
     """Estimates as a Markdown table; suppressed counts print as the threshold label."""
     if published.empty:
         return "No estimates."
-    lines = ["| exposure | method | estimand | estimate (95% CI) | p | exposed: n / events | unexposed: n / events |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| exposure | method | estimand | estimate (95% CI) | p | exposed: n / events | unexposed: n / events "
+             "| diagnostics |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in published.to_dict("records"):
         suppressed = set((row.get("suppressed_columns") or "").split(","))
 
         def shown(column):
             return threshold_label if column in suppressed else _count(row.get(column))
 
-        estimate = f"{_number(row['estimate'])} ({_number(row['ci_lower'])}–{_number(row['ci_upper'])})"
+        if _present(row.get("not_estimable_reason")):
+            estimate = "not estimable"
+        else:
+            estimate = f"{_number(row['estimate'])} ({_number(row['ci_lower'])}–{_number(row['ci_upper'])})"
         lines.append(
             f"| {row['exposure']} | {row['method']} | {row['estimand']} | {estimate} | {_number(row['p_value'], 3)} | "
-            f"{shown('n_exposed')} / {shown('events_exposed')} | {shown('n_unexposed')} / {shown('events_unexposed')} |")
+            f"{shown('n_exposed')} / {shown('events_exposed')} | {shown('n_unexposed')} / {shown('events_unexposed')} "
+            f"| {_diagnostics(row)} |")
     return "\n".join(lines)
+
+
+def _present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _diagnostics(row: dict) -> str:
+    """Why a row is not estimable, and a propensity-score row's AUC, effective sample size and balance."""
+    parts = []
+    if _present(row.get("not_estimable_reason")):
+        parts.append(f"not estimable: {row['not_estimable_reason']}")
+    if _present(row.get("ps_auc")):
+        parts.append(f"PS AUC {row['ps_auc']:.3f}; effective sample size {row['effective_sample_size']:,.0f}")
+        if row.get("covariates_balanced"):
+            parts.append("balanced (all |SMD| <= 0.1 after adjustment)")
+        else:
+            parts.append(f"**imbalanced after adjustment** (|SMD| > 0.1): {row['imbalanced_covariates']}")
+    return "; ".join(parts)
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -88,7 +111,8 @@ def write_study_report(con: duckdb.DuckDBPyConnection, study: StudyDefinition, a
         "",
         f"Study `{study.id}`, design `{study.index.rule}`; report written "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Counts of 1 to {study.threshold - 1} persons are shown "
-        f"as {threshold_label}.",
+        f"as {threshold_label}. Random steps (model sampling, cross-validation folds, matching order) use seed "
+        f"{study.seed}; the same extract and study file give the same estimates.",
         "",
         study.description.strip(),
         "",

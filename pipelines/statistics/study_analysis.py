@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from pipelines.cohorts.study import StudyDefinition
+from pipelines.sql_quoting import quote_identifier
 from pipelines.statistics.crude import crude_odds_ratio, crude_risk_ratio
+from pipelines.statistics.estimability import judged
 from pipelines.statistics.propensity import propensity_score_analysis
 from pipelines.statistics.rates import incidence_rate, incidence_rate_ratio
 from pipelines.statistics.regression import adjusted_odds_ratio
@@ -67,8 +69,16 @@ def study_population(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> 
     ).fetchall()}
     phenotype_columns = [name for phenotype in dict.fromkeys(study.phenotype_ids)
                          for name in (phenotype, f"{phenotype}_first_date") if name in present]
-    columns = ", ".join(f'"{name}"' for name in (*POPULATION_COLUMNS, *phenotype_columns))
-    return con.execute(f"SELECT {columns} FROM cohort.study_population WHERE study_id = ?", [study.id]).df()
+    columns = ", ".join(quote_identifier(name) for name in (*POPULATION_COLUMNS, *phenotype_columns))
+    # Ordered: sampling, cross-validation folds and matching ties follow row positions, and without ORDER BY DuckDB
+    # returns the rows in whatever order its threads finish.
+    return con.execute(f"SELECT {columns} FROM cohort.study_population WHERE study_id = ? ORDER BY person_id",
+                       [study.id]).df()
+
+
+def _forced_covariates(covariate_names: list[str]) -> list[str]:
+    """The demographic covariates (age, sex): never penalised away in a propensity model."""
+    return [name for name in ("age", "female") if name in covariate_names]
 
 
 def _covariate_frame(population: pd.DataFrame, study: StudyDefinition) -> tuple[pd.DataFrame, list[str]]:
@@ -103,7 +113,7 @@ def _censored_at(population: pd.DataFrame, censor_date: pd.Series) -> pd.DataFra
     return pd.DataFrame({"outcome": outcome.astype(int), "followup_days": days}, index=population.index)
 
 
-def _sample(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     if len(frame) <= MAX_PERSONS_FOR_MODELS:
         return frame
     return frame.sample(n=MAX_PERSONS_FOR_MODELS, random_state=seed)
@@ -156,7 +166,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         _safe(results, f"{exposure} rate unexposed", notes,
               lambda: incidence_rate(frame[frame.exposure == 0], group="unexposed", unexposed=True))
         _safe(results, f"{exposure} IRR", notes, lambda: incidence_rate_ratio(frame))
-        model_frame = _sample(frame)
+        model_frame = _sample(frame, study.seed)
         _safe(results, f"{exposure} adjusted OR", notes,
               lambda: adjusted_odds_ratio(model_frame, covariate_names))
         _safe(results, f"{exposure} Cox HR", notes, lambda: cox_hazard_ratio(model_frame, covariate_names))
@@ -195,14 +205,19 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
     _safe(results, "IRR", notes, lambda: incidence_rate_ratio(frame))
     _safe(results, "Cox HR", notes, lambda: cox_hazard_ratio(frame, covariate_names))
     model = None
+    forced = _forced_covariates(covariate_names)
     for adjustment in ("matching", "stratification", "weighting"):
         try:
-            ps = propensity_score_analysis(frame, covariate_names, adjustment=adjustment, model=model)
+            ps = propensity_score_analysis(frame, covariate_names, adjustment=adjustment, model=model,
+                                           seed=study.seed, forced_covariates=forced)
         except Exception as error:  # noqa: BLE001
             notes.append(f"propensity score {adjustment}: not estimable ({type(error).__name__}: {error})")
             continue
         model = ps.model
         results.append(ps.hazard_ratio)
+        if not ps.hazard_ratio.covariates_balanced:
+            notes.append(f"propensity score {adjustment}: covariates still imbalanced after adjustment "
+                         f"(|SMD| > 0.1): {ps.hazard_ratio.imbalanced_covariates}")
         if adjustment == "matching":
             analysis.balance, analysis.equipoise = ps.balance, ps.equipoise
     exposure_label = f"{target} vs {comparator}"
@@ -294,10 +309,14 @@ def drug_exposures(study: StudyDefinition) -> list[str]:
     return [r.phenotype for r in study.exposures if r.window.kind == DRUG_DOMAIN_WINDOW]
 
 
-def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]]) -> pd.DataFrame:
+def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], seed: int | None = None) -> pd.DataFrame:
+    """The rows to publish. Each passes the estimability rule once more, so nothing that fails it (an infinite
+    ratio, an estimate outside its interval) can reach results.associations whatever produced it. `seed`: the
+    study's seed (None where no step is random, as in sequence symmetry)."""
     records = []
     for exposure, outcome, result in rows:
-        records.append({"study_id": study_id, "exposure": exposure, "outcome": outcome, **result.to_row()})
+        records.append({"study_id": study_id, "exposure": exposure, "outcome": outcome, **judged(result).to_row(),
+                        "seed": seed})
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
         frame = frame.replace({np.nan: None})
