@@ -122,9 +122,10 @@ def test_two_site_partitions_from_the_sensor_and_the_network_job(tmp_path, dagst
     from pipelines.synthetic import generate_extract
 
     landing, sites_dir, network_db = tmp_path / "landing", tmp_path / "sites", tmp_path / "network.duckdb"
-    # Seeds whose small extracts run the whole study (some seeds hit a sequence-symmetry error at this size).
+    # Sites large enough for adjusted Cox models to have 10 events per coefficient (the estimability rule), so the
+    # Cox rows the example queries select are estimated, and pooled, at both sites.
     for site, seed in (("site_a", 7), ("site_b", 8)):
-        generate_extract(landing / site / "2026_11", patients=300, seed=seed, progress=False)
+        generate_extract(landing / site / "2026_11", patients=4_000, seed=seed, progress=False)
 
     sensor = build_extract_drop_sensor(landing, sites_dir)
     tick = sensor.evaluate_tick(dg.build_sensor_context(instance=dagster_instance, definitions=defs,
@@ -195,7 +196,8 @@ def test_two_site_partitions_from_the_sensor_and_the_network_job(tmp_path, dagst
         assert row["n_sites"] == 2 and row["sites"] == "site_a,site_b"
         expected = hand_meta(group.estimate.to_numpy(), group.ci_lower.to_numpy(), group.ci_upper.to_numpy())
         for column, value in expected.items():
-            assert row[column] == pytest.approx(value, rel=1e-9, abs=1e-12), (row["exposure"], row["method"], column)
+            # abs 1e-9: a Q of about 1e-5 (sites in near-perfect agreement) differs from the textbook sum in the 8th digit
+            assert row[column] == pytest.approx(value, rel=1e-9, abs=1e-9), (row["exposure"], row["method"], column)
         if expected["tau_squared"] == 0:
             tau_zero += 1
             assert row["random_estimate"] == pytest.approx(row["fixed_estimate"], rel=1e-12)

@@ -443,6 +443,28 @@ class PropensityScoreAnalysis:
         return self.balance.loc[self.balance["imbalanced_after"], "covariate"].tolist()
 
 
+def outcome_method(
+    adjustment: str,
+    caliper_sd: float = CALIPER_SD_OF_LOGIT,
+    number_of_strata: int = NUMBER_OF_STRATA,
+    stabilized: bool = True,
+    trim_bounds: tuple[float, float] | None = None,
+    truncate_percentiles: tuple[float, float] | None = None,
+) -> str:
+    """The method text of a propensity-score hazard ratio (also for a row that could not be estimated)."""
+    if adjustment == "matching":
+        return (f"Cox PH in 1:1 PS-matched cohort (caliper {caliper_sd} SD of logit PS; robust variance clustered on "
+                "pair; lifelines)")
+    if adjustment == "stratification":
+        return f"Cox PH stratified on {number_of_strata} PS strata (lifelines)"
+    details = ["stabilised" if stabilized else "unstabilised"]
+    if trim_bounds:
+        details.append(f"PS trimmed to {trim_bounds[0]}-{trim_bounds[1]}")
+    if truncate_percentiles:
+        details.append(f"weights truncated at percentiles {truncate_percentiles[0]}/{truncate_percentiles[1]}")
+    return f"Cox PH weighted by IPTW ({', '.join(details)}; robust variance; lifelines)"
+
+
 def propensity_score_analysis(
     data: pd.DataFrame,
     covariates: Sequence[str],
@@ -494,8 +516,7 @@ def propensity_score_analysis(
         hazard_ratio = cox_hazard_ratio(
             analysed,
             cluster=MATCH_ID,
-            method=f"Cox PH in 1:1 PS-matched cohort (caliper {caliper_sd} SD of logit PS; robust variance "
-            "clustered on pair; lifelines)",
+            method=outcome_method("matching", caliper_sd=caliper_sd),
             **columns,
         )
     elif adjustment == "stratification":
@@ -508,7 +529,7 @@ def propensity_score_analysis(
         hazard_ratio = cox_hazard_ratio(
             analysed,
             strata=PS_STRATUM,
-            method=f"Cox PH stratified on {number_of_strata} PS strata (lifelines)",
+            method=outcome_method("stratification", number_of_strata=number_of_strata),
             **columns,
         )
         mantel_haenszel = mantel_haenszel_odds_ratio(analysed, PS_STRATUM, exposure=treatment, outcome=outcome)
@@ -523,15 +544,11 @@ def propensity_score_analysis(
         )
         balance = covariate_balance(scored, analysed, covariates, treatment, weights_after=IPTW)
         analysis_weights = analysed[IPTW]
-        details = ["stabilised" if stabilized else "unstabilised"]
-        if trim_bounds:
-            details.append(f"PS trimmed to {trim_bounds[0]}-{trim_bounds[1]}")
-        if truncate_percentiles:
-            details.append(f"weights truncated at percentiles {truncate_percentiles[0]}/{truncate_percentiles[1]}")
         hazard_ratio = cox_hazard_ratio(
             analysed,
             weights=IPTW,
-            method=f"Cox PH weighted by IPTW ({', '.join(details)}; robust variance; lifelines)",
+            method=outcome_method("weighting", stabilized=stabilized, trim_bounds=trim_bounds,
+                                  truncate_percentiles=truncate_percentiles),
             **columns,
         )
     imbalanced = balance[balance["imbalanced_after"]]

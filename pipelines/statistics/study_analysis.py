@@ -27,12 +27,12 @@ from pipelines.cohorts.study import StudyDefinition
 from pipelines.sql_quoting import quote_identifier
 from pipelines.statistics.crude import crude_odds_ratio, crude_risk_ratio
 from pipelines.statistics.estimability import judged
-from pipelines.statistics.propensity import propensity_score_analysis
+from pipelines.statistics.propensity import outcome_method, propensity_score_analysis
 from pipelines.statistics.rates import incidence_rate, incidence_rate_ratio
 from pipelines.statistics.regression import adjusted_odds_ratio
 from pipelines.statistics.results import EstimateResult
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
-from pipelines.statistics.survival import cox_hazard_ratio
+from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
 # propensity model the same way); counts, rates and crude ratios always use everyone.
@@ -127,6 +127,23 @@ def _safe(results: list, label: str, notes: list[str], estimate) -> None:
         notes.append(f"{label}: not estimable ({type(error).__name__}: {str(error).splitlines()[0][:160]})")
 
 
+def _outcome_model_covariates(frame: pd.DataFrame, names: list[str], dropped: set[str]) -> list[str]:
+    """The covariates an outcome model can estimate: a 0/1 covariate whose holders (or non-holders) have no outcome
+    has an infinite coefficient (monotone likelihood, Heinze & Schemper 2001) and stops the model converging, so it is
+    left out of that model (and added to `dropped`, for the notes)."""
+    events = frame["outcome"].astype(bool)
+    kept = []
+    for name in names:
+        values = frame[name]
+        if values.nunique() == 2 and set(values.unique()) <= {0, 1}:
+            held = values.astype(bool)
+            if not (events & held).any() or not (events & ~held).any():
+                dropped.add(name)
+                continue
+        kept.append(name)
+    return kept
+
+
 def _nested(a: pd.Series, b: pd.Series) -> bool:
     """True when everyone with `a` has `b` or everyone with `b` has `a` (one phenotype nested in the other)."""
     return bool((~a | b).all() or (~b | a).all())
@@ -137,6 +154,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
     covariates, study_covariates = _covariate_frame(population, study)
     outcome = study.outcome.phenotype
     medications = drug_exposures(study)
+    without_events: set[str] = set()
     for drug in medications:
         covariates[drug] = population[drug].fillna(False).astype(COVARIATE_FLAG)
     for reference in study.exposures:
@@ -157,6 +175,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         if frame["exposure"].nunique() < 2:
             analysis.notes.append(f"{exposure}: nobody (or everybody) exposed at index; no estimate")
             continue
+        covariate_names = _outcome_model_covariates(frame, covariate_names, without_events)
         results: list[EstimateResult] = []
         notes = analysis.notes
         _safe(results, f"{exposure} crude OR", notes, lambda: crude_odds_ratio(frame))
@@ -174,7 +193,14 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         if exposure == study.table1_by:
             analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure
             analysis.km_labels = (f"not {exposure}", exposure)
+    _note_left_out(analysis, without_events)
     return analysis
+
+
+def _note_left_out(analysis: StudyAnalysis, without_events: set[str]) -> None:
+    if without_events:
+        analysis.notes.append("left out of the outcome models where their holders or non-holders had no outcome "
+                              f"(infinite coefficient): {', '.join(sorted(without_events))}")
 
 
 def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> StudyAnalysis:
@@ -203,15 +229,22 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
     _safe(results, "rate comparator", notes,
           lambda: incidence_rate(frame[frame.exposure == 0], group=f"comparator ({comparator})", unexposed=True))
     _safe(results, "IRR", notes, lambda: incidence_rate_ratio(frame))
-    _safe(results, "Cox HR", notes, lambda: cox_hazard_ratio(frame, covariate_names))
+    without_events: set[str] = set()
+    outcome_covariates = _outcome_model_covariates(frame, covariate_names, without_events)
+    _note_left_out(analysis, without_events)
+    _safe(results, "Cox HR", notes, lambda: cox_hazard_ratio(frame, outcome_covariates))
     model = None
     forced = _forced_covariates(covariate_names)
     for adjustment in ("matching", "stratification", "weighting"):
         try:
             ps = propensity_score_analysis(frame, covariate_names, adjustment=adjustment, model=model,
                                            seed=study.seed, forced_covariates=forced)
-        except Exception as error:  # noqa: BLE001
-            notes.append(f"propensity score {adjustment}: not estimable ({type(error).__name__}: {error})")
+        except Exception as error:  # noqa: BLE001 - e.g. a score without spread cannot be cut into strata
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            notes.append(f"propensity score {adjustment}: not estimable ({reason})")
+            results.append(EstimateResult(method=outcome_method(adjustment), estimand=HAZARD_RATIO_ESTIMAND,
+                                          estimate=None, ci_lower=None, ci_upper=None, p_value=None,
+                                          not_estimable_reason=reason))
             continue
         model = ps.model
         results.append(ps.hazard_ratio)

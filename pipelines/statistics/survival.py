@@ -41,6 +41,7 @@ _EVENT = "_event"
 _WEIGHT = "_weight"
 _CLUSTER = "_cluster"
 _STRATUM = "_stratum"
+HAZARD_RATIO_ESTIMAND = "hazard ratio of first outcome, exposed vs unexposed"
 
 
 def cox_hazard_ratio(
@@ -108,7 +109,7 @@ def cox_hazard_ratio(
         "person_years_exposed": float(frame.loc[exposed, _DURATION].sum()),
         "person_years_unexposed": float(frame.loc[~exposed, _DURATION].sum()),
     }
-    estimand = "hazard ratio of first outcome, exposed vs unexposed"
+    estimand = HAZARD_RATIO_ESTIMAND
     parameters = len(frame.columns) - len([c for c in (_DURATION, _EVENT, _STRATUM, _WEIGHT, _CLUSTER)
                                            if c in frame.columns])
     events = to_int(frame[_EVENT].sum())
