@@ -213,3 +213,23 @@ def test_the_robust_standard_error_of_an_unweighted_cox_fit_equals_lifelines_san
                                   fitter.params_.to_numpy(), fitter.variance_matrix_.to_numpy(), 0,
                                   data[strata].to_numpy() if strata else None)
     assert mine == pytest.approx(fitter.standard_errors_["exposure"], rel=1e-9)
+
+
+def test_a_covariate_whose_holders_have_no_events_is_left_out_of_the_outcome_model():
+    """72 users of a co-medication, none with the outcome: its Cox coefficient runs to minus infinity and the model
+    does not converge; the study analysis leaves it out of the outcome model (and says so)."""
+    from pipelines.statistics.study_analysis import _outcome_model_covariates
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    data = pd.DataFrame({"exposure": rng.integers(0, 2, n), "age": rng.normal(60, 10, n),
+                         "followup_days": rng.integers(30, 2000, n)})
+    data["outcome"] = (rng.random(n) < 0.1).astype(int)
+    data["contraceptive"] = 0
+    data.loc[data.index[data.outcome == 0][:72], "contraceptive"] = 1
+    with_it = cox_hazard_ratio(data, ["age", "contraceptive"])
+    assert with_it.estimate is None and with_it.not_estimable_reason.startswith("the model did not converge")
+    dropped: set[str] = set()
+    kept = _outcome_model_covariates(data, ["age", "contraceptive"], dropped)
+    assert kept == ["age"] and dropped == {"contraceptive"}
+    assert cox_hazard_ratio(data, kept).estimate is not None

@@ -175,7 +175,6 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         if frame["exposure"].nunique() < 2:
             analysis.notes.append(f"{exposure}: nobody (or everybody) exposed at index; no estimate")
             continue
-        covariate_names = _outcome_model_covariates(frame, covariate_names, without_events)
         results: list[EstimateResult] = []
         notes = analysis.notes
         _safe(results, f"{exposure} crude OR", notes, lambda: crude_odds_ratio(frame))
@@ -186,6 +185,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
               lambda: incidence_rate(frame[frame.exposure == 0], group="unexposed", unexposed=True))
         _safe(results, f"{exposure} IRR", notes, lambda: incidence_rate_ratio(frame))
         model_frame = _sample(frame, study.seed)
+        covariate_names = _outcome_model_covariates(model_frame, covariate_names, without_events)
         _safe(results, f"{exposure} adjusted OR", notes,
               lambda: adjusted_odds_ratio(model_frame, covariate_names))
         _safe(results, f"{exposure} Cox HR", notes, lambda: cox_hazard_ratio(model_frame, covariate_names))
