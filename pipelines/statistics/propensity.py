@@ -25,12 +25,14 @@ The steps follow OHDSI CohortMethod's defaults where it has one:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
@@ -85,6 +87,7 @@ class PropensityScoreModel:
     feature_names: list[str]
     forced_covariates: list[str]  # never penalised (kept in the model whatever C the cross-validation picks)
     feature_scale: np.ndarray  # per feature: UNPENALISED_SCALE for forced covariates, 1 for the others
+    fit_warnings: tuple[str, ...] = ()  # scikit-learn convergence warnings of the cross-validation and final fits
 
     def score(self, data: pd.DataFrame) -> pd.Series:
         """Propensity score (probability of treatment given covariates) for each row of `data`."""
@@ -165,7 +168,13 @@ def fit_propensity_score(
     )
     pipeline = make_pipeline(StandardScaler(),
                              FunctionTransformer(_scale_columns, kw_args={"factors": feature_scale}), model)
-    pipeline.fit(features.to_numpy()[fit_rows], treated.to_numpy()[fit_rows])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SklearnConvergenceWarning)
+        pipeline.fit(features.to_numpy()[fit_rows], treated.to_numpy()[fit_rows])
+    fit_warnings = tuple(dict.fromkeys(str(w.message) for w in caught
+                                       if issubclass(w.category, SklearnConvergenceWarning)))
+    for other in (w for w in caught if not issubclass(w.category, SklearnConvergenceWarning)):
+        warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     return PropensityScoreModel(
         covariates=list(covariates),
         penalty=penalty,
@@ -177,6 +186,7 @@ def fit_propensity_score(
         feature_names=list(features.columns),
         forced_covariates=list(forced_covariates),
         feature_scale=feature_scale,
+        fit_warnings=fit_warnings,
     )
 
 

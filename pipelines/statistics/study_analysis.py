@@ -246,6 +246,9 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
                                           estimate=None, ci_lower=None, ci_upper=None, p_value=None,
                                           not_estimable_reason=reason))
             continue
+        if model is None and ps.model.fit_warnings:
+            notes.append(f"propensity model (C = {ps.model.chosen_c:.3g}): scikit-learn warned during the "
+                         f"cross-validated fit: {'; '.join(ps.model.fit_warnings)}")
         model = ps.model
         results.append(ps.hazard_ratio)
         if not ps.hazard_ratio.covariates_balanced:
