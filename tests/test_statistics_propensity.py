@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,3 +139,44 @@ def test_stratified_balance_works_on_a_frame_with_gaps_in_its_index():
                           "ps_stratum": rng.integers(0, 4, 400)}, index=np.arange(0, 800, 2))
     balance = stratified_standardized_mean_differences(frame, ["age"], "ps_stratum", "exposure")
     assert len(balance) == 1 and np.isfinite(balance["smd"].iloc[0])
+
+
+def test_forced_covariates_are_never_penalised_away_and_imbalance_is_flagged(confounded_cohort):
+    """With the strongest penalty on the grid, L1 drops every covariate (a constant score, 'balanced' by nothing);
+    age and sex, forced, keep exactly their unpenalised coefficients, and the matched cohort is balanced on age."""
+    import statsmodels.api as sm
+    from sklearn.preprocessing import StandardScaler
+
+    strongest = [1e-4]
+    shrunk = fit_propensity_score(confounded_cohort, COHORT_COVARIATES, candidate_cs=strongest)
+    assert (shrunk.coefficients() == 0).all()
+    forced = fit_propensity_score(confounded_cohort, COHORT_COVARIATES, candidate_cs=strongest,
+                                  forced_covariates=["age", "female"])
+    coefficients = forced.coefficients()
+    assert coefficients["diabetes"] == 0
+    standardised = StandardScaler().fit_transform(confounded_cohort[["age", "female"]].to_numpy(float))
+    unpenalised = sm.Logit(confounded_cohort.exposure.to_numpy(float), sm.add_constant(standardised)).fit(disp=0)
+    assert coefficients["age"] == pytest.approx(unpenalised.params[1], rel=1e-3)
+    assert coefficients["female"] == pytest.approx(unpenalised.params[2], rel=1e-2, abs=1e-3)
+    scores = forced.score(confounded_cohort)
+    assert scores.mean() == pytest.approx(confounded_cohort.exposure.mean(), abs=0.01)  # intercept not shrunk
+
+    matched = propensity_score_analysis(confounded_cohort, COHORT_COVARIATES, model=forced)
+    smd = matched.balance.set_index("covariate")
+    assert smd.loc["age", "smd_before"] > 0.3 and abs(smd.loc["age", "smd_after"]) < 0.1
+    assert 0.6 < matched.hazard_ratio.ps_auc < 0.9
+    # Diabetes (also a confounder) was penalised away at this C and stays imbalanced: flagged, not called balanced.
+    assert matched.hazard_ratio.covariates_balanced is False
+    assert re.fullmatch(r"diabetes \(SMD 0\.\d{3}\)", matched.hazard_ratio.imbalanced_covariates)
+    unadjusted = propensity_score_analysis(confounded_cohort, COHORT_COVARIATES, model=shrunk).hazard_ratio
+    assert unadjusted.ps_auc == pytest.approx(0.5)
+    assert unadjusted.covariates_balanced is False and unadjusted.imbalanced_covariates.startswith("age (SMD 0.")
+
+
+def test_effective_sample_size_is_kish_per_group():
+    from pipelines.statistics.propensity import effective_sample_size
+
+    treatment = pd.Series([1, 1, 1, 0, 0])
+    # Target: weights 1, 1, 2 -> 16 / 6; comparator: 3, 3 -> 2.
+    assert effective_sample_size(treatment, pd.Series([1.0, 1.0, 2.0, 3.0, 3.0])) == pytest.approx(16 / 6 + 2)
+    assert effective_sample_size(treatment, pd.Series([1.0] * 5)) == 5

@@ -86,13 +86,15 @@ def test_interval_is_cohortsymmetry_beta_convention():
     assert "Adjusted" in adjusted.method and "Crude" in result.method
 
 
-def test_zero_count_is_replaced_by_half_as_in_cohortsymmetry():
-    from scipy import stats
-
-    result = sequence_ratio_from_counts(0, 5)
-    lower = stats.beta.ppf(0.025, 1.0, 5.5)
-    assert result.estimate == 0
-    assert result.ci_lower == pytest.approx(lower / (1 - lower))
+def test_a_zero_count_is_not_estimable_instead_of_zero_or_infinite():
+    # CohortSymmetry replaces a zero count by 0.5 for the interval only, so 0 index-first / 1 marker-first pairs gave
+    # 0.00 with CI 0.02-10.52 (an estimate outside its own interval), and 1 / 0 gave inf.
+    for index_first, marker_first in ((0, 1), (0, 5), (1, 0), (0, 0)):
+        for null_effect_ratio in (None, 1.1):
+            result = sequence_ratio_from_counts(index_first, marker_first, null_effect_ratio)
+            assert (result.estimate, result.ci_lower, result.ci_upper, result.p_value) == (None, None, None, None)
+            assert result.not_estimable_reason.startswith("no pairs with the")
+            assert (result.events_exposed, result.events_unexposed) == (index_first, marker_first)
 
 
 def test_daily_initiation_counts_ignores_missing():

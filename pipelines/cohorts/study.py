@@ -307,6 +307,9 @@ class StudyDefinition(_Strict):
     time_at_risk: TimeAtRisk = TimeAtRisk()
     table1_by: str | None = None
     small_cell_threshold: int | None = Field(default=None, ge=1)
+    # Seeds every random step of the statistics (model sampling, cross-validation folds, matching order), and is
+    # published with the results, so that a study file gives the same estimates on every run.
+    seed: int = Field(default=0, ge=0)
 
     @field_validator("id")
     @classmethod

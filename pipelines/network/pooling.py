@@ -1,7 +1,7 @@
 """Pooled cross-site estimates from the sites' published results.associations rows.
 
 For every (study, exposure, outcome, method, estimand) that at least two sites estimated with a usable 95% interval,
-once per site, the sites' estimates are pooled by `pipelines.statistics.meta_analysis_of_results`: inverse-variance fixed effect and
+once per site (rows a site published as not estimable are skipped, and the run notes say which and why), the sites' estimates are pooled by `pipelines.statistics.meta_analysis_of_results`: inverse-variance fixed effect and
 DerSimonian-Laird random effects (tau^2 truncated at 0), with the standard error of each site recovered from its
 interval (see that module).
 
@@ -130,13 +130,18 @@ def pool_site_associations(site_rows: pd.DataFrame, thresholds: Mapping[str, int
             notes.append(f"{label}: not pooled, several rows per site with nothing to tell them apart")
             continue
         records = frame.sort_values("site").to_dict("records")
-        usable = [r for r in records if _usable(r)]
+        # A site's row that is not estimable (NULL estimate with a reason) is never pooled.
+        not_estimable = [r for r in records if _value(r.get("not_estimable_reason")) is not None]
+        if not_estimable:
+            notes.append(f"{label}: not pooled at " + "; ".join(
+                f"{r['site']} (not estimable: {r['not_estimable_reason']})" for r in not_estimable))
+        usable = [r for r in records if _value(r.get("not_estimable_reason")) is None and _usable(r)]
         if len(usable) < 2:
             if len(records) >= 2:
                 notes.append(f"{label}: not pooled, {len(usable)} of {len(records)} sites have a finite positive "
                              "estimate and 95% CI")
             continue
-        results = [EstimateResult(**{name: _value(r[name]) for name in RESULT_COLUMNS}) for r in usable]
+        results = [EstimateResult(**{name: _value(r.get(name)) for name in RESULT_COLUMNS}) for r in usable]
         try:
             meta = meta_analysis_of_results(results, [r["site"] for r in usable])
         except ValueError as error:

@@ -42,16 +42,27 @@ def associations_key(study_id: str) -> dg.AssetKey:
     return dg.AssetKey(["results", "associations", study_id])
 
 
+# Result columns that are not numbers (the others are DOUBLE, counts BIGINT).
+TEXT_RESULT_COLUMNS = ("method", "estimand", "not_estimable_reason", "imbalanced_covariates")
+BOOLEAN_RESULT_COLUMNS = ("covariates_balanced",)
+
+
+def _column_type(name: str) -> str:
+    if name in COUNT_COLUMNS:
+        return "BIGINT"
+    if name in TEXT_RESULT_COLUMNS:
+        return "VARCHAR"
+    if name in BOOLEAN_RESULT_COLUMNS:
+        return "BOOLEAN"
+    return "DOUBLE"
+
+
 def create_associations_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS results")
-    count_columns = {c for c in COUNT_COLUMNS}
-    columns = ", ".join(
-        f"{name} {'BIGINT' if name in count_columns else ('DOUBLE' if name not in ('method', 'estimand') else 'VARCHAR')}"
-        for name in RESULT_COLUMNS
-    )
+    columns = ", ".join(f"{name} {_column_type(name)}" for name in RESULT_COLUMNS)
     con.execute(f"""CREATE TABLE IF NOT EXISTS {ASSOCIATIONS_TABLE} (
         study_id VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
-        suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR)""")
+        suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT)""")
     con.execute(f"COMMENT ON TABLE {ASSOCIATIONS_TABLE} IS 'One row per study, exposure, outcome and method: "
                 "estimate with 95% CI. Counts of 1-10 persons (below the small-cell threshold) are NULL with "
                 "suppressed = true, never shown as zero, and so is everything that would recompute them.'")
@@ -65,7 +76,7 @@ def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: p
     con.execute(f"DELETE FROM {ASSOCIATIONS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
         con.register("new_associations", published)
-        names = ", ".join(["study_id", "exposure", "outcome", *RESULT_COLUMNS, *SUPPRESSION_COLUMNS])
+        names = ", ".join(["study_id", "exposure", "outcome", *RESULT_COLUMNS, *SUPPRESSION_COLUMNS, "seed"])
         con.execute(f"INSERT INTO {ASSOCIATIONS_TABLE} ({names}) SELECT {names} FROM new_associations")
         con.unregister("new_associations")
     return published
@@ -79,12 +90,13 @@ def _image_markdown(path: Path, title: str) -> str:
 def _write_plots(analysis: StudyAnalysis, folder: Path, threshold: int, published: pd.DataFrame) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     plots: dict[str, Path] = {}
-    # A forest plot draws the estimate and interval: not for rows whose estimate is hidden.
+    # A forest plot draws the estimate and interval: not for rows whose estimate is hidden or not estimable.
     hidden = set() if published.empty else {
         (row["exposure"], row["method"]) for row in published.to_dict("records")
         if "estimate" in (row["complementary_columns"] or "").split(",")}
     ratio_rows = [(e, r) for e, _, r in analysis.results
-                  if r.estimand.lower().find("rate per") < 0 and (e, r.method) not in hidden]
+                  if r.estimand.lower().find("rate per") < 0 and r.estimate is not None
+                  and (e, r.method) not in hidden]
     if ratio_rows:
         path = folder / "forest_plot.png"
         forest_plot([r for _, r in ratio_rows], path, labels=[f"{e}: {r.method}" for e, r in ratio_rows],
@@ -120,7 +132,8 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         threshold = study.threshold
         with warehouse.connect(context.run_id) as con:
             analysis = analyse_study(con, study)
-            published = publish_associations(con, study.id, results_frame(study.id, analysis.results), threshold)
+            published = publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed),
+                                             threshold)
             outputs = warehouse.build_outputs_dir(context.run_id) / study.id
             plots = _write_plots(analysis, outputs, threshold, published)
             report = write_study_report(con, study, analysis, published, plots, outputs / "report.md")
@@ -128,6 +141,7 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
             context.log.warning(f"{study.id}: {note}")
         metadata = {
             "dagster/row_count": len(published),
+            "seed": study.seed,
             "report": dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / report.name)),
             "estimates": dg.MetadataValue.md(estimates_markdown(published, threshold)),
         }

@@ -12,7 +12,9 @@ Layout of the 2x2 table used here (rows = exposure, columns = outcome):
     exposed          a          b
     unexposed        c          d
 
-When a cell is zero statsmodels adds 0.5 to every cell (its `shift_zeros` default) so the ratios stay finite.
+When a cell is zero statsmodels adds 0.5 to every cell (its `shift_zeros` default) so the ratios stay finite; a
+table with no events in one row is nevertheless not estimable (`estimability.judged`), so that corrected ratio is never
+published.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.contingency_tables import StratifiedTable, Table2x2
 
+from pipelines.statistics.estimability import judged
 from pipelines.statistics.inputs import EXPOSURE, OUTCOME, binary_column, require_columns, to_int
 from pipelines.statistics.results import EstimateResult
 
@@ -76,7 +79,7 @@ def odds_ratio_from_counts(
     """Crude odds ratio, exposed vs unexposed, with Woolf (logit) confidence interval, from counts."""
     table = _table(exposed_events, exposed_persons, unexposed_events, unexposed_persons)
     lower, upper = table.oddsratio_confint(alpha=alpha)
-    return EstimateResult(
+    return judged(EstimateResult(
         method="Crude odds ratio (2x2 table, Woolf logit CI; statsmodels Table2x2)",
         estimand="odds ratio, exposed vs unexposed",
         estimate=float(table.oddsratio),
@@ -87,7 +90,7 @@ def odds_ratio_from_counts(
         n_unexposed=unexposed_persons,
         events_exposed=exposed_events,
         events_unexposed=unexposed_events,
-    )
+    ))
 
 
 def risk_ratio_from_counts(
@@ -100,7 +103,7 @@ def risk_ratio_from_counts(
     """Crude risk ratio, exposed vs unexposed, with log-scale confidence interval, from counts."""
     table = _table(exposed_events, exposed_persons, unexposed_events, unexposed_persons)
     lower, upper = table.riskratio_confint(alpha=alpha)
-    return EstimateResult(
+    return judged(EstimateResult(
         method="Crude risk ratio (2x2 table, log CI; statsmodels Table2x2)",
         estimand="risk ratio, exposed vs unexposed",
         estimate=float(table.riskratio),
@@ -111,7 +114,7 @@ def risk_ratio_from_counts(
         n_unexposed=unexposed_persons,
         events_exposed=exposed_events,
         events_unexposed=unexposed_events,
-    )
+    ))
 
 
 def crude_odds_ratio(
@@ -151,7 +154,7 @@ def mantel_haenszel_odds_ratio(
     pooled = StratifiedTable(tables)
     lower, upper = pooled.oddsratio_pooled_confint(alpha=alpha)
     totals = np.sum(tables, axis=0)
-    return EstimateResult(
+    return judged(EstimateResult(
         method=f"Mantel-Haenszel odds ratio over {len(tables)} strata of {strata!r} (statsmodels StratifiedTable)",
         estimand="odds ratio, exposed vs unexposed, pooled over strata",
         estimate=float(pooled.oddsratio_pooled),
@@ -162,4 +165,4 @@ def mantel_haenszel_odds_ratio(
         n_unexposed=to_int(totals[1].sum()),
         events_exposed=to_int(totals[0, 0]),
         events_unexposed=to_int(totals[1, 0]),
-    )
+    ))

@@ -25,16 +25,19 @@ The steps follow OHDSI CohortMethod's defaults where it has one:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.linear_model import LogisticRegressionCV
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from pipelines.statistics.crude import mantel_haenszel_odds_ratio
 from pipelines.statistics.inputs import (
@@ -60,6 +63,11 @@ EQUIPOISE_BOUNDS = (0.3, 0.7)  # Walker et al. 2013
 CALIPER_SD_OF_LOGIT = 0.2  # Austin 2011
 NUMBER_OF_STRATA = 10
 IMBALANCE_THRESHOLD = 0.1  # |SMD| above this is flagged as imbalanced
+# Forced covariates (and the intercept) are multiplied by this after standardising, which divides their penalty by it
+# (by its square for L2): with 1e6 the fit equals the unpenalised one to about 4 digits (tests). liblinear's tolerance
+# is tightened to match, since the scaled coefficients are 1e6 times smaller.
+UNPENALISED_SCALE = 1e6
+LIBLINEAR_TOLERANCE = 1e-7
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,6 +85,9 @@ class PropensityScoreModel:
     logit_shift: float  # added to the fitted logit to undo the change in treated share caused by sampling
     pipeline: Pipeline
     feature_names: list[str]
+    forced_covariates: list[str]  # never penalised (kept in the model whatever C the cross-validation picks)
+    feature_scale: np.ndarray  # per feature: UNPENALISED_SCALE for forced covariates, 1 for the others
+    fit_warnings: tuple[str, ...] = ()  # scikit-learn convergence warnings of the cross-validation and final fits
 
     def score(self, data: pd.DataFrame) -> pd.Series:
         """Propensity score (probability of treatment given covariates) for each row of `data`."""
@@ -87,7 +98,11 @@ class PropensityScoreModel:
     def coefficients(self) -> pd.Series:
         """The fitted coefficients per standardised covariate (zeros were dropped by the L1 penalty)."""
         model = self.pipeline[-1]
-        return pd.Series(model.coef_[0], index=self.feature_names, name="coefficient")
+        return pd.Series(model.coef_[0] * self.feature_scale, index=self.feature_names, name="coefficient")
+
+
+def _scale_columns(matrix: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    return matrix * factors
 
 
 def fit_propensity_score(
@@ -99,17 +114,28 @@ def fit_propensity_score(
     folds: int = 5,
     candidate_cs: int | Sequence[float] = 10,
     seed: int = 0,
+    forced_covariates: Sequence[str] = (),
 ) -> PropensityScoreModel:
     """Fit a cross-validated regularised logistic regression of `treatment` (0/1) on `covariates`.
 
     `penalty` is "l1" (lasso, CohortMethod's default) or "l2" (ridge). `candidate_cs` is a number of C values on
-    a log grid from 1e-4 to 1e4, or the list of C values to try.
+    a log grid from 1e-4 to 1e4, or the list of C values to try. `forced_covariates` (e.g. age and sex) are not
+    penalised, like Cyclops' `exclude` in CohortMethod: scikit-learn has no per-covariate penalty, so after
+    standardising they are multiplied by UNPENALISED_SCALE, which divides their penalty by that factor (the
+    intercept likewise, through liblinear's `intercept_scaling`).
     """
     if penalty not in ("l1", "l2"):
         raise ValueError("penalty must be 'l1' or 'l2'")
+    unknown = [name for name in forced_covariates if name not in covariates]
+    if unknown:
+        raise ValueError(f"forced covariate(s) {unknown} are not among the covariates")
     require_columns(data, [treatment, *covariates])
     treated = binary_column(data, treatment)
     features = covariate_matrix(data, covariates)
+    # A categorical forced covariate becomes indicator columns named "<covariate>_<level>".
+    forced_columns = [column for column in features.columns
+                      if any(column == name or column.startswith(f"{name}_") for name in forced_covariates)]
+    feature_scale = np.where(features.columns.isin(forced_columns), UNPENALISED_SCALE, 1.0)
     if treated.nunique() < 2:
         raise ValueError("the propensity model needs both treated and comparator persons")
 
@@ -130,14 +156,25 @@ def fit_propensity_score(
         Cs=candidate_cs,
         cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed),
         l1_ratios=(1.0,) if penalty == "l1" else (0.0,),
-        solver="saga" if penalty == "l1" else "lbfgs",
+        # liblinear: coordinate descent, which the large scale of the unpenalised columns does not slow down
+        # (saga's step size would shrink with it).
+        solver="liblinear",
+        intercept_scaling=UNPENALISED_SCALE,
+        tol=LIBLINEAR_TOLERANCE,
         scoring="neg_log_loss",
         max_iter=2000,
         random_state=seed,
         use_legacy_attributes=False,
     )
-    pipeline = make_pipeline(StandardScaler(), model)
-    pipeline.fit(features.to_numpy()[fit_rows], treated.to_numpy()[fit_rows])
+    pipeline = make_pipeline(StandardScaler(),
+                             FunctionTransformer(_scale_columns, kw_args={"factors": feature_scale}), model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SklearnConvergenceWarning)
+        pipeline.fit(features.to_numpy()[fit_rows], treated.to_numpy()[fit_rows])
+    fit_warnings = tuple(dict.fromkeys(str(w.message) for w in caught
+                                       if issubclass(w.category, SklearnConvergenceWarning)))
+    for other in (w for w in caught if not issubclass(w.category, SklearnConvergenceWarning)):
+        warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     return PropensityScoreModel(
         covariates=list(covariates),
         penalty=penalty,
@@ -147,6 +184,9 @@ def fit_propensity_score(
         logit_shift=logit_shift,
         pipeline=pipeline,
         feature_names=list(features.columns),
+        forced_covariates=list(forced_covariates),
+        feature_scale=feature_scale,
+        fit_warnings=fit_warnings,
     )
 
 
@@ -349,13 +389,30 @@ def stratified_standardized_mean_differences(
     Each person gets weight (stratum size / persons of their group in the stratum), which is the weighting a
     stratified estimate implies (ATE-type). Strata with only one group get no weight.
     """
+    weighted = data.assign(_stratum_weight=stratum_weights(data, strata, treatment))
+    return standardized_mean_differences(weighted, covariates, treatment, weights="_stratum_weight")
+
+
+def stratum_weights(data: pd.DataFrame, strata: str = PS_STRATUM, treatment: str = EXPOSURE) -> pd.Series:
+    """Per person: stratum size / persons of their group in the stratum (0 in strata with only one group)."""
     # Grouping by a column (not a Series) keeps the rows aligned whatever the frame's index is.
     grouped = data.assign(_treated=np.asarray(binary_column(data, treatment)))
     stratum_size = grouped.groupby(strata)["_treated"].transform("size")
     group_size = grouped.groupby([strata, "_treated"])["_treated"].transform("size")
     both_groups = grouped.groupby(strata)["_treated"].transform(lambda s: s.nunique() == 2)
-    weighted = data.assign(_stratum_weight=np.where(both_groups, stratum_size / group_size, 0.0))
-    return standardized_mean_differences(weighted, covariates, treatment, weights="_stratum_weight")
+    return pd.Series(np.where(both_groups, stratum_size / group_size, 0.0), index=data.index)
+
+
+def effective_sample_size(treatment: pd.Series, weights: pd.Series) -> float:
+    """Kish's effective sample size, (sum w)^2 / sum w^2, of each group, added up (persons with weight 1: n)."""
+    total = 0.0
+    treated = treatment.to_numpy() == 1
+    values = weights.to_numpy(dtype=float)
+    for group in (treated, ~treated):
+        w = values[group]
+        if (w ** 2).sum() > 0:
+            total += float(w.sum() ** 2 / (w ** 2).sum())
+    return total
 
 
 def _side_by_side(unadjusted: pd.DataFrame, adjusted: pd.DataFrame) -> pd.DataFrame:
@@ -396,6 +453,28 @@ class PropensityScoreAnalysis:
         return self.balance.loc[self.balance["imbalanced_after"], "covariate"].tolist()
 
 
+def outcome_method(
+    adjustment: str,
+    caliper_sd: float = CALIPER_SD_OF_LOGIT,
+    number_of_strata: int = NUMBER_OF_STRATA,
+    stabilized: bool = True,
+    trim_bounds: tuple[float, float] | None = None,
+    truncate_percentiles: tuple[float, float] | None = None,
+) -> str:
+    """The method text of a propensity-score hazard ratio (also for a row that could not be estimated)."""
+    if adjustment == "matching":
+        return (f"Cox PH in 1:1 PS-matched cohort (caliper {caliper_sd} SD of logit PS; robust variance clustered on "
+                "pair; lifelines)")
+    if adjustment == "stratification":
+        return f"Cox PH stratified on {number_of_strata} PS strata (lifelines)"
+    details = ["stabilised" if stabilized else "unstabilised"]
+    if trim_bounds:
+        details.append(f"PS trimmed to {trim_bounds[0]}-{trim_bounds[1]}")
+    if truncate_percentiles:
+        details.append(f"weights truncated at percentiles {truncate_percentiles[0]}/{truncate_percentiles[1]}")
+    return f"Cox PH weighted by IPTW ({', '.join(details)}; robust variance; lifelines)"
+
+
 def propensity_score_analysis(
     data: pd.DataFrame,
     covariates: Sequence[str],
@@ -412,20 +491,26 @@ def propensity_score_analysis(
     max_per_group: int = MAX_PER_GROUP_FOR_FITTING,
     seed: int = 0,
     model: PropensityScoreModel | None = None,
+    forced_covariates: Sequence[str] = (),
 ) -> PropensityScoreAnalysis:
     """Fit the PS, adjust by `adjustment` ("matching", "stratification" or "weighting"), check balance, estimate the HR.
 
     Expects one row per person: `treatment` 0/1 (target vs comparator drug), `outcome` 0/1, `followup_days`
     and the covariates. `trim_bounds` (e.g. (0.05, 0.95)) removes persons with extreme PS before weighting.
     `model`: an already fitted propensity model to reuse (e.g. to compare matching, stratification and
-    weighting on the same scores); fitted here when None.
+    weighting on the same scores); fitted here when None, with `forced_covariates` unpenalised.
+
+    The hazard ratio carries the diagnostics: the PS model's AUC (c statistic) over everyone scored, the effective
+    sample size (Kish) of the persons analysed with their matching/stratum/IPT weights, and whether every covariate
+    has |SMD| <= 0.1 after adjustment (`covariates_balanced`; the others are listed in `imbalanced_covariates`).
     """
     if adjustment not in ("matching", "stratification", "weighting"):
         raise ValueError("adjustment must be 'matching', 'stratification' or 'weighting'")
     require_columns(data, [treatment, outcome, followup_days, *covariates])
     if model is None:
         model = fit_propensity_score(
-            data, covariates, treatment=treatment, penalty=penalty, max_per_group=max_per_group, seed=seed
+            data, covariates, treatment=treatment, penalty=penalty, max_per_group=max_per_group, seed=seed,
+            forced_covariates=forced_covariates,
         )
     scored = data.copy()
     scored[PROPENSITY_SCORE] = model.score(scored)
@@ -437,11 +522,11 @@ def propensity_score_analysis(
     if adjustment == "matching":
         analysed = match_on_propensity_score(scored, treatment, caliper_sd=caliper_sd, seed=seed)
         balance = covariate_balance(scored, analysed, covariates, treatment)
+        analysis_weights = pd.Series(1.0, index=analysed.index)
         hazard_ratio = cox_hazard_ratio(
             analysed,
             cluster=MATCH_ID,
-            method=f"Cox PH in 1:1 PS-matched cohort (caliper {caliper_sd} SD of logit PS; robust variance "
-            "clustered on pair; lifelines)",
+            method=outcome_method("matching", caliper_sd=caliper_sd),
             **columns,
         )
     elif adjustment == "stratification":
@@ -450,10 +535,11 @@ def propensity_score_analysis(
             standardized_mean_differences(scored, covariates, treatment),
             stratified_standardized_mean_differences(analysed, covariates, PS_STRATUM, treatment),
         )
+        analysis_weights = stratum_weights(analysed, PS_STRATUM, treatment)
         hazard_ratio = cox_hazard_ratio(
             analysed,
             strata=PS_STRATUM,
-            method=f"Cox PH stratified on {number_of_strata} PS strata (lifelines)",
+            method=outcome_method("stratification", number_of_strata=number_of_strata),
             **columns,
         )
         mantel_haenszel = mantel_haenszel_odds_ratio(analysed, PS_STRATUM, exposure=treatment, outcome=outcome)
@@ -467,17 +553,23 @@ def propensity_score_analysis(
             }
         )
         balance = covariate_balance(scored, analysed, covariates, treatment, weights_after=IPTW)
-        details = ["stabilised" if stabilized else "unstabilised"]
-        if trim_bounds:
-            details.append(f"PS trimmed to {trim_bounds[0]}-{trim_bounds[1]}")
-        if truncate_percentiles:
-            details.append(f"weights truncated at percentiles {truncate_percentiles[0]}/{truncate_percentiles[1]}")
+        analysis_weights = analysed[IPTW]
         hazard_ratio = cox_hazard_ratio(
             analysed,
             weights=IPTW,
-            method=f"Cox PH weighted by IPTW ({', '.join(details)}; robust variance; lifelines)",
+            method=outcome_method("weighting", stabilized=stabilized, trim_bounds=trim_bounds,
+                                  truncate_percentiles=truncate_percentiles),
             **columns,
         )
+    imbalanced = balance[balance["imbalanced_after"]]
+    hazard_ratio = replace(
+        hazard_ratio,
+        ps_auc=float(roc_auc_score(binary_column(scored, treatment), scored[PROPENSITY_SCORE])),
+        effective_sample_size=effective_sample_size(binary_column(analysed, treatment), analysis_weights),
+        covariates_balanced=imbalanced.empty,
+        imbalanced_covariates=", ".join(f"{row.covariate} (SMD {row.smd_after:.3f})"
+                                        for row in imbalanced.itertuples()) or None,
+    )
     return PropensityScoreAnalysis(
         adjustment=adjustment,
         hazard_ratio=hazard_ratio,

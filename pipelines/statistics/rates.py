@@ -18,6 +18,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.rates import confint_poisson, test_poisson_2indep
 
+from pipelines.statistics.estimability import judged
 from pipelines.statistics.inputs import (
     EXPOSURE,
     FOLLOWUP_DAYS,
@@ -101,38 +102,41 @@ def incidence_rate_ratio_from_counts(
     if exposed_person_years <= 0 or unexposed_person_years <= 0:
         raise ValueError("both groups need positive person-years")
     total_events = exposed_events + unexposed_events
-    if total_events == 0:
-        raise ValueError("no events in either group: the rate ratio is undefined")
+    counts = {
+        "n_exposed": exposed_persons,
+        "n_unexposed": unexposed_persons,
+        "events_exposed": int(exposed_events),
+        "events_unexposed": int(unexposed_events),
+        "person_years_exposed": float(exposed_person_years),
+        "person_years_unexposed": float(unexposed_person_years),
+    }
+    method = "Incidence rate ratio, exact conditional CI (Clopper-Pearson on the event split; statsmodels)"
+    estimand = "incidence rate ratio, exposed vs unexposed"
+    if exposed_events == 0 or unexposed_events == 0:
+        # A ratio of 0 or infinity: withheld with the reason (estimability.judged), not computed.
+        return judged(EstimateResult(method=method, estimand=estimand, estimate=None, ci_lower=None, ci_upper=None,
+                                     p_value=None, **counts))
 
     # Exact conditional interval: Clopper-Pearson for the share of events that are in the exposed group.
     share_lower, share_upper = proportion_confint(exposed_events, total_events, alpha=alpha, method="beta")
     person_time_ratio = unexposed_person_years / exposed_person_years
 
     def share_to_rate_ratio(share: float) -> float:
-        return float("inf") if share >= 1 else share / (1 - share) * person_time_ratio
+        return share / (1 - share) * person_time_ratio
 
-    estimate = (
-        float("inf")
-        if unexposed_events == 0
-        else (exposed_events / exposed_person_years) / (unexposed_events / unexposed_person_years)
-    )
+    estimate = (exposed_events / exposed_person_years) / (unexposed_events / unexposed_person_years)
     test = test_poisson_2indep(
         exposed_events, exposed_person_years, unexposed_events, unexposed_person_years, method="exact-cond"
     )
-    return EstimateResult(
-        method="Incidence rate ratio, exact conditional CI (Clopper-Pearson on the event split; statsmodels)",
-        estimand="incidence rate ratio, exposed vs unexposed",
+    return judged(EstimateResult(
+        method=method,
+        estimand=estimand,
         estimate=estimate,
         ci_lower=share_to_rate_ratio(float(share_lower)),
         ci_upper=share_to_rate_ratio(float(share_upper)),
         p_value=float(test.pvalue),
-        n_exposed=exposed_persons,
-        n_unexposed=unexposed_persons,
-        events_exposed=int(exposed_events),
-        events_unexposed=int(unexposed_events),
-        person_years_exposed=float(exposed_person_years),
-        person_years_unexposed=float(unexposed_person_years),
-    )
+        **counts,
+    ))
 
 
 def incidence_rate_ratio(

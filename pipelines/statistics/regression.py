@@ -8,16 +8,21 @@ exposure coefficient, exponentiated (`conf_int()`), and the p-value its Wald tes
   model per exposure).
 - `adjusted_incidence_rate_ratio`: GLM Poisson (log link) of the event count on exposure + covariates with
   log(person-years) as offset, so the exposure coefficient is a log rate ratio.
+Both are judged by `estimability.judged`: convergence and separation warnings caught, events per coefficient, and the
+model-based SE against the sandwich SE (HC0, computed here from the fit).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import PerfectSeparationError
 
+from pipelines.statistics.estimability import ModelFit, caught_fit_warnings, judged, sandwich_standard_error
 from pipelines.statistics.inputs import (
     EXPOSURE,
     FOLLOWUP_DAYS,
@@ -55,21 +60,22 @@ def adjusted_odds_ratio(
     data = data.reset_index(drop=True)
     design = _design(data, exposure, covariates)
     has_outcome = binary_column(data, outcome)
-    fit = sm.Logit(has_outcome.astype(float), design).fit(method="newton", disp=0)
-    lower, upper = np.exp(fit.conf_int(alpha=alpha).loc[exposure])
     exposed = design[exposure] == 1
-    return EstimateResult(
+    result = EstimateResult(
         method=f"Adjusted odds ratio, logistic regression ({_covariate_note(covariates)}; statsmodels Logit)",
         estimand="odds ratio, exposed vs unexposed, conditional on covariates",
-        estimate=float(np.exp(fit.params[exposure])),
-        ci_lower=float(lower),
-        ci_upper=float(upper),
-        p_value=float(fit.pvalues[exposure]),
+        estimate=None, ci_lower=None, ci_upper=None, p_value=None,
         n_exposed=to_int(exposed.sum()),
         n_unexposed=to_int((~exposed).sum()),
         events_exposed=to_int(has_outcome[exposed].sum()),
         events_unexposed=to_int(has_outcome[~exposed].sum()),
     )
+    events = to_int(has_outcome.sum())
+    # The rarer outcome level limits a logistic model (Peduzzi 1996).
+    limiting_events = min(events, len(has_outcome) - events)
+    model = sm.Logit(has_outcome.astype(float), design)
+    return _fitted(result, model, design, exposure, alpha, limiting_events, fit_options={"method": "newton",
+                                                                                         "disp": 0})
 
 
 def adjusted_incidence_rate_ratio(
@@ -92,17 +98,12 @@ def adjusted_incidence_rate_ratio(
     data, years = data[keep], years[keep]
     design = _design(data, exposure, covariates)
     events = data[outcome].astype(float)
-    fit = sm.GLM(events, design, family=sm.families.Poisson(), offset=np.log(years)).fit()
-    lower, upper = np.exp(fit.conf_int(alpha=alpha).loc[exposure])
     exposed = design[exposure] == 1
-    return EstimateResult(
+    result = EstimateResult(
         method=f"Incidence rate ratio, Poisson regression with log person-time offset ({_covariate_note(covariates)}; "
         "statsmodels GLM Poisson)",
         estimand="incidence rate ratio, exposed vs unexposed, conditional on covariates",
-        estimate=float(np.exp(fit.params[exposure])),
-        ci_lower=float(lower),
-        ci_upper=float(upper),
-        p_value=float(fit.pvalues[exposure]),
+        estimate=None, ci_lower=None, ci_upper=None, p_value=None,
         n_exposed=to_int(exposed.sum()),
         n_unexposed=to_int((~exposed).sum()),
         events_exposed=to_int(events[exposed].sum()),
@@ -110,3 +111,38 @@ def adjusted_incidence_rate_ratio(
         person_years_exposed=float(years[exposed].sum()),
         person_years_unexposed=float(years[~exposed].sum()),
     )
+    model = sm.GLM(events, design, family=sm.families.Poisson(), offset=np.log(years))
+    return _fitted(result, model, design, exposure, alpha, to_int(events.sum()), fit_options={})
+
+
+def _fitted(result: EstimateResult, model, design: pd.DataFrame, exposure: str, alpha: float, events: int,
+            fit_options: dict) -> EstimateResult:
+    """`result` with the exposure's estimate from fitting `model` (a canonical-link statsmodels model), judged by
+    the estimability rule: convergence warnings caught, events per coefficient, model-based vs sandwich SE."""
+    parameters = design.shape[1] - 1  # the intercept is not a variable
+    with caught_fit_warnings() as caught:
+        try:
+            fit = model.fit(**fit_options)
+        except (np.linalg.LinAlgError, PerfectSeparationError) as error:
+            caught.add(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+            fit = None
+    if fit is not None:
+        converged = getattr(fit, "converged", None)  # GLM (IRLS)
+        if converged is None:
+            converged = (getattr(fit, "mle_retvals", None) or {}).get("converged", True)  # Logit (Newton)
+        if not converged:
+            caught.add("maximum likelihood did not converge")
+    if fit is None:
+        return judged(result, ModelFit(parameters, events, convergence_problems=tuple(caught.problems)))
+    column = list(design.columns).index(exposure)
+    covariance = np.asarray(fit.cov_params())
+    fitted = fit.mu if hasattr(fit, "mu") else fit.predict()  # GLM mean (offset included) or Logit probability
+    residuals = np.asarray(model.endog, dtype=float) - np.asarray(fitted, dtype=float)
+    robust_se = sandwich_standard_error(design.to_numpy(dtype=float), residuals, covariance, column)
+    with np.errstate(over="ignore"):  # a diverging coefficient gives inf, which judged() withholds
+        lower, upper = np.exp(fit.conf_int(alpha=alpha).loc[exposure])
+        estimate = float(np.exp(fit.params[exposure]))
+    estimated = replace(result, estimate=estimate, ci_lower=float(lower), ci_upper=float(upper),
+                        p_value=float(fit.pvalues[exposure]))
+    return judged(estimated, ModelFit(parameters, events, float(fit.bse[exposure]), robust_se,
+                                      tuple(caught.problems)))

@@ -30,8 +30,9 @@ def estimates_markdown(published: pd.DataFrame, threshold: int) -> str:
     recompute one as "suppressed" (pipelines/disclosure.py)."""
     if published.empty:
         return "No estimates."
-    lines = ["| exposure | method | estimand | estimate (95% CI) | p | exposed: n / events | unexposed: n / events |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| exposure | method | estimand | estimate (95% CI) | p | exposed: n / events | unexposed: n / events "
+             "| diagnostics |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in published.to_dict("records"):
         small = set((row.get("suppressed_columns") or "").split(","))
         complementary = set((row.get("complementary_columns") or "").split(","))
@@ -41,14 +42,35 @@ def estimates_markdown(published: pd.DataFrame, threshold: int) -> str:
                 return small_cell_text(threshold)
             return SUPPRESSED_TEXT if column in complementary else text(row.get(column))
 
-        estimate = (f"{shown('estimate', _number)} "
-                    f"({shown('ci_lower', _number)}–{shown('ci_upper', _number)})")
+        if _present(row.get("not_estimable_reason")):
+            estimate = "not estimable"
+        else:
+            estimate = (f"{shown('estimate', _number)} "
+                        f"({shown('ci_lower', _number)}–{shown('ci_upper', _number)})")
         p_value = shown("p_value", lambda value: _number(value, 3))
         lines.append(
             f"| {row['exposure']} | {row['method']} | {row['estimand']} | {estimate} | {p_value} | "
             f"{shown('n_exposed', _count)} / {shown('events_exposed', _count)} | "
-            f"{shown('n_unexposed', _count)} / {shown('events_unexposed', _count)} |")
+            f"{shown('n_unexposed', _count)} / {shown('events_unexposed', _count)} | {_diagnostics(row)} |")
     return "\n".join(lines)
+
+
+def _present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _diagnostics(row: dict) -> str:
+    """Why a row is not estimable, and a propensity-score row's AUC, effective sample size and balance."""
+    parts = []
+    if _present(row.get("not_estimable_reason")):
+        parts.append(f"not estimable: {row['not_estimable_reason']}")
+    if _present(row.get("ps_auc")):
+        parts.append(f"PS AUC {row['ps_auc']:.3f}; effective sample size {row['effective_sample_size']:,.0f}")
+        if row.get("covariates_balanced"):
+            parts.append("balanced (all |SMD| <= 0.1 after adjustment)")
+        else:
+            parts.append(f"**imbalanced after adjustment** (|SMD| > 0.1): {row['imbalanced_covariates']}")
+    return "; ".join(parts)
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -96,7 +118,9 @@ def write_study_report(con: duckdb.DuckDBPyConnection, study: StudyDefinition, a
         "",
         f"Study `{study.id}`, design `{study.index.rule}`; report written "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Counts of 1 to {study.threshold - 1} persons are shown "
-        f"as {threshold_label}, and what would recompute them (docs/disclosure.md) as '{SUPPRESSED_TEXT}'.",
+        f"as {threshold_label}, and what would recompute them (docs/disclosure.md) as '{SUPPRESSED_TEXT}'. Random "
+        f"steps (model sampling, cross-validation folds, matching order) use seed {study.seed}; the same extract and "
+        "study file give the same estimates.",
         "",
         study.description.strip(),
         "",

@@ -37,6 +37,11 @@ RESULT_COLUMNS = (
     "events_unexposed",
     "person_years_exposed",
     "person_years_unexposed",
+    "not_estimable_reason",
+    "ps_auc",
+    "effective_sample_size",
+    "covariates_balanced",
+    "imbalanced_covariates",
 )
 
 # Count columns that small-cell suppression applies to (person-years are not counts of people).
@@ -55,12 +60,14 @@ class EstimateResult:
     """One estimate with its 95% confidence interval and the counts it rests on.
 
     Fields that do not apply to a method are None (for example person-years for an odds ratio, or the
-    "unexposed" counts of the exposed group's incidence rate).
+    "unexposed" counts of the exposed group's incidence rate). A result that is not estimable
+    (pipelines/statistics/estimability.py) has estimate, interval and p-value None and says why in
+    `not_estimable_reason`; its counts stay. The propensity-score fields are set for propensity-score results only.
     """
 
     method: str
     estimand: str
-    estimate: float
+    estimate: float | None
     ci_lower: float | None
     ci_upper: float | None
     p_value: float | None
@@ -70,6 +77,15 @@ class EstimateResult:
     events_unexposed: int | None = None
     person_years_exposed: float | None = None
     person_years_unexposed: float | None = None
+    not_estimable_reason: str | None = None
+    ps_auc: float | None = None  # area under the ROC curve of the propensity model (c statistic)
+    effective_sample_size: float | None = None  # Kish's (sum w)^2 / sum w^2, target plus comparator
+    covariates_balanced: bool | None = None  # every |SMD| <= 0.1 after adjustment
+    imbalanced_covariates: str | None = None  # "age (SMD 0.124), ..." when not balanced
+
+    @property
+    def estimable(self) -> bool:
+        return self.not_estimable_reason is None
 
     def to_row(self) -> dict:
         """The result as a dict with exactly the keys of RESULT_COLUMNS."""
@@ -93,6 +109,8 @@ class EstimateResult:
             f"{_number(self.estimate):>14}{_number(self.ci_lower):>16}{_number(self.ci_upper):>16}"
             f"{_p_value(self.p_value):>12}",
         ]
+        if self.not_estimable_reason is not None:
+            lines.append(f"Not estimable: {self.not_estimable_reason}")
         has_counts = any(getattr(self, name) is not None for name in (*COUNT_COLUMNS, "person_years_exposed"))
         if has_counts:
             lines += [
@@ -131,8 +149,8 @@ def format_results_table(
             {
                 "method": row["method"],
                 "estimand": row["estimand"],
-                "estimate (95% CI)": f"{_number(row['estimate'], 2)} "
-                f"({_number(row['ci_lower'], 2)}-{_number(row['ci_upper'], 2)})",
+                "estimate (95% CI)": "not estimable" if row["not_estimable_reason"] is not None else
+                f"{_number(row['estimate'], 2)} ({_number(row['ci_lower'], 2)}-{_number(row['ci_upper'], 2)})",
                 "p": _p_value(row["p_value"]),
                 "n exp/unexp": f"{_count(row['n_exposed'])}/{_count(row['n_unexposed'])}",
                 "events exp/unexp": f"{_count(row['events_exposed'])}/{_count(row['events_unexposed'])}",

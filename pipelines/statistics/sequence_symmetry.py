@@ -16,8 +16,9 @@ either side; same-day pairs are excluded because their order is unknown, as in C
 - Adjusted sequence ratio (ASR) = CSR / NSR.
 - Confidence interval (CohortSymmetry `getConfidenceInterval.R`): the share index-first gets the interval
   qbeta(alpha/2, n_index_first + 0.5, n_marker_first + 0.5) .. qbeta(1 - alpha/2, ...), turned into odds p/(1-p)
-  for the CSR and divided by the NSR for the ASR; a zero count is replaced by 0.5 first, as CohortSymmetry does.
-  scipy.stats.beta gives the quantiles.
+  for the CSR and divided by the NSR for the ASR. scipy.stats.beta gives the quantiles. With no pairs in one order
+  the ratio is 0 or infinite and is not estimable (`estimability.judged`); CohortSymmetry replaces the zero count by
+  0.5 for the interval only, which gives an interval that excludes its own estimate (0.00, CI 0.02-10.5).
 - p-value: exact binomial test (scipy.stats.binomtest) of n_index_first out of all pairs against the share
   expected under the null: 1/2 for the CSR, P = NSR/(1+NSR) for the ASR.
 
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipelines.statistics.estimability import judged
 from pipelines.statistics.inputs import require_columns
 from pipelines.statistics.results import EstimateResult
 
@@ -99,12 +101,9 @@ def null_effect_sequence_ratio(
 
 
 def _beta_interval(index_first: int, marker_first: int, alpha: float) -> tuple[float, float]:
-    """CohortSymmetry's interval for the crude sequence ratio (odds of index-first)."""
-    if index_first == 0 and marker_first == 0:
-        return float("nan"), float("nan")
-    # A zero count becomes 0.5 before the +0.5 (as in CohortSymmetry getConfidenceInterval.R).
-    a = (index_first if index_first > 0 else 0.5) + 0.5
-    b = (marker_first if marker_first > 0 else 0.5) + 0.5
+    """CohortSymmetry's interval for the crude sequence ratio (odds of index-first); both counts positive."""
+    a = index_first + 0.5
+    b = marker_first + 0.5
     lower_share = stats.beta.ppf(alpha / 2, a, b)
     upper_share = stats.beta.ppf(1 - alpha / 2, a, b)
     return float(lower_share / (1 - lower_share)), float(upper_share / (1 - upper_share))
@@ -125,29 +124,32 @@ def sequence_ratio_from_counts(
     adjusted = null_effect_ratio is not None
     if null_effect_ratio is None:
         null_effect_ratio = 1.0
-    crude_lower, crude_upper = _beta_interval(index_first, marker_first, alpha)
-    estimate = float("inf") if marker_first == 0 else index_first / marker_first
-    pairs = index_first + marker_first
-    null_share = null_effect_ratio / (1 + null_effect_ratio)
-    p_value = None
-    if pairs > 0 and 0 < null_share < 1:  # no test when the NSR is undefined (NaN) or degenerate
-        p_value = float(stats.binomtest(index_first, pairs, null_share).pvalue)
     if adjusted:
         method = "Adjusted sequence ratio (SSA; crude / null-effect SR, Tsiropoulos 2009; CohortSymmetry beta CI)"
         estimand = "sequence ratio adjusted for prescribing trends (marker after vs before index drug)"
     else:
         method = "Crude sequence ratio (SSA; CohortSymmetry beta CI)"
         estimand = "sequence ratio (marker after vs before index drug)"
-    return EstimateResult(
+    counts = {"events_exposed": int(index_first), "events_unexposed": int(marker_first)}
+    if index_first == 0 or marker_first == 0:
+        # A ratio of 0 or infinity. CohortSymmetry would still give an interval (a zero count replaced by 0.5), which
+        # does not contain the estimate: withheld with the reason (estimability.judged).
+        return judged(EstimateResult(method=method, estimand=estimand, estimate=None, ci_lower=None, ci_upper=None,
+                                     p_value=None, **counts))
+    crude_lower, crude_upper = _beta_interval(index_first, marker_first, alpha)
+    null_share = null_effect_ratio / (1 + null_effect_ratio)
+    p_value = None
+    if 0 < null_share < 1:  # no test when the NSR is undefined (NaN) or degenerate; judged() then withholds the row
+        p_value = float(stats.binomtest(index_first, index_first + marker_first, null_share).pvalue)
+    return judged(EstimateResult(
         method=method,
         estimand=estimand,
-        estimate=estimate / null_effect_ratio,
+        estimate=index_first / marker_first / null_effect_ratio,
         ci_lower=crude_lower / null_effect_ratio,
         ci_upper=crude_upper / null_effect_ratio,
         p_value=p_value,
-        events_exposed=int(index_first),
-        events_unexposed=int(marker_first),
-    )
+        **counts,
+    ))
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,13 @@ import pandas as pd
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.sql_quoting import quote_identifier
 from pipelines.statistics.crude import crude_odds_ratio, crude_risk_ratio
-from pipelines.statistics.propensity import propensity_score_analysis
+from pipelines.statistics.estimability import judged
+from pipelines.statistics.propensity import outcome_method, propensity_score_analysis
 from pipelines.statistics.rates import incidence_rate, incidence_rate_ratio
 from pipelines.statistics.regression import adjusted_odds_ratio
 from pipelines.statistics.results import EstimateResult
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
-from pipelines.statistics.survival import cox_hazard_ratio
+from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
 # propensity model the same way); counts, rates and crude ratios always use everyone.
@@ -69,7 +70,15 @@ def study_population(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> 
     phenotype_columns = [name for phenotype in dict.fromkeys(study.phenotype_ids)
                          for name in (phenotype, f"{phenotype}_first_date") if name in present]
     columns = ", ".join(quote_identifier(name) for name in (*POPULATION_COLUMNS, *phenotype_columns))
-    return con.execute(f"SELECT {columns} FROM cohort.study_population WHERE study_id = ?", [study.id]).df()
+    # Ordered: sampling, cross-validation folds and matching ties follow row positions, and without ORDER BY DuckDB
+    # returns the rows in whatever order its threads finish.
+    return con.execute(f"SELECT {columns} FROM cohort.study_population WHERE study_id = ? ORDER BY person_id",
+                       [study.id]).df()
+
+
+def _forced_covariates(covariate_names: list[str]) -> list[str]:
+    """The demographic covariates (age, sex): never penalised away in a propensity model."""
+    return [name for name in ("age", "female") if name in covariate_names]
 
 
 def _covariate_frame(population: pd.DataFrame, study: StudyDefinition) -> tuple[pd.DataFrame, list[str]]:
@@ -104,7 +113,7 @@ def _censored_at(population: pd.DataFrame, censor_date: pd.Series) -> pd.DataFra
     return pd.DataFrame({"outcome": outcome.astype(int), "followup_days": days}, index=population.index)
 
 
-def _sample(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     if len(frame) <= MAX_PERSONS_FOR_MODELS:
         return frame
     return frame.sample(n=MAX_PERSONS_FOR_MODELS, random_state=seed)
@@ -118,6 +127,23 @@ def _safe(results: list, label: str, notes: list[str], estimate) -> None:
         notes.append(f"{label}: not estimable ({type(error).__name__}: {str(error).splitlines()[0][:160]})")
 
 
+def _outcome_model_covariates(frame: pd.DataFrame, names: list[str], dropped: set[str]) -> list[str]:
+    """The covariates an outcome model can estimate: a 0/1 covariate whose holders (or non-holders) have no outcome
+    has an infinite coefficient (monotone likelihood, Heinze & Schemper 2001) and stops the model converging, so it is
+    left out of that model (and added to `dropped`, for the notes)."""
+    events = frame["outcome"].astype(bool)
+    kept = []
+    for name in names:
+        values = frame[name]
+        if values.nunique() == 2 and set(values.unique()) <= {0, 1}:
+            held = values.astype(bool)
+            if not (events & held).any() or not (events & ~held).any():
+                dropped.add(name)
+                continue
+        kept.append(name)
+    return kept
+
+
 def _nested(a: pd.Series, b: pd.Series) -> bool:
     """True when everyone with `a` has `b` or everyone with `b` has `a` (one phenotype nested in the other)."""
     return bool((~a | b).all() or (~b | a).all())
@@ -128,6 +154,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
     covariates, study_covariates = _covariate_frame(population, study)
     outcome = study.outcome.phenotype
     medications = drug_exposures(study)
+    without_events: set[str] = set()
     for drug in medications:
         covariates[drug] = population[drug].fillna(False).astype(COVARIATE_FLAG)
     for reference in study.exposures:
@@ -157,7 +184,8 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         _safe(results, f"{exposure} rate unexposed", notes,
               lambda: incidence_rate(frame[frame.exposure == 0], group="unexposed", unexposed=True))
         _safe(results, f"{exposure} IRR", notes, lambda: incidence_rate_ratio(frame))
-        model_frame = _sample(frame)
+        model_frame = _sample(frame, study.seed)
+        covariate_names = _outcome_model_covariates(model_frame, covariate_names, without_events)
         _safe(results, f"{exposure} adjusted OR", notes,
               lambda: adjusted_odds_ratio(model_frame, covariate_names))
         _safe(results, f"{exposure} Cox HR", notes, lambda: cox_hazard_ratio(model_frame, covariate_names))
@@ -165,7 +193,14 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         if exposure == study.table1_by:
             analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure
             analysis.km_labels = (f"not {exposure}", exposure)
+    _note_left_out(analysis, without_events)
     return analysis
+
+
+def _note_left_out(analysis: StudyAnalysis, without_events: set[str]) -> None:
+    if without_events:
+        analysis.notes.append("left out of the outcome models where their holders or non-holders had no outcome "
+                              f"(infinite coefficient): {', '.join(sorted(without_events))}")
 
 
 def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> StudyAnalysis:
@@ -194,16 +229,31 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
     _safe(results, "rate comparator", notes,
           lambda: incidence_rate(frame[frame.exposure == 0], group=f"comparator ({comparator})", unexposed=True))
     _safe(results, "IRR", notes, lambda: incidence_rate_ratio(frame))
-    _safe(results, "Cox HR", notes, lambda: cox_hazard_ratio(frame, covariate_names))
+    without_events: set[str] = set()
+    outcome_covariates = _outcome_model_covariates(frame, covariate_names, without_events)
+    _note_left_out(analysis, without_events)
+    _safe(results, "Cox HR", notes, lambda: cox_hazard_ratio(frame, outcome_covariates))
     model = None
+    forced = _forced_covariates(covariate_names)
     for adjustment in ("matching", "stratification", "weighting"):
         try:
-            ps = propensity_score_analysis(frame, covariate_names, adjustment=adjustment, model=model)
-        except Exception as error:  # noqa: BLE001
-            notes.append(f"propensity score {adjustment}: not estimable ({type(error).__name__}: {error})")
+            ps = propensity_score_analysis(frame, covariate_names, adjustment=adjustment, model=model,
+                                           seed=study.seed, forced_covariates=forced)
+        except Exception as error:  # noqa: BLE001 - e.g. a score without spread cannot be cut into strata
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            notes.append(f"propensity score {adjustment}: not estimable ({reason})")
+            results.append(EstimateResult(method=outcome_method(adjustment), estimand=HAZARD_RATIO_ESTIMAND,
+                                          estimate=None, ci_lower=None, ci_upper=None, p_value=None,
+                                          not_estimable_reason=reason))
             continue
+        if model is None and ps.model.fit_warnings:
+            notes.append(f"propensity model (C = {ps.model.chosen_c:.3g}): scikit-learn warned during the "
+                         f"cross-validated fit: {'; '.join(ps.model.fit_warnings)}")
         model = ps.model
         results.append(ps.hazard_ratio)
+        if not ps.hazard_ratio.covariates_balanced:
+            notes.append(f"propensity score {adjustment}: covariates still imbalanced after adjustment "
+                         f"(|SMD| > 0.1): {ps.hazard_ratio.imbalanced_covariates}")
         if adjustment == "matching":
             analysis.balance, analysis.equipoise = ps.balance, ps.equipoise
     exposure_label = f"{target} vs {comparator}"
@@ -295,10 +345,14 @@ def drug_exposures(study: StudyDefinition) -> list[str]:
     return [r.phenotype for r in study.exposures if r.window.kind == DRUG_DOMAIN_WINDOW]
 
 
-def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]]) -> pd.DataFrame:
+def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], seed: int | None = None) -> pd.DataFrame:
+    """The rows to publish. Each passes the estimability rule once more, so nothing that fails it (an infinite
+    ratio, an estimate outside its interval) can reach results.associations whatever produced it. `seed`: the
+    study's seed (None where no step is random, as in sequence symmetry)."""
     records = []
     for exposure, outcome, result in rows:
-        records.append({"study_id": study_id, "exposure": exposure, "outcome": outcome, **result.to_row()})
+        records.append({"study_id": study_id, "exposure": exposure, "outcome": outcome, **judged(result).to_row(),
+                        "seed": seed})
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
         frame = frame.replace({np.nan: None})

@@ -1,8 +1,9 @@
 """Hazard ratios from Cox models and Kaplan-Meier curves (lifelines).
 
 `cox_hazard_ratio` fits lifelines' `CoxPHFitter` on time to first cramp (follow-up in years) with the exposure
-and any covariates. The reported interval is lifelines' 95% Wald interval for exp(coef). Options map directly
-to lifelines:
+and any covariates. The reported interval is the 95% Wald interval for exp(coef) (lifelines' own, recomputed from the
+chosen standard error). Every fit also computes the robust (sandwich) SE, so that `estimability.judged` can compare
+the two; convergence warnings are caught and make the result not estimable. Options map directly to lifelines:
 - `strata`: a stratified Cox model (separate baseline hazard per stratum, e.g. propensity-score strata);
 - `weights`: a column of weights (e.g. IPTW); the robust (sandwich) variance is then used, as lifelines advises,
   because model-based variance is wrong for non-integer weights;
@@ -14,8 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.exceptions import ConvergenceError
+from scipy import stats
+
+from pipelines.statistics.estimability import ModelFit, caught_fit_warnings, judged
 
 from pipelines.statistics.inputs import (
     EXPOSURE,
@@ -35,6 +41,7 @@ _EVENT = "_event"
 _WEIGHT = "_weight"
 _CLUSTER = "_cluster"
 _STRATUM = "_stratum"
+HAZARD_RATIO_ESTIMAND = "hazard ratio of first outcome, exposed vs unexposed"
 
 
 def cox_hazard_ratio(
@@ -83,13 +90,7 @@ def cox_hazard_ratio(
         fit_options["cluster_col"] = _CLUSTER
         robust = True
     if robust:
-        fit_options["robust"] = True
         variance_note = f"robust variance clustered on {cluster!r}" if cluster else "robust (sandwich) variance"
-
-    fitter = CoxPHFitter(alpha=alpha)
-    fitter.fit(frame, **fit_options)
-    row = fitter.summary.loc[exposure]
-    level = round(100 * (1 - alpha))
 
     if method is None:
         parts = [_covariate_note(covariates)]
@@ -99,22 +100,85 @@ def cox_hazard_ratio(
             parts.append(f"weighted by {weights!r}")
         parts.append(variance_note)
         method = f"Cox proportional hazards ({'; '.join(parts)}; lifelines CoxPHFitter)"
-
     exposed = frame[exposure] == 1
-    return EstimateResult(
-        method=method,
-        estimand="hazard ratio of first outcome, exposed vs unexposed",
-        estimate=float(row["exp(coef)"]),
-        ci_lower=float(row[f"exp(coef) lower {level}%"]),
-        ci_upper=float(row[f"exp(coef) upper {level}%"]),
-        p_value=float(row["p"]),
-        n_exposed=to_int(exposed.sum()),
-        n_unexposed=to_int((~exposed).sum()),
-        events_exposed=to_int(frame.loc[exposed, _EVENT].sum()),
-        events_unexposed=to_int(frame.loc[~exposed, _EVENT].sum()),
-        person_years_exposed=float(frame.loc[exposed, _DURATION].sum()),
-        person_years_unexposed=float(frame.loc[~exposed, _DURATION].sum()),
-    )
+    counts = {
+        "n_exposed": to_int(exposed.sum()),
+        "n_unexposed": to_int((~exposed).sum()),
+        "events_exposed": to_int(frame.loc[exposed, _EVENT].sum()),
+        "events_unexposed": to_int(frame.loc[~exposed, _EVENT].sum()),
+        "person_years_exposed": float(frame.loc[exposed, _DURATION].sum()),
+        "person_years_unexposed": float(frame.loc[~exposed, _DURATION].sum()),
+    }
+    estimand = HAZARD_RATIO_ESTIMAND
+    parameters = len(frame.columns) - len([c for c in (_DURATION, _EVENT, _STRATUM, _WEIGHT, _CLUSTER)
+                                           if c in frame.columns])
+    events = to_int(frame[_EVENT].sum())
+    # lifelines keeps the model-based (inverse information) variance in variance_matrix_ also when it reports the
+    # robust one; a fit without robust variance gets its sandwich SE from `_robust_standard_error`, since lifelines'
+    # own takes minutes beyond 50,000 persons. The rule compares the two; the interval uses the variance asked for.
+    fitter = CoxPHFitter(alpha=alpha)
+    with caught_fit_warnings() as caught:
+        try:
+            fitter.fit(frame, **fit_options, robust=robust)
+        except (ConvergenceError, np.linalg.LinAlgError) as error:
+            caught.add(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+    if not hasattr(fitter, "params_"):  # the fit stopped with an error
+        unfitted = EstimateResult(method=method, estimand=estimand, estimate=None, ci_lower=None, ci_upper=None,
+                                  p_value=None, **counts)
+        return judged(unfitted, ModelFit(parameters, events, convergence_problems=tuple(caught.problems)))
+    coefficient = float(fitter.params_[exposure])
+    model_se = float(np.sqrt(fitter.variance_matrix_.loc[exposure, exposure]))
+    if robust:
+        robust_se = float(fitter.standard_errors_[exposure])
+    else:
+        columns = list(fitter.params_.index)
+        robust_se = _robust_standard_error(
+            frame[columns].to_numpy(float), frame[_DURATION].to_numpy(float), frame[_EVENT].to_numpy(float),
+            fitter.params_.to_numpy(float), fitter.variance_matrix_.to_numpy(float), columns.index(exposure),
+            frame[_STRATUM].to_numpy() if strata is not None else None)
+    se = robust_se if robust else model_se
+    z = stats.norm.ppf(1 - alpha / 2)
+    with np.errstate(over="ignore"):  # a diverging coefficient gives inf, which judged() withholds
+        result = EstimateResult(
+            method=method,
+            estimand=estimand,
+            estimate=float(np.exp(coefficient)),
+            ci_lower=float(np.exp(coefficient - z * se)),
+            ci_upper=float(np.exp(coefficient + z * se)),
+            p_value=float(stats.chi2.sf((coefficient / se) ** 2, 1)),
+            **counts,
+        )
+    return judged(result, ModelFit(parameters, events, model_se, robust_se, tuple(caught.problems)))
+
+
+def _robust_standard_error(x: np.ndarray, durations: np.ndarray, events: np.ndarray, beta: np.ndarray,
+                           covariance: np.ndarray, column: int, strata: np.ndarray | None = None) -> float:
+    """Robust (Lin-Wei sandwich) SE of coefficient `column` of an unweighted Cox fit, from score residuals.
+
+    The robust variance of coefficient e is sum_i (V r_i)_e^2, with r_i person i's score residual and V the
+    model-based covariance; (V r_i)_e = r_i . v with v = V[:, e], so only the scalar a_i = x_i . v is needed:
+        u_i = d_i (a_i - m(T_i)) - w_i (a_i H(T_i) - G(T_i)),
+    with w = exp(x beta), m(t) = sum_{risk set} w a / sum_{risk set} w, H(t) = sum_{event times s <= t} d(s) / S0(s)
+    and G(t) = sum_{s <= t} d(s) m(s) / S0(s) (Breslow's handling of ties; lifelines fits Efron's, which differs
+    only with tied event times). Strata have their own risk sets.
+    """
+    a = x @ covariance[:, column]
+    w = np.exp(x @ beta - (x @ beta).max())  # a common factor cancels in m, and w H is scale-free
+    total = 0.0
+    for rows in ([np.arange(len(a))] if strata is None else
+                 [np.flatnonzero(strata == value) for value in np.unique(strata)]):
+        t, d, aa, ww = durations[rows], events[rows], a[rows], w[rows]
+        times, position = np.unique(t, return_inverse=True)  # ascending distinct times
+        # Risk-set sums at each distinct time: everyone with T >= t.
+        s0 = np.cumsum(np.bincount(position, weights=ww, minlength=len(times))[::-1])[::-1]
+        s1 = np.cumsum(np.bincount(position, weights=ww * aa, minlength=len(times))[::-1])[::-1]
+        deaths = np.bincount(position, weights=d, minlength=len(times))
+        mean = s1 / s0
+        h = np.cumsum(deaths / s0)
+        g = np.cumsum(deaths * mean / s0)
+        u = d * (aa - mean[position]) - ww * (aa * h[position] - g[position])
+        total += float(np.sum(u ** 2))
+    return float(np.sqrt(total))
 
 
 def _covariate_note(covariates: Sequence[str]) -> str:

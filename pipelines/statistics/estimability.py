@@ -1,0 +1,145 @@
+"""When an estimate may be published: the one rule every estimator applies before it returns (docs/statistics.md).
+
+A comparative estimate (a ratio of two groups, or of two sequence orders) is published only when
+1. both groups have events (both sequence orders have pairs): with zero events on one side the maximum-likelihood
+   ratio is 0 or infinite, and a model reports whatever its optimiser stopped at (HR 2.6e7 from 4 vs 0 events);
+2. a regression model has at least MIN_EVENTS_PER_VARIABLE events per estimated coefficient (Peduzzi et al. 1995
+   for Cox, 1996 for logistic regression: below 10, coefficients are biased and Wald intervals do not cover);
+   for logistic regression the events are the rarer of the two outcome levels;
+3. the model converged: lifelines' and statsmodels' convergence and separation warnings are caught while fitting and
+   become the reason, instead of scrolling past in a log;
+4. the model-based and robust (sandwich) standard errors of the exposure coefficient agree within a factor of
+   MAX_STANDARD_ERROR_RATIO: a larger disagreement means the likelihood is flat (separation) or the model is badly
+   misspecified (King & Roberts 2015), and neither interval can be trusted;
+5. the estimate and both bounds are finite and the estimate lies inside its interval.
+Otherwise the estimate, its interval and p-value are withheld (None, NULL when published) and
+`not_estimable_reason` says why. Single-group rates are not comparisons: zero events is a valid rate of 0.
+Crude 2x2 ratios, exact rate ratios and sequence ratios are not regression models, so rules 3-4 do not apply.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from pipelines.statistics.results import EstimateResult
+
+# Peduzzi et al. 1995 (J Clin Epidemiol 48:1503, Cox) and 1996 (J Clin Epidemiol 49:1373, logistic).
+MIN_EVENTS_PER_VARIABLE = 10
+# Largest allowed ratio between the model-based and the robust standard error of the exposure coefficient.
+MAX_STANDARD_ERROR_RATIO = 2.0
+
+# lifelines signals a failed or doubtful Newton-Raphson fit with these ConvergenceWarnings. Its pre-fit warning about
+# a low-variance column ("This may harm convergence") is advice, not a failed fit, and is not among them.
+_LIFELINES_FAILURES = re.compile(r"failed to converge|norm\(delta\) is still high|complete separation")
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """What a regression fit tells about its own reliability, for the rule above."""
+
+    parameters: int  # coefficients estimated (exposure + covariate columns; no intercept or baseline hazard)
+    events: int  # the events that limit the model: Cox, events; logistic, the rarer outcome level
+    standard_error: float | None = None  # model-based SE of the exposure coefficient (log scale)
+    robust_standard_error: float | None = None  # sandwich SE of the same coefficient
+    convergence_problems: tuple[str, ...] = ()  # the caught warnings or the error that stopped the fit
+
+
+class FitWarnings:
+    """Collects the convergence and separation warnings of a model fit (see `caught_fit_warnings`)."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, text: str) -> None:
+        line = " ".join(str(text).split())[:240]
+        if line not in self.problems:
+            self.problems.append(line)
+
+
+@contextmanager
+def caught_fit_warnings() -> Iterator[FitWarnings]:
+    """Run a model fit, keeping its convergence and separation warnings as problems instead of letting them pass.
+
+    Other warnings are passed on unchanged.
+    """
+    from lifelines.exceptions import ConvergenceWarning as LifelinesConvergenceWarning
+    from statsmodels.tools.sm_exceptions import (
+        ConvergenceWarning as StatsmodelsConvergenceWarning,
+        HessianInversionWarning,
+        PerfectSeparationWarning,
+    )
+
+    caught = FitWarnings()
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        yield caught
+    for record in records:
+        message = str(record.message)
+        if issubclass(record.category, LifelinesConvergenceWarning):
+            if _LIFELINES_FAILURES.search(message):
+                caught.add(message)
+            continue
+        if issubclass(record.category, (StatsmodelsConvergenceWarning, HessianInversionWarning,
+                                        PerfectSeparationWarning)):
+            caught.add(message)
+            continue
+        warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
+
+
+def sandwich_standard_error(design: np.ndarray, residuals: np.ndarray, covariance: np.ndarray, column: int) -> float:
+    """Robust (HC0 sandwich) SE of one coefficient of a canonical-link GLM: V X' diag(r^2) X V, where V is the
+    model-based covariance and r = y - fitted (each person's score is r x)."""
+    scores = design * residuals[:, None]
+    meat = scores.T @ scores
+    robust = covariance @ meat @ covariance
+    return float(math.sqrt(max(robust[column, column], 0.0)))
+
+
+def not_estimable_reason(result: EstimateResult, fit: ModelFit | None = None) -> str | None:
+    """Why `result` must not be published as a number (None: it may be). The rule of the module docstring."""
+    comparative = result.events_exposed is not None and result.events_unexposed is not None
+    sequence = result.n_exposed is None and result.n_unexposed is None and "sequence ratio" in result.estimand
+    if comparative and (result.events_exposed == 0 or result.events_unexposed == 0):
+        if sequence:
+            missing = "index drug first" if result.events_exposed == 0 else "marker first"
+            return (f"no pairs with the {missing} ({result.events_exposed} index first, {result.events_unexposed} "
+                    "marker first): the ratio is 0 or infinite")
+        return (f"no events in one group ({result.events_exposed} exposed, {result.events_unexposed} unexposed): the "
+                "ratio is 0 or infinite")
+    if fit is not None:
+        if fit.parameters > 0 and fit.events / fit.parameters < MIN_EVENTS_PER_VARIABLE:
+            return (f"{fit.events} events for {fit.parameters} coefficients: {fit.events / fit.parameters:.1f} events "
+                    f"per variable, below the minimum of {MIN_EVENTS_PER_VARIABLE} (Peduzzi 1995/1996)")
+        if fit.convergence_problems:
+            return "the model did not converge: " + "; ".join(fit.convergence_problems)
+        model_se, robust_se = fit.standard_error, fit.robust_standard_error
+        if model_se is not None and robust_se is not None:
+            if not (math.isfinite(model_se) and math.isfinite(robust_se)) or min(model_se, robust_se) <= 0:
+                return f"no usable standard error (model-based {model_se}, robust {robust_se})"
+            ratio = max(model_se, robust_se) / min(model_se, robust_se)
+            if ratio > MAX_STANDARD_ERROR_RATIO:
+                return (f"model-based and robust standard errors disagree ({model_se:.3g} vs {robust_se:.3g}, a factor "
+                        f"of {ratio:.3g} > {MAX_STANDARD_ERROR_RATIO:g}): the likelihood is flat or the model misfits")
+    values = (result.estimate, result.ci_lower, result.ci_upper)
+    if any(v is None or not math.isfinite(v) for v in values):
+        return f"no finite estimate and 95% CI (estimate {result.estimate}, CI {result.ci_lower} to {result.ci_upper})"
+    if not result.ci_lower <= result.estimate <= result.ci_upper:
+        return f"the estimate {result.estimate:.4g} lies outside its 95% CI ({result.ci_lower:.4g} to {result.ci_upper:.4g})"
+    return None
+
+
+def judged(result: EstimateResult, fit: ModelFit | None = None) -> EstimateResult:
+    """`result` as it may be published: unchanged, or with estimate, CI and p-value withheld and the reason set."""
+    if result.not_estimable_reason is not None:
+        return result
+    reason = not_estimable_reason(result, fit)
+    if reason is None:
+        return result
+    return replace(result, estimate=None, ci_lower=None, ci_upper=None, p_value=None, not_estimable_reason=reason)
