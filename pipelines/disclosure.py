@@ -190,6 +190,8 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
     """
     published = frame.copy()
     count_columns = [column for pair in count_pairs for column in pair]
+    # A table without some derived column (a pooled table has no propensity diagnostics) has nothing there to hide.
+    derived_columns = [column for column in derived_columns if column in published.columns]
     if published.empty:
         for column, empty in zip(SUPPRESSION_COLUMNS, (pd.Series(dtype=bool), None, None)):
             published[column] = empty

@@ -65,7 +65,10 @@ def _diagnostics(row: dict) -> str:
     if _present(row.get("not_estimable_reason")):
         parts.append(f"not estimable: {row['not_estimable_reason']}")
     if _present(row.get("ps_auc")):
-        parts.append(f"PS AUC {row['ps_auc']:.3f}; effective sample size {row['effective_sample_size']:,.0f}")
+        size = row.get("effective_sample_size")
+        # The effective sample size is hidden with the small counts it would recompute (pipelines/disclosure.py).
+        shown_size = f"{size:,.0f}" if _present(size) else SUPPRESSED_TEXT
+        parts.append(f"PS AUC {row['ps_auc']:.3f}; effective sample size {shown_size}")
         if row.get("covariates_balanced"):
             parts.append("balanced (all |SMD| <= 0.1 after adjustment)")
         else:
