@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from pipelines.network.sites import SiteNameError, register_site, site_for_extra
 def run_config(extract: Path, database: Path, memory_limit: str | None = None,
                temp_directory: str | None = None, study_overrides: dict | None = None) -> dict:
     """`study_overrides`: study id -> study fields this run overrides (see pipelines/cohorts/settings.py)."""
-    warehouse = {"database_path": str(database.resolve())}
+    # Absolute but not resolved: the published path is a link to the current version, and the run replaces the link.
+    warehouse = {"database_path": os.path.abspath(database)}
     if memory_limit:
         warehouse["memory_limit"] = memory_limit
     if temp_directory:
@@ -57,7 +59,7 @@ def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None
 def summary(database: Path) -> str:
     con = duckdb.connect(str(database), read_only=True)
     try:
-        lines = [f"published database: {database.resolve()}"]
+        lines = [f"published database: {os.path.abspath(database)}"]
         persons = con.execute("SELECT count(*) FROM staging.person").fetchone()[0]
         records, rejected = con.execute(
             "SELECT sum(input_records), sum(rejected) FROM ingest.load_counts"
