@@ -5,6 +5,7 @@ Dagster instance; the kills are real (the publishing process kills itself at a n
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -187,7 +188,7 @@ def test_a_study_run_killed_while_publishing_leaves_one_whole_version_and_the_ne
 
     killed = run(**{KILL_AT_ENV: "version_moved"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         [dead] = [r for r in instance.get_runs() if r.run_id != first]
         assert dead.status == dg.DagsterRunStatus.STARTED, "without a daemon the killed run still shows as started"
     # Its Data Docs were written and its version moved, but the link was not swapped: readers see the first run's
@@ -209,7 +210,7 @@ def test_a_study_run_killed_while_publishing_leaves_one_whole_version_and_the_ne
     # What the killed run left is gone, and the instance no longer shows it as running.
     assert not list(warehouse.runs_dir.iterdir())
     assert [v.name for v in warehouse.versions_dir.iterdir()] == [third]
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
         # A run that died is what dagster.yaml retries (the daemon's own decision).
         from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
@@ -219,6 +220,12 @@ def test_a_study_run_killed_while_publishing_leaves_one_whole_version_and_the_ne
     assert any(p.endswith("report.md") for p in paths) and any(p.endswith("index.html") for p in paths)
     assert [p for p in paths if not Path(p).exists()] == []
     assert all(".runs" not in p for p in paths)
+
+    # The README's way of querying the published database works on the published link.
+    [snippet] = re.findall(r'^\.venv/bin/python -c "(.*)"$', (REPO_ROOT / "README.md").read_text(), re.M)
+    snippet = snippet.replace('\\"', '"').replace("build/leg_cramps.duckdb", str(warehouse.published_path))
+    shown = subprocess.run([PYTHON, "-c", snippet], capture_output=True, text=True, check=True).stdout
+    assert "person" in shown and "input_records" in shown
 
 
 def _metadata_paths(instance: dg.DagsterInstance, run_id: str) -> set[str]:
