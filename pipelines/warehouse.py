@@ -28,17 +28,15 @@ import dagster as dg
 import duckdb
 
 from pipelines import paths
-from pipelines.operations.run_config import RunConfigError, run_problems
+from pipelines.operations.run_config import fail_run_setup, run_problems
 
-# Dagster's run tag that caps automatic retries of one run; a run whose configuration cannot work sets it to 0.
-MAX_RETRIES_TAG = "dagster/max_retries"
 # Runs the instance may still show as running although their process is gone.
 RUNNING_STATUSES = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
 OUTPUTS_FOLDER = "outputs"
 LOCK_SUFFIX = ".lock"
-# File descriptors of the liveness locks this process holds, by run id (released when the run ends or the
+# File descriptors of the liveness locks this process holds, by lock file (released when the run ends or the
 # process dies).
-_run_locks: dict[str, int] = {}
+_run_locks: dict[Path, int] = {}
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -54,7 +52,8 @@ class Warehouse(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail the run while its resources are set up, before any step, when its configuration cannot work
-        (missing extract folder, unwritable database folder, a setting DuckDB refuses, an unknown study tag)."""
+        (missing extract folder, unwritable database folder, a setting DuckDB refuses, an unknown study tag).
+        Then hold the run's liveness lock and remove what runs that are no longer alive left."""
         run = context.dagster_run
         if run is None:  # built outside a run (build_resources, tests of the resource itself)
             return
@@ -62,9 +61,7 @@ class Warehouse(dg.ConfigurableResource):
                                 {name: getattr(self, name) for name in
                                  ("database_path", "memory_limit", "threads", "temp_directory")})
         if problems:
-            # Retrying cannot help a configuration that cannot work (dagster.yaml retries runs that died).
-            context.instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
-            raise RunConfigError(f"invalid run configuration of run {run.run_id}:\n  - " + "\n  - ".join(problems))
+            fail_run_setup(context, problems)
         self.hold_run_lock(run.run_id)
         removed = clean_dead_runs(self, context.instance, run.run_id)
         if removed and context.log is not None:
@@ -131,19 +128,20 @@ class Warehouse(dg.ConfigurableResource):
     # --- liveness of runs ------------------------------------------------------------------------------------
     def hold_run_lock(self, run_id: str) -> None:
         """Hold this run's liveness lock until the run ends; the kernel drops it when the process dies."""
-        if run_id in _run_locks:
-            return
         path = self.run_lock_path(run_id)
+        if path in _run_locks:
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        _run_locks[run_id] = fd
+        _run_locks[path] = fd
 
     def release_run_lock(self, run_id: str) -> None:
-        fd = _run_locks.pop(run_id, None)
+        path = self.run_lock_path(run_id)
+        fd = _run_locks.pop(path, None)
         if fd is None:
             return
-        self.run_lock_path(run_id).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         os.close(fd)
 
     @contextmanager

@@ -164,9 +164,9 @@ def small_extract(tmp_path_factory):
 
 
 def _data_docs_run_ids(outputs: Path) -> set[str]:
-    """The run ids whose validation results a Data Docs site holds (GX stores them as <suite>/<run id>/...)."""
-    results = outputs / "data_docs" / "_validation_results"
-    return {run.name for suite in results.iterdir() for run in suite.iterdir()}
+    """The run ids whose validation results a Data Docs site holds (GX stores them as <layer>/<suite>/<run id>/...;
+    every suite name here has two parts, e.g. staging.person)."""
+    return {run.name for run in (outputs / "data_docs" / "_validation_results").glob("*/*/*") if run.is_dir()}
 
 
 @pytest.mark.slow

@@ -87,9 +87,11 @@ def test_a_good_configuration_passes_the_check_and_the_failure_sensor_reports_a_
     assert "resources.warehouse.config.memory_limit: DuckDB does not accept 'lots'" in summary
 
 
-def test_a_run_that_fails_on_its_configuration_is_not_retried(tmp_path, caplog):
+@pytest.mark.parametrize("problem", ["missing extract", "invalid study override"])
+def test_a_run_that_fails_on_its_configuration_is_not_retried(tmp_path, caplog, problem):
     """dagster.yaml retries runs that died; a configuration that cannot work fails the same way again, so the run
-    is not retried and its failure is reported once."""
+    is not retried and its failure is reported once. Both resources that check the configuration (the warehouse,
+    and the studies resource for overrides, which is set up first) say so."""
     from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 
     # An instance with the repository's dagster.yaml as its configuration (instance_for_test writes its own
@@ -98,12 +100,21 @@ def test_a_run_that_fails_on_its_configuration_is_not_retried(tmp_path, caplog):
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(overrides=settings, temp_dir=str(tmp_path / "home")) as instance:
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
-        failed = _launch(instance, study_run_config(tmp_path / "missing", tmp_path / "site_a.duckdb"))
+        # The daemon marks dead runs failed instead of resuming them (a run is one process).
+        assert instance.run_monitoring_enabled and instance.run_monitoring_max_resume_run_attempts == 0
+        if problem == "missing extract":
+            config, expected = study_run_config(tmp_path / "missing", tmp_path / "site_a.duckdb"), "does not exist"
+        else:
+            (tmp_path / "extract").mkdir()
+            config = study_run_config(tmp_path / "extract", tmp_path / "site_a.duckdb")
+            config["resources"]["studies"] = {"config": {"overrides": {"leg_cramp": {"min_age": 40}}}}
+            expected = "unknown study 'leg_cramp'"
+        failed = _launch(instance, config)
         assert not failed.success
 
         # What the daemon decides (it tags the run dagster/will_retry, which the failure summary reads).
         assert not should_retry(instance.get_run_by_id(failed.run_id), instance)
         assert instance.get_run_by_id(failed.run_id).tags["dagster/will_retry"] == "false"
         summary = run_failure_summary_of(instance, failed.run_id, caplog)
-        assert "does not exist" in summary and "retry" not in summary
+        assert expected in summary and "retry" not in summary
         assert [r.run_id for r in instance.get_runs()] == [failed.run_id]
