@@ -202,7 +202,7 @@ def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep
             steps = step_windows(instance, result.run_id)
         failures = [] if result.success else failure_messages(result)
         # A failed run publishes nothing: scan its build file instead.
-        scanned = database if result.success else next((database.parent / ".runs").glob("*.duckdb"), None)
+        scanned = database if result.success else next((database.parent / ".runs").glob("*/*.duckdb"), None)
         scan_seconds = staging_scan_seconds(scanned) if scanned else float("nan")
         if keep_database:
             shutil.copy(database, BENCH_DIR / "results" / f"bench_{patients}.duckdb")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def run_config(extract: Path, database: Path, memory_limit: str | None = None,
                max_reject_share: float | None = None) -> dict:
     """`study_overrides`: study id -> study fields this run overrides (see pipelines/cohorts/settings.py);
     `max_reject_share`: the ingest's reject-share threshold (pipelines/ingest/reject_share.py), default 1%."""
-    warehouse = {"database_path": str(database.resolve())}
+    # Absolute but not resolved: the published path is a link to the current version, and the run replaces the link.
+    warehouse = {"database_path": os.path.abspath(database)}
     if memory_limit:
         warehouse["memory_limit"] = memory_limit
     if temp_directory:
@@ -73,7 +75,7 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
                   for study_id, study in load_studies().items()}
     con = duckdb.connect(str(database), read_only=True)
     try:
-        lines = [f"published database: {database.resolve()}"]
+        lines = [f"published database: {os.path.abspath(database)}"]
         persons = con.execute("SELECT count(*) FROM staging.person").fetchone()[0]
         records, rejected = con.execute(
             "SELECT sum(input_records), sum(rejected) FROM ingest.load_counts"

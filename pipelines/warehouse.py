@@ -1,13 +1,25 @@
-"""The DuckDB warehouse: where a run builds its database and where the published copy lives.
+"""The DuckDB warehouse: where a run builds its database and outputs, and where the published version lives.
 
-A run never writes the published file. It builds `<published dir>/.runs/<run id>.duckdb` and the publish step moves
-that file over the published path with one atomic rename (see pipelines/publish/). Every asset of a run opens the
-same build file through `Warehouse.connect(run_id)`.
+Layout beside the published path `<dir>/<name>.duckdb` (e.g. build/leg_cramps.duckdb):
+
+    .runs/<run id>/<name>.duckdb       the run's build database (every asset opens it via `Warehouse.connect`)
+    .runs/<run id>/outputs/            the run's plots, reports and Data Docs
+    .runs/<run id>.lock                held (flock) by the run's process while the run is alive
+    <stem>.versions/<run id>/          a published version: the build folder, moved here whole
+    <stem>.current -> <stem>.versions/<run id>        the one link whose swap publishes a version
+    <name>.duckdb  -> <stem>.current/<name>.duckdb    what analysts open
+    <stem>_outputs -> <stem>.current/outputs          plots, reports, Data Docs of that same version
+
+A run never writes a published version; publishing (pipelines/publish/) moves the build folder into `<stem>.versions/`
+and swaps `<stem>.current` with one atomic rename, so database and outputs change together. A new run first removes
+what runs that are no longer alive left behind (`clean_dead_runs`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Iterator
@@ -16,7 +28,15 @@ import dagster as dg
 import duckdb
 
 from pipelines import paths
-from pipelines.operations.run_config import RunConfigError, run_problems
+from pipelines.operations.run_config import fail_run_setup, run_problems
+
+# Runs the instance may still show as running although their process is gone.
+RUNNING_STATUSES = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
+OUTPUTS_FOLDER = "outputs"
+LOCK_SUFFIX = ".lock"
+# File descriptors of the liveness locks this process holds, by lock file (released when the run ends or the
+# process dies).
+_run_locks: dict[Path, int] = {}
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -32,7 +52,8 @@ class Warehouse(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail the run while its resources are set up, before any step, when its configuration cannot work
-        (missing extract folder, unwritable database folder, a setting DuckDB refuses, an unknown study tag)."""
+        (missing extract folder, unwritable database folder, a setting DuckDB refuses, an unknown study tag).
+        Then hold the run's liveness lock and remove what runs that are no longer alive left."""
         run = context.dagster_run
         if run is None:  # built outside a run (build_resources, tests of the resource itself)
             return
@@ -40,23 +61,93 @@ class Warehouse(dg.ConfigurableResource):
                                 {name: getattr(self, name) for name in
                                  ("database_path", "memory_limit", "threads", "temp_directory")})
         if problems:
-            raise RunConfigError(f"invalid run configuration of run {run.run_id}:\n  - " + "\n  - ".join(problems))
+            fail_run_setup(context, problems)
+        self.hold_run_lock(run.run_id)
+        removed = clean_dead_runs(self, context.instance, run.run_id)
+        if removed and context.log is not None:
+            context.log.info("removed what runs no longer alive left: " + ", ".join(map(str, removed)))
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if context.dagster_run is not None:
+            self.release_run_lock(context.dagster_run.run_id)
+
+    # --- where things are ------------------------------------------------------------------------------------
     @property
     def published_path(self) -> Path:
-        return Path(self.database_path).resolve()
+        """The path analysts open. Absolute but not resolved: it is a link to the current version's file."""
+        return Path(os.path.abspath(self.database_path))
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.published_path.parent / ".runs"
+
+    def build_dir(self, run_id: str) -> Path:
+        """Everything a run writes: its database and outputs, published together as one version."""
+        return self.runs_dir / run_id
 
     def build_path(self, run_id: str) -> Path:
-        return self.published_path.parent / ".runs" / f"{run_id}.duckdb"
+        return self.build_dir(run_id) / self.published_path.name
 
     def build_outputs_dir(self, run_id: str) -> Path:
-        """Files a run writes beside its database (plots, reports), published together with it."""
-        return self.published_path.parent / ".runs" / f"{run_id}_outputs"
+        """Files a run writes beside its database (plots, reports, Data Docs), published together with it."""
+        return self.build_dir(run_id) / OUTPUTS_FOLDER
+
+    def build_data_docs_dir(self, run_id: str) -> Path:
+        return self.build_outputs_dir(run_id) / "data_docs"
+
+    def diagnostics_dir(self, run_id: str) -> Path:
+        """Row-level examples of failing checks (docs/disclosure.md): outside the build folder, so never published
+        with it, and kept when the cleanup of dead runs removes their build folders."""
+        return self.published_path.parent / f"{self.published_path.stem}.diagnostics" / run_id
+
+    def run_lock_path(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}{LOCK_SUFFIX}"
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.published_path.parent / f"{self.published_path.stem}.versions"
+
+    def version_dir(self, run_id: str) -> Path:
+        return self.versions_dir / run_id
+
+    @property
+    def current_link(self) -> Path:
+        """The link naming the published version; swapping it publishes database and outputs at once."""
+        return self.published_path.parent / f"{self.published_path.stem}.current"
 
     @property
     def published_outputs_dir(self) -> Path:
         """Plots, study reports and Data Docs of the published database: `<database stem>_outputs/`."""
         return self.published_path.parent / f"{self.published_path.stem}_outputs"
+
+    @property
+    def published_data_docs_index(self) -> Path:
+        return self.published_outputs_dir / "data_docs" / "index.html"
+
+    def current_version(self) -> Path | None:
+        """The published version folder, or None before the first publish."""
+        if not self.current_link.is_symlink():
+            return None
+        return self.published_path.parent / os.readlink(self.current_link)
+
+    # --- liveness of runs ------------------------------------------------------------------------------------
+    def hold_run_lock(self, run_id: str) -> None:
+        """Hold this run's liveness lock until the run ends; the kernel drops it when the process dies."""
+        path = self.run_lock_path(run_id)
+        if path in _run_locks:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _run_locks[path] = fd
+
+    def release_run_lock(self, run_id: str) -> None:
+        path = self.run_lock_path(run_id)
+        fd = _run_locks.pop(path, None)
+        if fd is None:
+            return
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
     @contextmanager
     def connect(self, run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -88,3 +179,90 @@ class Warehouse(dg.ConfigurableResource):
             os.makedirs(self.temp_directory, exist_ok=True)
             settings["temp_directory"] = self.temp_directory
         return settings
+
+
+def run_is_alive(lock_path: Path) -> bool:
+    """A run is alive while some process holds its lock file (flock; released by the kernel when it dies)."""
+    if not lock_path.exists():
+        return False
+    try:
+        fd = os.open(lock_path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock taken here
+    return False
+
+
+def database_has_writer(database: Path) -> bool:
+    """A process holds `database` open read-write (DuckDB takes a POSIX write lock on the file; readers take a
+    read lock, which does not conflict with the shared lock tried here)."""
+    try:
+        fd = os.open(database, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _run_id_of(entry: Path) -> str:
+    """The run id an entry of .runs/ belongs to (`<id>`, `<id>.lock`; older layouts: `<id>.duckdb[.wal]`,
+    `<id>_outputs`)."""
+    name = entry.name
+    return name.split(".", 1)[0].removesuffix("_outputs")
+
+
+def clean_dead_runs(warehouse: Warehouse, instance: dg.DagsterInstance | None, current_run_id: str) -> list[Path]:
+    """Remove what runs that are no longer alive left in `.runs/` (build database, WAL, outputs, lock) and
+    published versions that are no longer current; mark runs the instance still shows as running, but whose
+    process is gone, failed. Returns the removed paths."""
+    removed: list[Path] = []
+    runs_dir = warehouse.runs_dir
+    entries = sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []
+    by_run: dict[str, list[Path]] = {}
+    for entry in entries:
+        by_run.setdefault(_run_id_of(entry), []).append(entry)
+    for run_id, leftovers in by_run.items():
+        if run_id == current_run_id or run_is_alive(runs_dir / f"{run_id}{LOCK_SUFFIX}"):
+            continue
+        run = instance.get_run_by_id(run_id) if instance is not None else None
+        if run is not None and run.status in RUNNING_STATUSES:
+            instance.report_run_failed(run, f"the process of run {run_id} is gone (killed or crashed); "
+                                            "marked failed by the next run, which removed its build files")
+        for entry in leftovers:
+            remove_path(entry)
+            removed.append(entry)
+    removed += remove_unused_versions(warehouse)
+    return removed
+
+
+def remove_unused_versions(warehouse: Warehouse) -> list[Path]:
+    """Remove published versions other than the current one. Analysts reading an older version keep reading it
+    (an open file outlives its name); a version some process holds read-write is kept until it closes."""
+    current = warehouse.current_version()
+    versions = warehouse.versions_dir
+    removed = []
+    for version in sorted(versions.iterdir()) if versions.is_dir() else []:
+        if current is not None and version.name == current.name:
+            continue
+        if database_has_writer(version / warehouse.published_path.name):
+            continue
+        remove_path(version)
+        removed.append(version)
+    return removed
+
+
+def remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

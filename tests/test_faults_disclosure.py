@@ -29,7 +29,8 @@ from pipelines.disclosure import (
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import register_site
 from pipelines.operations.run_config import config_problems, study_run_config
-from pipelines.quality.runner import diagnostics_path
+from pipelines.quality.runner import DIAGNOSTICS_FILE
+from pipelines.warehouse import Warehouse
 from pipelines.run import failure_messages, summary
 from pipelines.statistics.results import DERIVED_COLUMNS
 from tests.conftest import REPO_ROOT
@@ -276,15 +277,17 @@ def test_logs_summary_and_metadata_print_small_counts_as_the_threshold_in_force(
 
 def test_dq_results_and_data_docs_hold_no_person_id_date_or_small_count(published_run):
     result, database, _ = published_run
-    build_file = database.parent / ".runs" / f"{result.run_id}.duckdb"
-    diagnostics = diagnostics_path(build_file)
+    warehouse = Warehouse(database_path=str(database))
+    diagnostics = warehouse.diagnostics_dir(result.run_id) / DIAGNOSTICS_FILE
     examples = [json.loads(line) for line in diagnostics.read_text().splitlines()]
     person_ids = {str(row["person_id"]) for e in examples for row in e["example_rows"] if row.get("person_id")}
     dates = {value for e in examples for row in e["example_rows"] for value in row.values()
              if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)}
     assert person_ids and dates, "the generated extract plants defects whose examples name persons and dates"
-    outputs = database.parent / f"{database.stem}_outputs"
-    assert not diagnostics.is_relative_to(outputs)
+    # Outside every folder that is published (the version the run became) or moved there (the build folder).
+    for published_folder in (warehouse.version_dir(result.run_id), warehouse.build_dir(result.run_id),
+                             warehouse.published_outputs_dir.resolve()):
+        assert not diagnostics.resolve().is_relative_to(published_folder.resolve())
 
     with duckdb.connect(str(database), read_only=True) as con:
         columns = con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'dq'") \
@@ -300,7 +303,7 @@ def test_dq_results_and_data_docs_hold_no_person_id_date_or_small_count(publishe
     assert small == 0 and hidden > 0
     assert not [d for d in dates if d in text]
 
-    published = [path for path in (outputs / "data_docs").rglob("*") if path.is_file()]
+    published = [path for path in (warehouse.published_outputs_dir / "data_docs").rglob("*") if path.is_file()]
     assert published
     for path in published:
         content = path.read_text(errors="ignore")

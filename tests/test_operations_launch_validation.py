@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
+import yaml
 
 from pipelines.definitions import defs
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import register_site
 from pipelines.operations.run_config import study_run_config
 from pipelines.run import failure_messages
-from tests.conftest import run_failure_summary_of
+from tests.conftest import REPO_ROOT, run_failure_summary_of
 
 SETUP_FAILED = ("run setup (resources, before the first step) failed: pipelines.operations.run_config.RunConfigError: "
                 "invalid run configuration of run ")
@@ -84,3 +85,36 @@ def test_a_good_configuration_passes_the_check_and_the_failure_sensor_reports_a_
     assert f"run {failed.run_id} of {STUDY_JOB_NAME} site site_a FAILED" in summary
     assert "\n  " + SETUP_FAILED + failed.run_id in summary
     assert "resources.warehouse.config.memory_limit: DuckDB does not accept 'lots'" in summary
+
+
+@pytest.mark.parametrize("problem", ["missing extract", "invalid study override"])
+def test_a_run_that_fails_on_its_configuration_is_not_retried(tmp_path, caplog, problem):
+    """dagster.yaml retries runs that died; a configuration that cannot work fails the same way again, so the run
+    is not retried and its failure is reported once. Both resources that check the configuration (the warehouse,
+    and the studies resource for overrides, which is set up first) say so."""
+    from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
+
+    # An instance with the repository's dagster.yaml as its configuration (instance_for_test writes its own
+    # dagster.yaml from the overrides).
+    settings = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(overrides=settings, temp_dir=str(tmp_path / "home")) as instance:
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
+        # The daemon marks dead runs failed instead of resuming them (a run is one process).
+        assert instance.run_monitoring_enabled and instance.run_monitoring_max_resume_run_attempts == 0
+        if problem == "missing extract":
+            config, expected = study_run_config(tmp_path / "missing", tmp_path / "site_a.duckdb"), "does not exist"
+        else:
+            (tmp_path / "extract").mkdir()
+            config = study_run_config(tmp_path / "extract", tmp_path / "site_a.duckdb")
+            config["resources"]["studies"] = {"config": {"overrides": {"leg_cramp": {"min_age": 40}}}}
+            expected = "unknown study 'leg_cramp'"
+        failed = _launch(instance, config)
+        assert not failed.success
+
+        # What the daemon decides (it tags the run dagster/will_retry, which the failure summary reads).
+        assert not should_retry(instance.get_run_by_id(failed.run_id), instance)
+        assert instance.get_run_by_id(failed.run_id).tags["dagster/will_retry"] == "false"
+        summary = run_failure_summary_of(instance, failed.run_id, caplog)
+        assert expected in summary and "retry" not in summary
+        assert [r.run_id for r in instance.get_runs()] == [failed.run_id]

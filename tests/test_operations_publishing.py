@@ -124,10 +124,10 @@ def test_a_killed_run_leaves_the_published_database_byte_identical_and_the_next_
     try:
         builds = database.parent / ".runs"
         deadline = time.monotonic() + 120
-        while not list(builds.glob("*.duckdb")) and run.poll() is None and time.monotonic() < deadline:
+        while not list(builds.glob("*/*.duckdb")) and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert run.poll() is None, "the run ended before its build file appeared"
-        assert list(builds.glob("*.duckdb")), "no build file appeared within 2 minutes"
+        assert list(builds.glob("*/*.duckdb")), "no build file appeared within 2 minutes"
         time.sleep(1)  # let it write into the build file
     finally:
         os.killpg(run.pid, signal.SIGKILL)  # the run and anything it started
@@ -135,9 +135,10 @@ def test_a_killed_run_leaves_the_published_database_byte_identical_and_the_next_
     assert run.returncode == -signal.SIGKILL
     assert database.read_bytes() == before
 
-    # The killed run's build file stays behind under .runs/ (named by run id); the next run builds its own.
+    # The next run removes the killed run's build folder and lock, and publishes its own version.
     next_run = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
     assert next_run.returncode == 0, next_run.stderr[-3000:]
+    assert not list(builds.iterdir()), "what the killed run left under .runs/ must have been removed"
     assert f"patients loaded:    {PATIENTS}" in next_run.stdout
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM staging.person").fetchone()[0] == PATIENTS

@@ -42,12 +42,11 @@ class StudySettings(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail the run while its resources are set up, before any step, when an override is invalid."""
         # Imported here: run_config imports this module (config_problems runs the same check).
-        from pipelines.operations.run_config import RunConfigError
+        from pipelines.operations.run_config import fail_run_setup
 
         problems = override_problems(self.overrides) + file_threshold_problems(set(self.overrides))
         if problems:
-            run_id = context.dagster_run.run_id if context.dagster_run else "(no run)"
-            raise RunConfigError(f"invalid run configuration of run {run_id}:\n  - " + "\n  - ".join(problems))
+            fail_run_setup(context, problems)
 
     def resolve(self, study: StudyDefinition) -> StudyDefinition:
         """The study as this run uses it: the file's definition with this run's override merged over it."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
 
 import duckdb
 
@@ -34,8 +34,25 @@ STUDY_TAG = "legcramp/study"
 DUCKDB_SETTINGS = ("memory_limit", "threads")
 
 
+# Dagster's run tag that caps automatic retries of one run.
+MAX_RETRIES_TAG = "dagster/max_retries"
+
+
 class RunConfigError(ValueError):
     """A study-job run config that cannot work; the message lists every problem."""
+
+
+def fail_run_setup(context, problems: list[str]) -> NoReturn:
+    """Fail a run while its resources are set up (`context`: Dagster's InitResourceContext), listing every problem.
+
+    A retry would fail the same way, so the run is tagged to be retried 0 times (dagster.yaml retries runs that
+    died) and its failure is reported once.
+    """
+    run = context.dagster_run
+    if run is not None and context.instance is not None:
+        context.instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
+    run_id = run.run_id if run is not None else "(no run)"
+    raise RunConfigError(f"invalid run configuration of run {run_id}:\n  - " + "\n  - ".join(problems))
 
 
 def study_run_config(extract_folder: Path, database_path: Path) -> dict:

@@ -12,6 +12,7 @@ so the run is not published. Warnings fail with severity WARN and stop nothing.
 
 # No `from __future__ import annotations` here: Dagster reads the context parameter's annotation at definition time.
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import dagster as dg
@@ -20,7 +21,7 @@ from pipelines import extract_spec as spec
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.quality import suites
-from pipelines.quality.runner import ExpectationResult, SuiteResult, run_suite
+from pipelines.quality.runner import DIAGNOSTICS_FILE, ExpectationResult, SuiteResult, run_suite
 from pipelines.warehouse import Warehouse
 
 
@@ -63,10 +64,12 @@ def _suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite_json
             # Each run builds a new file: carry the published database's earlier results into dq.check_results.
             history_database=warehouse.published_path,
             duckdb_config=duckdb_settings(warehouse),
+            docs_dir=warehouse.build_data_docs_dir(run_id),
+            diagnostics_file=warehouse.diagnostics_dir(run_id) / DIAGNOSTICS_FILE,
         )
         failed = result.failed()
         context.log.info(f"{suite_name}: {len(result.results) - len(failed)} of {len(result.results)} checks "
-                         f"passed; Data Docs: {result.data_docs_index}")
+                         f"passed; Data Docs once published: {warehouse.published_data_docs_index}")
         for check in result.results:
             yield dg.AssetCheckResult(
                 asset_key=asset_key,
@@ -74,7 +77,7 @@ def _suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite_json
                 passed=check.passed,
                 severity=_severity(check.severity),
                 description=check.description,
-                metadata=check_metadata(check, result),
+                metadata=check_metadata(check, result, warehouse.published_data_docs_index),
             )
 
     return suite_checks
@@ -157,11 +160,13 @@ def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = 
     def phenotype_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
         run_id = context.run.run_id
         result = run_suite(warehouse.build_path(run_id), suite_name, run_id=run_id,
-                           history_database=warehouse.published_path, duckdb_config=duckdb_settings(warehouse))
+                           history_database=warehouse.published_path, duckdb_config=duckdb_settings(warehouse),
+                           docs_dir=warehouse.build_data_docs_dir(run_id),
+            diagnostics_file=warehouse.diagnostics_dir(run_id) / DIAGNOSTICS_FILE)
         by_check = {(check.name, check.phenotype_id): check for check in result.results}
         failed = result.failed()
         context.log.info(f"{suite_name}: {len(result.results) - len(failed)} of {len(result.results)} checks "
-                         f"passed; Data Docs: {result.data_docs_index}")
+                         f"passed; Data Docs once published: {warehouse.published_data_docs_index}")
         for check_key in context.selected_asset_check_keys:
             check = by_check.get((check_key.name, phenotype_of_key[check_key.asset_key]))
             if check is None:
@@ -183,7 +188,7 @@ def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = 
                 passed=check.passed,
                 severity=_severity(check.severity),
                 description=check.description,
-                metadata=check_metadata(check, result),
+                metadata=check_metadata(check, result, warehouse.published_data_docs_index),
             )
 
     return phenotype_checks
@@ -206,7 +211,10 @@ def _severity(severity: str) -> dg.AssetCheckSeverity:
 # ---------------------------------------------------------------------------------------------------------------
 # What the Dagster UI shows for one check
 # ---------------------------------------------------------------------------------------------------------------
-def check_metadata(check: ExpectationResult, suite_result: SuiteResult) -> dict[str, Any]:
+def check_metadata(check: ExpectationResult, suite_result: SuiteResult,
+                   data_docs_index: Path | None = None) -> dict[str, Any]:
+    """data_docs_index: where the Data Docs are read (for a pipeline run, the published location); default the
+    folder the suite wrote them to."""
     metadata: dict[str, Any] = {
         "expectation": dg.MetadataValue.md(f"`{check.expectation_type}` on `{check.table}`"
                                            + (f", column `{check.column}`" if check.column else "")
@@ -229,7 +237,7 @@ def check_metadata(check: ExpectationResult, suite_result: SuiteResult) -> dict[
     if check.error:
         metadata["error"] = dg.MetadataValue.text(check.error)
     if suite_result.data_docs_index is not None:
-        metadata["data_docs"] = dg.MetadataValue.path(str(suite_result.data_docs_index))
+        metadata["data_docs"] = dg.MetadataValue.path(str(data_docs_index or suite_result.data_docs_index))
     return metadata
 
 

@@ -12,8 +12,10 @@ connections of one process must share one configuration):
    the file open;
 3. record, with one DuckDB connection: one row per expectation appended to ``dq.check_results``.
 
-GX also writes its Data Docs site (static HTML) to ``<database folder>/data_docs/``, keeping every validation
-result it has seen there, so the site lists earlier runs too. No network is used (GX analytics are off).
+GX also writes its Data Docs site (static HTML) to ``docs_dir`` (default ``<database folder>/data_docs/``), keeping
+every validation result it has seen there, so the site lists earlier suites and runs of that folder too. A pipeline
+run passes its own folder (``Warehouse.build_data_docs_dir``), so runs never share a site. No network is used (GX
+analytics are off).
 
 Disclosure (docs/disclosure.md): ``dq.check_results`` and the Data Docs are published, so they carry no row of the
 data (no person id, no date of a person) and no count of 1 to threshold-1 rows (the site floor). The example rows
@@ -176,7 +178,9 @@ def run_layer(database_path: str | Path, layer: str = suites.STAGING_LAYER, **op
 def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, Any]], *, run_id: str | None = None,
                history_database: str | Path | None = None, build_data_docs: bool = True,
                duckdb_config: Mapping[str, str] | None = None,
-               small_cell_threshold: int | None = None) -> list[SuiteResult]:
+               small_cell_threshold: int | None = None,
+               docs_dir: str | Path | None = None,
+               diagnostics_file: str | Path | None = None) -> list[SuiteResult]:
     """Validate the suites on the database, append the results to dq.check_results and build Data Docs.
 
     suite_names: stored suites by name ("staging.person"), or suites in their JSON form built for this run (the
@@ -186,9 +190,12 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
     history_database: a database whose dq.check_results is copied into this one when this one has none yet. Each
         pipeline run builds a fresh database file, so the checks pass the published database here to keep the
         results of earlier runs (the table is append-only across runs).
-    build_data_docs: also write the Data Docs site (<database folder>/data_docs/index.html).
+    build_data_docs: also write the Data Docs site (<docs_dir>/index.html).
+    docs_dir: the Data Docs folder (default: <database folder>/data_docs).
     duckdb_config: DuckDB settings for every connection opened here (memory_limit, threads, temp_directory).
     small_cell_threshold: counts of 1 to threshold-1 rows are not published (default: the site floor).
+    diagnostics_file: where the example rows of failing checks go; never inside a folder that is published
+        (default: diagnostics_path(database_path)).
     """
     database_path = Path(database_path).resolve()
     if not database_path.exists():
@@ -209,7 +216,7 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
         con.close()
 
     # 2. validate
-    docs_dir = data_docs_dir(database_path)
+    docs_dir = Path(docs_dir) if docs_dir is not None else data_docs_dir(database_path)
     validations = _validate_with_gx(database_path, suite_jsons, run_id, checked_at, docs_dir, build_data_docs,
                                     config, threshold)
     docs_index = docs_dir / "index.html" if build_data_docs else None
@@ -228,7 +235,8 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
     ]
 
     # 3. record
-    write_diagnostics(diagnostics_path(database_path), results)
+    write_diagnostics(Path(diagnostics_file) if diagnostics_file is not None else diagnostics_path(database_path),
+                      results)
     con = duckdb.connect(str(database_path), config=config)
     try:
         record_results(con, results, threshold)
