@@ -42,11 +42,13 @@ def load_shaped_tables(
     extract_dir: Path,
     sources: dict[str, tuple[Path, str] | None],
     log: Log,
+    source_columns: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, TableLoad]:
     """Load every canonical table from (source file, shaping SELECT), person first, with the canonical accounting.
 
     ``sources[table]`` is None for an optional table the extract does not have (created empty, as the canonical
-    path does). Writes ingest.load_counts and ingest.manifest like loader.load_extract.
+    path does). ``source_columns[table]``: the source columns its shaping reads (lower-case); the file's others are
+    its ignored_columns. Writes ingest.load_counts and ingest.manifest like loader.load_extract.
     """
     loader.create_ingest_schema(con)
     con.execute("DELETE FROM ingest.rejects")
@@ -61,7 +63,8 @@ def load_shaped_tables(
             log(f"{table.name}: no file in the extract (optional table), created empty")
             continue
         path, select_sql = source
-        loads[table.name] = loader.load_file(con, table, path, fingerprints, log, shape_sql=select_sql)
+        loads[table.name] = loader.load_file(con, table, path, fingerprints, log, shape_sql=select_sql,
+                                             source_columns=(source_columns or {}).get(table.name))
     files = {name: (source[0] if source else None) for name, source in sources.items()}
     loader.write_load_counts(con, loads)
     loader.write_manifest(con, extract_dir, files, loads, fingerprints)
