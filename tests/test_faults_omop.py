@@ -167,3 +167,51 @@ def test_omop_ignored_columns_are_the_file_columns_the_ingest_does_not_read(extr
     visit = json.loads(con.execute("SELECT ignored_columns FROM ingest.load_counts "
                                    "WHERE table_name = 'visit_occurrence'").fetchone()[0])
     assert "admitted_from_concept_id" in visit and "visit_start_date" not in visit
+
+
+def test_absent_tables_are_warned_in_the_dagster_log_and_metadata(extract, tmp_path, dagster_instance):
+    import logging
+
+    import dagster as dg
+
+    from pipelines.ingest.assets import staging_key, staging_tables
+    from pipelines.ingest.resources import ExtractSource
+    from pipelines.warehouse import Warehouse
+
+    for table in ("MEASUREMENT", "DEATH"):
+        (extract / f"{table}.csv").unlink()
+    result = dg.materialize(
+        [staging_tables],
+        resources={"extract": ExtractSource(folder=str(extract)),
+                   "warehouse": Warehouse(database_path=str(tmp_path / "published.duckdb"))},
+        instance=dagster_instance,
+    )
+    assert result.success
+    metadata = {event.asset_key: event.materialization.metadata
+                for event in result.get_asset_materialization_events()}
+    assert "hyponatremia_lab" in metadata[staging_key("measurement")]["warning"].value
+    assert "censored at death" in metadata[staging_key("death")]["warning"].value
+    assert "warning" not in metadata[staging_key("condition_occurrence")]
+    warnings = [entry.user_message for entry in dagster_instance.all_logs(result.run_id)
+                if entry.level == logging.WARNING]
+    assert any(m.startswith("the extract ships no measurement table") for m in warnings)
+    assert any(m.startswith("the extract ships no death table") for m in warnings)
+
+
+def test_a_study_period_outside_the_extract_names_both_ranges():
+    from pipelines.cohorts.attrition import study_period_warning
+    from pipelines.cohorts.study import load_studies
+
+    study = load_studies()["leg_cramps"]
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.observation_period AS SELECT * FROM (VALUES "
+                "(DATE '2110-03-01', DATE '2150-06-30'), (DATE '2140-01-01', DATE '2202-01-31')) "
+                "AS t(observation_period_start_date, observation_period_end_date)")
+    everybody_leaves = [("in_extract", 100, 100, 0), ("no_observation_in_study_period", 100, 0, 100)]
+    warning = study_period_warning(con, study, everybody_leaves)
+    assert (f"study period ({study.study_period.start} to {study.study_period.end}): the extract observes "
+            "2110-03-01 to 2202-01-31, so all 100 persons leave") in warning
+    assert '{"leg_cramps": {"study_period": {"start": "2110-03-01", "end": "2202-01-31"}}}' in warning
+    assert study_period_warning(con, study, [("in_extract", 100, 100, 0),
+                                             ("no_observation_in_study_period", 100, 3, 97)]) is None

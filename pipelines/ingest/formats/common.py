@@ -25,6 +25,9 @@ class FormatLoad:
     unresolvable_phenotypes: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Warnings about one staging table (an OMOP clinical table the extract does not ship), also in `warnings`;
+    # the ingest asset shows each in its table's Dagster metadata.
+    table_warnings: dict[str, str] = field(default_factory=dict)
 
 
 def run_sql_file(con: duckdb.DuckDBPyConnection, relative_path: str) -> None:

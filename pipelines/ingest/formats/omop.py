@@ -58,7 +58,8 @@ def load_omop(con: duckdb.DuckDBPyConnection, extract_dir: Path, detected: Detec
     result.warnings += _unrecognised_file_warnings(detected)
     result.warnings += _vocabulary_defect_warnings(con, detected)
     _report_resolution(con, result, has_vocabulary)
-    result.warnings += _absent_table_warnings(detected, result.unresolvable_phenotypes)
+    result.table_warnings = _absent_table_warnings(detected, result.unresolvable_phenotypes)
+    result.warnings += result.table_warnings.values()
     for table in WORK_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return result
@@ -88,9 +89,9 @@ def _vocabulary_defect_warnings(con: duckdb.DuckDBPyConnection, detected: Detect
             "row per concept_id, as the OMOP vocabulary ships it)."]
 
 
-def _absent_table_warnings(detected: DetectedFormat, unresolvable: dict[str, list[str]]) -> list[str]:
-    """An OMOP clinical table the extract does not ship is created empty: say what that takes away."""
-    warnings = []
+def _absent_table_warnings(detected: DetectedFormat, unresolvable: dict[str, list[str]]) -> dict[str, str]:
+    """An OMOP clinical table the extract does not ship is created empty: say what that takes away, by table."""
+    warnings = {}
     domain_by_table = {table: domain for domain, table in TABLE_BY_DOMAIN.items()}
     for table in OMOP_CLINICAL_COLUMNS:
         if table in detected.files:
@@ -101,8 +102,8 @@ def _absent_table_warnings(detected: DetectedFormat, unresolvable: dict[str, lis
                       f"{', '.join(ids)}")
         else:
             effect = ABSENT_TABLE_EFFECT[table]
-        warnings.append(f"the extract ships no {table} table (created empty): {effect}. Add {table}.csv to the "
-                        "extract if the site has it.")
+        warnings[table] = (f"the extract ships no {table} table (created empty): {effect}. Add {table}.csv to "
+                           "the extract if the site has it.")
     return warnings
 
 
