@@ -128,8 +128,8 @@ def study_period_warning(con, study: StudyDefinition, counts: list[tuple[str, in
     before, after = by_code.get("no_observation_in_study_period", (0, 0))
     if not before or after:
         return None
-    first, last = con.execute("SELECT min(observation_period_start_date), max(observation_period_end_date) "
-                              "FROM staging.observation_period").fetchone()
+    [(first, last)] = con.execute("SELECT min(observation_period_start_date), max(observation_period_end_date) "
+                                  "FROM staging.observation_period").fetchall()
     example = json.dumps({study.id: {"study_period": {"start": str(first), "end": str(last)}}})
     return (f"no person's observation overlaps the study period ({study.study_period.start} to "
             f"{study.study_period.end}): the extract observes {first} to {last}, so all {before:,} persons leave at "

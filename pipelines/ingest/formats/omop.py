@@ -80,7 +80,7 @@ def _vocabulary_defect_warnings(con: duckdb.DuckDBPyConnection, detected: Detect
         """SELECT count(*), count(*) FILTER (WHERE distinct_rows > 1),
                   list(concept_id ORDER BY distinct_rows > 1 DESC, TRY_CAST(concept_id AS BIGINT), concept_id)[1:10]
            FROM omop_vocabulary_concept_defects"""
-    ).fetchone()
+    ).fetchall()[0]
     if not repeated:
         return []
     return [f"vocabulary defect: {detected.files['concept'].name} has {repeated:,} concept_id(s) on more than one row "
@@ -183,7 +183,7 @@ def _drug_ingredient_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
                   count(DISTINCT person_id) FILTER (WHERE by_ancestor IS NULL AND NOT ingredient),
                   count(*) FILTER (WHERE by_ancestor IS NULL AND ingredient)
            FROM records"""
-    ).fetchone()
+    ).fetchall()[0]
     if not total:
         return []
     message = (f"drug ingredients: {total - unresolved:,} of {total:,} drug records resolve to an RxNorm ingredient "
