@@ -215,3 +215,29 @@ def test_a_study_period_outside_the_extract_names_both_ranges():
     assert '{"leg_cramps": {"study_period": {"start": "2110-03-01", "end": "2202-01-31"}}}' in warning
     assert study_period_warning(con, study, [("in_extract", 100, 100, 0),
                                              ("no_observation_in_study_period", 100, 3, 97)]) is None
+
+
+def test_check_reports_layout_and_vocabulary_problems_without_a_run(extract, capsys):
+    from pipelines.run import main
+
+    concept = extract / "CONCEPT.csv"
+    first_row = concept.read_text().splitlines()[1]
+    with concept.open("a") as handle:
+        handle.write(first_row + "\n")
+    concept.rename(extract / "CONCEPT_v2.csv")
+    (extract / "MEASUREMENT.csv").unlink()
+    assert main(["--check", "--extract", str(extract)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("extract format: omop_cdm_v5.4")
+    assert "WARNING: file(s) not recognised as OMOP CDM tables, not read: CONCEPT_v2.csv" in out
+    assert "WARNING: the extract ships no measurement table" in out and "hyponatremia_lab" in out
+
+    concept = extract / "CONCEPT_v2.csv"
+    concept.rename(extract / "CONCEPT.csv")
+    assert main(["--check", "--extract", str(extract)]) == 0
+    assert "vocabulary defect: CONCEPT.csv has 1 concept_id(s) on more than one row (0 with differing" \
+           in capsys.readouterr().out
+
+    (extract / "OBSERVATION_PERIOD.csv").unlink()
+    assert main(["--check", "--extract", str(extract)]) == 1
+    assert "required file(s) are missing: observation_period.csv" in capsys.readouterr().err

@@ -65,6 +65,19 @@ def load_omop(con: duckdb.DuckDBPyConnection, extract_dir: Path, detected: Detec
     return result
 
 
+def check_omop(detected: DetectedFormat) -> list[str]:
+    """What a load would warn about the extract's layout and vocabulary, without loading its clinical tables: files
+    not recognised, repeated concept ids, absent clinical tables and the phenotypes they take away."""
+    with duckdb.connect() as con:
+        run_sql_file(con, "staging/format_macros.sql")
+        _create_vocabulary_tables(con, detected, lambda message: None)
+        warnings = _unrecognised_file_warnings(detected) + _vocabulary_defect_warnings(con, detected)
+    absent_domains = {domain for domain, table in TABLE_BY_DOMAIN.items() if table not in detected.files}
+    reachable = {domain: set() if domain in absent_domains else PHENOTYPE_VOCABULARIES for domain in TABLE_BY_DOMAIN}
+    unresolvable = unresolvable_phenotypes(reachable, {})
+    return warnings + list(_absent_table_warnings(detected, unresolvable).values())
+
+
 def _unrecognised_file_warnings(detected: DetectedFormat) -> list[str]:
     if not detected.unrecognised:
         return []
