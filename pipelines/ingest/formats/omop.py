@@ -178,33 +178,42 @@ def _report_resolution(con: duckdb.DuckDBPyConnection, result: FormatLoad, has_v
 
 def _drug_ingredient_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Exact counts of the drug records (and persons) that reach an RxNorm ingredient, by route, and of those that
-    do not."""
-    total, persons, by_ancestor, by_chain, unresolved, unresolved_persons, ingredient_level = con.execute(
-        """WITH routes AS (
+    do not, by vocabulary (vaccines coded in CVX have no ingredient; RxNorm drugs without one lack vocabulary)."""
+    con.execute(
+        """CREATE OR REPLACE TEMP VIEW omop_drug_record_route AS
+           WITH routes AS (
                SELECT vocabulary, code, bool_or(route = 'concept_ancestor') AS by_ancestor
-               FROM omop_drug_ingredient WHERE mapping = 'ingredient' GROUP BY ALL),
-           records AS (
-               SELECT d.person_id, routes.by_ancestor,
-                      EXISTS (SELECT 1 FROM omop_vocabulary_concept c
-                              WHERE c.vocabulary_id = d.drug_vocabulary AND c.concept_code = d.drug_code
-                                AND c.vocabulary_id = 'RxNorm' AND c.concept_class_id = 'Ingredient') AS ingredient
-               FROM staging.drug_exposure d
-               LEFT JOIN routes ON routes.vocabulary = d.drug_vocabulary AND routes.code = d.drug_code)
-           SELECT count(*), count(DISTINCT person_id), count(*) FILTER (WHERE by_ancestor),
-                  count(*) FILTER (WHERE NOT by_ancestor),
-                  count(*) FILTER (WHERE by_ancestor IS NULL AND NOT ingredient),
-                  count(DISTINCT person_id) FILTER (WHERE by_ancestor IS NULL AND NOT ingredient),
-                  count(*) FILTER (WHERE by_ancestor IS NULL AND ingredient)
-           FROM records"""
-    ).fetchall()[0]
+               FROM omop_drug_ingredient WHERE mapping = 'ingredient' GROUP BY ALL)
+           SELECT d.person_id, d.drug_vocabulary, routes.by_ancestor,
+                  EXISTS (SELECT 1 FROM omop_vocabulary_concept c
+                          WHERE c.vocabulary_id = d.drug_vocabulary AND c.concept_code = d.drug_code
+                            AND c.vocabulary_id = 'RxNorm' AND c.concept_class_id = 'Ingredient') AS ingredient
+           FROM staging.drug_exposure d
+           LEFT JOIN routes ON routes.vocabulary = d.drug_vocabulary AND routes.code = d.drug_code"""
+    )
+    [(total, persons, by_ancestor, by_chain, ingredient_level, unresolved_persons)] = con.execute(
+        """SELECT count(*), count(DISTINCT person_id), count(*) FILTER (WHERE by_ancestor),
+                  count(*) FILTER (WHERE NOT by_ancestor), count(*) FILTER (WHERE by_ancestor IS NULL AND ingredient),
+                  count(DISTINCT person_id) FILTER (WHERE by_ancestor IS NULL AND NOT ingredient)
+           FROM omop_drug_record_route"""
+    ).fetchall()
+    unresolved_by_vocabulary = con.execute(
+        """SELECT coalesce(drug_vocabulary, 'none'), count(*) FROM omop_drug_record_route
+           WHERE by_ancestor IS NULL AND NOT ingredient GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    con.execute("DROP VIEW omop_drug_record_route")
     if not total:
         return []
+    by_vocabulary = dict(unresolved_by_vocabulary)
+    unresolved = sum(by_vocabulary.values())
     message = (f"drug ingredients: {total - unresolved:,} of {total:,} drug records resolve to an RxNorm ingredient "
                f"({by_ancestor:,} through concept_ancestor, {by_chain:,} through the RxNorm relationship chain of "
                f"concept_relationship, {ingredient_level:,} recorded as the ingredient itself); {unresolved:,} "
                f"records of {unresolved_persons:,} of {persons:,} persons resolve to none")
     if unresolved:
-        message += (" and no ingredient-defined drug phenotype can find them (vaccines and devices have none; for "
-                    "the others ship the extract's full OMOP vocabulary: concept, concept_relationship, "
-                    "concept_ancestor)")
+        listed = ", ".join(f"{vocabulary} {count:,}" for vocabulary, count in by_vocabulary.items())
+        message += f" ({listed}), and no ingredient-defined drug phenotype can find them"
+    if by_vocabulary.get("RxNorm"):
+        message += ("; for RxNorm drugs without an ingredient ship the extract's full OMOP vocabulary (concept with "
+                    "the ingredients, concept_relationship, concept_ancestor)")
     return [message + "."]
