@@ -9,6 +9,7 @@ import duckdb
 
 from pipelines import extract_spec as spec
 from pipelines.ingest.formats.common import (
+    TABLE_BY_DOMAIN,
     FormatLoad,
     load_shaped_tables,
     run_sql_file,
@@ -16,7 +17,6 @@ from pipelines.ingest.formats.common import (
     unresolvable_phenotypes,
     unresolvable_warnings,
 )
-from pipelines.ingest.formats.common import TABLE_BY_DOMAIN
 from pipelines.ingest.formats.detection import (
     OMOP_CLINICAL_COLUMNS,
     OMOP_REQUIRED_COLUMNS,
@@ -30,7 +30,7 @@ from pipelines.ingest.loader import Log
 PHENOTYPE_VOCABULARIES = set(spec.VOCABULARIES) - {"LOCAL"}
 
 
-# The vocabulary files the ingest reads, and what each file name may be, for the report of unrecognised files.
+# The vocabulary files the ingest reads, named in the report of unrecognised files.
 VOCABULARY_FILE_NAMES = ", ".join(f"{table}.csv" for table in OMOP_VOCABULARY_COLUMNS)
 # What an absent clinical table takes away beyond its phenotypes.
 ABSENT_TABLE_EFFECT = {
@@ -38,9 +38,10 @@ ABSENT_TABLE_EFFECT = {
     "procedure_occurrence": "no procedure is seen",
     "death": "nobody is censored at death (follow-up runs to the end of observation)",
 }
+# Work tables of sql/staging/omop_vocabulary.sql and omop_concept_code_map.sql, dropped after the load.
 WORK_TABLES = ("omop_vocabulary_concept", "omop_vocabulary_concept_defects", "omop_ingredient_relationship",
-               "omop_vocabulary_relationship",
-               "omop_vocabulary_ancestor", "omop_staged_concept", "omop_drug_ingredient")
+               "omop_vocabulary_relationship", "omop_vocabulary_ancestor", "omop_staged_concept",
+               "omop_drug_ingredient")
 
 
 def load_omop(con: duckdb.DuckDBPyConnection, extract_dir: Path, detected: DetectedFormat, log: Log) -> FormatLoad:
