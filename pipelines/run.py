@@ -125,6 +125,20 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     return [message for message in map(failure_message, result.all_events) if message]
 
 
+def check(extract: Path) -> int:
+    """`legcramp-run --check`: the extract's layout checked before anything heavy starts."""
+    from pipelines.ingest.formats import check_extract
+    from pipelines.ingest.loader import ExtractError
+
+    try:
+        findings = check_extract(extract)
+    except ExtractError as error:
+        print(f"extract check failed: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(findings))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extract", type=Path, default=paths.DEFAULT_EXTRACT, help="extract folder")
@@ -138,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-reject-share", type=float, metavar="SHARE",
                         help="largest share of a table's records the ingest may reject before the run stops "
                              f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_format.md)")
+    parser.add_argument("--check", action="store_true",
+                        help="only check the extract's layout, columns and vocabulary (seconds, no run); exit 1 on "
+                             "a problem that would stop the run")
     args = parser.parse_args(argv)
+    if args.check:
+        return check(args.extract)
     if args.override_json is not None and not isinstance(args.override_json, dict):
         parser.error("--override-json must be a JSON object: study id -> study fields")
 

@@ -47,9 +47,13 @@ def test_mixed_layout_is_refused(tmp_path):
 
 def test_omop_missing_file_and_column_are_named(tmp_path):
     _require(GIBLEED)
-    for name in ("person.csv", "observation_period.csv", "visit_occurrence.csv", "condition_occurrence.csv"):
+    # Only person and observation_period are required; the clinical tables are optional (created empty).
+    for name in ("person.csv", "visit_occurrence.csv", "condition_occurrence.csv"):
         shutil.copy(GIBLEED / name, tmp_path / name.upper())
-    with pytest.raises(ExtractError, match="required file.*drug_exposure.csv, measurement.csv"):
+    with pytest.raises(ExtractError, match=r"required file\(s\) are missing: observation_period.csv\."):
+        detect_format(tmp_path)
+    (tmp_path / "OBSERVATION_PERIOD.csv").write_text("observation_period_id,person_id,observation_period_start_date\n")
+    with pytest.raises(ExtractError, match="OBSERVATION_PERIOD.csv lacks observation_period_end_date"):
         detect_format(tmp_path)
 
 
@@ -67,10 +71,14 @@ def test_omop_without_vocabulary_reports_unresolvable_phenotypes(tmp_path):
     assert any("no vocabulary tables" in w for w in result.warnings)
 
 
-def test_synthea27nj_drug_phenotypes_are_reported_unresolvable():
+def test_synthea27nj_drug_phenotypes_resolve_through_rxnorm_relationships():
     _require(SYNTHEA27NJ)
     result = load_extract_any_format(duckdb.connect(), SYNTHEA27NJ)
-    assert "hydrochlorothiazide" in result.unresolvable_phenotypes["drug_exposure"]
+    # Its CONCEPT_ANCESTOR is empty; 121 drug records reach an ingredient through concept_relationship (ACE
+    # inhibitors among them), the others' ingredients are not in its CONCEPT table.
+    assert "ace_inhibitors" not in result.unresolvable_phenotypes["drug_exposure"]
+    assert "insulin" in result.unresolvable_phenotypes["drug_exposure"]
+    assert any(w.startswith("drug ingredients: 121 of 883 drug records") for w in result.warnings)
     assert "hypothyroidism" not in result.unresolvable_phenotypes.get("condition_occurrence", [])
 
 

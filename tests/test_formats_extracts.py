@@ -108,8 +108,9 @@ def test_synthea27nj_omop_v54_end_to_end(tmp_path, dagster_instance):
     _require(SYNTHEA27NJ)
     con = _run(SYNTHEA27NJ, tmp_path, dagster_instance)
     assert con.execute("SELECT count(*) FROM staging.person").fetchone()[0] == 28
-    # Its CONCEPT_ANCESTOR is empty and its CONCEPT table lacks the ingredients, so drug phenotypes cannot be
-    # resolved: they find nobody (and the ingest says so, see test_formats_detection).
+    # Its CONCEPT_ANCESTOR is empty; its drugs reach an ingredient only through concept_relationship, and
+    # hydrochlorothiazide's ingredient is not in its CONCEPT table, so that phenotype finds nobody (the ingest counts
+    # the drug records it could and could not resolve, see test_formats_detection and test_faults_omop).
     assert _persons(con, "hydrochlorothiazide") == 0
     # Potassium lab values are real here: hypokalemia_lab (< 3.5 mmol/L) computed from the source.
     expected = _query(f"""

@@ -6,6 +6,7 @@ removes the persons with its code. The codes below are those the SQL writes.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from pipelines.cohorts.study import FirstVisitIndex, NewUserIndex, StudyDefinition
@@ -113,6 +114,22 @@ def published_attrition(study: StudyDefinition, counts: list[tuple[str, int, int
             suppressed=any((before_suppression, after_suppression, removed_suppression)),
         ))
     return rows, suppression.warnings
+
+
+def study_period_warning(con, study: StudyDefinition, counts: list[tuple[str, int, int, int]]) -> str | None:
+    """When no person's observation overlaps the study period (typically date-shifted data, such as MIMIC's
+    2110-2202), the extract's observation range beside the study period, and the override that fixes it."""
+    by_code = {code: (before, after) for code, before, after, _ in counts}
+    before, after = by_code.get("no_observation_in_study_period", (0, 0))
+    if not before or after:
+        return None
+    [(first, last)] = con.execute("SELECT min(observation_period_start_date), max(observation_period_end_date) "
+                                  "FROM staging.observation_period").fetchall()
+    example = json.dumps({study.id: {"study_period": {"start": str(first), "end": str(last)}}})
+    return (f"no person's observation overlaps the study period ({study.study_period.start} to "
+            f"{study.study_period.end}): the extract observes {first} to {last}, so all {before:,} persons leave at "
+            f"the study-period step. If the extract's dates are shifted, run the study over its own period with an "
+            f"override, for example legcramp-run --override-json '{example}' (docs/extract_formats.md).")
 
 
 def attrition_markdown(rows: list[AttritionRow]) -> str:

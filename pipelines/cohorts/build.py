@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition
+from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition, study_period_warning
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.disclosure import shown_count
@@ -226,6 +226,7 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
         counts = [(r["step_code"], r["persons_before"], r["persons_after"], r["persons_removed"])
                   for r in query(con, "attrition_counts", parameters)]
         attrition, warnings = published_attrition(study, counts, threshold)
+        warnings += filter(None, [study_period_warning(con, study, counts)])
         _insert_rows(con, "results.attrition", [vars(row) for row in attrition])
 
         sql = model_sql("person_variables")

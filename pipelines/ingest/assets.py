@@ -60,6 +60,8 @@ def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
     unresolvable = result.unresolvable_phenotypes.get(table.name)
     if unresolvable:
         metadata["unresolvable_phenotypes"] = ", ".join(unresolvable)
+    if table.name in result.table_warnings:
+        metadata["warning"] = result.table_warnings[table.name]
     return metadata
 
 

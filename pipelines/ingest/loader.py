@@ -116,9 +116,22 @@ def _not_gzip_error(path: Path, error: Exception) -> ExtractError:
     )
 
 
-def read_csv_header(path: Path) -> list[str]:
-    """The column names of line 1 (a UTF-8 byte-order mark before them is dropped); errors name the file, the line
-    and the fix."""
+# The field separators a header is sniffed for, the first winning a tie: sites ship tab-, pipe- and
+# semicolon-separated files as often as comma-separated ones.
+DELIMITERS = (",", "\t", "|", ";")
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The separator of a header line: the candidate of DELIMITERS found most often outside quotes (comma when none
+    is)."""
+    unquoted = "".join(header_line.split('"')[0::2])
+    counts = {delimiter: unquoted.count(delimiter) for delimiter in DELIMITERS}
+    best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] else ","
+
+
+def _header_line(path: Path) -> str:
+    """Line 1 of a CSV file as text (a UTF-8 byte-order mark dropped); errors name the file, the line and the fix."""
     try:
         with _open_binary(path) as handle:
             first_line = handle.readline(1 << 20)
@@ -131,7 +144,18 @@ def read_csv_header(path: Path) -> list[str]:
             f"{path}: line 1 (the header), byte {error.start + 1}: {first_line[error.start:error.start + 1]!r} is "
             f"not UTF-8; {ENCODING_FIX}."
         ) from error
-    text = text.rstrip("\r\n")
+    return text.rstrip("\r\n")
+
+
+def csv_delimiter(path: Path) -> str:
+    """The field separator of a CSV file, sniffed from its header (see `sniff_delimiter`)."""
+    return sniff_delimiter(_header_line(path))
+
+
+def read_csv_header(path: Path) -> list[str]:
+    """The column names of line 1 (a UTF-8 byte-order mark before them is dropped), split at the sniffed
+    separator; errors name the file, the line and the fix."""
+    text = _header_line(path)
     if not text.strip():
         raise ExtractError(f"{path}: the file is empty; line 1 must be a header naming the columns.")
     if text.count('"') % 2:
@@ -139,7 +163,7 @@ def read_csv_header(path: Path) -> list[str]:
         # reconciliation with the file's lines) assume a one-line header, so this is refused rather than guessed.
         raise ExtractError(f"{path}: line 1 (the header) has an unclosed quote or a line break inside a quoted "
                            "column name; write the header on one line with balanced quotes.")
-    header = [name.strip() for name in next(csv.reader([text]))]
+    header = [name.strip() for name in next(csv.reader([text], delimiter=sniff_delimiter(text)))]
     seen: dict[str, str] = {}
     for name in header:
         if name.lower() in seen:
@@ -477,7 +501,7 @@ def _csv_reader_sql(path: Path, header: list[str], keep_rejects: bool = True) ->
     rejects = ("store_rejects = true, rejects_table = '_ingest_reject_errors', "
                "rejects_scan = '_ingest_reject_scans'") if keep_rejects else "ignore_errors = true"
     return (f"read_csv({reader_path_sql(path)}, header = true, auto_detect = false, columns = {columns}, "
-            f"delim = ',', quote = '\"', escape = '\"', {rejects})")
+            f"delim = {quote_literal(csv_delimiter(path))}, quote = '\"', escape = '\"', {rejects})")
 
 
 def _source_relation_sql(path: Path, header: list[str], numbered: bool = True) -> str:
@@ -504,6 +528,7 @@ def load_table(
     shape_sql: str | None = None,
     fingerprint: Callable[[], FileFingerprint] | None = None,
     read_path: Path | None = None,
+    source_columns: tuple[str, ...] | None = None,
 ) -> TableLoad:
     """Load one file into staging.<table> and ingest.rejects; return the counts.
 
@@ -520,6 +545,8 @@ def load_table(
     ``fingerprint``: the CSV file's `FileFingerprint` (waited for only after the parse); with it, reject lines are
     physical lines (blank lines and quoted line breaks counted) and the records are reconciled with the lines.
     ``read_path``: the file DuckDB reads when it is not ``path`` itself (a copy with normalised line ends).
+    ``source_columns``: with ``shape_sql``, the (lower-case) source columns the shaping reads; the file's other
+    columns are reported as ignored.
     """
     read_path = read_path or path
     header = file_header = file_columns(con, read_path)
@@ -535,6 +562,8 @@ def load_table(
             f"(found: {', '.join(header)}). See docs/extract_format.md."
         )
     ignored = [name for name in header if name.lower() not in table.column_names]
+    if shape_sql is not None and source_columns is not None:
+        ignored = [name for name in file_header if name.lower() not in source_columns]
 
     log(f"{table.name}: reading {path.name}")
     con.execute("DROP TABLE IF EXISTS _ingest_reject_errors")
@@ -873,13 +902,15 @@ def _reconcile(con: duckdb.DuckDBPyConnection, path: Path, lines: FileFingerprin
 
 
 def load_file(con: duckdb.DuckDBPyConnection, table: Table, path: Path, fingerprints: FileFingerprints,
-              log: Log = lambda message: None, shape_sql: str | None = None) -> TableLoad:
+              log: Log = lambda message: None, shape_sql: str | None = None,
+              source_columns: tuple[str, ...] | None = None) -> TableLoad:
     """`load_table` with the file's fingerprint (physical lines, reconciliation); a CSV file that mixes CRLF and LF
     line ends is loaded from a copy with LF only, so its records, rejects and line numbers are those of the file."""
     if is_parquet(path):
-        return load_table(con, table, path, log, shape_sql)
+        return load_table(con, table, path, log, shape_sql, source_columns=source_columns)
     try:
-        return load_table(con, table, path, log, shape_sql, fingerprint=lambda: fingerprints[path])
+        return load_table(con, table, path, log, shape_sql, fingerprint=lambda: fingerprints[path],
+                          source_columns=source_columns)
     except _MixedLineEndings:
         pass
     log(f"{table.name}: {path.name} mixes CRLF and LF line ends; reading it with LF line ends")
@@ -887,7 +918,7 @@ def load_file(con: duckdb.DuckDBPyConnection, table: Table, path: Path, fingerpr
     try:
         copy = normalised_line_endings_copy(path, folder)
         return load_table(con, table, path, log, shape_sql, fingerprint=lambda: fingerprint_file(copy),
-                          read_path=copy)
+                          read_path=copy, source_columns=source_columns)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -27,7 +27,7 @@ from pipelines.ingest.formats.detection import (
 )
 from pipelines.ingest.loader import Log, load_extract
 
-__all__ = ["FormatLoad", "DetectedFormat", "detect_format", "load_extract_any_format"]
+__all__ = ["FormatLoad", "DetectedFormat", "check_extract", "detect_format", "load_extract_any_format"]
 
 
 def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path,
@@ -52,3 +52,14 @@ def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path,
     for note in result.notes:
         log(note)
     return result
+
+
+def check_extract(extract_dir: Path) -> list[str]:
+    """The extract's layout, file headers and (OMOP) vocabulary checked in seconds, before any load: an ExtractError
+    for what would stop the run, else the findings (the format, then what a load would warn about)."""
+    detected = detect_format(Path(extract_dir))
+    findings = [f"extract format: {detected.label} ({extract_dir})"]
+    if detected.name == OMOP:
+        from pipelines.ingest.formats.omop import check_omop
+        findings += [f"WARNING: {warning}" for warning in check_omop(detected)]
+    return findings

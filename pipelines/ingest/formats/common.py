@@ -25,6 +25,9 @@ class FormatLoad:
     unresolvable_phenotypes: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Warnings about one staging table (an OMOP clinical table the extract does not ship), also in `warnings`;
+    # the ingest asset shows each in its table's Dagster metadata.
+    table_warnings: dict[str, str] = field(default_factory=dict)
 
 
 def run_sql_file(con: duckdb.DuckDBPyConnection, relative_path: str) -> None:
@@ -42,11 +45,13 @@ def load_shaped_tables(
     extract_dir: Path,
     sources: dict[str, tuple[Path, str] | None],
     log: Log,
+    source_columns: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, TableLoad]:
     """Load every canonical table from (source file, shaping SELECT), person first, with the canonical accounting.
 
     ``sources[table]`` is None for an optional table the extract does not have (created empty, as the canonical
-    path does). Writes ingest.load_counts and ingest.manifest like loader.load_extract.
+    path does). ``source_columns[table]``: the source columns its shaping reads (lower-case); the file's others are
+    its ignored_columns. Writes ingest.load_counts and ingest.manifest like loader.load_extract.
     """
     loader.create_ingest_schema(con)
     con.execute("DELETE FROM ingest.rejects")
@@ -61,7 +66,8 @@ def load_shaped_tables(
             log(f"{table.name}: no file in the extract (optional table), created empty")
             continue
         path, select_sql = source
-        loads[table.name] = loader.load_file(con, table, path, fingerprints, log, shape_sql=select_sql)
+        loads[table.name] = loader.load_file(con, table, path, fingerprints, log, shape_sql=select_sql,
+                                             source_columns=(source_columns or {}).get(table.name))
     files = {name: (source[0] if source else None) for name, source in sources.items()}
     loader.write_load_counts(con, loads)
     loader.write_manifest(con, extract_dir, files, loads, fingerprints)

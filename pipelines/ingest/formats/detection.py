@@ -33,6 +33,9 @@ OMOP_REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
                "race_source_value", "ethnicity_source_value", "care_site_id"),
     "observation_period": ("observation_period_id", "person_id", "observation_period_start_date",
                            "observation_period_end_date"),
+}
+# OMOP clinical tables the ingest reads when the extract has them (created empty, with a warning, when not).
+OMOP_CLINICAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "visit_occurrence": ("visit_occurrence_id", "person_id", "visit_concept_id", "visit_start_date",
                          "visit_end_date"),
     "condition_occurrence": ("condition_occurrence_id", "person_id", "condition_concept_id",
@@ -47,13 +50,28 @@ OMOP_REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "procedure_occurrence": ("procedure_occurrence_id", "person_id", "procedure_concept_id",
                              "procedure_source_concept_id", "procedure_source_value", "procedure_date",
                              "visit_occurrence_id"),
+    "death": ("person_id", "death_date"),
 }
-OMOP_OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"death": ("person_id", "death_date")}
 OMOP_VOCABULARY_COLUMNS: dict[str, tuple[str, ...]] = {
     "concept": ("concept_id", "vocabulary_id", "concept_code", "concept_class_id"),
     "concept_relationship": ("concept_id_1", "concept_id_2", "relationship_id", "invalid_reason"),
     "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
 }
+# Columns only v5.4 has (v5.3 names the visit's admitting columns admitting_source_*, and has no procedure end or
+# measurement event): any of them present makes the extract v5.4.
+OMOP_V54_COLUMNS = (("visit_occurrence", "admitted_from_concept_id"), ("procedure_occurrence", "procedure_end_date"),
+                    ("measurement", "measurement_event_id"))
+# Every table of the OMOP CDM v5.3 and v5.4 (clinical, health system, derived, metadata, vocabulary): a file of
+# another name is reported as not recognised, with the names the ingest reads.
+OMOP_CDM_TABLES = frozenset((
+    "person", "observation_period", "visit_occurrence", "visit_detail", "condition_occurrence", "drug_exposure",
+    "procedure_occurrence", "device_exposure", "measurement", "observation", "death", "note", "note_nlp",
+    "specimen", "fact_relationship", "survey_conduct", "location", "location_history", "care_site", "provider",
+    "payer_plan_period", "cost", "drug_era", "dose_era", "condition_era", "episode", "episode_event", "metadata",
+    "cdm_source", "concept", "vocabulary", "domain", "concept_class", "concept_relationship", "relationship",
+    "concept_synonym", "concept_ancestor", "source_to_concept_map", "drug_strength", "cohort", "cohort_definition",
+    "attribute_definition", "cohort_attribute",
+))
 SYNTHEA_REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "patients": ("id", "birthdate", "deathdate", "gender", "race", "ethnicity"),
     "encounters": ("id", "start", "stop", "patient", "encounterclass"),
@@ -69,6 +87,8 @@ class DetectedFormat:
     name: str  # CANONICAL, OMOP, SYNTHEA or SITE_MAPPING
     version: str | None  # "5.3" / "5.4" for OMOP
     files: dict[str, Path]  # lower-case table name -> file
+    # Data files whose name is no table of the format (OMOP: 2b_concept.csv), by file name.
+    unrecognised: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -85,7 +105,8 @@ def expected_layouts() -> str:
         "  - canonical extract (docs/extract_format.md): person.csv with person_id, year_of_birth, sex, and the other "
         "canonical tables;\n"
         f"  - OMOP CDM v5.3/v5.4 (file and column names in any case, .csv/.csv.gz/.parquet): "
-        f"{listing(OMOP_REQUIRED_COLUMNS)}; optional death, concept, concept_relationship, concept_ancestor;\n"
+        f"{listing(OMOP_REQUIRED_COLUMNS)}; optional (created empty, with a warning): "
+        f"{listing(OMOP_CLINICAL_COLUMNS)}; vocabulary: {listing(OMOP_VOCABULARY_COLUMNS)};\n"
         f"  - Synthea CSV: {listing(SYNTHEA_REQUIRED_COLUMNS)};\n"
         f"  - a site layout: {SITE_MAPPING_FILE} describing the files (docs/extract_formats.md)."
     )
@@ -135,11 +156,11 @@ def detect_format(folder: Path) -> DetectedFormat:
     _check_required(folder, name, files, required)
     if name == SYNTHEA:
         return DetectedFormat(SYNTHEA, None, files)
-    _check_columns(folder, files, {**OMOP_OPTIONAL_COLUMNS, **OMOP_VOCABULARY_COLUMNS})
-    # v5.4 renamed the visit's admitting/discharge columns (admitted_from_concept_id); v5.3 has admitting_source_*.
-    visit_columns = lower_header(files["visit_occurrence"])
-    version = "5.4" if "admitted_from_concept_id" in visit_columns else "5.3"
-    return DetectedFormat(OMOP, version, files)
+    _check_columns(folder, files, {**OMOP_CLINICAL_COLUMNS, **OMOP_VOCABULARY_COLUMNS})
+    version = "5.4" if any(column in lower_header(files[table]) for table, column in OMOP_V54_COLUMNS
+                           if table in files) else "5.3"
+    unrecognised = tuple(sorted(path.name for table, path in files.items() if table not in OMOP_CDM_TABLES))
+    return DetectedFormat(OMOP, version, files, unrecognised)
 
 
 def _check_required(folder: Path, name: str, files: dict[str, Path], required: dict[str, tuple[str, ...]]) -> None:

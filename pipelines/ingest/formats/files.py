@@ -8,7 +8,12 @@ import duckdb
 
 from pipelines.extract_spec import FILE_SUFFIXES
 from pipelines.ingest.containment import inside_folder
-from pipelines.ingest.loader import ExtractError, is_parquet, read_csv_header, reader_path_sql
+from pipelines.sql_quoting import quote_literal
+from pipelines.ingest.loader import ExtractError, csv_delimiter, is_parquet, read_csv_header, reader_path_sql
+
+# What a data file of a non-canonical extract may be called: the canonical suffixes, and the .tsv / .txt names
+# tab- and pipe-separated exports get (the separator itself is sniffed from the header, see loader.sniff_delimiter).
+DATA_FILE_SUFFIXES: tuple[str, ...] = FILE_SUFFIXES + (".tsv", ".tsv.gz", ".txt", ".txt.gz")
 
 
 def table_files(folder: Path) -> dict[str, Path]:
@@ -21,7 +26,7 @@ def table_files(folder: Path) -> dict[str, Path]:
         if not path.is_file():
             continue
         lower = path.name.lower()
-        for suffix in FILE_SUFFIXES:
+        for suffix in DATA_FILE_SUFFIXES:
             if lower.endswith(suffix):
                 found.setdefault(lower[: -len(suffix)], []).append(path)
                 break
@@ -54,5 +59,6 @@ def reader_sql(path: Path) -> str:
     """
     if is_parquet(path):
         return f"read_parquet({reader_path_sql(path)})"
-    return (f"read_csv({reader_path_sql(path)}, header = true, all_varchar = true, delim = ',', quote = '\"', "
+    return (f"read_csv({reader_path_sql(path)}, header = true, all_varchar = true, "
+            f"delim = {quote_literal(csv_delimiter(path))}, quote = '\"', "
             "escape = '\"', ignore_errors = true)")
