@@ -49,7 +49,6 @@ outcome: {phenotype: leg_cramps}
 exposures:
   - {phenotype: myalgia, window: any_time_prior}
   - {phenotype: malaria_or_babesiosis, window: any_time_prior}
-small_cell_threshold: 1
 """
 
 

@@ -381,7 +381,7 @@ def test_study_phenotype_columns_take_any_name():
 
     con = duckdb.connect()
     con.execute("CREATE SCHEMA cohort")
-    con.execute("CREATE TABLE cohort.study_population (study_id VARCHAR, "
+    con.execute("CREATE TABLE cohort.study_population (study_id VARCHAR, person_id BIGINT, "
                 + ", ".join(f"{name} VARCHAR" for name in POPULATION_COLUMNS) + ")")
     study = SimpleNamespace(id="s1", variables=[SimpleNamespace(variable=HOSTILE)], phenotype_ids=[HOSTILE])
     add_phenotype_columns(con, study)

@@ -107,31 +107,35 @@ def not_estimable_reason(result: EstimateResult, fit: ModelFit | None = None) ->
     comparative = result.events_exposed is not None and result.events_unexposed is not None
     sequence = result.n_exposed is None and result.n_unexposed is None and "sequence ratio" in result.estimand
     if comparative and (result.events_exposed == 0 or result.events_unexposed == 0):
+        # Reasons name no count of persons: a count hidden as a small cell must not reappear here
+        # (docs/disclosure.md). Zero is not a small cell, so which side has none may be said.
         if sequence:
             missing = "index drug first" if result.events_exposed == 0 else "marker first"
-            return (f"no pairs with the {missing} ({result.events_exposed} index first, {result.events_unexposed} "
-                    "marker first): the ratio is 0 or infinite")
-        return (f"no events in one group ({result.events_exposed} exposed, {result.events_unexposed} unexposed): the "
-                "ratio is 0 or infinite")
+            return f"no pairs with the {missing}: the ratio is 0 or infinite"
+        missing = "exposed" if result.events_exposed == 0 else "unexposed"
+        if result.events_exposed == 0 and result.events_unexposed == 0:
+            missing = "exposed nor the unexposed"
+        return f"no events among the {missing}: the ratio is 0 or infinite"
     if fit is not None:
         if fit.parameters > 0 and fit.events / fit.parameters < MIN_EVENTS_PER_VARIABLE:
-            return (f"{fit.events} events for {fit.parameters} coefficients: {fit.events / fit.parameters:.1f} events "
-                    f"per variable, below the minimum of {MIN_EVENTS_PER_VARIABLE} (Peduzzi 1995/1996)")
+            return (f"fewer than {MIN_EVENTS_PER_VARIABLE} events per variable for {fit.parameters} coefficients "
+                    "(Peduzzi 1995/1996)")
         if fit.convergence_problems:
             return "the model did not converge: " + "; ".join(fit.convergence_problems)
         model_se, robust_se = fit.standard_error, fit.robust_standard_error
         if model_se is not None and robust_se is not None:
             if not (math.isfinite(model_se) and math.isfinite(robust_se)) or min(model_se, robust_se) <= 0:
-                return f"no usable standard error (model-based {model_se}, robust {robust_se})"
+                return "no usable standard error (model-based or robust)"
             ratio = max(model_se, robust_se) / min(model_se, robust_se)
             if ratio > MAX_STANDARD_ERROR_RATIO:
-                return (f"model-based and robust standard errors disagree ({model_se:.3g} vs {robust_se:.3g}, a factor "
-                        f"of {ratio:.3g} > {MAX_STANDARD_ERROR_RATIO:g}): the likelihood is flat or the model misfits")
+                # No values: a standard error recomputes the counts behind it (SE of a log rate ratio = sqrt(1/a + 1/c)).
+                return (f"model-based and robust standard errors differ by more than a factor of "
+                        f"{MAX_STANDARD_ERROR_RATIO:g}: the likelihood is flat or the model misfits")
     values = (result.estimate, result.ci_lower, result.ci_upper)
     if any(v is None or not math.isfinite(v) for v in values):
-        return f"no finite estimate and 95% CI (estimate {result.estimate}, CI {result.ci_lower} to {result.ci_upper})"
+        return "no finite estimate and 95% CI"
     if not result.ci_lower <= result.estimate <= result.ci_upper:
-        return f"the estimate {result.estimate:.4g} lies outside its 95% CI ({result.ci_lower:.4g} to {result.ci_upper:.4g})"
+        return "the estimate lies outside its 95% CI"
     return None
 
 
