@@ -118,8 +118,8 @@ def not_estimable_reason(result: EstimateResult, fit: ModelFit | None = None) ->
         return f"no events among the {missing}: the ratio is 0 or infinite"
     if fit is not None:
         if fit.parameters > 0 and fit.events / fit.parameters < MIN_EVENTS_PER_VARIABLE:
-            return (f"fewer than {MIN_EVENTS_PER_VARIABLE} events per variable for {fit.parameters} coefficients "
-                    "(Peduzzi 1995/1996)")
+            coefficients = f"{fit.parameters} coefficient{'' if fit.parameters == 1 else 's'}"
+            return f"fewer than {MIN_EVENTS_PER_VARIABLE} events per variable for {coefficients} (Peduzzi 1995/1996)"
         if fit.convergence_problems:
             return "the model did not converge: " + "; ".join(fit.convergence_problems)
         model_se, robust_se = fit.standard_error, fit.robust_standard_error
