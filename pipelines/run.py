@@ -66,6 +66,10 @@ def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None
     )
 
 
+NO_ESTIMATE_WARNING = ("no study published any estimate: see each study's attrition (results.attrition), the run's "
+                       "warnings (study period, unresolved phenotypes) and docs/extract_formats.md")
+
+
 def summary(database: Path, study_overrides: dict | None = None) -> str:
     """What the run published, with every person count printed as the published tables print it: "<threshold"
     for 1 to threshold-1 persons, with each study's threshold as the run used it (pipelines/disclosure.py)."""
@@ -85,12 +89,25 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
         tables = {r[0] for r in con.execute(
             "SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
         if "cohort.study_population" in tables:
-            for study, size, outcomes in con.execute(
-                "SELECT study_id, count(*), count(outcome_date) FROM cohort.study_population GROUP BY 1 ORDER BY 1"
-            ).fetchall():
+            cohorts = {study: (size, outcomes) for study, size, outcomes in con.execute(
+                "SELECT study_id, count(*), count(outcome_date) FROM cohort.study_population GROUP BY 1").fetchall()}
+            estimates = {}
+            if "results.associations" in tables:
+                estimates = {study: (shown, not_estimable, total) for study, shown, not_estimable, total in con.execute(
+                    "SELECT study_id, count(estimate), count(not_estimable_reason), count(*) "
+                    "FROM results.associations GROUP BY 1").fetchall()}
+            # Every study of the run, also one whose cohort is empty (it has no row in the table).
+            studies = sorted(set(thresholds) | set(cohorts))
+            for study in studies:
                 threshold = thresholds.get(study, floor)
+                size, outcomes = cohorts.get(study, (0, 0))
+                shown, not_estimable, total = estimates.get(study, (0, 0, 0))
                 lines.append(f"cohort {study}: {count_text(size, threshold)} persons, "
-                             f"{count_text(outcomes, threshold)} with incident leg cramps")
+                             f"{count_text(outcomes, threshold)} with incident leg cramps; {shown} of {total} "
+                             f"estimates published ({not_estimable} not estimable, "
+                             f"{total - shown - not_estimable} withheld by small-cell suppression)")
+            if not any(estimates.get(study, (0,))[0] for study in studies):
+                lines.append(f"WARNING: {NO_ESTIMATE_WARNING}")
         elif "phenotype.person_summary" in tables:
             cramps = con.execute(
                 "SELECT count(*) FROM phenotype.person_summary WHERE phenotype_id = 'leg_cramps'"
@@ -152,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-reject-share", type=float, metavar="SHARE",
                         help="largest share of a table's records the ingest may reject before the run stops "
                              f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_format.md)")
+    parser.add_argument("--fail-on-empty", action="store_true",
+                        help="exit 2 when the run published but no study produced any estimate")
     parser.add_argument("--check", action="store_true",
                         help="only check the extract's layout, columns and vocabulary (seconds, no run); exit 1 on "
                              "a problem that would stop the run")
@@ -172,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             print(message, file=sys.stderr)
         print(f"run {result.run_id} failed; the published database was not changed.", file=sys.stderr)
         return 1
-    print(summary(args.db, study_overrides=args.override_json))
-    return 0
+    text = summary(args.db, study_overrides=args.override_json)
+    print(text)
+    return 2 if args.fail_on_empty and NO_ESTIMATE_WARNING in text else 0
 
 
 if __name__ == "__main__":

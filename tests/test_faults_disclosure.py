@@ -261,6 +261,14 @@ def test_logs_summary_and_metadata_print_small_counts_as_the_threshold_in_force(
             assert number.startswith("<") or not 1 <= int(number.replace(",", "")) < THRESHOLDS[study], line
     text = summary(database, study_overrides={"leg_cramps": {"small_cell_threshold": 20}})
     assert ", <11 with incident leg cramps" in text.split("cohort thiazide_vs_ccb: ")[1]
+    # Each study's estimates: published, not estimable and withheld add up to the rows of results.associations.
+    counts = {study: tuple(map(int, numbers)) for study, *numbers in re.findall(
+        r"cohort (\S+): .*; (\d+) of (\d+) estimates published \((\d+) not estimable, (\d+) withheld", text)}
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = dict(con.execute("SELECT study_id, count(*) FROM results.associations GROUP BY 1").fetchall())
+    assert set(counts) == set(THRESHOLDS) - {"sequence_symmetry"} and counts["leg_cramps"][1] == rows["leg_cramps"] > 0
+    assert all(shown + not_estimable + withheld == total for shown, total, not_estimable, withheld in counts.values())
+    assert ("WARNING" in text) == (not any(shown for shown, *_ in counts.values()))
     for line in text.splitlines():
         for number in re.findall(r"(\d[\d,]*) (?:persons|with incident)", line):
             threshold = 20 if line.startswith("cohort leg_cramps") else 11

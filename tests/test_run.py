@@ -8,7 +8,8 @@ import sys
 
 import duckdb
 
-from pipelines.run import failure_messages, run_study, summary
+from pipelines.cohorts.study import load_studies
+from pipelines.run import NO_ESTIMATE_WARNING, failure_messages, run_study, summary
 from tests.test_ingest import EXPECTED_REJECTS, FIXTURE_MAX_REJECT_SHARE, write_fixture
 
 
@@ -37,6 +38,10 @@ def test_job_loads_extract_and_publishes_atomically(tmp_path, dagster_instance):
 
     text = summary(database)
     assert "patients loaded:    <11" in text and "rejected: 14" in text  # 3 persons: a small cell
+    # Every study is listed, an empty one too, and a run in which no study published an estimate says so.
+    for study_id in load_studies():
+        assert f"cohort {study_id}: " in text
+    assert "0 of " in text and f"WARNING: {NO_ESTIMATE_WARNING}" in text
 
 
 def test_failed_run_leaves_the_published_database_unchanged(tmp_path, dagster_instance):
