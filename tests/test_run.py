@@ -19,7 +19,7 @@ def test_job_loads_extract_and_publishes_atomically(tmp_path, dagster_instance):
     result = run_study(extract, database, instance=dagster_instance, max_reject_share=FIXTURE_MAX_REJECT_SHARE)
     assert result.success
     assert database.exists()
-    assert not any((database.parent / ".runs").glob("*.duckdb")), "the build file must have been moved"
+    assert not any((database.parent / ".runs").glob("**/*.duckdb")), "the build file must have been moved"
 
     con = duckdb.connect(str(database), read_only=True)
     assert con.execute("SELECT count(*) FROM staging.person").fetchone()[0] == 3

@@ -46,7 +46,6 @@ RESULT_COLUMNS = (
 
 # Count columns that small-cell suppression applies to (person-years are not counts of people).
 COUNT_COLUMNS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed")
-# Everything else a row publishes that, with the shown counts, recomputes a hidden count.
 # Columns that recompute a hidden count (with the counts shown beside them), hidden with it. The effective sample
 # size of a matched analysis is the number of matched persons.
 DERIVED_COLUMNS = ("estimate", "ci_lower", "ci_upper", "p_value", "person_years_exposed", "person_years_unexposed",
