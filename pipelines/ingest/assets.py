@@ -90,7 +90,7 @@ def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
 def staging_tables(context: dg.AssetExecutionContext, extract: ExtractSource, warehouse: Warehouse):
     """Load the extract folder into staging.*, with every refused row in ingest.rejects and its reason."""
     with warehouse.connect(context.run_id) as con:
-        # Detects canonical / OMOP CDM / Synthea / site layouts; canonical goes to load_extract.
+        # Detects the layout (pipelines/ingest/formats/registry.py) and loads it through the canonical loader.
         result = load_extract_any_format(con, extract.path, log=context.log.info)
     loads = result.loads
     for warning in result.warnings:

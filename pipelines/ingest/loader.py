@@ -475,7 +475,7 @@ def _parquet_type_problems(path: Path, table: Table, source_types: dict[str, str
     if problems:
         raise ExtractError(
             f"{path}: column type(s) the ingest cannot read: {'; '.join(problems)}. Write these columns with the "
-            "types of docs/extract_format.md (dates as DATE or 'YYYY-MM-DD' text), or as text, and load again."
+            "types of docs/extract_formats.md, the canonical layout (dates as DATE or 'YYYY-MM-DD' text), or as text, and load again."
         )
 
 
@@ -520,6 +520,248 @@ class _MixedLineEndings(Exception):
     """The file mixes CRLF and LF line ends: it is loaded again from a copy with LF only (see `load_file`)."""
 
 
+@dataclass(frozen=True)
+class _OpenedSource:
+    """A file opened for loading as the view `_source`: its canonical columns (as named in the source), the file's
+    own header, the columns the load ignores, and how records are numbered."""
+
+    header: list[str]  # the source's columns: the file's, or the shaping SELECT's (without _record)
+    file_header: list[str]  # the file's own columns
+    by_lower: dict[str, str]  # lower-case column name -> name in the source
+    source_types: dict[str, str]  # lower-case column name -> DuckDB type
+    ignored: list[str]
+    # A record's number (line numbers, which copy of a repeated id came first) comes from the source when it has
+    # one (Parquet row numbers, shaped sources); for canonical CSV it is the staging table's rowid, which with
+    # preserve_insertion_order (pipelines/warehouse.py) follows the file's order and lets the parse run in parallel.
+    numbered: bool
+
+    def record_of(self, alias: str | None = None) -> str:
+        """SQL for a staging row's record number."""
+        prefix = f"{alias}." if alias else ""
+        return f"{prefix}_record" if self.numbered else f"({prefix}rowid + 1)"
+
+
+def _open_source(con: duckdb.DuckDBPyConnection, table: Table, path: Path, read_path: Path, shape_sql: str | None,
+                 source_columns: tuple[str, ...] | None) -> _OpenedSource:
+    """Create the view `_source` (the file's raw records, shaped into canonical columns when `shape_sql` is given);
+    an ExtractError when a required column is missing or a Parquet column has a type the ingest cannot read."""
+    header = file_header = file_columns(con, read_path)
+    if shape_sql is not None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_source AS {_source_relation_sql(read_path, file_header)}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _shaped_source AS {shape_sql}")
+        header = [row[0] for row in con.execute("DESCRIBE _shaped_source").fetchall() if row[0] != "_record"]
+    by_lower = {name.lower(): name for name in header}
+    missing = [c for c in table.required_columns if c not in by_lower]
+    if missing:
+        raise ExtractError(
+            f"{path}: required column(s) {', '.join(missing)} missing from the header "
+            f"(found: {', '.join(header)}). See docs/extract_formats.md (the canonical layout)."
+        )
+    ignored = [name for name in header if name.lower() not in table.column_names]
+    if shape_sql is not None and source_columns is not None:
+        ignored = [name for name in file_header if name.lower() not in source_columns]
+    numbered = shape_sql is not None or is_parquet(path)
+    if shape_sql is None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _source AS {_source_relation_sql(read_path, header, numbered)}")
+    else:
+        con.execute("CREATE OR REPLACE TEMP VIEW _source AS SELECT * FROM _shaped_source")
+    source_types = {row[0].lower(): row[1] for row in con.execute("DESCRIBE _source").fetchall()}
+    if is_parquet(path) and shape_sql is None:
+        _parquet_type_problems(path, table, {c.name: source_types[by_lower[c.name].lower()]
+                                             for c in table.columns if c.name in by_lower})
+    return _OpenedSource(header, file_header, by_lower, source_types, ignored, numbered)
+
+
+def _raw_ref(name: str) -> str:
+    return quote_identifier("_raw_" + name)
+
+
+def _typed_ref(name: str) -> str:
+    return quote_identifier("_typed_" + name)
+
+
+def _folded_ref(name: str) -> str:
+    return quote_identifier("_folded_" + name)
+
+
+def _number_ref(name: str) -> str:
+    return quote_identifier("_number_" + name)
+
+
+# A row check: (SQL condition over the typed row, reject reason, column).
+RowCheck = tuple[str, str, str]
+
+
+def _source_column(column: Column, source: _OpenedSource) -> tuple[str, str]:
+    """(SQL for the column's raw field in `_source`, its DuckDB type); NULL text when the source lacks it."""
+    if column.name not in source.by_lower:
+        return "NULL", "VARCHAR"
+    name = source.by_lower[column.name]
+    return quote_identifier(name), source.source_types.get(name.lower(), "VARCHAR")
+
+
+def _row_checks(table: Table, source: _OpenedSource) -> list[RowCheck]:
+    """The checks of every column, in the order a row's first reason is chosen: REJECT_REASONS order, then the
+    column order of the table."""
+    checks: list[RowCheck] = []
+    for column in table.columns:
+        if column.required:
+            checks.append((f"{_raw_ref(column.name)} IS NULL OR trim(CAST({_raw_ref(column.name)} AS VARCHAR)) = ''",
+                           "missing_required_field", column.name))
+        has_number = number_expr(column, *_source_column(column, source)) is not None
+        number = _number_ref(column.name) if has_number else None
+        for condition, reason in value_checks(column, _raw_ref(column.name), _typed_ref(column.name), number):
+            checks.append((condition, reason, column.name))
+    order = {reason: i for i, reason in enumerate(spec.REJECT_REASON_CODES)}
+    checks.sort(key=lambda check: order[check[1]])
+    return checks
+
+
+def _typed_columns_sql(table: Table, source: _OpenedSource) -> str:
+    """The innermost SELECT over `_source`: each column's raw, typed and (integer columns read from text or a
+    non-integer type) number value."""
+    selected = ["_record"] if source.numbered else []
+    for column in table.columns:
+        raw, source_type = _source_column(column, source)
+        selected.append(f"{raw} AS {_raw_ref(column.name)}")
+        selected.append(f"{typed_expr(column, raw, source_type)} AS {_typed_ref(column.name)}")
+        number = number_expr(column, raw, source_type)
+        if number is not None:
+            selected.append(f"{number} AS {_number_ref(column.name)}")
+    return f"SELECT {', '.join(selected)} FROM _source"
+
+
+def _staging_table_sql(table: Table, source: _OpenedSource, checks: list[RowCheck]) -> str:
+    """CREATE TABLE staging.<table> in one pass over the file: the staging values, each row's first reject reason
+    and its column, and the raw record of rejected rows (helper columns dropped once the rejects are written)."""
+    folds = [f"{folded} AS {_folded_ref(column.name)}" for column in table.columns
+             if (folded := fold_expr(column, _typed_ref(column.name))) is not None]
+    reason_sql = "CASE " + " ".join(f"WHEN {c} THEN {quote_literal(r)}" for c, r, _ in checks) + " END"
+    column_sql = "CASE " + " ".join(f"WHEN {c} THEN {quote_literal(col)}" for c, _, col in checks) + " END"
+    raw_struct = "{" + ", ".join(f"{quote_literal(c.name)}: {_raw_ref(c.name)}" for c in table.columns) + "}"
+    staged = [f"CAST({normalised_expr(column, table, _typed_ref, _folded_ref)} AS {column.type}) "
+              f"AS {quote_identifier(column.name)}" for column in table.columns]
+    return f"""
+        CREATE TABLE staging.{table.name} AS
+        SELECT {', '.join(staged)}, {'_record, ' if source.numbered else ''}_reason, _reason_column,
+               CASE WHEN _reason IS NOT NULL THEN CAST(to_json({raw_struct}) AS VARCHAR) END AS _raw_record
+        FROM (SELECT *, {reason_sql} AS _reason, {column_sql} AS _reason_column
+              FROM (SELECT *{''.join(', ' + f for f in folds)} FROM ({_typed_columns_sql(table, source)})))
+        """
+
+
+def _find_late_rejects(con: duckdb.DuckDBPyConnection, table: Table, source: _OpenedSource) -> None:
+    """`_late_rejects`: rows that parse but repeat an earlier row's id, or name a person the person table does not
+    have (a duplicate is reported as a duplicate only: the first reason that applies)."""
+    staging_table, record_of, pk = f"staging.{table.name}", source.record_of, table.primary_key
+    typed_record = "CAST(to_json({" + ", ".join(
+        f"{quote_literal(c.name)}: p.{quote_identifier(c.name)}" for c in table.columns) + "}) AS VARCHAR)"
+    con.execute("CREATE OR REPLACE TEMP TABLE _duplicates (_record BIGINT)")
+    if pk:
+        con.execute(
+            f"""
+            INSERT INTO _duplicates
+            SELECT {record_of('p')} FROM {staging_table} p JOIN (
+                SELECT {quote_identifier(pk)} AS id, min({record_of()}) AS first_record
+                FROM {staging_table} WHERE _reason IS NULL GROUP BY 1 HAVING count(*) > 1
+            ) repeated ON repeated.id = p.{quote_identifier(pk)} AND {record_of('p')} > repeated.first_record
+            WHERE p._reason IS NULL"""
+        )
+    con.execute("CREATE OR REPLACE TEMP TABLE _unknown_person (_record BIGINT)")
+    if table.references_person:
+        con.execute(
+            f"""
+            INSERT INTO _unknown_person
+            SELECT {record_of('p')} FROM {staging_table} p ANTI JOIN staging.person known ON known.person_id = p.person_id
+            WHERE p._reason IS NULL
+            EXCEPT SELECT _record FROM _duplicates"""
+        )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _late_rejects AS
+        SELECT {record_of('p')} AS _record, 'duplicate_primary_key' AS reason,
+               {quote_literal(pk or '')} AS column_name,
+               {quote_literal(pk or '')} || ' repeats an earlier row''s id' AS detail, {typed_record} AS record
+        FROM {staging_table} p SEMI JOIN _duplicates d ON d._record = {record_of('p')}
+        UNION ALL
+        SELECT {record_of('p')}, 'unknown_person', 'person_id',
+               'person_id ' || p.person_id || ' is not in the person table', {typed_record}
+        FROM {staging_table} p SEMI JOIN _unknown_person u ON u._record = {record_of('p')}
+        """
+    )
+
+
+def _count_malformed_lines(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """`_malformed`: the lines DuckDB's reader could not parse (one row per line); their number."""
+    if is_parquet(path):
+        return 0
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _malformed AS
+        SELECT line, any_value(error_type)::VARCHAR AS error_type, any_value(error_message) AS error_message,
+               any_value(csv_line) AS csv_line
+        FROM _ingest_reject_errors GROUP BY line
+        """
+    )
+    return con.execute("SELECT count(*) FROM _malformed").fetchone()[0]
+
+
+def _collect_row_rejects(con: duckdb.DuckDBPyConnection, table: Table, source: _OpenedSource,
+                         checks: list[RowCheck]) -> None:
+    """`_row_rejects`: every rejected row with its reason, column, readable detail and record."""
+    details = " ".join(
+        f"WHEN _reason = {quote_literal(reason)} AND _reason_column = {quote_literal(column)} "
+        f"THEN {quote_literal(reject_detail(reason, column, table))}"
+        for reason, column in sorted({(r, c) for _, r, c in checks}))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _row_rejects AS
+        SELECT {source.record_of()} AS _record, _reason AS reason, _reason_column AS column_name,
+               CASE {details} END AS detail, _raw_record AS record
+        FROM staging.{table.name} WHERE _reason IS NOT NULL
+        UNION ALL SELECT * FROM _late_rejects
+        """
+    )
+
+
+def _write_rejects(con: duckdb.DuckDBPyConnection, table: Table, path: Path, malformed: int) -> None:
+    """The row rejects and malformed lines into ingest.rejects, at their physical lines (`_create_line_map`)."""
+    con.execute(
+        f"""
+        INSERT INTO ingest.rejects
+        SELECT {quote_literal(table.name)}, {quote_literal(path.name)},
+               {'r._record' if is_parquet(path) else _PHYSICAL_LINE},
+               r.column_name, r.reason, r.detail, r.record
+        FROM _row_rejects r {'' if is_parquet(path) else _PHYSICAL_LINE_JOINS}
+        ORDER BY r._record
+        """
+    )
+    if malformed:
+        con.execute(
+            f"""
+            INSERT INTO ingest.rejects
+            SELECT {quote_literal(table.name)}, {quote_literal(path.name)}, physical_line, NULL, 'malformed_line',
+                   error_type || ': ' || error_message
+                   || CASE WHEN error_type = 'INVALID ENCODING' THEN {quote_literal('; ' + ENCODING_FIX)} ELSE '' END,
+                   csv_line
+            FROM _malformed_lines ORDER BY physical_line
+            """
+        )
+
+
+def _keep_loaded_rows(con: duckdb.DuckDBPyConnection, table: Table, source: _OpenedSource) -> None:
+    """The staging table keeps the rows without a reason, and only the spec's columns."""
+    staging_table = f"staging.{table.name}"
+    con.execute(f"DELETE FROM {staging_table} WHERE _reason IS NOT NULL "
+                f"OR {source.record_of()} IN (SELECT _record FROM _late_rejects)")
+    for helper in (("_record",) if source.numbered else ()) + ("_reason", "_reason_column", "_raw_record"):
+        con.execute(f"ALTER TABLE {staging_table} DROP COLUMN {helper}")
+
+
+_LOAD_WORK_TABLES = ("_duplicates", "_unknown_person", "_late_rejects", "_row_rejects", "_malformed",
+                     "_malformed_lines", "_line_gaps", "_continuations")
+
+
 def load_table(
     con: duckdb.DuckDBPyConnection,
     table: Table,
@@ -549,170 +791,28 @@ def load_table(
     columns are reported as ignored.
     """
     read_path = read_path or path
-    header = file_header = file_columns(con, read_path)
-    if shape_sql is not None:  # shape a non-canonical source file into the canonical columns
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_source AS {_source_relation_sql(read_path, file_header)}")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _shaped_source AS {shape_sql}")
-        header = [row[0] for row in con.execute("DESCRIBE _shaped_source").fetchall() if row[0] != "_record"]
-    by_lower = {name.lower(): name for name in header}
-    missing = [c for c in table.required_columns if c not in by_lower]
-    if missing:
-        raise ExtractError(
-            f"{path}: required column(s) {', '.join(missing)} missing from the header "
-            f"(found: {', '.join(header)}). See docs/extract_format.md."
-        )
-    ignored = [name for name in header if name.lower() not in table.column_names]
-    if shape_sql is not None and source_columns is not None:
-        ignored = [name for name in file_header if name.lower() not in source_columns]
-
-    log(f"{table.name}: reading {path.name}")
     con.execute("DROP TABLE IF EXISTS _ingest_reject_errors")
     con.execute("DROP TABLE IF EXISTS _ingest_reject_scans")
-    # A record's number (line numbers, which copy of a repeated id came first): from the source when it has one
-    # (Parquet row numbers, shaped sources); for canonical CSV the staging table's rowid, which with
-    # preserve_insertion_order (pipelines/warehouse.py) follows the file's order and lets the parse run in parallel.
-    numbered = shape_sql is not None or is_parquet(path)
+    source = _open_source(con, table, path, read_path, shape_sql, source_columns)
+    log(f"{table.name}: reading {path.name}")
+    checks = _row_checks(table, source)
 
-    def record_of(alias: str | None = None) -> str:
-        prefix = f"{alias}." if alias else ""
-        return f"{prefix}_record" if numbered else f"({prefix}rowid + 1)"
-
-    if shape_sql is None:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _source AS {_source_relation_sql(read_path, header, numbered)}")
-    else:
-        con.execute("CREATE OR REPLACE TEMP VIEW _source AS SELECT * FROM _shaped_source")
-    source_types = {row[0].lower(): row[1] for row in con.execute("DESCRIBE _source").fetchall()}
-    if is_parquet(path) and shape_sql is None:
-        _parquet_type_problems(path, table, {c.name: source_types[by_lower[c.name].lower()]
-                                             for c in table.columns if c.name in by_lower})
-
-    # -- 1. one pass over the file: staging values, the first parse problem, the raw record of rejected rows ----
-    def raw_ref(name: str) -> str:
-        return quote_identifier("_raw_" + name)
-
-    def typed_ref(name: str) -> str:
-        return quote_identifier("_typed_" + name)
-
-    def folded_ref(name: str) -> str:
-        return quote_identifier("_folded_" + name)
-
-    def number_ref(name: str) -> str:
-        return quote_identifier("_number_" + name)
-
-    inner = ["_record"] if numbered else []
-    folds: list[str] = []  # computed over the typed columns, one level up
-    checks: list[tuple[str, str, str]] = []  # (condition, reason, column)
-    for column in table.columns:
-        present = column.name in by_lower
-        raw = quote_identifier(by_lower[column.name]) if present else "NULL"
-        source_type = source_types.get(by_lower[column.name].lower(), "VARCHAR") if present else "VARCHAR"
-        inner.append(f"{raw} AS {raw_ref(column.name)}")
-        inner.append(f"{typed_expr(column, raw, source_type)} AS {typed_ref(column.name)}")
-        folded = fold_expr(column, typed_ref(column.name))
-        number = number_expr(column, raw, source_type)
-        if number is not None:
-            inner.append(f"{number} AS {number_ref(column.name)}")
-        if column.required:
-            checks.append((f"{raw_ref(column.name)} IS NULL OR trim(CAST({raw_ref(column.name)} AS VARCHAR)) = ''",
-                           "missing_required_field", column.name))
-        for condition, reason in value_checks(column, raw_ref(column.name), typed_ref(column.name),
-                                              number_ref(column.name) if number is not None else None):
-            checks.append((condition, reason, column.name))
-        if folded is not None:
-            folds.append(f"{folded} AS {folded_ref(column.name)}")
-    # Each row gets the first reason of REJECT_REASONS that applies (then the first column of the table).
-    order = {reason: i for i, reason in enumerate(spec.REJECT_REASON_CODES)}
-    checks.sort(key=lambda check: order[check[1]])
-    reason_sql = "CASE " + " ".join(f"WHEN {c} THEN {quote_literal(r)}" for c, r, _ in checks) + " END"
-    column_sql = "CASE " + " ".join(f"WHEN {c} THEN {quote_literal(col)}" for c, _, col in checks) + " END"
-    raw_struct = "{" + ", ".join(f"{quote_literal(c.name)}: {raw_ref(c.name)}" for c in table.columns) + "}"
-    staged = [
-        f"CAST({normalised_expr(column, table, typed_ref, folded_ref)} AS {column.type}) "
-        f"AS {quote_identifier(column.name)}"
-        for column in table.columns
-    ]
-    staging_table = f"staging.{table.name}"
-    con.execute(f"DROP TABLE IF EXISTS {staging_table}")
+    # 1. one pass over the file: staging values, the first parse problem, the raw record of rejected rows
+    con.execute(f"DROP TABLE IF EXISTS staging.{table.name}")
     try:
-        con.execute(
-            f"""
-            CREATE TABLE {staging_table} AS
-            SELECT {', '.join(staged)}, {'_record, ' if numbered else ''}_reason, _reason_column,
-                   CASE WHEN _reason IS NOT NULL THEN CAST(to_json({raw_struct}) AS VARCHAR) END AS _raw_record
-            FROM (SELECT *, {reason_sql} AS _reason, {column_sql} AS _reason_column
-                  FROM (SELECT *{''.join(', ' + f for f in folds)} FROM (SELECT {', '.join(inner)} FROM _source)))
-            """
-        )
+        con.execute(_staging_table_sql(table, source, checks))
     except duckdb.InvalidInputException as error:
         if fingerprint is not None and read_path == path and fingerprint().mixed_line_endings:
             raise _MixedLineEndings() from error
         raise ExtractError(f"{path}: DuckDB's CSV reader cannot parse the file: {error}") from error
 
-    # -- 2. rows that parse but repeat an earlier id, or name a person the person table does not have -----------
-    pk = table.primary_key
-    typed_record = "CAST(to_json({" + ", ".join(
-        f"{quote_literal(c.name)}: p.{quote_identifier(c.name)}" for c in table.columns) + "}) AS VARCHAR)"
-    con.execute("CREATE OR REPLACE TEMP TABLE _duplicates (_record BIGINT)")
-    if pk:
-        con.execute(
-            f"""
-            INSERT INTO _duplicates
-            SELECT {record_of('p')} FROM {staging_table} p JOIN (
-                SELECT {quote_identifier(pk)} AS id, min({record_of()}) AS first_record
-                FROM {staging_table} WHERE _reason IS NULL GROUP BY 1 HAVING count(*) > 1
-            ) repeated ON repeated.id = p.{quote_identifier(pk)} AND {record_of('p')} > repeated.first_record
-            WHERE p._reason IS NULL"""
-        )
-    con.execute("CREATE OR REPLACE TEMP TABLE _unknown_person (_record BIGINT)")
-    if table.references_person:
-        # A duplicate row is reported as a duplicate only (the first reason that applies).
-        con.execute(
-            f"""
-            INSERT INTO _unknown_person
-            SELECT {record_of('p')} FROM {staging_table} p ANTI JOIN staging.person known ON known.person_id = p.person_id
-            WHERE p._reason IS NULL
-            EXCEPT SELECT _record FROM _duplicates"""
-        )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _late_rejects AS
-        SELECT {record_of('p')} AS _record, 'duplicate_primary_key' AS reason,
-               {quote_literal(pk or '')} AS column_name,
-               {quote_literal(pk or '')} || ' repeats an earlier row''s id' AS detail, {typed_record} AS record
-        FROM {staging_table} p SEMI JOIN _duplicates d ON d._record = {record_of('p')}
-        UNION ALL
-        SELECT {record_of('p')}, 'unknown_person', 'person_id',
-               'person_id ' || p.person_id || ' is not in the person table', {typed_record}
-        FROM {staging_table} p SEMI JOIN _unknown_person u ON u._record = {record_of('p')}
-        """
-    )
+    # 2. rows that parse but repeat an earlier id or name an unknown person
+    _find_late_rejects(con, table, source)
 
-    # -- 3. rejects, with physical line numbers worked out for them only ----------------------------------------
-    malformed = 0
-    if not is_parquet(path):
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _malformed AS
-            SELECT line, any_value(error_type)::VARCHAR AS error_type, any_value(error_message) AS error_message,
-                   any_value(csv_line) AS csv_line
-            FROM _ingest_reject_errors GROUP BY line
-            """
-        )
-        malformed = con.execute("SELECT count(*) FROM _malformed").fetchone()[0]
-    details = " ".join(
-        f"WHEN _reason = {quote_literal(reason)} AND _reason_column = {quote_literal(column)} "
-        f"THEN {quote_literal(reject_detail(reason, column, table))}"
-        for reason, column in sorted({(r, c) for _, r, c in checks}))
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _row_rejects AS
-        SELECT {record_of()} AS _record, _reason AS reason, _reason_column AS column_name,
-               CASE {details} END AS detail, _raw_record AS record
-        FROM {staging_table} WHERE _reason IS NOT NULL
-        UNION ALL SELECT * FROM _late_rejects
-        """
-    )
-    parsed_records = con.execute(f"SELECT count(*) FROM {staging_table}").fetchone()[0]
+    # 3. rejects, with physical line numbers worked out for them only, and the records reconciled with the lines
+    malformed = _count_malformed_lines(con, path)
+    _collect_row_rejects(con, table, source, checks)
+    parsed_records = con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchone()[0]
     lines = None
     if not is_parquet(path) and fingerprint is not None:
         lines = fingerprint()
@@ -724,56 +824,31 @@ def load_table(
     if (shape_sql is not None and lines is not None
             and lines.physical_lines != parsed_records + malformed + len(lines.blank_lines)):
         records_read = con.execute("SELECT count(*) FROM _raw_source").fetchone()[0]
-    quoted_line_breaks = _create_line_map(con, path, read_path, file_header, lines, records_read, malformed)
-    con.execute(
-        f"""
-        INSERT INTO ingest.rejects
-        SELECT {quote_literal(table.name)}, {quote_literal(path.name)},
-               {'r._record' if is_parquet(path) else _PHYSICAL_LINE},
-               r.column_name, r.reason, r.detail, r.record
-        FROM _row_rejects r {'' if is_parquet(path) else _PHYSICAL_LINE_JOINS}
-        ORDER BY r._record
-        """
-    )
-    if malformed:
-        con.execute(
-            f"""
-            INSERT INTO ingest.rejects
-            SELECT {quote_literal(table.name)}, {quote_literal(path.name)}, physical_line, NULL, 'malformed_line',
-                   error_type || ': ' || error_message
-                   || CASE WHEN error_type = 'INVALID ENCODING' THEN {quote_literal('; ' + ENCODING_FIX)} ELSE '' END,
-                   csv_line
-            FROM _malformed_lines ORDER BY physical_line
-            """
-        )
+    quoted_line_breaks = _create_line_map(con, path, read_path, source.file_header, lines, records_read, malformed)
+    _write_rejects(con, table, path, malformed)
     if lines is not None:
         _reconcile(con, path, lines, records_read, malformed, quoted_line_breaks)
 
-    # -- 4. the staging table keeps the rows without a reason, and only the spec's columns ------------------------
-    con.execute(f"DELETE FROM {staging_table} WHERE _reason IS NOT NULL "
-                f"OR {record_of()} IN (SELECT _record FROM _late_rejects)")
-    for helper in (("_record",) if numbered else ()) + ("_reason", "_reason_column", "_raw_record"):
-        con.execute(f"ALTER TABLE {staging_table} DROP COLUMN {helper}")
-
+    # 4. the staging table keeps the rows without a reason, and only the spec's columns
+    _keep_loaded_rows(con, table, source)
     counts = dict(con.execute("SELECT reason, count(*) FROM _row_rejects GROUP BY 1").fetchall())
     if malformed:
         counts["malformed_line"] = malformed
-    loaded = con.execute(f"SELECT count(*) FROM {staging_table}").fetchone()[0]
+    loaded = con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchone()[0]
     result = TableLoad(
         table=table.name,
         file=path.name,
         input_records=parsed_records + malformed,
         loaded=loaded,
         rejected_by_reason={reason: counts.get(reason, 0) for reason in spec.REJECT_REASON_CODES},
-        ignored_columns=ignored,
+        ignored_columns=source.ignored,
         physical_lines=lines.physical_lines if lines is not None else None,
         blank_lines=len(lines.blank_lines) if lines is not None else 0,
         quoted_line_breaks=quoted_line_breaks,
     )
     if result.input_records != result.loaded + result.rejected:
         raise AssertionError(f"{path}: row accounting does not add up: {result}")
-    for work_table in ("_duplicates", "_unknown_person", "_late_rejects", "_row_rejects", "_malformed",
-                       "_malformed_lines", "_line_gaps", "_continuations"):
+    for work_table in _LOAD_WORK_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {work_table}")
     log(
         f"{table.name}: {result.input_records:,} records, {result.loaded:,} loaded, {result.rejected:,} rejected"
@@ -936,7 +1011,7 @@ def resolve_extract(extract_dir: Path) -> dict[str, Path | None]:
         expected = ", ".join(f"{name}.csv" for name in missing)
         raise ExtractError(
             f"{extract_dir}: required table file(s) missing: {expected} (or .csv.gz / .parquet). "
-            "See docs/extract_format.md."
+            "See docs/extract_formats.md (the canonical layout)."
         )
     return files
 
@@ -979,26 +1054,54 @@ def write_load_counts(con: duckdb.DuckDBPyConnection, loads: dict[str, TableLoad
         )
 
 
-def load_extract(con: duckdb.DuckDBPyConnection, extract_dir: Path, log: Log = lambda m: None) -> dict[str, TableLoad]:
-    """Load every table of the extract (person first, so events can be checked against it)."""
+@dataclass(frozen=True)
+class TableSource:
+    """Where one canonical table comes from: its file and, for a non-canonical format, the SELECT that shapes the
+    file's raw records into the canonical columns (see `load_table`)."""
+
+    path: Path
+    shape_sql: str | None = None
+    # With shape_sql: the (lower-case) source columns the shaping reads; the file's others are its ignored_columns.
+    source_columns: tuple[str, ...] | None = None
+
+
+def load_tables(con: duckdb.DuckDBPyConnection, extract_dir: Path, sources: dict[str, TableSource | None],
+                log: Log = lambda m: None) -> dict[str, TableLoad]:
+    """Load every canonical table from its source (person first, so events can be checked against it), with the
+    accounting of `load_table`; write ingest.load_counts, ingest.manifest and the staging tables' comments.
+
+    ``sources[table]`` is None (or absent) for an optional table the extract does not have: created empty. Every
+    format, the canonical layout included, loads through here (pipelines/ingest/formats/)."""
     extract_dir = Path(extract_dir)
-    files = resolve_extract(extract_dir)
     create_ingest_schema(con)
     con.execute("DELETE FROM ingest.rejects")
-    fingerprints = FileFingerprints([path for path in files.values() if path is not None])
+    fingerprints = FileFingerprints([source.path for source in sources.values() if source is not None])
     loads: dict[str, TableLoad] = {}
     for table in spec.TABLES:
-        path = files[table.name]
-        if path is None:
+        source = sources.get(table.name)
+        if source is None:
             create_empty_staging_table(con, table)
             loads[table.name] = TableLoad(table.name, "", 0, 0, {r: 0 for r in spec.REJECT_REASON_CODES})
             log(f"{table.name}: no file in the extract (optional table), created empty")
             continue
-        loads[table.name] = load_file(con, table, path, fingerprints, log)
+        loads[table.name] = load_file(con, table, source.path, fingerprints, log, shape_sql=source.shape_sql,
+                                      source_columns=source.source_columns)
     write_load_counts(con, loads)
+    files = {name: (source.path if source is not None else None) for name, source in sources.items()}
     write_manifest(con, extract_dir, files, loads, fingerprints)
     comment_tables(con)
     return loads
+
+
+def canonical_sources(extract_dir: Path) -> dict[str, TableSource | None]:
+    """The canonical layout's sources: each table's own file, read as it is (no shaping)."""
+    return {name: (TableSource(path) if path is not None else None)
+            for name, path in resolve_extract(Path(extract_dir)).items()}
+
+
+def load_extract(con: duckdb.DuckDBPyConnection, extract_dir: Path, log: Log = lambda m: None) -> dict[str, TableLoad]:
+    """Load every table of a canonical extract (person first, so events can be checked against it)."""
+    return load_tables(con, extract_dir, canonical_sources(extract_dir), log)
 
 
 def comment_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -8,23 +8,71 @@ from pathlib import Path
 import duckdb
 
 from pipelines import extract_spec as spec
+from pipelines.ingest.formats.base import (
+    DetectedFormat,
+    ExtractFormat,
+    FormatLoad,
+    Signature,
+    check_columns,
+    check_required,
+)
 from pipelines.ingest.formats.common import (
     TABLE_BY_DOMAIN,
-    FormatLoad,
-    load_shaped_tables,
+    listing,
     run_sql_file,
-    shape_sql,
     unresolvable_phenotypes,
     unresolvable_warnings,
 )
-from pipelines.ingest.formats.detection import (
-    OMOP_CLINICAL_COLUMNS,
-    OMOP_REQUIRED_COLUMNS,
-    OMOP_VOCABULARY_COLUMNS,
-    DetectedFormat,
-)
-from pipelines.ingest.formats.files import reader_sql
+from pipelines.ingest.formats.files import lower_header, reader_sql
 from pipelines.ingest.loader import Log
+
+OMOP = "omop_cdm"
+
+# The files an OMOP extract needs, with the columns the ingest reads from them (lower-case).
+OMOP_REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "person": ("person_id", "gender_concept_id", "year_of_birth", "month_of_birth", "day_of_birth",
+               "race_source_value", "ethnicity_source_value", "care_site_id"),
+    "observation_period": ("observation_period_id", "person_id", "observation_period_start_date",
+                           "observation_period_end_date"),
+}
+# OMOP clinical tables the ingest reads when the extract has them (created empty, with a warning, when not).
+OMOP_CLINICAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "visit_occurrence": ("visit_occurrence_id", "person_id", "visit_concept_id", "visit_start_date",
+                         "visit_end_date"),
+    "condition_occurrence": ("condition_occurrence_id", "person_id", "condition_concept_id",
+                             "condition_source_concept_id", "condition_source_value", "condition_start_date",
+                             "condition_end_date", "visit_occurrence_id"),
+    "drug_exposure": ("drug_exposure_id", "person_id", "drug_concept_id", "drug_source_concept_id",
+                      "drug_source_value", "drug_exposure_start_date", "drug_exposure_end_date", "days_supply",
+                      "quantity", "visit_occurrence_id"),
+    "measurement": ("measurement_id", "person_id", "measurement_concept_id", "measurement_source_concept_id",
+                    "measurement_source_value", "measurement_date", "value_as_number", "unit_concept_id",
+                    "unit_source_value", "visit_occurrence_id"),
+    "procedure_occurrence": ("procedure_occurrence_id", "person_id", "procedure_concept_id",
+                             "procedure_source_concept_id", "procedure_source_value", "procedure_date",
+                             "visit_occurrence_id"),
+    "death": ("person_id", "death_date"),
+}
+OMOP_VOCABULARY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "concept": ("concept_id", "vocabulary_id", "concept_code", "concept_class_id"),
+    "concept_relationship": ("concept_id_1", "concept_id_2", "relationship_id", "invalid_reason"),
+    "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
+}
+# Columns only v5.4 has (v5.3 names the visit's admitting columns admitting_source_*, and has no procedure end or
+# measurement event): any of them present makes the extract v5.4.
+OMOP_V54_COLUMNS = (("visit_occurrence", "admitted_from_concept_id"), ("procedure_occurrence", "procedure_end_date"),
+                    ("measurement", "measurement_event_id"))
+# Every table of the OMOP CDM v5.3 and v5.4 (clinical, health system, derived, metadata, vocabulary): a file of
+# another name is reported as not recognised, with the names the ingest reads.
+OMOP_CDM_TABLES = frozenset((
+    "person", "observation_period", "visit_occurrence", "visit_detail", "condition_occurrence", "drug_exposure",
+    "procedure_occurrence", "device_exposure", "measurement", "observation", "death", "note", "note_nlp",
+    "specimen", "fact_relationship", "survey_conduct", "location", "location_history", "care_site", "provider",
+    "payer_plan_period", "cost", "drug_era", "dose_era", "condition_era", "episode", "episode_event", "metadata",
+    "cdm_source", "concept", "vocabulary", "domain", "concept_class", "concept_relationship", "relationship",
+    "concept_synonym", "concept_ancestor", "source_to_concept_map", "drug_strength", "cohort", "cohort_definition",
+    "attribute_definition", "cohort_attribute",
+))
 
 # Vocabularies phenotypes are written in that an OMOP concept can carry (vocabulary_id spelling is the same).
 PHENOTYPE_VOCABULARIES = set(spec.VOCABULARIES) - {"LOCAL"}
@@ -38,45 +86,64 @@ ABSENT_TABLE_EFFECT = {
     "procedure_occurrence": "no procedure is seen",
     "death": "nobody is censored at death (follow-up runs to the end of observation)",
 }
+# What a site can do about phenotypes its extract cannot resolve.
+NO_VOCABULARY_REMEDY = ("ship the extract's OMOP vocabulary tables (concept, concept_relationship, concept_ancestor, "
+                        "as exported with the CDM), or describe files that hold the source codes with an "
+                        "extract_mapping.yaml naming their code system (docs/extract_formats.md, site layouts)")
+UNRESOLVED_REMEDY = ("ship the full OMOP vocabulary (concept with the SNOMED, ICD10CM, RxNorm, ATC and LOINC concepts "
+                     "the phenotypes list, concept_relationship with 'Maps to' and the RxNorm ingredient links, "
+                     "concept_ancestor), not a subset cut to the extract's own concepts")
 # Work tables of sql/staging/omop_vocabulary.sql and omop_concept_code_map.sql, dropped after the load.
 WORK_TABLES = ("omop_vocabulary_concept", "omop_vocabulary_concept_defects", "omop_ingredient_relationship",
                "omop_vocabulary_relationship", "omop_vocabulary_ancestor", "omop_staged_concept",
                "omop_drug_ingredient")
 
 
-def load_omop(con: duckdb.DuckDBPyConnection, extract_dir: Path, detected: DetectedFormat, log: Log) -> FormatLoad:
-    run_sql_file(con, "staging/format_macros.sql")
-    has_vocabulary = _create_vocabulary_tables(con, detected, log)
-    sources = {
-        table.name: ((detected.files[table.name], shape_sql(f"staging/omop_{table.name}.sql"))
-                     if table.name in detected.files else None)
-        for table in spec.TABLES
-    }
-    read_columns = {**OMOP_REQUIRED_COLUMNS, **OMOP_CLINICAL_COLUMNS}
-    loads = load_shaped_tables(con, extract_dir, sources, log, source_columns=read_columns)
-    run_sql_file(con, "staging/omop_concept_code_map.sql")
-    result = FormatLoad(detected.label, loads)
-    result.warnings += _unrecognised_file_warnings(detected)
-    result.warnings += _vocabulary_defect_warnings(con, detected)
-    _report_resolution(con, result, has_vocabulary)
-    result.table_warnings = _absent_table_warnings(detected, result.unresolvable_phenotypes)
-    result.warnings += result.table_warnings.values()
-    for table in WORK_TABLES:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-    return result
+class OmopFormat(ExtractFormat):
+    name = OMOP
+    signature = Signature("person", ("person_id", "year_of_birth", "gender_concept_id"))
+    required_columns = OMOP_REQUIRED_COLUMNS
+    optional_columns = {**OMOP_CLINICAL_COLUMNS, **OMOP_VOCABULARY_COLUMNS}
+    source_tables = {table.name: table.name for table in spec.TABLES}
+    sql_prefix = "omop"
+    concept_code_map_sql = "staging/omop_concept_code_map.sql"
+    work_tables = WORK_TABLES
 
+    def expected_layout(self) -> str:
+        return (f"OMOP CDM v5.3/v5.4 (file and column names in any case, .csv/.csv.gz/.parquet): "
+                f"{listing(OMOP_REQUIRED_COLUMNS)}; optional (created empty, with a warning): "
+                f"{listing(OMOP_CLINICAL_COLUMNS)}; vocabulary: {listing(OMOP_VOCABULARY_COLUMNS)}")
 
-def check_omop(detected: DetectedFormat) -> list[str]:
-    """What a load would warn about the extract's layout and vocabulary, without loading its clinical tables: files
-    not recognised, repeated concept ids, absent clinical tables and the phenotypes they take away."""
-    with duckdb.connect() as con:
-        run_sql_file(con, "staging/format_macros.sql")
-        _create_vocabulary_tables(con, detected, lambda message: None)
-        warnings = _unrecognised_file_warnings(detected) + _vocabulary_defect_warnings(con, detected)
-    absent_domains = {domain for domain, table in TABLE_BY_DOMAIN.items() if table not in detected.files}
-    reachable = {domain: set() if domain in absent_domains else PHENOTYPE_VOCABULARIES for domain in TABLE_BY_DOMAIN}
-    unresolvable = unresolvable_phenotypes(reachable, {})
-    return warnings + list(_absent_table_warnings(detected, unresolvable).values())
+    def detect(self, folder: Path, files: dict[str, Path]) -> DetectedFormat:
+        check_required(folder, self.name, files, self.required_columns)
+        check_columns(folder, files, self.optional_columns)
+        version = "5.4" if any(column in lower_header(files[table]) for table, column in OMOP_V54_COLUMNS
+                               if table in files) else "5.3"
+        unrecognised = tuple(sorted(path.name for table, path in files.items() if table not in OMOP_CDM_TABLES))
+        return DetectedFormat(self.name, version, files, unrecognised)
+
+    def prepare(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, log: Log) -> None:
+        _create_vocabulary_tables(con, detected, log)
+
+    def report(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, result: FormatLoad) -> None:
+        has_vocabulary = con.execute("SELECT count(*) FROM omop_vocabulary_concept").fetchone()[0] > 0
+        result.warnings += _unrecognised_file_warnings(detected)
+        result.warnings += _vocabulary_defect_warnings(con, detected)
+        _report_resolution(con, result, has_vocabulary)
+        result.table_warnings = _absent_table_warnings(detected, result.unresolvable_phenotypes)
+        result.warnings += result.table_warnings.values()
+
+    def check(self, detected: DetectedFormat) -> list[str]:
+        """Files not recognised, repeated concept ids, absent clinical tables and the phenotypes they take away."""
+        with duckdb.connect() as con:
+            run_sql_file(con, "staging/format_macros.sql")
+            _create_vocabulary_tables(con, detected, lambda message: None)
+            warnings = _unrecognised_file_warnings(detected) + _vocabulary_defect_warnings(con, detected)
+        absent_domains = {domain for domain, table in TABLE_BY_DOMAIN.items() if table not in detected.files}
+        reachable = {domain: set() if domain in absent_domains else PHENOTYPE_VOCABULARIES
+                     for domain in TABLE_BY_DOMAIN}
+        unresolvable = unresolvable_phenotypes(reachable)
+        return warnings + list(_absent_table_warnings(detected, unresolvable).values())
 
 
 def _unrecognised_file_warnings(detected: DetectedFormat) -> list[str]:
@@ -121,8 +188,8 @@ def _absent_table_warnings(detected: DetectedFormat, unresolvable: dict[str, lis
     return warnings
 
 
-def _create_vocabulary_tables(con: duckdb.DuckDBPyConnection, detected: DetectedFormat, log: Log) -> bool:
-    """The extract's concept tables as work tables (empty when absent); True when it has a concept table."""
+def _create_vocabulary_tables(con: duckdb.DuckDBPyConnection, detected: DetectedFormat, log: Log) -> None:
+    """The extract's concept tables as work tables (empty when absent)."""
     for table, columns in OMOP_VOCABULARY_COLUMNS.items():
         view = f"omop_{table}_source"
         if table in detected.files:
@@ -134,7 +201,6 @@ def _create_vocabulary_tables(con: duckdb.DuckDBPyConnection, detected: Detected
     concepts = con.execute("SELECT count(*) FROM omop_vocabulary_concept").fetchone()[0]
     log(f"OMOP vocabulary: {concepts:,} concepts from the extract's own concept table"
         if concepts else "OMOP vocabulary: the extract ships no concept table")
-    return concepts > 0
 
 
 def _report_resolution(con: duckdb.DuckDBPyConnection, result: FormatLoad, has_vocabulary: bool) -> None:
@@ -173,8 +239,10 @@ def _report_resolution(con: duckdb.DuckDBPyConnection, result: FormatLoad, has_v
                     "(concept_ancestor, or the RxNorm relationship chain of concept_relationship)",
             "measurement": "no code of theirs is in the extract's measurement vocabularies",
         }
-    result.unresolvable_phenotypes = unresolvable_phenotypes(reachable, reason)
-    result.warnings += unresolvable_warnings(result.unresolvable_phenotypes, reason)
+    result.unresolvable_phenotypes = unresolvable_phenotypes(reachable)
+    result.warnings += unresolvable_warnings(result.unresolvable_phenotypes, reason,
+                                             {domain: UNRESOLVED_REMEDY if has_vocabulary else NO_VOCABULARY_REMEDY
+                                              for domain in TABLE_BY_DOMAIN})
 
 
 def _drug_ingredient_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -218,3 +286,6 @@ def _drug_ingredient_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
         message += ("; for RxNorm drugs without an ingredient ship the extract's full OMOP vocabulary (concept with "
                     "the ingredients, concept_relationship, concept_ancestor)")
     return [message + "."]
+
+
+FORMAT = OmopFormat()

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import yaml
 
 from pipelines import extract_spec as spec
 from pipelines.ingest.containment import OutsideFolderError, inside_folder
-from pipelines.ingest.formats.common import FormatLoad, load_shaped_tables, run_sql_file
-from pipelines.ingest.formats.detection import SITE_MAPPING_FILE, DetectedFormat
+from pipelines.ingest.formats.base import DetectedFormat, ExtractFormat, Signature
 from pipelines.ingest.formats.files import header_of
-from pipelines.ingest.loader import ExtractError, Log
+from pipelines.ingest.loader import ExtractError, TableSource
 from pipelines.sql_quoting import quote_identifier, quote_literal
+
+SITE_MAPPING = "site_mapping"
+SITE_MAPPING_FILE = "extract_mapping.yaml"
 
 ALLOWED_TABLE_KEYS = {"file", "columns", "code_systems", "date_format"}
 
@@ -116,19 +117,35 @@ def table_shape_sql(folder: Path, mapping: dict, table: spec.Table) -> tuple[Pat
     return path, f"SELECT {', '.join(selected)} FROM _raw_source AS raw"
 
 
-def load_site_mapping(con: duckdb.DuckDBPyConnection, extract_dir: Path, detected: DetectedFormat,
-                      log: Log) -> FormatLoad:
-    mapping = read_mapping(extract_dir)
-    unknown_tables = set(mapping["tables"]) - set(spec.TABLES_BY_NAME)
-    if unknown_tables:
-        raise ExtractError(f"{extract_dir / SITE_MAPPING_FILE}: unknown table(s) {', '.join(sorted(unknown_tables))}; "
-                           f"canonical tables: {', '.join(spec.TABLES_BY_NAME)}.")
-    missing = [t.name for t in spec.TABLES if t.required and t.name not in mapping["tables"]]
-    if missing:
-        raise ExtractError(f"{extract_dir / SITE_MAPPING_FILE}: required table(s) not mapped: {', '.join(missing)}.")
-    run_sql_file(con, "staging/format_macros.sql")
-    sources = {table.name: (table_shape_sql(extract_dir, mapping, table) if table.name in mapping["tables"] else None)
-               for table in spec.TABLES}
-    loads = load_shaped_tables(con, extract_dir, sources, log)
-    run_sql_file(con, "staging/empty_concept_code_map.sql")
-    return FormatLoad(detected.label, loads)
+class SiteMappingFormat(ExtractFormat):
+    """A site's own layout, described by the extract_mapping.yaml beside its files (renames, code systems, date
+    formats): the shaping SELECTs are generated from it rather than written as SQL files."""
+
+    name = SITE_MAPPING
+    signature = Signature(SITE_MAPPING_FILE, descriptor=True)
+
+    def expected_layout(self) -> str:
+        return f"a site layout: {SITE_MAPPING_FILE} describing the files (docs/extract_formats.md)"
+
+    def detect(self, folder: Path, files: dict[str, Path]) -> DetectedFormat:
+        # The mapping is read (and its mistakes reported) when the sources are built.
+        return DetectedFormat(self.name, None, files)
+
+    def sources(self, detected: DetectedFormat) -> dict[str, TableSource | None]:
+        extract_dir = detected.folder
+        mapping = read_mapping(extract_dir)
+        unknown_tables = set(mapping["tables"]) - set(spec.TABLES_BY_NAME)
+        if unknown_tables:
+            raise ExtractError(f"{extract_dir / SITE_MAPPING_FILE}: unknown table(s) "
+                               f"{', '.join(sorted(unknown_tables))}; canonical tables: "
+                               f"{', '.join(spec.TABLES_BY_NAME)}.")
+        missing = [t.name for t in spec.TABLES if t.required and t.name not in mapping["tables"]]
+        if missing:
+            raise ExtractError(f"{extract_dir / SITE_MAPPING_FILE}: required table(s) not mapped: "
+                               f"{', '.join(missing)}.")
+        return {table.name: (TableSource(*table_shape_sql(extract_dir, mapping, table))
+                             if table.name in mapping["tables"] else None)
+                for table in spec.TABLES}
+
+
+FORMAT = SiteMappingFormat()
