@@ -61,7 +61,9 @@ class ShareVerdict:
                    f"{what} ({self.share:.2%}), more than {allowed}: the run stops before publishing. See "
                    "ingest.rejects for the reasons and lines"
                    + ("; are persons missing from the person file, or their ids written differently?"
-                      if self.check == CASCADE_CHECK else "."))
+                      if self.check == CASCADE_CHECK else "")
+                   + ". Fix the file and load it again, or, if these losses are acceptable for the study, raise "
+                     "the limit (legcramp-run --max-reject-share, or ExtractSource.max_reject_share).")
         return verdict
 
 

@@ -127,6 +127,18 @@ def _safe(results: list, label: str, notes: list[str], estimate) -> None:
         notes.append(f"{label}: not estimable ({type(error).__name__}: {str(error).splitlines()[0][:160]})")
 
 
+def one_group_note(exposure: pd.Series, exposed: str, unexposed: str) -> str:
+    """Why a comparison has no estimate when one of its groups is empty, saying which one (no count: a small cell
+    must not reappear in a note), and what to check."""
+    if exposure.empty:
+        return "nobody has follow-up after index; no estimate"
+    if (exposure == 1).all():
+        return (f"everybody is {exposed}, nobody {unexposed}; no estimate. Check the study's inclusion criteria "
+                "(an inclusion that requires the exposure leaves no one to compare with)")
+    return (f"nobody is {exposed}; no estimate. Check that the exposure's phenotype resolves in this extract "
+            "(the load_extract warnings name the phenotypes the extract's codes cannot reach)")
+
+
 def _outcome_model_covariates(frame: pd.DataFrame, names: list[str], dropped: set[str]) -> list[str]:
     """The covariates an outcome model can estimate: a 0/1 covariate whose holders (or non-holders) have no outcome
     has an infinite coefficient (monotone likelihood, Heinze & Schemper 2001) and stops the model converging, so it is
@@ -173,7 +185,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         frame["exposure"] = exposed.astype(int)
         frame = frame[frame["followup_days"] > 0]
         if frame["exposure"].nunique() < 2:
-            analysis.notes.append(f"{exposure}: nobody (or everybody) exposed at index; no estimate")
+            analysis.notes.append(f"{exposure}: {one_group_note(frame['exposure'], 'exposed', 'unexposed')}")
             continue
         results: list[EstimateResult] = []
         notes = analysis.notes
@@ -218,7 +230,8 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
     frame["exposure"] = treated
     frame = frame[frame["followup_days"] > 0]
     if frame["exposure"].nunique() < 2:
-        analysis.notes.append("target or comparator group is empty; no estimate")
+        analysis.notes.append(one_group_note(frame["exposure"], f"in the target group ({target})",
+                                             f"in the comparator group ({comparator})"))
         return analysis
     results: list[EstimateResult] = []
     notes = analysis.notes
