@@ -35,6 +35,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import duckdb
 import great_expectations as gx
+import pyarrow as pa
 from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 from great_expectations.data_context.types.base import (
@@ -49,7 +50,7 @@ from pipelines.quality.gx_duckdb import duckdb_results_buffered
 from pipelines.quality.valid_codes import ensure_valid_icd10cm_codes
 # Importing violating_rows registers expect_no_violating_rows with GX, so the suites can name it.
 from pipelines.quality.violating_rows import EXAMPLE_ROW_LIMIT, json_safe
-from pipelines.sql_quoting import quote_literal
+from pipelines.sql_quoting import quote_identifier, quote_literal
 
 CHECK_RESULTS_TABLE = "dq.check_results"
 DATA_DOCS_FOLDER = "data_docs"
@@ -513,6 +514,9 @@ def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[Suite
     a count of 1 to threshold-1 rows, and the percentage and observed value that would give it away."""
     threshold = site_floor() if threshold is None else threshold
     ensure_check_results_table(con)
+    columns = ("run_id", "checked_at", "suite", "expectation", "expectation_type", "table_name", "column_name",
+               "category", "subcategory", "severity", "threshold_pct", "unexpected_count", "unexpected_pct",
+               "element_count", "observed_value", "passed", "error", "phenotype_id")
     rows = [
         (
             s.run_id, s.checked_at.replace(tzinfo=None), s.suite, r.name, r.expectation_type, r.table, r.column,
@@ -523,13 +527,19 @@ def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[Suite
         for s in suite_results for r in s.results
     ]
     if rows:
-        con.executemany(
-            f"INSERT INTO {CHECK_RESULTS_TABLE} (run_id, checked_at, suite, expectation, expectation_type, "
-            "table_name, column_name, category, subcategory, severity, threshold_pct, unexpected_count, "
-            "unexpected_pct, element_count, observed_value, passed, error, phenotype_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        # One INSERT of every result from an Arrow table: DuckDB's executemany runs one statement per row, which
+        # cost about 20 ms per check on a database file (8 s for the 357 phenotype checks whatever the data).
+        types = dict(line.strip().rstrip(",").split(" ", 1) for line in CHECK_RESULTS_COLUMNS.strip().splitlines())
+        rows_table = pa.table({name: pa.array([row[i] for row in rows]) for i, name in enumerate(columns)})
+        con.register("_check_result_rows", rows_table)
+        try:
+            con.execute(
+                f"INSERT INTO {CHECK_RESULTS_TABLE} ({', '.join(columns)}) SELECT "
+                + ", ".join(f"CAST({quote_identifier(name)} AS {types[name]})" for name in columns)
+                + " FROM _check_result_rows"
+            )
+        finally:
+            con.unregister("_check_result_rows")
     # The count of mismatched column names (expect_table_columns_to_match_set) counts no rows of data.
     counts_rows = "expectation_type <> 'expect_table_columns_to_match_set'"
     con.execute(f"UPDATE {CHECK_RESULTS_TABLE} SET unexpected_count = NULL, unexpected_pct = NULL, "
