@@ -71,7 +71,7 @@ COLUMN_FAMILY_SOURCES: dict[str, ColumnFamilySource] = {
         items=lambda: [{"code": r.code, "description": r.description} for r in spec.REJECT_REASONS],
         placeholders={"code": "<reason>", "description": "<meaning of the reason>"},
         every_item_has_columns=True,
-        documented_in="the reject reasons ([extract_format.md](extract_format.md#rejected-rows))",
+        documented_in="the reject reasons ([extract_formats.md](extract_formats.md#rejected-rows))",
     ),
 }
 
@@ -325,7 +325,7 @@ def data_dictionary_markdown(dictionary: DataDictionary | None = None) -> str:
         " WHERE schema_name = 'results' AND table_name = 'associations' ORDER BY column_index;",
         "```",
         "",
-        "The `staging` tables (the extract as loaded) are described in [extract_format.md](extract_format.md). "
+        "The `staging` tables (the extract as loaded) are described in [extract_formats.md](extract_formats.md#the-canonical-layout-data-dictionary). "
         "Queries for the common questions: [example_queries.md](example_queries.md). Counts of persons in "
         "`results` are small-cell suppressed; `cohort` holds person-level rows, not for export.",
         "",

@@ -12,27 +12,37 @@ from pipelines.data_dictionary import DATA_DICTIONARY_PAGE, data_dictionary_mark
 from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
 from pipelines.paths import DOCS_DIR
 
-EXTRACT_FORMAT_PAGE = DOCS_DIR / "extract_format.md"
+EXTRACT_FORMATS_PAGE = DOCS_DIR / "extract_formats.md"
+# Where the generated data dictionary of the canonical layout starts on the extract formats page: what precedes it
+# is written by hand (the formats, how to add one, real-world extracts), what follows is generated.
+CANONICAL_LAYOUT_MARKER = ("<!-- Generated from pipelines/extract_spec.py by `make docs` from here to the end of the "
+                           "page; do not edit by hand. -->")
 
 
 def _values(values: dict[str, tuple[str, ...]]) -> str:
     return "; ".join(f"`{canonical}` ({', '.join(spellings)})" for canonical, spellings in values.items())
 
 
-def extract_format_markdown() -> str:
+def extract_formats_markdown() -> str:
+    """The extract formats page: its hand-written part as committed, then the canonical layout's data dictionary."""
+    written = EXTRACT_FORMATS_PAGE.read_text() if EXTRACT_FORMATS_PAGE.exists() else "# Extract formats\n"
+    return written.split(CANONICAL_LAYOUT_MARKER)[0].rstrip("\n") + "\n\n" + canonical_layout_markdown()
+
+
+def canonical_layout_markdown() -> str:
     lines = [
-        "# The canonical extract: data dictionary",
+        CANONICAL_LAYOUT_MARKER,
         "",
-        "<!-- Generated from pipelines/extract_spec.py by `make docs`; do not edit by hand. -->",
+        "## The canonical layout: data dictionary",
         "",
         (spec.__doc__ or "").strip(),
         "",
-        "## Tables",
+        "### Tables",
         "",
     ]
     for table in spec.TABLES:
         lines += [
-            f"### `{table.name}`{'' if table.required else ' (optional)'}",
+            f"#### `{table.name}`{'' if table.required else ' (optional)'}",
             "",
             table.description,
             "",
@@ -47,7 +57,7 @@ def extract_format_markdown() -> str:
                          f"{column.description} |")
         lines.append("")
     lines += [
-        "## Vocabularies",
+        "### Vocabularies",
         "",
         "| vocabulary | meaning |",
         "|---|---|",
@@ -59,7 +69,7 @@ def extract_format_markdown() -> str:
         "ICD-10-CM codes may come with or without the dot (`R252` or `R25.2`); staging stores them with the dot "
         "after the third character. Other codes are trimmed and upper-cased.",
         "",
-        "## Coded values",
+        "### Coded values",
         "",
         f"- `sex`: {_values(spec.SEX_VALUES)}",
         f"- `visit_type`: {_values(spec.VISIT_TYPES)}",
@@ -67,7 +77,7 @@ def extract_format_markdown() -> str:
         "",
         "Other spellings load unchanged and are reported by the data-quality checks.",
         "",
-        "## Rejected rows",
+        "### Rejected rows",
         "",
         "A row that cannot be loaded goes to `ingest.rejects` (table, file, line, column, reason, detail and the raw "
         "record) with the first of these reasons that applies:",
@@ -104,7 +114,7 @@ def extract_format_markdown() -> str:
     return text
 
 
-GENERATED_PAGES = {EXTRACT_FORMAT_PAGE: extract_format_markdown, DATA_DICTIONARY_PAGE: data_dictionary_markdown}
+GENERATED_PAGES = {EXTRACT_FORMATS_PAGE: extract_formats_markdown, DATA_DICTIONARY_PAGE: data_dictionary_markdown}
 
 
 def write_pages() -> list[Path]:

@@ -6,7 +6,7 @@ The shape follows the OMOP Common Data Model (table and column names an OHDSI us
 research extracts rarely carry concept ids.
 
 Everything that needs the layout reads it from here: the synthetic generator writes it, the ingest loads and
-validates it, ``docs/extract_format.md`` is generated from it, and the data-quality suites check it.
+validates it, the canonical layout's part of ``docs/extract_formats.md`` is generated from it, and the data-quality suites check it.
 
 CSV conventions: a header line, comma-separated, double-quote quoting, UTF-8, dates as ISO ``YYYY-MM-DD``, decimals
 with a point, empty field = missing. A UTF-8 byte-order mark, CRLF or LF line ends (mixed too) and blank lines are

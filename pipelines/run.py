@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(docs/operations.md)")
     parser.add_argument("--max-reject-share", type=float, metavar="SHARE",
                         help="largest share of a table's records the ingest may reject before the run stops "
-                             f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_format.md)")
+                             f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_formats.md)")
     parser.add_argument("--fail-on-empty", action="store_true",
                         help="exit 2 when the run published but no study produced any estimate")
     parser.add_argument("--check", action="store_true",

@@ -11,7 +11,7 @@ from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
 
 
 class ExtractSource(dg.ConfigurableResource):
-    """An extract folder in the canonical layout (docs/extract_format.md)."""
+    """An extract folder in the canonical layout (docs/extract_formats.md)."""
 
     folder: str = str(paths.DEFAULT_EXTRACT)
     # The largest share of a table's records (and of the event records rejected as unknown_person) the ingest may
