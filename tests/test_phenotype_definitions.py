@@ -227,3 +227,10 @@ def test_the_docs_mention_every_phenotype_and_code(library):
 
 def test_docs_path_is_in_docs_folder():
     assert DOCS_PATH == paths.DOCS_DIR / "phenotypes.md"
+
+
+def test_every_code_group_names_its_source_and_the_day_it_was_checked(library):
+    for phenotype in library:
+        definition = phenotype.definition
+        for group in definition.codes + definition.exclude_codes:
+            assert group.source.strip() and group.checked_on is not None, (phenotype.id, group.codes)
