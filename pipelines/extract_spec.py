@@ -26,6 +26,7 @@ from dataclasses import dataclass
 # ---------------------------------------------------------------------------------------------------------------
 VOCABULARIES: dict[str, str] = {
     "ICD10CM": "ICD-10-CM, US clinical modification of ICD-10 (diagnoses), CMS release",
+    "ICD9CM": "ICD-9-CM diagnoses, the US coding before October 2015 (CMS release 32, the last)",
     "SNOMED": "SNOMED CT concept ids (diagnoses, findings, observable entities)",
     "RxNorm": "RxNorm concept unique identifiers (RxCUI); phenotypes use ingredient-level CUIs",
     "ATC": "WHO Anatomical Therapeutic Chemical classification (drug classes and substances)",
@@ -38,6 +39,8 @@ VOCABULARIES: dict[str, str] = {
 VOCABULARY_ALIASES: dict[str, str] = {
     "ICD10CM": "ICD10CM",
     "ICD10": "ICD10CM",
+    "ICD9CM": "ICD9CM",
+    "ICD9": "ICD9CM",
     "SNOMED": "SNOMED",
     "SNOMEDCT": "SNOMED",
     "SNOMEDCTUS": "SNOMED",
@@ -171,7 +174,7 @@ CONDITION_OCCURRENCE = Table(
     columns=(
         _c("condition_occurrence_id", "VARCHAR", True, "Row id."),
         _c("person_id", "VARCHAR", True, "Person id."),
-        _c("condition_vocabulary", "VARCHAR", True, "ICD10CM or SNOMED.", "vocabulary"),
+        _c("condition_vocabulary", "VARCHAR", True, "ICD10CM, ICD9CM or SNOMED.", "vocabulary"),
         _c("condition_code", "VARCHAR", True, "The code; ICD-10-CM with or without the dot.", "code"),
         _c("condition_start_date", "DATE", True, "Date recorded or onset."),
         _c("condition_end_date", "DATE", False, "End date, where known."),

@@ -74,14 +74,14 @@ def test_materialize_reports_rows_persons_and_version(tmp_path):
     assert set(PHENOTYPE_ASSET_KEYS) <= set(metadata)
 
     cramps = metadata[dg.AssetKey(["phenotype", "leg_cramps"])]
-    assert (cramps["dagster/row_count"].value, cramps["person_count"].value, cramps["version"].value) == (1, 1, 1)
+    assert (cramps["dagster/row_count"].value, cramps["person_count"].value, cramps["version"].value) == (1, 1, 2)
     sodium = metadata[dg.AssetKey(["phenotype", "hyponatremia_lab"])]
     assert (sodium["dagster/row_count"].value, sodium["person_count"].value) == (2, 1)
 
     # The phenotype tables are in the run's build file.
     build_file = Warehouse(database_path=str(tmp_path / "leg_cramps.duckdb")).build_path(result.run_id)
     with duckdb.connect(str(build_file), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM phenotype.person_summary").fetchone()[0] == 2 + 1  # + quinine
+        assert con.execute("SELECT count(*) FROM phenotype.person_summary").fetchone()[0] == 2 + 1 + 1  # + quinine, + leg_cramps_leg_specific (G47.62)
 
 
 def test_selecting_one_phenotype_reports_only_that_one(tmp_path):

@@ -63,6 +63,8 @@ PROJECT_PHENOTYPES = {
 }
 # Helpers the project phenotypes are built from.
 HELPER_PHENOTYPES = {"malaria_or_babesiosis", "abi_lowest_0_91_to_1_30"}
+# Variants for sensitivity analyses (the generator plants no separate truth for them).
+VARIANT_PHENOTYPES = {"leg_cramps_leg_specific"}
 
 FOLDERS = {"outcome", "vascular", "electrolytes", "conditions", "drugs", "mimics"}
 
@@ -79,7 +81,7 @@ def codes(library, phenotype_id, vocabulary, match=None, excluded=False):
 
 
 def test_every_project_phenotype_is_defined_with_its_domain_and_rule(library):
-    assert set(library.ids) == set(PROJECT_PHENOTYPES) | HELPER_PHENOTYPES
+    assert set(library.ids) == set(PROJECT_PHENOTYPES) | HELPER_PHENOTYPES | VARIANT_PHENOTYPES
     for phenotype_id, (domain, rule_type) in PROJECT_PHENOTYPES.items():
         definition = library[phenotype_id].definition
         assert (definition.domain, definition.rule.type) == (domain, rule_type), phenotype_id
@@ -104,7 +106,12 @@ def test_the_library_compiles(library):
 
 def test_outcome_codes(library):
     assert codes(library, "leg_cramps", "ICD10CM") == {"R25.2", "G47.62", "M62.831"}
-    assert codes(library, "leg_cramps", "SNOMED") == {"55300003", "449918009"}
+    assert codes(library, "leg_cramps", "SNOMED", "descendants") == {"55300003", "449918009"}
+    assert codes(library, "leg_cramps", "ICD9CM", "exact") == {"729.82", "327.52"}
+    # The leg-specific variant: only codes that name the leg (R25.2, 729.82 and 55300003 mean any site).
+    assert codes(library, "leg_cramps_leg_specific", "ICD10CM") == {"G47.62", "M62.831"}
+    assert codes(library, "leg_cramps_leg_specific", "ICD9CM") == {"327.52"}
+    assert codes(library, "leg_cramps_leg_specific", "SNOMED", "descendants") == {"449918009"}
     assert codes(library, "leg_cramps", "ICD10CM", excluded=True) == {"M62.830", "M62.838", "R29.0", "G47.61"}
     assert codes(library, "heat_cramps", "ICD10CM", "prefix") == {"T67.2"}
     assert codes(library, "quinine_start", "RxNorm") == {"9071"}
@@ -120,7 +127,10 @@ def test_vascular_codes(library):
     assert codes(library, "peripheral_arterial_disease", "ICD10CM", "exact") == {"I73.9"}
     assert codes(library, "peripheral_arterial_disease", "SNOMED") == {"399957001", "840580004", "400047006",
                                                                        "724440007"}
+    assert codes(library, "peripheral_arterial_disease", "ICD9CM", "prefix") == {"440.2", "440.3"}
+    assert codes(library, "peripheral_arterial_disease", "ICD9CM", "exact") == {"443.9"}
     assert codes(library, "intermittent_claudication", "ICD10CM") == {"I70.21"}
+    assert codes(library, "intermittent_claudication", "ICD9CM") == {"440.21"}
     assert codes(library, "intermittent_claudication", "SNOMED") == {"63491006"}
     assert library["claudication_with_borderline_or_normal_abi"].definition.rule.all_of == [
         "intermittent_claudication", "abi_lowest_0_91_to_1_30"]
@@ -189,6 +199,9 @@ def test_drug_codes(library):
 
 def test_condition_codes(library):
     assert codes(library, "diabetes_mellitus", "ICD10CM", "prefix") == {"E10", "E11", "E13"}
+    assert codes(library, "diabetes_mellitus", "ICD9CM", "prefix") == {"250"}
+    assert codes(library, "hypothyroidism", "ICD9CM") == {"243", "244"}
+    assert codes(library, "parkinsons_disease", "ICD9CM") == {"332.0"}
     assert codes(library, "metabolic_myopathy", "ICD10CM", excluded=True) == {"G72.41"}
     assert "G72.41" in codes(library, "inflammatory_myopathy", "ICD10CM")
     assert codes(library, "parkinsons_disease", "ICD10CM", "prefix") == {"G20"}
@@ -214,3 +227,10 @@ def test_the_docs_mention_every_phenotype_and_code(library):
 
 def test_docs_path_is_in_docs_folder():
     assert DOCS_PATH == paths.DOCS_DIR / "phenotypes.md"
+
+
+def test_every_code_group_names_its_source_and_the_day_it_was_checked(library):
+    for phenotype in library:
+        definition = phenotype.definition
+        for group in definition.codes + definition.exclude_codes:
+            assert group.source.strip() and group.checked_on is not None, (phenotype.id, group.codes)

@@ -403,7 +403,9 @@ def staging_tables_read(sql: str) -> list[set[str]]:
             for statement in sqlglot.parse(sql, read="duckdb") if statement is not None]
 
 
-def test_each_staging_table_is_read_by_exactly_one_statement():
+def test_each_staging_table_is_read_by_the_code_matching_step_and_one_record_statement():
+    # code_to_phenotype.sql reads the distinct codes of the condition, drug and measurement tables (the only code
+    # matching); one statement per table then reads its records. Visits are read with the conditions only.
     compiled = compile_phenotypes(load_phenotype_library())
     statements_reading: dict[str, int] = {table.name: 0 for table in TABLES}
     for step in compiled.steps:
@@ -412,8 +414,8 @@ def test_each_staging_table_is_read_by_exactly_one_statement():
             for table in tables:
                 statements_reading[table] += executions
     assert statements_reading == {
-        "person": 0, "observation_period": 0, "visit_occurrence": 1, "condition_occurrence": 1,
-        "drug_exposure": 1, "measurement": 1, "procedure_occurrence": 0, "death": 0,
+        "person": 0, "observation_period": 0, "visit_occurrence": 1, "condition_occurrence": 2,
+        "drug_exposure": 2, "measurement": 2, "procedure_occurrence": 0, "death": 0,
     }
 
 
@@ -421,9 +423,9 @@ def test_the_statements_do_not_depend_on_the_number_of_phenotypes():
     library = load_phenotype_library()
     compiled = compile_phenotypes(library)
     sql_steps = [step.file for step in compiled.steps if step.rows is None]
-    # Nine fixed steps, plus two per composite depth; nothing per phenotype.
+    # Ten fixed steps, plus two per composite depth; nothing per phenotype.
     composite_depths = {p.depth for p in library if p.definition.domain == "composite"}
-    assert len(sql_steps) == 9 + 2 * len(composite_depths)
+    assert len(sql_steps) == 10 + 2 * len(composite_depths)
 
 
 def test_no_code_is_written_into_sql():
@@ -444,3 +446,14 @@ def test_a_failed_run_leaves_the_previous_results_in_place():
     with pytest.raises(duckdb.CatalogException):
         run_phenotypes(connection)
     assert persons(connection, "leg_cramps") == {"kept"}
+
+
+def test_codes_are_matched_in_one_sql_file_that_every_record_statement_joins():
+    compiled = compile_phenotypes(load_phenotype_library())
+    files = {step.file: step.sql for step in compiled.steps}
+    matching = {file for file, sql in files.items() if "code_list" in sql and "JOIN" in sql}
+    assert matching == {"phenotypes/code_to_phenotype.sql"}
+    for record_file in ("phenotypes/condition_records.sql", "phenotypes/drug_events.sql",
+                        "phenotypes/measurement_records.sql"):
+        assert "phenotype_code_to_phenotype" in files[record_file], record_file
+        assert "concept_code_map" not in files[record_file], record_file

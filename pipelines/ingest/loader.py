@@ -355,12 +355,16 @@ def vocabulary_expr(raw: str, folded: str) -> str:
 
 
 def code_expr(code_raw: str, code_folded: str, vocabulary_normalised: str) -> str:
-    """ICD-10-CM codes get the dot after their third character; every code is trimmed and upper-cased.
+    """ICD-10-CM and ICD-9-CM codes get the dot after their third character (ICD-9-CM E codes, E880.1, after the
+    fourth); every code is trimmed and upper-cased.
 
     `code_folded` is the code without dots, trimmed and upper-cased (see `fold_expr`)."""
     bare = code_folded
     icd = f"CASE WHEN length({bare}) > 3 THEN substr({bare}, 1, 3) || '.' || substr({bare}, 4) ELSE {bare} END"
-    return f"CASE WHEN {vocabulary_normalised} = 'ICD10CM' THEN {icd} ELSE upper(trim({code_raw})) END"
+    icd9_e = f"CASE WHEN length({bare}) > 4 THEN substr({bare}, 1, 4) || '.' || substr({bare}, 5) ELSE {bare} END"
+    return (f"CASE WHEN {vocabulary_normalised} = 'ICD10CM' THEN {icd} "
+            f"WHEN {vocabulary_normalised} = 'ICD9CM' AND {bare} LIKE 'E%' THEN {icd9_e} "
+            f"WHEN {vocabulary_normalised} = 'ICD9CM' THEN {icd} ELSE upper(trim({code_raw})) END")
 
 
 def typed_expr(column: Column, raw: str, source_type: str) -> str:

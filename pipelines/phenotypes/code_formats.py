@@ -1,7 +1,8 @@
 """What a well-formed code looks like in each vocabulary, and the check digits that catch typos.
 
 Codes in phenotype files are written exactly as the ingest normalises them in staging (see
-pipelines/extract_spec.py): ICD-10-CM upper-case with the dot after the third character, ATC and LOINC upper-case,
+pipelines/extract_spec.py): ICD-10-CM and ICD-9-CM upper-case with the dot after the third character (the fourth for
+ICD-9-CM E codes), ATC and LOINC upper-case,
 SNOMED CT and RxNorm as plain digits. A code that would never equal a normalised staging code is an error, because
 it would silently match nothing.
 """
@@ -16,16 +17,20 @@ from pipelines.extract_spec import VOCABULARIES
 
 # Which vocabularies the staging table of each domain holds (the column descriptions in extract_spec.py).
 VOCABULARIES_BY_DOMAIN: dict[str, tuple[str, ...]] = {
-    "condition": ("ICD10CM", "SNOMED"),
+    "condition": ("ICD10CM", "ICD9CM", "SNOMED"),
     "drug": ("RxNorm", "ATC"),
     "measurement": ("LOINC", "SNOMED", "LOCAL"),
 }
 
 # Prefix matching only makes sense in hierarchical code systems whose hierarchy is spelt in the code itself.
-VOCABULARIES_WITH_PREFIXES: tuple[str, ...] = ("ICD10CM", "ATC")
+VOCABULARIES_WITH_PREFIXES: tuple[str, ...] = ("ICD10CM", "ICD9CM", "ATC")
 
 # ICD-10-CM: a letter, a digit, a digit or letter (the category), then optionally a dot and 1-4 characters.
 _ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
+# ICD-9-CM diagnoses: three digits (or V and two digits) with up to two more after the dot, or E, three digits and
+# one more after the dot (external causes).
+ICD9CM_FORMAT = r"^(([0-9]{3}|V[0-9]{2})(\.[0-9]{1,2})?|E[0-9]{3}(\.[0-9])?)$"
+_ICD9CM = re.compile(ICD9CM_FORMAT)
 # SNOMED CT identifiers: 6 to 18 digits, no leading zero, the last digit a Verhoeff check digit.
 _SNOMED = re.compile(r"^[1-9][0-9]{5,17}$")
 # RxNorm concept unique identifiers: plain positive integers.
@@ -116,6 +121,11 @@ def code_problem(vocabulary: str, code: str, match: str) -> str | None:
 
     if vocabulary == "ICD10CM":
         return _icd10cm_problem(code)
+    if vocabulary == "ICD9CM":
+        if not _ICD9CM.match(code):
+            return (f"malformed ICD-9-CM code {code!r}: expected e.g. 729.82, 443.9, V12.51 or E880.1 "
+                    "(with the dot, as staging writes it)")
+        return None
     if vocabulary == "SNOMED":
         if not _SNOMED.match(code):
             return f"malformed SNOMED CT id {code!r}: expected 6-18 digits without a leading zero"

@@ -7,8 +7,9 @@ ever appears inside SQL text: the statements join the staging tables to these ta
 The order of a run:
 
 1. create the phenotype schema and load the definition tables (sql/phenotypes/load/*.sql, one row per execution)
-2. one statement per staging table, each covering every phenotype of its domain:
-   condition_records.sql (staging.condition_occurrence + staging.visit_occurrence), drug_events.sql
+2. code_to_phenotype.sql: the distinct codes present in the condition, drug and measurement tables matched
+   against phenotype.code_list once (the only code matching); then one statement per staging table, each covering
+   every phenotype of its domain: condition_records.sql (staging.condition_occurrence + staging.visit_occurrence), drug_events.sql
    (staging.drug_exposure, straight into phenotype.events), measurement_records.sql (staging.measurement)
 3. on the condition and measurement work tables and phenotype.events: events.sql, rule_met.sql (the person-level
    rules), person_summary.sql (person exclusions), then composites depth by depth (composite_person_summary.sql,
@@ -46,8 +47,10 @@ DEFINITION_TABLES: tuple[str, ...] = (
     "composite_components",
 )
 
-# The statements that read staging tables, one per table (the single pass per domain).
+# The statements that read staging tables: the codes present in all of them matched once, then one statement per
+# table (the single pass over the records of each domain).
 RECORD_STEPS: tuple[str, ...] = (
+    "phenotypes/code_to_phenotype.sql",
     "phenotypes/condition_records.sql",
     "phenotypes/drug_events.sql",
     "phenotypes/measurement_records.sql",

@@ -51,13 +51,19 @@ fails when this page and the files disagree). Each phenotype is one YAML file; t
 
 ## How a phenotype is computed
 
-- **Codes.** Codes are written as staging holds them after the ingest normalises them: ICD-10-CM upper-case with
-  the dot (`R25.2`, `T67.2XXA`), ATC and LOINC upper-case, SNOMED CT and RxNorm as digits. *exact* means equal to a
-  listed code; *prefix* (ICD-10-CM and ATC only) means starting with it, so `I70.2` covers `I70.213`. Excluded codes
-  never count for the phenotype, even under an included prefix. Every code is checked when the files load: format
-  per vocabulary, SNOMED CT Verhoeff and LOINC mod-10 check digits, and ICD-10-CM codes must exist in the CMS
-  April 2026 release. Codes that could not be verified are not used. Each code group names its source and the day
-  it was checked.
+- **Codes.** Codes are written as staging holds them after the ingest normalises them: ICD-10-CM and ICD-9-CM
+  upper-case with the dot (`R25.2`, `T67.2XXA`, `729.82`), ATC and LOINC upper-case, SNOMED CT and RxNorm as
+  digits. *exact* means equal to a listed code; *prefix* (ICD-10-CM, ICD-9-CM and ATC only) means starting with it,
+  so `I70.2` covers `I70.213`; *descendants* (SNOMED CT only, as Circe's `includeDescendants`) means the concept or
+  any descendant named by an OMOP extract's `concept_ancestor` (through `vocabulary.concept_code_map`). Excluded
+  codes never count for the phenotype, even under an included prefix. Every code is checked when the files load:
+  format per vocabulary, SNOMED CT Verhoeff and LOINC mod-10 check digits, ICD-10-CM codes must exist in the CMS
+  April 2026 release (simple-icd-10-cm), and ICD-9-CM codes, which no installed library covers, in the bundled
+  table `phenotypes/reference/icd9cm_codes.csv` (CMS release 32, the last, with titles). Codes that could not be
+  verified are not used. Each code group names its source and the day it was checked.
+- **ICD-9-CM.** US diagnoses before 2015-10-01 are ICD-9-CM; the seed's conditions list their ICD-9-CM codes
+  beside the ICD-10-CM ones, so an extract spanning the transition finds conditions (and cramps) recorded before
+  it. The ICD-9-CM codes were chosen by meaning against the ICD-10-CM list; the CMS GEMs were not consulted.
 - **Drug classes.** A drug phenotype is defined by ingredient: the RxNorm ingredient CUIs of the class and every
   ATC code of a product that contains a class ingredient, so a combination product counts for each of its
   ingredients' classes (lisinopril + hydrochlorothiazide, C09BA03, is an ACE inhibitor, a thiazide and
@@ -66,8 +72,10 @@ fails when this page and the files disagree). Each phenotype is one YAML file; t
   drug reaches its ingredients and ATC classes through `vocabulary.concept_code_map`; a canonical extract must
   record the ingredient CUI or the ATC code. A study that wants monotherapy excludes combinations in its own design.
 - **Records.** Conditions come from `staging.condition_occurrence` (event date: `condition_start_date`), drugs from
-  `staging.drug_exposure` (event date: `drug_exposure_start_date`), measurements from `staging.measurement`. Each
-  staging table is read by one statement for all phenotypes of its domain.
+  `staging.drug_exposure` (event date: `drug_exposure_start_date`), measurements from `staging.measurement`. The
+  distinct codes present in the three tables are matched against the code lists once
+  (`sql/phenotypes/code_to_phenotype.sql`); each staging table's records are then read by one statement for all
+  phenotypes of its domain.
 - **Measurements.** Units are compared case-insensitively with spaces ignored. A value without a unit is read in
   the unit its code reports; a value in a unit the phenotype does not list is ignored. Values are converted to the
   canonical unit (rounded to 6 decimals), values outside the plausible range (ends included, unless the range is

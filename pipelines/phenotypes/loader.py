@@ -20,6 +20,7 @@ from pipelines import paths
 from pipelines.extract_spec import VOCABULARIES
 from pipelines.phenotypes.code_formats import VOCABULARIES_BY_DOMAIN, code_problem
 from pipelines.phenotypes.errors import DefinitionProblem, PhenotypeDefinitionError
+from pipelines.phenotypes.reference_codes import icd9cm_problem
 from pipelines.phenotypes.schema import (
     RULE_TYPES,
     RULE_TYPES_BY_DOMAIN,
@@ -230,9 +231,14 @@ def _code_group_problems(definition: PhenotypeDefinition, field: str, groups: li
         elif group.unit is not None:
             yield f"{group_path}.unit", "only included codes of measurement phenotypes have a unit"
 
+        if group.match == "descendants" and group.vocabulary != "SNOMED":
+            yield f"{group_path}.match", "only SNOMED codes can be matched with their descendants"
+            continue
         for code_index, code in enumerate(group.codes):
             code_path = f"{group_path}.codes[{code_index}]"
             message = code_problem(group.vocabulary, code, group.match)
+            if message is None and group.vocabulary == "ICD9CM":
+                message = icd9cm_problem(code, group.match)
             if message:
                 yield code_path, message
                 continue

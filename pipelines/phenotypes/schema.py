@@ -38,9 +38,12 @@ class CodeGroup(_Strict):
     """Codes of one vocabulary that share a match type, a source and a verification status."""
 
     vocabulary: str = Field(description="A key of extract_spec.VOCABULARIES, e.g. ICD10CM.")
-    match: Literal["exact", "prefix"] = Field(
+    match: Literal["exact", "prefix", "descendants"] = Field(
         description="exact: the staging code equals a listed code. prefix: the staging code starts with a listed code "
-                    "(ICD10CM and ATC only; prefixes are compared with the dot, e.g. I70.2 matches I70.213).")
+                    "(ICD10CM, ICD9CM and ATC only; prefixes are compared with the dot, e.g. I70.2 matches I70.213). "
+                    "descendants (SNOMED only, as Circe's includeDescendants): the listed concept or any SNOMED CT "
+                    "descendant, from the extract's concept_ancestor, else from "
+                    "phenotypes/reference/snomed_descendants.csv.")
     codes: list[str] = Field(min_length=1)
     status: Literal["verified", "verified_weak"] = Field(
         description="verified: read in a named, authoritative source. verified_weak: seen only in secondary or "

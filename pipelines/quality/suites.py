@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import extract_spec as spec
 from pipelines.paths import EXPECTATIONS_DIR
+from pipelines.phenotypes.code_formats import ICD9CM_FORMAT
 from pipelines.phenotypes.loader import phenotype_library
 from pipelines.quality.valid_codes import VALID_ICD10CM_TABLE
 from pipelines.sql_quoting import quote_literal
@@ -72,7 +73,7 @@ CHECK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Vocabularies each coded column may hold (extract_spec's column descriptions).
 VOCABULARIES_BY_TABLE: dict[str, tuple[str, ...]] = {
-    "condition_occurrence": ("ICD10CM", "SNOMED"),
+    "condition_occurrence": ("ICD10CM", "ICD9CM", "SNOMED"),
     "drug_exposure": ("RxNorm", "ATC"),
     "measurement": ("LOINC", "SNOMED", "LOCAL"),
     "procedure_occurrence": ("CPT4", "ICD10PCS", "SNOMED"),
@@ -81,6 +82,7 @@ VOCABULARIES_BY_TABLE: dict[str, tuple[str, ...]] = {
 # Code formats per vocabulary, for codes as the ingest normalises them (ICD-10-CM upper-case with the dot).
 CODE_FORMATS: dict[str, str] = {
     "ICD10CM": r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$",
+    "ICD9CM": ICD9CM_FORMAT,
     "SNOMED": r"^[0-9]{6,18}$",
     "RxNorm": r"^[0-9]+$",
     "ATC": r"^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$",

@@ -22,14 +22,16 @@ CREATE TABLE phenotype.definitions (
     sha256       VARCHAR NOT NULL   -- of the YAML file's bytes
 );
 
--- Every code of every phenotype. match_type 'prefix' means: the normalised staging code starts with this code.
+-- Every code of every phenotype. match_type 'prefix' means: the normalised staging code starts with this code;
+-- 'descendants': this SNOMED concept or any descendant the extract's concept_ancestor names (bundled descendants
+-- are listed as codes of their own).
 -- excluded codes never count for the phenotype, even when an included prefix covers them.
 DROP TABLE IF EXISTS phenotype.code_list;
 CREATE TABLE phenotype.code_list (
     phenotype_id VARCHAR NOT NULL,
     vocabulary   VARCHAR NOT NULL,
     code         VARCHAR NOT NULL,
-    match_type   VARCHAR NOT NULL,  -- exact | prefix
+    match_type   VARCHAR NOT NULL,  -- exact | prefix | descendants
     excluded     BOOLEAN NOT NULL
 );
 

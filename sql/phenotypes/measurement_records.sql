@@ -1,51 +1,11 @@
 -- Every plausible value of a measurement phenotype's codes, in the phenotype's canonical unit, with a flag saying
--- whether it meets the threshold: ONE pass over staging.measurement for all measurement phenotypes together (same
--- code matching as condition_records.sql).
+-- whether it meets the threshold: ONE pass over staging.measurement for all measurement phenotypes together (codes
+-- matched once by code_to_phenotype.sql).
 --
 -- Phenotypes decided by single values (rule min_records) keep only the values that meet the threshold; the
 -- lowest_value and all_values rules need every plausible value of the person, so those keep them all.
 CREATE TEMP TABLE phenotype_measurement_records AS
 WITH
-codes_present AS (
-    SELECT DISTINCT measurement_vocabulary AS vocabulary, measurement_code AS code
-    FROM staging.measurement
-),
--- [extract formats] Each present code with every (vocabulary, code) it stands for: itself, plus its pairs in
--- vocabulary.concept_code_map (an OMOP clinical drug stands for its ingredients and ATC classes, a SNOMED concept for the
--- ICD10CM codes mapped to it; the map is empty for canonical extracts). Grouping by the present code below keeps
--- every record once per phenotype. See docs/extract_formats.md.
-codes_meant AS (
-    SELECT vocabulary, code, vocabulary AS meant_vocabulary, code AS meant_code
-    FROM codes_present
-    UNION
-    SELECT codes_present.vocabulary, codes_present.code, concept_code_map.mapped_vocabulary,
-           concept_code_map.mapped_code
-    FROM codes_present
-    JOIN vocabulary.concept_code_map
-      ON concept_code_map.vocabulary = codes_present.vocabulary AND concept_code_map.code = codes_present.code
-),
-measurement_code_list AS (
-    SELECT code_list.phenotype_id, code_list.vocabulary, code_list.code, code_list.match_type, code_list.excluded
-    FROM phenotype.code_list
-    JOIN phenotype.definitions ON definitions.phenotype_id = code_list.phenotype_id
-    WHERE definitions.domain = 'measurement'
-),
-code_matches AS (
-    SELECT codes_present.vocabulary, codes_present.code, measurement_code_list.phenotype_id,
-           measurement_code_list.excluded
-    FROM codes_meant AS codes_present
-    JOIN measurement_code_list
-      ON measurement_code_list.vocabulary = codes_present.meant_vocabulary
-     AND (measurement_code_list.code = codes_present.meant_code
-          OR (measurement_code_list.match_type = 'prefix'
-              AND substr(codes_present.meant_code, 1, length(measurement_code_list.code)) = measurement_code_list.code))
-),
-code_to_phenotype AS (
-    SELECT vocabulary, code, phenotype_id
-    FROM code_matches
-    GROUP BY vocabulary, code, phenotype_id
-    HAVING max(CASE WHEN excluded THEN 1 ELSE 0 END) = 0
-),
 -- Records with a number. The recorded unit is normalised exactly like normalise_unit() in
 -- pipelines/phenotypes/schema.py (trimmed, spaces removed, lower-case); a record without a unit is read in the unit
 -- its code reports (phenotype.measurement_code_units).
@@ -61,8 +21,9 @@ recorded_values AS (
         coalesce(nullif(lower(replace(trim(measurement.unit), ' ', '')), ''), measurement_code_units.unit)
             AS recorded_unit
     FROM staging.measurement
-    JOIN code_to_phenotype
-      ON code_to_phenotype.vocabulary = measurement.measurement_vocabulary
+    JOIN phenotype_code_to_phenotype AS code_to_phenotype
+      ON code_to_phenotype.domain = 'measurement'
+     AND code_to_phenotype.vocabulary = measurement.measurement_vocabulary
      AND code_to_phenotype.code = measurement.measurement_code
     LEFT JOIN phenotype.measurement_code_units
       ON measurement_code_units.phenotype_id = code_to_phenotype.phenotype_id

@@ -12,9 +12,13 @@ CREATE OR REPLACE TEMP MACRO iso_date(value) AS
          ELSE field_text(value) END;
 
 -- A code as the ingest normalises it (pipelines/ingest/loader.py code_expr): trimmed, upper-case, and ICD-10-CM
--- with the dot after the third character.
+-- and ICD-9-CM with the dot after the third character (after the fourth for ICD-9-CM E codes, E880.1).
+CREATE OR REPLACE TEMP MACRO bare_code(code) AS upper(replace(trim(code), '.', ''));
 CREATE OR REPLACE TEMP MACRO canonical_code(vocabulary, code) AS
-    CASE WHEN vocabulary = 'ICD10CM' AND length(upper(replace(trim(code), '.', ''))) > 3
-         THEN substr(upper(replace(trim(code), '.', '')), 1, 3) || '.' || substr(upper(replace(trim(code), '.', '')), 4)
-         WHEN vocabulary = 'ICD10CM' THEN upper(replace(trim(code), '.', ''))
+    CASE WHEN vocabulary = 'ICD9CM' AND bare_code(code) LIKE 'E%' AND length(bare_code(code)) > 4
+         THEN substr(bare_code(code), 1, 4) || '.' || substr(bare_code(code), 5)
+         WHEN vocabulary = 'ICD9CM' AND bare_code(code) LIKE 'E%' THEN bare_code(code)
+         WHEN vocabulary IN ('ICD10CM', 'ICD9CM') AND length(bare_code(code)) > 3
+         THEN substr(bare_code(code), 1, 3) || '.' || substr(bare_code(code), 4)
+         WHEN vocabulary IN ('ICD10CM', 'ICD9CM') THEN bare_code(code)
          ELSE upper(trim(code)) END;

@@ -10,6 +10,8 @@
 --                     through the RxNorm links of omop_ingredient_relationship (omop_vocabulary.sql).
 --                     omop_drug_ingredient keeps the route each took, for the ingest's report.
 --   ATC class         an ATC ancestor of a drug concept (concept_ancestor), at every ATC level
+--   SNOMED ancestor   a SNOMED ancestor of a SNOMED concept (concept_ancestor): counts only for phenotype codes
+--                     listed with their descendants (match: descendants)
 CREATE SCHEMA IF NOT EXISTS vocabulary;
 CREATE OR REPLACE TEMP TABLE omop_staged_concept AS
 WITH staged_codes AS (
@@ -76,6 +78,12 @@ WITH mapped AS (
     JOIN omop_vocabulary_concept AS source_concept ON source_concept.concept_id = relationship.concept_id_1
     UNION
     SELECT vocabulary, code, mapped_vocabulary, mapped_code, mapping FROM omop_drug_ingredient
+    UNION
+    SELECT staged.vocabulary, staged.code, ancestor.vocabulary_id, ancestor.concept_code, 'SNOMED ancestor'
+    FROM omop_staged_concept AS staged
+    JOIN omop_vocabulary_ancestor AS ancestry ON ancestry.descendant_concept_id = staged.concept_id
+    JOIN omop_vocabulary_concept AS ancestor ON ancestor.concept_id = ancestry.ancestor_concept_id
+    WHERE staged.vocabulary = 'SNOMED' AND ancestor.vocabulary_id = 'SNOMED'
 )
 SELECT DISTINCT vocabulary, code, mapped_vocabulary, mapped_code, mapping
 FROM mapped
