@@ -65,6 +65,33 @@ def test_null_effect_ratio_by_hand():
     assert null_effect_sequence_ratio(index, markers, window_days=390) == pytest.approx(3.0)
 
 
+def test_null_effect_ratio_counts_every_incident_index_user_not_only_pairs():
+    """Tsiropoulos 2009 and CohortSymmetry: a_d are all incident users of the index drug, b_m all of the marker.
+
+    Index users: day 1000 (marker on 1100: index first), day 2000 (no marker), day 3000 (marker on 2900: marker
+    first). Marker-only persons on days 900, 1900, 2100, 2200, 3100. T = 365.
+      day 1000: markers after 1 (1100), around 2 (900, 1100)
+      day 2000: markers after 2 (2100, 2200), around 3 (1900, 2100, 2200)
+      day 3000: markers after 1 (3100), around 2 (2900, 3100)
+    All index users: P = (1 + 2 + 1) / (2 + 3 + 2) = 4/7, NSR = 4/3, adjusted SR = (1/1) / (4/3) = 0.75.
+    Pairs only (the old rule, days 1000 and 3000): P = 2/4, NSR = 1.
+    """
+    index_days = [1000, 2000, 3000, None, None, None, None, None]
+    marker_days = [1100, None, 2900, 900, 1900, 2100, 2200, 3100]
+    data = pd.DataFrame({
+        "index_date": [day(d) if d is not None else pd.NaT for d in index_days],
+        "marker_date": [day(d) if d is not None else pd.NaT for d in marker_days],
+    })
+    result = sequence_symmetry_analysis(data)
+    assert (result.index_first, result.marker_first) == (1, 1)
+    assert result.null_effect_ratio == pytest.approx(4 / 3)
+    assert result.adjusted.estimate == pytest.approx(0.75)
+    # The observation limits apply to the index users of the NSR as to the pairs: with observation ending on day
+    # 2500 + 365, the index users of day 3000 leave both, and day 1000 and 2000 remain: P = 3/5, NSR = 1.5.
+    limited = sequence_symmetry_analysis(data, observation_start=day(0), observation_end=day(2500 + 365))
+    assert limited.null_effect_ratio == pytest.approx(1.5)
+
+
 def test_null_effect_ratio_tracks_a_rising_trend():
     markers = counts({d: 1 + d // 100 for d in range(0, 3000)})  # rising incidence
     index = counts({1500: 1})

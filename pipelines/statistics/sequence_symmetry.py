@@ -22,14 +22,14 @@ either side; same-day pairs are excluded because their order is unknown, as in C
 - p-value: exact binomial test (scipy.stats.binomtest) of n_index_first out of all pairs against the share
   expected under the null: 1/2 for the CSR, P = NSR/(1+NSR) for the ASR.
 
-Which daily counts feed the NSR: by default (`sequence_symmetry_analysis`) a_d are the index initiations of the
-persons in the analysis and b_m the marker initiations of everyone in the input who initiated the marker (the
-prescribing trend of the marker in the source population, as in Sllambias' SSA `calc_null_effect`); pass
-`marker_initiations_by_day` to use counts aggregated elsewhere (e.g. in DuckDB over the whole database).
-The NSR window defaults to the SSA window T (the formula's T); `nsr_window_days=548` uses CohortSymmetry's
-`restriction` default instead. CohortSymmetry also builds a_d and b_m from the sequence pairs only (index-first
-and marker-first pairs by the date of each person's first initiation); see docs/statistics.md for why we follow
-the published formula.
+Which daily counts feed the NSR (Tsiropoulos 2009; OHDSI CohortSymmetry, whose `inc_cohort_summary` counts the
+first entry of every person in the index and in the marker cohort per day): a_d are the initiations of **every
+incident user of the index drug** in the input (whose window is observed), with or without the marker, and b_m
+those of every incident user of the marker. Counting only the persons in pairs would make the NSR follow the
+marker's incidence among index users near their index date, not the prescribing trends it adjusts for. Pass
+`index_initiations_by_day` / `marker_initiations_by_day` to use counts aggregated elsewhere (e.g. in DuckDB over
+the whole database). The NSR window defaults to the SSA window T (the formula's T); `nsr_window_days=548` uses
+CohortSymmetry's `movingAverageRestriction` default instead.
 """
 
 from __future__ import annotations
@@ -183,6 +183,7 @@ def sequence_symmetry_analysis(
     window_days: int = WINDOW_DAYS,
     nsr_window_days: int | None = None,
     marker_initiations_by_day: pd.Series | None = None,
+    index_initiations_by_day: pd.Series | None = None,
     observation_start=None,
     observation_end=None,
     alpha: float = 0.05,
@@ -200,7 +201,9 @@ def sequence_symmetry_analysis(
 
     `marker_initiations_by_day` overrides the marker trend used for the NSR (default: the daily marker
     initiations of everyone in `data`, which should then hold every marker initiator of the source population,
-    not only the index-drug users).
+    not only the index-drug users). `index_initiations_by_day` likewise overrides the index-drug trend (default:
+    the daily initiations of every person in `data` with an index date, marker or not, inside the observation
+    limits).
     """
     require_columns(data, [index_date, marker_date])
     index_dates = pd.to_datetime(data[index_date]).dt.normalize()
@@ -219,8 +222,17 @@ def sequence_symmetry_analysis(
 
     if marker_initiations_by_day is None:
         marker_initiations_by_day = daily_initiation_counts(marker_dates)
+    if index_initiations_by_day is None:
+        # Every incident user of the index drug whose window is observed, with or without the marker (Tsiropoulos
+        # 2009; CohortSymmetry), not only the persons in pairs.
+        index_observed = index_dates.notna()
+        if observation_start is not None:
+            index_observed &= index_dates >= pd.Timestamp(observation_start) + pd.Timedelta(days=window_days)
+        if observation_end is not None:
+            index_observed &= index_dates <= pd.Timestamp(observation_end) - pd.Timedelta(days=window_days)
+        index_initiations_by_day = daily_initiation_counts(index_dates[index_observed])
     nsr = null_effect_sequence_ratio(
-        daily_initiation_counts(index_dates[pair]),
+        index_initiations_by_day,
         marker_initiations_by_day,
         nsr_window_days or window_days,
     )
