@@ -5,7 +5,8 @@
 
 Model order (each SELECT is materialised as a temporary table named after its file, which later models read):
 
-    observation_periods_merged -> phenotype_event_dates -> index_first_visit | index_new_user (as index_dates)
+    observation_periods_merged -> phenotype_event_dates -> index_first_visit | index_new_user | index_lab_test
+    (as index_dates)
     -> eligibility -> attrition_counts -> person_variables -> study_population -> cohort_rows
     -> table1_aggregates -> table1_smd
 
@@ -22,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition, study_period_warning
-from pipelines.cohorts.study import StudyDefinition, load_studies
+from pipelines.cohorts.study import LabTestIndex, StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.disclosure import shown_count
 from pipelines.sql import read_sql
@@ -30,6 +31,10 @@ from pipelines.sql_quoting import quote_identifier, quote_literal
 
 STAGING_TABLES_READ = ("person", "observation_period", "visit_occurrence", "death")
 PHENOTYPE_TABLES_READ = ("events", "person_summary")
+# A lab_test index reads every test of its finding (normal values too, which phenotype.events does not keep) from
+# staging.measurement, with the phenotype stage's code list and measurement rules.
+LAB_TEST_STAGING_TABLES_READ = ("measurement",)
+LAB_TEST_PHENOTYPE_TABLES_READ = ("code_list", "measurement_code_units", "unit_conversions", "measurement_rules")
 TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_dates", "eligibility",
                     "table1_aggregates")
 
@@ -107,6 +112,7 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
         "target": getattr(index, "target", None),
         "comparator": getattr(index, "comparator", None),
         "washout_days": getattr(index, "washout_days", None),
+        "finding": getattr(index, "finding", None),
         "min_age": study.age_at_index.min,
         "max_age": study.age_at_index.max,
         "outcome_phenotype": study.outcome.phenotype,
@@ -187,10 +193,19 @@ def _delete_study_rows(con: duckdb.DuckDBPyConnection, study_id: str) -> None:
         con.execute(f"DELETE FROM {table} WHERE study_id = ?", [study_id])
 
 
-def check_inputs(con: duckdb.DuckDBPyConnection) -> None:
+def staging_tables_read(study: StudyDefinition) -> tuple[str, ...]:
+    """The staging tables the study's cohort SQL reads."""
+    return STAGING_TABLES_READ + (LAB_TEST_STAGING_TABLES_READ if isinstance(study.index, LabTestIndex) else ())
+
+
+def check_inputs(con: duckdb.DuckDBPyConnection, study: StudyDefinition | None = None) -> None:
     present = {f"{schema}.{table}" for schema, table in
                con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
-    needed = [f"staging.{t}" for t in STAGING_TABLES_READ] + [f"phenotype.{t}" for t in PHENOTYPE_TABLES_READ]
+    phenotype_tables = PHENOTYPE_TABLES_READ
+    if study is not None and isinstance(study.index, LabTestIndex):
+        phenotype_tables += LAB_TEST_PHENOTYPE_TABLES_READ
+    staging_tables = staging_tables_read(study) if study is not None else STAGING_TABLES_READ
+    needed = [f"staging.{t}" for t in staging_tables] + [f"phenotype.{t}" for t in phenotype_tables]
     missing = [name for name in needed if name not in present]
     if missing:
         raise CohortBuildError(f"the warehouse lacks {', '.join(missing)}: run the ingest and phenotype stages "
@@ -204,7 +219,7 @@ def check_inputs(con: duckdb.DuckDBPyConnection) -> None:
 def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> StudyBuild:
     """Replace the study's rows in cohort.cohort_definition, cohort.cohort, cohort.study_variables,
     cohort.person_variables, cohort.study_population, results.attrition and results.table1."""
-    check_inputs(con)
+    check_inputs(con, study)
     create_output_tables(con)
     add_phenotype_columns(con, study)
     parameters = study_parameters(study)

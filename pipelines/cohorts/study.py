@@ -217,7 +217,32 @@ class NewUserIndex(_Strict):
         return self
 
 
-IndexRule = Annotated[FirstVisitIndex | NewUserIndex, Field(discriminator="rule")]
+class LabTestIndex(_Strict):
+    """A laboratory finding against tested persons with a normal result, anchored at the test.
+
+    Index = the person's first test of `finding`'s measurement codes (a plausible value) in the study period, with
+    `prior_observation_days` of observation before it. The finding is the study's one exposure, present when the
+    index test (or another test of that day) meets the phenotype's threshold; `comparator: tested_normal` says who it
+    is compared with: tested persons whose index test was normal. Persons never tested in the study period are not
+    compared (attrition step `no_test_in_study_period`), because untested persons are a different population
+    (tested because of symptoms or drugs), not persons with normal values."""
+
+    rule: Literal["lab_test"]
+    finding: PhenotypeId
+    comparator: Literal["tested_normal"] = "tested_normal"
+
+    @model_validator(mode="after")
+    def _finding_is_a_measurement(self, info: ValidationInfo) -> LabTestIndex:
+        domain = _domains_in(info).get(self.finding)
+        if domain != "measurement":
+            raise ValueError(f"finding must be a measurement phenotype; {self.finding!r} is a {domain} phenotype")
+        return self
+
+
+# The exposure window of a lab_test study's finding: the index day only (the index test's own result).
+LAB_TEST_FINDING_WINDOW = {"lookback_days": 0}
+
+IndexRule = Annotated[FirstVisitIndex | NewUserIndex | LabTestIndex, Field(discriminator="rule")]
 
 
 class OutcomeWashout(_Strict):
@@ -310,6 +335,18 @@ class StudyDefinition(_Strict):
     # Seeds every random step of the statistics (model sampling, cross-validation folds, matching order), and is
     # published with the results, so that a study file gives the same estimates on every run.
     seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lab_test_exposure_is_its_finding(cls, data: Any) -> Any:
+        """A lab_test study has one exposure, its finding as judged on the index test; it is not listed by hand."""
+        if isinstance(data, dict) and isinstance(data.get("index"), dict) and data["index"].get("rule") == "lab_test":
+            if data.get("exposures"):
+                raise ValueError("exposures: a lab_test study's exposure is its index.finding (judged on the index "
+                                 "test); leave exposures out")
+            finding = data["index"].get("finding")
+            data = {**data, "exposures": [{"phenotype": finding, "window": LAB_TEST_FINDING_WINDOW}]}
+        return data
 
     @field_validator("id")
     @classmethod
@@ -448,7 +485,7 @@ def _field_path(location: tuple[Any, ...]) -> str:
     for part in location:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in ("first_visit", "new_user") and text.endswith("index"):
+        elif part in ("first_visit", "new_user", "lab_test") and text.endswith("index"):
             continue
         else:
             text += f".{part}" if text else str(part)
