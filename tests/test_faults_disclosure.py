@@ -39,7 +39,8 @@ SITE = "site_disclosure"
 OVERRIDES_PATH = "resources.studies.config.overrides"
 # leg_cramps runs with a stricter threshold than the site floor: every "<N" must name the threshold in force.
 # (Sequence symmetry, over the whole extract, uses the strictest threshold of the study files.)
-THRESHOLDS = {"leg_cramps": 20, "thiazide_vs_ccb": 11, "sequence_symmetry": 11}
+THRESHOLDS = {"leg_cramps": 20, "thiazide_vs_ccb": 11, "low_magnesium_tested": 11, "low_potassium_tested": 11,
+              "low_sodium_tested": 11, "sequence_symmetry": 11}
 
 
 def _config(extract: Path, database: Path, overrides: dict) -> dict:

@@ -225,3 +225,45 @@ def test_pipeline_measures_observation_over_overlapping_periods():
     crude = next(r for _, _, r in results if r.method.startswith("Crude"))
     # Person 1 counts (index first); person 2 is observed only 517 days before the index date: left out.
     assert (crude.events_exposed, crude.events_unexposed) == (1, 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Garrison 2012's design: quinine starts as the marker, age >= 50, malaria judged as of the quinine start
+# ---------------------------------------------------------------------------------------------------------------
+def test_garrison_design_counts_by_age_and_drops_quinine_only_after_a_prior_infection():
+    import duckdb
+
+    from pipelines.statistics.sequence_symmetry import garrison_sequence_symmetry
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA phenotype; CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.person (person_id VARCHAR, year_of_birth INTEGER, birth_date DATE)")
+    con.execute("CREATE TABLE staging.observation_period (person_id VARCHAR, observation_period_start_date DATE, "
+                "observation_period_end_date DATE)")
+    con.execute("CREATE TABLE phenotype.person_summary (person_id VARCHAR, phenotype_id VARCHAR, first_date DATE)")
+    con.execute("CREATE TABLE phenotype.events (person_id VARCHAR, phenotype_id VARCHAR, event_date DATE)")
+    persons = {  # birth date, drug start, quinine start, malaria
+        "P1": ("1945-01-01", "2015-06-01", "2015-09-01", None),          # 70: drug first, band 65-79
+        "P2": ("1960-06-01", "2016-01-01", "2015-08-01", None),          # 55: quinine first
+        "P3": ("1956-01-01", "2016-03-01", "2016-05-01", "2016-04-01"),  # malaria before quinine: no marker
+        "P4": ("1956-01-01", "2016-03-01", "2016-05-01", "2017-01-01"),  # malaria after: the marker counts
+        "P5": ("1971-01-01", "2016-03-01", "2016-05-01", None),          # 45 at the drug start: too young
+        "P6": ("1966-03-01", "2016-06-01", "2016-02-01", None),          # 50 at the drug, 49 at quinine: counts
+    }
+    for person, (birth, drug, quinine, malaria) in persons.items():
+        con.execute("INSERT INTO staging.person VALUES (?, ?, ?)", [person, int(birth[:4]), birth])
+        con.execute("INSERT INTO staging.observation_period VALUES (?, '2012-01-01', '2020-12-31')", [person])
+        con.execute("INSERT INTO phenotype.person_summary VALUES (?, 'statins', ?)", [person, drug])
+        # Quinine fills stay in phenotype.events even where the phenotype's all-time exclusion removed the person.
+        con.execute("INSERT INTO phenotype.events VALUES (?, 'quinine_start', ?)", [person, quinine])
+        if malaria:
+            con.execute("INSERT INTO phenotype.person_summary VALUES (?, 'malaria_or_babesiosis', ?)",
+                        [person, malaria])
+    rows = garrison_sequence_symmetry(con, ["statins"])
+    counts = {exposure: (r.events_exposed, r.events_unexposed) for exposure, marker, r in rows
+              if r.method.startswith("Crude") and marker == "quinine_start"}
+    assert counts == {
+        "statins (Garrison 2012 design, age 50+)": (2, 2),    # P1, P4 drug first; P2, P6 quinine first
+        "statins (Garrison 2012 design, age 50-64)": (1, 2),  # P4; P2, P6
+        "statins (Garrison 2012 design, age 65-79)": (1, 0),  # P1
+    }

@@ -7,7 +7,7 @@ Model order (each SELECT is materialised as a temporary table named after its fi
 
     observation_periods_merged -> phenotype_event_dates -> index_first_visit | index_new_user | index_lab_test
     (as index_dates)
-    -> eligibility -> attrition_counts -> person_variables -> study_population -> cohort_rows
+    -> eligibility -> attrition_counts -> on_treatment_end -> person_variables -> study_population -> cohort_rows
     -> table1_aggregates -> table1_smd
 
 A study's rows are replaced in one transaction: a failure leaves the previous rows of that study in place.
@@ -36,7 +36,7 @@ PHENOTYPE_TABLES_READ = ("events", "person_summary")
 LAB_TEST_STAGING_TABLES_READ = ("measurement",)
 LAB_TEST_PHENOTYPE_TABLES_READ = ("code_list", "measurement_code_units", "unit_conversions", "measurement_rules")
 TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_dates", "eligibility",
-                    "table1_aggregates")
+                    "on_treatment_end", "table1_aggregates")
 
 
 class CohortBuildError(RuntimeError):
@@ -112,6 +112,7 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
         "target": getattr(index, "target", None),
         "comparator": getattr(index, "comparator", None),
         "washout_days": getattr(index, "washout_days", None),
+        "grace_days": getattr(index, "grace_days", None),
         "finding": getattr(index, "finding", None),
         "min_age": study.age_at_index.min,
         "max_age": study.age_at_index.max,
@@ -244,6 +245,7 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
         warnings += filter(None, [study_period_warning(con, study, counts)])
         _insert_rows(con, "results.attrition", [vars(row) for row in attrition])
 
+        materialise(con, "on_treatment_end", parameters)
         sql = model_sql("person_variables")
         con.execute(f"INSERT INTO cohort.person_variables BY NAME {sql}", model_parameters(sql, parameters))
         sql = study_population_insert_sql(study)

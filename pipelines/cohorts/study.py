@@ -32,7 +32,7 @@ VISIT_TYPES = ("inpatient", "outpatient", "emergency")
 RESERVED_COLUMN_NAMES = frozenset({
     "study_id", "person_id", "index_date", "age_at_index", "sex", "observation_start", "observation_end",
     "death_date", "time_at_risk_start", "followup_end", "followup_days", "outcome_flag", "outcome_date",
-    "treatment",
+    "treatment", "on_treatment_end",
 })
 
 
@@ -198,12 +198,17 @@ class FirstVisitIndex(_Strict):
 class NewUserIndex(_Strict):
     """Active-comparator new-user design: index = the first fill of `target` or `comparator` in the study period;
     persons with use of either in the `washout_days` before index, or starting both on the index date, are left
-    out. `treatment` is 1 for target and 0 for comparator initiators."""
+    out. `treatment` is 1 for target and 0 for comparator initiators. Both intention-to-treat and on-treatment
+    (censored at discontinuation + `grace_days` or at a switch) analyses are published."""
 
     rule: Literal["new_user"]
     target: PhenotypeId
     comparator: PhenotypeId
     washout_days: int = Field(default=365, ge=0)
+    # The persistence window of the on-treatment analysis (LEGEND: 30 days): fills of the drug started at index join
+    # one era while the next starts within this many days of the supply so far, and the era ends this many days
+    # after its last supply (cohort.study_population.on_treatment_end, sql/cohorts/on_treatment_end.sql).
+    grace_days: int = Field(default=30, ge=0)
 
     @model_validator(mode="after")
     def _two_different_drugs(self, info: ValidationInfo) -> NewUserIndex:

@@ -245,3 +245,105 @@ def sequence_symmetry_analysis(
         same_day_excluded=int(same_day.sum()),
         window_days=window_days,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Garrison 2012: quinine starts as the marker of leg cramps, adults aged 50 or more, age-stratified
+# ---------------------------------------------------------------------------------------------------------------
+GARRISON_MARKER = "quinine_start"
+# Quinine given for these infections is not a cramp marker; the phenotype's own exclusion looks at all time.
+GARRISON_MARKER_EXCLUDED_AFTER = "malaria_or_babesiosis"
+GARRISON_MIN_AGE = 50
+# Age bands (at the index-drug start) of the age-stratified ratios: (label, lowest age, highest age or None).
+GARRISON_AGE_BANDS = (("age 50-64", 50, 64), ("age 65-79", 65, 79), ("age 80+", 80, None))
+
+_GARRISON_FIRST_DATES_SQL = """
+WITH first_dates AS (
+    -- Drugs: the first date of each index-drug phenotype. Marker: the first quinine fill whatever the phenotype's
+    -- all-time exclusion says (phenotype.events keeps the fills of excluded persons); the exclusion is applied
+    -- below, as of the quinine start.
+    SELECT person_id, phenotype_id, first_date
+    FROM phenotype.person_summary
+    WHERE list_contains($phenotypes, phenotype_id)
+    UNION ALL
+    SELECT person_id, phenotype_id, min(event_date)
+    FROM phenotype.events
+    WHERE phenotype_id = $marker
+    GROUP BY person_id, phenotype_id
+),
+with_observation AS (
+    -- Overlapping periods containing the date are one stretch of observation (duplicated enrolment records).
+    SELECT f.person_id, f.phenotype_id, f.first_date,
+           datediff('day', min(op.observation_period_start_date), f.first_date) AS days_observed_before,
+           datediff('day', f.first_date, max(op.observation_period_end_date)) AS days_observed_after
+    FROM first_dates AS f
+    JOIN staging.observation_period AS op
+      ON op.person_id = f.person_id
+     AND f.first_date BETWEEN op.observation_period_start_date AND op.observation_period_end_date
+    GROUP BY f.person_id, f.phenotype_id, f.first_date
+),
+excluded_marker AS (
+    SELECT person_id, first_date
+    FROM phenotype.person_summary
+    WHERE phenotype_id = $excluded_by
+)
+SELECT w.person_id, w.phenotype_id, w.first_date, w.days_observed_before, w.days_observed_after,
+       CASE WHEN p.birth_date IS NOT NULL THEN date_sub('year', p.birth_date, w.first_date)
+            ELSE year(w.first_date) - p.year_of_birth END AS age
+FROM with_observation AS w
+JOIN staging.person AS p ON p.person_id = w.person_id
+LEFT JOIN excluded_marker AS x ON x.person_id = w.person_id
+WHERE NOT (w.phenotype_id = $marker AND x.first_date IS NOT NULL AND x.first_date <= w.first_date)
+"""
+
+
+def _in_band(ages: pd.Series, low: int, high: int | None) -> pd.Series:
+    return (ages >= low) & (ages <= high if high is not None else True)
+
+
+def garrison_sequence_symmetry(con, drug_phenotypes: list[str], window_days: int = WINDOW_DAYS,
+                               washout_days: int = WINDOW_DAYS) -> list[tuple[str, str, EstimateResult]]:
+    """Garrison et al. 2012 (Arch Intern Med 172:120-6) as a bundled analysis: crude and adjusted sequence ratios of
+    each drug's first fill against the first quinine fill, in persons aged >= 50 at the drug start, overall and per
+    age band (`GARRISON_AGE_BANDS`, each with its own null-effect ratio), so they compare with Garrison's table.
+
+    - Marker: the first quinine fill, not counted when malaria or babesiosis was recorded on or before it (quinine
+      then treats the infection). Only records up to the quinine start decide: a later infection does not remove
+      an earlier cramp marker.
+    - Incident dates only, as `study_analysis.sequence_symmetry_for_drugs`: `washout_days` of observation before a
+      marker; `washout_days + window_days` before and `window_days` after an index-drug start.
+    - Null-effect ratio: every incident user of the drug in the age group (pairs or not) and the marker trend of
+      persons of that age at their quinine start (Tsiropoulos 2009).
+    Rows: (exposure label naming the design and age group, marker, result).
+    """
+    first = con.execute(_GARRISON_FIRST_DATES_SQL, {
+        "phenotypes": list(drug_phenotypes), "marker": GARRISON_MARKER,
+        "excluded_by": GARRISON_MARKER_EXCLUDED_AFTER}).df()
+    if first.empty:
+        return []
+    first["first_date"] = pd.to_datetime(first["first_date"])
+    markers = first[(first["phenotype_id"] == GARRISON_MARKER) & (first["days_observed_before"] >= washout_days)]
+    if markers.empty:
+        return []
+    # A pair's marker counts whatever the age at the quinine start (the age limit is on the drug start: a marker in
+    # the year before a start at 50 must not be lost); the NSR's marker trend is that of the age group.
+    marker_dates = markers.set_index("person_id")["first_date"]
+    groups = (("age 50+", GARRISON_MIN_AGE, None), *GARRISON_AGE_BANDS)
+    rows = []
+    for drug in drug_phenotypes:
+        initiators = first[(first["phenotype_id"] == drug)
+                           & (first["days_observed_before"] >= washout_days + window_days)
+                           & (first["days_observed_after"] >= window_days) & (first["age"] >= GARRISON_MIN_AGE)]
+        for label, low, high in groups:
+            group = initiators[_in_band(initiators["age"], low, high)]
+            group_markers = markers[_in_band(markers["age"], low, high)]
+            if group.empty or group_markers.empty:
+                continue
+            pairs = pd.DataFrame({"index_date": group["first_date"].to_numpy(),
+                                  "marker_date": marker_dates.reindex(group["person_id"]).to_numpy()})
+            result = sequence_symmetry_analysis(
+                pairs, window_days=window_days,
+                marker_initiations_by_day=daily_initiation_counts(group_markers["first_date"]))
+            exposure = f"{drug} (Garrison 2012 design, {label})"
+            rows += [(exposure, GARRISON_MARKER, result.crude), (exposure, GARRISON_MARKER, result.adjusted)]
+    return rows

@@ -54,8 +54,11 @@ CREATE TABLE IF NOT EXISTS cohort.study_population (
     followup_days INTEGER NOT NULL,   -- least(outcome_date, followup_end) - time_at_risk_start + 1
     outcome_flag BOOLEAN NOT NULL,
     outcome_date DATE,                -- first outcome in [time_at_risk_start, followup_end]
-    treatment INTEGER                 -- new-user designs: 1 target, 0 comparator
+    treatment INTEGER,                -- new-user designs: 1 target, 0 comparator
+    on_treatment_end DATE             -- new-user designs: last day on the drug started (discontinuation + grace, or
+                                      -- the day before a switch); the on-treatment analysis censors after it
 );
+ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS on_treatment_end DATE;
 
 CREATE TABLE IF NOT EXISTS results.attrition (
     study_id VARCHAR NOT NULL,
