@@ -154,14 +154,16 @@ def add_phenotype_columns(con: duckdb.DuckDBPyConnection, study: StudyDefinition
 def study_population_insert_sql(study: StudyDefinition) -> str:
     """INSERT the study population with its phenotype columns pivoted from cohort.person_variables: <id> is true
     when the phenotype is present at index, <id>_first_date is its first date (on or before index when present,
-    else the day it is acquired after index, else NULL)."""
+    else the day it is acquired after index, else NULL). <id> is NULL for a person left out of a new-use
+    comparison (person_variables.at_index NULL)."""
     pivoted, selected = ["person_id"], []
     for variable in (v.variable for v in study.variables):
         name = quote_literal(variable)
         column, first_date = quote_identifier(variable), quote_identifier(f"{variable}_first_date")
-        pivoted.append(f"bool_or(at_index) FILTER (WHERE variable = {name}) AS {column}")
+        pivoted.append(f"CASE WHEN bool_or(at_index IS NULL) FILTER (WHERE variable = {name}) THEN NULL "
+                       f"ELSE coalesce(bool_or(at_index) FILTER (WHERE variable = {name}), false) END AS {column}")
         pivoted.append(f"min(first_date) FILTER (WHERE variable = {name}) AS {first_date}")
-        selected.append(f"coalesce(v.{column}, false) AS {column}")
+        selected.append(f"CASE WHEN v.person_id IS NULL THEN false ELSE v.{column} END AS {column}")
         selected.append(f"v.{first_date}")
     base = model_sql("study_population")
     return (
@@ -231,7 +233,10 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
         _insert_rows(con, "cohort.cohort_definition", [d.model_dump() for d in study.cohort_definitions()])
         _insert_rows(con, "cohort.study_variables", [
             {"study_id": study.id, "variable": v.variable, "role": v.role, "window_kind": v.window.kind,
-             "lookback_days": v.window.days, "variable_order": v.order} for v in study.variables])
+             "lookback_days": v.window.days, "variable_order": v.order,
+             "new_use_washout_days": v.new_use.washout_days if v.new_use else None,
+             "new_use_started_within_days": v.new_use.started_within_days if v.new_use else None}
+            for v in study.variables])
 
         materialise(con, "observation_periods_merged", parameters)
         materialise(con, "phenotype_event_dates", parameters)

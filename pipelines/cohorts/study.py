@@ -126,14 +126,30 @@ class Window(_Strict):
 ANY_TIME_PRIOR = Window(kind="any_time_prior")
 
 
+class NewUse(_Strict):
+    """An incident-user (new-user) comparison for a drug exposure of a screening study (Ray 2003; the new-user
+    logic of OHDSI CohortMethod and LEGEND applied to an exposure at index):
+    - exposed: a current user at index whose first fill of the drug lies in the `started_within_days` before index
+      (index day included), with `washout_days` of observation before that first fill;
+    - unexposed: no fill whose supply reaches the `washout_days` before index;
+    - everyone else (prevalent users, recent past users, starts without the washout observed) is left out of that
+      exposure's comparison (its column is NULL in cohort.study_population).
+    """
+
+    washout_days: int = Field(default=365, ge=0)
+    started_within_days: int = Field(default=365, ge=0)
+
+
 class PhenotypeReference(_Strict):
     """An exposure or covariate: a phenotype and the window in which it counts as present at index.
 
-    A bare phenotype id in YAML means `{phenotype: <id>, window: any_time_prior}`.
+    A bare phenotype id in YAML means `{phenotype: <id>, window: any_time_prior}`. `new_use` (exposures with window
+    current_use only) compares new users with non-users instead of current with non-current users.
     """
 
     phenotype: PhenotypeId
     window: Window = ANY_TIME_PRIOR
+    new_use: NewUse | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -145,6 +161,8 @@ class PhenotypeReference(_Strict):
         domain = _domains_in(info).get(self.phenotype)
         if self.window.kind == "current_use" and domain != "drug":
             raise ValueError(f"current_use needs a drug phenotype; {self.phenotype!r} is a {domain} phenotype")
+        if self.new_use is not None and self.window.kind != "current_use":
+            raise ValueError(f"new_use needs window current_use; {self.phenotype!r} has {self.window.describe()}")
         return self
 
 
@@ -320,6 +338,7 @@ class StudyVariable(BaseModel):
     role: Literal["exposure", "covariate", "target", "comparator"]
     window: Window
     order: int
+    new_use: NewUse | None = None
 
 
 class StudyDefinition(_Strict):
@@ -368,6 +387,9 @@ class StudyDefinition(_Strict):
                 if reference.phenotype in seen:
                     raise ValueError(f"{section}[{position}]: {reference.phenotype!r} is already listed in "
                                      f"{seen[reference.phenotype]}; each phenotype may appear once")
+                if reference.new_use is not None and (section != "exposures" or self.is_new_user):
+                    raise ValueError(f"{section}[{position}]: new_use applies to the exposures of a first_visit or "
+                                     "lab_test study")
                 seen[reference.phenotype] = section
         if self.outcome.phenotype in seen:
             raise ValueError(f"the outcome {self.outcome.phenotype!r} is also listed in {seen[self.outcome.phenotype]}")
@@ -415,7 +437,7 @@ class StudyDefinition(_Strict):
         for role, references in (("exposure", self.exposures), ("covariate", self.covariates)):
             for reference in references:
                 variables.append(StudyVariable(variable=reference.phenotype, role=role, window=reference.window,
-                                               order=len(variables) + 1))
+                                               order=len(variables) + 1, new_use=reference.new_use))
         return variables
 
     @property

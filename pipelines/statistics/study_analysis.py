@@ -172,7 +172,8 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
                                                                                       index=population.index))
         frame = pd.concat([followed, covariates[covariate_names]], axis=1)
         frame["exposure"] = exposed.astype(int)
-        frame = frame[frame["followup_days"] > 0]
+        # NULL: left out of this exposure's comparison (a new-use exposure's prevalent and past users).
+        frame = frame[(frame["followup_days"] > 0) & population[exposure].notna()]
         if frame["exposure"].nunique() < 2:
             analysis.notes.append(f"{exposure}: nobody (or everybody) exposed at index; no estimate")
             continue
