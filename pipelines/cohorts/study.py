@@ -388,8 +388,8 @@ class StudyDefinition(_Strict):
                     raise ValueError(f"{section}[{position}]: {reference.phenotype!r} is already listed in "
                                      f"{seen[reference.phenotype]}; each phenotype may appear once")
                 if reference.new_use is not None and (section != "exposures" or self.is_new_user):
-                    raise ValueError(f"{section}[{position}]: new_use applies to the exposures of a first_visit or "
-                                     "lab_test study")
+                    raise ValueError(f"{section}[{position}]: new_use applies to the exposures of a first_visit "
+                                     "study")
                 seen[reference.phenotype] = section
         if self.outcome.phenotype in seen:
             raise ValueError(f"the outcome {self.outcome.phenotype!r} is also listed in {seen[self.outcome.phenotype]}")
