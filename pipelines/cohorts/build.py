@@ -157,13 +157,15 @@ def study_population_insert_sql(study: StudyDefinition) -> str:
     else the day it is acquired after index, else NULL). <id> is NULL for a person left out of a new-use
     comparison (person_variables.at_index NULL)."""
     pivoted, selected = ["person_id"], []
-    for variable in (v.variable for v in study.variables):
+    for position, variable in enumerate(v.variable for v in study.variables):
         name = quote_literal(variable)
         column, first_date = quote_identifier(variable), quote_identifier(f"{variable}_first_date")
-        pivoted.append(f"CASE WHEN bool_or(at_index IS NULL) FILTER (WHERE variable = {name}) THEN NULL "
-                       f"ELSE coalesce(bool_or(at_index) FILTER (WHERE variable = {name}), false) END AS {column}")
+        # A name no phenotype id can have (ids are lower-case identifiers without spaces).
+        left_out = quote_identifier(f"{position} left out")
+        pivoted.append(f"bool_or(at_index) FILTER (WHERE variable = {name}) AS {column}")
+        pivoted.append(f"bool_or(at_index IS NULL) FILTER (WHERE variable = {name}) AS {left_out}")
         pivoted.append(f"min(first_date) FILTER (WHERE variable = {name}) AS {first_date}")
-        selected.append(f"CASE WHEN v.person_id IS NULL THEN false ELSE v.{column} END AS {column}")
+        selected.append(f"CASE WHEN v.{left_out} THEN NULL ELSE coalesce(v.{column}, false) END AS {column}")
         selected.append(f"v.{first_date}")
     base = model_sql("study_population")
     return (
