@@ -21,6 +21,7 @@ from pipelines.cohorts.reference import (
 )
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.ingest.loader import create_empty_staging_table
+from pipelines.sql import read_sql
 
 D = date.fromisoformat
 
@@ -72,7 +73,7 @@ class HandExtract:
 
     def write(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         con.execute("CREATE SCHEMA IF NOT EXISTS staging")
-        con.execute("CREATE SCHEMA IF NOT EXISTS phenotype")
+        con.execute(read_sql("phenotypes/create_tables.sql"))  # the phenotype stage's (empty) definition tables
         for table in spec.TABLES:
             create_empty_staging_table(con, table)
         con.executemany("INSERT INTO staging.person (person_id, year_of_birth, birth_date, sex) VALUES (?, ?, ?, ?)",

@@ -43,7 +43,12 @@ def load_error(tmp_path: Path, **changes) -> str:
 
 def test_bundled_studies_load():
     studies = load_studies()
-    assert set(studies) == {"leg_cramps", "thiazide_vs_ccb"}
+    assert set(studies) == {"leg_cramps", "thiazide_vs_ccb", "low_magnesium_tested", "low_potassium_tested",
+                            "low_sodium_tested"}
+    magnesium = studies["low_magnesium_tested"]
+    assert (magnesium.index.rule, magnesium.index.finding, magnesium.index.comparator) == (
+        "lab_test", "hypomagnesemia_lab", "tested_normal")
+    assert [r.phenotype for r in magnesium.exposures] == ["hypomagnesemia_lab"]
     leg_cramps = studies["leg_cramps"]
     assert leg_cramps.index.rule == "first_visit" and leg_cramps.index.visit_types == ["outpatient"]
     assert leg_cramps.age_at_index.min == 18 and leg_cramps.prior_observation_days == 365

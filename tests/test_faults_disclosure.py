@@ -39,7 +39,8 @@ SITE = "site_disclosure"
 OVERRIDES_PATH = "resources.studies.config.overrides"
 # leg_cramps runs with a stricter threshold than the site floor: every "<N" must name the threshold in force.
 # (Sequence symmetry, over the whole extract, uses the strictest threshold of the study files.)
-THRESHOLDS = {"leg_cramps": 20, "thiazide_vs_ccb": 11, "sequence_symmetry": 11}
+THRESHOLDS = {"leg_cramps": 20, "thiazide_vs_ccb": 11, "low_magnesium_tested": 11, "low_potassium_tested": 11,
+              "low_sodium_tested": 11, "sequence_symmetry": 11}
 
 
 def _config(extract: Path, database: Path, overrides: dict) -> dict:
@@ -357,8 +358,9 @@ def test_the_site_sets_the_floor(monkeypatch):
         f"25 ({SITE_FLOOR_VARIABLE}); counts of 1 to 24 persons are never published"]
     from pipelines.cohorts.settings import file_threshold_problems
 
-    assert [p.split(":")[0] for p in file_threshold_problems()] == ["studies/leg_cramps.yaml",
-                                                                   "studies/thiazide_vs_ccb.yaml"]
+    assert [p.split(":")[0] for p in file_threshold_problems()] == [
+        "studies/leg_cramps.yaml", "studies/low_magnesium_tested.yaml", "studies/low_potassium_tested.yaml",
+        "studies/low_sodium_tested.yaml", "studies/thiazide_vs_ccb.yaml"]
     monkeypatch.setenv(SITE_FLOOR_VARIABLE, "eleven")
     with pytest.raises(DisclosureError, match="must be a whole number"):
         site_floor()

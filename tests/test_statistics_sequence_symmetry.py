@@ -65,6 +65,33 @@ def test_null_effect_ratio_by_hand():
     assert null_effect_sequence_ratio(index, markers, window_days=390) == pytest.approx(3.0)
 
 
+def test_null_effect_ratio_counts_every_incident_index_user_not_only_pairs():
+    """Tsiropoulos 2009 and CohortSymmetry: a_d are all incident users of the index drug, b_m all of the marker.
+
+    Index users: day 1000 (marker on 1100: index first), day 2000 (no marker), day 3000 (marker on 2900: marker
+    first). Marker-only persons on days 900, 1900, 2100, 2200, 3100. T = 365.
+      day 1000: markers after 1 (1100), around 2 (900, 1100)
+      day 2000: markers after 2 (2100, 2200), around 3 (1900, 2100, 2200)
+      day 3000: markers after 1 (3100), around 2 (2900, 3100)
+    All index users: P = (1 + 2 + 1) / (2 + 3 + 2) = 4/7, NSR = 4/3, adjusted SR = (1/1) / (4/3) = 0.75.
+    Pairs only (the old rule, days 1000 and 3000): P = 2/4, NSR = 1.
+    """
+    index_days = [1000, 2000, 3000, None, None, None, None, None]
+    marker_days = [1100, None, 2900, 900, 1900, 2100, 2200, 3100]
+    data = pd.DataFrame({
+        "index_date": [day(d) if d is not None else pd.NaT for d in index_days],
+        "marker_date": [day(d) if d is not None else pd.NaT for d in marker_days],
+    })
+    result = sequence_symmetry_analysis(data)
+    assert (result.index_first, result.marker_first) == (1, 1)
+    assert result.null_effect_ratio == pytest.approx(4 / 3)
+    assert result.adjusted.estimate == pytest.approx(0.75)
+    # The observation limits apply to the index users of the NSR as to the pairs: with observation ending on day
+    # 2500 + 365, the index users of day 3000 leave both, and day 1000 and 2000 remain: P = 3/5, NSR = 1.5.
+    limited = sequence_symmetry_analysis(data, observation_start=day(0), observation_end=day(2500 + 365))
+    assert limited.null_effect_ratio == pytest.approx(1.5)
+
+
 def test_null_effect_ratio_tracks_a_rising_trend():
     markers = counts({d: 1 + d // 100 for d in range(0, 3000)})  # rising incidence
     index = counts({1500: 1})
@@ -198,3 +225,45 @@ def test_pipeline_measures_observation_over_overlapping_periods():
     crude = next(r for _, _, r in results if r.method.startswith("Crude"))
     # Person 1 counts (index first); person 2 is observed only 517 days before the index date: left out.
     assert (crude.events_exposed, crude.events_unexposed) == (1, 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Garrison 2012's design: quinine starts as the marker, age >= 50, malaria judged as of the quinine start
+# ---------------------------------------------------------------------------------------------------------------
+def test_garrison_design_counts_by_age_and_drops_quinine_only_after_a_prior_infection():
+    import duckdb
+
+    from pipelines.statistics.sequence_symmetry import garrison_sequence_symmetry
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA phenotype; CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.person (person_id VARCHAR, year_of_birth INTEGER, birth_date DATE)")
+    con.execute("CREATE TABLE staging.observation_period (person_id VARCHAR, observation_period_start_date DATE, "
+                "observation_period_end_date DATE)")
+    con.execute("CREATE TABLE phenotype.person_summary (person_id VARCHAR, phenotype_id VARCHAR, first_date DATE)")
+    con.execute("CREATE TABLE phenotype.events (person_id VARCHAR, phenotype_id VARCHAR, event_date DATE)")
+    persons = {  # birth date, drug start, quinine start, malaria
+        "P1": ("1945-01-01", "2015-06-01", "2015-09-01", None),          # 70: drug first, band 65-79
+        "P2": ("1960-06-01", "2016-01-01", "2015-08-01", None),          # 55: quinine first
+        "P3": ("1956-01-01", "2016-03-01", "2016-05-01", "2016-04-01"),  # malaria before quinine: no marker
+        "P4": ("1956-01-01", "2016-03-01", "2016-05-01", "2017-01-01"),  # malaria after: the marker counts
+        "P5": ("1971-01-01", "2016-03-01", "2016-05-01", None),          # 45 at the drug start: too young
+        "P6": ("1966-03-01", "2016-06-01", "2016-02-01", None),          # 50 at the drug, 49 at quinine: counts
+    }
+    for person, (birth, drug, quinine, malaria) in persons.items():
+        con.execute("INSERT INTO staging.person VALUES (?, ?, ?)", [person, int(birth[:4]), birth])
+        con.execute("INSERT INTO staging.observation_period VALUES (?, '2012-01-01', '2020-12-31')", [person])
+        con.execute("INSERT INTO phenotype.person_summary VALUES (?, 'statins', ?)", [person, drug])
+        # Quinine fills stay in phenotype.events even where the phenotype's all-time exclusion removed the person.
+        con.execute("INSERT INTO phenotype.events VALUES (?, 'quinine_start', ?)", [person, quinine])
+        if malaria:
+            con.execute("INSERT INTO phenotype.person_summary VALUES (?, 'malaria_or_babesiosis', ?)",
+                        [person, malaria])
+    rows = garrison_sequence_symmetry(con, ["statins"])
+    counts = {exposure: (r.events_exposed, r.events_unexposed) for exposure, marker, r in rows
+              if r.method.startswith("Crude") and marker == "quinine_start"}
+    assert counts == {
+        "statins (Garrison 2012 design, age 50+)": (2, 2),    # P1, P4 drug first; P2, P6 quinine first
+        "statins (Garrison 2012 design, age 50-64)": (1, 2),  # P4; P2, P6
+        "statins (Garrison 2012 design, age 65-79)": (1, 0),  # P1
+    }

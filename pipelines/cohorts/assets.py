@@ -14,7 +14,7 @@ Dagster inspects the real annotation of `context`.
 import dagster as dg
 
 from pipelines.cohorts.attrition import attrition_markdown
-from pipelines.cohorts.build import STAGING_TABLES_READ, StudyBuild, build_study
+from pipelines.cohorts.build import StudyBuild, build_study, staging_tables_read
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.cohorts.table1 import table1_markdown
@@ -38,7 +38,7 @@ def table1_key(study_id: str) -> dg.AssetKey:
 
 def upstream_keys(study: StudyDefinition) -> list[dg.AssetKey]:
     """The staging tables the cohort SQL reads and the phenotypes the study references."""
-    return ([dg.AssetKey(["staging", table]) for table in STAGING_TABLES_READ]
+    return ([dg.AssetKey(["staging", table]) for table in staging_tables_read(study)]
             + [dg.AssetKey(["phenotype", phenotype]) for phenotype in dict.fromkeys(study.phenotype_ids)])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pipelines.cohorts.study import FirstVisitIndex, NewUserIndex, StudyDefinition
+from pipelines.cohorts.study import FirstVisitIndex, LabTestIndex, NewUserIndex, StudyDefinition
 from pipelines.cohorts.suppression import suppress_attrition
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, SUPPRESSED_TEXT, small_cell_text
 
@@ -45,6 +45,16 @@ def inclusion_steps(study: StudyDefinition) -> list[InclusionStep]:
             InclusionStep("insufficient_prior_observation",
                           f">= {prior} days of observation before index in the same observation period"),
             InclusionStep("use_in_washout", f"no use of {target} or {comparator} in the {washout} days before index"),
+        ]
+    elif isinstance(study.index, LabTestIndex):
+        finding = study.index.finding
+        steps += [
+            InclusionStep("no_test_in_study_period",
+                          f"a {finding} test (a plausible value of its codes) in the study period during observation; "
+                          "untested persons are not compared"),
+            InclusionStep("insufficient_prior_observation",
+                          f"index = the first such test with >= {prior} days of prior observation in the same "
+                          f"observation period; exposure = that test is low ({finding}), comparator = it is normal"),
         ]
     washout = study.outcome.washout
     outcome = study.outcome.phenotype

@@ -5,8 +5,9 @@
 
 Model order (each SELECT is materialised as a temporary table named after its file, which later models read):
 
-    observation_periods_merged -> phenotype_event_dates -> index_first_visit | index_new_user (as index_dates)
-    -> eligibility -> attrition_counts -> person_variables -> study_population -> cohort_rows
+    observation_periods_merged -> phenotype_event_dates -> index_first_visit | index_new_user | index_lab_test
+    (as index_dates)
+    -> eligibility -> attrition_counts -> on_treatment_end -> person_variables -> study_population -> cohort_rows
     -> table1_aggregates -> table1_smd
 
 A study's rows are replaced in one transaction: a failure leaves the previous rows of that study in place.
@@ -22,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition, study_period_warning
-from pipelines.cohorts.study import StudyDefinition, load_studies
+from pipelines.cohorts.study import LabTestIndex, StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.disclosure import shown_count
 from pipelines.sql import read_sql
@@ -30,8 +31,12 @@ from pipelines.sql_quoting import quote_identifier, quote_literal
 
 STAGING_TABLES_READ = ("person", "observation_period", "visit_occurrence", "death")
 PHENOTYPE_TABLES_READ = ("events", "person_summary")
+# A lab_test index reads every test of its finding (normal values too, which phenotype.events does not keep) from
+# staging.measurement, with the phenotype stage's code list and measurement rules.
+LAB_TEST_STAGING_TABLES_READ = ("measurement",)
+LAB_TEST_PHENOTYPE_TABLES_READ = ("code_list", "measurement_code_units", "unit_conversions", "measurement_rules")
 TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_dates", "eligibility",
-                    "table1_aggregates")
+                    "on_treatment_end", "table1_aggregates")
 
 
 class CohortBuildError(RuntimeError):
@@ -107,6 +112,8 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
         "target": getattr(index, "target", None),
         "comparator": getattr(index, "comparator", None),
         "washout_days": getattr(index, "washout_days", None),
+        "grace_days": getattr(index, "grace_days", None),
+        "finding": getattr(index, "finding", None),
         "min_age": study.age_at_index.min,
         "max_age": study.age_at_index.max,
         "outcome_phenotype": study.outcome.phenotype,
@@ -147,14 +154,18 @@ def add_phenotype_columns(con: duckdb.DuckDBPyConnection, study: StudyDefinition
 def study_population_insert_sql(study: StudyDefinition) -> str:
     """INSERT the study population with its phenotype columns pivoted from cohort.person_variables: <id> is true
     when the phenotype is present at index, <id>_first_date is its first date (on or before index when present,
-    else the day it is acquired after index, else NULL)."""
+    else the day it is acquired after index, else NULL). <id> is NULL for a person left out of a new-use
+    comparison (person_variables.at_index NULL)."""
     pivoted, selected = ["person_id"], []
-    for variable in (v.variable for v in study.variables):
+    for position, variable in enumerate(v.variable for v in study.variables):
         name = quote_literal(variable)
         column, first_date = quote_identifier(variable), quote_identifier(f"{variable}_first_date")
+        # A name no phenotype id can have (ids are lower-case identifiers without spaces).
+        left_out = quote_identifier(f"{position} left out")
         pivoted.append(f"bool_or(at_index) FILTER (WHERE variable = {name}) AS {column}")
+        pivoted.append(f"bool_or(at_index IS NULL) FILTER (WHERE variable = {name}) AS {left_out}")
         pivoted.append(f"min(first_date) FILTER (WHERE variable = {name}) AS {first_date}")
-        selected.append(f"coalesce(v.{column}, false) AS {column}")
+        selected.append(f"CASE WHEN v.{left_out} THEN NULL ELSE coalesce(v.{column}, false) END AS {column}")
         selected.append(f"v.{first_date}")
     base = model_sql("study_population")
     return (
@@ -187,10 +198,19 @@ def _delete_study_rows(con: duckdb.DuckDBPyConnection, study_id: str) -> None:
         con.execute(f"DELETE FROM {table} WHERE study_id = ?", [study_id])
 
 
-def check_inputs(con: duckdb.DuckDBPyConnection) -> None:
+def staging_tables_read(study: StudyDefinition) -> tuple[str, ...]:
+    """The staging tables the study's cohort SQL reads."""
+    return STAGING_TABLES_READ + (LAB_TEST_STAGING_TABLES_READ if isinstance(study.index, LabTestIndex) else ())
+
+
+def check_inputs(con: duckdb.DuckDBPyConnection, study: StudyDefinition | None = None) -> None:
     present = {f"{schema}.{table}" for schema, table in
                con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
-    needed = [f"staging.{t}" for t in STAGING_TABLES_READ] + [f"phenotype.{t}" for t in PHENOTYPE_TABLES_READ]
+    phenotype_tables = PHENOTYPE_TABLES_READ
+    if study is not None and isinstance(study.index, LabTestIndex):
+        phenotype_tables += LAB_TEST_PHENOTYPE_TABLES_READ
+    staging_tables = staging_tables_read(study) if study is not None else STAGING_TABLES_READ
+    needed = [f"staging.{t}" for t in staging_tables] + [f"phenotype.{t}" for t in phenotype_tables]
     missing = [name for name in needed if name not in present]
     if missing:
         raise CohortBuildError(f"the warehouse lacks {', '.join(missing)}: run the ingest and phenotype stages "
@@ -204,7 +224,7 @@ def check_inputs(con: duckdb.DuckDBPyConnection) -> None:
 def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> StudyBuild:
     """Replace the study's rows in cohort.cohort_definition, cohort.cohort, cohort.study_variables,
     cohort.person_variables, cohort.study_population, results.attrition and results.table1."""
-    check_inputs(con)
+    check_inputs(con, study)
     create_output_tables(con)
     add_phenotype_columns(con, study)
     parameters = study_parameters(study)
@@ -215,7 +235,10 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
         _insert_rows(con, "cohort.cohort_definition", [d.model_dump() for d in study.cohort_definitions()])
         _insert_rows(con, "cohort.study_variables", [
             {"study_id": study.id, "variable": v.variable, "role": v.role, "window_kind": v.window.kind,
-             "lookback_days": v.window.days, "variable_order": v.order} for v in study.variables])
+             "lookback_days": v.window.days, "variable_order": v.order,
+             "new_use_washout_days": v.new_use.washout_days if v.new_use else None,
+             "new_use_started_within_days": v.new_use.started_within_days if v.new_use else None}
+            for v in study.variables])
 
         materialise(con, "observation_periods_merged", parameters)
         materialise(con, "phenotype_event_dates", parameters)
@@ -229,6 +252,7 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
         warnings += filter(None, [study_period_warning(con, study, counts)])
         _insert_rows(con, "results.attrition", [vars(row) for row in attrition])
 
+        materialise(con, "on_treatment_end", parameters)
         sql = model_sql("person_variables")
         con.execute(f"INSERT INTO cohort.person_variables BY NAME {sql}", model_parameters(sql, parameters))
         sql = study_population_insert_sql(study)

@@ -32,7 +32,7 @@ VISIT_TYPES = ("inpatient", "outpatient", "emergency")
 RESERVED_COLUMN_NAMES = frozenset({
     "study_id", "person_id", "index_date", "age_at_index", "sex", "observation_start", "observation_end",
     "death_date", "time_at_risk_start", "followup_end", "followup_days", "outcome_flag", "outcome_date",
-    "treatment",
+    "treatment", "on_treatment_end",
 })
 
 
@@ -126,14 +126,30 @@ class Window(_Strict):
 ANY_TIME_PRIOR = Window(kind="any_time_prior")
 
 
+class NewUse(_Strict):
+    """An incident-user (new-user) comparison for a drug exposure of a screening study (Ray 2003; the new-user
+    logic of OHDSI CohortMethod and LEGEND applied to an exposure at index):
+    - exposed: a current user at index whose first fill of the drug lies in the `started_within_days` before index
+      (index day included), with `washout_days` of observation before that first fill;
+    - unexposed: no fill whose supply reaches the `washout_days` before index;
+    - everyone else (prevalent users, recent past users, starts without the washout observed) is left out of that
+      exposure's comparison (its column is NULL in cohort.study_population).
+    """
+
+    washout_days: int = Field(default=365, ge=0)
+    started_within_days: int = Field(default=365, ge=0)
+
+
 class PhenotypeReference(_Strict):
     """An exposure or covariate: a phenotype and the window in which it counts as present at index.
 
-    A bare phenotype id in YAML means `{phenotype: <id>, window: any_time_prior}`.
+    A bare phenotype id in YAML means `{phenotype: <id>, window: any_time_prior}`. `new_use` (exposures with window
+    current_use only) compares new users with non-users instead of current with non-current users.
     """
 
     phenotype: PhenotypeId
     window: Window = ANY_TIME_PRIOR
+    new_use: NewUse | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -145,6 +161,8 @@ class PhenotypeReference(_Strict):
         domain = _domains_in(info).get(self.phenotype)
         if self.window.kind == "current_use" and domain != "drug":
             raise ValueError(f"current_use needs a drug phenotype; {self.phenotype!r} is a {domain} phenotype")
+        if self.new_use is not None and self.window.kind != "current_use":
+            raise ValueError(f"new_use needs window current_use; {self.phenotype!r} has {self.window.describe()}")
         return self
 
 
@@ -198,12 +216,17 @@ class FirstVisitIndex(_Strict):
 class NewUserIndex(_Strict):
     """Active-comparator new-user design: index = the first fill of `target` or `comparator` in the study period;
     persons with use of either in the `washout_days` before index, or starting both on the index date, are left
-    out. `treatment` is 1 for target and 0 for comparator initiators."""
+    out. `treatment` is 1 for target and 0 for comparator initiators. Both intention-to-treat and on-treatment
+    (censored at discontinuation + `grace_days` or at a switch) analyses are published."""
 
     rule: Literal["new_user"]
     target: PhenotypeId
     comparator: PhenotypeId
     washout_days: int = Field(default=365, ge=0)
+    # The persistence window of the on-treatment analysis (LEGEND: 30 days): fills of the drug started at index join
+    # one era while the next starts within this many days of the supply so far, and the era ends this many days
+    # after its last supply (cohort.study_population.on_treatment_end, sql/cohorts/on_treatment_end.sql).
+    grace_days: int = Field(default=30, ge=0)
 
     @model_validator(mode="after")
     def _two_different_drugs(self, info: ValidationInfo) -> NewUserIndex:
@@ -217,7 +240,32 @@ class NewUserIndex(_Strict):
         return self
 
 
-IndexRule = Annotated[FirstVisitIndex | NewUserIndex, Field(discriminator="rule")]
+class LabTestIndex(_Strict):
+    """A laboratory finding against tested persons with a normal result, anchored at the test.
+
+    Index = the person's first test of `finding`'s measurement codes (a plausible value) in the study period, with
+    `prior_observation_days` of observation before it. The finding is the study's one exposure, present when the
+    index test (or another test of that day) meets the phenotype's threshold; `comparator: tested_normal` says who it
+    is compared with: tested persons whose index test was normal. Persons never tested in the study period are not
+    compared (attrition step `no_test_in_study_period`), because untested persons are a different population
+    (tested because of symptoms or drugs), not persons with normal values."""
+
+    rule: Literal["lab_test"]
+    finding: PhenotypeId
+    comparator: Literal["tested_normal"] = "tested_normal"
+
+    @model_validator(mode="after")
+    def _finding_is_a_measurement(self, info: ValidationInfo) -> LabTestIndex:
+        domain = _domains_in(info).get(self.finding)
+        if domain != "measurement":
+            raise ValueError(f"finding must be a measurement phenotype; {self.finding!r} is a {domain} phenotype")
+        return self
+
+
+# The exposure window of a lab_test study's finding: the index day only (the index test's own result).
+LAB_TEST_FINDING_WINDOW = {"lookback_days": 0}
+
+IndexRule = Annotated[FirstVisitIndex | NewUserIndex | LabTestIndex, Field(discriminator="rule")]
 
 
 class OutcomeWashout(_Strict):
@@ -290,6 +338,7 @@ class StudyVariable(BaseModel):
     role: Literal["exposure", "covariate", "target", "comparator"]
     window: Window
     order: int
+    new_use: NewUse | None = None
 
 
 class StudyDefinition(_Strict):
@@ -311,6 +360,18 @@ class StudyDefinition(_Strict):
     # published with the results, so that a study file gives the same estimates on every run.
     seed: int = Field(default=0, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lab_test_exposure_is_its_finding(cls, data: Any) -> Any:
+        """A lab_test study has one exposure, its finding as judged on the index test; it is not listed by hand."""
+        if isinstance(data, dict) and isinstance(data.get("index"), dict) and data["index"].get("rule") == "lab_test":
+            if data.get("exposures"):
+                raise ValueError("exposures: a lab_test study's exposure is its index.finding (judged on the index "
+                                 "test); leave exposures out")
+            finding = data["index"].get("finding")
+            data = {**data, "exposures": [{"phenotype": finding, "window": LAB_TEST_FINDING_WINDOW}]}
+        return data
+
     @field_validator("id")
     @classmethod
     def _id_is_an_identifier(cls, value: str) -> str:
@@ -326,6 +387,9 @@ class StudyDefinition(_Strict):
                 if reference.phenotype in seen:
                     raise ValueError(f"{section}[{position}]: {reference.phenotype!r} is already listed in "
                                      f"{seen[reference.phenotype]}; each phenotype may appear once")
+                if reference.new_use is not None and (section != "exposures" or self.is_new_user):
+                    raise ValueError(f"{section}[{position}]: new_use applies to the exposures of a first_visit "
+                                     "study")
                 seen[reference.phenotype] = section
         if self.outcome.phenotype in seen:
             raise ValueError(f"the outcome {self.outcome.phenotype!r} is also listed in {seen[self.outcome.phenotype]}")
@@ -373,7 +437,7 @@ class StudyDefinition(_Strict):
         for role, references in (("exposure", self.exposures), ("covariate", self.covariates)):
             for reference in references:
                 variables.append(StudyVariable(variable=reference.phenotype, role=role, window=reference.window,
-                                               order=len(variables) + 1))
+                                               order=len(variables) + 1, new_use=reference.new_use))
         return variables
 
     @property
@@ -448,7 +512,7 @@ def _field_path(location: tuple[Any, ...]) -> str:
     for part in location:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in ("first_visit", "new_user") and text.endswith("index"):
+        elif part in ("first_visit", "new_user", "lab_test") and text.endswith("index"):
             continue
         else:
             text += f".{part}" if text else str(part)

@@ -24,6 +24,8 @@ from pipelines.phenotypes.assets import phenotype_asset_key
 from pipelines.statistics.plots import forest_plot, kaplan_meier_plot, love_plot
 from pipelines.statistics.report import estimates_markdown, write_study_report
 from pipelines.statistics.results import COUNT_COLUMNS, DERIVED_COLUMNS, RESULT_COLUMNS
+from pipelines.statistics.sequence_symmetry import (GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_AFTER,
+                                                    garrison_sequence_symmetry)
 from pipelines.statistics.study_analysis import (
     StudyAnalysis,
     analyse_study,
@@ -162,16 +164,18 @@ def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDe
 
     @dg.asset(
         key=associations_key(SEQUENCE_SYMMETRY_ID),
-        deps=[phenotype_asset_key(d) for d in drugs] + [phenotype_asset_key("leg_cramps")],
+        deps=[phenotype_asset_key(d) for d in drugs] + [phenotype_asset_key(p) for p in (
+            "leg_cramps", GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_AFTER)],
         group_name=STATISTICS_GROUP,
         kinds={"duckdb", "python"},
         description="Sequence symmetry analysis (Hallas 1996; null-effect ratio of Tsiropoulos 2009) of each drug "
-                    "class's first fill against the first leg-cramp record, over the whole extract.",
+                    "class's first fill against the first leg-cramp record, over the whole extract, and Garrison "
+                    "2012's design (first quinine fill as the marker, age >= 50, overall and by age band).",
     )
     def _sequence_symmetry(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         notes: list[str] = []
         with warehouse.connect(context.run_id) as con:
-            rows = sequence_symmetry_for_drugs(con, drugs, notes=notes)
+            rows = sequence_symmetry_for_drugs(con, drugs, notes=notes) + garrison_sequence_symmetry(con, drugs)
             published = publish_associations(con, SEQUENCE_SYMMETRY_ID, results_frame(SEQUENCE_SYMMETRY_ID, rows),
                                              threshold)
         for note in notes:

@@ -22,14 +22,14 @@ either side; same-day pairs are excluded because their order is unknown, as in C
 - p-value: exact binomial test (scipy.stats.binomtest) of n_index_first out of all pairs against the share
   expected under the null: 1/2 for the CSR, P = NSR/(1+NSR) for the ASR.
 
-Which daily counts feed the NSR: by default (`sequence_symmetry_analysis`) a_d are the index initiations of the
-persons in the analysis and b_m the marker initiations of everyone in the input who initiated the marker (the
-prescribing trend of the marker in the source population, as in Sllambias' SSA `calc_null_effect`); pass
-`marker_initiations_by_day` to use counts aggregated elsewhere (e.g. in DuckDB over the whole database).
-The NSR window defaults to the SSA window T (the formula's T); `nsr_window_days=548` uses CohortSymmetry's
-`restriction` default instead. CohortSymmetry also builds a_d and b_m from the sequence pairs only (index-first
-and marker-first pairs by the date of each person's first initiation); see docs/statistics.md for why we follow
-the published formula.
+Which daily counts feed the NSR (Tsiropoulos 2009; OHDSI CohortSymmetry, whose `inc_cohort_summary` counts the
+first entry of every person in the index and in the marker cohort per day): a_d are the initiations of **every
+incident user of the index drug** in the input (whose window is observed), with or without the marker, and b_m
+those of every incident user of the marker. Counting only the persons in pairs would make the NSR follow the
+marker's incidence among index users near their index date, not the prescribing trends it adjusts for. Pass
+`index_initiations_by_day` / `marker_initiations_by_day` to use counts aggregated elsewhere (e.g. in DuckDB over
+the whole database). The NSR window defaults to the SSA window T (the formula's T); `nsr_window_days=548` uses
+CohortSymmetry's `movingAverageRestriction` default instead.
 """
 
 from __future__ import annotations
@@ -183,6 +183,7 @@ def sequence_symmetry_analysis(
     window_days: int = WINDOW_DAYS,
     nsr_window_days: int | None = None,
     marker_initiations_by_day: pd.Series | None = None,
+    index_initiations_by_day: pd.Series | None = None,
     observation_start=None,
     observation_end=None,
     alpha: float = 0.05,
@@ -200,7 +201,9 @@ def sequence_symmetry_analysis(
 
     `marker_initiations_by_day` overrides the marker trend used for the NSR (default: the daily marker
     initiations of everyone in `data`, which should then hold every marker initiator of the source population,
-    not only the index-drug users).
+    not only the index-drug users). `index_initiations_by_day` likewise overrides the index-drug trend (default:
+    the daily initiations of every person in `data` with an index date, marker or not, inside the observation
+    limits).
     """
     require_columns(data, [index_date, marker_date])
     index_dates = pd.to_datetime(data[index_date]).dt.normalize()
@@ -219,8 +222,17 @@ def sequence_symmetry_analysis(
 
     if marker_initiations_by_day is None:
         marker_initiations_by_day = daily_initiation_counts(marker_dates)
+    if index_initiations_by_day is None:
+        # Every incident user of the index drug whose window is observed, with or without the marker (Tsiropoulos
+        # 2009; CohortSymmetry), not only the persons in pairs.
+        index_observed = index_dates.notna()
+        if observation_start is not None:
+            index_observed &= index_dates >= pd.Timestamp(observation_start) + pd.Timedelta(days=window_days)
+        if observation_end is not None:
+            index_observed &= index_dates <= pd.Timestamp(observation_end) - pd.Timedelta(days=window_days)
+        index_initiations_by_day = daily_initiation_counts(index_dates[index_observed])
     nsr = null_effect_sequence_ratio(
-        daily_initiation_counts(index_dates[pair]),
+        index_initiations_by_day,
         marker_initiations_by_day,
         nsr_window_days or window_days,
     )
@@ -233,3 +245,105 @@ def sequence_symmetry_analysis(
         same_day_excluded=int(same_day.sum()),
         window_days=window_days,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Garrison 2012: quinine starts as the marker of leg cramps, adults aged 50 or more, age-stratified
+# ---------------------------------------------------------------------------------------------------------------
+GARRISON_MARKER = "quinine_start"
+# Quinine given for these infections is not a cramp marker; the phenotype's own exclusion looks at all time.
+GARRISON_MARKER_EXCLUDED_AFTER = "malaria_or_babesiosis"
+GARRISON_MIN_AGE = 50
+# Age bands (at the index-drug start) of the age-stratified ratios: (label, lowest age, highest age or None).
+GARRISON_AGE_BANDS = (("age 50-64", 50, 64), ("age 65-79", 65, 79), ("age 80+", 80, None))
+
+_GARRISON_FIRST_DATES_SQL = """
+WITH first_dates AS (
+    -- Drugs: the first date of each index-drug phenotype. Marker: the first quinine fill whatever the phenotype's
+    -- all-time exclusion says (phenotype.events keeps the fills of excluded persons); the exclusion is applied
+    -- below, as of the quinine start.
+    SELECT person_id, phenotype_id, first_date
+    FROM phenotype.person_summary
+    WHERE list_contains($phenotypes, phenotype_id)
+    UNION ALL
+    SELECT person_id, phenotype_id, min(event_date)
+    FROM phenotype.events
+    WHERE phenotype_id = $marker
+    GROUP BY person_id, phenotype_id
+),
+with_observation AS (
+    -- Overlapping periods containing the date are one stretch of observation (duplicated enrolment records).
+    SELECT f.person_id, f.phenotype_id, f.first_date,
+           datediff('day', min(op.observation_period_start_date), f.first_date) AS days_observed_before,
+           datediff('day', f.first_date, max(op.observation_period_end_date)) AS days_observed_after
+    FROM first_dates AS f
+    JOIN staging.observation_period AS op
+      ON op.person_id = f.person_id
+     AND f.first_date BETWEEN op.observation_period_start_date AND op.observation_period_end_date
+    GROUP BY f.person_id, f.phenotype_id, f.first_date
+),
+excluded_marker AS (
+    SELECT person_id, first_date
+    FROM phenotype.person_summary
+    WHERE phenotype_id = $excluded_by
+)
+SELECT w.person_id, w.phenotype_id, w.first_date, w.days_observed_before, w.days_observed_after,
+       CASE WHEN p.birth_date IS NOT NULL THEN date_sub('year', p.birth_date, w.first_date)
+            ELSE year(w.first_date) - p.year_of_birth END AS age
+FROM with_observation AS w
+JOIN staging.person AS p ON p.person_id = w.person_id
+LEFT JOIN excluded_marker AS x ON x.person_id = w.person_id
+WHERE NOT (w.phenotype_id = $marker AND x.first_date IS NOT NULL AND x.first_date <= w.first_date)
+"""
+
+
+def _in_band(ages: pd.Series, low: int, high: int | None) -> pd.Series:
+    return (ages >= low) & (ages <= high if high is not None else True)
+
+
+def garrison_sequence_symmetry(con, drug_phenotypes: list[str], window_days: int = WINDOW_DAYS,
+                               washout_days: int = WINDOW_DAYS) -> list[tuple[str, str, EstimateResult]]:
+    """Garrison et al. 2012 (Arch Intern Med 172:120-6) as a bundled analysis: crude and adjusted sequence ratios of
+    each drug's first fill against the first quinine fill, in persons aged >= 50 at the drug start, overall and per
+    age band (`GARRISON_AGE_BANDS`, each with its own null-effect ratio), so they compare with Garrison's table.
+
+    - Marker: the first quinine fill, not counted when malaria or babesiosis was recorded on or before it (quinine
+      then treats the infection). Only records up to the quinine start decide: a later infection does not remove
+      an earlier cramp marker.
+    - Incident dates only, as `study_analysis.sequence_symmetry_for_drugs`: `washout_days` of observation before a
+      marker; `washout_days + window_days` before and `window_days` after an index-drug start.
+    - Null-effect ratio: every incident user of the drug in the age group (pairs or not) and the marker trend of
+      persons of that age at their quinine start (Tsiropoulos 2009).
+    Rows: (exposure label naming the design and age group, marker, result).
+    """
+    first = con.execute(_GARRISON_FIRST_DATES_SQL, {
+        "phenotypes": list(drug_phenotypes), "marker": GARRISON_MARKER,
+        "excluded_by": GARRISON_MARKER_EXCLUDED_AFTER}).df()
+    if first.empty:
+        return []
+    first["first_date"] = pd.to_datetime(first["first_date"])
+    markers = first[(first["phenotype_id"] == GARRISON_MARKER) & (first["days_observed_before"] >= washout_days)]
+    if markers.empty:
+        return []
+    # A pair's marker counts whatever the age at the quinine start (the age limit is on the drug start: a marker in
+    # the year before a start at 50 must not be lost); the NSR's marker trend is that of the age group.
+    marker_dates = markers.set_index("person_id")["first_date"]
+    groups = (("age 50+", GARRISON_MIN_AGE, None), *GARRISON_AGE_BANDS)
+    rows = []
+    for drug in drug_phenotypes:
+        initiators = first[(first["phenotype_id"] == drug)
+                           & (first["days_observed_before"] >= washout_days + window_days)
+                           & (first["days_observed_after"] >= window_days) & (first["age"] >= GARRISON_MIN_AGE)]
+        for label, low, high in groups:
+            group = initiators[_in_band(initiators["age"], low, high)]
+            group_markers = markers[_in_band(markers["age"], low, high)]
+            if group.empty or group_markers.empty:
+                continue
+            pairs = pd.DataFrame({"index_date": group["first_date"].to_numpy(),
+                                  "marker_date": marker_dates.reindex(group["person_id"]).to_numpy()})
+            result = sequence_symmetry_analysis(
+                pairs, window_days=window_days,
+                marker_initiations_by_day=daily_initiation_counts(group_markers["first_date"]))
+            exposure = f"{drug} (Garrison 2012 design, {label})"
+            rows += [(exposure, GARRISON_MARKER, result.crude), (exposure, GARRISON_MARKER, result.adjusted)]
+    return rows

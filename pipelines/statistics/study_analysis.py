@@ -8,8 +8,9 @@ within thiazides) or containing it is left out of that exposure's model. When th
 the comparison stays "exposed vs not (yet) exposed".
 
 For a `new_user` study (active comparator) the target and comparator are compared crude, with a Cox model, and
-with a propensity score (1:1 matching on the logit with caliper 0.2 SD, 10 strata, stabilised IPTW), with follow-up
-censored when a person starts the other drug (on treatment).
+with a propensity score (1:1 matching on the logit with caliper 0.2 SD, 10 strata, stabilised IPTW), twice: with
+intention-to-treat follow-up and with on-treatment follow-up (censored after cohort.study_population.on_treatment_end,
+discontinuation + grace or a switch), as LEGEND publishes both.
 
 Sequence symmetry analyses use first dates from phenotype.person_summary over the whole extract (not the cohort):
 each drug exposure of the studies against incident leg cramps.
@@ -57,7 +58,7 @@ class StudyAnalysis:
 
 # The columns of cohort.study_population the analyses read, besides the study's own phenotype columns.
 POPULATION_COLUMNS = ("index_date", "age_at_index", "sex", "time_at_risk_start", "followup_end", "outcome_flag",
-                      "outcome_date", "treatment")
+                      "outcome_date", "treatment", "on_treatment_end")
 
 
 def study_population(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> pd.DataFrame:
@@ -183,7 +184,8 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
                                                                                       index=population.index))
         frame = pd.concat([followed, covariates[covariate_names]], axis=1)
         frame["exposure"] = exposed.astype(int)
-        frame = frame[frame["followup_days"] > 0]
+        # NULL: left out of this exposure's comparison (a new-use exposure's prevalent and past users).
+        frame = frame[(frame["followup_days"] > 0) & population[exposure].notna()]
         if frame["exposure"].nunique() < 2:
             analysis.notes.append(f"{exposure}: {one_group_note(frame['exposure'], 'exposed', 'unexposed')}")
             continue
@@ -215,24 +217,38 @@ def _note_left_out(analysis: StudyAnalysis, without_events: set[str]) -> None:
                               f"(infinite coefficient): {', '.join(sorted(without_events))}")
 
 
+def new_user_time_at_risk(population: pd.DataFrame, study: StudyDefinition) -> list[tuple[str, pd.Series]]:
+    """The two time-at-risk definitions of a new-user study (LEGEND, OHDSI CohortMethod), each as (label, the day
+    follow-up is censored, NaT = not censored): intention to treat (to the end of follow-up, whatever the person
+    takes) and on treatment (after cohort.study_population.on_treatment_end: discontinuation + grace, or a switch)."""
+    on_treatment_censor = pd.to_datetime(population["on_treatment_end"]) + pd.Timedelta(days=1)
+    return [
+        ("intention to treat", pd.Series(pd.NaT, index=population.index, dtype="datetime64[ns]")),
+        (f"on treatment (censored {study.index.grace_days} days after discontinuation or at a switch)",
+         on_treatment_censor),
+    ]
+
+
 def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> StudyAnalysis:
     analysis = StudyAnalysis(study.id)
+    for label, censor in new_user_time_at_risk(population, study):
+        _analyse_new_user_time_at_risk(analysis, population, study, censor, label)
+    return analysis
+
+
+def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataFrame, study: StudyDefinition,
+                                   censor: pd.Series, time_at_risk: str) -> None:
     target, comparator = study.index.target, study.index.comparator
     outcome = study.outcome.phenotype
-    index = pd.to_datetime(population["index_date"])
     treated = population["treatment"].astype(int)
-    # On treatment: follow-up ends when a person starts the other drug.
-    other_start = pd.to_datetime(population[f"{comparator}_first_date"]).where(treated == 1,
-                                                                             pd.to_datetime(population[f"{target}_first_date"]))
-    other_start = other_start.where(other_start > index)
     covariates, covariate_names = _covariate_frame(population, study)
-    frame = pd.concat([_censored_at(population, other_start), covariates[covariate_names]], axis=1)
+    frame = pd.concat([_censored_at(population, censor), covariates[covariate_names]], axis=1)
     frame["exposure"] = treated
     frame = frame[frame["followup_days"] > 0]
     if frame["exposure"].nunique() < 2:
-        analysis.notes.append(one_group_note(frame["exposure"], f"in the target group ({target})",
-                                             f"in the comparator group ({comparator})"))
-        return analysis
+        analysis.notes.append(f"{time_at_risk}: " + one_group_note(frame["exposure"], f"in the target group ({target})",
+                                                                 f"in the comparator group ({comparator})"))
+        return
     results: list[EstimateResult] = []
     notes = analysis.notes
     _safe(results, "crude OR", notes, lambda: crude_odds_ratio(frame))
@@ -254,7 +270,7 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
                                            seed=study.seed, forced_covariates=forced)
         except Exception as error:  # noqa: BLE001 - e.g. a score without spread cannot be cut into strata
             reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-            notes.append(f"propensity score {adjustment}: not estimable ({reason})")
+            notes.append(f"{time_at_risk}, propensity score {adjustment}: not estimable ({reason})")
             results.append(EstimateResult(method=outcome_method(adjustment), estimand=HAZARD_RATIO_ESTIMAND,
                                           estimate=None, ci_lower=None, ci_upper=None, p_value=None,
                                           not_estimable_reason=reason))
@@ -265,16 +281,16 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
         model = ps.model
         results.append(ps.hazard_ratio)
         if not ps.hazard_ratio.covariates_balanced:
-            notes.append(f"propensity score {adjustment}: covariates still imbalanced after adjustment "
+            notes.append(f"{time_at_risk}, propensity score {adjustment}: covariates still imbalanced after adjustment "
                          f"(|SMD| > 0.1): {ps.hazard_ratio.imbalanced_covariates}")
-        if adjustment == "matching":
+        if adjustment == "matching" and analysis.balance is None:
             analysis.balance, analysis.equipoise = ps.balance, ps.equipoise
-    exposure_label = f"{target} vs {comparator}"
+    # The time at risk is part of the exposure label: each analysis is published, and its rows say which.
+    exposure_label = f"{target} vs {comparator}, {time_at_risk}"
     analysis.results += [(exposure_label, outcome, r) for r in results]
-    analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure_label
-    analysis.km_labels = (f"{comparator} (comparator)", f"{target} (target)")
-    analysis.notes.append("follow-up is censored when a person starts the other drug (on treatment)")
-    return analysis
+    if analysis.km_data is None:
+        analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure_label
+        analysis.km_labels = (f"{comparator} (comparator)", f"{target} (target)")
 
 
 def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> StudyAnalysis:

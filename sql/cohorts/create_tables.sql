@@ -28,8 +28,12 @@ CREATE TABLE IF NOT EXISTS cohort.study_variables (
     role VARCHAR NOT NULL,            -- exposure, covariate, target or comparator
     window_kind VARCHAR NOT NULL,     -- any_time_prior, lookback_days or current_use
     lookback_days INTEGER,
-    variable_order INTEGER NOT NULL
+    variable_order INTEGER NOT NULL,
+    new_use_washout_days INTEGER,     -- new-use exposures: washout before the first fill, and how recent the
+    new_use_started_within_days INTEGER  -- first fill must be (NULL: a current-use comparison)
 );
+ALTER TABLE cohort.study_variables ADD COLUMN IF NOT EXISTS new_use_washout_days INTEGER;
+ALTER TABLE cohort.study_variables ADD COLUMN IF NOT EXISTS new_use_started_within_days INTEGER;
 
 -- Long form of the phenotype columns: one row per study, person and phenotype the person has at index or later.
 CREATE TABLE IF NOT EXISTS cohort.person_variables (
@@ -37,8 +41,9 @@ CREATE TABLE IF NOT EXISTS cohort.person_variables (
     person_id VARCHAR NOT NULL,
     variable VARCHAR NOT NULL,
     first_date DATE NOT NULL,         -- first day the person counts as having the phenotype, on its window's terms
-    at_index BOOLEAN NOT NULL         -- first_date <= index_date
+    at_index BOOLEAN                  -- first_date <= index_date; NULL: left out of a new-use comparison
 );
+ALTER TABLE cohort.person_variables ALTER COLUMN at_index DROP NOT NULL;
 
 CREATE TABLE IF NOT EXISTS cohort.study_population (
     study_id VARCHAR NOT NULL,
@@ -54,8 +59,11 @@ CREATE TABLE IF NOT EXISTS cohort.study_population (
     followup_days INTEGER NOT NULL,   -- least(outcome_date, followup_end) - time_at_risk_start + 1
     outcome_flag BOOLEAN NOT NULL,
     outcome_date DATE,                -- first outcome in [time_at_risk_start, followup_end]
-    treatment INTEGER                 -- new-user designs: 1 target, 0 comparator
+    treatment INTEGER,                -- new-user designs: 1 target, 0 comparator
+    on_treatment_end DATE             -- new-user designs: last day on the drug started (discontinuation + grace, or
+                                      -- the day before a switch); the on-treatment analysis censors after it
 );
+ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS on_treatment_end DATE;
 
 CREATE TABLE IF NOT EXISTS results.attrition (
     study_id VARCHAR NOT NULL,

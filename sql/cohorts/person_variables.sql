@@ -8,9 +8,9 @@
 -- lowest-value rule is judged on the values up to the index date.
 -- So first_date <= index_date exactly when the phenotype is present at index (the index day counts), and for a
 -- person without it at index first_date is the day they acquire it after index (where the statistics stage can
--- censor the unexposed). Persons with neither get no row.
+-- censor the unexposed). Persons with neither get no row, unless a new-use rule (below) leaves them out.
 WITH population AS (
-    SELECT person_id, index_date
+    SELECT person_id, index_date, observation_start
     FROM eligibility
     WHERE exclusion_reason IS NULL
 ),
@@ -46,13 +46,50 @@ exposure_intervals AS (
                  END,
                  phenotype_end_date - 1) AS exposed_until
     FROM recorded_events
+),
+on_window_terms AS (
+    SELECT p.person_id,
+           i.phenotype_id AS variable,
+           min(i.exposed_from) AS first_date,
+           min(i.exposed_from) <= p.index_date AS at_index
+    FROM population AS p
+    JOIN exposure_intervals AS i
+      ON i.person_id = p.person_id AND (i.exposed_until IS NULL OR i.exposed_until >= p.index_date)
+    GROUP BY p.person_id, p.index_date, i.phenotype_id
+),
+-- New-use exposures (cohort.study_variables.new_use_*; pipelines/cohorts/study.py NewUse): a current user at index
+-- is exposed only when their first fill lies in the new_use_started_within_days before index with
+-- new_use_washout_days of observation before it; a person with a fill whose supply reaches the washout before index
+-- who is not such a new user is left out of the comparison (at_index NULL); the others are unexposed.
+new_use_rules AS (
+    SELECT variable AS phenotype_id, new_use_washout_days AS washout_days,
+           new_use_started_within_days AS started_within_days
+    FROM cohort.study_variables
+    WHERE study_id = $study_id AND new_use_washout_days IS NOT NULL
+),
+new_use_history AS (
+    SELECT p.person_id,
+           r.phenotype_id,
+           min(e.event_date) AS first_fill,
+           bool_or(coalesce(e.event_end_date, e.event_date) >= p.index_date - r.washout_days) AS recent_use,
+           min(e.event_date) >= p.index_date - r.started_within_days
+               AND min(e.event_date) - p.observation_start >= r.washout_days AS started_as_new_user
+    FROM population AS p
+    JOIN recorded_events AS e ON e.person_id = p.person_id AND e.event_date <= p.index_date
+    JOIN new_use_rules AS r ON r.phenotype_id = e.phenotype_id
+    GROUP BY p.person_id, p.index_date, p.observation_start, r.phenotype_id, r.washout_days, r.started_within_days
+),
+new_use_left_out AS (
+    -- Recent users who are not new users at index: prevalent users, past users, starts without washout observed.
+    SELECT h.person_id, h.phenotype_id AS variable, h.first_fill
+    FROM new_use_history AS h
+    LEFT JOIN on_window_terms AS w ON w.person_id = h.person_id AND w.variable = h.phenotype_id
+    WHERE h.recent_use AND NOT (coalesce(w.at_index, false) AND h.started_as_new_user)
 )
 SELECT $study_id AS study_id,
-       p.person_id,
-       i.phenotype_id AS variable,
-       min(i.exposed_from) AS first_date,
-       min(i.exposed_from) <= p.index_date AS at_index
-FROM population AS p
-JOIN exposure_intervals AS i
-  ON i.person_id = p.person_id AND (i.exposed_until IS NULL OR i.exposed_until >= p.index_date)
-GROUP BY p.person_id, p.index_date, i.phenotype_id
+       coalesce(w.person_id, x.person_id) AS person_id,
+       coalesce(w.variable, x.variable) AS variable,
+       coalesce(w.first_date, x.first_fill) AS first_date,
+       CASE WHEN x.person_id IS NOT NULL THEN NULL ELSE w.at_index END AS at_index
+FROM on_window_terms AS w
+FULL JOIN new_use_left_out AS x ON x.person_id = w.person_id AND x.variable = w.variable

@@ -13,6 +13,8 @@ SELECT $study_id AS study_id,
        followup_days,
        outcome_flag,
        outcome_date,
-       treatment
+       treatment,
+       o.on_treatment_end
 FROM eligibility
+LEFT JOIN on_treatment_end AS o USING (person_id)
 WHERE exclusion_reason IS NULL
