@@ -124,7 +124,7 @@ def cox_hazard_ratio(
             caught.add(f"{type(error).__name__}: {str(error).splitlines()[0]}")
     if not hasattr(fitter, "params_"):  # the fit stopped with an error
         unfitted = EstimateResult(method=method, estimand=estimand, estimate=None, ci_lower=None, ci_upper=None,
-                                  p_value=None, **counts)
+                                  p_value=None, covariates=tuple(covariates), **counts)
         return judged(unfitted, ModelFit(parameters, events, convergence_problems=tuple(caught.problems)))
     coefficient = float(fitter.params_[exposure])
     model_se = float(np.sqrt(fitter.variance_matrix_.loc[exposure, exposure]))
