@@ -253,3 +253,24 @@ def test_the_statistics_checks_pass_on_published_rows_and_each_catches_its_fault
                     "AND persons_unexposed IS NOT NULL")
         failed = {v.name for v in run_checks(con, "leg_cramps", threshold, STUDY_CHECKS) if not v.passed}
     assert failed == set(STUDY_CHECKS)
+
+
+def test_a_small_count_of_events_by_the_horizon_hides_the_risks_but_not_the_rate_ratio():
+    """Events up to the horizon are another count than events over all follow-up: the risk rows are their own
+    disclosure group, so five events in the first year do not withhold a rate ratio of 40 vs 60 events."""
+    from pipelines.statistics.assets import PUBLISHED_RESULT_COLUMNS, publish_associations
+
+    base = {"study_id": "s", "exposure": "x", "outcome": "o", "seed": 1, "n_exposed": 500, "n_unexposed": 500,
+            "estimate": 0.67, "ci_lower": 0.4, "ci_upper": 1.1, "log_estimate": -0.4, "se_log_estimate": 0.2}
+    frame = pd.DataFrame([
+        {**base, "analysis_id": "crude_irr", "estimand": "incidence rate ratio", "events_exposed": 40,
+         "events_unexposed": 60},
+        {**base, "analysis_id": "km_risk_ratio", "estimand": "risk ratio at 365 days", "events_exposed": 5,
+         "events_unexposed": 12},
+    ])
+    frame = frame.reindex(columns=["study_id", "exposure", "outcome", *PUBLISHED_RESULT_COLUMNS, "seed"])
+    frame = frame.astype(object).where(frame.notna(), None)
+    with duckdb.connect() as con:
+        publish_associations(con, "s", frame, 11)
+        rows = dict(con.execute("SELECT analysis_id, estimate FROM results.associations").fetchall())
+    assert rows == {"crude_irr": 0.67, "km_risk_ratio": None}

@@ -18,7 +18,7 @@ import pandas as pd
 from pipelines.cohorts.assets import cohort_key
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
-from pipelines.disclosure import SUPPRESSION_COLUMNS, suppress_estimates
+from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, suppress_estimates
 from pipelines.phenotypes.assets import phenotype_asset_key
 from pipelines.statistics.plots import forest_plot, kaplan_meier_plot, love_plot
 from pipelines.statistics.report import estimates_markdown, write_study_report
@@ -84,11 +84,25 @@ def create_associations_table(con: duckdb.DuckDBPyConnection) -> None:
     create_analysis_attrition_table(con)
 
 
+# The risks at the horizon count the events up to the horizon, a different count from the events over the whole
+# follow-up that the rates and models count: a small count of one does not reveal the other, so the risk rows of an
+# exposure are suppressed as a group of their own (the persons, the same in both groups, are hidden alike).
+DISCLOSURE_GROUP = "_disclosure_group"
+
+
+def _disclosure_groups(frame: pd.DataFrame) -> pd.Series | str:
+    if frame.empty or "analysis_id" not in frame:
+        return ""
+    return frame["analysis_id"].fillna("").str.startswith("km_").map({True: "risk at horizon", False: ""})
+
+
 def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
                          threshold: int) -> pd.DataFrame:
     """Replace the study's rows of results.associations, with small cells and what recomputes them hidden."""
     create_associations_table(con)
-    published = suppress_estimates(frame, threshold, DERIVED_COLUMNS)
+    published = suppress_estimates(frame.assign(**{DISCLOSURE_GROUP: _disclosure_groups(frame)}), threshold,
+                                   DERIVED_COLUMNS, group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
+    published = published.drop(columns=[DISCLOSURE_GROUP])
     con.execute(f"DELETE FROM {ASSOCIATIONS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
         con.register("new_associations", published)
