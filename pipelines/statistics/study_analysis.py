@@ -97,7 +97,7 @@ class StudyAnalysis:
     def add(self, exposure: str, outcome: str, results: list[EstimateResult],
             steps: dict[str, list[AttritionStep]]) -> None:
         """Record an exposure's results and, for each analysis that produced one, its attrition (`steps` by
-        analysis id; analyses not named there have the steps of "" , the ones every analysis shares)."""
+        analysis id; an analysis not named there has the steps under "", those every analysis shares)."""
         self.results += [(exposure, outcome, r) for r in results]
         for analysis_id in dict.fromkeys(r.analysis_id for r in results):
             self.attrition[(exposure, analysis_id)] = steps.get(analysis_id, steps[""])
