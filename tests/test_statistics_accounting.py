@@ -274,3 +274,41 @@ def test_a_small_count_of_events_by_the_horizon_hides_the_risks_but_not_the_rate
         publish_associations(con, "s", frame, 11)
         rows = dict(con.execute("SELECT analysis_id, estimate FROM results.associations").fetchall())
     assert rows == {"crude_irr": 0.67, "km_risk_ratio": None}
+
+
+def test_the_statistics_asset_runs_its_blocking_checks_and_references_plots_by_path(published, tmp_path):
+    """The leg_cramps statistics asset in a real Dagster run on the fixture's cohort: its four checks run (and
+    pass), they are blocking for the publish step downstream, and plots are metadata paths to files, not images
+    embedded in the event log."""
+    import dagster as dg
+
+    from pipelines.cohorts.settings import StudySettings
+    from pipelines.definitions import defs
+    from pipelines.statistics.assets import associations_key, build_study_statistics_asset
+    from pipelines.warehouse import Warehouse
+
+    database, studies, _ = published
+    key = associations_key("leg_cramps")
+    checks = [spec for spec in defs.resolve_assets_def(key).check_specs]
+    assert {spec.name for spec in checks} == set(STUDY_CHECKS) and all(spec.blocking for spec in checks)
+    assert key in defs.resolve_assets_def(dg.AssetKey(["published_database"])).dependency_keys
+
+    warehouse = Warehouse(database_path=str(tmp_path / "published" / "study.duckdb"))
+    run_id = "0" * 8 + "-0000-0000-0000-" + "0" * 12
+    warehouse.build_path(run_id).parent.mkdir(parents=True)
+    warehouse.build_path(run_id).write_bytes(database.read_bytes())
+    job = dg.Definitions(assets=[build_study_statistics_asset(studies["leg_cramps"])],
+                         resources={"warehouse": warehouse, StudySettings.resource_key: StudySettings()},
+                         jobs=[dg.define_asset_job("statistics_only")]).resolve_job_def("statistics_only")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, run_id=run_id)
+        assert result.success
+        evaluations = result.get_asset_check_evaluations()
+        assert {e.check_name for e in evaluations} == set(STUDY_CHECKS) and all(e.passed for e in evaluations)
+        metadata = result.asset_materializations_for_node("results__associations__leg_cramps")[0].metadata
+    plots = {title: value for title, value in metadata.items() if isinstance(value, dg.PathMetadataValue)
+             and value.path.endswith(".png")}
+    assert plots, "no plot referenced"
+    for value in plots.values():
+        assert (warehouse.build_outputs_dir(run_id) / "leg_cramps" / value.path.rsplit("/", 1)[-1]).is_file()
+    assert not any("base64" in str(getattr(value, "value", value)) for value in metadata.values())
