@@ -295,7 +295,8 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
         return analysis
     results: list[EstimateResult] = []
     notes = analysis.notes
-    _person_time_analyses(results, frame, study, notes, "", (f"target ({target})", f"comparator ({comparator})"))
+    _person_time_analyses(results, frame, study, notes, f"{target} vs {comparator}",
+                          (f"target ({target})", f"comparator ({comparator})"))
     without_events: set[str] = set()
     outcome_covariates = _outcome_model_covariates(frame, covariate_names, without_events)
     _note_left_out(analysis, without_events)
