@@ -12,7 +12,7 @@ import pytest
 from pipelines.cohorts import build_all_studies, load_studies
 from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import run_phenotypes
-from pipelines.statistics.assets import SEQUENCE_SYMMETRY_ID, publish_associations
+from pipelines.statistics.assets import SEQUENCE_SYMMETRY_ID, publish_associations, publish_study_results
 from pipelines.statistics.study_analysis import analyse_study, drug_exposures, results_frame, sequence_symmetry_for_drugs
 from pipelines.synthetic import generate_extract
 
@@ -40,9 +40,7 @@ def publish_statistics(database, studies) -> None:
     """What the statistics assets write: each study's estimates and the sequence symmetry rows."""
     with duckdb.connect(str(database)) as con:
         for study in studies:
-            analysis = analyse_study(con, study)
-            publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed),
-                                 study.threshold)
+            publish_study_results(con, study, analyse_study(con, study))
         drugs = list(dict.fromkeys(d for s in studies for d in drug_exposures(s)))
         rows = sequence_symmetry_for_drugs(con, drugs)
         publish_associations(con, SEQUENCE_SYMMETRY_ID, results_frame(SEQUENCE_SYMMETRY_ID, rows), 11)
@@ -68,7 +66,8 @@ def test_two_analyses_of_the_same_extract_and_study_files_publish_identical_tabl
     studies = list(load_studies().values())
     publish_statistics(first, studies)
     publish_statistics(second, studies)
-    assert content_hash(first, "results.associations") == content_hash(second, "results.associations")
+    for table in ("results.associations", "results.analysis_attrition", "results.analysis_covariates"):
+        assert content_hash(first, table) == content_hash(second, table), table
 
     with duckdb.connect(str(first), read_only=True) as con:
         propensity_rows = dict(con.execute(
@@ -79,6 +78,25 @@ def test_two_analyses_of_the_same_extract_and_study_files_publish_identical_tabl
     assert len(propensity_rows) == 2 and set(propensity_rows.values()) == {3}, propensity_rows
     assert seeds == {**{s.id: s.seed for s in studies}, SEQUENCE_SYMMETRY_ID: None}
     assert all(s.seed == 2015 for s in studies)  # read from the study files
+
+
+def test_two_cohort_builds_publish_identical_table1_and_attrition(two_databases, tmp_path):
+    """Table 1's means and SDs are sums over persons: computed from exact integer sums, they do not depend on the
+    order DuckDB's threads add them in (avg/stddev_samp over doubles differed in the 15th digit between runs)."""
+    first, _ = two_databases
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    shutil.copy(first, rebuilt)
+    with duckdb.connect(str(rebuilt)) as con:
+        con.execute("SET threads = 4")
+        build_all_studies(con)
+    for table in ("results.table1", "results.attrition"):
+        assert content_hash(first, table) == content_hash(rebuilt, table), table
+    with duckdb.connect(str(rebuilt), read_only=True) as con:
+        sd, exact = con.execute(
+            "SELECT t.sd, (SELECT stddev_samp(age_at_index::DOUBLE) FROM cohort.study_population "
+            "WHERE study_id = 'leg_cramps') FROM results.table1 t WHERE t.study_id = 'leg_cramps' "
+            "AND t.variable = 'age_at_index' AND t.statistic = 'mean_sd' AND t.\"group\" = 'overall'").fetchone()
+    assert sd == pytest.approx(exact, rel=1e-12)
 
 
 def test_the_seed_comes_from_the_study_file(two_databases, tmp_path):

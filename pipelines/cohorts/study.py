@@ -359,6 +359,9 @@ class StudyDefinition(_Strict):
     # Seeds every random step of the statistics (model sampling, cross-validation folds, matching order), and is
     # published with the results, so that a study file gives the same estimates on every run.
     seed: int = Field(default=0, ge=0)
+    # The horizon of the published risks (Kaplan-Meier, pipelines/statistics/risks.py), in days from the first day
+    # at risk.
+    risk_horizon_days: int = Field(default=365, ge=1)
 
     @model_validator(mode="before")
     @classmethod

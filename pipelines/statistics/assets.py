@@ -9,7 +9,6 @@ Markdown report go to the run's outputs folder, which the publish step moves bes
 No `from __future__ import annotations` here: Dagster inspects the real annotation of `context`.
 """
 
-import base64
 from pathlib import Path
 
 import dagster as dg
@@ -19,16 +18,27 @@ import pandas as pd
 from pipelines.cohorts.assets import cohort_key
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
-from pipelines.disclosure import SUPPRESSION_COLUMNS, suppress_estimates
+from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, suppress_estimates
 from pipelines.phenotypes.assets import phenotype_asset_key
 from pipelines.statistics.plots import forest_plot, kaplan_meier_plot, love_plot
 from pipelines.statistics.report import estimates_markdown, write_study_report
-from pipelines.statistics.results import COUNT_COLUMNS, DERIVED_COLUMNS, RESULT_COLUMNS
 from pipelines.statistics.sequence_symmetry import (GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_AFTER,
                                                     garrison_sequence_symmetry)
+from pipelines.statistics.analysis_attrition import create_analysis_attrition_table, publish_analysis_attrition
+from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
+from pipelines.statistics.results import (
+    ANALYSES,
+    ANALYSIS_COLUMNS,
+    COUNT_COLUMNS,
+    DERIVED_COLUMNS,
+    LOG_SCALE_COLUMNS,
+    RESULT_COLUMNS,
+)
 from pipelines.statistics.study_analysis import (
     StudyAnalysis,
     analyse_study,
+    attrition_frame,
+    covariates_frame,
     drug_exposures,
     results_frame,
     sequence_symmetry_for_drugs,
@@ -38,6 +48,7 @@ from pipelines.warehouse import Warehouse
 STATISTICS_GROUP = "statistics"
 SEQUENCE_SYMMETRY_ID = "sequence_symmetry"
 ASSOCIATIONS_TABLE = "results.associations"
+ANALYSIS_COVARIATES_TABLE = "results.analysis_covariates"
 
 
 def associations_key(study_id: str) -> dg.AssetKey:
@@ -45,7 +56,9 @@ def associations_key(study_id: str) -> dg.AssetKey:
 
 
 # Result columns that are not numbers (the others are DOUBLE, counts BIGINT).
-TEXT_RESULT_COLUMNS = ("method", "estimand", "not_estimable_reason", "imbalanced_covariates")
+TEXT_RESULT_COLUMNS = ("method", "estimand", "not_estimable_reason", "imbalanced_covariates", *ANALYSIS_COLUMNS)
+# The published columns after study_id, exposure and outcome, in order.
+PUBLISHED_RESULT_COLUMNS = (*ANALYSIS_COLUMNS, *RESULT_COLUMNS, *LOG_SCALE_COLUMNS)
 BOOLEAN_RESULT_COLUMNS = ("covariates_balanced",)
 
 
@@ -61,32 +74,65 @@ def _column_type(name: str) -> str:
 
 def create_associations_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS results")
-    columns = ", ".join(f"{name} {_column_type(name)}" for name in RESULT_COLUMNS)
+    columns = ", ".join(f"{name} {_column_type(name)}" for name in PUBLISHED_RESULT_COLUMNS)
     con.execute(f"""CREATE TABLE IF NOT EXISTS {ASSOCIATIONS_TABLE} (
         study_id VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
         suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT)""")
-    con.execute(f"COMMENT ON TABLE {ASSOCIATIONS_TABLE} IS 'One row per study, exposure, outcome and method: "
-                "estimate with 95% CI. Counts of 1-10 persons (below the small-cell threshold) are NULL with "
-                "suppressed = true, never shown as zero, and so is everything that would recompute them.'")
+    con.execute(f"COMMENT ON TABLE {ASSOCIATIONS_TABLE} IS 'One row per study, exposure, outcome, analysis and "
+                "estimand: estimate with 95% CI. Counts of 1-10 persons (below the small-cell threshold) are NULL "
+                "with suppressed = true, never shown as zero, and so is everything that would recompute them.'")
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {ANALYSIS_COVARIATES_TABLE} (
+        study_id VARCHAR, analysis_id VARCHAR, exposure VARCHAR, covariate_order INTEGER, covariate VARCHAR)""")
+    create_analysis_attrition_table(con)
+
+
+# The risks at the horizon count the events up to the horizon, a different count from the events over the whole
+# follow-up that the rates and models count: a small count of one does not reveal the other, so the risk rows of an
+# exposure are suppressed as a group of their own (the persons, the same in both groups, are hidden alike).
+DISCLOSURE_GROUP = "_disclosure_group"
+
+
+def _disclosure_groups(frame: pd.DataFrame) -> pd.Series | str:
+    if frame.empty or "analysis_id" not in frame:
+        return ""
+    return frame["analysis_id"].fillna("").str.startswith("km_").map({True: "risk at horizon", False: ""})
 
 
 def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
                          threshold: int) -> pd.DataFrame:
     """Replace the study's rows of results.associations, with small cells and what recomputes them hidden."""
     create_associations_table(con)
-    published = suppress_estimates(frame, threshold, DERIVED_COLUMNS)
+    published = suppress_estimates(frame.assign(**{DISCLOSURE_GROUP: _disclosure_groups(frame)}), threshold,
+                                   DERIVED_COLUMNS, group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
+    published = published.drop(columns=[DISCLOSURE_GROUP])
     con.execute(f"DELETE FROM {ASSOCIATIONS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
         con.register("new_associations", published)
-        names = ", ".join(["study_id", "exposure", "outcome", *RESULT_COLUMNS, *SUPPRESSION_COLUMNS, "seed"])
+        names = ", ".join(["study_id", "exposure", "outcome", *PUBLISHED_RESULT_COLUMNS, *SUPPRESSION_COLUMNS,
+                           "seed"])
         con.execute(f"INSERT INTO {ASSOCIATIONS_TABLE} ({names}) SELECT {names} FROM new_associations")
         con.unregister("new_associations")
     return published
 
 
-def _image_markdown(path: Path, title: str) -> str:
-    encoded = base64.b64encode(path.read_bytes()).decode()
-    return f"**{title}**\n\n![{title}](data:image/png;base64,{encoded})"
+def publish_covariates(con: duckdb.DuckDBPyConnection, study_id: str, covariates: pd.DataFrame) -> None:
+    """Replace the study's rows of results.analysis_covariates (covariate names only: nothing to suppress)."""
+    create_associations_table(con)
+    con.execute(f"DELETE FROM {ANALYSIS_COVARIATES_TABLE} WHERE study_id = ?", [study_id])
+    if not covariates.empty:
+        con.register("new_analysis_covariates", covariates)
+        con.execute(f"INSERT INTO {ANALYSIS_COVARIATES_TABLE} BY NAME SELECT * FROM new_analysis_covariates")
+        con.unregister("new_analysis_covariates")
+
+
+def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition,
+                          analysis: StudyAnalysis) -> pd.DataFrame:
+    """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden."""
+    published = publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed),
+                                     study.threshold)
+    publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
+    publish_analysis_attrition(con, study.id, attrition_frame(study.id, analysis), study.threshold)
+    return published
 
 
 def _write_plots(analysis: StudyAnalysis, folder: Path, threshold: int, published: pd.DataFrame) -> dict[str, Path]:
@@ -94,14 +140,15 @@ def _write_plots(analysis: StudyAnalysis, folder: Path, threshold: int, publishe
     plots: dict[str, Path] = {}
     # A forest plot draws the estimate and interval: not for rows whose estimate is hidden or not estimable.
     hidden = set() if published.empty else {
-        (row["exposure"], row["method"]) for row in published.to_dict("records")
+        (row["exposure"], row["analysis_id"], row["estimand"]) for row in published.to_dict("records")
         if "estimate" in (row["complementary_columns"] or "").split(",")}
     ratio_rows = [(e, r) for e, _, r in analysis.results
-                  if r.estimand.lower().find("rate per") < 0 and r.estimate is not None
-                  and (e, r.method) not in hidden]
+                  if " ratio" in r.estimand and r.estimate is not None
+                  and (e, r.analysis_id, r.estimand) not in hidden]
     if ratio_rows:
         path = folder / "forest_plot.png"
-        forest_plot([r for _, r in ratio_rows], path, labels=[f"{e}: {r.method}" for e, r in ratio_rows],
+        forest_plot([r for _, r in ratio_rows], path,
+                    labels=[f"{e}: {ANALYSES.get(r.analysis_id, r.method)}" for e, r in ratio_rows],
                     title=f"{analysis.study_id}: estimates against incident leg cramps",
                     small_cell_threshold=threshold)
         plots["forest plot"] = path
@@ -126,7 +173,9 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         deps=[cohort_key(file_study.id)],
         group_name=STATISTICS_GROUP,
         kinds={"duckdb", "python"},
-        description=f"Association estimates of study {file_study.id} ({file_study.title}); small cells suppressed.",
+        description=f"Association estimates of study {file_study.id} ({file_study.title}), their covariate sets and "
+                    "per-analysis attrition; small cells suppressed.",
+        check_specs=check_specs(associations_key(file_study.id), STUDY_CHECKS),
     )
     def _associations(context: dg.AssetExecutionContext, warehouse: Warehouse,
                       studies: StudySettings) -> dg.MaterializeResult:
@@ -134,8 +183,8 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         threshold = study.threshold
         with warehouse.connect(context.run_id) as con:
             analysis = analyse_study(con, study)
-            published = publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed),
-                                             threshold)
+            published = publish_study_results(con, study, analysis)
+            verdicts = run_checks(con, study.id, threshold, STUDY_CHECKS)
             outputs = warehouse.build_outputs_dir(context.run_id) / study.id
             plots = _write_plots(analysis, outputs, threshold, published)
             report = write_study_report(con, study, analysis, published, plots, outputs / "report.md")
@@ -149,11 +198,13 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         }
         if analysis.equipoise is not None:
             metadata["equipoise"] = round(analysis.equipoise, 3)
+        # Plots are files beside the report, referenced by their published path (not embedded in the event log).
         for title, path in plots.items():
-            metadata[title] = dg.MetadataValue.md(_image_markdown(path, title))
+            metadata[title] = dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / path.name))
         if analysis.notes:
             metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in analysis.notes))
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata, check_results=[
+            verdict.check_result(associations_key(file_study.id)) for verdict in verdicts])
 
     return _associations
 
@@ -171,6 +222,7 @@ def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDe
         description="Sequence symmetry analysis (Hallas 1996; null-effect ratio of Tsiropoulos 2009) of each drug "
                     "class's first fill against the first leg-cramp record, over the whole extract, and Garrison "
                     "2012's design (first quinine fill as the marker, age >= 50, overall and by age band).",
+        check_specs=check_specs(associations_key(SEQUENCE_SYMMETRY_ID), SEQUENCE_SYMMETRY_CHECKS),
     )
     def _sequence_symmetry(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         notes: list[str] = []
@@ -178,13 +230,15 @@ def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDe
             rows = sequence_symmetry_for_drugs(con, drugs, notes=notes) + garrison_sequence_symmetry(con, drugs)
             published = publish_associations(con, SEQUENCE_SYMMETRY_ID, results_frame(SEQUENCE_SYMMETRY_ID, rows),
                                              threshold)
+            verdicts = run_checks(con, SEQUENCE_SYMMETRY_ID, threshold, SEQUENCE_SYMMETRY_CHECKS)
         for note in notes:
             context.log.warning(note)
         metadata = {"dagster/row_count": len(published),
                     "sequence ratios": dg.MetadataValue.md(estimates_markdown(published, threshold))}
         if notes:
             metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata, check_results=[
+            verdict.check_result(associations_key(SEQUENCE_SYMMETRY_ID)) for verdict in verdicts])
 
     return _sequence_symmetry
 

@@ -115,6 +115,8 @@ def not_estimable_reason(result: EstimateResult, fit: ModelFit | None = None) ->
         missing = "exposed" if result.events_exposed == 0 else "unexposed"
         if result.events_exposed == 0 and result.events_unexposed == 0:
             missing = "exposed nor the unexposed"
+        if "difference" in result.estimand:
+            return f"no events among the {missing}: a risk of 0 has no Greenwood variance"
         return f"no events among the {missing}: the ratio is 0 or infinite"
     if fit is not None:
         if fit.parameters > 0 and fit.events / fit.parameters < MIN_EVENTS_PER_VARIABLE:
@@ -146,4 +148,5 @@ def judged(result: EstimateResult, fit: ModelFit | None = None) -> EstimateResul
     reason = not_estimable_reason(result, fit)
     if reason is None:
         return result
-    return replace(result, estimate=None, ci_lower=None, ci_upper=None, p_value=None, not_estimable_reason=reason)
+    return replace(result, estimate=None, ci_lower=None, ci_upper=None, p_value=None, se_log_estimate=None,
+                   not_estimable_reason=reason)

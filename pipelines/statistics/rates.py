@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.rates import confint_poisson, test_poisson_2indep
@@ -135,6 +137,9 @@ def incidence_rate_ratio_from_counts(
         ci_lower=share_to_rate_ratio(float(share_lower)),
         ci_upper=share_to_rate_ratio(float(share_upper)),
         p_value=float(test.pvalue),
+        # The Wald SE of the log rate ratio (what a Poisson model reports, and CohortMethod's seLogRr), for
+        # meta-analysis and calibration; the published interval stays the exact one.
+        se_log_estimate=math.sqrt(1 / exposed_events + 1 / unexposed_events),
         **counts,
     ))
 

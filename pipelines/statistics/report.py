@@ -90,6 +90,29 @@ def attrition_section(con: duckdb.DuckDBPyConnection, study_id: str) -> str:
     return _markdown_table(["#", "step", "before", "after", "removed"], [list(r) for r in rows])
 
 
+def analysis_attrition_section(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int) -> str:
+    """The published (already suppressed) persons per arm of every analysis, step by step."""
+    rows = con.execute(
+        "SELECT exposure, analysis_id, step_order, step, reason, persons_exposed, persons_unexposed, "
+        "excluded_exposed, excluded_unexposed, coalesce(suppressed_columns, '') FROM results.analysis_attrition "
+        "WHERE study_id = ? ORDER BY exposure, analysis_id, step_order", [study_id]).fetchall()
+    if not rows:
+        return "No analyses."
+
+    def cell(value, column: str, small: str) -> str:
+        if value is not None:
+            return _count(value)
+        return small_cell_text(threshold) if column in small.split(",") else SUPPRESSED_TEXT
+
+    return _markdown_table(
+        ["exposure", "analysis", "#", "persons who remain", "exposed", "unexposed", "excluded (exposed / unexposed)",
+         "why excluded"],
+        [[exposure, analysis_id, order, step, cell(pe, "persons_exposed", small), cell(pu, "persons_unexposed", small),
+          "" if order == 1 else f"{cell(ee, 'excluded_exposed', small)} / {cell(eu, 'excluded_unexposed', small)}",
+          reason or ""]
+         for exposure, analysis_id, order, step, reason, pe, pu, ee, eu, small in rows])
+
+
 def table1_section(con: duckdb.DuckDBPyConnection, study_id: str) -> str:
     """The published Table 1, one row per characteristic and a column per group (tableone's layout)."""
     table = con.execute(
@@ -130,6 +153,10 @@ def write_study_report(con: duckdb.DuckDBPyConnection, study: StudyDefinition, a
         "## Attrition",
         "",
         attrition_section(con, study.id),
+        "",
+        "## Persons in each analysis",
+        "",
+        analysis_attrition_section(con, study.id, study.threshold),
         "",
         "## Table 1: baseline characteristics",
         "",

@@ -44,12 +44,32 @@ RESULT_COLUMNS = (
     "imbalanced_covariates",
 )
 
+# The analysis a row belongs to and the estimate on the log scale, beside RESULT_COLUMNS in results.associations
+# (results_frame). An analysis id is short, stable text that tools key on (the forest plot, meta-analysis); the
+# method name is its label. CohortMethod publishes the same pair of log-scale columns (logRr, seLogRr).
+ANALYSIS_COLUMNS = ("analysis_id", "method_name")
+LOG_SCALE_COLUMNS = ("log_estimate", "se_log_estimate")
+ANALYSES: dict[str, str] = {
+    "incidence_rate": "Incidence rate (exact Poisson CI)",
+    "crude_irr": "Incidence rate ratio, crude (exact CI)",
+    "cox_adjusted": "Cox PH, adjusted",
+    "km_risk": "Risk at horizon (Kaplan-Meier)",
+    "km_risk_difference": "Risk difference at horizon (Kaplan-Meier)",
+    "km_risk_ratio": "Risk ratio at horizon (Kaplan-Meier)",
+    "ps_matched_cox": "Cox PH, 1:1 PS-matched",
+    "ps_strata_cox": "Cox PH, stratified on PS deciles",
+    "ps_iptw_cox": "Cox PH, stabilised IPTW",
+    "ssa_crude": "Sequence ratio, crude",
+    "ssa_adjusted": "Sequence ratio, adjusted for trend",
+}
+
 # Count columns that small-cell suppression applies to (person-years are not counts of people).
 COUNT_COLUMNS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed")
 # Columns that recompute a hidden count (with the counts shown beside them), hidden with it. The effective sample
 # size of a matched analysis is the number of matched persons.
+# The log-scale estimate and its standard error go with the estimate (SE of a log rate ratio = sqrt(1/a + 1/c)).
 DERIVED_COLUMNS = ("estimate", "ci_lower", "ci_upper", "p_value", "person_years_exposed", "person_years_unexposed",
-                   "effective_sample_size")
+                   "effective_sample_size", *LOG_SCALE_COLUMNS)
 
 # The site's floor is the threshold when a caller names none (the rule itself: pipelines/disclosure.py).
 DEFAULT_SMALL_CELL_THRESHOLD = DEFAULT_SITE_FLOOR
@@ -84,6 +104,10 @@ class EstimateResult:
     effective_sample_size: float | None = None  # Kish's (sum w)^2 / sum w^2, target plus comparator
     covariates_balanced: bool | None = None  # every |SMD| <= 0.1 after adjustment
     imbalanced_covariates: str | None = None  # "age (SMD 0.124), ..." when not balanced
+    # Standard error of log(estimate) behind the interval, for ratio estimands (None: derived from the interval).
+    se_log_estimate: float | None = None
+    covariates: tuple[str, ...] = ()  # the model's adjustment set (results.analysis_covariates)
+    analysis_id: str | None = None  # key of ANALYSES, set by the study analysis that ran the estimator
 
     @property
     def estimable(self) -> bool:

@@ -1,16 +1,21 @@
 """Run a study's association analyses: per-person data pulled once from cohort.study_population, estimates out.
 
 For a `first_visit` study (the seed's screening question) every exposure is compared with persons unexposed at
-index: crude OR and RR, incidence rates and their ratio, an adjusted OR and a Cox HR adjusted for age, sex, the
+index: incidence rates and their ratio, risks at the study's horizon (Kaplan-Meier) with their difference and ratio,
+and a Cox HR adjusted for age, sex, the
 study's covariates and co-medication (the study's other drug exposures at index: drugs for the same disease are
 prescribed together, so each confounds the others). A co-medication nested in the exposure (hydrochlorothiazide
 within thiazides) or containing it is left out of that exposure's model. When the study says so, the unexposed are censored the day before they start the exposure, so
 the comparison stays "exposed vs not (yet) exposed".
 
-For a `new_user` study (active comparator) the target and comparator are compared crude, with a Cox model, and
-with a propensity score (1:1 matching on the logit with caliper 0.2 SD, 10 strata, stabilised IPTW), twice: with
-intention-to-treat follow-up and with on-treatment follow-up (censored after cohort.study_population.on_treatment_end,
-discontinuation + grace or a switch), as LEGEND publishes both.
+For a `new_user` study (active comparator) the target and comparator are compared by rates, risks at the horizon,
+a Cox model, and with a propensity score (1:1 matching on the logit with caliper 0.2 SD, 10 strata, stabilised
+IPTW), twice: with intention-to-treat follow-up and with on-treatment follow-up (censored after
+cohort.study_population.on_treatment_end, discontinuation + grace or a switch), as LEGEND publishes both.
+
+No crude odds or risk ratio and no logistic odds ratio is published: they ignore person-time (CohortMethod publishes
+hazard and rate ratios; risks only at a stated horizon, as in the target-trial literature). Each result carries its
+analysis id (results.ANALYSES) and each analysis its attrition from the cohort to the persons its estimator used.
 
 Sequence symmetry analyses use first dates from phenotype.person_summary over the whole extract (not the cohort):
 each drug exposure of the studies against incident leg cramps.
@@ -18,7 +23,8 @@ each drug exposure of the studies against incident leg cramps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import numpy as np
@@ -26,12 +32,11 @@ import pandas as pd
 
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.sql_quoting import quote_identifier
-from pipelines.statistics.crude import crude_odds_ratio, crude_risk_ratio
 from pipelines.statistics.estimability import judged
 from pipelines.statistics.propensity import outcome_method, propensity_score_analysis
 from pipelines.statistics.rates import incidence_rate, incidence_rate_ratio
-from pipelines.statistics.regression import adjusted_odds_ratio
-from pipelines.statistics.results import EstimateResult
+from pipelines.statistics.results import ANALYSES, EstimateResult
+from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
 
@@ -44,6 +49,43 @@ DRUG_DOMAIN_WINDOW = "current_use"
 COVARIATE_FLAG = "int8"
 
 
+# The attrition of every analysis starts from the cohort (cohort.study_population, per arm) and ends at the persons
+# its estimator used. Steps shared by the analyses of one exposure:
+COHORT_STEP = "in the study population"
+AT_RISK_STEP = "at least 1 day at risk"
+# CohortMethod's convention (createStudyPopulation, minDaysAtRisk = 1): time at risk is counted in whole days from
+# its first day, and a person with none is removed, visibly. An unexposed person who starts the exposure on the
+# first day at risk is censored the day before (censor_unexposed_at_exposure_start), so has none.
+ZERO_TIME_AT_RISK = "zero days at risk (follow-up ends before the first day at risk)"
+# A drug exposure with `new_use` compares new users with non-users (Ray 2003; CohortMethod and LEGEND's incident-user
+# rule): its prevalent and recent past users have a NULL exposure column and leave that exposure's analyses here.
+NEW_USE_STEP = "new user or non-user"
+NOT_NEW_USER = "prevalent or recent past user (new-use design)"
+SAMPLE_STEP = "in the random sample the model is fitted on"
+SAMPLE_REASON = f"not sampled: models are fitted on {MAX_PERSONS_FOR_MODELS:,} persons at most"
+PS_STEPS = {  # adjustment: (step, reason) when the adjustment leaves persons out
+    "matching": ("matched 1:1 within the caliper", "unmatched: no comparator within 0.2 SD of the logit PS"),
+    "weighting": ("inside the propensity-score trimming bounds", "outside common support (trimmed)"),
+}
+PS_ANALYSIS_IDS = {"matching": "ps_matched_cox", "stratification": "ps_strata_cox", "weighting": "ps_iptw_cox"}
+
+
+@dataclass(frozen=True)
+class AttritionStep:
+    """Persons per arm who remain after a step; `reason` says why the others were excluded (None: the first step)."""
+
+    step: str
+    reason: str | None
+    persons_exposed: int
+    persons_unexposed: int
+
+
+def attrition_step(step: str, reason: str | None, exposed: pd.Series) -> AttritionStep:
+    """The step's persons per arm from a 0/1 (or boolean) exposure column of the persons who remain."""
+    exposed = exposed.astype(bool)
+    return AttritionStep(step, reason, int(exposed.sum()), int((~exposed).sum()))
+
+
 @dataclass
 class StudyAnalysis:
     study_id: str
@@ -54,6 +96,16 @@ class StudyAnalysis:
     km_exposure: str | None = None
     km_labels: tuple[str, str] = ("Unexposed", "Exposed")  # (exposure 0, exposure 1)
     notes: list[str] = field(default_factory=list)
+    # (exposure, analysis_id) -> the analysis's attrition from the cohort to the persons its estimator used
+    attrition: dict[tuple[str, str], list[AttritionStep]] = field(default_factory=dict)
+
+    def add(self, exposure: str, outcome: str, results: list[EstimateResult],
+            steps: dict[str, list[AttritionStep]]) -> None:
+        """Record an exposure's results and, for each analysis that produced one, its attrition (`steps` by
+        analysis id; an analysis not named there has the steps under "", those every analysis shares)."""
+        self.results += [(exposure, outcome, r) for r in results]
+        for analysis_id in dict.fromkeys(r.analysis_id for r in results):
+            self.attrition[(exposure, analysis_id)] = steps.get(analysis_id, steps[""])
 
 
 # The columns of cohort.study_population the analyses read, besides the study's own phenotype columns.
@@ -120,12 +172,36 @@ def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     return frame.sample(n=MAX_PERSONS_FOR_MODELS, random_state=seed)
 
 
-def _safe(results: list, label: str, notes: list[str], estimate) -> None:
-    """Run one estimator; a model that cannot be fitted (no events, separation) becomes a note, not a failure."""
+def _safe(results: list, label: str, notes: list[str], analysis_id: str, estimate) -> None:
+    """Run one estimator (one result or a list) and tag its results with `analysis_id`; a model that cannot be
+    fitted (no events, separation) becomes a note, not a failure."""
     try:
-        results.append(estimate())
+        produced = estimate()
     except Exception as error:  # noqa: BLE001 - any fitting failure is reported, the others still run
         notes.append(f"{label}: not estimable ({type(error).__name__}: {str(error).splitlines()[0][:160]})")
+        return
+    results += [replace(r, analysis_id=analysis_id) for r in (produced if isinstance(produced, list) else [produced])]
+
+
+def _risk_analysis_id(result: EstimateResult) -> str:
+    if result.estimand.startswith("risk difference"):
+        return "km_risk_difference"
+    return "km_risk_ratio" if result.estimand.startswith("risk ratio") else "km_risk"
+
+
+def _person_time_analyses(results: list, frame: pd.DataFrame, study: StudyDefinition, notes: list[str],
+                          label: str, groups: tuple[str, str]) -> None:
+    """Incidence rates and their ratio, and risks at the study's horizon (Kaplan-Meier): the analyses of everyone
+    with time at risk, none of them a model."""
+    _safe(results, f"{label} rate {groups[0]}", notes, "incidence_rate",
+          lambda: incidence_rate(frame[frame.exposure == 1], group=groups[0]))
+    _safe(results, f"{label} rate {groups[1]}", notes, "incidence_rate",
+          lambda: incidence_rate(frame[frame.exposure == 0], group=groups[1], unexposed=True))
+    _safe(results, f"{label} IRR", notes, "crude_irr", lambda: incidence_rate_ratio(frame))
+    risks: list[EstimateResult] = []
+    _safe(risks, f"{label} risks at {study.risk_horizon_days} days", notes, "km_risk",
+          lambda: risks_at_horizon(frame, study.risk_horizon_days, groups=groups))
+    results += [replace(r, analysis_id=_risk_analysis_id(r)) for r in risks]
 
 
 def one_group_note(exposure: pd.Series, exposed: str, unexposed: str) -> str:
@@ -184,26 +260,29 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
                                                                                       index=population.index))
         frame = pd.concat([followed, covariates[covariate_names]], axis=1)
         frame["exposure"] = exposed.astype(int)
+        cohort_step = attrition_step(COHORT_STEP, None, exposed)
+        shared = [cohort_step]
         # NULL: left out of this exposure's comparison (a new-use exposure's prevalent and past users).
-        frame = frame[(frame["followup_days"] > 0) & population[exposure].notna()]
+        compared = population[exposure].notna()
+        if not compared.all():
+            frame = frame[compared]
+            shared.append(attrition_step(NEW_USE_STEP, NOT_NEW_USER, frame["exposure"]))
+        frame = frame[frame["followup_days"] > 0]
+        shared.append(attrition_step(AT_RISK_STEP, ZERO_TIME_AT_RISK, frame["exposure"]))
         if frame["exposure"].nunique() < 2:
             analysis.notes.append(f"{exposure}: {one_group_note(frame['exposure'], 'exposed', 'unexposed')}")
             continue
         results: list[EstimateResult] = []
         notes = analysis.notes
-        _safe(results, f"{exposure} crude OR", notes, lambda: crude_odds_ratio(frame))
-        _safe(results, f"{exposure} crude RR", notes, lambda: crude_risk_ratio(frame))
-        _safe(results, f"{exposure} rate exposed", notes,
-              lambda: incidence_rate(frame[frame.exposure == 1], group="exposed"))
-        _safe(results, f"{exposure} rate unexposed", notes,
-              lambda: incidence_rate(frame[frame.exposure == 0], group="unexposed", unexposed=True))
-        _safe(results, f"{exposure} IRR", notes, lambda: incidence_rate_ratio(frame))
+        _person_time_analyses(results, frame, study, notes, exposure, ("exposed", "unexposed"))
         model_frame = _sample(frame, study.seed)
+        steps = {"": shared}
+        if len(model_frame) < len(frame):
+            steps["cox_adjusted"] = [*shared, attrition_step(SAMPLE_STEP, SAMPLE_REASON, model_frame["exposure"])]
         covariate_names = _outcome_model_covariates(model_frame, covariate_names, without_events)
-        _safe(results, f"{exposure} adjusted OR", notes,
-              lambda: adjusted_odds_ratio(model_frame, covariate_names))
-        _safe(results, f"{exposure} Cox HR", notes, lambda: cox_hazard_ratio(model_frame, covariate_names))
-        analysis.results += [(exposure, outcome, r) for r in results]
+        _safe(results, f"{exposure} Cox HR", notes, "cox_adjusted",
+              lambda: cox_hazard_ratio(model_frame, covariate_names))
+        analysis.add(exposure, outcome, results, steps)
         if exposure == study.table1_by:
             analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure
             analysis.km_labels = (f"not {exposure}", exposure)
@@ -244,27 +323,26 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
     covariates, covariate_names = _covariate_frame(population, study)
     frame = pd.concat([_censored_at(population, censor), covariates[covariate_names]], axis=1)
     frame["exposure"] = treated
+    cohort_step = attrition_step(COHORT_STEP, None, treated)
     frame = frame[frame["followup_days"] > 0]
+    shared = [cohort_step, attrition_step(AT_RISK_STEP, ZERO_TIME_AT_RISK, frame["exposure"])]
+    steps = {"": shared}
     if frame["exposure"].nunique() < 2:
         analysis.notes.append(f"{time_at_risk}: " + one_group_note(frame["exposure"], f"in the target group ({target})",
                                                                  f"in the comparator group ({comparator})"))
         return
     results: list[EstimateResult] = []
     notes = analysis.notes
-    _safe(results, "crude OR", notes, lambda: crude_odds_ratio(frame))
-    _safe(results, "crude RR", notes, lambda: crude_risk_ratio(frame))
-    _safe(results, "rate target", notes,
-          lambda: incidence_rate(frame[frame.exposure == 1], group=f"target ({target})"))
-    _safe(results, "rate comparator", notes,
-          lambda: incidence_rate(frame[frame.exposure == 0], group=f"comparator ({comparator})", unexposed=True))
-    _safe(results, "IRR", notes, lambda: incidence_rate_ratio(frame))
+    _person_time_analyses(results, frame, study, notes, f"{target} vs {comparator}",
+                          (f"target ({target})", f"comparator ({comparator})"))
     without_events: set[str] = set()
     outcome_covariates = _outcome_model_covariates(frame, covariate_names, without_events)
     _note_left_out(analysis, without_events)
-    _safe(results, "Cox HR", notes, lambda: cox_hazard_ratio(frame, outcome_covariates))
+    _safe(results, "Cox HR", notes, "cox_adjusted", lambda: cox_hazard_ratio(frame, outcome_covariates))
     model = None
     forced = _forced_covariates(covariate_names)
     for adjustment in ("matching", "stratification", "weighting"):
+        analysis_id = PS_ANALYSIS_IDS[adjustment]
         try:
             ps = propensity_score_analysis(frame, covariate_names, adjustment=adjustment, model=model,
                                            seed=study.seed, forced_covariates=forced)
@@ -273,13 +351,18 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
             notes.append(f"{time_at_risk}, propensity score {adjustment}: not estimable ({reason})")
             results.append(EstimateResult(method=outcome_method(adjustment), estimand=HAZARD_RATIO_ESTIMAND,
                                           estimate=None, ci_lower=None, ci_upper=None, p_value=None,
-                                          not_estimable_reason=reason))
+                                          not_estimable_reason=reason, covariates=tuple(covariate_names),
+                                          analysis_id=analysis_id))
             continue
         if model is None and ps.model.fit_warnings:
             notes.append(f"propensity model (C = {ps.model.chosen_c:.3g}): scikit-learn warned during the "
                          f"cross-validated fit: {'; '.join(ps.model.fit_warnings)}")
         model = ps.model
-        results.append(ps.hazard_ratio)
+        # The PS model's covariates are the analysis's adjustment set (the outcome model has the exposure only).
+        results.append(replace(ps.hazard_ratio, analysis_id=analysis_id, covariates=tuple(covariate_names)))
+        if len(ps.analysed) < len(frame):
+            step, reason = PS_STEPS[adjustment]
+            steps[analysis_id] = [*shared, attrition_step(step, reason, ps.analysed["exposure"])]
         if not ps.hazard_ratio.covariates_balanced:
             notes.append(f"{time_at_risk}, propensity score {adjustment}: covariates still imbalanced after adjustment "
                          f"(|SMD| > 0.1): {ps.hazard_ratio.imbalanced_covariates}")
@@ -287,7 +370,7 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
             analysis.balance, analysis.equipoise = ps.balance, ps.equipoise
     # The time at risk is part of the exposure label: each analysis is published, and its rows say which.
     exposure_label = f"{target} vs {comparator}, {time_at_risk}"
-    analysis.results += [(exposure_label, outcome, r) for r in results]
+    analysis.add(exposure_label, outcome, results, steps)
     if analysis.km_data is None:
         analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure_label
         analysis.km_labels = (f"{comparator} (comparator)", f"{target} (target)")
@@ -365,7 +448,8 @@ def sequence_symmetry_for_drugs(con: duckdb.DuckDBPyConnection, drug_phenotypes:
             if notes is not None:
                 notes.append(f"{drug}: sequence ratio not estimable ({type(error).__name__}: {error})")
             continue
-        rows += [(drug, marker, result.crude), (drug, marker, result.adjusted)]
+        rows += [(drug, marker, replace(result.crude, analysis_id="ssa_crude")),
+                 (drug, marker, replace(result.adjusted, analysis_id="ssa_adjusted"))]
     return rows
 
 
@@ -374,15 +458,62 @@ def drug_exposures(study: StudyDefinition) -> list[str]:
     return [r.phenotype for r in study.exposures if r.window.kind == DRUG_DOMAIN_WINDOW]
 
 
+def _log_scale(result: EstimateResult) -> tuple[float | None, float | None]:
+    """(log estimate, its SE) of a ratio estimand, as CohortMethod publishes logRr and seLogRr; None otherwise. The
+    SE is the estimator's own where it has one, else recovered from the 95% interval (a Wald interval on the log
+    scale, as the sequence ratios' is approximately)."""
+    if result.estimate is None or "ratio" not in result.estimand:
+        return None, None
+    se = result.se_log_estimate
+    if se is None and result.ci_lower and result.ci_upper:
+        se = (math.log(result.ci_upper) - math.log(result.ci_lower)) / (2 * 1.959963984540054)
+    return math.log(result.estimate), se
+
+
 def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], seed: int | None = None) -> pd.DataFrame:
     """The rows to publish. Each passes the estimability rule once more, so nothing that fails it (an infinite
     ratio, an estimate outside its interval) can reach results.associations whatever produced it. `seed`: the
     study's seed (None where no step is random, as in sequence symmetry)."""
     records = []
     for exposure, outcome, result in rows:
-        records.append({"study_id": study_id, "exposure": exposure, "outcome": outcome, **judged(result).to_row(),
+        result = judged(result)
+        log_estimate, se_log_estimate = _log_scale(result)
+        records.append({"study_id": study_id, "exposure": exposure, "outcome": outcome,
+                        "analysis_id": result.analysis_id, "method_name": ANALYSES.get(result.analysis_id),
+                        **result.to_row(), "log_estimate": log_estimate, "se_log_estimate": se_log_estimate,
                         "seed": seed})
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
         frame = frame.replace({np.nan: None})
     return frame
+
+
+def covariates_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]]) -> pd.DataFrame:
+    """results.analysis_covariates: the adjustment set of every model, one row per covariate, in model order."""
+    records = [{"study_id": study_id, "analysis_id": result.analysis_id, "exposure": exposure,
+                "covariate_order": position, "covariate": covariate}
+               for exposure, _, result in rows for position, covariate in enumerate(result.covariates, start=1)]
+    columns = ["study_id", "analysis_id", "exposure", "covariate_order", "covariate"]
+    return pd.DataFrame.from_records(records, columns=columns).drop_duplicates(
+        ["study_id", "analysis_id", "exposure", "covariate"])
+
+
+def attrition_frame(study_id: str, analysis: StudyAnalysis) -> pd.DataFrame:
+    """results.analysis_attrition before disclosure control: per analysis, each step's persons per arm."""
+    records = []
+    for (exposure, analysis_id), steps in analysis.attrition.items():
+        previous = None
+        for order, step in enumerate(steps, start=1):
+            records.append({
+                "study_id": study_id, "analysis_id": analysis_id, "exposure": exposure, "step_order": order,
+                "step": step.step, "reason": step.reason,
+                "persons_exposed": step.persons_exposed, "persons_unexposed": step.persons_unexposed,
+                "excluded_exposed": None if previous is None else previous.persons_exposed - step.persons_exposed,
+                "excluded_unexposed": None if previous is None else
+                previous.persons_unexposed - step.persons_unexposed})
+            previous = step
+    return pd.DataFrame.from_records(records, columns=ATTRITION_COLUMNS)
+
+
+ATTRITION_COLUMNS = ["study_id", "analysis_id", "exposure", "step_order", "step", "reason", "persons_exposed",
+                     "persons_unexposed", "excluded_exposed", "excluded_unexposed"]

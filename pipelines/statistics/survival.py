@@ -124,7 +124,7 @@ def cox_hazard_ratio(
             caught.add(f"{type(error).__name__}: {str(error).splitlines()[0]}")
     if not hasattr(fitter, "params_"):  # the fit stopped with an error
         unfitted = EstimateResult(method=method, estimand=estimand, estimate=None, ci_lower=None, ci_upper=None,
-                                  p_value=None, **counts)
+                                  p_value=None, covariates=tuple(covariates), **counts)
         return judged(unfitted, ModelFit(parameters, events, convergence_problems=tuple(caught.problems)))
     coefficient = float(fitter.params_[exposure])
     model_se = float(np.sqrt(fitter.variance_matrix_.loc[exposure, exposure]))
@@ -146,6 +146,8 @@ def cox_hazard_ratio(
             ci_lower=float(np.exp(coefficient - z * se)),
             ci_upper=float(np.exp(coefficient + z * se)),
             p_value=float(stats.chi2.sf((coefficient / se) ** 2, 1)),
+            se_log_estimate=se,
+            covariates=tuple(covariates),
             **counts,
         )
     return judged(result, ModelFit(parameters, events, model_se, robust_se, tuple(caught.problems)))
@@ -182,7 +184,11 @@ def _robust_standard_error(x: np.ndarray, durations: np.ndarray, events: np.ndar
 
 
 def _covariate_note(covariates: Sequence[str]) -> str:
-    return f"adjusted for {', '.join(covariates)}" if covariates else "unadjusted"
+    """The adjustment in a method text: how many covariates, not which (the set is `EstimateResult.covariates`,
+    published in results.analysis_covariates, so that one analysis has one method text whatever its covariates)."""
+    if not covariates:
+        return "unadjusted"
+    return f"adjusted for {len(covariates)} covariate{'' if len(covariates) == 1 else 's'}"
 
 
 def kaplan_meier_by_exposure(

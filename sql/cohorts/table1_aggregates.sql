@@ -34,10 +34,10 @@ group_sizes AS (
     GROUP BY g.group_name
 ),
 continuous_values AS (
-    SELECT group_name, 'age_at_index' AS variable, 1 AS variable_order, age_at_index::DOUBLE AS value
+    SELECT group_name, 'age_at_index' AS variable, 1 AS variable_order, age_at_index::HUGEINT AS value
     FROM population_by_group
     UNION ALL
-    SELECT group_name, 'followup_days', 10000, followup_days::DOUBLE
+    SELECT group_name, 'followup_days', 10000, followup_days::HUGEINT
     FROM population_by_group
 ),
 continuous_summaries AS (
@@ -46,11 +46,16 @@ continuous_summaries AS (
            v.variable_order,
            g.persons,
            count(c.value) AS non_missing,
-           avg(c.value) AS mean,
-           stddev_samp(c.value) AS sd,
-           quantile_cont(c.value, 0.5) AS median,
-           quantile_cont(c.value, 0.25) AS q1,
-           quantile_cont(c.value, 0.75) AS q3
+           -- Mean and SD from exact integer sums (the values are whole years and days): avg and stddev_samp add
+           -- floating-point numbers in whatever order DuckDB's threads finish, and differ in the 15th digit
+           -- between runs. n sum(x^2) - sum(x)^2 = n (n - 1) var, exact in HUGEINT.
+           sum(c.value)::DOUBLE / count(c.value) AS mean,
+           CASE WHEN count(c.value) > 1 THEN
+               sqrt(((count(c.value) * sum(c.value * c.value) - sum(c.value) * sum(c.value))::DOUBLE)
+                    / (count(c.value) * (count(c.value) - 1))) END AS sd,
+           quantile_cont(c.value::DOUBLE, 0.5) AS median,
+           quantile_cont(c.value::DOUBLE, 0.25) AS q1,
+           quantile_cont(c.value::DOUBLE, 0.75) AS q3
     FROM group_sizes AS g
     CROSS JOIN (VALUES ('age_at_index', 1), ('followup_days', 10000)) AS v(variable, variable_order)
     LEFT JOIN continuous_values AS c ON c.group_name = g.group_name AND c.variable = v.variable

@@ -1,0 +1,145 @@
+"""Asset checks of the published statistics, run in the run's database right after a study's rows are written.
+
+All are blocking (severity ERROR): a failure stops the run before `published_database`, so a database whose
+estimates break one of these is never published (the same gate as the ingest's and the quality suites' fatal
+checks).
+
+    unique_keys                    study, exposure, outcome, analysis_id and estimand identify a row
+    estimate_inside_interval       every published estimate is finite and inside its 95% CI
+    counts_reconcile_with_cohort   each analysis's attrition starts at the cohort, per arm, and ends at the persons
+                                   its estimator counted (n_exposed / n_unexposed), where both are shown
+    no_small_unsuppressed_count    no published count of 1 .. threshold-1 persons, in estimates or attrition
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+import duckdb
+
+from pipelines.disclosure import small_count_sql
+from pipelines.statistics.analysis_attrition import ANALYSIS_ATTRITION_TABLE
+from pipelines.statistics.analysis_attrition import COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS
+from pipelines.statistics.results import COUNT_COLUMNS
+
+ASSOCIATIONS_TABLE = "results.associations"
+UNIQUE_KEYS = "unique_keys"
+INSIDE_INTERVAL = "estimate_inside_interval"
+COUNTS_RECONCILE = "counts_reconcile_with_cohort"
+NO_SMALL_COUNT = "no_small_unsuppressed_count"
+DESCRIPTIONS = {
+    UNIQUE_KEYS: "Study, exposure, outcome, analysis_id and estimand identify one row of results.associations.",
+    INSIDE_INTERVAL: "Every published estimate is finite and lies inside its 95% confidence interval.",
+    COUNTS_RECONCILE: "Each analysis's attrition starts at the cohort's persons per arm and ends at the persons its "
+                      "estimator counted.",
+    NO_SMALL_COUNT: "No published count of 1 to threshold-1 persons in results.associations or "
+                    "results.analysis_attrition.",
+}
+STUDY_CHECKS = (UNIQUE_KEYS, INSIDE_INTERVAL, COUNTS_RECONCILE, NO_SMALL_COUNT)
+SEQUENCE_SYMMETRY_CHECKS = (UNIQUE_KEYS, INSIDE_INTERVAL, NO_SMALL_COUNT)
+
+
+def check_specs(asset_key: dg.AssetKey, names: tuple[str, ...]) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(name, asset=asset_key, description=DESCRIPTIONS[name], blocking=True)
+            for name in names]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    failures: list[str]  # one line per offending row (no person-level data: keys and published values only)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def check_result(self, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            check_name=self.name, asset_key=asset_key, passed=self.passed, severity=dg.AssetCheckSeverity.ERROR,
+            description=DESCRIPTIONS[self.name],
+            metadata={"failures": len(self.failures),
+                      "examples": dg.MetadataValue.md("\n".join(f"- {f}" for f in self.failures[:20]) or "none")})
+
+
+def _lines(con: duckdb.DuckDBPyConnection, sql: str, parameters: list) -> list[str]:
+    return [" / ".join("NULL" if v is None else str(v) for v in row) for row in con.execute(sql, parameters).fetchall()]
+
+
+def unique_keys(con: duckdb.DuckDBPyConnection, study_id: str) -> Verdict:
+    return Verdict(UNIQUE_KEYS, _lines(con, f"""
+        SELECT exposure, outcome, analysis_id, estimand, count(*) AS rows FROM {ASSOCIATIONS_TABLE}
+        WHERE study_id = ? GROUP BY ALL HAVING count(*) > 1 OR analysis_id IS NULL ORDER BY ALL""", [study_id]))
+
+
+def estimate_inside_interval(con: duckdb.DuckDBPyConnection, study_id: str) -> Verdict:
+    return Verdict(INSIDE_INTERVAL, _lines(con, f"""
+        SELECT exposure, analysis_id, estimand, estimate, ci_lower, ci_upper FROM {ASSOCIATIONS_TABLE}
+        WHERE study_id = ? AND estimate IS NOT NULL
+          AND (NOT isfinite(estimate) OR ci_lower IS NULL OR ci_upper IS NULL OR NOT isfinite(ci_lower)
+               OR NOT isfinite(ci_upper) OR NOT (ci_lower <= estimate AND estimate <= ci_upper))
+        ORDER BY ALL""", [study_id]))
+
+
+def counts_reconcile_with_cohort(con: duckdb.DuckDBPyConnection, study_id: str) -> Verdict:
+    """First step per arm = the cohort's persons per arm (their sum = cohort.study_population's persons, the arms
+    themselves are the analysis's split); last step = the estimator's counts; each step chains from the one
+    before. Hidden cells (NULL) are not compared."""
+    failures = _lines(con, f"""
+        WITH cohort AS (SELECT count(*) AS persons FROM cohort.study_population WHERE study_id = $study)
+        SELECT a.exposure, a.analysis_id, 'first step ' || a.persons_exposed || ' + ' || a.persons_unexposed
+               || ' persons, cohort ' || c.persons
+        FROM {ANALYSIS_ATTRITION_TABLE} a, cohort c
+        WHERE a.study_id = $study AND a.step_order = 1
+          AND a.persons_exposed + a.persons_unexposed IS DISTINCT FROM c.persons
+          AND a.persons_exposed IS NOT NULL AND a.persons_unexposed IS NOT NULL
+        UNION ALL
+        SELECT a.exposure, a.analysis_id, 'step ' || a.step_order || ' does not chain from the step before'
+        FROM {ANALYSIS_ATTRITION_TABLE} a
+        JOIN {ANALYSIS_ATTRITION_TABLE} b ON b.study_id = a.study_id AND b.analysis_id = a.analysis_id
+             AND b.exposure = a.exposure AND b.step_order = a.step_order - 1
+        WHERE a.study_id = $study
+          AND (b.persons_exposed - a.persons_exposed IS DISTINCT FROM a.excluded_exposed
+               AND b.persons_exposed IS NOT NULL AND a.persons_exposed IS NOT NULL AND a.excluded_exposed IS NOT NULL
+            OR b.persons_unexposed - a.persons_unexposed IS DISTINCT FROM a.excluded_unexposed
+               AND b.persons_unexposed IS NOT NULL AND a.persons_unexposed IS NOT NULL
+               AND a.excluded_unexposed IS NOT NULL)
+        UNION ALL
+        SELECT r.exposure, r.analysis_id, r.estimand || ': estimator counts ' || coalesce(r.n_exposed::VARCHAR, '-')
+               || ' / ' || coalesce(r.n_unexposed::VARCHAR, '-') || ', last attrition step '
+               || coalesce(l.persons_exposed::VARCHAR, 'hidden') || ' / '
+               || coalesce(l.persons_unexposed::VARCHAR, 'hidden')
+        FROM {ASSOCIATIONS_TABLE} r
+        LEFT JOIN (SELECT * FROM {ANALYSIS_ATTRITION_TABLE} WHERE study_id = $study
+                   QUALIFY step_order = max(step_order) OVER (PARTITION BY analysis_id, exposure)) l
+          ON l.analysis_id = r.analysis_id AND l.exposure = r.exposure
+        WHERE r.study_id = $study
+          AND (l.step_order IS NULL
+               OR r.n_exposed IS DISTINCT FROM l.persons_exposed AND r.n_exposed IS NOT NULL
+                  AND l.persons_exposed IS NOT NULL
+               OR r.n_unexposed IS DISTINCT FROM l.persons_unexposed AND r.n_unexposed IS NOT NULL
+                  AND l.persons_unexposed IS NOT NULL)
+        ORDER BY ALL""", {"study": study_id})  # type: ignore[arg-type]
+    return Verdict(COUNTS_RECONCILE, failures)
+
+
+def no_small_unsuppressed_count(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int) -> Verdict:
+    def any_small(columns) -> str:
+        return " OR ".join(small_count_sql(column, threshold) for column in columns)
+
+    failures = _lines(con, f"""
+        SELECT 'results.associations', exposure, analysis_id, estimand FROM {ASSOCIATIONS_TABLE}
+        WHERE study_id = $study AND ({any_small(COUNT_COLUMNS)})
+        UNION ALL
+        SELECT '{ANALYSIS_ATTRITION_TABLE}', exposure, analysis_id, step FROM {ANALYSIS_ATTRITION_TABLE}
+        WHERE study_id = $study AND ({any_small(ATTRITION_COUNT_COLUMNS)})
+        ORDER BY ALL""", {"study": study_id})  # type: ignore[arg-type]
+    return Verdict(NO_SMALL_COUNT, failures)
+
+
+def run_checks(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int, names: tuple[str, ...]) -> list[Verdict]:
+    verdicts = {UNIQUE_KEYS: lambda: unique_keys(con, study_id),
+                INSIDE_INTERVAL: lambda: estimate_inside_interval(con, study_id),
+                COUNTS_RECONCILE: lambda: counts_reconcile_with_cohort(con, study_id),
+                NO_SMALL_COUNT: lambda: no_small_unsuppressed_count(con, study_id, threshold)}
+    return [verdicts[name]() for name in names]
