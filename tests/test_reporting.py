@@ -187,6 +187,7 @@ def test_html_report_names_phenotypes_summarises_the_primary_analysis_and_embeds
     assert not any("adjusted for" in body for body in re.findall(r"<tbody>(.*?)</tbody>", html, re.DOTALL))
     # Table 1 in tableone's layout with the suppression footnote.
     assert '<td class="indent">F</td>' in html and "Sex, n (%)" in html
+    assert '<a href="#def-peripheral_arterial_disease">Peripheral arterial disease, n (%)</a>' in html
     assert "the smallest other non-zero count was hidden" in html
 
 

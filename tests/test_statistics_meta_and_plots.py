@@ -148,8 +148,12 @@ def test_love_plot_writes_png(tmp_path):
     after = before.sample(frac=1.0, random_state=1)
     balance = covariate_balance(before, after, ["age", "female", "diabetes"])
     path = tmp_path / "nested" / "love.png"
-    love_plot(balance, path)
-    assert path.stat().st_size > 1000
+    figure = love_plot(balance, path, labels={"diabetes": "Diabetes mellitus"})
+    assert path.stat().st_size > 1000 and "<svg" in path.with_suffix(".svg").read_text()
+    [axes] = figure.axes
+    # The 0.1 line, and covariates named by their labels (ids where none is given).
+    assert any(list(line.get_xdata()) == [0.1, 0.1] for line in axes.get_lines())
+    assert {label.get_text() for label in axes.get_yticklabels()} == {"age", "female", "Diabetes mellitus"}
 
 
 def test_dersimonian_laird_tau_squared_is_truncated_at_zero():

@@ -60,14 +60,14 @@ def _static_table(table_id: str, columns: list[dict], rows: list[dict]) -> str:
     body = []
     for row in rows:
         link = row.get("_table_row_link_path")
-        cells = []
-        for i, column in enumerate(columns):
-            value = str(row.get(column["field"], ""))  # GX's cell values are HTML fragments it rendered itself
-            if link and i == len(columns) - 1:
-                value = f'<a href="{html.escape(link)}">{value}</a>'
-            cells.append(f"<td>{value}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table id="{table_id}" class="offline-table"><thead><tr>{header}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        values = [str(row.get(column["field"], "")) for column in columns]  # HTML fragments GX rendered itself
+        # The row's link goes on its last cell that is not a link already (anchors do not nest).
+        plain = [i for i, value in enumerate(values) if "<a " not in value]
+        if link and plain:
+            values[plain[-1]] = f'<a href="{html.escape(link)}">{values[plain[-1]]}</a>'
+        body.append("<tr>" + "".join(f"<td>{value}</td>" for value in values) + "</tr>")
+    return (f'<table id="{table_id}" class="offline-table"><thead><tr>{header}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
 
 
 def make_page_offline(text: str, static_dir_relative: str) -> str:

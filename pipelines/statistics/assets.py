@@ -27,7 +27,6 @@ from pipelines.statistics.report import (
 )
 from pipelines.statistics.results import COUNT_COLUMNS, DERIVED_COLUMNS, RESULT_COLUMNS
 from pipelines.statistics.study_analysis import (
-    StudyAnalysis,
     analyse_study,
     drug_exposures,
     results_frame,

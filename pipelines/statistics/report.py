@@ -190,6 +190,7 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
         "diagnostics": _diagnostics(frame, analysis, labels),
         "analyses": analyses,
         "definitions": definitions,
+        "defined": {d["id"] for d in definitions},
         "plots": plots,
     }
 
