@@ -266,7 +266,7 @@ def kaplan_meier_plot(
     """
     curves = kaplan_meier_by_exposure(data, exposure, outcome, followup_days, labels, weights)
     figure = Figure(figsize=(A4_WIDTH_INCHES * 0.8, 4.6))
-    axes = figure.add_axes((0.22, 0.34, 0.74, 0.58))
+    axes = figure.add_axes((0.3, 0.34, 0.66, 0.56))
 
     longest = max(float(curve.durations.max()) for curve in curves.values())
     if at_risk_years is None:
@@ -301,7 +301,7 @@ def kaplan_meier_plot(
     axes.text(-0.02, -0.28, "Number at risk", transform=left, ha="right", fontweight="bold")
     for i, ((label, curve), colour) in enumerate(zip(curves.items(), colours)):
         y = -0.38 - 0.09 * i
-        axes.text(-0.02, y, _shorten(label, 30), transform=left, ha="right", color=colour)
+        axes.text(-0.03, y, _shorten(label, 36), transform=left, ha="right", color=colour)
         durations = np.asarray(curve.durations)
         for year in at_risk_years:
             axes.text(year, y, suppress_small_count(int((durations >= year).sum()), small_cell_threshold),

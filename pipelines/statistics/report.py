@@ -80,7 +80,7 @@ def _estimate_row(row: dict, threshold: int, labels) -> dict:
     return {
         "exposure": exposure,
         "label": label_of(labels, exposure),
-        "anchor": _anchor(exposure),
+        "anchor": _anchor(exposure.split(" vs ")[0]),  # a new-user comparison links to its target's definition
         "category": labels[exposure].category if exposure in labels else "Study comparison",
         "method_name": row["method_name"],
         "analysis_id": row["analysis_id"],
