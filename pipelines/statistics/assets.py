@@ -114,7 +114,7 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
             "report (Markdown)": dg.MetadataValue.path(
                 str(warehouse.published_outputs_dir / study.id / reports.markdown.name)),
             "results browser": dg.MetadataValue.url(results_browser_url(study.id)),
-            "summary": dg.MetadataValue.md(summary_markdown(published, study)),
+            "estimates": dg.MetadataValue.md(summary_markdown(published, study)),  # the report's summary table
         }
         if analysis.equipoise is not None:
             metadata["equipoise"] = round(analysis.equipoise, 3)
