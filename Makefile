@@ -23,7 +23,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install run network test ui bench sample docs lock clean
+.PHONY: install run network test ui results screenshots bench sample docs lock clean
 
 install: $(STAMP)
 
@@ -55,6 +55,14 @@ test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev --host 127.0.0.1 --port 3000 -m pipelines.definitions
+
+# The results browser over the published database (read-only), on 127.0.0.1 (docs/reporting.md).
+results: $(STAMP)
+	$(BIN)/python -m pipelines.results_browser --db $(DB)
+
+# The README's forest plot and report summary, from the published outputs of `make run` (docs/images/).
+screenshots: $(STAMP)
+	$(BIN)/python -m pipelines.results_browser.screenshots --outputs $(basename $(DB))_outputs --images docs/images
 
 bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python bench/run_benchmark.py --patients $(N)

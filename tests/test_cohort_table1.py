@@ -123,9 +123,16 @@ def test_categorical_smd_reduces_to_the_binary_formula_and_handles_three_levels(
 def test_markdown_lays_out_groups_as_columns(ten_persons):
     _, build = ten_persons
     text = table1_markdown(build.table1)
-    assert text.splitlines()[0] == "| variable |  | overall | exposed | unexposed | SMD |"
-    assert "| diabetes_mellitus | n (%) | 4 (40.0%) | 3 (75.0%) | 1 (16.7%) | 1.444 |" in text
-    assert "| sex | F, n (%) | 6 (60.0%) | 2 (50.0%) | 4 (66.7%) | 0.343 |" in text
+    # tableone's layout: labels, not ids; a yes/no variable is one line; a variable with levels a header line with
+    # the SMD and one indented line per level; no missing line where nothing is missing; no footnote when nothing
+    # is hidden.
+    assert text.splitlines()[0] == "|  | overall | exposed | unexposed | SMD |"
+    assert "| Diabetes mellitus, n (%) | 4 (40.0%) | 3 (75.0%) | 1 (16.7%) | 1.444 |" in text
+    assert "| Sex, n (%) |  |  |  | 0.343 |" in text
+    assert "| &nbsp;&nbsp;F | 6 (60.0%) | 2 (50.0%) | 4 (66.7%) |  |" in text
+    assert "| Age at index, years, mean (SD) | 66.0 (12.6) | 75.0 (12.9) | 60.0 (8.9) | 1.351 |" in text
+    assert "| Age at index, years, median [Q1, Q3] |" in text and text.count("1.351") == 1  # SMD once
+    assert "missing" not in text and "diabetes_mellitus" not in text and "hidden" not in text
 
 
 def test_new_user_table_is_split_by_treatment():
@@ -212,7 +219,11 @@ def test_a_small_group_hides_both_group_columns():
     assert values(t, "age_at_index", None, "mean_sd")[1:] == ("suppressed", "suppressed")
     assert values(t, "diabetes_mellitus", "true", "n_pct") == ("13 (52.0%)", "<11", "suppressed")
     assert {row["smd"] for row in t.values()} == {None}
-    assert "| n |  | 25 | <11 | suppressed |" in table1_markdown(build.table1)
+    text = table1_markdown(build.table1, threshold=11)
+    # A small cell prints "<11", the cell hidden with it the footnote mark, and the footnote says how it was chosen.
+    assert "| n | 25 | <11 | hidden\u2020 |" in text
+    assert "| Diabetes mellitus, n (%) | 13 (52.0%) | <11 | hidden\u2020 |  |" in text
+    assert "<11: a count of 1 to 10 persons" in text and "the smallest other non-zero count was hidden" in text
 
 
 def test_overall_count_is_hidden_when_its_complement_is_small():

@@ -24,6 +24,7 @@ from pipelines.statistics import (
     suppress_small_count,
     suppress_small_counts,
 )
+from pipelines.statistics.plots import AT_RISK_GID
 from pipelines.statistics.simulation import simulate_cohort
 
 # Kacker (2004) example as used in statsmodels' own tests, with R metafor's results (rma method "DL" and "FE"),
@@ -130,8 +131,16 @@ def test_kaplan_meier_plot_suppresses_small_counts(tmp_path, small_cohort):
             if token.startswith(("n=", "events=")):
                 value = token.split("=")[1]
                 assert value == "<11" or value == "0" or int(value.replace(",", "")) >= 11
-    at_risk_cells = [text for text in texts if text.isdigit()]
-    assert all(int(cell) == 0 or int(cell) >= 11 for cell in at_risk_cells)
+    # The numbers at risk sit under the axis, one row per group, one cell per year tick (lifelines' layout).
+    at_risk = [text for text in figure.findobj(Text) if text.get_gid() == AT_RISK_GID]
+    years = sorted({text.get_position()[0] for text in at_risk})
+    assert len(at_risk) == 2 * len(years) and years[0] == 0
+    cells = [text.get_text() for text in at_risk]
+    assert all(cell == "<11" or int(cell.replace(",", "")) == 0 or int(cell.replace(",", "")) >= 11 for cell in cells)
+    # At time 0 everyone is at risk: 80 unexposed and 60 exposed; later, fewer than 11 exposed remain -> "<11".
+    at_zero = [text.get_text() for text in at_risk if text.get_position()[0] == 0]
+    assert sorted(at_zero) == ["60", "80"] and "<11" in cells
+    assert path.with_suffix(".svg").read_text().count("<svg") == 1
 
 
 def test_love_plot_writes_png(tmp_path):
@@ -139,8 +148,12 @@ def test_love_plot_writes_png(tmp_path):
     after = before.sample(frac=1.0, random_state=1)
     balance = covariate_balance(before, after, ["age", "female", "diabetes"])
     path = tmp_path / "nested" / "love.png"
-    love_plot(balance, path)
-    assert path.stat().st_size > 1000
+    figure = love_plot(balance, path, labels={"diabetes": "Diabetes mellitus"})
+    assert path.stat().st_size > 1000 and "<svg" in path.with_suffix(".svg").read_text()
+    [axes] = figure.axes
+    # The 0.1 line, and covariates named by their labels (ids where none is given).
+    assert any(list(line.get_xdata()) == [0.1, 0.1] for line in axes.get_lines())
+    assert {label.get_text() for label in axes.get_yticklabels()} == {"age", "female", "Diabetes mellitus"}
 
 
 def test_dersimonian_laird_tau_squared_is_truncated_at_zero():

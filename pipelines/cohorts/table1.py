@@ -29,6 +29,7 @@ from pipelines.disclosure import (
     Cell,
     SumRelation,
     is_small,
+    site_floor,
     small_cell_text,
     suppress_cells,
 )
@@ -229,24 +230,116 @@ def _row(study: StudyDefinition, by_variable: str | None, row_order: int, a: dic
     return Table1Row(**base, **values, value=text, suppressed=False, suppression=None)
 
 
-def table1_markdown(rows: list[Table1Row]) -> str:
-    """Table 1 as a Markdown table: one line per variable/statistic, one column per group, then the SMD."""
-    groups = list(dict.fromkeys(row.group for row in rows))
-    lines_by_order: dict[int, dict[str, Table1Row]] = {}
+# Cohort columns that are not phenotypes, as Table 1 and the reports name them (phenotypes carry their own names).
+COLUMN_LABELS = {
+    "n": "n",
+    "age_at_index": "Age at index, years",
+    "sex": "Sex",
+    "outcome_flag": "Incident leg cramps during follow-up",
+    "followup_days": "Follow-up, days",
+}
+# How a count hidden only because it would give a small one away is printed; the footnote says why.
+COMPLEMENTARY_MARK = "hidden\u2020"
+
+
+def default_labels() -> dict[str, str]:
+    """Names of Table 1's variables: the cohort columns' and every phenotype's (its `name` in the library)."""
+    from pipelines.phenotypes.loader import phenotype_library
+
+    return {**{p.id: p.definition.name for p in phenotype_library()}, **COLUMN_LABELS}
+
+
+@dataclass(frozen=True)
+class Table1Line:
+    """One printed line of Table 1: a label (indented for a level or a missing count), a value per group and the
+    SMD, printed once per variable on its first line."""
+
+    variable: str
+    label: str
+    indent: bool
+    values: dict[str, str]
+    smd: str
+
+
+def _field(row, name):
+    return row[name] if isinstance(row, dict) else getattr(row, name)
+
+
+def _shown(row) -> str:
+    """A cell as printed: a small count as its "<threshold" text, a complementary cell with the footnote mark."""
+    return COMPLEMENTARY_MARK if _field(row, "suppression") == COMPLEMENTARY else _field(row, "value")
+
+
+def table1_lines(rows, labels: dict[str, str] | None = None) -> tuple[list[str], list[Table1Line]]:
+    """Table 1 as tableone prints it: (groups, lines). A variable is named by its label; a yes/no variable is one
+    "name, n (%)" line; a variable with levels is a header line and one indented line per level; a missing line
+    only where something is missing (or hidden); the SMD once per variable. `rows`: Table1Row objects or
+    results.table1 records."""
+    labels = default_labels() if labels is None else labels
+    groups = list(dict.fromkeys(_field(row, "group") for row in rows))
+    by_order: dict[int, dict[str, object]] = {}
     for row in rows:
-        lines_by_order.setdefault(row.row_order, {})[row.group] = row
+        by_order.setdefault(_field(row, "row_order"), {})[_field(row, "group")] = row
+    variables: dict[str, list[dict[str, object]]] = {}
+    for order in sorted(by_order):
+        line = by_order[order]
+        variables.setdefault(_field(next(iter(line.values())), "variable"), []).append(line)
+
+    out: list[Table1Line] = []
+    for variable, variable_lines in variables.items():
+        name = labels.get(variable, variable)
+        first = next(iter(variable_lines[0].values()))
+        smd_value = _field(first, "smd")
+        smd = "" if smd_value is None or smd_value != smd_value else f"{smd_value:.3f}"
+        printed: list[Table1Line] = []
+        levels = [line for line in variable_lines if _field(next(iter(line.values())), "statistic") == "n_pct"]
+        level_names = [_field(next(iter(line.values())), "level") for line in levels]
+        for line in variable_lines:
+            head = next(iter(line.values()))
+            statistic = _field(head, "statistic")
+            values = {group: _shown(line[group]) for group in groups if group in line}
+            if statistic == "n":
+                printed.append(Table1Line(variable, "n", False, values, ""))
+            elif statistic in ("mean_sd", "median_iqr"):
+                printed.append(Table1Line(variable, f"{name}, {STATISTIC_LABELS[statistic]}", False, values, ""))
+            elif statistic == "n_pct" and level_names == ["true"]:
+                printed.append(Table1Line(variable, f"{name}, n (%)", False, values, ""))
+            elif statistic == "n_pct":
+                if not any(p.label == f"{name}, n (%)" for p in printed):
+                    printed.append(Table1Line(variable, f"{name}, n (%)", False, {g: "" for g in groups}, ""))
+                printed.append(Table1Line(variable, _field(head, "level"), True, values, ""))
+            elif statistic == "missing":
+                something_missing = any(_field(row, "suppression") is not None or (_field(row, "count") or 0) > 0
+                                        for row in line.values())
+                if something_missing:
+                    printed.append(Table1Line(variable, "missing, n", True, values, ""))
+        if printed and variable != "n":
+            printed[0] = Table1Line(variable, printed[0].label, printed[0].indent, printed[0].values, smd)
+        out += printed
+    return groups, out
+
+
+def table1_footnote(threshold: int) -> str:
+    """What the suppression marks mean, and how the complementary cells were chosen (pipelines/disclosure.py)."""
+    return (f"{small_cell_text(threshold)}: a count of 1 to {threshold - 1} persons, not published. "
+            f"{COMPLEMENTARY_MARK}: a count that is not small but, with the totals shown, would give a small one away "
+            "(group n = its levels + missing; overall = the two groups). In every such sum with one hidden count, "
+            "the smallest other non-zero count was hidden too (the least information lost), else the total; a group "
+            "smaller than the threshold hides both group columns. An SMD that would recompute a hidden count is "
+            "left blank.")
+
+
+def table1_markdown(rows, threshold: int | None = None, labels: dict[str, str] | None = None) -> str:
+    """Table 1 as a Markdown table in tableone's layout (`table1_lines`), one column per group, then the SMD, with
+    the suppression footnote when a cell is hidden. `threshold`: the study's (default the site floor)."""
+    groups, lines = table1_lines(rows, labels)
     show_smd = len(groups) == 3
-    header = ["variable", "", *groups] + (["SMD"] if show_smd else [])
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
-    for order in sorted(lines_by_order):
-        line = lines_by_order[order]
-        first = next(iter(line.values()))
-        if first.statistic == "n_pct":
-            label = "n (%)" if first.level == "true" else f"{first.level}, n (%)"
-        else:
-            label = STATISTIC_LABELS[first.statistic]
-        cells = [first.variable, label, *(line[g].value for g in groups)]
-        if show_smd:
-            cells.append("" if first.smd is None else f"{first.smd:.3f}")
+    header = ["", *groups] + (["SMD"] if show_smd else [])
+    out = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for line in lines:
+        label = ("&nbsp;&nbsp;" if line.indent else "") + line.label
+        cells = [label, *(line.values.get(g, "") for g in groups)] + ([line.smd] if show_smd else [])
         out.append("| " + " | ".join(cells) + " |")
+    if any(_field(row, "suppression") is not None for row in rows):
+        out += ["", table1_footnote(site_floor() if threshold is None else threshold)]
     return "\n".join(out)

@@ -47,6 +47,7 @@ from great_expectations.data_context.types.base import (
 from pipelines.disclosure import is_small, site_floor, small_count_sql
 from pipelines.quality import suites
 from pipelines.quality.gx_duckdb import duckdb_results_buffered
+from pipelines.quality.offline_docs import make_data_docs_offline
 from pipelines.quality.valid_codes import ensure_valid_icd10cm_codes
 # Importing violating_rows registers expect_no_violating_rows with GX, so the suites can name it.
 from pipelines.quality.violating_rows import EXAMPLE_ROW_LIMIT, json_safe
@@ -362,6 +363,7 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
                             if key.run_id.run_name == run_id]
                 this_run += [ExpectationSuiteIdentifier(name=s["name"]) for s in suite_jsons]
                 context.build_data_docs(resource_identifiers=this_run)
+                make_data_docs_offline(docs_dir)  # no CDN at view time (pipelines/quality/offline_docs.py)
     finally:
         dispose_gx_engines(datasource)
     return validations

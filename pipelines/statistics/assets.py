@@ -9,8 +9,6 @@ Markdown report go to the run's outputs folder, which the publish step moves bes
 No `from __future__ import annotations` here: Dagster inspects the real annotation of `context`.
 """
 
-from pathlib import Path
-
 import dagster as dg
 import duckdb
 import pandas as pd
@@ -20,14 +18,18 @@ from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, suppress_estimates
 from pipelines.phenotypes.assets import phenotype_asset_key
-from pipelines.statistics.plots import forest_plot, kaplan_meier_plot, love_plot
-from pipelines.statistics.report import estimates_markdown, write_study_report
+from pipelines.statistics.presentation import results_browser_url
+from pipelines.statistics.report import (
+    estimates_markdown,
+    summary_markdown,
+    write_study_plots,
+    write_study_reports,
+)
 from pipelines.statistics.sequence_symmetry import (GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_AFTER,
                                                     garrison_sequence_symmetry)
 from pipelines.statistics.analysis_attrition import create_analysis_attrition_table, publish_analysis_attrition
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
 from pipelines.statistics.results import (
-    ANALYSES,
     ANALYSIS_COLUMNS,
     COUNT_COLUMNS,
     DERIVED_COLUMNS,
@@ -135,35 +137,6 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     return published
 
 
-def _write_plots(analysis: StudyAnalysis, folder: Path, threshold: int, published: pd.DataFrame) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    plots: dict[str, Path] = {}
-    # A forest plot draws the estimate and interval: not for rows whose estimate is hidden or not estimable.
-    hidden = set() if published.empty else {
-        (row["exposure"], row["analysis_id"], row["estimand"]) for row in published.to_dict("records")
-        if "estimate" in (row["complementary_columns"] or "").split(",")}
-    ratio_rows = [(e, r) for e, _, r in analysis.results
-                  if " ratio" in r.estimand and r.estimate is not None
-                  and (e, r.analysis_id, r.estimand) not in hidden]
-    if ratio_rows:
-        path = folder / "forest_plot.png"
-        forest_plot([r for _, r in ratio_rows], path,
-                    labels=[f"{e}: {ANALYSES.get(r.analysis_id, r.method)}" for e, r in ratio_rows],
-                    title=f"{analysis.study_id}: estimates against incident leg cramps",
-                    small_cell_threshold=threshold)
-        plots["forest plot"] = path
-    if analysis.km_data is not None:
-        path = folder / "kaplan_meier.png"
-        kaplan_meier_plot(analysis.km_data, path, labels=analysis.km_labels,
-                          title=f"{analysis.study_id}: time to first leg cramp", small_cell_threshold=threshold)
-        plots["Kaplan-Meier curves"] = path
-    if analysis.balance is not None:
-        path = folder / "covariate_balance.png"
-        love_plot(analysis.balance, path, title=f"{analysis.study_id}: covariate balance after PS matching")
-        plots["covariate balance (Love plot)"] = path
-    return plots
-
-
 def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefinition:
     """The study file sets the asset's key and dependencies; a run analyses the study with its `studies`
     overrides merged in."""
@@ -186,20 +159,22 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
             published = publish_study_results(con, study, analysis)
             verdicts = run_checks(con, study.id, threshold, STUDY_CHECKS)
             outputs = warehouse.build_outputs_dir(context.run_id) / study.id
-            plots = _write_plots(analysis, outputs, threshold, published)
-            report = write_study_report(con, study, analysis, published, plots, outputs / "report.md")
+            plots = write_study_plots(study, analysis, published, outputs)
+            reports = write_study_reports(con, study, analysis, published, plots, outputs)
         for note in analysis.notes:
             context.log.warning(f"{study.id}: {note}")
         metadata = {
             "dagster/row_count": len(published),
             "seed": study.seed,
-            "report": dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / report.name)),
-            "estimates": dg.MetadataValue.md(estimates_markdown(published, threshold)),
+            "report": dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / reports.html.name)),
+            "report (Markdown)": dg.MetadataValue.path(
+                str(warehouse.published_outputs_dir / study.id / reports.markdown.name)),
+            "results browser": dg.MetadataValue.url(results_browser_url(study.id)),
+            "estimates": dg.MetadataValue.md(summary_markdown(published, study)),  # the report's summary table
         }
         if analysis.equipoise is not None:
             metadata["equipoise"] = round(analysis.equipoise, 3)
-        # Plots are files beside the report, referenced by their published path (not embedded in the event log).
-        for title, path in plots.items():
+        for title, path in plots.items():  # files in the published outputs folder, not images in the event log
             metadata[title] = dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / path.name))
         if analysis.notes:
             metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in analysis.notes))

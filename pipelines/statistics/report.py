@@ -1,179 +1,324 @@
-"""The study report: one Markdown file an epidemiologist can send, with attrition, Table 1, estimates and plots."""
+"""The study report: one self-contained HTML file an epidemiologist can send, and the same content as Markdown
+beside it for diff-friendly review.
+
+Layout follows the STROBE / RECORD-PE reporting checklists: the question, design and population in words, the flow
+from the source population through each exclusion to the cohort, a one-screen summary of the main estimates, then
+Table 1 (tableone's layout, pipelines/cohorts/table1.py), diagnostics and the full tables. Exposures and covariates
+are named by their phenotype names and link to their definitions (an appendix of the report); an adjusted
+analysis names its adjustment set once, in a note. Both files are rendered by Jinja2 from one context; the HTML
+embeds its style and its figures (inline SVG), so it renders with no network.
+"""
 
 from __future__ import annotations
 
-import math
+import re
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import jinja2
 import pandas as pd
 
 from pipelines.cohorts.study import StudyDefinition
+from pipelines.cohorts.table1 import table1_footnote, table1_lines
 from pipelines.disclosure import SUPPRESSED_TEXT, small_cell_text
+from pipelines.statistics.presentation import (
+    PRIMARY_ANALYSIS_BY_DESIGN,
+    RATE_ANALYSES,
+    adjustment_note,
+    analysis_identity,
+    category_order,
+    cell_text,
+    count_text,
+    estimate_text,
+    label_of,
+    p_value_text,
+    present,
+    variable_labels,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+DESIGN_WORDS = {
+    "first_visit": "Cohort study (screening design): persons enter at their first qualifying visit; each candidate "
+                   "cause recorded at entry is compared with its absence, against incident leg cramps during "
+                   "follow-up.",
+    "new_user": "Active-comparator new-user cohort study: initiators of the target drug are compared with "
+                "initiators of the comparator drug, against incident leg cramps while on treatment.",
+}
 
 
-def _number(value, decimals: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:,.{decimals}f}"
+@dataclass(frozen=True)
+class ReportFiles:
+    markdown: Path
+    html: Path
 
 
-def _count(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{int(value):,}"
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                              autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
-def estimates_markdown(published: pd.DataFrame, threshold: int) -> str:
-    """Estimates as a Markdown table; a small count prints as "<threshold", a cell hidden because it would
-    recompute one as "suppressed" (pipelines/disclosure.py)."""
-    if published.empty:
-        return "No estimates."
-    lines = ["| exposure | method | estimand | estimate (95% CI) | p | exposed: n / events | unexposed: n / events "
-             "| diagnostics |",
-             "|---|---|---|---|---|---|---|---|"]
-    for row in published.to_dict("records"):
-        small = set((row.get("suppressed_columns") or "").split(","))
-        complementary = set((row.get("complementary_columns") or "").split(","))
-
-        def shown(column, text):
-            if column in small:
-                return small_cell_text(threshold)
-            return SUPPRESSED_TEXT if column in complementary else text(row.get(column))
-
-        if _present(row.get("not_estimable_reason")):
-            estimate = "not estimable"
-        else:
-            estimate = (f"{shown('estimate', _number)} "
-                        f"({shown('ci_lower', _number)}–{shown('ci_upper', _number)})")
-        p_value = shown("p_value", lambda value: _number(value, 3))
-        lines.append(
-            f"| {row['exposure']} | {row['method']} | {row['estimand']} | {estimate} | {p_value} | "
-            f"{shown('n_exposed', _count)} / {shown('events_exposed', _count)} | "
-            f"{shown('n_unexposed', _count)} / {shown('events_unexposed', _count)} | {_diagnostics(row)} |")
-    return "\n".join(lines)
+def with_analysis_ids(published: pd.DataFrame) -> pd.DataFrame:
+    """The published rows with `analysis_id` and `method_name` (presentation.analysis_identity)."""
+    frame = published.copy()
+    identities = [analysis_identity(row) for row in frame.to_dict("records")] if not frame.empty else []
+    frame["analysis_id"] = [i[0] for i in identities]
+    frame["method_name"] = [i[1] for i in identities]
+    return frame
 
 
-def _present(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+def with_covariate_sets(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with `covariates`: each analysis's adjustment set from results.analysis_covariates, in model order."""
+    sets = con.execute(
+        "SELECT analysis_id, exposure, list(covariate ORDER BY covariate_order) FROM results.analysis_covariates "
+        "WHERE study_id = ? GROUP BY analysis_id, exposure", [study_id]).fetchall()
+    by_key = {(analysis_id, exposure): tuple(covariates) for analysis_id, exposure, covariates in sets}
+    frame = frame.copy()
+    frame["covariates"] = [by_key.get((r["analysis_id"], r["exposure"]), ()) for r in frame.to_dict("records")] \
+        if not frame.empty else []
+    return frame
 
 
-def _diagnostics(row: dict) -> str:
-    """Why a row is not estimable, and a propensity-score row's AUC, effective sample size and balance."""
-    parts = []
-    if _present(row.get("not_estimable_reason")):
-        parts.append(f"not estimable: {row['not_estimable_reason']}")
-    if _present(row.get("ps_auc")):
-        size = row.get("effective_sample_size")
-        # The effective sample size is hidden with the small counts it would recompute (pipelines/disclosure.py).
-        shown_size = f"{size:,.0f}" if _present(size) else SUPPRESSED_TEXT
-        parts.append(f"PS AUC {row['ps_auc']:.3f}; effective sample size {shown_size}")
-        if row.get("covariates_balanced"):
-            parts.append("balanced (all |SMD| <= 0.1 after adjustment)")
-        else:
-            parts.append(f"**imbalanced after adjustment** (|SMD| > 0.1): {row['imbalanced_covariates']}")
-    return "; ".join(parts)
+def primary_analysis_of(study: StudyDefinition) -> str:
+    """The analysis the study leads with: the design's primary (presentation.PRIMARY_ANALYSIS_BY_DESIGN)."""
+    return PRIMARY_ANALYSIS_BY_DESIGN.get(study.index.rule, "cox_adjusted")
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+def _estimate_row(row: dict, threshold: int, labels) -> dict:
+    exposure = row["exposure"]
+    return {
+        "exposure": exposure,
+        "label": label_of(labels, exposure),
+        "anchor": _anchor(exposure.split(" vs ")[0]),  # a new-user comparison links to its target's definition
+        "category": labels[exposure].category if exposure in labels else "Study comparison",
+        "method_name": row["method_name"],
+        "analysis_id": row["analysis_id"],
+        "estimate": estimate_text(row, threshold),
+        "p": cell_text(row, "p_value", threshold, p_value_text),
+        "exposed": (f"{cell_text(row, 'n_exposed', threshold, count_text)} / "
+                    f"{cell_text(row, 'events_exposed', threshold, count_text)}"),
+        "unexposed": (f"{cell_text(row, 'n_unexposed', threshold, count_text)} / "
+                      f"{cell_text(row, 'events_unexposed', threshold, count_text)}"),
+        "not_estimable_reason": row.get("not_estimable_reason") if present(row.get("not_estimable_reason")) else "",
+        "excludes_null": (present(row.get("ci_lower")) and present(row.get("ci_upper"))
+                          and (row["ci_lower"] > 1 or row["ci_upper"] < 1)),
+        "higher": present(row.get("estimate")) and row["estimate"] > 1,
+    }
 
 
-def attrition_section(con: duckdb.DuckDBPyConnection, study_id: str) -> str:
+def _anchor(variable_id: str) -> str:
+    return "def-" + re.sub(r"[^a-z0-9_]+", "-", variable_id.lower())
+
+
+def _attrition(con: duckdb.DuckDBPyConnection, study_id: str) -> list[dict]:
     """The published (already suppressed) attrition of the study."""
     rows = con.execute(
         "SELECT step_order, step, persons_before_text, persons_after_text, persons_removed_text "
         "FROM results.attrition WHERE study_id = ? ORDER BY step_order", [study_id]).fetchall()
-    return _markdown_table(["#", "step", "before", "after", "removed"], [list(r) for r in rows])
+    return [dict(order=r[0], step=r[1], before=r[2], after=r[3], removed=r[4]) for r in rows]
 
 
-def analysis_attrition_section(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int) -> str:
-    """The published (already suppressed) persons per arm of every analysis, step by step."""
+def _analysis_attrition(con: duckdb.DuckDBPyConnection, study_id: str, analysis_id: str, threshold: int,
+                        labels) -> list[dict]:
+    """The primary analysis's exclusions after the study population, per exposure and arm (published, already
+    suppressed); every analysis's steps are in results.analysis_attrition."""
     rows = con.execute(
-        "SELECT exposure, analysis_id, step_order, step, reason, persons_exposed, persons_unexposed, "
-        "excluded_exposed, excluded_unexposed, coalesce(suppressed_columns, '') FROM results.analysis_attrition "
-        "WHERE study_id = ? ORDER BY exposure, analysis_id, step_order", [study_id]).fetchall()
-    if not rows:
-        return "No analyses."
+        "SELECT exposure, step, reason, persons_exposed, persons_unexposed, excluded_exposed, excluded_unexposed, "
+        "coalesce(suppressed_columns, '') FROM results.analysis_attrition "
+        "WHERE study_id = ? AND analysis_id = ? AND step_order > 1 ORDER BY exposure, step_order",
+        [study_id, analysis_id]).fetchall()
 
     def cell(value, column: str, small: str) -> str:
         if value is not None:
-            return _count(value)
+            return count_text(value)
         return small_cell_text(threshold) if column in small.split(",") else SUPPRESSED_TEXT
 
-    return _markdown_table(
-        ["exposure", "analysis", "#", "persons who remain", "exposed", "unexposed", "excluded (exposed / unexposed)",
-         "why excluded"],
-        [[exposure, analysis_id, order, step, cell(pe, "persons_exposed", small), cell(pu, "persons_unexposed", small),
-          "" if order == 1 else f"{cell(ee, 'excluded_exposed', small)} / {cell(eu, 'excluded_unexposed', small)}",
-          reason or ""]
-         for exposure, analysis_id, order, step, reason, pe, pu, ee, eu, small in rows])
+    return [{"exposure": label_of(labels, exposure), "step": step, "reason": reason or "",
+             "remaining": f"{cell(pe, 'persons_exposed', small)} / {cell(pu, 'persons_unexposed', small)}",
+             "excluded": f"{cell(ee, 'excluded_exposed', small)} / {cell(eu, 'excluded_unexposed', small)}"}
+            for exposure, step, reason, pe, pu, ee, eu, small in rows]
 
 
-def table1_section(con: duckdb.DuckDBPyConnection, study_id: str) -> str:
-    """The published Table 1, one row per characteristic and a column per group (tableone's layout)."""
-    table = con.execute(
-        "SELECT row_order, variable, coalesce(level, '') AS level, statistic, \"group\", value, smd "
-        "FROM results.table1 WHERE study_id = ?", [study_id]).df()
+def _table1(con: duckdb.DuckDBPyConnection, study_id: str, labels) -> tuple[list[str], list, bool]:
+    table = con.execute("SELECT * FROM results.table1 WHERE study_id = ?", [study_id]).df()
     if table.empty:
-        return "No Table 1."
-    groups = list(dict.fromkeys(table["group"]))
-    wide = table.pivot_table(index=["row_order", "variable", "level", "statistic"], columns="group",
-                             values="value", aggfunc="first").reset_index().sort_values("row_order")
-    smd = table.groupby("row_order")["smd"].first()
-    rows = []
-    for record in wide.to_dict("records"):
-        label = record["variable"] + (f" = {record['level']}" if record["level"] else "")
-        statistic = {"n_pct": "n (%)", "mean_sd": "mean (SD)", "median_iqr": "median [IQR]",
-                     "missing": "missing, n (%)", "n": "n"}.get(record["statistic"], record["statistic"])
-        value = smd.get(record["row_order"])
-        rows.append([label, statistic, *[record.get(g) or "" for g in groups],
-                     "" if value is None or pd.isna(value) else f"{value:.3f}"])
-    return _markdown_table(["characteristic", "statistic", *groups, "SMD"], rows)
+        return [], [], False
+    records = table.astype(object).where(table.notna(), None).to_dict("records")
+    groups, lines = table1_lines(records, {key: label.name for key, label in labels.items()})
+    return groups, lines, any(r["suppression"] is not None for r in records)
 
 
-def write_study_report(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analysis, published: pd.DataFrame,
-                       plots: dict[str, Path], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    threshold_label = f"<{study.threshold}"
-    sections = [
-        f"# {study.title}",
-        "",
-        f"Study `{study.id}`, design `{study.index.rule}`; report written "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Counts of 1 to {study.threshold - 1} persons are shown "
-        f"as {threshold_label}, and what would recompute them (docs/disclosure.md) as '{SUPPRESSED_TEXT}'. Random "
-        f"steps (model sampling, cross-validation folds, matching order) use seed {study.seed}; the same extract and "
-        "study file give the same estimates.",
-        "",
-        study.description.strip(),
-        "",
-        "## Attrition",
-        "",
-        attrition_section(con, study.id),
-        "",
-        "## Persons in each analysis",
-        "",
-        analysis_attrition_section(con, study.id, study.threshold),
-        "",
-        "## Table 1: baseline characteristics",
-        "",
-        table1_section(con, study.id),
-        "",
-        "## Estimates against incident leg cramps",
-        "",
-        estimates_markdown(published, study.threshold),
-        "",
-    ]
-    if analysis.equipoise is not None:
-        sections += [f"Equipoise (share of persons with preference score 0.3–0.7): {analysis.equipoise:.1%}.", ""]
-    if analysis.notes:
-        sections += ["Notes:", "", *[f"- {note}" for note in analysis.notes], ""]
-    if plots:
-        sections += ["## Plots", ""]
-        for title, plot in plots.items():
-            sections += [f"![{title}]({plot.name})", ""]
-    path.write_text("\n".join(sections))
-    return path
+def _diagnostics(frame: pd.DataFrame, analysis, labels) -> dict:
+    """Propensity-score diagnostics, equipoise, why estimates were not estimable, and the analysis notes."""
+    ps_rows = []
+    for row in frame.to_dict("records"):
+        if present(row.get("ps_auc")):
+            size = row.get("effective_sample_size")
+            ps_rows.append({"method_name": row["method_name"], "auc": f"{row['ps_auc']:.3f}",
+                            "ess": f"{size:,.0f}" if present(size) else SUPPRESSED_TEXT,
+                            "balanced": bool(row.get("covariates_balanced")),
+                            "imbalanced": row.get("imbalanced_covariates") or ""})
+    reasons = Counter(row["not_estimable_reason"] for row in frame.to_dict("records")
+                      if present(row.get("not_estimable_reason")))
+    return {"ps": ps_rows, "equipoise": None if analysis.equipoise is None else f"{analysis.equipoise:.1%}",
+            "not_estimable": reasons.most_common(), "notes": list(analysis.notes)}
+
+
+def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analysis, published: pd.DataFrame,
+                   plots: dict[str, Path]) -> dict:
+    """Everything either report prints, already formatted (suppression marks included)."""
+    threshold = study.threshold
+    labels = variable_labels()
+    frame = with_covariate_sets(con, study.id, with_analysis_ids(published))
+    primary_id = primary_analysis_of(study)
+    records = frame.to_dict("records")
+    primary_rows = [r for r in records if r["analysis_id"] == primary_id]
+    primary = [_estimate_row(r, threshold, labels) for r in primary_rows]
+    order = {name: i for i, name in enumerate(category_order())}
+    primary.sort(key=lambda r: (order.get(r["category"], len(order)), r["label"]))
+    label_name = lambda name: label_of(labels, name)  # noqa: E731 - a one-line mapping passed on
+
+    analyses = []
+    for analysis_id, rows in _grouped(records):
+        if analysis_id in RATE_ANALYSES:
+            continue
+        analyses.append({"analysis_id": analysis_id, "method_name": rows[0]["method_name"],
+                         "method": re.sub(r"adjusted for [^;)]*", "adjusted for the set in the note",
+                                          rows[0]["method"]),
+                         "estimand": rows[0]["estimand"],
+                         "note": adjustment_note(rows, label_name),
+                         "rows": [_estimate_row(r, threshold, labels) for r in rows]})
+    published_count = sum(1 for r in records if present(r.get("estimate")))
+    not_estimable = sum(1 for r in records if present(r.get("not_estimable_reason")))
+    groups, table1, table1_suppressed = _table1(con, study.id, labels)
+    used = list(dict.fromkeys([*(r.phenotype for r in study.exposures), *(r.phenotype for r in study.covariates),
+                               study.outcome.phenotype,
+                               *([study.index.target, study.index.comparator] if study.index.rule == "new_user"
+                                 else [])]))
+    definitions = [{"id": pid, "anchor": _anchor(pid), **labels[pid].__dict__} for pid in used if pid in labels]
+    attrition = _attrition(con, study.id)
+    return {
+        "study": study,
+        "design": DESIGN_WORDS.get(study.index.rule, study.index.rule),
+        "written": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "threshold": threshold,
+        "small": small_cell_text(threshold),
+        "suppressed_text": SUPPRESSED_TEXT,
+        "attrition": attrition,
+        "analysis_attrition": _analysis_attrition(con, study.id, primary_id, threshold, labels),
+        "cohort_size": attrition[-1]["after"] if attrition else "–",
+        "outcome_name": label_of(labels, study.outcome.phenotype),
+        "primary_id": primary_id,
+        "primary_name": primary_rows[0]["method_name"] if primary_rows else primary_id,
+        "primary_note": adjustment_note(primary_rows, label_name),
+        "primary": primary,
+        "findings": [r for r in primary if r["excludes_null"]],
+        "counts": {"rows": len(records), "published": published_count, "not_estimable": not_estimable,
+                   "withheld": len(records) - published_count - not_estimable},
+        "table1_groups": groups,
+        "table1": table1,
+        "table1_footnote": table1_footnote(threshold) if table1_suppressed else "",
+        "diagnostics": _diagnostics(frame, analysis, labels),
+        "analyses": analyses,
+        "definitions": definitions,
+        "defined": {d["id"] for d in definitions},
+        "plots": plots,
+    }
+
+
+def _grouped(records: list[dict]) -> list[tuple[str, list[dict]]]:
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record["analysis_id"], []).append(record)
+    return list(groups.items())
+
+
+def inline_svg(path: Path) -> str:
+    """An SVG file's <svg> element, to embed in HTML (the XML prolog and doctype dropped)."""
+    text = path.with_suffix(".svg").read_text()
+    return text[text.index("<svg"):]
+
+
+def write_study_reports(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analysis, published: pd.DataFrame,
+                        plots: dict[str, Path], folder: Path) -> ReportFiles:
+    """report.md and report.html of the study in `folder` (beside its plots)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    context = report_context(con, study, analysis, published, plots)
+    environment = _environment()
+    markdown = folder / "report.md"
+    markdown.write_text(environment.get_template("report.md.j2").render(**context))
+    html = folder / "report.html"
+    environment.globals["inline_svg"] = inline_svg
+    html.write_text(environment.get_template("report.html.j2").render(**context, stylesheet=(
+        TEMPLATES / "report.css").read_text()))
+    return ReportFiles(markdown, html)
+
+
+def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame, folder: Path) -> dict[str, Path]:
+    """The study's figures (PNG, with an SVG beside each): the forest plot of its primary analysis, the
+    Kaplan-Meier curves and the Love plot of a propensity-score design."""
+    from pipelines.statistics.plots import kaplan_meier_plot, love_plot, study_forest_plot
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = variable_labels()
+    plots: dict[str, Path] = {}
+    frame = with_analysis_ids(published)
+    primary_id = primary_analysis_of(study)
+    rows = frame[frame["analysis_id"] == primary_id] if not frame.empty else frame
+    if not rows.empty:
+        rows = rows.assign(label=[label_of(labels, e) for e in rows["exposure"]],
+                           category=[labels[e].category if e in labels else "Study comparison"
+                                     for e in rows["exposure"]])
+        path = folder / "forest_plot.png"
+        study_forest_plot(rows, path, study.threshold, estimate_label=rows["method_name"].iloc[0],
+                          title=f"{study.title}", category_order=category_order())
+        plots["forest plot"] = path
+    if analysis.km_data is not None:
+        path = folder / "kaplan_meier.png"
+        names = tuple(re.sub(r"[a-z][a-z0-9_]+", lambda m: labels[m.group(0)].name
+                             if m.group(0) in labels and labels[m.group(0)].source_file else m.group(0), part)
+                      for part in analysis.km_labels)
+        kaplan_meier_plot(analysis.km_data, path, labels=names, small_cell_threshold=study.threshold,
+                          title=f"Time to first leg cramp by {label_of(labels, analysis.km_exposure or '')}")
+        plots["Kaplan-Meier curves"] = path
+    if analysis.balance is not None:
+        path = folder / "covariate_balance.png"
+        love_plot(analysis.balance, path, title="Covariate balance before and after PS matching",
+                  labels={key: label.name for key, label in labels.items()})
+        plots["covariate balance (Love plot)"] = path
+    return plots
+
+
+def summary_markdown(published: pd.DataFrame, study: StudyDefinition) -> str:
+    """The report's summary table (the primary analysis per exposure) as Markdown, for the asset metadata."""
+    labels = variable_labels()
+    frame = with_analysis_ids(published)
+    primary_id = primary_analysis_of(study)
+    rows = [_estimate_row(r, study.threshold, labels) for r in frame.to_dict("records")
+            if r["analysis_id"] == primary_id]
+    if not rows:
+        return "No estimates."
+    lines = [f"| exposure | {rows[0]['method_name']} (95% CI) | p | exposed n / events | unexposed n / events |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['label']} | {r['estimate']} | {r['p']} | {r['exposed']} | {r['unexposed']} |" for r in rows]
+    return "\n".join(lines)
+
+
+def estimates_markdown(published: pd.DataFrame, threshold: int) -> str:
+    """Every published row as a Markdown table with short method names (the sequence-symmetry asset's metadata):
+    a small count prints as "<threshold", a cell hidden because it would recompute one as "suppressed"."""
+    if published.empty:
+        return "No estimates."
+    labels = variable_labels()
+    frame = with_analysis_ids(published)
+    lines = ["| exposure | method | estimate (95% CI) | p | exposed: n / events | unexposed: n / events |",
+             "|---|---|---|---|---|---|"]
+    for record in frame.to_dict("records"):
+        row = _estimate_row(record, threshold, labels)
+        lines.append(f"| {row['label']} | {row['method_name']} | {row['estimate']} | {row['p']} | {row['exposed']} "
+                     f"| {row['unexposed']} |")
+    return "\n".join(lines)
+
