@@ -89,3 +89,9 @@ def in_intervals(intervals: tuple[np.ndarray, np.ndarray, np.ndarray], person: n
     j = np.searchsorted(i_person * DAY_KEY + i_start, person * DAY_KEY + day, side="right") - 1
     jj = np.maximum(j, 0)
     return (j >= 0) & (i_person[jj] == person) & (day <= i_end[jj])
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique by sorting (numpy 2's hash-based np.unique is many times slower on millions of int64 keys)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values

@@ -24,8 +24,8 @@ import numpy as np
 
 from . import catalog as cat
 from . import parameters as P
-from .arrays import (DAY_KEY, expand, first_per_group, in_intervals, logistic, logit, merge_intervals, splitmix64,
-                     to_day, weighted_choice)
+from .arrays import (DAY_KEY, expand, first_per_group, in_intervals, logistic, logit, merge_intervals, sorted_unique,
+                     splitmix64, to_day, weighted_choice)
 
 DATA_START_DAY = to_day(P.DATA_START)
 DATA_END_DAY = to_day(P.DATA_END)
@@ -878,7 +878,8 @@ class ChunkSimulation:
         for person, start, end in spans:
             cut_person += [person, person]
             cut_day += [start, end + 1]
-        key = np.unique(np.concatenate(cut_person) * DAY_KEY + np.clip(np.concatenate(cut_day), ms[0], end_excl))
+        key = sorted_unique(np.concatenate(cut_person) * DAY_KEY
+                            + np.clip(np.concatenate(cut_day), ms[0], end_excl))
         seg_person, seg_start = key // DAY_KEY, key % DAY_KEY
         last = np.r_[seg_person[1:] != seg_person[:-1], True]  # each person's last cut is end_excl: length 0
         seg_length = np.where(last, 0, np.r_[seg_start[1:], 0] - seg_start)
@@ -920,7 +921,8 @@ class ChunkSimulation:
         who, day = who[ok], day[ok]
         visit = self.request_visits(who, day, OUTPATIENT)
         tested = np.ones(who.size, dtype=bool)
-        self._add_lab_results(who, day, visit, tested, tested)
+        low = self._add_lab_results(who, day, visit, tested, tested)
+        self.workup_low_magnesium_results = (who[low], day[low])
 
     def _add_quinine_course(self, person: np.ndarray, first: np.ndarray) -> None:
         owner, k = expand(self.rng.integers(P.QUININE_FILLS[0], P.QUININE_FILLS[1] + 1, person.size))
