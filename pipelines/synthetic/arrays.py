@@ -64,3 +64,34 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
+
+
+def merge_intervals(person: np.ndarray, start: np.ndarray, end: np.ndarray, join_gap_days: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The union of inclusive day intervals [start, end] per person, as (person, start, end) sorted by person and
+    start; intervals at most ``join_gap_days`` days apart are joined into one."""
+    order = np.lexsort((start, person))
+    p, s, e = person[order].astype(np.int64), start[order].astype(np.int64), end[order].astype(np.int64)
+    if p.size == 0:
+        return p, s, e
+    run_end = np.maximum.accumulate(p * DAY_KEY + e)  # the person term keeps it increasing across persons
+    new = np.r_[True, p[1:] * DAY_KEY + s[1:] > run_end[:-1] + 1 + join_gap_days]
+    last = np.r_[new[1:], True]
+    return p[new], s[new], run_end[last] - p[new] * DAY_KEY
+
+
+def in_intervals(intervals: tuple[np.ndarray, np.ndarray, np.ndarray], person: np.ndarray,
+                 day: np.ndarray) -> np.ndarray:
+    """Whether each (person, day) lies inside one of the person's intervals (as returned by merge_intervals)."""
+    i_person, i_start, i_end = intervals
+    if i_person.size == 0:
+        return np.zeros(np.shape(person), dtype=bool)
+    j = np.searchsorted(i_person * DAY_KEY + i_start, person * DAY_KEY + day, side="right") - 1
+    jj = np.maximum(j, 0)
+    return (j >= 0) & (i_person[jj] == person) & (day <= i_end[jj])
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique by sorting (numpy 2's hash-based np.unique is many times slower on millions of int64 keys)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values

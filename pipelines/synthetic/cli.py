@@ -2,7 +2,7 @@
 
     legcramp-generate --patients 5000 --seed 42 --out data/sample [--format csv|csv.gz|parquet]
                       [--defect-rate 0.002] [--chunk-size 50000] [--workers 2] [--no-progress]
-                      [--effects default|sequence_symmetry]
+                      [--effects default|sequence_symmetry|on_drug]
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--effects", choices=tuple(CRAMP_EFFECTS_PROFILES), default=DEFAULT_EFFECTS_PROFILE,
                         dest="effects_profile",
-                        help="planted effects on cramp onset: 'default', or 'sequence_symmetry' (only thiazides, "
-                             "LABA and statins act, so a sequence symmetry analysis should recover their ratios)")
+                        help="planted effects on cramp onset: 'default'; 'sequence_symmetry' (only thiazides, "
+                             "LABA and statins act, so a sequence symmetry analysis should recover their ratios); "
+                             "or 'on_drug' (the default hazard ratios acting only while on drug, in treatment "
+                             "episodes with stops and restarts; low magnesium acting for weeks; a lab work-up after "
+                             "cramps; a frailty that depletes the susceptible)")
     return parser.parse_args(argv)
 
 

@@ -13,7 +13,7 @@ import math
 import multiprocessing
 import os
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ from .writers import TableWriter, csv_payload, file_name, sha256_of, write_part
 GENERATOR_VERSION = "1.2.0"
 FORMATS = ("csv", "csv.gz", "parquet")
 TRUTH_DIR = "_truth"
+# Profiles with exposure dynamics only: the intervals in which each exposure's hazard ratio acts.
+EXPOSURE_INTERVALS_FILE = "exposure_intervals.parquet"
 MANIFEST = "_manifest.json"
 PARTS_DIR = "_parts"
 SEX_CANONICAL = np.array(["F", "M", "U"], dtype=object)
@@ -64,6 +66,8 @@ class ChunkResult:
     phenotype_persons: dict[str, int]
     rule_outs: dict[str, int]
     summary: dict[str, int]
+    exposure_intervals: pa.Table | None = None
+    itt_expected_onsets: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def chunk_rng(seed: int, chunk_index: int) -> np.random.Generator:
@@ -92,7 +96,21 @@ def _truth_table(ev, first_days: dict[str, np.ndarray]) -> pa.Table:
         columns[f"{pid}_date"] = _date_array(first_days[pid])
     for name, days in ev.latent.items():  # exposure_<id>_start_date (hazard model) and cramp_onset_date
         columns[name] = _date_array(days)
+    if ev.cramp_frailty is not None:
+        columns["cramp_frailty"] = pa.array(ev.cramp_frailty)
     return pa.table(columns)
+
+
+def _intervals_table(ev) -> pa.Table:
+    """One row per interval in which an exposure's hazard ratio acts (end_date inclusive)."""
+    parts = [(exposure, person, start, end) for exposure, (person, start, end) in ev.exposure_intervals.items()]
+    return pa.table({
+        "person_id": pa.array(np.concatenate([ev.persons["person_id"][p] for _, p, _, _ in parts])).cast(pa.string()),
+        "exposure": pa.array(np.concatenate([np.full(p.size, e, dtype=object) for e, p, _, _ in parts]).tolist(),
+                             pa.string()),
+        "start_date": _date_array(np.concatenate([s for _, _, s, _ in parts])),
+        "end_date": _date_array(np.concatenate([e for _, _, _, e in parts])),
+    })
 
 
 def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
@@ -100,7 +118,8 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
     rng = chunk_rng(settings.seed, chunk_index)
     first_person = chunk_index * settings.chunk_size
     n = min(settings.chunk_size, settings.patients - first_person)
-    events = simulate_chunk(rng, n, first_person + 1, P.CRAMP_EFFECTS_PROFILES[settings.effects_profile])
+    events = simulate_chunk(rng, n, first_person + 1, P.CRAMP_EFFECTS_PROFILES[settings.effects_profile],
+                            P.EXPOSURE_DYNAMICS.get(settings.effects_profile))
     first_days = phenotype_first_days(events)
     rendered = render_chunk(events, chunk_index)
     ctx = DefectContext(chunk_index=chunk_index, rng=rng, fmt=settings.fmt, defect_rate=settings.defect_rate,
@@ -127,6 +146,9 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
         truth_persons=_truth_table(events, first_days),
         phenotype_persons={pid: int((d >= 0).sum()) for pid, d in first_days.items()},
         rule_outs=events.rule_outs, summary=summary,
+        exposure_intervals=_intervals_table(events) if events.exposure_intervals else None,
+        itt_expected_onsets={e: {"with_effect": w, "without_effect": wo}
+                             for e, (w, wo) in events.itt_expected_onsets.items()},
     )
 
 
@@ -195,8 +217,9 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
     settings = Settings(patients=patients, seed=seed, fmt=fmt, defect_rate=defect_rate, chunk_size=chunk_size,
                         effects_profile=effects_profile, parts_dir=str(parts_dir) if parts_dir else None)
     writers = {t.name: TableWriter(out, t, fmt) for t in spec.TABLES}
-    truth_writer = None
-    totals: dict = {"rows": {}, "rejects": {}, "implausible": {}, "phenotypes": {}, "rule_outs": {}, "summary": {}}
+    truth_writer = intervals_writer = None
+    totals: dict = {"rows": {}, "rejects": {}, "implausible": {}, "phenotypes": {}, "rule_outs": {}, "summary": {},
+                    "itt": {}}
     bar = tqdm(total=patients, unit="persons", desc="legcramp-generate", disable=None if progress else True)
     try:
         for result in _results_in_order(settings, n_chunks, workers):
@@ -206,6 +229,12 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
                 truth_writer = pq.ParquetWriter(out / TRUTH_DIR / "persons.parquet", result.truth_persons.schema,
                                                 compression="zstd")
             truth_writer.write_table(result.truth_persons)
+            if result.exposure_intervals is not None:
+                if intervals_writer is None:
+                    intervals_writer = pq.ParquetWriter(out / TRUTH_DIR / EXPOSURE_INTERVALS_FILE,
+                                                        result.exposure_intervals.schema, compression="zstd")
+                intervals_writer.write_table(result.exposure_intervals)
+            _add(totals["itt"], result.itt_expected_onsets)
             _add(totals["rows"], result.rows)
             _add(totals["rejects"], result.rejects)
             _add(totals["implausible"], result.implausible)
@@ -219,6 +248,8 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
             writer.close()
         if truth_writer is not None:
             truth_writer.close()
+        if intervals_writer is not None:
+            intervals_writer.close()
         if parts_dir is not None:
             for leftover in parts_dir.glob("*.part"):
                 leftover.unlink()
@@ -237,9 +268,13 @@ def _ground_truth(settings: Settings, totals: dict) -> dict:
     implausible = {t.name: {k: int(v) for k, v in totals["implausible"].get(t.name, {}).items()}
                    for t in spec.TABLES if t.name in IMPLAUSIBLE_BY_TABLE}
     clean = {t: rows[t] - sum(rejects[t].values()) for t in rows}
-    effects = [{"exposure": exposure, "outcome": "leg_cramps", "hazard_ratio": hr,
-                "applies_from": "first exposure date", "source": source}
-               for exposure, (hr, source) in P.CRAMP_EFFECTS_PROFILES[settings.effects_profile].items()]
+    dynamics = P.EXPOSURE_DYNAMICS.get(settings.effects_profile)
+    if dynamics is None:
+        effects = [{"exposure": exposure, "outcome": "leg_cramps", "hazard_ratio": hr,
+                    "applies_from": "first exposure date", "source": source}
+                   for exposure, (hr, source) in P.CRAMP_EFFECTS_PROFILES[settings.effects_profile].items()]
+    else:
+        effects = _time_varying_effects(settings.effects_profile, dynamics, totals["itt"])
     distractors = []
     for latent, note in cat.DISTRACTOR_NOTES.items():
         for code, _ in cat.CONDITION_CODES[latent].icd:
@@ -250,7 +285,7 @@ def _ground_truth(settings: Settings, totals: dict) -> dict:
             distractors.append({"vocabulary": code.vocabulary, "code": code.code, "meaning": "quinine given with a "
                                 "malaria diagnosis", "must_not_count_as": cat.DISTRACTOR_NOTES["malaria"]})
     summary = totals["summary"]
-    return {
+    truth = {
         "generator": {"version": GENERATOR_VERSION, "seed": settings.seed, "patients": settings.patients,
                       "format": settings.fmt, "defect_rate": settings.defect_rate,
                       "chunk_size": settings.chunk_size, "effects_profile": settings.effects_profile},
@@ -284,6 +319,59 @@ def _ground_truth(settings: Settings, totals: dict) -> dict:
         "phenotype_rules": PHENOTYPE_RULES,
         "phenotype_codes": cat.phenotype_code_lists(),
     }
+    if dynamics is not None:
+        truth["exposure_dynamics"] = _exposure_dynamics_truth(dynamics)
+    return truth
+
+
+def _acts(exposure: str, dynamics: P.ExposureDynamics) -> str:
+    if exposure in P.DRUGS:
+        return (f"while on drug: from a fill to the end of its days' supply, refills up to "
+                f"{P.REFILL_JITTER_MAX_DAYS} days late bridged ({TRUTH_DIR}/{EXPOSURE_INTERVALS_FILE})")
+    if exposure in P.TRANSIENT_EXPOSURES:
+        return f"for {dynamics.transient_state_days} days from each low result ({TRUTH_DIR}/{EXPOSURE_INTERVALS_FILE})"
+    return "from latent onset on (a chronic condition)"
+
+
+def _time_varying_effects(effects_profile: str, dynamics: P.ExposureDynamics, itt: dict) -> list[dict]:
+    """Each planted effect with the estimands a design can target (profiles with exposure dynamics)."""
+    effects = []
+    for exposure, (hr, source) in P.CRAMP_EFFECTS_PROFILES[effects_profile].items():
+        sums = itt.get(exposure)
+        itt_ratio = (sums["with_effect"] / sums["without_effect"] if sums and sums["without_effect"] > 0
+                     else (1.0 if hr == 1.0 else None))
+        effects.append({
+            "exposure": exposure, "outcome": "leg_cramps", "hazard_ratio": hr, "applies_from": _acts(exposure, dynamics),
+            "source": source,
+            "estimands": {
+                "on_treatment_hazard_ratio": hr,
+                "on_treatment_note": "hazard ratio while the exposure acts vs while it does not, conditional on the "
+                                     "person's frailty (and age, sex); what a new-user on-treatment or a "
+                                     "time-varying current-exposure design targets",
+                "intention_to_treat_rate_ratio": None if itt_ratio is None else round(itt_ratio, 6),
+                "intention_to_treat_note": "among the exposed, from the first exposure day to the end of "
+                                           "observation: expected cramp onsets with the effect / without it (planted "
+                                           "baseline hazard, no frailty, earlier onsets not removed); what an "
+                                           "ever-exposed (frozen from first exposure) new-user comparison targets "
+                                           "before depletion of susceptibles",
+            },
+        })
+    return effects
+
+
+def _exposure_dynamics_truth(dynamics: P.ExposureDynamics) -> dict:
+    return {
+        **{k: getattr(dynamics, k) for k in dynamics.__dataclass_fields__},
+        "drugs": "treatment episodes: the first from the first fill; each lasts episode_min_days plus an exponential "
+                 "number of days, then a stop; after gap_min_days plus an exponential gap a share restart_share "
+                 "restarts, otherwise the person stops for good",
+        "transient_exposures": list(P.TRANSIENT_EXPOSURES),
+        "workup": "a share workup_share of persons with a cramp onset get a sodium/potassium panel and magnesium "
+                  "within workup_within_days after onset (detection bias)",
+        "frailty": "each person's cramp hazard is multiplied by a gamma frailty with mean 1 and variance "
+                   "frailty_variance (column cramp_frailty of persons.parquet): depletion of susceptibles",
+        "intervals_file": f"{TRUTH_DIR}/{EXPOSURE_INTERVALS_FILE}",
+    }
 
 
 def _sequence_ratio_targets(effects_profile: str) -> dict:
@@ -310,8 +398,10 @@ def _write_manifest(out: Path, settings: Settings, rows: dict[str, int]) -> None
         path = out / file_name(t.name, settings.fmt)
         files.append({"table": t.name, "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path),
                       "rows": int(rows.get(t.name, 0))})
-    for name in ("ground_truth.json", "persons.parquet"):
+    for name in ("ground_truth.json", "persons.parquet", EXPOSURE_INTERVALS_FILE):
         path = out / TRUTH_DIR / name
+        if name == EXPOSURE_INTERVALS_FILE and settings.effects_profile not in P.EXPOSURE_DYNAMICS:
+            continue
         files.append({"table": None, "file": f"{TRUTH_DIR}/{name}", "bytes": path.stat().st_size,
                       "sha256": sha256_of(path), "rows": None})
     manifest = {"generator": "pipelines.synthetic", "version": GENERATOR_VERSION, "format": settings.fmt,

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import catalog as cat
 from . import parameters as P
-from .arrays import DAY_KEY, expand, logistic, logit, splitmix64, to_day, weighted_choice
+from .arrays import (DAY_KEY, expand, first_per_group, in_intervals, logistic, logit, merge_intervals, sorted_unique,
+                     splitmix64, to_day, weighted_choice)
 
 DATA_START_DAY = to_day(P.DATA_START)
 DATA_END_DAY = to_day(P.DATA_END)
@@ -83,6 +84,12 @@ class ChunkEvents:
     procedures: dict[str, np.ndarray]
     latent: dict[str, np.ndarray] = field(default_factory=dict)
     rule_outs: dict[str, int] = field(default_factory=dict)
+    # Profiles with exposure dynamics only: exposure -> (person, start day, end day) of the intervals in which its
+    # hazard ratio acts, and exposure -> (expected onsets with its effect, without it) among the exposed from their
+    # first exposure day (the intention-to-treat rate ratio's parts).
+    exposure_intervals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    itt_expected_onsets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    cramp_frailty: np.ndarray | None = None
 
 
 def _code_options(choice: cat.Choice) -> tuple[np.ndarray, np.ndarray]:
@@ -98,9 +105,18 @@ SIMULATION_STEPS = ("persons", "conditions", "background_visits", "repeat_codes"
 
 class ChunkSimulation:
     def __init__(self, rng: np.random.Generator, n: int, first_person_id: int,
-                 cramp_effects: dict[str, tuple[float, str]] = P.CRAMP_EFFECTS) -> None:
+                 cramp_effects: dict[str, tuple[float, str]] = P.CRAMP_EFFECTS,
+                 dynamics: P.ExposureDynamics | None = None) -> None:
         self.rng = rng
         self.cramp_effects = cramp_effects  # one of parameters.CRAMP_EFFECTS_PROFILES
+        # None: every effect acts from the first exposure on. Otherwise parameters.EXPOSURE_DYNAMICS: the draws it
+        # adds come from a stream of their own, so persons, conditions and drug starts equal the other profiles'.
+        self.dynamics = dynamics
+        self.dynamics_rng = rng.spawn(1)[0] if dynamics is not None else None
+        self.drug_on_intervals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.exposure_on_intervals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.itt_expected_onsets: dict[str, tuple[float, float]] = {}
+        self.cramp_frailty: np.ndarray | None = None
         self.n = n
         self.first_person_id = first_person_id
         self.latent: dict[str, LatentCondition] = {}
@@ -462,7 +478,10 @@ class ChunkSimulation:
             first_fill = np.full(n, -1, dtype=np.int64)
             first_fill[person] = first
             self.drug_first_fill[name] = first_fill
-            self._add_fills(name, person, first, stop[person])
+            if self.dynamics is None:
+                self._add_fills(name, person, first, stop[person])
+            else:
+                self._add_treatment_episodes(name, person, first, stop[person])
 
     def _substance_codes(self, drug_class: str, person: np.ndarray) -> np.ndarray:
         """Per person: the substance (stable choice) and its code at the person's site."""
@@ -475,8 +494,10 @@ class ChunkSimulation:
                        for s, _ in subs], dtype=np.int32)
         return np.where(SITE_DRUG_RXNORM[self.site[person]], rx[choice], atc[choice])
 
-    def _add_fills(self, drug_class: str, person: np.ndarray, first: np.ndarray, stop: np.ndarray) -> None:
-        """Persistent use: a fill on the start day, then on every point of the person's refill grid until stop."""
+    def _add_fills(self, drug_class: str, person: np.ndarray, first: np.ndarray, stop: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Persistent use: a fill on the start day, then on every point of the person's refill grid until stop.
+        Returns the fills written: (index into ``person``, day, days' supply)."""
         interval = self.refill_interval[person]
         anchor = self.refill_anchor[person]
         j0 = np.floor_divide(first - anchor, interval) + 1  # first grid point strictly after the start
@@ -487,6 +508,7 @@ class ChunkSimulation:
                   % np.uint64(P.REFILL_JITTER_MAX_DAYS + 1)).astype(np.int64)
         grid_day = anchor[owner] + j * interval[owner] + jitter
         fill_person = np.concatenate([person, person[owner]])
+        fill_owner = np.concatenate([np.arange(person.size), owner])
         fill_day = np.concatenate([first, grid_day])
         # The first fill only lasts until the person's next refill day (a "synchronisation" supply, at least 7 days).
         first_supply = np.clip(anchor + j0 * interval - first, 7, interval)
@@ -494,6 +516,27 @@ class ChunkSimulation:
         keep = (fill_day <= np.concatenate([stop, stop[owner]])) & self.in_observation(fill_person, fill_day)
         fill_person, fill_day, supply = fill_person[keep], fill_day[keep], supply[keep]
         self._add_drug_rows(drug_class, fill_person, fill_day, supply)
+        return fill_owner[keep], fill_day, supply
+
+    def _add_treatment_episodes(self, drug_class: str, person: np.ndarray, first: np.ndarray,
+                                stop: np.ndarray) -> None:
+        """Use in episodes (profiles with exposure dynamics): from ``first``, an episode of fills on the refill
+        grid, a stop, and after a gap a restart with probability restart_share, until stop. The person is on drug
+        from a fill to the end of its days' supply; refills late by up to REFILL_JITTER_MAX_DAYS stay one era."""
+        dyn, rng = self.dynamics, self.dynamics_rng
+        m, k = person.size, dyn.max_episodes
+        length = dyn.episode_min_days + np.round(rng.exponential(dyn.episode_extra_days_mean, (m, k)))
+        gap = dyn.gap_min_days + np.round(rng.exponential(dyn.gap_extra_days_mean, (m, k)))
+        restarts = rng.random((m, k)) < dyn.restart_share
+        reached = np.c_[np.ones((m, 1), dtype=bool), np.cumprod(restarts[:, :-1], axis=1).astype(bool)]
+        offset = np.c_[np.zeros((m, 1)), np.cumsum(length + gap, axis=1)[:, :-1]].astype(np.int64)
+        episode_start = first[:, None] + offset
+        row, col = np.nonzero(reached & (episode_start <= stop[:, None]))
+        start = episode_start[row, col]
+        end = np.minimum(start + length[row, col].astype(np.int64) - 1, stop[row])
+        owner, fill_day, supply = self._add_fills(drug_class, person[row], start, end)
+        self.drug_on_intervals[drug_class] = merge_intervals(person[row][owner], fill_day, fill_day + supply - 1,
+                                                             join_gap_days=P.REFILL_JITTER_MAX_DAYS)
 
     def _add_drug_rows(self, drug_class: str, person: np.ndarray, day: np.ndarray, supply: np.ndarray) -> None:
         visit = self.request_visits(person, day, OUTPATIENT)
@@ -502,6 +545,8 @@ class ChunkSimulation:
                        days_supply=supply, quantity=quantity)
 
     def on_drug(self, drug_class: str, person: np.ndarray, day: np.ndarray) -> np.ndarray:
+        if self.dynamics is not None:
+            return in_intervals(self.drug_on_intervals[drug_class], person, day)
         first = self.drug_first_fill[drug_class][person]
         return (first >= 0) & (day >= first)
 
@@ -524,7 +569,27 @@ class ChunkSimulation:
         panel = rng.random(size) < np.where(monitored, P.PANEL_SHARE_OF_VISITS_MONITORED, P.PANEL_SHARE_OF_VISITS)
         mg_test = rng.random(size) < np.where(monitored | (self.latent["alcohol_use"].record_day[person] >= 0),
                                               P.MAGNESIUM_SHARE_OF_VISITS_MONITORED, P.MAGNESIUM_SHARE_OF_VISITS)
+        low_mg = self._add_lab_results(person, day, req, panel, mg_test)
 
+        # First low magnesium: the hypomagnesemia exposure of the cramp model.
+        i = np.flatnonzero(low_mg)
+        first_low = np.full(self.n, -1, dtype=np.int64)
+        uniq, first = np.unique(person[i], return_index=True)  # bg arrays are sorted by person, day
+        first_low[uniq] = day[i][first]
+        self.first_low_magnesium = first_low
+        self.low_magnesium_results = (person[i], day[i])  # every low result: the transient state's findings
+
+    def _add_lab_results(self, person: np.ndarray, day: np.ndarray, req: np.ndarray, panel: np.ndarray,
+                         mg_test: np.ndarray) -> np.ndarray:
+        """Results of the tests done (a sodium/potassium panel where ``panel``, magnesium where ``mg_test``), low
+        more often on diuretics; returns which magnesium results are low."""
+        rng = self.rng
+        size = person.size
+        age = self.age_at(person, day)
+        thiazide = self.on_drug("thiazide_diuretics", person, day)
+        thiazide_like = self.on_drug("thiazide_like_diuretics", person, day)
+        loop = self.on_drug("loop_diuretics", person, day)
+        k_sparing = self.on_drug("potassium_sparing_diuretics", person, day)
         na = P.LOW_SODIUM
         p_low_na = (na["base"] + na["per_10_years_over_50"] * np.maximum(age - 50, 0) / 10 + na["thiazide"] * thiazide
                     + na["thiazide_like"] * thiazide_like + na["loop"] * loop + na["potassium_sparing"] * k_sparing)
@@ -568,13 +633,7 @@ class ChunkSimulation:
         for mask, name in ((low_na, "hyponatremia"), (low_k, "hypokalemia"), (low_mg, "hypomagnesemia")):
             i = np.flatnonzero(mask & (rng.random(size) < P.LAB_DIAGNOSIS_CODED_SHARE))
             self.add_condition_rows(name, person[i], day[i], req[i])
-
-        # First low magnesium: the hypomagnesemia exposure of the cramp model.
-        i = np.flatnonzero(low_mg)
-        first_low = np.full(self.n, -1, dtype=np.int64)
-        uniq, first = np.unique(person[i], return_index=True)  # bg arrays are sorted by person, day
-        first_low[uniq] = day[i][first]
-        self.first_low_magnesium = first_low
+        return low_mg
 
     def simulate_abi(self) -> None:
         """ABI per leg on 1-3 outpatient visits; the lowest reading sets the person's category."""
@@ -658,8 +717,7 @@ class ChunkSimulation:
             elif exposure == "hypomagnesemia_lab":
                 starts[exposure] = self.first_low_magnesium
             else:  # a condition: its latent onset (may precede observation)
-                lat = self.latent[exposure]
-                starts[exposure] = np.where(lat.has & (lat.onset_day <= self.last_end), lat.onset_day, -1)
+                starts[exposure] = self.exposure_starts_of_conditions(exposure)
         return starts
 
     def _daily_cramp_hazard(self, person: np.ndarray, month: np.ndarray, log_rate: np.ndarray,
@@ -679,10 +737,57 @@ class ChunkSimulation:
 
     def simulate_cramps(self) -> None:
         rng, n = self.rng, self.n
+        if self.dynamics is None:
+            person, onset = self._cramp_onsets_from_first_exposure()
+        else:
+            person, onset = self._cramp_onsets_time_varying()
+        self.cramp_onset = np.full(n, -1, dtype=np.int64)
+        self.cramp_onset[person] = onset
+
+        # Recorded at an outpatient visit on the onset day, with some repeat codes later.
+        self.ensure_code_u("leg_cramps")
+        visit = self.request_visits(person, onset, OUTPATIENT)
+        self.add_condition_rows("leg_cramps", person, onset, visit)
+        owner, _ = expand(rng.poisson(P.CRAMP_REPEAT_CODES_MEAN, person.size))
+        who = person[owner]
+        pos = self.pick_background_visit(who, onset[owner] + 1)
+        ok = pos >= 0
+        self.add_condition_rows("leg_cramps", who[ok], self.bg_day[pos[ok]], self.bg_request[pos[ok]])
+
+        # About 10% start quinine within 60 days of onset.
+        q = np.flatnonzero(rng.random(person.size) < P.QUININE_AFTER_CRAMP_SHARE)
+        q_person = person[q]
+        first = onset[q] + rng.integers(0, P.QUININE_WITHIN_DAYS + 1, q.size)
+        ok = self.in_observation(q_person, first)
+        self._add_quinine_course(q_person[ok], first[ok])
+
+        # Quinine started for cramps that were never coded (older persons).
+        no_cramp = np.flatnonzero((self.cramp_onset < 0) & (self.age_start >= 50))
+        uq = no_cramp[rng.random(no_cramp.size) < P.QUININE_WITHOUT_CRAMP_CODE_SHARE_50_PLUS]
+        self._add_quinine_course(uq, self.uniform_observed_day(uq, rng.random(uq.size)))
+        self.quinine_without_code = np.zeros(n, dtype=bool)
+        self.quinine_without_code[uq] = True
+        if self.dynamics is not None:
+            self._add_cramp_workup(person, onset)
+
+    def _month_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """First and last day of each calendar month of the data window."""
         month_start = np.arange(np.datetime64(P.DATA_START, "M"), np.datetime64(P.DATA_END, "M") + 2).astype(
             "datetime64[D]").astype(np.int64)
-        ms, me = month_start[:-1], month_start[1:] - 1  # month m covers days ms[m]..me[m]
+        return month_start[:-1], month_start[1:] - 1
+
+    def _cramp_log_rate(self, ms: np.ndarray, me: np.ndarray) -> np.ndarray:
+        """Log cramp hazard per day of each person and month without exposures (age at the month's midpoint)."""
         mid = (ms + me) // 2
+        return (np.log(P.CRAMP_LAMBDA0_PER_YEAR / DAYS_PER_YEAR)
+                + P.CRAMP_AGE_LOG_HR_PER_YEAR * ((mid[None, :] - self.birth_day[:, None]) / DAYS_PER_YEAR
+                                                 - P.CRAMP_REFERENCE_AGE)
+                + P.CRAMP_FEMALE_LOG_HR * (self.sex == FEMALE)[:, None])
+
+    def _cramp_onsets_from_first_exposure(self) -> tuple[np.ndarray, np.ndarray]:
+        """First cramp onset when each exposure acts from its start day on, forever: (person, onset day)."""
+        rng, n = self.rng, self.n
+        ms, me = self._month_grid()  # month m covers days ms[m]..me[m]
 
         def overlap(s: np.ndarray, e: np.ndarray) -> np.ndarray:  # days of [s, e] inside each month, n x months
             lo = np.maximum(s[:, None], ms[None, :])
@@ -695,10 +800,7 @@ class ChunkSimulation:
         observed = days1 + days2
 
         # Age and sex are constant within a month (age at its midpoint); exposures are exact to the day.
-        log_rate = (np.log(P.CRAMP_LAMBDA0_PER_YEAR / DAYS_PER_YEAR)
-                    + P.CRAMP_AGE_LOG_HR_PER_YEAR * ((mid[None, :] - self.birth_day[:, None]) / DAYS_PER_YEAR
-                                                     - P.CRAMP_REFERENCE_AGE)
-                    + P.CRAMP_FEMALE_LOG_HR * (self.sex == FEMALE)[:, None])
+        log_rate = self._cramp_log_rate(ms, me)
         self.cramp_exposure_start = self.exposure_starts()
         acting = {exposure: (np.log(hr), self.cramp_exposure_start[exposure])
                   for exposure, (hr, _) in self.cramp_effects.items() if hr != 1.0}
@@ -727,33 +829,100 @@ class ChunkSimulation:
         below = np.cumsum(daily, axis=1)
         u = rng.random(person.size) * below[:, -1]
         offset = np.minimum((below <= u[:, None]).sum(axis=1), below.shape[1] - 1)
-        onset = ms[m] + offset
-        self.cramp_onset = np.full(n, -1, dtype=np.int64)
-        self.cramp_onset[person] = onset
+        return person, ms[m] + offset
 
-        # Recorded at an outpatient visit on the onset day, with some repeat codes later.
-        self.ensure_code_u("leg_cramps")
-        visit = self.request_visits(person, onset, OUTPATIENT)
-        self.add_condition_rows("leg_cramps", person, onset, visit)
-        owner, _ = expand(rng.poisson(P.CRAMP_REPEAT_CODES_MEAN, person.size))
-        who = person[owner]
-        pos = self.pick_background_visit(who, onset[owner] + 1)
-        ok = pos >= 0
-        self.add_condition_rows("leg_cramps", who[ok], self.bg_day[pos[ok]], self.bg_request[pos[ok]])
+    def exposure_intervals(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Profiles with exposure dynamics: the days on which each exposure's hazard ratio acts, as merged
+        (person, start, end) intervals: drugs while on drug, transient states for transient_state_days after each
+        finding, chronic conditions from their latent onset to the end of the data."""
+        out = {}
+        for exposure in self.cramp_effects:
+            if exposure in self.drug_on_intervals:
+                out[exposure] = self.drug_on_intervals[exposure]
+            elif exposure in P.TRANSIENT_EXPOSURES:
+                if exposure != "hypomagnesemia_lab":
+                    raise ValueError(f"no findings are simulated for the transient exposure {exposure!r}")
+                person, day = self.low_magnesium_results
+                out[exposure] = merge_intervals(person, day, day + self.dynamics.transient_state_days - 1)
+            else:
+                start = self.exposure_starts_of_conditions(exposure)
+                person = np.flatnonzero(start >= 0)
+                out[exposure] = merge_intervals(person, start[person], np.full(person.size, DATA_END_DAY))
+        return out
 
-        # About 10% start quinine within 60 days of onset.
-        q = np.flatnonzero(rng.random(person.size) < P.QUININE_AFTER_CRAMP_SHARE)
-        q_person = person[q]
-        first = onset[q] + rng.integers(0, P.QUININE_WITHIN_DAYS + 1, q.size)
-        ok = self.in_observation(q_person, first)
-        self._add_quinine_course(q_person[ok], first[ok])
+    def exposure_starts_of_conditions(self, exposure: str) -> np.ndarray:
+        lat = self.latent[exposure]
+        return np.where(lat.has & (lat.onset_day <= self.last_end), lat.onset_day, -1)
 
-        # Quinine started for cramps that were never coded (older persons).
-        no_cramp = np.flatnonzero(~has & (self.age_start >= 50))
-        uq = no_cramp[rng.random(no_cramp.size) < P.QUININE_WITHOUT_CRAMP_CODE_SHARE_50_PLUS]
-        self._add_quinine_course(uq, self.uniform_observed_day(uq, rng.random(uq.size)))
-        self.quinine_without_code = np.zeros(n, dtype=bool)
-        self.quinine_without_code[uq] = True
+    def _cramp_onsets_time_varying(self) -> tuple[np.ndarray, np.ndarray]:
+        """First cramp onset when exposures act only inside their intervals and a gamma frailty multiplies each
+        person's hazard: (person, onset day). Exact on the day grid: each person's time is cut into segments of
+        constant hazard (calendar months for age, observation spans, every exposure interval's ends)."""
+        rng, n, dyn = self.dynamics_rng, self.n, self.dynamics
+        ms, me = self._month_grid()
+        log_rate = self._cramp_log_rate(ms, me)
+        self.cramp_exposure_start = self.exposure_starts()
+        intervals = self.exposure_intervals()
+        self.exposure_on_intervals = intervals
+        acting = {e: np.log(hr) for e, (hr, _) in self.cramp_effects.items() if hr != 1.0}
+        self.cramp_frailty = rng.gamma(1.0 / dyn.frailty_variance, dyn.frailty_variance, n)
+
+        end_excl = ms[-1] + 31  # the day after the last month (DATA_END + 1)
+        cut_person = [np.repeat(np.arange(n), ms.size), np.arange(n)]
+        cut_day = [np.tile(ms, n), np.full(n, end_excl)]
+        spans = [(np.arange(n), self.span1_start, self.span1_end)]
+        g = np.flatnonzero(self.span2_start >= 0)
+        spans.append((g, self.span2_start[g], self.span2_end[g]))
+        for exposure in acting:
+            spans.append(intervals[exposure])
+        for person, start, end in spans:
+            cut_person += [person, person]
+            cut_day += [start, end + 1]
+        key = sorted_unique(np.concatenate(cut_person) * DAY_KEY
+                            + np.clip(np.concatenate(cut_day), ms[0], end_excl))
+        seg_person, seg_start = key // DAY_KEY, key % DAY_KEY
+        last = np.r_[seg_person[1:] != seg_person[:-1], True]  # each person's last cut is end_excl: length 0
+        seg_length = np.where(last, 0, np.r_[seg_start[1:], 0] - seg_start)
+        month = np.minimum(np.searchsorted(ms, seg_start, side="right") - 1, ms.size - 1)
+        base = log_rate[seg_person, month]
+        on = {e: in_intervals(intervals[e], seg_person, seg_start) for e in acting}
+        seg_log_rate = base + sum((acting[e] * on[e] for e in acting), np.zeros(seg_person.size))
+        observed = self.in_observation(seg_person, seg_start) & (seg_length > 0)
+        rate = np.exp(seg_log_rate) * observed * self.cramp_frailty[seg_person]
+        hazard = rate * seg_length
+        cumulative = np.cumsum(hazard)
+        first_seg = np.flatnonzero(np.r_[True, seg_person[1:] != seg_person[:-1]])
+        cumulative -= (cumulative[first_seg] - hazard[first_seg])[seg_person]
+        threshold = rng.exponential(1.0, n)
+        hit = np.flatnonzero(cumulative >= threshold[seg_person])
+        seg = first_per_group(seg_person[hit], n, hit)
+        person = np.flatnonzero(seg >= 0)
+        i = seg[person]
+        offset = np.floor((threshold[person] - (cumulative[i] - hazard[i])) / rate[i]).astype(np.int64)
+        onset = seg_start[i] + np.minimum(offset, seg_length[i] - 1)
+
+        # Intention-to-treat parts per exposure: expected onsets among the exposed, from their first exposure day
+        # to the end of observation (ignoring earlier onsets and the frailty), with the effect and without it.
+        for exposure, log_hr in acting.items():
+            first_day = first_per_group(intervals[exposure][0], n, intervals[exposure][1])
+            after = (first_day[seg_person] >= 0) & (seg_start >= first_day[seg_person]) & observed
+            without = np.exp(seg_log_rate - log_hr * on[exposure]) * seg_length * after
+            self.itt_expected_onsets[exposure] = (float((without * np.exp(log_hr * on[exposure])).sum()),
+                                                  float(without.sum()))
+        return person, onset
+
+    def _add_cramp_workup(self, person: np.ndarray, onset: np.ndarray) -> None:
+        """Detection bias: a share of persons with a cramp get an electrolyte panel and magnesium soon after."""
+        dyn = self.dynamics
+        w = np.flatnonzero(self.dynamics_rng.random(person.size) < dyn.workup_share)
+        who = person[w]
+        day = onset[w] + self.dynamics_rng.integers(0, dyn.workup_within_days + 1, w.size)
+        ok = self.in_observation(who, day)
+        who, day = who[ok], day[ok]
+        visit = self.request_visits(who, day, OUTPATIENT)
+        tested = np.ones(who.size, dtype=bool)
+        low = self._add_lab_results(who, day, visit, tested, tested)
+        self.workup_low_magnesium_results = (who[low], day[low])
 
     def _add_quinine_course(self, person: np.ndarray, first: np.ndarray) -> None:
         owner, k = expand(self.rng.integers(P.QUININE_FILLS[0], P.QUININE_FILLS[1] + 1, person.size))
@@ -835,14 +1004,17 @@ class ChunkSimulation:
             n=self.n, persons=persons, observation_periods=self.obs_rows, visits=visits,
             conditions=link(self.conditions.finish(), 0.05, rule_codes), drugs=link(self.drugs.finish(), 0.10),
             measurements=link(self.measurements.finish(), 0.03), procedures=link(self.procedures.finish(), 0.0),
-            latent=latent, rule_outs=dict(self.rule_outs),
+            latent=latent, rule_outs=dict(self.rule_outs), exposure_intervals=self.exposure_on_intervals,
+            itt_expected_onsets=dict(self.itt_expected_onsets), cramp_frailty=self.cramp_frailty,
         )
 
 
 def simulate_chunk(rng: np.random.Generator, n: int, first_person_id: int,
-                   cramp_effects: dict[str, tuple[float, str]] = P.CRAMP_EFFECTS) -> ChunkEvents:
+                   cramp_effects: dict[str, tuple[float, str]] = P.CRAMP_EFFECTS,
+                   dynamics: P.ExposureDynamics | None = None) -> ChunkEvents:
     """Simulate one chunk. `cramp_effects` (one of parameters.CRAMP_EFFECTS_PROFILES) is used only from the cramp
-    step on, so for one seed every profile gives the same persons, conditions, drugs and labs."""
-    sim = ChunkSimulation(rng, n, first_person_id, cramp_effects)
+    step on, so for one seed the profiles without `dynamics` give the same persons, conditions, drugs and labs;
+    `dynamics` (parameters.EXPOSURE_DYNAMICS) keeps persons, conditions and drug starts and changes the rest."""
+    sim = ChunkSimulation(rng, n, first_person_id, cramp_effects, dynamics)
     sim.simulate(through=SIMULATION_STEPS[-1])
     return sim.assemble()

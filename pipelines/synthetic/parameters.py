@@ -264,3 +264,43 @@ QUININE_WITHIN_DAYS = 60
 QUININE_FILLS = (1, 3)
 QUININE_WITHOUT_CRAMP_CODE_SHARE_50_PLUS = 0.004  # cramps treated but never coded
 MALARIA_SHARE = 0.0004  # malaria treated with quinine (distractor for quinine_start)
+
+# The "on_drug" effects profile (`legcramp-generate --effects on_drug`): the default profile's hazard ratios, but with
+# exposure dynamics that the designs of a pharmacoepidemiological study must handle (the default profile applies
+# every effect from the first exposure forever, so it cannot tell a prevalent-user "exposed at index, frozen"
+# comparison from an on-treatment one):
+# - drug use comes in treatment episodes (fills on the refill grid, then a stop; after a gap some restart), and a
+#   drug's hazard ratio acts only while on drug: from an episode's first fill to the end of its last fill's days'
+#   supply (persistence, as in a CohortMethod / LEGEND on-treatment era). Persons who start before observation are
+#   prevalent users at any later index date, often already off drug;
+# - a low magnesium result is a transient state: its hazard ratio acts for TRANSIENT_STATE_DAYS after each low
+#   result (a short risk window), not from the first one forever;
+# - cramp symptoms bring a work-up: a share of persons with a cramp onset get an electrolyte panel and magnesium
+#   within WORKUP_WITHIN_DAYS (detection bias: low values are found because of the outcome);
+# - cramp proneness differs between persons: a gamma frailty (mean 1, variance CRAMP_FRAILTY_VARIANCE) multiplies
+#   each person's hazard, so the frail get their cramp early on a drug and the hazard among those still cramp-free
+#   on drug falls with time on drug (depletion of susceptibles, Moride & Abenhaim 1994). The planted hazard ratios
+#   are conditional on the frailty.
+# Episode lengths and gaps are assumptions in the range of persistence studies of antihypertensives and inhalers
+# (half of starters stop within a year; many restart).
+@dataclass(frozen=True)
+class ExposureDynamics:
+    episode_min_days: int = 30  # an episode lasts at least one fill
+    episode_extra_days_mean: float = 150.0  # plus an exponential number of days with this mean
+    gap_min_days: int = 45  # a restart comes at least this long after a stop, beyond the 30-day grace used by eras
+    gap_extra_days_mean: float = 150.0
+    restart_share: float = 0.6  # after a stop, the share that restarts (otherwise the person stops for good)
+    max_episodes: int = 12
+    transient_state_days: int = 42  # a low magnesium result acts for 6 weeks
+    workup_share: float = 0.5  # persons with a cramp onset who get a work-up panel
+    workup_within_days: int = 14
+    frailty_variance: float = 1.0
+
+
+ON_DRUG_PROFILE = "on_drug"
+CRAMP_EFFECTS_PROFILES[ON_DRUG_PROFILE] = CRAMP_EFFECTS
+SEQUENCE_RATIO_TARGETS[ON_DRUG_PROFILE] = ()  # diuretics lower magnesium, PAD drives statins: as in the default
+EXPOSURE_DYNAMICS: dict[str, ExposureDynamics] = {ON_DRUG_PROFILE: ExposureDynamics()}
+# Which exposures of CRAMP_EFFECTS are transient states (act for transient_state_days after each finding); drugs
+# act while on drug; every other exposure (a chronic condition) acts from its onset on.
+TRANSIENT_EXPOSURES = ("hypomagnesemia_lab",)
