@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from pipelines import paths
-from pipelines.phenotypes.code_formats import VOCABULARIES_BY_DOMAIN
+from pipelines.vocabularies import VOCABULARIES_BY_DOMAIN
 from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, load_phenotype_library
 from pipelines.phenotypes.schema import (
     AllOfRule,

@@ -12,6 +12,7 @@ from pipelines import extract_spec as spec
 from pipelines.ingest import loader
 from pipelines.ingest.loader import Log, TableLoad
 from pipelines.sql import read_sql
+from pipelines.vocabularies import TABLE_BY_DOMAIN
 
 
 @dataclass
@@ -78,10 +79,6 @@ def load_shaped_tables(
 def reachable_vocabularies_note(domain: str, vocabularies: set[str]) -> str:
     listed = ", ".join(sorted(vocabularies)) or "none"
     return f"{domain} codes can be matched in: {listed}"
-
-
-# Which staging table each phenotype domain reads.
-TABLE_BY_DOMAIN = {"condition": "condition_occurrence", "drug": "drug_exposure", "measurement": "measurement"}
 
 
 def unresolvable_phenotypes(reachable: dict[str, set[str]], reason: dict[str, str]) -> dict[str, list[str]]:

@@ -9,7 +9,6 @@ import duckdb
 
 from pipelines import extract_spec as spec
 from pipelines.ingest.formats.common import (
-    TABLE_BY_DOMAIN,
     FormatLoad,
     load_shaped_tables,
     run_sql_file,
@@ -25,6 +24,7 @@ from pipelines.ingest.formats.detection import (
 )
 from pipelines.ingest.formats.files import reader_sql
 from pipelines.ingest.loader import Log
+from pipelines.vocabularies import TABLE_BY_DOMAIN
 
 # Vocabularies phenotypes are written in that an OMOP concept can carry (vocabulary_id spelling is the same).
 PHENOTYPE_VOCABULARIES = set(spec.VOCABULARIES) - {"LOCAL"}
