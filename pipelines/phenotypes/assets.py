@@ -22,7 +22,7 @@ import dagster as dg
 
 from pipelines import paths
 from pipelines.phenotypes.compiler import run_phenotypes
-from pipelines.phenotypes.docs import rule_text
+from pipelines.phenotypes.reference_page import rule_text
 from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, phenotype_library
 from pipelines.vocabularies import STAGING_TABLES_BY_DOMAIN
 from pipelines.warehouse import Warehouse

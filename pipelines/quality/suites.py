@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines import extract_spec as spec
+from pipelines import tables
 from pipelines.paths import EXPECTATIONS_DIR
 from pipelines.phenotypes.loader import phenotype_library
 from pipelines.phenotypes.schema import CONVERSION_DECIMALS, normalise_unit
@@ -707,7 +708,7 @@ def build_staging_suite(table: spec.Table) -> dict[str, Any]:
 # overrides) when the checks run, so it is never stale and a new study needs no generated file.
 # ---------------------------------------------------------------------------------------------------------------
 COHORT_LAYER = "cohort"
-COHORT_TABLE = "cohort.study_population"
+COHORT_TABLE = tables.STUDY_POPULATION
 
 
 def cohort_checks(study: StudyDefinition) -> list[Check]:
@@ -896,7 +897,7 @@ def build_phenotype_suite() -> dict[str, Any]:
         "name": PHENOTYPE_SUITE,
         "meta": {
             "suite_version": SUITE_VERSION,
-            "table": "phenotype.person_summary",
+            "table": tables.PHENOTYPE_PERSON_SUMMARY,
             "judged_per": "phenotype_id",
             "framework": "OHDSI Data Quality Dashboard categories (conformance, completeness, plausibility)",
             "generated_by": "python -m pipelines.quality.suites (do not edit by hand)",

@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from pipelines import tables
 from pipelines.cohorts.assets import cohort_key
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
@@ -35,7 +36,7 @@ from pipelines.warehouse import Warehouse
 
 STATISTICS_GROUP = "statistics"
 SEQUENCE_SYMMETRY_ID = "sequence_symmetry"
-ASSOCIATIONS_TABLE = "results.associations"
+ASSOCIATIONS_TABLE = tables.ASSOCIATIONS
 
 
 def associations_key(study_id: str) -> dg.AssetKey:

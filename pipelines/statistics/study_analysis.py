@@ -33,6 +33,7 @@ from pipelines.statistics.regression import adjusted_odds_ratio
 from pipelines.statistics.results import EstimateResult
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
+from pipelines.tables import STUDY_POPULATION
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
 # propensity model the same way); counts, rates and crude ratios always use everyone.
@@ -65,14 +66,14 @@ def study_population(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> 
     analyses read and the study's own phenotype columns (<phenotype>, <phenotype>_first_date), not the other
     studies' (NULL for this study) nor the person ids (millions of Python strings at 10 million patients)."""
     present = {name for (name,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'cohort' AND table_name = 'study_population'"
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name || '.' || table_name = ?", [STUDY_POPULATION]
     ).fetchall()}
     phenotype_columns = [name for phenotype in dict.fromkeys(study.phenotype_ids)
                          for name in (phenotype, f"{phenotype}_first_date") if name in present]
     columns = ", ".join(quote_identifier(name) for name in (*POPULATION_COLUMNS, *phenotype_columns))
     # Ordered: sampling, cross-validation folds and matching ties follow row positions, and without ORDER BY DuckDB
     # returns the rows in whatever order its threads finish.
-    return con.execute(f"SELECT {columns} FROM cohort.study_population WHERE study_id = ? ORDER BY person_id",
+    return con.execute(f"SELECT {columns} FROM {STUDY_POPULATION} WHERE study_id = ? ORDER BY person_id",
                        [study.id]).df()
 
 
@@ -119,7 +120,7 @@ def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     return frame.sample(n=MAX_PERSONS_FOR_MODELS, random_state=seed)
 
 
-def _safe(results: list, label: str, notes: list[str], estimate) -> None:
+def _estimate_or_note(results: list, label: str, notes: list[str], estimate) -> None:
     """Run one estimator; a model that cannot be fitted (no events, separation) becomes a note, not a failure."""
     try:
         results.append(estimate())
@@ -177,18 +178,18 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
             continue
         results: list[EstimateResult] = []
         notes = analysis.notes
-        _safe(results, f"{exposure} crude OR", notes, lambda: crude_odds_ratio(frame))
-        _safe(results, f"{exposure} crude RR", notes, lambda: crude_risk_ratio(frame))
-        _safe(results, f"{exposure} rate exposed", notes,
+        _estimate_or_note(results, f"{exposure} crude OR", notes, lambda: crude_odds_ratio(frame))
+        _estimate_or_note(results, f"{exposure} crude RR", notes, lambda: crude_risk_ratio(frame))
+        _estimate_or_note(results, f"{exposure} rate exposed", notes,
               lambda: incidence_rate(frame[frame.exposure == 1], group="exposed"))
-        _safe(results, f"{exposure} rate unexposed", notes,
+        _estimate_or_note(results, f"{exposure} rate unexposed", notes,
               lambda: incidence_rate(frame[frame.exposure == 0], group="unexposed", unexposed=True))
-        _safe(results, f"{exposure} IRR", notes, lambda: incidence_rate_ratio(frame))
+        _estimate_or_note(results, f"{exposure} IRR", notes, lambda: incidence_rate_ratio(frame))
         model_frame = _sample(frame, study.seed)
         covariate_names = _outcome_model_covariates(model_frame, covariate_names, without_events)
-        _safe(results, f"{exposure} adjusted OR", notes,
+        _estimate_or_note(results, f"{exposure} adjusted OR", notes,
               lambda: adjusted_odds_ratio(model_frame, covariate_names))
-        _safe(results, f"{exposure} Cox HR", notes, lambda: cox_hazard_ratio(model_frame, covariate_names))
+        _estimate_or_note(results, f"{exposure} Cox HR", notes, lambda: cox_hazard_ratio(model_frame, covariate_names))
         analysis.results += [(exposure, outcome, r) for r in results]
         if exposure == study.table1_by:
             analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure
@@ -222,17 +223,17 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> 
         return analysis
     results: list[EstimateResult] = []
     notes = analysis.notes
-    _safe(results, "crude OR", notes, lambda: crude_odds_ratio(frame))
-    _safe(results, "crude RR", notes, lambda: crude_risk_ratio(frame))
-    _safe(results, "rate target", notes,
+    _estimate_or_note(results, "crude OR", notes, lambda: crude_odds_ratio(frame))
+    _estimate_or_note(results, "crude RR", notes, lambda: crude_risk_ratio(frame))
+    _estimate_or_note(results, "rate target", notes,
           lambda: incidence_rate(frame[frame.exposure == 1], group=f"target ({target})"))
-    _safe(results, "rate comparator", notes,
+    _estimate_or_note(results, "rate comparator", notes,
           lambda: incidence_rate(frame[frame.exposure == 0], group=f"comparator ({comparator})", unexposed=True))
-    _safe(results, "IRR", notes, lambda: incidence_rate_ratio(frame))
+    _estimate_or_note(results, "IRR", notes, lambda: incidence_rate_ratio(frame))
     without_events: set[str] = set()
     outcome_covariates = _outcome_model_covariates(frame, covariate_names, without_events)
     _note_left_out(analysis, without_events)
-    _safe(results, "Cox HR", notes, lambda: cox_hazard_ratio(frame, outcome_covariates))
+    _estimate_or_note(results, "Cox HR", notes, lambda: cox_hazard_ratio(frame, outcome_covariates))
     model = None
     forced = _forced_covariates(covariate_names)
     for adjustment in ("matching", "stratification", "weighting"):

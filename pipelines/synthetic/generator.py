@@ -34,7 +34,7 @@ from .writers import TableWriter, csv_payload, file_name, sha256_of, write_part
 GENERATOR_VERSION = "1.2.0"
 FORMATS = ("csv", "csv.gz", "parquet")
 TRUTH_DIR = "_truth"
-MANIFEST = "_manifest.json"
+MANIFEST = spec.MANIFEST_FILE
 PARTS_DIR = "_parts"
 SEX_CANONICAL = np.array(["F", "M", "U"], dtype=object)
 

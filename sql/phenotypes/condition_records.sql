@@ -10,7 +10,7 @@ codes_present AS (
     SELECT DISTINCT condition_vocabulary AS vocabulary, condition_code AS code
     FROM staging.condition_occurrence
 ),
--- [extract formats] Each present code with every (vocabulary, code) it stands for: itself, plus its pairs in
+-- Each present code with every (vocabulary, code) it stands for: itself, plus its pairs in
 -- vocabulary.concept_code_map (an OMOP clinical drug stands for its ingredients and ATC classes, a SNOMED concept for the
 -- ICD10CM codes mapped to it; the map is empty for canonical extracts). Grouping by the present code below keeps
 -- every record once per phenotype. See docs/extract_formats.md.

@@ -1,4 +1,4 @@
-"""Extract formats (issue 9): detect an extract folder's layout and load it into the canonical staging tables.
+"""Extract formats: detect an extract folder's layout and load it into the canonical staging tables.
 
     result = load_extract_any_format(con, folder, log)   # result.extract_format, result.loads, result.warnings
 
