@@ -13,7 +13,7 @@ that the extract folder exists, that the database path can be written, that Duck
 the study overrides make valid studies.
 Schedules and the sensor skip a tick with these messages instead of launching a run that would fail minutes later,
 and a run launched anyway (Launchpad, `legcramp-run`) fails while its resources are set up, before its first step
-(`Warehouse.setup_for_execution` calls `run_problems`; `StudySettings.setup_for_execution` checks the overrides).
+(`StudyWarehouse.setup_for_execution` calls `run_problems`; `StudySettings.setup_for_execution` checks the overrides).
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from pipelines.cohorts.study import load_studies
 from pipelines.run_failures import MAX_RETRIES_TAG, RunConfigError, fail_run_setup
 from pipelines.warehouse import Warehouse, warehouse_config_problems
 
-__all__ = ["MAX_RETRIES_TAG", "RunConfigError", "StudyWarehouse", "check_study_run_config", "config_problems",
-           "fail_run_setup", "run_problems", "study_run_config"]
+__all__ = ["MAX_RETRIES_TAG", "STUDY_TAG", "RunConfigError", "StudyWarehouse", "check_study_run_config",
+           "config_problems", "fail_run_setup", "run_problems", "study_run_config"]
 
 # The study a run is for (schedules set it); an unknown id is a typo in a Launchpad tag or a stale schedule.
 STUDY_TAG = "legcramp/study"
+
+
 def study_run_config(extract_folder: Path, database_path: Path, memory_limit: str | None = None,
                      temp_directory: str | None = None, study_overrides: dict | None = None,
                      max_reject_share: float | None = None) -> dict:

@@ -17,11 +17,11 @@ import duckdb
 import pandas as pd
 
 from pipelines import tables
-from pipelines.cohorts.assets import cohort_key
+from pipelines.asset_keys import associations_key, cohort_key
+from pipelines.asset_keys import phenotype_key as phenotype_asset_key
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.disclosure import SUPPRESSION_COLUMNS, suppress_estimates
-from pipelines.phenotypes.assets import phenotype_asset_key
 from pipelines.statistics.plots import forest_plot, kaplan_meier_plot, love_plot
 from pipelines.statistics.report import estimates_markdown, write_study_report
 from pipelines.statistics.results import COUNT_COLUMNS, DERIVED_COLUMNS, RESULT_COLUMNS
@@ -37,10 +37,6 @@ from pipelines.warehouse import Warehouse
 STATISTICS_GROUP = "statistics"
 SEQUENCE_SYMMETRY_ID = "sequence_symmetry"
 ASSOCIATIONS_TABLE = tables.ASSOCIATIONS
-
-
-def associations_key(study_id: str) -> dg.AssetKey:
-    return dg.AssetKey(["results", "associations", study_id])
 
 
 # Result columns that are not numbers (the others are DOUBLE, counts BIGINT).
