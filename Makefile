@@ -68,7 +68,7 @@ bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python bench/run_benchmark.py --patients $(N)
 
 docs: $(STAMP)
-	$(BIN)/python -m pipelines.docs
+	$(BIN)/python -m pipelines.generated_docs
 
 # Re-resolve the pinned set after changing pyproject.toml's dependencies.
 lock:

@@ -1,4 +1,4 @@
-"""Does the pipeline's sequence symmetry analysis recover Garrison-sized planted ratios? (issue 5; run by hand)
+"""Does the pipeline's sequence symmetry analysis recover Garrison-sized planted ratios? (run by hand)
 
     .venv/bin/python bench/validate_sequence_symmetry.py [--patients 1000000] [--seeds 2012 2013 ...]
 

@@ -9,7 +9,7 @@ into the run's database as DuckDB comments, so an analyst sees them in any SQL c
 It first checks the dictionary against the database and refuses (DataDictionaryError, naming every table and column
 at fault) when a column the dictionary describes does not exist, or a table or column of the database has no
 description; a table the dictionary describes may be absent (a run of part of the asset graph builds only some
-schemas), unless `require_every_table` is set. `python -m pipelines.docs` writes docs/data_dictionary.md from the
+schemas), unless `require_every_table` is set. `python -m pipelines.generated_docs` writes docs/data_dictionary.md from the
 same texts.
 """
 

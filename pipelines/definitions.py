@@ -12,12 +12,12 @@ from pipelines.ingest.resources import ExtractSource
 from pipelines.network import assets as network_assets
 from pipelines.network.sites import SITE_PARTITIONS
 from pipelines.operations import schedules as operations_schedules
+from pipelines.operations.run_config import StudyWarehouse
 from pipelines.operations import sensors as operations_sensors
 from pipelines.phenotypes.assets import phenotype_assets
 from pipelines.publish.assets import build_publish_asset
 from pipelines.quality.checks import cohort_asset_checks, phenotype_asset_checks, staging_asset_checks
 from pipelines.statistics import assets as statistics_assets
-from pipelines.warehouse import Warehouse
 
 domain_assets = [
     *ingest_assets.assets,
@@ -44,7 +44,7 @@ defs = dg.Definitions(
     schedules=operations_schedules.study_schedules,
     sensors=operations_sensors.sensors,
     resources={
-        "warehouse": Warehouse(),
+        "warehouse": StudyWarehouse(),
         "extract": ExtractSource(),
         network_assets.NetworkWarehouse.resource_key: network_assets.NetworkWarehouse(),
         # Study-parameter overrides per run (Launchpad); the default runs the study files as written.

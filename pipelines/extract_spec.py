@@ -258,6 +258,9 @@ TABLES: tuple[Table, ...] = (
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 
 FILE_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".parquet")
+# A complete extract drop holds this file, written last by its sender (the synthetic generator writes it): the
+# extract-drop sensor waits for it (docs/operations.md, landing folder protocol).
+MANIFEST_FILE = "_manifest.json"
 DATE_FORMAT = "%Y-%m-%d"
 
 

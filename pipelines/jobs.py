@@ -5,12 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.network.sites import NETWORK_GROUP
+from pipelines.warehouse import WRITER_TAG
+
+__all__ = ["STUDY_JOB_NAME", "WRITER_TAG", "study_job"]
 
 STUDY_JOB_NAME = "leg_cramp_study"
-
-# DuckDB allows one writing process per file: every job that writes the warehouse carries this tag, and
-# dagster.yaml limits runs with it to one at a time.
-WRITER_TAG = {"legcramp/duckdb-writer": "true"}
 
 # One process per run: all steps share the run's DuckDB build file, which only one process may hold.
 # Every study asset is partitioned by site, so a run builds one site (partition key = site name); the network

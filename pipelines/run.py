@@ -16,35 +16,17 @@ import dagster as dg
 import duckdb
 
 from pipelines import paths
+from pipelines import tables as table_names
 from pipelines.cohorts.settings import StudySettings
 from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
 from pipelines.cohorts.study import load_studies
 from pipelines.disclosure import count_text, site_floor
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import SiteNameError, register_site, site_for_extract
+from pipelines.operations.run_config import study_run_config
+from pipelines.run_failures import failure_message, failure_messages
 
-
-def run_config(extract: Path, database: Path, memory_limit: str | None = None,
-               temp_directory: str | None = None, study_overrides: dict | None = None,
-               max_reject_share: float | None = None) -> dict:
-    """`study_overrides`: study id -> study fields this run overrides (see pipelines/cohorts/settings.py);
-    `max_reject_share`: the ingest's reject-share threshold (pipelines/ingest/reject_share.py), default 1%."""
-    # Absolute but not resolved: the published path is a link to the current version, and the run replaces the link.
-    warehouse = {"database_path": os.path.abspath(database)}
-    if memory_limit:
-        warehouse["memory_limit"] = memory_limit
-    if temp_directory:
-        warehouse["temp_directory"] = temp_directory
-    extract_config: dict = {"folder": str(extract.resolve())}
-    if max_reject_share is not None:
-        extract_config["max_reject_share"] = max_reject_share
-    resources = {
-        "extract": {"config": extract_config},
-        "warehouse": {"config": warehouse},
-    }
-    if study_overrides:
-        resources[StudySettings.resource_key] = {"config": {"overrides": study_overrides}}
-    return {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "resources": resources}
+__all__ = ["NO_ESTIMATE_WARNING", "failure_message", "failure_messages", "main", "run_study", "summary"]
 
 
 def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None = None, site: str | None = None,
@@ -58,7 +40,7 @@ def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None
     register_site(instance, site)
     job = defs.resolve_job_def(STUDY_JOB_NAME)
     return job.execute_in_process(
-        run_config=run_config(extract, database, study_overrides=study_overrides,
+        run_config=study_run_config(extract, database, study_overrides=study_overrides,
                               max_reject_share=max_reject_share, **warehouse_options),
         instance=instance,
         partition_key=site,
@@ -88,14 +70,15 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
         lines.append(f"records read:       {records:,}  rejected: {rejected:,} (see ingest.rejects)")
         tables = {r[0] for r in con.execute(
             "SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
-        if "cohort.study_population" in tables:
+        if table_names.STUDY_POPULATION in tables:
             cohorts = {study: (size, outcomes) for study, size, outcomes in con.execute(
-                "SELECT study_id, count(*), count(outcome_date) FROM cohort.study_population GROUP BY 1").fetchall()}
+                f"SELECT study_id, count(*), count(outcome_date) FROM {table_names.STUDY_POPULATION} GROUP BY 1"
+            ).fetchall()}
             estimates = {}
-            if "results.associations" in tables:
+            if table_names.ASSOCIATIONS in tables:
                 estimates = {study: (shown, not_estimable, total) for study, shown, not_estimable, total in con.execute(
                     "SELECT study_id, count(estimate), count(not_estimable_reason), count(*) "
-                    "FROM results.associations GROUP BY 1").fetchall()}
+                    f"FROM {table_names.ASSOCIATIONS} GROUP BY 1").fetchall()}
             # Every study of the run, also one whose cohort is empty (it has no row in the table).
             studies = sorted(set(thresholds) | set(cohorts))
             for study in studies:
@@ -108,9 +91,9 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
                              f"{total - shown - not_estimable} withheld by small-cell suppression)")
             if not any(estimates.get(study, (0,))[0] for study in studies):
                 lines.append(f"WARNING: {NO_ESTIMATE_WARNING}")
-        elif "phenotype.person_summary" in tables:
+        elif table_names.PHENOTYPE_PERSON_SUMMARY in tables:
             cramps = con.execute(
-                "SELECT count(*) FROM phenotype.person_summary WHERE phenotype_id = 'leg_cramps'"
+                f"SELECT count(*) FROM {table_names.PHENOTYPE_PERSON_SUMMARY} WHERE phenotype_id = 'leg_cramps'"
             ).fetchone()[0]
             lines.append(f"persons with leg cramps (phenotype): {count_text(cramps, floor)}; "
                          "cohort tables not built yet")
@@ -119,27 +102,6 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
         return "\n".join(lines)
     finally:
         con.close()
-
-
-def failure_message(event: dg.DagsterEvent) -> str | None:
-    """`<where> failed: <the user's error>` for a step or resource-setup failure event, else None.
-
-    Dagster wraps the user's exception; the innermost cause is what the user needs.
-    """
-    if event.is_step_failure:
-        where, error = f"step {event.step_key}", event.step_failure_data.error
-    elif event.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE:
-        where, error = "run setup (resources, before the first step)", event.engine_event_data.error
-    else:
-        return None
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return f"{where} failed: {error.message.strip() if error else 'unknown error'}"
-
-
-def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
-    """One line per failed step (or failed run setup), with the user's error."""
-    return [message for message in map(failure_message, result.all_events) if message]
 
 
 def check(extract: Path) -> int:

@@ -1,8 +1,18 @@
-"""Reading SQL models from sql/.
+"""Reading the SQL files of sql/: plain DuckDB SQL, one statement or model per file, by stage.
 
-SQL lives in files, one model per file, in layers (sql/staging, sql/intermediate, sql/marts). A model file is plain
-SQL; where it needs run-time values it names them as DuckDB prepared-statement parameters ($name), never through
-string formatting.
+    sql/staging/     shaping other extract formats into the canonical tables: one SELECT per source table and
+                     format (omop_*.sql, synthea_*.sql), the OMOP concept-code map, and DuckDB helper macros
+                     (format_macros.sql); run by pipelines/ingest/formats/
+    sql/phenotypes/  the phenotype computation: create_tables.sql, one statement per staging table
+                     (condition_records, drug_events, measurement_records), then events, rule_met, person_summary
+                     and the composite steps; load/ holds the inserts of the library into phenotype.* tables; run
+                     in order by pipelines/phenotypes/compiler.py
+    sql/cohorts/     one model per file (observation_periods_merged, index_*, eligibility, attrition_counts,
+                     person_variables, study_population, cohort_rows, table1_*), materialised in order by
+                     pipelines/cohorts/build.py
+
+Where a file needs run-time values it names them as DuckDB prepared-statement parameters ($name), never through
+string formatting. The files spell table names literally (pipelines/tables.py names them for Python).
 """
 
 from __future__ import annotations

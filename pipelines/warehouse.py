@@ -22,13 +22,21 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Mapping
 
 import dagster as dg
 import duckdb
 
 from pipelines import paths
-from pipelines.operations.run_config import fail_run_setup, run_problems
+from pipelines.run_failures import fail_run_setup
+
+# DuckDB allows one writing process per file: every job that writes the warehouse carries this tag, and
+# dagster.yaml limits runs with it to one at a time.
+WRITER_TAG = {"legcramp/duckdb-writer": "true"}
+# Warehouse settings DuckDB itself must accept (checked by opening an in-memory database with them).
+DUCKDB_SETTINGS = ("memory_limit", "threads")
+# The warehouse settings a run may set (resources.<key>.config).
+WAREHOUSE_SETTINGS = ("database_path", "memory_limit", "threads", "temp_directory")
 
 # Runs the instance may still show as running although their process is gone.
 RUNNING_STATUSES = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
@@ -37,6 +45,66 @@ LOCK_SUFFIX = ".lock"
 # File descriptors of the liveness locks this process holds, by lock file (released when the run ends or the
 # process dies).
 _run_locks: dict[Path, int] = {}
+
+
+def _unwritable_folder(path: Path, field: str) -> str | None:
+    """Why `path` (a file or folder the run will create) cannot be created, or None if it can."""
+    existing = path.resolve().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{field}: {existing} is a file, so {path} cannot be created"
+    if not os.access(existing, os.W_OK):
+        return f"{field}: folder {existing} is not writable"
+    return None
+
+
+def _duckdb_setting_problems(config: Mapping[str, Any], prefix: str) -> list[str]:
+    problems = []
+    for name in DUCKDB_SETTINGS:
+        value = config.get(name)
+        if value is None:
+            continue
+        try:
+            duckdb.connect(":memory:", config={name: str(value)}).close()
+        except duckdb.Error as error:
+            reason = str(error).strip().splitlines()[0]
+            problems.append(f"{prefix}.{name}: DuckDB does not accept {value!r} ({reason})")
+    return problems
+
+
+def warehouse_config_problems(warehouse: Mapping[str, Any], prefix: str,
+                              extract_folder: str | None = None) -> list[str]:
+    """Everything wrong with a warehouse's settings (`prefix`: where they sit in the run config); the database
+    must not lie inside `extract_folder` (extracts are read-only inputs)."""
+    problems: list[str] = []
+    database = warehouse.get("database_path")
+    if database is not None:
+        path = Path(database)
+        if not str(database).strip():
+            problems.append(f"{prefix}.database_path is empty; give the published .duckdb file")
+        elif path.is_dir():
+            problems.append(f"{prefix}.database_path: {path} is a folder; "
+                            "give a file path such as build/leg_cramps.duckdb")
+        else:
+            # The run creates missing folders; the nearest existing one must be writable.
+            problem = _unwritable_folder(path, f"{prefix}.database_path")
+            if problem:
+                problems.append(problem)
+        if extract_folder is not None and str(extract_folder).strip() and str(database).strip() and \
+                Path(extract_folder).resolve() in path.resolve().parents:
+            problems.append(f"{prefix}.database_path must not be inside the extract folder "
+                            f"({extract_folder}): extracts are read-only inputs")
+    temp_directory = warehouse.get("temp_directory")
+    if temp_directory is not None:
+        if Path(temp_directory).is_file():
+            problems.append(f"{prefix}.temp_directory: {temp_directory} is a file, not a folder")
+        else:
+            problem = _unwritable_folder(Path(temp_directory) / "spill", f"{prefix}.temp_directory")
+            if problem:
+                problems.append(problem)
+    problems += _duckdb_setting_problems(warehouse, prefix)
+    return problems
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -52,20 +120,28 @@ class Warehouse(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail the run while its resources are set up, before any step, when its configuration cannot work
-        (missing extract folder, unwritable database folder, a setting DuckDB refuses, an unknown study tag).
-        Then hold the run's liveness lock and remove what runs that are no longer alive left."""
+        (`run_problems`: an unwritable database folder, a setting DuckDB refuses; the study job's warehouse checks
+        the whole run configuration). Then hold the run's liveness lock and remove what runs that are no longer
+        alive left."""
         run = context.dagster_run
         if run is None:  # built outside a run (build_resources, tests of the resource itself)
             return
-        problems = run_problems(run.run_config or {}, run.tags, self.resource_key,
-                                {name: getattr(self, name) for name in
-                                 ("database_path", "memory_limit", "threads", "temp_directory")})
+        problems = self.run_problems(run.run_config or {}, run.tags)
         if problems:
             fail_run_setup(context, problems)
         self.hold_run_lock(run.run_id)
         removed = clean_dead_runs(self, context.instance, run.run_id)
         if removed and context.log is not None:
             context.log.info("removed what runs no longer alive left: " + ", ".join(map(str, removed)))
+
+    def settings(self) -> dict[str, Any]:
+        """The settings this warehouse really uses (defaults included)."""
+        return {name: getattr(self, name) for name in WAREHOUSE_SETTINGS}
+
+    def run_problems(self, run_config: Mapping[str, Any], tags: Mapping[str, str]) -> list[str]:
+        """Everything wrong with the run's configuration that this resource can judge: its own settings."""
+        config = {name: value for name, value in self.settings().items() if value is not None}
+        return warehouse_config_problems(config, f"resources.{self.resource_key}.config")
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if context.dagster_run is not None:

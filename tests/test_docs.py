@@ -1,6 +1,6 @@
 """Generated pages must match their sources."""
 
-from pipelines.docs import GENERATED_PAGES
+from pipelines.generated_docs import GENERATED_PAGES
 
 
 def test_generated_pages_are_up_to_date():

@@ -1,4 +1,4 @@
-"""Extract formats (issue 9): detection, clear errors for unknown and mixed layouts, site mappings, and the report
+"""Extract formats: detection, clear errors for unknown and mixed layouts, site mappings, and the report
 of phenotypes an extract cannot resolve."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Extract formats (issue 9): the three shared public extracts run end to end through the real job, and phenotype
+"""Extract formats: the three shared public extracts run end to end through the real job, and phenotype
 person counts equal counts computed independently with plain DuckDB SQL on the source files."""
 
 from __future__ import annotations

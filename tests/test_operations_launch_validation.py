@@ -14,7 +14,7 @@ from pipelines.operations.run_config import study_run_config
 from pipelines.run import failure_messages
 from tests.conftest import REPO_ROOT, run_failure_summary_of
 
-SETUP_FAILED = ("run setup (resources, before the first step) failed: pipelines.operations.run_config.RunConfigError: "
+SETUP_FAILED = ("run setup (resources, before the first step) failed: pipelines.run_failures.RunConfigError: "
                 "invalid run configuration of run ")
 
 

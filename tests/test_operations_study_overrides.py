@@ -25,7 +25,7 @@ from tests.conftest import REPO_ROOT
 
 SITE = "site_a"
 OVERRIDES_PATH = "resources.studies.config.overrides"
-SETUP_FAILED = ("run setup (resources, before the first step) failed: pipelines.operations.run_config.RunConfigError: "
+SETUP_FAILED = ("run setup (resources, before the first step) failed: pipelines.run_failures.RunConfigError: "
                 "invalid run configuration of run ")
 
 

@@ -7,7 +7,7 @@ import pytest
 from pipelines import paths
 from pipelines.phenotypes import compile_phenotypes, load_phenotype_library
 from pipelines.phenotypes.compiler import DEFINITION_TABLES
-from pipelines.phenotypes.docs import DOCS_PATH, generate_markdown
+from pipelines.phenotypes.reference_page import DOCS_PATH, generate_markdown
 
 # id -> (domain, rule type) as the project specifies them; the synthetic generator plants ground truth with these.
 PROJECT_PHENOTYPES = {
@@ -211,9 +211,9 @@ def test_condition_codes(library):
 
 def test_the_committed_docs_match_the_definitions(library):
     expected = generate_markdown(library)
-    assert DOCS_PATH.exists(), "run: python -m pipelines.phenotypes.docs"
+    assert DOCS_PATH.exists(), "run: python -m pipelines.phenotypes.reference_page"
     assert DOCS_PATH.read_text(encoding="utf-8") == expected, (
-        "docs/phenotypes.md is out of date; run: python -m pipelines.phenotypes.docs")
+        "docs/phenotypes.md is out of date; run: python -m pipelines.phenotypes.reference_page")
 
 
 def test_the_docs_mention_every_phenotype_and_code(library):

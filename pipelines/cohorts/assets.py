@@ -13,6 +13,7 @@ Dagster inspects the real annotation of `context`.
 
 import dagster as dg
 
+from pipelines.asset_keys import attrition_key, cohort_key, phenotype_key, staging_key, table1_key
 from pipelines.cohorts.attrition import attrition_markdown
 from pipelines.cohorts.build import StudyBuild, build_study, staging_tables_read
 from pipelines.cohorts.settings import StudySettings
@@ -24,22 +25,10 @@ from pipelines.warehouse import Warehouse
 COHORTS_GROUP = "cohorts"
 
 
-def cohort_key(study_id: str) -> dg.AssetKey:
-    return dg.AssetKey(["cohort", study_id])
-
-
-def attrition_key(study_id: str) -> dg.AssetKey:
-    return dg.AssetKey(["results", "attrition", study_id])
-
-
-def table1_key(study_id: str) -> dg.AssetKey:
-    return dg.AssetKey(["results", "table1", study_id])
-
-
 def upstream_keys(study: StudyDefinition) -> list[dg.AssetKey]:
     """The staging tables the cohort SQL reads and the phenotypes the study references."""
-    return ([dg.AssetKey(["staging", table]) for table in staging_tables_read(study)]
-            + [dg.AssetKey(["phenotype", phenotype]) for phenotype in dict.fromkeys(study.phenotype_ids)])
+    return ([staging_key(table) for table in staging_tables_read(study)]
+            + [phenotype_key(phenotype) for phenotype in dict.fromkeys(study.phenotype_ids)])
 
 
 def _cohort_metadata(study: StudyDefinition, build: StudyBuild, overrides: dict) -> dict:

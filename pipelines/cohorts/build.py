@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipelines import tables
 from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition, study_period_warning
 from pipelines.cohorts.study import LabTestIndex, StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
@@ -145,9 +146,9 @@ def add_phenotype_columns(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     """cohort.study_population has a BOOLEAN and a <id>_first_date column per phenotype any study records. Column
     names come from validated phenotype ids (lower-case identifiers), never from data."""
     for variable in study.variables:
-        con.execute("ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS "
+        con.execute(f"ALTER TABLE {tables.STUDY_POPULATION} ADD COLUMN IF NOT EXISTS "
                     f"{quote_identifier(variable.variable)} BOOLEAN")
-        con.execute("ALTER TABLE cohort.study_population ADD COLUMN IF NOT EXISTS "
+        con.execute(f"ALTER TABLE {tables.STUDY_POPULATION} ADD COLUMN IF NOT EXISTS "
                     f"{quote_identifier(variable.variable + '_first_date')} DATE")
 
 
@@ -169,10 +170,10 @@ def study_population_insert_sql(study: StudyDefinition) -> str:
         selected.append(f"v.{first_date}")
     base = model_sql("study_population")
     return (
-        "INSERT INTO cohort.study_population BY NAME\n"
+        f"INSERT INTO {tables.STUDY_POPULATION} BY NAME\n"
         "WITH phenotype_columns AS (\n"
         f"    SELECT {', '.join(pivoted)}\n"
-        "    FROM cohort.person_variables WHERE study_id = $study_id GROUP BY person_id\n"
+        f"    FROM {tables.PERSON_VARIABLES} WHERE study_id = $study_id GROUP BY person_id\n"
         "), population AS (\n" + base + "\n)\n"
         f"SELECT population.*{''.join(', ' + s for s in selected)}\n"
         "FROM population LEFT JOIN phenotype_columns AS v USING (person_id)"
@@ -191,10 +192,10 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, records: list[dict[
 
 
 def _delete_study_rows(con: duckdb.DuckDBPyConnection, study_id: str) -> None:
-    con.execute("DELETE FROM cohort.cohort WHERE cohort_definition_id IN "
-                "(SELECT cohort_definition_id FROM cohort.cohort_definition WHERE study_id = ?)", [study_id])
-    for table in ("cohort.cohort_definition", "cohort.study_variables", "cohort.person_variables",
-                  "cohort.study_population", "results.attrition", "results.table1"):
+    con.execute(f"DELETE FROM {tables.COHORT} WHERE cohort_definition_id IN "
+                f"(SELECT cohort_definition_id FROM {tables.COHORT_DEFINITION} WHERE study_id = ?)", [study_id])
+    for table in (tables.COHORT_DEFINITION, tables.STUDY_VARIABLES, tables.PERSON_VARIABLES,
+                  tables.STUDY_POPULATION, tables.ATTRITION, tables.TABLE1):
         con.execute(f"DELETE FROM {table} WHERE study_id = ?", [study_id])
 
 
@@ -232,8 +233,8 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
     con.begin()
     try:
         _delete_study_rows(con, study.id)
-        _insert_rows(con, "cohort.cohort_definition", [d.model_dump() for d in study.cohort_definitions()])
-        _insert_rows(con, "cohort.study_variables", [
+        _insert_rows(con, tables.COHORT_DEFINITION, [d.model_dump() for d in study.cohort_definitions()])
+        _insert_rows(con, tables.STUDY_VARIABLES, [
             {"study_id": study.id, "variable": v.variable, "role": v.role, "window_kind": v.window.kind,
              "lookback_days": v.window.days, "variable_order": v.order,
              "new_use_washout_days": v.new_use.washout_days if v.new_use else None,
@@ -250,24 +251,24 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
                   for r in query(con, "attrition_counts", parameters)]
         attrition, warnings = published_attrition(study, counts, threshold)
         warnings += filter(None, [study_period_warning(con, study, counts)])
-        _insert_rows(con, "results.attrition", [vars(row) for row in attrition])
+        _insert_rows(con, tables.ATTRITION, [vars(row) for row in attrition])
 
         materialise(con, "on_treatment_end", parameters)
         sql = model_sql("person_variables")
-        con.execute(f"INSERT INTO cohort.person_variables BY NAME {sql}", model_parameters(sql, parameters))
+        con.execute(f"INSERT INTO {tables.PERSON_VARIABLES} BY NAME {sql}", model_parameters(sql, parameters))
         sql = study_population_insert_sql(study)
         con.execute(sql, model_parameters(sql, parameters))
         sql = model_sql("cohort_rows")
-        con.execute(f"INSERT INTO cohort.cohort BY NAME {sql}", model_parameters(sql, parameters))
+        con.execute(f"INSERT INTO {tables.COHORT} BY NAME {sql}", model_parameters(sql, parameters))
 
         materialise(con, "table1_aggregates", parameters)
         aggregates = _fetch_records(con.execute("SELECT * FROM table1_aggregates"))
         smd = {r["variable"]: r["smd"] for r in query(con, "table1_smd", parameters)} if study.table1_groups else {}
         table1 = build_table1(study, aggregates, smd, threshold)
-        _insert_rows(con, "results.table1", [row.as_record() for row in table1])
+        _insert_rows(con, tables.TABLE1, [row.as_record() for row in table1])
 
         cohort_size, outcome_count = con.execute(
-            "SELECT count(*), count(outcome_date) FROM cohort.study_population WHERE study_id = ?", [study.id]
+            f"SELECT count(*), count(outcome_date) FROM {tables.STUDY_POPULATION} WHERE study_id = ?", [study.id]
         ).fetchone()
         warnings += _input_warnings(con, study)
         for table in TEMPORARY_TABLES:
@@ -299,7 +300,7 @@ def _input_warnings(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> l
     """Things in the inputs worth a look: phenotypes nobody has, drug fills whose supply could not be found."""
     warnings = []
     with_persons = {row[0] for row in con.execute(
-        "SELECT DISTINCT phenotype_id FROM phenotype.person_summary WHERE list_contains(?, phenotype_id)",
+        f"SELECT DISTINCT phenotype_id FROM {tables.PHENOTYPE_PERSON_SUMMARY} WHERE list_contains(?, phenotype_id)",
         [study.phenotype_ids]).fetchall()}
     empty = [p for p in study.phenotype_ids if p not in with_persons]
     if empty:

@@ -26,6 +26,7 @@ from pydantic import Field
 from pipelines.cohorts.study import StudyDefinition, StudyDefinitionError, load_studies, load_study
 from pipelines.disclosure import checked_threshold, threshold_problem
 from pipelines.paths import STUDIES_DIR
+from pipelines.run_failures import fail_run_setup
 
 
 class StudySettings(dg.ConfigurableResource):
@@ -41,9 +42,6 @@ class StudySettings(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail the run while its resources are set up, before any step, when an override is invalid."""
-        # Imported here: run_config imports this module (config_problems runs the same check).
-        from pipelines.operations.run_config import fail_run_setup
-
         problems = override_problems(self.overrides) + file_threshold_problems(set(self.overrides))
         if problems:
             fail_run_setup(context, problems)

@@ -21,6 +21,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from pipelines.disclosure import DEFAULT_SITE_FLOOR as DEFAULT_SMALL_CELL_THRESHOLD
 from pipelines.paths import STUDIES_DIR
 from pipelines.phenotypes.loader import PhenotypeLibrary, phenotype_library
+from pipelines.tables import STUDY_POPULATION_COLUMNS
 
 # Study-independent settings (for now only small_cell_threshold) live in studies/_defaults.yaml; files whose name
 # starts with "_" are not studies.
@@ -29,11 +30,7 @@ DEFAULTS_FILE_NAME = "_defaults.yaml"
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 VISIT_TYPES = ("inpatient", "outpatient", "emergency")
 # Columns of cohort.study_population that a phenotype column must not shadow.
-RESERVED_COLUMN_NAMES = frozenset({
-    "study_id", "person_id", "index_date", "age_at_index", "sex", "observation_start", "observation_end",
-    "death_date", "time_at_risk_start", "followup_end", "followup_days", "outcome_flag", "outcome_date",
-    "treatment", "on_treatment_end",
-})
+RESERVED_COLUMN_NAMES = frozenset(STUDY_POPULATION_COLUMNS)
 
 
 class StudyDefinitionError(ValueError):

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from pipelines import extract_spec as spec
+from pipelines.asset_keys import staging_key
 from pipelines.ingest.formats import FormatLoad, load_extract_any_format
 from pipelines.ingest.loader import TableLoad
 from pipelines.ingest.reject_share import (
@@ -17,10 +18,6 @@ from pipelines.ingest.resources import ExtractSource
 from pipelines.warehouse import Warehouse
 
 INGEST_GROUP = "ingest"
-
-
-def staging_key(table_name: str) -> dg.AssetKey:
-    return dg.AssetKey(["staging", table_name])
 
 
 def _column_schema(table: spec.Table) -> dg.TableSchema:

@@ -21,8 +21,8 @@ from typing import ClassVar
 import dagster as dg
 from pydantic import Field
 
+from pipelines.asset_keys import POOLED_KEY, PUBLISHED_KEY
 from pipelines.cohorts.study import load_studies
-from pipelines.jobs import WRITER_TAG
 from pipelines.network.pooling import (
     NETWORK_SITES_COLUMNS,
     NETWORK_SITES_COMMENT,
@@ -36,12 +36,11 @@ from pipelines.network.pooling import (
     write_pooled,
 )
 from pipelines.network.sites import NETWORK_DATABASE, NETWORK_GROUP, SITE_PARTITIONS
-from pipelines.publish.assets import PUBLISHED_KEY, publish_build
+from pipelines.publish.assets import publish_build
 from pipelines.sql_quoting import quote_identifier, quote_literal
-from pipelines.statistics.assets import ASSOCIATIONS_TABLE
-from pipelines.warehouse import Warehouse
+from pipelines.tables import ASSOCIATIONS as ASSOCIATIONS_TABLE
+from pipelines.warehouse import WRITER_TAG, Warehouse
 
-POOLED_KEY = dg.AssetKey(["network", "pooled_associations"])
 NETWORK_JOB_NAME = "leg_cramp_network"
 
 

@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from pipelines import tables
 from pipelines.disclosure import SUPPRESSION_COLUMNS, suppress_estimates
 from pipelines.statistics import EstimateResult, meta_analysis_of_results
 from pipelines.sql_quoting import quote_identifier, quote_literal
 from pipelines.statistics.results import COUNT_COLUMNS, RESULT_COLUMNS
 
-SITE_ASSOCIATIONS_TABLE = "results.site_associations"
-POOLED_ASSOCIATIONS_TABLE = "results.pooled_associations"
-NETWORK_SITES_TABLE = "results.network_sites"
+SITE_ASSOCIATIONS_TABLE = tables.SITE_ASSOCIATIONS
+POOLED_ASSOCIATIONS_TABLE = tables.POOLED_ASSOCIATIONS
+NETWORK_SITES_TABLE = tables.NETWORK_SITES
 GROUP_COLUMNS = ("study_id", "exposure", "outcome", "method", "estimand")
 PERSON_YEARS_COLUMNS = ("person_years_exposed", "person_years_unexposed")
 

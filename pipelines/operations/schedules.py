@@ -20,9 +20,10 @@ import yaml
 
 from pipelines import paths
 from pipelines.cohorts.study import load_studies
-from pipelines.jobs import STUDY_JOB_NAME, WRITER_TAG, study_job
+from pipelines.jobs import STUDY_JOB_NAME, study_job
 from pipelines.network.sites import SiteNameError, check_site_name, register_site, site_for_extract
 from pipelines.operations.run_config import STUDY_TAG, config_problems, study_run_config
+from pipelines.warehouse import WRITER_TAG
 
 SCHEDULES_FILE = paths.STUDIES_DIR / "_schedules.yaml"
 DEFAULT_CRON = "0 3 * * 1"  # Mondays 03:00: extracts usually arrive over the weekend

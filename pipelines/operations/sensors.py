@@ -28,7 +28,8 @@ from typing import Sequence
 import dagster as dg
 
 from pipelines import paths
-from pipelines.jobs import WRITER_TAG, study_job
+from pipelines.extract_spec import MANIFEST_FILE as MANIFEST
+from pipelines.jobs import study_job
 from pipelines.ingest.containment import is_inside, links_leading_out
 from pipelines.ingest.formats.detection import SITE_MAPPING_FILE
 from pipelines.ingest.formats.site_mapping import files_leading_out
@@ -41,8 +42,8 @@ from pipelines.network.sites import (
 )
 from pipelines.operations.run_config import config_problems, study_run_config
 from pipelines.operations.schedules import TRIGGER_TAG
-from pipelines.run import failure_message
-from pipelines.synthetic.generator import MANIFEST
+from pipelines.run_failures import failure_message
+from pipelines.warehouse import WRITER_TAG
 
 LANDING_DIR = Path(os.environ.get("LEGCRAMP_LANDING", paths.REPO_ROOT / "data" / "landing"))
 DROP_TAG = "legcramp/drop"

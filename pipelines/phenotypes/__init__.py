@@ -8,7 +8,7 @@ Public API::
     compiled = compile_phenotypes(library)       # the SQL steps a run executes, in order
 
 Dagster assets (one per phenotype, computed by one multi-asset): ``pipelines.phenotypes.assets.phenotype_assets``.
-Documentation: ``python -m pipelines.phenotypes.docs`` writes docs/phenotypes.md.
+Documentation: ``python -m pipelines.phenotypes.reference_page`` writes docs/phenotypes.md.
 """
 
 from pipelines.phenotypes.compiler import (

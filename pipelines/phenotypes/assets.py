@@ -21,20 +21,15 @@ from typing import Iterator
 import dagster as dg
 
 from pipelines import paths
-from pipelines.phenotypes.compiler import STAGING_TABLES_BY_DOMAIN, run_phenotypes
-from pipelines.phenotypes.docs import rule_text
+from pipelines.asset_keys import phenotype_key as phenotype_asset_key
+from pipelines.asset_keys import staging_key
+from pipelines.phenotypes.compiler import run_phenotypes
 from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, phenotype_library
+from pipelines.phenotypes.reference_page import rule_text
+from pipelines.vocabularies import STAGING_TABLES_BY_DOMAIN
 from pipelines.warehouse import Warehouse
 
 GROUP_NAME = "phenotypes"
-
-
-def phenotype_asset_key(phenotype_id: str) -> dg.AssetKey:
-    return dg.AssetKey(["phenotype", phenotype_id])
-
-
-def staging_asset_key(table_name: str) -> dg.AssetKey:
-    return dg.AssetKey(["staging", table_name])
 
 
 def build_phenotype_assets(library: PhenotypeLibrary | None = None) -> dg.AssetsDefinition:
@@ -74,7 +69,7 @@ def build_phenotype_assets(library: PhenotypeLibrary | None = None) -> dg.Assets
 
 def _asset_spec(phenotype: LoadedPhenotype, sql_digest: str) -> dg.AssetSpec:
     definition = phenotype.definition
-    deps = [staging_asset_key(table) for table in STAGING_TABLES_BY_DOMAIN[definition.domain]]
+    deps = [staging_key(table) for table in STAGING_TABLES_BY_DOMAIN[definition.domain]]
     deps += [phenotype_asset_key(referenced) for referenced in definition.referenced_phenotypes]
     return dg.AssetSpec(
         key=phenotype_asset_key(phenotype.id),

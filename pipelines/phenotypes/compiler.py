@@ -66,15 +66,6 @@ COMPOSITE_STEPS: tuple[str, ...] = (
     "phenotypes/composite_events.sql",
 )
 
-# Staging tables each domain reads (the Dagster assets depend on these).
-STAGING_TABLES_BY_DOMAIN: dict[str, tuple[str, ...]] = {
-    "condition": ("condition_occurrence", "visit_occurrence"),
-    "drug": ("drug_exposure",),
-    "measurement": ("measurement",),
-    "composite": (),
-}
-
-
 @dataclass(frozen=True)
 class SqlStep:
     """One SQL file to execute: once with ``parameters``, or once per row of ``rows``."""

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from pipelines import paths
 from pipelines.extract_spec import VOCABULARIES
-from pipelines.phenotypes.code_formats import VOCABULARIES_BY_DOMAIN, code_problem
+from pipelines.vocabularies import VOCABULARIES_BY_DOMAIN, code_problem
 from pipelines.phenotypes.errors import DefinitionProblem, PhenotypeDefinitionError
 from pipelines.phenotypes.reference_codes import icd9cm_problem
 from pipelines.phenotypes.schema import (

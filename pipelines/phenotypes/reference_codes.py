@@ -1,6 +1,6 @@
 """The bundled reference tables (phenotypes/reference/) that check codes no installed library covers.
 
-ICD-10-CM codes are checked against the CMS release shipped in simple-icd-10-cm (code_formats.py); no maintained
+ICD-10-CM codes are checked against the CMS release shipped in simple-icd-10-cm (pipelines/vocabularies.py); no maintained
 Python library ships ICD-9-CM, so ICD-9-CM codes are checked against ``icd9cm_codes.csv``: the CMS titles of the
 codes the phenotypes use, copied from the last CMS release (version 32, FY2015) with the day they were checked.
 """

@@ -16,10 +16,10 @@ from typing import Sequence
 
 import dagster as dg
 
+from pipelines.asset_keys import PUBLISHED_KEY
 from pipelines.data_dictionary import comment_database_file
 from pipelines.warehouse import Warehouse, remove_path, database_has_writer, remove_unused_versions
 
-PUBLISHED_KEY = dg.AssetKey(["published_database"])
 # Fault injection for tests: the publishing process kills itself (SIGKILL) at the named step.
 KILL_AT_ENV = "LEGCRAMP_KILL_AT"
 PUBLISH_STEPS = ("build_checkpointed", "version_moved", "current_swapped", "links_made")

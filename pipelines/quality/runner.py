@@ -44,6 +44,7 @@ from great_expectations.data_context.types.base import (
     ProgressBarsConfig,
 )
 
+from pipelines import tables
 from pipelines.disclosure import is_small, site_floor, small_count_sql
 from pipelines.quality import suites
 from pipelines.quality.gx_duckdb import duckdb_results_buffered
@@ -53,7 +54,7 @@ from pipelines.quality.valid_codes import ensure_valid_icd10cm_codes
 from pipelines.quality.violating_rows import EXAMPLE_ROW_LIMIT, json_safe
 from pipelines.sql_quoting import quote_identifier, quote_literal
 
-CHECK_RESULTS_TABLE = "dq.check_results"
+CHECK_RESULTS_TABLE = tables.CHECK_RESULTS
 DATA_DOCS_FOLDER = "data_docs"
 # GX's stores of the suites and results the Data Docs show, kept inside the Data Docs folder.
 _SUITES_FOLDER = "_expectation_suites"

@@ -39,11 +39,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines import extract_spec as spec
+from pipelines import tables
 from pipelines.paths import EXPECTATIONS_DIR
-from pipelines.phenotypes.code_formats import ICD9CM_FORMAT
 from pipelines.phenotypes.loader import phenotype_library
+from pipelines.phenotypes.schema import CONVERSION_DECIMALS, normalise_unit
 from pipelines.quality.valid_codes import VALID_ICD10CM_TABLE
 from pipelines.sql_quoting import quote_literal
+from pipelines.vocabularies import CHECK_DIGIT_NAMES, CODE_VOCABULARIES, VOCABULARIES_BY_TABLE, check_digit_sql
 
 if TYPE_CHECKING:
     from pipelines.cohorts.study import StudyDefinition
@@ -71,27 +73,6 @@ CHECK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 # Facts the checks use. Everything about the table layout comes from extract_spec.
 # ---------------------------------------------------------------------------------------------------------------
 
-# Vocabularies each coded column may hold (extract_spec's column descriptions).
-VOCABULARIES_BY_TABLE: dict[str, tuple[str, ...]] = {
-    "condition_occurrence": ("ICD10CM", "ICD9CM", "SNOMED"),
-    "drug_exposure": ("RxNorm", "ATC"),
-    "measurement": ("LOINC", "SNOMED", "LOCAL"),
-    "procedure_occurrence": ("CPT4", "ICD10PCS", "SNOMED"),
-}
-
-# Code formats per vocabulary, for codes as the ingest normalises them (ICD-10-CM upper-case with the dot).
-CODE_FORMATS: dict[str, str] = {
-    "ICD10CM": r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$",
-    "ICD9CM": ICD9CM_FORMAT,
-    "SNOMED": r"^[0-9]{6,18}$",
-    "RxNorm": r"^[0-9]+$",
-    "ATC": r"^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$",
-    "LOINC": r"^[0-9]{1,7}-[0-9]$",
-    "CPT4": r"^[0-9]{4}[0-9A-Z]$",
-    "ICD10PCS": r"^[0-9A-HJ-NP-Z]{7}$",
-}
-
-
 @dataclass(frozen=True)
 class PlausibleRange:
     """The values a measurement of one code can plausibly take (outside them the value is wrong, not just abnormal)."""
@@ -106,22 +87,44 @@ class PlausibleRange:
     low_inclusive: bool = True  # False: a range open at its lower end (any value above `low`)
 
 
-def _library_range(check_name: str, label: str, vocabulary: str, code: str, unit: str) -> PlausibleRange:
-    """The plausible range the phenotype library states for a code (in its canonical unit, which `unit` names)."""
-    low, high, low_inclusive = phenotype_library().plausible_range(vocabulary, code)
-    return PlausibleRange(check_name, label, vocabulary, code, unit, low, high, low_inclusive)
+# The names (and labels) of the range checks of codes whose checks are published under a chosen name; any other
+# measurement code of the phenotype library gets a check named after its vocabulary and code.
+RANGE_CHECK_NAMES: dict[tuple[str, str], tuple[str, str]] = {
+    ("LOINC", "2951-2"): ("sodium_value_plausible", "sodium"),
+    ("LOINC", "2823-3"): ("potassium_value_plausible", "potassium"),
+    ("LOINC", "19123-9"): ("magnesium_mg_dl_value_plausible", "magnesium (mass)"),
+    ("LOINC", "2601-3"): ("magnesium_mmol_l_value_plausible", "magnesium (moles)"),
+    ("SNOMED", "446841001"): ("ankle_brachial_index_value_plausible", "ankle-brachial index"),
+}
 
 
-# Physiologically possible ranges, wide on purpose: abnormal but real results must pass. Units per
-# ../shared/reference/phenotype_codes.md (mEq/L equals mmol/L for sodium and potassium). The ABI's comes from the
-# phenotype library, which states it once for the code: above 0 (0 < ABI < 0.20 is critical ischaemia) to 2.5.
-PLAUSIBLE_MEASUREMENT_RANGES: tuple[PlausibleRange, ...] = (
-    PlausibleRange("sodium_value_plausible", "sodium", "LOINC", "2951-2", "mmol/L", 100, 200),
-    PlausibleRange("potassium_value_plausible", "potassium", "LOINC", "2823-3", "mmol/L", 1, 10),
-    PlausibleRange("magnesium_mg_dl_value_plausible", "magnesium (mass)", "LOINC", "19123-9", "mg/dL", 0.25, 12),
-    PlausibleRange("magnesium_mmol_l_value_plausible", "magnesium (moles)", "LOINC", "2601-3", "mmol/L", 0.1, 5),
-    _library_range("ankle_brachial_index_value_plausible", "ankle-brachial index", "SNOMED", "446841001", "ratio"),
-)
+def library_plausible_ranges() -> tuple[PlausibleRange, ...]:
+    """One range check per measurement code of the phenotype library, from the one plausible range the library
+    states for the code (wide on purpose: abnormal but real results pass), converted from the phenotypes' canonical
+    unit into the unit the code reports in with the library's own conversion factors, as the phenotype compiler
+    converts values. The check reads value_as_number in the code's unit, as the phenotypes read a value without a
+    unit."""
+    ranges: dict[tuple[str, str], PlausibleRange] = {}
+    for phenotype in phenotype_library():
+        measurement = phenotype.definition.measurement
+        if measurement is None:
+            continue
+        factors = {normalise_unit(u.unit): u.factor for u in measurement.units}
+        low, high, low_inclusive = measurement.canonical_plausible_range()
+        for group in phenotype.definition.codes:
+            factor = factors[normalise_unit(group.unit)]
+            for code in group.codes:
+                key = (group.vocabulary, code)
+                derived_name = re.sub(r"[^a-z0-9]+", "_", f"{group.vocabulary} {code}".lower())
+                name, label = RANGE_CHECK_NAMES.get(key, (f"{derived_name}_value_plausible",
+                                                          f"{group.vocabulary} {code}"))
+                ranges.setdefault(key, PlausibleRange(
+                    name, label, group.vocabulary, code, group.unit, round(low / factor, CONVERSION_DECIMALS),
+                    round(high / factor, CONVERSION_DECIMALS), low_inclusive))
+    return tuple(ranges.values())
+
+
+PLAUSIBLE_MEASUREMENT_RANGES: tuple[PlausibleRange, ...] = library_plausible_ranges()
 
 DAYS_SUPPLY_RANGE = (1, 365)
 AGE_RANGE = (0, 120)
@@ -350,24 +353,39 @@ def value_sets(table: spec.Table) -> list[Check]:
     return checks
 
 
+def well_formed_code_sql(vocabulary: str, code_column: str) -> str:
+    """A SQL condition: the code has its vocabulary's format and check digit (pipelines/vocabularies.py, the rule
+    the phenotype loader applies to phenotype files). The check digit is computed only for well-formed codes."""
+    format_rule = CODE_VOCABULARIES[vocabulary]
+    well_formed = f"regexp_matches({code_column}, {literal(format_rule.pattern)})"
+    check_digit = check_digit_sql(vocabulary, code_column)
+    if check_digit is None:
+        return well_formed
+    return f"coalesce(CASE WHEN {well_formed} THEN {check_digit} ELSE false END, false)"
+
+
 def code_formats(table: spec.Table) -> list[Check]:
     checks = []
     for vocabulary_column, code_column in table.coded:
         for vocabulary in VOCABULARIES_BY_TABLE[table.name]:
-            if vocabulary not in CODE_FORMATS:
-                continue  # LOCAL codes have no format
+            format_rule = CODE_VOCABULARIES[vocabulary]
+            if format_rule.pattern is None:
+                continue  # a site's local codes have no standard format
+            check_digit = (f" and end in their {CHECK_DIGIT_NAMES[format_rule.check_digit]} check digit"
+                           if format_rule.check_digit else "")
             checks.append(violating_rows(
                 f"{code_column}_format_{vocabulary.lower()}",
                 f"""
                 WITH checked AS (SELECT * FROM {{batch}})
                 SELECT {table.primary_key}, person_id, {code_column} FROM checked
                 WHERE {vocabulary_column} = {literal(vocabulary)}
-                  AND NOT regexp_matches({code_column}, {literal(CODE_FORMATS[vocabulary])})
+                  AND NOT {well_formed_code_sql(vocabulary, code_column)}
                 """,
                 column=code_column, category="conformance", subcategory="value: code format", severity=WARNING,
                 threshold=0,
-                description=f"{vocabulary} codes match {CODE_FORMATS[vocabulary]}. A malformed code matches no "
-                            "phenotype code list, so the row is lost to the study.",
+                description=f"{vocabulary} codes match {format_rule.pattern}{check_digit}, the rule phenotype "
+                            "files are held to. A malformed code matches no phenotype code list, so the row is "
+                            "lost to the study.",
             ))
     return checks
 
@@ -634,7 +652,7 @@ def icd10cm_codes_exist(table: spec.Table) -> list[Check]:
         SELECT c.condition_occurrence_id, c.person_id, c.condition_code
         FROM checked AS c ANTI JOIN {VALID_ICD10CM_TABLE} AS v ON v.code = c.condition_code
         WHERE c.condition_vocabulary = 'ICD10CM'
-          AND regexp_matches(c.condition_code, {literal(CODE_FORMATS["ICD10CM"])})
+          AND regexp_matches(c.condition_code, {literal(CODE_VOCABULARIES["ICD10CM"].pattern)})
         """,
         column="condition_code", category="plausibility", subcategory="value: code exists", severity=WARNING,
         threshold=1,
@@ -690,7 +708,7 @@ def build_staging_suite(table: spec.Table) -> dict[str, Any]:
 # overrides) when the checks run, so it is never stale and a new study needs no generated file.
 # ---------------------------------------------------------------------------------------------------------------
 COHORT_LAYER = "cohort"
-COHORT_TABLE = "cohort.study_population"
+COHORT_TABLE = tables.STUDY_POPULATION
 
 
 def cohort_checks(study: StudyDefinition) -> list[Check]:
@@ -879,7 +897,7 @@ def build_phenotype_suite() -> dict[str, Any]:
         "name": PHENOTYPE_SUITE,
         "meta": {
             "suite_version": SUITE_VERSION,
-            "table": "phenotype.person_summary",
+            "table": tables.PHENOTYPE_PERSON_SUMMARY,
             "judged_per": "phenotype_id",
             "framework": "OHDSI Data Quality Dashboard categories (conformance, completeness, plausibility)",
             "generated_by": "python -m pipelines.quality.suites (do not edit by hand)",

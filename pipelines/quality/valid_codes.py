@@ -13,7 +13,9 @@ from importlib.metadata import version
 import duckdb
 import simple_icd_10_cm as icd10cm
 
-VALID_ICD10CM_TABLE = "dq.valid_icd10cm_codes"
+from pipelines import tables
+
+VALID_ICD10CM_TABLE = tables.VALID_ICD10CM_CODES
 
 
 @lru_cache(maxsize=1)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from pipelines import tables
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, Cell, SumRelation, suppress_cells
 
-ANALYSIS_ATTRITION_TABLE = "results.analysis_attrition"
+ANALYSIS_ATTRITION_TABLE = tables.ANALYSIS_ATTRITION
 ARMS = ("exposed", "unexposed")
 COUNT_COLUMNS = ("persons_exposed", "persons_unexposed", "excluded_exposed", "excluded_unexposed")
 

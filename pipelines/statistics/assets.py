@@ -13,11 +13,12 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from pipelines.cohorts.assets import cohort_key
+from pipelines import tables
+from pipelines.asset_keys import associations_key, cohort_key
+from pipelines.asset_keys import phenotype_key as phenotype_asset_key
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, suppress_estimates
-from pipelines.phenotypes.assets import phenotype_asset_key
 from pipelines.statistics.presentation import results_browser_url
 from pipelines.statistics.report import (
     estimates_markdown,
@@ -49,12 +50,8 @@ from pipelines.warehouse import Warehouse
 
 STATISTICS_GROUP = "statistics"
 SEQUENCE_SYMMETRY_ID = "sequence_symmetry"
-ASSOCIATIONS_TABLE = "results.associations"
-ANALYSIS_COVARIATES_TABLE = "results.analysis_covariates"
-
-
-def associations_key(study_id: str) -> dg.AssetKey:
-    return dg.AssetKey(["results", "associations", study_id])
+ASSOCIATIONS_TABLE = tables.ASSOCIATIONS
+ANALYSIS_COVARIATES_TABLE = tables.ANALYSIS_COVARIATES
 
 
 # Result columns that are not numbers (the others are DOUBLE, counts BIGINT).

@@ -39,6 +39,7 @@ from pipelines.statistics.results import ANALYSES, EstimateResult
 from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
+from pipelines.tables import STUDY_POPULATION
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
 # propensity model the same way); counts, rates and crude ratios always use everyone.
@@ -118,14 +119,14 @@ def study_population(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> 
     analyses read and the study's own phenotype columns (<phenotype>, <phenotype>_first_date), not the other
     studies' (NULL for this study) nor the person ids (millions of Python strings at 10 million patients)."""
     present = {name for (name,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'cohort' AND table_name = 'study_population'"
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name || '.' || table_name = ?", [STUDY_POPULATION]
     ).fetchall()}
     phenotype_columns = [name for phenotype in dict.fromkeys(study.phenotype_ids)
                          for name in (phenotype, f"{phenotype}_first_date") if name in present]
     columns = ", ".join(quote_identifier(name) for name in (*POPULATION_COLUMNS, *phenotype_columns))
     # Ordered: sampling, cross-validation folds and matching ties follow row positions, and without ORDER BY DuckDB
     # returns the rows in whatever order its threads finish.
-    return con.execute(f"SELECT {columns} FROM cohort.study_population WHERE study_id = ? ORDER BY person_id",
+    return con.execute(f"SELECT {columns} FROM {STUDY_POPULATION} WHERE study_id = ? ORDER BY person_id",
                        [study.id]).df()
 
 
@@ -172,7 +173,7 @@ def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     return frame.sample(n=MAX_PERSONS_FOR_MODELS, random_state=seed)
 
 
-def _safe(results: list, label: str, notes: list[str], analysis_id: str, estimate) -> None:
+def _estimate_or_note(results: list, label: str, notes: list[str], analysis_id: str, estimate) -> None:
     """Run one estimator (one result or a list) and tag its results with `analysis_id`; a model that cannot be
     fitted (no events, separation) becomes a note, not a failure."""
     try:
@@ -193,13 +194,13 @@ def _person_time_analyses(results: list, frame: pd.DataFrame, study: StudyDefini
                           label: str, groups: tuple[str, str]) -> None:
     """Incidence rates and their ratio, and risks at the study's horizon (Kaplan-Meier): the analyses of everyone
     with time at risk, none of them a model."""
-    _safe(results, f"{label} rate {groups[0]}", notes, "incidence_rate",
+    _estimate_or_note(results, f"{label} rate {groups[0]}", notes, "incidence_rate",
           lambda: incidence_rate(frame[frame.exposure == 1], group=groups[0]))
-    _safe(results, f"{label} rate {groups[1]}", notes, "incidence_rate",
+    _estimate_or_note(results, f"{label} rate {groups[1]}", notes, "incidence_rate",
           lambda: incidence_rate(frame[frame.exposure == 0], group=groups[1], unexposed=True))
-    _safe(results, f"{label} IRR", notes, "crude_irr", lambda: incidence_rate_ratio(frame))
+    _estimate_or_note(results, f"{label} IRR", notes, "crude_irr", lambda: incidence_rate_ratio(frame))
     risks: list[EstimateResult] = []
-    _safe(risks, f"{label} risks at {study.risk_horizon_days} days", notes, "km_risk",
+    _estimate_or_note(risks, f"{label} risks at {study.risk_horizon_days} days", notes, "km_risk",
           lambda: risks_at_horizon(frame, study.risk_horizon_days, groups=groups))
     results += [replace(r, analysis_id=_risk_analysis_id(r)) for r in risks]
 
@@ -280,7 +281,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
         if len(model_frame) < len(frame):
             steps["cox_adjusted"] = [*shared, attrition_step(SAMPLE_STEP, SAMPLE_REASON, model_frame["exposure"])]
         covariate_names = _outcome_model_covariates(model_frame, covariate_names, without_events)
-        _safe(results, f"{exposure} Cox HR", notes, "cox_adjusted",
+        _estimate_or_note(results, f"{exposure} Cox HR", notes, "cox_adjusted",
               lambda: cox_hazard_ratio(model_frame, covariate_names))
         analysis.add(exposure, outcome, results, steps)
         if exposure == study.table1_by:
@@ -338,7 +339,7 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
     without_events: set[str] = set()
     outcome_covariates = _outcome_model_covariates(frame, covariate_names, without_events)
     _note_left_out(analysis, without_events)
-    _safe(results, "Cox HR", notes, "cox_adjusted", lambda: cox_hazard_ratio(frame, outcome_covariates))
+    _estimate_or_note(results, "Cox HR", notes, "cox_adjusted", lambda: cox_hazard_ratio(frame, outcome_covariates))
     model = None
     forced = _forced_covariates(covariate_names)
     for adjustment in ("matching", "stratification", "weighting"):

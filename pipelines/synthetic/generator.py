@@ -36,7 +36,7 @@ FORMATS = ("csv", "csv.gz", "parquet")
 TRUTH_DIR = "_truth"
 # Profiles with exposure dynamics only: the intervals in which each exposure's hazard ratio acts.
 EXPOSURE_INTERVALS_FILE = "exposure_intervals.parquet"
-MANIFEST = "_manifest.json"
+MANIFEST = spec.MANIFEST_FILE
 PARTS_DIR = "_parts"
 SEX_CANONICAL = np.array(["F", "M", "U"], dtype=object)
 

@@ -4,7 +4,7 @@
 
 CREATE SCHEMA IF NOT EXISTS phenotype;
 
--- [extract formats] The record models read vocabulary.concept_code_map; staging databases built without the ingest
+-- The record models read vocabulary.concept_code_map; staging databases built without the ingest
 -- (tests, examples) have none, which means no code stands for another.
 CREATE SCHEMA IF NOT EXISTS vocabulary;
 CREATE TABLE IF NOT EXISTS vocabulary.concept_code_map (

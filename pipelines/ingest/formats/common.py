@@ -6,9 +6,8 @@ from __future__ import annotations
 import duckdb
 
 from pipelines.sql import read_sql
+from pipelines.vocabularies import TABLE_BY_DOMAIN
 
-# Which staging table each phenotype domain reads.
-TABLE_BY_DOMAIN = {"condition": "condition_occurrence", "drug": "drug_exposure", "measurement": "measurement"}
 
 
 

@@ -17,7 +17,6 @@ from pipelines.ingest.formats.base import (
     check_required,
 )
 from pipelines.ingest.formats.common import (
-    TABLE_BY_DOMAIN,
     listing,
     run_sql_file,
     unresolvable_phenotypes,
@@ -25,6 +24,7 @@ from pipelines.ingest.formats.common import (
 )
 from pipelines.ingest.formats.files import lower_header, reader_sql
 from pipelines.ingest.loader import Log
+from pipelines.vocabularies import TABLE_BY_DOMAIN
 
 OMOP = "omop_cdm"
 

@@ -1,4 +1,6 @@
-"""Generated documentation: `python -m pipelines.docs` (or `make docs`) rewrites the pages built from definitions.
+"""The documentation pages generated from definitions: docs/extract_format.md (from pipelines/extract_spec.py) and
+docs/data_dictionary.md (from pipelines/data_dictionary.yaml). `python -m pipelines.generated_docs` (or `make docs`)
+rewrites them; the phenotype reference docs/phenotypes.md is pipelines/phenotypes/reference_page.py's.
 
 Pages generated here are never edited by hand; tests fail when a committed page differs from what its source says.
 """
