@@ -1,6 +1,6 @@
 """Attrition and Table 1 of the bundled study against values computed from the generator's truth.
 
-The reference (pipelines/cohorts/reference.py) applies the study's inclusion steps person by person in Python,
+The reference (tests/support/cohort_reference.py) applies the study's inclusion steps person by person in Python,
 from the truth file's birth years, deaths and first leg-cramp dates; only observation periods and visits, which
 the truth file does not list, come from the loaded extract.
 """
@@ -12,16 +12,14 @@ import pandas as pd
 import pytest
 
 from pipelines.cohorts import build_all_studies, load_studies
-from pipelines.cohorts.reference import person_records_from_truth, reference_attrition, reference_population
+from tests.support.cohort_reference import person_records_from_truth, reference_attrition, reference_population
 from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import run_phenotypes
-from pipelines.synthetic import generate_extract
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cohort_truth")
-    generate_extract(folder, patients=3_000, seed=17, defect_rate=0.0, progress=False)
+def built(generated_extract):
+    folder = generated_extract(3_000, 17, defect_rate=0.0).path
     con = duckdb.connect()
     load_extract(con, folder)
     run_phenotypes(con)

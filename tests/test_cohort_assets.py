@@ -11,7 +11,7 @@ from pipelines.cohorts.assets import attrition_key, cohort_key, table1_key, upst
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import load_studies
 from pipelines.warehouse import Warehouse
-from tests.test_cohort_build import HandExtract
+from tests.support.hand_cohort import HandExtract
 
 
 def hand_extract() -> HandExtract:

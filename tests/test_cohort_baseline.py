@@ -20,7 +20,7 @@ import pytest
 from pipelines.cohorts import build_study
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.phenotypes import run_phenotypes
-from pipelines.phenotypes.testing import create_staging_tables, insert_rows
+from tests.support.phenotype_staging import create_staging_tables, insert_rows
 
 INDEX = "2019-06-01"
 BEFORE, AFTER = "2019-03-01", "2020-02-01"

@@ -16,7 +16,7 @@ from pipelines.cohorts.study import StudyDefinitionError, known_phenotype_ids, l
 from pipelines.extract_spec import TABLES
 from pipelines.phenotypes import load_phenotype_library
 from pipelines.phenotypes.assets import build_phenotype_assets
-from pipelines.phenotypes.testing import create_staging_tables, insert_rows
+from tests.support.phenotype_staging import create_staging_tables, insert_rows
 from pipelines.warehouse import Warehouse
 
 NEW_PHENOTYPE = """\

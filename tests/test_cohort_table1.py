@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.cohorts import build_study
 from pipelines.cohorts.table1 import categorical_smd, table1_markdown
-from tests.test_cohort_build import HandExtract, make_study
+from tests.support.hand_cohort import HandExtract, make_study
 
 INDEX = "2016-03-01"
 

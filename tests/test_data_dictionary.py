@@ -28,17 +28,15 @@ PUBLISHED_SCHEMAS = {"ingest", "staging", "vocabulary", "phenotype", "cohort", "
 
 
 @pytest.fixture(scope="module")
-def published_database(tmp_path_factory):
+def published_database(tmp_path_factory, generated_extract):
     """The database the study job publishes for a generated extract: a real Dagster run, publish step included."""
     import dagster as dg
 
     from pipelines.run import failure_messages, run_study
-    from pipelines.synthetic import generate_extract
 
     root = tmp_path_factory.mktemp("data_dictionary")
-    extract = root / "extract"
     # Seed 7, as tests/test_operations_publishing.py: some seeds of small extracts fail the sequence-symmetry step.
-    generate_extract(extract, patients=PATIENTS, seed=7, progress=False)
+    extract = generated_extract(PATIENTS, 7).path
     home = root / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -33,7 +31,7 @@ from pipelines.quality.runner import DIAGNOSTICS_FILE
 from pipelines.warehouse import Warehouse
 from pipelines.run import failure_messages, summary
 from pipelines.statistics.results import DERIVED_COLUMNS
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 SITE = "site_disclosure"
 OVERRIDES_PATH = "resources.studies.config.overrides"
@@ -55,12 +53,10 @@ def _launch(instance, run_config) -> dg.ExecuteInProcessResult:
 
 
 @pytest.fixture(scope="module")
-def published_run(tmp_path_factory):
+def published_run(tmp_path_factory, generated_extract):
     """One study-job run on a 300-patient generated extract (many small cells), leg_cramps at threshold 20."""
     folder = tmp_path_factory.mktemp("disclosure")
-    extract = folder / "extract"
-    subprocess.run([str(Path(sys.executable).parent / "legcramp-generate"), "--patients", "300", "--seed", "1",
-                    "--out", str(extract)], check=True, capture_output=True)
+    extract = generated_extract(300, 1).path
     database = folder / "published" / f"{SITE}.duckdb"
     home = folder / "dagster_home"
     home.mkdir()

@@ -20,17 +20,14 @@ from pipelines.ingest.formats import load_extract_any_format
 from pipelines.ingest.loader import ExtractError, TableLoad, load_extract
 from pipelines.ingest.reject_share import CASCADE_CHECK, TABLE_CHECK, reject_share_verdicts
 from pipelines.ingest.resources import ExtractSource
-from pipelines.synthetic import generate_extract
 from pipelines.warehouse import Warehouse
 from tests.support import hostile_extracts as hostile
-from tests.test_ingest import EXPECTED_REJECTS, write_fixture
+from tests.support.planted_rejects import EXPECTED_REJECTS, write_fixture
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("generated") / "extract"
-    generate_extract(folder, patients=300, seed=1, progress=False)
-    return folder
+def generated(generated_extract) -> Path:
+    return generated_extract(300, 1).path
 
 
 @pytest.fixture

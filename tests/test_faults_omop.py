@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from pipelines.ingest.formats import load_extract_any_format
-from tests.conftest import SHARED_DATA
+from tests.support.paths import SHARED_DATA
 
 SYNTHEA27NJ = SHARED_DATA / "omop" / "eunomia_synthea27nj_v5.4"
 # The clinical tables and the vocabulary a run reads; the extract's 39 files are more than the tests need.

@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.publish.assets import KILL_AT_ENV, PUBLISH_STEPS, PublishRefused, publish_build
 from pipelines.warehouse import Warehouse, clean_dead_runs
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 PYTHON = sys.executable
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DAGSTER_DISABLE_TELEMETRY": "1", "GX_ANALYTICS_ENABLED": "false"}
@@ -155,12 +155,8 @@ def test_publishing_refuses_while_a_read_write_session_holds_a_plain_published_f
 
 # --- a whole study run killed while publishing, through Dagster --------------------------------------------------
 @pytest.fixture(scope="module")
-def small_extract(tmp_path_factory):
-    from pipelines.synthetic import generate_extract
-
-    folder = tmp_path_factory.mktemp("generated") / "extract"
-    generate_extract(folder, patients=300, seed=1, progress=False)
-    return folder
+def small_extract(generated_extract):
+    return generated_extract(300, 1).path
 
 
 def _data_docs_run_ids(outputs: Path) -> set[str]:

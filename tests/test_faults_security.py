@@ -24,7 +24,7 @@ from pipelines.ingest.formats import load_extract_any_format
 from pipelines.ingest.formats.detection import detect_format
 from pipelines.ingest.loader import ExtractError, load_extract
 from pipelines.sql_quoting import quote_identifier
-from tests.test_ingest import write_fixture
+from tests.support.planted_rejects import write_fixture
 
 SECRET = "root:x:0:0:SECRET-LINE-OF-ANOTHER-FILE:/root:/bin/bash"
 

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.ingest.formats import detect_format, load_extract_any_format
 from pipelines.ingest.loader import ExtractError
-from tests.conftest import SHARED_DATA
+from tests.support.paths import SHARED_DATA
 
 GIBLEED = SHARED_DATA / "omop" / "eunomia_gibleed_v5.3"
 SYNTHEA27NJ = SHARED_DATA / "omop" / "eunomia_synthea27nj_v5.4"

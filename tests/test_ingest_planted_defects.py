@@ -9,14 +9,12 @@ import pytest
 
 from pipelines import extract_spec as spec
 from pipelines.ingest.loader import load_extract
-from pipelines.synthetic import generate_extract
 from pipelines.synthetic.defects import PLANTED_REJECT_REASONS
 
 
 @pytest.fixture(scope="module", params=["csv", "csv.gz", "parquet"])
-def loaded_extract(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(f"extract_{request.param.replace('.', '_')}")
-    truth = generate_extract(folder, patients=2_000, seed=7, fmt=request.param, defect_rate=0.01, progress=False)
+def loaded_extract(request, generated_extract):
+    folder, truth = generated_extract(2_000, 7, fmt=request.param, defect_rate=0.01)
     con = duckdb.connect()
     loads = load_extract(con, folder)
     yield truth, loads, con

@@ -16,7 +16,7 @@ from scipy import stats
 
 from pipelines.network.pooling import pool_site_associations
 from pipelines.statistics.results import COUNT_COLUMNS, RESULT_COLUMNS
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 Z = stats.norm.ppf(0.975)
 GROUP = ["study_id", "exposure", "outcome", "method", "estimand"]

@@ -12,7 +12,8 @@ from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import register_site
 from pipelines.operations.run_config import study_run_config
 from pipelines.run import failure_messages
-from tests.conftest import REPO_ROOT, run_failure_summary_of
+from tests.support.dagster_runs import run_failure_summary_of
+from tests.support.paths import REPO_ROOT
 
 SETUP_FAILED = ("run setup (resources, before the first step) failed: pipelines.operations.run_config.RunConfigError: "
                 "invalid run configuration of run ")
@@ -70,7 +71,7 @@ def test_a_bad_configuration_fails_before_the_first_step_naming_the_field(tmp_pa
 
 def test_a_good_configuration_passes_the_check_and_the_failure_sensor_reports_a_bad_one(
         tmp_path, dagster_instance, caplog):
-    from tests.test_ingest import accepting_fixture_rejects, write_fixture
+    from tests.support.planted_rejects import accepting_fixture_rejects, write_fixture
 
     extract = write_fixture(tmp_path / "extract")
     database = tmp_path / "published" / "site_a.duckdb"

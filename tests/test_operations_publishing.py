@@ -16,8 +16,8 @@ import duckdb
 import pytest
 
 from pipelines.run import run_study
-from tests.conftest import REPO_ROOT
-from tests.test_ingest import FIXTURE_MAX_REJECT_SHARE, write_fixture
+from tests.support.paths import REPO_ROOT
+from tests.support.planted_rejects import FIXTURE_MAX_REJECT_SHARE, write_fixture
 
 PYTHON = sys.executable
 # The generated extract of these tests: small, because a study run has ~15 s of fixed cost and these tests are
@@ -38,13 +38,9 @@ for _ in sys.stdin:
 
 
 @pytest.fixture(scope="module")
-def generated_extract(tmp_path_factory):
-    from pipelines.synthetic import generate_extract
-
-    folder = tmp_path_factory.mktemp("generated") / "extract"
+def small_extract(generated_extract):
     # Seed 7: smaller extracts with some seeds hit a ZeroDivisionError in the sequence-symmetry step (reported).
-    generate_extract(folder, patients=PATIENTS, seed=7, progress=False)
-    return folder
+    return generated_extract(PATIENTS, 7).path
 
 
 def _ask(analyst: subprocess.Popen) -> list:
@@ -55,7 +51,7 @@ def _ask(analyst: subprocess.Popen) -> list:
 
 @pytest.mark.slow
 def test_a_reader_keeps_its_version_during_a_run_and_new_readers_see_the_new_one(
-        tmp_path, dagster_instance, generated_extract):
+        tmp_path, dagster_instance, small_extract):
     database = tmp_path / "published" / "study.duckdb"
     assert run_study(write_fixture(tmp_path / "old_extract"), database, instance=dagster_instance,
                      max_reject_share=FIXTURE_MAX_REJECT_SHARE).success
@@ -70,7 +66,7 @@ def test_a_reader_keeps_its_version_during_a_run_and_new_readers_see_the_new_one
         # The run goes on in a thread while the analyst keeps querying the file it opened.
         outcome = {}
         run = threading.Thread(target=lambda: outcome.update(
-            result=run_study(generated_extract, database, instance=dagster_instance)))
+            result=run_study(small_extract, database, instance=dagster_instance)))
         run.start()
         answers_during_run = []
         deadline = time.monotonic() + 240
@@ -105,7 +101,7 @@ def test_a_reader_keeps_its_version_during_a_run_and_new_readers_see_the_new_one
 
 @pytest.mark.slow
 def test_a_killed_run_leaves_the_published_database_byte_identical_and_the_next_run_succeeds(
-        tmp_path, generated_extract):
+        tmp_path, small_extract):
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
@@ -117,7 +113,7 @@ def test_a_killed_run_leaves_the_published_database_byte_identical_and_the_next_
     with duckdb.connect(str(database)) as con:
         con.execute("CREATE TABLE published_before AS SELECT 42 AS answer")
     before = database.read_bytes()
-    command = [PYTHON, "-m", "pipelines.run", "--extract", str(generated_extract), "--db", str(database)]
+    command = [PYTHON, "-m", "pipelines.run", "--extract", str(small_extract), "--db", str(database)]
 
     run = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)

@@ -20,8 +20,8 @@ import pytest
 from pipelines.jobs import STUDY_JOB_NAME, WRITER_TAG
 from pipelines.network.sites import register_site
 from pipelines.operations.run_config import study_run_config
-from tests.conftest import REPO_ROOT
-from tests.test_ingest import accepting_fixture_rejects, write_fixture
+from tests.support.paths import REPO_ROOT
+from tests.support.planted_rejects import accepting_fixture_rejects, write_fixture
 
 BIN = Path(sys.executable).parent
 

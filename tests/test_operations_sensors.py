@@ -13,8 +13,8 @@ from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.operations.sensors import RUN_KEY_TAG, build_extract_drop_sensor
 from pipelines.run import run_study
 from pipelines.synthetic import generate_extract
-from tests.conftest import run_failure_summary_of
-from tests.test_ingest import write_fixture
+from tests.support.dagster_runs import run_failure_summary_of
+from tests.support.planted_rejects import write_fixture
 
 
 def _evaluate(sensor, instance, cursor=None):

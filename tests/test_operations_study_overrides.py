@@ -5,8 +5,6 @@ resources are set up, before any step, naming the field; `config_problems` (sche
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import register_site
 from pipelines.operations.run_config import config_problems, study_run_config
 from pipelines.run import failure_messages
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 SITE = "site_a"
 OVERRIDES_PATH = "resources.studies.config.overrides"
@@ -53,12 +51,10 @@ PERIOD_START = "2018-01-01"
 
 
 @pytest.fixture(scope="module")
-def overridden_run(tmp_path_factory):
+def overridden_run(tmp_path_factory, generated_extract):
     """One study-job run on a generated extract with both overrides; its result, published database and folder."""
     folder = tmp_path_factory.mktemp("overrides")
-    extract = folder / "extract"
-    subprocess.run([str(Path(sys.executable).parent / "legcramp-generate"), "--patients", "400", "--seed", "7",
-                    "--out", str(extract)], check=True, capture_output=True)
+    extract = generated_extract(400, 7).path
     database = folder / "published" / f"{SITE}.duckdb"
     home = folder / "dagster_home"
     home.mkdir()
@@ -122,11 +118,9 @@ def test_a_partial_study_period_override_keeps_the_file_end(overridden_run):
 LATER_PERIOD = {"study_period": {"start": "2022-07-01", "end": "2023-06-30"}}
 
 
-def test_a_study_period_override_past_the_file_end_publishes(tmp_path_factory):
+def test_a_study_period_override_past_the_file_end_publishes(tmp_path_factory, generated_extract):
     folder = tmp_path_factory.mktemp("later_period")
-    extract = folder / "extract"
-    subprocess.run([str(Path(sys.executable).parent / "legcramp-generate"), "--patients", "400", "--seed", "7",
-                    "--out", str(extract)], check=True, capture_output=True)
+    extract = generated_extract(400, 7).path
     database = folder / "published" / f"{SITE}.duckdb"
     home = folder / "dagster_home"
     home.mkdir()

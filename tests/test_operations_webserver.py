@@ -26,7 +26,7 @@ import pytest
 
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.operations.run_config import study_run_config
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 TEST_RUN_COORDINATOR = """
@@ -105,12 +105,9 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-def test_webserver_launches_the_study_and_chromium_renders_the_asset_graph(tmp_path):
-    from pipelines.synthetic import generate_extract
-
+def test_webserver_launches_the_study_and_chromium_renders_the_asset_graph(tmp_path, generated_extract):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    extract = tmp_path / "extract"
-    generate_extract(extract, patients=200, seed=7, progress=False)
+    extract = generated_extract(200, 7).path
     database = tmp_path / "published" / "study.duckdb"
     home = tmp_path / "dagster_home"
     home.mkdir()

@@ -9,7 +9,7 @@ import duckdb  # noqa: E402
 
 from pipelines.phenotypes import phenotype_library  # noqa: E402
 from pipelines.quality import suites  # noqa: E402
-from pipelines.quality.example_staging import build_example_staging, insert_rows  # noqa: E402
+from tests.support.quality_staging import build_example_staging, insert_rows  # noqa: E402
 from pipelines.quality.runner import run_suite  # noqa: E402
 
 ABI = ("SNOMED", "446841001")

@@ -7,7 +7,7 @@ import duckdb
 from pipelines.extract_spec import TABLES
 from pipelines.phenotypes import load_phenotype_library
 from pipelines.phenotypes.assets import PHENOTYPE_ASSET_KEYS, phenotype_assets, phenotypes_multi_asset
-from pipelines.phenotypes.testing import create_staging_tables, insert_rows
+from tests.support.phenotype_staging import create_staging_tables, insert_rows
 from pipelines.warehouse import Warehouse
 
 

@@ -22,7 +22,7 @@ from pipelines import paths
 from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library, run_phenotypes
 from pipelines.phenotypes.code_formats import code_problem
 from pipelines.phenotypes.docs import generate_markdown, vocabulary_counts, vocabulary_counts_text
-from pipelines.phenotypes.testing import create_staging_tables, insert_rows
+from tests.support.phenotype_staging import create_staging_tables, insert_rows
 from pipelines.sql import read_sql
 
 TABLE_PATH = paths.PHENOTYPES_DIR / "reference" / "drug_ingredients.csv"

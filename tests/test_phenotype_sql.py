@@ -14,7 +14,7 @@ from sqlglot import exp
 
 from pipelines.extract_spec import TABLES
 from pipelines.phenotypes import compile_phenotypes, load_phenotype_library, run_phenotypes
-from pipelines.phenotypes.testing import create_staging_tables, insert_rows
+from tests.support.phenotype_staging import create_staging_tables, insert_rows
 
 _ids = itertools.count(1)
 

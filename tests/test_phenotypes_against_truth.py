@@ -7,14 +7,12 @@ import pytest
 
 from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import load_phenotype_library, run_phenotypes
-from pipelines.synthetic import generate_extract
 from pipelines.synthetic.catalog import PHENOTYPE_IDS
 
 
 @pytest.fixture(scope="module")
-def phenotyped(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("truth_extract")
-    truth = generate_extract(folder, patients=6_000, seed=11, fmt="csv", defect_rate=0.005, progress=False)
+def phenotyped(generated_extract):
+    folder, truth = generated_extract(6_000, 11, defect_rate=0.005)
     con = duckdb.connect()
     load_extract(con, folder)
     run_phenotypes(con)

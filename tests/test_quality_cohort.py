@@ -13,16 +13,13 @@ from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import run_phenotypes
 from pipelines.quality import suites
 from pipelines.quality.runner import run_suite
-from pipelines.synthetic import generate_extract
 
 
 @pytest.fixture(scope="module")
-def cohort_database(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cohort_quality")
-    generate_extract(folder / "extract", patients=1_500, seed=21, progress=False)
-    database = folder / "clean.duckdb"
+def cohort_database(tmp_path_factory, generated_extract):
+    database = tmp_path_factory.mktemp("cohort_quality") / "clean.duckdb"
     con = duckdb.connect(str(database))
-    load_extract(con, folder / "extract")
+    load_extract(con, generated_extract(1_500, 21).path)
     run_phenotypes(con)
     build_all_studies(con)
     con.close()

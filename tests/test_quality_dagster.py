@@ -16,7 +16,7 @@ from pipelines.ingest.resources import ExtractSource  # noqa: E402
 from pipelines.publish.assets import PUBLISHED_KEY, build_publish_asset  # noqa: E402
 from pipelines.quality import suites  # noqa: E402
 from pipelines.quality.checks import build_suite_asset_checks, markdown_table, staging_asset_checks  # noqa: E402
-from pipelines.quality.example_staging import ROWS, create_staging_tables, insert_rows  # noqa: E402
+from tests.support.quality_staging import ROWS, create_staging_tables, insert_rows  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
 
 PERSON = dg.AssetKey(["staging", "person"])

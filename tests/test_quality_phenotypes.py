@@ -16,21 +16,19 @@ from pipelines.phenotypes import run_phenotypes  # noqa: E402
 from pipelines.phenotypes.loader import load_phenotype_library  # noqa: E402
 from pipelines.quality import suites  # noqa: E402
 from pipelines.quality.runner import load_suite, run_suite  # noqa: E402
-from pipelines.synthetic import generate_extract  # noqa: E402
 
 CHECKS = [e["meta"]["name"] for e in suites.read_suite_json(suites.PHENOTYPE_SUITE)["expectations"]]
 
 
 @pytest.fixture(scope="module")
-def phenotype_database(tmp_path_factory):
+def phenotype_database(tmp_path_factory, generated_extract):
     """A generated extract (with the generator's usual planted staging defects) through the real ingest and
     phenotypes."""
     folder = tmp_path_factory.mktemp("phenotype_quality")
-    generate_extract(folder / "extract", patients=2_000, seed=7, progress=False, workers=1)
     database = folder / "clean" / "warehouse.duckdb"
     database.parent.mkdir()
     con = duckdb.connect(str(database))
-    load_extract(con, folder / "extract")
+    load_extract(con, generated_extract(2_000, 7).path)
     run_phenotypes(con)
     con.close()
     return database

@@ -14,7 +14,7 @@ from pipelines import extract_spec as spec  # noqa: E402
 from pipelines.phenotypes.assets import PHENOTYPE_ASSET_KEYS, phenotype_asset_key, phenotypes_multi_asset  # noqa: E402
 from pipelines.quality import suites  # noqa: E402
 from pipelines.quality.checks import phenotype_asset_checks  # noqa: E402
-from pipelines.quality.example_staging import ROWS, create_staging_tables, insert_rows  # noqa: E402
+from tests.support.quality_staging import ROWS, create_staging_tables, insert_rows  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
 
 STAGING_KEYS = [dg.AssetKey(["staging", table.name]) for table in spec.TABLES]

@@ -9,8 +9,8 @@ import duckdb  # noqa: E402
 import pytest  # noqa: E402
 
 from pipelines.quality import suites  # noqa: E402
-from pipelines.quality.example_staging import build_example_staging, insert_rows  # noqa: E402
-from pipelines.quality.planted_defect_checks import planted_defect_counts  # noqa: E402
+from tests.support.quality_staging import build_example_staging, insert_rows  # noqa: E402
+from tests.support.planted_defect_checks import planted_defect_counts  # noqa: E402
 from pipelines.quality.runner import run_layer, run_suite  # noqa: E402
 
 
@@ -209,17 +209,14 @@ def test_data_docs_site_is_built_next_to_the_database(clean_results):
 
 # ------------------------------------------------------------------------------------------ synthetic extract
 @pytest.fixture(scope="module")
-def synthetic_results(tmp_path_factory):
+def synthetic_results(tmp_path_factory, generated_extract):
     """A generated extract (with planted implausible rows), loaded by the real ingest, checked by every suite."""
     from pipelines.ingest.loader import load_extract
-    from pipelines.synthetic import generate_extract
 
-    folder = tmp_path_factory.mktemp("synthetic")
-    truth = generate_extract(folder / "extract", patients=2_000, seed=7, defect_rate=0.01, progress=False,
-                             workers=1)
-    database = folder / "warehouse.duckdb"
+    extract, truth = generated_extract(2_000, 7, defect_rate=0.01)
+    database = tmp_path_factory.mktemp("synthetic") / "warehouse.duckdb"
     con = duckdb.connect(str(database))
-    load_extract(con, folder / "extract")
+    load_extract(con, extract)
     con.close()
     planted: dict[str, int] = {}
     for kinds in truth["implausible_planted"].values():

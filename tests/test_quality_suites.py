@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 
 from pipelines import extract_spec as spec  # noqa: E402
 from pipelines.quality import suites  # noqa: E402
-from pipelines.quality.planted_defect_checks import PLANTED_DEFECT_CHECKS  # noqa: E402
+from tests.support.planted_defect_checks import PLANTED_DEFECT_CHECKS  # noqa: E402
 from pipelines.quality.runner import load_suite  # noqa: E402
 from pipelines.quality.valid_codes import valid_icd10cm_codes  # noqa: E402
 

@@ -10,7 +10,7 @@ import duckdb
 
 from pipelines.cohorts.study import load_studies
 from pipelines.run import NO_ESTIMATE_WARNING, failure_messages, run_study, summary
-from tests.test_ingest import EXPECTED_REJECTS, FIXTURE_MAX_REJECT_SHARE, write_fixture
+from tests.support.planted_rejects import EXPECTED_REJECTS, FIXTURE_MAX_REJECT_SHARE, write_fixture
 
 
 def test_job_loads_extract_and_publishes_atomically(tmp_path, dagster_instance):

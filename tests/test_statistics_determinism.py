@@ -14,18 +14,16 @@ from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import run_phenotypes
 from pipelines.statistics.assets import SEQUENCE_SYMMETRY_ID, publish_associations
 from pipelines.statistics.study_analysis import analyse_study, drug_exposures, results_frame, sequence_symmetry_for_drugs
-from pipelines.synthetic import generate_extract
 
 
 
 @pytest.fixture(scope="module")
-def two_databases(tmp_path_factory):
+def two_databases(tmp_path_factory, generated_extract):
     """The bundled sample (5,000 patients, seed 42) built once, and a copy whose cohort rows are stored in reverse."""
     root = tmp_path_factory.mktemp("determinism")
-    generate_extract(root / "extract", patients=5_000, seed=42, fmt="csv", progress=False)
     first = root / "first.duckdb"
     with duckdb.connect(str(first)) as con:
-        load_extract(con, root / "extract")
+        load_extract(con, generated_extract(5_000, 42).path)
         run_phenotypes(con)
         build_all_studies(con)
     second = root / "second.duckdb"

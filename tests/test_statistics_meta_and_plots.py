@@ -24,7 +24,7 @@ from pipelines.statistics import (
     suppress_small_count,
     suppress_small_counts,
 )
-from pipelines.statistics.simulation import simulate_cohort
+from pipelines.testing.simulation import simulate_cohort
 
 # Kacker (2004) example as used in statsmodels' own tests, with R metafor's results (rma method "DL" and "FE"),
 # statsmodels/stats/tests/results/results_meta.py (exk1_dl, exk1_fe).

@@ -13,7 +13,7 @@ from pipelines.statistics import (
     crude_odds_ratio,
     kaplan_meier_by_exposure,
 )
-from pipelines.statistics.simulation import COHORT_COVARIATES, simulate_cohort
+from pipelines.testing.simulation import COHORT_COVARIATES, simulate_cohort
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from pipelines.cohorts import build_all_studies, load_studies
 from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import run_phenotypes
 from pipelines.statistics.study_analysis import analyse_study
-from pipelines.synthetic import generate_extract
 
 NO_MEDIATION = ["long_acting_beta2_agonists", "potassium_sparing_diuretics", "peripheral_arterial_disease",
                 "hypomagnesemia_lab"]
@@ -22,9 +21,8 @@ NULLS = ["calcium_channel_blockers", "ace_inhibitors", "beta_blockers", "hypothy
 
 
 @pytest.fixture(scope="module")
-def screening_analysis(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("effects_extract")
-    truth = generate_extract(folder, patients=40_000, seed=5, fmt="csv", defect_rate=0.0, progress=False)
+def screening_analysis(generated_extract):
+    folder, truth = generated_extract(40_000, 5, defect_rate=0.0)
     con = duckdb.connect()
     load_extract(con, folder)
     run_phenotypes(con)

@@ -21,7 +21,7 @@ from pipelines.statistics import (
     standardized_mean_differences,
 )
 from pipelines.statistics.propensity import _greedy_nearest_neighbour_pairs
-from pipelines.statistics.simulation import COHORT_COVARIATES, simulate_cohort
+from pipelines.testing.simulation import COHORT_COVARIATES, simulate_cohort
 
 PLANTED_HR = 2.0
 

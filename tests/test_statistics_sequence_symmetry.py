@@ -12,7 +12,7 @@ from pipelines.statistics import (
     sequence_ratio_from_counts,
     sequence_symmetry_analysis,
 )
-from pipelines.statistics.simulation import observation_period, simulate_initiations
+from pipelines.testing.simulation import observation_period, simulate_initiations
 
 DAY0 = pd.Timestamp("2010-01-01")
 
