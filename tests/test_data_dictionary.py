@@ -59,6 +59,7 @@ def _raw_yaml_text(text: str) -> str:
     return " ".join(text.split())
 
 
+@pytest.mark.slow
 def test_every_published_table_and_column_has_a_comment(published_database):
     with duckdb.connect(str(published_database), read_only=True) as con:
         schemas = {row[0] for row in con.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()}
@@ -73,6 +74,7 @@ def test_every_published_table_and_column_has_a_comment(published_database):
     assert uncommented_columns == []
 
 
+@pytest.mark.slow
 def test_comments_are_the_dictionary_texts(published_database):
     raw = yaml.safe_load(DATA_DICTIONARY_PATH.read_text())
     with duckdb.connect(str(published_database), read_only=True) as con:
@@ -103,6 +105,7 @@ def test_comments_are_the_dictionary_texts(published_database):
     assert staging_person_id == extract_spec.PERSON.column("person_id").description
 
 
+@pytest.mark.slow
 def test_phenotype_columns_of_the_study_population_carry_the_phenotype_name(published_database):
     names = {p.id: p.definition.name for p in load_phenotype_library()}
     with duckdb.connect(str(published_database), read_only=True) as con:
@@ -117,11 +120,13 @@ def test_phenotype_columns_of_the_study_population_carry_the_phenotype_name(publ
         assert comments[f"{phenotype_id}_first_date"].startswith(f"{names[phenotype_id]}: first day")
 
 
+@pytest.mark.slow
 def test_every_described_table_is_in_a_full_run(published_copy):
     with duckdb.connect(str(published_copy)) as con:
         assert comment_database(con, require_every_table=True) == []
 
 
+@pytest.mark.slow
 def test_a_described_column_that_does_not_exist_stops_the_comments(published_copy, tmp_path):
     document = yaml.safe_load(DATA_DICTIONARY_PATH.read_text())
     document["tables"]["results.attrition"]["columns"]["persons_at_index"] = "A column no table has."
@@ -139,6 +144,7 @@ def test_a_described_column_that_does_not_exist_stops_the_comments(published_cop
                            "AND table_name = 'attrition'").fetchone()[0] == "before"
 
 
+@pytest.mark.slow
 def test_a_published_table_or_column_without_description_stops_the_comments(published_copy):
     with duckdb.connect(str(published_copy)) as con:
         con.execute("CREATE TABLE main.scratch (x INTEGER)")

@@ -157,6 +157,7 @@ def recovered_cells(con: duckdb.DuckDBPyConnection, thresholds: dict[str, int]) 
     return found
 
 
+@pytest.mark.slow
 def test_no_hidden_count_is_recomputed_by_any_route(published_run):
     _, database, _ = published_run
     with duckdb.connect(str(database), read_only=True) as con:
@@ -222,6 +223,7 @@ def test_the_routes_recover_the_counts_the_earlier_rule_published():
         assert recovered_cells(con, {"leg_cramps": 11}) == []
 
 
+@pytest.mark.slow
 def test_attrition_and_table1_never_give_a_small_cell_away(published_run):
     _, database, _ = published_run
     with duckdb.connect(str(database), read_only=True) as con:
@@ -244,6 +246,7 @@ def test_attrition_and_table1_never_give_a_small_cell_away(published_run):
 # Logs, metadata and the command-line summary
 # ---------------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_logs_summary_and_metadata_print_small_counts_as_the_threshold_in_force(published_run):
     result, database, logs = published_run
     with duckdb.connect(str(database), read_only=True) as con:
@@ -279,6 +282,7 @@ def test_logs_summary_and_metadata_print_small_counts_as_the_threshold_in_force(
 # Data quality: no row of the data and no small count in what is published
 # ---------------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dq_results_and_data_docs_hold_no_person_id_date_or_small_count(published_run):
     result, database, _ = published_run
     warehouse = Warehouse(database_path=str(database))
@@ -322,6 +326,7 @@ def test_dq_results_and_data_docs_hold_no_person_id_date_or_small_count(publishe
 # The site floor
 # ---------------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_run_config_cannot_lower_the_threshold_below_the_site_floor(tmp_path, dagster_instance):
     extract = tmp_path / "extract"
     extract.mkdir()

@@ -94,6 +94,7 @@ def _parquet_copy(folder: Path, target: Path, tables: tuple[str, ...]) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_parquet_extract_without_concept_ancestor_finds_the_lisinopril_users(extract, tmp_path, dagster_instance):
     from pipelines.run import failure_messages, run_study
 

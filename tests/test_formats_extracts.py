@@ -79,6 +79,7 @@ def _omop_condition_persons(folder: Path, condition_concept_ids: list[str]) -> i
     """).fetchone()[0]
 
 
+@pytest.mark.slow
 def test_gibleed_omop_v53_end_to_end(tmp_path, dagster_instance):
     _require(GIBLEED)
     # GiBleed loses more than the default 1% of some tables, by its known quirks: 2,649 of its 5,343 observation
@@ -104,6 +105,7 @@ def test_gibleed_omop_v53_end_to_end(tmp_path, dagster_instance):
                        ).fetchone()[0] == 2649  # person ids absent from person (README quirk)
 
 
+@pytest.mark.slow
 def test_synthea27nj_omop_v54_end_to_end(tmp_path, dagster_instance):
     _require(SYNTHEA27NJ)
     con = _run(SYNTHEA27NJ, tmp_path, dagster_instance)
@@ -122,6 +124,7 @@ def test_synthea27nj_omop_v54_end_to_end(tmp_path, dagster_instance):
     assert _persons(con, "hypokalemia_lab") == expected
 
 
+@pytest.mark.slow
 def test_synthea_csv_end_to_end(tmp_path, dagster_instance):
     _require(SYNTHEA_MA27)
     con = _run(SYNTHEA_MA27, tmp_path, dagster_instance)
@@ -166,6 +169,7 @@ def test_icd10cm_phenotype_finds_omop_rows_through_maps_to(tmp_path):
                                    ).fetchone()[0]
 
 
+@pytest.mark.slow
 def test_gibleed_stops_unpublished_at_the_default_reject_threshold(tmp_path, dagster_instance):
     from pipelines.ingest.reject_share import CASCADE_CHECK, TABLE_CHECK
     from pipelines.run import run_study

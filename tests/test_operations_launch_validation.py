@@ -69,6 +69,7 @@ def test_a_bad_configuration_fails_before_the_first_step_naming_the_field(tmp_pa
     assert not (tmp_path / "published").exists(), "nothing may be written for a run that cannot work"
 
 
+@pytest.mark.slow
 def test_a_good_configuration_passes_the_check_and_the_failure_sensor_reports_a_bad_one(
         tmp_path, dagster_instance, caplog):
     from tests.support.planted_rejects import accepting_fixture_rejects, write_fixture

@@ -70,6 +70,7 @@ def _cohort_metadata(result: dg.ExecuteInProcessResult, study_id: str) -> dict:
     return event.materialization.metadata
 
 
+@pytest.mark.slow
 def test_an_age_override_builds_exactly_the_older_part_of_the_file_population(overridden_run):
     result, database, folder = overridden_run
     assert result.success, failure_messages(result)
@@ -99,6 +100,7 @@ def test_an_age_override_builds_exactly_the_older_part_of_the_file_population(ov
     assert "age 65 or older at index" in metadata["attrition"].value
 
 
+@pytest.mark.slow
 def test_a_partial_study_period_override_keeps_the_file_end(overridden_run):
     result, database, _ = overridden_run
     assert result.success, failure_messages(result)
@@ -118,6 +120,7 @@ def test_a_partial_study_period_override_keeps_the_file_end(overridden_run):
 LATER_PERIOD = {"study_period": {"start": "2022-07-01", "end": "2023-06-30"}}
 
 
+@pytest.mark.slow
 def test_a_study_period_override_past_the_file_end_publishes(tmp_path_factory, generated_extract):
     folder = tmp_path_factory.mktemp("later_period")
     extract = generated_extract(400, 7).path

@@ -7,12 +7,14 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 
 from pipelines.cohorts.study import load_studies
 from pipelines.run import NO_ESTIMATE_WARNING, failure_messages, run_study, summary
 from tests.support.planted_rejects import EXPECTED_REJECTS, FIXTURE_MAX_REJECT_SHARE, write_fixture
 
 
+@pytest.mark.slow
 def test_job_loads_extract_and_publishes_atomically(tmp_path, dagster_instance):
     extract = write_fixture(tmp_path / "extract")
     database = tmp_path / "out" / "study.duckdb"
@@ -44,6 +46,7 @@ def test_job_loads_extract_and_publishes_atomically(tmp_path, dagster_instance):
     assert "0 of " in text and f"WARNING: {NO_ESTIMATE_WARNING}" in text
 
 
+@pytest.mark.slow
 def test_failed_run_leaves_the_published_database_unchanged(tmp_path, dagster_instance):
     extract = write_fixture(tmp_path / "extract")
     database = tmp_path / "study.duckdb"

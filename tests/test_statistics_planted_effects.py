@@ -15,6 +15,9 @@ from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import run_phenotypes
 from pipelines.statistics.study_analysis import analyse_study
 
+# 40,000 generated patients through ingest, phenotypes, cohorts and the screening models: an end-to-end run.
+pytestmark = pytest.mark.slow
+
 NO_MEDIATION = ["long_acting_beta2_agonists", "potassium_sparing_diuretics", "peripheral_arterial_disease",
                 "hypomagnesemia_lab"]
 NULLS = ["calcium_channel_blockers", "ace_inhibitors", "beta_blockers", "hypothyroidism"]
