@@ -57,6 +57,7 @@ def _cases(tmp_path):
 
 @pytest.mark.parametrize("case", ["missing extract", "database folder cannot be created", "bad memory limit",
                                   "bad thread count", "unknown study"])
+@pytest.mark.slow
 def test_a_bad_configuration_fails_before_the_first_step_naming_the_field(tmp_path, dagster_instance, case):
     run_config, tags, expected = _cases(tmp_path)[case]
     result = _launch(dagster_instance, run_config, tags)
@@ -89,6 +90,7 @@ def test_a_good_configuration_passes_the_check_and_the_failure_sensor_reports_a_
     assert "resources.warehouse.config.memory_limit: DuckDB does not accept 'lots'" in summary
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", ["missing extract", "invalid study override"])
 def test_a_run_that_fails_on_its_configuration_is_not_retried(tmp_path, caplog, problem):
     """dagster.yaml retries runs that died; a configuration that cannot work fails the same way again, so the run

@@ -7,6 +7,7 @@ import hashlib
 import json
 
 import dagster as dg
+import pytest
 
 from pipelines.definitions import defs
 from pipelines.jobs import STUDY_JOB_NAME
@@ -123,6 +124,7 @@ def test_landing_folder_problems_skip_with_a_reason(tmp_path, dagster_instance):
     assert not result.run_requests and "'site a': rename 'site a' to letters, digits" in result.skip_message
 
 
+@pytest.mark.slow
 def test_run_failure_sensor_logs_the_failed_step_and_the_users_error(tmp_path, dagster_instance, caplog):
     extract = write_fixture(tmp_path / "extract")
     (extract / "person.csv").unlink()

@@ -164,6 +164,7 @@ INVALID = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(INVALID))
 def test_an_invalid_override_fails_the_run_before_the_first_step_naming_the_field(tmp_path, dagster_instance, case):
     overrides, expected = INVALID[case]
