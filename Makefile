@@ -68,7 +68,7 @@ bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python bench/run_benchmark.py --patients $(N)
 
 # Rewrite every generated file (docs pages, data-quality suites, the asset-graph snapshot): pipelines/generate.py.
-# tests/test_generated_files.py fails when one is stale.
+# tests/core/test_generated_files.py fails when one is stale.
 generate: $(STAMP)
 	$(BIN)/python -m pipelines.generate
 

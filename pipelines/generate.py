@@ -4,9 +4,9 @@
 Generated files are never edited by hand. Each is rendered from its source of truth: the extract layout
 (pipelines/extract_spec.py), the data dictionary (pipelines/data_dictionary.yaml), the phenotype library
 (phenotypes/), the data-quality suites (pipelines/quality/suites.py) and the Dagster definitions (the asset-graph
-snapshot that tests/test_asset_graph_snapshot.py compares against, as dagster-open-platform's test_defs.py
+snapshot that tests/end_to_end/test_asset_graph_snapshot.py compares against, as dagster-open-platform's test_defs.py
 snapshots its asset specs). `python -m pipelines.generate --out DIR` writes them under DIR instead of the
-repository, which is how tests/test_generated_files.py finds a stale one.
+repository, which is how tests/core/test_generated_files.py finds a stale one.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def generated_files() -> dict[Path, Callable[[], str]]:
 
 
 # Folders that hold nothing but generated files: a file there that nothing generates is stale too (a suite whose
-# table is gone), and tests/test_generated_files.py says so.
+# table is gone), and tests/core/test_generated_files.py says so.
 GENERATED_ONLY_DIRS = [EXPECTATIONS_DIR]
 
 

@@ -3,7 +3,7 @@
     python -m pipelines.phenotypes.docs           # write docs/phenotypes.md
     python -m pipelines.phenotypes.docs --check   # exit 1 if docs/phenotypes.md is out of date
 
-tests/test_phenotype_docs.py fails when the committed file differs from what this module generates.
+tests/phenotypes/test_phenotype_definitions.py fails when the committed file differs from what this module generates.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ fails when this page and the files disagree). Each phenotype is one YAML file; t
   ATC code of a product that contains a class ingredient, so a combination product counts for each of its
   ingredients' classes (lisinopril + hydrochlorothiazide, C09BA03, is an ACE inhibitor, a thiazide and
   hydrochlorothiazide). The codes of each class equal its rows in `phenotypes/reference/drug_ingredients.csv`, a
-  versioned table with a source and check date per entry (`tests/test_phenotype_drug_classes.py`). An OMOP clinical
+  versioned table with a source and check date per entry (`tests/phenotypes/test_phenotype_drug_classes.py`). An OMOP clinical
   drug reaches its ingredients and ATC classes through `vocabulary.concept_code_map`; a canonical extract must
   record the ingredient CUI or the ATC code. A study that wants monotherapy excludes combinations in its own design.
 - **Records.** Conditions come from `staging.condition_occurrence` (event date: `condition_start_date`), drugs from

@@ -1,6 +1,6 @@
 """A tiny extract written by hand straight into staging.* and phenotype.*, and a small study to build on it.
 
-Used by the cohort tests (tests/test_cohort_*.py).
+Used by the cohort tests (tests/cohorts/).
 """
 
 from __future__ import annotations

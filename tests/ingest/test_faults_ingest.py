@@ -1,7 +1,7 @@
 """Bad inputs to the ingest: nothing lost, nothing read that should not be, every error names file, line and fix.
 
 Each test applies one corruption of tests/support/hostile_extracts.py to a copy of a small generated extract (or of
-the hand-written extract of tests/test_ingest.py, where exact lines are easier to state) and loads it for real.
+the hand-written extract of tests/ingest/test_ingest.py, where exact lines are easier to state) and loads it for real.
 """
 
 from __future__ import annotations

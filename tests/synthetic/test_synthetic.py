@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import simple_icd_10_cm as icd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipelines import extract_spec as spec  # noqa: E402
 from pipelines.synthetic.parameters import THRESHOLD_MARGIN_RELATIVE

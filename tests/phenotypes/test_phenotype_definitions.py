@@ -162,7 +162,7 @@ def test_lab_thresholds_in_canonical_units(library):
 
 def test_drug_codes(library):
     # Full membership per class is checked against phenotypes/reference/drug_ingredients.csv in
-    # tests/test_phenotype_drug_classes.py; these are the combinations the classes are easiest to get wrong.
+    # tests/phenotypes/test_phenotype_drug_classes.py; these are the combinations the classes are easiest to get wrong.
     assert codes(library, "thiazide_diuretics", "ATC", "prefix") == {"C03AA", "C03AB", "C03AH", "C03AX", "C07B",
                                                                      "C07D"}
     assert {"C03EA01", "C09BA03", "C09DA01", "C09DX01", "C02LG02"} <= codes(library, "thiazide_diuretics", "ATC")

@@ -35,7 +35,8 @@ def published_database(tmp_path_factory, generated_extract):
     from pipelines.run import failure_messages, run_study
 
     root = tmp_path_factory.mktemp("data_dictionary")
-    # Seed 7, as tests/test_operations_publishing.py: some seeds of small extracts fail the sequence-symmetry step.
+    # Seed 7, as tests/operations/test_operations_publishing.py: some seeds of small extracts fail the
+    # sequence-symmetry step.
     extract = generated_extract(PATIENTS, 7).path
     home = root / "dagster_home"
     home.mkdir()

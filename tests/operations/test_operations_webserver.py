@@ -30,7 +30,7 @@ from tests.support.paths import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 TEST_RUN_COORDINATOR = """
-# Added by tests/test_operations_webserver.py: launch runs at once (no daemon in this test).
+# Added by tests/operations/test_operations_webserver.py: launch runs at once (no daemon in this test).
 run_coordinator:
   module: dagster._core.run_coordinator
   class: DefaultRunCoordinator
