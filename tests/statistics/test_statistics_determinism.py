@@ -53,6 +53,7 @@ def content_hash(database, table: str) -> str:
                            f"FROM {table} t").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_two_analyses_of_the_same_extract_and_study_files_publish_identical_tables(two_databases):
     first, second = two_databases
     with duckdb.connect(str(first), read_only=True) as con:
@@ -78,6 +79,7 @@ def test_two_analyses_of_the_same_extract_and_study_files_publish_identical_tabl
     assert all(s.seed == 2015 for s in studies)  # read from the study files
 
 
+@pytest.mark.slow
 def test_the_seed_comes_from_the_study_file(two_databases, tmp_path):
     first, _ = two_databases
     copy = tmp_path / "copy.duckdb"
