@@ -5,7 +5,7 @@ Not a unit test: run it by hand (about 6-9 minutes on 2 cores) when an estimator
     .venv/bin/python bench/validate_estimators.py [--replicates 200] [--persons 4000] [--workers 2]
     .venv/bin/python bench/validate_estimators.py --replicates 1000 --only "SSA null, rising marker trend"
 
-For each scenario it simulates independent cohorts with planted effects (pipelines/statistics/simulation.py),
+For each scenario it simulates independent cohorts with planted effects (pipelines/testing/simulation.py),
 runs every estimator, and reports per estimator:
 - truth: the value the estimator targets (see below);
 - mean bias = mean of log(estimate) - log(truth) over replicates;
@@ -62,7 +62,7 @@ from pipelines.statistics import (  # noqa: E402
     propensity_score_analysis,
     sequence_symmetry_analysis,
 )
-from pipelines.statistics.simulation import (  # noqa: E402
+from pipelines.testing.simulation import (  # noqa: E402
     COHORT_COVARIATES,
     observation_period,
     simulate_cohort,

@@ -1,5 +1,5 @@
-"""The documentation pages generated from definitions: docs/extract_format.md (from pipelines/extract_spec.py) and
-docs/data_dictionary.md (from pipelines/data_dictionary.yaml). `python -m pipelines.generated_docs` (or `make docs`)
+"""The documentation pages generated from definitions: docs/extract_formats.md below its marker (from
+pipelines/extract_spec.py) and docs/data_dictionary.md (from pipelines/data_dictionary.yaml). `python -m pipelines.generated_docs` (or `make docs`)
 rewrites them; the phenotype reference docs/phenotypes.md is pipelines/phenotypes/reference_page.py's.
 
 Pages generated here are never edited by hand; tests fail when a committed page differs from what its source says.

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+from tests.support.paths import REPO_ROOT
+
+
+class GeneratedExtract(NamedTuple):
+    path: Path
+    truth: dict
 
 
 @pytest.fixture
@@ -26,20 +32,26 @@ def dagster_instance(tmp_path):
         yield instance
 
 
-def run_failure_summary_of(instance, run_id: str, caplog) -> str:
-    """What the run-failure sensor logs for the failed run `run_id` (the sensor evaluated on its RUN_FAILURE)."""
-    import logging
+@pytest.fixture(scope="session")
+def generated_extract(tmp_path_factory):
+    """`generated_extract(patients, seed, **options)`: a synthetic extract made by pipelines.synthetic, generated
+    once per session for each set of arguments and shared by every test that asks for the same one.
 
-    import dagster as dg
+    Returns a `GeneratedExtract` (the folder and the generator's ground truth). The folder is shared: tests only
+    read it; a test that changes files works on a copy (`shutil.copytree(extract.path, tmp_path / "extract")`).
+    """
+    from pipelines.synthetic import generate_extract
 
-    from pipelines.operations.sensors import run_failure_summary
+    defaults = {name: p.default for name, p in inspect.signature(generate_extract).parameters.items()}
+    made: dict[tuple, GeneratedExtract] = {}
 
-    [failure] = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
-    context = dg.build_run_status_sensor_context(
-        sensor_name=run_failure_summary.name, dagster_event=failure.event_log_entry.dagster_event,
-        dagster_instance=instance, dagster_run=instance.get_run_by_id(run_id),
-    ).for_run_failure()
-    with caplog.at_level(logging.ERROR, logger="pipelines.operations.sensors"):
-        run_failure_summary(context)
-    [summary] = [r.getMessage() for r in caplog.records if r.name == "pipelines.operations.sensors"]
-    return summary
+    def generated(patients: int, seed: int, **options) -> GeneratedExtract:
+        # An option given at its default value asks for the same extract as leaving it out.
+        settings = (patients, seed, tuple(sorted((k, v) for k, v in options.items() if defaults[k] != v)))
+        if settings not in made:
+            folder = tmp_path_factory.mktemp(f"generated_{patients}_{seed}") / "extract"
+            truth = generate_extract(folder, patients, seed=seed, progress=False, **options)
+            made[settings] = GeneratedExtract(folder, truth)
+        return made[settings]
+
+    return generated

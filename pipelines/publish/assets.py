@@ -4,7 +4,8 @@ The run's build folder (`.runs/<run id>/`: the database, and `outputs/` with plo
 into `<stem>.versions/<run id>/`, then the link `<stem>.current` is swapped to it with one atomic rename. The paths
 analysts use, `<name>.duckdb` and `<stem>_outputs`, are fixed links through `<stem>.current`, so a reader sees either
 the previous version or the new one, database and outputs together, even if the process is killed between any two
-steps (tests/test_faults_publishing.py). An analyst who opened the previous database keeps reading it (an open file
+steps (tests/operations/test_faults_publishing.py).
+An analyst who opened the previous database keeps reading it (an open file
 outlives its name); a new connection sees the new version. A run that fails or is killed never swaps the link, so
 the published version stays as it was. Layout: pipelines/warehouse.py.
 """

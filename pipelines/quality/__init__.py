@@ -8,8 +8,9 @@
 - ``violating_rows.py``: the ``expect_no_violating_rows`` expectation (a SQL check with count and examples) and
   ``expect_no_violating_rows_per_phenotype`` (one query, one verdict per phenotype).
 - ``gx_duckdb.py``: the workaround for GX losing DuckDB query results (upstream bug).
-- ``valid_codes.py``: ``dq.valid_icd10cm_codes``; ``planted_defect_checks.py``: synthetic defect kind -> check.
-- ``example_staging.py``: a tiny clean staging database for tests and trying things out.
+- ``valid_codes.py``: ``dq.valid_icd10cm_codes``.
+
+Test support (the synthetic defect kind -> check map, a tiny clean staging database) is in tests/support/.
 
 See docs/data_quality.md.
 """

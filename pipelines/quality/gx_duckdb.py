@@ -11,7 +11,7 @@ The workaround: read the rows while the connection is still open (SQLAlchemy's `
 in-memory copy of the result. It is applied only inside ``duckdb_results_buffered()`` and only to DuckDB engines.
 Every query our suites send returns a handful of rows (aggregates, a few example rows), so the copy is small.
 
-``tests/test_quality_gx_duckdb.py`` fails when upstream fixes the bug; then delete this module and its use in
+``tests/quality/test_quality_gx_duckdb.py`` fails when upstream fixes the bug; then delete this module and its use in
 ``runner.py``.
 """
 

@@ -5,7 +5,7 @@ and committed, so a change to a check shows up as a readable diff of the JSON. A
 
     python -m pipelines.quality.suites
 
-(``tests/test_quality_suites.py`` fails while the JSON files are out of date).
+(``tests/quality/test_quality_suites.py`` fails while the JSON files are out of date).
 
 Every expectation follows the OHDSI Data Quality Dashboard (DQD) framework. Its ``meta`` carries:
 

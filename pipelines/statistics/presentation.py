@@ -155,7 +155,7 @@ MODEL_COLUMN_LABELS = {"age": "Age", "female": "Female sex"}
 
 def variable_labels() -> dict[str, VariableLabel]:
     """Every phenotype of the library and the cohort's own columns, by id."""
-    from pipelines.phenotypes.docs import FOLDER_TITLES
+    from pipelines.phenotypes.reference_page import FOLDER_TITLES
     from pipelines.phenotypes.loader import phenotype_library
 
     from pipelines.cohorts.table1 import COLUMN_LABELS
@@ -172,7 +172,7 @@ def variable_labels() -> dict[str, VariableLabel]:
 
 def category_order() -> list[str]:
     """Seed categories in the order the phenotype reference lists them (docs/phenotypes.md)."""
-    from pipelines.phenotypes.docs import FOLDER_TITLES
+    from pipelines.phenotypes.reference_page import FOLDER_TITLES
 
     return list(FOLDER_TITLES.values())
 

@@ -41,7 +41,8 @@ IMPLAUSIBLE_BY_TABLE: dict[str, tuple[str, ...]] = {
     "procedure_occurrence": ("duplicate_event",),
 }
 TEXT_ONLY_REASONS = ("malformed_line", "unparseable_date", "unparseable_number")
-# The reject reasons the generator plants (the number-range reasons are exercised by tests/test_faults_ingest.py).
+# The reject reasons the generator plants (the number-range reasons are exercised by
+# tests/ingest/test_faults_ingest.py).
 PLANTED_REJECT_REASONS = ("malformed_line", "missing_required_field", "unparseable_date", "unparseable_number",
                           "duplicate_primary_key", "unknown_person")
 MAIN_DATE = {

@@ -10,7 +10,7 @@ lines of the file, 1-based, the header being line 1, as `ingest.rejects.line` re
     with pytest.raises(ExtractError, match="person.csv: line 11"):
         load_extract(duckdb.connect(), folder)
 
-Fault test files (tests/test_faults_*.py) add the corruptions they need here, so the suite of bad inputs has one
+Fault test files (tests/*/test_faults_*.py) add the corruptions they need here, so the suite of bad inputs has one
 generator.
 """
 
