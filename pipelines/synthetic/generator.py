@@ -341,7 +341,8 @@ def _time_varying_effects(effects_profile: str, dynamics: P.ExposureDynamics, it
         itt_ratio = (sums["with_effect"] / sums["without_effect"] if sums and sums["without_effect"] > 0
                      else (1.0 if hr == 1.0 else None))
         effects.append({
-            "exposure": exposure, "outcome": "leg_cramps", "hazard_ratio": hr, "applies_from": _acts(exposure, dynamics),
+            "exposure": exposure, "outcome": "leg_cramps", "hazard_ratio": hr,
+            "applies_from": _acts(exposure, dynamics),
             "source": source,
             "estimands": {
                 "on_treatment_hazard_ratio": hr,

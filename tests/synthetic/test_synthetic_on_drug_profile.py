@@ -192,7 +192,8 @@ def test_magnesium_tests_concentrate_after_the_cramp_onset(on_drug):
 def test_the_frail_get_their_cramp(on_drug):
     _, _, con = on_drug
     mean_all, variance, mean_cases = con.execute("""
-        SELECT AVG(cramp_frailty), VAR_SAMP(cramp_frailty), AVG(cramp_frailty) FILTER (WHERE cramp_onset_date IS NOT NULL)
+        SELECT AVG(cramp_frailty), VAR_SAMP(cramp_frailty),
+               AVG(cramp_frailty) FILTER (WHERE cramp_onset_date IS NOT NULL)
         FROM persons""").fetchone()
     assert mean_all == pytest.approx(1.0, abs=0.03)
     assert variance == pytest.approx(P.EXPOSURE_DYNAMICS["on_drug"].frailty_variance, rel=0.1)
