@@ -31,14 +31,14 @@ TABLE1 = "results.table1"
 
 # statistics (pipelines/statistics/)
 ASSOCIATIONS = "results.associations"
+ANALYSIS_COVARIATES = "results.analysis_covariates"
+ANALYSIS_ATTRITION = "results.analysis_attrition"
 
 # data quality (pipelines/quality/)
 CHECK_RESULTS = "dq.check_results"
 VALID_ICD10CM_CODES = "dq.valid_icd10cm_codes"
 
 # the network database (pipelines/network/)
-ANALYSIS_COVARIATES = "results.analysis_covariates"
-ANALYSIS_ATTRITION = "results.analysis_attrition"
 SITE_ASSOCIATIONS = "results.site_associations"
 POOLED_ASSOCIATIONS = "results.pooled_associations"
 NETWORK_SITES = "results.network_sites"

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
+from pipelines import tables
 from pipelines.cohorts.study import load_studies
 from pipelines.cohorts.table1 import table1_footnote, table1_lines
 from pipelines.disclosure import site_floor
@@ -49,7 +50,7 @@ from pipelines.statistics.presentation import (
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The tables a user may download, with the column that selects a study.
-DOWNLOADS = {"associations": "results.associations", "table1": "results.table1", "attrition": "results.attrition"}
+DOWNLOADS = {"associations": tables.ASSOCIATIONS, "table1": tables.TABLE1, "attrition": tables.ATTRITION}
 # The files of a study's outputs folder the browser serves (figures and reports, nothing else).
 SERVED_SUFFIXES = {".png": "image/png", ".svg": "image/svg+xml", ".html": "text/html", ".md": "text/markdown"}
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
+from pipelines import tables
 from pipelines.disclosure import small_count_sql
 from pipelines.statistics.analysis_attrition import ANALYSIS_ATTRITION_TABLE
 from pipelines.statistics.analysis_attrition import COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS
 from pipelines.statistics.results import COUNT_COLUMNS
 
-ASSOCIATIONS_TABLE = "results.associations"
+ASSOCIATIONS_TABLE = tables.ASSOCIATIONS
 UNIQUE_KEYS = "unique_keys"
 INSIDE_INTERVAL = "estimate_inside_interval"
 COUNTS_RECONCILE = "counts_reconcile_with_cohort"

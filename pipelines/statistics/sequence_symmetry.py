@@ -34,7 +34,7 @@ CohortSymmetry's `movingAverageRestriction` default instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -345,5 +345,6 @@ def garrison_sequence_symmetry(con, drug_phenotypes: list[str], window_days: int
                 pairs, window_days=window_days,
                 marker_initiations_by_day=daily_initiation_counts(group_markers["first_date"]))
             exposure = f"{drug} (Garrison 2012 design, {label})"
-            rows += [(exposure, GARRISON_MARKER, result.crude), (exposure, GARRISON_MARKER, result.adjusted)]
+            rows += [(exposure, GARRISON_MARKER, replace(result.crude, analysis_id="ssa_crude")),
+                     (exposure, GARRISON_MARKER, replace(result.adjusted, analysis_id="ssa_adjusted"))]
     return rows

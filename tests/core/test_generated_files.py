@@ -26,6 +26,6 @@ def test_folders_of_generated_files_hold_only_generated_files():
 
 def test_the_generated_files_cover_docs_suites_and_the_asset_graph():
     names = {str(path.relative_to(REPO_ROOT)) for path in generated_files()}
-    assert {"docs/extract_format.md", "docs/data_dictionary.md", "docs/phenotypes.md",
+    assert {"docs/extract_formats.md", "docs/data_dictionary.md", "docs/phenotypes.md",
             "expectations/staging/person.json", "expectations/phenotype/phenotypes.json",
             "tests/snapshots/asset_graph.json"} <= names
