@@ -13,7 +13,7 @@ from pipelines.ingest.formats import load_extract_any_format
 from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import run_phenotypes
 from pipelines.sql import read_sql
-from tests.conftest import SHARED_DATA
+from tests.support.paths import SHARED_DATA
 
 # A canonical extract whose diagnoses before the ICD-10-CM transition are ICD-9-CM, spelt as sites spell them
 # (with and without the dot, vocabulary 'ICD-9-CM' or 'ICD9').
