@@ -359,6 +359,10 @@ class StudyDefinition(_Strict):
     # The horizon of the published risks (Kaplan-Meier, pipelines/statistics/risks.py), in days from the first day
     # at risk.
     risk_horizon_days: int = Field(default=365, ge=1)
+    # The analysis the report's summary and forest plot lead with: an analysis id of results.associations
+    # (pipelines/statistics/results.py ANALYSES, checked when the statistics assets are built); by default the
+    # design's primary (adjusted Cox for first_visit and lab_test, PS-matched Cox for new_user).
+    primary_analysis: str | None = None
 
     @model_validator(mode="before")
     @classmethod

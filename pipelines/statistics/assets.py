@@ -22,6 +22,7 @@ from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, su
 from pipelines.statistics.presentation import results_browser_url
 from pipelines.statistics.report import (
     estimates_markdown,
+    primary_analysis_of,
     summary_markdown,
     write_study_plots,
     write_study_reports,
@@ -137,6 +138,7 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
 def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefinition:
     """The study file sets the asset's key and dependencies; a run analyses the study with its `studies`
     overrides merged in."""
+    primary_analysis_of(file_study)  # a primary_analysis that names no comparison stops the code location loading
 
     @dg.asset(
         key=associations_key(file_study.id),

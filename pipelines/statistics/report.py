@@ -38,6 +38,7 @@ from pipelines.statistics.presentation import (
     present,
     variable_labels,
 )
+from pipelines.statistics.results import ANALYSES
 
 TEMPLATES = Path(__file__).parent / "templates"
 DESIGN_WORDS = {
@@ -83,8 +84,15 @@ def with_covariate_sets(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd
 
 
 def primary_analysis_of(study: StudyDefinition) -> str:
-    """The analysis the study leads with: the design's primary (presentation.PRIMARY_ANALYSIS_BY_DESIGN)."""
-    return PRIMARY_ANALYSIS_BY_DESIGN.get(study.index.rule, "cox_adjusted")
+    """The analysis the study leads with: the study file's `primary_analysis`, else the design's primary
+    (presentation.PRIMARY_ANALYSIS_BY_DESIGN). A name that is no comparative analysis stops here, before a run."""
+    if study.primary_analysis is None:
+        return PRIMARY_ANALYSIS_BY_DESIGN.get(study.index.rule, "cox_adjusted")
+    comparisons = sorted(set(ANALYSES) - set(RATE_ANALYSES) - {"km_risk"})
+    if study.primary_analysis not in comparisons:
+        raise ValueError(f"study {study.id}: primary_analysis {study.primary_analysis!r} is not one of "
+                         f"{', '.join(comparisons)}")
+    return study.primary_analysis
 
 
 def _estimate_row(row: dict, threshold: int, labels) -> dict:
