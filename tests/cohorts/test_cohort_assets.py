@@ -58,8 +58,8 @@ def test_study_assets_materialise_in_a_real_run(tmp_path):
     assert cohort["cohort_size"].value == 60 and cohort["outcome_count"].value == 15
     assert "| 1 | persons in the extract | 60 | 0 | 60 |" in cohort["attrition"].value
     table1 = events[("results", "table1", "leg_cramps")]["table1"].value
-    assert table1.startswith("| variable |  | overall | exposed | unexposed | SMD |")
-    assert "| n |  | 60 | 40 | 20 |" in table1
+    assert table1.startswith("|  | overall | exposed | unexposed | SMD |")
+    assert "| n | 60 | 40 | 20 |  |" in table1
     new_users = events[("cohort", "thiazide_vs_ccb")]
     assert new_users["cohort_size"].value == 60 and new_users["design"].value == "new_user"
     assert "phenotypes with no persons" in new_users["warnings"].value  # most stub phenotypes are empty

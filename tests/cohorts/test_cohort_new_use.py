@@ -42,7 +42,7 @@ def test_the_statistics_leave_out_persons_outside_the_new_use_comparison():
     con = extract().connect()
     study = make_study(exposures=[NEW_USE])
     build_study(con, study)
-    [crude] = [r for _, _, r in analyse_study(con, study).results if r.method.startswith("Crude risk ratio")]
+    [crude] = [r for _, _, r in analyse_study(con, study).results if r.analysis_id == "crude_irr"]
     assert (crude.n_exposed, crude.n_unexposed, crude.events_exposed, crude.events_unexposed) == (1, 2, 0, 1)
 
 

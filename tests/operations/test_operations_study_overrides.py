@@ -160,7 +160,8 @@ INVALID = {
                       f"{OVERRIDES_PATH}.leg_cramps.prior_observation: unknown field (check the spelling; "
                       "docs/studies.md lists the fields)"),
     "unknown study": ({"leg_cramp": {"prior_observation_days": 730}},
-                      f"{OVERRIDES_PATH}.leg_cramp: unknown study 'leg_cramp'; studies: leg_cramps, thiazide_vs_ccb"),
+                      f"{OVERRIDES_PATH}.leg_cramp: unknown study 'leg_cramp'; studies: leg_cramps, "
+                      "low_magnesium_tested, low_potassium_tested, low_sodium_tested, thiazide_vs_ccb"),
 }
 
 

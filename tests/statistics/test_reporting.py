@@ -30,11 +30,11 @@ from pipelines.phenotypes import run_phenotypes
 from pipelines.phenotypes.loader import phenotype_library
 from pipelines.quality.offline_docs import network_references
 from pipelines.quality.runner import run_suites
-from pipelines.statistics.assets import publish_associations
+from pipelines.statistics.assets import publish_study_results
 from pipelines.statistics.plots import study_forest_plot
 from pipelines.statistics.presentation import analysis_identity, p_value_text
 from pipelines.statistics.report import summary_markdown, write_study_plots, write_study_reports
-from pipelines.statistics.study_analysis import analyse_study, results_frame
+from pipelines.statistics.study_analysis import analyse_study
 from pipelines.synthetic import generate_extract
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -68,8 +68,7 @@ def published(tmp_path_factory):
         build_all_studies(con)
         for study in studies.values():
             analysis = analyse_study(con, study)
-            frame = publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed),
-                                         study.threshold)
+            frame = publish_study_results(con, study, analysis)
             plots = write_study_plots(study, analysis, frame, outputs / study.id)
             write_study_reports(con, study, analysis, frame, plots, outputs / study.id)
             published[study.id] = frame
@@ -183,7 +182,7 @@ def test_html_report_names_phenotypes_summarises_the_primary_analysis_and_embeds
     # Each exposure links to its definition in the report.
     assert f'href="#def-{shown["exposure"]}"' in summary and f'id="def-{shown["exposure"]}"' in html
     # The adjustment set is named in notes, never in a table row.
-    assert "Adjusted Cox HR: adjusted for Age, Female sex" in html
+    assert "Cox PH, adjusted: adjusted for Age, Female sex" in html
     assert not any("adjusted for" in body for body in re.findall(r"<tbody>(.*?)</tbody>", html, re.DOTALL))
     # Table 1 in tableone's layout with the suppression footnote.
     assert '<td class="indent">F</td>' in html and "Sex, n (%)" in html
@@ -208,7 +207,7 @@ def test_markdown_report_is_short_and_readable(published):
     assert f"of {total} estimates published" in text
     # The asset metadata's summary is the same table.
     assert summary_markdown(published.frames[study.id], study).splitlines()[0].startswith(
-        "| exposure | Adjusted Cox HR (95% CI) |")
+        "| exposure | Cox PH, adjusted (95% CI) |")
 
 
 @needs_chromium
@@ -218,7 +217,7 @@ def test_report_and_data_docs_render_without_network(published, tmp_path):
     _chromium(tmp_path, f"--screenshot={screenshot}", report.as_uri())
     assert screenshot.stat().st_size > 30_000, "the report looks blank"
     dom = _chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
-    assert "Summary: Adjusted Cox HR per exposure" in dom and 'id="summary-table"' in dom
+    assert "Summary: Cox PH, adjusted per exposure" in dom and 'id="summary-table"' in dom
 
     docs = published.outputs / "data_docs"
     assert network_references(docs) == []
@@ -274,15 +273,15 @@ def browser(published):
 @needs_chromium
 def test_results_browser_filters_estimates_in_chromium(published, browser, tmp_path):
     frame = _associations(published.database, "leg_cramps")
-    crude_rr = frame[frame["analysis_id"] == "crude_rr"]
-    url = f"{browser}/?study=leg_cramps&method=crude_rr"
+    crude_irr = frame[frame["analysis_id"] == "crude_irr"]
+    url = f"{browser}/?study=leg_cramps&method=crude_irr"
     screenshot = tmp_path / "browser.png"
     _chromium(tmp_path, f"--screenshot={screenshot}", url)
     assert screenshot.stat().st_size > 30_000, "the browser page looks blank"
     dom = _chromium(tmp_path, "--dump-dom", url).stdout
-    assert set(re.findall(r'data-method="([^"]+)"', dom)) == {"crude_rr"}
-    assert len(re.findall(r"<tr data-exposure=", dom)) == len(crude_rr)
-    assert 'id="row-count">' + str(len(crude_rr)) in dom
+    assert set(re.findall(r'data-method="([^"]+)"', dom)) == {"crude_irr"}
+    assert len(re.findall(r"<tr data-exposure=", dom)) == len(crude_irr)
+    assert 'id="row-count">' + str(len(crude_irr)) in dom
 
     statins = frame[frame["exposure"] == "statins"]
     dom = _chromium(tmp_path, "--dump-dom", f"{browser}/?study=leg_cramps&exposure=statins").stdout
@@ -299,11 +298,11 @@ def test_results_browser_opens_an_exposure_and_downloads_tables(published, brows
     assert _get(f"{browser}/outputs/leg_cramps/kaplan_meier.svg")[0] == 200
     assert _get(f"{browser}/outputs/leg_cramps/..%2F..%2Fleg_cramps.duckdb")[0] == 404
 
-    status, text = _get(f"{browser}/download/associations.csv?study=leg_cramps&method=crude_rr")
+    status, text = _get(f"{browser}/download/associations.csv?study=leg_cramps&method=crude_irr")
     rows = list(csv.DictReader(io.StringIO(text)))
     frame = _associations(published.database, "leg_cramps")
-    assert status == 200 and len(rows) == (frame["analysis_id"] == "crude_rr").sum()
-    assert {row["analysis_id"] for row in rows} == {"crude_rr"} and {row["study_id"] for row in rows} == {"leg_cramps"}
+    assert status == 200 and len(rows) == (frame["analysis_id"] == "crude_irr").sum()
+    assert {row["analysis_id"] for row in rows} == {"crude_irr"} and {row["study_id"] for row in rows} == {"leg_cramps"}
     status, text = _get(f"{browser}/download/table1.csv?study=leg_cramps")
     assert status == 200 and "Age" not in text.splitlines()[0] and "suppression" in text.splitlines()[0]
 
