@@ -37,6 +37,9 @@ DESCRIPTIONS = {
     NO_SMALL_COUNT: "No published count of 1 to threshold-1 persons in results.associations or "
                     "results.analysis_attrition.",
 }
+# These checks hold the statistics code to its own rules, so a failure is a defect of the pipeline, not of the data.
+WHAT_TO_DO = ("Nothing was published (the check blocks publishing). This is a defect of the pipeline, not of the "
+              "extract: report the run id, the study and this check to the maintainers; rerunning will not help.")
 STUDY_CHECKS = (UNIQUE_KEYS, INSIDE_INTERVAL, COUNTS_RECONCILE, NO_SMALL_COUNT)
 SEQUENCE_SYMMETRY_CHECKS = (UNIQUE_KEYS, INSIDE_INTERVAL, NO_SMALL_COUNT)
 
@@ -56,11 +59,13 @@ class Verdict:
         return not self.failures
 
     def check_result(self, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
+        metadata = {"failures": len(self.failures),
+                    "examples": dg.MetadataValue.md("\n".join(f"- {f}" for f in self.failures[:20]) or "none")}
+        if not self.passed:
+            metadata["what to do"] = WHAT_TO_DO
         return dg.AssetCheckResult(
             check_name=self.name, asset_key=asset_key, passed=self.passed, severity=dg.AssetCheckSeverity.ERROR,
-            description=DESCRIPTIONS[self.name],
-            metadata={"failures": len(self.failures),
-                      "examples": dg.MetadataValue.md("\n".join(f"- {f}" for f in self.failures[:20]) or "none")})
+            description=DESCRIPTIONS[self.name], metadata=metadata)
 
 
 def _lines(con: duckdb.DuckDBPyConnection, sql: str, parameters: list) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
@@ -241,7 +242,8 @@ def test_the_statistics_checks_pass_on_published_rows_and_each_catches_its_fault
     copy = tmp_path / "faulty.duckdb"
     copy.write_bytes(database.read_bytes())
     with duckdb.connect(str(copy)) as con:
-        assert all(v.passed for v in run_checks(con, "leg_cramps", threshold, STUDY_CHECKS))
+        passing = run_checks(con, "leg_cramps", threshold, STUDY_CHECKS)
+        assert all(v.passed for v in passing)
         exposure = con.execute("SELECT min(exposure) FROM results.associations WHERE study_id = 'leg_cramps'"
                                ).fetchone()[0]
         key = "study_id = 'leg_cramps' AND analysis_id = 'crude_irr' AND exposure = ?"
@@ -251,8 +253,12 @@ def test_the_statistics_checks_pass_on_published_rows_and_each_catches_its_fault
         con.execute("UPDATE results.analysis_attrition SET persons_exposed = persons_exposed + 20 "
                     "WHERE study_id = 'leg_cramps' AND step_order = 1 AND persons_exposed IS NOT NULL "
                     "AND persons_unexposed IS NOT NULL")
-        failed = {v.name for v in run_checks(con, "leg_cramps", threshold, STUDY_CHECKS) if not v.passed}
-    assert failed == set(STUDY_CHECKS)
+        verdicts = run_checks(con, "leg_cramps", threshold, STUDY_CHECKS)
+    assert {v.name for v in verdicts if not v.passed} == set(STUDY_CHECKS)
+    # A failed check says what to do in the Dagster UI; a passed one does not.
+    key = dg.AssetKey(["results", "associations", "leg_cramps"])
+    assert all("report the run id" in v.check_result(key).metadata["what to do"].text for v in verdicts)
+    assert not any("what to do" in v.check_result(key).metadata for v in passing)
 
 
 def test_a_small_count_of_events_by_the_horizon_hides_the_risks_but_not_the_rate_ratio():
@@ -280,7 +286,6 @@ def test_the_statistics_asset_runs_its_blocking_checks_and_references_plots_by_p
     """The leg_cramps statistics asset in a real Dagster run on the fixture's cohort: its four checks run (and
     pass), they are blocking for the publish step downstream, and plots are metadata paths to files, not images
     embedded in the event log."""
-    import dagster as dg
 
     from pipelines.cohorts.settings import StudySettings
     from pipelines.definitions import defs
