@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -175,7 +176,8 @@ def create_app(database: str | Path, outputs: str | Path | None = None) -> Starl
                                     "ORDER BY ALL", [study, study]).df()
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
-        filename = f"{name}{'_' + study if study else ''}.csv"
+        # The study id comes from the query string: only its identifier characters reach the header.
+        filename = f"{name}{'_' + re.sub(r'[^A-Za-z0-9_-]', '_', study) if study else ''}.csv"
         return Response(buffer.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
@@ -183,8 +185,8 @@ def create_app(database: str | Path, outputs: str | Path | None = None) -> Starl
         study, name = request.path_params["study"], request.path_params["name"]
         path = outputs / study / name
         # Only a figure or report directly in a study's folder: no other file, no path outside it.
-        if (Path(study).name != study or Path(name).name != name or path.suffix not in SERVED_SUFFIXES
-                or not path.is_file()):
+        if (Path(study).name != study or Path(name).name != name or study in (".", "..")
+                or path.suffix not in SERVED_SUFFIXES or not path.is_file()):
             raise HTTPException(404, f"no output {study}/{name}")
         return FileResponse(path, media_type=SERVED_SUFFIXES[path.suffix])
 

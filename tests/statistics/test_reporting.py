@@ -297,6 +297,9 @@ def test_results_browser_opens_an_exposure_and_downloads_tables(published, brows
     assert 'id="km" src="/outputs/leg_cramps/kaplan_meier.svg"' in page
     assert _get(f"{browser}/outputs/leg_cramps/kaplan_meier.svg")[0] == 200
     assert _get(f"{browser}/outputs/leg_cramps/..%2F..%2Fleg_cramps.duckdb")[0] == 404
+    # A report-like file beside the outputs folder is not reached through ".." as the study either.
+    (published.outputs.parent / "beside.md").write_text("not an output")
+    assert _get(f"{browser}/outputs/%2E%2E/beside.md")[0] == 404
 
     status, text = _get(f"{browser}/download/associations.csv?study=leg_cramps&method=crude_irr")
     rows = list(csv.DictReader(io.StringIO(text)))
