@@ -48,6 +48,7 @@ from pipelines.statistics.presentation import (
     present,
     variable_labels,
 )
+from pipelines.statistics.report import REPORT_STYLESHEET
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The tables a user may download, with the column that selects a study.
@@ -79,8 +80,9 @@ def create_app(database: str | Path, outputs: str | Path | None = None) -> Starl
             con.close()
 
     def page(template: str, **context) -> HTMLResponse:
+        stylesheet = REPORT_STYLESHEET.read_text() + (TEMPLATES / "browser.css").read_text()
         return HTMLResponse(environment.get_template(template).render(
-            stylesheet=(TEMPLATES / "browser.css").read_text(), database=str(database), **context))
+            stylesheet=stylesheet, database=str(database), **context))
 
     def estimates(con, study: str | None, exposure: str | None, analysis: str | None) -> pd.DataFrame:
         frame = con.execute(

@@ -41,6 +41,8 @@ from pipelines.statistics.presentation import (
 from pipelines.statistics.results import ANALYSES
 
 TEMPLATES = Path(__file__).parent / "templates"
+# The one stylesheet of the report; the results browser embeds it too, with its own few additions.
+REPORT_STYLESHEET = TEMPLATES / "report.css"
 DESIGN_WORDS = {
     "first_visit": "Cohort study (screening design): persons enter at their first qualifying visit; each candidate "
                    "cause recorded at entry is compared with its absence, against incident leg cramps during "
@@ -260,8 +262,8 @@ def write_study_reports(con: duckdb.DuckDBPyConnection, study: StudyDefinition, 
     markdown.write_text(environment.get_template("report.md.j2").render(**context))
     html = folder / "report.html"
     environment.globals["inline_svg"] = inline_svg
-    html.write_text(environment.get_template("report.html.j2").render(**context, stylesheet=(
-        TEMPLATES / "report.css").read_text()))
+    html.write_text(environment.get_template("report.html.j2").render(
+        **context, stylesheet=REPORT_STYLESHEET.read_text()))
     return ReportFiles(markdown, html)
 
 
