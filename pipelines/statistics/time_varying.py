@@ -136,14 +136,13 @@ def fit_counting_process_cox(x: np.ndarray, start: np.ndarray, stop: np.ndarray,
 
 def counting_process_cox(rows: pd.DataFrame, covariates: Sequence[str] = (), exposure: str = EXPOSED,
                          outcome: str = OUTCOME, start: str = START, stop: str = STOP, person: str = PERSON,
-                         method: str | None = None, estimand: str | None = None,
-                         alpha: float = 0.05) -> EstimateResult:
+                         exposed_time: str = "exposed time", alpha: float = 0.05) -> EstimateResult:
     """Hazard ratio of a time-varying 0/1 `exposure` from a Cox model on counting-process rows.
 
     `rows`: one row per stretch (start, stop] of a person's time at risk (days), `exposure` and `outcome` 0/1 (the
     outcome on the person's last row), `person` the person's key, and time-fixed covariates repeated on each row.
     Counts: n_exposed = persons with any exposed time, n_unexposed = persons with none; events and person-years by
-    the exposure of the row they fall in.
+    the exposure of the row they fall in. `exposed_time` says what the exposed time is, in the method and estimand.
     """
     require_columns(rows, [exposure, outcome, start, stop, person, *covariates])
     rows = rows.reset_index(drop=True)
@@ -164,9 +163,9 @@ def counting_process_cox(rows: pd.DataFrame, covariates: Sequence[str] = (), exp
         "person_years_unexposed": float(years[exposed == 0].sum()),
     }
     design = pd.concat([pd.Series(exposed, name=exposure, dtype=float), covariate_matrix(rows, covariates)], axis=1)
-    method = method or ("Time-varying Cox proportional hazards (counting process, Breslow ties; "
-                        f"{_covariate_note(covariates)}; model-based variance)")
-    estimand = estimand or "hazard ratio of first outcome, exposed vs unexposed time (time-varying)"
+    method = (f"Time-varying Cox proportional hazards ({exposed_time}; counting process, Breslow ties; "
+              f"{_covariate_note(covariates)}; model-based variance)")
+    estimand = f"hazard ratio of first outcome, {exposed_time} vs not"
     unfitted = EstimateResult(method=method, estimand=estimand, estimate=None, ci_lower=None, ci_upper=None,
                               p_value=None, covariates=tuple(covariates), **counts)
     parameters, events = design.shape[1], to_int(event.sum())
