@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.cohorts import build_study
 from pipelines.cohorts.study import StudyDefinitionError, load_study
+from pipelines.statistics.study_analysis import analyse_study
 from tests.support.hand_cohort import HandExtract, make_study
 
 THIAZIDE, MAGNESIUM = "thiazide_diuretics", "hypomagnesemia_lab"
@@ -38,11 +39,17 @@ def _extract() -> HandExtract:
 
 
 @pytest.fixture(scope="module")
-def rows():
+def built():
     con = _extract().connect()
     study = make_study(exposures=EXPOSURES, exposure_time={"mode": "current", "grace_days": 30,
                                                            "risk_window_days": 42})
     build_study(con, study)
+    return con, study
+
+
+@pytest.fixture(scope="module")
+def rows(built):
+    con, _ = built
     found = con.execute("SELECT person_id, variable, start_day, stop_day, exposed, outcome "
                         "FROM cohort.time_varying_exposure WHERE study_id = 'test_study' "
                         "ORDER BY person_id, variable, start_day").fetchall()
@@ -72,6 +79,27 @@ def test_every_persons_rows_cover_the_time_at_risk_once(rows):
             spans = [(r[2], r[3]) for r in found if r[:2] == (person, variable)]
             assert spans[0][0] == 0 and spans[-1][1] == total
             assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_the_analysis_counts_events_and_person_time_by_the_exposure_of_the_day(built):
+    con, study = built
+    analysis = analyse_study(con, study)
+    current = {(exposure, r.analysis_id): r for exposure, _, r in analysis.results
+               if r.analysis_id in ("cox_current_exposure", "cox_risk_window")}
+    assert set(current) == {(THIAZIDE, "cox_current_exposure"), (MAGNESIUM, "cox_risk_window")}
+    drug, finding = current[(THIAZIDE, "cox_current_exposure")], current[(MAGNESIUM, "cox_risk_window")]
+    # A is the only current user (days 0-68 and 111-170); both cramps fall in unexposed time: no estimate.
+    assert (drug.n_exposed, drug.n_unexposed, drug.events_exposed, drug.events_unexposed) == (1, 2, 0, 2)
+    assert drug.person_years_exposed == pytest.approx((69 + 60) / 365.25)
+    assert drug.person_years_unexposed == pytest.approx((356 + 143 + 173 - 129) / 365.25)
+    assert drug.estimate is None and "no events among the exposed" in drug.not_estimable_reason
+    assert drug.estimand == "hazard ratio of first outcome, current use (time-varying, grace 30 days) vs not"
+    # C's cramp falls in a risk window (days 0-91 and 142-172 exposed); B's does not. Two events: too few.
+    assert (finding.n_exposed, finding.n_unexposed, finding.events_exposed, finding.events_unexposed) == (1, 2, 1, 1)
+    assert finding.person_years_exposed == pytest.approx((92 + 31) / 365.25)
+    assert finding.estimate is None and "events per variable" in finding.not_estimable_reason
+    steps = analysis.attrition[(MAGNESIUM, "cox_risk_window")]
+    assert [(s.persons_exposed, s.persons_unexposed) for s in steps] == [(1, 2), (1, 2)]
 
 
 def test_at_index_studies_write_no_rows():
