@@ -406,12 +406,13 @@ class StudyDefinition(_Strict):
     primary_analysis: str | None = None
     # Exposure frozen at index only, or also time-varying current use / risk windows (ExposureTime).
     exposure_time: ExposureTime = ExposureTime()
-    # The domains of the phenotypes the study was validated against (time_varying_exposures needs them).
+    # The domains of the exposures in the phenotypes the study was validated against (time_varying_exposures).
     _domains: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _remember_domains(self, info: ValidationInfo) -> StudyDefinition:
-        self._domains = dict(_domains_in(info))
+        known = _domains_in(info)
+        self._domains = {r.phenotype: known[r.phenotype] for r in self.exposures if r.phenotype in known}
         return self
 
     @model_validator(mode="before")
