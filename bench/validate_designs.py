@@ -25,12 +25,16 @@ Designs, per drug (long-acting beta-2 agonists, planted on-drug HR 2.42; thiazid
   "current use" = an era from a fill to the end of its supply plus a 30-day grace, refills within the grace joined
   (CohortMethod / LEGEND on-treatment risk window with a persistence window of 30 days).
 - new user, intention to treat: the same cohort, exposed from the first fill to the end of follow-up.
+- current use, time-varying: everyone (prevalent users included), exposed during each era plus the 30-day grace,
+  unexposed before, between and after; the study pipeline's own estimator (exposure_time current, analysis
+  cox_current_exposure): the counting-process Cox model of pipelines/statistics/time_varying.py, adjusted for age
+  at index and sex.
 And for low magnesium (planted HR 1.8 for 42 days after each low result):
 - ever low, look-ahead: exposed = any low result in the extract at any date (after index and after the cramp
   included, as a phenotype judged over all time does), fixed at index. The work-up after a cramp finds low values
   because of the cramp (detection bias).
 - risk window: time-varying, exposed for 42 days from each low result before the cramp (a short risk window for a
-  transient state).
+  transient state); with the Poisson model and with the pipeline's counting-process Cox model (cox_risk_window).
 
 Truths: the on-treatment designs and the risk window target the planted hazard ratio (conditional on the frailty;
 the truth JSON's on_treatment_hazard_ratio). The ITT design targets the truth JSON's intention_to_treat_rate_ratio,
@@ -66,6 +70,7 @@ from pipelines.synthetic import parameters as P  # noqa: E402
 from pipelines.synthetic.arrays import DAY_KEY, in_intervals, merge_intervals, sorted_unique, to_day  # noqa: E402
 from pipelines.synthetic.generator import chunk_rng  # noqa: E402
 from pipelines.synthetic.model import DAYS_PER_YEAR, FEMALE, ChunkSimulation  # noqa: E402
+from pipelines.statistics.time_varying import counting_process_cox  # noqa: E402
 
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "design_validation.json"
 PROFILE = P.ON_DRUG_PROFILE
@@ -143,7 +148,7 @@ def replicate(arguments: tuple) -> list[dict]:
     event = (onset[person] >= 0).astype(np.int8)
     t1 = np.where(event == 1, onset[person], sim.last_end[person])
     age = (t0 - sim.birth_day[person]) / DAYS_PER_YEAR
-    covariates = pd.DataFrame({"age_band": np.minimum(age // 5, 18).astype(np.int64),
+    covariates = pd.DataFrame({"age_band": np.minimum(age // 5, 18).astype(np.int64), "age": age,
                                "female": (sim.sex[person] == FEMALE).astype(np.int8)}, index=person)
     everyone = np.arange(n)
     rows = []
@@ -158,6 +163,18 @@ def replicate(arguments: tuple) -> list[dict]:
         rows.append({"seed": seed, "exposure": exposure, "design": design, "estimate": estimate,
                      "ci_lower": lower, "ci_upper": upper,
                      "events_exposed": int(frame.loc[frame.exposed == 1, "event"].sum())})
+
+    def fit_cox(design: str, exposure: str, frame: pd.DataFrame) -> None:
+        """The pipeline's time-varying Cox model (pipelines/statistics/time_varying.py) on the same rows."""
+        rows_ = frame.join(covariates[["age", "female"]], on="person").rename(
+            columns={"start": "start_day", "stop": "stop_day", "event": "outcome"})
+        result = counting_process_cox(rows_, ["age", "female"])
+        estimate, lower, upper = (float("nan"),) * 3 if result.estimate is None else \
+            (result.estimate, result.ci_lower, result.ci_upper)
+        if result.estimate is None:
+            print(f"seed {seed} {exposure} {design}: {result.not_estimable_reason}", file=sys.stderr)
+        rows.append({"seed": seed, "exposure": exposure, "design": design, "estimate": estimate,
+                     "ci_lower": lower, "ci_upper": upper, "events_exposed": result.events_exposed})
 
     def from_day(day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         who = np.flatnonzero(day >= 0)
@@ -175,6 +192,8 @@ def replicate(arguments: tuple) -> list[dict]:
             new_users_cohort)
         fit("new user, intention to treat", drug, counting_process(n, person, t0, t1, event, from_day(first_fill)),
             new_users_cohort)
+        fit_cox("current use, time-varying (30-day grace), all persons, counting-process Cox", drug,
+                counting_process(n, person, t0, t1, event, eras))
 
     routine_person, routine_day = sim.low_magnesium_results
     workup_person, workup_day = sim.workup_low_magnesium_results
@@ -187,6 +206,8 @@ def replicate(arguments: tuple) -> list[dict]:
                               routine_day + P.EXPOSURE_DYNAMICS[PROFILE].transient_state_days - 1)
     fit("risk window, 42 days after each low result", "hypomagnesemia_lab",
         counting_process(n, person, t0, t1, event, windows), None)
+    fit_cox("risk window, 42 days after each low result, counting-process Cox", "hypomagnesemia_lab",
+            counting_process(n, person, t0, t1, event, windows))
 
     for exposure, (with_effect, without_effect) in sim.itt_expected_onsets.items():
         if exposure in (*DRUGS, "hypomagnesemia_lab"):
@@ -227,6 +248,8 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=200)
     parser.add_argument("--persons", type=int, default=20_000, help="persons per simulated population")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=RESULTS_FILE,
+                        help="results file (a trial run with few replicates should not replace the published one)")
     args = parser.parse_args()
     started = time.time()
     jobs = [(args.persons, SEED_BASE + r) for r in range(args.replicates)]
@@ -245,8 +268,8 @@ def main() -> None:
 
 def write_results(rows: list[dict], args: argparse.Namespace, done: int, runtime: float) -> pd.DataFrame:
     summary = summarise(pd.DataFrame(rows))
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps({
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
         "profile": PROFILE, "replicates": done, "replicates_requested": args.replicates,
         "persons_per_replicate": args.persons, "seeds": [SEED_BASE, SEED_BASE + done - 1],
         "grace_days": GRACE_DAYS, "lookback_days": LOOKBACK_DAYS, "study_start": STUDY_START,

@@ -28,6 +28,7 @@ PERSON_VARIABLES = "cohort.person_variables"
 STUDY_POPULATION = "cohort.study_population"
 ATTRITION = "results.attrition"
 TABLE1 = "results.table1"
+TIME_VARYING_EXPOSURE = "cohort.time_varying_exposure"
 
 # statistics (pipelines/statistics/)
 ASSOCIATIONS = "results.associations"

@@ -8,7 +8,7 @@ Model order (each SELECT is materialised as a temporary table named after its fi
     observation_periods_merged -> phenotype_event_dates -> index_first_visit | index_new_user | index_lab_test
     (as index_dates)
     -> eligibility -> attrition_counts -> on_treatment_end -> person_variables -> study_population -> cohort_rows
-    -> table1_aggregates -> table1_smd
+    -> table1_aggregates -> table1_smd; then time_varying_exposure (studies with exposure_time current)
 
 A study's rows are replaced in one transaction: a failure leaves the previous rows of that study in place.
 """
@@ -131,6 +131,11 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
         "group_names": ["overall", *(groups or ())],
         "group_1": groups[0] if groups else None,
         "group_0": groups[1] if groups else None,
+        # Time-varying exposure (time_varying_exposure.sql): which exposures, and the grace and risk-window days.
+        "current_use_variables": [v for v, kind in study.time_varying_exposures.items() if kind == "current_use"],
+        "risk_window_variables": [v for v, kind in study.time_varying_exposures.items() if kind == "risk_window"],
+        "current_use_grace_days": study.exposure_time.grace_days,
+        "risk_window_days": study.exposure_time.risk_window_days,
     }
 
 
@@ -140,6 +145,7 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
 
 def create_output_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(model_sql("create_tables"))
+    con.execute(model_sql("time_varying_exposure_table"))
 
 
 def add_phenotype_columns(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> None:
@@ -195,7 +201,7 @@ def _delete_study_rows(con: duckdb.DuckDBPyConnection, study_id: str) -> None:
     con.execute(f"DELETE FROM {tables.COHORT} WHERE cohort_definition_id IN "
                 f"(SELECT cohort_definition_id FROM {tables.COHORT_DEFINITION} WHERE study_id = ?)", [study_id])
     for table in (tables.COHORT_DEFINITION, tables.STUDY_VARIABLES, tables.PERSON_VARIABLES,
-                  tables.STUDY_POPULATION, tables.ATTRITION, tables.TABLE1):
+                  tables.STUDY_POPULATION, tables.ATTRITION, tables.TABLE1, tables.TIME_VARYING_EXPOSURE):
         con.execute(f"DELETE FROM {table} WHERE study_id = ?", [study_id])
 
 
@@ -266,6 +272,10 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
         smd = {r["variable"]: r["smd"] for r in query(con, "table1_smd", parameters)} if study.table1_groups else {}
         table1 = build_table1(study, aggregates, smd, threshold)
         _insert_rows(con, tables.TABLE1, [row.as_record() for row in table1])
+
+        if study.time_varying_exposures:
+            sql = model_sql("time_varying_exposure")
+            con.execute(f"INSERT INTO {tables.TIME_VARYING_EXPOSURE} BY NAME {sql}", model_parameters(sql, parameters))
 
         cohort_size, outcome_count = con.execute(
             f"SELECT count(*), count(outcome_date) FROM {tables.STUDY_POPULATION} WHERE study_id = ?", [study.id]

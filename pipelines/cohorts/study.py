@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from pipelines.disclosure import DEFAULT_SITE_FLOOR as DEFAULT_SMALL_CELL_THRESHOLD
 from pipelines.paths import STUDIES_DIR
@@ -137,16 +137,39 @@ class NewUse(_Strict):
     started_within_days: int = Field(default=365, ge=0)
 
 
+ExposureTimeMode = Literal["at_index", "current"]
+
+
+class ExposureTime(_Strict):
+    """How exposure is timed over follow-up (study-wide; an exposure may override `mode`).
+
+    - at_index: the exposure as recorded at index, fixed for all follow-up (the analyses every study publishes);
+    - current: in addition, a time-varying analysis in which person-time is exposed only while the exposure acts:
+      a drug exposure (window current_use) during its drug eras (fills joined while the next starts within
+      `grace_days` of the supply so far, OHDSI drug_era's persistence window) and for `grace_days` after each era's
+      last supply (Ray 2003's current use); a laboratory finding (a measurement phenotype with a lookback window)
+      for `risk_window_days` from each abnormal result (a short risk window for a transient state). Other
+      exposures (chronic conditions) keep the at-index analyses only.
+    Rows: cohort.time_varying_exposure (sql/cohorts/time_varying_exposure.sql).
+    """
+
+    mode: ExposureTimeMode = "at_index"
+    grace_days: int = Field(default=30, ge=0)
+    risk_window_days: int = Field(default=42, ge=1)
+
+
 class PhenotypeReference(_Strict):
     """An exposure or covariate: a phenotype and the window in which it counts as present at index.
 
     A bare phenotype id in YAML means `{phenotype: <id>, window: any_time_prior}`. `new_use` (exposures with window
     current_use only) compares new users with non-users instead of current with non-current users.
+    `exposure_time` (exposures only) overrides the study's `exposure_time.mode` for this exposure.
     """
 
     phenotype: PhenotypeId
     window: Window = ANY_TIME_PRIOR
     new_use: NewUse | None = None
+    exposure_time: ExposureTimeMode | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -160,7 +183,25 @@ class PhenotypeReference(_Strict):
             raise ValueError(f"current_use needs a drug phenotype; {self.phenotype!r} is a {domain} phenotype")
         if self.new_use is not None and self.window.kind != "current_use":
             raise ValueError(f"new_use needs window current_use; {self.phenotype!r} has {self.window.describe()}")
+        if self.exposure_time == "current" and time_varying_kind(self, domain) is None:
+            raise ValueError(f"exposure_time current applies to drugs with window current_use and to laboratory "
+                             f"findings with a lookback window; {self.phenotype!r} is a {domain} phenotype with "
+                             f"{self.window.describe()}")
         return self
+
+
+TIME_VARYING_KINDS = ("current_use", "risk_window")
+
+
+def time_varying_kind(reference: PhenotypeReference, domain: str | None) -> str | None:
+    """How an exposure can be timed over follow-up: `current_use` (a drug with window current_use: drug eras plus
+    grace), `risk_window` (a laboratory finding judged in a lookback window: a window after each abnormal result),
+    or None (a chronic condition or structural finding: at index only)."""
+    if reference.window.kind == "current_use" and domain == "drug":
+        return "current_use"
+    if reference.window.kind == "lookback_days" and domain == "measurement":
+        return "risk_window"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -363,6 +404,16 @@ class StudyDefinition(_Strict):
     # (pipelines/statistics/results.py ANALYSES, checked when the statistics assets are built); by default the
     # design's primary (adjusted Cox for first_visit and lab_test, PS-matched Cox for new_user).
     primary_analysis: str | None = None
+    # Exposure frozen at index only, or also time-varying current use / risk windows (ExposureTime).
+    exposure_time: ExposureTime = ExposureTime()
+    # The domains of the exposures in the phenotypes the study was validated against (time_varying_exposures).
+    _domains: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _remember_domains(self, info: ValidationInfo) -> StudyDefinition:
+        known = _domains_in(info)
+        self._domains = {r.phenotype: known[r.phenotype] for r in self.exposures if r.phenotype in known}
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -394,6 +445,9 @@ class StudyDefinition(_Strict):
                 if reference.new_use is not None and (section != "exposures" or self.is_new_user):
                     raise ValueError(f"{section}[{position}]: new_use applies to the exposures of a first_visit "
                                      "study")
+                if reference.exposure_time is not None and (section != "exposures" or self.is_new_user):
+                    raise ValueError(f"{section}[{position}]: exposure_time applies to the exposures of a "
+                                     "first_visit or lab_test study")
                 seen[reference.phenotype] = section
         if self.outcome.phenotype in seen:
             raise ValueError(f"the outcome {self.outcome.phenotype!r} is also listed in {seen[self.outcome.phenotype]}")
@@ -443,6 +497,22 @@ class StudyDefinition(_Strict):
                 variables.append(StudyVariable(variable=reference.phenotype, role=role, window=reference.window,
                                                order=len(variables) + 1, new_use=reference.new_use))
         return variables
+
+    @property
+    def time_varying_exposures(self) -> dict[str, str]:
+        """The exposures analysed with time-varying exposure (mode current, per study or per exposure), each with
+        its kind (`time_varying_kind`): {phenotype: "current_use" | "risk_window"}. New-user designs have none
+        (their on-treatment analysis is the time-varying one)."""
+        if self.is_new_user:
+            return {}
+        chosen = {}
+        for reference in self.exposures:
+            mode = reference.exposure_time or self.exposure_time.mode
+            domain = self._domains.get(reference.phenotype) or phenotype_domains().get(reference.phenotype)
+            kind = time_varying_kind(reference, domain)
+            if mode == "current" and kind is not None:
+                chosen[reference.phenotype] = kind
+        return chosen
 
     @property
     def phenotype_ids(self) -> list[str]:

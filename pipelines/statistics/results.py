@@ -53,6 +53,8 @@ ANALYSES: dict[str, str] = {
     "incidence_rate": "Incidence rate (exact Poisson CI)",
     "crude_irr": "Incidence rate ratio, crude (exact CI)",
     "cox_adjusted": "Cox PH, adjusted",
+    "cox_current_exposure": "Cox PH, adjusted, time-varying current use",
+    "cox_risk_window": "Cox PH, adjusted, time-varying risk window",
     "km_risk": "Risk at horizon (Kaplan-Meier)",
     "km_risk_difference": "Risk difference at horizon (Kaplan-Meier)",
     "km_risk_ratio": "Risk ratio at horizon (Kaplan-Meier)",

@@ -39,7 +39,8 @@ from pipelines.statistics.results import ANALYSES, EstimateResult
 from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
-from pipelines.tables import STUDY_POPULATION
+from pipelines.statistics.time_varying import counting_process_cox
+from pipelines.tables import STUDY_POPULATION, TIME_VARYING_EXPOSURE
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
 # propensity model the same way); counts, rates and crude ratios always use everyone.
@@ -250,9 +251,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
     for reference in study.exposures:
         exposure = reference.phenotype
         exposed = population[exposure].fillna(False).astype(bool)
-        co_medication = [d for d in medications if d != exposure and covariates[d].nunique() > 1
-                         and not _nested(exposed, covariates[d].astype(bool))]
-        covariate_names = [*study_covariates, *co_medication]
+        covariate_names = [*study_covariates, *_co_medication(covariates, medications, exposure, exposed)]
         censor = None
         if study.time_at_risk.censor_unexposed_at_exposure_start:
             first = pd.to_datetime(population[f"{exposure}_first_date"])
@@ -289,6 +288,13 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
             analysis.km_labels = (f"not {exposure}", exposure)
     _note_left_out(analysis, without_events)
     return analysis
+
+
+def _co_medication(covariates: pd.DataFrame, medications: list[str], exposure: str, exposed: pd.Series) -> list[str]:
+    """The study's other drug exposures at index that adjust `exposure`'s models: those that vary and are not nested
+    in it or it in them."""
+    return [d for d in medications if d != exposure and covariates[d].nunique() > 1
+            and not _nested(exposed, covariates[d].astype(bool))]
 
 
 def _note_left_out(analysis: StudyAnalysis, without_events: set[str]) -> None:
@@ -385,7 +391,80 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
         return analysis
     if study.index.rule == "new_user":
         return analyse_new_user_study(population, study)
-    return analyse_first_visit_study(population, study)
+    analysis = analyse_first_visit_study(population, study)
+    if study.time_varying_exposures:
+        add_time_varying_analyses(con, study, population, analysis)
+    return analysis
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Time-varying exposure: current use and risk windows (cohort.time_varying_exposure)
+# ---------------------------------------------------------------------------------------------------------------
+TIME_VARYING_ANALYSIS_IDS = {"current_use": "cox_current_exposure", "risk_window": "cox_risk_window"}
+EVER_EXPOSED_COHORT_STEP = "in the study population (arms: any exposed time during follow-up, or none)"
+
+
+def time_varying_label(study: StudyDefinition, kind: str) -> str:
+    """What the exposed time is, as the estimand and method texts say it."""
+    if kind == "current_use":
+        return f"current use (time-varying, grace {study.exposure_time.grace_days} days)"
+    return f"within {study.exposure_time.risk_window_days} days of an abnormal result (time-varying risk window)"
+
+
+def time_varying_rows(con: duckdb.DuckDBPyConnection, study: StudyDefinition, exposure: str) -> pd.DataFrame:
+    """The exposure's counting-process rows; `person` is the person's position in `study_population(con, study)`
+    (both ordered by person_id), so the covariates at index join without pulling person ids."""
+    return con.execute(
+        f"""SELECT p.person, t.start_day, t.stop_day, CAST(t.exposed AS INTEGER) AS exposed,
+                   CAST(t.outcome AS INTEGER) AS outcome
+            FROM {TIME_VARYING_EXPOSURE} AS t
+            JOIN (SELECT person_id, row_number() OVER (ORDER BY person_id) - 1 AS person
+                  FROM {STUDY_POPULATION} WHERE study_id = $study) AS p ON p.person_id = t.person_id
+            WHERE t.study_id = $study AND t.variable = $exposure
+            ORDER BY p.person, t.start_day""", {"study": study.id, "exposure": exposure}).df()
+
+
+def add_time_varying_analyses(con: duckdb.DuckDBPyConnection, study: StudyDefinition, population: pd.DataFrame,
+                              analysis: StudyAnalysis) -> None:
+    """For each exposure the study times as current (study.time_varying_exposures), a Cox model on its
+    counting-process rows: exposed while currently using the drug (era + grace) or inside a finding's risk window,
+    adjusted like the at-index Cox model (age, sex, the study's covariates and co-medication, all as at index)."""
+    covariates, study_covariates = _covariate_frame(population, study)
+    medications = drug_exposures(study)
+    for drug in medications:
+        covariates[drug] = population[drug].fillna(False).astype(COVARIATE_FLAG)
+    outcome = study.outcome.phenotype
+    without_events: set[str] = set()
+    for exposure, kind in study.time_varying_exposures.items():
+        analysis_id = TIME_VARYING_ANALYSIS_IDS[kind]
+        rows = time_varying_rows(con, study, exposure)
+        ever_exposed = pd.Series(False, index=population.index)
+        ever_exposed[rows.loc[rows.exposed == 1, "person"].unique()] = True
+        at_risk = pd.Series(False, index=population.index)
+        at_risk[rows["person"].unique()] = True
+        steps = [attrition_step(EVER_EXPOSED_COHORT_STEP, None, ever_exposed),
+                 attrition_step(AT_RISK_STEP, ZERO_TIME_AT_RISK, ever_exposed[at_risk])]
+        if ever_exposed[at_risk].nunique() < 2:
+            analysis.notes.append(f"{exposure}, {time_varying_label(study, kind)}: "
+                                  + one_group_note(ever_exposed[at_risk].astype(int), "exposed", "unexposed"))
+            continue
+        persons = population.index[at_risk]
+        if len(persons) > MAX_PERSONS_FOR_MODELS:
+            persons = pd.Index(np.sort(np.random.default_rng(study.seed).choice(persons, MAX_PERSONS_FOR_MODELS,
+                                                                                replace=False)))
+            rows = rows[rows["person"].isin(persons)]
+            steps.append(attrition_step(SAMPLE_STEP, SAMPLE_REASON, ever_exposed[persons]))
+        exposed_at_index = population[exposure].fillna(False).astype(bool)
+        names = [*study_covariates, *_co_medication(covariates, medications, exposure, exposed_at_index)]
+        per_person = covariates.loc[persons, names].assign(outcome=population.loc[persons, "outcome_flag"]
+                                                           .astype(int))
+        names = _outcome_model_covariates(per_person, names, without_events)
+        frame = rows.join(covariates[names], on="person")
+        results: list[EstimateResult] = []
+        _estimate_or_note(results, f"{exposure} time-varying Cox HR", analysis.notes, analysis_id,
+                          lambda: counting_process_cox(frame, names, exposed_time=time_varying_label(study, kind)))
+        analysis.add(exposure, outcome, results, {"": steps})
+    _note_left_out(analysis, without_events)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.study_analysis import (
     AT_RISK_STEP,
     COHORT_STEP,
+    EVER_EXPOSED_COHORT_STEP,
+    TIME_VARYING_ANALYSIS_IDS,
     analyse_study,
     attrition_frame,
     results_frame,
@@ -61,11 +63,19 @@ def test_each_analysis_starts_at_the_cohort_per_arm_and_ends_at_the_persons_its_
         cohort = con.execute("SELECT count(*) FROM cohort.study_population WHERE study_id = 'leg_cramps'").fetchone()[0]
         for (exposure, analysis_id), rows in frame.groupby(["exposure", "analysis_id"]):
             first, last = rows.iloc[0], rows.iloc[-1]
-            assert first["step"] == COHORT_STEP
-            exposed_at_index = con.execute(
-                f"SELECT count(*) FILTER (WHERE {exposure}), count(*) FILTER (WHERE NOT coalesce({exposure}, false)) "
-                "FROM cohort.study_population WHERE study_id = 'leg_cramps'").fetchone()
-            assert (first["persons_exposed"], first["persons_unexposed"]) == exposed_at_index
+            if analysis_id in TIME_VARYING_ANALYSIS_IDS.values():
+                # Time-varying exposure: the arms are persons with any exposed time during follow-up, and the rest.
+                assert first["step"] == EVER_EXPOSED_COHORT_STEP
+                ever = con.execute(
+                    "SELECT count(DISTINCT person_id) FROM cohort.time_varying_exposure "
+                    "WHERE study_id = 'leg_cramps' AND variable = ? AND exposed", [exposure]).fetchone()[0]
+                assert (first["persons_exposed"], first["persons_unexposed"]) == (ever, cohort - ever)
+            else:
+                assert first["step"] == COHORT_STEP
+                exposed_at_index = con.execute(
+                    f"SELECT count(*) FILTER (WHERE {exposure}), count(*) FILTER (WHERE NOT coalesce({exposure}, "
+                    "false)) FROM cohort.study_population WHERE study_id = 'leg_cramps'").fetchone()
+                assert (first["persons_exposed"], first["persons_unexposed"]) == exposed_at_index
             assert first["persons_exposed"] + first["persons_unexposed"] == cohort
             # every step chains from the one before
             assert (rows["persons_exposed"].shift() - rows["persons_exposed"]).iloc[1:].tolist() == \
