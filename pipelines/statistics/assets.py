@@ -59,7 +59,7 @@ ANALYSIS_COVARIATES_TABLE = tables.ANALYSIS_COVARIATES
 TEXT_RESULT_COLUMNS = ("method", "estimand", "not_estimable_reason", "imbalanced_covariates", *ANALYSIS_COLUMNS)
 # The published columns after study_id, exposure and outcome, in order.
 PUBLISHED_RESULT_COLUMNS = (*ANALYSIS_COLUMNS, *RESULT_COLUMNS, *LOG_SCALE_COLUMNS)
-BOOLEAN_RESULT_COLUMNS = ("covariates_balanced",)
+BOOLEAN_RESULT_COLUMNS = ("covariates_balanced", "proportional_hazards_violated")
 
 
 def _column_type(name: str) -> str:

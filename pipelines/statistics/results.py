@@ -42,6 +42,8 @@ RESULT_COLUMNS = (
     "effective_sample_size",
     "covariates_balanced",
     "imbalanced_covariates",
+    "proportional_hazards_p_value",
+    "proportional_hazards_violated",
 )
 
 # The analysis a row belongs to and the estimate on the log scale, beside RESULT_COLUMNS in results.associations
@@ -69,7 +71,8 @@ COUNT_COLUMNS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed
 # size of a matched analysis is the number of matched persons.
 # The log-scale estimate and its standard error go with the estimate (SE of a log rate ratio = sqrt(1/a + 1/c)).
 DERIVED_COLUMNS = ("estimate", "ci_lower", "ci_upper", "p_value", "person_years_exposed", "person_years_unexposed",
-                   "effective_sample_size", *LOG_SCALE_COLUMNS)
+                   "effective_sample_size", *LOG_SCALE_COLUMNS, "proportional_hazards_p_value",
+                   "proportional_hazards_violated")
 
 # The site's floor is the threshold when a caller names none (the rule itself: pipelines/disclosure.py).
 DEFAULT_SMALL_CELL_THRESHOLD = DEFAULT_SITE_FLOOR
@@ -104,6 +107,10 @@ class EstimateResult:
     effective_sample_size: float | None = None  # Kish's (sum w)^2 / sum w^2, target plus comparator
     covariates_balanced: bool | None = None  # every |SMD| <= 0.1 after adjustment
     imbalanced_covariates: str | None = None  # "age (SMD 0.124), ..." when not balanced
+    # Cox models: the scaled Schoenfeld residual test of the exposure term (proportional_hazards.py), and whether its
+    # p-value is below PROPORTIONAL_HAZARDS_ALPHA.
+    proportional_hazards_p_value: float | None = None
+    proportional_hazards_violated: bool | None = None
     # Standard error of log(estimate) behind the interval, for ratio estimands (None: derived from the interval).
     se_log_estimate: float | None = None
     covariates: tuple[str, ...] = ()  # the model's adjustment set (results.analysis_covariates)
