@@ -91,7 +91,7 @@ def primary_analysis_of(study: StudyDefinition) -> str:
     (presentation.PRIMARY_ANALYSIS_BY_DESIGN). A name that is no comparative analysis stops here, before a run."""
     if study.primary_analysis is None:
         return PRIMARY_ANALYSIS_BY_DESIGN.get(study.index.rule, "cox_adjusted")
-    comparisons = sorted(set(ANALYSES) - set(RATE_ANALYSES) - {"km_risk"})
+    comparisons = sorted(set(ANALYSES) - set(RATE_ANALYSES) - {"km_risk", "aj_risk"})
     if study.primary_analysis not in comparisons:
         raise ValueError(f"study {study.id}: primary_analysis {study.primary_analysis!r} is not one of "
                          f"{', '.join(comparisons)}")
@@ -109,6 +109,7 @@ def _estimate_row(row: dict, threshold: int, labels) -> dict:
         "analysis_id": row["analysis_id"],
         "estimate": estimate_text(row, threshold),
         "p": cell_text(row, "p_value", threshold, p_value_text),
+        "q": cell_text(row, "q_value", threshold, p_value_text),
         "exposed": (f"{cell_text(row, 'n_exposed', threshold, count_text)} / "
                     f"{cell_text(row, 'events_exposed', threshold, count_text)}"),
         "unexposed": (f"{cell_text(row, 'n_unexposed', threshold, count_text)} / "
@@ -234,7 +235,9 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
         "ph_alpha": PROPORTIONAL_HAZARDS_ALPHA,
         "findings": [r for r in primary if r["excludes_null"]],
         "counts": {"rows": len(records), "published": published_count, "not_estimable": not_estimable,
-                   "withheld": len(records) - published_count - not_estimable},
+                   "withheld": len(records) - published_count - not_estimable,
+                   "tests": sum(1 for r in records if present(r.get("p_value"))),
+                   "primary_tests": sum(1 for r in primary_rows if present(r.get("p_value")))},
         "table1_groups": groups,
         "table1": table1,
         "table1_footnote": table1_footnote(threshold) if table1_suppressed else "",
@@ -324,10 +327,10 @@ def summary_markdown(published: pd.DataFrame, study: StudyDefinition) -> str:
             if r["analysis_id"] == primary_id]
     if not rows:
         return "No estimates."
-    lines = [f"| exposure | {rows[0]['method_name']} (95% CI) | p | exposed n / events | unexposed n / events "
-             "| PH test p |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['label']} | {r['estimate']} | {r['p']} | {r['exposed']} | {r['unexposed']} | {_ph_text(r)} |"
-              for r in rows]
+    lines = [f"| exposure | {rows[0]['method_name']} (95% CI) | p | q (FDR) | exposed n / events "
+             "| unexposed n / events | PH test p |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['label']} | {r['estimate']} | {r['p']} | {r['q']} | {r['exposed']} | {r['unexposed']} "
+              f"| {_ph_text(r)} |" for r in rows]
     return "\n".join(lines)
 
 

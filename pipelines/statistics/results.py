@@ -51,6 +51,8 @@ RESULT_COLUMNS = (
 # method name is its label. CohortMethod publishes the same pair of log-scale columns (logRr, seLogRr).
 ANALYSIS_COLUMNS = ("analysis_id", "method_name")
 LOG_SCALE_COLUMNS = ("log_estimate", "se_log_estimate")
+# Computed over a study's published rows after small-cell suppression (multiplicity.py), so never suppressed itself.
+MULTIPLICITY_COLUMNS = ("q_value",)
 ANALYSES: dict[str, str] = {
     "incidence_rate": "Incidence rate (exact Poisson CI)",
     "crude_irr": "Incidence rate ratio, crude (exact CI)",
@@ -58,6 +60,9 @@ ANALYSES: dict[str, str] = {
     "km_risk": "Risk at horizon (Kaplan-Meier)",
     "km_risk_difference": "Risk difference at horizon (Kaplan-Meier)",
     "km_risk_ratio": "Risk ratio at horizon (Kaplan-Meier)",
+    "aj_risk": "Cumulative incidence at horizon, death competing (Aalen-Johansen)",
+    "aj_risk_difference": "Cumulative incidence difference at horizon, death competing (Aalen-Johansen)",
+    "aj_risk_ratio": "Cumulative incidence ratio at horizon, death competing (Aalen-Johansen)",
     "ps_matched_cox": "Cox PH, 1:1 PS-matched",
     "ps_strata_cox": "Cox PH, stratified on PS deciles",
     "ps_iptw_cox": "Cox PH, stabilised IPTW",
