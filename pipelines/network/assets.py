@@ -115,14 +115,20 @@ def _study_thresholds() -> tuple[dict[str, int], int]:
 def pooled_markdown(pooled) -> str:
     if pooled.empty:
         return "No pooled estimates."
-    lines = ["| study | exposure | method | sites | fixed effect (95% CI) | random effects (95% CI) | tau² | I² |",
-             "|---|---|---|---|---|---|---|---|"]
+
+    def number(value, digits: int = 2) -> str:  # a pooled cell hidden by the small-cell rule is NULL
+        return "suppressed" if value is None or value != value else f"{value:.{digits}f}"
+
+    lines = ["| study | exposure | analysis | sites | fixed effect (95% CI) | random effects, DL (95% CI) "
+             "| random effects, HKSJ 95% CI | tau² | I² |", "|---|---|---|---|---|---|---|---|---|"]
     for r in pooled.to_dict("records"):
+        i_squared = r["i_squared"]
         lines.append(
-            f"| {r['study_id']} | {r['exposure']} | {r['method']} | {r['n_sites']} "
-            f"| {r['fixed_estimate']:.2f} ({r['fixed_ci_lower']:.2f}–{r['fixed_ci_upper']:.2f}) "
-            f"| {r['random_estimate']:.2f} ({r['random_ci_lower']:.2f}–{r['random_ci_upper']:.2f}) "
-            f"| {r['tau_squared']:.3f} | {100 * r['i_squared']:.0f}% |")
+            f"| {r['study_id']} | {r['exposure']} | {r['analysis_id']} | {r['n_sites']} "
+            f"| {number(r['fixed_estimate'])} ({number(r['fixed_ci_lower'])}–{number(r['fixed_ci_upper'])}) "
+            f"| {number(r['random_estimate'])} ({number(r['random_ci_lower'])}–{number(r['random_ci_upper'])}) "
+            f"| {number(r['hksj_ci_lower'])}–{number(r['hksj_ci_upper'])} "
+            f"| {number(r['tau_squared'], 3)} | {number(None if i_squared is None else 100 * i_squared, 0)}% |")
     return "\n".join(lines)
 
 
@@ -131,8 +137,9 @@ def pooled_markdown(pooled) -> str:
     deps=[PUBLISHED_KEY],  # every site partition (an unpartitioned asset depends on all partitions upstream)
     group_name=NETWORK_GROUP,
     kinds={"duckdb", "python"},
-    description="Cross-site meta-analysis (fixed effect and DerSimonian-Laird random effects) of every site's "
-                "published estimates, published atomically with the per-site rows in the network database.",
+    description="Cross-site meta-analysis (fixed effect and DerSimonian-Laird random effects, with the "
+                "Hartung-Knapp-Sidik-Jonkman interval) of every site's published estimates, "
+                "matched on analysis_id, published atomically with the per-site rows in the network database.",
 )
 def pooled_associations(context: dg.AssetExecutionContext, config: NetworkConfig,
                         network_warehouse: NetworkWarehouse) -> dg.MaterializeResult:

@@ -1,9 +1,15 @@
 """Pooled cross-site estimates from the sites' published results.associations rows.
 
-For every (study, exposure, outcome, method, estimand) that at least two sites estimated with a usable 95% interval,
-once per site (rows a site published as not estimable are skipped, and the run notes say which and why), the sites' estimates are pooled by `pipelines.statistics.meta_analysis_of_results`: inverse-variance fixed effect and
-DerSimonian-Laird random effects (tau^2 truncated at 0), with the standard error of each site recovered from its
-interval (see that module).
+For every (study, exposure, outcome, analysis_id, estimand) that at least two sites estimated with a usable 95%
+interval, once per site (rows a site published as not estimable are skipped, and the run notes say which and why),
+the sites' estimates are pooled by `pipelines.statistics.meta_analysis_of_results`: inverse-variance fixed effect
+and DerSimonian-Laird random effects (tau^2 truncated at 0) with its normal interval and, beside it, the
+Hartung-Knapp-Sidik-Jonkman interval (t with k - 1 df), which is the one to read when fewer than five sites are
+pooled (IntHout et al. 2014); the standard error of each site is recovered from its interval (see that module).
+Sites are matched on the analysis id, not on the method text, which names how many covariates a site's model had:
+two sites whose adjusted Cox models dropped different covariates (no outcome among a covariate's holders) still
+estimate the same analysis. A site row without an analysis id (a database published before analysis ids) is not
+pooled.
 
 Small cells (pipelines/disclosure.py). The sites publish counts of 1 to threshold-1 persons as NULL, with the
 estimates that would recompute them, so a site row with a hidden count is not pooled. A pooled count is the sum over
@@ -25,12 +31,12 @@ from pipelines import tables
 from pipelines.disclosure import SUPPRESSION_COLUMNS, suppress_estimates
 from pipelines.statistics import EstimateResult, meta_analysis_of_results
 from pipelines.sql_quoting import quote_identifier, quote_literal
-from pipelines.statistics.results import COUNT_COLUMNS, RESULT_COLUMNS
+from pipelines.statistics.results import ANALYSES, COUNT_COLUMNS, RESULT_COLUMNS
 
 SITE_ASSOCIATIONS_TABLE = tables.SITE_ASSOCIATIONS
 POOLED_ASSOCIATIONS_TABLE = tables.POOLED_ASSOCIATIONS
 NETWORK_SITES_TABLE = tables.NETWORK_SITES
-GROUP_COLUMNS = ("study_id", "exposure", "outcome", "method", "estimand")
+GROUP_COLUMNS = ("study_id", "exposure", "outcome", "analysis_id", "estimand")
 PERSON_YEARS_COLUMNS = ("person_years_exposed", "person_years_unexposed")
 
 # (column, DuckDB type, comment) of results.pooled_associations, in order.
@@ -38,7 +44,8 @@ POOLED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("study_id", "VARCHAR", "Study (studies/<id>.yaml), or sequence_symmetry."),
     ("exposure", "VARCHAR", "Exposure, as in results.associations."),
     ("outcome", "VARCHAR", "Outcome, as in results.associations."),
-    ("method", "VARCHAR", "The per-site estimator that was pooled, as in results.associations.method."),
+    ("analysis_id", "VARCHAR", "The per-site analysis that was pooled, as in results.associations.analysis_id."),
+    ("method_name", "VARCHAR", "Short name of that analysis, as in results.associations.method_name."),
     ("estimand", "VARCHAR", "What the per-site estimates estimate (e.g. hazard ratio)."),
     ("n_sites", "INTEGER", "Number of sites pooled (sites with a finite positive estimate and 95% CI)."),
     ("sites", "VARCHAR", "The pooled sites, comma-separated (site = Dagster partition key)."),
@@ -51,6 +58,11 @@ POOLED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("random_ci_lower", "DOUBLE", "Lower bound of the random-effects 95% CI."),
     ("random_ci_upper", "DOUBLE", "Upper bound of the random-effects 95% CI."),
     ("random_p_value", "DOUBLE", "Two-sided p-value of the random-effects estimate."),
+    ("hksj_ci_lower", "DOUBLE", "Lower bound of the Hartung-Knapp-Sidik-Jonkman 95% CI of the random-effects "
+                                "estimate (t distribution, n_sites - 1 df; IntHout et al. 2014): the interval to "
+                                "read when fewer than five sites are pooled."),
+    ("hksj_ci_upper", "DOUBLE", "Upper bound of the Hartung-Knapp-Sidik-Jonkman 95% CI."),
+    ("hksj_p_value", "DOUBLE", "Two-sided p-value of the random-effects estimate, Hartung-Knapp-Sidik-Jonkman t test."),
     ("tau_squared", "DOUBLE", "Between-site variance of the log estimate (DerSimonian-Laird, truncated at 0)."),
     ("i_squared", "DOUBLE", "Share of the variation between sites due to heterogeneity rather than chance (0-1)."),
     ("q_statistic", "DOUBLE", "Cochran's Q."),
@@ -71,12 +83,14 @@ POOLED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 # Pooled cells that, with the shown counts, would recompute a suppressed count (docs/disclosure.md).
 POOLED_DERIVED_COLUMNS = ("fixed_estimate", "fixed_ci_lower", "fixed_ci_upper", "fixed_p_value", "random_estimate",
-                          "random_ci_lower", "random_ci_upper", "random_p_value", "tau_squared", "i_squared",
-                          "q_statistic", "q_p_value", "person_years_exposed", "person_years_unexposed")
+                          "random_ci_lower", "random_ci_upper", "random_p_value", "hksj_ci_lower", "hksj_ci_upper",
+                          "hksj_p_value", "tau_squared", "i_squared", "q_statistic", "q_p_value",
+                          "person_years_exposed", "person_years_unexposed")
 POOLED_TABLE_COMMENT = (
-    "Cross-site meta-analysis of results.site_associations: one row per study, exposure, outcome, method and "
-    "estimand that at least two sites estimated once each. Fixed-effect (inverse variance) and random-effects (DerSimonian-Laird) estimates with "
-    "95% CIs, tau^2, I^2 and Cochran's Q. Summed counts below the small-cell threshold, or containing a count a site "
+    "Cross-site meta-analysis of results.site_associations: one row per study, exposure, outcome, analysis_id and "
+    "estimand that at least two sites estimated once each. Fixed-effect (inverse variance) and random-effects "
+    "(DerSimonian-Laird) estimates with 95% CIs, the Hartung-Knapp-Sidik-Jonkman interval beside DL's, tau^2, I^2 "
+    "and Cochran's Q. Summed counts below the small-cell threshold, or containing a count a site "
     "suppressed, are NULL with suppressed = true.")
 SITE_TABLE_COMMENT = (
     "Every site's published results.associations rows, with the site they come from (small cells already "
@@ -123,7 +137,11 @@ def pool_site_associations(site_rows: pd.DataFrame, thresholds: Mapping[str, int
     """
     columns = [name for name, _, _ in POOLED_COLUMNS]
     rows, notes = [], []
-    for group, frame in site_rows.groupby(list(GROUP_COLUMNS), sort=True, dropna=False):
+    unidentified = site_rows["analysis_id"].isna() if "analysis_id" in site_rows else pd.Series(True, site_rows.index)
+    if unidentified.any():
+        notes.append("not pooled: rows without an analysis_id (a site database published before analysis ids) at "
+                     + ", ".join(sorted(site_rows.loc[unidentified, "site"].astype(str).unique())))
+    for group, frame in site_rows[~unidentified].groupby(list(GROUP_COLUMNS), sort=True, dropna=False):
         label = " / ".join(str(v) for v in group)
         if frame.site.duplicated().any():
             # Rows a site's table does not tell apart (a site database published before the group rates were
@@ -150,15 +168,17 @@ def pool_site_associations(site_rows: pd.DataFrame, thresholds: Mapping[str, int
             continue
         pooled_counts = {column: getattr(meta.fixed_effect, column) for column in COUNT_COLUMNS}
         site_hidden = {column: any(_site_suppressed(r, column) for r in usable) for column in COUNT_COLUMNS}
-        fixed, random = meta.fixed_effect, meta.random_effects
+        fixed, random, hksj = meta.fixed_effect, meta.random_effects, meta.hartung_knapp
         rows.append({
             **dict(zip(GROUP_COLUMNS, group)),
+            "method_name": ANALYSES.get(group[GROUP_COLUMNS.index("analysis_id")]),
             "n_sites": len(usable),
             "sites": ",".join(r["site"] for r in usable),
             "fixed_estimate": fixed.estimate, "fixed_ci_lower": fixed.ci_lower, "fixed_ci_upper": fixed.ci_upper,
             "fixed_p_value": fixed.p_value,
             "random_estimate": random.estimate, "random_ci_lower": random.ci_lower,
             "random_ci_upper": random.ci_upper, "random_p_value": random.p_value,
+            "hksj_ci_lower": hksj.ci_lower, "hksj_ci_upper": hksj.ci_upper, "hksj_p_value": hksj.p_value,
             "tau_squared": meta.tau_squared, "i_squared": meta.i_squared,
             "q_statistic": meta.q_statistic, "q_p_value": meta.q_p_value,
             **{column: None if total is None else int(total) for column, total in pooled_counts.items()},

@@ -19,6 +19,7 @@ from pipelines.asset_keys import phenotype_key as phenotype_asset_key
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, suppress_estimates
+from pipelines.statistics.multiplicity import with_false_discovery_rate
 from pipelines.statistics.presentation import results_browser_url
 from pipelines.statistics.report import (
     estimates_markdown,
@@ -36,6 +37,7 @@ from pipelines.statistics.results import (
     COUNT_COLUMNS,
     DERIVED_COLUMNS,
     LOG_SCALE_COLUMNS,
+    MULTIPLICITY_COLUMNS,
     RESULT_COLUMNS,
 )
 from pipelines.statistics.study_analysis import (
@@ -58,8 +60,8 @@ ANALYSIS_COVARIATES_TABLE = tables.ANALYSIS_COVARIATES
 # Result columns that are not numbers (the others are DOUBLE, counts BIGINT).
 TEXT_RESULT_COLUMNS = ("method", "estimand", "not_estimable_reason", "imbalanced_covariates", *ANALYSIS_COLUMNS)
 # The published columns after study_id, exposure and outcome, in order.
-PUBLISHED_RESULT_COLUMNS = (*ANALYSIS_COLUMNS, *RESULT_COLUMNS, *LOG_SCALE_COLUMNS)
-BOOLEAN_RESULT_COLUMNS = ("covariates_balanced",)
+PUBLISHED_RESULT_COLUMNS = (*ANALYSIS_COLUMNS, *RESULT_COLUMNS, *LOG_SCALE_COLUMNS, *MULTIPLICITY_COLUMNS)
+BOOLEAN_RESULT_COLUMNS = ("covariates_balanced", "proportional_hazards_violated")
 
 
 def _column_type(name: str) -> str:
@@ -86,7 +88,7 @@ def create_associations_table(con: duckdb.DuckDBPyConnection) -> None:
     create_analysis_attrition_table(con)
 
 
-# The risks at the horizon count the events up to the horizon, a different count from the events over the whole
+# The risks at the horizon (Kaplan-Meier and Aalen-Johansen) count the events up to the horizon, a different count from the events over the whole
 # follow-up that the rates and models count: a small count of one does not reveal the other, so the risk rows of an
 # exposure are suppressed as a group of their own (the persons, the same in both groups, are hidden alike).
 DISCLOSURE_GROUP = "_disclosure_group"
@@ -95,7 +97,7 @@ DISCLOSURE_GROUP = "_disclosure_group"
 def _disclosure_groups(frame: pd.DataFrame) -> pd.Series | str:
     if frame.empty or "analysis_id" not in frame:
         return ""
-    return frame["analysis_id"].fillna("").str.startswith("km_").map({True: "risk at horizon", False: ""})
+    return frame["analysis_id"].fillna("").str.startswith(("km_", "aj_")).map({True: "risk at horizon", False: ""})
 
 
 def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
@@ -104,7 +106,7 @@ def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: p
     create_associations_table(con)
     published = suppress_estimates(frame.assign(**{DISCLOSURE_GROUP: _disclosure_groups(frame)}), threshold,
                                    DERIVED_COLUMNS, group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
-    published = published.drop(columns=[DISCLOSURE_GROUP])
+    published = with_false_discovery_rate(published.drop(columns=[DISCLOSURE_GROUP]))
     con.execute(f"DELETE FROM {ASSOCIATIONS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
         con.register("new_associations", published)

@@ -11,58 +11,31 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from pipelines.disclosure import SUPPRESSED_TEXT, small_cell_text
-
-# (analysis id, short method name, the start of today's `method` text that identifies it). Order matters: the
-# first matching prefix wins.
-_ANALYSES_BY_METHOD_PREFIX: tuple[tuple[str, str, str], ...] = (
-    ("crude_or", "Crude OR", "Crude odds ratio"),
-    ("crude_rr", "Crude RR", "Crude risk ratio"),
-    ("crude_irr", "Crude IRR", "Incidence rate ratio, exact"),
-    ("poisson_adjusted", "Adjusted IRR (Poisson)", "Incidence rate ratio, Poisson regression"),
-    ("logistic_adjusted", "Adjusted OR (logistic)", "Adjusted odds ratio"),
-    ("cox_adjusted", "Adjusted Cox HR", "Cox proportional hazards (adjusted for"),
-    ("cox_crude", "Unadjusted Cox HR", "Cox proportional hazards"),
-    ("ps_matched_cox", "PS-matched Cox HR", "Cox PH in 1:1 PS-matched"),
-    ("ps_strata_cox", "PS-stratified Cox HR", "Cox PH stratified on"),
-    ("ps_iptw_cox", "IPTW Cox HR", "Cox PH weighted by IPTW"),
-    ("ssa_crude", "Crude sequence ratio", "Crude sequence ratio"),
-    ("ssa_adjusted", "Adjusted sequence ratio", "Adjusted sequence ratio"),
-    ("mh_or", "Mantel-Haenszel OR", "Mantel-Haenszel odds ratio"),
-)
+from pipelines.statistics.results import ANALYSES
 
 # The estimate a study leads with when it names none, by design: the adjusted Cox HR for the screening design,
 # the PS-matched Cox HR for the active-comparator new-user design (CohortMethod's primary analysis).
 PRIMARY_ANALYSIS_BY_DESIGN = {"first_visit": "cox_adjusted", "new_user": "ps_matched_cox"}
 # Rows that are one group's rate, not a comparison: never drawn on a forest plot.
-RATE_ANALYSES = ("incidence_rate", "rate_exposed", "rate_unexposed")
+RATE_ANALYSES = ("incidence_rate",)
 
 
 def analysis_identity(row: Mapping) -> tuple[str, str]:
-    """(analysis_id, method_name) of a results.associations row: its own columns (results.ANALYSES). Rows that
-    carry neither (the network's pooled rows) are named from their `method` and `estimand` texts."""
-    if row.get("analysis_id") and row.get("method_name"):
-        return row["analysis_id"], row["method_name"]
-    method = row.get("method") or ""
-    estimand = (row.get("estimand") or "").lower()
-    if method.startswith("Incidence rate,"):
-        if estimand.endswith("unexposed") or "comparator" in estimand:
-            return "rate_unexposed", "Incidence rate, " + ("comparator" if "comparator" in estimand else "unexposed")
-        return "rate_exposed", "Incidence rate, " + ("target" if "target" in estimand else "exposed")
-    if method.startswith("Meta-analysis"):
-        return ("meta_random", "Random-effects meta-analysis") if "DerSimonian" in method else \
-            ("meta_fixed", "Fixed-effect meta-analysis")
-    for analysis_id, name, prefix in _ANALYSES_BY_METHOD_PREFIX:
-        if method.startswith(prefix):
-            return analysis_id, name
-    slug = re.sub(r"[^a-z0-9]+", "_", method.lower()).strip("_")[:40] or "unknown"
-    return slug, method.split("(")[0].strip() or slug
+    """(analysis_id, method_name) of a results.associations or pooled row: its own columns, the name from
+    results.ANALYSES where the row has none. Nothing is read from the `method` text: a row without an analysis id
+    (a database published before analysis ids) is shown under an empty id with its method text as the name."""
+    def text(column: str) -> str:  # NULL arrives as None or NaN
+        value = row.get(column)
+        return value if isinstance(value, str) else ""
+
+    analysis_id = text("analysis_id")
+    return analysis_id, text("method_name") or ANALYSES.get(analysis_id) or text("method")
 
 
 def adjustment_set(row: Mapping) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from pipelines.statistics.presentation import (
     present,
     variable_labels,
 )
+from pipelines.statistics.proportional_hazards import PROPORTIONAL_HAZARDS_ALPHA
 from pipelines.statistics.results import ANALYSES
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -90,7 +91,7 @@ def primary_analysis_of(study: StudyDefinition) -> str:
     (presentation.PRIMARY_ANALYSIS_BY_DESIGN). A name that is no comparative analysis stops here, before a run."""
     if study.primary_analysis is None:
         return PRIMARY_ANALYSIS_BY_DESIGN.get(study.index.rule, "cox_adjusted")
-    comparisons = sorted(set(ANALYSES) - set(RATE_ANALYSES) - {"km_risk"})
+    comparisons = sorted(set(ANALYSES) - set(RATE_ANALYSES) - {"km_risk", "aj_risk"})
     if study.primary_analysis not in comparisons:
         raise ValueError(f"study {study.id}: primary_analysis {study.primary_analysis!r} is not one of "
                          f"{', '.join(comparisons)}")
@@ -108,11 +109,15 @@ def _estimate_row(row: dict, threshold: int, labels) -> dict:
         "analysis_id": row["analysis_id"],
         "estimate": estimate_text(row, threshold),
         "p": cell_text(row, "p_value", threshold, p_value_text),
+        "q": cell_text(row, "q_value", threshold, p_value_text),
         "exposed": (f"{cell_text(row, 'n_exposed', threshold, count_text)} / "
                     f"{cell_text(row, 'events_exposed', threshold, count_text)}"),
         "unexposed": (f"{cell_text(row, 'n_unexposed', threshold, count_text)} / "
                       f"{cell_text(row, 'events_unexposed', threshold, count_text)}"),
         "not_estimable_reason": row.get("not_estimable_reason") if present(row.get("not_estimable_reason")) else "",
+        # The proportional-hazards check of a Cox row (scaled Schoenfeld residual test), flagged below its threshold.
+        "ph": cell_text(row, "proportional_hazards_p_value", threshold, p_value_text),
+        "ph_flagged": present(row.get("proportional_hazards_violated")) and bool(row["proportional_hazards_violated"]),
         "excludes_null": (present(row.get("ci_lower")) and present(row.get("ci_upper"))
                           and (row["ci_lower"] > 1 or row["ci_upper"] < 1)),
         "higher": present(row.get("estimate")) and row["estimate"] > 1,
@@ -200,7 +205,8 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
                                           rows[0]["method"]),
                          "estimand": rows[0]["estimand"],
                          "note": adjustment_note(rows, label_name),
-                         "rows": [_estimate_row(r, threshold, labels) for r in rows]})
+                         "rows": [_estimate_row(r, threshold, labels) for r in rows],
+                         "has_ph": _has_ph_check(rows)})
     published_count = sum(1 for r in records if present(r.get("estimate")))
     not_estimable = sum(1 for r in records if present(r.get("not_estimable_reason")))
     groups, table1, table1_suppressed = _table1(con, study.id, labels)
@@ -225,9 +231,13 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
         "primary_name": primary_rows[0]["method_name"] if primary_rows else primary_id,
         "primary_note": adjustment_note(primary_rows, label_name),
         "primary": primary,
+        "primary_has_ph": _has_ph_check(primary_rows),
+        "ph_alpha": PROPORTIONAL_HAZARDS_ALPHA,
         "findings": [r for r in primary if r["excludes_null"]],
         "counts": {"rows": len(records), "published": published_count, "not_estimable": not_estimable,
-                   "withheld": len(records) - published_count - not_estimable},
+                   "withheld": len(records) - published_count - not_estimable,
+                   "tests": sum(1 for r in records if present(r.get("p_value"))),
+                   "primary_tests": sum(1 for r in primary_rows if present(r.get("p_value")))},
         "table1_groups": groups,
         "table1": table1,
         "table1_footnote": table1_footnote(threshold) if table1_suppressed else "",
@@ -237,6 +247,12 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
         "defined": {d["id"] for d in definitions},
         "plots": plots,
     }
+
+
+def _has_ph_check(rows: list[dict]) -> bool:
+    """Whether an analysis's rows are Cox models, which carry the proportional-hazards check."""
+    return any(present(r.get("proportional_hazards_p_value")) or
+               "proportional_hazards_p_value" in (r.get("complementary_columns") or "").split(",") for r in rows)
 
 
 def _grouped(records: list[dict]) -> list[tuple[str, list[dict]]]:
@@ -311,9 +327,10 @@ def summary_markdown(published: pd.DataFrame, study: StudyDefinition) -> str:
             if r["analysis_id"] == primary_id]
     if not rows:
         return "No estimates."
-    lines = [f"| exposure | {rows[0]['method_name']} (95% CI) | p | exposed n / events | unexposed n / events |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['label']} | {r['estimate']} | {r['p']} | {r['exposed']} | {r['unexposed']} |" for r in rows]
+    lines = [f"| exposure | {rows[0]['method_name']} (95% CI) | p | q (FDR) | exposed n / events "
+             "| unexposed n / events | PH test p |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['label']} | {r['estimate']} | {r['p']} | {r['q']} | {r['exposed']} | {r['unexposed']} "
+              f"| {_ph_text(r)} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -332,3 +349,7 @@ def estimates_markdown(published: pd.DataFrame, threshold: int) -> str:
                      f"| {row['unexposed']} |")
     return "\n".join(lines)
 
+
+def _ph_text(row: dict) -> str:
+    """The proportional-hazards check as printed beside an estimate: its p-value, marked when flagged."""
+    return f"{row['ph']} (non-proportional)" if row["ph_flagged"] else row["ph"]

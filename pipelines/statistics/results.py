@@ -42,6 +42,8 @@ RESULT_COLUMNS = (
     "effective_sample_size",
     "covariates_balanced",
     "imbalanced_covariates",
+    "proportional_hazards_p_value",
+    "proportional_hazards_violated",
 )
 
 # The analysis a row belongs to and the estimate on the log scale, beside RESULT_COLUMNS in results.associations
@@ -49,6 +51,8 @@ RESULT_COLUMNS = (
 # method name is its label. CohortMethod publishes the same pair of log-scale columns (logRr, seLogRr).
 ANALYSIS_COLUMNS = ("analysis_id", "method_name")
 LOG_SCALE_COLUMNS = ("log_estimate", "se_log_estimate")
+# Computed over a study's published rows after small-cell suppression (multiplicity.py), so never suppressed itself.
+MULTIPLICITY_COLUMNS = ("q_value",)
 ANALYSES: dict[str, str] = {
     "incidence_rate": "Incidence rate (exact Poisson CI)",
     "crude_irr": "Incidence rate ratio, crude (exact CI)",
@@ -58,6 +62,9 @@ ANALYSES: dict[str, str] = {
     "km_risk": "Risk at horizon (Kaplan-Meier)",
     "km_risk_difference": "Risk difference at horizon (Kaplan-Meier)",
     "km_risk_ratio": "Risk ratio at horizon (Kaplan-Meier)",
+    "aj_risk": "Cumulative incidence at horizon, death competing (Aalen-Johansen)",
+    "aj_risk_difference": "Cumulative incidence difference at horizon, death competing (Aalen-Johansen)",
+    "aj_risk_ratio": "Cumulative incidence ratio at horizon, death competing (Aalen-Johansen)",
     "ps_matched_cox": "Cox PH, 1:1 PS-matched",
     "ps_strata_cox": "Cox PH, stratified on PS deciles",
     "ps_iptw_cox": "Cox PH, stabilised IPTW",
@@ -71,7 +78,8 @@ COUNT_COLUMNS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed
 # size of a matched analysis is the number of matched persons.
 # The log-scale estimate and its standard error go with the estimate (SE of a log rate ratio = sqrt(1/a + 1/c)).
 DERIVED_COLUMNS = ("estimate", "ci_lower", "ci_upper", "p_value", "person_years_exposed", "person_years_unexposed",
-                   "effective_sample_size", *LOG_SCALE_COLUMNS)
+                   "effective_sample_size", *LOG_SCALE_COLUMNS, "proportional_hazards_p_value",
+                   "proportional_hazards_violated")
 
 # The site's floor is the threshold when a caller names none (the rule itself: pipelines/disclosure.py).
 DEFAULT_SMALL_CELL_THRESHOLD = DEFAULT_SITE_FLOOR
@@ -106,6 +114,10 @@ class EstimateResult:
     effective_sample_size: float | None = None  # Kish's (sum w)^2 / sum w^2, target plus comparator
     covariates_balanced: bool | None = None  # every |SMD| <= 0.1 after adjustment
     imbalanced_covariates: str | None = None  # "age (SMD 0.124), ..." when not balanced
+    # Cox models: the scaled Schoenfeld residual test of the exposure term (proportional_hazards.py), and whether its
+    # p-value is below PROPORTIONAL_HAZARDS_ALPHA.
+    proportional_hazards_p_value: float | None = None
+    proportional_hazards_violated: bool | None = None
     # Standard error of log(estimate) behind the interval, for ratio estimands (None: derived from the interval).
     se_log_estimate: float | None = None
     covariates: tuple[str, ...] = ()  # the model's adjustment set (results.analysis_covariates)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.sql_quoting import quote_identifier
+from pipelines.statistics.competing_risks import cumulative_incidence_at_horizon
 from pipelines.statistics.estimability import judged
 from pipelines.statistics.propensity import outcome_method, propensity_score_analysis
 from pipelines.statistics.rates import incidence_rate, incidence_rate_ratio
@@ -112,7 +113,7 @@ class StudyAnalysis:
 
 # The columns of cohort.study_population the analyses read, besides the study's own phenotype columns.
 POPULATION_COLUMNS = ("index_date", "age_at_index", "sex", "time_at_risk_start", "followup_end", "outcome_flag",
-                      "outcome_date", "treatment", "on_treatment_end")
+                      "outcome_date", "death_date", "treatment", "on_treatment_end")
 
 
 def study_population(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> pd.DataFrame:
@@ -156,7 +157,8 @@ def _covariate_frame(population: pd.DataFrame, study: StudyDefinition) -> tuple[
 
 
 def _censored_at(population: pd.DataFrame, censor_date: pd.Series) -> pd.DataFrame:
-    """Follow-up and outcome when follow-up also ends the day before `censor_date` (NaT = not censored)."""
+    """Follow-up and outcome when follow-up also ends the day before `censor_date` (NaT = not censored), and
+    `death` = 1 where follow-up ends at death before any outcome (the competing event of the cumulative incidence)."""
     start = pd.to_datetime(population["time_at_risk_start"])
     end = pd.to_datetime(population["followup_end"])
     censor = pd.to_datetime(censor_date) - pd.Timedelta(days=1)
@@ -165,7 +167,10 @@ def _censored_at(population: pd.DataFrame, censor_date: pd.Series) -> pd.DataFra
     outcome = population["outcome_flag"].astype(bool) & outcome_date.notna() & (outcome_date <= end)
     last_day = outcome_date.where(outcome, end)
     days = (last_day - start).dt.days + 1
-    return pd.DataFrame({"outcome": outcome.astype(int), "followup_days": days}, index=population.index)
+    death_date = pd.to_datetime(population["death_date"])
+    died = ~outcome & death_date.notna() & (death_date <= end)
+    return pd.DataFrame({"outcome": outcome.astype(int), "followup_days": days, "death": died.astype(int)},
+                        index=population.index)
 
 
 def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -182,7 +187,8 @@ def _estimate_or_note(results: list, label: str, notes: list[str], analysis_id: 
     except Exception as error:  # noqa: BLE001 - any fitting failure is reported, the others still run
         notes.append(f"{label}: not estimable ({type(error).__name__}: {str(error).splitlines()[0][:160]})")
         return
-    results += [replace(r, analysis_id=analysis_id) for r in (produced if isinstance(produced, list) else [produced])]
+    results += [replace(r, analysis_id=r.analysis_id or analysis_id)
+                for r in (produced if isinstance(produced, list) else [produced])]
 
 
 def _risk_analysis_id(result: EstimateResult) -> str:
@@ -193,8 +199,8 @@ def _risk_analysis_id(result: EstimateResult) -> str:
 
 def _person_time_analyses(results: list, frame: pd.DataFrame, study: StudyDefinition, notes: list[str],
                           label: str, groups: tuple[str, str]) -> None:
-    """Incidence rates and their ratio, and risks at the study's horizon (Kaplan-Meier): the analyses of everyone
-    with time at risk, none of them a model."""
+    """Incidence rates and their ratio, and risks at the study's horizon (Kaplan-Meier, and Aalen-Johansen with
+    death as a competing event): the analyses of everyone with time at risk, none of them a model."""
     _estimate_or_note(results, f"{label} rate {groups[0]}", notes, "incidence_rate",
           lambda: incidence_rate(frame[frame.exposure == 1], group=groups[0]))
     _estimate_or_note(results, f"{label} rate {groups[1]}", notes, "incidence_rate",
@@ -204,6 +210,8 @@ def _person_time_analyses(results: list, frame: pd.DataFrame, study: StudyDefini
     _estimate_or_note(risks, f"{label} risks at {study.risk_horizon_days} days", notes, "km_risk",
           lambda: risks_at_horizon(frame, study.risk_horizon_days, groups=groups))
     results += [replace(r, analysis_id=_risk_analysis_id(r)) for r in risks]
+    _estimate_or_note(results, f"{label} cumulative incidence at {study.risk_horizon_days} days", notes, "aj_risk",
+          lambda: cumulative_incidence_at_horizon(frame, study.risk_horizon_days, groups=groups))
 
 
 def one_group_note(exposure: pd.Series, exposed: str, unexposed: str) -> str:

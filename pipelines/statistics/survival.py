@@ -9,11 +9,15 @@ the two; convergence warnings are caught and make the result not estimable. Opti
   because model-based variance is wrong for non-integer weights;
 - `cluster`: a column identifying clusters (e.g. matched pairs); the robust variance is then clustered on it;
 - `robust`: the robust sandwich variance without clusters.
+Every estimable hazard ratio carries the proportional-hazards check of its exposure term (Grambsch & Therneau's
+scaled Schoenfeld residual test, `proportional_hazards.py`): `proportional_hazards_p_value` and the flag
+`proportional_hazards_violated`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -22,7 +26,6 @@ from lifelines.exceptions import ConvergenceError
 from scipy import stats
 
 from pipelines.statistics.estimability import ModelFit, caught_fit_warnings, judged
-
 from pipelines.statistics.inputs import (
     EXPOSURE,
     FOLLOWUP_DAYS,
@@ -33,6 +36,7 @@ from pipelines.statistics.inputs import (
     require_columns,
     to_int,
 )
+from pipelines.statistics.proportional_hazards import PROPORTIONAL_HAZARDS_ALPHA, schoenfeld_test
 from pipelines.statistics.results import EstimateResult
 
 # lifelines' own column names inside the frame we hand it.
@@ -150,7 +154,19 @@ def cox_hazard_ratio(
             covariates=tuple(covariates),
             **counts,
         )
-    return judged(result, ModelFit(parameters, events, model_se, robust_se, tuple(caught.problems)))
+    result = judged(result, ModelFit(parameters, events, model_se, robust_se, tuple(caught.problems)))
+    if not result.estimable:
+        return result
+    columns = list(fitter.params_.index)
+    _, ph_p_value = schoenfeld_test(
+        frame[columns].to_numpy(float), frame[_DURATION].to_numpy(float), frame[_EVENT].to_numpy(float),
+        fitter.params_.to_numpy(float), fitter.variance_matrix_.to_numpy(float), columns.index(exposure),
+        weights=frame[_WEIGHT].to_numpy(float) if weights is not None else None,
+        strata=frame[_STRATUM].to_numpy() if strata is not None else None)
+    if not np.isfinite(ph_p_value):
+        return result
+    return replace(result, proportional_hazards_p_value=ph_p_value,
+                   proportional_hazards_violated=bool(ph_p_value < PROPORTIONAL_HAZARDS_ALPHA))
 
 
 def _robust_standard_error(x: np.ndarray, durations: np.ndarray, events: np.ndarray, beta: np.ndarray,

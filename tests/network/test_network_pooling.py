@@ -19,7 +19,7 @@ from pipelines.statistics.results import COUNT_COLUMNS, RESULT_COLUMNS
 from tests.support.paths import REPO_ROOT
 
 Z = stats.norm.ppf(0.975)
-GROUP = ["study_id", "exposure", "outcome", "method", "estimand"]
+GROUP = ["study_id", "exposure", "outcome", "analysis_id", "estimand"]
 
 
 def hand_meta(estimates, lowers, uppers) -> dict:
@@ -33,7 +33,14 @@ def hand_meta(estimates, lowers, uppers) -> dict:
     tau2 = max(0.0, (q - (k - 1)) / (np.sum(w) - np.sum(w**2) / np.sum(w)))
     w_star = 1 / (se**2 + tau2)
     random = np.sum(w_star * y) / np.sum(w_star)
+    # Hartung-Knapp-Sidik-Jonkman: the weighted residual variance of the sites about the random-effects estimate,
+    # over k - 1, scales 1 / sum w*; t with k - 1 df (IntHout et al. 2014).
+    se_hksj = math.sqrt(np.sum(w_star * (y - random) ** 2) / ((k - 1) * np.sum(w_star)))
+    t = stats.t.ppf(0.975, k - 1)
     return {
+        "hksj_ci_lower": math.exp(random - t * se_hksj),
+        "hksj_ci_upper": math.exp(random + t * se_hksj),
+        "hksj_p_value": 2 * stats.t.sf(abs(random) / se_hksj, k - 1),
         "fixed_estimate": math.exp(fixed),
         "fixed_ci_lower": math.exp(fixed - Z / math.sqrt(np.sum(w))),
         "fixed_ci_upper": math.exp(fixed + Z / math.sqrt(np.sum(w))),
@@ -46,9 +53,11 @@ def hand_meta(estimates, lowers, uppers) -> dict:
     }
 
 
-def site_row(site, estimate, lower, upper, method="Cox", exposure="thiazide", suppressed=(), **counts) -> dict:
+def site_row(site, estimate, lower, upper, analysis_id="Cox", exposure="thiazide", suppressed=(), method=None,
+             **counts) -> dict:
     row = {"site": site, "study_id": "leg_cramps", "exposure": exposure, "outcome": "leg_cramps",
-           **{c: None for c in RESULT_COLUMNS}, "method": method, "estimand": "hazard ratio",
+           **{c: None for c in RESULT_COLUMNS}, "analysis_id": analysis_id, "method": method or analysis_id,
+           "estimand": "hazard ratio",
            "estimate": estimate, "ci_lower": lower, "ci_upper": upper, "p_value": 0.5, **counts}
     row["suppressed_columns"] = ",".join(suppressed) or None
     row["suppressed"] = bool(suppressed)
@@ -74,20 +83,20 @@ def test_pooling_matches_hand_computation_and_keeps_small_cells_hidden():
         site_row("site_b", 4.0, 2.0, 8.0, n_exposed=120, events_exposed=5, n_unexposed=0, events_unexposed=30),
         # Agreeing sites (Q < k - 1): tau^2 truncated at 0, random effects = fixed effect. Another exposure: the
         # hidden events of thiazide hide every pooled estimate of thiazide.
-        site_row("site_a", 1.50, 1.0, 2.25, method="logistic", exposure="loop"),
-        site_row("site_b", 1.52, 1.1, 2.10, method="logistic", exposure="loop"),
+        site_row("site_a", 1.50, 1.0, 2.25, analysis_id="logistic", exposure="loop"),
+        site_row("site_b", 1.52, 1.1, 2.10, analysis_id="logistic", exposure="loop"),
         # Two rows of one site that nothing tells apart (as the exposed and unexposed incidence rates): not pooled.
-        site_row("site_a", 10.0, 5.0, 20.0, method="rate"),
-        site_row("site_a", 12.0, 6.0, 24.0, method="rate"),
-        site_row("site_b", 11.0, 5.0, 22.0, method="rate"),
+        site_row("site_a", 10.0, 5.0, 20.0, analysis_id="rate"),
+        site_row("site_a", 12.0, 6.0, 24.0, analysis_id="rate"),
+        site_row("site_b", 11.0, 5.0, 22.0, analysis_id="rate"),
         # Only one site has a usable interval: not pooled.
-        site_row("site_a", 2.0, 1.0, 4.0, method="IPTW"),
-        site_row("site_b", 2.0, None, None, method="IPTW"),
-        site_row("site_a", math.inf, 0.1, 50.0, method="SSA"),  # an infinite estimate (no events before)
-        site_row("site_b", 2.0, 1.0, 4.0, method="SSA"),
+        site_row("site_a", 2.0, 1.0, 4.0, analysis_id="IPTW"),
+        site_row("site_b", 2.0, None, None, analysis_id="IPTW"),
+        site_row("site_a", math.inf, 0.1, 50.0, analysis_id="SSA"),  # an infinite estimate (no events before)
+        site_row("site_b", 2.0, 1.0, 4.0, analysis_id="SSA"),
     ])
     pooling = pool_site_associations(rows, {"leg_cramps": 11}, 11)
-    pooled = pooling.pooled.set_index("method")
+    pooled = pooling.pooled.set_index("analysis_id")
     assert sorted(pooled.index) == ["Cox", "logistic"]
     assert any("SSA / hazard ratio: not pooled, 1 of 2 sites" in note for note in pooling.notes)
     assert any("IPTW / hazard ratio: not pooled, 1 of 2 sites have a finite" in note for note in pooling.notes)
@@ -106,7 +115,8 @@ def test_pooling_matches_hand_computation_and_keeps_small_cells_hidden():
     assert cox["suppressed"] and cox["suppressed_columns"] == "events_exposed,events_unexposed"
     assert cox["complementary_columns"].split(",") == [
         "fixed_estimate", "fixed_ci_lower", "fixed_ci_upper", "fixed_p_value", "random_estimate", "random_ci_lower",
-        "random_ci_upper", "random_p_value", "tau_squared", "i_squared", "q_statistic", "q_p_value"]
+        "random_ci_upper", "random_p_value", "hksj_ci_lower", "hksj_ci_upper", "hksj_p_value", "tau_squared",
+        "i_squared", "q_statistic", "q_p_value"]
 
     logistic = pooled.loc["logistic"]
     expected = hand_meta([1.50, 1.52], [1.0, 1.1], [2.25, 2.10])
@@ -115,6 +125,51 @@ def test_pooling_matches_hand_computation_and_keeps_small_cells_hidden():
         assert logistic[column] == pytest.approx(value, rel=1e-9), column
     assert logistic["random_estimate"] == logistic["fixed_estimate"]
     assert not logistic["suppressed"]
+
+
+def test_three_sites_pool_with_the_hartung_knapp_interval_by_hand():
+    """Three sites (HR 1.2, 2.0, 1.5 with SEs 0.20, 0.25, 0.30 of the log HR). By hand: fixed weights 25, 16, 11.11
+    (sum 52.11), fixed log HR 0.38674; Q = 2.5508 > k - 1 = 2, so tau^2 = 0.5508 / (52.11 - 1004.46 / 52.11) =
+    0.01677 (DerSimonian-Laird); weights w* = 17.61, 12.62, 9.37 (sum 39.60), random-effects log HR 0.39785, DL SE
+    1 / sqrt(39.60) = 0.15892. HKSJ: sum w* (y - mu)^2 = 0.8182 + 1.1001 + 0.0005 = 1.9188, over (k - 1) sum w*
+    = 0.024231, SE 0.15566; t(2) = 4.3027, so the interval is exp(0.39785 -+ 0.66977) = 0.762 to 2.908, against
+    DL's normal exp(0.39785 -+ 1.96 x 0.15892) = 1.090 to 2.033. The same numbers as statsmodels'
+    combine_effects(use_t=True) "random effect wls" row."""
+    y = np.log([1.2, 2.0, 1.5])
+    se = np.array([0.20, 0.25, 0.30])
+    rows = pd.DataFrame([site_row(site, math.exp(e), math.exp(e - Z * s), math.exp(e + Z * s), analysis_id="cox_adjusted")
+                         for site, e, s in zip(("site_a", "site_b", "site_c"), y, se)])
+    pooled = pool_site_associations(rows, {"leg_cramps": 11}, 11).pooled.iloc[0]
+    assert pooled["analysis_id"] == "cox_adjusted" and pooled["method_name"] == "Cox PH, adjusted"
+    assert pooled["n_sites"] == 3
+    assert pooled["tau_squared"] == pytest.approx(0.016772, abs=1e-6)
+    assert math.log(pooled["random_estimate"]) == pytest.approx(0.397851, abs=1e-6)
+    assert pooled["random_ci_lower"] == pytest.approx(math.exp(0.086372), rel=1e-5)
+    assert pooled["random_ci_upper"] == pytest.approx(math.exp(0.709331), rel=1e-5)
+    assert pooled["hksj_ci_lower"] == pytest.approx(math.exp(-0.271903), rel=1e-5)
+    assert pooled["hksj_ci_upper"] == pytest.approx(math.exp(1.067605), rel=1e-5)
+    expected = hand_meta(np.exp(y), np.exp(y - Z * se), np.exp(y + Z * se))
+    for column, value in expected.items():
+        assert pooled[column] == pytest.approx(value, rel=1e-9), column
+    assert pooled["hksj_p_value"] == pytest.approx(2 * stats.t.sf(0.397851 / 0.155661, 2), rel=1e-4)
+
+
+def test_sites_are_matched_on_the_analysis_id_not_on_the_method_text():
+    """Two sites' adjusted Cox models with different covariate counts in their method texts (one site left a
+    covariate without outcomes out) are one analysis; rows without an analysis id are not pooled."""
+    rows = pd.DataFrame([
+        site_row("site_a", 1.5, 1.0, 2.25, analysis_id="cox_adjusted",
+                 method="Cox proportional hazards (adjusted for 24 covariates; model-based variance)"),
+        site_row("site_b", 1.8, 1.2, 2.7, analysis_id="cox_adjusted",
+                 method="Cox proportional hazards (adjusted for 23 covariates; model-based variance)"),
+        site_row("site_a", 1.5, 1.0, 2.25, analysis_id=None, method="Cox proportional hazards (old)"),
+        site_row("site_b", 1.5, 1.0, 2.25, analysis_id=None, method="Cox proportional hazards (old)"),
+    ])
+    pooling = pool_site_associations(rows, {"leg_cramps": 11}, 11)
+    assert list(pooling.pooled["analysis_id"]) == ["cox_adjusted"]
+    assert pooling.pooled["sites"].iloc[0] == "site_a,site_b"
+    assert "method" not in pooling.pooled.columns
+    assert any("without an analysis_id" in note and "site_a, site_b" in note for note in pooling.notes)
 
 
 @pytest.mark.slow
@@ -131,8 +186,7 @@ def test_two_site_partitions_from_the_sensor_and_the_network_job(tmp_path, dagst
     landing, sites_dir, network_db = tmp_path / "landing", tmp_path / "sites", tmp_path / "network.duckdb"
     # Sites large enough for adjusted Cox models to have 10 events per coefficient (the estimability rule) and
     # without small cells (the disclosure rule), so the
-    # Cox rows the example queries select are estimated, and pooled, at both sites. Seeds whose sites adjust for the
-    # same covariates (seed 8 leaves oral contraceptives out: no cramp among their users), so the methods match.
+    # Cox rows the example queries select are estimated, and pooled, at both sites.
     for site, seed in (("site_a", 7), ("site_b", 10)):
         generate_extract(landing / site / "2026_11", patients=4_000, seed=seed, progress=False)
 
@@ -207,11 +261,11 @@ def test_two_site_partitions_from_the_sensor_and_the_network_job(tmp_path, dagst
         complementary = set((row["complementary_columns"] or "").split(",")) - {""}
         expected = hand_meta(group.estimate.to_numpy(), group.ci_lower.to_numpy(), group.ci_upper.to_numpy())
         if "fixed_estimate" in complementary:
-            assert all(pd.isna(row[column]) for column in expected), (row["exposure"], row["method"])
+            assert all(pd.isna(row[column]) for column in expected), (row["exposure"], row["analysis_id"])
             expected = {}
         for column, value in expected.items():
             # abs 1e-9: a Q of about 1e-5 (sites in near-perfect agreement) differs from the textbook sum in the 8th digit
-            assert row[column] == pytest.approx(value, rel=1e-9, abs=1e-9), (row["exposure"], row["method"], column)
+            assert row[column] == pytest.approx(value, rel=1e-9, abs=1e-9), (row["exposure"], row["analysis_id"], column)
         if expected and expected["tau_squared"] == 0:
             tau_zero += 1
             assert row["random_estimate"] == pytest.approx(row["fixed_estimate"], rel=1e-12)

@@ -93,23 +93,16 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 # Names and numbers
 # ---------------------------------------------------------------------------------------------------------------
 
-def test_analysis_ids_come_from_the_method_text_and_p_values_print_as_journals_do():
-    cases = {
-        ("Cox proportional hazards (adjusted for age, female; model-based variance; lifelines CoxPHFitter)",
-         "hazard ratio"): ("cox_adjusted", "Adjusted Cox HR"),
-        ("Cox PH in 1:1 PS-matched cohort (caliper 0.2 SD of logit PS; lifelines)", "hazard ratio"):
-            ("ps_matched_cox", "PS-matched Cox HR"),
-        ("Cox PH weighted by IPTW (stabilised; robust variance; lifelines)", "hazard ratio"):
-            ("ps_iptw_cox", "IPTW Cox HR"),
-        ("Incidence rate ratio, exact conditional CI (Clopper-Pearson on the event split; statsmodels)", "irr"):
-            ("crude_irr", "Crude IRR"),
-        ("Incidence rate, exact Poisson CI (Garwood)", "incidence rate per 1,000 person-years, unexposed"):
-            ("rate_unexposed", "Incidence rate, unexposed"),
-        ("Incidence rate, exact Poisson CI (Garwood)", "incidence rate per 1,000 person-years, exposed"):
-            ("rate_exposed", "Incidence rate, exposed"),
-    }
-    for (method, estimand), expected in cases.items():
-        assert analysis_identity({"method": method, "estimand": estimand}) == expected
+def test_analysis_ids_come_from_the_row_not_the_method_text_and_p_values_print_as_journals_do():
+    cox = "Cox proportional hazards (adjusted for age, female; model-based variance; lifelines CoxPHFitter)"
+    # The row's own columns, or the name of its id; the method text decides nothing.
+    assert analysis_identity({"analysis_id": "cox_adjusted", "method_name": "Cox PH, adjusted", "method": cox}) == \
+        ("cox_adjusted", "Cox PH, adjusted")
+    assert analysis_identity({"analysis_id": "ps_iptw_cox", "method_name": None, "method": cox}) == \
+        ("ps_iptw_cox", "Cox PH, stabilised IPTW")
+    assert analysis_identity({"analysis_id": "aj_risk", "method_name": float("nan"), "method": "x"})[0] == "aj_risk"
+    # A row without an id (a database published before analysis ids) gets none, named by its method text.
+    assert analysis_identity({"method": cox, "estimand": "hazard ratio"}) == ("", cox)
     assert [p_value_text(p) for p in (0.0, 0.00099, 0.001, 0.0123, 0.5)] == ["<0.001", "<0.001", "0.001", "0.012",
                                                                              "0.500"]
 
