@@ -181,3 +181,35 @@ def test_calibration_on_controls_with_a_planted_detection_bias_brings_a_null_exp
     row = results_frame(study.id, primary, study.seed, calibration).iloc[0]
     assert row["calibrated_ci_lower"] < 1 < row["calibrated_ci_upper"]
     assert row["calibrated_p_value"] > 0.05 > row["p_value"]
+
+
+def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_when_not_calibrated(
+        generated_extract, tmp_path):
+    """thiazide_vs_ccb on a small generated extract (300 patients; the generator writes no control codes): one
+    row per control and time at risk in results.negative_control_estimates, through the small-cell rule, and
+    primary rows that say why they are not calibrated."""
+    from pipelines.cohorts import build_all_studies, load_studies
+    from pipelines.ingest.loader import load_extract
+    from pipelines.phenotypes import run_phenotypes
+    from pipelines.statistics.assets import publish_study_results
+    from pipelines.statistics.study_analysis import analyse_study
+
+    study = load_studies()["thiazide_vs_ccb"]
+    assert len(study.negative_control_outcomes) == 22
+    with duckdb.connect(str(tmp_path / "study.duckdb")) as con:
+        load_extract(con, generated_extract(300, 1).path)
+        run_phenotypes(con)
+        build_all_studies(con)
+        publish_study_results(con, study, analyse_study(con, study))
+        controls = con.execute("SELECT outcome, analysis_id, estimate, suppressed, n_exposed, events_exposed "
+                               "FROM results.negative_control_estimates WHERE study_id = ?", [study.id]).df()
+        primary = con.execute("SELECT exposure, calibration_note, calibrated_p_value FROM results.associations "
+                              "WHERE study_id = ? AND analysis_id = 'ps_matched_cox'", [study.id]).df()
+    assert len(controls) == 2 * 22
+    assert sorted(set(controls["outcome"])) == sorted(study.negative_control_outcomes)
+    assert set(controls["analysis_id"]) == {"ps_matched_cox"}
+    small = controls["n_exposed"].isna() | controls["events_exposed"].isna()
+    assert controls.loc[controls["suppressed"], "estimate"].isna().all() and controls["suppressed"][small].all()
+    assert len(primary) == 2 and primary["calibrated_p_value"].isna().all()
+    for note in primary["calibration_note"]:
+        assert note.startswith("not calibrated: ") and " of 22 negative-control outcomes have a published " in note
