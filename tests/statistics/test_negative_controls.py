@@ -213,3 +213,31 @@ def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_w
     assert len(primary) == 2 and primary["calibrated_p_value"].isna().all()
     for note in primary["calibration_note"]:
         assert note.startswith("not calibrated: ") and " of 22 negative-control outcomes have a published " in note
+
+
+def test_e_values_and_calibrated_values_are_hidden_with_the_estimate_they_recompute():
+    from pipelines.disclosure import suppress_estimates
+    from pipelines.statistics.results import DERIVED_COLUMNS
+
+    frame = pd.DataFrame([{"study_id": "s", "exposure": "x", "outcome": "o", "n_exposed": 5, "n_unexposed": 500,
+                           "events_exposed": 2, "events_unexposed": 40, "estimate": 1.5, "e_value": 2.37,
+                           "e_value_ci": 1.0, "calibrated_estimate": 1.2, "calibrated_ci_lower": 0.7,
+                           "calibrated_ci_upper": 2.1, "calibrated_p_value": 0.4, "calibration_note": "calibrated"}])
+    hidden = suppress_estimates(frame, 11, DERIVED_COLUMNS).iloc[0]
+    for column in ("estimate", "e_value", "e_value_ci", "calibrated_estimate", "calibrated_ci_lower",
+                   "calibrated_ci_upper", "calibrated_p_value"):
+        assert hidden[column] is None, column
+    assert hidden["calibration_note"] == "calibrated"
+
+
+@pytest.mark.parametrize("controls, message", [
+    (["statins"], "a negative-control outcome must be a condition phenotype; 'statins' is a drug phenotype"),
+    (["leg_cramps"], "'leg_cramps' is also the outcome, an exposure or a covariate"),
+    (["diabetes_mellitus"], "'diabetes_mellitus' is also the outcome, an exposure or a covariate"),
+    (["wrist_pain", "wrist_pain"], "'wrist_pain' is listed twice"),
+])
+def test_the_study_option_takes_condition_phenotypes_that_are_not_already_in_the_study(controls, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make_study(index=NEW_USER, covariates=["diabetes_mellitus"], negative_control_outcomes=controls)
