@@ -17,6 +17,10 @@ No crude odds or risk ratio and no logistic odds ratio is published: they ignore
 hazard and rate ratios; risks only at a stated horizon, as in the target-trial literature). Each result carries its
 analysis id (results.ANALYSES) and each analysis its attrition from the cohort to the persons its estimator used.
 
+A study with `negative_control_outcomes` also estimates its primary analysis for each control outcome with the same
+design (negative_control_estimates); the primary estimates are calibrated on them (calibrate_primary_analysis,
+OHDSI EmpiricalCalibration) and every adjusted ratio carries its E-values (VanderWeele & Ding 2017).
+
 Sequence symmetry analyses use first dates from phenotype.person_summary over the whole extract (not the cohort):
 each drug exposure of the studies against incident leg cramps.
 """

@@ -192,6 +192,7 @@ def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_w
     from pipelines.ingest.loader import load_extract
     from pipelines.phenotypes import run_phenotypes
     from pipelines.statistics.assets import publish_study_results
+    from pipelines.statistics.report import write_study_reports
     from pipelines.statistics.study_analysis import analyse_study
 
     study = load_studies()["thiazide_vs_ccb"]
@@ -200,7 +201,9 @@ def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_w
         load_extract(con, generated_extract(300, 1).path)
         run_phenotypes(con)
         build_all_studies(con)
-        publish_study_results(con, study, analyse_study(con, study))
+        analysis = analyse_study(con, study)
+        published = publish_study_results(con, study, analysis)
+        report = write_study_reports(con, study, analysis, published, {}, tmp_path / "outputs").markdown.read_text()
         controls = con.execute("SELECT outcome, analysis_id, estimate, suppressed, n_exposed, events_exposed "
                                "FROM results.negative_control_estimates WHERE study_id = ?", [study.id]).df()
         primary = con.execute("SELECT exposure, calibration_note, calibrated_p_value FROM results.associations "
@@ -213,6 +216,9 @@ def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_w
     assert len(primary) == 2 and primary["calibrated_p_value"].isna().all()
     for note in primary["calibration_note"]:
         assert note.startswith("not calibrated: ") and " of 22 negative-control outcomes have a published " in note
+    # The report's summary has the E-value and calibrated columns and says why the estimates are not calibrated.
+    assert "| p | E-value (CI) | calibrated (95% CI) | calibrated p |" in report
+    assert f"Empirical calibration: {primary['calibration_note'].iloc[0]}." in report
 
 
 def test_e_values_and_calibrated_values_are_hidden_with_the_estimate_they_recompute():
