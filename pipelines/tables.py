@@ -34,6 +34,7 @@ TIME_VARYING_EXPOSURE = "cohort.time_varying_exposure"
 ASSOCIATIONS = "results.associations"
 ANALYSIS_COVARIATES = "results.analysis_covariates"
 ANALYSIS_ATTRITION = "results.analysis_attrition"
+NEGATIVE_CONTROL_ESTIMATES = "results.negative_control_estimates"
 
 # data quality (pipelines/quality/)
 CHECK_RESULTS = "dq.check_results"

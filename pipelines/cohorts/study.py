@@ -414,6 +414,10 @@ class StudyDefinition(_Strict):
         known = _domains_in(info)
         self._domains = {r.phenotype: known[r.phenotype] for r in self.exposures if r.phenotype in known}
         return self
+    # Negative-control outcomes (condition phenotypes the exposures are believed not to cause): the statistics stage
+    # estimates the primary analysis for each with the same design and calibrates the primary estimates on them
+    # (OHDSI EmpiricalCalibration; docs/statistics.md, "Negative controls and empirical calibration").
+    negative_control_outcomes: list[PhenotypeId] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -426,6 +430,16 @@ class StudyDefinition(_Strict):
             finding = data["index"].get("finding")
             data = {**data, "exposures": [{"phenotype": finding, "window": LAB_TEST_FINDING_WINDOW}]}
         return data
+
+    @field_validator("negative_control_outcomes")
+    @classmethod
+    def _negative_controls_are_conditions(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        domains = _domains_in(info)
+        for position, control in enumerate(value):
+            if domains.get(control) != "condition":
+                raise ValueError(f"[{position}]: a negative-control outcome must be a condition phenotype; "
+                                 f"{control!r} is a {domains.get(control)} phenotype")
+        return value
 
     @field_validator("id")
     @classmethod
@@ -467,6 +481,13 @@ class StudyDefinition(_Strict):
                                  f"leave it out), not {self.table1_by!r}")
         elif self.table1_by is not None and self.table1_by not in seen:
             raise ValueError(f"table1_by: {self.table1_by!r} is not one of this study's exposures or covariates")
+        for position, control in enumerate(self.negative_control_outcomes):
+            where = f"negative_control_outcomes[{position}]: {control!r}"
+            if control in self.negative_control_outcomes[:position]:
+                raise ValueError(f"{where} is listed twice")
+            if control == self.outcome.phenotype or control in seen:
+                raise ValueError(f"{where} is also the outcome, an exposure or a covariate; a negative control "
+                                 "is an outcome the exposures are believed not to cause")
         for name in seen:
             if name in RESERVED_COLUMN_NAMES or name.endswith("_first_date"):
                 raise ValueError(f"phenotype {name!r} would clash with a column of cohort.study_population")

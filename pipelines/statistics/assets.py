@@ -34,8 +34,11 @@ from pipelines.statistics.analysis_attrition import create_analysis_attrition_ta
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
 from pipelines.statistics.results import (
     ANALYSIS_COLUMNS,
+    CALIBRATION_COLUMNS,
+    CALIBRATION_NOTE_COLUMN,
     COUNT_COLUMNS,
     DERIVED_COLUMNS,
+    E_VALUE_COLUMNS,
     LOG_SCALE_COLUMNS,
     MULTIPLICITY_COLUMNS,
     RESULT_COLUMNS,
@@ -43,6 +46,7 @@ from pipelines.statistics.results import (
 from pipelines.statistics.study_analysis import (
     StudyAnalysis,
     analyse_study,
+    calibrate_primary_analysis,
     attrition_frame,
     covariates_frame,
     drug_exposures,
@@ -55,12 +59,15 @@ STATISTICS_GROUP = "statistics"
 SEQUENCE_SYMMETRY_ID = "sequence_symmetry"
 ASSOCIATIONS_TABLE = tables.ASSOCIATIONS
 ANALYSIS_COVARIATES_TABLE = tables.ANALYSIS_COVARIATES
+NEGATIVE_CONTROLS_TABLE = tables.NEGATIVE_CONTROL_ESTIMATES
 
 
 # Result columns that are not numbers (the others are DOUBLE, counts BIGINT).
-TEXT_RESULT_COLUMNS = ("method", "estimand", "not_estimable_reason", "imbalanced_covariates", *ANALYSIS_COLUMNS)
+TEXT_RESULT_COLUMNS = ("method", "estimand", "not_estimable_reason", "imbalanced_covariates", *ANALYSIS_COLUMNS,
+                       CALIBRATION_NOTE_COLUMN)
 # The published columns after study_id, exposure and outcome, in order.
-PUBLISHED_RESULT_COLUMNS = (*ANALYSIS_COLUMNS, *RESULT_COLUMNS, *LOG_SCALE_COLUMNS, *MULTIPLICITY_COLUMNS)
+PUBLISHED_RESULT_COLUMNS = (*ANALYSIS_COLUMNS, *RESULT_COLUMNS, *LOG_SCALE_COLUMNS, *E_VALUE_COLUMNS,
+                            *CALIBRATION_COLUMNS, CALIBRATION_NOTE_COLUMN, *MULTIPLICITY_COLUMNS)
 BOOLEAN_RESULT_COLUMNS = ("covariates_balanced", "proportional_hazards_violated")
 
 
@@ -117,6 +124,30 @@ def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: p
     return published
 
 
+# The columns of results.negative_control_estimates after study_id, exposure and outcome (the control).
+NEGATIVE_CONTROL_RESULT_COLUMNS = (*ANALYSIS_COLUMNS, *RESULT_COLUMNS, *LOG_SCALE_COLUMNS)
+
+
+def publish_negative_control_estimates(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
+                                       threshold: int) -> pd.DataFrame:
+    """Replace the study's rows of results.negative_control_estimates (the primary analysis for each
+    negative-control outcome), small cells and what recomputes them hidden as in results.associations."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS results")
+    columns = ", ".join(f"{name} {_column_type(name)}" for name in NEGATIVE_CONTROL_RESULT_COLUMNS)
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {NEGATIVE_CONTROLS_TABLE} (
+        study_id VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
+        suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT)""")
+    published = suppress_estimates(frame, threshold, DERIVED_COLUMNS, group_columns=ESTIMATE_GROUP_COLUMNS)
+    con.execute(f"DELETE FROM {NEGATIVE_CONTROLS_TABLE} WHERE study_id = ?", [study_id])
+    if not published.empty:
+        con.register("new_negative_controls", published)
+        names = ", ".join(["study_id", "exposure", "outcome", *NEGATIVE_CONTROL_RESULT_COLUMNS,
+                           *SUPPRESSION_COLUMNS, "seed"])
+        con.execute(f"INSERT INTO {NEGATIVE_CONTROLS_TABLE} ({names}) SELECT {names} FROM new_negative_controls")
+        con.unregister("new_negative_controls")
+    return published
+
+
 def publish_covariates(con: duckdb.DuckDBPyConnection, study_id: str, covariates: pd.DataFrame) -> None:
     """Replace the study's rows of results.analysis_covariates (covariate names only: nothing to suppress)."""
     create_associations_table(con)
@@ -129,9 +160,18 @@ def publish_covariates(con: duckdb.DuckDBPyConnection, study_id: str, covariates
 
 def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition,
                           analysis: StudyAnalysis) -> pd.DataFrame:
-    """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden."""
-    published = publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed),
-                                     study.threshold)
+    """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden. A study
+    with negative-control outcomes publishes their estimates first; its primary analysis is calibrated on those
+    that are published (pipelines/statistics/empirical_calibration.py)."""
+    calibration = None
+    if study.negative_control_outcomes:
+        controls = publish_negative_control_estimates(
+            con, study.id, results_frame(study.id, analysis.negative_control_results, study.seed), study.threshold)
+        primary = primary_analysis_of(study)
+        exposures = [exposure for exposure, _, result in analysis.results if result.analysis_id == primary]
+        calibration = calibrate_primary_analysis(controls, exposures, primary, len(study.negative_control_outcomes))
+    published = publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed,
+                                                                  calibration), study.threshold)
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
     publish_analysis_attrition(con, study.id, attrition_frame(study.id, analysis), study.threshold)
     return published
@@ -144,7 +184,8 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
 
     @dg.asset(
         key=associations_key(file_study.id),
-        deps=[cohort_key(file_study.id)],
+        deps=[cohort_key(file_study.id),
+              *(phenotype_asset_key(control) for control in file_study.negative_control_outcomes)],
         group_name=STATISTICS_GROUP,
         kinds={"duckdb", "python"},
         description=f"Association estimates of study {file_study.id} ({file_study.title}), their covariate sets and "

@@ -36,6 +36,7 @@ from pipelines.statistics.presentation import (
     label_of,
     p_value_text,
     present,
+    ratio_text,
     variable_labels,
 )
 from pipelines.statistics.proportional_hazards import PROPORTIONAL_HAZARDS_ALPHA
@@ -118,10 +119,32 @@ def _estimate_row(row: dict, threshold: int, labels) -> dict:
         # The proportional-hazards check of a Cox row (scaled Schoenfeld residual test), flagged below its threshold.
         "ph": cell_text(row, "proportional_hazards_p_value", threshold, p_value_text),
         "ph_flagged": present(row.get("proportional_hazards_violated")) and bool(row["proportional_hazards_violated"]),
+        "e_value": _e_value_text(row, threshold),
+        "calibrated": _calibrated_text(row, threshold),
+        "calibrated_p": cell_text(row, "calibrated_p_value", threshold, p_value_text),
+        "calibration_note": row.get("calibration_note") if present(row.get("calibration_note")) else "",
         "excludes_null": (present(row.get("ci_lower")) and present(row.get("ci_upper"))
                           and (row["ci_lower"] > 1 or row["ci_upper"] < 1)),
         "higher": present(row.get("estimate")) and row["estimate"] > 1,
     }
+
+
+def _e_value_text(row: dict, threshold: int) -> str:
+    """ "7.26 (3.00)": the E-value of the estimate and of its CI limit closest to 1 (pipelines/statistics/evalues.py),
+    "–" where there is none."""
+    point = cell_text(row, "e_value", threshold, ratio_text)
+    if point in (SUPPRESSED_TEXT, "–"):
+        return point
+    return f"{point} ({cell_text(row, 'e_value_ci', threshold, ratio_text)})"
+
+
+def _calibrated_text(row: dict, threshold: int) -> str:
+    """The empirically calibrated estimate and 95% CI, "–" where the row is not calibrated."""
+    estimate = cell_text(row, "calibrated_estimate", threshold, ratio_text)
+    if estimate in (SUPPRESSED_TEXT, "–"):
+        return estimate
+    return (f"{estimate} ({cell_text(row, 'calibrated_ci_lower', threshold, ratio_text)}–"
+            f"{cell_text(row, 'calibrated_ci_upper', threshold, ratio_text)})")
 
 
 def _anchor(variable_id: str) -> str:
@@ -230,6 +253,8 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
         "primary_id": primary_id,
         "primary_name": primary_rows[0]["method_name"] if primary_rows else primary_id,
         "primary_note": adjustment_note(primary_rows, label_name),
+        "calibrated_columns": bool(study.negative_control_outcomes),  # a study calibrated on negative controls
+        "calibration_notes": list(dict.fromkeys(r["calibration_note"] for r in primary if r["calibration_note"])),
         "primary": primary,
         "primary_has_ph": _has_ph_check(primary_rows),
         "ph_alpha": PROPORTIONAL_HAZARDS_ALPHA,

@@ -53,6 +53,13 @@ ANALYSIS_COLUMNS = ("analysis_id", "method_name")
 LOG_SCALE_COLUMNS = ("log_estimate", "se_log_estimate")
 # Computed over a study's published rows after small-cell suppression (multiplicity.py), so never suppressed itself.
 MULTIPLICITY_COLUMNS = ("q_value",)
+# Sensitivity to unmeasured confounding of every adjusted ratio (pipelines/statistics/evalues.py): the E-value of the
+# estimate and of its 95% CI limit closest to 1 (VanderWeele & Ding 2017).
+E_VALUE_COLUMNS = ("e_value", "e_value_ci")
+# The primary analysis calibrated on the study's negative-control outcomes (pipelines/statistics/
+# empirical_calibration.py, OHDSI EmpiricalCalibration); calibration_note says why a row is not calibrated.
+CALIBRATION_COLUMNS = ("calibrated_estimate", "calibrated_ci_lower", "calibrated_ci_upper", "calibrated_p_value")
+CALIBRATION_NOTE_COLUMN = "calibration_note"
 ANALYSES: dict[str, str] = {
     "incidence_rate": "Incidence rate (exact Poisson CI)",
     "crude_irr": "Incidence rate ratio, crude (exact CI)",
@@ -77,9 +84,10 @@ COUNT_COLUMNS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed
 # Columns that recompute a hidden count (with the counts shown beside them), hidden with it. The effective sample
 # size of a matched analysis is the number of matched persons.
 # The log-scale estimate and its standard error go with the estimate (SE of a log rate ratio = sqrt(1/a + 1/c)).
+# E-values and calibrated values are functions of the estimate and its interval, so they recompute them too.
 DERIVED_COLUMNS = ("estimate", "ci_lower", "ci_upper", "p_value", "person_years_exposed", "person_years_unexposed",
                    "effective_sample_size", *LOG_SCALE_COLUMNS, "proportional_hazards_p_value",
-                   "proportional_hazards_violated")
+                   "proportional_hazards_violated", *E_VALUE_COLUMNS, *CALIBRATION_COLUMNS)
 
 # The site's floor is the threshold when a caller names none (the rule itself: pipelines/disclosure.py).
 DEFAULT_SMALL_CELL_THRESHOLD = DEFAULT_SITE_FLOOR

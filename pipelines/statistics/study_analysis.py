@@ -17,6 +17,10 @@ No crude odds or risk ratio and no logistic odds ratio is published: they ignore
 hazard and rate ratios; risks only at a stated horizon, as in the target-trial literature). Each result carries its
 analysis id (results.ANALYSES) and each analysis its attrition from the cohort to the persons its estimator used.
 
+A study with `negative_control_outcomes` also estimates its primary analysis for each control outcome with the same
+design (negative_control_estimates); the primary estimates are calibrated on them (calibrate_primary_analysis,
+OHDSI EmpiricalCalibration) and every adjusted ratio carries its E-values (VanderWeele & Ding 2017).
+
 Sequence symmetry analyses use first dates from phenotype.person_summary over the whole extract (not the cohort):
 each drug exposure of the studies against incident leg cramps.
 """
@@ -24,6 +28,7 @@ each drug exposure of the studies against incident leg cramps.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import duckdb
@@ -33,15 +38,19 @@ import pandas as pd
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.sql_quoting import quote_identifier
 from pipelines.statistics.competing_risks import cumulative_incidence_at_horizon
+from pipelines.statistics.empirical_calibration import (NullDistribution, calibrated_confidence_interval,
+                                                        calibrated_p_value, fit_null)
 from pipelines.statistics.estimability import judged
+from pipelines.statistics.evalues import e_values
 from pipelines.statistics.propensity import outcome_method, propensity_score_analysis
 from pipelines.statistics.rates import incidence_rate, incidence_rate_ratio
-from pipelines.statistics.results import ANALYSES, EstimateResult
+from pipelines.statistics.results import (ANALYSES, CALIBRATION_COLUMNS, CALIBRATION_NOTE_COLUMN, E_VALUE_COLUMNS,
+                                          EstimateResult)
 from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
 from pipelines.statistics.time_varying import counting_process_cox
-from pipelines.tables import STUDY_POPULATION, TIME_VARYING_EXPOSURE
+from pipelines.tables import PHENOTYPE_PERSON_SUMMARY, STUDY_POPULATION, TIME_VARYING_EXPOSURE
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
 # propensity model the same way); counts, rates and crude ratios always use everyone.
@@ -101,6 +110,10 @@ class StudyAnalysis:
     notes: list[str] = field(default_factory=list)
     # (exposure, analysis_id) -> the analysis's attrition from the cohort to the persons its estimator used
     attrition: dict[tuple[str, str], list[AttritionStep]] = field(default_factory=dict)
+    # The primary analysis for each negative-control outcome: (exposure, control outcome, result)
+    negative_control_results: list[tuple[str, str, EstimateResult]] = field(default_factory=list)
+    # The fitted propensity model of each time at risk (new-user designs), reused for the negative controls
+    ps_models: dict[str, object] = field(default_factory=dict)
 
     def add(self, exposure: str, outcome: str, results: list[EstimateResult],
             steps: dict[str, list[AttritionStep]]) -> None:
@@ -197,15 +210,25 @@ def _risk_analysis_id(result: EstimateResult) -> str:
     return "km_risk_ratio" if result.estimand.startswith("risk ratio") else "km_risk"
 
 
+def _runs(analysis_id: str, only: str | None) -> bool:
+    """Whether an analysis runs: every analysis, or only the one named (the negative controls' primary analysis)."""
+    return only is None or only == analysis_id or (analysis_id == "km_risk" and only.startswith("km_"))
+
+
 def _person_time_analyses(results: list, frame: pd.DataFrame, study: StudyDefinition, notes: list[str],
-                          label: str, groups: tuple[str, str]) -> None:
+                          label: str, groups: tuple[str, str], only: str | None = None) -> None:
     """Incidence rates and their ratio, and risks at the study's horizon (Kaplan-Meier, and Aalen-Johansen with
-    death as a competing event): the analyses of everyone with time at risk, none of them a model."""
-    _estimate_or_note(results, f"{label} rate {groups[0]}", notes, "incidence_rate",
-          lambda: incidence_rate(frame[frame.exposure == 1], group=groups[0]))
-    _estimate_or_note(results, f"{label} rate {groups[1]}", notes, "incidence_rate",
-          lambda: incidence_rate(frame[frame.exposure == 0], group=groups[1], unexposed=True))
-    _estimate_or_note(results, f"{label} IRR", notes, "crude_irr", lambda: incidence_rate_ratio(frame))
+    death as a competing event): the analyses of everyone with time at risk, none of them a model. `only`: run just
+    that analysis."""
+    if _runs("incidence_rate", only):
+        _estimate_or_note(results, f"{label} rate {groups[0]}", notes, "incidence_rate",
+              lambda: incidence_rate(frame[frame.exposure == 1], group=groups[0]))
+        _estimate_or_note(results, f"{label} rate {groups[1]}", notes, "incidence_rate",
+              lambda: incidence_rate(frame[frame.exposure == 0], group=groups[1], unexposed=True))
+    if _runs("crude_irr", only):
+        _estimate_or_note(results, f"{label} IRR", notes, "crude_irr", lambda: incidence_rate_ratio(frame))
+    if not _runs("km_risk", only):
+        return
     risks: list[EstimateResult] = []
     _estimate_or_note(risks, f"{label} risks at {study.risk_horizon_days} days", notes, "km_risk",
           lambda: risks_at_horizon(frame, study.risk_horizon_days, groups=groups))
@@ -248,7 +271,9 @@ def _nested(a: pd.Series, b: pd.Series) -> bool:
     return bool((~a | b).all() or (~b | a).all())
 
 
-def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) -> StudyAnalysis:
+def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
+                              only: str | None = None) -> StudyAnalysis:
+    """Every exposure against the unexposed (`only`: just that analysis, as for the negative controls)."""
     analysis = StudyAnalysis(study.id)
     covariates, study_covariates = _covariate_frame(population, study)
     outcome = study.outcome.phenotype
@@ -282,14 +307,15 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition) 
             continue
         results: list[EstimateResult] = []
         notes = analysis.notes
-        _person_time_analyses(results, frame, study, notes, exposure, ("exposed", "unexposed"))
+        _person_time_analyses(results, frame, study, notes, exposure, ("exposed", "unexposed"), only)
         model_frame = _sample(frame, study.seed)
         steps = {"": shared}
         if len(model_frame) < len(frame):
             steps["cox_adjusted"] = [*shared, attrition_step(SAMPLE_STEP, SAMPLE_REASON, model_frame["exposure"])]
         covariate_names = _outcome_model_covariates(model_frame, covariate_names, without_events)
-        _estimate_or_note(results, f"{exposure} Cox HR", notes, "cox_adjusted",
-              lambda: cox_hazard_ratio(model_frame, covariate_names))
+        if _runs("cox_adjusted", only):
+            _estimate_or_note(results, f"{exposure} Cox HR", notes, "cox_adjusted",
+                  lambda: cox_hazard_ratio(model_frame, covariate_names))
         analysis.add(exposure, outcome, results, steps)
         if exposure == study.table1_by:
             analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure
@@ -323,15 +349,21 @@ def new_user_time_at_risk(population: pd.DataFrame, study: StudyDefinition) -> l
     ]
 
 
-def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition) -> StudyAnalysis:
+def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition, only: str | None = None,
+                           ps_models: Mapping[str, object] | None = None) -> StudyAnalysis:
+    """Target against comparator, intention to treat and on treatment. `only`: just that analysis; `ps_models`:
+    the propensity model of each time at risk, fitted before (the negative controls reuse the study's, as
+    CohortMethod fits one propensity model per comparison and subsets it per outcome)."""
     analysis = StudyAnalysis(study.id)
     for label, censor in new_user_time_at_risk(population, study):
-        _analyse_new_user_time_at_risk(analysis, population, study, censor, label)
+        _analyse_new_user_time_at_risk(analysis, population, study, censor, label, only,
+                                       (ps_models or {}).get(label))
     return analysis
 
 
 def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataFrame, study: StudyDefinition,
-                                   censor: pd.Series, time_at_risk: str) -> None:
+                                   censor: pd.Series, time_at_risk: str, only: str | None = None,
+                                   model=None) -> None:
     target, comparator = study.index.target, study.index.comparator
     outcome = study.outcome.phenotype
     treated = population["treatment"].astype(int)
@@ -349,15 +381,18 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
     results: list[EstimateResult] = []
     notes = analysis.notes
     _person_time_analyses(results, frame, study, notes, f"{target} vs {comparator}",
-                          (f"target ({target})", f"comparator ({comparator})"))
+                          (f"target ({target})", f"comparator ({comparator})"), only)
     without_events: set[str] = set()
     outcome_covariates = _outcome_model_covariates(frame, covariate_names, without_events)
     _note_left_out(analysis, without_events)
-    _estimate_or_note(results, "Cox HR", notes, "cox_adjusted", lambda: cox_hazard_ratio(frame, outcome_covariates))
-    model = None
+    if _runs("cox_adjusted", only):
+        _estimate_or_note(results, "Cox HR", notes, "cox_adjusted",
+                          lambda: cox_hazard_ratio(frame, outcome_covariates))
     forced = _forced_covariates(covariate_names)
     for adjustment in ("matching", "stratification", "weighting"):
         analysis_id = PS_ANALYSIS_IDS[adjustment]
+        if not _runs(analysis_id, only):
+            continue
         try:
             ps = propensity_score_analysis(frame, covariate_names, adjustment=adjustment, model=model,
                                            seed=study.seed, forced_covariates=forced)
@@ -372,7 +407,7 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
         if model is None and ps.model.fit_warnings:
             notes.append(f"propensity model (C = {ps.model.chosen_c:.3g}): scikit-learn warned during the "
                          f"cross-validated fit: {'; '.join(ps.model.fit_warnings)}")
-        model = ps.model
+        model = analysis.ps_models[time_at_risk] = ps.model
         # The PS model's covariates are the analysis's adjustment set (the outcome model has the exposure only).
         results.append(replace(ps.hazard_ratio, analysis_id=analysis_id, covariates=tuple(covariate_names)))
         if len(ps.analysed) < len(frame):
@@ -398,10 +433,14 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
         analysis.notes.append("the study population is empty; no estimates")
         return analysis
     if study.index.rule == "new_user":
-        return analyse_new_user_study(population, study)
-    analysis = analyse_first_visit_study(population, study)
-    if study.time_varying_exposures:
-        add_time_varying_analyses(con, study, population, analysis)
+        analysis = analyse_new_user_study(population, study)
+    else:
+        analysis = analyse_first_visit_study(population, study)
+        if study.time_varying_exposures:
+            add_time_varying_analyses(con, study, population, analysis)
+    if study.negative_control_outcomes:
+        analysis.negative_control_results = negative_control_estimates(
+            population, negative_control_first_dates(con, study), study, analysis)
     return analysis
 
 
@@ -473,6 +512,101 @@ def add_time_varying_analyses(con: duckdb.DuckDBPyConnection, study: StudyDefini
                           lambda: counting_process_cox(frame, names, exposed_time=time_varying_label(study, kind)))
         analysis.add(exposure, outcome, results, {"": steps})
     _note_left_out(analysis, without_events)
+# Negative-control outcomes and empirical calibration
+# ---------------------------------------------------------------------------------------------------------------
+def negative_control_first_dates(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> pd.DataFrame:
+    """Each study-population person's first record of each negative-control outcome (NaT: none), one column per
+    control, in the row order of `study_population` (ORDER BY person_id). Pivoted in DuckDB."""
+    controls = study.negative_control_outcomes
+    columns = ", ".join(f"min(s.first_date) FILTER (WHERE s.phenotype_id = $control_{position}) AS "
+                        f"{quote_identifier(control)}" for position, control in enumerate(controls))
+    parameters = {**{f"control_{position}": control for position, control in enumerate(controls)},
+                  "study": study.id, "controls": list(controls)}
+    return con.execute(
+        f"""SELECT {columns}
+            FROM {STUDY_POPULATION} p
+            LEFT JOIN {PHENOTYPE_PERSON_SUMMARY} s
+              ON s.person_id = p.person_id AND list_contains($controls, s.phenotype_id)
+            WHERE p.study_id = $study
+            GROUP BY p.person_id ORDER BY p.person_id""", parameters).df()
+
+
+def negative_control_estimates(population: pd.DataFrame, first_dates: pd.DataFrame, study: StudyDefinition,
+                               analysis: StudyAnalysis) -> list[tuple[str, str, EstimateResult]]:
+    """The study's primary analysis for each negative-control outcome, with the same design (OHDSI CohortMethod):
+    the same study population, less the persons whose first record of the control precedes their first day at risk
+    (CohortMethod's removeSubjectsWithPriorOutcome), the control as the outcome, and the study's propensity model
+    (one per comparison, as CohortMethod fits it, then subset per outcome). Rows are (exposure, control, result)."""
+    from pipelines.statistics.report import primary_analysis_of
+
+    primary = primary_analysis_of(study)
+    start = pd.to_datetime(population["time_at_risk_start"])
+    rows: list[tuple[str, str, EstimateResult]] = []
+    for control in study.negative_control_outcomes:
+        dates = pd.to_datetime(first_dates[control]).set_axis(population.index)
+        kept = ~(dates < start)
+        cohort = population[kept].assign(outcome_flag=dates[kept].notna(), outcome_date=dates[kept])
+        if study.index.rule == "new_user":
+            control_analysis = analyse_new_user_study(cohort, study, only=primary, ps_models=analysis.ps_models)
+        else:
+            control_analysis = analyse_first_visit_study(cohort, study, only=primary)
+        rows += [(exposure, control, result) for exposure, _, result in control_analysis.results
+                 if result.analysis_id == primary]
+    return rows
+
+
+# At least this many negative controls of an exposure must have a published estimate before its primary estimate is
+# calibrated: a null distribution fitted on fewer is too uncertain to move an estimate by (EmpiricalCalibration
+# itself sets no minimum; the choice is ours).
+MIN_NEGATIVE_CONTROLS = 5
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How one exposure's primary estimate is calibrated: on the empirical null of its negative controls, or not
+    (`reason` says why)."""
+
+    analysis_id: str
+    null: NullDistribution | None
+    controls_listed: int
+    reason: str | None = None
+
+    def columns(self, log_estimate: float | None, se_log_estimate: float | None) -> dict:
+        """The calibration columns of the primary row (calibrated estimate, CI, p) and its calibration_note."""
+        values = dict.fromkeys((*CALIBRATION_COLUMNS, CALIBRATION_NOTE_COLUMN))
+        if self.null is None:
+            values[CALIBRATION_NOTE_COLUMN] = f"not calibrated: {self.reason}"
+            return values
+        if log_estimate is None or se_log_estimate is None:
+            return values
+        estimate, lower, upper = calibrated_confidence_interval(self.null, log_estimate, se_log_estimate)
+        values.update(calibrated_estimate=estimate, calibrated_ci_lower=lower, calibrated_ci_upper=upper,
+                      calibrated_p_value=calibrated_p_value(self.null, log_estimate, se_log_estimate))
+        values[CALIBRATION_NOTE_COLUMN] = (
+            f"calibrated on {self.null.controls} of {self.controls_listed} negative-control outcomes (EmpiricalCalibration): "
+            f"systematic error N({self.null.mean:.3f}, {self.null.sd:.3f}^2) on the log scale")
+        return values
+
+
+def calibrate_primary_analysis(published_controls: pd.DataFrame, exposures: list[str], analysis_id: str,
+                               controls_listed: int, minimum: int = MIN_NEGATIVE_CONTROLS) -> dict[str, Calibration]:
+    """Per exposure of the primary analysis, the calibration of its estimate from its negative-control estimates
+    as published (after disclosure control: a control whose estimate is hidden or not estimable does not count, so
+    nothing hidden can be recomputed from the calibration)."""
+    calibrations: dict[str, Calibration] = {}
+    for exposure in dict.fromkeys(exposures):
+        rows = (published_controls[published_controls["exposure"] == exposure] if not published_controls.empty
+                else pd.DataFrame(columns=["log_estimate", "se_log_estimate"]))
+        logs = pd.to_numeric(rows["log_estimate"], errors="coerce")
+        ses = pd.to_numeric(rows["se_log_estimate"], errors="coerce")
+        usable = logs.notna() & ses.notna() & (ses > 0)
+        if usable.sum() < minimum:
+            reason = (f"{int(usable.sum())} of {controls_listed} negative-control outcomes have a published estimate; "
+                      f"at least {minimum} are needed (the others are not estimable or hidden as small cells)")
+            calibrations[exposure] = Calibration(analysis_id, None, controls_listed, reason)
+            continue
+        calibrations[exposure] = Calibration(analysis_id, fit_null(logs[usable], ses[usable]), controls_listed)
+    return calibrations
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -558,18 +692,38 @@ def _log_scale(result: EstimateResult) -> tuple[float | None, float | None]:
     return math.log(result.estimate), se
 
 
-def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], seed: int | None = None) -> pd.DataFrame:
+def _e_values(result: EstimateResult) -> dict[str, float | None]:
+    """The E-values of an adjusted ratio (an estimate with an adjustment set: cox_adjusted and the propensity-score
+    analyses), None for everything else: crude ratios, rates, risks, sequence ratios and non-estimable rows.
+    Whether a hazard ratio's outcome is rare is judged on the persons the estimate analysed."""
+    none = dict.fromkeys(E_VALUE_COLUMNS)
+    if (result.estimate is None or not result.covariates or "ratio" not in result.estimand
+            or "sequence" in result.estimand):
+        return none
+    persons = (result.n_exposed or 0) + (result.n_unexposed or 0)
+    events = (result.events_exposed or 0) + (result.events_unexposed or 0)
+    share = events / persons if persons else None
+    point, interval = e_values(result.estimand, result.estimate, result.ci_lower, result.ci_upper, share)
+    return dict(zip(E_VALUE_COLUMNS, (point, interval)))
+
+
+def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], seed: int | None = None,
+                  calibration: Mapping[str, Calibration] | None = None) -> pd.DataFrame:
     """The rows to publish. Each passes the estimability rule once more, so nothing that fails it (an infinite
     ratio, an estimate outside its interval) can reach results.associations whatever produced it. `seed`: the
-    study's seed (None where no step is random, as in sequence symmetry)."""
+    study's seed (None where no step is random, as in sequence symmetry). `calibration`: per exposure, the
+    empirical calibration of its primary-analysis row (calibrate_primary_analysis); other rows get none."""
     records = []
     for exposure, outcome, result in rows:
         result = judged(result)
         log_estimate, se_log_estimate = _log_scale(result)
+        calibrated = dict.fromkeys((*CALIBRATION_COLUMNS, CALIBRATION_NOTE_COLUMN))
+        if calibration and exposure in calibration and calibration[exposure].analysis_id == result.analysis_id:
+            calibrated = calibration[exposure].columns(log_estimate, se_log_estimate)
         records.append({"study_id": study_id, "exposure": exposure, "outcome": outcome,
                         "analysis_id": result.analysis_id, "method_name": ANALYSES.get(result.analysis_id),
                         **result.to_row(), "log_estimate": log_estimate, "se_log_estimate": se_log_estimate,
-                        "seed": seed})
+                        **_e_values(result), **calibrated, "seed": seed})
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
         frame = frame.replace({np.nan: None})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from pipelines import paths
@@ -65,8 +67,11 @@ PROJECT_PHENOTYPES = {
 HELPER_PHENOTYPES = {"malaria_or_babesiosis", "abi_lowest_0_91_to_1_30"}
 # Variants for sensitivity analyses (the generator plants no separate truth for them).
 VARIANT_PHENOTYPES = {"leg_cramps_leg_specific"}
+# Negative-control outcomes for empirical calibration: the bundled list (phenotypes/reference/).
+with open(paths.PHENOTYPES_DIR / "reference" / "negative_control_outcomes.csv", newline="") as _file:
+    NEGATIVE_CONTROL_PHENOTYPES = {row["phenotype_id"] for row in csv.DictReader(_file)}
 
-FOLDERS = {"outcome", "vascular", "electrolytes", "conditions", "drugs", "mimics"}
+FOLDERS = {"outcome", "vascular", "electrolytes", "conditions", "drugs", "mimics", "negative_controls"}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +86,8 @@ def codes(library, phenotype_id, vocabulary, match=None, excluded=False):
 
 
 def test_every_project_phenotype_is_defined_with_its_domain_and_rule(library):
-    assert set(library.ids) == set(PROJECT_PHENOTYPES) | HELPER_PHENOTYPES | VARIANT_PHENOTYPES
+    assert set(library.ids) == (set(PROJECT_PHENOTYPES) | HELPER_PHENOTYPES | VARIANT_PHENOTYPES
+                                | NEGATIVE_CONTROL_PHENOTYPES)
     for phenotype_id, (domain, rule_type) in PROJECT_PHENOTYPES.items():
         definition = library[phenotype_id].definition
         assert (definition.domain, definition.rule.type) == (domain, rule_type), phenotype_id
