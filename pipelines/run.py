@@ -11,34 +11,47 @@ import json
 import os
 import sys
 from pathlib import Path
-
-import dagster as dg
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from pipelines import paths
 from pipelines import tables as table_names
-from pipelines.cohorts.settings import StudySettings
 from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
-from pipelines.cohorts.study import load_studies
-from pipelines.disclosure import count_text, site_floor
-from pipelines.jobs import STUDY_JOB_NAME
-from pipelines.network.sites import SiteNameError, register_site, site_for_extract
-from pipelines.operations.run_config import study_run_config
-from pipelines.run_failures import failure_message, failure_messages
 
+if TYPE_CHECKING:
+    import dagster as dg
+
+# The start-up path imports neither Dagster nor the code location: `legcramp-run --check` and a layout error must
+# answer in seconds, and importing the definitions (every study's assets, the statistics libraries) takes far longer
+# on a loaded machine. What the run needs is imported when the run starts (README, *Performance*).
 __all__ = ["NO_ESTIMATE_WARNING", "failure_message", "failure_messages", "main", "run_study", "summary"]
+
+_LAZY_EXPORTS = {"failure_message": "pipelines.run_failures", "failure_messages": "pipelines.run_failures"}
+
+
+def __getattr__(name: str) -> Any:
+    """`from pipelines.run import failure_messages` without importing Dagster at start-up (PEP 562)."""
+    if name in _LAZY_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None = None, site: str | None = None,
               study_overrides: dict | None = None, max_reject_share: float | None = None,
               **warehouse_options) -> dg.ExecuteInProcessResult:
     """Build one site (default: named after the extract folder) into `database`, registering the site if new."""
-    from pipelines.definitions import defs
+    import dagster as dg
+
+    from pipelines.definitions import load_definitions
+    from pipelines.jobs import STUDY_JOB_NAME
+    from pipelines.network.sites import register_site, site_for_extract
+    from pipelines.operations.run_config import study_run_config
 
     site = site or site_for_extract(extract)
     instance = instance or dg.DagsterInstance.get()
     register_site(instance, site)
-    job = defs.resolve_job_def(STUDY_JOB_NAME)
+    job = load_definitions().resolve_job_def(STUDY_JOB_NAME)
     return job.execute_in_process(
         run_config=study_run_config(extract, database, study_overrides=study_overrides,
                               max_reject_share=max_reject_share, **warehouse_options),
@@ -55,6 +68,12 @@ NO_ESTIMATE_WARNING = ("no study published any estimate: see each study's attrit
 def summary(database: Path, study_overrides: dict | None = None) -> str:
     """What the run published, with every person count printed as the published tables print it: "<threshold"
     for 1 to threshold-1 persons, with each study's threshold as the run used it (pipelines/disclosure.py)."""
+    import duckdb
+
+    from pipelines.cohorts.settings import StudySettings
+    from pipelines.cohorts.study import load_studies
+    from pipelines.disclosure import count_text, site_floor
+
     floor = site_floor()
     settings = StudySettings(overrides=study_overrides or {})
     thresholds = {study_id: max(settings.resolve(study).threshold, floor)
@@ -105,7 +124,7 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
 
 
 def check(extract: Path) -> int:
-    """`legcramp-run --check`: the extract's layout checked before anything heavy starts."""
+    """`legcramp-run --check`: the extract's layout, columns and vocabulary checked before anything heavy starts."""
     from pipelines.ingest.formats import check_extract
     from pipelines.ingest.loader import ExtractError
 
@@ -116,6 +135,23 @@ def check(extract: Path) -> int:
         return 1
     print("\n".join(findings))
     return 0
+
+
+def layout_problem(extract: Path) -> str | None:
+    """The message of a layout or column problem that would stop the run at its first step, else None.
+
+    The ingest's own format detection (file names, required files and columns: headers only), run before Dagster
+    is imported, so a run refuses a broken extract in seconds. The vocabulary findings of `--check` are left to the
+    run's ingest, which reports them as warnings: they stop nothing, and on a full OMOP vocabulary they read
+    millions of rows the ingest reads anyway."""
+    from pipelines.ingest.formats import detect_format
+    from pipelines.ingest.loader import ExtractError
+
+    try:
+        detect_format(Path(extract))
+    except ExtractError as error:
+        return f"extract check failed: {error}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         return check(args.extract)
     if args.override_json is not None and not isinstance(args.override_json, dict):
         parser.error("--override-json must be a JSON object: study id -> study fields")
+
+    problem = layout_problem(args.extract)
+    if problem is not None:
+        # The same ExtractError the ingest would raise minutes later, once Dagster and every study had loaded.
+        print(problem, file=sys.stderr)
+        print("no run was started; the published database was not changed.", file=sys.stderr)
+        return 1
+
+    from pipelines.network.sites import SiteNameError
+    from pipelines.run_failures import failure_messages
 
     try:
         result = run_study(args.extract, args.db, site=args.site, memory_limit=args.memory_limit,

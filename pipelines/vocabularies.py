@@ -22,8 +22,6 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-import simple_icd_10_cm
-
 from pipelines.extract_spec import VOCABULARIES
 
 VERHOEFF = "verhoeff"
@@ -221,6 +219,10 @@ def code_problem(vocabulary: str, code: str, match: str) -> str | None:
             number = code.split("-")[0]
             return f"{spec.noun} {code!r} fails its mod-10 check digit (expected {number}-{loinc_check_digit(number)})"
         return f"{spec.noun} {code!r} fails its Verhoeff check digit (a typo?)"
+    # Imported here: the package parses the whole CMS release when imported (seconds of CPU), which the command
+    # line's start-up (`legcramp-run --check`) must not pay for.
+    import simple_icd_10_cm
+
     if vocabulary == "ICD10CM" and not simple_icd_10_cm.is_valid_item(code):
         return f"ICD-10-CM code {code!r} does not exist in the CMS release shipped with simple-icd-10-cm"
     if vocabulary == "ICD9CM" and not icd9cm_code_exists(code, match):

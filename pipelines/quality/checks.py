@@ -2,8 +2,8 @@
 
 ``build_suite_asset_checks(["staging", "person"], "staging.person")`` returns one multi-asset check: one Dagster
 asset check per expectation of the suite, all computed by one suite run (one GX validation).
-``phenotype_asset_checks()`` does the same for the ~50 phenotype assets with one suite run for all of them: each
-check of the phenotype suite is judged per phenotype and reported on that phenotype's asset. Fatal checks are
+``phenotype_asset_checks()`` runs the phenotype suite once for the ~50 phenotype assets and gives each phenotype
+asset one check that reports every check of the suite for that phenotype as sub-results. Fatal checks are
 ``blocking``: when one fails (severity ERROR) Dagster does not run the assets downstream of the checked asset, and
 so the run is not published. Warnings fail with severity WARN and stop nothing.
 
@@ -122,12 +122,20 @@ def cohort_study_asset_checks(study: StudyDefinition) -> dg.AssetChecksDefinitio
                                required_resource_keys=frozenset({StudySettings.resource_key}))
 
 
-def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = None) -> dg.AssetChecksDefinition:
-    """Checks on every phenotype asset, from one run of the suite "phenotype.phenotypes".
+PHENOTYPE_CHECK_NAME = "phenotype_data_quality"
 
-    The suite runs once per run over phenotype.person_summary and judges each phenotype separately; each of its
-    checks becomes one Dagster asset check per phenotype asset (asset key ``[..., <phenotype id>]``), blocking where
-    the check is fatal, so a phenotype that fails one stops only what is downstream of it.
+
+def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = None) -> dg.AssetChecksDefinition:
+    """One check on every phenotype asset, from one run of the suite "phenotype.phenotypes".
+
+    The suite runs once per run over phenotype.person_summary and judges each phenotype separately. Each phenotype
+    asset (asset key ``[..., <phenotype id>]``) gets one Dagster asset check, ``phenotype_data_quality``, that
+    reports every check of the suite for that phenotype as its sub-results (a table in its metadata, with the
+    counts and example rows of each failing one). It is blocking: when a fatal sub-check fails it fails with
+    severity ERROR and stops what is downstream; when only warnings fail it fails with severity WARN and stops
+    nothing. One check per phenotype rather than one per (phenotype, suite check): each Dagster check result is a
+    few events in the instance's event log at a fixed cost, and ~360 of them cost minutes on a loaded machine
+    whatever the data size.
 
     phenotype_asset_keys: the phenotype assets to check (default: every asset of the phenotype multi-asset).
     """
@@ -137,17 +145,22 @@ def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = 
         phenotype_asset_keys = PHENOTYPE_ASSET_KEYS
     suite_name = suites.PHENOTYPE_SUITE
     suite_json = suites.read_suite_json(suite_name)
+    expectations = suite_json["expectations"]
     phenotype_of_key = {key: key.path[-1] for key in phenotype_asset_keys}
     specs = [
         dg.AssetCheckSpec(
-            name=expectation["meta"]["name"],
+            name=PHENOTYPE_CHECK_NAME,
             asset=key,
-            description=expectation["meta"]["description"],
-            blocking=expectation["meta"]["severity"] == suites.FATAL,
-            metadata=_spec_metadata(expectation),
+            description=f"The {len(expectations)} checks of the GX suite {suite_name} for this phenotype, "
+                        "reported together (metadata `checks`); fatal ones block: "
+                        + "; ".join(f"{e['meta']['name']} ({e['meta']['severity']}): {e['meta']['description']}"
+                                    for e in expectations),
+            blocking=any(e["meta"]["severity"] == suites.FATAL for e in expectations),
+            metadata={"suite": suite_name,
+                      "checks": dg.MetadataValue.json([{"name": e["meta"]["name"], **_spec_metadata(e)}
+                                                       for e in expectations])},
         )
         for key in phenotype_asset_keys
-        for expectation in suite_json["expectations"]
     ]
 
     @dg.multi_asset_check(
@@ -155,43 +168,86 @@ def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = 
         name="phenotype_data_quality",
         can_subset=True,
         description=f"Runs the GX suite {suite_name} (expectations/{suite_name.replace('.', '/')}.json) once over "
-                    "phenotype.person_summary in the run's DuckDB build file and reports each check per phenotype.",
+                    "phenotype.person_summary in the run's DuckDB build file and reports it per phenotype.",
     )
     def phenotype_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
         run_id = context.run.run_id
         result = run_suite(warehouse.build_path(run_id), suite_name, run_id=run_id,
                            history_database=warehouse.published_path, duckdb_config=duckdb_settings(warehouse),
                            docs_dir=warehouse.build_data_docs_dir(run_id),
-            diagnostics_file=warehouse.diagnostics_dir(run_id) / DIAGNOSTICS_FILE)
-        by_check = {(check.name, check.phenotype_id): check for check in result.results}
+                           diagnostics_file=warehouse.diagnostics_dir(run_id) / DIAGNOSTICS_FILE)
         failed = result.failed()
         context.log.info(f"{suite_name}: {len(result.results) - len(failed)} of {len(result.results)} checks "
                          f"passed; Data Docs once published: {warehouse.published_data_docs_index}")
         for check_key in context.selected_asset_check_keys:
-            check = by_check.get((check_key.name, phenotype_of_key[check_key.asset_key]))
-            if check is None:
-                # No result for this phenotype: it is not in phenotype.definitions of this run, or the check
-                # could not be evaluated at all (then it is reported once, without a phenotype).
-                check = by_check.get((check_key.name, None))
-            if check is None:
-                yield dg.AssetCheckResult(
-                    asset_key=check_key.asset_key, check_name=check_key.name, passed=False,
-                    severity=_severity(next(e["meta"]["severity"] for e in suite_json["expectations"]
-                                            if e["meta"]["name"] == check_key.name)),
-                    description=f"No result: {phenotype_of_key[check_key.asset_key]} is not in "
-                                "phenotype.definitions of this run.",
-                )
-                continue
-            yield dg.AssetCheckResult(
-                asset_key=check_key.asset_key,
-                check_name=check_key.name,
-                passed=check.passed,
-                severity=_severity(check.severity),
-                description=check.description,
-                metadata=check_metadata(check, result, warehouse.published_data_docs_index),
-            )
+            yield phenotype_check_result(check_key.asset_key, phenotype_of_key[check_key.asset_key], expectations,
+                                         result, warehouse.published_data_docs_index)
 
     return phenotype_checks
+
+
+def phenotype_check_result(asset_key: dg.AssetKey, phenotype_id: str, expectations: Sequence[dict[str, Any]],
+                           suite_result: SuiteResult, data_docs_index: Path | None = None) -> dg.AssetCheckResult:
+    """The one check result of a phenotype: every check of the phenotype suite as a sub-result.
+
+    Fails when any sub-check fails; severity ERROR when a fatal one fails (a blocking check then stops what is
+    downstream), else WARN.
+    """
+    by_check = {(check.name, check.phenotype_id): check for check in suite_result.results}
+    checks: list[ExpectationResult] = []
+    for expectation in expectations:
+        meta = expectation["meta"]
+        # No result for this phenotype: it is not in phenotype.definitions of this run, or the check could not be
+        # evaluated at all (then the suite reports it once, without a phenotype).
+        check = by_check.get((meta["name"], phenotype_id)) or by_check.get((meta["name"], None))
+        checks.append(check or _missing_phenotype_result(expectation, phenotype_id, suite_result.table))
+    failed = [check for check in checks if not check.passed]
+    fatal_failed = [check for check in failed if check.fatal]
+    metadata: dict[str, Any] = {
+        "phenotype_id": phenotype_id,
+        "checks": dg.MetadataValue.md(markdown_table([_sub_check_row(check) for check in checks])),
+        "checks_passed": len(checks) - len(failed),
+        "checks_failed": dg.MetadataValue.json([check.name for check in failed]),
+    }
+    if suite_result.data_docs_index is not None:
+        metadata["data_docs"] = dg.MetadataValue.path(str(data_docs_index or suite_result.data_docs_index))
+    for check in failed:  # the detail of each failing sub-check, under its name
+        for key, value in check_metadata(check, suite_result, data_docs_index).items():
+            if key not in ("phenotype_id", "data_docs"):
+                metadata[f"{check.name}/{key}"] = value
+    description = ("all passed: " if not failed else "failed: ") + "; ".join(
+        f"{check.name} ({check.severity}): {check.error or check.description}" for check in (failed or checks))
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=PHENOTYPE_CHECK_NAME,
+        passed=not failed,
+        severity=_severity(suites.FATAL if fatal_failed else suites.WARNING),
+        description=description,
+        metadata=metadata,
+    )
+
+
+def _missing_phenotype_result(expectation: dict[str, Any], phenotype_id: str, table: str) -> ExpectationResult:
+    meta = expectation["meta"]
+    return ExpectationResult(
+        name=meta["name"], expectation_type=expectation["type"], table=table, column=None,
+        category=meta["category"], subcategory=meta["subcategory"], severity=meta["severity"],
+        threshold=float(meta["threshold"]), description=meta["description"], observed_value=None,
+        unexpected_count=None, unexpected_percent=None, element_count=None, example_rows=(), passed=False,
+        error=f"No result: {phenotype_id} is not in phenotype.definitions of this run.", phenotype_id=phenotype_id)
+
+
+def _sub_check_row(check: ExpectationResult) -> dict[str, Any]:
+    return {
+        "check": check.name,
+        "severity": check.severity,
+        "passed": "yes" if check.passed else "NO",
+        "failing rows": check.unexpected_count,
+        "rows judged": check.element_count,
+        "failing %": None if check.unexpected_percent is None else f"{check.unexpected_percent:.2f}",
+        "threshold %": f"{check.threshold:g}",
+        "error": check.error,
+    }
 
 
 def _spec_metadata(expectation: dict[str, Any]) -> dict[str, Any]:

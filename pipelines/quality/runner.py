@@ -274,16 +274,23 @@ def publishable_result(result: Mapping[str, Any], threshold: int) -> dict[str, A
     return published
 
 
-def _scrub_stored_results(context, run_id: str, threshold: int) -> None:
-    """Rewrite this run's stored validation results (the Data Docs' source) as `publishable_result`s."""
+def _scrub_stored_results(context, keys: Sequence[Any], threshold: int) -> None:
+    """Rewrite the stored validation results `keys` (the Data Docs' source) as `publishable_result`s."""
     store = context.validation_results_store
-    for key in store.list_keys():
-        if key.run_id.run_name != run_id:
-            continue
+    for key in keys:
         suite_result = store.get(key)
         for expectation_result in suite_result.results:
             expectation_result.result = publishable_result(expectation_result.result or {}, threshold)
         store.set(key, suite_result)
+
+
+def _validation_keys(context, run_id: str, suite_names: Sequence[str]) -> list[Any]:
+    """The stored validation results of these suites in this run. Not every result of the run: each Dagster check
+    step validates its own suites, and scrubbing or rendering the earlier steps' results again made the check
+    steps of a run cost quadratically in their number."""
+    names = set(suite_names)
+    return [key for key in context.validation_results_store.list_keys()
+            if key.run_id.run_name == run_id and key.expectation_suite_identifier.name in names]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -357,13 +364,13 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
                     result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROW_LIMIT},
                 ))
             # The stored results are what the Data Docs render (and are kept in the Data Docs folder).
-            _scrub_stored_results(context, run_id, threshold)
+            this_call = _validation_keys(context, run_id, [s["name"] for s in suite_jsons])
+            _scrub_stored_results(context, this_call, threshold)
             if build_data_docs:
-                # Render this run's pages only (earlier runs' pages are on disk already), then the index.
-                this_run = [key for key in context.validation_results_store.list_keys()
-                            if key.run_id.run_name == run_id]
-                this_run += [ExpectationSuiteIdentifier(name=s["name"]) for s in suite_jsons]
-                context.build_data_docs(resource_identifiers=this_run)
+                # Render these suites' pages only (earlier steps' and runs' pages are on disk already), then the
+                # index.
+                context.build_data_docs(resource_identifiers=[
+                    *this_call, *(ExpectationSuiteIdentifier(name=s["name"]) for s in suite_jsons)])
                 make_data_docs_offline(docs_dir)  # no CDN at view time (pipelines/quality/offline_docs.py)
     finally:
         dispose_gx_engines(datasource)

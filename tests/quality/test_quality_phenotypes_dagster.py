@@ -1,5 +1,6 @@
-"""Phenotype asset checks in a real Dagster execution: one suite run reports on every phenotype asset, and a fatal
-failure stops the run before the assets downstream of the phenotypes. The checks of all phenotypes share one step
+"""Phenotype asset checks in a real Dagster execution: one suite run reports on every phenotype asset (one check per
+phenotype carrying every check of the suite as sub-results), and a fatal failure stops the run before the assets
+downstream of the phenotypes. The checks of all phenotypes share one step
 (one suite run), and Dagster blocks at the step: a fatal failure of one phenotype stops everything downstream of
 any phenotype, while the failing check is reported on that phenotype's asset only."""
 
@@ -13,14 +14,15 @@ import duckdb  # noqa: E402
 from pipelines import extract_spec as spec  # noqa: E402
 from pipelines.phenotypes.assets import PHENOTYPE_ASSET_KEYS, phenotype_asset_key, phenotypes_multi_asset  # noqa: E402
 from pipelines.quality import suites  # noqa: E402
-from pipelines.quality.checks import phenotype_asset_checks  # noqa: E402
+from pipelines.quality.checks import PHENOTYPE_CHECK_NAME, phenotype_asset_checks  # noqa: E402
 from tests.support.quality_staging import ROWS, create_staging_tables, insert_rows  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
 
 STAGING_KEYS = [dg.AssetKey(["staging", table.name]) for table in spec.TABLES]
 LEG_CRAMPS = phenotype_asset_key("leg_cramps")
 HYPONATREMIA_LAB = phenotype_asset_key("hyponatremia_lab")
-CHECKS_PER_PHENOTYPE = len(suites.read_suite_json(suites.PHENOTYPE_SUITE)["expectations"])
+SUITE_CHECKS = [e["meta"]["name"] for e in suites.read_suite_json(suites.PHENOTYPE_SUITE)["expectations"]]
+CHECKS_PER_PHENOTYPE = len(SUITE_CHECKS)
 
 
 def stub_staging(orphan_leg_cramp: bool) -> dg.AssetsDefinition:
@@ -71,9 +73,16 @@ def test_every_phenotype_asset_gets_every_check_from_one_suite_run(tmp_path):
     assert result.success
     assert {leg_cramp_cohort.key, hyponatremia_cohort.key} <= materialized(result)
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == len(PHENOTYPE_ASSET_KEYS) * CHECKS_PER_PHENOTYPE
+    assert len(evaluations) == len(PHENOTYPE_ASSET_KEYS)  # one check per phenotype...
     assert {e.asset_key for e in evaluations} == set(PHENOTYPE_ASSET_KEYS)
+    assert {e.check_name for e in evaluations} == {PHENOTYPE_CHECK_NAME}
     assert all(e.passed for e in evaluations)
+    for evaluation in evaluations:  # ...reporting every check of the suite as a sub-result
+        table = evaluation.metadata["checks"].value
+        assert [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]] == SUITE_CHECKS
+        assert evaluation.metadata["checks_passed"].value == CHECKS_PER_PHENOTYPE
+        assert evaluation.metadata["checks_failed"].value == []
+        assert evaluation.metadata["phenotype_id"].value == evaluation.asset_key.path[-1]
     # one GX validation for all of them
     suite_runs = [e for e in result.all_events
                   if e.is_step_success and e.step_key == "phenotype_data_quality"]
@@ -90,14 +99,18 @@ def test_fatal_phenotype_failure_blocks_downstream(tmp_path):
 
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [(e.asset_key, e.check_name, e.severity) for e in failed] == [
-        (LEG_CRAMPS, "person_id_in_person_table", dg.AssetCheckSeverity.ERROR)]
+        (LEG_CRAMPS, PHENOTYPE_CHECK_NAME, dg.AssetCheckSeverity.ERROR)]
     metadata = failed[0].metadata
-    assert metadata["unexpected_count"].value == 1
-    assert metadata["element_count"].value == 2  # p1 (R25.2) and p999
+    assert metadata["checks_failed"].value == ["person_id_in_person_table"]
+    assert metadata["checks_passed"].value == CHECKS_PER_PHENOTYPE - 1
+    assert "| person_id_in_person_table | fatal | NO | 1 | 2 |" in metadata["checks"].value
+    assert metadata["person_id_in_person_table/unexpected_count"].value == 1
+    assert metadata["person_id_in_person_table/element_count"].value == 2  # p1 (R25.2) and p999
     assert metadata["phenotype_id"].value == "leg_cramps"
-    assert "| p999 |" in metadata["example_rows"].value
-    assert "phenotype `leg_cramps`" in metadata["expectation"].value
+    assert "| p999 |" in metadata["person_id_in_person_table/example_rows"].value
+    assert "phenotype `leg_cramps`" in metadata["person_id_in_person_table/expectation"].value
     assert metadata["data_docs"].value.endswith("data_docs/index.html")
+    assert failed[0].description.startswith("failed: person_id_in_person_table (fatal)")
 
     con = duckdb.connect(str(warehouse.build_path(result.run_id)), read_only=True)
     recorded = con.execute(

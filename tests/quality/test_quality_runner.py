@@ -241,3 +241,22 @@ def test_data_docs_keep_every_suite_and_earlier_runs(tmp_path):
     assert len(list((docs / "expectations" / "staging").glob("*.html"))) == len(suites.layer_suite_names("staging"))
     index = (docs / "index.html").read_text()
     assert "validations/staging/death/second/" in index and "validations/staging/person/first/" in index
+
+
+def test_a_check_step_renders_only_its_own_suites_pages(tmp_path):
+    """Each Dagster check step validates its own suites in the run's Data Docs folder: it renders their pages and
+    the index, and leaves the pages of the run's earlier steps as they were (rendering them again made the
+    steps cost quadratically in their number)."""
+    database = build_example_staging(tmp_path / "warehouse.duckdb")
+    docs = tmp_path / "data_docs"
+    run_suite(database, "staging.person", run_id="one-run")
+    person_pages = sorted((docs / "validations" / "staging" / "person").rglob("*.html"))
+    assert len(person_pages) == 1
+    written = {page: page.stat().st_mtime_ns for page in person_pages}
+
+    run_suite(database, "staging.death", run_id="one-run")
+
+    assert {page: page.stat().st_mtime_ns for page in person_pages} == written
+    assert len(list((docs / "validations" / "staging" / "death").rglob("*.html"))) == 1
+    index = (docs / "index.html").read_text()
+    assert "validations/staging/death/one-run/" in index and "validations/staging/person/one-run/" in index

@@ -1,0 +1,145 @@
+"""Benchmark a small extract end to end, as a new user runs it: `legcramp-run` on N patients (default 100).
+
+    python bench/small_extract.py [--patients 100] [--seed 1]
+
+Each command runs in its own process, timed from outside (wall, and user+sys CPU of the process and its
+children), with a throw-away Dagster instance:
+- `legcramp-run --check` on the extract;
+- `legcramp-run` on a copy whose person.csv lacks person_id (how soon a layout error is reported);
+- `legcramp-run` on the extract (the whole study), with the wall time of each stage read from the run's Dagster
+  step events, the time from the process start to the first step (imports, code location, run set-up), and the
+  number of asset-check results the run wrote.
+The machine is shared, so the load average before and after each command is printed beside it: compare CPU
+seconds between machines, wall seconds only on a quiet one. Figures go to bench/results/small_extract.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPOSITORY = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+BIN = Path(sys.executable).parent
+
+
+def timed(command: list[str], env: dict[str, str]) -> dict:
+    """Run `command`; its wall and CPU seconds (user+sys of the process and its children), exit code, load."""
+    load_before = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
+    completed = subprocess.run(command, env=env, cwd=REPOSITORY, capture_output=True, text=True)
+    wall = time.time() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "command": " ".join(Path(command[0]).name if i == 0 else part for i, part in enumerate(command)),
+        "exit": completed.returncode,
+        "wall_s": round(wall, 2),
+        "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "started_at": started,
+        "stderr_tail": completed.stderr.strip().splitlines()[-3:],
+    }
+
+
+def run_figures(dagster_home: Path, started_at: float) -> dict:
+    """Per stage wall seconds of the run in `dagster_home`, time to its first step, events by type."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    import dagster as dg
+
+    sys.path.insert(0, str(BENCH_DIR))
+    from run_benchmark import STAGES, stage_of  # the stage of each step, as the large benchmark counts it
+
+    instance = dg.DagsterInstance.get()
+    (run,) = instance.get_runs(limit=1)
+    starts, stages, events = {}, defaultdict(float), Counter()
+    first_step = None
+    for record in instance.all_logs(run.run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        events[event.event_type_value] += 1
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = record.timestamp
+            first_step = record.timestamp if first_step is None else first_step
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            stages[stage_of(event.step_key)] += record.timestamp - starts[event.step_key]
+    return {
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "start_up_s": round(first_step - started_at, 2) if first_step else None,
+        "stages_wall_s": {stage: round(stages[stage], 2) for stage in [*STAGES, "other"] if stage in stages},
+        "asset_check_results": events["ASSET_CHECK_EVALUATION"],
+        "events": sum(events.values()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="legcramp_small_bench_"))
+    try:
+        dagster_home = work / "dagster_home"
+        dagster_home.mkdir()
+        shutil.copy(REPOSITORY / "dagster.yaml", dagster_home / "dagster.yaml")
+        env = {**os.environ, "PYTHONPATH": str(REPOSITORY), "DAGSTER_HOME": str(dagster_home),
+               "GX_ANALYTICS_ENABLED": "false", "DAGSTER_DISABLE_TELEMETRY": "1"}
+        extract = work / "extract"
+        generate = timed([str(BIN / "legcramp-generate"), "--patients", str(args.patients), "--seed",
+                          str(args.seed), "--out", str(extract)], env)
+        broken = shutil.copytree(extract, work / "broken")
+        lines = (broken / "person.csv").read_text().splitlines(keepends=True)
+        (broken / "person.csv").write_text(lines[0].replace("person_id", "patient_ref", 1) + "".join(lines[1:]))
+
+        check = timed([str(BIN / "legcramp-run"), "--check", "--extract", str(extract)], env)
+        refused = timed([str(BIN / "legcramp-run"), "--extract", str(broken), "--db", str(work / "broken.duckdb")],
+                        env)
+        whole = timed([str(BIN / "legcramp-run"), "--extract", str(extract), "--db", str(work / "site.duckdb")], env)
+        figures = run_figures(dagster_home, whole["started_at"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    result = {
+        "patients": args.patients,
+        "seed": args.seed,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "generate": generate,
+        "check": check,
+        "broken_layout_refused": refused,
+        "whole_study": {**whole, **figures},
+    }
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "small_extract.json").write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"{args.patients} patients, {os.cpu_count()} CPUs ({platform.platform()})")
+    print(f"{'command':<40} {'exit':>4} {'wall s':>8} {'CPU s':>8} {'load before/after':>18}")
+    for name, figure in (("legcramp-run --check", check), ("legcramp-run, person.csv without person_id", refused),
+                         ("legcramp-run (whole study)", whole)):
+        print(f"{name:<40} {figure['exit']:>4} {figure['wall_s']:>8.1f} {figure['cpu_s']:>8.1f} "
+              f"{figure['load_before']:>9.1f}/{figure['load_after']:<8.1f}")
+    print(f"start-up (process start to first Dagster step): {figures['start_up_s']} s wall")
+    for stage, seconds in figures["stages_wall_s"].items():
+        print(f"  {stage:<14} {seconds:8.1f} s wall")
+    print(f"asset-check results: {figures['asset_check_results']}, Dagster events: {figures['events']}")
+    print(f"figures: {RESULTS_DIR / 'small_extract.json'}")
+    return 0 if whole["exit"] == 0 and check["exit"] == 0 and refused["exit"] == 1 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
