@@ -29,7 +29,8 @@ from pipelines.statistics.report import (
 )
 from pipelines.statistics.sequence_symmetry import (GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_AFTER,
                                                     garrison_sequence_symmetry)
-from pipelines.statistics.analysis_attrition import create_analysis_attrition_table, publish_analysis_attrition
+from pipelines.statistics.analysis_attrition import (create_analysis_attrition_table, suppress_study_counts,
+                                                     write_analysis_attrition)
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
 from pipelines.statistics.results import (
     ANALYSIS_COLUMNS,
@@ -99,11 +100,13 @@ def _disclosure_groups(frame: pd.DataFrame) -> pd.Series | str:
 
 
 def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
-                         threshold: int) -> pd.DataFrame:
-    """Replace the study's rows of results.associations, with small cells and what recomputes them hidden."""
+                         threshold: int, complementary: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+    """Replace the study's rows of results.associations, with small cells and what recomputes them hidden.
+    `complementary`: count cells hidden to protect a count of another table (analysis_attrition.suppress_study_counts)."""
     create_associations_table(con)
     published = suppress_estimates(frame.assign(**{DISCLOSURE_GROUP: _disclosure_groups(frame)}), threshold,
-                                   DERIVED_COLUMNS, group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
+                                   DERIVED_COLUMNS, complementary=complementary,
+                                   group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
     published = published.drop(columns=[DISCLOSURE_GROUP])
     con.execute(f"DELETE FROM {ASSOCIATIONS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
@@ -127,11 +130,14 @@ def publish_covariates(con: duckdb.DuckDBPyConnection, study_id: str, covariates
 
 def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition,
                           analysis: StudyAnalysis) -> pd.DataFrame:
-    """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden."""
-    published = publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed),
-                                     study.threshold)
+    """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden: the counts
+    of the estimates and of the attrition are suppressed together, since a reader can subtract one from another."""
+    results = results_frame(study.id, analysis.results, study.seed)
+    counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
+                                   analysis.nested_exposures)
+    published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary)
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
-    publish_analysis_attrition(con, study.id, attrition_frame(study.id, analysis), study.threshold)
+    write_analysis_attrition(con, study.id, counts.attrition)
     return published
 
 
