@@ -89,6 +89,7 @@ class AttritionRow:
     persons_after_text: str
     persons_removed_text: str
     suppressed: bool
+    small_cell_threshold: int  # the threshold of this run: what "<t" means in every table of the study
 
 
 def _shown(count: int, suppression: str | None, threshold: int) -> tuple[int | None, str]:
@@ -122,6 +123,7 @@ def published_attrition(study: StudyDefinition, counts: list[tuple[str, int, int
             persons_before=before_value, persons_after=after_value, persons_removed=removed_value,
             persons_before_text=before_text, persons_after_text=after_text, persons_removed_text=removed_text,
             suppressed=any((before_suppression, after_suppression, removed_suppression)),
+            small_cell_threshold=threshold,
         ))
     return rows, suppression.warnings
 

@@ -5,11 +5,13 @@ the statistics asset publishes them, then attacked as a reader would (tests/supp
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 import pytest
 
 from pipelines.disclosure import CountLedger, suppress_cells
 from pipelines.disclosure import Cell, SumRelation
 from pipelines.statistics.assets import publish_study_results
+from pipelines.statistics.report import write_study_plots
 from pipelines.statistics.results import EstimateResult
 from pipelines.statistics.study_analysis import AT_RISK_STEP, COHORT_STEP, PS_STEPS, AttritionStep, StudyAnalysis
 from tests.support.disclosure_attacks import small_differences
@@ -60,14 +62,23 @@ def cells(con: duckdb.DuckDBPyConnection, table: str, columns: str, where: str =
     return con.execute(f"SELECT {columns} FROM {table} WHERE {where} ORDER BY ALL").fetchall()
 
 
-def test_cohort_size_minus_the_analysed_persons_does_not_give_away_the_persons_without_a_day_at_risk():
+def test_cohort_size_minus_the_analysed_persons_does_not_give_away_the_persons_without_a_day_at_risk(tmp_path):
     """Attack 1: 1,000 persons in the cohort, 1 unexposed person censored before the first day at risk; the
-    estimates' n_exposed + n_unexposed = 999 would give that 1 back."""
+    estimates' n_exposed + n_unexposed = 999 would give that 1 back (and so would the Kaplan-Meier plot's legend
+    beside Table 1's 600 unexposed)."""
     analysis = StudyAnalysis("test_study")
     cohort = AttritionStep(COHORT_STEP, None, 400, 600)
     at_risk = AttritionStep(AT_RISK_STEP, "zero days at risk", 400, 599)
     analysis.add("thiazide_diuretics", "leg_cramps", crude((400, 599), (30, 50)), {"": [cohort, at_risk]})
+    analysis.km_exposure = "thiazide_diuretics"
+    analysis.km_data = pd.DataFrame({"exposure": [1] * 400 + [0] * 599, "outcome": ([1] * 30 + [0] * 370
+                                                                                   + [1] * 50 + [0] * 549),
+                                     "followup_days": [700 + i % 300 for i in range(999)]})
     con = publish(analysis, cohort_size=1000)
+    published = con.execute("SELECT * FROM results.associations").df()
+    plots = write_study_plots(make_study(small_cell_threshold=THRESHOLD), analysis, published, tmp_path)
+    svg = plots["Kaplan-Meier curves"].with_suffix(".svg").read_text()
+    assert "n=suppressed" in svg and "599" not in svg and "n=400" not in svg
 
     assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
     # The analysed persons are hidden in every estimate and in the attrition, and with them what recomputes them;
