@@ -23,7 +23,8 @@ import duckdb
 import pyarrow as pa
 
 from pipelines import tables
-from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition, study_period_warning
+from pipelines.cohorts.attrition import (AttritionRow, cohort_counts, inclusion_steps, published_attrition,
+                                        study_period_warning)
 from pipelines.cohorts.study import LabTestIndex, StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.disclosure import shown_count
@@ -267,9 +268,7 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
         table1 = build_table1(study, aggregates, smd, threshold)
         _insert_rows(con, tables.TABLE1, [row.as_record() for row in table1])
 
-        cohort_size, outcome_count = con.execute(
-            f"SELECT count(*), count(outcome_date) FROM {tables.STUDY_POPULATION} WHERE study_id = ?", [study.id]
-        ).fetchone()
+        cohort_size, outcome_count = cohort_counts(con, study.id)
         warnings += _input_warnings(con, study)
         for table in TEMPORARY_TABLES:
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")

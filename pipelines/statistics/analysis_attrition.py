@@ -55,10 +55,11 @@ def _persons_key(exposure: str, root: str, path: tuple[str, ...], arm: str) -> t
 
 
 def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
-                 nested: Sequence[tuple[str, str]] = ()) -> StudyCounts:
+                 nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None) -> StudyCounts:
     """The cells and sums of a study's analysis attrition (study_analysis.attrition_frame) and estimates
     (study_analysis.results_frame). `nested`: (outer, inner) exposures where inner is the same cohort as outer with
-    follow-up censored earlier (StudyAnalysis.nested_exposures)."""
+    follow-up censored earlier (StudyAnalysis.nested_exposures). `outcome_count`: the cohort's persons with the
+    outcome, published by the cohort stage (cohorts.attrition.cohort_counts)."""
     counts = StudyCounts()
     ledger = counts.ledger
     root_of = {inner: outer for outer, inner in nested}
@@ -95,6 +96,8 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
     if results is not None and not results.empty:
         _estimate_cells(counts, results, final_path, root_of)
     _nested_relations(counts, nested)
+    if outcome_count is not None:
+        _outcome_relations(counts, int(outcome_count))
     return counts
 
 
@@ -165,6 +168,23 @@ def _nested_relations(counts: StudyCounts, nested: Sequence[tuple[str, str]]) ->
                 ledger.add_difference(outer_key, key, ("nested", outer, inner, *key[1:]))
 
 
+def _outcome_relations(counts: StudyCounts, outcome_count: int) -> None:
+    """The cohort's persons with the outcome = each exposure's events of both arms over the follow-up of everyone
+    with time at risk + the outcomes outside that follow-up (e.g. an unexposed person's after they start the
+    exposure and are censored): the last a reader gets by subtraction."""
+    ledger = counts.ledger
+    total = ledger.count(("outcome count",), outcome_count)
+    for exposure, shared in counts.shared_paths.items():
+        arms = [(exposure, shared, "events", FOLLOW_UP, arm) for arm in ARMS]
+        if not all(key in ledger.cells for key in arms):
+            continue
+        outside = outcome_count - sum(ledger.cells[key].value for key in arms)
+        if outside < 0:
+            continue
+        key = ledger.count(("outcomes outside the follow-up", exposure), outside, published=False)
+        ledger.add_sum(total, (*arms, key))
+
+
 @dataclass
 class StudySuppression:
     """The published analysis attrition, and the estimate cells hidden to protect a count of another table."""
@@ -174,12 +194,13 @@ class StudySuppression:
 
 
 def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None, threshold: int,
-                          nested: Sequence[tuple[str, str]] = ()) -> StudySuppression:
+                          nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None
+                          ) -> StudySuppression:
     """The small-cell rule over a study's analysis attrition and estimates together: the attrition frame with
     every small count, and every count that would give one away, set to NULL and listed in
     suppressed_columns/complementary_columns; and, per count column of `results`, the rows whose count is hidden
     to protect a count elsewhere (for suppress_estimates)."""
-    counts = study_counts(attrition, results, nested)
+    counts = study_counts(attrition, results, nested, outcome_count)
     counts.ledger.suppress(threshold)
     published = attrition.copy()
     for column in COUNT_COLUMNS:

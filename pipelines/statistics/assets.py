@@ -16,6 +16,7 @@ import pandas as pd
 from pipelines import tables
 from pipelines.asset_keys import associations_key, cohort_key
 from pipelines.asset_keys import phenotype_key as phenotype_asset_key
+from pipelines.cohorts.attrition import cohort_counts
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, suppress_estimates
@@ -133,8 +134,9 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden: the counts
     of the estimates and of the attrition are suppressed together, since a reader can subtract one from another."""
     results = results_frame(study.id, analysis.results, study.seed)
+    _, outcome_count = cohort_counts(con, study.id)
     counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
-                                   analysis.nested_exposures)
+                                   analysis.nested_exposures, outcome_count)
     published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary)
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
     write_analysis_attrition(con, study.id, counts.attrition)

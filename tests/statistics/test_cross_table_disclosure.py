@@ -8,8 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipelines.disclosure import CountLedger, suppress_cells
-from pipelines.disclosure import Cell, SumRelation
+from pipelines.disclosure import Cell, CountLedger, SumRelation, suppress_cells
 from pipelines.statistics.assets import publish_study_results
 from pipelines.statistics.report import write_study_plots
 from pipelines.statistics.results import EstimateResult
@@ -48,9 +47,23 @@ def crude(n: tuple[int, int], events: tuple[int, int], years: tuple[float, float
             ratio("cox_adjusted", n, events, years)]
 
 
-def publish(analysis: StudyAnalysis, cohort_size: int, nested=()) -> duckdb.DuckDBPyConnection:
+def write_cohort(con: duckdb.DuckDBPyConnection, persons: int, with_outcome: int,
+                 study_id: str = "test_study") -> None:
+    """cohort.study_population as the statistics stage reads its published counts: persons, outcomes."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS cohort")
+    con.execute("CREATE TABLE IF NOT EXISTS cohort.study_population (study_id VARCHAR, outcome_date DATE)")
+    con.execute("INSERT INTO cohort.study_population SELECT ?, CASE WHEN i < ? THEN DATE '2020-01-01' END "
+                "FROM range(?) t(i)", [study_id, with_outcome, persons])
+
+
+def publish(analysis: StudyAnalysis, cohort_size: int, nested=(), with_outcome: int | None = None
+            ) -> duckdb.DuckDBPyConnection:
     study = make_study(small_cell_threshold=THRESHOLD, **({"index": NEW_USER} if nested else {}))
     con = duckdb.connect()
+    # By default the outcome count is the crude events of both arms (no outcome outside the follow-up).
+    crude_rows = [r for _, _, r in analysis.results if r.analysis_id == "crude_irr"]
+    write_cohort(con, cohort_size, with_outcome if with_outcome is not None
+           else crude_rows[0].events_exposed + crude_rows[0].events_unexposed)
     publish_study_results(con, study, analysis)
     # results.attrition publishes the cohort size (its last step's persons after)
     con.execute("CREATE TABLE results.attrition AS SELECT 'test_study' AS study_id, 9 AS step_order, "
@@ -129,6 +142,22 @@ def test_intention_to_treat_minus_on_treatment_events_does_not_give_away_the_eve
                  "TRUE GROUP BY exposure") == [(ITT, 3, 4), (ON_TREATMENT, 0, 0)]
 
 
+def test_the_outcome_count_minus_the_analysed_events_does_not_give_away_the_outcomes_outside_follow_up():
+    """Route 4: the cohort's 85 persons with the outcome (run log, cohort metadata, summary) minus the 30 + 50 events
+    of the analysis: 5 unexposed persons' outcomes after they started the exposure and were censored."""
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
+    con = publish(analysis, cohort_size=1000, with_outcome=85)
+    shown = con.execute("SELECT DISTINCT events_exposed, events_unexposed, estimate FROM results.associations "
+                        "WHERE analysis_id = 'crude_irr'").fetchall()
+    assert shown == [(None, None, None)]
+    # the same analysis with every outcome inside the follow-up is published
+    con = publish(analysis, cohort_size=1000, with_outcome=80)
+    assert con.execute("SELECT events_exposed, events_unexposed FROM results.associations "
+                       "WHERE analysis_id = 'crude_irr'").fetchall() == [(30, 50)]
+
+
 def test_the_attack_finds_each_leak_when_the_tables_are_suppressed_one_by_one():
     """The attack itself: the three differences are found in tables suppressed without the cross-table sums."""
     con = duckdb.connect()
@@ -189,6 +218,7 @@ def test_nothing_small_is_given_away_whatever_the_threshold(threshold):
     analysis.add("statins", "leg_cramps", crude((400, 585), (30, 50)), {"": [cohort, at_risk]})
     study = make_study(small_cell_threshold=threshold)
     con = duckdb.connect()
+    write_cohort(con, 1000, 80)
     publish_study_results(con, study, analysis)
     con.execute("CREATE TABLE results.attrition AS SELECT 'test_study' AS study_id, 9 AS step_order, "
                 "1000 AS persons_after")

@@ -12,7 +12,9 @@ Populations nested in each other:
     extend its steps (the crude analyses contain the matched, the sampled, the trimmed);
   - an analysis's events over the follow-up contain its events up to the risk horizon (the km_ rows);
   - for a time at risk nested in another (on treatment within intention to treat), the outer analysis's persons
-    and events contain the inner's, analysis by analysis, on the steps all analyses share.
+    and events contain the inner's, analysis by analysis, on the steps all analyses share;
+  - the cohort's persons with the outcome (run log, cohort metadata, summary) contain every analysis's events of
+    both arms.
 """
 
 from __future__ import annotations
@@ -39,14 +41,21 @@ def _known(value) -> bool:
 
 
 def small_differences(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int,
-                      nested: Sequence[tuple[str, str]] = (), cohort_size: int | None = None) -> list[str]:
-    """Every difference of two published counts of nested populations that is a small count, described."""
+                      nested: Sequence[tuple[str, str]] = (), cohort_size: int | None = None,
+                      outcome_count: int | None = None) -> list[str]:
+    """Every difference of two published counts of nested populations that is a small count, described. The
+    cohort size and outcome count are read from the database unless given."""
     associations = con.execute("SELECT * FROM results.associations WHERE study_id = ?", [study_id]).df()
     attrition = con.execute("SELECT * FROM results.analysis_attrition WHERE study_id = ?", [study_id]).df()
     if cohort_size is None:
         cohort_size = con.execute(
             "SELECT persons_after FROM results.attrition WHERE study_id = ? ORDER BY step_order DESC LIMIT 1",
             [study_id]).fetchone()[0]
+    if outcome_count is None and con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'cohort' AND table_name = 'study_population'"
+    ).fetchone()[0]:
+        outcome_count = con.execute("SELECT count(outcome_date) FROM cohort.study_population WHERE study_id = ?",
+                                    [study_id]).fetchone()[0]
     paths = _paths(attrition)
     leaks: list[str] = []
 
@@ -70,6 +79,10 @@ def small_differences(con: duckdb.DuckDBPyConnection, study_id: str, threshold: 
         compare(cohort_size, (row["n_exposed"] + row["n_unexposed"])
                 if _known(row["n_exposed"]) and _known(row["n_unexposed"]) else None,
                 f"{row['exposure']}: cohort size - persons of {label}")
+        if outcome_count is not None and _kind(row["analysis_id"]) == "follow-up":
+            compare(outcome_count, (row["events_exposed"] + row["events_unexposed"])
+                    if _known(row["events_exposed"]) and _known(row["events_unexposed"]) else None,
+                    f"{row['exposure']}: outcome count - events of {label}")
         for arm in ARMS:
             persons.append((row["exposure"], path, arm, row[f"n_{arm}"], label))
             events.append((row["exposure"], path, _kind(row["analysis_id"]), arm, row[f"events_{arm}"], label))
