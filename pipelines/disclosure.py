@@ -5,6 +5,9 @@
     small cell      a count of 1 .. threshold-1 persons: hidden, printed "<threshold"; zero is shown
     complementary   a cell that would give a hidden one away (by subtraction from a shown total, or by
                     recomputing it from an estimate, interval, rate or person-years) is hidden too
+    across tables   counts printed in several tables are one cell, and the sums a reader can form across
+                    tables (cohort size = analysed + dropped, crude = matched + unmatched, intention to treat =
+                    on treatment + after) are declared by the producer: CountLedger
 
 This module sits at the bottom of the package: it imports nothing from the domains, and every domain that
 publishes a count (cohorts, statistics, quality, network, the command line) calls it. Its work is on aggregates
