@@ -5,6 +5,9 @@
     small cell      a count of 1 .. threshold-1 persons: hidden, printed "<threshold"; zero is shown
     complementary   a cell that would give a hidden one away (by subtraction from a shown total, or by
                     recomputing it from an estimate, interval, rate or person-years) is hidden too
+    across tables   counts printed in several tables are one cell, and the sums a reader can form across
+                    tables (cohort size = analysed + dropped, crude = matched + unmatched, intention to treat =
+                    on treatment + after) are declared by the producer: CountLedger
 
 This module sits at the bottom of the package: it imports nothing from the domains, and every domain that
 publishes a count (cohorts, statistics, quality, network, the command line) calls it. Its work is on aggregates
@@ -135,20 +138,28 @@ def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation]
 
     1. Primary: a count of 1 to threshold-1 is hidden (SMALL_CELL). Zero is shown: it is not a small cell, and
        hiding it would make the other hidden cells look larger than they are.
-    2. Complementary: whenever a sum has exactly one hidden cell that needs protecting, one more of its cells is
-       hidden (COMPLEMENTARY): the smallest non-zero part (the least information lost), else the total. This
-       repeats until no sum gives a protected cell away.
+    2. Complementary: whenever a sum has exactly one unknown cell and that cell needs protecting, one more of its
+       cells is hidden (COMPLEMENTARY): the smallest non-zero part (the least information lost), else the total.
+       A cell that is merely unprinted (`published=False`) and not protected is known once a sum gives it away
+       (exactly one unknown cell in the sum), and then counts as known in every other sum. This repeats until no
+       sum gives a protected cell away: the CMS cell-size suppression rule, no cell of 1 .. threshold-1 derivable
+       by subtraction from what is published.
     """
     relations = list(relations)
     for cell in cells.values():
         if is_small(cell.value, threshold):
             cell.suppression = SMALL_CELL
+    derived: set[Hashable] = set()  # unprinted, unprotected cells a sum gives away
     changed = True
     while changed:
         changed = False
         for relation in relations:
-            hidden = [key for key in relation.keys if cells[key].hidden]
-            if len(hidden) != 1 or not cells[hidden[0]].protected:
+            unknown = [key for key in relation.keys if cells[key].hidden and key not in derived]
+            if len(unknown) != 1:
+                continue
+            if not cells[unknown[0]].protected:
+                derived.add(unknown[0])
+                changed = True
                 continue
             # Parts before the total, smallest first; a zero cell protects nothing.
             candidates = sorted((key for key in relation.parts if not cells[key].hidden and cells[key].value > 0),
@@ -158,6 +169,57 @@ def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation]
             if candidates:
                 cells[candidates[0]].suppression = COMPLEMENTARY
                 changed = True
+
+
+class CountLedger:
+    """The counts several published tables print, as one set of cells tied by sums.
+
+    A count printed in two tables (the persons an estimate used, and the last step of that analysis's attrition) is
+    one cell under one key, so it is hidden in both or in neither. Producers declare the sums a reader could form
+    across tables (total = part + part + ...), including parts that are never printed but are differences of printed
+    counts (persons dropped between two analyses, events after the end of treatment): hiding such a part when it is
+    small hides enough printed cells that no subtraction gives it back (`suppress_cells`).
+    """
+
+    def __init__(self) -> None:
+        self.cells: dict[Hashable, Cell] = {}
+        self.relations: dict[SumRelation, None] = {}
+
+    def count(self, key: Hashable, value: int, published: bool = True) -> Hashable | None:
+        """Register a count under `key` (a count already registered there is the same cell); None when `key` holds
+        another value, i.e. the producer's claim that both are one count does not hold for this row."""
+        value = int(value)
+        cell = self.cells.get(key)
+        if cell is None:
+            self.cells[key] = Cell(value, published)
+            return key
+        if cell.value != value:
+            return None
+        cell.published = cell.published or published
+        return key
+
+    def add_sum(self, total: Hashable, parts: Sequence[Hashable]) -> None:
+        """total = sum(parts), all registered."""
+        self.relations.setdefault(SumRelation(total, tuple(parts)))
+
+    def add_difference(self, outer: Hashable, inner: Hashable, key: Hashable) -> None:
+        """outer = inner + (outer - inner): the counts of a set and of a subset of it; the difference (never printed)
+        is registered under `key`. Nothing is added when the subset claim does not hold (inner > outer)."""
+        difference = self.cells[outer].value - self.cells[inner].value
+        if difference < 0:
+            return
+        added = self.count(key, difference, published=False)
+        if added is not None:
+            self.add_sum(outer, (inner, added))
+
+    def suppress(self, threshold: int) -> None:
+        for cell in self.cells.values():
+            cell.suppression = None
+        suppress_cells(self.cells, sorted(self.relations, key=repr), threshold)
+
+    def suppression(self, key: Hashable | None) -> str | None:
+        """SMALL_CELL, COMPLEMENTARY or None for a registered key (None for None)."""
+        return None if key is None else self.cells[key].suppression
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,6 +235,7 @@ SUPPRESSION_COLUMNS = ("suppressed", "suppressed_columns", "complementary_column
 
 def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Sequence[str],
                        hidden: Mapping[str, pd.Series] | None = None,
+                       complementary: Mapping[str, pd.Series] | None = None,
                        group_columns: Sequence[str] = ESTIMATE_GROUP_COLUMNS,
                        count_pairs: Sequence[tuple[str, str]] = COUNT_PAIRS) -> pd.DataFrame:
     """A copy of an estimate table with every cell that is, or recomputes, a small count set to NULL.
@@ -184,6 +247,8 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
         shown counts, a rate times person-years, and the ratio of an exact Poisson interval's bounds each
         recompute the count.
     `hidden` marks further count cells to treat as hidden (e.g. pooled sums that contain a site's hidden count).
+    `complementary` marks count cells that other published tables tie to a hidden count (a CountLedger's
+    COMPLEMENTARY cells): they are hidden as complementary, and hide what recomputes them like a small count.
 
     Adds `suppressed` (any cell hidden), `suppressed_columns` (the counts hidden as small cells, printed
     "<threshold") and `complementary_columns` (the cells hidden because they would give one away).
@@ -203,13 +268,21 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
         small[column] = ((values >= 1) & (values < threshold)).fillna(False).astype(bool)
         if hidden is not None and column in hidden:
             small[column] = small[column] | hidden[column].fillna(False).astype(bool).to_numpy()
-    small_in_group = {c: small[c].groupby(groups).transform("any").astype(bool) for c in count_columns}
-    any_in_group = pd.concat(small_in_group.values(), axis=1).any(axis=1)
+    tied = {}
+    for column in count_columns:
+        tied[column] = pd.Series(False, index=published.index)
+        if complementary is not None and column in complementary:
+            tied[column] = (pd.Series(complementary[column], index=published.index).fillna(False).astype(bool)
+                            & ~small[column] & published[column].notna())
+    hidden_in_group = {c: (small[c] | tied[c]).groupby(groups).transform("any").astype(bool) for c in count_columns}
+    any_in_group = pd.concat(hidden_in_group.values(), axis=1).any(axis=1)
 
-    complementary: dict[str, pd.Series] = {}
+    complementary = {column: tied[column] for column in count_columns}
     for first, second in count_pairs:
-        complementary[second] = small_in_group[first] & ~small[second] & published[second].notna()
-        complementary[first] = small_in_group[second] & ~small[first] & published[first].notna()
+        complementary[second] = complementary[second] | (hidden_in_group[first] & ~small[second]
+                                                         & published[second].notna())
+        complementary[first] = complementary[first] | (hidden_in_group[second] & ~small[first]
+                                                       & published[first].notna())
     for column in derived_columns:
         complementary[column] = any_in_group & published[column].notna()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from pipelines import tables
 from pipelines.cohorts.study import FirstVisitIndex, LabTestIndex, NewUserIndex, StudyDefinition
 from pipelines.cohorts.suppression import suppress_attrition
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, SUPPRESSED_TEXT, small_cell_text
@@ -89,6 +90,7 @@ class AttritionRow:
     persons_after_text: str
     persons_removed_text: str
     suppressed: bool
+    small_cell_threshold: int  # the threshold of this run: what "<t" means in every table of the study
 
 
 def _shown(count: int, suppression: str | None, threshold: int) -> tuple[int | None, str]:
@@ -122,8 +124,16 @@ def published_attrition(study: StudyDefinition, counts: list[tuple[str, int, int
             persons_before=before_value, persons_after=after_value, persons_removed=removed_value,
             persons_before_text=before_text, persons_after_text=after_text, persons_removed_text=removed_text,
             suppressed=any((before_suppression, after_suppression, removed_suppression)),
+            small_cell_threshold=threshold,
         ))
     return rows, suppression.warnings
+
+
+def cohort_counts(con, study_id: str) -> tuple[int, int]:
+    """(cohort size, persons with the outcome) of a study, as the run log, the cohort asset's metadata and the
+    command-line summary publish them (small ones as "<t")."""
+    return con.execute(f"SELECT count(*), count(outcome_date) FROM {tables.STUDY_POPULATION} WHERE study_id = ?",
+                       [study_id]).fetchone()
 
 
 def study_period_warning(con, study: StudyDefinition, counts: list[tuple[str, int, int, int]]) -> str | None:

@@ -23,7 +23,8 @@ import duckdb
 import pyarrow as pa
 
 from pipelines import tables
-from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition, study_period_warning
+from pipelines.cohorts.attrition import (AttritionRow, cohort_counts, inclusion_steps, published_attrition,
+                                        study_period_warning)
 from pipelines.cohorts.study import LabTestIndex, StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.disclosure import shown_count
@@ -277,9 +278,7 @@ def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Study
             sql = model_sql("time_varying_exposure")
             con.execute(f"INSERT INTO {tables.TIME_VARYING_EXPOSURE} BY NAME {sql}", model_parameters(sql, parameters))
 
-        cohort_size, outcome_count = con.execute(
-            f"SELECT count(*), count(outcome_date) FROM {tables.STUDY_POPULATION} WHERE study_id = ?", [study.id]
-        ).fetchone()
+        cohort_size, outcome_count = cohort_counts(con, study.id)
         warnings += _input_warnings(con, study)
         for table in TEMPORARY_TABLES:
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")

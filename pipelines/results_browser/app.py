@@ -62,6 +62,11 @@ def outputs_dir_of(database: Path) -> Path:
     return database.parent / f"{database.stem}_outputs"
 
 
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name || '.' || table_name = ? "
+                       "AND column_name = ?", [table, column]).fetchone()[0] > 0
+
+
 def create_app(database: str | Path, outputs: str | Path | None = None) -> Starlette:
     database = Path(database)
     outputs = Path(outputs) if outputs is not None else outputs_dir_of(database)
@@ -99,9 +104,22 @@ def create_app(database: str | Path, outputs: str | Path | None = None) -> Starl
     studies_by_id = load_studies()
 
     def threshold_of(con, study: str | None) -> int:
-        """The study's small-cell threshold as its study file sets it (the database does not publish it); for rows of
-        several studies or of none (sequence symmetry) the strictest of the site floor and every study's, so a
-        hidden count prints as "<t" with t never below the rule that hid it."""
+        """The small-cell threshold the run that published the study used (results.attrition records it, the run's
+        override included); for rows of several studies or of none (sequence symmetry) the strictest recorded, so a
+        hidden count prints as "<t" with t never below the rule that hid it. A database published before the
+        threshold was recorded falls back to the study files and the site floor."""
+        def recorded_for(one: str | None):
+            return con.execute(
+                f"SELECT max(small_cell_threshold) FROM {tables.ATTRITION} WHERE ? IS NULL OR study_id = ?",
+                [one, one]).fetchone()[0]
+
+        recorded = None
+        if _has_column(con, tables.ATTRITION, "small_cell_threshold"):
+            recorded = recorded_for(study)
+            if recorded is None and study not in studies_by_id:
+                recorded = recorded_for(None)
+        if recorded is not None:
+            return int(recorded)
         if study in studies_by_id:
             return studies_by_id[study].threshold
         return max([site_floor(), *(s.threshold for s in studies_by_id.values())])

@@ -1,72 +1,235 @@
-"""results.analysis_attrition: every analysis's persons per arm, from the cohort to the persons its estimator used.
+"""results.analysis_attrition, and the disclosure control of a study's published counts across its tables.
 
 CohortMethod publishes an attrition table per analysis (getAttritionTable: the study population, then the persons
 each step removes, e.g. "Have at least 1 days at risk", "Matched on propensity score"); this is that table, with the
-reason the excluded persons left. Counts go through the small-cell rule (pipelines/disclosure.py): each arm's steps
-chain by subtraction (persons before = persons after + excluded) and the first step's two arms add up to the
-published cohort size, so those sums are the relations of its complementary suppression. The analyses of one
-exposure share their first steps; a shared step is one set of cells, so it is hidden alike in every analysis.
+reason the excluded persons left.
+
+Its counts and those of results.associations are one set of cells for the small-cell rule (pipelines/disclosure.py,
+CountLedger), tied by the sums a reader can form across the tables:
+  - each arm's steps chain by subtraction (persons before = persons after + excluded), and the first step's two arms
+    add up to the cohort size published in results.attrition;
+  - an estimate's n_exposed and n_unexposed are the last step of its analysis's attrition: one cell, not two;
+  - events: the events of a population are those of a sub-population (the matched, the sampled, the trimmed) plus
+    those of the persons left out; events over the whole follow-up are those up to the risk horizon plus those
+    after it; and a time at risk nested in another (on treatment within intention to treat: same cohort, follow-up
+    censored earlier) has at most its persons and events, the difference being persons without a day on treatment
+    and events after treatment ended.
+The differences are never printed, but a reader can form them, so a small one is protected like a small printed
+count: enough printed cells are hidden that no subtraction gives it back. Complementary cells are taken from the
+parts of a sum before its total, so an estimate's counts are hidden rather than the cohort size.
 """
 
 from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
 from pipelines import tables
-from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, Cell, SumRelation, suppress_cells
+from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, CountLedger
 
 ANALYSIS_ATTRITION_TABLE = tables.ANALYSIS_ATTRITION
 ARMS = ("exposed", "unexposed")
 COUNT_COLUMNS = ("persons_exposed", "persons_unexposed", "excluded_exposed", "excluded_unexposed")
+# Estimate rows whose events are counted up to the risk horizon, not over the whole follow-up.
+HORIZON_ANALYSIS_PREFIX = "km_"
+FOLLOW_UP, HORIZON = "follow-up", "horizon"
 
 
-def suppress_analysis_attrition(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:
-    """A copy of the attrition frame (pipelines.statistics.study_analysis.attrition_frame) with every small count,
-    and every count that would give one away, set to NULL and listed in suppressed_columns/complementary_columns."""
-    published = frame.copy()
+@dataclass
+class StudyCounts:
+    """A study's published counts as cells: the ledger, and where each attrition and estimate cell is printed."""
+
+    ledger: CountLedger = field(default_factory=CountLedger)
+    attrition_cells: dict[tuple[Hashable, str], Hashable] = field(default_factory=dict)  # (row index, column)
+    result_cells: dict[tuple[Hashable, str], Hashable] = field(default_factory=dict)
+    # exposure -> the path of attrition steps every analysis of the exposure goes through
+    shared_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _persons_key(exposure: str, root: str, path: tuple[str, ...], arm: str) -> tuple:
+    # The first step is the study population per arm: one cell for every time at risk analysed on it.
+    return (root if len(path) == 1 else exposure, path, "persons", arm)
+
+
+def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
+                 nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None) -> StudyCounts:
+    """The cells and sums of a study's analysis attrition (study_analysis.attrition_frame) and estimates
+    (study_analysis.results_frame). `nested`: (outer, inner) exposures where inner is the same cohort as outer with
+    follow-up censored earlier (StudyAnalysis.nested_exposures). `outcome_count`: the cohort's persons with the
+    outcome, published by the cohort stage (cohorts.attrition.cohort_counts)."""
+    counts = StudyCounts()
+    ledger = counts.ledger
+    root_of = {inner: outer for outer, inner in nested}
+    final_path: dict[tuple[str, str], tuple[str, ...]] = {}
+    paths_of: dict[str, list[tuple[str, ...]]] = {}
+    for (analysis_id, exposure), rows in attrition.groupby(["analysis_id", "exposure"], sort=False):
+        root = root_of.get(exposure, exposure)
+        path: tuple[str, ...] = ()
+        previous: dict[str, Hashable] = {}
+        for index, row in rows.sort_values("step_order").iterrows():
+            path = (*path, row["step"])
+            current = {}
+            for arm in ARMS:
+                key = _persons_key(exposure, root, path, arm)
+                # A step of the same name with another count (not expected) is this analysis's own cell.
+                remaining = (ledger.count(key, row[f"persons_{arm}"])
+                             or ledger.count((*key, analysis_id), row[f"persons_{arm}"]))
+                current[arm] = remaining
+                counts.attrition_cells[(index, f"persons_{arm}")] = remaining
+                if previous:
+                    key = (exposure, path, "excluded", arm)
+                    excluded = (ledger.count(key, row[f"excluded_{arm}"])
+                                or ledger.count((*key, analysis_id), row[f"excluded_{arm}"]))
+                    counts.attrition_cells[(index, f"excluded_{arm}")] = excluded
+                    ledger.add_sum(previous[arm], (remaining, excluded))
+            if not previous:  # the cohort: its size is published in results.attrition
+                total = ledger.count((root, path, "persons", "both"),
+                                     int(row["persons_exposed"]) + int(row["persons_unexposed"]))
+                ledger.add_sum(total, (current["exposed"], current["unexposed"]))
+            previous = current
+        final_path[(exposure, analysis_id)] = path
+        paths_of.setdefault(exposure, []).append(path)
+    counts.shared_paths = {exposure: _common_prefix(paths) for exposure, paths in paths_of.items()}
+    if results is not None and not results.empty:
+        _estimate_cells(counts, results, final_path, root_of)
+    _nested_relations(counts, nested)
+    if outcome_count is not None:
+        _outcome_relations(counts, int(outcome_count))
+    return counts
+
+
+def _common_prefix(paths: list[tuple[str, ...]]) -> tuple[str, ...]:
+    prefix = paths[0]
+    for path in paths[1:]:
+        length = 0
+        while length < min(len(prefix), len(path)) and prefix[length] == path[length]:
+            length += 1
+        prefix = prefix[:length]
+    return prefix
+
+
+def _present(value) -> bool:
+    return value is not None and not pd.isna(value)
+
+
+def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict[tuple[str, str], tuple[str, ...]],
+                    root_of: dict[str, str]) -> None:
+    """Each estimate's persons are the last attrition step of its analysis (the same cell); its events are a cell
+    of that population, shared by the analyses that count the same events there."""
+    ledger = counts.ledger
+    events_at: dict[tuple[str, str, str], dict[tuple[str, ...], Hashable]] = {}  # (exposure, kind, arm) -> path
+    for index, row in results.iterrows():
+        path = final_path.get((row["exposure"], row["analysis_id"]))
+        if path is None:  # no attrition (sequence symmetry): the row's own rule in suppress_estimates
+            continue
+        exposure = row["exposure"]
+        kind = HORIZON if str(row["analysis_id"]).startswith(HORIZON_ANALYSIS_PREFIX) else FOLLOW_UP
+        for arm in ARMS:
+            if _present(row[f"n_{arm}"]):
+                counts.result_cells[(index, f"n_{arm}")] = ledger.count(
+                    _persons_key(exposure, root_of.get(exposure, exposure), path, arm), row[f"n_{arm}"])
+            if _present(row[f"events_{arm}"]):
+                key = ledger.count((exposure, path, "events", kind, arm), row[f"events_{arm}"])
+                if key is None:  # another count of events than the population's shared one
+                    key = ledger.count((exposure, path, "events", kind, arm, row["analysis_id"]),
+                                       row[f"events_{arm}"])
+                else:
+                    events_at.setdefault((exposure, kind, arm), {})[path] = key
+                counts.result_cells[(index, f"events_{arm}")] = key
+    for (exposure, kind, arm), by_path in events_at.items():
+        for outer_path, outer in by_path.items():
+            for inner_path, inner in by_path.items():
+                if len(inner_path) > len(outer_path) and inner_path[:len(outer_path)] == outer_path:
+                    ledger.add_difference(outer, inner, ("events left out", exposure, outer_path, inner_path, kind,
+                                                         arm))
+            if kind == HORIZON and (exposure, FOLLOW_UP, arm) in events_at:
+                follow_up = events_at[(exposure, FOLLOW_UP, arm)].get(outer_path)
+                if follow_up is not None:
+                    ledger.add_difference(follow_up, outer, ("events after the horizon", exposure, outer_path, arm))
+
+
+def _nested_relations(counts: StudyCounts, nested: Sequence[tuple[str, str]]) -> None:
+    """A time at risk nested in another (same cohort, follow-up censored earlier) has, on every step all its
+    analyses share, at most the other's persons and events: the difference is a count of persons a reader can form."""
+    ledger = counts.ledger
+    for outer, inner in nested:
+        shared = _common_prefix([counts.shared_paths.get(outer, ()), counts.shared_paths.get(inner, ())])
+        for key in list(ledger.cells):
+            if not (isinstance(key, tuple) and key[0] == inner and len(key) in (4, 5)):
+                continue
+            path = key[1]
+            if len(path) < 2 or path != shared[:len(path)] or key[2] not in ("persons", "events"):
+                continue
+            outer_key = (outer, *key[1:])
+            if outer_key in ledger.cells:
+                ledger.add_difference(outer_key, key, ("nested", outer, inner, *key[1:]))
+
+
+def _outcome_relations(counts: StudyCounts, outcome_count: int) -> None:
+    """The cohort's persons with the outcome = each exposure's events of both arms over the follow-up of everyone
+    with time at risk + the outcomes outside that follow-up (e.g. an unexposed person's after they start the
+    exposure and are censored): the last a reader gets by subtraction."""
+    ledger = counts.ledger
+    total = ledger.count(("outcome count",), outcome_count)
+    for exposure, shared in counts.shared_paths.items():
+        arms = [(exposure, shared, "events", FOLLOW_UP, arm) for arm in ARMS]
+        if not all(key in ledger.cells for key in arms):
+            continue
+        outside = outcome_count - sum(ledger.cells[key].value for key in arms)
+        if outside < 0:
+            continue
+        key = ledger.count(("outcomes outside the follow-up", exposure), outside, published=False)
+        ledger.add_sum(total, (*arms, key))
+
+
+@dataclass
+class StudySuppression:
+    """The published analysis attrition, and the estimate cells hidden to protect a count of another table."""
+
+    attrition: pd.DataFrame
+    result_complementary: dict[str, pd.Series]
+
+
+def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None, threshold: int,
+                          nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None
+                          ) -> StudySuppression:
+    """The small-cell rule over a study's analysis attrition and estimates together: the attrition frame with
+    every small count, and every count that would give one away, set to NULL and listed in
+    suppressed_columns/complementary_columns; and, per count column of `results`, the rows whose count is hidden
+    to protect a count elsewhere (for suppress_estimates)."""
+    counts = study_counts(attrition, results, nested, outcome_count)
+    counts.ledger.suppress(threshold)
+    published = attrition.copy()
     for column in COUNT_COLUMNS:
         published[column] = published[column].astype(object)
     published["suppressed_columns"] = None
     published["complementary_columns"] = None
     published["suppressed"] = False
-    if published.empty:
-        return published
-    cells: dict[tuple, Cell] = {}
-    relations: set[SumRelation] = set()
-    keys: list[dict[str, tuple]] = []
-    for (_, exposure), rows in published.groupby(["analysis_id", "exposure"], sort=False):
-        path: tuple[str, ...] = ()
-        previous: dict[str, tuple] = {}
-        for index, row in rows.sort_values("step_order").iterrows():
-            path = (*path, row["step"])
-            row_keys = {}
-            for arm in ARMS:
-                remaining = (exposure, path, "persons", arm)
-                cells.setdefault(remaining, Cell(int(row[f"persons_{arm}"])))
-                row_keys[f"persons_{arm}"] = remaining
-                if previous:
-                    excluded = (exposure, path, "excluded", arm)
-                    cells.setdefault(excluded, Cell(int(row[f"excluded_{arm}"])))
-                    row_keys[f"excluded_{arm}"] = excluded
-                    relations.add(SumRelation(previous[f"persons_{arm}"], (remaining, excluded)))
-            if not previous:  # the cohort: its size is published in results.attrition
-                total = (exposure, path, "persons", "both")
-                cells.setdefault(total, Cell(int(row["persons_exposed"]) + int(row["persons_unexposed"])))
-                relations.add(SumRelation(total, (row_keys["persons_exposed"], row_keys["persons_unexposed"])))
-            previous = row_keys
-            keys.append((index, row_keys))
-    suppress_cells(cells, sorted(relations, key=repr), threshold)
-    for index, row_keys in keys:
-        small = [c for c in COUNT_COLUMNS if c in row_keys and cells[row_keys[c]].suppression == SMALL_CELL]
-        complementary = [c for c in COUNT_COLUMNS if c in row_keys
-                         and cells[row_keys[c]].suppression == COMPLEMENTARY]
+    for index in published.index:
+        status = {column: counts.ledger.suppression(counts.attrition_cells.get((index, column)))
+                  for column in COUNT_COLUMNS}
+        small = [column for column in COUNT_COLUMNS if status[column] == SMALL_CELL]
+        complementary = [column for column in COUNT_COLUMNS if status[column] == COMPLEMENTARY]
         for column in (*small, *complementary):
             published.at[index, column] = None
         published.at[index, "suppressed_columns"] = ",".join(small) or None
         published.at[index, "complementary_columns"] = ",".join(complementary) or None
         published.at[index, "suppressed"] = bool(small or complementary)
-    return published
+    result_complementary: dict[str, pd.Series] = {}
+    if results is not None:
+        for column in ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed"):
+            result_complementary[column] = pd.Series(
+                [counts.ledger.suppression(counts.result_cells.get((index, column))) == COMPLEMENTARY
+                 for index in results.index], index=results.index, dtype=bool)
+    return StudySuppression(published, result_complementary)
+
+
+def suppress_analysis_attrition(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """The attrition frame alone under the small-cell rule (suppress_study_counts without estimates)."""
+    return suppress_study_counts(frame, None, threshold).attrition
 
 
 def create_analysis_attrition_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -79,9 +242,14 @@ def create_analysis_attrition_table(con: duckdb.DuckDBPyConnection) -> None:
 
 def publish_analysis_attrition(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
                                threshold: int) -> pd.DataFrame:
-    """Replace the study's rows of results.analysis_attrition, small cells and their complements hidden."""
+    """Replace the study's rows of results.analysis_attrition, small cells and their complements hidden (the
+    attrition alone; a study's publication suppresses it with its estimates: write_analysis_attrition)."""
+    return write_analysis_attrition(con, study_id, suppress_analysis_attrition(frame, threshold))
+
+
+def write_analysis_attrition(con: duckdb.DuckDBPyConnection, study_id: str, published: pd.DataFrame) -> pd.DataFrame:
+    """Replace the study's rows of results.analysis_attrition with an already suppressed frame."""
     create_analysis_attrition_table(con)
-    published = suppress_analysis_attrition(frame, threshold)
     con.execute(f"DELETE FROM {ANALYSIS_ATTRITION_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
         con.register("new_analysis_attrition", published.astype(object).where(published.notna(), None))

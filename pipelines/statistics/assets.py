@@ -16,6 +16,7 @@ import pandas as pd
 from pipelines import tables
 from pipelines.asset_keys import associations_key, cohort_key
 from pipelines.asset_keys import phenotype_key as phenotype_asset_key
+from pipelines.cohorts.attrition import cohort_counts
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, suppress_estimates
@@ -30,7 +31,8 @@ from pipelines.statistics.report import (
 )
 from pipelines.statistics.sequence_symmetry import (GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_AFTER,
                                                     garrison_sequence_symmetry)
-from pipelines.statistics.analysis_attrition import create_analysis_attrition_table, publish_analysis_attrition
+from pipelines.statistics.analysis_attrition import (create_analysis_attrition_table, suppress_study_counts,
+                                                     write_analysis_attrition)
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
 from pipelines.statistics.results import (
     ANALYSIS_COLUMNS,
@@ -108,11 +110,13 @@ def _disclosure_groups(frame: pd.DataFrame) -> pd.Series | str:
 
 
 def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
-                         threshold: int) -> pd.DataFrame:
-    """Replace the study's rows of results.associations, with small cells and what recomputes them hidden."""
+                         threshold: int, complementary: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+    """Replace the study's rows of results.associations, with small cells and what recomputes them hidden.
+    `complementary`: count cells hidden to protect a count of another table (analysis_attrition.suppress_study_counts)."""
     create_associations_table(con)
     published = suppress_estimates(frame.assign(**{DISCLOSURE_GROUP: _disclosure_groups(frame)}), threshold,
-                                   DERIVED_COLUMNS, group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
+                                   DERIVED_COLUMNS, complementary=complementary,
+                                   group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
     published = with_false_discovery_rate(published.drop(columns=[DISCLOSURE_GROUP]))
     con.execute(f"DELETE FROM {ASSOCIATIONS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
@@ -160,9 +164,10 @@ def publish_covariates(con: duckdb.DuckDBPyConnection, study_id: str, covariates
 
 def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition,
                           analysis: StudyAnalysis) -> pd.DataFrame:
-    """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden. A study
-    with negative-control outcomes publishes their estimates first; its primary analysis is calibrated on those
-    that are published (pipelines/statistics/empirical_calibration.py)."""
+    """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden: the counts
+    of the estimates and of the attrition are suppressed together, since a reader can subtract one from another. A
+    study with negative-control outcomes publishes their estimates first; its primary analysis is calibrated on
+    those that are published (pipelines/statistics/empirical_calibration.py)."""
     calibration = None
     if study.negative_control_outcomes:
         controls = publish_negative_control_estimates(
@@ -170,10 +175,13 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
         primary = primary_analysis_of(study)
         exposures = [exposure for exposure, _, result in analysis.results if result.analysis_id == primary]
         calibration = calibrate_primary_analysis(controls, exposures, primary, len(study.negative_control_outcomes))
-    published = publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed,
-                                                                  calibration), study.threshold)
+    results = results_frame(study.id, analysis.results, study.seed, calibration)
+    _, outcome_count = cohort_counts(con, study.id)
+    counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
+                                   analysis.nested_exposures, outcome_count)
+    published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary)
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
-    publish_analysis_attrition(con, study.id, attrition_frame(study.id, analysis), study.threshold)
+    write_analysis_attrition(con, study.id, counts.attrition)
     return published
 
 

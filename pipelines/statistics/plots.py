@@ -256,13 +256,16 @@ def kaplan_meier_plot(
     at_risk_years: Sequence[float] | None = None,
     weights: str | None = None,
     small_cell_threshold: int = DEFAULT_SMALL_CELL_THRESHOLD,
+    hidden_counts: bool = False,
 ) -> Figure:
     """Kaplan-Meier cumulative incidence (1 - survival) by exposure, with 95% bands and the numbers at risk under
     the axis, one row per group aligned with the year ticks (as lifelines' `add_at_risk_counts` draws them).
 
     Legend entries show persons and events per group; every count, those at risk included, is suppressed below
     the threshold. Numbers at risk are shown at `at_risk_years` (default: 0 and each whole year of follow-up, at
-    most 6 points).
+    most 6 points). `hidden_counts`: the published tables hide the groups' persons or events (to protect a count
+    they would give away, pipelines/disclosure.py), so the legend's counts and the numbers at risk at time 0 (the
+    persons) print "suppressed".
     """
     curves = kaplan_meier_by_exposure(data, exposure, outcome, followup_days, labels, weights)
     figure = Figure(figsize=(A4_WIDTH_INCHES * 0.8, 4.6))
@@ -274,13 +277,13 @@ def kaplan_meier_plot(
         at_risk_years = list(np.arange(0, longest + 1e-9, step))
 
     colours = [COLOURS["unexposed"], COLOURS["exposed"]]
+    def shown(count: int, hidden: bool) -> str:
+        return SUPPRESSED_TEXT if hidden else suppress_small_count(count, small_cell_threshold)
+
     for (label, curve), colour in zip(curves.items(), colours):
         persons = len(curve.durations)
         events = int(curve.event_observed.sum())
-        legend = (
-            f"{label} (n={suppress_small_count(persons, small_cell_threshold)}, "
-            f"events={suppress_small_count(events, small_cell_threshold)})"
-        )
+        legend = f"{label} (n={shown(persons, hidden_counts)}, events={shown(events, hidden_counts)})"
         times = curve.survival_function_.index.to_numpy()
         incidence = 1 - curve.survival_function_.iloc[:, 0].to_numpy()
         band = curve.confidence_interval_survival_function_
@@ -304,7 +307,8 @@ def kaplan_meier_plot(
         axes.text(-0.03, y, _shorten(label, 36), transform=left, ha="right", color=colour)
         durations = np.asarray(curve.durations)
         for year in at_risk_years:
-            axes.text(year, y, suppress_small_count(int((durations >= year).sum()), small_cell_threshold),
+            at_risk = int((durations >= year).sum())
+            axes.text(year, y, shown(at_risk, hidden_counts and at_risk == len(durations)),
                       transform=below, ha="center", gid=AT_RISK_GID)
     _save(figure, path)
     return figure

@@ -286,8 +286,8 @@ def propensity_score_strata(propensity: pd.Series, number_of_strata: int = NUMBE
     strata = pd.qcut(propensity, number_of_strata, labels=False, duplicates="drop")
     if strata.isna().all():
         # qcut leaves every row without a stratum when all scores are equal (a model that kept no covariate).
-        raise ValueError(f"no propensity score strata: the {len(propensity)} scores take "
-                         f"{propensity.nunique()} distinct value(s)")
+        # No count of persons in the message: it is published as the row's not_estimable_reason and logged.
+        raise ValueError("no propensity score strata: the scores take too few distinct values")
     return strata.rename(PS_STRATUM)
 
 

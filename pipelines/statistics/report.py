@@ -332,7 +332,14 @@ def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame,
         names = tuple(re.sub(r"[a-z][a-z0-9_]+", lambda m: labels[m.group(0)].name
                              if m.group(0) in labels and labels[m.group(0)].source_file else m.group(0), part)
                       for part in analysis.km_labels)
+        # The curves' persons and events are those of the exposure's follow-up rows: hidden there, hidden here.
+        km_rows = frame[(frame["exposure"] == analysis.km_exposure)
+                        & ~frame["analysis_id"].fillna("").str.startswith("km_")] if not frame.empty else frame
+        counts = {"n_exposed", "n_unexposed", "events_exposed", "events_unexposed"}
+        hidden_counts = any(counts & set(str(listed).split(","))
+                            for listed in km_rows["complementary_columns"].dropna()) if not km_rows.empty else False
         kaplan_meier_plot(analysis.km_data, path, labels=names, small_cell_threshold=study.threshold,
+                          hidden_counts=hidden_counts,
                           title=f"Time to first leg cramp by {label_of(labels, analysis.km_exposure or '')}")
         plots["Kaplan-Meier curves"] = path
     if analysis.balance is not None:

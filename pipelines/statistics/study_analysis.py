@@ -114,6 +114,9 @@ class StudyAnalysis:
     negative_control_results: list[tuple[str, str, EstimateResult]] = field(default_factory=list)
     # The fitted propensity model of each time at risk (new-user designs), reused for the negative controls
     ps_models: dict[str, object] = field(default_factory=dict)
+    # (outer, inner) exposure labels: inner is outer's cohort with follow-up censored earlier (on treatment within
+    # intention to treat), so its persons and events are a subset of outer's (a relation the disclosure rule uses)
+    nested_exposures: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, exposure: str, outcome: str, results: list[EstimateResult],
             steps: dict[str, list[AttritionStep]]) -> None:
@@ -355,10 +358,19 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition, onl
     the propensity model of each time at risk, fitted before (the negative controls reuse the study's, as
     CohortMethod fits one propensity model per comparison and subsets it per outcome)."""
     analysis = StudyAnalysis(study.id)
+    labels = []
     for label, censor in new_user_time_at_risk(population, study):
         _analyse_new_user_time_at_risk(analysis, population, study, censor, label, only,
                                        (ps_models or {}).get(label))
+        labels.append(new_user_exposure_label(study, label))
+    analysis.nested_exposures += [(labels[0], inner) for inner in labels[1:]]
     return analysis
+
+
+def new_user_exposure_label(study: StudyDefinition, time_at_risk: str) -> str:
+    """The exposure label of a new-user comparison under one time at risk: each is published, and its rows say
+    which."""
+    return f"{study.index.target} vs {study.index.comparator}, {time_at_risk}"
 
 
 def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataFrame, study: StudyDefinition,
@@ -418,8 +430,7 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
                          f"(|SMD| > 0.1): {ps.hazard_ratio.imbalanced_covariates}")
         if adjustment == "matching" and analysis.balance is None:
             analysis.balance, analysis.equipoise = ps.balance, ps.equipoise
-    # The time at risk is part of the exposure label: each analysis is published, and its rows say which.
-    exposure_label = f"{target} vs {comparator}, {time_at_risk}"
+    exposure_label = new_user_exposure_label(study, time_at_risk)
     analysis.add(exposure_label, outcome, results, steps)
     if analysis.km_data is None:
         analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure_label

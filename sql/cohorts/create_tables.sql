@@ -76,8 +76,10 @@ CREATE TABLE IF NOT EXISTS results.attrition (
     persons_before_text VARCHAR,      -- as printed: '1,234', '<11' or 'suppressed'
     persons_after_text VARCHAR,
     persons_removed_text VARCHAR,
-    suppressed BOOLEAN NOT NULL
+    suppressed BOOLEAN NOT NULL,
+    small_cell_threshold INTEGER      -- the threshold the run used: '<11' means 1 to 10 persons
 );
+ALTER TABLE results.attrition ADD COLUMN IF NOT EXISTS small_cell_threshold INTEGER;
 
 CREATE TABLE IF NOT EXISTS results.table1 (
     study_id VARCHAR NOT NULL,

@@ -31,6 +31,7 @@ from pipelines.quality.runner import DIAGNOSTICS_FILE
 from pipelines.warehouse import Warehouse
 from pipelines.run import failure_messages, summary
 from pipelines.statistics.results import DERIVED_COLUMNS
+from tests.support.disclosure_attacks import small_differences
 from tests.support.paths import REPO_ROOT
 
 SITE = "site_disclosure"
@@ -174,6 +175,24 @@ def test_no_hidden_count_is_recomputed_by_any_route(published_run):
             "NULL AND p_value IS NULL AND person_years_exposed IS NULL AND person_years_unexposed IS NULL)"
         ).fetchone()[0]
         assert shown == 0
+
+
+@pytest.mark.slow
+def test_no_small_count_is_recomputed_across_the_published_tables(published_run):
+    """The cross-table differencing attack (tests/support/disclosure_attacks.py) on the run's published database:
+    cohort size minus an analysis's persons, crude minus matched persons and events, intention to treat minus on
+    treatment, each at the threshold the run used (20 for leg_cramps); the threshold is published with the run."""
+    _, database, _ = published_run
+    with duckdb.connect(str(database), read_only=True) as con:
+        used = dict(con.execute("SELECT DISTINCT study_id, small_cell_threshold FROM results.attrition").fetchall())
+        assert used == {study: t for study, t in THRESHOLDS.items() if study != "sequence_symmetry"}
+        for study_id, threshold in used.items():
+            exposures = [e for (e,) in con.execute("SELECT DISTINCT exposure FROM results.analysis_attrition "
+                                                   "WHERE study_id = ? ORDER BY 1", [study_id]).fetchall()]
+            outer = [e for e in exposures if e.endswith(", intention to treat")]
+            nested = [(o, e) for o in outer for e in exposures
+                      if e != o and e.startswith(o.removesuffix("intention to treat"))]
+            assert small_differences(con, study_id, threshold, nested) == [], study_id
 
 
 def test_the_routes_recover_the_counts_the_earlier_rule_published():

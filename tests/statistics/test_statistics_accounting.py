@@ -30,6 +30,7 @@ from pipelines.statistics.study_analysis import (
     results_frame,
 )
 from pipelines.synthetic import generate_extract
+from tests.support.disclosure_attacks import small_differences
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,18 @@ def test_the_published_attrition_hides_small_cells(published):
         ).fetchone()[0]
         hidden = con.execute("SELECT count(*) FROM results.analysis_attrition WHERE suppressed").fetchone()[0]
     assert small == 0 and hidden > 0
+
+
+def test_no_small_count_can_be_recomputed_across_the_published_tables(published):
+    """The differencing attack (tests/support/disclosure_attacks.py) on every study of the generated run: cohort size
+    minus an analysis's persons, crude minus matched or sampled persons and events, follow-up minus horizon events,
+    intention to treat minus on treatment. Before the cross-table rule the 300-patient run gave counts away."""
+    database, studies, analyses = published
+    with duckdb.connect(str(database), read_only=True) as con:
+        for study in studies.values():
+            nested = analyses[study.id].nested_exposures
+            assert (len(nested) == 1) == (study.index.rule == "new_user"), study.id
+            assert small_differences(con, study.id, study.threshold, nested) == [], study.id
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,227 @@
+"""No small count can be recomputed across a study's published tables (results.attrition's cohort size,
+results.analysis_attrition, results.associations): hand-built analyses for each differencing attack, published as
+the statistics asset publishes them, then attacked as a reader would (tests/support/disclosure_attacks.py)."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipelines.disclosure import Cell, CountLedger, SumRelation, suppress_cells
+from pipelines.statistics.assets import publish_study_results
+from pipelines.statistics.report import write_study_plots
+from pipelines.statistics.results import EstimateResult
+from pipelines.statistics.study_analysis import AT_RISK_STEP, COHORT_STEP, PS_STEPS, AttritionStep, StudyAnalysis
+from tests.support.disclosure_attacks import small_differences
+from tests.support.hand_cohort import NEW_USER, make_study
+
+THRESHOLD = 11
+MATCHED_STEP, UNMATCHED = PS_STEPS["matching"]
+ITT = "thiazide_diuretics vs calcium_channel_blockers, intention to treat"
+ON_TREATMENT = "thiazide_diuretics vs calcium_channel_blockers, on treatment (censored 30 days after discontinuation)"
+
+
+def rate(analysis_id: str, n: int, events: int, years: float, unexposed: bool = False) -> EstimateResult:
+    side = "unexposed" if unexposed else "exposed"
+    return EstimateResult(method="rate", estimand=f"incidence rate, {side}", estimate=events / years * 1000,
+                          ci_lower=events / years * 500, ci_upper=events / years * 2000, p_value=None,
+                          analysis_id=analysis_id, **{f"n_{side}": n, f"events_{side}": events,
+                                                      f"person_years_{side}": years})
+
+
+def ratio(analysis_id: str, n: tuple[int, int], events: tuple[int, int], years: tuple[float, float],
+          estimand: str = "hazard ratio") -> EstimateResult:
+    estimate = (events[0] / years[0]) / (events[1] / years[1])
+    return EstimateResult(method=analysis_id, estimand=estimand, estimate=estimate, ci_lower=estimate / 2,
+                          ci_upper=estimate * 2, p_value=0.5, n_exposed=n[0], n_unexposed=n[1],
+                          events_exposed=events[0], events_unexposed=events[1], person_years_exposed=years[0],
+                          person_years_unexposed=years[1], analysis_id=analysis_id)
+
+
+def crude(n: tuple[int, int], events: tuple[int, int], years: tuple[float, float] = (800.0, 1500.0)):
+    """The analyses of everyone with time at risk: rates, their ratio, a Cox model."""
+    return [rate("incidence_rate", n[0], events[0], years[0]),
+            rate("incidence_rate", n[1], events[1], years[1], unexposed=True),
+            ratio("crude_irr", n, events, years, "incidence rate ratio"),
+            ratio("cox_adjusted", n, events, years)]
+
+
+def write_cohort(con: duckdb.DuckDBPyConnection, persons: int, with_outcome: int,
+                 study_id: str = "test_study") -> None:
+    """cohort.study_population as the statistics stage reads its published counts: persons, outcomes."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS cohort")
+    con.execute("CREATE TABLE IF NOT EXISTS cohort.study_population (study_id VARCHAR, outcome_date DATE)")
+    con.execute("INSERT INTO cohort.study_population SELECT ?, CASE WHEN i < ? THEN DATE '2020-01-01' END "
+                "FROM range(?) t(i)", [study_id, with_outcome, persons])
+
+
+def publish(analysis: StudyAnalysis, cohort_size: int, nested=(), with_outcome: int | None = None
+            ) -> duckdb.DuckDBPyConnection:
+    study = make_study(small_cell_threshold=THRESHOLD, **({"index": NEW_USER} if nested else {}))
+    con = duckdb.connect()
+    # By default the outcome count is the crude events of both arms (no outcome outside the follow-up).
+    crude_rows = [r for _, _, r in analysis.results if r.analysis_id == "crude_irr"]
+    write_cohort(con, cohort_size, with_outcome if with_outcome is not None
+           else crude_rows[0].events_exposed + crude_rows[0].events_unexposed)
+    publish_study_results(con, study, analysis)
+    # results.attrition publishes the cohort size (its last step's persons after)
+    con.execute("CREATE TABLE results.attrition AS SELECT 'test_study' AS study_id, 9 AS step_order, "
+                f"{cohort_size} AS persons_after")
+    return con
+
+
+def cells(con: duckdb.DuckDBPyConnection, table: str, columns: str, where: str = "TRUE") -> list[tuple]:
+    return con.execute(f"SELECT {columns} FROM {table} WHERE {where} ORDER BY ALL").fetchall()
+
+
+def test_cohort_size_minus_the_analysed_persons_does_not_give_away_the_persons_without_a_day_at_risk(tmp_path):
+    """Attack 1: 1,000 persons in the cohort, 1 unexposed person censored before the first day at risk; the
+    estimates' n_exposed + n_unexposed = 999 would give that 1 back (and so would the Kaplan-Meier plot's legend
+    beside Table 1's 600 unexposed)."""
+    analysis = StudyAnalysis("test_study")
+    cohort = AttritionStep(COHORT_STEP, None, 400, 600)
+    at_risk = AttritionStep(AT_RISK_STEP, "zero days at risk", 400, 599)
+    analysis.add("thiazide_diuretics", "leg_cramps", crude((400, 599), (30, 50)), {"": [cohort, at_risk]})
+    analysis.km_exposure = "thiazide_diuretics"
+    analysis.km_data = pd.DataFrame({"exposure": [1] * 400 + [0] * 599, "outcome": ([1] * 30 + [0] * 370
+                                                                                   + [1] * 50 + [0] * 549),
+                                     "followup_days": [700 + i % 300 for i in range(999)]})
+    con = publish(analysis, cohort_size=1000)
+    published = con.execute("SELECT * FROM results.associations").df()
+    plots = write_study_plots(make_study(small_cell_threshold=THRESHOLD), analysis, published, tmp_path)
+    svg = plots["Kaplan-Meier curves"].with_suffix(".svg").read_text()
+    assert "n=suppressed" in svg and "599" not in svg and "n=400" not in svg
+
+    assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
+    # The analysed persons are hidden in every estimate and in the attrition, and with them what recomputes them;
+    # the cohort per arm (which users need, and Table 1 shows) stays published.
+    assert cells(con, "results.associations", "DISTINCT n_unexposed, estimate, ci_lower, person_years_unexposed") \
+        == [(None, None, None, None)]
+    assert cells(con, "results.analysis_attrition", "DISTINCT step_order, persons_exposed, persons_unexposed, "
+                 "excluded_unexposed, suppressed_columns, complementary_columns") == [
+        (1, 400, 600, None, None, None),
+        (2, 400, None, None, "excluded_unexposed", "persons_unexposed")]
+
+
+def test_crude_persons_minus_matched_persons_does_not_give_away_the_unmatched():
+    """Attack 2: 500 + 500 analysed, 495 + 495 matched: the crude rows' n minus the matched row's n is the 5
+    unmatched per arm, and 40 - 39 events the 1 event among the unmatched."""
+    analysis = StudyAnalysis("test_study")
+    cohort = AttritionStep(COHORT_STEP, None, 500, 500)
+    at_risk = AttritionStep(AT_RISK_STEP, "zero days at risk", 500, 500)
+    matched = AttritionStep(MATCHED_STEP, UNMATCHED, 495, 495)
+    results = [*crude((500, 500), (40, 45)), ratio("ps_matched_cox", (495, 495), (39, 45), (790.0, 1490.0))]
+    analysis.add(ITT, "leg_cramps", results, {"": [cohort, at_risk], "ps_matched_cox": [cohort, at_risk, matched]})
+    con = publish(analysis, cohort_size=1000)
+
+    assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
+    assert cells(con, "results.associations", "n_exposed, n_unexposed, events_exposed, estimate",
+                 "analysis_id = 'ps_matched_cox'") == [(None, None, None, None)]
+    assert cells(con, "results.analysis_attrition", "persons_exposed, persons_unexposed",
+                 "analysis_id = 'ps_matched_cox' AND step_order = 3") == [(None, None)]
+    # the cohort and its persons with a day at risk stay published
+    assert cells(con, "results.analysis_attrition", "DISTINCT persons_exposed, persons_unexposed",
+                 "step_order < 3") == [(500, 500)]
+
+
+def test_intention_to_treat_minus_on_treatment_events_does_not_give_away_the_events_after_discontinuation():
+    """Attack 3: the same cohort followed to the end (40 target events) and on treatment (37): the 3 events after
+    discontinuation."""
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 500, 500),
+                  AttritionStep(AT_RISK_STEP, "zero days at risk", 500, 500)]}
+    analysis.add(ITT, "leg_cramps", crude((500, 500), (40, 45)), steps)
+    analysis.add(ON_TREATMENT, "leg_cramps", crude((500, 500), (37, 45), (600.0, 1200.0)), steps)
+    analysis.nested_exposures = [(ITT, ON_TREATMENT)]
+    con = publish(analysis, cohort_size=1000, nested=True)
+
+    assert small_differences(con, "test_study", THRESHOLD, [(ITT, ON_TREATMENT)], cohort_size=1000) == []
+    # one of the two is hidden: the on-treatment events (the smaller part), not the intention-to-treat ones
+    assert cells(con, "results.associations", "exposure, count(events_exposed), count(estimate)",
+                 "TRUE GROUP BY exposure") == [(ITT, 3, 4), (ON_TREATMENT, 0, 0)]
+
+
+def test_the_outcome_count_minus_the_analysed_events_does_not_give_away_the_outcomes_outside_follow_up():
+    """Route 4: the cohort's 85 persons with the outcome (run log, cohort metadata, summary) minus the 30 + 50 events
+    of the analysis: 5 unexposed persons' outcomes after they started the exposure and were censored."""
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
+    con = publish(analysis, cohort_size=1000, with_outcome=85)
+    shown = con.execute("SELECT DISTINCT events_exposed, events_unexposed, estimate FROM results.associations "
+                        "WHERE analysis_id = 'crude_irr'").fetchall()
+    assert shown == [(None, None, None)]
+    # the same analysis with every outcome inside the follow-up is published
+    con = publish(analysis, cohort_size=1000, with_outcome=80)
+    assert con.execute("SELECT events_exposed, events_unexposed FROM results.associations "
+                       "WHERE analysis_id = 'crude_irr'").fetchall() == [(30, 50)]
+
+
+def test_the_attack_finds_each_leak_when_the_tables_are_suppressed_one_by_one():
+    """The attack itself: the three differences are found in tables suppressed without the cross-table sums."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA results")
+    con.execute("CREATE TABLE results.analysis_attrition AS SELECT * FROM (VALUES "
+                f"('s', 'incidence_rate', '{ITT}', 1, '{COHORT_STEP}', 500, 500), "
+                f"('s', 'incidence_rate', '{ITT}', 2, '{AT_RISK_STEP}', 500, 500), "
+                f"('s', 'ps_matched_cox', '{ITT}', 1, '{COHORT_STEP}', 500, 500), "
+                f"('s', 'ps_matched_cox', '{ITT}', 2, '{AT_RISK_STEP}', 500, 500), "
+                f"('s', 'ps_matched_cox', '{ITT}', 3, '{MATCHED_STEP}', NULL, NULL), "
+                f"('s', 'incidence_rate', '{ON_TREATMENT}', 1, '{COHORT_STEP}', 500, 500), "
+                f"('s', 'incidence_rate', '{ON_TREATMENT}', 2, '{AT_RISK_STEP}', 500, 500)) "
+                "t(study_id, analysis_id, exposure, step_order, step, persons_exposed, persons_unexposed)")
+    con.execute("CREATE TABLE results.associations AS SELECT * FROM (VALUES "
+                f"('s', '{ITT}', 'incidence_rate', 'rate', 500, 499, 40, 45), "
+                f"('s', '{ITT}', 'ps_matched_cox', 'hr', 495, 495, 39, 45), "
+                f"('s', '{ON_TREATMENT}', 'incidence_rate', 'rate', 500, 499, 37, 45)) "
+                "t(study_id, exposure, analysis_id, estimand, n_exposed, n_unexposed, events_exposed, "
+                "events_unexposed)")
+    leaks = small_differences(con, "s", THRESHOLD, [(ITT, ON_TREATMENT)], cohort_size=1000)
+    assert any("cohort size" in leak and "= 1" in leak for leak in leaks)
+    assert any("exposed: analysis_attrition incidence_rate step 2 - associations ps_matched_cox hr: 500 - 495 = 5"
+               in leak for leak in leaks)
+    assert any("exposed events: associations incidence_rate rate - associations ps_matched_cox hr: 40 - 39 = 1"
+               in leak for leak in leaks)
+    assert any(leak.startswith("events") and "40 - 37 = 3" in leak for leak in leaks)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The rule in pipelines/disclosure.py
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_a_count_printed_in_two_tables_is_one_cell_and_a_small_difference_hides_a_printed_part():
+    ledger = CountLedger()
+    total = ledger.count("cohort", 1000)
+    analysed = ledger.count("analysed", 999)
+    assert ledger.count("analysed", 999) == analysed  # the same count printed elsewhere: the same cell
+    assert ledger.count("analysed", 998) is None  # not the same count
+    ledger.add_difference(total, analysed, "dropped")
+    ledger.suppress(THRESHOLD)
+    assert (ledger.suppression("dropped"), ledger.suppression("analysed"), ledger.suppression("cohort")) == \
+        ("small_cell", "complementary", None)
+
+
+def test_an_unprinted_count_that_a_sum_gives_away_counts_as_known_in_other_sums():
+    """a = b + u (u never printed, given away by a - b); u = c + s with s small: c must be hidden, or u - c = s."""
+    cells = {"a": Cell(100), "b": Cell(60), "u": Cell(40, published=False), "c": Cell(35), "s": Cell(5)}
+    suppress_cells(cells, [SumRelation("a", ("b", "u")), SumRelation("u", ("c", "s"))], THRESHOLD)
+    assert {key: cell.suppression for key, cell in cells.items()} == \
+        {"a": None, "b": None, "u": None, "c": "complementary", "s": "small_cell"}
+
+
+@pytest.mark.parametrize("threshold", [11, 20])
+def test_nothing_small_is_given_away_whatever_the_threshold(threshold):
+    analysis = StudyAnalysis("test_study")
+    cohort = AttritionStep(COHORT_STEP, None, 400, 600)
+    at_risk = AttritionStep(AT_RISK_STEP, "zero days at risk", 400, 585)  # 15: small at 20, shown at 11
+    analysis.add("statins", "leg_cramps", crude((400, 585), (30, 50)), {"": [cohort, at_risk]})
+    study = make_study(small_cell_threshold=threshold)
+    con = duckdb.connect()
+    write_cohort(con, 1000, 80)
+    publish_study_results(con, study, analysis)
+    con.execute("CREATE TABLE results.attrition AS SELECT 'test_study' AS study_id, 9 AS step_order, "
+                "1000 AS persons_after")
+    assert small_differences(con, "test_study", threshold) == []
+    shown = cells(con, "results.associations", "n_unexposed", "analysis_id = 'crude_irr'")
+    assert shown == ([(585,)] if threshold == 11 else [(None,)])

@@ -1,0 +1,116 @@
+"""The differencing attack on a study's published counts, written as a reader would run it.
+
+A reader has results.attrition (the cohort size), results.analysis_attrition (persons per arm along each analysis)
+and results.associations (each estimate's persons and events). Every published count of a population that contains
+another published population's count gives, by subtraction, the persons (or events) of the difference. The attack
+forms every such difference from the published cells (NULL cells are unknown) and reports those of 1 to
+threshold - 1: each is a small count the tables give away.
+
+Populations nested in each other:
+  - the cohort size contains the persons of every analysis (n_exposed + n_unexposed);
+  - along one exposure, an analysis's persons and events contain those of every analysis whose attrition steps
+    extend its steps (the crude analyses contain the matched, the sampled, the trimmed);
+  - an analysis's events over the follow-up contain its events up to the risk horizon (the km_ rows);
+  - for a time at risk nested in another (on treatment within intention to treat), the outer analysis's persons
+    and events contain the inner's, analysis by analysis, on the steps all analyses share;
+  - the cohort's persons with the outcome (run log, cohort metadata, summary) contain every analysis's events of
+    both arms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pandas as pd
+
+ARMS = ("exposed", "unexposed")
+
+
+def _paths(attrition: pd.DataFrame) -> dict[tuple[str, str], tuple[str, ...]]:
+    return {(exposure, analysis_id): tuple(rows.sort_values("step_order")["step"])
+            for (exposure, analysis_id), rows in attrition.groupby(["exposure", "analysis_id"])}
+
+
+def _kind(analysis_id: str) -> str:
+    return "horizon" if analysis_id.startswith("km_") else "follow-up"
+
+
+def _known(value) -> bool:
+    return value is not None and not pd.isna(value)
+
+
+def small_differences(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int,
+                      nested: Sequence[tuple[str, str]] = (), cohort_size: int | None = None,
+                      outcome_count: int | None = None) -> list[str]:
+    """Every difference of two published counts of nested populations that is a small count, described. The
+    cohort size and outcome count are read from the database unless given."""
+    associations = con.execute("SELECT * FROM results.associations WHERE study_id = ?", [study_id]).df()
+    attrition = con.execute("SELECT * FROM results.analysis_attrition WHERE study_id = ?", [study_id]).df()
+    if cohort_size is None:
+        cohort_size = con.execute(
+            "SELECT persons_after FROM results.attrition WHERE study_id = ? ORDER BY step_order DESC LIMIT 1",
+            [study_id]).fetchone()[0]
+    if outcome_count is None and con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'cohort' AND table_name = 'study_population'"
+    ).fetchone()[0]:
+        outcome_count = con.execute("SELECT count(outcome_date) FROM cohort.study_population WHERE study_id = ?",
+                                    [study_id]).fetchone()[0]
+    paths = _paths(attrition)
+    leaks: list[str] = []
+
+    def compare(outer, inner, what: str) -> None:
+        if _known(outer) and _known(inner) and 1 <= outer - inner < threshold:
+            leaks.append(f"{what}: {outer} - {inner} = {outer - inner}")
+
+    # Persons: a published count of a population (attrition step or estimate) and of one nested in it.
+    persons = []  # (exposure, path, arm, count, label)
+    for _, row in attrition.iterrows():
+        path = paths[(row["exposure"], row["analysis_id"])][:row["step_order"]]
+        for arm in ARMS:
+            persons.append((row["exposure"], path, arm, row[f"persons_{arm}"],
+                            f"analysis_attrition {row['analysis_id']} step {row['step_order']}"))
+    events = []  # (exposure, path, kind, arm, count, label)
+    for _, row in associations.iterrows():
+        path = paths.get((row["exposure"], row["analysis_id"]))
+        if path is None:
+            continue
+        label = f"associations {row['analysis_id']} {row['estimand']}"
+        compare(cohort_size, (row["n_exposed"] + row["n_unexposed"])
+                if _known(row["n_exposed"]) and _known(row["n_unexposed"]) else None,
+                f"{row['exposure']}: cohort size - persons of {label}")
+        if outcome_count is not None and _kind(row["analysis_id"]) == "follow-up":
+            compare(outcome_count, (row["events_exposed"] + row["events_unexposed"])
+                    if _known(row["events_exposed"]) and _known(row["events_unexposed"]) else None,
+                    f"{row['exposure']}: outcome count - events of {label}")
+        for arm in ARMS:
+            persons.append((row["exposure"], path, arm, row[f"n_{arm}"], label))
+            events.append((row["exposure"], path, _kind(row["analysis_id"]), arm, row[f"events_{arm}"], label))
+    for exposure, path, arm, count, label in persons:
+        for other_exposure, other_path, other_arm, other, other_label in persons:
+            if (other_exposure == exposure and other_arm == arm and len(other_path) < len(path)
+                    and path[:len(other_path)] == other_path):
+                compare(other, count, f"{exposure} {arm}: {other_label} - {label}")
+    for exposure, path, kind, arm, count, label in events:
+        for other_exposure, other_path, other_kind, other_arm, other, other_label in events:
+            if other_exposure != exposure or other_arm != arm or path[:len(other_path)] != other_path:
+                continue
+            if (kind == other_kind and len(other_path) < len(path)) or (
+                    other_path == path and other_kind == "follow-up" and kind == "horizon"):
+                compare(other, count, f"{exposure} {arm} events: {other_label} - {label}")
+
+    # A time at risk nested in another: the same analysis on the steps every analysis of both shares.
+    for outer, inner in nested:
+        def shared(exposure: str) -> tuple[str, ...]:
+            own = [path for (e, _), path in paths.items() if e == exposure]
+            return min(own, key=len) if own else ()
+
+        common = shared(outer)
+        for which, rows in (("persons", persons), ("events", events)):
+            for entry in rows:
+                if entry[0] != inner or entry[1] != common[:len(entry[1])] or len(entry[1]) < 2:
+                    continue
+                for other in rows:
+                    if other[0] == outer and other[1:-2] == entry[1:-2] and other[-1] == entry[-1]:
+                        compare(other[-2], entry[-2], f"{which} {outer} - {inner}: {entry[-1]}")
+    return sorted(set(leaks))
