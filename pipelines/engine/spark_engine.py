@@ -1,0 +1,283 @@
+"""The Spark engine: the SQL files of sql/ translated by the project dialect and run on a SparkSession.
+
+What Spark's plain (Parquet) tables do not take is mapped here, in one place:
+
+- CREATE TEMP MACRO: kept as a definition and expanded into later statements (dialect.py expand_macros).
+- CREATE TEMP TABLE name AS SELECT ...: a temporary view over the result, materialised once with
+  `localCheckpoint` (eager). A plain Spark temporary view is a stored query that every read recomputes, which costs
+  the whole lineage again and, for a statement that is not deterministic, can even give other rows; a checkpointed
+  view reads the stored rows, like DuckDB's temp table, and lives as long as the session. Managed Parquet tables
+  would survive a lost executor but leave files to clean up after every run; work tables are small and per-run.
+- PRIMARY KEY and NOT NULL in CREATE TABLE are dropped: Spark's Parquet tables enforce neither (the data-quality
+  suites check keys and required columns after the run).
+- ALTER TABLE ... ADD COLUMN IF NOT EXISTS: the column is added (ADD COLUMNS) only when the table lacks it;
+  ALTER COLUMN ... DROP NOT NULL is a no-op (every Parquet column is nullable).
+- DELETE FROM t WHERE c: plain tables cannot delete rows; the rows to keep are materialised and written over the
+  table (INSERT OVERWRITE). A table format with row updates (Delta Lake, Iceberg) would run the DELETE itself.
+- INSERT INTO t BY NAME SELECT / INSERT INTO t (columns) SELECT: the SELECT's columns are matched to the table's by
+  name, missing ones NULL, then appended.
+- Transactions: Spark has none over plain tables; a failed stage leaves what it wrote so far (a rerun rebuilds it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+from sqlglot import exp
+
+from pipelines.engine.base import Engine
+from pipelines.engine.dialect import (
+    Macros,
+    ProjectSpark,
+    bind_parameters,
+    define_macro,
+    expand_macros,
+    is_macro_definition,
+    parse_statements,
+    to_spark_sql,
+)
+
+# DuckDB type names used in the project's Python (ADD COLUMN) and their Spark types.
+SPARK_TYPES = {"BOOLEAN": "BOOLEAN", "DATE": "DATE", "INTEGER": "INT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE",
+               "VARCHAR": "STRING"}
+
+
+def _table_name(table: exp.Table) -> str:
+    return ".".join(part.name for part in table.parts)
+
+
+def _backquoted(table: str) -> str:
+    return ".".join(f"`{part.replace('`', '``')}`" for part in table.split("."))
+
+
+def _without_constraints(create: exp.Create) -> exp.Create:
+    """CREATE TABLE with its PRIMARY KEY, NOT NULL and UNIQUE constraints removed."""
+    create = create.copy()
+    schema = create.this
+    if isinstance(schema, exp.Schema):
+        for column in schema.expressions:
+            if isinstance(column, exp.ColumnDef):
+                column.set("constraints", [])
+        schema.set("expressions", [c for c in schema.expressions if isinstance(c, exp.ColumnDef)])
+    return create
+
+
+def _is_temporary(create: exp.Create) -> bool:
+    properties = create.args.get("properties")
+    return bool(properties and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions))
+
+# What the Spark engine does with one statement (`spark_steps`): the kinds of step.
+SQL = "sql"  # spark.sql(sql)
+TEMP_VIEW = "temp view"  # sql (a SELECT) materialised once as the temporary view `table`
+DROP = "drop"  # drop the temporary view or table `table`
+ADD_COLUMN = "add column"  # add `column` of `column_type` to `table` unless it has it
+DELETE = "delete"  # keep the rows of `table` where `sql` (a condition) is not true
+INSERT = "insert"  # append the rows of `sql` (a SELECT) to `table`, by `columns` (positional) or by name
+NOTHING = "nothing"  # a statement without effect on Spark (DROP NOT NULL)
+
+
+@dataclass(frozen=True)
+class SparkStep:
+    kind: str
+    sql: str = ""
+    table: str = ""
+    column: str = ""
+    column_type: str = ""
+    columns: tuple[str, ...] | None = None
+
+
+def spark_steps(statement: exp.Expression) -> list[SparkStep]:
+    """What the Spark engine runs for one parsed DuckDB statement (parameters already bound); no session needed,
+    so the portability check (tests/core/test_sql_portability.py) reads the same Spark SQL the engine runs."""
+    if isinstance(statement, exp.Create) and statement.args.get("kind") == "TABLE":
+        if _is_temporary(statement):
+            return [SparkStep(TEMP_VIEW, statement.expression.sql(dialect=ProjectSpark), _table_name(statement.this))]
+        return [SparkStep(SQL, _without_constraints(statement).sql(dialect=ProjectSpark))]
+    if isinstance(statement, exp.Alter):
+        table = _table_name(statement.this)
+        steps = []
+        for action in statement.args.get("actions") or []:
+            if isinstance(action, exp.ColumnDef):
+                steps.append(SparkStep(ADD_COLUMN, table=table, column=action.name,
+                                       column_type=action.args["kind"].sql(dialect=ProjectSpark)))
+            elif isinstance(action, exp.AlterColumn) and action.args.get("drop") and action.args.get("allow_null"):
+                steps.append(SparkStep(NOTHING))  # DROP NOT NULL: Parquet columns are all nullable
+            else:
+                steps.append(SparkStep(SQL, statement.sql(dialect=ProjectSpark)))
+        return steps
+    if isinstance(statement, exp.Delete):
+        where = statement.args.get("where")
+        return [SparkStep(DELETE, where.this.sql(dialect=ProjectSpark) if where else "TRUE",
+                          _table_name(statement.this))]
+    if isinstance(statement, exp.Drop) and statement.args.get("kind") == "TABLE":
+        return [SparkStep(DROP, table=_table_name(table)) for table in statement.args.get("tables") or []]
+    if isinstance(statement, exp.Insert) and isinstance(statement.expression, exp.Query):
+        target, columns = statement.this, None
+        if isinstance(target, exp.Schema):
+            columns = tuple(c.name for c in target.expressions)
+            target = target.this
+        return [SparkStep(INSERT, statement.expression.sql(dialect=ProjectSpark), _table_name(target),
+                          columns=columns)]
+    return [SparkStep(SQL, statement.sql(dialect=ProjectSpark))]
+
+
+
+class SparkEngine(Engine):
+    name = "spark"
+
+    def __init__(self, spark: Any):
+        self.spark = spark
+        self.macros: Macros = {}  # DuckDB temporary macros defined so far, expanded into later statements
+
+    # --- statements ----------------------------------------------------------------------------------------------
+    def execute(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        for statement in parse_statements(sql):
+            if is_macro_definition(statement):
+                define_macro(statement, self.macros)
+                continue
+            self._run(bind_parameters(expand_macros(statement, self.macros), parameters or {}))
+
+    def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One INSERT of all rows: the statement's VALUES row is repeated with each row's values bound."""
+        if not rows:
+            return
+        [statement] = parse_statements(sql)
+        statement = expand_macros(statement, self.macros)
+        values = statement.find(exp.Values)
+        if not isinstance(statement, exp.Insert) or values is None or len(values.expressions) != 1:
+            for row in rows:
+                self.execute(sql, row)
+            return
+        template = values.expressions[0]
+        combined = statement.copy()
+        combined.find(exp.Values).set("expressions", [bind_parameters(template, row) for row in rows])
+        self._run(combined)
+
+    def _run(self, statement: exp.Expression) -> None:
+        for step in spark_steps(statement):
+            self._apply(step)
+
+    def _apply(self, step: SparkStep) -> None:
+        if step.kind == SQL:
+            self.spark.sql(step.sql)
+        elif step.kind == TEMP_VIEW:
+            self._create_temp_view(step.table, step.sql)
+        elif step.kind == DROP:
+            self._drop_table(step.table)
+        elif step.kind == ADD_COLUMN:
+            if step.column not in self.columns(step.table):
+                self.spark.sql(f"ALTER TABLE {_backquoted(step.table)} ADD COLUMNS "
+                               f"(`{step.column.replace('`', '``')}` {step.column_type})")
+        elif step.kind == DELETE:
+            self._delete(step.table, step.sql)
+        elif step.kind == INSERT:
+            frame = self.spark.sql(step.sql)
+            if step.columns is not None:
+                frame = frame.toDF(*step.columns)  # positional: the i-th SELECT column into the i-th named one
+            self._append(step.table, frame)
+
+    def _create_temp_view(self, name: str, select_sql: str) -> None:
+        self.spark.sql(select_sql).localCheckpoint(eager=True).createOrReplaceTempView(name)
+
+    def _drop_table(self, name: str) -> None:
+        schema, _, table = name.rpartition(".")
+        if schema in ("", "temp"):
+            if self.spark.catalog.dropTempView(table) or schema == "temp":
+                return
+        self.spark.sql(f"DROP TABLE IF EXISTS {_backquoted(name)}")
+
+    def _append(self, table: str, frame: Any) -> None:
+        """Append `frame` to `table`, columns matched by name, the table's others NULL."""
+        from pyspark.sql import functions as F
+
+        schema = self.spark.table(_backquoted(table)).schema
+        present = set(frame.columns)
+        unknown = present - {field.name for field in schema.fields}
+        if unknown:
+            raise ValueError(f"{table} has no column(s) {', '.join(sorted(unknown))}")
+        aligned = frame.select([
+            (F.col(f"`{field.name}`") if field.name in present else F.lit(None)).cast(field.dataType).alias(field.name)
+            for field in schema.fields])
+        aligned.write.insertInto(_backquoted(table))
+
+    def _delete(self, table: str, condition: str) -> None:
+        rows = self.spark.table(_backquoted(table))
+        if rows.where(f"coalesce(({condition}), false)").isEmpty():
+            return  # nothing to delete: no rewrite of the table
+        kept = rows.where(f"NOT coalesce(({condition}), false)").localCheckpoint(eager=True)
+        kept.write.insertInto(_backquoted(table), overwrite=True)
+
+    # --- results ---------------------------------------------------------------------------------------------------
+    def _frame(self, sql: str, parameters: Mapping[str, Any] | None) -> Any:
+        [statement] = parse_statements(sql)
+        return self.spark.sql(to_spark_sql(expand_macros(statement, self.macros), parameters))
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        return self._frame(sql, parameters).toPandas()
+
+    def records(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [row.asDict() for row in self._frame(sql, parameters).collect()]
+
+    # --- tables ----------------------------------------------------------------------------------------------------
+    def table_names(self) -> set[str]:
+        # SHOW TABLES reads names only; catalog.listTables fetches every table's metadata.
+        names = set()
+        for (database,) in self.spark.sql("SHOW DATABASES").collect():
+            for row in self.spark.sql(f"SHOW TABLES IN {_backquoted(database)}").collect():
+                if not row["isTemporary"]:
+                    names.add(f"{database}.{row['tableName']}")
+        return names
+
+    def columns(self, table: str) -> list[str]:
+        return self.spark.table(_backquoted(table)).columns
+
+    def create_temp_table(self, name: str, select_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        self._frame(select_sql, parameters).localCheckpoint(eager=True).createOrReplaceTempView(name)
+
+    def drop_temp_table(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+
+    def insert_select(self, table: str, select_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        self._append(table, self._frame(select_sql, parameters))
+
+    def insert_records(self, table: str, records: Sequence[Mapping[str, Any]]) -> None:
+        if not records:
+            return
+        from pyspark.sql import types as T
+
+        schema = self.spark.table(_backquoted(table)).schema
+        names = list(dict.fromkeys(name for record in records for name in record))
+        fields = {field.name: field for field in schema.fields}
+        unknown = set(names) - fields.keys()
+        if unknown:
+            raise ValueError(f"{table} has no column(s) {', '.join(sorted(unknown))}")
+
+        def converted(value: Any, data_type: Any) -> Any:
+            if value is None:
+                return None
+            if isinstance(data_type, T.DoubleType):
+                return float(value)
+            if isinstance(data_type, (T.IntegerType, T.LongType)):
+                return int(value)
+            return value
+
+        rows = [tuple(converted(record.get(name), fields[name].dataType) for name in names) for record in records]
+        frame = self.spark.createDataFrame(rows, T.StructType([fields[name] for name in names]))
+        self._append(table, frame)
+
+    def delete_rows(self, table: str, condition_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        [statement] = parse_statements(f"SELECT 1 WHERE {condition_sql}")
+        condition = bind_parameters(statement, parameters or {}).args["where"].this
+        self._delete(table, condition.sql(dialect=ProjectSpark))
+
+    def add_column_if_absent(self, table: str, column: str, column_type: str) -> None:
+        self.add_columns_if_absent(table, {column: column_type})
+
+    def add_columns_if_absent(self, table: str, columns: Mapping[str, str]) -> None:
+        present = set(self.columns(table))
+        missing = [f"`{name.replace('`', '``')}` {SPARK_TYPES[column_type.upper()]}"
+                   for name, column_type in columns.items() if name not in present]
+        if missing:
+            self.spark.sql(f"ALTER TABLE {_backquoted(table)} ADD COLUMNS ({', '.join(missing)})")
