@@ -65,6 +65,8 @@ PROJECT_PHENOTYPES = {
 HELPER_PHENOTYPES = {"malaria_or_babesiosis", "abi_lowest_0_91_to_1_30"}
 # Variants for sensitivity analyses (the generator plants no separate truth for them).
 VARIANT_PHENOTYPES = {"leg_cramps_leg_specific"}
+# The classes and indication of the LEGEND-style active-comparator study (thiazide_vs_ccb).
+LEGEND_PHENOTYPES = {"thiazide_or_thiazide_like_diuretics", "dihydropyridine_calcium_channel_blockers", "hypertension"}
 
 FOLDERS = {"outcome", "vascular", "electrolytes", "conditions", "drugs", "mimics"}
 
@@ -81,7 +83,8 @@ def codes(library, phenotype_id, vocabulary, match=None, excluded=False):
 
 
 def test_every_project_phenotype_is_defined_with_its_domain_and_rule(library):
-    assert set(library.ids) == set(PROJECT_PHENOTYPES) | HELPER_PHENOTYPES | VARIANT_PHENOTYPES
+    assert set(library.ids) == (set(PROJECT_PHENOTYPES) | HELPER_PHENOTYPES | VARIANT_PHENOTYPES
+                                | LEGEND_PHENOTYPES)
     for phenotype_id, (domain, rule_type) in PROJECT_PHENOTYPES.items():
         definition = library[phenotype_id].definition
         assert (definition.domain, definition.rule.type) == (domain, rule_type), phenotype_id
