@@ -210,11 +210,32 @@ class FirstVisitIndex(_Strict):
     visit_types: list[Literal["inpatient", "outpatient", "emergency"]] = Field(default_factory=list)
 
 
+class Indication(_Strict):
+    """The condition a new user must have been treated for (LEGEND-HTN: hypertension in the year before the first
+    antihypertensive fill): an event of `phenotype` in [index - lookback_days, index]."""
+
+    phenotype: PhenotypeId
+    lookback_days: int = Field(default=365, ge=0)
+
+    @model_validator(mode="after")
+    def _a_condition(self, info: ValidationInfo) -> Indication:
+        domain = _domains_in(info).get(self.phenotype)
+        if domain != "condition":
+            raise ValueError(f"indication must be a condition phenotype; {self.phenotype!r} is a {domain} phenotype")
+        return self
+
+
 class NewUserIndex(_Strict):
     """Active-comparator new-user design: index = the first fill of `target` or `comparator` in the study period;
     persons with use of either in the `washout_days` before index, or starting both on the index date, are left
     out. `treatment` is 1 for target and 0 for comparator initiators. Both intention-to-treat and on-treatment
-    (censored at discontinuation + `grace_days` or at a switch) analyses are published."""
+    (censored at discontinuation + `grace_days` or at a switch) analyses are published.
+
+    Monotherapy at index (LEGEND): with `exclude_combination_products`, a person is left out when a product filled on
+    the index date that counts for target or comparator is a combination product, that is the same record (same day,
+    vocabulary and code) also counts for the other study class or for one of `combination_partners` (the classes of
+    the other active ingredients, e.g. ACE inhibitors). With `indication`, a person without an event of that condition
+    in the lookback before index is left out."""
 
     rule: Literal["new_user"]
     target: PhenotypeId
@@ -224,6 +245,9 @@ class NewUserIndex(_Strict):
     # one era while the next starts within this many days of the supply so far, and the era ends this many days
     # after its last supply (cohort.study_population.on_treatment_end, sql/cohorts/on_treatment_end.sql).
     grace_days: int = Field(default=30, ge=0)
+    indication: Indication | None = None
+    exclude_combination_products: bool = False
+    combination_partners: list[PhenotypeId] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _two_different_drugs(self, info: ValidationInfo) -> NewUserIndex:
@@ -234,6 +258,20 @@ class NewUserIndex(_Strict):
             if domains.get(phenotype) != "drug":
                 raise ValueError(f"{role} must be a drug phenotype; {phenotype!r} is a {domains.get(phenotype)} "
                                  "phenotype")
+        return self
+
+    @model_validator(mode="after")
+    def _combination_partners_are_other_drugs(self, info: ValidationInfo) -> NewUserIndex:
+        if self.combination_partners and not self.exclude_combination_products:
+            raise ValueError("combination_partners needs exclude_combination_products: true")
+        domains = _domains_in(info)
+        for phenotype in self.combination_partners:
+            if phenotype in (self.target, self.comparator):
+                raise ValueError(f"combination_partners: {phenotype!r} is the target or comparator (a product of "
+                                 "both study classes counts as a combination already)")
+            if domains.get(phenotype) != "drug":
+                raise ValueError(f"combination_partners: {phenotype!r} is a {domains.get(phenotype)} phenotype, not "
+                                 "a drug")
         return self
 
 
@@ -408,6 +446,11 @@ class StudyDefinition(_Strict):
             if self.index.washout_days > self.prior_observation_days:
                 raise ValueError(f"index.washout_days ({self.index.washout_days}) exceeds prior_observation_days "
                                  f"({self.prior_observation_days}): use before observation starts cannot be seen")
+            indication = self.index.indication
+            if indication is not None and indication.lookback_days > self.prior_observation_days:
+                raise ValueError(f"index.indication.lookback_days ({indication.lookback_days}) exceeds "
+                                 f"prior_observation_days ({self.prior_observation_days}): a diagnosis before "
+                                 "observation starts cannot be seen")
             if self.table1_by not in (None, "treatment", self.index.target, self.index.comparator):
                 raise ValueError(f"table1_by: a new-user study splits Table 1 by treatment; use 'treatment' (or "
                                  f"leave it out), not {self.table1_by!r}")
@@ -446,8 +489,13 @@ class StudyDefinition(_Strict):
 
     @property
     def phenotype_ids(self) -> list[str]:
-        """Every phenotype the study reads: variables and outcome."""
-        return [v.variable for v in self.variables] + [self.outcome.phenotype]
+        """Every phenotype the study reads: variables, outcome and (new-user designs) the indication and the
+        combination partners."""
+        index_rule_reads = []
+        if isinstance(self.index, NewUserIndex):
+            index_rule_reads = ([self.index.indication.phenotype] if self.index.indication else []) + list(
+                self.index.combination_partners)
+        return [v.variable for v in self.variables] + [self.outcome.phenotype] + index_rule_reads
 
     @property
     def table1_split(self) -> Literal["treatment", "variable", "none"]:
