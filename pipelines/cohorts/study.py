@@ -360,6 +360,35 @@ class TimeAtRisk(_Strict):
         return self
 
 
+class SensitivityAnalysis(_Strict):
+    """A variant of the study's analyses with one phenotype replaced by a variant phenotype (e.g. the outcome by its
+    leg-specific variant), the design otherwise the same. Its rows are labelled with `id`. Only the outcome can be
+    replaced so far: the variant outcome is counted in the study population of the main analysis, less the persons
+    with a variant outcome before their time at risk (the outcome washout applied to the variant)."""
+
+    id: str
+    replace: PhenotypeId
+    variant: PhenotypeId
+    description: str = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_an_identifier(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a valid id (lower-case letters, digits and _, starting with a letter)")
+        return value
+
+    @model_validator(mode="after")
+    def _same_domain(self, info: ValidationInfo) -> SensitivityAnalysis:
+        domains = _domains_in(info)
+        if self.variant == self.replace:
+            raise ValueError(f"sensitivity analysis {self.id!r} replaces {self.replace!r} by itself")
+        if domains.get(self.variant) != domains.get(self.replace):
+            raise ValueError(f"sensitivity analysis {self.id!r}: {self.variant!r} is a {domains.get(self.variant)} "
+                             f"phenotype, {self.replace!r} a {domains.get(self.replace)} phenotype")
+        return self
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The study
 # ---------------------------------------------------------------------------------------------------------------
@@ -401,6 +430,8 @@ class StudyDefinition(_Strict):
     # (pipelines/statistics/results.py ANALYSES, checked when the statistics assets are built); by default the
     # design's primary (adjusted Cox for first_visit and lab_test, PS-matched Cox for new_user).
     primary_analysis: str | None = None
+    # Variants of the analyses with one phenotype replaced (the sensitivity analyses the phenotype files promise).
+    sensitivity_analyses: list[SensitivityAnalysis] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -456,6 +487,14 @@ class StudyDefinition(_Strict):
                                  f"leave it out), not {self.table1_by!r}")
         elif self.table1_by is not None and self.table1_by not in seen:
             raise ValueError(f"table1_by: {self.table1_by!r} is not one of this study's exposures or covariates")
+        sensitivity_ids: set[str] = set()
+        for position, sensitivity in enumerate(self.sensitivity_analyses):
+            if sensitivity.id in sensitivity_ids:
+                raise ValueError(f"sensitivity_analyses[{position}]: id {sensitivity.id!r} is used twice")
+            sensitivity_ids.add(sensitivity.id)
+            if sensitivity.replace != self.outcome.phenotype:
+                raise ValueError(f"sensitivity_analyses[{position}]: only the outcome ({self.outcome.phenotype!r}) "
+                                 f"can be replaced so far, not {sensitivity.replace!r}")
         for name in seen:
             if name in RESERVED_COLUMN_NAMES or name.endswith("_first_date"):
                 raise ValueError(f"phenotype {name!r} would clash with a column of cohort.study_population")
@@ -495,7 +534,8 @@ class StudyDefinition(_Strict):
         if isinstance(self.index, NewUserIndex):
             index_rule_reads = ([self.index.indication.phenotype] if self.index.indication else []) + list(
                 self.index.combination_partners)
-        return [v.variable for v in self.variables] + [self.outcome.phenotype] + index_rule_reads
+        variants = [sensitivity.variant for sensitivity in self.sensitivity_analyses]
+        return [v.variable for v in self.variables] + [self.outcome.phenotype] + index_rule_reads + variants
 
     @property
     def table1_split(self) -> Literal["treatment", "variable", "none"]:

@@ -30,7 +30,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipelines.cohorts.study import StudyDefinition
+from pipelines.cohorts.study import SensitivityAnalysis, StudyDefinition
+from pipelines.sql import read_sql
 from pipelines.sql_quoting import quote_identifier
 from pipelines.statistics.estimability import judged
 from pipelines.statistics.propensity import outcome_method, propensity_score_analysis
@@ -99,6 +100,8 @@ class StudyAnalysis:
     notes: list[str] = field(default_factory=list)
     # (exposure, analysis_id) -> the analysis's attrition from the cohort to the persons its estimator used
     attrition: dict[tuple[str, str], list[AttritionStep]] = field(default_factory=dict)
+    # Sensitivity analyses (the study's sensitivity_analyses), by id: the same analyses with one phenotype replaced.
+    sensitivity: dict[str, StudyAnalysis] = field(default_factory=dict)
 
     def add(self, exposure: str, outcome: str, results: list[EstimateResult],
             steps: dict[str, list[AttritionStep]]) -> None:
@@ -383,9 +386,53 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
         analysis = StudyAnalysis(study.id)
         analysis.notes.append("the study population is empty; no estimates")
         return analysis
+    analysis = _analyse_population(population, study)
+    for sensitivity in study.sensitivity_analyses:
+        analysis.sensitivity[sensitivity.id] = analyse_sensitivity(con, population, study, sensitivity)
+    return analysis
+
+
+def _analyse_population(population: pd.DataFrame, study: StudyDefinition) -> StudyAnalysis:
     if study.index.rule == "new_user":
         return analyse_new_user_study(population, study)
     return analyse_first_visit_study(population, study)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sensitivity analyses: the same design with the outcome replaced by a variant phenotype
+# ---------------------------------------------------------------------------------------------------------------
+
+def sensitivity_population(con: duckdb.DuckDBPyConnection, population: pd.DataFrame, study: StudyDefinition,
+                           sensitivity: SensitivityAnalysis) -> pd.DataFrame:
+    """The study population (`population`, in person_id order) with the outcome of `sensitivity`'s variant
+    (sql/cohorts/sensitivity_outcome.sql): its first event in the time at risk, and without the persons who had one
+    before the time at risk (the study's outcome washout)."""
+    sql = read_sql("cohorts/sensitivity_outcome.sql")
+    variant = con.execute(sql, {"study_id": study.id, "variant_outcome": sensitivity.variant,
+                                "outcome_washout": study.outcome.washout.kind,
+                                "outcome_washout_days": study.outcome.washout.days}).df()
+    if len(variant) != len(population):  # pragma: no cover - both read cohort.study_population of the study
+        raise RuntimeError(f"sensitivity analysis {sensitivity.id}: {len(variant)} persons, the study has "
+                           f"{len(population)}")
+    frame = population.copy()
+    frame["outcome_date"] = pd.to_datetime(variant["outcome_date"]).to_numpy()
+    frame["outcome_flag"] = variant["outcome_date"].notna().to_numpy()
+    return frame[~variant["outcome_before_time_at_risk"].astype(bool).to_numpy()]
+
+
+def analyse_sensitivity(con: duckdb.DuckDBPyConnection, population: pd.DataFrame, study: StudyDefinition,
+                        sensitivity: SensitivityAnalysis) -> StudyAnalysis:
+    """The study's analyses, same design and covariates, with the outcome replaced by `sensitivity.variant` (the
+    rows' outcome names the variant)."""
+    frame = sensitivity_population(con, population, study, sensitivity)
+    variant_study = study.model_copy(update={"outcome": study.outcome.model_copy(
+        update={"phenotype": sensitivity.variant})})
+    analysis = _analyse_population(frame, variant_study)
+    left_out = len(population) - len(frame)
+    if left_out:
+        analysis.notes.append(f"sensitivity analysis {sensitivity.id}: left out {left_out:,} of {len(population):,} "
+                              f"persons, who had {sensitivity.variant} before their time at risk")
+    return analysis
 
 
 # ---------------------------------------------------------------------------------------------------------------
