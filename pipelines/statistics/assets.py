@@ -77,7 +77,8 @@ def create_associations_table(con: duckdb.DuckDBPyConnection) -> None:
     columns = ", ".join(f"{name} {_column_type(name)}" for name in PUBLISHED_RESULT_COLUMNS)
     con.execute(f"""CREATE TABLE IF NOT EXISTS {ASSOCIATIONS_TABLE} (
         study_id VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
-        suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT)""")
+        suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT,
+        sensitivity_analysis VARCHAR)""")
     con.execute(f"COMMENT ON TABLE {ASSOCIATIONS_TABLE} IS 'One row per study, exposure, outcome, analysis and "
                 "estimand: estimate with 95% CI. Counts of 1-10 persons (below the small-cell threshold) are NULL "
                 "with suppressed = true, never shown as zero, and so is everything that would recompute them.'")
@@ -109,7 +110,7 @@ def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: p
     if not published.empty:
         con.register("new_associations", published)
         names = ", ".join(["study_id", "exposure", "outcome", *PUBLISHED_RESULT_COLUMNS, *SUPPRESSION_COLUMNS,
-                           "seed"])
+                           "seed", "sensitivity_analysis"])
         con.execute(f"INSERT INTO {ASSOCIATIONS_TABLE} ({names}) SELECT {names} FROM new_associations")
         con.unregister("new_associations")
     return published
@@ -128,8 +129,12 @@ def publish_covariates(con: duckdb.DuckDBPyConnection, study_id: str, covariates
 def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition,
                           analysis: StudyAnalysis) -> pd.DataFrame:
     """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden."""
-    published = publish_associations(con, study.id, results_frame(study.id, analysis.results, study.seed),
-                                     study.threshold)
+    # Sensitivity analyses go to the same table beside the main rows: the same analyses and estimands, their
+    # outcome column names the variant and sensitivity_analysis their id (NULL on the main rows).
+    frames = [results_frame(study.id, analysis.results, study.seed)] + [
+        results_frame(study.id, variant.results, study.seed, sensitivity_id)
+        for sensitivity_id, variant in analysis.sensitivity.items() if variant.results]
+    published = publish_associations(con, study.id, pd.concat(frames, ignore_index=True), study.threshold)
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
     publish_analysis_attrition(con, study.id, attrition_frame(study.id, analysis), study.threshold)
     return published

@@ -388,7 +388,9 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
         return analysis
     analysis = _analyse_population(population, study)
     for sensitivity in study.sensitivity_analyses:
-        analysis.sensitivity[sensitivity.id] = analyse_sensitivity(con, population, study, sensitivity)
+        variant = analyse_sensitivity(con, population, study, sensitivity)
+        analysis.sensitivity[sensitivity.id] = variant
+        analysis.notes += variant.notes  # the run notes and the report say what each sensitivity analysis left out
     return analysis
 
 
@@ -429,9 +431,9 @@ def analyse_sensitivity(con: duckdb.DuckDBPyConnection, population: pd.DataFrame
         update={"phenotype": sensitivity.variant})})
     analysis = _analyse_population(frame, variant_study)
     left_out = len(population) - len(frame)
-    if left_out:
-        analysis.notes.append(f"sensitivity analysis {sensitivity.id}: left out {left_out:,} of {len(population):,} "
-                              f"persons, who had {sensitivity.variant} before their time at risk")
+    notes = [f"left out {left_out:,} of {len(population):,} persons, who had {sensitivity.variant} before their "
+             "time at risk"] if left_out else []
+    analysis.notes = [f"sensitivity analysis {sensitivity.id}: {note}" for note in notes + analysis.notes]
     return analysis
 
 
@@ -518,10 +520,12 @@ def _log_scale(result: EstimateResult) -> tuple[float | None, float | None]:
     return math.log(result.estimate), se
 
 
-def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], seed: int | None = None) -> pd.DataFrame:
+def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], seed: int | None = None,
+                  sensitivity_analysis: str | None = None) -> pd.DataFrame:
     """The rows to publish. Each passes the estimability rule once more, so nothing that fails it (an infinite
     ratio, an estimate outside its interval) can reach results.associations whatever produced it. `seed`: the
-    study's seed (None where no step is random, as in sequence symmetry)."""
+    study's seed (None where no step is random, as in sequence symmetry). `sensitivity_analysis`: the id of the
+    sensitivity analysis the rows belong to (None: the main analysis)."""
     records = []
     for exposure, outcome, result in rows:
         result = judged(result)
@@ -529,7 +533,7 @@ def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], se
         records.append({"study_id": study_id, "exposure": exposure, "outcome": outcome,
                         "analysis_id": result.analysis_id, "method_name": ANALYSES.get(result.analysis_id),
                         **result.to_row(), "log_estimate": log_estimate, "se_log_estimate": se_log_estimate,
-                        "seed": seed})
+                        "seed": seed, "sensitivity_analysis": sensitivity_analysis})
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
         frame = frame.replace({np.nan: None})

@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 
 from pipelines.cohorts import build_study
+from pipelines.statistics.assets import publish_study_results
+from pipelines.statistics.checks import STUDY_CHECKS, run_checks
+from pipelines.statistics.report import write_study_reports
 from pipelines.statistics.study_analysis import analyse_study
 from tests.support.hand_cohort import HandExtract, make_study
 
@@ -46,9 +49,9 @@ def test_a_sensitivity_analysis_counts_the_variant_outcome_in_the_same_populatio
     # Same follow-up per person (no one had an event before 2018): the rate ratios are the event ratios over
     # person-time, 4/3 x (U person-time / E person-time) and (1/2) x the same factor, less E4's time.
     assert main[4] > 1 > variant[4]
-    assert analysis.sensitivity["outcome_leg_specific"].notes == [
-        "sensitivity analysis outcome_leg_specific: left out 1 of 20 persons, who had leg_cramps_leg_specific before "
-        "their time at risk"]
+    left_out = ("sensitivity analysis outcome_leg_specific: left out 1 of 20 persons, who had leg_cramps_leg_specific "
+                "before their time at risk")
+    assert analysis.sensitivity["outcome_leg_specific"].notes[0] == left_out and left_out in analysis.notes
 
 
 def test_a_study_without_sensitivity_analyses_runs_none():
@@ -67,3 +70,27 @@ def test_a_wrong_sensitivity_analysis_is_a_study_definition_error(change, messag
     with pytest.raises(ValueError, match=message):
         make_study(exposures=[EXPOSURE], covariates=["diabetes_mellitus"],
                    sensitivity_analyses=[{**LEG_SPECIFIC, **change}])
+
+
+def test_sensitivity_rows_are_published_beside_the_main_rows_and_shown_side_by_side(tmp_path):
+    con = extract().connect()
+    study = make_study(exposures=[EXPOSURE], sensitivity_analyses=[LEG_SPECIFIC], primary_analysis="crude_irr")
+    build_study(con, study)
+    analysis = analyse_study(con, study)
+    published = publish_study_results(con, study, analysis)
+    assert con.execute(
+        "SELECT outcome, sensitivity_analysis, n_exposed, events_exposed, events_unexposed FROM results.associations "
+        "WHERE study_id = 'test_study' AND analysis_id = 'crude_irr' ORDER BY sensitivity_analysis NULLS FIRST"
+    ).fetchall() == [("leg_cramps", None, 10, 4, 3), ("leg_cramps_leg_specific", "outcome_leg_specific", 9, 1, 2)]
+    # The blocking checks hold with the sensitivity rows in the table (the attrition tables describe the main rows).
+    assert [v.name for v in run_checks(con, study.id, study.threshold, STUDY_CHECKS) if not v.passed] == []
+    main_irr = published.query("analysis_id == 'crude_irr' and sensitivity_analysis.isna()").iloc[0]
+    variant_irr = published.query("analysis_id == 'crude_irr' and sensitivity_analysis.notna()").iloc[0]
+    assert main_irr["estimate"] != variant_irr["estimate"]
+    text = write_study_reports(con, study, analysis, published, {}, tmp_path).markdown.read_text()
+    section = text.split("## Sensitivity analyses")[1]
+    [line] = [line for line in section.splitlines() if line.startswith("| Statins")]
+    assert f"{main_irr['estimate']:.2f}" in line and f"{variant_irr['estimate']:.2f}" in line
+    assert "| 10 / 4 |" in line and "| 9 / 1 |" in line
+    # The main tables show the main rows only.
+    assert text.split("## Sensitivity analyses")[0].count(f"{variant_irr['estimate']:.2f}") == 0
