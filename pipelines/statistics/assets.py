@@ -103,6 +103,8 @@ def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: p
                          threshold: int) -> pd.DataFrame:
     """Replace the study's rows of results.associations, with small cells and what recomputes them hidden."""
     create_associations_table(con)
+    if "sensitivity_analysis" not in frame:  # rows of a main analysis only (results_frame always adds it)
+        frame = frame.assign(sensitivity_analysis=None)
     published = suppress_estimates(frame.assign(**{DISCLOSURE_GROUP: _disclosure_groups(frame)}), threshold,
                                    DERIVED_COLUMNS, group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
     published = published.drop(columns=[DISCLOSURE_GROUP])
