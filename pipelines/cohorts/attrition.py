@@ -41,14 +41,24 @@ def inclusion_steps(study: StudyDefinition) -> list[InclusionStep]:
         ]
     elif isinstance(study.index, NewUserIndex):
         target, comparator, washout = study.index.target, study.index.comparator, study.index.washout_days
+        steps.append(InclusionStep("no_new_use_in_study_period",
+                                   f"a fill of {target} or {comparator} in the study period (index = the first)"))
+        if study.index.exclude_combination_products:
+            partners = ", ".join(["the other study class", *study.index.combination_partners])
+            steps.append(InclusionStep("combination_product_at_index",
+                                       f"monotherapy at index: no product filled on the index date that counts for "
+                                       f"{target} or {comparator} and also for {partners}"))
         steps += [
-            InclusionStep("no_new_use_in_study_period",
-                          f"a fill of {target} or {comparator} in the study period (index = the first)"),
             InclusionStep("started_both_on_index", f"not starting both {target} and {comparator} on the index date"),
             InclusionStep("insufficient_prior_observation",
                           f">= {prior} days of observation before index in the same observation period"),
             InclusionStep("use_in_washout", f"no use of {target} or {comparator} in the {washout} days before index"),
         ]
+        indication = study.index.indication
+        if indication is not None:
+            steps.append(InclusionStep("no_indication_in_lookback",
+                                       f"{indication.phenotype} recorded in the {indication.lookback_days} days "
+                                       "before index (index day included)"))
     elif isinstance(study.index, LabTestIndex):
         finding = study.index.finding
         steps += [

@@ -84,6 +84,7 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
     index = study.index
     washout = study.outcome.washout
     groups = study.table1_groups
+    indication = getattr(index, "indication", None)
     return {
         "study_id": study.id,
         "study_start": study.study_period.start,
@@ -94,6 +95,10 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
         "comparator": getattr(index, "comparator", None),
         "washout_days": getattr(index, "washout_days", None),
         "grace_days": getattr(index, "grace_days", None),
+        "exclude_combination_products": getattr(index, "exclude_combination_products", False),
+        "combination_partners": list(getattr(index, "combination_partners", [])),
+        "indication_phenotype": indication.phenotype if indication else None,
+        "indication_lookback_days": indication.lookback_days if indication else None,
         "finding": getattr(index, "finding", None),
         "min_age": study.age_at_index.min,
         "max_age": study.age_at_index.max,
@@ -104,7 +109,8 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
         "tar_max_days": study.time_at_risk.max_days,
         # The phenotypes whose dated events phenotype_event_dates.sql keeps: the index and eligibility rules' own.
         "dated_phenotype_ids": [p for p in (study.outcome.phenotype, getattr(index, "target", None),
-                                            getattr(index, "comparator", None)) if p],
+                                            getattr(index, "comparator", None),
+                                            indication.phenotype if indication else None) if p],
         "step_codes": [step.code for step in inclusion_steps(study)],
         "table1_split": study.table1_split,
         "table1_by": study.table1_by if study.table1_split == "variable" else None,

@@ -251,11 +251,32 @@ class FirstVisitIndex(_Strict):
     visit_types: list[Literal["inpatient", "outpatient", "emergency"]] = Field(default_factory=list)
 
 
+class Indication(_Strict):
+    """The condition a new user must have been treated for (LEGEND-HTN: hypertension in the year before the first
+    antihypertensive fill): an event of `phenotype` in [index - lookback_days, index]."""
+
+    phenotype: PhenotypeId
+    lookback_days: int = Field(default=365, ge=0)
+
+    @model_validator(mode="after")
+    def _a_condition(self, info: ValidationInfo) -> Indication:
+        domain = _domains_in(info).get(self.phenotype)
+        if domain != "condition":
+            raise ValueError(f"indication must be a condition phenotype; {self.phenotype!r} is a {domain} phenotype")
+        return self
+
+
 class NewUserIndex(_Strict):
     """Active-comparator new-user design: index = the first fill of `target` or `comparator` in the study period;
     persons with use of either in the `washout_days` before index, or starting both on the index date, are left
     out. `treatment` is 1 for target and 0 for comparator initiators. Both intention-to-treat and on-treatment
-    (censored at discontinuation + `grace_days` or at a switch) analyses are published."""
+    (censored at discontinuation + `grace_days` or at a switch) analyses are published.
+
+    Monotherapy at index (LEGEND): with `exclude_combination_products`, a person is left out when a product filled on
+    the index date that counts for target or comparator is a combination product, that is the same record (same day,
+    vocabulary and code) also counts for the other study class or for one of `combination_partners` (the classes of
+    the other active ingredients, e.g. ACE inhibitors). With `indication`, a person without an event of that condition
+    in the lookback before index is left out."""
 
     rule: Literal["new_user"]
     target: PhenotypeId
@@ -265,6 +286,9 @@ class NewUserIndex(_Strict):
     # one era while the next starts within this many days of the supply so far, and the era ends this many days
     # after its last supply (cohort.study_population.on_treatment_end, sql/cohorts/on_treatment_end.sql).
     grace_days: int = Field(default=30, ge=0)
+    indication: Indication | None = None
+    exclude_combination_products: bool = False
+    combination_partners: list[PhenotypeId] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _two_different_drugs(self, info: ValidationInfo) -> NewUserIndex:
@@ -275,6 +299,20 @@ class NewUserIndex(_Strict):
             if domains.get(phenotype) != "drug":
                 raise ValueError(f"{role} must be a drug phenotype; {phenotype!r} is a {domains.get(phenotype)} "
                                  "phenotype")
+        return self
+
+    @model_validator(mode="after")
+    def _combination_partners_are_other_drugs(self, info: ValidationInfo) -> NewUserIndex:
+        if self.combination_partners and not self.exclude_combination_products:
+            raise ValueError("combination_partners needs exclude_combination_products: true")
+        domains = _domains_in(info)
+        for phenotype in self.combination_partners:
+            if phenotype in (self.target, self.comparator):
+                raise ValueError(f"combination_partners: {phenotype!r} is the target or comparator (a product of "
+                                 "both study classes counts as a combination already)")
+            if domains.get(phenotype) != "drug":
+                raise ValueError(f"combination_partners: {phenotype!r} is a {domains.get(phenotype)} phenotype, not "
+                                 "a drug")
         return self
 
 
@@ -363,6 +401,35 @@ class TimeAtRisk(_Strict):
         return self
 
 
+class SensitivityAnalysis(_Strict):
+    """A variant of the study's analyses with one phenotype replaced by a variant phenotype (e.g. the outcome by its
+    leg-specific variant), the design otherwise the same. Its rows are labelled with `id`. Only the outcome can be
+    replaced so far: the variant outcome is counted in the study population of the main analysis, less the persons
+    with a variant outcome before their time at risk (the outcome washout applied to the variant)."""
+
+    id: str
+    replace: PhenotypeId
+    variant: PhenotypeId
+    description: str = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_an_identifier(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a valid id (lower-case letters, digits and _, starting with a letter)")
+        return value
+
+    @model_validator(mode="after")
+    def _same_domain(self, info: ValidationInfo) -> SensitivityAnalysis:
+        domains = _domains_in(info)
+        if self.variant == self.replace:
+            raise ValueError(f"sensitivity analysis {self.id!r} replaces {self.replace!r} by itself")
+        if domains.get(self.variant) != domains.get(self.replace):
+            raise ValueError(f"sensitivity analysis {self.id!r}: {self.variant!r} is a {domains.get(self.variant)} "
+                             f"phenotype, {self.replace!r} a {domains.get(self.replace)} phenotype")
+        return self
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The study
 # ---------------------------------------------------------------------------------------------------------------
@@ -418,6 +485,8 @@ class StudyDefinition(_Strict):
     # estimates the primary analysis for each with the same design and calibrates the primary estimates on them
     # (OHDSI EmpiricalCalibration; docs/statistics.md, "Negative controls and empirical calibration").
     negative_control_outcomes: list[PhenotypeId] = Field(default_factory=list)
+    # Variants of the analyses with one phenotype replaced (the sensitivity analyses the phenotype files promise).
+    sensitivity_analyses: list[SensitivityAnalysis] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -476,6 +545,11 @@ class StudyDefinition(_Strict):
             if self.index.washout_days > self.prior_observation_days:
                 raise ValueError(f"index.washout_days ({self.index.washout_days}) exceeds prior_observation_days "
                                  f"({self.prior_observation_days}): use before observation starts cannot be seen")
+            indication = self.index.indication
+            if indication is not None and indication.lookback_days > self.prior_observation_days:
+                raise ValueError(f"index.indication.lookback_days ({indication.lookback_days}) exceeds "
+                                 f"prior_observation_days ({self.prior_observation_days}): a diagnosis before "
+                                 "observation starts cannot be seen")
             if self.table1_by not in (None, "treatment", self.index.target, self.index.comparator):
                 raise ValueError(f"table1_by: a new-user study splits Table 1 by treatment; use 'treatment' (or "
                                  f"leave it out), not {self.table1_by!r}")
@@ -488,6 +562,14 @@ class StudyDefinition(_Strict):
             if control == self.outcome.phenotype or control in seen:
                 raise ValueError(f"{where} is also the outcome, an exposure or a covariate; a negative control "
                                  "is an outcome the exposures are believed not to cause")
+        sensitivity_ids: set[str] = set()
+        for position, sensitivity in enumerate(self.sensitivity_analyses):
+            if sensitivity.id in sensitivity_ids:
+                raise ValueError(f"sensitivity_analyses[{position}]: id {sensitivity.id!r} is used twice")
+            sensitivity_ids.add(sensitivity.id)
+            if sensitivity.replace != self.outcome.phenotype:
+                raise ValueError(f"sensitivity_analyses[{position}]: only the outcome ({self.outcome.phenotype!r}) "
+                                 f"can be replaced so far, not {sensitivity.replace!r}")
         for name in seen:
             if name in RESERVED_COLUMN_NAMES or name.endswith("_first_date"):
                 raise ValueError(f"phenotype {name!r} would clash with a column of cohort.study_population")
@@ -537,8 +619,14 @@ class StudyDefinition(_Strict):
 
     @property
     def phenotype_ids(self) -> list[str]:
-        """Every phenotype the study reads: variables and outcome."""
-        return [v.variable for v in self.variables] + [self.outcome.phenotype]
+        """Every phenotype the study reads: variables, outcome and (new-user designs) the indication and the
+        combination partners."""
+        index_rule_reads = []
+        if isinstance(self.index, NewUserIndex):
+            index_rule_reads = ([self.index.indication.phenotype] if self.index.indication else []) + list(
+                self.index.combination_partners)
+        variants = [sensitivity.variant for sensitivity in self.sensitivity_analyses]
+        return [v.variable for v in self.variables] + [self.outcome.phenotype] + index_rule_reads + variants
 
     @property
     def table1_split(self) -> Literal["treatment", "variable", "none"]:

@@ -95,6 +95,8 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
     counts.shared_paths = {exposure: _common_prefix(paths) for exposure, paths in paths_of.items()}
     if results is not None and not results.empty:
         _estimate_cells(counts, results, final_path, root_of)
+    if results is not None and not results.empty:
+        _sensitivity_relations(counts, results)
     _nested_relations(counts, nested)
     if outcome_count is not None:
         _outcome_relations(counts, int(outcome_count))
@@ -122,6 +124,8 @@ def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict
     ledger = counts.ledger
     events_at: dict[tuple[str, str, str], dict[tuple[str, ...], Hashable]] = {}  # (exposure, kind, arm) -> path
     for index, row in results.iterrows():
+        if _present(row.get("sensitivity_analysis")):  # tied to its main row by _sensitivity_relations
+            continue
         path = final_path.get((row["exposure"], row["analysis_id"]))
         if path is None:  # no attrition (sequence symmetry): the row's own rule in suppress_estimates
             continue
@@ -149,6 +153,34 @@ def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict
                 follow_up = events_at[(exposure, FOLLOW_UP, arm)].get(outer_path)
                 if follow_up is not None:
                     ledger.add_difference(follow_up, outer, ("events after the horizon", exposure, outer_path, arm))
+
+
+def _sensitivity_relations(counts: StudyCounts, results: pd.DataFrame) -> None:
+    """A sensitivity analysis's row (the same analysis with the outcome replaced by a variant) against its main
+    row: its persons are the main persons less those with a prior variant outcome, and its events and the main
+    events count nested outcomes (a narrower or broader code list in the same persons). Either difference is a count
+    a reader can form, so each pair is a sum (the larger = the smaller + the difference). Declaring a pair that is
+    not truly nested only hides more."""
+    if "sensitivity_analysis" not in results:
+        return
+    ledger = counts.ledger
+    main_rows = {(row["exposure"], row["analysis_id"]): index for index, row in results.iterrows()
+                 if not _present(row["sensitivity_analysis"])}
+    for index, row in results.iterrows():
+        variant = row["sensitivity_analysis"]
+        main = main_rows.get((row["exposure"], row["analysis_id"]))
+        if not _present(variant) or main is None:
+            continue
+        for column in ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed"):
+            main_cell = counts.result_cells.get((main, column))
+            if main_cell is None or not _present(row[column]):
+                continue
+            cell = ledger.count((variant, row["exposure"], row["analysis_id"], column), row[column])
+            counts.result_cells[(index, column)] = cell
+            larger, smaller = ((main_cell, cell) if ledger.cells[main_cell].value >= ledger.cells[cell].value
+                               else (cell, main_cell))
+            ledger.add_difference(larger, smaller, ("sensitivity difference", variant, row["exposure"],
+                                                    row["analysis_id"], column))
 
 
 def _nested_relations(counts: StudyCounts, nested: Sequence[tuple[str, str]]) -> None:

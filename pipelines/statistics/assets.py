@@ -88,7 +88,8 @@ def create_associations_table(con: duckdb.DuckDBPyConnection) -> None:
     columns = ", ".join(f"{name} {_column_type(name)}" for name in PUBLISHED_RESULT_COLUMNS)
     con.execute(f"""CREATE TABLE IF NOT EXISTS {ASSOCIATIONS_TABLE} (
         study_id VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
-        suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT)""")
+        suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT,
+        sensitivity_analysis VARCHAR)""")
     con.execute(f"COMMENT ON TABLE {ASSOCIATIONS_TABLE} IS 'One row per study, exposure, outcome, analysis and "
                 "estimand: estimate with 95% CI. Counts of 1-10 persons (below the small-cell threshold) are NULL "
                 "with suppressed = true, never shown as zero, and so is everything that would recompute them.'")
@@ -114,6 +115,8 @@ def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: p
     """Replace the study's rows of results.associations, with small cells and what recomputes them hidden.
     `complementary`: count cells hidden to protect a count of another table (analysis_attrition.suppress_study_counts)."""
     create_associations_table(con)
+    if "sensitivity_analysis" not in frame:  # rows of a main analysis only (results_frame always adds it)
+        frame = frame.assign(sensitivity_analysis=None)
     published = suppress_estimates(frame.assign(**{DISCLOSURE_GROUP: _disclosure_groups(frame)}), threshold,
                                    DERIVED_COLUMNS, complementary=complementary,
                                    group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
@@ -122,7 +125,7 @@ def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: p
     if not published.empty:
         con.register("new_associations", published)
         names = ", ".join(["study_id", "exposure", "outcome", *PUBLISHED_RESULT_COLUMNS, *SUPPRESSION_COLUMNS,
-                           "seed"])
+                           "seed", "sensitivity_analysis"])
         con.execute(f"INSERT INTO {ASSOCIATIONS_TABLE} ({names}) SELECT {names} FROM new_associations")
         con.unregister("new_associations")
     return published
@@ -164,10 +167,11 @@ def publish_covariates(con: duckdb.DuckDBPyConnection, study_id: str, covariates
 
 def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition,
                           analysis: StudyAnalysis) -> pd.DataFrame:
-    """A study's estimates, their covariate sets and their per-analysis attrition, small cells hidden: the counts
-    of the estimates and of the attrition are suppressed together, since a reader can subtract one from another. A
-    study with negative-control outcomes publishes their estimates first; its primary analysis is calibrated on
-    those that are published (pipelines/statistics/empirical_calibration.py)."""
+    """A study's estimates (with its sensitivity analyses' beside them), their covariate sets and their
+    per-analysis attrition, small cells hidden: the counts of the estimates and of the attrition are suppressed
+    together, since a reader can subtract one from another. A study with negative-control outcomes publishes their
+    estimates first; its primary analysis is calibrated on those that are published
+    (pipelines/statistics/empirical_calibration.py)."""
     calibration = None
     if study.negative_control_outcomes:
         controls = publish_negative_control_estimates(
@@ -175,7 +179,12 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
         primary = primary_analysis_of(study)
         exposures = [exposure for exposure, _, result in analysis.results if result.analysis_id == primary]
         calibration = calibrate_primary_analysis(controls, exposures, primary, len(study.negative_control_outcomes))
-    results = results_frame(study.id, analysis.results, study.seed, calibration)
+    # Sensitivity analyses go to the same table beside the main rows: the same analyses and estimands, their
+    # outcome column names the variant and sensitivity_analysis their id (NULL on the main rows).
+    frames = [results_frame(study.id, analysis.results, study.seed, calibration)] + [
+        results_frame(study.id, variant.results, study.seed, sensitivity_analysis=sensitivity_id)
+        for sensitivity_id, variant in analysis.sensitivity.items() if variant.results]
+    results = pd.concat(frames, ignore_index=True)
     _, outcome_count = cohort_counts(con, study.id)
     counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
                                    analysis.nested_exposures, outcome_count)

@@ -119,7 +119,7 @@ def counts_reconcile_with_cohort(con: duckdb.DuckDBPyConnection, study_id: str) 
         LEFT JOIN (SELECT * FROM {ANALYSIS_ATTRITION_TABLE} WHERE study_id = $study
                    QUALIFY step_order = max(step_order) OVER (PARTITION BY analysis_id, exposure)) l
           ON l.analysis_id = r.analysis_id AND l.exposure = r.exposure
-        WHERE r.study_id = $study
+        WHERE r.study_id = $study AND r.sensitivity_analysis IS NULL
           AND (l.step_order IS NULL
                OR r.n_exposed IS DISTINCT FROM l.persons_exposed AND r.n_exposed IS NOT NULL
                   AND l.persons_exposed IS NOT NULL

@@ -87,6 +87,14 @@ def with_covariate_sets(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd
     return frame
 
 
+def main_analysis_rows(published: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the main analysis, without those of sensitivity analyses: what the figures, the summary and the
+    report's tables show (the report puts the sensitivity rows beside them in a section of their own)."""
+    if "sensitivity_analysis" not in published:
+        return published
+    return published[published["sensitivity_analysis"].isna()]
+
+
 def primary_analysis_of(study: StudyDefinition) -> str:
     """The analysis the study leads with: the study file's `primary_analysis`, else the design's primary
     (presentation.PRIMARY_ANALYSIS_BY_DESIGN). A name that is no comparative analysis stops here, before a run."""
@@ -210,6 +218,8 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
     """Everything either report prints, already formatted (suppression marks included)."""
     threshold = study.threshold
     labels = variable_labels()
+    sensitivity_rows = published.drop(main_analysis_rows(published).index)
+    published = main_analysis_rows(published)
     frame = with_covariate_sets(con, study.id, with_analysis_ids(published))
     primary_id = primary_analysis_of(study)
     records = frame.to_dict("records")
@@ -234,7 +244,7 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
     not_estimable = sum(1 for r in records if present(r.get("not_estimable_reason")))
     groups, table1, table1_suppressed = _table1(con, study.id, labels)
     used = list(dict.fromkeys([*(r.phenotype for r in study.exposures), *(r.phenotype for r in study.covariates),
-                               study.outcome.phenotype,
+                               study.outcome.phenotype, *(s.variant for s in study.sensitivity_analyses),
                                *([study.index.target, study.index.comparator] if study.index.rule == "new_user"
                                  else [])]))
     definitions = [{"id": pid, "anchor": _anchor(pid), **labels[pid].__dict__} for pid in used if pid in labels]
@@ -271,6 +281,7 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
         "definitions": definitions,
         "defined": {d["id"] for d in definitions},
         "plots": plots,
+        "sensitivity": _sensitivity_analyses(study, primary_rows, sensitivity_rows, primary_id, threshold, labels),
     }
 
 
@@ -278,6 +289,29 @@ def _has_ph_check(rows: list[dict]) -> bool:
     """Whether an analysis's rows are Cox models, which carry the proportional-hazards check."""
     return any(present(r.get("proportional_hazards_p_value")) or
                "proportional_hazards_p_value" in (r.get("complementary_columns") or "").split(",") for r in rows)
+def _sensitivity_analyses(study: StudyDefinition, primary_rows: list[dict], sensitivity_rows: pd.DataFrame,
+                          primary_id: str, threshold: int, labels) -> list[dict]:
+    """Per sensitivity analysis of the study, the primary analysis's estimate of each exposure beside the variant's."""
+    if sensitivity_rows.empty:
+        return []
+    variant_records = with_analysis_ids(sensitivity_rows).to_dict("records")
+    sections = []
+    for sensitivity in study.sensitivity_analyses:
+        variant = {r["exposure"]: r for r in variant_records
+                   if r["sensitivity_analysis"] == sensitivity.id and r["analysis_id"] == primary_id}
+        rows = []
+        for main in primary_rows:
+            main_row = _estimate_row(main, threshold, labels)
+            other = variant.get(main["exposure"])
+            other_row = _estimate_row(other, threshold, labels) if other else None
+            rows.append({"label": main_row["label"], "main": main_row["estimate"], "main_events": main_row["exposed"],
+                         "variant": other_row["estimate"] if other_row else "–",
+                         "variant_events": other_row["exposed"] if other_row else "–",
+                         "not_estimable_reason": other_row["not_estimable_reason"] if other_row else ""})
+        sections.append({"id": sensitivity.id, "description": sensitivity.description,
+                         "replace": label_of(labels, sensitivity.replace),
+                         "variant": label_of(labels, sensitivity.variant), "rows": rows})
+    return sections
 
 
 def _grouped(records: list[dict]) -> list[tuple[str, list[dict]]]:
@@ -316,7 +350,7 @@ def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame,
     folder.mkdir(parents=True, exist_ok=True)
     labels = variable_labels()
     plots: dict[str, Path] = {}
-    frame = with_analysis_ids(published)
+    frame = with_analysis_ids(main_analysis_rows(published))
     primary_id = primary_analysis_of(study)
     rows = frame[frame["analysis_id"] == primary_id] if not frame.empty else frame
     if not rows.empty:
@@ -353,7 +387,7 @@ def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame,
 def summary_markdown(published: pd.DataFrame, study: StudyDefinition) -> str:
     """The report's summary table (the primary analysis per exposure) as Markdown, for the asset metadata."""
     labels = variable_labels()
-    frame = with_analysis_ids(published)
+    frame = with_analysis_ids(main_analysis_rows(published))
     primary_id = primary_analysis_of(study)
     rows = [_estimate_row(r, study.threshold, labels) for r in frame.to_dict("records")
             if r["analysis_id"] == primary_id]

@@ -35,7 +35,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipelines.cohorts.study import StudyDefinition
+from pipelines.cohorts.study import SensitivityAnalysis, StudyDefinition
+from pipelines.sql import read_sql
 from pipelines.sql_quoting import quote_identifier
 from pipelines.statistics.competing_risks import cumulative_incidence_at_horizon
 from pipelines.statistics.empirical_calibration import (NullDistribution, calibrated_confidence_interval,
@@ -117,6 +118,8 @@ class StudyAnalysis:
     # (outer, inner) exposure labels: inner is outer's cohort with follow-up censored earlier (on treatment within
     # intention to treat), so its persons and events are a subset of outer's (a relation the disclosure rule uses)
     nested_exposures: list[tuple[str, str]] = field(default_factory=list)
+    # Sensitivity analyses (the study's sensitivity_analyses), by id: the same analyses with one phenotype replaced.
+    sensitivity: dict[str, StudyAnalysis] = field(default_factory=dict)
 
     def add(self, exposure: str, outcome: str, results: list[EstimateResult],
             steps: dict[str, list[AttritionStep]]) -> None:
@@ -443,6 +446,15 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
         analysis = StudyAnalysis(study.id)
         analysis.notes.append("the study population is empty; no estimates")
         return analysis
+    analysis = _analyse_population(population, study)
+    for sensitivity in study.sensitivity_analyses:
+        variant = analyse_sensitivity(con, population, study, sensitivity)
+        analysis.sensitivity[sensitivity.id] = variant
+        analysis.notes += variant.notes  # the run notes and the report say what each sensitivity analysis left out
+    return analysis
+
+
+def _analyse_population(population: pd.DataFrame, study: StudyDefinition) -> StudyAnalysis:
     if study.index.rule == "new_user":
         analysis = analyse_new_user_study(population, study)
     else:
@@ -621,6 +633,43 @@ def calibrate_primary_analysis(published_controls: pd.DataFrame, exposures: list
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Sensitivity analyses: the same design with the outcome replaced by a variant phenotype
+# ---------------------------------------------------------------------------------------------------------------
+
+def sensitivity_population(con: duckdb.DuckDBPyConnection, population: pd.DataFrame, study: StudyDefinition,
+                           sensitivity: SensitivityAnalysis) -> pd.DataFrame:
+    """The study population (`population`, in person_id order) with the outcome of `sensitivity`'s variant
+    (sql/cohorts/sensitivity_outcome.sql): its first event in the time at risk, and without the persons who had one
+    before the time at risk (the study's outcome washout)."""
+    sql = read_sql("cohorts/sensitivity_outcome.sql")
+    variant = con.execute(sql, {"study_id": study.id, "variant_outcome": sensitivity.variant,
+                                "outcome_washout": study.outcome.washout.kind,
+                                "outcome_washout_days": study.outcome.washout.days}).df()
+    if len(variant) != len(population):  # pragma: no cover - both read cohort.study_population of the study
+        raise RuntimeError(f"sensitivity analysis {sensitivity.id}: {len(variant)} persons, the study has "
+                           f"{len(population)}")
+    frame = population.copy()
+    frame["outcome_date"] = pd.to_datetime(variant["outcome_date"]).to_numpy()
+    frame["outcome_flag"] = variant["outcome_date"].notna().to_numpy()
+    return frame[~variant["outcome_before_time_at_risk"].astype(bool).to_numpy()]
+
+
+def analyse_sensitivity(con: duckdb.DuckDBPyConnection, population: pd.DataFrame, study: StudyDefinition,
+                        sensitivity: SensitivityAnalysis) -> StudyAnalysis:
+    """The study's analyses, same design and covariates, with the outcome replaced by `sensitivity.variant` (the
+    rows' outcome names the variant)."""
+    frame = sensitivity_population(con, population, study, sensitivity)
+    variant_study = study.model_copy(update={"outcome": study.outcome.model_copy(
+        update={"phenotype": sensitivity.variant})})
+    analysis = _analyse_population(frame, variant_study)
+    left_out = len(population) - len(frame)
+    notes = [f"left out {left_out:,} of {len(population):,} persons, who had {sensitivity.variant} before their "
+             "time at risk"] if left_out else []
+    analysis.notes = [f"sensitivity analysis {sensitivity.id}: {note}" for note in notes + analysis.notes]
+    return analysis
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Sequence symmetry over the whole extract
 # ---------------------------------------------------------------------------------------------------------------
 def sequence_symmetry_for_drugs(con: duckdb.DuckDBPyConnection, drug_phenotypes: list[str],
@@ -703,27 +752,14 @@ def _log_scale(result: EstimateResult) -> tuple[float | None, float | None]:
     return math.log(result.estimate), se
 
 
-def _e_values(result: EstimateResult) -> dict[str, float | None]:
-    """The E-values of an adjusted ratio (an estimate with an adjustment set: cox_adjusted and the propensity-score
-    analyses), None for everything else: crude ratios, rates, risks, sequence ratios and non-estimable rows.
-    Whether a hazard ratio's outcome is rare is judged on the persons the estimate analysed."""
-    none = dict.fromkeys(E_VALUE_COLUMNS)
-    if (result.estimate is None or not result.covariates or "ratio" not in result.estimand
-            or "sequence" in result.estimand):
-        return none
-    persons = (result.n_exposed or 0) + (result.n_unexposed or 0)
-    events = (result.events_exposed or 0) + (result.events_unexposed or 0)
-    share = events / persons if persons else None
-    point, interval = e_values(result.estimand, result.estimate, result.ci_lower, result.ci_upper, share)
-    return dict(zip(E_VALUE_COLUMNS, (point, interval)))
-
-
 def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], seed: int | None = None,
-                  calibration: Mapping[str, Calibration] | None = None) -> pd.DataFrame:
+                  calibration: Mapping[str, Calibration] | None = None,
+                  sensitivity_analysis: str | None = None) -> pd.DataFrame:
     """The rows to publish. Each passes the estimability rule once more, so nothing that fails it (an infinite
     ratio, an estimate outside its interval) can reach results.associations whatever produced it. `seed`: the
     study's seed (None where no step is random, as in sequence symmetry). `calibration`: per exposure, the
-    empirical calibration of its primary-analysis row (calibrate_primary_analysis); other rows get none."""
+    empirical calibration of its primary-analysis row (calibrate_primary_analysis); other rows get none.
+    `sensitivity_analysis`: the id of the sensitivity analysis the rows belong to (None: the main analysis)."""
     records = []
     for exposure, outcome, result in rows:
         result = judged(result)
@@ -734,7 +770,8 @@ def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], se
         records.append({"study_id": study_id, "exposure": exposure, "outcome": outcome,
                         "analysis_id": result.analysis_id, "method_name": ANALYSES.get(result.analysis_id),
                         **result.to_row(), "log_estimate": log_estimate, "se_log_estimate": se_log_estimate,
-                        **_e_values(result), **calibrated, "seed": seed})
+                        **_e_values(result), **calibrated, "seed": seed,
+                        "sensitivity_analysis": sensitivity_analysis})
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
         frame = frame.replace({np.nan: None})

@@ -1,9 +1,15 @@
 -- Index rule new_user (active comparator): one row per person in the extract. The index date is the person's first
 -- fill of $target or $comparator in the study period; exclusion_reason names the first criterion a person fails:
---   no observation in the study period; no such fill; fills of both drugs on the index date; index not in a merged
---   observation period with >= $prior_observation_days days of it before index (a start on the first day of
---   observation has 0); use of either drug in the $washout_days days before index (a fill starting before index
---   whose supply reaches index - $washout_days or later).
+--   no observation in the study period; no such fill; with $exclude_combination_products, a combination product
+--   filled on the index date (below); fills of both drugs on the index date; index not in a merged observation
+--   period with >= $prior_observation_days days of it before index (a start on the first day of observation has 0);
+--   use of either drug in the $washout_days days before index (a fill starting before index whose supply reaches
+--   index - $washout_days or later); with an $indication_phenotype, no event of it in the
+--   $indication_lookback_days days before index (index day included).
+-- A combination product (LEGEND's monotherapy rule): a record filled on the index date that counts for $target or
+-- $comparator and, as the same record (same day, vocabulary and code), also for the other study class or for one of
+-- $combination_partners (the classes of the other active ingredients). Drug classes include their combination
+-- products (each ingredient's class counts); excluding them is the study's choice, made here.
 -- treatment: 1 = started the target, 0 = started the comparator.
 WITH observed_in_study_period AS (
     SELECT DISTINCT person_id
@@ -43,6 +49,31 @@ use_in_washout AS (
       ON d.person_id = s.person_id
      AND d.fill_start < s.index_date
      AND d.supply_end >= s.index_date - $washout_days
+),
+index_day_products AS (
+    SELECT DISTINCT s.person_id, s.index_date, e.phenotype_id, e.vocabulary, e.code
+    FROM drugs_started_on_index AS s
+    JOIN phenotype.events AS e ON e.person_id = s.person_id AND e.event_date = s.index_date
+    WHERE $exclude_combination_products::BOOLEAN AND e.phenotype_id IN ($target, $comparator)
+),
+combination_product_at_index AS (
+    SELECT DISTINCT p.person_id
+    FROM index_day_products AS p
+    JOIN phenotype.events AS other
+      ON other.person_id = p.person_id
+     AND other.event_date = p.index_date
+     AND other.vocabulary = p.vocabulary
+     AND other.code = p.code
+     AND other.phenotype_id <> p.phenotype_id
+    WHERE other.phenotype_id IN ($target, $comparator)
+       OR list_contains($combination_partners::VARCHAR[], other.phenotype_id)
+),
+indication_in_lookback AS (
+    SELECT DISTINCT s.person_id
+    FROM drugs_started_on_index AS s
+    JOIN phenotype_event_dates AS d
+      ON d.person_id = s.person_id AND d.phenotype_id = $indication_phenotype::VARCHAR
+    WHERE date_diff('day', d.event_date, s.index_date) BETWEEN 0 AND $indication_lookback_days::INTEGER
 )
 SELECT p.person_id,
        s.index_date,
@@ -53,13 +84,17 @@ SELECT p.person_id,
        CASE
            WHEN o.person_id IS NULL THEN 'no_observation_in_study_period'
            WHEN s.person_id IS NULL THEN 'no_new_use_in_study_period'
+           WHEN c.person_id IS NOT NULL THEN 'combination_product_at_index'
            WHEN s.starts_target AND s.starts_comparator THEN 'started_both_on_index'
            WHEN op.person_id IS NULL OR date_diff('day', op.period_start, s.index_date) < $prior_observation_days
                THEN 'insufficient_prior_observation'
            WHEN w.person_id IS NOT NULL THEN 'use_in_washout'
+           WHEN $indication_phenotype::VARCHAR IS NOT NULL AND i.person_id IS NULL THEN 'no_indication_in_lookback'
        END AS exclusion_reason
 FROM staging.person AS p
 LEFT JOIN observed_in_study_period AS o ON o.person_id = p.person_id
 LEFT JOIN drugs_started_on_index AS s ON s.person_id = p.person_id
 LEFT JOIN index_observation_period AS op ON op.person_id = p.person_id
 LEFT JOIN use_in_washout AS w ON w.person_id = p.person_id
+LEFT JOIN combination_product_at_index AS c ON c.person_id = p.person_id
+LEFT JOIN indication_in_lookback AS i ON i.person_id = p.person_id

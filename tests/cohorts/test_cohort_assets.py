@@ -21,6 +21,10 @@ def hand_extract() -> HandExtract:
         extract.person(pid, year_of_birth=1940 + n // 2, sex="FM"[n % 2], visits=["2016-03-01"])
         drug = "thiazide_diuretics" if n % 3 else "calcium_channel_blockers"
         extract.fill(pid, drug, "2016-02-20", "2016-03-20")
+        # The same plain product counts for the new-user study's class (LEGEND's), and its indication is recorded.
+        legend_class = "thiazide_or_thiazide_like_diuretics" if n % 3 else "dihydropyridine_calcium_channel_blockers"
+        extract.events.append((pid, legend_class, *extract.events[-1][2:]))
+        extract.event(pid, "hypertension", "2015-11-01")
         if n % 4 == 0:
             extract.event(pid, "leg_cramps", "2018-06-01")
         if n % 5 == 0:

@@ -59,7 +59,9 @@ def test_bundled_studies_load():
     assert leg_cramps.time_at_risk.censor_unexposed_at_exposure_start is True
     new_users = studies["thiazide_vs_ccb"]
     assert (new_users.index.target, new_users.index.comparator, new_users.index.washout_days) == (
-        "thiazide_diuretics", "calcium_channel_blockers", 365)
+        "thiazide_or_thiazide_like_diuretics", "dihydropyridine_calcium_channel_blockers", 365)
+    assert new_users.index.indication.phenotype == "hypertension" and new_users.index.indication.lookback_days == 365
+    assert new_users.index.exclude_combination_products and "ace_inhibitors" in new_users.index.combination_partners
     assert new_users.table1_groups == ("target", "comparator")
     assert [v.role for v in new_users.variables[:2]] == ["target", "comparator"]
 

@@ -116,25 +116,30 @@ def test_the_docs_show_how_many_codes_each_vocabulary_has(library, table):
 # Products: the ATC code they are sold under, the RxNorm ingredient CUIs they contain (as listed in the table's
 # sources), and the classes their ingredients belong to. Fluticasone (RxNorm 41126, OHDSI Eunomia vocabulary) is in
 # no class: it must add nothing.
+# The LEGEND classes: thiazides with thiazide-like diuretics, and dihydropyridine calcium channel blockers only.
+TT, DHP = "thiazide_or_thiazide_like_diuretics", "dihydropyridine_calcium_channel_blockers"
 PRODUCTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
     "lisinopril + hydrochlorothiazide": (
-        "C09BA03", ("29046", "5487"), {"ace_inhibitors", "thiazide_diuretics", "hydrochlorothiazide"}),
-    "perindopril + indapamide": ("C09BA04", ("54552", "5764"), {"ace_inhibitors", "thiazide_like_diuretics"}),
+        "C09BA03", ("29046", "5487"), {"ace_inhibitors", "thiazide_diuretics", "hydrochlorothiazide", TT}),
+    "perindopril + indapamide": ("C09BA04", ("54552", "5764"), {"ace_inhibitors", "thiazide_like_diuretics", TT}),
     "trandolapril + verapamil": ("C09BB10", ("38454", "11170"), {"ace_inhibitors", "calcium_channel_blockers"}),
     "valsartan + amlodipine + hydrochlorothiazide": (
         "C09DX01", ("69749", "17767", "5487"),
-        {"angiotensin_receptor_blockers", "calcium_channel_blockers", "thiazide_diuretics", "hydrochlorothiazide"}),
+        {"angiotensin_receptor_blockers", "calcium_channel_blockers", "thiazide_diuretics", "hydrochlorothiazide", TT, DHP}),
     "azilsartan + chlortalidone": (
-        "C09DA09", ("1091643", "2409"), {"angiotensin_receptor_blockers", "thiazide_like_diuretics"}),
+        "C09DA09", ("1091643", "2409"), {"angiotensin_receptor_blockers", "thiazide_like_diuretics", TT}),
     "bisoprolol + hydrochlorothiazide": (
-        "C07BB07", ("19484", "5487"), {"beta_blockers", "thiazide_diuretics", "hydrochlorothiazide"}),
+        "C07BB07", ("19484", "5487"), {"beta_blockers", "thiazide_diuretics", "hydrochlorothiazide", TT}),
     "spironolactone + hydrochlorothiazide": (
         "C03EA01", ("9997", "5487"),
-        {"potassium_sparing_diuretics", "thiazide_diuretics", "hydrochlorothiazide"}),
-    "atorvastatin + amlodipine": ("C10BX03", ("83367", "17767"), {"statins", "calcium_channel_blockers"}),
+        {"potassium_sparing_diuretics", "thiazide_diuretics", "hydrochlorothiazide", TT}),
+    "atorvastatin + amlodipine": ("C10BX03", ("83367", "17767"), {"statins", "calcium_channel_blockers", DHP}),
     "salmeterol + fluticasone": ("R03AK06", ("36117", "41126"), {"long_acting_beta2_agonists"}),
     "pravastatin": ("C10AA03", ("42463",), {"statins"}),
     "furosemide": ("C03CA01", ("4603",), {"loop_diuretics"}),
+    "chlorthalidone": ("C03BA04", ("2409",), {"thiazide_like_diuretics", TT}),
+    "nifedipine": ("C08CA05", ("7417",), {"calcium_channel_blockers", DHP}),
+    "lisinopril + amlodipine": ("C09BB03", ("29046", "17767"), {"ace_inhibitors", "calcium_channel_blockers", DHP}),
     "albuterol": ("R03AC02", ("435",), {"short_acting_beta2_agonists"}),
     "quinine": ("P01BC01", ("9071",), {"quinine_start"}),
 }

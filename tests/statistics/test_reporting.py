@@ -194,9 +194,11 @@ def test_markdown_report_is_short_and_readable(published):
     assert not any(re.search(r"\| 0\.000 \|", line) for line in rows)
     if (frame["p_value"].dropna() < 0.001).any():
         assert "| <0.001 |" in text
-    # The summary comes first and counts every row of the study once.
+    # The summary comes first and counts every row of the study's main analysis once (the sensitivity analyses'
+    # rows have their own section).
     assert text.index("## Summary") < text.index("## Table 1")
-    total = len(frame)
+    total = int(frame["sensitivity_analysis"].isna().sum())
+    assert total < len(frame) and "## Sensitivity analyses" in text
     assert f"of {total} estimates published" in text
     # The asset metadata's summary is the same table.
     assert summary_markdown(published.frames[study.id], study).splitlines()[0].startswith(
