@@ -5,10 +5,12 @@ a site name, a database path in ATTACH) goes through these functions; nothing el
 Values that can be bound as prepared-statement parameters ($name, ?) are bound instead: quoting is only for the
 places where SQL accepts no parameter (reader paths, ATTACH, identifiers, generated check SQL).
 
-The rules are standard SQL, which DuckDB and Spark SQL both follow for these two forms: a string literal is enclosed
-in single quotes with each single quote doubled; an identifier is enclosed in double quotes with each double quote
-doubled (Spark accepts double-quoted identifiers only with ANSI quoting, so the engine layer translates them).
-A NUL character cannot be represented in either and is refused rather than silently cut.
+The rules are standard SQL, which DuckDB follows: a string literal is enclosed in single quotes with each single
+quote doubled; an identifier is enclosed in double quotes with each double quote doubled. Spark SQL reads string
+literals differently (a backslash escapes the next character, and two adjacent literals 'it''s' are concatenated to
+'its'), so a value bound into Spark SQL text is written by `quote_spark_literal`; identifiers the engine layer
+translates to Spark's backquotes. A NUL character cannot be represented in either and is refused rather than
+silently cut.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ def quote_literal(value: str | PathLike[str]) -> str:
     """`value` as a SQL string literal: 'it''s' for it's. Paths are written as their string form."""
     text = _checked(str(value) if isinstance(value, PathLike) else value, "SQL literal")
     return "'" + text.replace("'", "''") + "'"
+
+
+def quote_spark_literal(value: str) -> str:
+    """`value` as a Spark SQL string literal: 'it\\'s' for it's, backslashes escaped."""
+    text = _checked(value, "Spark SQL literal")
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def quote_identifier(name: str) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
+from pipelines.engine import as_engine
 from pipelines.cohorts.study import FirstVisitIndex, LabTestIndex, NewUserIndex, StudyDefinition
 from pipelines.cohorts.suppression import suppress_attrition
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, SUPPRESSED_TEXT, small_cell_text
@@ -126,15 +128,17 @@ def published_attrition(study: StudyDefinition, counts: list[tuple[str, int, int
     return rows, suppression.warnings
 
 
-def study_period_warning(con, study: StudyDefinition, counts: list[tuple[str, int, int, int]]) -> str | None:
+def study_period_warning(target: Any, study: StudyDefinition,
+                         counts: list[tuple[str, int, int, int]]) -> str | None:
     """When no person's observation overlaps the study period (typically date-shifted data, such as MIMIC's
     2110-2202), the extract's observation range beside the study period, and the override that fixes it."""
     by_code = {code: (before, after) for code, before, after, _ in counts}
     before, after = by_code.get("no_observation_in_study_period", (0, 0))
     if not before or after:
         return None
-    [(first, last)] = con.execute("SELECT min(observation_period_start_date), max(observation_period_end_date) "
-                                  "FROM staging.observation_period").fetchall()
+    [observed] = as_engine(target).records("SELECT min(observation_period_start_date) AS first, "
+                                "max(observation_period_end_date) AS last FROM staging.observation_period")
+    first, last = observed["first"], observed["last"]
     example = json.dumps({study.id: {"study_period": {"start": str(first), "end": str(last)}}})
     return (f"no person's observation overlaps the study period ({study.study_period.start} to "
             f"{study.study_period.end}): the extract observes {first} to {last}, so all {before:,} persons leave at "

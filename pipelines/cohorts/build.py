@@ -1,7 +1,9 @@
 """Build a study's cohort tables in the warehouse by running the SQL models of sql/cohorts/ in order.
 
-    build_study(con, study)        one study: its rows of cohort.*, results.attrition and results.table1
-    build_all_studies(con)         every studies/*.yaml
+    build_study(target, study)     one study: its rows of cohort.*, results.attrition and results.table1
+    build_all_studies(target)      every studies/*.yaml
+
+`target` is a DuckDB connection, a SparkSession or an engine of pipelines/engine/, which runs the SQL.
 
 Model order (each SELECT is materialised as a temporary table named after its file, which later models read):
 
@@ -10,23 +12,21 @@ Model order (each SELECT is materialised as a temporary table named after its fi
     -> eligibility -> attrition_counts -> on_treatment_end -> person_variables -> study_population -> cohort_rows
     -> table1_aggregates -> table1_smd
 
-A study's rows are replaced in one transaction: a failure leaves the previous rows of that study in place.
+On DuckDB a study's rows are replaced in one transaction: a failure leaves the previous rows of that study in
+place (Spark's plain tables have no transactions: pipelines/engine/spark_engine.py).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
-
-import duckdb
-import pyarrow as pa
 
 from pipelines import tables
 from pipelines.cohorts.attrition import AttritionRow, inclusion_steps, published_attrition, study_period_warning
 from pipelines.cohorts.study import LabTestIndex, StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.disclosure import shown_count
+from pipelines.engine import Engine, as_engine, parameters_used
 from pipelines.sql import read_sql
 from pipelines.sql_quoting import quote_identifier, quote_literal
 
@@ -65,38 +65,22 @@ class StudyBuild:
 # Running SQL models
 # ---------------------------------------------------------------------------------------------------------------
 
-_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_LINE_COMMENT = re.compile(r"--[^\n]*")
-
-
 def model_sql(model: str) -> str:
     return read_sql(f"cohorts/{model}.sql").strip().rstrip(";")
 
 
 def model_parameters(sql: str, parameters: dict[str, Any]) -> dict[str, Any]:
     """The subset of `parameters` the SQL names as $name (DuckDB refuses unused ones)."""
-    names = set(_PARAMETER.findall(_LINE_COMMENT.sub("", sql)))
-    missing = names - parameters.keys()
-    if missing:
-        raise KeyError(f"SQL parameters without a value: {', '.join(sorted(missing))}")
-    return {name: parameters[name] for name in names}
+    return parameters_used(sql, parameters)
 
 
-def materialise(con: duckdb.DuckDBPyConnection, model: str, parameters: dict[str, Any],
-                table: str | None = None) -> None:
-    """CREATE OR REPLACE TEMP TABLE <table, default the model name> AS <the model's SELECT>."""
-    sql = model_sql(model)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table or model} AS {sql}", model_parameters(sql, parameters))
+def materialise(engine: Engine, model: str, parameters: dict[str, Any], table: str | None = None) -> None:
+    """A temporary table <table, default the model name> holding the rows of the model's SELECT."""
+    engine.create_temp_table(table or model, model_sql(model), parameters)
 
 
-def query(con: duckdb.DuckDBPyConnection, model: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    sql = model_sql(model)
-    return _fetch_records(con.execute(sql, model_parameters(sql, parameters)))
-
-
-def _fetch_records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+def query(engine: Engine, model: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    return engine.records(model_sql(model), parameters)
 
 
 def study_parameters(study: StudyDefinition) -> dict[str, Any]:
@@ -138,22 +122,21 @@ def study_parameters(study: StudyDefinition) -> dict[str, Any]:
 # Output tables
 # ---------------------------------------------------------------------------------------------------------------
 
-def create_output_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(model_sql("create_tables"))
+def create_output_tables(target: Any) -> None:
+    as_engine(target).execute(model_sql("create_tables"))
 
 
-def add_phenotype_columns(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> None:
+def add_phenotype_columns(target: Any, study: StudyDefinition) -> None:
     """cohort.study_population has a BOOLEAN and a <id>_first_date column per phenotype any study records. Column
     names come from validated phenotype ids (lower-case identifiers), never from data."""
+    engine = as_engine(target)
     for variable in study.variables:
-        con.execute(f"ALTER TABLE {tables.STUDY_POPULATION} ADD COLUMN IF NOT EXISTS "
-                    f"{quote_identifier(variable.variable)} BOOLEAN")
-        con.execute(f"ALTER TABLE {tables.STUDY_POPULATION} ADD COLUMN IF NOT EXISTS "
-                    f"{quote_identifier(variable.variable + '_first_date')} DATE")
+        engine.add_column_if_absent(tables.STUDY_POPULATION, variable.variable, "BOOLEAN")
+        engine.add_column_if_absent(tables.STUDY_POPULATION, variable.variable + "_first_date", "DATE")
 
 
-def study_population_insert_sql(study: StudyDefinition) -> str:
-    """INSERT the study population with its phenotype columns pivoted from cohort.person_variables: <id> is true
+def study_population_select_sql(study: StudyDefinition) -> str:
+    """The study population with its phenotype columns pivoted from cohort.person_variables: <id> is true
     when the phenotype is present at index, <id>_first_date is its first date (on or before index when present,
     else the day it is acquired after index, else NULL). <id> is NULL for a person left out of a new-use
     comparison (person_variables.at_index NULL)."""
@@ -170,7 +153,6 @@ def study_population_insert_sql(study: StudyDefinition) -> str:
         selected.append(f"v.{first_date}")
     base = model_sql("study_population")
     return (
-        f"INSERT INTO {tables.STUDY_POPULATION} BY NAME\n"
         "WITH phenotype_columns AS (\n"
         f"    SELECT {', '.join(pivoted)}\n"
         f"    FROM {tables.PERSON_VARIABLES} WHERE study_id = $study_id GROUP BY person_id\n"
@@ -180,23 +162,14 @@ def study_population_insert_sql(study: StudyDefinition) -> str:
     )
 
 
-def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, records: list[dict[str, Any]]) -> None:
-    """Insert Python records by column name (through Arrow: executemany is slow row by row)."""
-    if not records:
-        return
-    con.register("rows_to_insert", pa.Table.from_pylist(records))
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows_to_insert")
-    finally:
-        con.unregister("rows_to_insert")
-
-
-def _delete_study_rows(con: duckdb.DuckDBPyConnection, study_id: str) -> None:
-    con.execute(f"DELETE FROM {tables.COHORT} WHERE cohort_definition_id IN "
-                f"(SELECT cohort_definition_id FROM {tables.COHORT_DEFINITION} WHERE study_id = ?)", [study_id])
+def _delete_study_rows(engine: Engine, study_id: str) -> None:
+    parameters = {"study_id": study_id}
+    engine.delete_rows(tables.COHORT, "cohort_definition_id IN "
+                       f"(SELECT cohort_definition_id FROM {tables.COHORT_DEFINITION} WHERE study_id = $study_id)",
+                       parameters)
     for table in (tables.COHORT_DEFINITION, tables.STUDY_VARIABLES, tables.PERSON_VARIABLES,
                   tables.STUDY_POPULATION, tables.ATTRITION, tables.TABLE1):
-        con.execute(f"DELETE FROM {table} WHERE study_id = ?", [study_id])
+        engine.delete_rows(table, "study_id = $study_id", parameters)
 
 
 def staging_tables_read(study: StudyDefinition) -> tuple[str, ...]:
@@ -204,9 +177,8 @@ def staging_tables_read(study: StudyDefinition) -> tuple[str, ...]:
     return STAGING_TABLES_READ + (LAB_TEST_STAGING_TABLES_READ if isinstance(study.index, LabTestIndex) else ())
 
 
-def check_inputs(con: duckdb.DuckDBPyConnection, study: StudyDefinition | None = None) -> None:
-    present = {f"{schema}.{table}" for schema, table in
-               con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+def check_inputs(target: Any, study: StudyDefinition | None = None) -> None:
+    present = as_engine(target).table_names()
     phenotype_tables = PHENOTYPE_TABLES_READ
     if study is not None and isinstance(study.index, LabTestIndex):
         phenotype_tables += LAB_TEST_PHENOTYPE_TABLES_READ
@@ -222,92 +194,89 @@ def check_inputs(con: duckdb.DuckDBPyConnection, study: StudyDefinition | None =
 # Building
 # ---------------------------------------------------------------------------------------------------------------
 
-def build_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> StudyBuild:
+def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
     """Replace the study's rows in cohort.cohort_definition, cohort.cohort, cohort.study_variables,
-    cohort.person_variables, cohort.study_population, results.attrition and results.table1."""
-    check_inputs(con, study)
-    create_output_tables(con)
-    add_phenotype_columns(con, study)
+    cohort.person_variables, cohort.study_population, results.attrition and results.table1 of `target` (a DuckDB
+    connection, a SparkSession or an Engine)."""
+    engine = as_engine(target)
+    check_inputs(engine, study)
+    create_output_tables(engine)
+    add_phenotype_columns(engine, study)
     parameters = study_parameters(study)
     threshold = study.threshold
-    con.begin()
-    try:
-        _delete_study_rows(con, study.id)
-        _insert_rows(con, tables.COHORT_DEFINITION, [d.model_dump() for d in study.cohort_definitions()])
-        _insert_rows(con, tables.STUDY_VARIABLES, [
+    with engine.transaction():
+        _delete_study_rows(engine, study.id)
+        engine.insert_records(tables.COHORT_DEFINITION, [d.model_dump() for d in study.cohort_definitions()])
+        engine.insert_records(tables.STUDY_VARIABLES, [
             {"study_id": study.id, "variable": v.variable, "role": v.role, "window_kind": v.window.kind,
              "lookback_days": v.window.days, "variable_order": v.order,
              "new_use_washout_days": v.new_use.washout_days if v.new_use else None,
              "new_use_started_within_days": v.new_use.started_within_days if v.new_use else None}
             for v in study.variables])
 
-        materialise(con, "observation_periods_merged", parameters)
-        materialise(con, "phenotype_event_dates", parameters)
-        materialise(con, f"index_{study.index.rule}", parameters, table="index_dates")
-        materialise(con, "eligibility", parameters)
-        _check_exclusion_codes(con, parameters["step_codes"])
+        materialise(engine, "observation_periods_merged", parameters)
+        materialise(engine, "phenotype_event_dates", parameters)
+        materialise(engine, f"index_{study.index.rule}", parameters, table="index_dates")
+        materialise(engine, "eligibility", parameters)
+        _check_exclusion_codes(engine, parameters["step_codes"])
 
         counts = [(r["step_code"], r["persons_before"], r["persons_after"], r["persons_removed"])
-                  for r in query(con, "attrition_counts", parameters)]
+                  for r in query(engine, "attrition_counts", parameters)]
         attrition, warnings = published_attrition(study, counts, threshold)
-        warnings += filter(None, [study_period_warning(con, study, counts)])
-        _insert_rows(con, tables.ATTRITION, [vars(row) for row in attrition])
+        warnings += filter(None, [study_period_warning(engine, study, counts)])
+        engine.insert_records(tables.ATTRITION, [vars(row) for row in attrition])
 
-        materialise(con, "on_treatment_end", parameters)
-        sql = model_sql("person_variables")
-        con.execute(f"INSERT INTO {tables.PERSON_VARIABLES} BY NAME {sql}", model_parameters(sql, parameters))
-        sql = study_population_insert_sql(study)
-        con.execute(sql, model_parameters(sql, parameters))
-        sql = model_sql("cohort_rows")
-        con.execute(f"INSERT INTO {tables.COHORT} BY NAME {sql}", model_parameters(sql, parameters))
+        materialise(engine, "on_treatment_end", parameters)
+        engine.insert_select(tables.PERSON_VARIABLES, model_sql("person_variables"), parameters)
+        engine.insert_select(tables.STUDY_POPULATION, study_population_select_sql(study), parameters)
+        engine.insert_select(tables.COHORT, model_sql("cohort_rows"), parameters)
 
-        materialise(con, "table1_aggregates", parameters)
-        aggregates = _fetch_records(con.execute("SELECT * FROM table1_aggregates"))
-        smd = {r["variable"]: r["smd"] for r in query(con, "table1_smd", parameters)} if study.table1_groups else {}
+        materialise(engine, "table1_aggregates", parameters)
+        aggregates = engine.records("SELECT * FROM table1_aggregates")
+        smd = {r["variable"]: r["smd"] for r in query(engine, "table1_smd", parameters)} if study.table1_groups else {}
         table1 = build_table1(study, aggregates, smd, threshold)
-        _insert_rows(con, tables.TABLE1, [row.as_record() for row in table1])
+        engine.insert_records(tables.TABLE1, [row.as_record() for row in table1])
 
-        cohort_size, outcome_count = con.execute(
-            f"SELECT count(*), count(outcome_date) FROM {tables.STUDY_POPULATION} WHERE study_id = ?", [study.id]
-        ).fetchone()
-        warnings += _input_warnings(con, study)
+        [sizes] = engine.records(
+            f"SELECT count(*) AS persons, count(outcome_date) AS outcomes FROM {tables.STUDY_POPULATION} "
+            "WHERE study_id = $study_id", {"study_id": study.id})
+        cohort_size, outcome_count = sizes["persons"], sizes["outcomes"]
+        warnings += _input_warnings(engine, study)
         for table in TEMPORARY_TABLES:
-            con.execute(f"DROP TABLE IF EXISTS temp.{table}")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+            engine.drop_temp_table(table)
     return StudyBuild(study.id, cohort_size, outcome_count, attrition, table1, threshold, warnings)
 
 
-def build_all_studies(con: duckdb.DuckDBPyConnection,
-                      studies: dict[str, StudyDefinition] | None = None) -> dict[str, StudyBuild]:
-    """Build every study (default: all studies/*.yaml) on an open warehouse connection."""
+def build_all_studies(target: Any, studies: dict[str, StudyDefinition] | None = None) -> dict[str, StudyBuild]:
+    """Build every study (default: all studies/*.yaml) on an open warehouse connection or engine."""
     studies = load_studies() if studies is None else studies
-    return {study_id: build_study(con, study) for study_id, study in studies.items()}
+    engine = as_engine(target)
+    return {study_id: build_study(engine, study) for study_id, study in studies.items()}
 
 
-def _check_exclusion_codes(con: duckdb.DuckDBPyConnection, step_codes: list[str]) -> None:
+def _check_exclusion_codes(engine: Engine, step_codes: list[str]) -> None:
     """Every exclusion code the SQL wrote must be one of the study's steps, or attrition would lose persons."""
-    codes = {row[0] for row in con.execute(
-        "SELECT DISTINCT exclusion_reason FROM eligibility WHERE exclusion_reason IS NOT NULL").fetchall()}
+    codes = {row["exclusion_reason"] for row in engine.records(
+        "SELECT DISTINCT exclusion_reason FROM eligibility WHERE exclusion_reason IS NOT NULL")}
     unknown = codes - set(step_codes)
     if unknown:  # pragma: no cover - a programming error between the SQL and attrition.py
         raise CohortBuildError(f"exclusion codes without an attrition step: {sorted(unknown)}")
 
 
-def _input_warnings(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> list[str]:
+def _input_warnings(engine: Engine, study: StudyDefinition) -> list[str]:
     """Things in the inputs worth a look: phenotypes nobody has, drug fills whose supply could not be found."""
     warnings = []
-    with_persons = {row[0] for row in con.execute(
-        f"SELECT DISTINCT phenotype_id FROM {tables.PHENOTYPE_PERSON_SUMMARY} WHERE list_contains(?, phenotype_id)",
-        [study.phenotype_ids]).fetchall()}
+    parameters = {"phenotype_ids": list(study.phenotype_ids)}
+    with_persons = {row["phenotype_id"] for row in engine.records(
+        f"SELECT DISTINCT phenotype_id FROM {tables.PHENOTYPE_PERSON_SUMMARY} "
+        "WHERE list_contains($phenotype_ids, phenotype_id)", parameters)}
     empty = [p for p in study.phenotype_ids if p not in with_persons]
     if empty:
         warnings.append(f"phenotypes with no persons in phenotype.person_summary: {', '.join(empty)}")
-    fills_without_supply = con.execute(
-        "SELECT count(*) FROM phenotype.events WHERE source_table = 'drug_exposure' AND event_end_date IS NULL "
-        "AND list_contains(?, phenotype_id)", [study.phenotype_ids]).fetchone()[0]
+    [fills] = engine.records(
+        "SELECT count(*) AS fills FROM phenotype.events WHERE source_table = 'drug_exposure' "
+        "AND event_end_date IS NULL AND list_contains($phenotype_ids, phenotype_id)", parameters)
+    fills_without_supply = fills["fills"]
     if fills_without_supply:
         warnings.append(f"{fills_without_supply:,} drug fills in phenotype.events have no event_end_date (last "
                         "day of supply); their supply is taken as one day")

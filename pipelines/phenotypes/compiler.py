@@ -15,7 +15,8 @@ The order of a run:
    rules), person_summary.sql (person exclusions), then composites depth by depth (composite_person_summary.sql,
    composite_events.sql)
 
-Public entry points: ``compile_phenotypes(library)`` (what would run) and ``run_phenotypes(con)`` (run it).
+Public entry points: ``compile_phenotypes(library)`` (what would run) and ``run_phenotypes(target)`` (run it, on a
+DuckDB connection, a SparkSession or any engine of pipelines/engine/).
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
+from pipelines.engine import Engine, as_engine
 from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, phenotype_library
 from pipelines.phenotypes.schema import (
     CONVERSION_DECIMALS,
@@ -78,14 +78,11 @@ class SqlStep:
     def sql(self) -> str:
         return read_sql(self.file)
 
-    def execute(self, con: duckdb.DuckDBPyConnection) -> None:
+    def execute(self, engine: Engine) -> None:
         if self.rows is not None:
-            if self.rows:
-                con.executemany(self.sql, list(self.rows))
-        elif self.parameters:
-            con.execute(self.sql, self.parameters)
+            engine.execute_many(self.sql, self.rows)
         else:
-            con.execute(self.sql)
+            engine.execute(self.sql, self.parameters)
 
 
 @dataclass(frozen=True)
@@ -122,31 +119,27 @@ def compile_phenotypes(library: PhenotypeLibrary) -> CompiledPhenotypes:
     return CompiledPhenotypes(library=library, steps=tuple(steps), definition_rows=rows)
 
 
-def run_phenotypes(con: duckdb.DuckDBPyConnection,
-                   library: PhenotypeLibrary | None = None) -> dict[str, PhenotypeCounts]:
-    """Compute every phenotype into schema ``phenotype`` of ``con``, which must hold the staging tables.
+def run_phenotypes(target: Any, library: PhenotypeLibrary | None = None) -> dict[str, PhenotypeCounts]:
+    """Compute every phenotype into schema ``phenotype`` of ``target`` (a DuckDB connection, a SparkSession or an
+    Engine), which must hold the staging tables.
 
-    Runs in one transaction of its own (so ``con`` must not be inside one): on error, nothing of this run stays
-    behind and the previous phenotype tables, if any, are kept. Returns the counts per phenotype.
+    On DuckDB it runs in one transaction of its own (so the connection must not be inside one): on error, nothing of
+    this run stays behind and the previous phenotype tables, if any, are kept. Returns the counts per phenotype.
     """
+    engine = as_engine(target)
     if library is None:
         library = phenotype_library()
     compiled = compile_phenotypes(library)
-    con.begin()
-    try:
+    with engine.transaction():
         for step in compiled.steps:
-            step.execute(con)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-    return phenotype_counts(con)
+            step.execute(engine)
+    return phenotype_counts(engine)
 
 
-def phenotype_counts(con: duckdb.DuckDBPyConnection) -> dict[str, PhenotypeCounts]:
-    """Event rows and persons per phenotype, from the phenotype schema of ``con``."""
-    result = con.execute(read_sql("phenotypes/counts.sql")).fetchall()
-    return {row[0]: PhenotypeCounts(*row) for row in result}
+def phenotype_counts(target: Any) -> dict[str, PhenotypeCounts]:
+    """Event rows and persons per phenotype, from the phenotype schema of ``target``."""
+    result = as_engine(target).records(read_sql("phenotypes/counts.sql"))
+    return {row["phenotype_id"]: PhenotypeCounts(*row.values()) for row in result}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 # Bottom to top. Each layer holds units (a module, or a package with everything under it); a module may import
 # its own unit and any unit of a lower layer. The same table is drawn in docs/architecture.md.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("shared core", ("pipelines paths sql_quoting sql extract_spec vocabularies tables asset_keys disclosure "
+    ("shared core", ("pipelines paths sql_quoting sql engine extract_spec vocabularies tables asset_keys disclosure "
                      "run_failures warehouse",)),
     # The checked YAML definitions: what every stage asks for phenotype ids, domains, codes and ranges.
     ("phenotype library", ("phenotypes.loader phenotypes.schema phenotypes.errors phenotypes.reference_codes",)),

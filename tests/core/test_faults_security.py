@@ -395,9 +395,9 @@ def test_study_phenotype_columns_take_any_name():
 
 
 def test_study_population_pivot_quotes_the_phenotype_ids():
-    from pipelines.cohorts.build import study_population_insert_sql
+    from pipelines.cohorts.build import study_population_select_sql
 
-    sql = study_population_insert_sql(SimpleNamespace(variables=[SimpleNamespace(variable=HOSTILE)]))
+    sql = study_population_select_sql(SimpleNamespace(variables=[SimpleNamespace(variable=HOSTILE)]))
     quoted_literal = "'" + HOSTILE.replace("'", "''") + "'"
     quoted_identifier = '"' + HOSTILE.replace('"', '""') + '"'
     assert f"FILTER (WHERE variable = {quoted_literal}) AS {quoted_identifier}" in sql
