@@ -56,3 +56,16 @@ def spark(tmp_path_factory):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def engines(spark):
+    """The same SQL's two engines: a fresh in-memory DuckDB and the shared Spark session, through the engine layer
+    (pipelines/engine)."""
+    import duckdb
+
+    from pipelines.engine import as_engine
+
+    con = duckdb.connect()
+    yield {"duckdb": as_engine(con), "spark": as_engine(spark)}
+    con.close()
