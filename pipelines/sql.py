@@ -1,4 +1,6 @@
-"""Reading the SQL files of sql/: plain DuckDB SQL, one statement or model per file, by stage.
+"""Reading the SQL files of sql/: DuckDB's dialect, restricted to what Spark SQL runs with the same result
+(tests/core/test_sql_portability.py), one statement or model per file, by stage. The engine layer
+(pipelines/engine/) runs them on DuckDB as written or translated on Spark.
 
     sql/staging/     shaping other extract formats into the canonical tables: one SELECT per source table and
                      format (omop_*.sql, synthea_*.sql), the OMOP concept-code map, and DuckDB helper macros
@@ -12,7 +14,7 @@
                      pipelines/cohorts/build.py
 
 Where a file needs run-time values it names them as DuckDB prepared-statement parameters ($name), never through
-string formatting. The files spell table names literally (pipelines/tables.py names them for Python).
+string formatting (on Spark the engine layer binds them as literals). The files spell table names literally (pipelines/tables.py names them for Python).
 """
 
 from __future__ import annotations

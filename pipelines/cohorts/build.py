@@ -129,10 +129,11 @@ def create_output_tables(target: Any) -> None:
 def add_phenotype_columns(target: Any, study: StudyDefinition) -> None:
     """cohort.study_population has a BOOLEAN and a <id>_first_date column per phenotype any study records. Column
     names come from validated phenotype ids (lower-case identifiers), never from data."""
-    engine = as_engine(target)
+    columns: dict[str, str] = {}
     for variable in study.variables:
-        engine.add_column_if_absent(tables.STUDY_POPULATION, variable.variable, "BOOLEAN")
-        engine.add_column_if_absent(tables.STUDY_POPULATION, variable.variable + "_first_date", "DATE")
+        columns[variable.variable] = "BOOLEAN"
+        columns[variable.variable + "_first_date"] = "DATE"
+    as_engine(target).add_columns_if_absent(tables.STUDY_POPULATION, columns)
 
 
 def study_population_select_sql(study: StudyDefinition) -> str:

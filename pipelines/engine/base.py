@@ -94,6 +94,11 @@ class Engine(ABC):
     def add_column_if_absent(self, table: str, column: str, column_type: str) -> None:
         """Add a column (DuckDB type name) unless the table has it."""
 
+    def add_columns_if_absent(self, table: str, columns: Mapping[str, str]) -> None:
+        """Add each {column: DuckDB type name} the table lacks."""
+        for column, column_type in columns.items():
+            self.add_column_if_absent(table, column, column_type)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A unit of work: all of it or nothing where the engine has transactions (DuckDB)."""

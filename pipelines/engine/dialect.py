@@ -8,6 +8,9 @@ holds the few places where its translation would change a result silently:
 - quantile_cont(x, q) becomes Spark's exact `percentile(x, q)` (linear interpolation between the two nearest
   ranks, as DuckDB's quantile_cont and numpy's default); sqlglot's PERCENTILE_CONT(x, q) is not the same function
   on Spark.
+- WITH name AS NOT MATERIALIZED (DuckDB's hint for a CTE read twice) loses the hint: Spark inlines CTEs by itself.
+- hash(...) (ROW_HASH) becomes xxhash64(...), also 64 bits.
+- HUGEINT (exact integer sums) becomes DECIMAL(38, 0), Spark's widest exact integer.
 - a / b follows DuckDB: a number divided by zero is +inf, -inf or NaN (0/0), NULL stays NULL. Spark's ANSI mode
   (its default) raises an error instead, and its legacy mode returns NULL.
 
@@ -28,6 +31,10 @@ from sqlglot.dialects.spark import Spark
 from pipelines.sql_quoting import quote_spark_literal
 
 SOURCE_DIALECT = "duckdb"
+# DuckDB's 64-bit hash of a row's values; on Spark the 64-bit xxhash64 (Spark's hash() has 32 bits: many more
+# collisions). The values differ between the engines, so a hash may only narrow a search that an exact comparison
+# then decides (the data-quality checks' repeated-value candidates), never be a result.
+ROW_HASH = "hash"
 
 
 class UnboundParameter(KeyError):
@@ -44,6 +51,18 @@ def _signed_infinity_division(self: Spark.Generator, expression: exp.Div) -> str
             f"ELSE {numerator} / {denominator} END)")
 
 
+def _cte_without_materialization_hint(self: Spark.Generator, expression: exp.CTE) -> str:
+    expression = expression.copy()
+    expression.set("materialized", None)
+    return Spark.Generator.cte_sql(self, expression)
+
+
+def _row_hash(self: Spark.Generator, expression: exp.Anonymous) -> str:
+    if expression.name.lower() == ROW_HASH:
+        return self.func("XXHASH64", *expression.expressions)
+    return Spark.Generator.anonymous_sql(self, expression)
+
+
 def _exact_percentile(self: Spark.Generator, expression: exp.PercentileCont) -> str:
     return self.func("PERCENTILE", expression.this, expression.expression)
 
@@ -56,7 +75,12 @@ class ProjectSpark(Spark):
             **Spark.Generator.TRANSFORMS,
             exp.PercentileCont: _exact_percentile,
             exp.Div: _signed_infinity_division,
+            exp.CTE: _cte_without_materialization_hint,
+            exp.Anonymous: _row_hash,
         }
+        # Exact integer sums (Table 1's sums of squares) use DuckDB's HUGEINT; Spark's widest exact integer is
+        # DECIMAL(38, 0).
+        TYPE_MAPPING = {**Spark.Generator.TYPE_MAPPING, exp.DataType.Type.INT128: "DECIMAL(38, 0)"}
 
 
 def literal_sql(value: Any) -> str:
@@ -121,3 +145,59 @@ def translate(sql: str, parameters: Mapping[str, Any] | None = None) -> list[str
     """DuckDB SQL text (one or more statements) as Spark SQL statements, parameters bound. DDL that Spark's plain
     tables do not take is the Spark engine's business (pipelines/engine/spark_engine.py), not this function's."""
     return [to_spark_sql(statement, parameters) for statement in parse_statements(sql)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DuckDB temporary macros
+# ---------------------------------------------------------------------------------------------------------------
+# Spark SQL has no macros. A CREATE TEMP MACRO statement is kept by the engine as a definition, and later statements
+# get every call of it replaced by its body with the arguments put in (as DuckDB itself expands a scalar macro).
+Macros = dict[str, tuple[tuple[str, ...], exp.Expression]]
+
+
+def is_macro_definition(statement: exp.Expression) -> bool:
+    return isinstance(statement, exp.Create) and str(statement.args.get("kind") or "").upper() == "MACRO"
+
+
+def define_macro(statement: exp.Expression, macros: Macros) -> None:
+    """Add the macro a CREATE MACRO statement defines to `macros` (its body already expanded)."""
+    function = statement.this
+    parameters = tuple(parameter.name for parameter in function.expressions)
+    macros[function.this.name.lower()] = (parameters, expand_macros(statement.expression, macros))
+
+
+def expand_macros(statement: exp.Expression, macros: Macros) -> exp.Expression:
+    """A copy of `statement` with every call of a macro in `macros` replaced by the macro's body."""
+    if not macros:
+        return statement
+
+    def replace(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and node.name.lower() in macros:
+            parameters, body = macros[node.name.lower()]
+            arguments = dict(zip(parameters, (expand_macros(argument, macros) for argument in node.expressions)))
+            if len(arguments) != len(node.expressions) or len(parameters) != len(node.expressions):
+                raise ValueError(f"macro {node.name} takes {len(parameters)} arguments")
+            expanded = body.copy().transform(
+                lambda inner: arguments[inner.name].copy()
+                if isinstance(inner, exp.Column) and not inner.table and inner.name in arguments else inner)
+            return exp.Paren(this=expanded)
+        return node
+
+    return statement.copy().transform(replace)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DuckDB texts the data-quality checks are written with (the suites run them on DuckDB through GX)
+# ---------------------------------------------------------------------------------------------------------------
+def cte_read_twice(name: str) -> str:
+    """`WITH <name> AS` for a CTE a query reads twice: NOT MATERIALIZED, because DuckDB materialises a CTE read more
+    than once (for the duplicate-event check, a copy of every compared column: 40 GB of spill at 600 million rows).
+    ProjectSpark drops the hint."""
+    return f"WITH {name} AS NOT MATERIALIZED"
+
+
+def column_types_relation(relation: str) -> str:
+    """A relation (column_name, column_type) of the columns of `relation` with their DuckDB type names. DuckDB
+    only: Spark SQL has no DESCRIBE as a relation, and its type names differ, so on Spark the column types are
+    checked on the DataFrame schema (pipelines/engine/portability.py DUCKDB_ONLY)."""
+    return f"(DESCRIBE SELECT * FROM {relation})"

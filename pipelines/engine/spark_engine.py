@@ -2,6 +2,7 @@
 
 What Spark's plain (Parquet) tables do not take is mapped here, in one place:
 
+- CREATE TEMP MACRO: kept as a definition and expanded into later statements (dialect.py expand_macros).
 - CREATE TEMP TABLE name AS SELECT ...: a temporary view over the result, materialised once with
   `localCheckpoint` (eager). A plain Spark temporary view is a stored query that every read recomputes, which costs
   the whole lineage again and, for a statement that is not deterministic, can even give other rows; a checkpointed
@@ -20,13 +21,23 @@ What Spark's plain (Parquet) tables do not take is mapped here, in one place:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 from sqlglot import exp
 
 from pipelines.engine.base import Engine
-from pipelines.engine.dialect import ProjectSpark, bind_parameters, parse_statements, to_spark_sql
+from pipelines.engine.dialect import (
+    Macros,
+    ProjectSpark,
+    bind_parameters,
+    define_macro,
+    expand_macros,
+    is_macro_definition,
+    parse_statements,
+    to_spark_sql,
+)
 
 # DuckDB type names used in the project's Python (ADD COLUMN) and their Spark types.
 SPARK_TYPES = {"BOOLEAN": "BOOLEAN", "DATE": "DATE", "INTEGER": "INT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE",
@@ -57,23 +68,83 @@ def _is_temporary(create: exp.Create) -> bool:
     properties = create.args.get("properties")
     return bool(properties and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions))
 
+# What the Spark engine does with one statement (`spark_steps`): the kinds of step.
+SQL = "sql"  # spark.sql(sql)
+TEMP_VIEW = "temp view"  # sql (a SELECT) materialised once as the temporary view `table`
+DROP = "drop"  # drop the temporary view or table `table`
+ADD_COLUMN = "add column"  # add `column` of `column_type` to `table` unless it has it
+DELETE = "delete"  # keep the rows of `table` where `sql` (a condition) is not true
+INSERT = "insert"  # append the rows of `sql` (a SELECT) to `table`, by `columns` (positional) or by name
+NOTHING = "nothing"  # a statement without effect on Spark (DROP NOT NULL)
+
+
+@dataclass(frozen=True)
+class SparkStep:
+    kind: str
+    sql: str = ""
+    table: str = ""
+    column: str = ""
+    column_type: str = ""
+    columns: tuple[str, ...] | None = None
+
+
+def spark_steps(statement: exp.Expression) -> list[SparkStep]:
+    """What the Spark engine runs for one parsed DuckDB statement (parameters already bound); no session needed,
+    so the portability check (tests/core/test_sql_portability.py) reads the same Spark SQL the engine runs."""
+    if isinstance(statement, exp.Create) and statement.args.get("kind") == "TABLE":
+        if _is_temporary(statement):
+            return [SparkStep(TEMP_VIEW, statement.expression.sql(dialect=ProjectSpark), _table_name(statement.this))]
+        return [SparkStep(SQL, _without_constraints(statement).sql(dialect=ProjectSpark))]
+    if isinstance(statement, exp.Alter):
+        table = _table_name(statement.this)
+        steps = []
+        for action in statement.args.get("actions") or []:
+            if isinstance(action, exp.ColumnDef):
+                steps.append(SparkStep(ADD_COLUMN, table=table, column=action.name,
+                                       column_type=action.args["kind"].sql(dialect=ProjectSpark)))
+            elif isinstance(action, exp.AlterColumn) and action.args.get("drop") and action.args.get("allow_null"):
+                steps.append(SparkStep(NOTHING))  # DROP NOT NULL: Parquet columns are all nullable
+            else:
+                steps.append(SparkStep(SQL, statement.sql(dialect=ProjectSpark)))
+        return steps
+    if isinstance(statement, exp.Delete):
+        where = statement.args.get("where")
+        return [SparkStep(DELETE, where.this.sql(dialect=ProjectSpark) if where else "TRUE",
+                          _table_name(statement.this))]
+    if isinstance(statement, exp.Drop) and statement.args.get("kind") == "TABLE":
+        return [SparkStep(DROP, table=_table_name(table)) for table in statement.args.get("tables") or []]
+    if isinstance(statement, exp.Insert) and isinstance(statement.expression, exp.Query):
+        target, columns = statement.this, None
+        if isinstance(target, exp.Schema):
+            columns = tuple(c.name for c in target.expressions)
+            target = target.this
+        return [SparkStep(INSERT, statement.expression.sql(dialect=ProjectSpark), _table_name(target),
+                          columns=columns)]
+    return [SparkStep(SQL, statement.sql(dialect=ProjectSpark))]
+
+
 
 class SparkEngine(Engine):
     name = "spark"
 
     def __init__(self, spark: Any):
         self.spark = spark
+        self.macros: Macros = {}  # DuckDB temporary macros defined so far, expanded into later statements
 
     # --- statements ----------------------------------------------------------------------------------------------
     def execute(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         for statement in parse_statements(sql):
-            self._run(bind_parameters(statement, parameters or {}))
+            if is_macro_definition(statement):
+                define_macro(statement, self.macros)
+                continue
+            self._run(bind_parameters(expand_macros(statement, self.macros), parameters or {}))
 
     def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """One INSERT of all rows: the statement's VALUES row is repeated with each row's values bound."""
         if not rows:
             return
         [statement] = parse_statements(sql)
+        statement = expand_macros(statement, self.macros)
         values = statement.find(exp.Values)
         if not isinstance(statement, exp.Insert) or values is None or len(values.expressions) != 1:
             for row in rows:
@@ -85,68 +156,37 @@ class SparkEngine(Engine):
         self._run(combined)
 
     def _run(self, statement: exp.Expression) -> None:
-        if isinstance(statement, exp.Create) and statement.args.get("kind") == "TABLE":
-            if _is_temporary(statement):
-                self._create_temp_view(_table_name(statement.this), statement.expression)
-                return
-            statement = _without_constraints(statement)
-        elif isinstance(statement, exp.Alter):
-            self._alter(statement)
-            return
-        elif isinstance(statement, exp.Delete):
-            where = statement.args.get("where")
-            self._delete(_table_name(statement.this), where.this.sql(dialect=ProjectSpark) if where else "FALSE")
-            return
-        elif isinstance(statement, exp.Drop) and statement.args.get("kind") == "TABLE":
-            for table in statement.args.get("tables") or [statement.this]:
-                self._drop_table(table)
-            return
-        elif isinstance(statement, exp.Insert) and isinstance(statement.expression, (exp.Query,)) \
-                and not isinstance(statement.expression, exp.Values):
-            self._insert_query(statement)
-            return
-        self.spark.sql(statement.sql(dialect=ProjectSpark))
+        for step in spark_steps(statement):
+            self._apply(step)
 
-    def _create_temp_view(self, name: str, select: exp.Expression) -> None:
-        frame = self.spark.sql(select.sql(dialect=ProjectSpark)).localCheckpoint(eager=True)
-        frame.createOrReplaceTempView(name)
+    def _apply(self, step: SparkStep) -> None:
+        if step.kind == SQL:
+            self.spark.sql(step.sql)
+        elif step.kind == TEMP_VIEW:
+            self._create_temp_view(step.table, step.sql)
+        elif step.kind == DROP:
+            self._drop_table(step.table)
+        elif step.kind == ADD_COLUMN:
+            if step.column not in self.columns(step.table):
+                self.spark.sql(f"ALTER TABLE {_backquoted(step.table)} ADD COLUMNS "
+                               f"(`{step.column.replace('`', '``')}` {step.column_type})")
+        elif step.kind == DELETE:
+            self._delete(step.table, step.sql)
+        elif step.kind == INSERT:
+            frame = self.spark.sql(step.sql)
+            if step.columns is not None:
+                frame = frame.toDF(*step.columns)  # positional: the i-th SELECT column into the i-th named one
+            self._append(step.table, frame)
 
-    def _drop_table(self, table: exp.Table) -> None:
-        name = _table_name(table)
-        schema = table.db
+    def _create_temp_view(self, name: str, select_sql: str) -> None:
+        self.spark.sql(select_sql).localCheckpoint(eager=True).createOrReplaceTempView(name)
+
+    def _drop_table(self, name: str) -> None:
+        schema, _, table = name.rpartition(".")
         if schema in ("", "temp"):
-            if self.spark.catalog.dropTempView(table.name):
-                return
-            if schema == "temp":
+            if self.spark.catalog.dropTempView(table) or schema == "temp":
                 return
         self.spark.sql(f"DROP TABLE IF EXISTS {_backquoted(name)}")
-
-    def _alter(self, statement: exp.Alter) -> None:
-        table = _table_name(statement.this)
-        for action in statement.args.get("actions") or []:
-            if isinstance(action, exp.ColumnDef):
-                if action.name not in self.columns(table):
-                    spark_type = action.args["kind"].sql(dialect=ProjectSpark)
-                    self.spark.sql(f"ALTER TABLE {_backquoted(table)} ADD COLUMNS (`{action.name}` {spark_type})")
-            elif isinstance(action, exp.AlterColumn) and action.args.get("drop") and action.args.get("allow_null"):
-                continue  # DROP NOT NULL: Parquet columns are all nullable
-            else:
-                raise NotImplementedError(f"ALTER TABLE action not mapped to Spark: {action.sql(dialect='duckdb')}")
-
-    def _insert_query(self, statement: exp.Insert) -> None:
-        target = statement.this
-        columns = None
-        if isinstance(target, exp.Schema):
-            columns = [c.name for c in target.expressions]
-            target = target.this
-        select = statement.expression
-        if columns is not None:
-            # Positional: the i-th SELECT column goes into the i-th named column.
-            frame = self.spark.sql(select.sql(dialect=ProjectSpark))
-            frame = frame.toDF(*columns)
-        else:
-            frame = self.spark.sql(select.sql(dialect=ProjectSpark))
-        self._append(_table_name(target), frame)
 
     def _append(self, table: str, frame: Any) -> None:
         """Append `frame` to `table`, columns matched by name, the table's others NULL."""
@@ -163,15 +203,16 @@ class SparkEngine(Engine):
         aligned.write.insertInto(_backquoted(table))
 
     def _delete(self, table: str, condition: str) -> None:
-        kept = (self.spark.table(_backquoted(table))
-                .where(f"NOT coalesce(({condition}), false)")
-                .localCheckpoint(eager=True))
+        rows = self.spark.table(_backquoted(table))
+        if rows.where(f"coalesce(({condition}), false)").isEmpty():
+            return  # nothing to delete: no rewrite of the table
+        kept = rows.where(f"NOT coalesce(({condition}), false)").localCheckpoint(eager=True)
         kept.write.insertInto(_backquoted(table), overwrite=True)
 
     # --- results ---------------------------------------------------------------------------------------------------
     def _frame(self, sql: str, parameters: Mapping[str, Any] | None) -> Any:
         [statement] = parse_statements(sql)
-        return self.spark.sql(to_spark_sql(statement, parameters))
+        return self.spark.sql(to_spark_sql(expand_macros(statement, self.macros), parameters))
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
         return self._frame(sql, parameters).toPandas()
@@ -181,11 +222,12 @@ class SparkEngine(Engine):
 
     # --- tables ----------------------------------------------------------------------------------------------------
     def table_names(self) -> set[str]:
+        # SHOW TABLES reads names only; catalog.listTables fetches every table's metadata.
         names = set()
-        for database in self.spark.catalog.listDatabases():
-            for table in self.spark.catalog.listTables(database.name):
-                if not table.isTemporary:
-                    names.add(f"{database.name}.{table.name}")
+        for (database,) in self.spark.sql("SHOW DATABASES").collect():
+            for row in self.spark.sql(f"SHOW TABLES IN {_backquoted(database)}").collect():
+                if not row["isTemporary"]:
+                    names.add(f"{database}.{row['tableName']}")
         return names
 
     def columns(self, table: str) -> list[str]:
@@ -231,6 +273,11 @@ class SparkEngine(Engine):
         self._delete(table, condition.sql(dialect=ProjectSpark))
 
     def add_column_if_absent(self, table: str, column: str, column_type: str) -> None:
-        if column not in self.columns(table):
-            self.spark.sql(f"ALTER TABLE {_backquoted(table)} ADD COLUMNS "
-                           f"(`{column.replace('`', '``')}` {SPARK_TYPES[column_type.upper()]})")
+        self.add_columns_if_absent(table, {column: column_type})
+
+    def add_columns_if_absent(self, table: str, columns: Mapping[str, str]) -> None:
+        present = set(self.columns(table))
+        missing = [f"`{name.replace('`', '``')}` {SPARK_TYPES[column_type.upper()]}"
+                   for name, column_type in columns.items() if name not in present]
+        if missing:
+            self.spark.sql(f"ALTER TABLE {_backquoted(table)} ADD COLUMNS ({', '.join(missing)})")

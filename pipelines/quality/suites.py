@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.engine.dialect import ROW_HASH, column_types_relation, cte_read_twice
 from pipelines import extract_spec as spec
 from pipelines import tables
 from pipelines.paths import EXPECTATIONS_DIR
@@ -236,7 +237,7 @@ def columns_and_types(table: spec.Table) -> list[Check]:
         violating_rows(
             "column_types_match_spec",
             f"""
-            WITH actual AS (SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {{batch}}))
+            WITH actual AS (SELECT column_name, column_type FROM {column_types_relation("{batch}")})
             SELECT expected.column_name, expected.column_type AS expected_type, actual.column_type AS actual_type
             FROM (VALUES {expected}) AS expected(column_name, column_type)
             JOIN actual ON actual.column_name = expected.column_name
@@ -253,12 +254,8 @@ def columns_and_types(table: spec.Table) -> list[Check]:
 # integer per group instead of every compared value, which at 10 million patients means 600 million drug rows'
 # worth of spill), keep the hashes seen more than once, then group exactly only the rows with such a hash. The
 # second pass makes the result exact: a hash collision can add a candidate, never a violating row.
-# hash() is DuckDB's (64-bit); on Spark SQL the same role is xxhash64(), not hash() (32 bits: many collisions).
-# `checked` is read twice, so it is declared NOT MATERIALIZED: DuckDB materialises a CTE read more than once, and
-# for the duplicate-event check that meant a copy of every compared column of the table (40 GB of spill at 600
-# million rows). Spark SQL has no NOT MATERIALIZED; it inlines CTEs by itself.
-ROW_HASH = "hash"
-CHECKED_TWICE = "WITH checked AS NOT MATERIALIZED"
+# The hash and the hint for `checked`, read twice, are engine-specific: pipelines/engine/dialect.py.
+CHECKED_TWICE = cte_read_twice("checked")
 
 
 def repeated_hash_candidates(columns: str) -> str:

@@ -2,7 +2,9 @@
 -- eligibility carries the code of the first step they fail (NULL = kept), so a step removes exactly the persons
 -- with its code and the counts chain: persons_after of one step = persons_before of the next.
 WITH steps AS (
-    SELECT unnest($step_codes) AS step_code, generate_subscripts($step_codes, 1) AS step_order
+    -- The step codes are distinct, so a code's position in the list is its step's order.
+    SELECT step_code, array_position($step_codes, step_code) AS step_order
+    FROM (SELECT unnest($step_codes) AS step_code) AS codes
 ),
 removed_per_step AS (
     SELECT exclusion_reason AS step_code, count(*) AS persons_removed

@@ -13,7 +13,7 @@ visits_in_study_period_during_observation AS (
     JOIN observation_periods_merged AS op
       ON op.person_id = v.person_id AND v.visit_start_date BETWEEN op.period_start AND op.period_end
     WHERE v.visit_start_date BETWEEN $study_start AND $study_end
-      AND (len($visit_types) = 0 OR list_contains($visit_types, v.visit_type))
+      AND (array_length($visit_types) = 0 OR list_contains($visit_types, v.visit_type))
 ),
 persons_with_a_visit AS (
     SELECT DISTINCT person_id FROM visits_in_study_period_during_observation
@@ -24,7 +24,7 @@ first_visit_with_prior_observation AS (
            arg_min(period_start, visit_date) AS observation_start,
            arg_min(period_end, visit_date) AS observation_end
     FROM visits_in_study_period_during_observation
-    WHERE visit_date - period_start >= $prior_observation_days
+    WHERE date_diff('day', period_start, visit_date) >= $prior_observation_days
     GROUP BY person_id
 )
 SELECT p.person_id,

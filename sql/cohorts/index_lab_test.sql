@@ -62,7 +62,7 @@ first_test_with_prior_observation AS (
            arg_min(period_start, test_date) AS observation_start,
            arg_min(period_end, test_date) AS observation_end
     FROM tests_during_observation
-    WHERE test_date - period_start >= $prior_observation_days
+    WHERE date_diff('day', period_start, test_date) >= $prior_observation_days
     GROUP BY person_id
 )
 SELECT p.person_id,

@@ -54,7 +54,7 @@ SELECT p.person_id,
            WHEN o.person_id IS NULL THEN 'no_observation_in_study_period'
            WHEN s.person_id IS NULL THEN 'no_new_use_in_study_period'
            WHEN s.starts_target AND s.starts_comparator THEN 'started_both_on_index'
-           WHEN op.person_id IS NULL OR s.index_date - op.period_start < $prior_observation_days
+           WHEN op.person_id IS NULL OR date_diff('day', op.period_start, s.index_date) < $prior_observation_days
                THEN 'insufficient_prior_observation'
            WHEN w.person_id IS NOT NULL THEN 'use_in_washout'
        END AS exclusion_reason

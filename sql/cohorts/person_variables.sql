@@ -73,7 +73,7 @@ new_use_history AS (
            min(e.event_date) AS first_fill,
            bool_or(coalesce(e.event_end_date, e.event_date) >= p.index_date - r.washout_days) AS recent_use,
            min(e.event_date) >= p.index_date - r.started_within_days
-               AND min(e.event_date) - p.observation_start >= r.washout_days AS started_as_new_user
+               AND date_diff('day', p.observation_start, min(e.event_date)) >= r.washout_days AS started_as_new_user
     FROM population AS p
     JOIN recorded_events AS e ON e.person_id = p.person_id AND e.event_date <= p.index_date
     JOIN new_use_rules AS r ON r.phenotype_id = e.phenotype_id

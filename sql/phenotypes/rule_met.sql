@@ -40,7 +40,7 @@ UNION ALL
 SELECT records.person_id, records.phenotype_id,
        least(firsts.first_inpatient,
              min(CASE WHEN records.visit_type IS DISTINCT FROM 'inpatient'
-                       AND records.event_date - firsts.first_outside >= firsts.min_days_apart
+                       AND date_diff('day', firsts.first_outside, records.event_date) >= firsts.min_days_apart
                       THEN records.event_date END)),
        NULL, max(records.event_date), count(*)
 FROM phenotype_condition_records AS records
@@ -58,7 +58,7 @@ JOIN (
 GROUP BY records.person_id, records.phenotype_id, firsts.first_inpatient
 HAVING least(firsts.first_inpatient,
              min(CASE WHEN records.visit_type IS DISTINCT FROM 'inpatient'
-                       AND records.event_date - firsts.first_outside >= firsts.min_days_apart
+                       AND date_diff('day', firsts.first_outside, records.event_date) >= firsts.min_days_apart
                       THEN records.event_date END)) IS NOT NULL
 
 UNION ALL

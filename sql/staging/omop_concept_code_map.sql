@@ -68,7 +68,8 @@ JOIN rxnorm_chain ON rxnorm_chain.concept_id = staged.concept_id AND rxnorm_chai
 JOIN omop_vocabulary_concept AS ingredient ON ingredient.concept_id = rxnorm_chain.reached_id
 WHERE ingredient.vocabulary_id = 'RxNorm' AND ingredient.concept_class_id = 'Ingredient';
 
-CREATE OR REPLACE TABLE vocabulary.concept_code_map AS
+DROP TABLE IF EXISTS vocabulary.concept_code_map;
+CREATE TABLE vocabulary.concept_code_map AS
 WITH mapped AS (
     SELECT staged.vocabulary, staged.code, source_concept.vocabulary_id AS mapped_vocabulary,
            source_concept.concept_code AS mapped_code, 'source code' AS mapping
