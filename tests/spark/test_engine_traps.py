@@ -104,3 +104,46 @@ def test_temp_table_is_stored_once_not_recomputed_on_read(engines):
         finally:
             engine.drop_temp_table("source_snapshot")
             engine.execute("DROP TABLE IF EXISTS engine_traps.source_rows")
+
+
+def _age_at_index_expression() -> str:
+    """The age rule of sql/cohorts/eligibility.sql, as written there (DuckDB SQL over p.birth_date,
+    p.year_of_birth and i.index_date)."""
+    [statement] = parse_statements(read_sql("cohorts/eligibility.sql"))
+    [age] = [alias for alias in statement.find_all(exp.Alias) if alias.alias == "age_at_index"]
+    return age.this.sql(dialect="duckdb")
+
+
+# (birth date, index date, age): a 29 February birthday counts on 28 February in a year without one.
+AGE_CASES = [
+    ("2000-02-29", "2001-02-27", 0),
+    ("2000-02-29", "2001-02-28", 1),
+    ("2000-02-29", "2001-03-01", 1),
+    ("2000-02-29", "2004-02-28", 3),
+    ("2000-02-29", "2004-02-29", 4),
+    ("2000-03-01", "2001-02-28", 0),
+    ("1999-12-31", "2000-12-30", 0),
+    ("1999-12-31", "2000-12-31", 1),
+    ("1960-06-15", "2020-06-14", 59),
+]
+
+
+def test_age_on_a_29_february_birthday_is_the_same_on_both_engines(engines):
+    values = ", ".join(f"({n}, DATE '{birth}', {int(birth[:4])}, DATE '{index}')"
+                       for n, (birth, index, _) in enumerate(AGE_CASES))
+    cases = f"SELECT * FROM (VALUES {values}) AS c(case_number, birth_date, year_of_birth, index_date)"
+    for engine in engines.values():
+        engine.create_temp_table("age_cases", cases)
+    try:
+        sql = (f"SELECT p.case_number, {_age_at_index_expression()} AS age, date_sub('year', p.birth_date, "
+               "i.index_date) AS duckdb_years FROM age_cases AS p, age_cases AS i "
+               "WHERE p.case_number = i.case_number ORDER BY p.case_number")
+        expected = [age for _, _, age in AGE_CASES]
+        duck = engines["duckdb"].records(sql)
+        # The rule keeps DuckDB's calendar-year count, which sql/ used before it was made portable.
+        assert [row["age"] for row in duck] == [row["duckdb_years"] for row in duck] == expected
+        spark_sql = sql.replace(", date_sub('year', p.birth_date, i.index_date) AS duckdb_years", "")
+        assert [row["age"] for row in engines["spark"].records(spark_sql)] == expected
+    finally:
+        for engine in engines.values():
+            engine.drop_temp_table("age_cases")
