@@ -23,7 +23,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install run network test test-slow test-all ui results screenshots bench sample generate docs lock clean
+.PHONY: install run network test test-slow test-spark test-all ui results screenshots bench sample generate docs lock clean
 
 install: $(STAMP)
 
@@ -50,13 +50,18 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(if $(filter $(SAMPLE_DIR),$(EXTRACT
 network: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute -m pipelines.definitions -j leg_cramp_network
 
-# `make test` leaves out the tests marked `slow` (whole study runs through Dagster, large generated extracts);
-# `make test-slow` runs only those, `make test-all` both. CI (.ci/run) runs both.
+# `make test` leaves out the tests marked `slow` (whole study runs through Dagster, large generated extracts) and
+# those marked `spark` (one local Spark session, needs Java 17); `make test-slow` and `make test-spark` run only
+# those, `make test-all` everything. CI (.ci/run) runs all three.
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not spark"
 
 test-slow: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m "slow and not spark"
+
+# The same study on DuckDB and on Apache Spark local mode, compared by table fingerprints (docs/scaling.md).
+test-spark: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m pytest -m spark
 
 test-all: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest
@@ -85,7 +90,7 @@ docs: generate
 # Re-resolve the pinned set after changing pyproject.toml's dependencies.
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
-	.lockvenv/bin/pip install --quiet --upgrade pip && .lockvenv/bin/pip install --quiet . pytest==9.2.0
+	.lockvenv/bin/pip install --quiet --upgrade pip && .lockvenv/bin/pip install --quiet ".[spark]" pytest==9.2.0
 	(echo "# Exact, tested versions of every package the pipeline installs (pip freeze on Python 3.11)."; \
 	 echo "# Regenerate with: make lock"; .lockvenv/bin/pip freeze --exclude-editable | grep -v -i '^leg-cramp-cohorts') > requirements.lock
 	rm -rf .lockvenv

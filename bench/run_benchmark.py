@@ -2,6 +2,7 @@
 
     python bench/run_benchmark.py --patients 1000000 [--format csv|parquet] [--memory-limit 6GB]
     python bench/run_benchmark.py --patients 100000 1000000     # also: how each stage scales with N
+    python bench/run_benchmark.py --patients 20000 --engine spark   # also: the phenotype and cohort stages on Spark
     make bench N=1000000
     make bench N="100000 1000000"
 
@@ -14,6 +15,11 @@ next to two reference figures measured in the same run on the same files:
 Figures go to bench/results/latest.json (and bench/results/<format>_<N>.json); with two or more sizes, the
 scaling of each stage (time ratio over size ratio, 1.0 = linear) is printed and written to
 bench/results/scaling.json.
+
+With --engine spark the run's staging tables then go to a local Spark session as Parquet and the phenotype and cohort
+stages run there from the same SQL files (pipelines/cohorts/spark_stages.py, docs/scaling.md); their seconds are
+printed beside DuckDB's, with the session's start and the Parquet hand-over apart. The Spark session is a JVM
+beside this process: its memory is not in the peak RSS figures. Local mode on two cores, not a cluster.
 """
 
 from __future__ import annotations
@@ -181,7 +187,58 @@ def slowest_steps(windows: dict[str, tuple[float, float]], count: int = 10) -> d
     return dict(sorted(seconds.items(), key=lambda item: -item[1])[:count])
 
 
-def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep_database: bool) -> dict:
+# The local Spark session of the benchmark: the settings of the test group (tests/spark/conftest.py), with more
+# shuffle partitions for larger tables.
+LOCAL_SPARK_SETTINGS = {
+    "spark.ui.enabled": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.driver.memory": "4g",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.catalogImplementation": "in-memory",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+
+
+def spark_stage_seconds(database: Path, workdir: Path) -> dict:
+    """The phenotype and cohort stages on a local Spark session from the run's staging tables, timed."""
+    from pyspark.sql import SparkSession
+
+    from pipelines.cohorts import build_all_studies
+    from pipelines.cohorts.spark_stages import export_stage_inputs, register_stage_inputs
+    from pipelines.phenotypes import run_phenotypes
+
+    seconds = {}
+    started = time.time()
+    con = duckdb.connect(str(database), read_only=True)
+    export_stage_inputs(con, workdir / "stage_inputs")
+    con.close()
+    seconds["parquet export (DuckDB)"] = time.time() - started
+    started = time.time()
+    builder = SparkSession.builder.master(f"local[{os.cpu_count()}]").appName("leg-cramp-benchmark")
+    for key, value in {**LOCAL_SPARK_SETTINGS, "spark.sql.warehouse.dir": str(workdir / "spark_warehouse"),
+                       "spark.local.dir": str(workdir / "spark_local")}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    seconds["session start"] = time.time() - started
+    try:
+        started = time.time()
+        register_stage_inputs(spark, workdir / "stage_inputs")
+        seconds["parquet tables"] = time.time() - started
+        started = time.time()
+        run_phenotypes(spark)
+        seconds["phenotypes"] = time.time() - started
+        started = time.time()
+        build_all_studies(spark)
+        seconds["cohorts"] = time.time() - started
+    finally:
+        spark.stop()
+    return {stage: round(value, 2) for stage, value in seconds.items()}
+
+
+def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep_database: bool,
+              engine: str = "duckdb") -> dict:
     """Generate (or reuse) the extract, run the whole study once and return the figures."""
     folder = ensure_extract(patients, fmt, seed)
     rows = event_rows(folder)
@@ -206,6 +263,7 @@ def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep
         scan_seconds = staging_scan_seconds(scanned) if scanned else float("nan")
         if keep_database:
             shutil.copy(database, BENCH_DIR / "results" / f"bench_{patients}.duckdb")
+        spark_seconds = spark_stage_seconds(database, workdir) if engine == "spark" and result.success else None
 
     windows = windows_by_stage(steps)
     stages = {}
@@ -240,6 +298,7 @@ def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep
         "memory_limit": memory_limit,
         "success": result.success,
         "failures": failures,
+        **({"spark_local": {"seconds": spark_seconds, "cores": os.cpu_count()}} if spark_seconds else {}),
     }
 
 
@@ -257,6 +316,14 @@ def print_figures(figures: dict) -> None:
     print(f"{figures['patients']:,} patients, {figures['event_rows']:,} rows, {os.cpu_count()} cores")
     print("slowest steps: " + ", ".join(f"{step} {seconds:.0f} s"
                                         for step, seconds in figures["slowest_steps"].items()))
+    if "spark_local" in figures:
+        spark = figures["spark_local"]["seconds"]
+        print(f"\nthe same stages on Spark local mode ({figures['spark_local']['cores']} cores; the JVM's memory "
+              "is not in the RSS figures)")
+        print(f"{'stage':<26}{'DuckDB s':>10}{'Spark s':>10}")
+        for stage, value in spark.items():
+            duck = figures["stages"].get(stage, {}).get("seconds")
+            print(f"{stage:<26}{duck if duck is not None else '':>10}{value:>10.2f}")
 
 
 def scaling(small: dict, large: dict) -> dict:
@@ -292,12 +359,14 @@ def main() -> None:
     # 5GB for DuckDB keeps the whole process (with Python, Dagster and GX) under the 6 GB target.
     parser.add_argument("--memory-limit", default="5GB", help="DuckDB memory limit (default 5GB)")
     parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"],
+                        help="spark: also run the phenotype and cohort stages on local Spark (pyspark, Java 17)")
     args = parser.parse_args()
 
     RESULTS_DIR.mkdir(exist_ok=True)
     runs = []
     for patients in sorted(args.patients):
-        figures = benchmark(patients, args.format, args.seed, args.memory_limit, args.keep_database)
+        figures = benchmark(patients, args.format, args.seed, args.memory_limit, args.keep_database, args.engine)
         print_figures(figures)
         text = json.dumps(figures, indent=2)
         (RESULTS_DIR / "latest.json").write_text(text)

@@ -1,0 +1,32 @@
+"""The Spark group's shared session (tests/spark/conftest.py): without Java it is skipped on a developer's machine
+and fails under CI=true, where a skipped group would let CI pass without comparing anything. Run in a child pytest
+whose PATH holds no `java`, so no Spark session starts here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.paths import REPO_ROOT
+
+A_SPARK_TEST = "tests/spark/test_fingerprint.py::test_canonical_text_of_every_kind_is_identical_on_both_engines"
+
+
+def run_without_java(tmp_path, ci: str | None) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if key not in ("JAVA_HOME", "CI")}
+    environment["PATH"] = str(tmp_path)  # an empty folder: no java on the PATH
+    if ci is not None:
+        environment["CI"] = ci
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", A_SPARK_TEST],
+                          cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("ci, outcome, exit_code", [(None, "1 skipped", 0), ("true", "1 error", 1)])
+def test_without_java_the_group_skips_but_fails_under_ci(tmp_path, ci, outcome, exit_code):
+    result = run_without_java(tmp_path, ci)
+    assert outcome in result.stdout, result.stdout + result.stderr
+    assert result.returncode == exit_code
+    assert "no Java runtime" in result.stdout
