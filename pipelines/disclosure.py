@@ -133,17 +133,20 @@ class SumRelation:
         return (self.total, *self.parts)
 
 
-def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation], threshold: int) -> None:
+def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
+                   derive_unprinted: bool = False) -> None:
     """Primary and complementary suppression, in place.
 
     1. Primary: a count of 1 to threshold-1 is hidden (SMALL_CELL). Zero is shown: it is not a small cell, and
        hiding it would make the other hidden cells look larger than they are.
     2. Complementary: whenever a sum has exactly one unknown cell and that cell needs protecting, one more of its
        cells is hidden (COMPLEMENTARY): the smallest non-zero part (the least information lost), else the total.
-       A cell that is merely unprinted (`published=False`) and not protected is known once a sum gives it away
+       With `derive_unprinted` (the cross-table ledger, whose unprinted cells are differences of printed counts),
+       a cell that is merely unprinted (`published=False`) and not protected is known once a sum gives it away
        (exactly one unknown cell in the sum), and then counts as known in every other sum. This repeats until no
        sum gives a protected cell away: the CMS cell-size suppression rule, no cell of 1 .. threshold-1 derivable
-       by subtraction from what is published.
+       by subtraction from what is published. Table 1 keeps its unprinted 'false' counts unknown (without it, a
+       small level hid the group sizes and the cohort's n).
     """
     relations = list(relations)
     for cell in cells.values():
@@ -158,8 +161,9 @@ def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation]
             if len(unknown) != 1:
                 continue
             if not cells[unknown[0]].protected:
-                derived.add(unknown[0])
-                changed = True
+                if derive_unprinted:
+                    derived.add(unknown[0])
+                    changed = True
                 continue
             # Parts before the total, smallest first; a zero cell protects nothing.
             candidates = sorted((key for key in relation.parts if not cells[key].hidden and cells[key].value > 0),
@@ -215,7 +219,7 @@ class CountLedger:
     def suppress(self, threshold: int) -> None:
         for cell in self.cells.values():
             cell.suppression = None
-        suppress_cells(self.cells, sorted(self.relations, key=repr), threshold)
+        suppress_cells(self.cells, sorted(self.relations, key=repr), threshold, derive_unprinted=True)
 
     def suppression(self, key: Hashable | None) -> str | None:
         """SMALL_CELL, COMPLEMENTARY or None for a registered key (None for None)."""

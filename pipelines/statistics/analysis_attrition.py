@@ -46,7 +46,10 @@ class StudyCounts:
     attrition_cells: dict[tuple[Hashable, str], Hashable] = field(default_factory=dict)  # (row index, column)
     result_cells: dict[tuple[Hashable, str], Hashable] = field(default_factory=dict)
     # exposure -> the path of attrition steps every analysis of the exposure goes through
-    shared_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Per exposure, the attrition steps its analyses share. Analyses that split the cohort into other arms from the
+    # first step (time-varying exposure: any exposed time or none) share steps only among themselves, so the paths
+    # are grouped by their first step: (exposure, first step) -> shared steps.
+    shared_paths: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
 
 def _persons_key(exposure: str, root: str, path: tuple[str, ...], arm: str) -> tuple:
@@ -92,7 +95,10 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
             previous = current
         final_path[(exposure, analysis_id)] = path
         paths_of.setdefault(exposure, []).append(path)
-    counts.shared_paths = {exposure: _common_prefix(paths) for exposure, paths in paths_of.items()}
+    for exposure, paths in paths_of.items():
+        for first_step in dict.fromkeys(path[0] for path in paths):
+            counts.shared_paths[(exposure, first_step)] = _common_prefix(
+                [path for path in paths if path[0] == first_step])
     if results is not None and not results.empty:
         _estimate_cells(counts, results, final_path, root_of)
     if results is not None and not results.empty:
@@ -183,12 +189,18 @@ def _sensitivity_relations(counts: StudyCounts, results: pd.DataFrame) -> None:
                                                     row["analysis_id"], column))
 
 
+def _first_group(counts: StudyCounts, exposure: str) -> tuple[str, str] | None:
+    """The (exposure, first step) group of an exposure's analyses that starts at the cohort (the first listed)."""
+    return next((key for key in counts.shared_paths if key[0] == exposure), None)
+
+
 def _nested_relations(counts: StudyCounts, nested: Sequence[tuple[str, str]]) -> None:
     """A time at risk nested in another (same cohort, follow-up censored earlier) has, on every step all its
     analyses share, at most the other's persons and events: the difference is a count of persons a reader can form."""
     ledger = counts.ledger
     for outer, inner in nested:
-        shared = _common_prefix([counts.shared_paths.get(outer, ()), counts.shared_paths.get(inner, ())])
+        shared = _common_prefix([counts.shared_paths.get(_first_group(counts, outer), ()),
+                                 counts.shared_paths.get(_first_group(counts, inner), ())])
         for key in list(ledger.cells):
             if not (isinstance(key, tuple) and key[0] == inner and len(key) in (4, 5)):
                 continue
@@ -206,14 +218,14 @@ def _outcome_relations(counts: StudyCounts, outcome_count: int) -> None:
     exposure and are censored): the last a reader gets by subtraction."""
     ledger = counts.ledger
     total = ledger.count(("outcome count",), outcome_count)
-    for exposure, shared in counts.shared_paths.items():
+    for (exposure, first_step), shared in counts.shared_paths.items():
         arms = [(exposure, shared, "events", FOLLOW_UP, arm) for arm in ARMS]
         if not all(key in ledger.cells for key in arms):
             continue
         outside = outcome_count - sum(ledger.cells[key].value for key in arms)
         if outside < 0:
             continue
-        key = ledger.count(("outcomes outside the follow-up", exposure), outside, published=False)
+        key = ledger.count(("outcomes outside the follow-up", exposure, first_step), outside, published=False)
         ledger.add_sum(total, (*arms, key))
 
 

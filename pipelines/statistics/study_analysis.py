@@ -447,6 +447,13 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
         analysis.notes.append("the study population is empty; no estimates")
         return analysis
     analysis = _analyse_population(population, study)
+    # The time-varying rows and the negative controls belong to the main analysis (the rows carry the study's
+    # outcome; the controls calibrate the main estimates), so the sensitivity variants below do not repeat them.
+    if study.index.rule != "new_user" and study.time_varying_exposures:
+        add_time_varying_analyses(con, study, population, analysis)
+    if study.negative_control_outcomes:
+        analysis.negative_control_results = negative_control_estimates(
+            population, negative_control_first_dates(con, study), study, analysis)
     for sensitivity in study.sensitivity_analyses:
         variant = analyse_sensitivity(con, population, study, sensitivity)
         analysis.sensitivity[sensitivity.id] = variant
@@ -456,15 +463,8 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
 
 def _analyse_population(population: pd.DataFrame, study: StudyDefinition) -> StudyAnalysis:
     if study.index.rule == "new_user":
-        analysis = analyse_new_user_study(population, study)
-    else:
-        analysis = analyse_first_visit_study(population, study)
-        if study.time_varying_exposures:
-            add_time_varying_analyses(con, study, population, analysis)
-    if study.negative_control_outcomes:
-        analysis.negative_control_results = negative_control_estimates(
-            population, negative_control_first_dates(con, study), study, analysis)
-    return analysis
+        return analyse_new_user_study(population, study)
+    return analyse_first_visit_study(population, study)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -750,6 +750,21 @@ def _log_scale(result: EstimateResult) -> tuple[float | None, float | None]:
     if se is None and result.ci_lower and result.ci_upper:
         se = (math.log(result.ci_upper) - math.log(result.ci_lower)) / (2 * 1.959963984540054)
     return math.log(result.estimate), se
+
+
+def _e_values(result: EstimateResult) -> dict[str, float | None]:
+    """The E-values of an adjusted ratio (an estimate with an adjustment set: cox_adjusted and the propensity-score
+    analyses), None for everything else: crude ratios, rates, risks, sequence ratios and non-estimable rows.
+    Whether a hazard ratio's outcome is rare is judged on the persons the estimate analysed."""
+    none = dict.fromkeys(E_VALUE_COLUMNS)
+    if (result.estimate is None or not result.covariates or "ratio" not in result.estimand
+            or "sequence" in result.estimand):
+        return none
+    persons = (result.n_exposed or 0) + (result.n_unexposed or 0)
+    events = (result.events_exposed or 0) + (result.events_unexposed or 0)
+    share = events / persons if persons else None
+    point, interval = e_values(result.estimand, result.estimate, result.ci_lower, result.ci_upper, share)
+    return dict(zip(E_VALUE_COLUMNS, (point, interval)))
 
 
 def results_frame(study_id: str, rows: list[tuple[str, str, EstimateResult]], seed: int | None = None,

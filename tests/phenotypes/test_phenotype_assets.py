@@ -74,7 +74,7 @@ def test_materialize_reports_rows_persons_and_version(tmp_path):
     assert set(PHENOTYPE_ASSET_KEYS) <= set(metadata)
 
     cramps = metadata[dg.AssetKey(["phenotype", "leg_cramps"])]
-    assert (cramps["dagster/row_count"].value, cramps["person_count"].value, cramps["version"].value) == (1, 1, 2)
+    assert (cramps["dagster/row_count"].value, cramps["person_count"].value, cramps["version"].value) == (1, 1, 3)
     sodium = metadata[dg.AssetKey(["phenotype", "hyponatremia_lab"])]
     assert (sodium["dagster/row_count"].value, sodium["person_count"].value) == (2, 1)
 

@@ -36,7 +36,7 @@ def simulated_new_users(persons: int = 3000, seed: int = 3) -> tuple[pd.DataFram
     population = pd.DataFrame({
         "index_date": index, "age_at_index": age, "sex": np.where(rng.random(persons) < 0.5, "F", "M"),
         "time_at_risk_start": start, "followup_end": end, "outcome_flag": False, "outcome_date": pd.NaT,
-        "treatment": treatment, "on_treatment_end": end, "diabetes_mellitus": diabetes})
+        "treatment": treatment, "on_treatment_end": end, "death_date": pd.NaT, "diabetes_mellitus": diabetes})
     dates = {}
     for control, hazard_ratio in (("wrist_pain", 1.0), ("presbyopia", 2.0)):
         rate = 0.10 / 365.25 * np.where(treatment == 1, hazard_ratio, 1.0)
@@ -204,7 +204,8 @@ def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_w
         analysis = analyse_study(con, study)
         published = publish_study_results(con, study, analysis)
         report = write_study_reports(con, study, analysis, published, {}, tmp_path / "outputs").markdown.read_text()
-        controls = con.execute("SELECT outcome, analysis_id, estimate, suppressed, n_exposed, events_exposed "
+        controls = con.execute("SELECT outcome, analysis_id, estimate, suppressed, n_exposed, events_exposed, "
+                               "not_estimable_reason "
                                "FROM results.negative_control_estimates WHERE study_id = ?", [study.id]).df()
         primary = con.execute("SELECT exposure, calibration_note, calibrated_p_value FROM results.associations "
                               "WHERE study_id = ? AND analysis_id = 'ps_matched_cox'", [study.id]).df()
@@ -212,12 +213,14 @@ def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_w
     assert sorted(set(controls["outcome"])) == sorted(study.negative_control_outcomes)
     assert set(controls["analysis_id"]) == {"ps_matched_cox"}
     small = controls["n_exposed"].isna() | controls["events_exposed"].isna()
-    assert controls.loc[controls["suppressed"], "estimate"].isna().all() and controls["suppressed"][small].all()
+    # A row without its counts is hidden as a small cell or not estimable (no counts to show), never a bare gap.
+    assert controls.loc[controls["suppressed"], "estimate"].isna().all()
+    assert (controls["suppressed"] | controls["not_estimable_reason"].notna())[small].all()
     assert len(primary) == 2 and primary["calibrated_p_value"].isna().all()
     for note in primary["calibration_note"]:
         assert note.startswith("not calibrated: ") and " of 22 negative-control outcomes have a published " in note
     # The report's summary has the E-value and calibrated columns and says why the estimates are not calibrated.
-    assert "| p | E-value (CI) | calibrated (95% CI) | calibrated p |" in report
+    assert "| p | q (FDR) | E-value (CI) | calibrated (95% CI) | calibrated p |" in report
     assert f"Empirical calibration: {primary['calibration_note'].iloc[0]}." in report
 
 

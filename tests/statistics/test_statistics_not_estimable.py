@@ -170,7 +170,7 @@ def test_an_estimate_outside_its_interval_or_infinite_is_withheld():
 
 def site_row(site: str, **values) -> dict:
     return {"site": site, "study_id": "thiazide_vs_ccb", "exposure": "thiazide vs ccb", "outcome": "leg_cramps",
-            **{c: None for c in RESULT_COLUMNS}, "method": "PS matched Cox", "estimand": "hazard ratio",
+            **{c: None for c in RESULT_COLUMNS}, "method": "PS matched Cox", "analysis_id": "ps_matched_cox", "estimand": "hazard ratio",
             "suppressed": False, "suppressed_columns": None, **values}
 
 
