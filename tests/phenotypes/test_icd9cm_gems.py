@@ -92,8 +92,9 @@ CONDITION_PHENOTYPES = {
 }
 
 
-# The seed's conditions; the negative-control outcomes (phenotypes/negative_controls/) are ICD-10-CM only for now, as
-# their files say, and are checked both ways as soon as they list ICD-9-CM codes.
+# The seed's conditions must list ICD-9-CM codes. The negative-control outcomes (phenotypes/negative_controls/) list
+# them where a GEM target means the same condition (not for rotator cuff strain and shoulder impingement, whose
+# targets are broader codes) and are checked both ways like the others.
 SEED_CONDITIONS = sorted(
     loaded.id for loaded in load_phenotype_library()
     if loaded.id in CONDITION_PHENOTYPES and not loaded.source_file.startswith("phenotypes/negative_controls/"))

@@ -1,5 +1,6 @@
 """The bundled negative-control outcomes: the reference list (phenotypes/reference/negative_control_outcomes.csv),
-its ICD-10-CM codes checked with the pinned simple-icd-10-cm, and the phenotype files that implement it."""
+its ICD-10-CM codes checked with the pinned simple-icd-10-cm and its ICD-9-CM codes against CMS release 32 (their
+agreement under the CMS GEMs: tests/phenotypes/test_icd9cm_gems.py), and the phenotype files that implement it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import simple_icd_10_cm as icd10cm
 
 from pipelines import paths
 from pipelines.phenotypes import load_phenotype_library
+from pipelines.vocabularies import icd9cm_titles
 
 LIST = paths.PHENOTYPES_DIR / "reference" / "negative_control_outcomes.csv"
 FOLDER = "negative_controls"
@@ -23,9 +25,12 @@ def rows() -> list[dict]:
         return list(csv.DictReader(file))
 
 
-def test_every_code_is_a_valid_icd10cm_code_with_its_cms_title(rows):
+def test_every_code_is_a_valid_icd_code_with_its_cms_title(rows):
     assert len(rows) >= 20
     for row in rows:
+        if row["vocabulary"] == "ICD9CM":
+            assert row["match"] == "exact" and icd9cm_titles()[row["code"]] == row["title"], row
+            continue
         assert row["vocabulary"] == "ICD10CM"
         assert icd10cm.is_valid_item(row["code"]), row
         assert icd10cm.get_description(row["code"]) == row["title"], row
