@@ -28,6 +28,15 @@ from pipelines.tables import STUDY_POPULATION_COLUMNS
 DEFAULTS_FILE_NAME = "_defaults.yaml"
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def identifier(value: str) -> str:
+    """`value` when it is a valid id (a study's, a sensitivity analysis's): it names tables, rows and files."""
+    if not IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a valid id (lower-case letters, digits and _, starting with a letter)")
+    return value
+
+
 VISIT_TYPES = ("inpatient", "outpatient", "emergency")
 # Columns of cohort.study_population that a phenotype column must not shadow.
 RESERVED_COLUMN_NAMES = frozenset(STUDY_POPULATION_COLUMNS)
@@ -415,9 +424,7 @@ class SensitivityAnalysis(_Strict):
     @field_validator("id")
     @classmethod
     def _id_is_an_identifier(cls, value: str) -> str:
-        if not IDENTIFIER.match(value):
-            raise ValueError(f"{value!r} is not a valid id (lower-case letters, digits and _, starting with a letter)")
-        return value
+        return identifier(value)
 
     @model_validator(mode="after")
     def _same_domain(self, info: ValidationInfo) -> SensitivityAnalysis:
@@ -513,9 +520,7 @@ class StudyDefinition(_Strict):
     @field_validator("id")
     @classmethod
     def _id_is_an_identifier(cls, value: str) -> str:
-        if not IDENTIFIER.match(value):
-            raise ValueError(f"{value!r} is not a valid id (lower-case letters, digits and _, starting with a letter)")
-        return value
+        return identifier(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> StudyDefinition:
