@@ -138,6 +138,8 @@ PRODUCTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
     "salmeterol + fluticasone": ("R03AK06", ("36117", "41126"), {"long_acting_beta2_agonists"}),
     "pravastatin": ("C10AA03", ("42463",), {"statins"}),
     "furosemide": ("C03CA01", ("4603",), {"loop_diuretics"}),
+    "torasemide": ("C03CA04", ("38413",), {"loop_diuretics"}),
+    "eplerenone": ("C03DA04", ("298869",), {"potassium_sparing_diuretics"}),
     "chlorthalidone": ("C03BA04", ("2409",), {"thiazide_like_diuretics", TT}),
     "nifedipine": ("C08CA05", ("7417",), {"calcium_channel_blockers", DHP}),
     "lisinopril + amlodipine": ("C09BB03", ("29046", "17767"), {"ace_inhibitors", "calcium_channel_blockers", DHP}),

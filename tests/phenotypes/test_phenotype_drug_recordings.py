@@ -31,7 +31,7 @@ from pipelines.synthetic.generator import generate_extract
 OTHER_VERIFIED_CUIS = {"fluticasone": "41126"}  # OHDSI Eunomia GiBleed CONCEPT.csv, concept 1149380
 # Generated substances whose ingredient CUIs are not verified (phenotypes/reference/README.md, known gaps).
 UNVERIFIED_INGREDIENTS = {
-    "bendroflumethiazide", "chlorothiazide", "bumetanide", "torasemide", "eplerenone", "amiloride", "triamterene",
+    "bendroflumethiazide", "chlorothiazide", "amiloride", "triamterene",
     "fenofibrate", "gemfibrozil", "ezetimibe", "formoterol and budesonide", "formoterol", "insulin glargine",
     "levonorgestrel and ethinylestradiol"}
 
