@@ -21,9 +21,12 @@ DuckDB connection, a SparkSession or any engine of pipelines/engine/).
 
 from __future__ import annotations
 
+import csv
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines import paths
 from pipelines.engine import Engine, as_engine
 from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, phenotype_library
 from pipelines.phenotypes.schema import (
@@ -177,12 +180,34 @@ def definition_rows(library: PhenotypeLibrary) -> dict[str, list[dict[str, Any]]
     return rows
 
 
+# SNOMED CT descendants of the seed's concepts, bundled for extracts that ship no concept_ancestor
+# (phenotypes/reference/README.md says where each pair was read).
+SNOMED_DESCENDANTS_FILE = paths.PHENOTYPES_DIR / "reference" / "snomed_descendants.csv"
+
+
+@functools.cache
+def bundled_snomed_descendants() -> dict[str, tuple[str, ...]]:
+    """SNOMED CT concept code -> the codes of its descendants named by the bundled list."""
+    descendants: dict[str, list[str]] = {}
+    with SNOMED_DESCENDANTS_FILE.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            descendants.setdefault(row["ancestor_code"], []).append(row["descendant_code"])
+    return {ancestor: tuple(codes) for ancestor, codes in descendants.items()}
+
+
 def _code_list_rows(phenotype: LoadedPhenotype) -> list[dict[str, Any]]:
+    """One row per listed code. A SNOMED code listed with its descendants brings its bundled descendants as codes
+    of their own (same match type), so an extract without concept_ancestor still finds them; with concept_ancestor
+    they are reached twice, which changes nothing (code_to_phenotype.sql counts a code once per phenotype)."""
     definition = phenotype.definition
+    bundled = bundled_snomed_descendants()
     rows = []
     for excluded, groups in ((False, definition.codes), (True, definition.exclude_codes)):
         for group in groups:
-            for code in group.codes:
+            codes = list(group.codes)
+            if group.match == "descendants":
+                codes += [d for code in group.codes for d in bundled.get(code, ())]
+            for code in dict.fromkeys(codes):
                 rows.append({"phenotype_id": definition.id, "vocabulary": group.vocabulary, "code": code,
                              "match_type": group.match, "excluded": excluded})
     return rows

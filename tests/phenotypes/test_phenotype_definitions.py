@@ -190,7 +190,7 @@ def test_drug_codes(library):
     assert {"C03AA03", "C03EA01", "C09BA03"} <= codes(library, "hydrochlorothiazide", "ATC")
     assert codes(library, "loop_diuretics", "ATC") == {"C03CA", "C03CB", "C03CC", "C03EB"}
     assert codes(library, "potassium_sparing_diuretics", "ATC") == {"C03DA", "C03DB", "C03EA", "C03EB"}
-    assert codes(library, "potassium_sparing_diuretics", "RxNorm") == {"9997"}
+    assert codes(library, "potassium_sparing_diuretics", "RxNorm") == {"9997", "298869"}
     assert codes(library, "statins", "RxNorm") == {"83367", "36567", "301542", "42463", "6472", "41127", "861634",
                                                    "596723"}
     assert "C10BX" in codes(library, "statins", "ATC", "prefix")
