@@ -9,4 +9,4 @@
 -- Run first by the phenotype stage (pipelines/phenotypes/compiler.py) and the cohort stage (pipelines/cohorts/build.py);
 -- on Spark the engine expands the macro into the statements that call it.
 CREATE OR REPLACE TEMP MACRO end_not_before_start(start_date, end_date) AS
-    end_date IS NULL OR end_date >= start_date;
+    (end_date IS NULL OR end_date >= start_date);
