@@ -6,7 +6,7 @@
 -- it: not as a diagnosis, fill or index visit, not as the inpatient visit of a diagnosis, not as observation time.
 -- docs/data_quality.md, "Records that end before they start".
 --
--- Run first by the phenotype stage (pipelines/phenotypes/compiler.py) and the cohort stage (pipelines/cohorts/build.py);
--- on Spark the engine expands the macro into the statements that call it.
+-- Run first by the phenotype stage (pipelines/phenotypes/compiler.py) and the cohort stage
+-- (pipelines/cohorts/build.py); on Spark the engine expands the macro into the statements that call it.
 CREATE OR REPLACE TEMP MACRO end_not_before_start(start_date, end_date) AS
     (end_date IS NULL OR end_date >= start_date);
