@@ -9,6 +9,8 @@
                      (condition_records, drug_events, measurement_records), then events, rule_met, person_summary
                      and the composite steps; load/ holds the inserts of the library into phenotype.* tables; run
                      in order by pipelines/phenotypes/compiler.py
+    sql/record_spans.sql  the one rule for records that end before they start (a DuckDB temporary macro): run first
+                     by the phenotype and cohort stages
     sql/cohorts/     one model per file (observation_periods_merged, index_*, eligibility, attrition_counts,
                      person_variables, study_population, cohort_rows, table1_*), materialised in order by
                      pipelines/cohorts/build.py
@@ -22,6 +24,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 from pipelines.paths import SQL_DIR
+
+# Defines end_not_before_start(start_date, end_date): whether a record with an end date counts at all.
+RECORD_SPANS_SQL = "record_spans.sql"
 
 
 @lru_cache(maxsize=None)

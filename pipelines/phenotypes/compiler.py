@@ -7,7 +7,8 @@ ever appears inside SQL text: the statements join the staging tables to these ta
 The order of a run:
 
 1. create the phenotype schema and load the definition tables (sql/phenotypes/load/*.sql, one row per execution)
-2. code_to_phenotype.sql: the distinct codes present in the condition, drug and measurement tables matched
+2. record_spans.sql: the rule that a record ending before it starts does not count (a macro the record statements
+   call); code_to_phenotype.sql: the distinct codes present in the condition, drug and measurement tables matched
    against phenotype.code_list once (the only code matching); then one statement per staging table, each covering
    every phenotype of its domain: condition_records.sql (staging.condition_occurrence + staging.visit_occurrence), drug_events.sql
    (staging.drug_exposure, straight into phenotype.events), measurement_records.sql (staging.measurement)
@@ -36,7 +37,7 @@ from pipelines.phenotypes.schema import (
     MinRecordsRule,
     normalise_unit,
 )
-from pipelines.sql import read_sql
+from pipelines.sql import RECORD_SPANS_SQL, read_sql
 
 # The definition tables, in load order; each has sql/phenotypes/load/<table>.sql.
 DEFINITION_TABLES: tuple[str, ...] = (
@@ -50,9 +51,10 @@ DEFINITION_TABLES: tuple[str, ...] = (
     "composite_components",
 )
 
-# The statements that read staging tables: the codes present in all of them matched once, then one statement per
-# table (the single pass over the records of each domain).
+# The statements that read staging tables: the rule for records that end before they start, the codes present in
+# all of them matched once, then one statement per table (the single pass over the records of each domain).
 RECORD_STEPS: tuple[str, ...] = (
+    RECORD_SPANS_SQL,
     "phenotypes/code_to_phenotype.sql",
     "phenotypes/condition_records.sql",
     "phenotypes/drug_events.sql",

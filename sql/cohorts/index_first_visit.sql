@@ -1,7 +1,8 @@
 -- Index rule first_visit: one row per person in the extract. The index date is the person's first visit (of the
 -- study's visit types; all types when $visit_types is empty) in the study period that lies in a merged observation
 -- period with at least $prior_observation_days days of that same period before it (index - period start >= N).
--- exclusion_reason names the first index criterion a person fails (NULL = has an index date).
+-- exclusion_reason names the first index criterion a person fails (NULL = has an index date). A visit that ends before
+-- it starts is no index visit (sql/record_spans.sql).
 WITH observed_in_study_period AS (
     SELECT DISTINCT person_id
     FROM observation_periods_merged
@@ -14,6 +15,7 @@ visits_in_study_period_during_observation AS (
       ON op.person_id = v.person_id AND v.visit_start_date BETWEEN op.period_start AND op.period_end
     WHERE v.visit_start_date BETWEEN $study_start AND $study_end
       AND (array_length($visit_types) = 0 OR list_contains($visit_types, v.visit_type))
+      AND end_not_before_start(v.visit_start_date, v.visit_end_date)
 ),
 persons_with_a_visit AS (
     SELECT DISTINCT person_id FROM visits_in_study_period_during_observation

@@ -1,12 +1,13 @@
 -- Observation periods merged per person. Periods that overlap or follow each other without a gap (the next starts
 -- on or before the day after the previous ends) become one continuous period, so prior observation and follow-up
--- run across them. Periods that end before they start are ignored (the data-quality checks report them).
+-- run across them. Periods that end before they start are ignored (sql/record_spans.sql; the data-quality checks
+-- report them).
 WITH valid_periods AS (
     SELECT person_id,
            observation_period_start_date AS period_start,
            observation_period_end_date AS period_end
     FROM staging.observation_period
-    WHERE observation_period_end_date >= observation_period_start_date
+    WHERE end_not_before_start(observation_period_start_date, observation_period_end_date)
 ),
 periods_with_latest_earlier_end AS (
     SELECT *,

@@ -3,6 +3,8 @@
 --
 -- How: the records are joined to the small code -> phenotype map (code_to_phenotype.sql, the codes present matched
 -- once) with one hash join on (vocabulary, code). The visit type is kept for the one-inpatient-or-two-outpatient rule.
+-- A record, or a visit, that ends before it starts does not count (sql/record_spans.sql): such a visit does not
+-- make its diagnoses inpatient ones.
 CREATE TEMP TABLE phenotype_condition_records AS
 SELECT
     condition_occurrence.person_id,
@@ -17,4 +19,6 @@ JOIN phenotype_code_to_phenotype AS code_to_phenotype
  AND code_to_phenotype.vocabulary = condition_occurrence.condition_vocabulary
  AND code_to_phenotype.code = condition_occurrence.condition_code
 LEFT JOIN staging.visit_occurrence
-  ON visit_occurrence.visit_occurrence_id = condition_occurrence.visit_occurrence_id;
+  ON visit_occurrence.visit_occurrence_id = condition_occurrence.visit_occurrence_id
+ AND end_not_before_start(visit_occurrence.visit_start_date, visit_occurrence.visit_end_date)
+WHERE end_not_before_start(condition_occurrence.condition_start_date, condition_occurrence.condition_end_date);

@@ -1,7 +1,7 @@
 -- Every drug record that carries a code of a drug phenotype, straight into phenotype.events: ONE pass over
 -- staging.drug_exposure for all drug phenotypes together (same approach as condition_records.sql: one hash join to
 -- the code -> phenotype map of code_to_phenotype.sql). The event date of a drug record is the start of the exposure
--- (prescription or dispensing date).
+-- (prescription or dispensing date). A fill that ends before it starts does not count (sql/record_spans.sql).
 --
 -- Why straight into events, with no work table in between: drug fills are most of the events (60 million of 70 at
 -- 1 million patients), every drug rule counts them as they are (min_records), and a temporary work table is held
@@ -25,4 +25,5 @@ FROM staging.drug_exposure
 JOIN phenotype_code_to_phenotype AS code_to_phenotype
   ON code_to_phenotype.domain = 'drug'
  AND code_to_phenotype.vocabulary = drug_exposure.drug_vocabulary
- AND code_to_phenotype.code = drug_exposure.drug_code;
+ AND code_to_phenotype.code = drug_exposure.drug_code
+WHERE end_not_before_start(drug_exposure.drug_exposure_start_date, drug_exposure.drug_exposure_end_date);

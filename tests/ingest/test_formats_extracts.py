@@ -157,7 +157,8 @@ def test_icd10cm_phenotype_finds_omop_rows_through_maps_to(tmp_path):
     con.execute("CREATE TABLE phenotype.code_list AS SELECT 'gi_bleed' AS phenotype_id, 'ICD10CM' AS vocabulary, "
                 "'K92.2' AS code, 'exact' AS match_type, false AS excluded")
     con.execute("CREATE TABLE phenotype.definitions AS SELECT 'gi_bleed' AS phenotype_id, 'condition' AS domain")
-    from pipelines.sql import read_sql
+    from pipelines.sql import RECORD_SPANS_SQL, read_sql
+    con.execute(read_sql(RECORD_SPANS_SQL))
     con.execute(read_sql("phenotypes/code_to_phenotype.sql"))
     con.execute(read_sql("phenotypes/condition_records.sql"))
     found = con.execute("SELECT count(DISTINCT person_id), count(*) FROM phenotype_condition_records").fetchone()

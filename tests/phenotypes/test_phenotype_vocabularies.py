@@ -12,7 +12,7 @@ import pytest
 from pipelines.ingest.formats import load_extract_any_format
 from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import run_phenotypes
-from pipelines.sql import read_sql
+from pipelines.sql import RECORD_SPANS_SQL, read_sql
 from tests.support.paths import SHARED_DATA
 
 # A canonical extract whose diagnoses before the ICD-10-CM transition are ICD-9-CM, spelt as sites spell them
@@ -128,6 +128,7 @@ def test_snomed_codes_listed_with_descendants_find_the_descendants_concept_ances
                 "match_type VARCHAR, excluded BOOLEAN)")
     con.execute("INSERT INTO phenotype.code_list VALUES (?, 'SNOMED', ?, 'descendants', false), "
                 "(?, 'SNOMED', ?, 'exact', false)", ["with_descendants", ANCESTOR_CODE, "concept_only", ANCESTOR_CODE])
+    con.execute(read_sql(RECORD_SPANS_SQL))
     con.execute(read_sql("phenotypes/code_to_phenotype.sql"))
     con.execute(read_sql("phenotypes/condition_records.sql"))
     found = dict(con.execute("SELECT phenotype_id, count(DISTINCT person_id) FROM phenotype_condition_records "

@@ -1,6 +1,7 @@
 """A tiny extract written by hand straight into staging.* and phenotype.*, and a small study to build on it.
 
-Used by the cohort tests (tests/cohorts/).
+Used by the cohort tests (tests/cohorts/), and by phenotype tests that run the phenotype stage on its staging
+records (`condition`, `visit`, `fill`; run_phenotypes then replaces the phenotype tables written here).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ class HandExtract:
     def __init__(self) -> None:
         self.persons: list[tuple] = []
         self.observation_periods: list[tuple] = []
-        self.visits: list[tuple] = []
+        self.visits: list[tuple] = []  # (id, person, type, start[, end]): tests may append rows without an end
         self.drugs: list[tuple] = []
+        self.conditions: list[tuple] = []
         self.deaths: list[tuple] = []
         self.events: list[tuple] = []
         self.summary_first_dates: dict[tuple[str, str], date] = {}
@@ -42,9 +44,23 @@ class HandExtract:
         for start, end in observation if observation is not None else [("2010-01-01", "2022-12-31")]:
             self.observation_periods.append((f"OP{len(self.observation_periods) + 1}", person_id, D(start), D(end)))
         for day in visits or []:
-            self.visits.append((f"V{len(self.visits) + 1}", person_id, visit_type, D(day)))
+            self.visit(person_id, day, visit_type=visit_type)
         if death:
             self.deaths.append((person_id, D(death)))
+        return self
+
+    def visit(self, person_id: str, start: str, end: str | None = None, visit_type: str = "outpatient",
+              visit_id: str | None = None) -> HandExtract:
+        """A staging.visit_occurrence record (id V<n> unless given)."""
+        visit_id = visit_id or f"V{len(self.visits) + 1}"
+        self.visits.append((visit_id, person_id, visit_type, D(start), D(end) if end else None))
+        return self
+
+    def condition(self, person_id: str, code: str, start: str, end: str | None = None,
+                  visit_id: str | None = None, vocabulary: str = "ICD10CM") -> HandExtract:
+        """A staging.condition_occurrence record, for the phenotype stage to match (no phenotype event is written)."""
+        self.conditions.append((f"C{len(self.conditions) + 1}", person_id, vocabulary, code, D(start),
+                                D(end) if end else None, visit_id))
         return self
 
     def event(self, person_id: str, phenotype_id: str, day: str,
@@ -74,7 +90,10 @@ class HandExtract:
             con.executemany("INSERT INTO staging.observation_period VALUES (?, ?, ?, ?)", self.observation_periods)
         if self.visits:
             con.executemany("INSERT INTO staging.visit_occurrence (visit_occurrence_id, person_id, visit_type, "
-                            "visit_start_date) VALUES (?, ?, ?, ?)", self.visits)
+                            "visit_start_date, visit_end_date) VALUES (?, ?, ?, ?, ?)",
+                            [visit if len(visit) == 5 else (*visit, None) for visit in self.visits])
+        if self.conditions:
+            con.executemany("INSERT INTO staging.condition_occurrence VALUES (?, ?, ?, ?, ?, ?, ?)", self.conditions)
         if self.drugs:
             con.executemany("INSERT INTO staging.drug_exposure (drug_exposure_id, person_id, drug_vocabulary, "
                             "drug_code, drug_exposure_start_date, drug_exposure_end_date) VALUES (?, ?, ?, ?, ?, ?)",

@@ -38,7 +38,7 @@ PLANTED_DEFECT_CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
         (_staging(table), f"{date_column}_within_observation_period")
         for table, (_, date_column) in suites.EVENT_DATES.items()
     ),
-    # An end date before the start date.
+    # An end date before the start date: loaded, and counted by no phenotype or cohort (sql/record_spans.sql).
     "end_before_start": tuple(
         (_staging(table), f"{end_column}_not_before_start")
         for table, (_, _, end_column) in suites.SPANS.items()
