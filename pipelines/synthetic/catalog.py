@@ -597,9 +597,12 @@ def code_index(vocabulary: str, code: str) -> int:
 
 
 def phenotype_code_lists() -> dict[str, list[dict[str, str]]]:
-    """Phenotype id -> the codes the generator writes that count for it (for the truth file and the docs)."""
+    """Phenotype id -> the codes the generator writes that count for it (for the truth file and the docs). The
+    negative controls' codes are listed in the truth's own section (written only when the extract has them)."""
     out: dict[str, list[dict[str, str]]] = {}
     for c in ALL_CODES:
         for p in c.phenotypes:
+            if p in NEGATIVE_CONTROL_CODES:
+                continue
             out.setdefault(p, []).append({"vocabulary": c.vocabulary, "code": c.code, "meaning": c.meaning})
     return out
