@@ -149,8 +149,8 @@ def test_records_fall_in_observation_and_link_only_to_a_visit_on_their_day(loade
     rows = con.execute(f"""
         SELECT count(*) AS records,
                count(*) FILTER (WHERE v.visit_occurrence_id IS NOT NULL) AS linked,
-               count(*) FILTER (WHERE v.visit_occurrence_id IS NOT NULL AND v.visit_start_date <> c.condition_start_date)
-                 AS linked_elsewhere,
+               count(*) FILTER (WHERE v.visit_occurrence_id IS NOT NULL
+                                  AND v.visit_start_date <> c.condition_start_date) AS linked_elsewhere,
                count(*) FILTER (WHERE NOT EXISTS (
                    SELECT 1 FROM staging.observation_period o WHERE o.person_id = c.person_id
                    AND c.condition_start_date BETWEEN o.observation_period_start_date
