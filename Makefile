@@ -8,7 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# The bundled sample: a small synthetic extract generated deterministically (seed 42) on first use.
+# The bundled sample: a small synthetic extract generated deterministically (seed 42) on first use, with the
+# negative-control outcomes' records (the generator's default) and no planted bias on them (docs/synthetic_data.md).
 SAMPLE_DIR := data/sample
 SAMPLE_PATIENTS ?= 5000
 SAMPLE_SEED ?= 42

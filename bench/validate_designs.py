@@ -42,6 +42,17 @@ computed by the generator for the same population among the exposed from their f
 all follow-up after the first fill (up to 12 years), the design over follow-up after index, so the two differ
 somewhat by construction. The prevalent-user and look-ahead designs are scored against the planted HR: their bias
 is the point. Results: printed, and written to bench/results/design_validation.json.
+
+Empirical calibration under a planted systematic error (`--negative-control-bias LOG_HR,SD`, default 0.5,0.1;
+`--calibration-only` runs just this part, without the slow Cox fits): the generator's 22 negative-control outcomes
+(pipelines/synthetic/negative_controls.py: true HR 1 for every exposure) with the planted detection bias exp(b_c),
+b_c ~ N(LOG_HR, SD^2), from the first thiazide or thiazide-like fill on. For each control, the new-user,
+intention-to-treat design of thiazides (as above, the control's first record as the outcome, persons with it before
+index excluded) estimates a rate ratio whose truth is 1: a null exposure-outcome pair. Its interval is calibrated
+on the other 21 controls (leave one out, Schuemie et al. Stat Med 2014; the pipeline's
+pipelines/statistics/empirical_calibration.py: fit_null, calibrated_confidence_interval, calibrated_p_value), and
+the coverage of 1 by the raw and the calibrated 95% intervals is reported, with the share of p < 0.05. Results go to
+bench/results/negative_control_calibration.json.
 """
 
 from __future__ import annotations
@@ -53,6 +64,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -70,9 +82,16 @@ from pipelines.synthetic import parameters as P  # noqa: E402
 from pipelines.synthetic.arrays import DAY_KEY, in_intervals, merge_intervals, sorted_unique, to_day  # noqa: E402
 from pipelines.synthetic.generator import chunk_rng  # noqa: E402
 from pipelines.synthetic.model import DAYS_PER_YEAR, FEMALE, ChunkSimulation  # noqa: E402
+from pipelines.statistics.empirical_calibration import (calibrated_confidence_interval,  # noqa: E402
+                                                         calibrated_p_value, fit_null)
 from pipelines.statistics.time_varying import counting_process_cox  # noqa: E402
+from pipelines.synthetic import catalog as cat  # noqa: E402
+from pipelines.synthetic.negative_controls import (negative_control_rng, planted_log_hr_biases,  # noqa: E402
+                                                   simulate_negative_controls)
 
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "design_validation.json"
+CALIBRATION_RESULTS_FILE = REPO_ROOT / "bench" / "results" / "negative_control_calibration.json"
+CALIBRATION_DRUG = "thiazide_diuretics"
 PROFILE = P.ON_DRUG_PROFILE
 DRUGS = ("long_acting_beta2_agonists", "thiazide_diuretics")
 LOOKBACK_DAYS = 365
@@ -135,10 +154,84 @@ def poisson_rate_ratio(frame: pd.DataFrame, covariates: pd.DataFrame) -> tuple[f
     return float(np.exp(coef)), float(np.exp(coef - 1.959964 * se)), float(np.exp(coef + 1.959964 * se))
 
 
+def calibration_replicate(sim: ChunkSimulation, seed: int, bias: P.NegativeControlBias) -> list[dict]:
+    """Each negative control as a null outcome of thiazides (new user, intention to treat), raw and calibrated on
+    the other controls: one row per control."""
+    planted = planted_log_hr_biases(seed, bias)
+    no_visits = {"person": np.empty(0, dtype=np.int64), "day": np.empty(0, dtype=np.int64)}  # links do not matter
+    controls = simulate_negative_controls(sim, no_visits, negative_control_rng(seed, 0), planted, bias.exposures)
+    n = sim.n
+    index = np.maximum(sim.first_start + LOOKBACK_DAYS, to_day(STUDY_START))
+    first_fill = sim.drug_first_fill[CALIBRATION_DRUG]
+    new_user = ~((first_fill >= 0) & (first_fill <= index))
+    estimates = []
+    for control in cat.NEGATIVE_CONTROL_IDS:
+        onset = controls.first_day[control]
+        person = np.flatnonzero((index <= sim.last_end) & ((onset < 0) | (onset > index)) & new_user)
+        t0 = index[person]
+        event = (onset[person] >= 0).astype(np.int8)
+        t1 = np.where(event == 1, onset[person], sim.last_end[person])
+        age = (t0 - sim.birth_day[person]) / DAYS_PER_YEAR
+        covariates = pd.DataFrame({"age_band": np.minimum(age // 5, 18).astype(np.int64),
+                                   "female": (sim.sex[person] == FEMALE).astype(np.int8)}, index=person)
+        who = np.flatnonzero(first_fill >= 0)
+        exposed = (who, first_fill[who], np.full(who.size, np.iinfo(np.int32).max, dtype=np.int64))
+        frame = counting_process(n, person, t0, t1, event, exposed)
+        events_exposed = int(frame.loc[frame.exposed == 1, "event"].sum())
+        try:
+            estimate, lower, upper = poisson_rate_ratio(frame, covariates)
+        except Exception:  # noqa: BLE001 - a control without events in one arm: left out, as fitNull does
+            continue
+        if events_exposed == 0 or not np.isfinite([estimate, lower, upper]).all():
+            continue
+        log_estimate = float(np.log(estimate))
+        se = float((np.log(upper) - np.log(lower)) / (2 * 1.959964))
+        estimates.append((control, log_estimate, se, events_exposed))
+    rows = []
+    for position, (control, log_estimate, se, events_exposed) in enumerate(estimates):
+        others = [e for i, e in enumerate(estimates) if i != position]
+        null = fit_null([e[1] for e in others], [e[2] for e in others])
+        _, lower, upper = calibrated_confidence_interval(null, log_estimate, se)
+        raw_p = float(2 * (1 - 0.5 * (1 + math.erf(abs(log_estimate / se) / math.sqrt(2)))))
+        rows.append({"seed": seed, "control": control, "planted_log_hr_bias": planted[control],
+                     "log_estimate": log_estimate, "se_log_estimate": se, "events_exposed": events_exposed,
+                     "raw_ci_lower": float(np.exp(log_estimate - 1.959964 * se)),
+                     "raw_ci_upper": float(np.exp(log_estimate + 1.959964 * se)), "raw_p": raw_p,
+                     "null_mean": null.mean, "null_sd": null.sd, "calibrated_ci_lower": lower,
+                     "calibrated_ci_upper": upper, "calibrated_p": calibrated_p_value(null, log_estimate, se)})
+    return rows
+
+
+def summarise_calibration(rows: pd.DataFrame) -> dict:
+    raw = (rows.raw_ci_lower <= 1) & (1 <= rows.raw_ci_upper)
+    calibrated = (rows.calibrated_ci_lower <= 1) & (1 <= rows.calibrated_ci_upper)
+
+    def share(mask: pd.Series) -> tuple[float, float]:
+        p = float(mask.mean())
+        return round(100 * p, 1), round(100 * float(np.sqrt(p * (1 - p) / len(mask))), 1)
+
+    return {
+        "null_pairs": len(rows), "replicates": int(rows.seed.nunique()),
+        "controls_per_replicate": round(len(rows) / max(rows.seed.nunique(), 1), 1),
+        "mean_events_exposed": round(float(rows.events_exposed.mean()), 1),
+        "mean_log_estimate": round(float(rows.log_estimate.mean()), 4),
+        "mean_planted_log_hr_bias": round(float(rows.planted_log_hr_bias.mean()), 4),
+        "mean_fitted_null_mean": round(float(rows.null_mean.mean()), 4),
+        "mean_fitted_null_sd": round(float(rows.null_sd.mean()), 4),
+        "raw_coverage_percent": share(raw)[0], "raw_coverage_mc_se": share(raw)[1],
+        "calibrated_coverage_percent": share(calibrated)[0], "calibrated_coverage_mc_se": share(calibrated)[1],
+        "raw_p_below_0_05_percent": share(rows.raw_p < 0.05)[0],
+        "calibrated_p_below_0_05_percent": share(rows.calibrated_p < 0.05)[0],
+    }
+
+
 def replicate(arguments: tuple) -> list[dict]:
-    persons, seed = arguments
+    persons, seed, bias, calibration_only = arguments
     warnings.simplefilter("ignore")
     sim = simulate(persons, seed)
+    calibration = [{**row, "design": "_calibration"} for row in calibration_replicate(sim, seed, bias)]
+    if calibration_only:
+        return calibration
     n = sim.n
     index = np.maximum(sim.first_start + LOOKBACK_DAYS, to_day(STUDY_START))
     onset = sim.cramp_onset
@@ -213,10 +306,11 @@ def replicate(arguments: tuple) -> list[dict]:
         if exposure in (*DRUGS, "hypomagnesemia_lab"):
             rows.append({"seed": seed, "exposure": exposure, "design": "_truth_itt",
                          "estimate": with_effect / without_effect})
-    return rows
+    return rows + calibration
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows[rows.design != "_calibration"]
     itt = rows[rows.design == "_truth_itt"].groupby("exposure").estimate.mean()
     out = []
     for (exposure, design), group in rows[rows.design != "_truth_itt"].groupby(["exposure", "design"], sort=False):
@@ -250,20 +344,48 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS_FILE,
                         help="results file (a trial run with few replicates should not replace the published one)")
+    parser.add_argument("--negative-control-bias", default="0.5,0.1", metavar="LOG_HR,SD",
+                        help="planted systematic error on the negative controls (default 0.5,0.1)")
+    parser.add_argument("--calibration-only", action="store_true",
+                        help="only the negative-control calibration (no design comparison, no Cox fits)")
+    parser.add_argument("--calibration-out", type=Path, default=CALIBRATION_RESULTS_FILE)
     args = parser.parse_args()
+    log_hr, sd = (float(x) for x in (args.negative_control_bias.split(",") + ["0"])[:2])
+    bias = P.NegativeControlBias(log_hr, sd)
     started = time.time()
-    jobs = [(args.persons, SEED_BASE + r) for r in range(args.replicates)]
+    jobs = [(args.persons, SEED_BASE + r, bias, args.calibration_only) for r in range(args.replicates)]
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for done, replicate_rows in enumerate(pool.map(replicate, jobs), start=1):
             rows.extend(replicate_rows)
             if done % 10 == 0 or done == len(jobs):
                 # Written as it goes: a run stopped early keeps the summary of the replicates done.
-                summary = write_results(rows, args, done, time.time() - started)
+                if not args.calibration_only:
+                    summary = write_results(rows, args, done, time.time() - started)
+                calibration = write_calibration_results(rows, args, bias, done, time.time() - started)
                 print(f"replicates done: {done}/{len(jobs)} ({time.time() - started:.0f} s)", flush=True)
-    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
-        print(summary.drop(columns=["truth_kind"]).to_string(index=False))
+    if not args.calibration_only:
+        with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
+            print(summary.drop(columns=["truth_kind"]).to_string(index=False))
+    print(json.dumps(calibration, indent=2))
     print(f"\n{args.replicates} replicates, {args.persons} persons each; runtime {time.time() - started:.0f} s")
+
+
+def write_calibration_results(rows: list[dict], args: argparse.Namespace, bias: P.NegativeControlBias, done: int,
+                              runtime: float) -> dict:
+    frame = pd.DataFrame([row for row in rows if row.get("design") == "_calibration"])
+    summary = summarise_calibration(frame)
+    args.calibration_out.parent.mkdir(parents=True, exist_ok=True)
+    args.calibration_out.write_text(json.dumps({
+        "profile": PROFILE, "replicates": done, "replicates_requested": args.replicates,
+        "persons_per_replicate": args.persons, "seeds": [SEED_BASE, SEED_BASE + done - 1],
+        "planted_bias": {"log_hr": bias.log_hr, "sd": bias.sd, "exposures": list(bias.exposures)},
+        "design": f"new user ({CALIBRATION_DRUG}), intention to treat, Poisson regression with age band and sex; "
+                  "each negative control's first record as the outcome (true HR 1), calibrated on the other "
+                  "controls of its replicate (leave one out)",
+        "runtime_seconds": round(runtime, 1), "summary": summary,
+    }, indent=2))
+    return summary
 
 
 def write_results(rows: list[dict], args: argparse.Namespace, done: int, runtime: float) -> pd.DataFrame:

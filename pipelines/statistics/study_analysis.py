@@ -383,7 +383,10 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
     outcome = study.outcome.phenotype
     treated = population["treatment"].astype(int)
     covariates, covariate_names = _covariate_frame(population, study)
-    frame = pd.concat([_censored_at(population, censor), covariates[covariate_names]], axis=1)
+    # A propensity model fitted before (a negative control's population is the study's less the persons with the
+    # control before follow-up) scores with all its covariates, also one that has no variation left in this subset.
+    scored = list(dict.fromkeys([*covariate_names, *(model.covariates if model is not None else [])]))
+    frame = pd.concat([_censored_at(population, censor), covariates[scored]], axis=1)
     frame["exposure"] = treated
     cohort_step = attrition_step(COHORT_STEP, None, treated)
     frame = frame[frame["followup_days"] > 0]

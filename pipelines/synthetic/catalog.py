@@ -297,6 +297,51 @@ DISTRACTOR_NOTES: dict[str, str] = {
                "malaria code are excluded from quinine_start)",
 }
 
+# Negative-control outcomes (phenotype id = latent condition): billable ICD-10-CM codes inside each control's code
+# list, chosen here by meaning and checked against the CMS tabular like every other code; written at every site
+# (no SNOMED CT code for them is verified, as in the phenotype files). They are collected after every other code, so
+# the other codes keep their indices. tests/synthetic/test_negative_control_outcomes.py checks that each code counts
+# for its control and for no other phenotype of the library.
+NEGATIVE_CONTROL_CODES: dict[str, ConditionCodes] = {
+    name: ConditionCodes(icd=tuple((_icd(code, meaning, name), weight) for code, meaning, weight in choices))
+    for name, choices in {
+        "contact_dermatitis": (("L23.9", "Allergic contact dermatitis, unspecified cause", 0.4),
+                               ("L24.9", "Irritant contact dermatitis, unspecified cause", 0.2),
+                               ("L25.9", "Unspecified contact dermatitis, unspecified cause", 0.4)),
+        "seborrheic_keratosis": (("L82.1", "Other seborrheic keratosis", 0.8),
+                                 ("L82.0", "Inflamed seborrheic keratosis", 0.2)),
+        "onychomycosis": (("B35.1", "Tinea unguium", 1.0),),
+        "impacted_cerumen": (("H61.23", "Impacted cerumen, bilateral", 0.5),
+                             ("H61.21", "Impacted cerumen, right ear", 0.25),
+                             ("H61.22", "Impacted cerumen, left ear", 0.25)),
+        "dry_eye_syndrome": (("H04.123", "Dry eye syndrome of bilateral lacrimal glands", 1.0),),
+        "presbyopia": (("H52.4", "Presbyopia", 1.0),),
+        "viral_warts": (("B07.8", "Other viral warts", 1.0),),
+        "wrist_pain": (("M25.531", "Pain in right wrist", 0.5), ("M25.532", "Pain in left wrist", 0.5)),
+        "vaginitis_and_vulvitis": (("N76.0", "Acute vaginitis", 0.7), ("N76.1", "Subacute and chronic vaginitis", 0.3)),
+        "herpes_zoster_without_complication": (("B02.9", "Zoster without complications", 1.0),),
+        "rotator_cuff_strain": (("S46.011A", "Strain of muscle(s) and tendon(s) of the rotator cuff of right "
+                                             "shoulder, initial encounter", 0.6),
+                                ("S46.012A", "Strain of muscle(s) and tendon(s) of the rotator cuff of left "
+                                             "shoulder, initial encounter", 0.4)),
+        "papillomavirus_infection": (("B97.7", "Papillomavirus as the cause of diseases classified elsewhere", 1.0),),
+        "nontoxic_multinodular_goiter": (("E04.2", "Nontoxic multinodular goiter", 1.0),),
+        "acute_conjunctivitis": (("H10.33", "Unspecified acute conjunctivitis, bilateral", 0.6),
+                                 ("H10.30", "Unspecified acute conjunctivitis, unspecified eye", 0.4)),
+        "trigger_finger": (("M65.30", "Trigger finger, unspecified finger", 0.5),
+                           ("M65.331", "Trigger finger, right middle finger", 0.5)),
+        "anal_or_rectal_polyp": (("K62.1", "Rectal polyp", 0.7), ("K62.0", "Anal polyp", 0.3)),
+        "regular_astigmatism": (("H52.223", "Regular astigmatism, bilateral", 1.0),),
+        "shoulder_impingement": (("M75.41", "Impingement syndrome of right shoulder", 0.6),
+                                 ("M75.42", "Impingement syndrome of left shoulder", 0.4)),
+        "epidermal_cyst": (("L72.0", "Epidermal cyst", 1.0),),
+        "macular_drusen": (("H35.363", "Drusen (degenerative) of macula, bilateral", 1.0),),
+        "ganglion_cyst": (("M67.431", "Ganglion, right wrist", 0.5), ("M67.432", "Ganglion, left wrist", 0.5)),
+        "endometriosis": (("N80.9", "Endometriosis, unspecified", 1.0),),
+    }.items()
+}
+NEGATIVE_CONTROL_IDS: tuple[str, ...] = tuple(NEGATIVE_CONTROL_CODES)
+
 # Well-formed ICD-10-CM codes that do not exist (checked with simple_icd_10_cm in the tests): for the planted
 # ``unknown_code`` rows. None starts like a code any phenotype uses.
 UNKNOWN_ICD10CM_CODES: tuple[str, ...] = ("R25.7", "M62.839", "E87.9", "R25.4")
@@ -537,6 +582,9 @@ def _collect_codes() -> tuple[Code, ...]:
     add(ABI_STUDY)
     for u in UNKNOWN_ICD10CM_CODES:
         add(Code(ICD, u, "does not exist in ICD-10-CM (planted unknown_code)", "[V] absent from CMS 2026"))
+    for cc in NEGATIVE_CONTROL_CODES.values():
+        for c, _ in cc.icd:
+            add(c)
     return tuple(seen.values())
 
 
@@ -549,9 +597,12 @@ def code_index(vocabulary: str, code: str) -> int:
 
 
 def phenotype_code_lists() -> dict[str, list[dict[str, str]]]:
-    """Phenotype id -> the codes the generator writes that count for it (for the truth file and the docs)."""
+    """Phenotype id -> the codes the generator writes that count for it (for the truth file and the docs). The
+    negative controls' codes are listed in the truth's own section (written only when the extract has them)."""
     out: dict[str, list[dict[str, str]]] = {}
     for c in ALL_CODES:
         for p in c.phenotypes:
+            if p in NEGATIVE_CONTROL_CODES:
+                continue
             out.setdefault(p, []).append({"vocabulary": c.vocabulary, "code": c.code, "meaning": c.meaning})
     return out

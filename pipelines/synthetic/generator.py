@@ -25,17 +25,21 @@ from pipelines import extract_spec as spec
 
 from . import catalog as cat
 from . import parameters as P
-from .defects import IMPLAUSIBLE_BY_TABLE, DefectContext, plant_defects, rejectable_reasons
+from .defects import IMPLAUSIBLE_BY_TABLE, DefectContext, PlantedTable, plant_defects, rejectable_reasons
 from .model import simulate_chunk
-from .render import render_chunk
+from .negative_controls import negative_control_rng, planted_log_hr_biases
+from .render import ID_STRIDE, NEGATIVE_CONTROL_ID_OFFSET, render_chunk, render_negative_controls
 from .truth import MEMBER, PHENOTYPE_RULES, phenotype_first_days
-from .writers import TableWriter, csv_payload, file_name, sha256_of, write_part
+from .writers import DeferredRows, TableWriter, csv_payload, file_name, sha256_of, write_part
 
-GENERATOR_VERSION = "1.2.0"
+GENERATOR_VERSION = "1.3.0"
 FORMATS = ("csv", "csv.gz", "parquet")
 TRUTH_DIR = "_truth"
 # Profiles with exposure dynamics only: the intervals in which each exposure's hazard ratio acts.
 EXPOSURE_INTERVALS_FILE = "exposure_intervals.parquet"
+# Extracts with negative-control outcomes: each person's first record of each control.
+NEGATIVE_CONTROLS_FILE = "negative_controls.parquet"
+NEGATIVE_CONTROLS_PART = "_negative_controls.part"
 MANIFEST = spec.MANIFEST_FILE
 PARTS_DIR = "_parts"
 SEX_CANONICAL = np.array(["F", "M", "U"], dtype=object)
@@ -49,6 +53,8 @@ class Settings:
     defect_rate: float
     chunk_size: int
     effects_profile: str = P.DEFAULT_EFFECTS_PROFILE  # a key of parameters.CRAMP_EFFECTS_PROFILES
+    negative_controls: bool = True  # write records of the negative-control outcomes (negative_controls.py)
+    negative_control_bias: P.NegativeControlBias = P.NO_NEGATIVE_CONTROL_BIAS
     # Worker processes write their chunk's payloads here (one part file per table) instead of sending them back
     # through a pipe; None = return them in memory (single process).
     parts_dir: str | None = None
@@ -68,6 +74,12 @@ class ChunkResult:
     summary: dict[str, int]
     exposure_intervals: pa.Table | None = None
     itt_expected_onsets: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Extracts with negative controls: their condition rows (appended after every chunk's rows), their count, the
+    # persons with a record per control, and (person_id, control, first_date) for the truth.
+    control_payload: bytes | pa.Table | Path | None = None
+    control_rows: int = 0
+    control_persons: dict[str, int] = field(default_factory=dict)
+    control_truth: pa.Table | None = None
 
 
 def chunk_rng(seed: int, chunk_index: int) -> np.random.Generator:
@@ -118,8 +130,13 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
     rng = chunk_rng(settings.seed, chunk_index)
     first_person = chunk_index * settings.chunk_size
     n = min(settings.chunk_size, settings.patients - first_person)
+    controls = None
+    if settings.negative_controls:
+        controls = (negative_control_rng(settings.seed, chunk_index),
+                    planted_log_hr_biases(settings.seed, settings.negative_control_bias),
+                    settings.negative_control_bias.exposures)
     events = simulate_chunk(rng, n, first_person + 1, P.CRAMP_EFFECTS_PROFILES[settings.effects_profile],
-                            P.EXPOSURE_DYNAMICS.get(settings.effects_profile))
+                            P.EXPOSURE_DYNAMICS.get(settings.effects_profile), controls)
     first_days = phenotype_first_days(events)
     rendered = render_chunk(events, chunk_index)
     ctx = DefectContext(chunk_index=chunk_index, rng=rng, fmt=settings.fmt, defect_rate=settings.defect_rate,
@@ -132,6 +149,17 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
     if settings.parts_dir is not None:
         payloads = {name: write_part(Path(settings.parts_dir) / f"{name}.{chunk_index:07d}.part", payload)
                     for name, payload in payloads.items()}
+    control_payload = control_truth = None
+    control_rows, control_persons = 0, {}
+    if events.negative_controls is not None:
+        table = render_negative_controls(events, chunk_index)
+        control_rows = table.num_rows
+        control_payload = table if settings.fmt == "parquet" else csv_payload(PlantedTable(table))
+        if settings.parts_dir is not None:
+            control_payload = write_part(Path(settings.parts_dir) / f"negative_controls.{chunk_index:07d}.part",
+                                         control_payload)
+        control_persons = {c: int((d >= 0).sum()) for c, d in events.negative_controls.first_day.items()}
+        control_truth = _control_truth_table(events)
     summary = {
         "female": int((events.persons["sex"] == 0).sum()),
         "dead": int((events.persons["death_day"] >= 0).sum()),
@@ -149,7 +177,21 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
         exposure_intervals=_intervals_table(events) if events.exposure_intervals else None,
         itt_expected_onsets={e: {"with_effect": w, "without_effect": wo}
                              for e, (w, wo) in events.itt_expected_onsets.items()},
+        control_payload=control_payload, control_rows=control_rows, control_persons=control_persons,
+        control_truth=control_truth,
     )
+
+
+def _control_truth_table(ev) -> pa.Table:
+    """One row per person and negative control recorded: the first record's date."""
+    first = ev.negative_controls.first_day
+    parts = [(control, np.flatnonzero(day >= 0)) for control, day in first.items()]
+    return pa.table({
+        "person_id": pa.array(np.concatenate([ev.persons["person_id"][p] for _, p in parts])).cast(pa.string()),
+        "control": pa.array(np.concatenate([np.full(p.size, c, dtype=object) for c, p in parts]).tolist(),
+                            pa.string()),
+        "first_date": _date_array(np.concatenate([first[c][p] for c, p in parts])),
+    })
 
 
 def _results_in_order(settings: Settings, n_chunks: int, workers: int):
@@ -182,12 +224,17 @@ def _add(total: dict, part: dict) -> None:
 
 def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, fmt: str = "csv",
                      defect_rate: float = 0.002, chunk_size: int = 50_000, progress: bool = True,
-                     workers: int | None = None, effects_profile: str = P.DEFAULT_EFFECTS_PROFILE) -> dict:
+                     workers: int | None = None, effects_profile: str = P.DEFAULT_EFFECTS_PROFILE,
+                     negative_controls: bool = True, negative_control_bias: float = 0.0,
+                     negative_control_bias_sd: float = 0.0) -> dict:
     """Write a synthetic extract to ``out_dir`` and return its ground truth (also in _truth/ground_truth.json).
 
     ``workers``: processes that build chunks (default: up to 2, the CPU count); the output does not depend on it.
     ``effects_profile``: which planted effects act on cramp onset, a key of parameters.CRAMP_EFFECTS_PROFILES
     ("default", or "sequence_symmetry": only Garrison's three drugs, so an SSA should recover their ratios).
+    ``negative_controls``: also write records of the negative-control outcomes (appended to condition_occurrence
+    after every other row; the rest of the extract is byte-identical without them). ``negative_control_bias`` and
+    ``negative_control_bias_sd``: a planted systematic error on them (parameters.NegativeControlBias), off by default.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, not {fmt!r}")
@@ -198,6 +245,11 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
         raise ValueError("patients and chunk_size must be positive")
     if not 0 <= defect_rate < 0.5:
         raise ValueError("defect_rate must be in [0, 0.5)")
+    if negative_control_bias_sd < 0 or not (math.isfinite(negative_control_bias)
+                                            and math.isfinite(negative_control_bias_sd)):
+        raise ValueError("negative_control_bias must be finite and negative_control_bias_sd finite and >= 0")
+    if not negative_controls and (negative_control_bias or negative_control_bias_sd):
+        raise ValueError("a negative-control bias needs negative_controls=True")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / TRUTH_DIR).mkdir(exist_ok=True)
@@ -215,11 +267,16 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
     if parts_dir is not None:
         parts_dir.mkdir(exist_ok=True)
     settings = Settings(patients=patients, seed=seed, fmt=fmt, defect_rate=defect_rate, chunk_size=chunk_size,
-                        effects_profile=effects_profile, parts_dir=str(parts_dir) if parts_dir else None)
+                        effects_profile=effects_profile, negative_controls=negative_controls,
+                        negative_control_bias=P.NegativeControlBias(negative_control_bias, negative_control_bias_sd),
+                        parts_dir=str(parts_dir) if parts_dir else None)
     writers = {t.name: TableWriter(out, t, fmt) for t in spec.TABLES}
-    truth_writer = intervals_writer = None
+    (out / TRUTH_DIR / NEGATIVE_CONTROLS_FILE).unlink(missing_ok=True)
+    deferred = (DeferredRows(out / NEGATIVE_CONTROLS_PART, spec.CONDITION_OCCURRENCE, fmt) if negative_controls
+                else None)
+    truth_writer = intervals_writer = controls_writer = None
     totals: dict = {"rows": {}, "rejects": {}, "implausible": {}, "phenotypes": {}, "rule_outs": {}, "summary": {},
-                    "itt": {}}
+                    "itt": {}, "controls": {}}
     bar = tqdm(total=patients, unit="persons", desc="legcramp-generate", disable=None if progress else True)
     try:
         for result in _results_in_order(settings, n_chunks, workers):
@@ -234,6 +291,14 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
                     intervals_writer = pq.ParquetWriter(out / TRUTH_DIR / EXPOSURE_INTERVALS_FILE,
                                                         result.exposure_intervals.schema, compression="zstd")
                 intervals_writer.write_table(result.exposure_intervals)
+            if result.control_payload is not None:
+                deferred.add(result.control_payload, result.control_rows)
+                if controls_writer is None:
+                    controls_writer = pq.ParquetWriter(out / TRUTH_DIR / NEGATIVE_CONTROLS_FILE,
+                                                       result.control_truth.schema, compression="zstd")
+                controls_writer.write_table(result.control_truth)
+                _add(totals["rows"], {spec.CONDITION_OCCURRENCE.name: result.control_rows})
+                _add(totals["controls"], result.control_persons)
             _add(totals["itt"], result.itt_expected_onsets)
             _add(totals["rows"], result.rows)
             _add(totals["rejects"], result.rejects)
@@ -242,10 +307,17 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
             _add(totals["rule_outs"], result.rule_outs)
             _add(totals["summary"], result.summary)
             bar.update(result.persons)
+        if deferred is not None:
+            deferred.append_to(writers[spec.CONDITION_OCCURRENCE.name])
+            deferred = None
     finally:
         bar.close()
+        if deferred is not None:  # a failed run: the held rows go with it
+            deferred.discard()
         for writer in writers.values():
             writer.close()
+        if controls_writer is not None:
+            controls_writer.close()
         if truth_writer is not None:
             truth_writer.close()
         if intervals_writer is not None:
@@ -321,7 +393,46 @@ def _ground_truth(settings: Settings, totals: dict) -> dict:
     }
     if dynamics is not None:
         truth["exposure_dynamics"] = _exposure_dynamics_truth(dynamics)
+    if settings.negative_controls:
+        truth["negative_controls"] = _negative_controls_truth(settings, totals["controls"])
     return truth
+
+
+def _negative_controls_truth(settings: Settings, persons: dict[str, int]) -> dict:
+    """The negative-control outcomes: their codes, rates, planted bias and the hazard ratios a design should find."""
+    bias = settings.negative_control_bias
+    log_hr_bias = planted_log_hr_biases(settings.seed, bias)
+    outcomes = []
+    for control in cat.NEGATIVE_CONTROL_IDS:
+        spec_ = P.NEGATIVE_CONTROL_OUTCOMES[control]
+        outcomes.append({
+            "phenotype_id": control,
+            "codes": [{"vocabulary": c.vocabulary, "code": c.code, "meaning": c.meaning, "weight": w}
+                      for c, w in cat.NEGATIVE_CONTROL_CODES[control].icd],
+            "rate60_per_year": spec_.rate60_per_year,
+            "rate_ratio_per_10_years": math.exp(spec_.log_rate_slope_per_10_years),
+            "female_only": spec_.female_only,
+            "persons": int(persons.get(control, 0)),
+            "causal_hazard_ratio": 1.0,
+            "planted_log_hr_bias": log_hr_bias[control],
+            "observed_hazard_ratio_from_bias_exposure_start": math.exp(log_hr_bias[control]),
+        })
+    return {
+        "model": "first record only, on the onset day; hazard per person = rate60_per_year * rate_ratio_per_10_years "
+                 "^ ((age at the middle of observation - 60) / 10), women only where female_only, over observed "
+                 "days; times exp(planted_log_hr_bias) from the first fill of any bias exposure on",
+        "bias": {"log_hr": bias.log_hr, "sd": bias.sd, "exposures": list(bias.exposures), "planted": bias.planted,
+                 "mechanism": "detection bias: users of the bias exposures are seen more often, so more of their "
+                              "minor conditions are recorded; b_c = log_hr + sd * z_c, one standard normal z_c per "
+                              "control and extract; cramps and every other record are untouched"},
+        "estimand": "every exposure's causal hazard ratio on every control is 1; a new-user comparison of a bias "
+                    "exposure with a drug outside it observes exp(planted_log_hr_bias) (intention to treat), so the "
+                    "empirical null fitted on the controls should find mean bias.log_hr and sd bias.sd",
+        "records": f"condition_occurrence rows with ids k * {ID_STRIDE} + {NEGATIVE_CONTROL_ID_OFFSET} + 1, ... "
+                   "(chunk k), after every other row of the file; no defects planted among them",
+        "persons_file": f"{TRUTH_DIR}/{NEGATIVE_CONTROLS_FILE}",
+        "outcomes": outcomes,
+    }
 
 
 def _acts(exposure: str, dynamics: P.ExposureDynamics) -> str:
@@ -399,15 +510,17 @@ def _write_manifest(out: Path, settings: Settings, rows: dict[str, int]) -> None
         path = out / file_name(t.name, settings.fmt)
         files.append({"table": t.name, "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path),
                       "rows": int(rows.get(t.name, 0))})
-    for name in ("ground_truth.json", "persons.parquet", EXPOSURE_INTERVALS_FILE):
+    for name in ("ground_truth.json", "persons.parquet", EXPOSURE_INTERVALS_FILE, NEGATIVE_CONTROLS_FILE):
         path = out / TRUTH_DIR / name
         if name == EXPOSURE_INTERVALS_FILE and settings.effects_profile not in P.EXPOSURE_DYNAMICS:
+            continue
+        if name == NEGATIVE_CONTROLS_FILE and not settings.negative_controls:
             continue
         files.append({"table": None, "file": f"{TRUTH_DIR}/{name}", "bytes": path.stat().st_size,
                       "sha256": sha256_of(path), "rows": None})
     manifest = {"generator": "pipelines.synthetic", "version": GENERATOR_VERSION, "format": settings.fmt,
                 "seed": settings.seed, "patients": settings.patients, "effects_profile": settings.effects_profile,
-                "files": files}
+                "negative_controls": settings.negative_controls, "files": files}
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(out / MANIFEST)  # atomic: the manifest appears complete or not at all

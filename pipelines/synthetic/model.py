@@ -26,6 +26,7 @@ from . import catalog as cat
 from . import parameters as P
 from .arrays import (DAY_KEY, expand, first_per_group, in_intervals, logistic, logit, merge_intervals, sorted_unique,
                      splitmix64, to_day, weighted_choice)
+from .negative_controls import NegativeControlRows, simulate_negative_controls
 
 DATA_START_DAY = to_day(P.DATA_START)
 DATA_END_DAY = to_day(P.DATA_END)
@@ -90,6 +91,8 @@ class ChunkEvents:
     exposure_intervals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     itt_expected_onsets: dict[str, tuple[float, float]] = field(default_factory=dict)
     cramp_frailty: np.ndarray | None = None
+    # The negative-control outcomes' records (negative_controls.py), None when the extract has none.
+    negative_controls: NegativeControlRows | None = None
 
 
 def _code_options(choice: cat.Choice) -> tuple[np.ndarray, np.ndarray]:
@@ -1011,10 +1014,19 @@ class ChunkSimulation:
 
 def simulate_chunk(rng: np.random.Generator, n: int, first_person_id: int,
                    cramp_effects: dict[str, tuple[float, str]] = P.CRAMP_EFFECTS,
-                   dynamics: P.ExposureDynamics | None = None) -> ChunkEvents:
+                   dynamics: P.ExposureDynamics | None = None,
+                   negative_controls: tuple[np.random.Generator, dict[str, float], tuple[str, ...]] | None = None
+                   ) -> ChunkEvents:
     """Simulate one chunk. `cramp_effects` (one of parameters.CRAMP_EFFECTS_PROFILES) is used only from the cramp
     step on, so for one seed the profiles without `dynamics` give the same persons, conditions, drugs and labs;
-    `dynamics` (parameters.EXPOSURE_DYNAMICS) keeps persons, conditions and drug starts and changes the rest."""
+    `dynamics` (parameters.EXPOSURE_DYNAMICS) keeps persons, conditions and drug starts and changes the rest.
+    `negative_controls` = (their own Generator, planted log-HR bias per control, the drugs whose first fill starts
+    the bias): adds the controls' records after everything else is simulated, from that Generator only."""
     sim = ChunkSimulation(rng, n, first_person_id, cramp_effects, dynamics)
     sim.simulate(through=SIMULATION_STEPS[-1])
-    return sim.assemble()
+    events = sim.assemble()
+    if negative_controls is not None:
+        control_rng, log_hr_bias, bias_exposures = negative_controls
+        events.negative_controls = simulate_negative_controls(sim, events.visits, control_rng, log_hr_bias,
+                                                              bias_exposures)
+    return events

@@ -304,3 +304,65 @@ EXPOSURE_DYNAMICS: dict[str, ExposureDynamics] = {ON_DRUG_PROFILE: ExposureDynam
 # Which exposures of CRAMP_EFFECTS are transient states (act for transient_state_days after each finding); drugs
 # act while on drug; every other exposure (a chronic condition) acts from its onset on.
 TRANSIENT_EXPOSURES = ("hypomagnesemia_lab",)
+
+
+# Negative-control outcomes (phenotypes/negative_controls/: LEGEND-HTN's controls for antihypertensive comparisons,
+# Suchard 2019). No exposure of the model causes them: each person's first record of each control is drawn from a
+# hazard of age (at the middle of observation, as the acute conditions) and sex only, so every exposure's true hazard
+# ratio on them is 1 (and the ratio a design should recover is 1, unless a bias is planted below). Rates are
+# assumptions in the range of first-diagnosis rates of common primary-care conditions of older adults (impacted
+# cerumen, seborrheic keratosis, refraction codes and dry eye are among the most frequent office diagnoses; zoster
+# about 1% a year over 60), taken at the upper end so that a few controls have enough events to be estimated in
+# small extracts. A record is written on the onset day, linked to the person's visit that day if there is one.
+@dataclass(frozen=True)
+class NegativeControlOutcome:
+    rate60_per_year: float
+    log_rate_slope_per_10_years: float = 0.0
+    female_only: bool = False
+
+
+NEGATIVE_CONTROL_OUTCOMES: dict[str, NegativeControlOutcome] = {
+    "impacted_cerumen": NegativeControlOutcome(0.060, math.log(1.3)),
+    "seborrheic_keratosis": NegativeControlOutcome(0.050, math.log(1.3)),
+    "presbyopia": NegativeControlOutcome(0.040),
+    "dry_eye_syndrome": NegativeControlOutcome(0.040, math.log(1.2)),
+    "onychomycosis": NegativeControlOutcome(0.030, math.log(1.2)),
+    "contact_dermatitis": NegativeControlOutcome(0.030),
+    "acute_conjunctivitis": NegativeControlOutcome(0.020),
+    "wrist_pain": NegativeControlOutcome(0.020),
+    "vaginitis_and_vulvitis": NegativeControlOutcome(0.020, math.log(0.7), female_only=True),
+    "regular_astigmatism": NegativeControlOutcome(0.015),
+    "shoulder_impingement": NegativeControlOutcome(0.015),
+    "herpes_zoster_without_complication": NegativeControlOutcome(0.010, math.log(1.3)),
+    "epidermal_cyst": NegativeControlOutcome(0.010),
+    "trigger_finger": NegativeControlOutcome(0.008),
+    "rotator_cuff_strain": NegativeControlOutcome(0.008),
+    "viral_warts": NegativeControlOutcome(0.008, math.log(0.8)),
+    "macular_drusen": NegativeControlOutcome(0.008, math.log(1.8)),
+    "ganglion_cyst": NegativeControlOutcome(0.006),
+    "nontoxic_multinodular_goiter": NegativeControlOutcome(0.004),
+    "anal_or_rectal_polyp": NegativeControlOutcome(0.004),
+    "papillomavirus_infection": NegativeControlOutcome(0.003, math.log(0.6)),
+    "endometriosis": NegativeControlOutcome(0.0005, math.log(0.5), female_only=True),
+}
+
+
+# Planted systematic error on the negative controls (`legcramp-generate --negative-control-bias LOG_HR[,SD]`): from
+# the first fill of one of `exposures` on, every control's hazard is multiplied by exp(b_c), b_c = log_hr + sd * z_c
+# with one standard normal z_c per control and extract (a detection bias: diuretic users are seen for monitoring
+# more often, so more of their minor conditions get recorded). Cramps and every other record are untouched, so the
+# controls' observed hazard ratio, target vs comparator, is exp(b_c) in a new-user comparison of `exposures` with
+# other drugs, and an empirical null fitted on them should find N(log_hr, sd^2). Off (0, 0) by default and for the
+# bundled sample: there every control's true hazard ratio is 1, so calibration should leave the estimates alone.
+@dataclass(frozen=True)
+class NegativeControlBias:
+    log_hr: float = 0.0
+    sd: float = 0.0
+    exposures: tuple[str, ...] = ("thiazide_diuretics", "thiazide_like_diuretics")
+
+    @property
+    def planted(self) -> bool:
+        return self.log_hr != 0.0 or self.sd != 0.0
+
+
+NO_NEGATIVE_CONTROL_BIAS = NegativeControlBias()

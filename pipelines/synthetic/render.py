@@ -225,3 +225,28 @@ def render_chunk(ev: ChunkEvents, chunk_index: int) -> dict[str, RenderedTable]:
     }), dead, p["death_day"][dead], np.full(dead.size, -1), np.full(dead.size, -1))
 
     return {t.name: out[t.name] for t in spec.TABLES}
+
+
+# The negative-control records' ids: chunk k's are k * ID_STRIDE + NEGATIVE_CONTROL_ID_OFFSET + 1, + 2, ..., above
+# every clean and planted row id of the chunk (a chunk never has half a billion rows).
+NEGATIVE_CONTROL_ID_OFFSET = ID_STRIDE // 2
+
+
+def render_negative_controls(ev: ChunkEvents, chunk_index: int) -> pa.Table:
+    """The chunk's negative-control records as condition_occurrence rows (no defects are planted among them)."""
+    c = ev.negative_controls
+    k = c.person.size
+    site = ev.persons["site"].astype(np.int64)[c.person]
+    i = site * N_CODES + c.code
+    visit_ids = _row_ids(chunk_index, ev.visits["person"].size)
+    visit = visit_ids[np.maximum(c.visit, 0)] if visit_ids.size else np.zeros(k, dtype=np.int64)
+    return _build(spec.CONDITION_OCCURRENCE, {
+        "condition_occurrence_id": ids(chunk_index * ID_STRIDE + NEGATIVE_CONTROL_ID_OFFSET + 1
+                                       + np.arange(k, dtype=np.int64)),
+        "person_id": ids(ev.persons["person_id"][c.person]),
+        "condition_vocabulary": lookup(VOCAB_TEXT, i),
+        "condition_code": lookup(CODE_TEXT, i),
+        "condition_start_date": dates(c.day),
+        "condition_end_date": dates(np.full(k, -1, dtype=np.int64)),
+        "visit_occurrence_id": ids(visit, c.visit < 0),
+    })

@@ -33,7 +33,8 @@ def _membership() -> dict[str, np.ndarray]:
     member = {p: np.zeros(len(cat.ALL_CODES), dtype=bool) for p in cat.PHENOTYPE_IDS}
     for i, c in enumerate(cat.ALL_CODES):
         for p in c.phenotypes:
-            member[p][i] = True
+            if p in member:  # the negative controls' truth is their own (negative_controls.py)
+                member[p][i] = True
     return member
 
 

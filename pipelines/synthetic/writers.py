@@ -122,3 +122,55 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 24), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class DeferredRows:
+    """Rows of one table held back, chunk by chunk, in a part file, and appended after every chunk's own rows
+    (the negative-control records: written last, so every other row keeps its bytes and its line number)."""
+
+    def __init__(self, path: Path, table: spec.Table, fmt: str) -> None:
+        self.path = path
+        self.table = table
+        self.fmt = fmt
+        self.rows = 0
+        self._file = open(path, "wb")
+        self._ipc: pa.ipc.RecordBatchStreamWriter | None = None
+
+    def add(self, payload: bytes | pa.Table | Path, rows: int) -> None:
+        """One chunk's rows: CSV bytes or a table, in memory or in a worker's part file (then deleted)."""
+        if isinstance(payload, Path):
+            if self.fmt == "parquet":
+                with pa.memory_map(str(payload)) as source:
+                    self.add(pa.ipc.open_file(source).read_all(), rows)
+            else:
+                with open(payload, "rb") as part:
+                    shutil.copyfileobj(part, self._file, 1 << 24)
+                self.rows += rows
+            payload.unlink()
+            return
+        if self.fmt == "parquet":
+            if self._ipc is None:
+                self._ipc = pa.ipc.new_stream(self._file, arrow_schema(self.table))
+            self._ipc.write_table(payload)
+        else:
+            self._file.write(payload)
+        self.rows += rows
+
+    def append_to(self, writer: TableWriter) -> None:
+        """Append the held rows to the table's file and delete the part file."""
+        if self._ipc is not None:
+            self._ipc.close()
+        self._file.close()
+        if self.fmt == "parquet":
+            if self._ipc is not None:
+                with pa.memory_map(str(self.path)) as source:
+                    writer.write(pa.ipc.open_stream(source).read_all(), self.rows)
+            self.path.unlink()
+        else:
+            writer.write(self.path, self.rows)  # copies the bytes and deletes the part file
+
+    def discard(self) -> None:
+        if self._ipc is not None:
+            self._ipc.close()
+        self._file.close()
+        self.path.unlink(missing_ok=True)

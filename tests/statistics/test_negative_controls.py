@@ -86,6 +86,25 @@ def test_the_primary_ps_matched_analysis_recovers_a_null_control_and_a_planted_d
     assert biased.ci_lower < 2 < biased.ci_upper and biased.ci_lower > 1.3
 
 
+def test_a_control_whose_prior_records_leave_a_covariate_without_variation_is_still_estimated():
+    """The study's propensity model is reused for each control's population (the study's less the persons with the
+    control before follow-up); when that removes every person with a covariate, the model still scores with it."""
+    population, dates = simulated_new_users()
+    study = new_user_study()
+    analysis = analyse_new_user_study(population, study, only="ps_matched_cox")
+    assert "diabetes_mellitus" in next(iter(analysis.ps_models.values())).covariates
+    diabetic = population["diabetes_mellitus"].to_numpy()
+    before = population["index_date"] - pd.Timedelta(days=30)
+    dates = dates.assign(wrist_pain=dates["wrist_pain"].where(~diabetic, before))  # every diabetic had it before
+    rows = negative_control_estimates(population, dates, study, analysis)
+    wrist = [result for _, control, result in rows if control == "wrist_pain"]
+    assert len(wrist) == 2
+    for result in wrist:
+        assert result.not_estimable_reason is None, result.not_estimable_reason
+        assert result.n_exposed + result.n_unexposed <= int((~diabetic).sum())
+        assert result.ci_lower < 1 < result.ci_upper
+
+
 def test_first_dates_are_pivoted_per_person_in_study_population_order():
     extract = HandExtract()
     for person in ("P1", "P2", "P3"):
@@ -185,9 +204,9 @@ def test_calibration_on_controls_with_a_planted_detection_bias_brings_a_null_exp
 
 def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_when_not_calibrated(
         generated_extract, tmp_path):
-    """thiazide_vs_ccb on a small generated extract (300 patients; the generator writes no control codes): one
-    row per control and time at risk in results.negative_control_estimates, through the small-cell rule, and
-    primary rows that say why they are not calibrated."""
+    """thiazide_vs_ccb on a small generated extract (300 patients: a handful of new users, so the controls'
+    records are too few to estimate): one row per control and time at risk in results.negative_control_estimates,
+    through the small-cell rule, and primary rows that say why they are not calibrated."""
     from pipelines.cohorts import build_all_studies, load_studies
     from pipelines.ingest.loader import load_extract
     from pipelines.phenotypes import run_phenotypes
