@@ -39,7 +39,8 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-$(SAMPLE_DIR)/_truth/ground_truth.json: | $(STAMP)
+# Regenerated when the generator changes, so `make run` never analyses a sample an older generator wrote.
+$(SAMPLE_DIR)/_truth/ground_truth.json: $(wildcard pipelines/synthetic/*.py) | $(STAMP)
 	$(BIN)/legcramp-generate --patients $(SAMPLE_PATIENTS) --seed $(SAMPLE_SEED) --out $(SAMPLE_DIR)
 
 sample: $(SAMPLE_DIR)/_truth/ground_truth.json
