@@ -19,7 +19,7 @@ from pipelines.asset_keys import phenotype_key as phenotype_asset_key
 from pipelines.cohorts.attrition import cohort_counts
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
-from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, suppress_estimates
+from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, count_text, suppress_estimates
 from pipelines.statistics.multiplicity import with_false_discovery_rate
 from pipelines.statistics.presentation import results_browser_url
 from pipelines.statistics.report import (
@@ -31,7 +31,8 @@ from pipelines.statistics.report import (
 )
 from pipelines.statistics.sequence_symmetry import (GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_AFTER,
                                                     garrison_sequence_symmetry)
-from pipelines.statistics.analysis_attrition import (create_analysis_attrition_table, suppress_study_counts,
+from pipelines.statistics.analysis_attrition import (create_analysis_attrition_table, publish_outcome_count,
+                                                     published_outcome_count_text, suppress_study_counts,
                                                      write_analysis_attrition)
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
 from pipelines.statistics.results import (
@@ -111,15 +112,17 @@ def _disclosure_groups(frame: pd.DataFrame) -> pd.Series | str:
 
 
 def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
-                         threshold: int, complementary: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+                         threshold: int, complementary: dict[str, pd.Series] | None = None,
+                         ledger_rows: pd.Series | None = None) -> pd.DataFrame:
     """Replace the study's rows of results.associations, with small cells and what recomputes them hidden.
-    `complementary`: count cells hidden to protect a count of another table (analysis_attrition.suppress_study_counts)."""
+    `complementary`: count cells hidden to protect a count of another table (analysis_attrition.suppress_study_counts);
+    `ledger_rows`: the rows whose counts that ledger covers (each hides its estimates only with its own counts)."""
     create_associations_table(con)
     if "sensitivity_analysis" not in frame:  # rows of a main analysis only (results_frame always adds it)
         frame = frame.assign(sensitivity_analysis=None)
     published = suppress_estimates(frame.assign(**{DISCLOSURE_GROUP: _disclosure_groups(frame)}), threshold,
                                    DERIVED_COLUMNS, complementary=complementary,
-                                   group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
+                                   group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP), ledger_rows=ledger_rows)
     published = with_false_discovery_rate(published.drop(columns=[DISCLOSURE_GROUP]))
     con.execute(f"DELETE FROM {ASSOCIATIONS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
@@ -188,7 +191,10 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     _, outcome_count = cohort_counts(con, study.id)
     counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
                                    analysis.nested_exposures, outcome_count)
-    published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary)
+    published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary,
+                                     counts.ledger_rows)
+    publish_outcome_count(con, study.id, study.outcome.phenotype, outcome_count,
+                          counts.outcome_count_suppression, study.threshold)
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
     write_analysis_attrition(con, study.id, counts.attrition)
     return published
@@ -216,14 +222,19 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         with warehouse.connect(context.run_id) as con:
             analysis = analyse_study(con, study)
             published = publish_study_results(con, study, analysis)
+            cohort_size, _ = cohort_counts(con, study.id)
+            outcomes = published_outcome_count_text(con, study.id)
             verdicts = run_checks(con, study.id, threshold, STUDY_CHECKS)
             outputs = warehouse.build_outputs_dir(context.run_id) / study.id
             plots = write_study_plots(study, analysis, published, outputs)
             reports = write_study_reports(con, study, analysis, published, plots, outputs)
+        # The outcome count is printed here, after the cross-table rule decided whether it may be.
+        context.log.info(f"{study.id}: {count_text(cohort_size, threshold)} persons, {outcomes} with the outcome")
         for note in analysis.notes:
             context.log.warning(f"{study.id}: {note}")
         metadata = {
             "dagster/row_count": len(published),
+            "outcome_count": outcomes,
             "seed": study.seed,
             "report": dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / reports.html.name)),
             "report (Markdown)": dg.MetadataValue.path(

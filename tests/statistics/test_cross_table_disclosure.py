@@ -94,10 +94,13 @@ def test_cohort_size_minus_the_analysed_persons_does_not_give_away_the_persons_w
     assert "n=suppressed" in svg and "599" not in svg and "n=400" not in svg
 
     assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
-    # The analysed persons are hidden in every estimate and in the attrition, and with them what recomputes them;
-    # the cohort per arm (which users need, and Table 1 shows) stays published.
-    assert cells(con, "results.associations", "DISTINCT n_unexposed, estimate, ci_lower, person_years_unexposed") \
-        == [(None, None, None, None)]
+    # The analysed unexposed persons are hidden in every estimate that prints them and in the attrition, and with
+    # them what recomputes them; the exposed rate, whose counts give nothing away, stays published; the cohort per
+    # arm (which users need, and Table 1 shows) too.
+    assert cells(con, "results.associations", "analysis_id, n_exposed, n_unexposed, estimate IS NULL, "
+                 "person_years_exposed IS NULL, person_years_unexposed") == [
+        ("cox_adjusted", 400, None, True, True, None), ("crude_irr", 400, None, True, True, None),
+        ("incidence_rate", 400, None, False, False, None), ("incidence_rate", None, None, True, True, None)]
     assert cells(con, "results.analysis_attrition", "DISTINCT step_order, persons_exposed, persons_unexposed, "
                  "excluded_unexposed, suppressed_columns, complementary_columns") == [
         (1, 400, 600, None, None, None),
@@ -137,25 +140,54 @@ def test_intention_to_treat_minus_on_treatment_events_does_not_give_away_the_eve
     con = publish(analysis, cohort_size=1000, nested=True)
 
     assert small_differences(con, "test_study", THRESHOLD, [(ITT, ON_TREATMENT)], cohort_size=1000) == []
-    # one of the two is hidden: the on-treatment events (the smaller part), not the intention-to-treat ones
+    # one of the two is hidden: the on-treatment events (the smaller part), not the intention-to-treat ones; the
+    # on-treatment comparator's rate, which does not print them, stays published
     assert cells(con, "results.associations", "exposure, count(events_exposed), count(estimate)",
-                 "TRUE GROUP BY exposure") == [(ITT, 3, 4), (ON_TREATMENT, 0, 0)]
+                 "TRUE GROUP BY exposure") == [(ITT, 3, 4), (ON_TREATMENT, 0, 1)]
 
 
 def test_the_outcome_count_minus_the_analysed_events_does_not_give_away_the_outcomes_outside_follow_up():
-    """Route 4: the cohort's 85 persons with the outcome (run log, cohort metadata, summary) minus the 30 + 50 events
-    of the analysis: 5 unexposed persons' outcomes after they started the exposure and were censored."""
+    """Route 4: the cohort's 85 persons with the outcome minus the 30 + 50 events of the analysis: 5 unexposed
+    persons' outcomes after they started the exposure and were censored. Hiding the one outcome count costs one
+    number, hiding the events three estimates: the outcome count is hidden (results.outcome_counts, which the
+    statistics log and metadata and the run summary print), the estimates stay."""
     analysis = StudyAnalysis("test_study")
     steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
     analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
     con = publish(analysis, cohort_size=1000, with_outcome=85)
     shown = con.execute("SELECT DISTINCT events_exposed, events_unexposed, estimate FROM results.associations "
                         "WHERE analysis_id = 'crude_irr'").fetchall()
-    assert shown == [(None, None, None)]
-    # the same analysis with every outcome inside the follow-up is published
+    assert shown == [(30, 50, pytest.approx(1.125))]
+    assert cells(con, "results.outcome_counts", "persons_with_outcome, persons_with_outcome_text, suppressed") \
+        == [(None, "suppressed", True)]
+    assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
+    # the same analysis with every outcome inside the follow-up publishes the outcome count too
     con = publish(analysis, cohort_size=1000, with_outcome=80)
     assert con.execute("SELECT events_exposed, events_unexposed FROM results.associations "
                        "WHERE analysis_id = 'crude_irr'").fetchall() == [(30, 50)]
+    assert cells(con, "results.outcome_counts", "persons_with_outcome, persons_with_outcome_text") == [(80, "80")]
+
+
+def test_a_hidden_outcome_count_is_not_recomputed_from_an_exposure_whose_follow_up_holds_every_outcome():
+    """Statins and ACE inhibitors each leave 5 of the 85 outcomes outside their follow-up; insulin's follow-up (a
+    time-varying design: every person with time at risk is in one of its arms) holds all 85 (35 + 50). Hiding the
+    outcome count protects both 5s only if insulin's events do not add up to it: a reader who assumes nothing
+    outside insulin's follow-up would be right. One of insulin's counts is hidden with the outcome count (two
+    numbers lost), not one of each other exposure's events (six estimates)."""
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
+    analysis.add("ace_inhibitors", "leg_cramps", crude((300, 700), (20, 60)), steps)
+    analysis.add("insulin", "leg_cramps", [ratio("cox_current_exposure", (300, 700), (35, 50), (500.0, 1800.0))],
+                 {"": [AttritionStep(COHORT_STEP, None, 300, 700), AttritionStep(AT_RISK_STEP, "zero days", 300, 700)]})
+    con = publish(analysis, cohort_size=1000, with_outcome=85)
+
+    assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
+    assert cells(con, "results.outcome_counts", "persons_with_outcome_text") == [("suppressed",)]
+    assert cells(con, "results.associations", "exposure, count(*), count(estimate)", "TRUE GROUP BY exposure") == [
+        ("ace_inhibitors", 4, 4), ("insulin", 1, 0), ("statins", 4, 4)]
+    assert cells(con, "results.associations", "events_exposed, events_unexposed, complementary_columns LIKE "
+                 "'events_exposed,%'", "exposure = 'insulin'") == [(None, 50, True)]
 
 
 def test_the_attack_finds_each_leak_when_the_tables_are_suppressed_one_by_one():
@@ -179,10 +211,10 @@ def test_the_attack_finds_each_leak_when_the_tables_are_suppressed_one_by_one():
                 "events_unexposed)")
     leaks = small_differences(con, "s", THRESHOLD, [(ITT, ON_TREATMENT)], cohort_size=1000)
     assert any("cohort size" in leak and "= 1" in leak for leak in leaks)
-    assert any("exposed: analysis_attrition incidence_rate step 2 - associations ps_matched_cox hr: 500 - 495 = 5"
-               in leak for leak in leaks)
-    assert any("exposed events: associations incidence_rate rate - associations ps_matched_cox hr: 40 - 39 = 1"
-               in leak for leak in leaks)
+    assert any("exposed: analysis_attrition incidence_rate step 2 - associations main ps_matched_cox hr: "
+               "500 - 495 = 5" in leak for leak in leaks)
+    assert any("exposed events: associations main incidence_rate rate - associations main ps_matched_cox hr: "
+               "40 - 39 = 1" in leak for leak in leaks)
     assert any(leak.startswith("events") and "40 - 37 = 3" in leak for leak in leaks)
 
 
