@@ -57,7 +57,8 @@ class StudyCounts:
     # first step (time-varying exposure: any exposed time or none) share steps only among themselves, so the paths
     # are grouped by their first step: (exposure, first step) -> shared steps.
     shared_paths: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
-    # The estimate rows whose every count is a cell here, and the published numbers each row holds.
+    # The estimate rows whose every count is a cell here, and the published numbers each row holds besides its
+    # counts (estimates, intervals, person-years: hidden with any of its counts).
     ledger_rows: set[Hashable] = field(default_factory=set)
     row_numbers: dict[Hashable, int] = field(default_factory=dict)
 
@@ -149,7 +150,7 @@ def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict
     (the same analyses with the outcome replaced by a variant) are cells of their own, tied the same way among
     themselves, and each to the main analysis's same cell."""
     ledger = counts.ledger
-    numbers = [column for column in (*ESTIMATE_COUNT_COLUMNS, *DERIVED_COLUMNS) if column in results.columns]
+    derived = [column for column in DERIVED_COLUMNS if column in results.columns]
     # (partition, exposure, what, kind, arm) -> path -> the cells counted there
     cells_at: dict[tuple, dict[tuple[str, ...], list[Hashable]]] = {}
     for index, row in results.iterrows():
@@ -161,8 +162,8 @@ def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict
         exposure = row["exposure"]
         kind = _kind(row["analysis_id"])
         # Hiding one count of the row hides the row's estimates with it (suppress_estimates): what that costs.
-        cost = sum(_present(row[column]) for column in numbers)
-        counts.row_numbers[index] = cost
+        counts.row_numbers[index] = sum(_present(row[column]) for column in derived)
+        cost = 1 + counts.row_numbers[index]
         for arm in ARMS:
             for column, key, what in (
                     (f"n_{arm}", _persons_key(partition, exposure, root_of.get(exposure, exposure), path, arm),
@@ -241,11 +242,11 @@ def _outcome_relations(counts: StudyCounts, outcome_count: int) -> None:
 
 
 def _numbers_lost(counts: StudyCounts) -> int:
-    """The published numbers a suppression of the ledger withholds: every number of an estimate row with a hidden
-    count, every hidden attrition count, and the outcome count."""
+    """The published numbers a suppression of the ledger withholds: every hidden count of an estimate row and the
+    estimates that go with it, every hidden attrition count, and the outcome count."""
     ledger = counts.ledger
-    rows = {index for (index, _), key in counts.result_cells.items() if ledger.suppression(key) is not None}
-    lost = sum(counts.row_numbers.get(index, 0) for index in rows)
+    hidden = [index for (index, _), key in counts.result_cells.items() if ledger.suppression(key) is not None]
+    lost = len(hidden) + sum(counts.row_numbers.get(index, 0) for index in set(hidden))
     lost += sum(ledger.suppression(key) is not None for key in counts.attrition_cells.values())
     return lost + (OUTCOME_COUNT in ledger.cells and ledger.suppression(OUTCOME_COUNT) is not None)
 

@@ -4,6 +4,8 @@ the statistics asset publishes them, then attacked as a reader would (tests/supp
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import pandas as pd
 import pytest
@@ -188,6 +190,32 @@ def test_a_hidden_outcome_count_is_not_recomputed_from_an_exposure_whose_follow_
         ("ace_inhibitors", 4, 4), ("insulin", 1, 0), ("statins", 4, 4)]
     assert cells(con, "results.associations", "events_exposed, events_unexposed, complementary_columns LIKE "
                  "'events_exposed,%'", "exposure = 'insulin'") == [(None, 50, True)]
+
+
+def test_a_row_whose_counts_are_hidden_does_not_say_why_it_is_not_estimable():
+    """Cox with 6 coefficients and 5 + 40 events: "fewer than 10 events per variable" says 5 + 40 < 60, i.e. the
+    hidden exposed events are fewer than 15; with 5 unexposed events instead the published exposed events pass the
+    rule. The reason goes with the hidden counts (the row is withheld, not "not estimable"); a row whose counts are
+    shown keeps its reason."""
+    epv = "fewer than 10 events per variable for 6 coefficients (Peduzzi 1995/1996)"
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    for exposure, events in (("statins", (5, 40)), ("insulin", (40, 5))):
+        cox = replace(ratio("cox_adjusted", (400, 600), events, (800.0, 1500.0)), estimate=None, ci_lower=None,
+                      ci_upper=None, p_value=None, not_estimable_reason=epv)
+        analysis.add(exposure, "leg_cramps", [cox], steps)
+    con = publish(analysis, cohort_size=1000, with_outcome=45)
+
+    assert cells(con, "results.associations", "exposure, events_exposed, events_unexposed, not_estimable_reason, "
+                 "complementary_columns LIKE '%not_estimable_reason%'") == [
+        ("insulin", 40, None, None, True), ("statins", None, 40, None, True)]
+    # the same rows with every count shown say why they are not estimable
+    analysis = StudyAnalysis("test_study")
+    cox = replace(ratio("cox_adjusted", (400, 600), (20, 30), (800.0, 1500.0)), estimate=None, ci_lower=None,
+                  ci_upper=None, p_value=None, not_estimable_reason=epv)
+    analysis.add("statins", "leg_cramps", [cox], steps)
+    con = publish(analysis, cohort_size=1000, with_outcome=50)
+    assert cells(con, "results.associations", "events_exposed, not_estimable_reason") == [(20, epv)]
 
 
 def test_the_attack_finds_each_leak_when_the_tables_are_suppressed_one_by_one():
