@@ -165,3 +165,88 @@ def recomputed_outcome_count(associations: pd.DataFrame) -> int | None:
             if _partition(row) == "main" and _kind(str(row["analysis_id"])) == "follow-up"
             and _known(row["events_exposed"]) and _known(row["events_unexposed"])]
     return int(max(sums)) if sums else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Table 1: every count a reader can solve for from the printed cells
+# ---------------------------------------------------------------------------------------------------------------
+
+def _solved(equations: list[tuple[dict, float]], unknowns: list) -> dict:
+    """The unknowns a linear system determines (each with its value): an unknown is determined when its unit
+    vector lies in the row space of the coefficient matrix (rank unchanged by adding it)."""
+    import numpy as np
+
+    if not equations or not unknowns:
+        return {}
+    position = {name: i for i, name in enumerate(unknowns)}
+    matrix = np.zeros((len(equations), len(unknowns)))
+    right = np.zeros(len(equations))
+    for row, (coefficients, constant) in enumerate(equations):
+        for name, coefficient in coefficients.items():
+            matrix[row, position[name]] += coefficient
+        right[row] = constant
+    rank = np.linalg.matrix_rank(matrix)
+    solution = np.linalg.lstsq(matrix, right, rcond=None)[0]
+    determined = {}
+    for name, i in position.items():
+        unit = np.zeros((1, len(unknowns)))
+        unit[0, i] = 1
+        if np.linalg.matrix_rank(np.vstack([matrix, unit])) == rank:
+            determined[name] = round(float(solution[i]))
+    return determined
+
+
+def table1_small_solutions(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int) -> list[str]:
+    """Every count of results.table1 that a reader determines exactly from its printed cells and is 1 to
+    threshold - 1: hidden cells and the never-printed ones ('false' persons of a yes/no variable, persons with a
+    value of a continuous one). The reader's equations: per group, n = its levels + missing (+ the 'false' count,
+    + the persons with a value); per cell, overall = the two groups."""
+    table = con.execute('SELECT variable, level, "group", statistic, count FROM results.table1 WHERE study_id = ?',
+                        [study_id]).df()
+    groups = list(dict.fromkeys(table["group"]))
+    known: dict[tuple, float] = {}
+    unknown: list[tuple] = []
+
+    def cell(key: tuple, value=None) -> None:
+        if key in known or key in unknown:
+            return
+        if _known(value):
+            known[key] = float(value)
+        else:
+            unknown.append(key)
+
+    parts: dict[tuple[str, str], list[tuple]] = {}
+    for _, row in table.iterrows():
+        variable, group, statistic = row["variable"], row["group"], row["statistic"]
+        if statistic == "n":
+            cell(("n", group), row["count"])
+            continue
+        if statistic in ("n_pct", "missing"):
+            key = (statistic, variable, row["level"], group)
+            cell(key, row["count"])
+            parts.setdefault((variable, group), []).append(key)
+            if statistic == "n_pct" and row["level"] == "true":
+                parts[(variable, group)].append(("false", variable, None, group))
+                cell(("false", variable, None, group))
+        elif statistic == "mean_sd":
+            key = ("with a value", variable, None, group)
+            cell(key)
+            parts.setdefault((variable, group), []).append(key)
+    relations = [(("n", group), list(dict.fromkeys(keys))) for (variable, group), keys in parts.items()]
+    if len(groups) == 3:
+        overall, first, second = groups
+        for key in [*known, *unknown]:
+            if key[-1] == overall:
+                relations.append((key, [(*key[:-1], first), (*key[:-1], second)]))
+    equations = []
+    for total, summands in relations:
+        coefficients: dict = {}
+        constant = 0.0
+        for key, sign in ((total, 1.0), *((part, -1.0) for part in summands)):
+            if key in known:
+                constant -= sign * known[key]
+            else:
+                coefficients[key] = coefficients.get(key, 0.0) + sign
+        if coefficients:
+            equations.append((coefficients, constant))
+    return sorted(f"{key}: {value}" for key, value in _solved(equations, unknown).items() if 1 <= value < threshold)
