@@ -42,6 +42,8 @@ HORIZON_ANALYSIS_PREFIXES = ("km_", "aj_")
 FOLLOW_UP, HORIZON = "follow-up", "horizon"
 # The cells of the main analysis's rows; a sensitivity analysis's rows are cells of their own, under its id.
 MAIN = "main"
+# Row ids of results.negative_control_estimates in the ledger: (NEGATIVE_CONTROL, index).
+NEGATIVE_CONTROL = "negative control"
 # The cohort's persons with the outcome: one number, printed by the statistics stage once this ledger keeps it.
 OUTCOME_COUNT = ("outcome count",)
 
@@ -61,6 +63,8 @@ class StudyCounts:
     # counts (estimates, intervals, person-years: hidden with any of its counts).
     ledger_rows: set[Hashable] = field(default_factory=set)
     row_numbers: dict[Hashable, int] = field(default_factory=dict)
+    # (partition, exposure, "persons"/"events", kind, arm) -> path -> the estimate cells counted there
+    cells_at: dict[tuple, dict[tuple[str, ...], list[Hashable]]] = field(default_factory=dict)
 
 
 def _persons_key(partition: str, exposure: str, root: str, path: tuple[str, ...], arm: str) -> tuple:
@@ -73,12 +77,14 @@ def _events_key(partition: str, exposure: str, path: tuple[str, ...], kind: str,
 
 
 def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
-                 nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None) -> StudyCounts:
+                 nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
+                 controls: pd.DataFrame | None = None) -> StudyCounts:
     """The cells and sums of a study's analysis attrition (study_analysis.attrition_frame) and estimates
     (study_analysis.results_frame, sensitivity rows included). `nested`: (outer, inner) exposures where inner is the
     same cohort as outer with follow-up censored earlier (StudyAnalysis.nested_exposures). `outcome_count`: the
     cohort's persons with the outcome (cohorts.attrition.cohort_counts), which the statistics stage prints only
-    if the ledger keeps it."""
+    if the ledger keeps it. `controls`: the negative-control estimates (the primary analysis with each control as
+    the outcome), whose rows are registered under (NEGATIVE_CONTROL, index)."""
     counts = StudyCounts()
     ledger = counts.ledger
     root_of = {inner: outer for outer, inner in nested}
@@ -119,6 +125,8 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
                 [path for path in paths if path[0] == first_step])
     if results is not None and not results.empty:
         _estimate_cells(counts, results, final_path, root_of)
+    if controls is not None and not controls.empty:
+        _estimate_cells(counts, controls, final_path, root_of, control_rows=True)
     _nested_relations(counts, nested)
     if outcome_count is not None:
         _outcome_relations(counts, int(outcome_count))
@@ -144,21 +152,25 @@ def _kind(analysis_id) -> str:
 
 
 def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict[tuple[str, str], tuple[str, ...]],
-                    root_of: dict[str, str]) -> None:
+                    root_of: dict[str, str], control_rows: bool = False) -> None:
     """Each estimate's persons are the last attrition step of its analysis (the same cell); its events are a cell
     of that population, shared by the analyses that count the same events there. A sensitivity analysis's rows
     (the same analyses with the outcome replaced by a variant) are cells of their own, tied the same way among
-    themselves, and each to the main analysis's same cell."""
+    themselves, and each to the main analysis's same cell. `control_rows`: negative-control estimates, each
+    control's rows a partition of their own whose persons (the main analysis's less those with a prior control
+    outcome) are tied to the main analysis's; their events count another outcome, tied to nothing."""
     ledger = counts.ledger
     derived = [column for column in DERIVED_COLUMNS if column in results.columns]
     # (partition, exposure, what, kind, arm) -> path -> the cells counted there
-    cells_at: dict[tuple, dict[tuple[str, ...], list[Hashable]]] = {}
-    for index, row in results.iterrows():
+    cells_at = counts.cells_at
+    for position, row in results.iterrows():
+        index = (NEGATIVE_CONTROL, position) if control_rows else position
         path = final_path.get((row["exposure"], row["analysis_id"]))
         if path is None:  # no attrition (sequence symmetry): the row's own rule in suppress_estimates
             continue
         variant = row.get("sensitivity_analysis")
-        partition = variant if _present(variant) else MAIN
+        partition = (f"{NEGATIVE_CONTROL} {row['outcome']}" if control_rows
+                     else variant if _present(variant) else MAIN)
         exposure = row["exposure"]
         kind = _kind(row["analysis_id"])
         # Hiding one count of the row hides the row's estimates with it (suppress_estimates): what that costs.
@@ -191,7 +203,7 @@ def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict
                 for follow_up in cells_at.get((partition, exposure, what, FOLLOW_UP, arm), {}).get(outer_path, []):
                     for horizon in outers:
                         ledger.add_difference(follow_up, horizon, ("after the horizon", follow_up, horizon))
-            if partition != MAIN:
+            if partition != MAIN and not (control_rows and what == "events"):
                 main = cells_at.get((MAIN, exposure, what, kind, arm), {}).get(outer_path, [])
                 for cell in outers:
                     for main_cell in main:
@@ -262,6 +274,9 @@ class StudySuppression:
     outcome_count_suppression: str | None = None
     numbers_lost: int = 0
     unprotected: list = field(default_factory=list)
+    # the same for results.negative_control_estimates
+    control_complementary: dict[str, pd.Series] = field(default_factory=dict)
+    control_ledger_rows: pd.Series | None = None
 
 
 def _suppress_cheapest(counts: StudyCounts, threshold: int) -> list:
@@ -284,13 +299,13 @@ def _suppress_cheapest(counts: StudyCounts, threshold: int) -> list:
 
 
 def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None, threshold: int,
-                          nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None
-                          ) -> StudySuppression:
+                          nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
+                          controls: pd.DataFrame | None = None) -> StudySuppression:
     """The small-cell rule over a study's analysis attrition and estimates together: the attrition frame with
     every small count, and every count that would give one away, set to NULL and listed in
     suppressed_columns/complementary_columns; per count column of `results`, the rows whose count is hidden
     to protect a count elsewhere (for suppress_estimates); and whether the outcome count may be printed."""
-    counts = study_counts(attrition, results, nested, outcome_count)
+    counts = study_counts(attrition, results, nested, outcome_count, controls)
     unprotected = _suppress_cheapest(counts, threshold)
     published = attrition.copy()
     for column in COUNT_COLUMNS:
@@ -308,18 +323,26 @@ def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None,
         published.at[index, "suppressed_columns"] = ",".join(small) or None
         published.at[index, "complementary_columns"] = ",".join(complementary) or None
         published.at[index, "suppressed"] = bool(small or complementary)
-    result_complementary: dict[str, pd.Series] = {}
-    ledger_rows = None
-    if results is not None:
-        for column in ESTIMATE_COUNT_COLUMNS:
-            result_complementary[column] = pd.Series(
-                [counts.ledger.suppression(counts.result_cells.get((index, column))) == COMPLEMENTARY
-                 for index in results.index], index=results.index, dtype=bool)
-        ledger_rows = pd.Series([index in counts.ledger_rows for index in results.index], index=results.index,
-                                dtype=bool)
+    result_complementary, ledger_rows = _row_suppression(counts, results, lambda index: index)
+    control_complementary, control_ledger_rows = _row_suppression(counts, controls,
+                                                                  lambda index: (NEGATIVE_CONTROL, index))
     return StudySuppression(published, result_complementary, ledger_rows,
                             counts.ledger.suppression(OUTCOME_COUNT) if OUTCOME_COUNT in counts.ledger.cells
-                            else None, _numbers_lost(counts), unprotected)
+                            else None, _numbers_lost(counts), unprotected, control_complementary,
+                            control_ledger_rows)
+
+
+def _row_suppression(counts: StudyCounts, frame: pd.DataFrame | None, row_id
+                     ) -> tuple[dict[str, pd.Series], pd.Series | None]:
+    """Per count column of an estimate frame, the rows whose count the ledger hid as a complement; and the rows
+    the ledger covers (for suppress_estimates)."""
+    if frame is None:
+        return {}, None
+    complementary = {column: pd.Series(
+        [counts.ledger.suppression(counts.result_cells.get((row_id(index), column))) == COMPLEMENTARY
+         for index in frame.index], index=frame.index, dtype=bool) for column in ESTIMATE_COUNT_COLUMNS}
+    covered = pd.Series([row_id(index) in counts.ledger_rows for index in frame.index], index=frame.index, dtype=bool)
+    return complementary, covered
 
 
 def suppress_analysis_attrition(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:

@@ -139,15 +139,19 @@ NEGATIVE_CONTROL_RESULT_COLUMNS = (*ANALYSIS_COLUMNS, *RESULT_COLUMNS, *LOG_SCAL
 
 
 def publish_negative_control_estimates(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
-                                       threshold: int) -> pd.DataFrame:
+                                       threshold: int, complementary: dict[str, pd.Series] | None = None,
+                                       ledger_rows: pd.Series | None = None) -> pd.DataFrame:
     """Replace the study's rows of results.negative_control_estimates (the primary analysis for each
-    negative-control outcome), small cells and what recomputes them hidden as in results.associations."""
+    negative-control outcome), small cells and what recomputes them hidden as in results.associations;
+    `complementary` and `ledger_rows` as there (the study's ledger ties each control's persons to the primary
+    analysis's: the difference is the persons with a prior control outcome)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS results")
     columns = ", ".join(f"{name} {_column_type(name)}" for name in NEGATIVE_CONTROL_RESULT_COLUMNS)
     con.execute(f"""CREATE TABLE IF NOT EXISTS {NEGATIVE_CONTROLS_TABLE} (
         study_id VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
         suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT)""")
-    published = suppress_estimates(frame, threshold, DERIVED_COLUMNS, group_columns=ESTIMATE_GROUP_COLUMNS)
+    published = suppress_estimates(frame, threshold, DERIVED_COLUMNS, group_columns=ESTIMATE_GROUP_COLUMNS,
+                                   complementary=complementary, ledger_rows=ledger_rows)
     con.execute(f"DELETE FROM {NEGATIVE_CONTROLS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
         con.register("new_negative_controls", published)
@@ -175,22 +179,31 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     together, since a reader can subtract one from another. A study with negative-control outcomes publishes their
     estimates first; its primary analysis is calibrated on those that are published
     (pipelines/statistics/empirical_calibration.py)."""
-    calibration = None
-    if study.negative_control_outcomes:
-        controls = publish_negative_control_estimates(
-            con, study.id, results_frame(study.id, analysis.negative_control_results, study.seed), study.threshold)
-        primary = primary_analysis_of(study)
-        exposures = [exposure for exposure, _, result in analysis.results if result.analysis_id == primary]
-        calibration = calibrate_primary_analysis(controls, exposures, primary, len(study.negative_control_outcomes))
     # Sensitivity analyses go to the same table beside the main rows: the same analyses and estimands, their
     # outcome column names the variant and sensitivity_analysis their id (NULL on the main rows).
-    frames = [results_frame(study.id, analysis.results, study.seed, calibration)] + [
-        results_frame(study.id, variant.results, study.seed, sensitivity_analysis=sensitivity_id)
-        for sensitivity_id, variant in analysis.sensitivity.items() if variant.results]
-    results = pd.concat(frames, ignore_index=True)
+    def study_results(calibration) -> pd.DataFrame:
+        frames = [results_frame(study.id, analysis.results, study.seed, calibration)] + [
+            results_frame(study.id, variant.results, study.seed, sensitivity_analysis=sensitivity_id)
+            for sensitivity_id, variant in analysis.sensitivity.items() if variant.results]
+        return pd.concat(frames, ignore_index=True)
+
+    # One ledger for the estimates, the negative controls and the attrition. The calibration needs the controls
+    # as published, and adds only columns hidden with their row's counts, so the ledger decides on the rows before
+    # calibration and the same rows are published after it.
+    results = study_results(None)
+    controls = results_frame(study.id, analysis.negative_control_results, study.seed) \
+        if study.negative_control_outcomes else None
     _, outcome_count = cohort_counts(con, study.id)
     counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
-                                   analysis.nested_exposures, outcome_count)
+                                   analysis.nested_exposures, outcome_count, controls)
+    if controls is not None:
+        published_controls = publish_negative_control_estimates(
+            con, study.id, controls, study.threshold, counts.control_complementary, counts.control_ledger_rows)
+        primary = primary_analysis_of(study)
+        exposures = [exposure for exposure, _, result in analysis.results if result.analysis_id == primary]
+        calibration = calibrate_primary_analysis(published_controls, exposures, primary,
+                                                 len(study.negative_control_outcomes))
+        results = study_results(calibration)
     published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary,
                                      counts.ledger_rows)
     publish_outcome_count(con, study.id, study.outcome.phenotype, outcome_count,

@@ -218,6 +218,39 @@ def test_a_row_whose_counts_are_hidden_does_not_say_why_it_is_not_estimable():
     assert cells(con, "results.associations", "events_exposed, not_estimable_reason") == [(20, epv)]
 
 
+def test_a_negative_control_row_does_not_give_away_the_persons_with_a_prior_control_outcome():
+    """The primary analysis (Cox) for a negative-control outcome analyses the study population less the persons with
+    the control before their time at risk: 400 - 397 = 3 exposed persons with prior acute conjunctivitis. The study's
+    ledger ties each control's persons to the primary analysis's, so one of the two is hidden (the control's, the
+    cheaper), and the blocking check sees results.negative_control_estimates."""
+    from pipelines.statistics.checks import no_small_unsuppressed_count
+
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
+    analysis.negative_control_results = [
+        ("statins", "acute_conjunctivitis", ratio("cox_adjusted", (397, 600), (12, 20), (790.0, 1500.0))),
+        ("statins", "contact_dermatitis", ratio("cox_adjusted", (400, 600), (15, 5), (800.0, 1500.0)))]
+    study = make_study(small_cell_threshold=THRESHOLD, primary_analysis="cox_adjusted",
+                       negative_control_outcomes=["acute_conjunctivitis", "contact_dermatitis"])
+    con = duckdb.connect()
+    write_cohort(con, 1000, 80)
+    publish_study_results(con, study, analysis)
+
+    controls = cells(con, "results.negative_control_estimates", "outcome, n_exposed, n_unexposed, events_exposed, "
+                     "events_unexposed, estimate IS NULL")
+    assert controls == [("acute_conjunctivitis", None, 600, 12, 20, True),
+                        ("contact_dermatitis", 400, 600, 15, None, True)]
+    assert cells(con, "results.associations", "count(n_exposed), count(DISTINCT n_exposed), count(estimate)") \
+        == [(3, 1, 4)]
+    assert no_small_unsuppressed_count(con, "test_study", THRESHOLD).passed
+    # the check reads the table: a small count written there fails it
+    con.execute("UPDATE results.negative_control_estimates SET events_unexposed = 5")
+    assert no_small_unsuppressed_count(con, "test_study", THRESHOLD).failures == [
+        "results.negative_control_estimates / statins / acute_conjunctivitis / cox_adjusted / hazard ratio",
+        "results.negative_control_estimates / statins / contact_dermatitis / cox_adjusted / hazard ratio"]
+
+
 def test_the_attack_finds_each_leak_when_the_tables_are_suppressed_one_by_one():
     """The attack itself: the three differences are found in tables suppressed without the cross-table sums."""
     con = duckdb.connect()
