@@ -107,7 +107,8 @@ class Cell:
     """A count tied into sums. `published=False` marks a count that is never printed but can be derived (the
     'false' count of a yes/no variable); it still needs protecting when it is small. `cost`: the published numbers
     lost when the cell is hidden as a complement (the cell wherever it is printed, and what is hidden with it);
-    `fixed`: printed before the suppression decides (by an earlier stage), so it can never be a complement."""
+    `fixed`: printed before the suppression decides (by an earlier stage): a complement only when no other cell
+    of the sum is left, never as a sum's total."""
 
     value: int
     published: bool = True
@@ -149,7 +150,8 @@ def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation]
        total, then the smallest (the least information lost); never a fixed cell or a zero (a zero protects
        nothing). This is the cost-driven secondary suppression of Cox (1980) and Fischetti & Salazar-Gonzalez
        (2001, tau-ARGUS "minimum information loss"), solved greedily sum by sum. With equal costs (Table 1,
-       attrition) it is the smallest non-zero part, else the total.
+       attrition) it is the smallest non-zero part, else the total. A fixed part is taken only when no other
+       cell is left.
        With `derive_unprinted` (the cross-table ledger, whose unprinted cells are differences of printed counts),
        a cell that is merely unprinted (`published=False`) and not protected is known once a sum gives it away
        (exactly one unknown cell in the sum), and then counts as known in every other sum; an unprinted zero is
@@ -181,6 +183,10 @@ def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation]
                 continue
             candidates = [key for key in relation.keys
                           if not cells[key].hidden and cells[key].value > 0 and not cells[key].fixed]
+            # Nothing else left (a small arm of the cohort beside the cohort size): a fixed part, hidden where this
+            # suppression publishes it; the earlier stage protects its own printing (Table 1 hides a small level).
+            candidates = candidates or [key for key in relation.parts
+                                        if not cells[key].hidden and cells[key].value > 0]
             if candidates:
                 cheapest = min(candidates, key=lambda key: (cells[key].cost, key == relation.total,
                                                             cells[key].value))

@@ -318,3 +318,21 @@ def test_nothing_small_is_given_away_whatever_the_threshold(threshold):
     assert small_differences(con, "test_study", threshold) == []
     shown = cells(con, "results.associations", "n_unexposed", "analysis_id = 'crude_irr'")
     assert shown == ([(585,)] if threshold == 11 else [(None,)])
+
+
+def test_the_complement_is_the_cheapest_cell_and_a_fixed_cell_only_when_nothing_else_is_left():
+    """outcomes = a + b + s (s small, never printed): hiding the total costs 1 number, a part 10 (its estimates go
+    with it), so the total is hidden. The cohort = 5 + 995 with both the cohort and its arms printed earlier (fixed):
+    the other arm is hidden in this ledger's tables, the only cell left that protects the 5."""
+    ledger = CountLedger()
+    total = ledger.count("outcomes", 85, cost=1)
+    parts = [ledger.count("a", 30, cost=10), ledger.count("b", 50, cost=10),
+             ledger.count("s", 5, published=False)]
+    ledger.add_sum(total, parts)
+    cohort = ledger.count("cohort", 1000, fixed=True)
+    arms = [ledger.count("exposed", 5, cost=1, fixed=True), ledger.count("unexposed", 995, cost=1, fixed=True)]
+    ledger.add_sum(cohort, arms)
+    assert ledger.suppress(THRESHOLD) == []
+    assert {key: ledger.suppression(key) for key in ("outcomes", "a", "b", "s", "cohort", "exposed", "unexposed")} \
+        == {"outcomes": "complementary", "a": None, "b": None, "s": "small_cell", "cohort": None,
+            "exposed": "small_cell", "unexposed": "complementary"}

@@ -7,7 +7,8 @@ forms every such difference from the published cells (NULL cells are unknown) an
 threshold - 1: each is a small count the tables give away.
 
 Populations nested in each other:
-  - the cohort size contains the persons of every analysis (n_exposed + n_unexposed);
+  - the cohort size contains the persons of every analysis (n_exposed + n_unexposed), and is the sum of the
+    cohort's two arms (step 1 of every analysis);
   - along one exposure, an analysis's persons and events contain those of every analysis whose attrition steps
     extend its steps (the crude analyses contain the matched, the sampled, the trimmed);
   - an analysis's events over the follow-up contain its events up to the risk horizon (the km_ rows);
@@ -78,6 +79,12 @@ def small_differences(con: duckdb.DuckDBPyConnection, study_id: str, threshold: 
     persons = []  # (partition, exposure, path, arm, count, label)
     for _, row in attrition.iterrows():
         path = paths[(row["exposure"], row["analysis_id"])][:row["step_order"]]
+        if row["step_order"] == 1:  # the cohort's two arms: one is the cohort size minus the other
+            for arm, other in (ARMS, ARMS[::-1]):
+                if not _known(row[f"persons_{other}"]):
+                    compare(cohort_size, row[f"persons_{arm}"],
+                            f"{row['exposure']} {other}: cohort size - analysis_attrition {row['analysis_id']} "
+                            f"step 1 {arm}")
         for arm in ARMS:
             persons.append(("main", row["exposure"], path, arm, row[f"persons_{arm}"],
                             f"analysis_attrition {row['analysis_id']} step {row['step_order']}"))
