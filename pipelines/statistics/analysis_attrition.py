@@ -14,9 +14,14 @@ CountLedger), tied by the sums a reader can form across the tables:
     after it; and a time at risk nested in another (on treatment within intention to treat: same cohort, follow-up
     censored earlier) has at most its persons and events, the difference being persons without a day on treatment
     and events after treatment ended.
+  - the cohort's outcome count is each exposure's events of both arms plus the outcomes outside its follow-up;
+  - a sensitivity analysis's and a negative control's persons are the main analysis's less those with a prior
+    variant or control outcome (and a variant's events nest with the main events).
 The differences are never printed, but a reader can form them, so a small one is protected like a small printed
-count: enough printed cells are hidden that no subtraction gives it back. Complementary cells are taken from the
-parts of a sum before its total, so an estimate's counts are hidden rather than the cohort size.
+count: enough printed cells are hidden that no subtraction gives it back. The complements are the cheapest cells
+(the published numbers lost with them: an estimate row's count costs its estimates too); the cohort size and the
+cohort per arm, printed by the cohort stage, are fixed; the outcome count, printed only after this decision, is
+hidden when that is cheaper than the estimates it would otherwise cost (docs/disclosure.md).
 """
 
 from __future__ import annotations

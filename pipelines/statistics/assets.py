@@ -208,6 +208,9 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
                                      counts.ledger_rows)
     publish_outcome_count(con, study.id, study.outcome.phenotype, outcome_count,
                           counts.outcome_count_suppression, study.threshold)
+    if counts.unprotected:  # every other cell of these sums is zero: nothing left to hide (docs/disclosure.md)
+        analysis.notes.append(f"small-cell suppression: {len(counts.unprotected)} sum(s) of published counts give a "
+                              "hidden count away and have no other cell to hide")
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
     write_analysis_attrition(con, study.id, counts.attrition)
     return published
