@@ -156,8 +156,9 @@ def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation]
        a cell that is merely unprinted (`published=False`) and not protected is known once a sum gives it away
        (exactly one unknown cell in the sum), and then counts as known in every other sum; an unprinted zero is
        known from the start (a reader who guesses that nothing is outside a sum is right, e.g. a time-varying
-       analysis whose two arms hold every person with time at risk). This repeats until no sum gives a protected
-       cell away: the CMS cell-size suppression rule, no cell of 1 .. threshold-1 derivable by subtraction from
+       analysis whose two arms hold every person with time at risk); and several unknown parts beside a known
+       total whose sum is 1 .. threshold-1 give a protected one away too (the sum bounds it below the threshold).
+       This repeats until no sum gives a protected cell away: the CMS cell-size suppression rule, no cell of 1 .. threshold-1 derivable by subtraction from
        what is published. Table 1 keeps its unprinted 'false' counts unknown (without it, a small level hid the
        group sizes and the cohort's n).
     """
@@ -174,9 +175,10 @@ def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation]
         changed = False
         for relation in relations:
             unknown = [key for key in relation.keys if cells[key].hidden and key not in derived]
-            if len(unknown) != 1:
+            if len(unknown) != 1 and not (derive_unprinted and _small_sum_of_unknown_parts(
+                    cells, relation, unknown, threshold)):
                 continue
-            if not cells[unknown[0]].protected:
+            if len(unknown) == 1 and not cells[unknown[0]].protected:
                 if derive_unprinted:
                     derived.add(unknown[0])
                     changed = True
@@ -196,6 +198,15 @@ def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation]
                 unprotected.setdefault(relation)
     return [relation for relation in unprotected
             if len([key for key in relation.keys if cells[key].hidden and key not in derived]) == 1]
+
+
+def _small_sum_of_unknown_parts(cells: dict[Hashable, Cell], relation: SumRelation, unknown: list[Hashable],
+                                threshold: int) -> bool:
+    """Several unknown parts beside a known total add up to a count a reader can form (the total less the known
+    parts); when that sum is 1 .. threshold-1 and holds a protected cell, it narrows the cell down to fewer persons
+    than the threshold (an upper bound below it), so one more cell of the sum is hidden."""
+    return (len(unknown) > 1 and relation.total not in unknown and any(cells[key].protected for key in unknown)
+            and is_small(sum(cells[key].value for key in unknown), threshold))
 
 
 class CountLedger:

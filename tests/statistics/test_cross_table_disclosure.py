@@ -192,6 +192,27 @@ def test_a_hidden_outcome_count_is_not_recomputed_from_an_exposure_whose_follow_
                  "'events_exposed,%'", "exposure = 'insulin'") == [(None, 50, True)]
 
 
+def test_the_outcome_count_less_the_shown_arm_does_not_bound_a_hidden_arm_below_the_threshold():
+    """22 persons with the outcome; hyponatremia's exposed events (1) are small and hidden, its unexposed 19 shown,
+    2 outcomes outside its follow-up: 22 - 19 = 3 bounds the hidden exposed events to 3 or fewer. The time-varying
+    risk window (0 + 22 events: everyone with time at risk is in one of its arms) gives the outcome count back if
+    it is hidden, so hiding it costs that row too; either way the 3 is not left to form."""
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 40, 188), AttritionStep(AT_RISK_STEP, "zero days", 40, 188)]}
+    analysis.add("hyponatremia_lab", "leg_cramps", crude((40, 188), (1, 19)), steps)
+    analysis.add("hyponatremia_lab", "leg_cramps", [ratio("cox_risk_window", (31, 197), (0, 22), (20.0, 900.0))],
+                 {"": [AttritionStep(f"{COHORT_STEP} (arms: any exposed time)", None, 31, 197),
+                                      AttritionStep(AT_RISK_STEP, "zero days", 31, 197)]})
+    con = publish(analysis, cohort_size=228, with_outcome=22)
+
+    assert small_differences(con, "test_study", THRESHOLD, cohort_size=228) == []
+    shown = cells(con, "results.associations", "analysis_id, events_unexposed", "analysis_id IN ('crude_irr', "
+                  "'cox_risk_window')")
+    outcome = cells(con, "results.outcome_counts", "persons_with_outcome")
+    assert (outcome == [(None,)] and shown == [("cox_risk_window", None), ("crude_irr", 19)]) or (
+        outcome == [(22,)] and ("crude_irr", None) in shown)
+
+
 def test_a_row_whose_counts_are_hidden_does_not_say_why_it_is_not_estimable():
     """Cox with 6 coefficients and 5 + 40 events: "fewer than 10 events per variable" says 5 + 40 < 60, i.e. the
     hidden exposed events are fewer than 15; with 5 unexposed events instead the published exposed events pass the
@@ -336,3 +357,14 @@ def test_the_complement_is_the_cheapest_cell_and_a_fixed_cell_only_when_nothing_
     assert {key: ledger.suppression(key) for key in ("outcomes", "a", "b", "s", "cohort", "exposed", "unexposed")} \
         == {"outcomes": "complementary", "a": None, "b": None, "s": "small_cell", "cohort": None,
             "exposed": "small_cell", "unexposed": "complementary"}
+
+
+def test_several_unknown_parts_whose_sum_is_small_hide_one_more_cell():
+    """22 = 1 (small, hidden) + 19 + 2 (never printed): the 22 and the 19 give 1 + 2 = 3, fewer than the threshold."""
+    ledger = CountLedger()
+    total = ledger.count("outcomes", 22, cost=1)
+    ledger.add_sum(total, [ledger.count("exposed", 1, cost=5), ledger.count("unexposed", 19, cost=5),
+                           ledger.count("outside", 2, published=False)])
+    ledger.suppress(THRESHOLD)
+    assert [ledger.suppression(key) for key in ("outcomes", "exposed", "unexposed", "outside")] == \
+        ["complementary", "small_cell", None, "small_cell"]

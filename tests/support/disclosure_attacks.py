@@ -102,6 +102,11 @@ def small_differences(con: duckdb.DuckDBPyConnection, study_id: str, threshold: 
             compare(outcome_count, (row["events_exposed"] + row["events_unexposed"])
                     if _known(row["events_exposed"]) and _known(row["events_unexposed"]) else None,
                     f"{row['exposure']}: outcome count - events of {label}")
+            # One arm hidden: the outcome count less the other arm bounds it (with the outcomes outside).
+            for arm, other in (ARMS, ARMS[::-1]):
+                if _known(row[f"events_{arm}"]) and not _known(row[f"events_{other}"]):
+                    compare(outcome_count, row[f"events_{arm}"],
+                            f"{row['exposure']}: outcome count - {arm} events of {label} (bounds the {other})")
         for arm in ARMS:
             persons.append((partition, row["exposure"], path, arm, row[f"n_{arm}"], label))
             events.append((partition, row["exposure"], path, _kind(row["analysis_id"]), arm, row[f"events_{arm}"],
