@@ -368,3 +368,24 @@ def test_several_unknown_parts_whose_sum_is_small_hide_one_more_cell():
     ledger.suppress(THRESHOLD)
     assert [ledger.suppression(key) for key in ("outcomes", "exposed", "unexposed", "outside")] == \
         ["complementary", "small_cell", None, "small_cell"]
+
+
+def test_the_run_summary_prints_the_outcome_count_as_the_statistics_stage_published_it(tmp_path):
+    """The legcramp-run summary reads results.outcome_counts, not the cohort's person rows: a hidden count prints
+    "suppressed", never the 85 the cohort holds."""
+    from pipelines.run import summary
+
+    analysis = StudyAnalysis("leg_cramps")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
+    database = tmp_path / "published.duckdb"
+    con = duckdb.connect(str(database))
+    write_cohort(con, 1000, 85, study_id="leg_cramps")
+    publish_study_results(con, make_study(id="leg_cramps", small_cell_threshold=THRESHOLD), analysis)
+    con.execute("CREATE SCHEMA staging; CREATE TABLE staging.person AS SELECT range AS person_id FROM range(1000)")
+    con.execute("CREATE SCHEMA ingest; CREATE TABLE ingest.load_counts AS SELECT 1000 AS input_records, "
+                "0 AS rejected")
+    con.close()
+    [line] = [line for line in summary(database).splitlines() if line.startswith("cohort leg_cramps:")]
+    assert line.startswith("cohort leg_cramps: 1,000 persons, suppressed with incident leg cramps; 4 of 4 ")
+    assert "85" not in line
