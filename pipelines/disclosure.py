@@ -105,11 +105,16 @@ def small_count_sql(column: str, threshold: int) -> str:
 @dataclass
 class Cell:
     """A count tied into sums. `published=False` marks a count that is never printed but can be derived (the
-    'false' count of a yes/no variable); it still needs protecting when it is small."""
+    'false' count of a yes/no variable); it still needs protecting when it is small. `cost`: the published numbers
+    lost when the cell is hidden as a complement (the cell wherever it is printed, and what is hidden with it);
+    `fixed`: printed before the suppression decides (by an earlier stage): a complement only when no other cell
+    of the sum is left, never as a sum's total."""
 
     value: int
     published: bool = True
     suppression: str | None = None  # None, SMALL_CELL or COMPLEMENTARY
+    cost: float = 1.0
+    fixed: bool = False
 
     @property
     def hidden(self) -> bool:
@@ -134,45 +139,74 @@ class SumRelation:
 
 
 def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
-                   derive_unprinted: bool = False) -> None:
-    """Primary and complementary suppression, in place.
+                   derive_unprinted: bool = False) -> list[SumRelation]:
+    """Primary and complementary suppression, in place; returns the sums that give a protected cell away and
+    have no cell left to hide (every other cell fixed or zero: the caller reports them).
 
     1. Primary: a count of 1 to threshold-1 is hidden (SMALL_CELL). Zero is shown: it is not a small cell, and
        hiding it would make the other hidden cells look larger than they are.
     2. Complementary: whenever a sum has exactly one unknown cell and that cell needs protecting, one more of its
-       cells is hidden (COMPLEMENTARY): the smallest non-zero part (the least information lost), else the total.
+       cells is hidden (COMPLEMENTARY): the cheapest (least `cost`, the published numbers lost), parts before the
+       total, then the smallest (the least information lost); never a fixed cell or a zero (a zero protects
+       nothing). This is the cost-driven secondary suppression of Cox (1980) and Fischetti & Salazar-Gonzalez
+       (2001, tau-ARGUS "minimum information loss"), solved greedily sum by sum. With equal costs (Table 1,
+       attrition) it is the smallest non-zero part, else the total. A fixed part is taken only when no other
+       cell is left.
        With `derive_unprinted` (the cross-table ledger, whose unprinted cells are differences of printed counts),
        a cell that is merely unprinted (`published=False`) and not protected is known once a sum gives it away
-       (exactly one unknown cell in the sum), and then counts as known in every other sum. This repeats until no
-       sum gives a protected cell away: the CMS cell-size suppression rule, no cell of 1 .. threshold-1 derivable
-       by subtraction from what is published. Table 1 keeps its unprinted 'false' counts unknown (without it, a
-       small level hid the group sizes and the cohort's n).
+       (exactly one unknown cell in the sum), and then counts as known in every other sum; an unprinted zero is
+       known from the start (a reader who guesses that nothing is outside a sum is right, e.g. a time-varying
+       analysis whose two arms hold every person with time at risk); and several unknown parts beside a known
+       total whose sum is 1 .. threshold-1 give a protected one away too (the sum bounds it below the threshold).
+       This repeats until no sum gives a protected cell away: the CMS cell-size suppression rule, no cell of 1 .. threshold-1 derivable by subtraction from
+       what is published. Table 1 keeps its unprinted 'false' counts unknown (without it, a small level hid the
+       group sizes and the cohort's n).
     """
     relations = list(relations)
     for cell in cells.values():
         if is_small(cell.value, threshold):
             cell.suppression = SMALL_CELL
-    derived: set[Hashable] = set()  # unprinted, unprotected cells a sum gives away
+    # unprinted, unprotected cells a sum gives away (or zeros a reader may assume)
+    derived: set[Hashable] = ({key for key, cell in cells.items() if not cell.published and cell.value == 0}
+                              if derive_unprinted else set())
+    unprotected: dict[SumRelation, None] = {}
     changed = True
     while changed:
         changed = False
         for relation in relations:
             unknown = [key for key in relation.keys if cells[key].hidden and key not in derived]
-            if len(unknown) != 1:
+            if len(unknown) != 1 and not (derive_unprinted and _small_sum_of_unknown_parts(
+                    cells, relation, unknown, threshold)):
                 continue
-            if not cells[unknown[0]].protected:
+            if len(unknown) == 1 and not cells[unknown[0]].protected:
                 if derive_unprinted:
                     derived.add(unknown[0])
                     changed = True
                 continue
-            # Parts before the total, smallest first; a zero cell protects nothing.
-            candidates = sorted((key for key in relation.parts if not cells[key].hidden and cells[key].value > 0),
-                                key=lambda key: cells[key].value)
-            if not candidates and not cells[relation.total].hidden and cells[relation.total].value > 0:
-                candidates = [relation.total]
+            candidates = [key for key in relation.keys
+                          if not cells[key].hidden and cells[key].value > 0 and not cells[key].fixed]
+            # Nothing else left (a small arm of the cohort beside the cohort size): a fixed part, hidden where this
+            # suppression publishes it; the earlier stage protects its own printing (Table 1 hides a small level).
+            candidates = candidates or [key for key in relation.parts
+                                        if not cells[key].hidden and cells[key].value > 0]
             if candidates:
-                cells[candidates[0]].suppression = COMPLEMENTARY
+                cheapest = min(candidates, key=lambda key: (cells[key].cost, key == relation.total,
+                                                            cells[key].value))
+                cells[cheapest].suppression = COMPLEMENTARY
                 changed = True
+            else:
+                unprotected.setdefault(relation)
+    return [relation for relation in unprotected
+            if len([key for key in relation.keys if cells[key].hidden and key not in derived]) == 1]
+
+
+def _small_sum_of_unknown_parts(cells: dict[Hashable, Cell], relation: SumRelation, unknown: list[Hashable],
+                                threshold: int) -> bool:
+    """Several unknown parts beside a known total add up to a count a reader can form (the total less the known
+    parts); when that sum is 1 .. threshold-1 and holds a protected cell, it narrows the cell down to fewer persons
+    than the threshold (an upper bound below it), so one more cell of the sum is hidden."""
+    return (len(unknown) > 1 and relation.total not in unknown and any(cells[key].protected for key in unknown)
+            and is_small(sum(cells[key].value for key in unknown), threshold))
 
 
 class CountLedger:
@@ -189,17 +223,22 @@ class CountLedger:
         self.cells: dict[Hashable, Cell] = {}
         self.relations: dict[SumRelation, None] = {}
 
-    def count(self, key: Hashable, value: int, published: bool = True) -> Hashable | None:
+    def count(self, key: Hashable, value: int, published: bool = True, cost: float = 0.0,
+              fixed: bool = False) -> Hashable | None:
         """Register a count under `key` (a count already registered there is the same cell); None when `key` holds
-        another value, i.e. the producer's claim that both are one count does not hold for this row."""
+        another value, i.e. the producer's claim that both are one count does not hold for this row. `cost`: the
+        published numbers this printing of the count would lose if it were hidden (added up over the places that
+        print it); `fixed`: printed by an earlier stage, never hidden as a complement."""
         value = int(value)
         cell = self.cells.get(key)
         if cell is None:
-            self.cells[key] = Cell(value, published)
+            self.cells[key] = Cell(value, published, cost=cost, fixed=fixed)
             return key
         if cell.value != value:
             return None
         cell.published = cell.published or published
+        cell.cost += cost
+        cell.fixed = cell.fixed or fixed
         return key
 
     def add_sum(self, total: Hashable, parts: Sequence[Hashable]) -> None:
@@ -216,10 +255,12 @@ class CountLedger:
         if added is not None:
             self.add_sum(outer, (inner, added))
 
-    def suppress(self, threshold: int) -> None:
+    def suppress(self, threshold: int) -> list[SumRelation]:
+        """The small-cell rule over every cell (suppress_cells with unprinted differences derivable); returns the
+        sums left giving a protected cell away (nothing left to hide in them)."""
         for cell in self.cells.values():
             cell.suppression = None
-        suppress_cells(self.cells, sorted(self.relations, key=repr), threshold, derive_unprinted=True)
+        return suppress_cells(self.cells, sorted(self.relations, key=repr), threshold, derive_unprinted=True)
 
     def suppression(self, key: Hashable | None) -> str | None:
         """SMALL_CELL, COMPLEMENTARY or None for a registered key (None for None)."""
@@ -241,7 +282,8 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
                        hidden: Mapping[str, pd.Series] | None = None,
                        complementary: Mapping[str, pd.Series] | None = None,
                        group_columns: Sequence[str] = ESTIMATE_GROUP_COLUMNS,
-                       count_pairs: Sequence[tuple[str, str]] = COUNT_PAIRS) -> pd.DataFrame:
+                       count_pairs: Sequence[tuple[str, str]] = COUNT_PAIRS,
+                       ledger_rows: pd.Series | None = None) -> pd.DataFrame:
     """A copy of an estimate table with every cell that is, or recomputes, a small count set to NULL.
 
     Rows of one (study, exposure, outcome) describe the same persons by several methods, so a hidden count hides,
@@ -253,6 +295,10 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
     `hidden` marks further count cells to treat as hidden (e.g. pooled sums that contain a site's hidden count).
     `complementary` marks count cells that other published tables tie to a hidden count (a CountLedger's
     COMPLEMENTARY cells): they are hidden as complementary, and hide what recomputes them like a small count.
+    `ledger_rows` marks the rows whose every count is a CountLedger cell: the ledger has already hidden whatever
+    would give their hidden counts away (the same count printed in another row is one cell, and every sum a reader
+    can form is declared), so each such row is its own group: its estimates are hidden only when one of its own
+    counts is, and the pair rule (which assumes a published total the ledger already accounts for) does not apply.
 
     Adds `suppressed` (any cell hidden), `suppressed_columns` (the counts hidden as small cells, printed
     "<threshold") and `complementary_columns` (the cells hidden because they would give one away).
@@ -266,6 +312,12 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
             published[column] = empty
         return published
     groups = [published[c].astype("string").fillna("\0") for c in group_columns]
+    own_group = pd.Series(False, index=published.index)
+    if ledger_rows is not None:
+        own_group = pd.Series(pd.Series(ledger_rows).fillna(False).astype(bool).to_numpy(), index=published.index)
+        row_marker = pd.Series([f"\1{position}" for position in range(len(published))], index=published.index,
+                               dtype="string")
+        groups = [group.where(~own_group, row_marker) for group in groups] or [row_marker.where(own_group, "")]
     small = {}
     for column in count_columns:
         values = pd.to_numeric(published[column], errors="coerce")
@@ -283,9 +335,9 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
 
     complementary = {column: tied[column] for column in count_columns}
     for first, second in count_pairs:
-        complementary[second] = complementary[second] | (hidden_in_group[first] & ~small[second]
+        complementary[second] = complementary[second] | (hidden_in_group[first] & ~small[second] & ~own_group
                                                          & published[second].notna())
-        complementary[first] = complementary[first] | (hidden_in_group[second] & ~small[first]
+        complementary[first] = complementary[first] | (hidden_in_group[second] & ~small[first] & ~own_group
                                                        & published[first].notna())
     for column in derived_columns:
         complementary[column] = any_in_group & published[column].notna()

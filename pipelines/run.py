@@ -90,9 +90,13 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
         tables = {r[0] for r in con.execute(
             "SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
         if table_names.STUDY_POPULATION in tables:
-            cohorts = {study: (size, outcomes) for study, size, outcomes in con.execute(
-                f"SELECT study_id, count(*), count(outcome_date) FROM {table_names.STUDY_POPULATION} GROUP BY 1"
-            ).fetchall()}
+            cohorts = dict(con.execute(
+                f"SELECT study_id, count(*) FROM {table_names.STUDY_POPULATION} GROUP BY 1").fetchall())
+            # The outcome count as the statistics stage published it (hidden when it would give a small count away).
+            outcomes_text = {}
+            if table_names.OUTCOME_COUNTS in tables:
+                outcomes_text = dict(con.execute(
+                    f"SELECT study_id, persons_with_outcome_text FROM {table_names.OUTCOME_COUNTS}").fetchall())
             estimates = {}
             if table_names.ASSOCIATIONS in tables:
                 estimates = {study: (shown, not_estimable, total) for study, shown, not_estimable, total in con.execute(
@@ -102,10 +106,11 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
             studies = sorted(set(thresholds) | set(cohorts))
             for study in studies:
                 threshold = thresholds.get(study, floor)
-                size, outcomes = cohorts.get(study, (0, 0))
+                size = cohorts.get(study, 0)
+                outcomes = outcomes_text.get(study, "not published")
                 shown, not_estimable, total = estimates.get(study, (0, 0, 0))
                 lines.append(f"cohort {study}: {count_text(size, threshold)} persons, "
-                             f"{count_text(outcomes, threshold)} with incident leg cramps; {shown} of {total} "
+                             f"{outcomes} with incident leg cramps; {shown} of {total} "
                              f"estimates published ({not_estimable} not estimable, "
                              f"{total - shown - not_estimable} withheld by small-cell suppression)")
             if not any(estimates.get(study, (0,))[0] for study in studies):

@@ -35,6 +35,7 @@ ASSOCIATIONS = "results.associations"
 ANALYSIS_COVARIATES = "results.analysis_covariates"
 ANALYSIS_ATTRITION = "results.analysis_attrition"
 NEGATIVE_CONTROL_ESTIMATES = "results.negative_control_estimates"
+OUTCOME_COUNTS = "results.outcome_counts"
 
 # data quality (pipelines/quality/)
 CHECK_RESULTS = "dq.check_results"

@@ -37,8 +37,9 @@ def _cohort_metadata(study: StudyDefinition, build: StudyBuild, overrides: dict)
         # What this run changed from the study file (Launchpad/run config), so the UI shows what the run used.
         "study_overrides": dg.MetadataValue.json(overrides),
         "design": study.index.rule,
+        # The cohort's outcome count is printed by the statistics stage, once the cross-table small-cell rule has
+        # decided whether it may be (docs/disclosure.md): the estimates' events add up to it.
         "cohort_size": build.shown(build.cohort_size),
-        "outcome_count": build.shown(build.outcome_count),
         "attrition": dg.MetadataValue.md(attrition_markdown(build.attrition)),
         "small_cell_threshold": build.threshold,
     }
@@ -71,8 +72,7 @@ def build_study_asset(study: StudyDefinition) -> dg.AssetsDefinition:
             build = build_study(con, study_in_run)
         for warning in build.warnings:
             context.log.warning(f"{study.id}: {warning}")
-        context.log.info(f"{study.id}: {count_text(build.cohort_size, build.threshold)} persons, "
-                         f"{count_text(build.outcome_count, build.threshold)} with the outcome")
+        context.log.info(f"{study.id}: {count_text(build.cohort_size, build.threshold)} persons")
         # The row count of cohort.study_population is the cohort size: a small one is not shown.
         row_count = {} if is_small(build.cohort_size, build.threshold) else {"dagster/row_count": build.cohort_size}
         yield dg.MaterializeResult(asset_key=cohort_key(study.id), metadata={

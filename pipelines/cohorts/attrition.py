@@ -142,9 +142,10 @@ def published_attrition(study: StudyDefinition, counts: list[tuple[str, int, int
 
 
 def cohort_counts(target: Any, study_id: str) -> tuple[int, int]:
-    """(cohort size, persons with the outcome) of a study, as the run log, the cohort asset's metadata and the
-    command-line summary publish them (small ones as "<t"). `target`: a DuckDB connection, a SparkSession or an
-    Engine."""
+    """(cohort size, persons with the outcome) of a study. The cohort stage prints the size (small as "<t"); the
+    outcome count is printed only by the statistics stage, after the cross-table small-cell rule has decided
+    whether it may be (statistics.analysis_attrition, results.outcome_counts). `target`: a DuckDB connection, a
+    SparkSession or an Engine."""
     [sizes] = as_engine(target).records(
         f"SELECT count(*) AS persons, count(outcome_date) AS outcomes FROM {tables.STUDY_POPULATION} "
         "WHERE study_id = $study_id", {"study_id": study_id})

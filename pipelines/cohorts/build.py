@@ -51,7 +51,6 @@ class StudyBuild:
 
     study_id: str
     cohort_size: int
-    outcome_count: int
     attrition: list[AttritionRow]
     table1: list[Table1Row]
     threshold: int
@@ -251,11 +250,11 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
         if study.time_varying_exposures:
             engine.insert_select(tables.TIME_VARYING_EXPOSURE, model_sql("time_varying_exposure"), parameters)
 
-        cohort_size, outcome_count = cohort_counts(engine, study.id)
+        cohort_size, _ = cohort_counts(engine, study.id)
         warnings += _input_warnings(engine, study)
         for table in TEMPORARY_TABLES:
             engine.drop_temp_table(table)
-    return StudyBuild(study.id, cohort_size, outcome_count, attrition, table1, threshold, warnings)
+    return StudyBuild(study.id, cohort_size, attrition, table1, threshold, warnings)
 
 
 def build_all_studies(target: Any, studies: dict[str, StudyDefinition] | None = None) -> dict[str, StudyBuild]:

@@ -14,9 +14,14 @@ CountLedger), tied by the sums a reader can form across the tables:
     after it; and a time at risk nested in another (on treatment within intention to treat: same cohort, follow-up
     censored earlier) has at most its persons and events, the difference being persons without a day on treatment
     and events after treatment ended.
+  - the cohort's outcome count is each exposure's events of both arms plus the outcomes outside its follow-up;
+  - a sensitivity analysis's and a negative control's persons are the main analysis's less those with a prior
+    variant or control outcome (and a variant's events nest with the main events).
 The differences are never printed, but a reader can form them, so a small one is protected like a small printed
-count: enough printed cells are hidden that no subtraction gives it back. Complementary cells are taken from the
-parts of a sum before its total, so an estimate's counts are hidden rather than the cohort size.
+count: enough printed cells are hidden that no subtraction gives it back. The complements are the cheapest cells
+(the published numbers lost with them: an estimate row's count costs its estimates too); the cohort size and the
+cohort per arm, printed by the cohort stage, are fixed; the outcome count, printed only after this decision, is
+hidden when that is cheaper than the estimates it would otherwise cost (docs/disclosure.md).
 """
 
 from __future__ import annotations
@@ -28,14 +33,24 @@ import duckdb
 import pandas as pd
 
 from pipelines import tables
-from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, CountLedger
+from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, SUPPRESSED_TEXT, CountLedger, small_cell_text
+from pipelines.statistics.results import DERIVED_COLUMNS
 
 ANALYSIS_ATTRITION_TABLE = tables.ANALYSIS_ATTRITION
+OUTCOME_COUNTS_TABLE = tables.OUTCOME_COUNTS
 ARMS = ("exposed", "unexposed")
 COUNT_COLUMNS = ("persons_exposed", "persons_unexposed", "excluded_exposed", "excluded_unexposed")
-# Estimate rows whose events are counted up to the risk horizon, not over the whole follow-up.
-HORIZON_ANALYSIS_PREFIX = "km_"
+ESTIMATE_COUNT_COLUMNS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed")
+# Estimate rows whose events are counted up to the risk horizon (Kaplan-Meier and Aalen-Johansen risks), not over
+# the whole follow-up.
+HORIZON_ANALYSIS_PREFIXES = ("km_", "aj_")
 FOLLOW_UP, HORIZON = "follow-up", "horizon"
+# The cells of the main analysis's rows; a sensitivity analysis's rows are cells of their own, under its id.
+MAIN = "main"
+# Row ids of results.negative_control_estimates in the ledger: (NEGATIVE_CONTROL, index).
+NEGATIVE_CONTROL = "negative control"
+# The cohort's persons with the outcome: one number, printed by the statistics stage once this ledger keeps it.
+OUTCOME_COUNT = ("outcome count",)
 
 
 @dataclass
@@ -45,24 +60,36 @@ class StudyCounts:
     ledger: CountLedger = field(default_factory=CountLedger)
     attrition_cells: dict[tuple[Hashable, str], Hashable] = field(default_factory=dict)  # (row index, column)
     result_cells: dict[tuple[Hashable, str], Hashable] = field(default_factory=dict)
-    # exposure -> the path of attrition steps every analysis of the exposure goes through
     # Per exposure, the attrition steps its analyses share. Analyses that split the cohort into other arms from the
     # first step (time-varying exposure: any exposed time or none) share steps only among themselves, so the paths
     # are grouped by their first step: (exposure, first step) -> shared steps.
     shared_paths: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # The estimate rows whose every count is a cell here, and the published numbers each row holds besides its
+    # counts (estimates, intervals, person-years: hidden with any of its counts).
+    ledger_rows: set[Hashable] = field(default_factory=set)
+    row_numbers: dict[Hashable, int] = field(default_factory=dict)
+    # (partition, exposure, "persons"/"events", kind, arm) -> path -> the estimate cells counted there
+    cells_at: dict[tuple, dict[tuple[str, ...], list[Hashable]]] = field(default_factory=dict)
 
 
-def _persons_key(exposure: str, root: str, path: tuple[str, ...], arm: str) -> tuple:
+def _persons_key(partition: str, exposure: str, root: str, path: tuple[str, ...], arm: str) -> tuple:
     # The first step is the study population per arm: one cell for every time at risk analysed on it.
-    return (root if len(path) == 1 else exposure, path, "persons", arm)
+    return (partition, root if len(path) == 1 else exposure, path, "persons", arm)
+
+
+def _events_key(partition: str, exposure: str, path: tuple[str, ...], kind: str, arm: str) -> tuple:
+    return (partition, exposure, path, "events", kind, arm)
 
 
 def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
-                 nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None) -> StudyCounts:
+                 nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
+                 controls: pd.DataFrame | None = None) -> StudyCounts:
     """The cells and sums of a study's analysis attrition (study_analysis.attrition_frame) and estimates
-    (study_analysis.results_frame). `nested`: (outer, inner) exposures where inner is the same cohort as outer with
-    follow-up censored earlier (StudyAnalysis.nested_exposures). `outcome_count`: the cohort's persons with the
-    outcome, published by the cohort stage (cohorts.attrition.cohort_counts)."""
+    (study_analysis.results_frame, sensitivity rows included). `nested`: (outer, inner) exposures where inner is the
+    same cohort as outer with follow-up censored earlier (StudyAnalysis.nested_exposures). `outcome_count`: the
+    cohort's persons with the outcome (cohorts.attrition.cohort_counts), which the statistics stage prints only
+    if the ledger keeps it. `controls`: the negative-control estimates (the primary analysis with each control as
+    the outcome), whose rows are registered under (NEGATIVE_CONTROL, index)."""
     counts = StudyCounts()
     ledger = counts.ledger
     root_of = {inner: outer for outer, inner in nested}
@@ -74,23 +101,25 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
         previous: dict[str, Hashable] = {}
         for index, row in rows.sort_values("step_order").iterrows():
             path = (*path, row["step"])
+            # The cohort per arm is the study population the cohort stage describes (Table 1): never a complement.
+            first = not previous
             current = {}
             for arm in ARMS:
-                key = _persons_key(exposure, root, path, arm)
+                key = _persons_key(MAIN, exposure, root, path, arm)
                 # A step of the same name with another count (not expected) is this analysis's own cell.
-                remaining = (ledger.count(key, row[f"persons_{arm}"])
-                             or ledger.count((*key, analysis_id), row[f"persons_{arm}"]))
+                remaining = (ledger.count(key, row[f"persons_{arm}"], cost=1, fixed=first)
+                             or ledger.count((*key, analysis_id), row[f"persons_{arm}"], cost=1, fixed=first))
                 current[arm] = remaining
                 counts.attrition_cells[(index, f"persons_{arm}")] = remaining
                 if previous:
-                    key = (exposure, path, "excluded", arm)
-                    excluded = (ledger.count(key, row[f"excluded_{arm}"])
-                                or ledger.count((*key, analysis_id), row[f"excluded_{arm}"]))
+                    key = (MAIN, exposure, path, "excluded", arm)
+                    excluded = (ledger.count(key, row[f"excluded_{arm}"], cost=1)
+                                or ledger.count((*key, analysis_id), row[f"excluded_{arm}"], cost=1))
                     counts.attrition_cells[(index, f"excluded_{arm}")] = excluded
                     ledger.add_sum(previous[arm], (remaining, excluded))
-            if not previous:  # the cohort: its size is published in results.attrition
-                total = ledger.count((root, path, "persons", "both"),
-                                     int(row["persons_exposed"]) + int(row["persons_unexposed"]))
+            if first:  # the cohort: its size is published in results.attrition
+                total = ledger.count((MAIN, root, path, "persons", "both"),
+                                     int(row["persons_exposed"]) + int(row["persons_unexposed"]), fixed=True)
                 ledger.add_sum(total, (current["exposed"], current["unexposed"]))
             previous = current
         final_path[(exposure, analysis_id)] = path
@@ -101,8 +130,8 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
                 [path for path in paths if path[0] == first_step])
     if results is not None and not results.empty:
         _estimate_cells(counts, results, final_path, root_of)
-    if results is not None and not results.empty:
-        _sensitivity_relations(counts, results)
+    if controls is not None and not controls.empty:
+        _estimate_cells(counts, controls, final_path, root_of, control_rows=True)
     _nested_relations(counts, nested)
     if outcome_count is not None:
         _outcome_relations(counts, int(outcome_count))
@@ -123,70 +152,69 @@ def _present(value) -> bool:
     return value is not None and not pd.isna(value)
 
 
+def _kind(analysis_id) -> str:
+    return HORIZON if str(analysis_id).startswith(HORIZON_ANALYSIS_PREFIXES) else FOLLOW_UP
+
+
 def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict[tuple[str, str], tuple[str, ...]],
-                    root_of: dict[str, str]) -> None:
+                    root_of: dict[str, str], control_rows: bool = False) -> None:
     """Each estimate's persons are the last attrition step of its analysis (the same cell); its events are a cell
-    of that population, shared by the analyses that count the same events there."""
+    of that population, shared by the analyses that count the same events there. A sensitivity analysis's rows
+    (the same analyses with the outcome replaced by a variant) are cells of their own, tied the same way among
+    themselves, and each to the main analysis's same cell. `control_rows`: negative-control estimates, each
+    control's rows a partition of their own whose persons (the main analysis's less those with a prior control
+    outcome) are tied to the main analysis's; their events count another outcome, tied to nothing."""
     ledger = counts.ledger
-    events_at: dict[tuple[str, str, str], dict[tuple[str, ...], Hashable]] = {}  # (exposure, kind, arm) -> path
-    for index, row in results.iterrows():
-        if _present(row.get("sensitivity_analysis")):  # tied to its main row by _sensitivity_relations
-            continue
+    derived = [column for column in DERIVED_COLUMNS if column in results.columns]
+    # (partition, exposure, what, kind, arm) -> path -> the cells counted there
+    cells_at = counts.cells_at
+    for position, row in results.iterrows():
+        index = (NEGATIVE_CONTROL, position) if control_rows else position
         path = final_path.get((row["exposure"], row["analysis_id"]))
         if path is None:  # no attrition (sequence symmetry): the row's own rule in suppress_estimates
             continue
+        variant = row.get("sensitivity_analysis")
+        partition = (f"{NEGATIVE_CONTROL} {row['outcome']}" if control_rows
+                     else variant if _present(variant) else MAIN)
         exposure = row["exposure"]
-        kind = HORIZON if str(row["analysis_id"]).startswith(HORIZON_ANALYSIS_PREFIX) else FOLLOW_UP
+        kind = _kind(row["analysis_id"])
+        # Hiding one count of the row hides the row's estimates with it (suppress_estimates): what that costs.
+        counts.row_numbers[index] = sum(_present(row[column]) for column in derived)
+        cost = 1 + counts.row_numbers[index]
         for arm in ARMS:
-            if _present(row[f"n_{arm}"]):
-                counts.result_cells[(index, f"n_{arm}")] = ledger.count(
-                    _persons_key(exposure, root_of.get(exposure, exposure), path, arm), row[f"n_{arm}"])
-            if _present(row[f"events_{arm}"]):
-                key = ledger.count((exposure, path, "events", kind, arm), row[f"events_{arm}"])
-                if key is None:  # another count of events than the population's shared one
-                    key = ledger.count((exposure, path, "events", kind, arm, row["analysis_id"]),
-                                       row[f"events_{arm}"])
-                else:
-                    events_at.setdefault((exposure, kind, arm), {})[path] = key
-                counts.result_cells[(index, f"events_{arm}")] = key
-    for (exposure, kind, arm), by_path in events_at.items():
-        for outer_path, outer in by_path.items():
-            for inner_path, inner in by_path.items():
-                if len(inner_path) > len(outer_path) and inner_path[:len(outer_path)] == outer_path:
-                    ledger.add_difference(outer, inner, ("events left out", exposure, outer_path, inner_path, kind,
-                                                         arm))
-            if kind == HORIZON and (exposure, FOLLOW_UP, arm) in events_at:
-                follow_up = events_at[(exposure, FOLLOW_UP, arm)].get(outer_path)
-                if follow_up is not None:
-                    ledger.add_difference(follow_up, outer, ("events after the horizon", exposure, outer_path, arm))
-
-
-def _sensitivity_relations(counts: StudyCounts, results: pd.DataFrame) -> None:
-    """A sensitivity analysis's row (the same analysis with the outcome replaced by a variant) against its main
-    row: its persons are the main persons less those with a prior variant outcome, and its events and the main
-    events count nested outcomes (a narrower or broader code list in the same persons). Either difference is a count
-    a reader can form, so each pair is a sum (the larger = the smaller + the difference). Declaring a pair that is
-    not truly nested only hides more."""
-    if "sensitivity_analysis" not in results:
-        return
-    ledger = counts.ledger
-    main_rows = {(row["exposure"], row["analysis_id"]): index for index, row in results.iterrows()
-                 if not _present(row["sensitivity_analysis"])}
-    for index, row in results.iterrows():
-        variant = row["sensitivity_analysis"]
-        main = main_rows.get((row["exposure"], row["analysis_id"]))
-        if not _present(variant) or main is None:
-            continue
-        for column in ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed"):
-            main_cell = counts.result_cells.get((main, column))
-            if main_cell is None or not _present(row[column]):
-                continue
-            cell = ledger.count((variant, row["exposure"], row["analysis_id"], column), row[column])
-            counts.result_cells[(index, column)] = cell
-            larger, smaller = ((main_cell, cell) if ledger.cells[main_cell].value >= ledger.cells[cell].value
-                               else (cell, main_cell))
-            ledger.add_difference(larger, smaller, ("sensitivity difference", variant, row["exposure"],
-                                                    row["analysis_id"], column))
+            for column, key, what in (
+                    (f"n_{arm}", _persons_key(partition, exposure, root_of.get(exposure, exposure), path, arm),
+                     ("persons", None)),
+                    (f"events_{arm}", _events_key(partition, exposure, path, kind, arm), ("events", kind))):
+                if not _present(row[column]):
+                    continue
+                cell = ledger.count(key, row[column], cost=cost)
+                if cell is None:  # another count than the population's shared one: this analysis's own cell
+                    cell = ledger.count((*key, row["analysis_id"]), row[column], cost=cost)
+                counts.result_cells[(index, column)] = cell
+                cells_at.setdefault((partition, exposure, *what, arm), {}).setdefault(path, []).append(cell)
+        counts.ledger_rows.add(index)
+    for (partition, exposure, what, kind, arm), by_path in cells_at.items():
+        for outer_path, outers in by_path.items():
+            # The main analysis's persons chain through its published attrition steps already.
+            for inner_path, inners in (by_path.items() if partition != MAIN or what == "events" else ()):
+                nested_path = len(inner_path) > len(outer_path) and inner_path[:len(outer_path)] == outer_path
+                for outer in outers:
+                    for inner in inners:
+                        if nested_path or (inner_path == outer_path and inner != outer
+                                           and ledger.cells[inner].value < ledger.cells[outer].value):
+                            ledger.add_difference(outer, inner, ("left out", outer, inner))
+            if what == "events" and kind == HORIZON:
+                for follow_up in cells_at.get((partition, exposure, what, FOLLOW_UP, arm), {}).get(outer_path, []):
+                    for horizon in outers:
+                        ledger.add_difference(follow_up, horizon, ("after the horizon", follow_up, horizon))
+            if partition != MAIN and not (control_rows and what == "events"):
+                main = cells_at.get((MAIN, exposure, what, kind, arm), {}).get(outer_path, [])
+                for cell in outers:
+                    for main_cell in main:
+                        larger, smaller = ((main_cell, cell) if ledger.cells[main_cell].value
+                                           >= ledger.cells[cell].value else (cell, main_cell))
+                        ledger.add_difference(larger, smaller, ("sensitivity difference", larger, smaller))
 
 
 def _first_group(counts: StudyCounts, exposure: str) -> tuple[str, str] | None:
@@ -202,24 +230,25 @@ def _nested_relations(counts: StudyCounts, nested: Sequence[tuple[str, str]]) ->
         shared = _common_prefix([counts.shared_paths.get(_first_group(counts, outer), ()),
                                  counts.shared_paths.get(_first_group(counts, inner), ())])
         for key in list(ledger.cells):
-            if not (isinstance(key, tuple) and key[0] == inner and len(key) in (4, 5)):
+            if not (isinstance(key, tuple) and len(key) in (5, 6) and key[1] == inner):
                 continue
-            path = key[1]
-            if len(path) < 2 or path != shared[:len(path)] or key[2] not in ("persons", "events"):
+            path = key[2]
+            if len(path) < 2 or path != shared[:len(path)] or key[3] not in ("persons", "events"):
                 continue
-            outer_key = (outer, *key[1:])
+            outer_key = (key[0], outer, *key[2:])
             if outer_key in ledger.cells:
-                ledger.add_difference(outer_key, key, ("nested", outer, inner, *key[1:]))
+                ledger.add_difference(outer_key, key, ("nested", outer_key, key))
 
 
 def _outcome_relations(counts: StudyCounts, outcome_count: int) -> None:
     """The cohort's persons with the outcome = each exposure's events of both arms over the follow-up of everyone
     with time at risk + the outcomes outside that follow-up (e.g. an unexposed person's after they start the
-    exposure and are censored): the last a reader gets by subtraction."""
+    exposure and are censored): the last a reader gets by subtraction. The outcome count costs one published
+    number (the statistics stage prints it in its log, its metadata and results.outcome_counts)."""
     ledger = counts.ledger
-    total = ledger.count(("outcome count",), outcome_count)
+    total = ledger.count(OUTCOME_COUNT, outcome_count, cost=1)
     for (exposure, first_step), shared in counts.shared_paths.items():
-        arms = [(exposure, shared, "events", FOLLOW_UP, arm) for arm in ARMS]
+        arms = [_events_key(MAIN, exposure, shared, FOLLOW_UP, arm) for arm in ARMS]
         if not all(key in ledger.cells for key in arms):
             continue
         outside = outcome_count - sum(ledger.cells[key].value for key in arms)
@@ -229,23 +258,60 @@ def _outcome_relations(counts: StudyCounts, outcome_count: int) -> None:
         ledger.add_sum(total, (*arms, key))
 
 
+def _numbers_lost(counts: StudyCounts) -> int:
+    """The published numbers a suppression of the ledger withholds: every hidden count of an estimate row and the
+    estimates that go with it, every hidden attrition count, and the outcome count."""
+    ledger = counts.ledger
+    hidden = [index for (index, _), key in counts.result_cells.items() if ledger.suppression(key) is not None]
+    lost = len(hidden) + sum(counts.row_numbers.get(index, 0) for index in set(hidden))
+    lost += sum(ledger.suppression(key) is not None for key in counts.attrition_cells.values())
+    return lost + (OUTCOME_COUNT in ledger.cells and ledger.suppression(OUTCOME_COUNT) is not None)
+
+
 @dataclass
 class StudySuppression:
-    """The published analysis attrition, and the estimate cells hidden to protect a count of another table."""
+    """The published analysis attrition, the estimate cells hidden to protect a count of another table, the rows
+    the ledger covers, and the suppression of the cohort's outcome count (None: it may be printed)."""
 
     attrition: pd.DataFrame
     result_complementary: dict[str, pd.Series]
+    ledger_rows: pd.Series | None = None
+    outcome_count_suppression: str | None = None
+    numbers_lost: int = 0
+    unprotected: list = field(default_factory=list)
+    # the same for results.negative_control_estimates
+    control_complementary: dict[str, pd.Series] = field(default_factory=dict)
+    control_ledger_rows: pd.Series | None = None
+
+
+def _suppress_cheapest(counts: StudyCounts, threshold: int) -> list:
+    """The ledger suppressed at the least cost: the greedy choice (suppress_cells) is made twice, once free to hide
+    the cohort's outcome count (one number, but hiding it can cost a complement in every sum that would give it
+    back) and once keeping it; the one that withholds fewer published numbers is kept (ties keep the count)."""
+    ledger = counts.ledger
+    if OUTCOME_COUNT not in ledger.cells:
+        return ledger.suppress(threshold)
+    outcome = ledger.cells[OUTCOME_COUNT]
+    outcome.fixed = False
+    free = ledger.suppress(threshold)
+    free_cost = (_numbers_lost(counts), len(free))
+    outcome.fixed = True
+    kept = ledger.suppress(threshold)
+    if (_numbers_lost(counts), len(kept)) <= free_cost:
+        return kept
+    outcome.fixed = False
+    return ledger.suppress(threshold)
 
 
 def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None, threshold: int,
-                          nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None
-                          ) -> StudySuppression:
+                          nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
+                          controls: pd.DataFrame | None = None) -> StudySuppression:
     """The small-cell rule over a study's analysis attrition and estimates together: the attrition frame with
     every small count, and every count that would give one away, set to NULL and listed in
-    suppressed_columns/complementary_columns; and, per count column of `results`, the rows whose count is hidden
-    to protect a count elsewhere (for suppress_estimates)."""
-    counts = study_counts(attrition, results, nested, outcome_count)
-    counts.ledger.suppress(threshold)
+    suppressed_columns/complementary_columns; per count column of `results`, the rows whose count is hidden
+    to protect a count elsewhere (for suppress_estimates); and whether the outcome count may be printed."""
+    counts = study_counts(attrition, results, nested, outcome_count, controls)
+    unprotected = _suppress_cheapest(counts, threshold)
     published = attrition.copy()
     for column in COUNT_COLUMNS:
         published[column] = published[column].astype(object)
@@ -262,13 +328,26 @@ def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None,
         published.at[index, "suppressed_columns"] = ",".join(small) or None
         published.at[index, "complementary_columns"] = ",".join(complementary) or None
         published.at[index, "suppressed"] = bool(small or complementary)
-    result_complementary: dict[str, pd.Series] = {}
-    if results is not None:
-        for column in ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed"):
-            result_complementary[column] = pd.Series(
-                [counts.ledger.suppression(counts.result_cells.get((index, column))) == COMPLEMENTARY
-                 for index in results.index], index=results.index, dtype=bool)
-    return StudySuppression(published, result_complementary)
+    result_complementary, ledger_rows = _row_suppression(counts, results, lambda index: index)
+    control_complementary, control_ledger_rows = _row_suppression(counts, controls,
+                                                                  lambda index: (NEGATIVE_CONTROL, index))
+    return StudySuppression(published, result_complementary, ledger_rows,
+                            counts.ledger.suppression(OUTCOME_COUNT) if OUTCOME_COUNT in counts.ledger.cells
+                            else None, _numbers_lost(counts), unprotected, control_complementary,
+                            control_ledger_rows)
+
+
+def _row_suppression(counts: StudyCounts, frame: pd.DataFrame | None, row_id
+                     ) -> tuple[dict[str, pd.Series], pd.Series | None]:
+    """Per count column of an estimate frame, the rows whose count the ledger hid as a complement; and the rows
+    the ledger covers (for suppress_estimates)."""
+    if frame is None:
+        return {}, None
+    complementary = {column: pd.Series(
+        [counts.ledger.suppression(counts.result_cells.get((row_id(index), column))) == COMPLEMENTARY
+         for index in frame.index], index=frame.index, dtype=bool) for column in ESTIMATE_COUNT_COLUMNS}
+    covered = pd.Series([row_id(index) in counts.ledger_rows for index in frame.index], index=frame.index, dtype=bool)
+    return complementary, covered
 
 
 def suppress_analysis_attrition(frame: pd.DataFrame, threshold: int) -> pd.DataFrame:
@@ -300,3 +379,37 @@ def write_analysis_attrition(con: duckdb.DuckDBPyConnection, study_id: str, publ
         con.execute(f"INSERT INTO {ANALYSIS_ATTRITION_TABLE} BY NAME SELECT * FROM new_analysis_attrition")
         con.unregister("new_analysis_attrition")
     return published
+
+
+def outcome_count_text(count: int, suppression: str | None, threshold: int) -> str:
+    """The cohort's outcome count as printed: the count, "<t" when small, "suppressed" when it would give a small
+    count away (StudySuppression.outcome_count_suppression)."""
+    if suppression == SMALL_CELL:
+        return small_cell_text(threshold)
+    if suppression == COMPLEMENTARY:
+        return SUPPRESSED_TEXT
+    return f"{count:,}"
+
+
+def publish_outcome_count(con: duckdb.DuckDBPyConnection, study_id: str, outcome: str, count: int,
+                          suppression: str | None, threshold: int) -> str:
+    """Replace the study's row of results.outcome_counts (the count NULL when hidden); the printed text."""
+    text = outcome_count_text(count, suppression, threshold)
+    con.execute("CREATE SCHEMA IF NOT EXISTS results")
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {OUTCOME_COUNTS_TABLE} (
+        study_id VARCHAR, outcome VARCHAR, persons_with_outcome BIGINT, persons_with_outcome_text VARCHAR,
+        suppressed BOOLEAN, small_cell_threshold INTEGER)""")
+    con.execute(f"DELETE FROM {OUTCOME_COUNTS_TABLE} WHERE study_id = ?", [study_id])
+    con.execute(f"INSERT INTO {OUTCOME_COUNTS_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+                [study_id, outcome, None if suppression else int(count), text, suppression is not None, threshold])
+    return text
+
+
+def published_outcome_count_text(con: duckdb.DuckDBPyConnection, study_id: str) -> str | None:
+    """What results.outcome_counts prints for the study (None: not published yet)."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
+                       [OUTCOME_COUNTS_TABLE]).fetchone()[0]:
+        return None
+    row = con.execute(f"SELECT persons_with_outcome_text FROM {OUTCOME_COUNTS_TABLE} WHERE study_id = ?",
+                      [study_id]).fetchone()
+    return None if row is None else row[0]

@@ -19,7 +19,7 @@ from pipelines.asset_keys import phenotype_key as phenotype_asset_key
 from pipelines.cohorts.attrition import cohort_counts
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
-from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, suppress_estimates
+from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, count_text, suppress_estimates
 from pipelines.statistics.multiplicity import with_false_discovery_rate
 from pipelines.statistics.presentation import results_browser_url
 from pipelines.statistics.report import (
@@ -31,7 +31,8 @@ from pipelines.statistics.report import (
 )
 from pipelines.statistics.sequence_symmetry import (GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_AFTER,
                                                     garrison_sequence_symmetry)
-from pipelines.statistics.analysis_attrition import (create_analysis_attrition_table, suppress_study_counts,
+from pipelines.statistics.analysis_attrition import (create_analysis_attrition_table, publish_outcome_count,
+                                                     published_outcome_count_text, suppress_study_counts,
                                                      write_analysis_attrition)
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
 from pipelines.statistics.results import (
@@ -111,15 +112,17 @@ def _disclosure_groups(frame: pd.DataFrame) -> pd.Series | str:
 
 
 def publish_associations(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
-                         threshold: int, complementary: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+                         threshold: int, complementary: dict[str, pd.Series] | None = None,
+                         ledger_rows: pd.Series | None = None) -> pd.DataFrame:
     """Replace the study's rows of results.associations, with small cells and what recomputes them hidden.
-    `complementary`: count cells hidden to protect a count of another table (analysis_attrition.suppress_study_counts)."""
+    `complementary`: count cells hidden to protect a count of another table (analysis_attrition.suppress_study_counts);
+    `ledger_rows`: the rows whose counts that ledger covers (each hides its estimates only with its own counts)."""
     create_associations_table(con)
     if "sensitivity_analysis" not in frame:  # rows of a main analysis only (results_frame always adds it)
         frame = frame.assign(sensitivity_analysis=None)
     published = suppress_estimates(frame.assign(**{DISCLOSURE_GROUP: _disclosure_groups(frame)}), threshold,
                                    DERIVED_COLUMNS, complementary=complementary,
-                                   group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP))
+                                   group_columns=(*ESTIMATE_GROUP_COLUMNS, DISCLOSURE_GROUP), ledger_rows=ledger_rows)
     published = with_false_discovery_rate(published.drop(columns=[DISCLOSURE_GROUP]))
     con.execute(f"DELETE FROM {ASSOCIATIONS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
@@ -136,15 +139,19 @@ NEGATIVE_CONTROL_RESULT_COLUMNS = (*ANALYSIS_COLUMNS, *RESULT_COLUMNS, *LOG_SCAL
 
 
 def publish_negative_control_estimates(con: duckdb.DuckDBPyConnection, study_id: str, frame: pd.DataFrame,
-                                       threshold: int) -> pd.DataFrame:
+                                       threshold: int, complementary: dict[str, pd.Series] | None = None,
+                                       ledger_rows: pd.Series | None = None) -> pd.DataFrame:
     """Replace the study's rows of results.negative_control_estimates (the primary analysis for each
-    negative-control outcome), small cells and what recomputes them hidden as in results.associations."""
+    negative-control outcome), small cells and what recomputes them hidden as in results.associations;
+    `complementary` and `ledger_rows` as there (the study's ledger ties each control's persons to the primary
+    analysis's: the difference is the persons with a prior control outcome)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS results")
     columns = ", ".join(f"{name} {_column_type(name)}" for name in NEGATIVE_CONTROL_RESULT_COLUMNS)
     con.execute(f"""CREATE TABLE IF NOT EXISTS {NEGATIVE_CONTROLS_TABLE} (
         study_id VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
         suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT)""")
-    published = suppress_estimates(frame, threshold, DERIVED_COLUMNS, group_columns=ESTIMATE_GROUP_COLUMNS)
+    published = suppress_estimates(frame, threshold, DERIVED_COLUMNS, group_columns=ESTIMATE_GROUP_COLUMNS,
+                                   complementary=complementary, ledger_rows=ledger_rows)
     con.execute(f"DELETE FROM {NEGATIVE_CONTROLS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
         con.register("new_negative_controls", published)
@@ -172,23 +179,38 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     together, since a reader can subtract one from another. A study with negative-control outcomes publishes their
     estimates first; its primary analysis is calibrated on those that are published
     (pipelines/statistics/empirical_calibration.py)."""
-    calibration = None
-    if study.negative_control_outcomes:
-        controls = publish_negative_control_estimates(
-            con, study.id, results_frame(study.id, analysis.negative_control_results, study.seed), study.threshold)
-        primary = primary_analysis_of(study)
-        exposures = [exposure for exposure, _, result in analysis.results if result.analysis_id == primary]
-        calibration = calibrate_primary_analysis(controls, exposures, primary, len(study.negative_control_outcomes))
     # Sensitivity analyses go to the same table beside the main rows: the same analyses and estimands, their
     # outcome column names the variant and sensitivity_analysis their id (NULL on the main rows).
-    frames = [results_frame(study.id, analysis.results, study.seed, calibration)] + [
-        results_frame(study.id, variant.results, study.seed, sensitivity_analysis=sensitivity_id)
-        for sensitivity_id, variant in analysis.sensitivity.items() if variant.results]
-    results = pd.concat(frames, ignore_index=True)
+    def study_results(calibration) -> pd.DataFrame:
+        frames = [results_frame(study.id, analysis.results, study.seed, calibration)] + [
+            results_frame(study.id, variant.results, study.seed, sensitivity_analysis=sensitivity_id)
+            for sensitivity_id, variant in analysis.sensitivity.items() if variant.results]
+        return pd.concat(frames, ignore_index=True)
+
+    # One ledger for the estimates, the negative controls and the attrition. The calibration needs the controls
+    # as published, and adds only columns hidden with their row's counts, so the ledger decides on the rows before
+    # calibration and the same rows are published after it.
+    results = study_results(None)
+    controls = results_frame(study.id, analysis.negative_control_results, study.seed) \
+        if study.negative_control_outcomes else None
     _, outcome_count = cohort_counts(con, study.id)
     counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
-                                   analysis.nested_exposures, outcome_count)
-    published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary)
+                                   analysis.nested_exposures, outcome_count, controls)
+    if controls is not None:
+        published_controls = publish_negative_control_estimates(
+            con, study.id, controls, study.threshold, counts.control_complementary, counts.control_ledger_rows)
+        primary = primary_analysis_of(study)
+        exposures = [exposure for exposure, _, result in analysis.results if result.analysis_id == primary]
+        calibration = calibrate_primary_analysis(published_controls, exposures, primary,
+                                                 len(study.negative_control_outcomes))
+        results = study_results(calibration)
+    published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary,
+                                     counts.ledger_rows)
+    publish_outcome_count(con, study.id, study.outcome.phenotype, outcome_count,
+                          counts.outcome_count_suppression, study.threshold)
+    if counts.unprotected:  # every other cell of these sums is zero: nothing left to hide (docs/disclosure.md)
+        analysis.notes.append(f"small-cell suppression: {len(counts.unprotected)} sum(s) of published counts give a "
+                              "hidden count away and have no other cell to hide")
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
     write_analysis_attrition(con, study.id, counts.attrition)
     return published
@@ -216,14 +238,19 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         with warehouse.connect(context.run_id) as con:
             analysis = analyse_study(con, study)
             published = publish_study_results(con, study, analysis)
+            cohort_size, _ = cohort_counts(con, study.id)
+            outcomes = published_outcome_count_text(con, study.id)
             verdicts = run_checks(con, study.id, threshold, STUDY_CHECKS)
             outputs = warehouse.build_outputs_dir(context.run_id) / study.id
             plots = write_study_plots(study, analysis, published, outputs)
             reports = write_study_reports(con, study, analysis, published, plots, outputs)
+        # The outcome count is printed here, after the cross-table rule decided whether it may be.
+        context.log.info(f"{study.id}: {count_text(cohort_size, threshold)} persons, {outcomes} with the outcome")
         for note in analysis.notes:
             context.log.warning(f"{study.id}: {note}")
         metadata = {
             "dagster/row_count": len(published),
+            "outcome_count": outcomes,
             "seed": study.seed,
             "report": dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / reports.html.name)),
             "report (Markdown)": dg.MetadataValue.path(

@@ -8,7 +8,8 @@ checks).
     estimate_inside_interval       every published estimate is finite and inside its 95% CI
     counts_reconcile_with_cohort   each analysis's attrition starts at the cohort, per arm, and ends at the persons
                                    its estimator counted (n_exposed / n_unexposed), where both are shown
-    no_small_unsuppressed_count    no published count of 1 .. threshold-1 persons, in estimates or attrition
+    no_small_unsuppressed_count    no published count of 1 .. threshold-1 persons, in estimates (negative controls
+                                   included), attrition or the cohort's outcome count
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pipelines.statistics.analysis_attrition import COUNT_COLUMNS as ATTRITION_C
 from pipelines.statistics.results import COUNT_COLUMNS
 
 ASSOCIATIONS_TABLE = tables.ASSOCIATIONS
+NEGATIVE_CONTROLS_TABLE = tables.NEGATIVE_CONTROL_ESTIMATES
+OUTCOME_COUNTS_TABLE = tables.OUTCOME_COUNTS
 UNIQUE_KEYS = "unique_keys"
 INSIDE_INTERVAL = "estimate_inside_interval"
 COUNTS_RECONCILE = "counts_reconcile_with_cohort"
@@ -34,8 +37,8 @@ DESCRIPTIONS = {
     INSIDE_INTERVAL: "Every published estimate is finite and lies inside its 95% confidence interval.",
     COUNTS_RECONCILE: "Each analysis's attrition starts at the cohort's persons per arm and ends at the persons its "
                       "estimator counted.",
-    NO_SMALL_COUNT: "No published count of 1 to threshold-1 persons in results.associations or "
-                    "results.analysis_attrition.",
+    NO_SMALL_COUNT: "No published count of 1 to threshold-1 persons in results.associations, "
+                    "results.negative_control_estimates, results.analysis_attrition or results.outcome_counts.",
 }
 # These checks hold the statistics code to its own rules, so a failure is a defect of the pipeline, not of the data.
 WHAT_TO_DO = ("Nothing was published (the check blocks publishing). This is a defect of the pipeline, not of the "
@@ -130,16 +133,22 @@ def counts_reconcile_with_cohort(con: duckdb.DuckDBPyConnection, study_id: str) 
 
 
 def no_small_unsuppressed_count(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int) -> Verdict:
+    """Every published table of a study's counts: estimates, negative-control estimates, analysis attrition and the
+    cohort's outcome count (a table the run has not written, e.g. a study without negative controls, has nothing
+    to check)."""
     def any_small(columns) -> str:
         return " OR ".join(small_count_sql(column, threshold) for column in columns)
 
-    failures = _lines(con, f"""
-        SELECT 'results.associations', exposure, analysis_id, estimand FROM {ASSOCIATIONS_TABLE}
-        WHERE study_id = $study AND ({any_small(COUNT_COLUMNS)})
-        UNION ALL
-        SELECT '{ANALYSIS_ATTRITION_TABLE}', exposure, analysis_id, step FROM {ANALYSIS_ATTRITION_TABLE}
-        WHERE study_id = $study AND ({any_small(ATTRITION_COUNT_COLUMNS)})
-        ORDER BY ALL""", {"study": study_id})  # type: ignore[arg-type]
+    present = {row[0] for row in con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+    parts = [(ASSOCIATIONS_TABLE, "exposure, analysis_id, estimand", COUNT_COLUMNS),
+             (NEGATIVE_CONTROLS_TABLE, "exposure || ' / ' || outcome, analysis_id, estimand", COUNT_COLUMNS),
+             (ANALYSIS_ATTRITION_TABLE, "exposure, analysis_id, step", ATTRITION_COUNT_COLUMNS),
+             (OUTCOME_COUNTS_TABLE, "outcome, NULL, NULL", ("persons_with_outcome",))]
+    selects = [f"SELECT '{table}', {keys} FROM {table} WHERE study_id = $study AND ({any_small(columns)})"
+               for table, keys, columns in parts if table in present]
+    failures = _lines(con, " UNION ALL ".join(selects) + " ORDER BY ALL",
+                      {"study": study_id}) if selects else []  # type: ignore[arg-type]
     return Verdict(NO_SMALL_COUNT, failures)
 
 

@@ -14,6 +14,10 @@ A comparative estimate (a ratio of two groups, or of two sequence orders) is pub
 5. the estimate and both bounds are finite and the estimate lies inside its interval.
 Otherwise the estimate, its interval and p-value are withheld (None, NULL when published) and
 `not_estimable_reason` says why. Single-group rates are not comparisons: zero events is a valid rate of 0.
+A reason names no count, but it is still a function of the counts (rule 2 with the published covariate list says
+the events are fewer than 10 per coefficient; an estimable row says they are not): where small-cell suppression
+hides a row's counts, the reason is hidden with the estimate (results.DERIVED_COLUMNS), and the row is withheld,
+not "not estimable".
 Crude 2x2 ratios, exact rate ratios and sequence ratios are not regression models, so rules 3-4 do not apply.
 """
 

@@ -85,9 +85,12 @@ COUNT_COLUMNS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed
 # size of a matched analysis is the number of matched persons.
 # The log-scale estimate and its standard error go with the estimate (SE of a log rate ratio = sqrt(1/a + 1/c)).
 # E-values and calibrated values are functions of the estimate and its interval, so they recompute them too.
+# The reason a row is not estimable is a function of its counts (fewer than 10 events per coefficient bounds the
+# events, and the coefficients are published in results.analysis_covariates), so it goes with them: a row whose
+# counts are hidden says neither its estimate nor why there is none (pipelines/statistics/estimability.py).
 DERIVED_COLUMNS = ("estimate", "ci_lower", "ci_upper", "p_value", "person_years_exposed", "person_years_unexposed",
                    "effective_sample_size", *LOG_SCALE_COLUMNS, "proportional_hazards_p_value",
-                   "proportional_hazards_violated", *E_VALUE_COLUMNS, *CALIBRATION_COLUMNS)
+                   "proportional_hazards_violated", *E_VALUE_COLUMNS, *CALIBRATION_COLUMNS, "not_estimable_reason")
 
 # The site's floor is the threshold when a caller names none (the rule itself: pipelines/disclosure.py).
 DEFAULT_SMALL_CELL_THRESHOLD = DEFAULT_SITE_FLOOR
@@ -197,7 +200,8 @@ def format_results_table(
             {
                 "method": row["method"],
                 "estimand": row["estimand"],
-                "estimate (95% CI)": "not estimable" if row["not_estimable_reason"] is not None else
+                # A reason hidden with the row's counts says nothing, not even that the row is not estimable.
+                "estimate (95% CI)": "not estimable" if row["not_estimable_reason"] not in (None, SUPPRESSED_TEXT) else
                 f"{_number(row['estimate'], 2)} ({_number(row['ci_lower'], 2)}-{_number(row['ci_upper'], 2)})",
                 "p": _p_value(row["p_value"]),
                 "n exp/unexp": f"{_count(row['n_exposed'])}/{_count(row['n_unexposed'])}",

@@ -2,17 +2,18 @@
 --   n           persons in the group
 --   mean_sd     mean and sample SD            (age_at_index, followup_days)
 --   median_iqr  median, 25th and 75th centile (linear interpolation, as numpy/pandas)
---   n_pct       persons per level             (sex; 'true' of every recorded phenotype and of outcome_flag)
+--   n_pct       persons per level             (sex; 'true' of every recorded phenotype)
 --   missing     persons with no value
 -- Groups ($table1_split): 'treatment' -> target (treatment 1) / comparator (0); 'variable' -> exposed / unexposed
 -- at index to $table1_by; 'none' -> overall only. denominator = persons in the group (missing included).
--- The phenotype that splits the table is not a row of it; target and comparator are not rows either.
+-- The phenotype that splits the table is not a row of it; target and comparator are not rows either. Nor is the
+-- outcome: Table 1 describes the persons at index (STROBE item 14; CohortMethod's covariate table), and the
+-- cohort's outcome count is published by the statistics stage once the cross-table small-cell rule allows it.
 WITH population AS (
     SELECT s.person_id,
            s.age_at_index,
            s.sex,
            s.followup_days,
-           s.outcome_flag,
            CASE $table1_split
                WHEN 'treatment' THEN CASE s.treatment WHEN 1 THEN 'target' WHEN 0 THEN 'comparator' END
                WHEN 'variable' THEN CASE WHEN coalesce(split_by.at_index, false) THEN 'exposed' ELSE 'unexposed' END
@@ -90,12 +91,6 @@ binary_true_counts AS (
     JOIN cohort.person_variables AS pv
       ON pv.study_id = $study_id AND pv.person_id = p.person_id AND pv.at_index
     GROUP BY p.group_name, pv.variable
-),
-outcome_counts AS (
-    SELECT g.group_name, g.persons, count(p.person_id) AS persons_true
-    FROM group_sizes AS g
-    LEFT JOIN population_by_group AS p ON p.group_name = g.group_name AND p.outcome_flag
-    GROUP BY g.group_name, g.persons
 )
 SELECT 'n' AS variable, 'count' AS variable_type, 0 AS variable_order, NULL AS level, group_name, 'n' AS statistic,
        persons AS count, persons AS denominator,
@@ -133,11 +128,3 @@ SELECT v.variable, 'binary', v.variable_order, NULL, g.group_name, 'missing', 0,
        NULL, NULL, NULL, NULL, NULL
 FROM binary_variables AS v
 CROSS JOIN group_sizes AS g
-UNION ALL
-SELECT 'outcome_flag', 'binary', 10001, 'true', group_name, 'n_pct', persons_true, persons,
-       NULL, NULL, NULL, NULL, NULL
-FROM outcome_counts
-UNION ALL
-SELECT 'outcome_flag', 'binary', 10001, NULL, group_name, 'missing', 0, persons,
-       NULL, NULL, NULL, NULL, NULL
-FROM group_sizes

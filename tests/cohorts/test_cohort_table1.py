@@ -57,7 +57,9 @@ def test_counts_and_percentages(ten_persons):
     assert values(t, "sex", "M", "n_pct") == ("4 (40.0%)", "2 (50.0%)", "2 (33.3%)")
     assert values(t, "sex", None, "missing") == ("0", "0", "0")
     assert values(t, "diabetes_mellitus", "true", "n_pct") == ("4 (40.0%)", "3 (75.0%)", "1 (16.7%)")
-    assert values(t, "outcome_flag", "true", "n_pct") == ("1 (10.0%)", "1 (25.0%)", "0 (0.0%)")
+    # The outcome is not a characteristic at index: its count is published by the statistics stage, once the
+    # cross-table small-cell rule allows it (results.outcome_counts).
+    assert not any(key[0] == "outcome_flag" for key in t)
     row = t[("diabetes_mellitus", "true", "n_pct", "unexposed")]
     assert (row["count"], row["denominator"], row["percent"]) == (1, 6, pytest.approx(100 / 6))
     assert row["suppressed"] is False and row["by_variable"] == "peripheral_arterial_disease"
@@ -102,7 +104,6 @@ def test_standardized_mean_differences(ten_persons):
     assert smd("diabetes_mellitus") == pytest.approx(1.44399, abs=1e-5)
     p1, p0 = 0.5, 1 / 3  # men
     assert smd("sex") == pytest.approx((p1 - p0) / math.sqrt((p1 * (1 - p1) + p0 * (1 - p0)) / 2))
-    assert smd("outcome_flag") == pytest.approx(0.25 / math.sqrt(0.25 * 0.75 / 2))
     assert smd("followup_days") == pytest.approx(abs(2039.75 - 2496) / math.sqrt((912.5**2 + 0**2) / 2))
     assert smd("n") is None
 

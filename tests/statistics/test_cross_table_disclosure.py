@@ -4,6 +4,8 @@ the statistics asset publishes them, then attacked as a reader would (tests/supp
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import pandas as pd
 import pytest
@@ -94,10 +96,13 @@ def test_cohort_size_minus_the_analysed_persons_does_not_give_away_the_persons_w
     assert "n=suppressed" in svg and "599" not in svg and "n=400" not in svg
 
     assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
-    # The analysed persons are hidden in every estimate and in the attrition, and with them what recomputes them;
-    # the cohort per arm (which users need, and Table 1 shows) stays published.
-    assert cells(con, "results.associations", "DISTINCT n_unexposed, estimate, ci_lower, person_years_unexposed") \
-        == [(None, None, None, None)]
+    # The analysed unexposed persons are hidden in every estimate that prints them and in the attrition, and with
+    # them what recomputes them; the exposed rate, whose counts give nothing away, stays published; the cohort per
+    # arm (which users need, and Table 1 shows) too.
+    assert cells(con, "results.associations", "analysis_id, n_exposed, n_unexposed, estimate IS NULL, "
+                 "person_years_exposed IS NULL, person_years_unexposed") == [
+        ("cox_adjusted", 400, None, True, True, None), ("crude_irr", 400, None, True, True, None),
+        ("incidence_rate", 400, None, False, False, None), ("incidence_rate", None, None, True, True, None)]
     assert cells(con, "results.analysis_attrition", "DISTINCT step_order, persons_exposed, persons_unexposed, "
                  "excluded_unexposed, suppressed_columns, complementary_columns") == [
         (1, 400, 600, None, None, None),
@@ -137,25 +142,134 @@ def test_intention_to_treat_minus_on_treatment_events_does_not_give_away_the_eve
     con = publish(analysis, cohort_size=1000, nested=True)
 
     assert small_differences(con, "test_study", THRESHOLD, [(ITT, ON_TREATMENT)], cohort_size=1000) == []
-    # one of the two is hidden: the on-treatment events (the smaller part), not the intention-to-treat ones
+    # one of the two is hidden: the on-treatment events (the smaller part), not the intention-to-treat ones; the
+    # on-treatment comparator's rate, which does not print them, stays published
     assert cells(con, "results.associations", "exposure, count(events_exposed), count(estimate)",
-                 "TRUE GROUP BY exposure") == [(ITT, 3, 4), (ON_TREATMENT, 0, 0)]
+                 "TRUE GROUP BY exposure") == [(ITT, 3, 4), (ON_TREATMENT, 0, 1)]
 
 
 def test_the_outcome_count_minus_the_analysed_events_does_not_give_away_the_outcomes_outside_follow_up():
-    """Route 4: the cohort's 85 persons with the outcome (run log, cohort metadata, summary) minus the 30 + 50 events
-    of the analysis: 5 unexposed persons' outcomes after they started the exposure and were censored."""
+    """Route 4: the cohort's 85 persons with the outcome minus the 30 + 50 events of the analysis: 5 unexposed
+    persons' outcomes after they started the exposure and were censored. Hiding the one outcome count costs one
+    number, hiding the events three estimates: the outcome count is hidden (results.outcome_counts, which the
+    statistics log and metadata and the run summary print), the estimates stay."""
     analysis = StudyAnalysis("test_study")
     steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
     analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
     con = publish(analysis, cohort_size=1000, with_outcome=85)
     shown = con.execute("SELECT DISTINCT events_exposed, events_unexposed, estimate FROM results.associations "
                         "WHERE analysis_id = 'crude_irr'").fetchall()
-    assert shown == [(None, None, None)]
-    # the same analysis with every outcome inside the follow-up is published
+    assert shown == [(30, 50, pytest.approx(1.125))]
+    assert cells(con, "results.outcome_counts", "persons_with_outcome, persons_with_outcome_text, suppressed") \
+        == [(None, "suppressed", True)]
+    assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
+    # the same analysis with every outcome inside the follow-up publishes the outcome count too
     con = publish(analysis, cohort_size=1000, with_outcome=80)
     assert con.execute("SELECT events_exposed, events_unexposed FROM results.associations "
                        "WHERE analysis_id = 'crude_irr'").fetchall() == [(30, 50)]
+    assert cells(con, "results.outcome_counts", "persons_with_outcome, persons_with_outcome_text") == [(80, "80")]
+
+
+def test_a_hidden_outcome_count_is_not_recomputed_from_an_exposure_whose_follow_up_holds_every_outcome():
+    """Statins and ACE inhibitors each leave 5 of the 85 outcomes outside their follow-up; insulin's follow-up (a
+    time-varying design: every person with time at risk is in one of its arms) holds all 85 (35 + 50). Hiding the
+    outcome count protects both 5s only if insulin's events do not add up to it: a reader who assumes nothing
+    outside insulin's follow-up would be right. One of insulin's counts is hidden with the outcome count (two
+    numbers lost), not one of each other exposure's events (six estimates)."""
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
+    analysis.add("ace_inhibitors", "leg_cramps", crude((300, 700), (20, 60)), steps)
+    analysis.add("insulin", "leg_cramps", [ratio("cox_current_exposure", (300, 700), (35, 50), (500.0, 1800.0))],
+                 {"": [AttritionStep(COHORT_STEP, None, 300, 700), AttritionStep(AT_RISK_STEP, "zero days", 300, 700)]})
+    con = publish(analysis, cohort_size=1000, with_outcome=85)
+
+    assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
+    assert cells(con, "results.outcome_counts", "persons_with_outcome_text") == [("suppressed",)]
+    assert cells(con, "results.associations", "exposure, count(*), count(estimate)", "TRUE GROUP BY exposure") == [
+        ("ace_inhibitors", 4, 4), ("insulin", 1, 0), ("statins", 4, 4)]
+    assert cells(con, "results.associations", "events_exposed, events_unexposed, complementary_columns LIKE "
+                 "'events_exposed,%'", "exposure = 'insulin'") == [(None, 50, True)]
+
+
+def test_the_outcome_count_less_the_shown_arm_does_not_bound_a_hidden_arm_below_the_threshold():
+    """22 persons with the outcome; hyponatremia's exposed events (1) are small and hidden, its unexposed 19 shown,
+    2 outcomes outside its follow-up: 22 - 19 = 3 bounds the hidden exposed events to 3 or fewer. The time-varying
+    risk window (0 + 22 events: everyone with time at risk is in one of its arms) gives the outcome count back if
+    it is hidden, so hiding it costs that row too; either way the 3 is not left to form."""
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 40, 188), AttritionStep(AT_RISK_STEP, "zero days", 40, 188)]}
+    analysis.add("hyponatremia_lab", "leg_cramps", crude((40, 188), (1, 19)), steps)
+    analysis.add("hyponatremia_lab", "leg_cramps", [ratio("cox_risk_window", (31, 197), (0, 22), (20.0, 900.0))],
+                 {"": [AttritionStep(f"{COHORT_STEP} (arms: any exposed time)", None, 31, 197),
+                                      AttritionStep(AT_RISK_STEP, "zero days", 31, 197)]})
+    con = publish(analysis, cohort_size=228, with_outcome=22)
+
+    assert small_differences(con, "test_study", THRESHOLD, cohort_size=228) == []
+    shown = cells(con, "results.associations", "analysis_id, events_unexposed", "analysis_id IN ('crude_irr', "
+                  "'cox_risk_window')")
+    outcome = cells(con, "results.outcome_counts", "persons_with_outcome")
+    assert (outcome == [(None,)] and shown == [("cox_risk_window", None), ("crude_irr", 19)]) or (
+        outcome == [(22,)] and ("crude_irr", None) in shown)
+
+
+def test_a_row_whose_counts_are_hidden_does_not_say_why_it_is_not_estimable():
+    """Cox with 6 coefficients and 5 + 40 events: "fewer than 10 events per variable" says 5 + 40 < 60, i.e. the
+    hidden exposed events are fewer than 15; with 5 unexposed events instead the published exposed events pass the
+    rule. The reason goes with the hidden counts (the row is withheld, not "not estimable"); a row whose counts are
+    shown keeps its reason."""
+    epv = "fewer than 10 events per variable for 6 coefficients (Peduzzi 1995/1996)"
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    for exposure, events in (("statins", (5, 40)), ("insulin", (40, 5))):
+        cox = replace(ratio("cox_adjusted", (400, 600), events, (800.0, 1500.0)), estimate=None, ci_lower=None,
+                      ci_upper=None, p_value=None, not_estimable_reason=epv)
+        analysis.add(exposure, "leg_cramps", [cox], steps)
+    con = publish(analysis, cohort_size=1000, with_outcome=45)
+
+    assert cells(con, "results.associations", "exposure, events_exposed, events_unexposed, not_estimable_reason, "
+                 "complementary_columns LIKE '%not_estimable_reason%'") == [
+        ("insulin", 40, None, None, True), ("statins", None, 40, None, True)]
+    # the same rows with every count shown say why they are not estimable
+    analysis = StudyAnalysis("test_study")
+    cox = replace(ratio("cox_adjusted", (400, 600), (20, 30), (800.0, 1500.0)), estimate=None, ci_lower=None,
+                  ci_upper=None, p_value=None, not_estimable_reason=epv)
+    analysis.add("statins", "leg_cramps", [cox], steps)
+    con = publish(analysis, cohort_size=1000, with_outcome=50)
+    assert cells(con, "results.associations", "events_exposed, not_estimable_reason") == [(20, epv)]
+
+
+def test_a_negative_control_row_does_not_give_away_the_persons_with_a_prior_control_outcome():
+    """The primary analysis (Cox) for a negative-control outcome analyses the study population less the persons with
+    the control before their time at risk: 400 - 397 = 3 exposed persons with prior acute conjunctivitis. The study's
+    ledger ties each control's persons to the primary analysis's, so one of the two is hidden (the control's, the
+    cheaper), and the blocking check sees results.negative_control_estimates."""
+    from pipelines.statistics.checks import no_small_unsuppressed_count
+
+    analysis = StudyAnalysis("test_study")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
+    analysis.negative_control_results = [
+        ("statins", "acute_conjunctivitis", ratio("cox_adjusted", (397, 600), (12, 20), (790.0, 1500.0))),
+        ("statins", "contact_dermatitis", ratio("cox_adjusted", (400, 600), (15, 5), (800.0, 1500.0)))]
+    study = make_study(small_cell_threshold=THRESHOLD, primary_analysis="cox_adjusted",
+                       negative_control_outcomes=["acute_conjunctivitis", "contact_dermatitis"])
+    con = duckdb.connect()
+    write_cohort(con, 1000, 80)
+    publish_study_results(con, study, analysis)
+
+    controls = cells(con, "results.negative_control_estimates", "outcome, n_exposed, n_unexposed, events_exposed, "
+                     "events_unexposed, estimate IS NULL")
+    assert controls == [("acute_conjunctivitis", None, 600, 12, 20, True),
+                        ("contact_dermatitis", 400, 600, 15, None, True)]
+    assert cells(con, "results.associations", "count(n_exposed), count(DISTINCT n_exposed), count(estimate)") \
+        == [(3, 1, 4)]
+    assert no_small_unsuppressed_count(con, "test_study", THRESHOLD).passed
+    # the check reads the table: a small count written there fails it
+    con.execute("UPDATE results.negative_control_estimates SET events_unexposed = 5")
+    assert no_small_unsuppressed_count(con, "test_study", THRESHOLD).failures == [
+        "results.negative_control_estimates / statins / acute_conjunctivitis / cox_adjusted / hazard ratio",
+        "results.negative_control_estimates / statins / contact_dermatitis / cox_adjusted / hazard ratio"]
 
 
 def test_the_attack_finds_each_leak_when_the_tables_are_suppressed_one_by_one():
@@ -179,10 +293,10 @@ def test_the_attack_finds_each_leak_when_the_tables_are_suppressed_one_by_one():
                 "events_unexposed)")
     leaks = small_differences(con, "s", THRESHOLD, [(ITT, ON_TREATMENT)], cohort_size=1000)
     assert any("cohort size" in leak and "= 1" in leak for leak in leaks)
-    assert any("exposed: analysis_attrition incidence_rate step 2 - associations ps_matched_cox hr: 500 - 495 = 5"
-               in leak for leak in leaks)
-    assert any("exposed events: associations incidence_rate rate - associations ps_matched_cox hr: 40 - 39 = 1"
-               in leak for leak in leaks)
+    assert any("exposed: analysis_attrition incidence_rate step 2 - associations main ps_matched_cox hr: "
+               "500 - 495 = 5" in leak for leak in leaks)
+    assert any("exposed events: associations main incidence_rate rate - associations main ps_matched_cox hr: "
+               "40 - 39 = 1" in leak for leak in leaks)
     assert any(leak.startswith("events") and "40 - 37 = 3" in leak for leak in leaks)
 
 
@@ -225,3 +339,53 @@ def test_nothing_small_is_given_away_whatever_the_threshold(threshold):
     assert small_differences(con, "test_study", threshold) == []
     shown = cells(con, "results.associations", "n_unexposed", "analysis_id = 'crude_irr'")
     assert shown == ([(585,)] if threshold == 11 else [(None,)])
+
+
+def test_the_complement_is_the_cheapest_cell_and_a_fixed_cell_only_when_nothing_else_is_left():
+    """outcomes = a + b + s (s small, never printed): hiding the total costs 1 number, a part 10 (its estimates go
+    with it), so the total is hidden. The cohort = 5 + 995 with both the cohort and its arms printed earlier (fixed):
+    the other arm is hidden in this ledger's tables, the only cell left that protects the 5."""
+    ledger = CountLedger()
+    total = ledger.count("outcomes", 85, cost=1)
+    parts = [ledger.count("a", 30, cost=10), ledger.count("b", 50, cost=10),
+             ledger.count("s", 5, published=False)]
+    ledger.add_sum(total, parts)
+    cohort = ledger.count("cohort", 1000, fixed=True)
+    arms = [ledger.count("exposed", 5, cost=1, fixed=True), ledger.count("unexposed", 995, cost=1, fixed=True)]
+    ledger.add_sum(cohort, arms)
+    assert ledger.suppress(THRESHOLD) == []
+    assert {key: ledger.suppression(key) for key in ("outcomes", "a", "b", "s", "cohort", "exposed", "unexposed")} \
+        == {"outcomes": "complementary", "a": None, "b": None, "s": "small_cell", "cohort": None,
+            "exposed": "small_cell", "unexposed": "complementary"}
+
+
+def test_several_unknown_parts_whose_sum_is_small_hide_one_more_cell():
+    """22 = 1 (small, hidden) + 19 + 2 (never printed): the 22 and the 19 give 1 + 2 = 3, fewer than the threshold."""
+    ledger = CountLedger()
+    total = ledger.count("outcomes", 22, cost=1)
+    ledger.add_sum(total, [ledger.count("exposed", 1, cost=5), ledger.count("unexposed", 19, cost=5),
+                           ledger.count("outside", 2, published=False)])
+    ledger.suppress(THRESHOLD)
+    assert [ledger.suppression(key) for key in ("outcomes", "exposed", "unexposed", "outside")] == \
+        ["complementary", "small_cell", None, "small_cell"]
+
+
+def test_the_run_summary_prints_the_outcome_count_as_the_statistics_stage_published_it(tmp_path):
+    """The legcramp-run summary reads results.outcome_counts, not the cohort's person rows: a hidden count prints
+    "suppressed", never the 85 the cohort holds."""
+    from pipelines.run import summary
+
+    analysis = StudyAnalysis("leg_cramps")
+    steps = {"": [AttritionStep(COHORT_STEP, None, 400, 600), AttritionStep(AT_RISK_STEP, "zero days", 400, 600)]}
+    analysis.add("statins", "leg_cramps", crude((400, 600), (30, 50)), steps)
+    database = tmp_path / "published.duckdb"
+    con = duckdb.connect(str(database))
+    write_cohort(con, 1000, 85, study_id="leg_cramps")
+    publish_study_results(con, make_study(id="leg_cramps", small_cell_threshold=THRESHOLD), analysis)
+    con.execute("CREATE SCHEMA staging; CREATE TABLE staging.person AS SELECT range AS person_id FROM range(1000)")
+    con.execute("CREATE SCHEMA ingest; CREATE TABLE ingest.load_counts AS SELECT 1000 AS input_records, "
+                "0 AS rejected")
+    con.close()
+    [line] = [line for line in summary(database).splitlines() if line.startswith("cohort leg_cramps:")]
+    assert line.startswith("cohort leg_cramps: 1,000 persons, suppressed with incident leg cramps; 4 of 4 ")
+    assert "85" not in line

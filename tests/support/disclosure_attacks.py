@@ -7,7 +7,8 @@ forms every such difference from the published cells (NULL cells are unknown) an
 threshold - 1: each is a small count the tables give away.
 
 Populations nested in each other:
-  - the cohort size contains the persons of every analysis (n_exposed + n_unexposed);
+  - the cohort size contains the persons of every analysis (n_exposed + n_unexposed), and is the sum of the
+    cohort's two arms (step 1 of every analysis);
   - along one exposure, an analysis's persons and events contain those of every analysis whose attrition steps
     extend its steps (the crude analyses contain the matched, the sampled, the trimmed);
   - an analysis's events over the follow-up contain its events up to the risk horizon (the km_ rows);
@@ -33,7 +34,13 @@ def _paths(attrition: pd.DataFrame) -> dict[tuple[str, str], tuple[str, ...]]:
 
 
 def _kind(analysis_id: str) -> str:
-    return "horizon" if analysis_id.startswith("km_") else "follow-up"
+    return "horizon" if analysis_id.startswith(("km_", "aj_")) else "follow-up"
+
+
+def _partition(row) -> str:
+    """The main analysis, or the sensitivity analysis the row belongs to (its outcome is another count)."""
+    variant = row.get("sensitivity_analysis")
+    return "main" if variant is None or pd.isna(variant) else str(variant)
 
 
 def _known(value) -> bool:
@@ -51,53 +58,80 @@ def small_differences(con: duckdb.DuckDBPyConnection, study_id: str, threshold: 
         cohort_size = con.execute(
             "SELECT persons_after FROM results.attrition WHERE study_id = ? ORDER BY step_order DESC LIMIT 1",
             [study_id]).fetchone()[0]
-    if outcome_count is None and con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'cohort' AND table_name = 'study_population'"
-    ).fetchone()[0]:
-        outcome_count = con.execute("SELECT count(outcome_date) FROM cohort.study_population WHERE study_id = ?",
-                                    [study_id]).fetchone()[0]
+    if outcome_count is None:
+        outcome_count = published_outcome_count(con, study_id)
     paths = _paths(attrition)
     leaks: list[str] = []
+    if outcome_count is None:
+        # Hidden: the reader's best figure is the largest sum of one exposure's events over the follow-up (every
+        # outcome is inside some exposure's follow-up, or outside it). Right, it is recomputed.
+        recomputed = recomputed_outcome_count(associations)
+        true_count = cohort_outcome_count(con, study_id)
+        if recomputed is not None and recomputed == true_count:
+            leaks.append(f"outcome count recomputed from the events of one exposure: {recomputed}")
+            outcome_count = recomputed
 
     def compare(outer, inner, what: str) -> None:
         if _known(outer) and _known(inner) and 1 <= outer - inner < threshold:
             leaks.append(f"{what}: {outer} - {inner} = {outer - inner}")
 
     # Persons: a published count of a population (attrition step or estimate) and of one nested in it.
-    persons = []  # (exposure, path, arm, count, label)
+    persons = []  # (partition, exposure, path, arm, count, label)
     for _, row in attrition.iterrows():
         path = paths[(row["exposure"], row["analysis_id"])][:row["step_order"]]
+        if row["step_order"] == 1:  # the cohort's two arms: one is the cohort size minus the other
+            for arm, other in (ARMS, ARMS[::-1]):
+                if not _known(row[f"persons_{other}"]):
+                    compare(cohort_size, row[f"persons_{arm}"],
+                            f"{row['exposure']} {other}: cohort size - analysis_attrition {row['analysis_id']} "
+                            f"step 1 {arm}")
         for arm in ARMS:
-            persons.append((row["exposure"], path, arm, row[f"persons_{arm}"],
+            persons.append(("main", row["exposure"], path, arm, row[f"persons_{arm}"],
                             f"analysis_attrition {row['analysis_id']} step {row['step_order']}"))
-    events = []  # (exposure, path, kind, arm, count, label)
+    events = []  # (partition, exposure, path, kind, arm, count, label)
     for _, row in associations.iterrows():
         path = paths.get((row["exposure"], row["analysis_id"]))
         if path is None:
             continue
-        label = f"associations {row['analysis_id']} {row['estimand']}"
+        partition = _partition(row)
+        label = f"associations {partition} {row['analysis_id']} {row['estimand']}"
         compare(cohort_size, (row["n_exposed"] + row["n_unexposed"])
                 if _known(row["n_exposed"]) and _known(row["n_unexposed"]) else None,
                 f"{row['exposure']}: cohort size - persons of {label}")
-        if outcome_count is not None and _kind(row["analysis_id"]) == "follow-up":
+        if outcome_count is not None and _kind(row["analysis_id"]) == "follow-up" and partition == "main":
             compare(outcome_count, (row["events_exposed"] + row["events_unexposed"])
                     if _known(row["events_exposed"]) and _known(row["events_unexposed"]) else None,
                     f"{row['exposure']}: outcome count - events of {label}")
+            # One arm hidden: the outcome count less the other arm bounds it (with the outcomes outside).
+            for arm, other in (ARMS, ARMS[::-1]):
+                if _known(row[f"events_{arm}"]) and not _known(row[f"events_{other}"]):
+                    compare(outcome_count, row[f"events_{arm}"],
+                            f"{row['exposure']}: outcome count - {arm} events of {label} (bounds the {other})")
         for arm in ARMS:
-            persons.append((row["exposure"], path, arm, row[f"n_{arm}"], label))
-            events.append((row["exposure"], path, _kind(row["analysis_id"]), arm, row[f"events_{arm}"], label))
-    for exposure, path, arm, count, label in persons:
-        for other_exposure, other_path, other_arm, other, other_label in persons:
-            if (other_exposure == exposure and other_arm == arm and len(other_path) < len(path)
+            persons.append((partition, row["exposure"], path, arm, row[f"n_{arm}"], label))
+            events.append((partition, row["exposure"], path, _kind(row["analysis_id"]), arm, row[f"events_{arm}"],
+                           label))
+    for partition, exposure, path, arm, count, label in persons:
+        for other_partition, other_exposure, other_path, other_arm, other, other_label in persons:
+            if other_exposure != exposure or other_arm != arm:
+                continue
+            if (other_partition == partition and len(other_path) < len(path)
                     and path[:len(other_path)] == other_path):
                 compare(other, count, f"{exposure} {arm}: {other_label} - {label}")
-    for exposure, path, kind, arm, count, label in events:
-        for other_exposure, other_path, other_kind, other_arm, other, other_label in events:
+            # A sensitivity analysis's persons are the main analysis's less those with a prior variant outcome.
+            if other_partition == "main" != partition and other_path == path:
+                compare(other, count, f"{exposure} {arm}: {other_label} - {label}")
+    for partition, exposure, path, kind, arm, count, label in events:
+        for other_partition, other_exposure, other_path, other_kind, other_arm, other, other_label in events:
             if other_exposure != exposure or other_arm != arm or path[:len(other_path)] != other_path:
                 continue
-            if (kind == other_kind and len(other_path) < len(path)) or (
-                    other_path == path and other_kind == "follow-up" and kind == "horizon"):
+            if other_partition == partition and ((kind == other_kind and len(other_path) < len(path)) or (
+                    other_path == path and other_kind == "follow-up" and kind == "horizon")):
                 compare(other, count, f"{exposure} {arm} events: {other_label} - {label}")
+            # The variant outcome's events and the main outcome's, in the same population: nested code lists.
+            if other_partition == "main" != partition and other_path == path and other_kind == kind \
+                    and _known(other) and _known(count):
+                compare(max(other, count), min(other, count), f"{exposure} {arm} events: {other_label} vs {label}")
 
     # A time at risk nested in another: the same analysis on the steps every analysis of both shares.
     for outer, inner in nested:
@@ -108,9 +142,123 @@ def small_differences(con: duckdb.DuckDBPyConnection, study_id: str, threshold: 
         common = shared(outer)
         for which, rows in (("persons", persons), ("events", events)):
             for entry in rows:
-                if entry[0] != inner or entry[1] != common[:len(entry[1])] or len(entry[1]) < 2:
+                if entry[1] != inner or entry[2] != common[:len(entry[2])] or len(entry[2]) < 2:
                     continue
                 for other in rows:
-                    if other[0] == outer and other[1:-2] == entry[1:-2] and other[-1] == entry[-1]:
+                    if other[0] == entry[0] and other[1] == outer and other[2:-2] == entry[2:-2] \
+                            and other[-1] == entry[-1]:
                         compare(other[-2], entry[-2], f"{which} {outer} - {inner}: {entry[-1]}")
     return sorted(set(leaks))
+
+
+def published_outcome_count(con: duckdb.DuckDBPyConnection, study_id: str) -> int | None:
+    """The cohort's persons with the outcome as the run publishes it (results.outcome_counts; None when hidden)."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'results' "
+                       "AND table_name = 'outcome_counts'").fetchone()[0]:
+        return None
+    row = con.execute("SELECT persons_with_outcome FROM results.outcome_counts WHERE study_id = ?",
+                      [study_id]).fetchone()
+    return None if row is None else row[0]
+
+
+def cohort_outcome_count(con: duckdb.DuckDBPyConnection, study_id: str) -> int | None:
+    """The true count (cohort.study_population, inside the site): what an attack must not recover."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'cohort' "
+                       "AND table_name = 'study_population'").fetchone()[0]:
+        return None
+    return con.execute("SELECT count(outcome_date) FROM cohort.study_population WHERE study_id = ?",
+                       [study_id]).fetchone()[0]
+
+
+def recomputed_outcome_count(associations: pd.DataFrame) -> int | None:
+    """The largest published sum of both arms' events over the follow-up in one main-analysis row: a lower bound of
+    the cohort's outcome count, equal to it when one exposure's follow-up holds every outcome."""
+    sums = [row["events_exposed"] + row["events_unexposed"] for _, row in associations.iterrows()
+            if _partition(row) == "main" and _kind(str(row["analysis_id"])) == "follow-up"
+            and _known(row["events_exposed"]) and _known(row["events_unexposed"])]
+    return int(max(sums)) if sums else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Table 1: every count a reader can solve for from the printed cells
+# ---------------------------------------------------------------------------------------------------------------
+
+def _solved(equations: list[tuple[dict, float]], unknowns: list) -> dict:
+    """The unknowns a linear system determines (each with its value): an unknown is determined when its unit
+    vector lies in the row space of the coefficient matrix (rank unchanged by adding it)."""
+    import numpy as np
+
+    if not equations or not unknowns:
+        return {}
+    position = {name: i for i, name in enumerate(unknowns)}
+    matrix = np.zeros((len(equations), len(unknowns)))
+    right = np.zeros(len(equations))
+    for row, (coefficients, constant) in enumerate(equations):
+        for name, coefficient in coefficients.items():
+            matrix[row, position[name]] += coefficient
+        right[row] = constant
+    rank = np.linalg.matrix_rank(matrix)
+    solution = np.linalg.lstsq(matrix, right, rcond=None)[0]
+    determined = {}
+    for name, i in position.items():
+        unit = np.zeros((1, len(unknowns)))
+        unit[0, i] = 1
+        if np.linalg.matrix_rank(np.vstack([matrix, unit])) == rank:
+            determined[name] = round(float(solution[i]))
+    return determined
+
+
+def table1_small_solutions(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int) -> list[str]:
+    """Every count of results.table1 that a reader determines exactly from its printed cells and is 1 to
+    threshold - 1: hidden cells and the never-printed ones ('false' persons of a yes/no variable, persons with a
+    value of a continuous one). The reader's equations: per group, n = its levels + missing (+ the 'false' count,
+    + the persons with a value); per cell, overall = the two groups."""
+    table = con.execute('SELECT variable, level, "group", statistic, count FROM results.table1 WHERE study_id = ?',
+                        [study_id]).df()
+    groups = list(dict.fromkeys(table["group"]))
+    known: dict[tuple, float] = {}
+    unknown: list[tuple] = []
+
+    def cell(key: tuple, value=None) -> None:
+        if key in known or key in unknown:
+            return
+        if _known(value):
+            known[key] = float(value)
+        else:
+            unknown.append(key)
+
+    parts: dict[tuple[str, str], list[tuple]] = {}
+    for _, row in table.iterrows():
+        variable, group, statistic = row["variable"], row["group"], row["statistic"]
+        if statistic == "n":
+            cell(("n", group), row["count"])
+            continue
+        if statistic in ("n_pct", "missing"):
+            key = (statistic, variable, row["level"], group)
+            cell(key, row["count"])
+            parts.setdefault((variable, group), []).append(key)
+            if statistic == "n_pct" and row["level"] == "true":
+                parts[(variable, group)].append(("false", variable, None, group))
+                cell(("false", variable, None, group))
+        elif statistic == "mean_sd":
+            key = ("with a value", variable, None, group)
+            cell(key)
+            parts.setdefault((variable, group), []).append(key)
+    relations = [(("n", group), list(dict.fromkeys(keys))) for (variable, group), keys in parts.items()]
+    if len(groups) == 3:
+        overall, first, second = groups
+        for key in [*known, *unknown]:
+            if key[-1] == overall:
+                relations.append((key, [(*key[:-1], first), (*key[:-1], second)]))
+    equations = []
+    for total, summands in relations:
+        coefficients: dict = {}
+        constant = 0.0
+        for key, sign in ((total, 1.0), *((part, -1.0) for part in summands)):
+            if key in known:
+                constant -= sign * known[key]
+            else:
+                coefficients[key] = coefficients.get(key, 0.0) + sign
+        if coefficients:
+            equations.append((coefficients, constant))
+    return sorted(f"{key}: {value}" for key, value in _solved(equations, unknown).items() if 1 <= value < threshold)
