@@ -126,7 +126,11 @@ def _phenotype_section(phenotype: LoadedPhenotype) -> list[str]:
              f"- File: `{phenotype.source_file}` (version {d.version}, domain {d.domain})",
              f"- Seed section: {d.seed_section}",
              f"- Rule: {rule_text(d)}",
-             f"- Codes per vocabulary: {vocabulary_counts_text(d)}", ""]
+             f"- Codes per vocabulary: {vocabulary_counts_text(d)}"]
+    if d.variant_of is not None:
+        lines.append(f"- Variant of [`{d.variant_of}`](#{d.variant_of}), for a sensitivity analysis that replaces "
+                     "it (`sensitivity_analyses` of a study file)")
+    lines.append("")
     if d.codes:
         lines += ["Codes:", ""] + _code_table(d.codes, with_units=d.domain == "measurement") + [""]
     if d.exclude_codes:
@@ -228,8 +232,9 @@ def rule_text(definition: PhenotypeDefinition) -> str:
         plural = "s" if rule.min_records > 1 else ""
         what = (f"plausible value{plural} meeting the threshold" if definition.domain == "measurement"
                 else f"record{plural}")
-        text = f"At least {rule.min_records} {what}" + ("; first_date is the confirming (last needed) one."
-                                                         if rule.min_records > 1 else ".")
+        text = f"At least {rule.min_records} {what}" + (
+            f" on {rule.min_records} different days (records of one day count once); first_date is the confirming "
+            "(last needed) one." if rule.min_records > 1 else ".")
     elif isinstance(rule, InpatientOrOutpatientRule):
         text = (f"One record in an inpatient visit, or two records outside inpatient visits (outpatient, emergency "
                 f"or no visit) at least {rule.min_days_apart} days apart; first_date is the confirming record.")

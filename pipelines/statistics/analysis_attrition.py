@@ -21,7 +21,7 @@ parts of a sum before its total, so an estimate's counts are hidden rather than 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -58,11 +58,13 @@ def _persons_key(exposure: str, root: str, path: tuple[str, ...], arm: str) -> t
 
 
 def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
-                 nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None) -> StudyCounts:
+                 nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
+                 varied_exposures: Mapping[str, str] | None = None) -> StudyCounts:
     """The cells and sums of a study's analysis attrition (study_analysis.attrition_frame) and estimates
     (study_analysis.results_frame). `nested`: (outer, inner) exposures where inner is the same cohort as outer with
     follow-up censored earlier (StudyAnalysis.nested_exposures). `outcome_count`: the cohort's persons with the
-    outcome, published by the cohort stage (cohorts.attrition.cohort_counts)."""
+    outcome, published by the cohort stage (cohorts.attrition.cohort_counts). `varied_exposures`: variant exposure
+    -> the exposure it replaces in a sensitivity analysis (whose main rows its rows are tied to)."""
     counts = StudyCounts()
     ledger = counts.ledger
     root_of = {inner: outer for outer, inner in nested}
@@ -102,7 +104,7 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
     if results is not None and not results.empty:
         _estimate_cells(counts, results, final_path, root_of)
     if results is not None and not results.empty:
-        _sensitivity_relations(counts, results)
+        _sensitivity_relations(counts, results, varied_exposures or {})
     _nested_relations(counts, nested)
     if outcome_count is not None:
         _outcome_relations(counts, int(outcome_count))
@@ -161,12 +163,13 @@ def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict
                     ledger.add_difference(follow_up, outer, ("events after the horizon", exposure, outer_path, arm))
 
 
-def _sensitivity_relations(counts: StudyCounts, results: pd.DataFrame) -> None:
-    """A sensitivity analysis's row (the same analysis with the outcome replaced by a variant) against its main
-    row: its persons are the main persons less those with a prior variant outcome, and its events and the main
-    events count nested outcomes (a narrower or broader code list in the same persons). Either difference is a count
-    a reader can form, so each pair is a sum (the larger = the smaller + the difference). Declaring a pair that is
-    not truly nested only hides more."""
+def _sensitivity_relations(counts: StudyCounts, results: pd.DataFrame, varied_exposures: Mapping[str, str]) -> None:
+    """A sensitivity analysis's row (the same analysis with the outcome or an exposure replaced by a variant)
+    against its main row (for an exposure variant, the replaced exposure's row: `varied_exposures`): its persons are
+    the main persons less those with a prior variant outcome, or the same persons split into other arms, and its
+    events and the main events count nested outcomes or nested arms (a narrower or broader code list or threshold in
+    the same persons). Either difference is a count a reader can form, so each pair is a sum (the larger = the
+    smaller + the difference). Declaring a pair that is not truly nested only hides more."""
     if "sensitivity_analysis" not in results:
         return
     ledger = counts.ledger
@@ -174,7 +177,7 @@ def _sensitivity_relations(counts: StudyCounts, results: pd.DataFrame) -> None:
                  if not _present(row["sensitivity_analysis"])}
     for index, row in results.iterrows():
         variant = row["sensitivity_analysis"]
-        main = main_rows.get((row["exposure"], row["analysis_id"]))
+        main = main_rows.get((varied_exposures.get(row["exposure"], row["exposure"]), row["analysis_id"]))
         if not _present(variant) or main is None:
             continue
         for column in ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed"):
@@ -238,13 +241,13 @@ class StudySuppression:
 
 
 def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None, threshold: int,
-                          nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None
-                          ) -> StudySuppression:
+                          nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
+                          varied_exposures: Mapping[str, str] | None = None) -> StudySuppression:
     """The small-cell rule over a study's analysis attrition and estimates together: the attrition frame with
     every small count, and every count that would give one away, set to NULL and listed in
     suppressed_columns/complementary_columns; and, per count column of `results`, the rows whose count is hidden
     to protect a count elsewhere (for suppress_estimates)."""
-    counts = study_counts(attrition, results, nested, outcome_count)
+    counts = study_counts(attrition, results, nested, outcome_count, varied_exposures)
     counts.ledger.suppress(threshold)
     published = attrition.copy()
     for column in COUNT_COLUMNS:

@@ -180,14 +180,16 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
         exposures = [exposure for exposure, _, result in analysis.results if result.analysis_id == primary]
         calibration = calibrate_primary_analysis(controls, exposures, primary, len(study.negative_control_outcomes))
     # Sensitivity analyses go to the same table beside the main rows: the same analyses and estimands, their
-    # outcome column names the variant and sensitivity_analysis their id (NULL on the main rows).
+    # outcome (or exposure) column names the variant and sensitivity_analysis their id (NULL on the main rows).
     frames = [results_frame(study.id, analysis.results, study.seed, calibration)] + [
         results_frame(study.id, variant.results, study.seed, sensitivity_analysis=sensitivity_id)
         for sensitivity_id, variant in analysis.sensitivity.items() if variant.results]
     results = pd.concat(frames, ignore_index=True)
     _, outcome_count = cohort_counts(con, study.id)
+    varied_exposures = {study.exposure_variants[s.id].phenotype: s.replace for s in study.sensitivity_analyses
+                        if s.id in study.exposure_variants}
     counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
-                                   analysis.nested_exposures, outcome_count)
+                                   analysis.nested_exposures, outcome_count, varied_exposures)
     published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary)
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
     write_analysis_attrition(con, study.id, counts.attrition)
