@@ -661,6 +661,14 @@ class StudyDefinition(_Strict):
         return variables
 
     @property
+    def analysed_sensitivity_analyses(self) -> list[SensitivityAnalysis]:
+        """The sensitivity analyses whose replaced phenotype is the study's outcome or one of its exposures: all of a
+        study file's (validated so), fewer for a study narrowed without validation (model_copy of fewer exposures,
+        as tests do to stay fast)."""
+        return [s for s in self.sensitivity_analyses
+                if s.replace == self.outcome.phenotype or s.id in self.exposure_variants]
+
+    @property
     def exposure_variants(self) -> dict[str, PhenotypeReference]:
         """Per sensitivity analysis that replaces an exposure (by id), the variant as an exposure: the replaced
         exposure's reference (window, new_use, exposure_time) with the variant's phenotype."""

@@ -296,7 +296,7 @@ def _sensitivity_analyses(study: StudyDefinition, primary_rows: list[dict], sens
         return []
     variant_records = with_analysis_ids(sensitivity_rows).to_dict("records")
     sections = []
-    for sensitivity in study.sensitivity_analyses:
+    for sensitivity in study.analysed_sensitivity_analyses:
         # An exposure variant's rows name the variant as their exposure: shown beside the replaced exposure's row.
         main_exposure = {sensitivity.variant: sensitivity.replace}
         variant = {main_exposure.get(r["exposure"], r["exposure"]): r for r in variant_records

@@ -457,7 +457,7 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
     if study.negative_control_outcomes:
         analysis.negative_control_results = negative_control_estimates(
             population, negative_control_first_dates(con, study), study, analysis)
-    for sensitivity in study.sensitivity_analyses:
+    for sensitivity in study.analysed_sensitivity_analyses:
         variant = analyse_sensitivity(con, population, study, sensitivity)
         analysis.sensitivity[sensitivity.id] = variant
         analysis.notes += variant.notes  # the run notes and the report say what each sensitivity analysis left out
