@@ -170,3 +170,39 @@ def test_the_variant_rows_are_published_with_their_sensitivity_analysis(extract,
     section = text.split("### exposure_magnesium_below_1_46")[1].split("###")[0]
     table = [line for line in section.splitlines() if line.startswith("| ") and "exposure |" not in line]
     assert len(table) == 1 and "| 5 / 2 |" in table[0] and "| 2 / 1 |" in table[0]
+
+
+def test_a_small_difference_between_an_exposure_variant_and_its_exposure_is_not_published():
+    """30 persons are exposed to low magnesium (< 1.70 mg/dL), 25 of them below 1.46 mg/dL: the 5 between the
+    cut-offs are a small cell (threshold 11) that the two rows' n_exposed would give by subtraction, so one of the
+    two is hidden (and likewise the unexposed, 30 and 35)."""
+    from tests.support.hand_cohort import HandExtract
+
+    hand = HandExtract()
+    for n in range(30):
+        hand.person(f"M{n}", visits=["2016-06-01"]).event(f"M{n}", "hypomagnesemia_lab", "2016-03-01")
+        if n < 25:
+            hand.event(f"M{n}", "hypomagnesemia_lab_below_1_46", "2016-03-01")
+        hand.person(f"U{n}", visits=["2016-06-01"])
+        if n < 15:
+            hand.event(f"M{n}", "leg_cramps", "2018-01-01").event(f"U{n}", "leg_cramps", "2018-01-01")
+    con = hand.connect()
+    magnesium = next(s for s in load_studies()["leg_cramps"].sensitivity_analyses
+                     if s.id == "exposure_magnesium_below_1_46")
+    study = make_study(exposures=[{"phenotype": "hypomagnesemia_lab", "window": {"lookback_days": 365}}],
+                       sensitivity_analyses=[magnesium.model_dump()], small_cell_threshold=11)
+    build_study(con, study)
+    analysis = analyse_study(con, study)
+    assert counts(analysis, "hypomagnesemia_lab") == (30, 30, 15, 15)
+    assert counts(analysis.sensitivity["exposure_magnesium_below_1_46"], "hypomagnesemia_lab_below_1_46") == (
+        25, 35, 15, 15)
+    publish_study_results(con, study, analysis)
+    [(main_exposed, main_unexposed, variant_exposed, variant_unexposed)] = con.execute(
+        "SELECT max(n_exposed) FILTER (WHERE sensitivity_analysis IS NULL), "
+        "max(n_unexposed) FILTER (WHERE sensitivity_analysis IS NULL), "
+        "max(n_exposed) FILTER (WHERE sensitivity_analysis IS NOT NULL), "
+        "max(n_unexposed) FILTER (WHERE sensitivity_analysis IS NOT NULL) "
+        "FROM results.associations WHERE analysis_id = 'crude_irr'").fetchall()
+    assert main_exposed is None or variant_exposed is None
+    assert main_unexposed is None or variant_unexposed is None
+    assert [v.name for v in run_checks(con, study.id, study.threshold, STUDY_CHECKS) if not v.passed] == []
