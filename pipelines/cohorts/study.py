@@ -70,6 +70,15 @@ def _domains_in(info: ValidationInfo) -> Mapping[str, str]:
     return (info.context or {}).get("phenotype_domains") or phenotype_domains()
 
 
+def _parents_in(info: ValidationInfo) -> Mapping[str, str]:
+    """Variant phenotype -> the phenotype it is a variant of (variant_of), from load_study's context, by default the
+    phenotype library's."""
+    context = info.context or {}
+    if "phenotype_parents" in context:
+        return context["phenotype_parents"]
+    return phenotype_library().parents
+
+
 def _check_phenotype_id(value: str, info: ValidationInfo) -> str:
     known = _domains_in(info)
     if value not in known:
@@ -411,10 +420,15 @@ class TimeAtRisk(_Strict):
 
 
 class SensitivityAnalysis(_Strict):
-    """A variant of the study's analyses with one phenotype replaced by a variant phenotype (e.g. the outcome by its
-    leg-specific variant), the design otherwise the same. Its rows are labelled with `id`. Only the outcome can be
-    replaced so far: the variant outcome is counted in the study population of the main analysis, less the persons
-    with a variant outcome before their time at risk (the outcome washout applied to the variant)."""
+    """A variant of the study's analyses with one phenotype replaced by a variant phenotype, the design otherwise
+    the same. Its rows are labelled with `id`. `variant` must name `replace` as its parent (the phenotype file's
+    variant_of), and `replace` is the study's outcome or one of its exposures (first_visit studies):
+    - outcome: the variant outcome is counted in the study population of the main analysis, less the persons with a
+      variant outcome before their time at risk (the outcome washout applied to the variant); every exposure is
+      analysed again;
+    - exposure: the variant is recorded at index on the replaced exposure's window terms (a column of
+      cohort.study_population, role exposure_variant in cohort.study_variables) and that exposure's analyses are
+      run again with it, the rest of the study unchanged."""
 
     id: str
     replace: PhenotypeId
@@ -436,6 +450,15 @@ class SensitivityAnalysis(_Strict):
                              f"phenotype, {self.replace!r} a {domains.get(self.replace)} phenotype")
         return self
 
+    def parent_problem(self, parents: Mapping[str, str]) -> str | None:
+        """Why `variant` cannot replace `replace` (it names another parent, or none), or None."""
+        parent = parents.get(self.variant)
+        if parent == self.replace:
+            return None
+        named = f"names {parent!r} as its parent" if parent else "is not a variant (its file has no variant_of)"
+        return (f"sensitivity analysis {self.id!r}: {self.variant!r} {named}, so it cannot replace {self.replace!r}; "
+                "a variant phenotype names the phenotype it varies (variant_of)")
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # The study
@@ -447,7 +470,8 @@ class StudyVariable(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     variable: str  # the phenotype id, also the column name
-    role: Literal["exposure", "covariate", "target", "comparator"]
+    # exposure_variant: a sensitivity analysis's variant of an exposure, recorded on that exposure's window terms
+    role: Literal["exposure", "covariate", "target", "comparator", "exposure_variant"]
     window: Window
     order: int
     new_use: NewUse | None = None
@@ -568,16 +592,41 @@ class StudyDefinition(_Strict):
                 raise ValueError(f"{where} is also the outcome, an exposure or a covariate; a negative control "
                                  "is an outcome the exposures are believed not to cause")
         sensitivity_ids: set[str] = set()
+        exposure_ids = [reference.phenotype for reference in self.exposures]
         for position, sensitivity in enumerate(self.sensitivity_analyses):
+            where = f"sensitivity_analyses[{position}]"
             if sensitivity.id in sensitivity_ids:
-                raise ValueError(f"sensitivity_analyses[{position}]: id {sensitivity.id!r} is used twice")
+                raise ValueError(f"{where}: id {sensitivity.id!r} is used twice")
             sensitivity_ids.add(sensitivity.id)
-            if sensitivity.replace != self.outcome.phenotype:
-                raise ValueError(f"sensitivity_analyses[{position}]: only the outcome ({self.outcome.phenotype!r}) "
-                                 f"can be replaced so far, not {sensitivity.replace!r}")
+            if sensitivity.replace == self.outcome.phenotype:
+                continue
+            if sensitivity.replace not in exposure_ids:
+                raise ValueError(f"{where}: {sensitivity.replace!r} is not the outcome or an exposure of this study; "
+                                 f"only the outcome ({self.outcome.phenotype!r}) or an exposure can be replaced")
+            if not isinstance(self.index, FirstVisitIndex):
+                raise ValueError(f"{where}: an exposure can be replaced in a first_visit study only (a {self.index.rule} "
+                                 "study's exposure is its index rule); replace the outcome instead")
+            if sensitivity.variant in seen:
+                raise ValueError(f"{where}: the variant {sensitivity.variant!r} is also listed in "
+                                 f"{seen[sensitivity.variant]}")
+            reference = self.exposures[exposure_ids.index(sensitivity.replace)]
+            if reference.window.kind == "current_use":
+                raise ValueError(f"{where}: {sensitivity.replace!r} is a drug exposure (current_use), which adjusts "
+                                 "the other drug exposures' models as co-medication; replacing it would change every "
+                                 "model, which a one-exposure variant does not rerun")
         for name in seen:
             if name in RESERVED_COLUMN_NAMES or name.endswith("_first_date"):
                 raise ValueError(f"phenotype {name!r} would clash with a column of cohort.study_population")
+        return self
+
+    @model_validator(mode="after")
+    def _variants_name_what_they_replace(self, info: ValidationInfo) -> StudyDefinition:
+        """After _consistent (which says what may be replaced): the variant's file names the replaced phenotype."""
+        parents = _parents_in(info)
+        for position, sensitivity in enumerate(self.sensitivity_analyses):
+            problem = sensitivity.parent_problem(parents)
+            if problem:
+                raise ValueError(f"sensitivity_analyses[{position}]: {problem}")
         return self
 
     # -- derived views used by the builder and the statistics stage ----------------------------------------------
@@ -604,7 +653,29 @@ class StudyDefinition(_Strict):
             for reference in references:
                 variables.append(StudyVariable(variable=reference.phenotype, role=role, window=reference.window,
                                                order=len(variables) + 1, new_use=reference.new_use))
+        for reference in self.exposure_variants.values():
+            if reference.phenotype not in {v.variable for v in variables}:
+                variables.append(StudyVariable(variable=reference.phenotype, role="exposure_variant",
+                                               window=reference.window, order=len(variables) + 1,
+                                               new_use=reference.new_use))
         return variables
+
+    @property
+    def analysed_sensitivity_analyses(self) -> list[SensitivityAnalysis]:
+        """The sensitivity analyses whose replaced phenotype is the study's outcome or one of its exposures: all of a
+        study file's (validated so), fewer for a study narrowed without validation (model_copy of fewer exposures,
+        as tests do to stay fast)."""
+        return [s for s in self.sensitivity_analyses
+                if s.replace == self.outcome.phenotype or s.id in self.exposure_variants]
+
+    @property
+    def exposure_variants(self) -> dict[str, PhenotypeReference]:
+        """Per sensitivity analysis that replaces an exposure (by id), the variant as an exposure: the replaced
+        exposure's reference (window, new_use, exposure_time) with the variant's phenotype."""
+        references = {reference.phenotype: reference for reference in self.exposures}
+        return {sensitivity.id: references[sensitivity.replace].model_copy(update={"phenotype": sensitivity.variant})
+                for sensitivity in self.sensitivity_analyses
+                if sensitivity.replace != self.outcome.phenotype and sensitivity.replace in references}
 
     @property
     def time_varying_exposures(self) -> dict[str, str]:
@@ -631,7 +702,8 @@ class StudyDefinition(_Strict):
             index_rule_reads = ([self.index.indication.phenotype] if self.index.indication else []) + list(
                 self.index.combination_partners)
         variants = [sensitivity.variant for sensitivity in self.sensitivity_analyses]
-        return [v.variable for v in self.variables] + [self.outcome.phenotype] + index_rule_reads + variants
+        return list(dict.fromkeys([v.variable for v in self.variables] + [self.outcome.phenotype] + index_rule_reads
+                                  + variants))
 
     @property
     def table1_split(self) -> Literal["treatment", "variable", "none"]:
@@ -650,7 +722,7 @@ class StudyDefinition(_Strict):
         definitions = [CohortDefinition.make(self.id, f"{self.id}: study population", "study_population", None,
                                              "Persons in the study population, from index to the end of follow-up.")]
         for variable in self.variables:
-            if variable.role == "covariate":
+            if variable.role in ("covariate", "exposure_variant"):
                 continue
             if variable.role in ("target", "comparator"):
                 name = f"{self.id}: {variable.role} (new users of {variable.variable})"
@@ -772,7 +844,8 @@ def load_study(path: Path, library: PhenotypeLibrary | None = None,
     defaults = defaults if defaults is not None else load_defaults(path.parent)
     if data.get("small_cell_threshold") is None:
         data = {**data, "small_cell_threshold": defaults["small_cell_threshold"]}
-    context = {"phenotype_domains": phenotype_domains(library)}
+    context = {"phenotype_domains": phenotype_domains(library),
+               "phenotype_parents": (library or phenotype_library()).parents}
     try:
         study = StudyDefinition.model_validate(data, context=context)
     except ValidationError as error:

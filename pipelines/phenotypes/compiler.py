@@ -163,6 +163,7 @@ def definition_rows(library: PhenotypeLibrary) -> dict[str, list[dict[str, Any]]
             "version": definition.version,
             "source_file": phenotype.source_file,
             "sha256": phenotype.sha256,
+            "variant_of": definition.variant_of,
         })
         rows["code_list"] += _code_list_rows(phenotype)
         rows["rules"].append(_rule_row(phenotype))

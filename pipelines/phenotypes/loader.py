@@ -85,6 +85,11 @@ class PhenotypeLibrary:
         """Phenotype id -> domain (condition, drug, measurement or composite)."""
         return {p.id: p.definition.domain for p in self.phenotypes}
 
+    @property
+    def parents(self) -> dict[str, str]:
+        """Variant phenotype id -> the phenotype it is a variant of (variant_of), for the variants only."""
+        return {p.id: p.definition.variant_of for p in self.phenotypes if p.definition.variant_of is not None}
+
 
 def phenotype_library(folder: Path | str = paths.PHENOTYPES_DIR) -> PhenotypeLibrary:
     """The library of ``folder``, read and checked once per process: what every stage asks for the phenotype ids,
@@ -323,8 +328,28 @@ def _range_text(plausible: tuple[float, float, bool]) -> str:
     return f"{'[' if low_inclusive else '('}{low:g}, {high:g}]"
 
 
+def _variant_problems(definition: PhenotypeDefinition,
+                      definitions: dict[str, PhenotypeDefinition]) -> Iterator[tuple[str, str]]:
+    """A variant names a parent of its own domain that is not itself a variant: a sensitivity analysis replaces the
+    parent, a main phenotype, by it (pipelines/cohorts/study.py checks the replacement against this)."""
+    parent = definition.variant_of
+    if parent is None:
+        return
+    if parent == definition.id:
+        yield "variant_of", "a phenotype cannot be a variant of itself"
+    elif parent not in definitions:
+        yield "variant_of", f"unknown phenotype {parent!r}"
+    elif definitions[parent].domain != definition.domain:
+        yield "variant_of", (f"{parent!r} is a {definitions[parent].domain} phenotype; a variant has its parent's "
+                             f"domain ({definition.domain})")
+    elif definitions[parent].variant_of is not None:
+        yield "variant_of", (f"{parent!r} is itself a variant of {definitions[parent].variant_of!r}; name the main "
+                             "phenotype")
+
+
 def _reference_problems(definition: PhenotypeDefinition,
                         definitions: dict[str, PhenotypeDefinition]) -> Iterator[tuple[str, str]]:
+    yield from _variant_problems(definition, definitions)
     rule = definition.rule
     if isinstance(rule, AllOfRule):
         lists = {"all_of": rule.all_of, "none_of": rule.none_of}

@@ -141,7 +141,8 @@ class _PersonExclusions(_Strict):
 
 
 class MinRecordsRule(_PersonExclusions):
-    """At least ``min_records`` qualifying records (for measurements: values meeting the threshold)."""
+    """At least ``min_records`` qualifying records (for measurements: values meeting the threshold), on as many
+    different days: records of one day count once."""
 
     type: Literal["min_records"]
     min_records: int = Field(default=1, ge=1)
@@ -219,6 +220,11 @@ class PhenotypeDefinition(_Strict):
         default_factory=list,
         description="Where the rule, kept as the project specifies it, is clinically questionable.")
     sources: list[str] = Field(min_length=1)
+    variant_of: str | None = Field(
+        default=None, pattern=PHENOTYPE_ID_PATTERN,
+        description="A variant of another phenotype of the same domain (its parent), defined for a sensitivity "
+                    "analysis that replaces the parent by it; its decisions say how it differs. Not a part of the "
+                    "rule: the variant is computed from its own codes and rule.")
 
     @property
     def referenced_phenotypes(self) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ hidden when that is cheaper than the estimates it would otherwise cost (docs/dis
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -83,13 +83,16 @@ def _events_key(partition: str, exposure: str, path: tuple[str, ...], kind: str,
 
 def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
                  nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
-                 controls: pd.DataFrame | None = None) -> StudyCounts:
+                 controls: pd.DataFrame | None = None,
+                 varied_exposures: Mapping[str, str] | None = None) -> StudyCounts:
     """The cells and sums of a study's analysis attrition (study_analysis.attrition_frame) and estimates
     (study_analysis.results_frame, sensitivity rows included). `nested`: (outer, inner) exposures where inner is the
     same cohort as outer with follow-up censored earlier (StudyAnalysis.nested_exposures). `outcome_count`: the
     cohort's persons with the outcome (cohorts.attrition.cohort_counts), which the statistics stage prints only
     if the ledger keeps it. `controls`: the negative-control estimates (the primary analysis with each control as
-    the outcome), whose rows are registered under (NEGATIVE_CONTROL, index)."""
+    the outcome), whose rows are registered under (NEGATIVE_CONTROL, index). `varied_exposures`: variant exposure
+    -> the exposure it replaces in a sensitivity analysis; the variant's rows are cells of the replaced exposure's
+    population, tied to its main rows."""
     counts = StudyCounts()
     ledger = counts.ledger
     root_of = {inner: outer for outer, inner in nested}
@@ -129,7 +132,7 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
             counts.shared_paths[(exposure, first_step)] = _common_prefix(
                 [path for path in paths if path[0] == first_step])
     if results is not None and not results.empty:
-        _estimate_cells(counts, results, final_path, root_of)
+        _estimate_cells(counts, results, final_path, root_of, varied_exposures=varied_exposures or {})
     if controls is not None and not controls.empty:
         _estimate_cells(counts, controls, final_path, root_of, control_rows=True)
     _nested_relations(counts, nested)
@@ -157,7 +160,8 @@ def _kind(analysis_id) -> str:
 
 
 def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict[tuple[str, str], tuple[str, ...]],
-                    root_of: dict[str, str], control_rows: bool = False) -> None:
+                    root_of: dict[str, str], control_rows: bool = False,
+                    varied_exposures: Mapping[str, str] | None = None) -> None:
     """Each estimate's persons are the last attrition step of its analysis (the same cell); its events are a cell
     of that population, shared by the analyses that count the same events there. A sensitivity analysis's rows
     (the same analyses with the outcome replaced by a variant) are cells of their own, tied the same way among
@@ -170,13 +174,15 @@ def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict
     cells_at = counts.cells_at
     for position, row in results.iterrows():
         index = (NEGATIVE_CONTROL, position) if control_rows else position
-        path = final_path.get((row["exposure"], row["analysis_id"]))
+        variant = row.get("sensitivity_analysis")
+        # An exposure variant's rows split the replaced exposure's population another way: its cells.
+        exposure = (varied_exposures or {}).get(row["exposure"], row["exposure"]) if _present(variant) \
+            else row["exposure"]
+        path = final_path.get((exposure, row["analysis_id"]))
         if path is None:  # no attrition (sequence symmetry): the row's own rule in suppress_estimates
             continue
-        variant = row.get("sensitivity_analysis")
         partition = (f"{NEGATIVE_CONTROL} {row['outcome']}" if control_rows
                      else variant if _present(variant) else MAIN)
-        exposure = row["exposure"]
         kind = _kind(row["analysis_id"])
         # Hiding one count of the row hides the row's estimates with it (suppress_estimates): what that costs.
         counts.row_numbers[index] = sum(_present(row[column]) for column in derived)
@@ -305,12 +311,13 @@ def _suppress_cheapest(counts: StudyCounts, threshold: int) -> list:
 
 def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None, threshold: int,
                           nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
-                          controls: pd.DataFrame | None = None) -> StudySuppression:
+                          controls: pd.DataFrame | None = None,
+                          varied_exposures: Mapping[str, str] | None = None) -> StudySuppression:
     """The small-cell rule over a study's analysis attrition and estimates together: the attrition frame with
     every small count, and every count that would give one away, set to NULL and listed in
     suppressed_columns/complementary_columns; per count column of `results`, the rows whose count is hidden
     to protect a count elsewhere (for suppress_estimates); and whether the outcome count may be printed."""
-    counts = study_counts(attrition, results, nested, outcome_count, controls)
+    counts = study_counts(attrition, results, nested, outcome_count, controls, varied_exposures)
     unprotected = _suppress_cheapest(counts, threshold)
     published = attrition.copy()
     for column in COUNT_COLUMNS:

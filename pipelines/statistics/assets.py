@@ -180,7 +180,7 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     estimates first; its primary analysis is calibrated on those that are published
     (pipelines/statistics/empirical_calibration.py)."""
     # Sensitivity analyses go to the same table beside the main rows: the same analyses and estimands, their
-    # outcome column names the variant and sensitivity_analysis their id (NULL on the main rows).
+    # outcome (or exposure) column names the variant and sensitivity_analysis their id (NULL on the main rows).
     def study_results(calibration) -> pd.DataFrame:
         frames = [results_frame(study.id, analysis.results, study.seed, calibration)] + [
             results_frame(study.id, variant.results, study.seed, sensitivity_analysis=sensitivity_id)
@@ -194,8 +194,10 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     controls = results_frame(study.id, analysis.negative_control_results, study.seed) \
         if study.negative_control_outcomes else None
     _, outcome_count = cohort_counts(con, study.id)
+    varied_exposures = {study.exposure_variants[s.id].phenotype: s.replace for s in study.sensitivity_analyses
+                        if s.id in study.exposure_variants}
     counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
-                                   analysis.nested_exposures, outcome_count, controls)
+                                   analysis.nested_exposures, outcome_count, controls, varied_exposures)
     if controls is not None:
         published_controls = publish_negative_control_estimates(
             con, study.id, controls, study.threshold, counts.control_complementary, counts.control_ledger_rows)

@@ -296,11 +296,15 @@ def _sensitivity_analyses(study: StudyDefinition, primary_rows: list[dict], sens
         return []
     variant_records = with_analysis_ids(sensitivity_rows).to_dict("records")
     sections = []
-    for sensitivity in study.sensitivity_analyses:
-        variant = {r["exposure"]: r for r in variant_records
+    for sensitivity in study.analysed_sensitivity_analyses:
+        # An exposure variant's rows name the variant as their exposure: shown beside the replaced exposure's row.
+        main_exposure = {sensitivity.variant: sensitivity.replace}
+        variant = {main_exposure.get(r["exposure"], r["exposure"]): r for r in variant_records
                    if r["sensitivity_analysis"] == sensitivity.id and r["analysis_id"] == primary_id}
         rows = []
         for main in primary_rows:
+            if sensitivity.id in study.exposure_variants and main["exposure"] != sensitivity.replace:
+                continue  # the other exposures' analyses are the main ones
             main_row = _estimate_row(main, threshold, labels)
             other = variant.get(main["exposure"])
             other_row = _estimate_row(other, threshold, labels) if other else None

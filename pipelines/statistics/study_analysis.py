@@ -278,8 +278,9 @@ def _nested(a: pd.Series, b: pd.Series) -> bool:
 
 
 def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
-                              only: str | None = None) -> StudyAnalysis:
-    """Every exposure against the unexposed (`only`: just that analysis, as for the negative controls)."""
+                              only: str | None = None, exposures: set[str] | None = None) -> StudyAnalysis:
+    """Every exposure against the unexposed (`only`: just that analysis, as for the negative controls;
+    `exposures`: just these exposures, as for an exposure's sensitivity analysis)."""
     analysis = StudyAnalysis(study.id)
     covariates, study_covariates = _covariate_frame(population, study)
     outcome = study.outcome.phenotype
@@ -289,6 +290,8 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
         covariates[drug] = population[drug].fillna(False).astype(COVARIATE_FLAG)
     for reference in study.exposures:
         exposure = reference.phenotype
+        if exposures is not None and exposure not in exposures:
+            continue
         exposed = population[exposure].fillna(False).astype(bool)
         covariate_names = [*study_covariates, *_co_medication(covariates, medications, exposure, exposed)]
         censor = None
@@ -457,7 +460,7 @@ def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> Stu
     if study.negative_control_outcomes:
         analysis.negative_control_results = negative_control_estimates(
             population, negative_control_first_dates(con, study), study, analysis)
-    for sensitivity in study.sensitivity_analyses:
+    for sensitivity in study.analysed_sensitivity_analyses:
         variant = analyse_sensitivity(con, population, study, sensitivity)
         analysis.sensitivity[sensitivity.id] = variant
         analysis.notes += variant.notes  # the run notes and the report say what each sensitivity analysis left out
@@ -636,7 +639,7 @@ def calibrate_primary_analysis(published_controls: pd.DataFrame, exposures: list
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Sensitivity analyses: the same design with the outcome replaced by a variant phenotype
+# Sensitivity analyses: the same design with the outcome or one exposure replaced by a variant phenotype
 # ---------------------------------------------------------------------------------------------------------------
 
 def sensitivity_population(con: duckdb.DuckDBPyConnection, population: pd.DataFrame, study: StudyDefinition,
@@ -659,8 +662,10 @@ def sensitivity_population(con: duckdb.DuckDBPyConnection, population: pd.DataFr
 
 def analyse_sensitivity(con: duckdb.DuckDBPyConnection, population: pd.DataFrame, study: StudyDefinition,
                         sensitivity: SensitivityAnalysis) -> StudyAnalysis:
-    """The study's analyses, same design and covariates, with the outcome replaced by `sensitivity.variant` (the
-    rows' outcome names the variant)."""
+    """The study's analyses, same design and covariates, with the outcome or one exposure replaced by
+    `sensitivity.variant` (the rows' outcome or exposure names the variant)."""
+    if sensitivity.replace != study.outcome.phenotype:
+        return analyse_exposure_variant(population, study, sensitivity)
     frame = sensitivity_population(con, population, study, sensitivity)
     variant_study = study.model_copy(update={"outcome": study.outcome.model_copy(
         update={"phenotype": sensitivity.variant})})
@@ -669,6 +674,20 @@ def analyse_sensitivity(con: duckdb.DuckDBPyConnection, population: pd.DataFrame
     notes = [f"left out {left_out:,} of {len(population):,} persons, who had {sensitivity.variant} before their "
              "time at risk"] if left_out else []
     analysis.notes = [f"sensitivity analysis {sensitivity.id}: {note}" for note in notes + analysis.notes]
+    return analysis
+
+
+def analyse_exposure_variant(population: pd.DataFrame, study: StudyDefinition,
+                             sensitivity: SensitivityAnalysis) -> StudyAnalysis:
+    """The replaced exposure's at-index analyses with the variant in its place: the same population, outcome,
+    covariates and co-medication; the variant's columns of cohort.study_population (<variant>,
+    <variant>_first_date) are recorded on the replaced exposure's window terms by the cohort stage
+    (sql/cohorts/person_variables.sql, role exposure_variant)."""
+    variant = study.exposure_variants[sensitivity.id]
+    variant_study = study.model_copy(update={"exposures": [
+        variant if reference.phenotype == sensitivity.replace else reference for reference in study.exposures]})
+    analysis = analyse_first_visit_study(population, variant_study, exposures={variant.phenotype})
+    analysis.notes = [f"sensitivity analysis {sensitivity.id}: {note}" for note in analysis.notes]
     return analysis
 
 

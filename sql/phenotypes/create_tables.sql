@@ -19,7 +19,8 @@ CREATE TABLE phenotype.definitions (
     domain       VARCHAR NOT NULL,  -- condition | drug | measurement | composite
     version      INTEGER NOT NULL,
     source_file  VARCHAR NOT NULL,  -- repository-relative path of the YAML file
-    sha256       VARCHAR NOT NULL   -- of the YAML file's bytes
+    sha256       VARCHAR NOT NULL,  -- of the YAML file's bytes
+    variant_of   VARCHAR            -- a sensitivity analysis's variant: the phenotype it replaces (NULL otherwise)
 );
 
 -- Every code of every phenotype. match_type 'prefix' means: the normalised staging code starts with this code;

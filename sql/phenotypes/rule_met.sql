@@ -17,19 +17,20 @@ GROUP BY events.person_id, events.phenotype_id
 
 UNION ALL
 
--- min_records with N > 1 records: the N-th qualifying record (by date) confirms it.
+-- min_records with N > 1 records: records on N different days; the first record of the N-th day confirms it. Records
+-- of one day count once (a visit's diagnosis coded twice, or on two claim lines, is one observation).
 SELECT person_id, phenotype_id,
-       max(CASE WHEN record_number = min_records THEN event_date END), NULL, max(event_date), count(*)
+       max(CASE WHEN day_number = min_records THEN event_date END), NULL, max(event_date), count(*)
 FROM (
     SELECT events.person_id, events.phenotype_id, events.event_date, rules.min_records,
-           row_number() OVER (PARTITION BY events.person_id, events.phenotype_id ORDER BY events.event_date)
-               AS record_number
+           dense_rank() OVER (PARTITION BY events.person_id, events.phenotype_id ORDER BY events.event_date)
+               AS day_number
     FROM phenotype.events
     JOIN phenotype.rules ON rules.phenotype_id = events.phenotype_id
     WHERE rules.rule_type = 'min_records' AND rules.min_records > 1
 ) AS numbered
 GROUP BY person_id, phenotype_id, min_records
-HAVING count(*) >= min_records
+HAVING count(DISTINCT event_date) >= min_records
 
 UNION ALL
 

@@ -81,7 +81,7 @@ def test_materialize_reports_rows_persons_and_version(tmp_path):
     # The phenotype tables are in the run's build file.
     build_file = Warehouse(database_path=str(tmp_path / "leg_cramps.duckdb")).build_path(result.run_id)
     with duckdb.connect(str(build_file), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM phenotype.person_summary").fetchone()[0] == 2 + 1 + 1  # + quinine, + leg_cramps_leg_specific (G47.62)
+        assert con.execute("SELECT count(*) FROM phenotype.person_summary").fetchone()[0] == 2 + 1 + 2  # + quinine, + leg_cramps_leg_specific and leg_cramps_with_other_muscle_spasm (G47.62)
 
 
 def test_selecting_one_phenotype_reports_only_that_one(tmp_path):

@@ -66,7 +66,8 @@ PROJECT_PHENOTYPES = {
 # Helpers the project phenotypes are built from.
 HELPER_PHENOTYPES = {"malaria_or_babesiosis", "abi_lowest_0_91_to_1_30"}
 # Variants for sensitivity analyses (the generator plants no separate truth for them).
-VARIANT_PHENOTYPES = {"leg_cramps_leg_specific"}
+VARIANT_PHENOTYPES = {"leg_cramps_leg_specific", "leg_cramps_with_other_muscle_spasm", "leg_cramps_two_records",
+                      "hypomagnesemia_lab_below_1_46", "intermittent_claudication_with_i73_9"}
 # Negative-control outcomes for empirical calibration: the bundled list (phenotypes/reference/).
 with open(paths.PHENOTYPES_DIR / "reference" / "negative_control_outcomes.csv", newline="") as _file:
     NEGATIVE_CONTROL_PHENOTYPES = {row["phenotype_id"] for row in csv.DictReader(_file)}

@@ -364,7 +364,7 @@ def test_output_tables_have_the_documented_columns(con):
     def columns(table):
         return [row[0] for row in con.execute(f"DESCRIBE phenotype.{table}").fetchall()]
 
-    assert columns("definitions") == ["phenotype_id", "name", "domain", "version", "source_file", "sha256"]
+    assert columns("definitions") == ["phenotype_id", "name", "domain", "version", "source_file", "sha256", "variant_of"]
     assert columns("code_list") == ["phenotype_id", "vocabulary", "code", "match_type", "excluded"]
     assert columns("events") == ["person_id", "phenotype_id", "event_date", "value", "unit", "laterality",
                                  "source_table", "vocabulary", "code", "event_end_date"]

@@ -52,3 +52,22 @@ def test_published_rows_carry_q_values_per_study_and_analysis_over_the_shown_p_v
     assert q[("b", "ps_matched_cox")] == pytest.approx(0.5)
     assert q[("a", "incidence_rate")] is None
     assert rows[("e", "cox_adjusted")] == (None, None)
+
+
+def test_a_sensitivity_analysis_is_a_family_of_its_own_and_leaves_the_main_q_values_alone():
+    rows = [_row("s", "a", "cox_adjusted", 0.01), _row("s", "b", "cox_adjusted", 0.5)]
+    # The same analysis with the outcome replaced by a variant: re-asks a and b, so it is not added to their family.
+    variant = [{**_row("s", exposure, "cox_adjusted", p), "outcome": "leg_cramps_two_records",
+                "sensitivity_analysis": "outcome_two_records"} for exposure, p in (("a", 0.001), ("b", 0.002))]
+    frame = pd.DataFrame([*rows, *variant]).reindex(
+        columns=["study_id", "exposure", "outcome", *PUBLISHED_RESULT_COLUMNS, "seed", "sensitivity_analysis"])
+    frame = frame.astype(object).where(frame.notna(), None)
+    with duckdb.connect() as con:
+        publish_associations(con, "s", frame, 11)
+        q = {(exposure, variant): q for exposure, variant, q in con.execute(
+            "SELECT exposure, sensitivity_analysis, q_value FROM results.associations").fetchall()}
+    # Main family {0.01, 0.5}: 0.02 and 0.5 (pooled with the variant's two it would be 0.0133 and 0.5).
+    assert q[("a", None)] == pytest.approx(0.02) and q[("b", None)] == pytest.approx(0.5)
+    # Variant family {0.001, 0.002}: 0.002 and 0.002.
+    assert q[("a", "outcome_two_records")] == pytest.approx(0.002)
+    assert q[("b", "outcome_two_records")] == pytest.approx(0.002)

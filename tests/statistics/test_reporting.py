@@ -42,7 +42,8 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not in
 # Every request that is not to 127.0.0.1 goes to a proxy that does not exist: the page sees no network.
 # The screening study's exposures analysed here: a few of each seed category keep the module fast (the models
 # of all 38 take most of a minute) while the report still groups, labels and suppresses real rows. The Table 1
-# split (thiazide diuretics) stays, for the Kaplan-Meier curves.
+# split (thiazide diuretics) stays, for the Kaplan-Meier curves. One sensitivity analysis (each outcome variant
+# reruns every model; tests/statistics/test_statistics_sensitivity*.py test them).
 ANALYSED_EXPOSURES = ("peripheral_arterial_disease", "hyponatremia_lab", "heat_exposure", "peripheral_neuropathy",
                       "statins", "thiazide_diuretics")
 OFFLINE_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -59,7 +60,8 @@ def published(tmp_path_factory):
     database = root / "leg_cramps.duckdb"
     outputs = root / "leg_cramps_outputs"
     studies = {study_id: study.model_copy(update={"exposures": [
-        r for r in study.exposures if r.phenotype in ANALYSED_EXPOSURES or study.index.rule == "new_user"]})
+        r for r in study.exposures if r.phenotype in ANALYSED_EXPOSURES or study.index.rule == "new_user"],
+        "sensitivity_analyses": study.sensitivity_analyses[:1]})
         for study_id, study in load_studies().items()}
     published = {}
     with duckdb.connect(str(database)) as con:

@@ -1,2 +1,2 @@
-INSERT INTO phenotype.definitions (phenotype_id, name, domain, version, source_file, sha256)
-VALUES ($phenotype_id, $name, $domain, $version, $source_file, $sha256);
+INSERT INTO phenotype.definitions (phenotype_id, name, domain, version, source_file, sha256, variant_of)
+VALUES ($phenotype_id, $name, $domain, $version, $source_file, $sha256, $variant_of);

@@ -1,0 +1,59 @@
+"""Variant phenotypes (variant_of): a variant names its parent, a main phenotype of its own domain, and the library
+and the reference page say so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library
+from pipelines.phenotypes.reference_page import generate_markdown
+
+
+def definition(phenotype_id: str, domain: str = "condition", **changes) -> dict:
+    codes = ({"vocabulary": "ICD10CM", "match": "exact", "codes": ["R25.2"]} if domain == "condition" else
+             {"vocabulary": "RxNorm", "match": "exact", "codes": ["9071"]})
+    return {"id": phenotype_id, "name": phenotype_id, "version": 1, "domain": domain, "description": "test",
+            "seed_section": "test", "codes": [{**codes, "status": "verified", "source": "test"}],
+            "rule": {"type": "min_records"}, "sources": ["test"], **changes}
+
+
+def write(folder: Path, *definitions: dict) -> None:
+    for item in definitions:
+        (folder / f"{item['id']}.yaml").write_text(yaml.safe_dump(item, sort_keys=False))
+
+
+def test_a_variant_names_its_parent(tmp_path):
+    write(tmp_path, definition("cramps"), definition("cramps_strict", variant_of="cramps"))
+    library = load_phenotype_library(tmp_path)
+    assert library.parents == {"cramps_strict": "cramps"}
+    page = generate_markdown(library)
+    assert "- Variant of [`cramps`](#cramps)" in page.split("### `cramps_strict`")[1]
+
+
+@pytest.mark.parametrize("variant_of, others, message", [
+    ("nothing", [], "variant_of: unknown phenotype 'nothing'"),
+    ("cramps_strict", [], "variant_of: a phenotype cannot be a variant of itself"),
+    ("quinine", [definition("quinine", "drug")],
+     "variant_of: 'quinine' is a drug phenotype; a variant has its parent's domain (condition)"),
+    ("cramps_broad", [definition("cramps_broad", variant_of="cramps")],
+     "variant_of: 'cramps_broad' is itself a variant of 'cramps'; name the main phenotype"),
+])
+def test_a_wrong_parent_is_a_definition_error(tmp_path, variant_of, others, message):
+    write(tmp_path, definition("cramps"), definition("cramps_strict", variant_of=variant_of), *others)
+    with pytest.raises(PhenotypeDefinitionError) as caught:
+        load_phenotype_library(tmp_path)
+    assert str(caught.value).endswith(f"cramps_strict.yaml: {message}")
+
+
+def test_every_variant_of_the_library_names_a_main_phenotype():
+    library = load_phenotype_library()
+    assert library.parents == {
+        "hypomagnesemia_lab_below_1_46": "hypomagnesemia_lab",
+        "intermittent_claudication_with_i73_9": "intermittent_claudication",
+        "leg_cramps_leg_specific": "leg_cramps",
+        "leg_cramps_two_records": "leg_cramps",
+        "leg_cramps_with_other_muscle_spasm": "leg_cramps",
+    }
