@@ -52,6 +52,11 @@ NEGATIVE_CONTROL = "negative control"
 # The cohort's persons with the outcome: one number, printed by the statistics stage once this ledger keeps it.
 OUTCOME_COUNT = ("outcome count",)
 
+# The weight of a sensitivity-analysis or negative-control row's numbers against the main analysis's when the ledger
+# chooses complements (tau-ARGUS-style cost weights, Fischetti & Salazar-Gonzalez 2001): up to ten of them are hidden
+# before one main number is.
+SECONDARY_ROW_COST_WEIGHT = 0.1
+
 
 @dataclass
 class StudyCounts:
@@ -184,9 +189,11 @@ def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict
         partition = (f"{NEGATIVE_CONTROL} {row['outcome']}" if control_rows
                      else variant if _present(variant) else MAIN)
         kind = _kind(row["analysis_id"])
-        # Hiding one count of the row hides the row's estimates with it (suppress_estimates): what that costs.
+        # Hiding one count of the row hides the row's estimates with it (suppress_estimates): what that costs. A
+        # sensitivity analysis's or a negative control's numbers weigh less than the main analysis's, so a small
+        # difference between a variant and its main row hides the variant's row, not the main one.
         counts.row_numbers[index] = sum(_present(row[column]) for column in derived)
-        cost = 1 + counts.row_numbers[index]
+        cost = (1 + counts.row_numbers[index]) * (1.0 if partition == MAIN else SECONDARY_ROW_COST_WEIGHT)
         for arm in ARMS:
             for column, key, what in (
                     (f"n_{arm}", _persons_key(partition, exposure, root_of.get(exposure, exposure), path, arm),
