@@ -671,8 +671,9 @@ def analyse_sensitivity(con: duckdb.DuckDBPyConnection, population: pd.DataFrame
         update={"phenotype": sensitivity.variant})})
     analysis = _analyse_population(frame, variant_study)
     left_out = len(population) - len(frame)
-    notes = [f"left out {left_out:,} of {len(population):,} persons, who had {sensitivity.variant} before their "
-             "time at risk"] if left_out else []
+    # The number is not printed: it is a difference of counts the disclosure ledger may hide (docs/disclosure.md).
+    notes = [f"left out the persons who had {sensitivity.variant} before their time at risk (the rows' n_exposed "
+             "and n_unexposed count those kept)"] if left_out else []
     analysis.notes = [f"sensitivity analysis {sensitivity.id}: {note}" for note in notes + analysis.notes]
     return analysis
 
