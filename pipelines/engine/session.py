@@ -17,11 +17,12 @@ from typing import Any
 ENGINES = ("duckdb", "spark")
 DUCKDB, SPARK = ENGINES
 
-# A local session on two cores: no web UI, few shuffle partitions for small tables, dates and timestamps in UTC (as
+# A local session on two cores: no web UI or progress bars, few shuffle partitions for small tables, dates and timestamps in UTC (as
 # DuckDB), an in-memory catalogue, and no downloads (no spark.jars.packages: Maven is out of reach on CI machines).
 LOCAL_SPARK_MASTER = "local[2]"
 LOCAL_SPARK_SETTINGS = {
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",  # stage progress bars would fill the run's log
     "spark.sql.shuffle.partitions": "4",
     "spark.driver.memory": "2g",
     "spark.sql.session.timeZone": "UTC",
