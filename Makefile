@@ -17,6 +17,9 @@ EXTRACT ?= $(SAMPLE_DIR)
 DB ?= build/leg_cramps.duckdb
 # The site (Dagster partition) `make run` builds; empty = the extract folder's name (data/sample -> sample).
 SITE ?=
+# The engine of the phenotype, cohort and statistics stages: empty = DuckDB, `spark` = a local Spark session (Java 17
+# and pyspark; ingest and publishing stay on DuckDB: docs/scaling.md).
+ENGINE ?=
 N ?= 1000000
 
 # A project-local Dagster instance that uses the repository's dagster.yaml.
@@ -46,7 +49,7 @@ $(SAMPLE_DIR)/_truth/ground_truth.json: $(wildcard pipelines/synthetic/*.py) | $
 sample: $(SAMPLE_DIR)/_truth/ground_truth.json
 
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(if $(filter $(SAMPLE_DIR),$(EXTRACT)),sample)
-	$(BIN)/legcramp-run --extract $(EXTRACT) --db $(DB) $(if $(SITE),--site $(SITE))
+	$(BIN)/legcramp-run --extract $(EXTRACT) --db $(DB) $(if $(SITE),--site $(SITE)) $(if $(ENGINE),--engine $(ENGINE))
 
 # Pool every site's published estimates into build/network.duckdb (docs/operations.md, "The pooled estimate").
 network: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-reject-share", type=float, metavar="SHARE",
                         help="largest share of a table's records the ingest may reject before the run stops "
                              f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_formats.md)")
+    parser.add_argument("--engine", choices=("duckdb", "spark"),
+                        help="engine of the phenotype, cohort and statistics stages (default duckdb; spark needs "
+                             "Java 17 and pyspark: docs/scaling.md); ingest and publishing stay on DuckDB")
     parser.add_argument("--fail-on-empty", action="store_true",
                         help="exit 2 when the run published but no study produced any estimate")
     parser.add_argument("--check", action="store_true",
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_study(args.extract, args.db, site=args.site, memory_limit=args.memory_limit,
                            temp_directory=args.temp_directory, study_overrides=args.override_json,
-                           max_reject_share=args.max_reject_share)
+                           max_reject_share=args.max_reject_share, engine=args.engine)
     except SiteNameError as error:
         parser.error(f"{error}; name the site with --site")
     if not result.success:

@@ -28,6 +28,7 @@ import dagster as dg
 import duckdb
 
 from pipelines import paths
+from pipelines.engine.session import DUCKDB, ENGINES, SPARK, local_spark_session, spark_requirement_missing
 from pipelines.run_failures import fail_run_setup
 
 # DuckDB allows one writing process per file: every job that writes the warehouse carries this tag, and
@@ -36,12 +37,15 @@ WRITER_TAG = {"legcramp/duckdb-writer": "true"}
 # Warehouse settings DuckDB itself must accept (checked by opening an in-memory database with them).
 DUCKDB_SETTINGS = ("memory_limit", "threads")
 # The warehouse settings a run may set (resources.<key>.config).
-WAREHOUSE_SETTINGS = ("database_path", "memory_limit", "threads", "temp_directory")
+WAREHOUSE_SETTINGS = ("database_path", "memory_limit", "threads", "temp_directory", "engine")
 
 # Runs the instance may still show as running although their process is gone.
 RUNNING_STATUSES = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
 OUTPUTS_FOLDER = "outputs"
 LOCK_SUFFIX = ".lock"
+# `<run id>.spark/` beside the build folder: the Parquet files a run hands between DuckDB and Spark (never
+# published; removed with the run's other leftovers by the next run, clean_dead_runs).
+SPARK_EXCHANGE_SUFFIX = ".spark"
 # File descriptors of the liveness locks this process holds, by lock file (released when the run ends or the
 # process dies).
 _run_locks: dict[Path, int] = {}
@@ -104,6 +108,13 @@ def warehouse_config_problems(warehouse: Mapping[str, Any], prefix: str,
             if problem:
                 problems.append(problem)
     problems += _duckdb_setting_problems(warehouse, prefix)
+    engine = warehouse.get("engine")
+    if engine is not None and engine not in ENGINES:
+        problems.append(f"{prefix}.engine: {engine!r} is not an engine; one of {', '.join(ENGINES)}")
+    elif engine == SPARK:
+        missing = spark_requirement_missing()
+        if missing:
+            problems.append(f"{prefix}.engine: spark cannot start here: {missing}")
     return problems
 
 
@@ -117,6 +128,10 @@ class Warehouse(dg.ConfigurableResource):
     memory_limit: str | None = None  # e.g. "6GB"; DuckDB's default is 80% of RAM
     threads: int | None = None  # DuckDB's default is the number of cores
     temp_directory: str | None = None  # where DuckDB spills when memory_limit is reached
+    # The engine of the phenotype, cohort and statistics stages (docs/scaling.md): "duckdb", or "spark" (a local
+    # session, or the Spark Connect server of SPARK_REMOTE), whose tables are copied into this run's database, which
+    # stays what is published. Ingest, data quality and publishing run on DuckDB either way.
+    engine: str = DUCKDB
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail the run while its resources are set up, before any step, when its configuration cannot work
@@ -175,6 +190,17 @@ class Warehouse(dg.ConfigurableResource):
         """Row-level examples of failing checks (docs/disclosure.md): outside the build folder, so never published
         with it, and kept when the cleanup of dead runs removes their build folders."""
         return self.published_path.parent / f"{self.published_path.stem}.diagnostics" / run_id
+
+    def spark_exchange_dir(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}{SPARK_EXCHANGE_SUFFIX}"
+
+    @property
+    def on_spark(self) -> bool:
+        return self.engine == SPARK
+
+    def spark_session(self) -> Any:
+        """The process's Spark session for the stages (pipelines/engine/session.py)."""
+        return local_spark_session()
 
     def run_lock_path(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}{LOCK_SUFFIX}"

@@ -17,6 +17,7 @@ from pipelines.asset_keys import attrition_key, cohort_key, phenotype_key, stagi
 from pipelines.cohorts.attrition import attrition_markdown
 from pipelines.cohorts.build import StudyBuild, build_study, staging_tables_read
 from pipelines.cohorts.settings import StudySettings
+from pipelines.cohorts.spark_stages import build_study_on_spark
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.cohorts.table1 import table1_markdown
 from pipelines.disclosure import count_text, is_small
@@ -69,7 +70,10 @@ def build_study_asset(study: StudyDefinition) -> dg.AssetsDefinition:
         if overrides:
             context.log.info(f"{study.id}: run config overrides {overrides}")
         with warehouse.connect(context.run_id) as con:
-            build = build_study(con, study_in_run)
+            if warehouse.on_spark:
+                build = build_study_on_spark(warehouse, context.run_id, con, study_in_run)
+            else:
+                build = build_study(con, study_in_run)
         for warning in build.warnings:
             context.log.warning(f"{study.id}: {warning}")
         context.log.info(f"{study.id}: {count_text(build.cohort_size, build.threshold)} persons")

@@ -1,10 +1,17 @@
-"""The phenotype and cohort stages on a SparkSession, from staging tables another engine loaded.
+"""The phenotype and cohort stages on a SparkSession, from staging tables another engine loaded, and their outputs
+handed back to DuckDB for the statistics checks, the data-quality suites and publishing.
 
     export_stage_inputs(con, folder)        DuckDB: every staging.* and vocabulary.* table as <schema>.<table>.parquet
     register_stage_inputs(spark, folder)    Spark: those files as tables of the same names (external Parquet tables)
+                                            (both in pipelines/engine/transfer.py, which the phenotype stage uses too)
     run_phenotype_and_cohort_stages(spark)  the phenotype stage, then every study's cohort stage, through the Spark
                                             engine of pipelines/engine/: tables phenotype.*, cohort.*,
                                             results.attrition and results.table1 with DuckDB's names and columns
+    copy_cohort_stage_to_duckdb(spark, con, folder)
+                                            the cohort stage's tables from Spark into DuckDB, in DuckDB's own table
+                                            definitions (sql/cohorts/create_tables.sql)
+    build_study_on_spark(warehouse, run_id, con, study)
+                                            a run's cohort stage when its warehouse sets engine = spark
 
 The SQL is the same files DuckDB runs (sql/phenotypes, sql/cohorts), translated by the project dialect.
 """
@@ -14,40 +21,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipelines.cohorts.build import StudyBuild, build_all_studies
+from pipelines import tables
+from pipelines.cohorts.build import StudyBuild, build_all_studies, build_study, create_output_tables
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.engine import as_engine
+from pipelines.engine.transfer import (STAGE_INPUT_SCHEMAS, copy_tables_to_duckdb, export_stage_inputs,
+                                       register_stage_inputs)
 from pipelines.phenotypes.compiler import PhenotypeCounts, run_phenotypes
 from pipelines.phenotypes.loader import PhenotypeLibrary
-from pipelines.sql_quoting import qualified_name, quote_literal
+from pipelines.phenotypes.spark_stage import copy_phenotype_stage_to_duckdb
 
-# The schemas the phenotype and cohort stages read and the ingest writes.
-STAGE_INPUT_SCHEMAS = ("staging", "vocabulary")
+__all__ = ["COHORT_STAGE_TABLES", "STAGE_INPUT_SCHEMAS", "build_study_on_spark", "copy_cohort_stage_to_duckdb",
+           "copy_phenotype_stage_to_duckdb", "export_stage_inputs", "register_stage_inputs",
+           "run_phenotype_and_cohort_stages"]
 
-
-def export_stage_inputs(con: Any, folder: Path) -> list[Path]:
-    """Write every table of the stage-input schemas of a DuckDB connection as Parquet; returns the files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = []
-    for schema, table in con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE list_contains($schemas, schema_name) "
-            "ORDER BY ALL", {"schemas": list(STAGE_INPUT_SCHEMAS)}).fetchall():
-        path = folder / f"{schema}.{table}.parquet"
-        con.execute(f"COPY {qualified_name(schema, table)} TO {quote_literal(path)} (FORMAT parquet)")
-        files.append(path)
-    return files
+# Every table the cohort stage writes (pipelines/cohorts/build.py build_study).
+COHORT_STAGE_TABLES = (tables.COHORT_DEFINITION, tables.COHORT, tables.STUDY_VARIABLES, tables.PERSON_VARIABLES,
+                       tables.STUDY_POPULATION, tables.ATTRITION, tables.TABLE1, tables.TIME_VARYING_EXPOSURE)
 
 
-def register_stage_inputs(spark: Any, folder: Path) -> list[str]:
-    """Make every <schema>.<table>.parquet of `folder` a Spark table <schema>.<table>; returns the table names."""
-    names = []
-    for path in sorted(folder.glob("*.parquet")):
-        schema, table = path.stem.split(".", 1)
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
-        spark.sql(f"DROP TABLE IF EXISTS `{schema}`.`{table}`")
-        spark.catalog.createTable(f"{schema}.{table}", path=str(path.resolve()), source="parquet")
-        names.append(f"{schema}.{table}")
-    return names
+def copy_cohort_stage_to_duckdb(spark: Any, con: Any, folder: Path) -> dict[str, int]:
+    """Replace DuckDB's cohort-stage tables (COHORT_STAGE_TABLES, every study's rows) with Spark's; returns the rows
+    per table. `folder`: where Spark writes the Parquet files DuckDB reads."""
+    create_output_tables(con)
+    return copy_tables_to_duckdb(spark, con, COHORT_STAGE_TABLES, folder)
+
+
+def build_study_on_spark(warehouse: Any, run_id: str, con: Any, study: StudyDefinition) -> StudyBuild:
+    """A study's cohort stage on the warehouse's Spark session (after the phenotype stage of the same run, which
+    handed it the staging tables: pipelines/phenotypes/spark_stage.py), the cohort tables copied back into DuckDB
+    `con`, the run's build database."""
+    spark = warehouse.spark_session()
+    build = build_study(spark, study)
+    copy_cohort_stage_to_duckdb(spark, con, warehouse.spark_exchange_dir(run_id) / "cohort" / study.id)
+    return build
 
 
 def run_phenotype_and_cohort_stages(

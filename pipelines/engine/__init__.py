@@ -6,6 +6,8 @@
     SparkEngine     the SQL translated by the project dialect (dialect.py) and run on a SparkSession
                     (spark_engine.py; pyspark is imported only when a SparkSession is given)
     as_engine(x)    an Engine for a DuckDB connection, a SparkSession or an Engine
+    session.py      the process's local Spark session (or Spark Connect) and its settings
+    transfer.py     tables handed between DuckDB and Spark as Parquet (stage inputs out, stage outputs back)
 
 Dialect-specific SQL lives only in this package.
 """

@@ -17,6 +17,10 @@ What Spark's plain (Parquet) tables do not take is mapped here, in one place:
 - INSERT INTO t BY NAME SELECT / INSERT INTO t (columns) SELECT: the SELECT's columns are matched to the table's by
   name, missing ones NULL, then appended.
 - Transactions: Spark has none over plain tables; a failed stage leaves what it wrote so far (a rerun rebuilds it).
+
+Results: `query` returns the pandas frame DuckDB would return for the same rows (`duckdb_frame`): the statistics
+compute on these frames, and a date column that arrives as Python `date` objects on one engine and `datetime64` on
+the other changes what pandas does with it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
 from sqlglot import exp
 
 from pipelines.engine.base import Engine
@@ -215,7 +221,7 @@ class SparkEngine(Engine):
         return self.spark.sql(to_spark_sql(expand_macros(statement, self.macros), parameters))
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        return self._frame(sql, parameters).toPandas()
+        return duckdb_frame(self._frame(sql, parameters).toArrow())
 
     def records(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return [row.asDict() for row in self._frame(sql, parameters).collect()]
@@ -281,3 +287,20 @@ class SparkEngine(Engine):
                    for name, column_type in columns.items() if name not in present]
         if missing:
             self.spark.sql(f"ALTER TABLE {_backquoted(table)} ADD COLUMNS ({', '.join(missing)})")
+
+
+def duckdb_frame(rows: pa.Table) -> pd.DataFrame:
+    """The pandas frame DuckDB's `.df()` gives for `rows` (a Spark result as Arrow), converted by DuckDB itself so
+    the dtypes are DuckDB's by construction: dates and timestamps as datetime64[us] (Spark's toPandas gives Python
+    `date` objects), integers with NULLs as pandas' nullable integers (toPandas: float64), booleans as bool or
+    pandas' nullable boolean (toPandas: object). Spark's timestamps are instants in the session time zone (UTC in
+    this project, as DuckDB's TIMESTAMP); they arrive without a zone, as DuckDB's TIMESTAMP does."""
+    columns = []
+    for field, column in zip(rows.schema, rows.columns):
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            column = column.cast(pa.timestamp(field.type.unit))
+        columns.append(column)
+    rows = pa.Table.from_arrays(columns, names=rows.column_names)
+    with duckdb.connect() as con:
+        return con.from_arrow(rows).df()
+

@@ -5,6 +5,8 @@ extract-drop sensor):
 
     resources.extract.config.folder              the extract folder to load
     resources.warehouse.config.database_path     the published DuckDB file the run replaces
+    resources.warehouse.config.engine            duckdb (default) or spark: where the phenotype, cohort and
+                                                 statistics stages run (docs/scaling.md)
 
 and, optionally, `resources.studies.config.overrides` (study parameters, pipelines/cohorts/settings.py).
 
@@ -36,17 +38,20 @@ STUDY_TAG = "legcramp/study"
 
 def study_run_config(extract_folder: Path, database_path: Path, memory_limit: str | None = None,
                      temp_directory: str | None = None, study_overrides: dict | None = None,
-                     max_reject_share: float | None = None) -> dict:
+                     max_reject_share: float | None = None, engine: str | None = None) -> dict:
     """The run config of one study-job run (`legcramp-run`, schedules and the extract-drop sensor use it).
 
     `study_overrides`: study id -> study fields this run overrides (see pipelines/cohorts/settings.py);
-    `max_reject_share`: the ingest's reject-share threshold (pipelines/ingest/reject_share.py), default 1%."""
+    `max_reject_share`: the ingest's reject-share threshold (pipelines/ingest/reject_share.py), default 1%;
+    `engine`: the engine of the phenotype, cohort and statistics stages (Warehouse.engine), default DuckDB."""
     # Absolute but not resolved: the published path is a link to the current version, and the run replaces the link.
     warehouse = {"database_path": os.path.abspath(database_path)}
     if memory_limit:
         warehouse["memory_limit"] = memory_limit
     if temp_directory:
         warehouse["temp_directory"] = temp_directory
+    if engine:
+        warehouse["engine"] = engine
     extract_config: dict = {"folder": str(Path(extract_folder).resolve())}
     if max_reject_share is not None:
         extract_config["max_reject_share"] = max_reject_share

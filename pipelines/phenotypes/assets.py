@@ -26,6 +26,7 @@ from pipelines.asset_keys import staging_key
 from pipelines.phenotypes.compiler import run_phenotypes
 from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, phenotype_library
 from pipelines.phenotypes.reference_page import rule_text
+from pipelines.phenotypes.spark_stage import run_phenotypes_on_spark
 from pipelines.vocabularies import STAGING_TABLES_BY_DOMAIN
 from pipelines.warehouse import Warehouse
 
@@ -46,7 +47,10 @@ def build_phenotype_assets(library: PhenotypeLibrary | None = None) -> dg.Assets
     )
     def phenotypes(context: dg.AssetExecutionContext, warehouse: Warehouse) -> Iterator[dg.MaterializeResult]:
         with warehouse.connect(context.run_id) as con:
-            counts = run_phenotypes(con, library)
+            if warehouse.on_spark:
+                counts = run_phenotypes_on_spark(warehouse, context.run_id, con, library)
+            else:
+                counts = run_phenotypes(con, library)
         # The library is in dependency order (a composite after its parts), the order Dagster requires.
         for phenotype in library:
             key = phenotype_asset_key(phenotype.id)

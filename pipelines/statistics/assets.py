@@ -238,7 +238,8 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         study = studies.resolve(file_study)
         threshold = study.threshold
         with warehouse.connect(context.run_id) as con:
-            analysis = analyse_study(con, study)
+            # The per-person inputs come from the engine that built the cohort tables; results go to DuckDB.
+            analysis = analyse_study(warehouse.spark_session() if warehouse.on_spark else con, study)
             published = publish_study_results(con, study, analysis)
             cohort_size, _ = cohort_counts(con, study.id)
             outcomes = published_outcome_count_text(con, study.id)
@@ -290,7 +291,8 @@ def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDe
     def _sequence_symmetry(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         notes: list[str] = []
         with warehouse.connect(context.run_id) as con:
-            rows = sequence_symmetry_for_drugs(con, drugs, notes=notes) + garrison_sequence_symmetry(con, drugs)
+            inputs = warehouse.spark_session() if warehouse.on_spark else con
+            rows = sequence_symmetry_for_drugs(inputs, drugs, notes=notes) + garrison_sequence_symmetry(inputs, drugs)
             published = publish_associations(con, SEQUENCE_SYMMETRY_ID, results_frame(SEQUENCE_SYMMETRY_ID, rows),
                                              threshold)
             verdicts = run_checks(con, SEQUENCE_SYMMETRY_ID, threshold, SEQUENCE_SYMMETRY_CHECKS)

@@ -35,11 +35,14 @@ CohortSymmetry's `movingAverageRestriction` default instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipelines.engine import as_engine
+from pipelines.sql import read_sql
 from pipelines.statistics.estimability import judged
 from pipelines.statistics.inputs import require_columns
 from pipelines.statistics.results import EstimateResult
@@ -257,51 +260,13 @@ GARRISON_MIN_AGE = 50
 # Age bands (at the index-drug start) of the age-stratified ratios: (label, lowest age, highest age or None).
 GARRISON_AGE_BANDS = (("age 50-64", 50, 64), ("age 65-79", 65, 79), ("age 80+", 80, None))
 
-_GARRISON_FIRST_DATES_SQL = """
-WITH first_dates AS (
-    -- Drugs: the first date of each index-drug phenotype. Marker: the first quinine fill whatever the phenotype's
-    -- all-time exclusion says (phenotype.events keeps the fills of excluded persons); the exclusion is applied
-    -- below, as of the quinine start.
-    SELECT person_id, phenotype_id, first_date
-    FROM phenotype.person_summary
-    WHERE list_contains($phenotypes, phenotype_id)
-    UNION ALL
-    SELECT person_id, phenotype_id, min(event_date)
-    FROM phenotype.events
-    WHERE phenotype_id = $marker
-    GROUP BY person_id, phenotype_id
-),
-with_observation AS (
-    -- Overlapping periods containing the date are one stretch of observation (duplicated enrolment records).
-    SELECT f.person_id, f.phenotype_id, f.first_date,
-           datediff('day', min(op.observation_period_start_date), f.first_date) AS days_observed_before,
-           datediff('day', f.first_date, max(op.observation_period_end_date)) AS days_observed_after
-    FROM first_dates AS f
-    JOIN staging.observation_period AS op
-      ON op.person_id = f.person_id
-     AND f.first_date BETWEEN op.observation_period_start_date AND op.observation_period_end_date
-    GROUP BY f.person_id, f.phenotype_id, f.first_date
-),
-excluded_marker AS (
-    SELECT person_id, first_date
-    FROM phenotype.person_summary
-    WHERE phenotype_id = $excluded_by
-)
-SELECT w.person_id, w.phenotype_id, w.first_date, w.days_observed_before, w.days_observed_after,
-       CASE WHEN p.birth_date IS NOT NULL THEN date_sub('year', p.birth_date, w.first_date)
-            ELSE year(w.first_date) - p.year_of_birth END AS age
-FROM with_observation AS w
-JOIN staging.person AS p ON p.person_id = w.person_id
-LEFT JOIN excluded_marker AS x ON x.person_id = w.person_id
-WHERE NOT (w.phenotype_id = $marker AND x.first_date IS NOT NULL AND x.first_date <= w.first_date)
-"""
 
 
 def _in_band(ages: pd.Series, low: int, high: int | None) -> pd.Series:
     return (ages >= low) & (ages <= high if high is not None else True)
 
 
-def garrison_sequence_symmetry(con, drug_phenotypes: list[str], window_days: int = WINDOW_DAYS,
+def garrison_sequence_symmetry(target: Any, drug_phenotypes: list[str], window_days: int = WINDOW_DAYS,
                                washout_days: int = WINDOW_DAYS) -> list[tuple[str, str, EstimateResult]]:
     """Garrison et al. 2012 (Arch Intern Med 172:120-6) as a bundled analysis: crude and adjusted sequence ratios of
     each drug's first fill against the first quinine fill, in persons aged >= 50 at the drug start, overall and per
@@ -316,9 +281,9 @@ def garrison_sequence_symmetry(con, drug_phenotypes: list[str], window_days: int
       persons of that age at their quinine start (Tsiropoulos 2009).
     Rows: (exposure label naming the design and age group, marker, result).
     """
-    first = con.execute(_GARRISON_FIRST_DATES_SQL, {
+    first = as_engine(target).query(read_sql("statistics/garrison_first_dates.sql"), {
         "phenotypes": list(drug_phenotypes), "marker": GARRISON_MARKER,
-        "excluded_by": GARRISON_MARKER_EXCLUDED_AFTER}).df()
+        "excluded_by": GARRISON_MARKER_EXCLUDED_AFTER})
     if first.empty:
         return []
     first["first_date"] = pd.to_datetime(first["first_date"])

@@ -31,11 +31,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from pipelines.cohorts.study import SensitivityAnalysis, StudyDefinition
+from pipelines.engine import Engine, as_engine
 from pipelines.sql import read_sql
 from pipelines.sql_quoting import quote_identifier
 from pipelines.statistics.competing_risks import cumulative_incidence_at_horizon
@@ -51,7 +51,7 @@ from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
 from pipelines.statistics.time_varying import counting_process_cox
-from pipelines.tables import PHENOTYPE_PERSON_SUMMARY, STUDY_POPULATION, TIME_VARYING_EXPOSURE
+from pipelines.tables import STUDY_POPULATION
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
 # propensity model the same way); counts, rates and crude ratios always use everyone.
@@ -135,20 +135,20 @@ POPULATION_COLUMNS = ("index_date", "age_at_index", "sex", "time_at_risk_start",
                       "outcome_date", "death_date", "treatment", "on_treatment_end")
 
 
-def study_population(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> pd.DataFrame:
+def study_population(target: Engine | object, study: StudyDefinition) -> pd.DataFrame:
     """The study's per-person rows (one per person), the only person-level data pandas sees: the columns the
     analyses read and the study's own phenotype columns (<phenotype>, <phenotype>_first_date), not the other
-    studies' (NULL for this study) nor the person ids (millions of Python strings at 10 million patients)."""
-    present = {name for (name,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name || '.' || table_name = ?", [STUDY_POPULATION]
-    ).fetchall()}
+    studies' (NULL for this study) nor the person ids (millions of Python strings at 10 million patients).
+    `target`: the engine holding the cohort tables (pipelines/engine), or a DuckDB connection or SparkSession."""
+    engine = as_engine(target)
+    present = set(engine.columns(STUDY_POPULATION))
     phenotype_columns = [name for phenotype in dict.fromkeys(study.phenotype_ids)
                          for name in (phenotype, f"{phenotype}_first_date") if name in present]
     columns = ", ".join(quote_identifier(name) for name in (*POPULATION_COLUMNS, *phenotype_columns))
     # Ordered: sampling, cross-validation folds and matching ties follow row positions, and without ORDER BY DuckDB
     # returns the rows in whatever order its threads finish.
-    return con.execute(f"SELECT {columns} FROM {STUDY_POPULATION} WHERE study_id = ? ORDER BY person_id",
-                       [study.id]).df()
+    return engine.query(f"SELECT {columns} FROM {STUDY_POPULATION} WHERE study_id = $study ORDER BY person_id",
+                        {"study": study.id})
 
 
 def _forced_covariates(covariate_names: list[str]) -> list[str]:
@@ -446,7 +446,11 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
         analysis.km_labels = (f"{comparator} (comparator)", f"{target} (target)")
 
 
-def analyse_study(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> StudyAnalysis:
+def analyse_study(target: Engine | object, study: StudyDefinition) -> StudyAnalysis:
+    """Every analysis of `study` on the per-person rows read from `target`: the engine that built the cohort tables
+    (pipelines/engine; DuckDB or Spark), or a DuckDB connection or SparkSession. The estimators see the same pandas
+    frames whichever engine the rows come from."""
+    con = as_engine(target)
     population = study_population(con, study)
     if population.empty:
         analysis = StudyAnalysis(study.id)
@@ -487,20 +491,15 @@ def time_varying_label(study: StudyDefinition, kind: str) -> str:
     return f"within {study.exposure_time.risk_window_days} days of an abnormal result (time-varying risk window)"
 
 
-def time_varying_rows(con: duckdb.DuckDBPyConnection, study: StudyDefinition, exposure: str) -> pd.DataFrame:
-    """The exposure's counting-process rows; `person` is the person's position in `study_population(con, study)`
-    (both ordered by person_id), so the covariates at index join without pulling person ids."""
-    return con.execute(
-        f"""SELECT p.person, t.start_day, t.stop_day, CAST(t.exposed AS INTEGER) AS exposed,
-                   CAST(t.outcome AS INTEGER) AS outcome
-            FROM {TIME_VARYING_EXPOSURE} AS t
-            JOIN (SELECT person_id, row_number() OVER (ORDER BY person_id) - 1 AS person
-                  FROM {STUDY_POPULATION} WHERE study_id = $study) AS p ON p.person_id = t.person_id
-            WHERE t.study_id = $study AND t.variable = $exposure
-            ORDER BY p.person, t.start_day""", {"study": study.id, "exposure": exposure}).df()
+def time_varying_rows(target: Engine | object, study: StudyDefinition, exposure: str) -> pd.DataFrame:
+    """The exposure's counting-process rows (sql/statistics/time_varying_rows.sql); `person` is the person's position
+    in `study_population(target, study)` (both ordered by person_id), so the covariates at index join without
+    pulling person ids."""
+    return as_engine(target).query(read_sql("statistics/time_varying_rows.sql"),
+                                   {"study": study.id, "exposure": exposure})
 
 
-def add_time_varying_analyses(con: duckdb.DuckDBPyConnection, study: StudyDefinition, population: pd.DataFrame,
+def add_time_varying_analyses(con: Engine, study: StudyDefinition, population: pd.DataFrame,
                               analysis: StudyAnalysis) -> None:
     """For each exposure the study times as current (study.time_varying_exposures), a Cox model on its
     counting-process rows: exposed while currently using the drug (era + grace) or inside a finding's risk window,
@@ -543,21 +542,17 @@ def add_time_varying_analyses(con: duckdb.DuckDBPyConnection, study: StudyDefini
     _note_left_out(analysis, without_events)
 # Negative-control outcomes and empirical calibration
 # ---------------------------------------------------------------------------------------------------------------
-def negative_control_first_dates(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> pd.DataFrame:
+def negative_control_first_dates(target: Engine | object, study: StudyDefinition) -> pd.DataFrame:
     """Each study-population person's first record of each negative-control outcome (NaT: none), one column per
-    control, in the row order of `study_population` (ORDER BY person_id). Pivoted in DuckDB."""
-    controls = study.negative_control_outcomes
-    columns = ", ".join(f"min(s.first_date) FILTER (WHERE s.phenotype_id = $control_{position}) AS "
-                        f"{quote_identifier(control)}" for position, control in enumerate(controls))
-    parameters = {**{f"control_{position}": control for position, control in enumerate(controls)},
-                  "study": study.id, "controls": list(controls)}
-    return con.execute(
-        f"""SELECT {columns}
-            FROM {STUDY_POPULATION} p
-            LEFT JOIN {PHENOTYPE_PERSON_SUMMARY} s
-              ON s.person_id = p.person_id AND list_contains($controls, s.phenotype_id)
-            WHERE p.study_id = $study
-            GROUP BY p.person_id ORDER BY p.person_id""", parameters).df()
+    control, in the row order of `study_population` (ORDER BY person_id). The engine returns one row per person and
+    control (sql/statistics/negative_control_first_dates.sql); the per-person columns are pivoted here."""
+    controls = list(study.negative_control_outcomes)
+    long = as_engine(target).query(read_sql("statistics/negative_control_first_dates.sql"),
+                                   {"study": study.id, "controls": controls})
+    persons = pd.RangeIndex(int(long["person"].max()) + 1 if len(long) else 0)
+    recorded = long[long["phenotype_id"].notna()]
+    wide = recorded.pivot(index="person", columns="phenotype_id", values="first_date")
+    return wide.reindex(index=persons, columns=controls).rename_axis(index=None, columns=None)
 
 
 def negative_control_estimates(population: pd.DataFrame, first_dates: pd.DataFrame, study: StudyDefinition,
@@ -642,15 +637,15 @@ def calibrate_primary_analysis(published_controls: pd.DataFrame, exposures: list
 # Sensitivity analyses: the same design with the outcome or one exposure replaced by a variant phenotype
 # ---------------------------------------------------------------------------------------------------------------
 
-def sensitivity_population(con: duckdb.DuckDBPyConnection, population: pd.DataFrame, study: StudyDefinition,
+def sensitivity_population(con: Engine, population: pd.DataFrame, study: StudyDefinition,
                            sensitivity: SensitivityAnalysis) -> pd.DataFrame:
     """The study population (`population`, in person_id order) with the outcome of `sensitivity`'s variant
     (sql/cohorts/sensitivity_outcome.sql): its first event in the time at risk, and without the persons who had one
     before the time at risk (the study's outcome washout)."""
     sql = read_sql("cohorts/sensitivity_outcome.sql")
-    variant = con.execute(sql, {"study_id": study.id, "variant_outcome": sensitivity.variant,
-                                "outcome_washout": study.outcome.washout.kind,
-                                "outcome_washout_days": study.outcome.washout.days}).df()
+    variant = as_engine(con).query(sql, {"study_id": study.id, "variant_outcome": sensitivity.variant,
+                                         "outcome_washout": study.outcome.washout.kind,
+                                         "outcome_washout_days": study.outcome.washout.days})
     if len(variant) != len(population):  # pragma: no cover - both read cohort.study_population of the study
         raise RuntimeError(f"sensitivity analysis {sensitivity.id}: {len(variant)} persons, the study has "
                            f"{len(population)}")
@@ -660,7 +655,7 @@ def sensitivity_population(con: duckdb.DuckDBPyConnection, population: pd.DataFr
     return frame[~variant["outcome_before_time_at_risk"].astype(bool).to_numpy()]
 
 
-def analyse_sensitivity(con: duckdb.DuckDBPyConnection, population: pd.DataFrame, study: StudyDefinition,
+def analyse_sensitivity(con: Engine, population: pd.DataFrame, study: StudyDefinition,
                         sensitivity: SensitivityAnalysis) -> StudyAnalysis:
     """The study's analyses, same design and covariates, with the outcome or one exposure replaced by
     `sensitivity.variant` (the rows' outcome or exposure names the variant)."""
@@ -695,7 +690,7 @@ def analyse_exposure_variant(population: pd.DataFrame, study: StudyDefinition,
 # ---------------------------------------------------------------------------------------------------------------
 # Sequence symmetry over the whole extract
 # ---------------------------------------------------------------------------------------------------------------
-def sequence_symmetry_for_drugs(con: duckdb.DuckDBPyConnection, drug_phenotypes: list[str],
+def sequence_symmetry_for_drugs(target: Engine | object, drug_phenotypes: list[str],
                                 marker: str = "leg_cramps", window_days: int = 365,
                                 washout_days: int = 365,
                                 notes: list[str] | None = None) -> list[tuple[str, str, EstimateResult]]:
@@ -710,25 +705,15 @@ def sequence_symmetry_for_drugs(con: duckdb.DuckDBPyConnection, drug_phenotypes:
       Without this, markers in the first washout year are dropped before early index dates but not after them:
       marker-first pairs go missing and every sequence ratio is pushed up (6-11% on generated extracts);
     - an index initiation also needs `window_days` of observation after it, so both sides of the window are seen.
-    Pulls one row per person (first dates only).
+    Pulls one row per person (first dates only), from `target` (the engine holding the phenotype and staging
+    tables, or a DuckDB connection or SparkSession).
     """
-    def first_dates_with_observation(phenotype_id: str) -> pd.DataFrame:
-        """Each person's first date with the days observed without a break before and after it.
+    engine = as_engine(target)
 
-        Periods containing the date all overlap there, so their union is one stretch of observation: from the
-        earliest start to the latest end (overlapping periods are duplicated enrolment records)."""
-        return con.execute(
-            """
-            SELECT s.person_id, s.first_date,
-                   datediff('day', min(op.observation_period_start_date), s.first_date) AS days_observed_before,
-                   datediff('day', s.first_date, max(op.observation_period_end_date)) AS days_observed_after
-            FROM phenotype.person_summary s
-            JOIN staging.observation_period op
-              ON op.person_id = s.person_id
-             AND s.first_date BETWEEN op.observation_period_start_date AND op.observation_period_end_date
-            WHERE s.phenotype_id = $phenotype
-            GROUP BY s.person_id, s.first_date
-            """, {"phenotype": phenotype_id}).df()
+    def first_dates_with_observation(phenotype_id: str) -> pd.DataFrame:
+        """Each person's first date with the days observed without a break before and after it
+        (sql/statistics/first_dates_with_observation.sql)."""
+        return engine.query(read_sql("statistics/first_dates_with_observation.sql"), {"phenotype": phenotype_id})
 
     markers = first_dates_with_observation(marker)
     markers = markers[markers["days_observed_before"] >= washout_days]

@@ -1,0 +1,97 @@
+"""Tables handed between DuckDB and Spark, for stages that run on Spark while ingest and publishing stay on DuckDB.
+
+    export_stage_inputs(con, folder)              DuckDB: every staging.* and vocabulary.* table as
+                                                  <schema>.<table>.parquet (what the phenotype and cohort stages read)
+    register_stage_inputs(spark, folder)          Spark: those files as tables of the same names (external Parquet)
+    copy_tables_to_duckdb(spark, con, tables, folder)
+                                                  DuckDB: each named Spark table's rows replace the DuckDB table's
+                                                  (written by Spark as Parquet, read by DuckDB through Arrow)
+
+Parquet is the hand-over because both engines write and read it natively and it keeps every column's type; no
+row passes through Python. DuckDB keeps its own table definitions (column types, keys, comments): a table the
+DuckDB stage would create is created by the caller with the stage's own DDL first, and the copy fills it by column
+name, adding the columns Spark's table has and DuckDB's lacks (the per-study phenotype columns of
+cohort.study_population).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from pipelines.engine.duckdb_engine import DuckDBEngine
+from pipelines.sql_quoting import qualified_name, quote_identifier, quote_literal
+
+# The schemas the phenotype and cohort stages read and the ingest writes.
+STAGE_INPUT_SCHEMAS = ("staging", "vocabulary")
+
+
+def _backquoted(table: str) -> str:
+    return ".".join(f"`{part.replace('`', '``')}`" for part in table.split("."))
+
+
+def export_stage_inputs(con: Any, folder: Path) -> list[Path]:
+    """Write every table of the stage-input schemas of a DuckDB connection as Parquet; returns the files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for schema, table in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE list_contains($schemas, schema_name) "
+            "ORDER BY ALL", {"schemas": list(STAGE_INPUT_SCHEMAS)}).fetchall():
+        path = folder / f"{schema}.{table}.parquet"
+        con.execute(f"COPY {qualified_name(schema, table)} TO {quote_literal(path)} (FORMAT parquet)")
+        files.append(path)
+    return files
+
+
+def register_stage_inputs(spark: Any, folder: Path) -> list[str]:
+    """Make every <schema>.<table>.parquet of `folder` a Spark table <schema>.<table>; returns the table names."""
+    names = []
+    for path in sorted(folder.glob("*.parquet")):
+        schema, table = path.stem.split(".", 1)
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
+        spark.sql(f"DROP TABLE IF EXISTS `{schema}`.`{table}`")
+        spark.catalog.createTable(f"{schema}.{table}", path=str(path.resolve()), source="parquet")
+        names.append(f"{schema}.{table}")
+    return names
+
+
+def copy_tables_to_duckdb(spark: Any, con: Any, tables: Iterable[str], folder: Path) -> dict[str, int]:
+    """Replace the rows of each table ("schema.table") of DuckDB `con` with the rows of the Spark table of the same
+    name, in one DuckDB transaction; a table DuckDB lacks is created with the Parquet file's types. Returns the rows
+    copied per table."""
+    import pyarrow.dataset as ds
+
+    duck = DuckDBEngine(con)
+    written = {}
+    for table in tables:
+        path = folder / table
+        spark.table(_backquoted(table)).write.mode("overwrite").parquet(str(path))
+        written[table] = path
+    present = duck.table_names()
+    copied = {}
+    with duck.transaction():
+        for table, path in written.items():
+            schema, name = table.split(".", 1)
+            # Spark names its files part-*.parquet beside _SUCCESS and checksums, which Arrow's dataset skips.
+            rows = ds.dataset(str(path), format="parquet")
+            if not rows.schema.names:  # no file written: an empty table
+                if table in present:
+                    con.execute(f"DELETE FROM {qualified_name(schema, name)}")
+                copied[table] = 0
+                continue
+            con.register("spark_rows", rows)
+            try:
+                if table not in present:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+                    con.execute(f"CREATE TABLE {qualified_name(schema, name)} AS SELECT * FROM spark_rows")
+                else:
+                    columns = set(duck.columns(table))
+                    for column, column_type, *_ in con.execute("DESCRIBE SELECT * FROM spark_rows").fetchall():
+                        if column not in columns:
+                            duck.add_column_if_absent(table, column, column_type)
+                    con.execute(f"DELETE FROM {qualified_name(schema, name)}")
+                    con.execute(f"INSERT INTO {qualified_name(schema, name)} BY NAME SELECT * FROM spark_rows")
+            finally:
+                con.unregister("spark_rows")
+            [(copied[table],)] = con.execute(f"SELECT count(*) FROM {qualified_name(schema, name)}").fetchall()
+    return copied

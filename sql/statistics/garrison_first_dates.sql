@@ -1,0 +1,49 @@
+-- Garrison 2012's design (pipelines/statistics/sequence_symmetry.py garrison_sequence_symmetry): each person's first
+-- date of each index drug in $phenotypes and of the marker $marker (the first quinine fill), with the days observed
+-- without a break before and after it and the age on that date; a marker on or after a record of $excluded_by
+-- (quinine then treats the infection) is left out.
+-- Age in completed years as sql/cohorts/eligibility.sql counts it (from birth_date when the extract has it, else
+-- year - year_of_birth; a year is completed on the birthday, for a person born on 29 February on 28 February in
+-- years without one), written with year/month/day so that every engine counts the same.
+WITH first_dates AS (
+    -- Drugs: the first date of each index-drug phenotype. Marker: the first quinine fill whatever the phenotype's
+    -- all-time exclusion says (phenotype.events keeps the fills of excluded persons); the exclusion is applied
+    -- below, as of the quinine start.
+    SELECT person_id, phenotype_id, first_date
+    FROM phenotype.person_summary
+    WHERE array_contains($phenotypes, phenotype_id)
+    UNION ALL
+    SELECT person_id, phenotype_id, min(event_date) AS first_date
+    FROM phenotype.events
+    WHERE phenotype_id = $marker
+    GROUP BY person_id, phenotype_id
+),
+with_observation AS (
+    -- Overlapping periods containing the date are one stretch of observation (duplicated enrolment records).
+    SELECT f.person_id, f.phenotype_id, f.first_date,
+           date_diff('day', min(op.observation_period_start_date), f.first_date) AS days_observed_before,
+           date_diff('day', f.first_date, max(op.observation_period_end_date)) AS days_observed_after
+    FROM first_dates AS f
+    JOIN staging.observation_period AS op
+      ON op.person_id = f.person_id
+     AND f.first_date BETWEEN op.observation_period_start_date AND op.observation_period_end_date
+    GROUP BY f.person_id, f.phenotype_id, f.first_date
+),
+excluded_marker AS (
+    SELECT person_id, first_date
+    FROM phenotype.person_summary
+    WHERE phenotype_id = $excluded_by
+)
+SELECT w.person_id, w.phenotype_id, w.first_date, w.days_observed_before, w.days_observed_after,
+       CASE WHEN p.birth_date IS NOT NULL
+            THEN year(w.first_date) - year(p.birth_date)
+                 - CASE WHEN month(w.first_date) < month(p.birth_date)
+                          OR (month(w.first_date) = month(p.birth_date) AND day(w.first_date) < day(p.birth_date)
+                              AND w.first_date < last_day(w.first_date))
+                        THEN 1 ELSE 0 END
+            ELSE year(w.first_date) - p.year_of_birth END AS age
+FROM with_observation AS w
+JOIN staging.person AS p ON p.person_id = w.person_id
+LEFT JOIN excluded_marker AS x ON x.person_id = w.person_id
+WHERE NOT (w.phenotype_id = $marker AND x.first_date IS NOT NULL AND x.first_date <= w.first_date)
+ORDER BY w.person_id, w.phenotype_id
