@@ -53,3 +53,21 @@ def test_a_cohort_assets_warnings_are_listed_once_each(dagster_instance):
 
     result = dg.materialize([cohort_like, quiet], instance=dagster_instance)
     assert run_warnings(result) == ["leg_cramps: no person's observation overlaps the study period", "second"]
+
+
+@pytest.mark.slow
+def test_fail_on_empty_exits_2_when_no_study_published_an_estimate(tmp_path, capsys, monkeypatch):
+    from pipelines.run import NO_ESTIMATE_WARNING, main
+    from tests.support.paths import REPO_ROOT
+    from tests.support.planted_rejects import FIXTURE_MAX_REJECT_SHARE, write_fixture
+
+    extract = write_fixture(tmp_path / "extract")  # 3 persons: no study can estimate anything
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    database = tmp_path / "study.duckdb"
+    arguments = ["--extract", str(extract), "--db", str(database), "--max-reject-share", str(FIXTURE_MAX_REJECT_SHARE)]
+    assert main([*arguments, "--fail-on-empty"]) == 2
+    out = capsys.readouterr().out
+    assert f"WARNING: {NO_ESTIMATE_WARNING}" in out and database.exists()  # published, and said so
