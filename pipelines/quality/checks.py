@@ -87,8 +87,9 @@ def packaged_check_spec(asset_key: dg.AssetKey, check_name: str, suite_name: str
 def run_check_suite(context: dg.AssetCheckExecutionContext, warehouse: Warehouse,
                     suite: str | dict[str, Any]) -> SuiteResult:
     """Validate one suite in the run's build file, as every data-quality check step does. The Data Docs are rendered
-    once per run, by the publish step (runner.render_data_docs); a step whose suite has a failing check renders them at
-    once, so a run that a blocking check stops still leaves its Data Docs in its build folder."""
+    once per run, by the publish step (runner.render_data_docs); a step whose suite has a failing fatal check
+    renders them at once, so a run that a blocking check stops still leaves its Data Docs in its build folder
+    (a failing warning stops nothing: the publish step renders it with the rest)."""
     run_id = context.run.run_id  # an asset check's context has no run_id of its own
     docs_dir = warehouse.build_data_docs_dir(run_id)
     result = run_suite(
@@ -103,7 +104,7 @@ def run_check_suite(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
         diagnostics_file=warehouse.diagnostics_dir(run_id) / DIAGNOSTICS_FILE,
     )
     failed = result.failed()
-    if failed:
+    if not result.fatal_passed:
         render_data_docs(docs_dir)
     context.log.info(f"{result.suite}: {len(result.results) - len(failed)} of {len(result.results)} checks "
                      f"passed; Data Docs once published: {warehouse.published_data_docs_index}")
