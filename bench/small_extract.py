@@ -1,14 +1,18 @@
 """Benchmark a small extract end to end, as a new user runs it: `legcramp-run` on N patients (default 100).
 
-    python bench/small_extract.py [--patients 100] [--seed 1]
+    python bench/small_extract.py [--patients 100] [--seed 1] [--code PATH] [--out FILE]
 
 Each command runs in its own process, timed from outside (wall, and user+sys CPU of the process and its
 children), with a throw-away Dagster instance:
 - `legcramp-run --check` on the extract;
 - `legcramp-run` on a copy whose person.csv lacks person_id (how soon a layout error is reported);
-- `legcramp-run` on the extract (the whole study), with the wall time of each stage read from the run's Dagster
-  step events, the time from the process start to the first step (imports, code location, run set-up), and the
-  number of asset-check results the run wrote.
+- `legcramp-run` on the extract (the whole study), run as `bench/profile_small_run.py -- <legcramp-run arguments>`
+  (the same `pipelines.run.main` in one process, with its CPU sampled): the wall and CPU seconds of each stage read
+  from the run's Dagster step windows, the CPU outside the steps (imports, building the definitions, run set-up),
+  the time from the process start to the first step, and the number of asset-check results and events the run
+  wrote.
+--code PATH measures another checkout of the project (e.g. `git archive main | tar -x -C /tmp/main`) with this
+benchmark, so that two versions can be measured one after the other under the same machine load.
 The machine is shared, so the load average before and after each command is printed beside it: compare CPU
 seconds between machines, wall seconds only on a quiet one. Figures go to bench/results/small_extract.json.
 """
@@ -39,7 +43,7 @@ def timed(command: list[str], env: dict[str, str]) -> dict:
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
-    completed = subprocess.run(command, env=env, cwd=REPOSITORY, capture_output=True, text=True)
+    completed = subprocess.run(command, env=env, cwd=env.get("PYTHONPATH", REPOSITORY), capture_output=True, text=True)
     wall = time.time() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
@@ -54,7 +58,7 @@ def timed(command: list[str], env: dict[str, str]) -> dict:
     }
 
 
-def run_figures(dagster_home: Path, started_at: float) -> dict:
+def run_figures(dagster_home: Path, started_at: float, profile: dict) -> dict:
     """Per stage wall seconds of the run in `dagster_home`, time to its first step, events by type."""
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     import dagster as dg
@@ -81,8 +85,12 @@ def run_figures(dagster_home: Path, started_at: float) -> dict:
         "status": run.status.value,
         "start_up_s": round(first_step - started_at, 2) if first_step else None,
         "stages_wall_s": {stage: round(stages[stage], 2) for stage in [*STAGES, "other"] if stage in stages},
+        "stages_cpu_s": profile["stages_cpu_s"],
+        "cpu_s_outside_steps": profile["cpu_s_outside_steps"],
+        "steps_cpu_s": profile["steps_cpu_s"],
         "asset_check_results": events["ASSET_CHECK_EVALUATION"],
         "events": sum(events.values()),
+        "events_by_type": dict(events.most_common()),
     }
 
 
@@ -90,14 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--code", type=Path, default=REPOSITORY, help="the checkout of the project to measure")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "small_extract.json", help="figures (JSON)")
     args = parser.parse_args(argv)
+    code = args.code.resolve()
 
     work = Path(tempfile.mkdtemp(prefix="legcramp_small_bench_"))
     try:
         dagster_home = work / "dagster_home"
         dagster_home.mkdir()
-        shutil.copy(REPOSITORY / "dagster.yaml", dagster_home / "dagster.yaml")
-        env = {**os.environ, "PYTHONPATH": str(REPOSITORY), "DAGSTER_HOME": str(dagster_home),
+        shutil.copy(code / "dagster.yaml", dagster_home / "dagster.yaml")
+        env = {**os.environ, "PYTHONPATH": str(code), "DAGSTER_HOME": str(dagster_home),
                "GX_ANALYTICS_ENABLED": "false", "DAGSTER_DISABLE_TELEMETRY": "1"}
         extract = work / "extract"
         generate = timed([str(BIN / "legcramp-generate"), "--patients", str(args.patients), "--seed",
@@ -109,14 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         check = timed([str(BIN / "legcramp-run"), "--check", "--extract", str(extract)], env)
         refused = timed([str(BIN / "legcramp-run"), "--extract", str(broken), "--db", str(work / "broken.duckdb")],
                         env)
-        whole = timed([str(BIN / "legcramp-run"), "--extract", str(extract), "--db", str(work / "site.duckdb")], env)
-        figures = run_figures(dagster_home, whole["started_at"])
+        whole = timed([sys.executable, str(BENCH_DIR / "profile_small_run.py"), "--out", str(work / "profile.json"),
+                       "--", "--extract", str(extract), "--db", str(work / "site.duckdb")], env)
+        figures = run_figures(dagster_home, whole["started_at"], json.loads((work / "profile.json").read_text()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     result = {
         "patients": args.patients,
         "seed": args.seed,
+        "code": str(code),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "generate": generate,
@@ -124,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         "broken_layout_refused": refused,
         "whole_study": {**whole, **figures},
     }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "small_extract.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
     print(f"{args.patients} patients, {os.cpu_count()} CPUs ({platform.platform()})")
     print(f"{'command':<40} {'exit':>4} {'wall s':>8} {'CPU s':>8} {'load before/after':>18}")
@@ -134,10 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<40} {figure['exit']:>4} {figure['wall_s']:>8.1f} {figure['cpu_s']:>8.1f} "
               f"{figure['load_before']:>9.1f}/{figure['load_after']:<8.1f}")
     print(f"start-up (process start to first Dagster step): {figures['start_up_s']} s wall")
+    for name, seconds in figures["cpu_s_outside_steps"].items():
+        print(f"  {name:<40} {seconds:8.1f} s CPU")
     for stage, seconds in figures["stages_wall_s"].items():
-        print(f"  {stage:<14} {seconds:8.1f} s wall")
+        print(f"  {stage:<40} {seconds:8.1f} s wall {figures['stages_cpu_s'].get(stage, 0):8.1f} s CPU")
     print(f"asset-check results: {figures['asset_check_results']}, Dagster events: {figures['events']}")
-    print(f"figures: {RESULTS_DIR / 'small_extract.json'}")
+    print(f"figures: {args.out}")
     return 0 if whole["exit"] == 0 and check["exit"] == 0 and refused["exit"] == 1 else 1
 
 

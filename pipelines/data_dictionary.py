@@ -54,10 +54,11 @@ class ColumnFamilySource:
 
 
 def _phenotype_items() -> list[dict[str, str]]:
-    # Imported here: the phenotype loader is only needed when a table with phenotype columns is described.
-    from pipelines.phenotypes.loader import load_phenotype_library
+    # Imported here: the phenotype loader is only needed when a table with phenotype columns is described. The
+    # library as read and checked once per process (the publish step describes every table of the run's database).
+    from pipelines.phenotypes.loader import phenotype_library
 
-    return [{"id": p.id, "name": p.definition.name} for p in load_phenotype_library()]
+    return [{"id": p.id, "name": p.definition.name} for p in phenotype_library()]
 
 
 COLUMN_FAMILY_SOURCES: dict[str, ColumnFamilySource] = {

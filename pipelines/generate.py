@@ -25,9 +25,16 @@ def _key(key) -> str:
     return "/".join(key.path)
 
 
+def _sub_checks(metadata) -> list[dict]:
+    """The sub-checks a data-quality check reports (its spec's metadata `checks`: name and severity of each)."""
+    listed = (metadata or {}).get("checks")
+    return list(getattr(listed, "value", listed) or [])
+
+
 def asset_graph_snapshot() -> dict:
     """What the Dagster code location defines: each asset's group, partitions, upstream assets and checks (with
-    their blocking flag), each job's assets, the schedules and the sensors. Sorted, so that the text changes only
+    their blocking flag; for a data-quality check, each sub-check it reports and its severity), each job's
+    assets, the schedules and the sensors. Sorted, so that the text changes only
     when the definitions do."""
     from pipelines.definitions import defs
 
@@ -42,6 +49,10 @@ def asset_graph_snapshot() -> dict:
             "checks": sorted(f"{check.name} ({'blocking' if graph.get(check).blocking else 'warns'})"
                              for check in node.check_keys),
         }
+        sub_checks = sorted(f"{check.name}/{sub['name']} ({sub['severity']})" for check in node.check_keys
+                            for sub in _sub_checks(graph.get(check).metadata))
+        if sub_checks:
+            assets[_key(key)]["sub_checks"] = sub_checks
     jobs = {}
     for job in sorted(defs.resolve_all_job_defs(), key=lambda j: j.name):
         if job.name.startswith("__"):  # Dagster's implicit job of all assets

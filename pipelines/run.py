@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 # The start-up path imports neither Dagster nor the code location: `legcramp-run --check` and a layout error must
 # answer in seconds, and importing the definitions (every study's assets, the statistics libraries) takes far longer
 # on a loaded machine. What the run needs is imported when the run starts (README, *Performance*).
-__all__ = ["NO_ESTIMATE_WARNING", "failure_message", "failure_messages", "main", "run_study", "summary"]
+__all__ = ["NO_ESTIMATE_WARNING", "failure_message", "failure_messages", "main", "run_study", "run_warnings",
+           "summary"]
 
 _LAZY_EXPORTS = {"failure_message": "pipelines.run_failures", "failure_messages": "pipelines.run_failures"}
 
@@ -128,6 +129,21 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
         con.close()
 
 
+def run_warnings(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The warnings the run's assets recorded in their metadata, each once, in the order of the run: a clinical
+    table the extract does not ship (metadata `warning` of its staging asset, naming the phenotypes it takes
+    away), a study whose period no observation overlaps (metadata `warnings` of its cohort asset, naming both
+    ranges). The summary prints them, so a run that finds nothing says why without opening the Dagster log."""
+    found: list[str] = []
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        if "warning" in metadata:
+            found.append(str(metadata["warning"].value))
+        if "warnings" in metadata:  # a Markdown list, one "- " line per warning
+            found += [line[2:] for line in str(metadata["warnings"].value).splitlines() if line.startswith("- ")]
+    return list(dict.fromkeys(found))
+
+
 def check(extract: Path) -> int:
     """`legcramp-run --check`: the extract's layout, columns and vocabulary checked before anything heavy starts."""
     from pipelines.ingest.formats import check_extract
@@ -209,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     text = summary(args.db, study_overrides=args.override_json)
     print(text)
+    for warning in run_warnings(result):
+        print(f"WARNING: {warning}")
     return 2 if args.fail_on_empty and NO_ESTIMATE_WARNING in text else 0
 
 

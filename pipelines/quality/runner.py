@@ -377,6 +377,20 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
     return validations
 
 
+def render_data_docs(docs_dir: str | Path) -> Path | None:
+    """Render the Data Docs site of `docs_dir` from the suites and validation results stored there (by run_suites
+    with build_data_docs=False), offline; returns its index. A pipeline run renders once, when it publishes:
+    rendering costs about a second of CPU per call whatever the data size (GX compiles its page templates anew
+    for each build), so rendering after each of a run's check steps cost more than all its validations.
+    None when nothing was validated into `docs_dir`."""
+    docs_dir = Path(docs_dir)
+    if not (docs_dir / _VALIDATION_RESULTS_FOLDER).is_dir():
+        return None
+    _gx_context(docs_dir).build_data_docs()
+    make_data_docs_offline(docs_dir)  # no CDN at view time (pipelines/quality/offline_docs.py)
+    return docs_dir / "index.html"
+
+
 def dispose_gx_engines(datasource) -> None:
     """Close every connection GX opened, so no handle on the DuckDB file outlives the validation.
 

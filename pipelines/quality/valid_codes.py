@@ -11,9 +11,9 @@ from functools import lru_cache
 from importlib.metadata import version
 
 import duckdb
-import simple_icd_10_cm as icd10cm
 
 from pipelines import tables
+from pipelines.vocabularies import icd10cm_codes
 
 VALID_ICD10CM_TABLE = tables.VALID_ICD10CM_CODES
 
@@ -21,7 +21,7 @@ VALID_ICD10CM_TABLE = tables.VALID_ICD10CM_CODES
 @lru_cache(maxsize=1)
 def valid_icd10cm_codes() -> tuple[str, ...]:
     """Every ICD-10-CM category and subcategory, with the dot, sorted."""
-    return tuple(sorted({code for code in icd10cm.get_all_codes(True) if icd10cm.is_category_or_subcategory(code)}))
+    return tuple(sorted(icd10cm_codes()))
 
 
 def ensure_valid_icd10cm_codes(con: duckdb.DuckDBPyConnection) -> None:

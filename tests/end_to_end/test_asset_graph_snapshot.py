@@ -1,6 +1,7 @@
 """The Dagster asset graph against its committed snapshot (tests/snapshots/asset_graph.json), as
 dagster-open-platform's test_defs.py snapshots its asset specs: an asset, group, partitioning, dependency, check,
-blocking flag, job, schedule or sensor that changes by accident fails here.
+blocking flag, data-quality sub-check (with its severity), job, schedule or sensor that changes by accident fails
+here.
 
 A change meant to happen: run `make generate` and commit the new snapshot beside the change, so the review sees it.
 """
@@ -48,7 +49,12 @@ def test_the_snapshot_names_what_it_should_catch():
     cohort = snapshot["assets"]["cohort/leg_cramps"]
     assert cohort["group"] == "cohorts"
     assert cohort["partitions"] == 'Dynamic partitions: "site"'
-    assert "index_inside_study_period (blocking)" in cohort["checks"]
+    assert cohort["checks"] == ["cohort_data_quality (blocking)"]  # one check per study...
+    assert "cohort_data_quality/index_inside_study_period (fatal)" in cohort["sub_checks"]  # ...listing its own
+    person = snapshot["assets"]["staging/person"]
+    assert "staging_data_quality (blocking)" in person["checks"]
+    assert "staging_data_quality/person_id_unique (fatal)" in person["sub_checks"]
+    assert "staging_data_quality/age_0_to_120 (warning)" in person["sub_checks"]
     assert "phenotype/leg_cramps" in cohort["upstream"]
     assert snapshot["jobs"]["leg_cramp_network"]["assets"] == ["network/pooled_associations"]
     assert "leg_cramps_schedule" in snapshot["schedules"]

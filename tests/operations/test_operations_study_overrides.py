@@ -18,6 +18,7 @@ from pipelines.definitions import defs
 from pipelines.jobs import STUDY_JOB_NAME
 from pipelines.network.sites import register_site
 from pipelines.operations.run_config import config_problems, study_run_config
+from pipelines.quality.checks import COHORT_CHECK_NAME
 from pipelines.run import failure_messages
 from tests.support.paths import REPO_ROOT
 
@@ -131,12 +132,16 @@ def test_a_study_period_override_past_the_file_end_publishes(tmp_path_factory, g
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         result = _launch(instance, _config_with_overrides(extract, database, {"leg_cramps": LATER_PERIOD}))
     assert result.success, failure_messages(result)
-    [period_check] = [e.asset_check_evaluation_data for e in result.all_events
+    [cohort_check] = [e.asset_check_evaluation_data for e in result.all_events
                       if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-                      and e.asset_check_evaluation_data.check_name == "index_inside_study_period"
+                      and e.asset_check_evaluation_data.check_name == COHORT_CHECK_NAME
                       and e.asset_check_evaluation_data.asset_key.path == ["cohort", "leg_cramps"]]
-    assert period_check.passed
-    assert "2022-07-01 to 2023-06-30" in period_check.description
+    assert cohort_check.passed
+    [period_check] = [c for c in cohort_check.metadata["sub_checks"].value
+                      if c["name"] == "index_inside_study_period"]
+    assert period_check["passed"] and period_check["unexpected_count"] == 0
+    assert "index_inside_study_period (fatal): Index dates lie inside the study period of the run (2022-07-01 to " \
+           "2023-06-30)" in cohort_check.description
     con = duckdb.connect(str(database), read_only=True)
     earliest, latest, after_file_end = con.execute(
         "SELECT min(index_date), max(index_date), count(*) FILTER (WHERE index_date > DATE '2022-12-31') "

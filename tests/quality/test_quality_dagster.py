@@ -1,5 +1,6 @@
-"""The Dagster asset checks in a real Dagster execution: a failing fatal check keeps the assets downstream of the
-checked asset from running; a failing warning does not."""
+"""The Dagster asset checks in a real Dagster execution: one check per staging table reports the table's
+expectations as sub-results; a failing fatal sub-check keeps the assets downstream of the checked asset from
+running, a failing warning does not; the check names what failed and how many rows."""
 
 import os
 
@@ -15,7 +16,12 @@ from pipelines.ingest import assets as ingest_assets  # noqa: E402
 from pipelines.ingest.resources import ExtractSource  # noqa: E402
 from pipelines.publish.assets import PUBLISHED_KEY, build_publish_asset  # noqa: E402
 from pipelines.quality import suites  # noqa: E402
-from pipelines.quality.checks import build_suite_asset_checks, markdown_table, staging_asset_checks  # noqa: E402
+from pipelines.quality.checks import (  # noqa: E402
+    STAGING_CHECK_NAME,
+    build_suite_asset_checks,
+    markdown_table,
+    staging_asset_checks,
+)
 from tests.support.quality_staging import ROWS, create_staging_tables, insert_rows  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
 
@@ -82,7 +88,13 @@ def test_clean_staging_passes_and_everything_runs(tmp_path):
     assert materialized(result) == {PERSON, CONDITION, dg.AssetKey("person_summary"),
                                     dg.AssetKey("condition_summary")}
     checks = evaluations(result)
-    assert checks and all(e.passed for e in checks.values())
+    assert set(checks) == {(PERSON, STAGING_CHECK_NAME), (CONDITION, STAGING_CHECK_NAME)}  # one per table
+    assert all(e.passed for e in checks.values())
+    person = checks[(PERSON, STAGING_CHECK_NAME)]
+    expectations = [e["meta"]["name"] for e in suites.read_suite_json("staging.person")["expectations"]]
+    assert [c["name"] for c in person.metadata["sub_checks"].value] == expectations
+    assert person.metadata["checks_passed"].value == len(expectations)
+    assert person.description.startswith(f"all {len(expectations)} passed: columns_match_spec (fatal)")
 
 
 def test_failing_fatal_check_blocks_downstream_and_warning_does_not(tmp_path):
@@ -93,19 +105,32 @@ def test_failing_fatal_check_blocks_downstream_and_warning_does_not(tmp_path):
     assert dg.AssetKey("condition_summary") in materialized(result)
 
     checks = evaluations(result)
-    duplicate = checks[(PERSON, "person_id_unique")]
-    assert not duplicate.passed and duplicate.severity == dg.AssetCheckSeverity.ERROR
-    assert duplicate.metadata["unexpected_count"].value == 2
-    assert "| person_id |" in duplicate.metadata["example_rows"].value
-    assert duplicate.metadata["data_docs"].value.endswith("data_docs/index.html")
+    assert {key for key, e in checks.items() if not e.passed} == {(PERSON, STAGING_CHECK_NAME),
+                                                                 (CONDITION, STAGING_CHECK_NAME)}
+    person = checks[(PERSON, STAGING_CHECK_NAME)]
+    assert not person.passed and person.severity == dg.AssetCheckSeverity.ERROR
+    # Which expectation failed, and how many rows, without opening Data Docs.
+    assert person.description.startswith("failed: person_id_unique (fatal): 2 failing of 6 (33.33%, threshold 0%)")
+    assert person.metadata["checks_failed"].value == ["person_id_unique"]
+    assert person.metadata["fatal_checks_failed"].value == ["person_id_unique"]
+    assert person.metadata["person_id_unique/unexpected_count"].value == 2
+    assert "| person_id |" in person.metadata["person_id_unique/example_rows"].value
+    assert "| person_id_unique | fatal | NO | 2 | 6 |" in person.metadata["checks"].value
+    assert person.metadata["data_docs"].value.endswith("data_docs/index.html")
+    verdicts = {c["name"]: c for c in person.metadata["sub_checks"].value}
+    assert verdicts["person_id_unique"]["passed"] is False and verdicts["person_id_unique"]["unexpected_count"] == 2
+    assert [name for name, c in verdicts.items() if not c["passed"]] == ["person_id_unique"]
 
-    snomed = checks[(CONDITION, "condition_code_format_snomed")]
-    assert not snomed.passed and snomed.severity == dg.AssetCheckSeverity.WARN
-    assert snomed.metadata["unexpected_count"].value == 1
-    assert snomed.metadata["unexpected_percent"].value == 100 / 7
-    assert "12AB" in snomed.metadata["example_rows"].value
-    assert {check for (_, check), e in checks.items() if not e.passed} == {"person_id_unique",
-                                                                          "condition_code_format_snomed"}
+    condition = checks[(CONDITION, STAGING_CHECK_NAME)]
+    assert not condition.passed and condition.severity == dg.AssetCheckSeverity.WARN
+    assert condition.description.startswith("failed: condition_code_format_snomed (warning): 1 failing")
+    assert condition.metadata["checks_failed"].value == ["condition_code_format_snomed"]
+    assert condition.metadata["fatal_checks_failed"].value == []
+    assert condition.metadata["condition_code_format_snomed/unexpected_count"].value == 1
+    assert condition.metadata["condition_code_format_snomed/unexpected_percent"].value == 100 / 7
+    assert "12AB" in condition.metadata["condition_code_format_snomed/example_rows"].value
+    # A failing check step renders the Data Docs at once: the run stops before publishing, which renders them.
+    assert (warehouse.build_data_docs_dir(result.run_id) / "index.html").exists()
 
     # The checks recorded their results in the run's build file.
     con = duckdb.connect(str(warehouse.build_path(result.run_id)), read_only=True)
@@ -145,12 +170,18 @@ def test_fatal_check_keeps_the_study_pipeline_from_publishing(tmp_path):
     clean = dg.materialize(definitions, resources=resources, raise_on_error=False)
     assert clean.success and PUBLISHED_KEY in materialized(clean)
     assert all(e.passed for e in clean.get_asset_check_evaluations())
+    assert sorted(e.asset_key.path[-1] for e in clean.get_asset_check_evaluations()
+                  if e.check_name == STAGING_CHECK_NAME) == sorted(t.name for t in spec.TABLES)
+    # The Data Docs were rendered once, by the publish step, with every staging suite's validation.
+    index = (warehouse.published_outputs_dir / "data_docs" / "index.html").read_text()
+    assert all(f"staging.{table.name}" in index for table in spec.TABLES)
 
     write_example_extract(extract, sex_of_p5="Q")
     broken = dg.materialize(definitions, resources=resources, raise_on_error=False)
     assert not broken.success and PUBLISHED_KEY not in materialized(broken)
-    assert [(e.check_name, e.severity) for e in broken.get_asset_check_evaluations() if not e.passed] == [
-        ("sex_in_value_set", dg.AssetCheckSeverity.ERROR)]
+    assert [(e.asset_key, e.check_name, e.severity, e.metadata["fatal_checks_failed"].value)
+            for e in broken.get_asset_check_evaluations() if not e.passed] == [
+        (PERSON, STAGING_CHECK_NAME, dg.AssetCheckSeverity.ERROR, ["sex_in_value_set"])]
 
     con = duckdb.connect(str(warehouse.published_path), read_only=True)
     published_runs = con.execute("SELECT run_id, count(*) FROM dq.check_results GROUP BY 1").fetchall()
