@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import pickle
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,10 +34,35 @@ def dagster_instance(tmp_path):
         yield instance
 
 
+def shared_session_dir(tmp_path_factory) -> Path:
+    """A folder shared by every pytest-xdist worker of this run (the session's own base folder without xdist):
+    where session fixtures keep what one worker builds and the others reuse."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(folder: Path, build):
+    """`build(folder)` run by one process only, whichever worker asks first; later callers (other workers, later
+    tests) wait for it and get the pickled result. A build that raised leaves nothing, so the next caller retries."""
+    from filelock import FileLock
+
+    done = folder.with_name(folder.name + ".result.pickle")
+    with FileLock(str(folder.with_name(folder.name + ".lock"))):
+        if not done.exists():
+            if folder.exists():
+                shutil.rmtree(folder)
+            result = build(folder)
+            partial = done.with_suffix(".partial")
+            partial.write_bytes(pickle.dumps(result))
+            partial.rename(done)
+    return pickle.loads(done.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def generated_extract(tmp_path_factory):
     """`generated_extract(patients, seed, **options)`: a synthetic extract made by pipelines.synthetic, generated
-    once per session for each set of arguments and shared by every test that asks for the same one.
+    once per test run for each set of arguments and shared by every test (and every xdist worker) that asks for the
+    same one.
 
     Returns a `GeneratedExtract` (the folder and the generator's ground truth). The folder is shared: tests only
     read it; a test that changes files works on a copy (`shutil.copytree(extract.path, tmp_path / "extract")`).
@@ -43,14 +70,18 @@ def generated_extract(tmp_path_factory):
     from pipelines.synthetic import generate_extract
 
     defaults = {name: p.default for name, p in inspect.signature(generate_extract).parameters.items()}
+    root = shared_session_dir(tmp_path_factory)
     made: dict[tuple, GeneratedExtract] = {}
 
     def generated(patients: int, seed: int, **options) -> GeneratedExtract:
         # An option given at its default value asks for the same extract as leaving it out.
         settings = (patients, seed, tuple(sorted((k, v) for k, v in options.items() if defaults[k] != v)))
         if settings not in made:
-            folder = tmp_path_factory.mktemp(f"generated_{patients}_{seed}") / "extract"
-            truth = generate_extract(folder, patients, seed=seed, progress=False, **options)
+            name = "_".join(["generated", str(patients), str(seed), *(f"{k}-{v}" for k, v in settings[2])])
+            folder = root / name / "extract"
+            folder.parent.mkdir(exist_ok=True)
+            truth = build_once(folder, lambda out: generate_extract(out, patients, seed=seed, progress=False,
+                                                                    **options))
             made[settings] = GeneratedExtract(folder, truth)
         return made[settings]
 
