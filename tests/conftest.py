@@ -86,3 +86,38 @@ def generated_extract(tmp_path_factory):
         return made[settings]
 
     return generated
+
+
+@pytest.fixture(scope="session")
+def study_database(generated_extract, tmp_path_factory):
+    """`study_database(patients, seed, **options)`: the DuckDB file of `generated_extract(patients, seed, **options)`
+    after ingest, phenotypes and the cohort build of every study (pipelines' own functions, as a run calls them),
+    built once per test run for all workers.
+
+    The file is shared: read it with `duckdb.connect(path, read_only=True)`, or copy it before writing
+    (`shutil.copy(study_database(300, 1), tmp_path / "study.duckdb")`; a copy costs milliseconds, a build seconds).
+    """
+    import duckdb
+
+    from pipelines.cohorts import build_all_studies
+    from pipelines.ingest.loader import load_extract
+    from pipelines.phenotypes import run_phenotypes
+
+    made: dict[Path, Path] = {}
+
+    def built(patients: int, seed: int, **options) -> Path:
+        extract = generated_extract(patients, seed, **options).path
+        if extract not in made:
+            def build(folder: Path) -> Path:
+                folder.mkdir()
+                database = folder / "study.duckdb"
+                with duckdb.connect(str(database)) as con:
+                    load_extract(con, extract)
+                    run_phenotypes(con)
+                    build_all_studies(con)
+                return database
+
+            made[extract] = build_once(extract.parent / "study_database", build)
+        return made[extract]
+
+    return built
