@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import pickle
-import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,6 +13,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 from tests.support.paths import REPO_ROOT
+from tests.support.shared_fixtures import build_once, shared_session_dir
 
 
 class GeneratedExtract(NamedTuple):
@@ -32,30 +31,6 @@ def dagster_instance(tmp_path):
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         yield instance
-
-
-def shared_session_dir(tmp_path_factory) -> Path:
-    """A folder shared by every pytest-xdist worker of this run (the session's own base folder without xdist):
-    where session fixtures keep what one worker builds and the others reuse."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
-def build_once(folder: Path, build):
-    """`build(folder)` run by one process only, whichever worker asks first; later callers (other workers, later
-    tests) wait for it and get the pickled result. A build that raised leaves nothing, so the next caller retries."""
-    from filelock import FileLock
-
-    done = folder.with_name(folder.name + ".result.pickle")
-    with FileLock(str(folder.with_name(folder.name + ".lock"))):
-        if not done.exists():
-            if folder.exists():
-                shutil.rmtree(folder)
-            result = build(folder)
-            partial = done.with_suffix(".partial")
-            partial.write_bytes(pickle.dumps(result))
-            partial.rename(done)
-    return pickle.loads(done.read_bytes())
 
 
 @pytest.fixture(scope="session")
