@@ -58,8 +58,12 @@ network: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 # `make test` leaves out the tests marked `slow` (whole study runs through Dagster, large generated extracts) and
 # those marked `spark` (one local Spark session, needs Java 17); `make test-slow` and `make test-spark` run only
 # those, `make test-all` everything. CI (.ci/run) runs all three.
+# `make test` spreads the test modules over one pytest-xdist worker per core (at most TEST_WORKERS; 1 runs them in
+# this process): a module's tests and its module-scoped fixtures stay on one worker (--dist loadscope), and the
+# session fixtures of tests/conftest.py build each generated extract once for all workers.
+TEST_WORKERS ?= 4
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest -m "not slow and not spark"
+	$(BIN)/python -m pytest -m "not slow and not spark" $(if $(filter 1,$(TEST_WORKERS)),,-n auto --maxprocesses $(TEST_WORKERS) --dist loadscope)
 
 test-slow: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest -m "slow and not spark"
@@ -95,7 +99,7 @@ docs: generate
 # Re-resolve the pinned set after changing pyproject.toml's dependencies.
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
-	.lockvenv/bin/pip install --quiet --upgrade pip && .lockvenv/bin/pip install --quiet ".[spark]" pytest==9.2.0
+	.lockvenv/bin/pip install --quiet --upgrade pip && .lockvenv/bin/pip install --quiet ".[spark,test]"
 	(echo "# Exact, tested versions of every package the pipeline installs (pip freeze on Python 3.11)."; \
 	 echo "# Regenerate with: make lock"; .lockvenv/bin/pip freeze --exclude-editable | grep -v -i '^leg-cramp-cohorts') > requirements.lock
 	rm -rf .lockvenv

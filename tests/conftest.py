@@ -13,6 +13,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 from tests.support.paths import REPO_ROOT
+from tests.support.shared_fixtures import build_once, shared_session_dir
 
 
 class GeneratedExtract(NamedTuple):
@@ -35,7 +36,8 @@ def dagster_instance(tmp_path):
 @pytest.fixture(scope="session")
 def generated_extract(tmp_path_factory):
     """`generated_extract(patients, seed, **options)`: a synthetic extract made by pipelines.synthetic, generated
-    once per session for each set of arguments and shared by every test that asks for the same one.
+    once per test run for each set of arguments and shared by every test (and every xdist worker) that asks for the
+    same one.
 
     Returns a `GeneratedExtract` (the folder and the generator's ground truth). The folder is shared: tests only
     read it; a test that changes files works on a copy (`shutil.copytree(extract.path, tmp_path / "extract")`).
@@ -43,15 +45,54 @@ def generated_extract(tmp_path_factory):
     from pipelines.synthetic import generate_extract
 
     defaults = {name: p.default for name, p in inspect.signature(generate_extract).parameters.items()}
+    root = shared_session_dir(tmp_path_factory)
     made: dict[tuple, GeneratedExtract] = {}
 
     def generated(patients: int, seed: int, **options) -> GeneratedExtract:
         # An option given at its default value asks for the same extract as leaving it out.
         settings = (patients, seed, tuple(sorted((k, v) for k, v in options.items() if defaults[k] != v)))
         if settings not in made:
-            folder = tmp_path_factory.mktemp(f"generated_{patients}_{seed}") / "extract"
-            truth = generate_extract(folder, patients, seed=seed, progress=False, **options)
+            name = "_".join(["generated", str(patients), str(seed), *(f"{k}-{v}" for k, v in settings[2])])
+            folder = root / name / "extract"
+            folder.parent.mkdir(exist_ok=True)
+            truth = build_once(folder, lambda out: generate_extract(out, patients, seed=seed, progress=False,
+                                                                    **options))
             made[settings] = GeneratedExtract(folder, truth)
         return made[settings]
 
     return generated
+
+
+@pytest.fixture(scope="session")
+def study_database(generated_extract, tmp_path_factory):
+    """`study_database(patients, seed, **options)`: the DuckDB file of `generated_extract(patients, seed, **options)`
+    after ingest, phenotypes and the cohort build of every study (pipelines' own functions, as a run calls them),
+    built once per test run for all workers.
+
+    The file is shared: read it with `duckdb.connect(path, read_only=True)`, or copy it before writing
+    (`shutil.copy(study_database(300, 1), tmp_path / "study.duckdb")`; a copy costs milliseconds, a build seconds).
+    """
+    import duckdb
+
+    from pipelines.cohorts import build_all_studies
+    from pipelines.ingest.loader import load_extract
+    from pipelines.phenotypes import run_phenotypes
+
+    made: dict[Path, Path] = {}
+
+    def built(patients: int, seed: int, **options) -> Path:
+        extract = generated_extract(patients, seed, **options).path
+        if extract not in made:
+            def build(folder: Path) -> Path:
+                folder.mkdir()
+                database = folder / "study.duckdb"
+                with duckdb.connect(str(database)) as con:
+                    load_extract(con, extract)
+                    run_phenotypes(con)
+                    build_all_studies(con)
+                return database
+
+            made[extract] = build_once(extract.parent / "study_database", build)
+        return made[extract]
+
+    return built

@@ -11,19 +11,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipelines.cohorts import build_all_studies, load_studies
+from pipelines.cohorts import load_studies
 from tests.support.cohort_reference import person_records_from_truth, reference_attrition, reference_population
-from pipelines.ingest.loader import load_extract
-from pipelines.phenotypes import run_phenotypes
 
 
 @pytest.fixture(scope="module")
-def built(generated_extract):
+def built(generated_extract, study_database):
     folder = generated_extract(3_000, 17, defect_rate=0.0).path
-    con = duckdb.connect()
-    load_extract(con, folder)
-    run_phenotypes(con)
-    build_all_studies(con)
+    con = duckdb.connect(str(study_database(3_000, 17, defect_rate=0.0)), read_only=True)
     truth = pd.read_parquet(folder / "_truth" / "persons.parquet")
     study = load_studies()["leg_cramps"]
     records = person_records_from_truth(

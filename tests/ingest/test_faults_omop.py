@@ -20,15 +20,19 @@ TABLES = ("PERSON", "OBSERVATION_PERIOD", "VISIT_OCCURRENCE", "CONDITION_OCCURRE
           "PROCEDURE_OCCURRENCE", "DEATH", "CONCEPT", "CONCEPT_RELATIONSHIP", "CONCEPT_ANCESTOR")
 
 
-@pytest.fixture
-def extract(tmp_path) -> Path:
+def _copy_of_the_extract(parent: Path) -> Path:
     if not SYNTHEA27NJ.is_dir():
         pytest.skip(f"shared sample extract {SYNTHEA27NJ} is absent (see ../shared/data/README.md)")
-    folder = tmp_path / "extract"
+    folder = parent / "extract"
     folder.mkdir()
     for table in TABLES:
         shutil.copy(SYNTHEA27NJ / f"{table}.csv", folder / f"{table}.csv")
     return folder
+
+
+@pytest.fixture
+def extract(tmp_path) -> Path:
+    return _copy_of_the_extract(tmp_path)
 
 
 def _data_rows(path: Path) -> int:
@@ -138,12 +142,19 @@ def test_a_prefixed_vocabulary_file_is_named_with_the_expected_names(extract):
     assert "2b_concept.csv" in warning and "concept.csv, concept_relationship.csv, concept_ancestor.csv" in warning
 
 
-@pytest.mark.parametrize("delimiter, suffix", [("\t", ".csv"), ("\t", ".tsv"), ("|", ".txt"), (";", ".csv")])
-def test_delimited_files_are_sniffed(extract, tmp_path, delimiter, suffix):
+@pytest.fixture(scope="module")
+def comma_separated_load(tmp_path_factory) -> tuple[list, list]:
+    """The load counts and persons of the unchanged comma-separated extract, loaded once for every delimiter."""
     reference = duckdb.connect()
-    load_extract_any_format(reference, extract)
+    load_extract_any_format(reference, _copy_of_the_extract(tmp_path_factory.mktemp("comma_separated")))
     expected = reference.execute("SELECT * FROM ingest.load_counts ORDER BY table_name").fetchall()
     persons = reference.execute("SELECT * FROM staging.person ORDER BY person_id").fetchall()
+    return expected, persons
+
+
+@pytest.mark.parametrize("delimiter, suffix", [("\t", ".csv"), ("\t", ".tsv"), ("|", ".txt"), (";", ".csv")])
+def test_delimited_files_are_sniffed(extract, tmp_path, delimiter, suffix, comma_separated_load):
+    expected, persons = comma_separated_load
 
     converted = tmp_path / "converted"
     converted.mkdir()

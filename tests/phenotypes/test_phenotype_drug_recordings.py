@@ -25,7 +25,6 @@ from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import phenotype_library, run_phenotypes
 from pipelines.sql import read_sql
 from pipelines.synthetic.catalog import DRUG_CLASSES
-from pipelines.synthetic.generator import generate_extract
 
 # Ingredient CUIs verified outside the reference table's class rows (ingredients in no class).
 OTHER_VERIFIED_CUIS = {"fluticasone": "41126"}  # OHDSI Eunomia GiBleed CONCEPT.csv, concept 1149380
@@ -56,12 +55,11 @@ def substance_ingredients() -> dict[str, tuple[str, tuple[str, ...]]]:
 
 
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory) -> dict[str, set[tuple[str, str, str]]]:
+def recordings(tmp_path_factory, generated_extract) -> dict[str, set[tuple[str, str, str]]]:
     """Recording -> the (person, drug phenotype, first date) rows of phenotype.person_summary."""
     root = tmp_path_factory.mktemp("drug_recordings")
-    generate_extract(root / "generated", patients=300, seed=1)
     base = duckdb.connect()
-    load_extract(base, root / "generated")
+    load_extract(base, generated_extract(300, 1).path)
     substances = substance_ingredients()
     atc_of_rxcui = {cuis[0]: atc for atc, (_name, cuis) in substances.items() if len(cuis) == 1}
     fills = base.execute(

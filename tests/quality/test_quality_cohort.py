@@ -7,22 +7,16 @@ import shutil
 import duckdb
 import pytest
 
-from pipelines.cohorts import build_all_studies, build_study, load_studies
+from pipelines.cohorts import build_study, load_studies
 from pipelines.cohorts.settings import StudySettings
-from pipelines.ingest.loader import load_extract
-from pipelines.phenotypes import run_phenotypes
 from pipelines.quality import suites
 from pipelines.quality.runner import run_suite
 
 
 @pytest.fixture(scope="module")
-def cohort_database(tmp_path_factory, generated_extract):
+def cohort_database(tmp_path_factory, study_database):
     database = tmp_path_factory.mktemp("cohort_quality") / "clean.duckdb"
-    con = duckdb.connect(str(database))
-    load_extract(con, generated_extract(1_500, 21).path)
-    run_phenotypes(con)
-    build_all_studies(con)
-    con.close()
+    shutil.copy(study_database(1_500, 21), database)  # ingested, phenotyped, every study's cohort built
     return database
 
 

@@ -203,23 +203,21 @@ def test_calibration_on_controls_with_a_planted_detection_bias_brings_a_null_exp
 
 
 def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_when_not_calibrated(
-        generated_extract, tmp_path):
+        study_database, tmp_path):
     """thiazide_vs_ccb on a small generated extract (300 patients: a handful of new users, so the controls'
     records are too few to estimate): one row per control and time at risk in results.negative_control_estimates,
     through the small-cell rule, and primary rows that say why they are not calibrated."""
-    from pipelines.cohorts import build_all_studies, load_studies
-    from pipelines.ingest.loader import load_extract
-    from pipelines.phenotypes import run_phenotypes
+    import shutil
+
+    from pipelines.cohorts import load_studies
     from pipelines.statistics.assets import publish_study_results
     from pipelines.statistics.report import write_study_reports
     from pipelines.statistics.study_analysis import analyse_study
 
     study = load_studies()["thiazide_vs_ccb"]
     assert len(study.negative_control_outcomes) == 22
+    shutil.copy(study_database(300, 1), tmp_path / "study.duckdb")  # ingested, phenotyped, cohorts built
     with duckdb.connect(str(tmp_path / "study.duckdb")) as con:
-        load_extract(con, generated_extract(300, 1).path)
-        run_phenotypes(con)
-        build_all_studies(con)
         analysis = analyse_study(con, study)
         published = publish_study_results(con, study, analysis)
         report = write_study_reports(con, study, analysis, published, {}, tmp_path / "outputs").markdown.read_text()

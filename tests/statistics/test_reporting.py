@@ -24,9 +24,7 @@ import pandas as pd
 import pytest
 from matplotlib.text import Text
 
-from pipelines.cohorts import build_all_studies, load_studies
-from pipelines.ingest.loader import load_extract
-from pipelines.phenotypes import run_phenotypes
+from pipelines.cohorts import load_studies
 from pipelines.phenotypes.loader import phenotype_library
 from pipelines.quality.offline_docs import network_references
 from pipelines.quality.runner import run_suites
@@ -35,7 +33,6 @@ from pipelines.statistics.plots import study_forest_plot
 from pipelines.statistics.presentation import analysis_identity, p_value_text
 from pipelines.statistics.report import summary_markdown, write_study_plots, write_study_reports
 from pipelines.statistics.study_analysis import analyse_study
-from pipelines.synthetic import generate_extract
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
@@ -52,12 +49,12 @@ OFFLINE_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
+def published(tmp_path_factory, study_database):
     """A built study database with published estimates, plots, reports and a Data Docs site beside it, laid out as
     a published version is: <stem>.duckdb and <stem>_outputs/<study>/."""
     root = tmp_path_factory.mktemp("reporting")
-    generate_extract(root / "extract", patients=2_000, seed=1, fmt="csv", progress=False)
     database = root / "leg_cramps.duckdb"
+    shutil.copy(study_database(2_000, 1), database)  # ingested, phenotyped, cohorts built
     outputs = root / "leg_cramps_outputs"
     studies = {study_id: study.model_copy(update={"exposures": [
         r for r in study.exposures if r.phenotype in ANALYSED_EXPOSURES or study.index.rule == "new_user"],
@@ -65,9 +62,6 @@ def published(tmp_path_factory):
         for study_id, study in load_studies().items()}
     published = {}
     with duckdb.connect(str(database)) as con:
-        load_extract(con, root / "extract")
-        run_phenotypes(con)
-        build_all_studies(con)
         for study in studies.values():
             analysis = analyse_study(con, study)
             frame = publish_study_results(con, study, analysis)

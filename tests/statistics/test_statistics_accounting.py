@@ -4,6 +4,7 @@ statistics asset checks, on a small generated extract built once (300 patients) 
 from __future__ import annotations
 
 import math
+import shutil
 
 import dagster as dg
 import duckdb
@@ -11,10 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.cohorts import build_all_studies, load_studies
+from pipelines.cohorts import load_studies
 from pipelines.disclosure import suppress_estimates
-from pipelines.ingest.loader import load_extract
-from pipelines.phenotypes import run_phenotypes
 from pipelines.statistics.analysis_attrition import suppress_analysis_attrition
 from pipelines.statistics.assets import publish_study_results
 from pipelines.statistics.checks import STUDY_CHECKS, run_checks
@@ -29,22 +28,18 @@ from pipelines.statistics.study_analysis import (
     attrition_frame,
     results_frame,
 )
-from pipelines.synthetic import generate_extract
 from tests.support.disclosure_attacks import small_differences
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """A generated extract (300 patients, seed 1) through cohorts and statistics; each study's analysis kept."""
-    folder = tmp_path_factory.mktemp("accounting")
-    generate_extract(folder / "extract", patients=300, seed=1, fmt="csv", progress=False)
-    database = folder / "study.duckdb"
+def published(tmp_path_factory, study_database):
+    """A generated extract (300 patients, seed 1) through cohorts (the session's shared build) and statistics;
+    each study's analysis kept."""
+    database = tmp_path_factory.mktemp("accounting") / "study.duckdb"
+    shutil.copy(study_database(300, 1), database)
     studies = load_studies()
     analyses = {}
     with duckdb.connect(str(database)) as con:
-        load_extract(con, folder / "extract")
-        run_phenotypes(con)
-        build_all_studies(con)
         for study in studies.values():
             analyses[study.id] = analyse_study(con, study)
             publish_study_results(con, study, analyses[study.id])
