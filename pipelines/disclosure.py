@@ -158,8 +158,8 @@ def suppress_cells(cells: dict[Hashable, Cell], relations: Iterable[SumRelation]
        known from the start (a reader who guesses that nothing is outside a sum is right, e.g. a time-varying
        analysis whose two arms hold every person with time at risk); and several unknown parts beside a known
        total whose sum is 1 .. threshold-1 give a protected one away too (the sum bounds it below the threshold).
-       This repeats until no sum gives a protected cell away: the CMS cell-size suppression rule, no cell of 1 .. threshold-1 derivable by subtraction from
-       what is published. Table 1 keeps its unprinted 'false' counts unknown (without it, a small level hid the
+       This repeats until no sum gives a protected cell away: the CMS cell-size suppression rule, no cell of
+       1 .. threshold-1 derivable by subtraction from what is published. Table 1 keeps its unprinted 'false' counts unknown (without it, a small level hid the
        group sizes and the cohort's n).
     """
     relations = list(relations)
