@@ -19,7 +19,8 @@ from pipelines.asset_keys import phenotype_key as phenotype_asset_key
 from pipelines.cohorts.attrition import cohort_counts
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
-from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, count_text, suppress_estimates
+from pipelines.disclosure import (ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, count_text, site_floor,
+                                  suppress_estimates)
 from pipelines.statistics.multiplicity import with_false_discovery_rate
 from pipelines.statistics.presentation import results_browser_url
 from pipelines.statistics.report import (
@@ -273,9 +274,15 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
     return _associations
 
 
-def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDefinition:
-    drugs = list(dict.fromkeys(d for s in studies for d in drug_exposures(s)))
-    threshold = max((s.threshold for s in studies), default=11)  # the strictest rule of all studies
+def sequence_symmetry_threshold(studies: list[StudyDefinition], settings: StudySettings) -> int:
+    """The small-cell threshold of the sequence ratios: they run over the whole extract, not one study's cohort, so
+    they follow the strictest rule of the studies as this run resolves them (a run that raises a study's threshold
+    raises it here too; results.attrition.small_cell_threshold records the same resolved thresholds)."""
+    return max((settings.resolve(study).threshold for study in studies), default=site_floor())
+
+
+def build_sequence_symmetry_asset(file_studies: list[StudyDefinition]) -> dg.AssetsDefinition:
+    drugs = list(dict.fromkeys(d for s in file_studies for d in drug_exposures(s)))
 
     @dg.asset(
         key=associations_key(SEQUENCE_SYMMETRY_ID),
@@ -288,7 +295,9 @@ def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDe
                     "2012's design (first quinine fill as the marker, age >= 50, overall and by age band).",
         check_specs=check_specs(associations_key(SEQUENCE_SYMMETRY_ID), SEQUENCE_SYMMETRY_CHECKS),
     )
-    def _sequence_symmetry(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def _sequence_symmetry(context: dg.AssetExecutionContext, warehouse: Warehouse,
+                           studies: StudySettings) -> dg.MaterializeResult:
+        threshold = sequence_symmetry_threshold(file_studies, studies)
         notes: list[str] = []
         with warehouse.connect(context.run_id) as con:
             inputs = warehouse.spark_session() if warehouse.on_spark else con
