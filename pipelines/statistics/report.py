@@ -39,6 +39,7 @@ from pipelines.statistics.presentation import (
     ratio_text,
     variable_labels,
 )
+from pipelines.statistics.analysis_attrition import HORIZON_ANALYSIS_PREFIXES
 from pipelines.statistics.proportional_hazards import PROPORTIONAL_HAZARDS_ALPHA
 from pipelines.statistics.results import ANALYSES
 
@@ -346,6 +347,28 @@ def write_study_reports(con: duckdb.DuckDBPyConnection, study: StudyDefinition, 
     return ReportFiles(markdown, html)
 
 
+KM_COUNTS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed")
+
+
+def km_hidden_counts(analysis, main_rows: pd.DataFrame) -> set[str]:
+    """The counts of the Kaplan-Meier plot's population the published tables hide (small or complementary): the
+    persons and the events over the follow-up of the main analysis's rows on that population (the exposure's
+    analyses whose attrition is the steps they all share, not a matched, sampled or trimmed subset; not the km_/aj_
+    rows, whose events stop at the risk horizon). A count is one cell wherever it is printed (CountLedger), so
+    these rows say whether the plot's count is hidden; other rows (sensitivity analyses, subsets) print other
+    counts and hide nothing here."""
+    paths = {analysis_id: steps for (exposure, analysis_id), steps in analysis.attrition.items()
+             if exposure == analysis.km_exposure}
+    if main_rows.empty or not paths:
+        return set()
+    shortest = min(len(steps) for steps in paths.values())
+    drawn = {analysis_id for analysis_id, steps in paths.items() if len(steps) == shortest
+             and not str(analysis_id).startswith(HORIZON_ANALYSIS_PREFIXES)}
+    rows = main_rows[(main_rows["exposure"] == analysis.km_exposure) & main_rows["analysis_id"].isin(drawn)]
+    listed = [*rows["suppressed_columns"].dropna(), *rows["complementary_columns"].dropna()]
+    return {column for text in listed for column in str(text).split(",") if column in KM_COUNTS}
+
+
 def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame, folder: Path) -> dict[str, Path]:
     """The study's figures (PNG, with an SVG beside each): the forest plot of its primary analysis, the
     Kaplan-Meier curves and the Love plot of a propensity-score design."""
@@ -370,14 +393,8 @@ def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame,
         names = tuple(re.sub(r"[a-z][a-z0-9_]+", lambda m: labels[m.group(0)].name
                              if m.group(0) in labels and labels[m.group(0)].source_file else m.group(0), part)
                       for part in analysis.km_labels)
-        # The curves' persons and events are those of the exposure's follow-up rows: hidden there, hidden here.
-        km_rows = frame[(frame["exposure"] == analysis.km_exposure)
-                        & ~frame["analysis_id"].fillna("").str.startswith("km_")] if not frame.empty else frame
-        counts = {"n_exposed", "n_unexposed", "events_exposed", "events_unexposed"}
-        hidden_counts = any(counts & set(str(listed).split(","))
-                            for listed in km_rows["complementary_columns"].dropna()) if not km_rows.empty else False
         kaplan_meier_plot(analysis.km_data, path, labels=names, small_cell_threshold=study.threshold,
-                          hidden_counts=hidden_counts,
+                          hidden_counts=km_hidden_counts(analysis, frame),
                           title=f"Time to first leg cramp by {label_of(labels, analysis.km_exposure or '')}")
         plots["Kaplan-Meier curves"] = path
     if analysis.balance is not None:

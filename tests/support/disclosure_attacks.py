@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 ARMS = ("exposed", "unexposed")
@@ -186,8 +187,6 @@ def recomputed_outcome_count(associations: pd.DataFrame) -> int | None:
 def _solved(equations: list[tuple[dict, float]], unknowns: list) -> dict:
     """The unknowns a linear system determines (each with its value): an unknown is determined when its unit
     vector lies in the row space of the coefficient matrix (rank unchanged by adding it)."""
-    import numpy as np
-
     if not equations or not unknowns:
         return {}
     position = {name: i for i, name in enumerate(unknowns)}
@@ -262,3 +261,16 @@ def table1_small_solutions(con: duckdb.DuckDBPyConnection, study_id: str, thresh
         if coefficients:
             equations.append((coefficients, constant))
     return sorted(f"{key}: {value}" for key, value in _solved(equations, unknown).items() if 1 <= value < threshold)
+
+
+def km_curve_events(figure) -> dict[str, int]:
+    """What each drawn Kaplan-Meier curve gives away, read off the figure as a reader reads it: the number of
+    steps up of the cumulative incidence, i.e. the days with an event (the events themselves when no two share a
+    day), by the curve's legend label. Curves without data (a legend entry only) give nothing."""
+    steps = {}
+    for axes in figure.axes:
+        for line in axes.get_lines():
+            heights = np.asarray(line.get_ydata(), dtype=float)
+            if len(heights) and not line.get_label().startswith("_"):
+                steps[line.get_label()] = int((np.diff(heights) > 0).sum())
+    return steps
