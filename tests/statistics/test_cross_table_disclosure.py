@@ -451,6 +451,24 @@ def test_a_count_table1_hides_is_hidden_in_the_attrition_and_estimates_too(case)
     assert hidden_in_table1 > 0  # every case has hidden Table 1 cells to protect
 
 
+def test_table1s_complement_of_a_small_group_count_is_hidden_in_the_attrition_and_estimates():
+    """27 persons with hypothyroidism, 20 of them with peripheral arterial disease, 7 without; no one else has it.
+    Table 1 (split by hypothyroidism) hides the 7 (never printed, but 27 - 20), so the 20 of the group, and, the
+    other group's 0 protecting nothing, the overall 20. The arterial-disease analyses' cohort per arm is that 20
+    and the other 60: hidden in the attrition and in every estimate (the cohort size would give one from the
+    other), instead of printing the 20 that gives the 7 back."""
+    con = hand_study_tables(range(0, 60, 3), "hypothyroidism")
+    assert cells(con, "results.table1", "suppression", "variable = 'peripheral_arterial_disease' AND level = 'true' "
+                 "AND \"group\" <> 'unexposed'") == [("complementary",), ("complementary",)]
+    assert cells(con, "results.analysis_attrition", "DISTINCT step_order, persons_exposed, persons_unexposed",
+                 "exposure = 'peripheral_arterial_disease'") == [(1, None, None), (2, None, None)]
+    assert cells(con, "results.associations", "DISTINCT n_exposed, n_unexposed",
+                 "exposure = 'peripheral_arterial_disease'") == [(None, None)]
+    # hypothyroidism's own arms (Table 1's groups, printed there) stay printed
+    assert cells(con, "results.analysis_attrition", "DISTINCT persons_exposed, persons_unexposed",
+                 "exposure = 'hypothyroidism' AND step_order = 1") == [(27, 53)]
+
+
 def test_the_cross_table_attack_reads_a_hidden_table1_count_printed_in_the_attrition():
     """The attack itself: Table 1 split by an exposure 7 persons hold hides both groups' n; an attrition that
     printed the other arm (73) would give Table 1's hidden 73 back and, with the cohort size, the 7."""
