@@ -24,6 +24,7 @@ import pandas as pd
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.cohorts.table1 import table1_footnote, table1_lines
 from pipelines.disclosure import SUPPRESSED_TEXT, small_cell_text
+from pipelines.statistics.analysis_attrition import HORIZON_ANALYSIS_PREFIXES
 from pipelines.statistics.presentation import (
     PRIMARY_ANALYSIS_BY_DESIGN,
     RATE_ANALYSES,
@@ -39,7 +40,6 @@ from pipelines.statistics.presentation import (
     ratio_text,
     variable_labels,
 )
-from pipelines.statistics.analysis_attrition import HORIZON_ANALYSIS_PREFIXES
 from pipelines.statistics.proportional_hazards import PROPORTIONAL_HAZARDS_ALPHA
 from pipelines.statistics.results import ANALYSES
 
@@ -352,18 +352,17 @@ KM_COUNTS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed")
 
 def km_hidden_counts(analysis, main_rows: pd.DataFrame) -> set[str]:
     """The counts of the Kaplan-Meier plot's population the published tables hide (small or complementary): the
-    persons and the events over the follow-up of the main analysis's rows on that population (the exposure's
-    analyses whose attrition is the steps they all share, not a matched, sampled or trimmed subset; not the km_/aj_
-    rows, whose events stop at the risk horizon). A count is one cell wherever it is printed (CountLedger), so
-    these rows say whether the plot's count is hidden; other rows (sensitivity analyses, subsets) print other
-    counts and hide nothing here."""
-    paths = {analysis_id: steps for (exposure, analysis_id), steps in analysis.attrition.items()
-             if exposure == analysis.km_exposure}
-    if main_rows.empty or not paths:
-        return set()
-    shortest = min(len(steps) for steps in paths.values())
-    drawn = {analysis_id for analysis_id, steps in paths.items() if len(steps) == shortest
+    persons and the events over the follow-up of the main analysis's rows on that population (the analyses of the
+    plotted exposure whose attrition is the plotted population's, `km_steps`: not a matched, sampled or trimmed
+    subset, not a time-varying analysis's arms; not the km_/aj_ rows, whose events stop at the risk horizon). A
+    count is one cell wherever it is printed (CountLedger), so these rows say whether the plot's count is hidden;
+    other rows (sensitivity analyses, subsets) print other counts and hide nothing here."""
+    # Without the plotted population's steps, every row of the exposure is taken (hiding more, never less).
+    drawn = {analysis_id for (exposure, analysis_id), steps in analysis.attrition.items()
+             if exposure == analysis.km_exposure and (steps == analysis.km_steps or not analysis.km_steps)
              and not str(analysis_id).startswith(HORIZON_ANALYSIS_PREFIXES)}
+    if main_rows.empty or not drawn:
+        return set()
     rows = main_rows[(main_rows["exposure"] == analysis.km_exposure) & main_rows["analysis_id"].isin(drawn)]
     listed = [*rows["suppressed_columns"].dropna(), *rows["complementary_columns"].dropna()]
     return {column for text in listed for column in str(text).split(",") if column in KM_COUNTS}

@@ -86,7 +86,7 @@ def test_cohort_size_minus_the_analysed_persons_does_not_give_away_the_persons_w
     cohort = AttritionStep(COHORT_STEP, None, 400, 600)
     at_risk = AttritionStep(AT_RISK_STEP, "zero days at risk", 400, 599)
     analysis.add("thiazide_diuretics", "leg_cramps", crude((400, 599), (30, 50)), {"": [cohort, at_risk]})
-    analysis.km_exposure = "thiazide_diuretics"
+    analysis.km_exposure, analysis.km_steps = "thiazide_diuretics", [cohort, at_risk]
     analysis.km_data = pd.DataFrame({"exposure": [1] * 400 + [0] * 599, "outcome": ([1] * 30 + [0] * 370
                                                                                    + [1] * 50 + [0] * 549),
                                      "followup_days": [700 + i % 300 for i in range(999)]})

@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipelines.statistics.plots import kaplan_meier_plot
 from pipelines.statistics.report import km_hidden_counts
+from pipelines.statistics.study_analysis import AT_RISK_STEP, COHORT_STEP, EVER_EXPOSED_COHORT_STEP, AttritionStep
 from tests.support.disclosure_attacks import km_curve_events
 
 THRESHOLD = 11
@@ -56,18 +57,21 @@ def test_no_curve_gives_a_complementary_events_count_back(tmp_path):
 
 
 def rows(**hidden: str) -> pd.DataFrame:
-    """Main-analysis rows of one exposure: two on the whole population (at risk), one PS-matched, one km_ risk;
+    """Main-analysis rows of one exposure: two on the whole population (at risk), one PS-matched, one km_ risk, one
+    time-varying (arms: any exposed time);
     `hidden`: analysis id -> the counts it lists as complementary."""
-    analysis_ids = ["crude_irr", "cox_crude", "ps_matched", "km_risk_365"]
+    analysis_ids = ["crude_irr", "cox_crude", "ps_matched", "km_risk_365", "cox_current_exposure"]
     return pd.DataFrame({"exposure": "statins", "analysis_id": analysis_ids, "suppressed_columns": None,
                          "complementary_columns": [hidden.get(a) for a in analysis_ids]})
 
 
 def analysis() -> SimpleNamespace:
-    shared = ["cohort", "at risk"]
-    return SimpleNamespace(km_exposure="statins", attrition={
+    cohort, at_risk = AttritionStep(COHORT_STEP, None, 40, 80), AttritionStep(AT_RISK_STEP, None, 40, 80)
+    shared = [cohort, at_risk]
+    return SimpleNamespace(km_exposure="statins", km_steps=shared, attrition={
         ("statins", "crude_irr"): shared, ("statins", "cox_crude"): shared, ("statins", "km_risk_365"): shared,
-        ("statins", "ps_matched"): [*shared, "matched"], ("other", "crude_irr"): shared})
+        ("statins", "ps_matched"): [*shared, AttritionStep("matched", None, 30, 30)], ("other", "crude_irr"): shared,
+        ("statins", "cox_current_exposure"): [AttritionStep(EVER_EXPOSED_COHORT_STEP, None, 50, 70), at_risk]})
 
 
 def test_the_plot_hides_the_counts_its_own_rows_hide():
@@ -76,6 +80,14 @@ def test_the_plot_hides_the_counts_its_own_rows_hide():
 
 
 def test_a_subset_or_horizon_row_hiding_its_counts_hides_nothing_of_the_plot():
-    """The PS-matched row's persons and the 365-day risk's events are other counts than the plotted ones."""
-    assert km_hidden_counts(analysis(), rows(ps_matched="n_unexposed,events_exposed",
-                                             km_risk_365="events_exposed")) == set()
+    """The PS-matched row's persons, the 365-day risk's events and the time-varying arms are other counts than the
+    plotted ones."""
+    assert km_hidden_counts(analysis(), rows(ps_matched="n_unexposed,events_exposed", km_risk_365="events_exposed",
+                                             cox_current_exposure="n_exposed")) == set()
+
+
+def test_without_the_plotted_population_every_row_of_the_exposure_counts():
+    """An analysis that does not say which population it plots: the plot hides what any row of the exposure hides
+    (more than needed, never less)."""
+    unknown_population = SimpleNamespace(**{**vars(analysis()), "km_steps": []})
+    assert km_hidden_counts(unknown_population, rows(ps_matched="n_unexposed")) == {"n_unexposed"}
