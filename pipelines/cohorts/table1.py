@@ -19,6 +19,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 
 from pipelines import tables
@@ -231,7 +232,7 @@ def _row(study: StudyDefinition, by_variable: str | None, row_order: int, a: dic
     return Table1Row(**base, **values, value=text, suppressed=False, suppression=None)
 
 
-def hidden_cohort_arms(con, study: StudyDefinition) -> dict[tuple[str, str], str]:
+def hidden_cohort_arms(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> dict[tuple[str, str], str]:
     """The cohort per arm as published Table 1 hides it: (variable, arm) -> SMALL_CELL or COMPLEMENTARY, arm
     "exposed" or "unexposed". A yes/no variable's persons with it (overall) are the exposed arm of the analyses of
     that variable; Table 1's two groups are the arms of the variable it is split by ("treatment" for a new-user
