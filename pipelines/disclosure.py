@@ -222,6 +222,8 @@ class CountLedger:
     def __init__(self) -> None:
         self.cells: dict[Hashable, Cell] = {}
         self.relations: dict[SumRelation, None] = {}
+        # Counts another table hides (SMALL_CELL or COMPLEMENTARY), hidden here whatever this ledger decides.
+        self.hidden_elsewhere: dict[Hashable, str] = {}
 
     def count(self, key: Hashable, value: int, published: bool = True, cost: float = 0.0,
               fixed: bool = False) -> Hashable | None:
@@ -241,6 +243,12 @@ class CountLedger:
         cell.fixed = cell.fixed or fixed
         return key
 
+    def hide_as_elsewhere(self, key: Hashable, suppression: str) -> None:
+        """A registered count another published table hides (Table 1 hides a cohort arm it also prints): the same
+        cell, so it is hidden here too, and protected like this ledger's own hidden cells (what gives it back is
+        hidden as well)."""
+        self.hidden_elsewhere[key] = suppression
+
     def add_sum(self, total: Hashable, parts: Sequence[Hashable]) -> None:
         """total = sum(parts), all registered."""
         self.relations.setdefault(SumRelation(total, tuple(parts)))
@@ -258,8 +266,8 @@ class CountLedger:
     def suppress(self, threshold: int) -> list[SumRelation]:
         """The small-cell rule over every cell (suppress_cells with unprinted differences derivable); returns the
         sums left giving a protected cell away (nothing left to hide in them)."""
-        for cell in self.cells.values():
-            cell.suppression = None
+        for key, cell in self.cells.items():
+            cell.suppression = self.hidden_elsewhere.get(key)
         return suppress_cells(self.cells, sorted(self.relations, key=repr), threshold, derive_unprinted=True)
 
     def suppression(self, key: Hashable | None) -> str | None:

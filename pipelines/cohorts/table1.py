@@ -19,8 +19,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 
+from pipelines import tables
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.disclosure import (
     COMPLEMENTARY,
@@ -228,6 +230,30 @@ def _row(study: StudyDefinition, by_variable: str | None, row_order: int, a: dic
     else:
         text = _format_count(count)
     return Table1Row(**base, **values, value=text, suppressed=False, suppression=None)
+
+
+def hidden_cohort_arms(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -> dict[tuple[str, str], str]:
+    """The cohort per arm as published Table 1 hides it: (variable, arm) -> SMALL_CELL or COMPLEMENTARY, arm
+    "exposed" or "unexposed". A yes/no variable's persons with it (overall) are the exposed arm of the analyses of
+    that variable; Table 1's two groups are the arms of the variable it is split by ("treatment" for a new-user
+    study). The statistics stage prints these arms again (the first step of every analysis's attrition), so it
+    hides there what Table 1 hides (pipelines/statistics/analysis_attrition.py). Empty before Table 1 exists."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
+                       [tables.TABLE1]).fetchone()[0]:
+        return {}
+    rows = con.execute(
+        f"""SELECT variable, "group", statistic, suppression FROM {tables.TABLE1}
+            WHERE study_id = ? AND suppression IS NOT NULL
+              AND ((statistic = 'n_pct' AND level = 'true' AND "group" = 'overall')
+                   OR (statistic = 'n' AND "group" <> 'overall'))""", [study.id]).fetchall()
+    groups = dict(zip(study.table1_groups or (), ("exposed", "unexposed")))
+    by_variable = {"treatment": "treatment", "variable": study.table1_by, "none": None}[study.table1_split]
+    hidden: dict[tuple[str, str], str] = {}
+    for variable, group, statistic, suppression in rows:
+        key = (variable, "exposed") if statistic == "n_pct" else (by_variable, groups.get(group))
+        if key[0] and key[1]:  # printed as small in one place: small
+            hidden[key] = SMALL_CELL if SMALL_CELL in (hidden.get(key), suppression) else suppression
+    return hidden
 
 
 # Cohort columns that are not phenotypes, as Table 1 and the reports name them (phenotypes carry their own names).

@@ -21,7 +21,8 @@ The differences are never printed, but a reader can form them, so a small one is
 count: enough printed cells are hidden that no subtraction gives it back. The complements are the cheapest cells
 (the published numbers lost with them: an estimate row's count costs its estimates too); the cohort size and the
 cohort per arm, printed by the cohort stage, are fixed; the outcome count, printed only after this decision, is
-hidden when that is cheaper than the estimates it would otherwise cost (docs/disclosure.md).
+hidden when that is cheaper than the estimates it would otherwise cost (docs/disclosure.md). A cohort arm Table 1
+hides (small, or as its complement) is the same count: hidden here too, with what gives it back.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def _events_key(partition: str, exposure: str, path: tuple[str, ...], kind: str,
 def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
                  nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
                  controls: pd.DataFrame | None = None,
-                 varied_exposures: Mapping[str, str] | None = None) -> StudyCounts:
+                 varied_exposures: Mapping[str, str] | None = None,
+                 hidden_arms: Mapping[tuple[str, str, str], str] | None = None) -> StudyCounts:
     """The cells and sums of a study's analysis attrition (study_analysis.attrition_frame) and estimates
     (study_analysis.results_frame, sensitivity rows included). `nested`: (outer, inner) exposures where inner is the
     same cohort as outer with follow-up censored earlier (StudyAnalysis.nested_exposures). `outcome_count`: the
@@ -97,7 +99,8 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
     if the ledger keeps it. `controls`: the negative-control estimates (the primary analysis with each control as
     the outcome), whose rows are registered under (NEGATIVE_CONTROL, index). `varied_exposures`: variant exposure
     -> the exposure it replaces in a sensitivity analysis; the variant's rows are cells of the replaced exposure's
-    population, tied to its main rows."""
+    population, tied to its main rows. `hidden_arms`: (exposure, first step, arm) -> how Table 1 hides that cohort
+    arm (cohorts.table1.hidden_cohort_arms): the same count, so hidden here too."""
     counts = StudyCounts()
     ledger = counts.ledger
     root_of = {inner: outer for outer, inner in nested}
@@ -119,6 +122,9 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
                              or ledger.count((*key, analysis_id), row[f"persons_{arm}"], cost=1, fixed=first))
                 current[arm] = remaining
                 counts.attrition_cells[(index, f"persons_{arm}")] = remaining
+                hidden = (hidden_arms or {}).get((exposure, row["step"], arm)) if first else None
+                if hidden and remaining is not None:
+                    ledger.hide_as_elsewhere(remaining, hidden)
                 if previous:
                     key = (MAIN, exposure, path, "excluded", arm)
                     excluded = (ledger.count(key, row[f"excluded_{arm}"], cost=1)
@@ -319,12 +325,13 @@ def _suppress_cheapest(counts: StudyCounts, threshold: int) -> list:
 def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None, threshold: int,
                           nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
                           controls: pd.DataFrame | None = None,
-                          varied_exposures: Mapping[str, str] | None = None) -> StudySuppression:
+                          varied_exposures: Mapping[str, str] | None = None,
+                          hidden_arms: Mapping[tuple[str, str, str], str] | None = None) -> StudySuppression:
     """The small-cell rule over a study's analysis attrition and estimates together: the attrition frame with
     every small count, and every count that would give one away, set to NULL and listed in
     suppressed_columns/complementary_columns; per count column of `results`, the rows whose count is hidden
     to protect a count elsewhere (for suppress_estimates); and whether the outcome count may be printed."""
-    counts = study_counts(attrition, results, nested, outcome_count, controls, varied_exposures)
+    counts = study_counts(attrition, results, nested, outcome_count, controls, varied_exposures, hidden_arms)
     unprotected = _suppress_cheapest(counts, threshold)
     published = attrition.copy()
     for column in COUNT_COLUMNS:

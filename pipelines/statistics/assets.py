@@ -19,7 +19,9 @@ from pipelines.asset_keys import phenotype_key as phenotype_asset_key
 from pipelines.cohorts.attrition import cohort_counts
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
-from pipelines.disclosure import ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, count_text, suppress_estimates
+from pipelines.cohorts.table1 import hidden_cohort_arms
+from pipelines.disclosure import (ESTIMATE_GROUP_COLUMNS, SUPPRESSION_COLUMNS, count_text, site_floor,
+                                  suppress_estimates)
 from pipelines.statistics.multiplicity import with_false_discovery_rate
 from pipelines.statistics.presentation import results_browser_url
 from pipelines.statistics.report import (
@@ -47,6 +49,7 @@ from pipelines.statistics.results import (
     RESULT_COLUMNS,
 )
 from pipelines.statistics.study_analysis import (
+    COHORT_STEP,
     StudyAnalysis,
     analyse_study,
     calibrate_primary_analysis,
@@ -196,8 +199,9 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     _, outcome_count = cohort_counts(con, study.id)
     varied_exposures = {study.exposure_variants[s.id].phenotype: s.replace for s in study.sensitivity_analyses
                         if s.id in study.exposure_variants}
-    counts = suppress_study_counts(attrition_frame(study.id, analysis), results, study.threshold,
-                                   analysis.nested_exposures, outcome_count, controls, varied_exposures)
+    attrition = attrition_frame(study.id, analysis)
+    counts = suppress_study_counts(attrition, results, study.threshold, analysis.nested_exposures, outcome_count,
+                                   controls, varied_exposures, cohort_arms_hidden_by_table1(con, study, attrition))
     if controls is not None:
         published_controls = publish_negative_control_estimates(
             con, study.id, controls, study.threshold, counts.control_complementary, counts.control_ledger_rows)
@@ -216,6 +220,22 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
     write_analysis_attrition(con, study.id, counts.attrition)
     return published
+
+
+def cohort_arms_hidden_by_table1(con: duckdb.DuckDBPyConnection, study: StudyDefinition,
+                                 attrition: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """(exposure, first step, arm) -> how Table 1 hides that cohort arm, for the ledger: an exposure's cohort per
+    arm (the first attrition step) is Table 1's count of its holders, or Table 1's group when it is split by the
+    exposure (by treatment: every time at risk of a new-user comparison)."""
+    hidden = hidden_cohort_arms(con, study)
+    treatment = f"{study.index.target} vs {study.index.comparator}" if study.is_new_user else None
+    arms = {}
+    for exposure in attrition["exposure"].unique() if not attrition.empty else ():
+        variable = "treatment" if treatment and str(exposure).startswith(treatment) else exposure
+        for arm in ("exposed", "unexposed"):
+            if (variable, arm) in hidden:
+                arms[(exposure, COHORT_STEP, arm)] = hidden[(variable, arm)]
+    return arms
 
 
 def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefinition:
@@ -273,9 +293,15 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
     return _associations
 
 
-def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDefinition:
-    drugs = list(dict.fromkeys(d for s in studies for d in drug_exposures(s)))
-    threshold = max((s.threshold for s in studies), default=11)  # the strictest rule of all studies
+def sequence_symmetry_threshold(studies: list[StudyDefinition], settings: StudySettings) -> int:
+    """The small-cell threshold of the sequence ratios: they run over the whole extract, not one study's cohort, so
+    they follow the strictest rule of the studies as this run resolves them (a run that raises a study's threshold
+    raises it here too; results.attrition.small_cell_threshold records the same resolved thresholds)."""
+    return max((settings.resolve(study).threshold for study in studies), default=site_floor())
+
+
+def build_sequence_symmetry_asset(file_studies: list[StudyDefinition]) -> dg.AssetsDefinition:
+    drugs = list(dict.fromkeys(d for s in file_studies for d in drug_exposures(s)))
 
     @dg.asset(
         key=associations_key(SEQUENCE_SYMMETRY_ID),
@@ -288,7 +314,9 @@ def build_sequence_symmetry_asset(studies: list[StudyDefinition]) -> dg.AssetsDe
                     "2012's design (first quinine fill as the marker, age >= 50, overall and by age band).",
         check_specs=check_specs(associations_key(SEQUENCE_SYMMETRY_ID), SEQUENCE_SYMMETRY_CHECKS),
     )
-    def _sequence_symmetry(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def _sequence_symmetry(context: dg.AssetExecutionContext, warehouse: Warehouse,
+                           studies: StudySettings) -> dg.MaterializeResult:
+        threshold = sequence_symmetry_threshold(file_studies, studies)
         notes: list[str] = []
         with warehouse.connect(context.run_id) as con:
             inputs = warehouse.spark_session() if warehouse.on_spark else con

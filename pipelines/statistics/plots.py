@@ -16,7 +16,7 @@ A4 width); the numbers at risk follow lifelines' `add_at_risk_counts` (one row p
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from pipelines.disclosure import SUPPRESSED_TEXT, small_cell_text
+from pipelines.disclosure import SUPPRESSED_TEXT, is_small, small_cell_text
 from pipelines.statistics.inputs import EXPOSURE, FOLLOWUP_DAYS, OUTCOME
 from pipelines.statistics.presentation import cell_text, count_text, estimate_text, present
 from pipelines.statistics.propensity import IMBALANCE_THRESHOLD
@@ -244,6 +244,10 @@ def _fmt(value: float | None) -> str:
 AT_RISK_GID = "number_at_risk"
 
 
+# The legend's note for a group whose curve would give a hidden count back.
+KM_CURVE_NOT_DRAWN = "no curve (it would give a hidden count back)"
+
+
 @styled
 def kaplan_meier_plot(
     data: pd.DataFrame,
@@ -256,16 +260,20 @@ def kaplan_meier_plot(
     at_risk_years: Sequence[float] | None = None,
     weights: str | None = None,
     small_cell_threshold: int = DEFAULT_SMALL_CELL_THRESHOLD,
-    hidden_counts: bool = False,
+    hidden_counts: Collection[str] = (),
 ) -> Figure:
     """Kaplan-Meier cumulative incidence (1 - survival) by exposure, with 95% bands and the numbers at risk under
     the axis, one row per group aligned with the year ticks (as lifelines' `add_at_risk_counts` draws them).
 
     Legend entries show persons and events per group; every count, those at risk included, is suppressed below
     the threshold. Numbers at risk are shown at `at_risk_years` (default: 0 and each whole year of follow-up, at
-    most 6 points). `hidden_counts`: the published tables hide the groups' persons or events (to protect a count
-    they would give away, pipelines/disclosure.py), so the legend's counts and the numbers at risk at time 0 (the
-    persons) print "suppressed".
+    most 6 points). `hidden_counts`: the counts of the drawn population the published tables hide to protect
+    another count (`n_exposed`, `n_unexposed`, `events_exposed`, `events_unexposed`, pipelines/disclosure.py):
+    they print "suppressed" in the legend, and a group's persons at time 0 too.
+
+    A group whose persons or events are hidden (small, or hidden in the tables) has no curve: the curve gives both
+    back, its number of steps being the events when no two fall on one day and its first drop 1 / the persons at
+    risk (Kaplan-Meier's product-limit steps d/n). Its legend entry and numbers at risk stay.
     """
     curves = kaplan_meier_by_exposure(data, exposure, outcome, followup_days, labels, weights)
     figure = Figure(figsize=(A4_WIDTH_INCHES * 0.8, 4.6))
@@ -280,10 +288,16 @@ def kaplan_meier_plot(
     def shown(count: int, hidden: bool) -> str:
         return SUPPRESSED_TEXT if hidden else suppress_small_count(count, small_cell_threshold)
 
+    arms = dict(zip(labels, ("unexposed", "exposed")))  # kaplan_meier_by_exposure's labels: unexposed first
     for (label, curve), colour in zip(curves.items(), colours):
         persons = len(curve.durations)
         events = int(curve.event_observed.sum())
-        legend = f"{label} (n={shown(persons, hidden_counts)}, events={shown(events, hidden_counts)})"
+        persons_hidden, events_hidden = (f"{what}_{arms[label]}" in hidden_counts for what in ("n", "events"))
+        legend = f"{label} (n={shown(persons, persons_hidden)}, events={shown(events, events_hidden)})"
+        if (persons_hidden or events_hidden or is_small(persons, small_cell_threshold)
+                or is_small(events, small_cell_threshold)):
+            axes.plot([], [], label=f"{legend}: {KM_CURVE_NOT_DRAWN}", color=colour, linewidth=1.2)
+            continue
         times = curve.survival_function_.index.to_numpy()
         incidence = 1 - curve.survival_function_.iloc[:, 0].to_numpy()
         band = curve.confidence_interval_survival_function_
@@ -308,7 +322,7 @@ def kaplan_meier_plot(
         durations = np.asarray(curve.durations)
         for year in at_risk_years:
             at_risk = int((durations >= year).sum())
-            axes.text(year, y, shown(at_risk, hidden_counts and at_risk == len(durations)),
+            axes.text(year, y, shown(at_risk, f"n_{arms[label]}" in hidden_counts and at_risk == len(durations)),
                       transform=below, ha="center", gid=AT_RISK_GID)
     _save(figure, path)
     return figure

@@ -24,6 +24,7 @@ import pandas as pd
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.cohorts.table1 import table1_footnote, table1_lines
 from pipelines.disclosure import SUPPRESSED_TEXT, small_cell_text
+from pipelines.statistics.analysis_attrition import HORIZON_ANALYSIS_PREFIXES
 from pipelines.statistics.presentation import (
     PRIMARY_ANALYSIS_BY_DESIGN,
     RATE_ANALYSES,
@@ -346,6 +347,27 @@ def write_study_reports(con: duckdb.DuckDBPyConnection, study: StudyDefinition, 
     return ReportFiles(markdown, html)
 
 
+KM_COUNTS = ("n_exposed", "n_unexposed", "events_exposed", "events_unexposed")
+
+
+def km_hidden_counts(analysis, main_rows: pd.DataFrame) -> set[str]:
+    """The counts of the Kaplan-Meier plot's population the published tables hide (small or complementary): the
+    persons and the events over the follow-up of the main analysis's rows on that population (the analyses of the
+    plotted exposure whose attrition is the plotted population's, `km_steps`: not a matched, sampled or trimmed
+    subset, not a time-varying analysis's arms; not the km_/aj_ rows, whose events stop at the risk horizon). A
+    count is one cell wherever it is printed (CountLedger), so these rows say whether the plot's count is hidden;
+    other rows (sensitivity analyses, subsets) print other counts and hide nothing here."""
+    # Without the plotted population's steps, every row of the exposure is taken (hiding more, never less).
+    drawn = {analysis_id for (exposure, analysis_id), steps in analysis.attrition.items()
+             if exposure == analysis.km_exposure and (steps == analysis.km_steps or not analysis.km_steps)
+             and not str(analysis_id).startswith(HORIZON_ANALYSIS_PREFIXES)}
+    if main_rows.empty or not drawn:
+        return set()
+    rows = main_rows[(main_rows["exposure"] == analysis.km_exposure) & main_rows["analysis_id"].isin(drawn)]
+    listed = [*rows["suppressed_columns"].dropna(), *rows["complementary_columns"].dropna()]
+    return {column for text in listed for column in str(text).split(",") if column in KM_COUNTS}
+
+
 def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame, folder: Path) -> dict[str, Path]:
     """The study's figures (PNG, with an SVG beside each): the forest plot of its primary analysis, the
     Kaplan-Meier curves and the Love plot of a propensity-score design."""
@@ -370,14 +392,8 @@ def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame,
         names = tuple(re.sub(r"[a-z][a-z0-9_]+", lambda m: labels[m.group(0)].name
                              if m.group(0) in labels and labels[m.group(0)].source_file else m.group(0), part)
                       for part in analysis.km_labels)
-        # The curves' persons and events are those of the exposure's follow-up rows: hidden there, hidden here.
-        km_rows = frame[(frame["exposure"] == analysis.km_exposure)
-                        & ~frame["analysis_id"].fillna("").str.startswith("km_")] if not frame.empty else frame
-        counts = {"n_exposed", "n_unexposed", "events_exposed", "events_unexposed"}
-        hidden_counts = any(counts & set(str(listed).split(","))
-                            for listed in km_rows["complementary_columns"].dropna()) if not km_rows.empty else False
         kaplan_meier_plot(analysis.km_data, path, labels=names, small_cell_threshold=study.threshold,
-                          hidden_counts=hidden_counts,
+                          hidden_counts=km_hidden_counts(analysis, frame),
                           title=f"Time to first leg cramp by {label_of(labels, analysis.km_exposure or '')}")
         plots["Kaplan-Meier curves"] = path
     if analysis.balance is not None:

@@ -108,6 +108,8 @@ class StudyAnalysis:
     km_data: pd.DataFrame | None = None  # exposure/outcome/followup_days for the Kaplan-Meier plot
     km_exposure: str | None = None
     km_labels: tuple[str, str] = ("Unexposed", "Exposed")  # (exposure 0, exposure 1)
+    # The attrition of the plotted population: the rows of the analyses with these steps print its counts.
+    km_steps: list[AttritionStep] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # (exposure, analysis_id) -> the analysis's attrition from the cohort to the persons its estimator used
     attrition: dict[tuple[str, str], list[AttritionStep]] = field(default_factory=dict)
@@ -328,7 +330,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
         analysis.add(exposure, outcome, results, steps)
         if exposure == study.table1_by:
             analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure
-            analysis.km_labels = (f"not {exposure}", exposure)
+            analysis.km_labels, analysis.km_steps = (f"not {exposure}", exposure), shared
     _note_left_out(analysis, without_events)
     return analysis
 
@@ -444,6 +446,7 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
     if analysis.km_data is None:
         analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure_label
         analysis.km_labels = (f"{comparator} (comparator)", f"{target} (target)")
+        analysis.km_steps = shared
 
 
 def analyse_study(target: Engine | object, study: StudyDefinition) -> StudyAnalysis:

@@ -4,6 +4,7 @@ the statistics asset publishes them, then attacked as a reader would (tests/supp
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import duckdb
@@ -85,7 +86,7 @@ def test_cohort_size_minus_the_analysed_persons_does_not_give_away_the_persons_w
     cohort = AttritionStep(COHORT_STEP, None, 400, 600)
     at_risk = AttritionStep(AT_RISK_STEP, "zero days at risk", 400, 599)
     analysis.add("thiazide_diuretics", "leg_cramps", crude((400, 599), (30, 50)), {"": [cohort, at_risk]})
-    analysis.km_exposure = "thiazide_diuretics"
+    analysis.km_exposure, analysis.km_steps = "thiazide_diuretics", [cohort, at_risk]
     analysis.km_data = pd.DataFrame({"exposure": [1] * 400 + [0] * 599, "outcome": ([1] * 30 + [0] * 370
                                                                                    + [1] * 50 + [0] * 549),
                                      "followup_days": [700 + i % 300 for i in range(999)]})
@@ -93,7 +94,11 @@ def test_cohort_size_minus_the_analysed_persons_does_not_give_away_the_persons_w
     published = con.execute("SELECT * FROM results.associations").df()
     plots = write_study_plots(make_study(small_cell_threshold=THRESHOLD), analysis, published, tmp_path)
     svg = plots["Kaplan-Meier curves"].with_suffix(".svg").read_text()
-    assert "n=suppressed" in svg and "599" not in svg and "n=400" not in svg
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert "n=suppressed" in svg and not any("599" in text for text in texts)
+    # Only what recomputes the hidden unexposed persons is hidden: the exposed arm's 400 is printed in the tables,
+    # and the unexposed curve (whose first drop is 1 / its persons at risk) is not drawn.
+    assert "Exposed (n=400, events=30)" in svg and "no curve" in svg
 
     assert small_differences(con, "test_study", THRESHOLD, cohort_size=1000) == []
     # The analysed unexposed persons are hidden in every estimate that prints them and in the attrition, and with
@@ -389,3 +394,89 @@ def test_the_run_summary_prints_the_outcome_count_as_the_statistics_stage_publis
     [line] = [line for line in summary(database).splitlines() if line.startswith("cohort leg_cramps:")]
     assert line.startswith("cohort leg_cramps: 1,000 persons, suppressed with incident leg cramps; 4 of 4 ")
     assert "85" not in line
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Table 1 beside the analysis attrition: the cohort per arm is printed in both
+# ---------------------------------------------------------------------------------------------------------------
+
+def hand_study_tables(holders: range, split: str | None, hypothyroid_every: int = 3) -> duckdb.DuckDBPyConnection:
+    """80 persons at their first visit, `holders` with peripheral arterial disease at index, every
+    `hypothyroid_every`-th with hypothyroidism; Table 1 split by `split`; the cohort stage's Table 1 and the
+    statistics stage's attrition and estimates published as the two stages publish them."""
+    from pipelines.cohorts.build import build_study
+    from pipelines.statistics.study_analysis import analyse_study
+    from tests.support.hand_cohort import HandExtract
+
+    extract = HandExtract()
+    for n in range(80):
+        person = f"P{n}"
+        extract.person(person, year_of_birth=1940 + n % 30, sex="FM"[n % 2], visits=["2016-03-01"])
+        if n in holders:
+            extract.event(person, "peripheral_arterial_disease", "2014-01-01")
+        if n % hypothyroid_every == 0:
+            extract.event(person, "hypothyroidism", "2013-01-01")
+        if n % 4 == 1 or n in (0, 2, 4):
+            extract.event(person, "leg_cramps", f"2017-{1 + n % 12:02d}-{1 + n % 27:02d}")
+    con = extract.connect()
+    study = make_study(small_cell_threshold=THRESHOLD, exposures=["peripheral_arterial_disease", "hypothyroidism"],
+                       **({"table1_by": split} if split else {}))
+    build_study(con, study)
+    publish_study_results(con, study, analyse_study(con, study))
+    return con
+
+
+TABLE1_CASES = {
+    "7 holders, Table 1 overall only": (range(7), None),
+    "7 holders, Table 1 split by the exposure": (range(7), "peripheral_arterial_disease"),
+    "7 holders, Table 1 split by another exposure": (range(7), "hypothyroidism"),
+    "all but 7 hold it, Table 1 overall only": (range(7, 80), None),
+    "all but 7 hold it, Table 1 split by it": (range(7, 80), "peripheral_arterial_disease"),
+    "holders small in one group of Table 1 only": (range(0, 60, 3), "hypothyroidism"),
+}
+
+
+@pytest.mark.parametrize("case", TABLE1_CASES)
+def test_a_count_table1_hides_is_hidden_in_the_attrition_and_estimates_too(case):
+    """Table 1 (cohort stage) and the analysis attrition (statistics stage) both print the cohort per arm: each
+    exposure's holders at index and the rest, and Table 1's groups when it is split by the exposure. Solved
+    together as a linear system, they give back no small count and no count Table 1 hides: the ledger hides a
+    small arm and (the cohort size being printed) the other arm, exactly as Table 1 does (its small-group rule)."""
+    from tests.support.disclosure_attacks import table1_cross_table_solutions
+
+    holders, split = TABLE1_CASES[case]
+    con = hand_study_tables(holders, split)
+    assert table1_cross_table_solutions(con, "test_study", THRESHOLD) == []
+    hidden_in_table1 = cells(con, "results.table1", "count(*)", "suppressed")[0][0]
+    assert hidden_in_table1 > 0  # every case has hidden Table 1 cells to protect
+
+
+def test_table1s_complement_of_a_small_group_count_is_hidden_in_the_attrition_and_estimates():
+    """27 persons with hypothyroidism, 20 of them with peripheral arterial disease, 7 without; no one else has it.
+    Table 1 (split by hypothyroidism) hides the 7 (never printed, but 27 - 20), so the 20 of the group, and, the
+    other group's 0 protecting nothing, the overall 20. The arterial-disease analyses' cohort per arm is that 20
+    and the other 60: hidden in the attrition and in every estimate (the cohort size would give one from the
+    other), instead of printing the 20 that gives the 7 back."""
+    con = hand_study_tables(range(0, 60, 3), "hypothyroidism")
+    assert cells(con, "results.table1", "suppression", "variable = 'peripheral_arterial_disease' AND level = 'true' "
+                 "AND \"group\" <> 'unexposed'") == [("complementary",), ("complementary",)]
+    assert cells(con, "results.analysis_attrition", "DISTINCT step_order, persons_exposed, persons_unexposed",
+                 "exposure = 'peripheral_arterial_disease'") == [(1, None, None), (2, None, None)]
+    assert cells(con, "results.associations", "DISTINCT n_exposed, n_unexposed",
+                 "exposure = 'peripheral_arterial_disease'") == [(None, None)]
+    # hypothyroidism's own arms (Table 1's groups, printed there) stay printed
+    assert cells(con, "results.analysis_attrition", "DISTINCT persons_exposed, persons_unexposed",
+                 "exposure = 'hypothyroidism' AND step_order = 1") == [(27, 53)]
+
+
+def test_the_cross_table_attack_reads_a_hidden_table1_count_printed_in_the_attrition():
+    """The attack itself: Table 1 split by an exposure 7 persons hold hides both groups' n; an attrition that
+    printed the other arm (73) would give Table 1's hidden 73 back and, with the cohort size, the 7."""
+    from tests.support.disclosure_attacks import table1_cross_table_solutions
+
+    con = hand_study_tables(range(7), "peripheral_arterial_disease")
+    con.execute("UPDATE results.analysis_attrition SET persons_unexposed = 73 "
+                "WHERE step_order = 1 AND exposure = 'peripheral_arterial_disease'")
+    leaks = table1_cross_table_solutions(con, "test_study", THRESHOLD)
+    assert "hidden in Table 1, determined beside the attrition: ('n', 'unexposed'): 73" in leaks
+    assert "('n', 'exposed'): 7" in leaks

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 ARMS = ("exposed", "unexposed")
@@ -186,8 +187,6 @@ def recomputed_outcome_count(associations: pd.DataFrame) -> int | None:
 def _solved(equations: list[tuple[dict, float]], unknowns: list) -> dict:
     """The unknowns a linear system determines (each with its value): an unknown is determined when its unit
     vector lies in the row space of the coefficient matrix (rank unchanged by adding it)."""
-    import numpy as np
-
     if not equations or not unknowns:
         return {}
     position = {name: i for i, name in enumerate(unknowns)}
@@ -213,6 +212,64 @@ def table1_small_solutions(con: duckdb.DuckDBPyConnection, study_id: str, thresh
     threshold - 1: hidden cells and the never-printed ones ('false' persons of a yes/no variable, persons with a
     value of a continuous one). The reader's equations: per group, n = its levels + missing (+ the 'false' count,
     + the persons with a value); per cell, overall = the two groups."""
+    equations, unknown, _ = _table1_system(con, study_id)
+    return sorted(f"{key}: {value}" for key, value in _solved(equations, unknown).items() if 1 <= value < threshold)
+
+
+COHORT_STEP = "in the study population"
+
+
+def table1_cross_table_solutions(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int) -> list[str]:
+    """Table 1 read beside results.analysis_attrition, as a reader holding both reads them: each exposure's
+    cohort per arm (the first attrition step, persons with the exposure at index and the rest) is Table 1's count
+    of the exposure's holders overall and the overall n less it, and, when Table 1 is split by that exposure (or by
+    treatment, for a new-user study's comparison), its two groups' n. Returns every count the two tables together
+    determine that is small, and every count Table 1 hides that they determine (printed there, or recomputed):
+    Table 1's hidden counts must stay hidden wherever else they are printed."""
+    equations, unknown, hidden = _table1_system(con, study_id)
+    table = con.execute('SELECT DISTINCT by_variable, "group" FROM results.table1 WHERE study_id = ?',
+                        [study_id]).fetchall()
+    by_variable = next((by for by, _ in table if by is not None), None)
+    groups = [group for _, group in table if group != "overall"]
+    arms = con.execute(
+        "SELECT DISTINCT exposure, persons_exposed, persons_unexposed FROM results.analysis_attrition "
+        "WHERE study_id = ? AND step_order = 1 AND step = ?", [study_id, COHORT_STEP]).fetchall()
+    known = _table1_known(con, study_id)
+    for exposure, exposed, unexposed in arms:
+        arm_keys = [("arm", exposure, "exposed"), ("arm", exposure, "unexposed")]
+        for key, value in zip(arm_keys, (exposed, unexposed)):
+            unknown.append(key)
+            if _known(value):
+                equations.append(({key: 1.0}, float(value)))
+        # the cohort per arm: Table 1's holders of the exposure overall, and everyone else
+        holders = ("n_pct", exposure, "true", "overall")
+        if holders in known or holders in unknown:
+            equations.append(({arm_keys[0]: 1.0, holders: -1.0}, 0.0))
+            equations.append(({arm_keys[1]: 1.0, holders: 1.0, ("n", "overall"): -1.0}, 0.0))
+        if len(groups) == 2 and (by_variable == exposure or (by_variable == "treatment" and " vs " in exposure)):
+            order = ["exposed", "target", "unexposed", "comparator"]
+            for arm_key, group in zip(arm_keys, sorted(groups, key=order.index)):
+                equations.append(({arm_key: 1.0, ("n", group): -1.0}, 0.0))
+    # Table 1's printed cells these ties name are constants of _table1_system's equations: state them here too.
+    named = {key for coefficients, _ in equations for key in coefficients}
+    for key in named & set(known):
+        equations.append(({key: 1.0}, known[key]))
+        unknown.append(key)
+    solved = _solved(equations, list(dict.fromkeys(unknown)))
+    return sorted({*(f"{key}: {value}" for key, value in solved.items() if 1 <= value < threshold),
+                   *(f"hidden in Table 1, determined beside the attrition: {key}: {solved[key]}"
+                     for key in hidden if key in solved)})
+
+
+def _table1_known(con: duckdb.DuckDBPyConnection, study_id: str) -> dict[tuple, float]:
+    rows = con.execute('SELECT variable, level, "group", statistic, count FROM results.table1 WHERE study_id = ? '
+                       "AND count IS NOT NULL AND statistic IN ('n', 'n_pct', 'missing')", [study_id]).fetchall()
+    return {(("n", group) if statistic == "n" else (statistic, variable, level, group)): float(count)
+            for variable, level, group, statistic, count in rows}
+
+
+def _table1_system(con: duckdb.DuckDBPyConnection, study_id: str) -> tuple[list, list, list]:
+    """Table 1's equations (known cells as constants), its unknown counts, and the counts it hides."""
     table = con.execute('SELECT variable, level, "group", statistic, count FROM results.table1 WHERE study_id = ?',
                         [study_id]).df()
     groups = list(dict.fromkeys(table["group"]))
@@ -261,4 +318,18 @@ def table1_small_solutions(con: duckdb.DuckDBPyConnection, study_id: str, thresh
                 coefficients[key] = coefficients.get(key, 0.0) + sign
         if coefficients:
             equations.append((coefficients, constant))
-    return sorted(f"{key}: {value}" for key, value in _solved(equations, unknown).items() if 1 <= value < threshold)
+    hidden = [key for key in unknown if key[0] in ("n", "n_pct", "missing")]
+    return equations, unknown, hidden
+
+
+def km_curve_events(figure) -> dict[str, int]:
+    """What each drawn Kaplan-Meier curve gives away, read off the figure as a reader reads it: the number of
+    steps up of the cumulative incidence, i.e. the days with an event (the events themselves when no two share a
+    day), by the curve's legend label. Curves without data (a legend entry only) give nothing."""
+    steps = {}
+    for axes in figure.axes:
+        for line in axes.get_lines():
+            heights = np.asarray(line.get_ydata(), dtype=float)
+            if len(heights) and not line.get_label().startswith("_"):
+                steps[line.get_label()] = int((np.diff(heights) > 0).sum())
+    return steps
