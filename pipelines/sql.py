@@ -14,6 +14,7 @@
     sql/ages.sql     the one rule for age in completed years on a date (a DuckDB temporary macro): run first by the
                      cohort stage and the Garrison sequence symmetry
     sql/cohorts/     one model per file (observation_periods_merged, index_*, eligibility, attrition_counts,
+                     exposure_eras: the one drug-era rule, on_treatment_end, time_varying_*,
                      person_variables, study_population, cohort_rows, table1_*), materialised in order by
                      pipelines/cohorts/build.py
 
