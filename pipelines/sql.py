@@ -11,7 +11,10 @@
                      in order by pipelines/phenotypes/compiler.py
     sql/record_spans.sql  the one rule for records that end before they start (a DuckDB temporary macro): run first
                      by the phenotype and cohort stages
+    sql/ages.sql     the one rule for age in completed years on a date (a DuckDB temporary macro): run first by the
+                     cohort stage and the Garrison sequence symmetry
     sql/cohorts/     one model per file (observation_periods_merged, index_*, eligibility, attrition_counts,
+                     exposure_eras: the one drug-era rule, on_treatment_end, time_varying_*,
                      person_variables, study_population, cohort_rows, table1_*), materialised in order by
                      pipelines/cohorts/build.py
 
@@ -27,6 +30,8 @@ from pipelines.paths import SQL_DIR
 
 # Defines end_not_before_start(start_date, end_date): whether a record with an end date counts at all.
 RECORD_SPANS_SQL = "record_spans.sql"
+# Defines age_in_years(birth_date, year_of_birth, on_date): completed years, 29 February birthdays on 28 February.
+AGES_SQL = "ages.sql"
 
 
 @lru_cache(maxsize=None)

@@ -9,8 +9,13 @@ Model order (each SELECT is materialised as a temporary table named after its fi
 
     observation_periods_merged -> phenotype_event_dates -> index_first_visit | index_new_user | index_lab_test
     (as index_dates)
-    -> eligibility -> attrition_counts -> on_treatment_end -> person_variables -> study_population -> cohort_rows
-    -> table1_aggregates -> table1_smd; then time_varying_exposure (studies with exposure_time current)
+    -> eligibility -> attrition_counts -> on_treatment_fills (as era_spans) -> exposure_eras -> on_treatment_end
+    -> person_variables -> study_population -> cohort_rows -> table1_aggregates -> table1_smd; then, in studies with
+    exposure_time current, time_varying_person_variables -> time_varying_spans (as era_spans) -> exposure_eras
+    -> time_varying_exposure
+
+exposure_eras.sql is the one rule for drug eras (fills joined within a persistence window, plus a grace period): the
+on-treatment end reads the first era, the time-varying exposure every era.
 
 On DuckDB a study's rows are replaced in one transaction: a failure leaves the previous rows of that study in
 place (Spark's plain tables have no transactions: pipelines/engine/spark_engine.py).
@@ -28,7 +33,7 @@ from pipelines.cohorts.study import LabTestIndex, StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.disclosure import shown_count
 from pipelines.engine import Engine, as_engine
-from pipelines.sql import RECORD_SPANS_SQL, read_sql
+from pipelines.sql import AGES_SQL, RECORD_SPANS_SQL, read_sql
 from pipelines.sql_quoting import quote_identifier, quote_literal
 
 STAGING_TABLES_READ = ("person", "observation_period", "visit_occurrence", "death")
@@ -38,7 +43,8 @@ PHENOTYPE_TABLES_READ = ("events", "person_summary")
 LAB_TEST_STAGING_TABLES_READ = ("measurement",)
 LAB_TEST_PHENOTYPE_TABLES_READ = ("code_list", "measurement_code_units", "unit_conversions", "measurement_rules")
 TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_dates", "eligibility",
-                    "on_treatment_end", "table1_aggregates")
+                    "era_spans", "exposure_eras", "on_treatment_end", "table1_aggregates",
+                    "time_varying_person_variables")
 
 
 class CohortBuildError(RuntimeError):
@@ -210,6 +216,7 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
     engine = as_engine(target)
     check_inputs(engine, study)
     engine.execute_file(RECORD_SPANS_SQL)  # the models ignore visits and observation periods that end before they start
+    engine.execute_file(AGES_SQL)  # eligibility's age at index
     create_output_tables(engine)
     add_phenotype_columns(engine, study)
     parameters = study_parameters(study)
@@ -236,6 +243,8 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
         warnings += filter(None, [study_period_warning(engine, study, counts)])
         engine.insert_records(tables.ATTRITION, [vars(row) for row in attrition])
 
+        materialise(engine, "on_treatment_fills", parameters, table="era_spans")
+        materialise(engine, "exposure_eras", parameters)
         materialise(engine, "on_treatment_end", parameters)
         engine.insert_select(tables.PERSON_VARIABLES, model_sql("person_variables"), parameters)
         engine.insert_select(tables.STUDY_POPULATION, study_population_select_sql(study), parameters)
@@ -248,6 +257,9 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
         engine.insert_records(tables.TABLE1, [row.as_record() for row in table1])
 
         if study.time_varying_exposures:
+            materialise(engine, "time_varying_person_variables", parameters)
+            materialise(engine, "time_varying_spans", parameters, table="era_spans")
+            materialise(engine, "exposure_eras", parameters)
             engine.insert_select(tables.TIME_VARYING_EXPOSURE, model_sql("time_varying_exposure"), parameters)
 
         cohort_size, _ = cohort_counts(engine, study.id)

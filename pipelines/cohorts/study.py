@@ -302,7 +302,7 @@ class NewUserIndex(_Strict):
     washout_days: int = Field(default=365, ge=0)
     # The persistence window of the on-treatment analysis (LEGEND: 30 days): fills of the drug started at index join
     # one era while the next starts within this many days of the supply so far, and the era ends this many days
-    # after its last supply (cohort.study_population.on_treatment_end, sql/cohorts/on_treatment_end.sql).
+    # after its last supply (cohort.study_population.on_treatment_end: the first era of sql/cohorts/exposure_eras.sql).
     grace_days: int = Field(default=30, ge=0)
     indication: Indication | None = None
     exclude_combination_products: bool = False

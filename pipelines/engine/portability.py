@@ -30,7 +30,7 @@ DATE_NAME = re.compile(r"(_date|_start|_end|_until|_from)$|^first_|^restart$|^da
 UNPORTABLE_FUNCTIONS = {
     "hash": "hash() gives other values on Spark; compare rows by their values, never by hash",
     "generate_subscripts": "generate_subscripts() does not exist on Spark; use array_position(list, element)",
-    "age": "age() counts years in DuckDB's way; write ages with year/month/day arithmetic (eligibility.sql)",
+    "age": "age() counts years in DuckDB's way; write ages with year/month/day arithmetic (sql/ages.sql)",
 }
 # Spark built-in functions sqlglot's Spark dialect does not model (so they parse as anonymous functions).
 SPARK_FUNCTIONS_SQLGLOT_LACKS = {"xxhash64", "make_date"}
@@ -98,12 +98,12 @@ def source_problems(statement: exp.Expression) -> list[str]:
                 and node.expressions and isinstance(node.expressions[0], exp.Literal) \
                 and node.expressions[0].this.lower() in CALENDAR_UNITS:
             problems.append(f"{node.sql(dialect='duckdb')} counts calendar units in DuckDB's way; write it with "
-                            "year/month/day arithmetic (eligibility.sql, the 29 February rule)")
+                            "year/month/day arithmetic (sql/ages.sql, the 29 February rule)")
     for node in statement.find_all(exp.DateDiff, exp.DateSub, exp.TsOrDsAdd):
         unit = node.args.get("unit")
         if unit is not None and unit.name.lower() in CALENDAR_UNITS:
             problems.append(f"{node.sql(dialect='duckdb')} counts calendar units in DuckDB's way; write it with "
-                            "year/month/day arithmetic (eligibility.sql, the 29 February rule)")
+                            "year/month/day arithmetic (sql/ages.sql, the 29 February rule)")
     return problems
 
 

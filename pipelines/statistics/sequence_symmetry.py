@@ -42,7 +42,7 @@ import pandas as pd
 from scipy import stats
 
 from pipelines.engine import as_engine
-from pipelines.sql import read_sql
+from pipelines.sql import AGES_SQL, read_sql
 from pipelines.statistics.estimability import judged
 from pipelines.statistics.inputs import require_columns
 from pipelines.statistics.results import EstimateResult
@@ -266,6 +266,16 @@ def _in_band(ages: pd.Series, low: int, high: int | None) -> pd.Series:
     return (ages >= low) & (ages <= high if high is not None else True)
 
 
+def garrison_first_dates(target: Any, drug_phenotypes: list[str]) -> pd.DataFrame:
+    """Per person: the first date of each drug and of the quinine marker (sql/statistics/garrison_first_dates.sql),
+    the days observed around it and the age on it (completed years, sql/ages.sql: the rule of the age at index)."""
+    engine = as_engine(target)
+    engine.execute_file(AGES_SQL)
+    return engine.query(read_sql("statistics/garrison_first_dates.sql"), {
+        "phenotypes": list(drug_phenotypes), "marker": GARRISON_MARKER,
+        "excluded_by": GARRISON_MARKER_EXCLUDED_AFTER})
+
+
 def garrison_sequence_symmetry(target: Any, drug_phenotypes: list[str], window_days: int = WINDOW_DAYS,
                                washout_days: int = WINDOW_DAYS) -> list[tuple[str, str, EstimateResult]]:
     """Garrison et al. 2012 (Arch Intern Med 172:120-6) as a bundled analysis: crude and adjusted sequence ratios of
@@ -281,9 +291,7 @@ def garrison_sequence_symmetry(target: Any, drug_phenotypes: list[str], window_d
       persons of that age at their quinine start (Tsiropoulos 2009).
     Rows: (exposure label naming the design and age group, marker, result).
     """
-    first = as_engine(target).query(read_sql("statistics/garrison_first_dates.sql"), {
-        "phenotypes": list(drug_phenotypes), "marker": GARRISON_MARKER,
-        "excluded_by": GARRISON_MARKER_EXCLUDED_AFTER})
+    first = garrison_first_dates(target, drug_phenotypes)
     if first.empty:
         return []
     first["first_date"] = pd.to_datetime(first["first_date"])

@@ -1,11 +1,7 @@
 -- Every person in the extract with their index date, time at risk, outcome and the first inclusion criterion they
 -- fail (exclusion_reason; NULL = in the study population). The index criteria come from the index model
 -- (index_first_visit or index_new_user, materialised as index_dates); the criteria after index are common:
---   age_out_of_range             age at index outside [$min_age, $max_age] (completed years; from birth_date when
---                                the extract has it, else year of index - year_of_birth). A year is completed on
---                                the birthday; a person born on 29 February completes it on 28 February in years
---                                without one (the last day of the birth month, as DuckDB's date_sub('year')
---                                counts), written with year/month/day so that every engine counts the same.
+--   age_out_of_range             age at index outside [$min_age, $max_age] (completed years: sql/ages.sql)
 --   died_before_index            death_date < index_date (a death on the index date leaves no time at risk)
 --   outcome_before_time_at_risk  an outcome event before the time at risk starts, within the washout
 --                                ($outcome_washout: any_time_prior, lookback_days = the $outcome_washout_days days
@@ -29,13 +25,7 @@ persons_with_index AS (
            i.treatment,
            i.exclusion_reason AS index_exclusion_reason,
            d.death_date,
-           CASE WHEN p.birth_date IS NOT NULL
-                THEN year(i.index_date) - year(p.birth_date)
-                     - CASE WHEN month(i.index_date) < month(p.birth_date)
-                              OR (month(i.index_date) = month(p.birth_date) AND day(i.index_date) < day(p.birth_date)
-                                  AND i.index_date < last_day(i.index_date))
-                            THEN 1 ELSE 0 END
-                ELSE year(i.index_date) - p.year_of_birth END AS age_at_index,
+           age_in_years(p.birth_date, p.year_of_birth, i.index_date) AS age_at_index,
            i.index_date + $tar_start_offset_days::INTEGER AS time_at_risk_start,
            least(i.observation_end, d.death_date, $study_end::DATE,
                  i.index_date + $tar_max_days::INTEGER) AS followup_end

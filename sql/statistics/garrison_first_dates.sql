@@ -2,9 +2,7 @@
 -- date of each index drug in $phenotypes and of the marker $marker (the first quinine fill), with the days observed
 -- without a break before and after it and the age on that date; a marker on or after a record of $excluded_by
 -- (quinine then treats the infection) is left out.
--- Age in completed years as sql/cohorts/eligibility.sql counts it (from birth_date when the extract has it, else
--- year - year_of_birth; a year is completed on the birthday, for a person born on 29 February on 28 February in
--- years without one), written with year/month/day so that every engine counts the same.
+-- Age in completed years: sql/ages.sql (run first), the rule of the cohorts' age at index.
 WITH first_dates AS (
     -- Drugs: the first date of each index-drug phenotype. Marker: the first quinine fill whatever the phenotype's
     -- all-time exclusion says (phenotype.events keeps the fills of excluded persons); the exclusion is applied
@@ -35,13 +33,7 @@ excluded_marker AS (
     WHERE phenotype_id = $excluded_by
 )
 SELECT w.person_id, w.phenotype_id, w.first_date, w.days_observed_before, w.days_observed_after,
-       CASE WHEN p.birth_date IS NOT NULL
-            THEN year(w.first_date) - year(p.birth_date)
-                 - CASE WHEN month(w.first_date) < month(p.birth_date)
-                          OR (month(w.first_date) = month(p.birth_date) AND day(w.first_date) < day(p.birth_date)
-                              AND w.first_date < last_day(w.first_date))
-                        THEN 1 ELSE 0 END
-            ELSE year(w.first_date) - p.year_of_birth END AS age
+       age_in_years(p.birth_date, p.year_of_birth, w.first_date) AS age
 FROM with_observation AS w
 JOIN staging.person AS p ON p.person_id = w.person_id
 LEFT JOIN excluded_marker AS x ON x.person_id = w.person_id

@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from pipelines.engine.dialect import parse_statements
 from pipelines.paths import SQL_DIR
-from pipelines.sql import read_sql
+from pipelines.sql import AGES_SQL, read_sql
 
 pytestmark = pytest.mark.spark
 
@@ -107,8 +107,8 @@ def test_temp_table_is_stored_once_not_recomputed_on_read(engines):
 
 
 def _age_at_index_expression() -> str:
-    """The age rule of sql/cohorts/eligibility.sql, as written there (DuckDB SQL over p.birth_date,
-    p.year_of_birth and i.index_date)."""
+    """The age at index as sql/cohorts/eligibility.sql writes it (DuckDB SQL over p.birth_date, p.year_of_birth and
+    i.index_date: a call of the age_in_years macro of sql/ages.sql, which each engine is given first)."""
     [statement] = parse_statements(read_sql("cohorts/eligibility.sql"))
     [age] = [alias for alias in statement.find_all(exp.Alias) if alias.alias == "age_at_index"]
     return age.this.sql(dialect="duckdb")
@@ -133,6 +133,7 @@ def test_age_on_a_29_february_birthday_is_the_same_on_both_engines(engines):
                        for n, (birth, index, _) in enumerate(AGE_CASES))
     cases = f"SELECT * FROM (VALUES {values}) AS c(case_number, birth_date, year_of_birth, index_date)"
     for engine in engines.values():
+        engine.execute_file(AGES_SQL)  # as the cohort stage runs it before eligibility.sql
         engine.create_temp_table("age_cases", cases)
     try:
         sql = (f"SELECT p.case_number, {_age_at_index_expression()} AS age, date_sub('year', p.birth_date, "

@@ -87,7 +87,7 @@ def test_table1_is_identical(built):
 
 
 @pytest.mark.parametrize("table", [tables.COHORT_DEFINITION, tables.COHORT, tables.STUDY_POPULATION,
-                                   tables.STUDY_VARIABLES, tables.PERSON_VARIABLES])
+                                   tables.STUDY_VARIABLES, tables.PERSON_VARIABLES, tables.TIME_VARYING_EXPOSURE])
 def test_cohort_tables_are_identical(built, table):
     assert_same(built, table)
 
