@@ -34,8 +34,8 @@ from pipelines.statistics.report import (
 from pipelines.statistics.sequence_symmetry import (GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_AFTER,
                                                     garrison_sequence_symmetry)
 from pipelines.statistics.analysis_attrition import (create_analysis_attrition_table, publish_outcome_count,
-                                                     published_outcome_count_text, suppress_study_counts,
-                                                     write_analysis_attrition)
+                                                     published_outcome_count_text,
+                                                     suppress_study_counts_sparing_main, write_analysis_attrition)
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
 from pipelines.statistics.results import (
     ANALYSIS_COLUMNS,
@@ -200,8 +200,9 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     varied_exposures = {study.exposure_variants[s.id].phenotype: s.replace for s in study.sensitivity_analyses
                         if s.id in study.exposure_variants}
     attrition = attrition_frame(study.id, analysis)
-    counts = suppress_study_counts(attrition, results, study.threshold, analysis.nested_exposures, outcome_count,
-                                   controls, varied_exposures, cohort_arms_hidden_by_table1(con, study, attrition))
+    counts = suppress_study_counts_sparing_main(attrition, results, study.threshold, analysis.nested_exposures,
+                                                outcome_count, controls, varied_exposures,
+                                                cohort_arms_hidden_by_table1(con, study, attrition))
     if controls is not None:
         published_controls = publish_negative_control_estimates(
             con, study.id, controls, study.threshold, counts.control_complementary, counts.control_ledger_rows)
@@ -214,6 +215,9 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
                                      counts.ledger_rows)
     publish_outcome_count(con, study.id, study.outcome.phenotype, outcome_count,
                           counts.outcome_count_suppression, study.threshold)
+    if counts.withheld_sensitivity_rows:
+        analysis.notes.append(f"small-cell suppression: {counts.withheld_sensitivity_rows} sensitivity-analysis "
+                              "row(s) withheld, since publishing them would hide main-analysis numbers")
     if counts.unprotected:  # every other cell of these sums is zero: nothing left to hide (docs/disclosure.md)
         analysis.notes.append(f"small-cell suppression: {len(counts.unprotected)} sum(s) of published counts give a "
                               "hidden count away and have no other cell to hide")
