@@ -361,8 +361,8 @@ def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None,
 
 
 
-# How many times the secondary rows of further exposures are withheld before all of them are.
-_SPARING_ROUNDS = 4
+# How many times one sensitivity analysis's rows of further exposures are withheld before all of its rows are.
+_SPARING_ROUNDS = 3
 
 
 def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.DataFrame, threshold: int,
@@ -375,33 +375,35 @@ def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.Data
     nothing. A variant's rows are tied to the main rows by small differences, and hiding them as complements can
     cascade into main cells (on the bundled sample, four variants cost 78 of leg_cramps's 115 main estimates). So
     the main rows' (and the attrition's and outcome count's) suppression is decided without the sensitivity rows
-    first; an exposure whose main cells the sensitivity rows would hide further has its sensitivity rows withheld
-    whole (every count hidden, so they print nothing a reader could combine), and the rest is decided again. As
-    with primary and secondary endpoints in a trial report, the secondary results never change the primary ones.
-    Withheld rows count as complementary in `result_complementary`."""
+    first; then each sensitivity analysis in turn is added, and an exposure whose main cells its rows would hide
+    further has them withheld whole (every count hidden, so they print nothing a reader could combine), until the
+    main analysis publishes exactly what it publishes alone. As with primary and secondary endpoints in a trial
+    report, the secondary results never change the primary ones. Withheld rows count as complementary in
+    `result_complementary`."""
     secondary = (results["sensitivity_analysis"].notna() if "sensitivity_analysis" in results
                  else pd.Series(False, index=results.index))
     arguments = dict(nested=nested, outcome_count=outcome_count, controls=controls,
                      varied_exposures=varied_exposures, hidden_arms=hidden_arms)
     if not secondary.any():
         return suppress_study_counts(attrition, results, threshold, **arguments)
-    main_only = suppress_study_counts(attrition, results[~secondary], threshold, **arguments)
-    baseline = _main_hidden(main_only, secondary)
-    replaced = {**(varied_exposures or {})}
+    kept = ~secondary
+    suppression = suppress_study_counts(attrition, results[kept], threshold, **arguments)
+    baseline = _main_hidden(suppression, secondary)
+    replaced = dict(varied_exposures or {})
     exposure_of = results["exposure"].map(lambda exposure: replaced.get(exposure, exposure))
-    withheld = pd.Series(False, index=results.index)
-    for round_number in range(_SPARING_ROUNDS + 1):
-        suppression = suppress_study_counts(attrition, results[~withheld], threshold, **arguments)
-        costs_main = _main_hidden(suppression, secondary) - baseline
-        if not costs_main:
-            break
-        if round_number == _SPARING_ROUNDS:
-            withheld = secondary.copy()
-            suppression = main_only
-            break
-        hit = {results.at[index, "exposure"] for kind, index, _ in costs_main if kind == "row"}
-        more = secondary & ~withheld & exposure_of.isin(hit)
-        withheld = withheld | (more if more.any() else secondary)
+    for sensitivity_id in results.loc[secondary, "sensitivity_analysis"].unique():
+        candidate = secondary & (results["sensitivity_analysis"] == sensitivity_id)
+        for _ in range(_SPARING_ROUNDS):
+            trial = suppress_study_counts(attrition, results[kept | candidate], threshold, **arguments)
+            costs_main = _main_hidden(trial, secondary) - baseline
+            if not costs_main:
+                kept, suppression = kept | candidate, trial
+                break
+            hit = {results.at[index, "exposure"] for kind, index, _ in costs_main if kind == "row"}
+            candidate = candidate & ~exposure_of.isin(hit)
+            if not hit or not candidate.any():
+                break
+    withheld = secondary & ~kept
     suppression.result_complementary = {
         column: flags.reindex(results.index, fill_value=False) | withheld
         for column, flags in suppression.result_complementary.items()}
