@@ -204,7 +204,9 @@ def phenotype_check_result(asset_key: dg.AssetKey, phenotype_id: str, expectatio
         # No result for this phenotype: it is not in phenotype.definitions of this run, or the check could not be
         # evaluated at all (then the suite reports it once, without a phenotype).
         check = by_check.get((meta["name"], phenotype_id)) or by_check.get((meta["name"], None))
-        checks.append(check or _missing_phenotype_result(expectation, phenotype_id, suite_result.table))
+        checks.append(check or _not_evaluated_result(
+            expectation, suite_result.table,
+            f"No result: {phenotype_id} is not in phenotype.definitions of this run.", phenotype_id))
     return packaged_check_result(asset_key, PHENOTYPE_CHECK_NAME, expectations, checks, suite_result,
                                  data_docs_index, metadata={"phenotype_id": phenotype_id})
 
@@ -226,7 +228,8 @@ def packaged_check_result(asset_key: dg.AssetKey, check_name: str, expectations:
     writes to the instance's event log at a fixed cost whatever the data size (README, *Performance*).
     """
     by_name = {check.name: check for check in results}
-    checks = [by_name.get(e["meta"]["name"]) or _not_evaluated_result(e, suite_result.table) for e in expectations]
+    checks = [by_name.get(e["meta"]["name"]) or _not_evaluated_result(
+        e, suite_result.table, "No result: the suite run returned none for this check.") for e in expectations]
     failed = [check for check in checks if not check.passed]
     fatal_failed = [check for check in failed if check.fatal]
     result_metadata: dict[str, Any] = {
@@ -280,24 +283,17 @@ def _sub_check_verdict(check: ExpectationResult) -> dict[str, Any]:
             "element_count": check.element_count, "threshold_pct": check.threshold, "error": check.error}
 
 
-def _not_evaluated_result(expectation: dict[str, Any], table: str) -> ExpectationResult:
+def _not_evaluated_result(expectation: dict[str, Any], table: str, error: str,
+                          phenotype_id: str | None = None) -> ExpectationResult:
+    """A failed result for an expectation the suite run gave no result for, saying why (`error`)."""
     meta = expectation["meta"]
+    extra = {"phenotype_id": phenotype_id} if phenotype_id is not None else {}
     return ExpectationResult(
         name=meta["name"], expectation_type=expectation["type"], table=table, column=None,
         category=meta["category"], subcategory=meta["subcategory"], severity=meta["severity"],
         threshold=float(meta["threshold"]), description=meta["description"], observed_value=None,
         unexpected_count=None, unexpected_percent=None, element_count=None, example_rows=(), passed=False,
-        error="No result: the suite run returned none for this check.")
-
-
-def _missing_phenotype_result(expectation: dict[str, Any], phenotype_id: str, table: str) -> ExpectationResult:
-    meta = expectation["meta"]
-    return ExpectationResult(
-        name=meta["name"], expectation_type=expectation["type"], table=table, column=None,
-        category=meta["category"], subcategory=meta["subcategory"], severity=meta["severity"],
-        threshold=float(meta["threshold"]), description=meta["description"], observed_value=None,
-        unexpected_count=None, unexpected_percent=None, element_count=None, example_rows=(), passed=False,
-        error=f"No result: {phenotype_id} is not in phenotype.definitions of this run.", phenotype_id=phenotype_id)
+        error=error, **extra)
 
 
 def _sub_check_row(check: ExpectationResult) -> dict[str, Any]:
