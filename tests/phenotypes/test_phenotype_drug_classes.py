@@ -103,14 +103,15 @@ def test_the_docs_show_how_many_codes_each_vocabulary_has(library, table):
                     for vocabulary in ("RxNorm", "ATC")}
         assert vocabulary_counts(library[phenotype_id].definition) == expected, phenotype_id
     # A vocabulary without codes is shown with 0, so a thin list stands out; composites list no codes.
-    assert vocabulary_counts_text(library["insulin"].definition) == "RxNorm 0, ATC 1 (1 prefix)"
+    assert vocabulary_counts_text(library["oral_contraceptives"].definition) == "RxNorm 0, ATC 1 (1 prefix)"
+    assert vocabulary_counts_text(library["insulin"].definition) == "RxNorm 1, ATC 1 (1 prefix)"
     assert vocabulary_counts_text(library["leg_cramps"].definition) == "ICD10CM 3, ICD9CM 2, SNOMED 2"
     assert vocabulary_counts_text(library["radiculopathy"].definition) == "ICD10CM 1 (1 prefix), ICD9CM 2, SNOMED 2"
     assert vocabulary_counts_text(library["rotator_cuff_strain"].definition) == "ICD10CM 1 (1 prefix), ICD9CM 0, SNOMED 0"
     assert vocabulary_counts_text(library["claudication_with_borderline_or_normal_abi"].definition) == "—"
     text = generate_markdown(library)
-    assert ("| [`insulin`](#insulin) | Insulins and analogues | drug | ≥1 record | RxNorm 0, ATC 1 (1 prefix) |"
-            in text)
+    assert ("| [`oral_contraceptives`](#oral_contraceptives) | Hormonal contraceptives (systemic) | drug | ≥1 record "
+            "| RxNorm 0, ATC 1 (1 prefix) |" in text)
     assert "- Codes per vocabulary: RxNorm 0, ATC 1 (1 prefix)" in text
 
 
@@ -145,6 +146,7 @@ PRODUCTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
     "lisinopril + amlodipine": ("C09BB03", ("29046", "17767"), {"ace_inhibitors", "calcium_channel_blockers", DHP}),
     "albuterol": ("R03AC02", ("435",), {"short_acting_beta2_agonists"}),
     "quinine": ("P01BC01", ("9071",), {"quinine_start"}),
+    "insulin glargine": ("A10AE04", ("274783",), {"insulin"}),
 }
 RECORDINGS = ("ATC", "RxNorm ingredients", "OMOP clinical drug")
 

@@ -4,9 +4,9 @@ concept_relationship, no concept_ancestor) gives the same members, with the same
 phenotype.
 
 The rewrite needs each generated substance's ingredient CUIs. They come from the generator's catalogue (an
-independent oracle) where it has them, else from the verified RxNorm rows of phenotypes/reference/drug_ingredients.csv
-by ingredient name (fluticasone 41126 from the OHDSI Eunomia vocabulary in ../shared/data). A substance with no
-verified CUI (listed in UNVERIFIED_INGREDIENTS) cannot be written as RxNorm, so its fills stay ATC in every variant:
+independent oracle) where it has them, else from the RxNorm rows of phenotypes/reference/drug_ingredients.csv
+(verified or verified_weak, as the phenotypes use both) by ingredient name (fluticasone 41126 from the OHDSI Eunomia
+vocabulary in ../shared/data). A substance with no verified CUI (listed in UNVERIFIED_INGREDIENTS) cannot be written as RxNorm, so its fills stay ATC in every variant:
 the RxNorm CUIs of those ingredients are the known gap of the reference table.
 """
 
@@ -31,15 +31,15 @@ OTHER_VERIFIED_CUIS = {"fluticasone": "41126"}  # OHDSI Eunomia GiBleed CONCEPT.
 # Generated substances whose ingredient CUIs are not verified (phenotypes/reference/README.md, known gaps).
 UNVERIFIED_INGREDIENTS = {
     "bendroflumethiazide", "chlorothiazide", "amiloride", "triamterene",
-    "fenofibrate", "gemfibrozil", "ezetimibe", "formoterol and budesonide", "formoterol", "insulin glargine",
+    "fenofibrate", "gemfibrozil", "ezetimibe", "formoterol and budesonide", "formoterol",
     "levonorgestrel and ethinylestradiol"}
 
 
 def _reference_cuis() -> dict[str, str]:
-    """Ingredient name -> RxNorm CUI from the verified RxNorm rows of the reference table."""
+    """Ingredient name -> RxNorm CUI from the RxNorm rows of the reference table (verified or verified_weak)."""
     with open(paths.PHENOTYPES_DIR / "reference" / "drug_ingredients.csv", newline="", encoding="utf-8") as handle:
         return {row["ingredient"].split(" (")[0]: row["code"] for row in csv.DictReader(handle)
-                if row["vocabulary"] == "RxNorm" and row["status"] == "verified"}
+                if row["vocabulary"] == "RxNorm"}
 
 
 def substance_ingredients() -> dict[str, tuple[str, tuple[str, ...]]]:
