@@ -176,6 +176,12 @@ SPANS: dict[str, tuple[str, str, str]] = {
     "drug_exposure": ("drug_exposure_id", "drug_exposure_start_date", "drug_exposure_end_date"),
 }
 
+# Share of records allowed to end before they start, in percent: OHDSI DQD's default thresholds of
+# plausibleStartBeforeEnd (DataQualityDashboard 2.7.0, articles/checks/plausibleStartBeforeEnd.html, checked
+# 2026-12-05): 0% for observation_period, whose periods every cohort's time at risk is built from, 1% for the other
+# tables with an end date.
+START_BEFORE_END_THRESHOLDS: dict[str, float] = {"observation_period": 0}
+
 # Tables checked for the same event recorded twice: a row identical to another in every column but the row id
 # (person, code, date, value, visit...). Rows that differ in any column are different records: two different
 # results of one test on one day are real, and a copy with another end date is end_before_start's. Visits are left
@@ -577,9 +583,11 @@ def temporal_checks(table: spec.Table) -> list[Check]:
             SELECT {row_id}, person_id, {start}, {end} FROM checked WHERE {end} < {start}
             """,
             column=end, category="plausibility", subcategory="temporal: end after start", severity=WARNING,
-            threshold=1,
+            threshold=START_BEFORE_END_THRESHOLDS.get(table.name, 1),
             description=f"{end}, where filled, is not before {start}; durations and exposure windows would be "
-                        "negative.",
+                        "negative. Such a record is loaded and counted by no phenotype or cohort "
+                        "(sql/record_spans.sql). Threshold as OHDSI DQD's plausibleStartBeforeEnd: "
+                        f"{START_BEFORE_END_THRESHOLDS.get(table.name, 1):g}% for this table.",
         ))
     return checks
 

@@ -221,3 +221,29 @@ def test_measurement_range_checks_judge_a_value_in_the_unit_it_was_recorded_in(t
         "magnesium_mg_dl_value_plausible_recorded_in_meq_l": 0,
     }
     assert checks["magnesium_mmol_l_value_plausible_recorded_in_meq_l"].element_count == 1  # "meq/l" is judged
+
+
+def test_a_single_reversed_observation_period_fails_its_check(tmp_path):
+    """OHDSI DQD's default threshold of plausibleStartBeforeEnd is 0% for observation_period (1% for the other
+    tables with an end date): one period ending before it starts among 300 (0.3%) fails the check, while one
+    reversed visit among 300 stays within its 1%."""
+    database = build_example_staging(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(str(database)) as con:
+        # One-day periods of p1 every other day from 1970, before the example's observation.
+        con.execute("INSERT INTO staging.observation_period SELECT 'op_day_' || n, 'p1', "
+                    "DATE '1970-01-01' + CAST(2 * n AS INTEGER), DATE '1970-01-01' + CAST(2 * n AS INTEGER) "
+                    "FROM range(294) AS t(n)")
+        insert_rows(con, "observation_period", [("op_reversed", "p2", "1995-02-01", "1995-01-01")])
+        con.execute("INSERT INTO staging.visit_occurrence SELECT 'v_day_' || n, 'p1', 'outpatient', "
+                    "DATE '2016-01-01' + CAST(n AS INTEGER), DATE '2016-01-01' + CAST(n AS INTEGER) "
+                    "FROM range(294) AS t(n)")
+        insert_rows(con, "visit_occurrence", [("v_reversed", "p2", "outpatient", "2018-05-12", "2018-05-11")])
+        [(periods,)] = con.sql("SELECT count(*) FROM staging.observation_period").fetchall()
+        [(visits,)] = con.sql("SELECT count(*) FROM staging.visit_occurrence").fetchall()
+    assert periods == visits == 301
+    periods_check = run_suite(database, "staging.observation_period", run_id="op", build_data_docs=False).result(
+        "observation_period_end_date_not_before_start")
+    visits_check = run_suite(database, "staging.visit_occurrence", run_id="v", build_data_docs=False).result(
+        "visit_end_date_not_before_start")
+    assert (periods_check.unexpected_count, periods_check.threshold, periods_check.passed) == (1, 0, False)
+    assert (visits_check.unexpected_count, visits_check.threshold, visits_check.passed) == (1, 1, True)
