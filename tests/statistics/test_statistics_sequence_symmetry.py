@@ -228,9 +228,9 @@ def test_pipeline_measures_observation_over_overlapping_periods():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Garrison 2012's design: quinine starts as the marker, age >= 50, malaria judged as of the quinine start
+# Garrison 2012's design: quinine starts as the marker, age >= 50, quinine for an infection is no marker
 # ---------------------------------------------------------------------------------------------------------------
-def test_garrison_design_counts_by_age_and_drops_quinine_only_after_a_prior_infection():
+def test_garrison_design_counts_by_age_and_drops_quinine_given_for_an_infection():
     import duckdb
 
     from pipelines.statistics.sequence_symmetry import garrison_sequence_symmetry
@@ -242,28 +242,35 @@ def test_garrison_design_counts_by_age_and_drops_quinine_only_after_a_prior_infe
                 "observation_period_end_date DATE)")
     con.execute("CREATE TABLE phenotype.person_summary (person_id VARCHAR, phenotype_id VARCHAR, first_date DATE)")
     con.execute("CREATE TABLE phenotype.events (person_id VARCHAR, phenotype_id VARCHAR, event_date DATE)")
-    persons = {  # birth date, drug start, quinine start, malaria
-        "P1": ("1945-01-01", "2015-06-01", "2015-09-01", None),          # 70: drug first, band 65-79
-        "P2": ("1960-06-01", "2016-01-01", "2015-08-01", None),          # 55: quinine first
-        "P3": ("1956-01-01", "2016-03-01", "2016-05-01", "2016-04-01"),  # malaria before quinine: no marker
-        "P4": ("1956-01-01", "2016-03-01", "2016-05-01", "2017-01-01"),  # malaria after: the marker counts
-        "P5": ("1971-01-01", "2016-03-01", "2016-05-01", None),          # 45 at the drug start: too young
-        "P6": ("1966-03-01", "2016-06-01", "2016-02-01", None),          # 50 at the drug, 49 at quinine: counts
+    persons = {  # birth date, drug start, quinine fills, malaria or babesiosis records
+        "P1": ("1945-01-01", "2015-06-01", ["2015-09-01"], []),               # 70: drug first, band 65-79
+        "P2": ("1960-06-01", "2016-01-01", ["2015-08-01"], []),               # 55: quinine first
+        "P3": ("1956-01-01", "2016-03-01", ["2016-05-01"], ["2016-04-01"]),   # infection 30 days before: no marker
+        "P4": ("1956-01-01", "2016-03-01", ["2016-05-01"], ["2017-01-01"]),   # infection 8 months after: counts
+        "P5": ("1971-01-01", "2016-03-01", ["2016-05-01"], []),               # 45 at the drug start: too young
+        "P6": ("1966-03-01", "2016-06-01", ["2016-02-01"], []),               # 50 at the drug, 49 at quinine: counts
+        "P7": ("1956-01-01", "2016-03-01", ["2016-05-01"], ["2013-02-01"]),   # infection 3 years before: counts
+        "P8": ("1956-01-01", "2016-03-01", ["2016-05-01"], ["2016-05-11"]),   # coded 10 days after: no marker
+        # Quinine for malaria in 2013, quinine again in 2016: the 2016 start is the marker (quinine first).
+        "P9": ("1956-01-01", "2016-09-01", ["2013-06-01", "2016-05-01"], ["2013-06-01"]),
     }
-    for person, (birth, drug, quinine, malaria) in persons.items():
+    for person, (birth, drug, quinine_fills, infections) in persons.items():
         con.execute("INSERT INTO staging.person VALUES (?, ?, ?)", [person, int(birth[:4]), birth])
         con.execute("INSERT INTO staging.observation_period VALUES (?, '2012-01-01', '2020-12-31')", [person])
         con.execute("INSERT INTO phenotype.person_summary VALUES (?, 'statins', ?)", [person, drug])
         # Quinine fills stay in phenotype.events even where the phenotype's all-time exclusion removed the person.
-        con.execute("INSERT INTO phenotype.events VALUES (?, 'quinine_start', ?)", [person, quinine])
-        if malaria:
+        for fill in quinine_fills:
+            con.execute("INSERT INTO phenotype.events VALUES (?, 'quinine_start', ?)", [person, fill])
+        for infection in infections:
+            con.execute("INSERT INTO phenotype.events VALUES (?, 'malaria_or_babesiosis', ?)", [person, infection])
+        if infections:
             con.execute("INSERT INTO phenotype.person_summary VALUES (?, 'malaria_or_babesiosis', ?)",
-                        [person, malaria])
+                        [person, min(infections)])
     rows = garrison_sequence_symmetry(con, ["statins"])
     counts = {exposure: (r.events_exposed, r.events_unexposed) for exposure, marker, r in rows
               if r.method.startswith("Crude") and marker == "quinine_start"}
     assert counts == {
-        "statins (Garrison 2012 design, age 50+)": (2, 2),    # P1, P4 drug first; P2, P6 quinine first
-        "statins (Garrison 2012 design, age 50-64)": (1, 2),  # P4; P2, P6
+        "statins (Garrison 2012 design, age 50+)": (3, 3),    # P1, P4, P7 drug first; P2, P6, P9 quinine first
+        "statins (Garrison 2012 design, age 50-64)": (2, 3),  # P4, P7; P2, P6, P9
         "statins (Garrison 2012 design, age 65-79)": (1, 0),  # P1
     }
