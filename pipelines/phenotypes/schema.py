@@ -114,8 +114,13 @@ class Threshold(_Strict):
 
 
 class Measurement(_Strict):
-    """Units, plausibility and threshold of a measurement phenotype."""
+    """Units, plausibility and threshold of a measurement phenotype. A library phenotype names its `analyte`, a row
+    of phenotypes/reference/measurements.yaml, and the loader fills canonical_unit, units and plausible_range from
+    it; a definition outside the library may state them itself."""
 
+    analyte: str | None = Field(
+        default=None, description="The row of phenotypes/reference/measurements.yaml giving canonical_unit, units and "
+                                  "plausible_range (the loader fills them from it).")
     canonical_unit: str = Field(min_length=1, description="Values are converted to this unit before any comparison.")
     units: list[UnitConversion] = Field(min_length=1)
     plausible_range: PlausibleRange
