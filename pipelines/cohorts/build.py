@@ -33,7 +33,7 @@ from pipelines.cohorts.study import LabTestIndex, StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.disclosure import shown_count
 from pipelines.engine import Engine, as_engine
-from pipelines.sql import AGES_SQL, RECORD_SPANS_SQL, read_sql
+from pipelines.sql import AGES_SQL, MEASUREMENT_VALUES_SQL, RECORD_SPANS_SQL, read_sql
 from pipelines.sql_quoting import quote_identifier, quote_literal
 
 STAGING_TABLES_READ = ("person", "observation_period", "visit_occurrence", "death")
@@ -220,6 +220,7 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
     check_inputs(engine, study)
     engine.execute_file(RECORD_SPANS_SQL)  # the models ignore visits and observation periods that end before they start
     engine.execute_file(AGES_SQL)  # eligibility's age at index
+    engine.execute_file(MEASUREMENT_VALUES_SQL)  # the lab_test index reads values as the phenotypes do
     create_output_tables(engine)
     add_phenotype_columns(engine, study)
     parameters = study_parameters(study)

@@ -108,7 +108,7 @@ def library_plausible_ranges() -> tuple[PlausibleRange, ...]:
     states for the code (wide on purpose: abnormal but real results pass), in the unit each value was recorded in.
 
     A value is judged in its recorded unit, converted with the library's own factors as the phenotype compiler
-    converts it (sql/phenotypes/measurement_records.sql): one check per code for the units that share the factor of
+    converts it (sql/measurement_values.sql): one check per code for the units that share the factor of
     the unit the code reports (values without a unit included), named after the code, and one more per other factor
     (magnesium recorded in mmol/L or mEq/L under the mg/dL code, and the reverse). A value in a unit the library
     does not list is judged by none: the phenotypes ignore it, and no range can be stated for it."""

@@ -2,7 +2,7 @@
 -- (index_first_candidate.sql picks the index date: the first test with enough prior observation): every test in the
 -- study period that lies in a merged observation period, with that period. A test is a record of one of the $finding
 -- phenotype's measurement codes with a plausible value (a listed unit, converted into the phenotype's plausible
--- range: the same tables and the same rule as sql/phenotypes/measurement_records.sql). Whether the index test was low
+-- range: the same tables as sql/phenotypes/measurement_records.sql and the same rule, sql/measurement_values.sql). Whether the index test was low
 -- is the study's exposure ($finding with a 0-day window, cohort.person_variables), so the comparison is low against
 -- normal among tested persons, with time zero at the test.
 WITH finding_codes AS (
@@ -16,7 +16,7 @@ test_records AS (
            m.measurement_vocabulary AS vocabulary,
            m.measurement_code AS code,
            m.value_as_number,
-           coalesce(nullif(lower(replace(trim(m.unit), ' ', '')), ''), u.unit) AS recorded_unit
+           recorded_unit(m.unit, u.unit) AS recorded_unit
     FROM staging.measurement AS m
     LEFT JOIN phenotype.measurement_code_units AS u
       ON u.phenotype_id = $finding AND u.vocabulary = m.measurement_vocabulary AND u.code = m.measurement_code
@@ -36,9 +36,8 @@ plausible_tests AS (
     FROM test_records AS t
     JOIN phenotype.unit_conversions AS c ON c.phenotype_id = $finding AND c.unit = t.recorded_unit
     JOIN phenotype.measurement_rules AS r ON r.phenotype_id = $finding
-    WHERE (round(t.value_as_number * c.factor, 6) > r.plausible_min
-           OR (r.plausible_min_inclusive AND round(t.value_as_number * c.factor, 6) = r.plausible_min))
-      AND round(t.value_as_number * c.factor, 6) <= r.plausible_max
+    WHERE within_plausible_range(canonical_value(t.value_as_number, c.factor), r.plausible_min,
+                                 r.plausible_min_inclusive, r.plausible_max)
 )
 SELECT t.person_id, t.test_date AS candidate_date, op.period_start, op.period_end
 FROM plausible_tests AS t
