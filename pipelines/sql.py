@@ -13,6 +13,8 @@
                      by the phenotype and cohort stages
     sql/ages.sql     the one rule for age in completed years on a date (a DuckDB temporary macro): run first by the
                      cohort stage and the Garrison sequence symmetry
+    sql/measurement_values.sql  the one rule for reading a recorded measurement value (unit, conversion,
+                     plausible range; DuckDB temporary macros): run first by the phenotype and cohort stages
     sql/cohorts/     one model per file (observation_periods_merged, index_*, eligibility, attrition_counts,
                      exposure_eras: the one drug-era rule, on_treatment_end, time_varying_*,
                      person_variables, study_population, cohort_rows, table1_*), materialised in order by
@@ -32,6 +34,8 @@ from pipelines.paths import SQL_DIR
 RECORD_SPANS_SQL = "record_spans.sql"
 # Defines age_in_years(birth_date, year_of_birth, on_date): completed years, 29 February birthdays on 28 February.
 AGES_SQL = "ages.sql"
+# Defines recorded_unit, canonical_value and within_plausible_range: how a recorded measurement value is read.
+MEASUREMENT_VALUES_SQL = "measurement_values.sql"
 
 
 @lru_cache(maxsize=None)

@@ -23,13 +23,16 @@ class GeneratedExtract(NamedTuple):
 
 @pytest.fixture
 def dagster_instance(tmp_path):
-    """A real, persistent Dagster instance in a temporary DAGSTER_HOME configured by the repository's dagster.yaml."""
+    """A real, persistent Dagster instance in a temporary DAGSTER_HOME configured by the repository's dagster.yaml
+    (telemetry off, run concurrency, retries, monitoring). instance_for_test writes its own dagster.yaml into the
+    folder, so the project's settings go in as its overrides."""
     import dagster as dg
+    import yaml
 
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
+    project_settings = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    with dg.instance_for_test(overrides=project_settings, temp_dir=str(home)) as instance:
         yield instance
 
 

@@ -15,6 +15,7 @@ from pipelines.engine import as_engine
 from pipelines.cohorts.study import FirstVisitIndex, LabTestIndex, NewUserIndex, StudyDefinition
 from pipelines.cohorts.suppression import suppress_attrition
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, SUPPRESSED_TEXT, small_cell_text
+from pipelines.sql import RECORD_SPANS_SQL
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,15 @@ def study_period_warning(target: Any, study: StudyDefinition,
     before, after = by_code.get("no_observation_in_study_period", (0, 0))
     if not before or after:
         return None
-    [observed] = as_engine(target).records("SELECT min(observation_period_start_date) AS first, "
-                                "max(observation_period_end_date) AS last FROM staging.observation_period")
+    engine = as_engine(target)
+    # Periods that end before they start are no observation time (sql/record_spans.sql, the one rule; the
+    # data-quality check observation_period_end_date_not_before_start reports them), so their dates are no part of
+    # the range the extract observes.
+    engine.execute_file(RECORD_SPANS_SQL)
+    [observed] = engine.records(
+        "SELECT min(observation_period_start_date) AS first, max(observation_period_end_date) AS last "
+        "FROM staging.observation_period "
+        "WHERE end_not_before_start(observation_period_start_date, observation_period_end_date)")
     first, last = observed["first"], observed["last"]
     example = json.dumps({study.id: {"study_period": {"start": str(first), "end": str(last)}}})
     return (f"no person's observation overlaps the study period ({study.study_period.start} to "

@@ -7,8 +7,8 @@
 
 Model order (each SELECT is materialised as a temporary table named after its file, which later models read):
 
-    observation_periods_merged -> phenotype_event_dates -> index_first_visit | index_new_user | index_lab_test
-    (as index_dates)
+    observation_periods_merged -> phenotype_event_dates -> index_new_user (as index_dates) | index_first_visit or
+    index_lab_test (as index_candidates) -> index_first_candidate (as index_dates)
     -> eligibility -> attrition_counts -> on_treatment_fills (as era_spans) -> exposure_eras -> on_treatment_end
     -> person_variables -> study_population -> cohort_rows -> table1_aggregates -> table1_smd; then, in studies with
     exposure_time current, time_varying_person_variables -> time_varying_spans (as era_spans) -> exposure_eras
@@ -33,7 +33,7 @@ from pipelines.cohorts.study import LabTestIndex, StudyDefinition, load_studies
 from pipelines.cohorts.table1 import Table1Row, build_table1
 from pipelines.disclosure import shown_count
 from pipelines.engine import Engine, as_engine
-from pipelines.sql import AGES_SQL, RECORD_SPANS_SQL, read_sql
+from pipelines.sql import AGES_SQL, MEASUREMENT_VALUES_SQL, RECORD_SPANS_SQL, read_sql
 from pipelines.sql_quoting import quote_identifier, quote_literal
 
 STAGING_TABLES_READ = ("person", "observation_period", "visit_occurrence", "death")
@@ -42,8 +42,11 @@ PHENOTYPE_TABLES_READ = ("events", "person_summary")
 # staging.measurement, with the phenotype stage's code list and measurement rules.
 LAB_TEST_STAGING_TABLES_READ = ("measurement",)
 LAB_TEST_PHENOTYPE_TABLES_READ = ("code_list", "measurement_code_units", "unit_conversions", "measurement_rules")
-TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_dates", "eligibility",
-                    "era_spans", "exposure_eras", "on_treatment_end", "table1_aggregates",
+# The index rules that take the first of their candidate dates (index_first_candidate.sql), with the attrition step of
+# persons without a candidate.
+FIRST_CANDIDATE_RULES = {"first_visit": "no_visit_in_study_period", "lab_test": "no_test_in_study_period"}
+TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_candidates", "index_dates",
+                    "eligibility", "era_spans", "exposure_eras", "on_treatment_end", "table1_aggregates",
                     "time_varying_person_variables")
 
 
@@ -217,6 +220,7 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
     check_inputs(engine, study)
     engine.execute_file(RECORD_SPANS_SQL)  # the models ignore visits and observation periods that end before they start
     engine.execute_file(AGES_SQL)  # eligibility's age at index
+    engine.execute_file(MEASUREMENT_VALUES_SQL)  # the lab_test index reads values as the phenotypes do
     create_output_tables(engine)
     add_phenotype_columns(engine, study)
     parameters = study_parameters(study)
@@ -233,7 +237,13 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
 
         materialise(engine, "observation_periods_merged", parameters)
         materialise(engine, "phenotype_event_dates", parameters)
-        materialise(engine, f"index_{study.index.rule}", parameters, table="index_dates")
+        if study.index.rule in FIRST_CANDIDATE_RULES:
+            materialise(engine, f"index_{study.index.rule}", parameters, table="index_candidates")
+            materialise(engine, "index_first_candidate",
+                        {**parameters, "no_candidate_reason": FIRST_CANDIDATE_RULES[study.index.rule]},
+                        table="index_dates")
+        else:
+            materialise(engine, f"index_{study.index.rule}", parameters, table="index_dates")
         materialise(engine, "eligibility", parameters)
         _check_exclusion_codes(engine, parameters["step_codes"])
 

@@ -353,6 +353,15 @@ class LabTestIndex(_Strict):
         domain = _domains_in(info).get(self.finding)
         if domain != "measurement":
             raise ValueError(f"finding must be a measurement phenotype; {self.finding!r} is a {domain} phenotype")
+        library = phenotype_library()
+        rule = library[self.finding].definition.rule.type if self.finding in library.ids else "min_records"
+        if rule != "min_records":
+            # The index test's result is the finding's events of that day. For a lowest_value (ABI) or all_values
+            # phenotype they are judged on every reading so far, earlier tests (before the study period too)
+            # included, and tested_normal would hold every other category (an ABI above 1.40 is not normal).
+            raise ValueError(f"finding {self.finding!r} has rule {rule}: a lab_test finding is judged by the index "
+                             "test's own values, so it must be a min_records measurement phenotype (a value meeting "
+                             "the threshold)")
         return self
 
 

@@ -37,7 +37,7 @@ from pipelines.phenotypes.schema import (
     MinRecordsRule,
     normalise_unit,
 )
-from pipelines.sql import RECORD_SPANS_SQL, read_sql
+from pipelines.sql import MEASUREMENT_VALUES_SQL, RECORD_SPANS_SQL, read_sql
 
 # The definition tables, in load order; each has sql/phenotypes/load/<table>.sql.
 DEFINITION_TABLES: tuple[str, ...] = (
@@ -51,10 +51,12 @@ DEFINITION_TABLES: tuple[str, ...] = (
     "composite_components",
 )
 
-# The statements that read staging tables: the rule for records that end before they start, the codes present in
-# all of them matched once, then one statement per table (the single pass over the records of each domain).
+# The statements that read staging tables: the rules for records that end before they start and for measurement
+# values, the codes present in all of them matched once, then one statement per table (the single pass over the
+# records of each domain).
 RECORD_STEPS: tuple[str, ...] = (
     RECORD_SPANS_SQL,
+    MEASUREMENT_VALUES_SQL,
     "phenotypes/code_to_phenotype.sql",
     "phenotypes/condition_records.sql",
     "phenotypes/drug_events.sql",

@@ -30,6 +30,16 @@ from pipelines.phenotypes.schema import (
 )
 
 WHOLE_FILE = "(file)"
+# One row per measurement: canonical unit, units and plausible range, which a phenotype takes by naming its analyte.
+MEASUREMENTS_TABLE = paths.PHENOTYPES_DIR / "reference" / "measurements.yaml"
+MEASUREMENT_TABLE_FIELDS = ("canonical_unit", "units", "plausible_range")
+
+
+@functools.cache
+def measurement_table() -> dict[str, dict]:
+    """{analyte: {canonical_unit, units, plausible_range, plausible_range_reason}} of phenotypes/reference/
+    measurements.yaml."""
+    return yaml.safe_load(MEASUREMENTS_TABLE.read_text(encoding="utf-8"))["measurements"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,7 @@ class LoadedPhenotype:
 
     definition: PhenotypeDefinition
     source_file: str  # repository-relative path where possible, as shown in messages and phenotype.definitions
-    sha256: str  # of the file's bytes: tells which exact text produced a result
+    sha256: str  # of the file's bytes (and its analyte's row of measurements.yaml): which exact text gave a result
     # 0 for phenotypes computed from records alone; otherwise 1 + the depth of the deepest phenotype it refers to.
     # Phenotypes are computed in order of depth.
     depth: int
@@ -103,9 +113,10 @@ def _library_of(folder: Path) -> PhenotypeLibrary:
 
 
 def load_phenotype_library(folder: Path | str = paths.PHENOTYPES_DIR) -> PhenotypeLibrary:
-    """Read and check every phenotype file under ``folder`` (searched recursively for ``*.yaml``)."""
+    """Read and check every phenotype file under ``folder`` (searched recursively for ``*.yaml``; the reference
+    tables in ``reference/`` are data the phenotypes read, not phenotypes)."""
     folder = Path(folder)
-    files = sorted(folder.rglob("*.yaml"))
+    files = sorted(path for path in folder.rglob("*.yaml") if "reference" not in path.relative_to(folder).parts[:-1])
     if not files:
         raise PhenotypeDefinitionError([DefinitionProblem(_display_name(folder), WHOLE_FILE,
                                                           "no phenotype files (*.yaml) found")])
@@ -168,6 +179,22 @@ def _load_one_file(path: Path, file_name: str) -> tuple[PhenotypeDefinition | No
         return None, sha256, [problem(WHOLE_FILE, f"not valid YAML: {' '.join(str(error).split())}")]
     if not isinstance(document, dict):
         return None, sha256, [problem(WHOLE_FILE, "the file must hold one mapping of fields (id, name, ...)")]
+
+    measurement = document.get("measurement")
+    if isinstance(measurement, dict) and "analyte" in measurement:
+        analyte = measurement["analyte"]
+        table = measurement_table()
+        if analyte not in table:
+            return None, sha256, [problem("measurement.analyte", f"unknown analyte {analyte!r}; "
+                                          f"{MEASUREMENTS_TABLE.name} lists {', '.join(sorted(table))}")]
+        stated = [name for name in MEASUREMENT_TABLE_FIELDS if name in measurement]
+        if stated:
+            return None, sha256, [problem(f"measurement.{stated[0]}", f"{', '.join(stated)} come from the analyte's "
+                                          f"row of phenotypes/reference/{MEASUREMENTS_TABLE.name}: leave them out")]
+        row = {name: table[analyte][name] for name in MEASUREMENT_TABLE_FIELDS}
+        document = {**document, "measurement": {**measurement, **row}}
+        # The result depends on the row as much as on the file: both go into the fingerprint.
+        sha256 = hashlib.sha256(raw + yaml.safe_dump(row, sort_keys=True).encode("utf-8")).hexdigest()
 
     try:
         definition = PhenotypeDefinition.model_validate(document)

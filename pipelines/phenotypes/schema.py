@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PHENOTYPE_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 # Decimals a value keeps after conversion to the canonical unit, so that binary floating-point noise of a conversion
-# cannot move a value across a bound (sql/phenotypes/measurement_records.sql rounds recorded values the same way).
+# cannot move a value across a bound (sql/measurement_values.sql canonical_value rounds recorded values the same way).
 CONVERSION_DECIMALS = 6
 
 Domain = Literal["condition", "drug", "measurement", "composite"]
@@ -114,8 +114,13 @@ class Threshold(_Strict):
 
 
 class Measurement(_Strict):
-    """Units, plausibility and threshold of a measurement phenotype."""
+    """Units, plausibility and threshold of a measurement phenotype. A library phenotype names its `analyte`, a row
+    of phenotypes/reference/measurements.yaml, and the loader fills canonical_unit, units and plausible_range from
+    it; a definition outside the library may state them itself."""
 
+    analyte: str | None = Field(
+        default=None, description="The row of phenotypes/reference/measurements.yaml giving canonical_unit, units and "
+                                  "plausible_range (the loader fills them from it).")
     canonical_unit: str = Field(min_length=1, description="Values are converted to this unit before any comparison.")
     units: list[UnitConversion] = Field(min_length=1)
     plausible_range: PlausibleRange
@@ -237,6 +242,6 @@ class PhenotypeDefinition(_Strict):
 def normalise_unit(unit: str) -> str:
     """The comparable form of a unit string: trimmed, spaces removed, lower-case ("mmol / L" -> "mmol/l").
 
-    sql/phenotypes/measurement_records.sql normalises recorded units the same way; keep the two in step.
+    sql/measurement_values.sql (recorded_unit) normalises recorded units the same way; keep the two in step.
     """
     return unit.strip().replace(" ", "").lower()

@@ -86,6 +86,10 @@ class PlausibleRange:
     low: float
     high: float
     low_inclusive: bool = True  # False: a range open at its lower end (any value above `low`)
+    # The unit spellings whose values this check judges (as recorded, so case variants are listed), and whether a
+    # value without a unit is judged too (it is read in the unit its code reports, as the phenotypes read it).
+    recorded_units: tuple[str, ...] = ()
+    includes_no_unit: bool = True
 
 
 # The names (and labels) of the range checks of codes whose checks are published under a chosen name; any other
@@ -100,29 +104,54 @@ RANGE_CHECK_NAMES: dict[tuple[str, str], tuple[str, str]] = {
 
 
 def library_plausible_ranges() -> tuple[PlausibleRange, ...]:
-    """One range check per measurement code of the phenotype library, from the one plausible range the library
-    states for the code (wide on purpose: abnormal but real results pass), converted from the phenotypes' canonical
-    unit into the unit the code reports in with the library's own conversion factors, as the phenotype compiler
-    converts values. The check reads value_as_number in the code's unit, as the phenotypes read a value without a
-    unit."""
-    ranges: dict[tuple[str, str], PlausibleRange] = {}
+    """Range checks of every measurement code of the phenotype library, from the one plausible range the library
+    states for the code (wide on purpose: abnormal but real results pass), in the unit each value was recorded in.
+
+    A value is judged in its recorded unit, converted with the library's own factors as the phenotype compiler
+    converts it (sql/measurement_values.sql): one check per code for the units that share the factor of
+    the unit the code reports (values without a unit included), named after the code, and one more per other factor
+    (magnesium recorded in mmol/L or mEq/L under the mg/dL code, and the reverse). A value in a unit the library
+    does not list is judged by none: the phenotypes ignore it, and no range can be stated for it."""
+    ranges: dict[tuple[str, str, float], PlausibleRange] = {}
     for phenotype in phenotype_library():
         measurement = phenotype.definition.measurement
         if measurement is None:
             continue
         factors = {normalise_unit(u.unit): u.factor for u in measurement.units}
+        units_by_factor: dict[float, list[str]] = {}
+        for conversion in measurement.units:
+            units_by_factor.setdefault(conversion.factor, []).append(conversion.unit)
         low, high, low_inclusive = measurement.canonical_plausible_range()
         for group in phenotype.definition.codes:
-            factor = factors[normalise_unit(group.unit)]
-            for code in group.codes:
-                key = (group.vocabulary, code)
-                derived_name = re.sub(r"[^a-z0-9]+", "_", f"{group.vocabulary} {code}".lower())
-                name, label = RANGE_CHECK_NAMES.get(key, (f"{derived_name}_value_plausible",
-                                                          f"{group.vocabulary} {code}"))
-                ranges.setdefault(key, PlausibleRange(
-                    name, label, group.vocabulary, code, group.unit, round(low / factor, CONVERSION_DECIMALS),
-                    round(high / factor, CONVERSION_DECIMALS), low_inclusive))
+            code_factor = factors[normalise_unit(group.unit)]
+            # The code's own unit first, so that its check keeps the code's name.
+            for factor in sorted(units_by_factor, key=lambda f: f != code_factor):
+                units = units_by_factor[factor]
+                for code in group.codes:
+                    key = (group.vocabulary, code)
+                    derived_name = re.sub(r"[^a-z0-9]+", "_", f"{group.vocabulary} {code}".lower())
+                    name, label = RANGE_CHECK_NAMES.get(key, (f"{derived_name}_value_plausible",
+                                                              f"{group.vocabulary} {code}"))
+                    unit = group.unit
+                    if factor != code_factor:
+                        unit = units[0]
+                        name = f"{name}_recorded_in_{re.sub(r'[^a-z0-9]+', '_', normalise_unit(unit)).strip('_')}"
+                        label = f"{label}, recorded in {' or '.join(units)}"
+                    ranges.setdefault((*key, factor), PlausibleRange(
+                        name, label, group.vocabulary, code, unit, round(low / factor, CONVERSION_DECIMALS),
+                        round(high / factor, CONVERSION_DECIMALS), low_inclusive,
+                        recorded_units=unit_spellings(units), includes_no_unit=factor == code_factor))
     return tuple(ranges.values())
+
+
+def unit_spellings(units: list[str]) -> tuple[str, ...]:
+    """The spellings of units a check compares the recorded unit with: as listed, lower- and upper-case and in the
+    normalised form (GX row conditions compare exactly; the phenotypes normalise with normalise_unit)."""
+    spellings: dict[str, None] = {}
+    for unit in units:
+        for spelling in (unit, unit.lower(), unit.upper(), normalise_unit(unit)):
+            spellings.setdefault(spelling)
+    return tuple(spellings)
 
 
 PLAUSIBLE_MEASUREMENT_RANGES: tuple[PlausibleRange, ...] = library_plausible_ranges()
@@ -146,6 +175,12 @@ SPANS: dict[str, tuple[str, str, str]] = {
     "condition_occurrence": ("condition_occurrence_id", "condition_start_date", "condition_end_date"),
     "drug_exposure": ("drug_exposure_id", "drug_exposure_start_date", "drug_exposure_end_date"),
 }
+
+# Share of records allowed to end before they start, in percent: OHDSI DQD's default thresholds of
+# plausibleStartBeforeEnd (DataQualityDashboard 2.7.0, articles/checks/plausibleStartBeforeEnd.html, checked
+# 2026-12-05): 0% for observation_period, whose periods every cohort's time at risk is built from, 1% for the other
+# tables with an end date.
+START_BEFORE_END_THRESHOLDS: dict[str, float] = {"observation_period": 0}
 
 # Tables checked for the same event recorded twice: a row identical to another in every column but the row id
 # (person, code, date, value, visit...). Rows that differ in any column are different records: two different
@@ -548,9 +583,11 @@ def temporal_checks(table: spec.Table) -> list[Check]:
             SELECT {row_id}, person_id, {start}, {end} FROM checked WHERE {end} < {start}
             """,
             column=end, category="plausibility", subcategory="temporal: end after start", severity=WARNING,
-            threshold=1,
+            threshold=START_BEFORE_END_THRESHOLDS.get(table.name, 1),
             description=f"{end}, where filled, is not before {start}; durations and exposure windows would be "
-                        "negative.",
+                        "negative. Such a record is loaded and counted by no phenotype or cohort "
+                        "(sql/record_spans.sql). Threshold as OHDSI DQD's plausibleStartBeforeEnd: "
+                        f"{START_BEFORE_END_THRESHOLDS.get(table.name, 1):g}% for this table.",
         ))
     return checks
 
@@ -581,11 +618,17 @@ def measurement_ranges(table: spec.Table) -> list[Check]:
         return []
     checks = []
     for r in PLAUSIBLE_MEASUREMENT_RANGES:
-        condition = {"type": "and", "conditions": [
+        code = [
             {"type": "comparison", "column": {"name": "measurement_vocabulary"}, "operator": "==",
              "parameter": r.vocabulary},
             {"type": "comparison", "column": {"name": "measurement_code"}, "operator": "==", "parameter": r.code},
-        ]}
+        ]
+        in_units = {"type": "comparison", "column": {"name": "unit"}, "operator": "IN",
+                    "parameter": list(r.recorded_units)}
+        condition = {"type": "and", "conditions": [*code, in_units]}
+        if r.includes_no_unit:
+            condition = {"type": "or", "conditions": [condition, {"type": "and", "conditions": [
+                *code, {"type": "nullity", "column": {"name": "unit"}, "is_null": True}]}]}
         kwargs = {"column": "value_as_number", "min_value": r.low, "max_value": r.high, "row_condition": condition}
         between = f"between {r.low:g} and {r.high:g}"
         if not r.low_inclusive:
@@ -597,8 +640,10 @@ def measurement_ranges(table: spec.Table) -> list[Check]:
             kwargs=kwargs,
             category="plausibility", subcategory="value: plausible range", severity=WARNING, threshold=1,
             description=f"{r.label} ({r.vocabulary} {r.code}) is {between} {r.unit}; values "
-                        "outside cannot be measured in a living person and are entry or unit errors. The "
-                        "percentage is of this code's filled values.",
+                        "outside cannot be measured in a living person and are entry or unit errors. Judged in "
+                        f"the unit recorded ({', '.join(r.recorded_units)}"
+                        f"{' or none' if r.includes_no_unit else ''}); the percentage is of this code's filled "
+                        "values in those units.",
             extra_meta={"unit": r.unit},
         ))
     return checks

@@ -469,7 +469,10 @@ LAB_THRESHOLDS = {
     "hypokalemia_lab": {"lab": "potassium", "below_mmol_l": 3.5, "plausible_mmol_l": (1.0, 10.0)},
     "hypomagnesemia_lab": {"lab": "magnesium", "below_mmol_l": 0.70, "plausible_mmol_l": (0.1, 5.0)},
 }
-ABI_PLAUSIBLE = (0.2, 2.5)
+# Above 0 (open: 0 < ABI < 0.20 is critical ischaemia, real) to 2.5, as the phenotype library states it
+# (tests/phenotypes/test_measurement_ranges_generator.py keeps the two equal).
+ABI_PLAUSIBLE = (0.0, 2.5)
+ABI_PLAUSIBLE_LOW_INCLUSIVE = False
 ABI_CATEGORIES = {
     "abi_low": "lowest ABI (both legs, all dates) <= 0.90",
     "abi_borderline": "lowest ABI 0.91-0.99",

@@ -104,7 +104,7 @@ def phenotype_first_days(ev: ChunkEvents) -> dict[str, np.ndarray]:
         out[pid] = _earliest(n, m["person"], m["day"], low)
 
     lo, hi = cat.ABI_PLAUSIBLE
-    abi = (m["kind"] == ABI) & (value >= lo - EPS) & (value <= hi + EPS)
+    abi = (m["kind"] == ABI) & (value > lo + EPS) & (value <= hi + EPS)  # open at 0: cat.ABI_PLAUSIBLE_LOW_INCLUSIVE
     order = np.lexsort((m["day"][abi], m["person"][abi]))
     person, day, v = m["person"][abi][order], m["day"][abi][order], value[abi][order]
     # ABI values have two decimals: in hundredths the running minimum per person is exact. Offsetting each person

@@ -19,7 +19,7 @@ CREATE TABLE phenotype.definitions (
     domain       VARCHAR NOT NULL,  -- condition | drug | measurement | composite
     version      INTEGER NOT NULL,
     source_file  VARCHAR NOT NULL,  -- repository-relative path of the YAML file
-    sha256       VARCHAR NOT NULL,  -- of the YAML file's bytes
+    sha256       VARCHAR NOT NULL,  -- of the YAML file's bytes (and a measurement's row of measurements.yaml)
     variant_of   VARCHAR            -- a sensitivity analysis's variant: the phenotype it replaces (NULL otherwise)
 );
 

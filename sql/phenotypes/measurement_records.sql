@@ -6,9 +6,8 @@
 -- lowest_value and all_values rules need every plausible value of the person, so those keep them all.
 CREATE TEMP TABLE phenotype_measurement_records AS
 WITH
--- Records with a number. The recorded unit is normalised exactly like normalise_unit() in
--- pipelines/phenotypes/schema.py (trimmed, spaces removed, lower-case); a record without a unit is read in the unit
--- its code reports (phenotype.measurement_code_units).
+-- Records with a number, in their recorded unit (sql/measurement_values.sql recorded_unit: normalised; a record
+-- without a unit is read in the unit its code reports, phenotype.measurement_code_units).
 recorded_values AS (
     SELECT
         measurement.person_id,
@@ -18,8 +17,7 @@ recorded_values AS (
         measurement.measurement_code AS code,
         measurement.laterality,
         measurement.value_as_number,
-        coalesce(nullif(lower(replace(trim(measurement.unit), ' ', '')), ''), measurement_code_units.unit)
-            AS recorded_unit
+        recorded_unit(measurement.unit, measurement_code_units.unit) AS recorded_unit
     FROM staging.measurement
     JOIN phenotype_code_to_phenotype AS code_to_phenotype
       ON code_to_phenotype.domain = 'measurement'
@@ -31,9 +29,8 @@ recorded_values AS (
      AND measurement_code_units.code = code_to_phenotype.code
     WHERE measurement.value_as_number IS NOT NULL
 ),
--- Values converted to the canonical unit; values in a unit the phenotype does not list drop out here. The result
--- is rounded to 6 decimals so that binary floating-point noise of a conversion (0.1 x 2.4305 gives
--- 0.24305000000000002) cannot move a value across a bound.
+-- Values converted to the canonical unit (sql/measurement_values.sql canonical_value); values in a unit the
+-- phenotype does not list drop out here.
 canonical_values AS (
     SELECT
         recorded_values.person_id,
@@ -42,7 +39,7 @@ canonical_values AS (
         recorded_values.vocabulary,
         recorded_values.code,
         recorded_values.laterality,
-        round(recorded_values.value_as_number * unit_conversions.factor, 6) AS value,
+        canonical_value(recorded_values.value_as_number, unit_conversions.factor) AS value,
         measurement_rules.canonical_unit AS unit,
         measurement_rules.plausible_min,
         measurement_rules.plausible_min_inclusive,
@@ -58,8 +55,7 @@ canonical_values AS (
     JOIN phenotype.measurement_rules
       ON measurement_rules.phenotype_id = recorded_values.phenotype_id
 ),
--- Implausible values (outside the plausible range: upper end included, lower end unless the range is open there)
--- are ignored altogether.
+-- Implausible values (sql/measurement_values.sql within_plausible_range) are ignored altogether.
 plausible_values AS (
     SELECT
         person_id, phenotype_id, event_date, vocabulary, code, laterality, value, unit,
@@ -70,7 +66,7 @@ plausible_values AS (
             OR value < threshold_upper
             OR (threshold_upper_inclusive AND value = threshold_upper)) AS meets_threshold
     FROM canonical_values
-    WHERE (value > plausible_min OR (plausible_min_inclusive AND value = plausible_min)) AND value <= plausible_max
+    WHERE within_plausible_range(value, plausible_min, plausible_min_inclusive, plausible_max)
 )
 SELECT
     plausible_values.person_id,

@@ -1,20 +1,25 @@
 -- Garrison 2012's design (pipelines/statistics/sequence_symmetry.py garrison_sequence_symmetry): each person's first
--- date of each index drug in $phenotypes and of the marker $marker (the first quinine fill), with the days observed
--- without a break before and after it and the age on that date; a marker on or after a record of $excluded_by
--- (quinine then treats the infection) is left out.
+-- date of each index drug in $phenotypes and of the marker $marker (the first quinine fill given for no infection:
+-- a fill with a record of $excluded_by within $infection_window_days days before or after it treats the infection),
+-- with the days observed without a break before and after it and the age on that date.
 -- Age in completed years: sql/ages.sql (run first), the rule of the cohorts' age at index.
 WITH first_dates AS (
-    -- Drugs: the first date of each index-drug phenotype. Marker: the first quinine fill whatever the phenotype's
-    -- all-time exclusion says (phenotype.events keeps the fills of excluded persons); the exclusion is applied
-    -- below, as of the quinine start.
+    -- Drugs: the first date of each index-drug phenotype. Marker: the first quinine fill without an infection
+    -- record near it, whatever the phenotype's all-time exclusion says (phenotype.events keeps the fills of
+    -- excluded persons).
     SELECT person_id, phenotype_id, first_date
     FROM phenotype.person_summary
     WHERE array_contains($phenotypes, phenotype_id)
     UNION ALL
-    SELECT person_id, phenotype_id, min(event_date) AS first_date
-    FROM phenotype.events
-    WHERE phenotype_id = $marker
-    GROUP BY person_id, phenotype_id
+    SELECT fill.person_id, fill.phenotype_id, min(fill.event_date) AS first_date
+    FROM phenotype.events AS fill
+    LEFT JOIN phenotype.events AS infection
+      ON infection.person_id = fill.person_id
+     AND infection.phenotype_id = $excluded_by
+     AND abs(date_diff('day', fill.event_date, infection.event_date)) <= $infection_window_days
+    WHERE fill.phenotype_id = $marker
+      AND infection.person_id IS NULL
+    GROUP BY fill.person_id, fill.phenotype_id
 ),
 with_observation AS (
     -- Overlapping periods containing the date are one stretch of observation (duplicated enrolment records).
@@ -26,16 +31,9 @@ with_observation AS (
       ON op.person_id = f.person_id
      AND f.first_date BETWEEN op.observation_period_start_date AND op.observation_period_end_date
     GROUP BY f.person_id, f.phenotype_id, f.first_date
-),
-excluded_marker AS (
-    SELECT person_id, first_date
-    FROM phenotype.person_summary
-    WHERE phenotype_id = $excluded_by
 )
 SELECT w.person_id, w.phenotype_id, w.first_date, w.days_observed_before, w.days_observed_after,
        age_in_years(p.birth_date, p.year_of_birth, w.first_date) AS age
 FROM with_observation AS w
 JOIN staging.person AS p ON p.person_id = w.person_id
-LEFT JOIN excluded_marker AS x ON x.person_id = w.person_id
-WHERE NOT (w.phenotype_id = $marker AND x.first_date IS NOT NULL AND x.first_date <= w.first_date)
 ORDER BY w.person_id, w.phenotype_id

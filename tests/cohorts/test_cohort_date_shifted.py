@@ -30,3 +30,14 @@ def test_no_study_period_warning_when_the_extract_is_observed_inside_it():
     build = build_study(con, make_study())
     assert build.cohort_size == 3
     assert not [w for w in build.warnings if "study period" in w]
+
+
+def test_the_extract_range_in_the_warning_ignores_periods_that_end_before_they_start():
+    """A reversed observation period (end before start) is no observation time (sql/record_spans.sql; the
+    data-quality check observation_period_end_date_not_before_start reports it): its dates are no part of the
+    range the warning names."""
+    extract = _extract(("2110-03-01", "2150-06-30"), "2120-05-01")
+    extract.person("p_reversed", observation=[("2016-01-01", "2015-06-01")], visits=[])  # inside the study period
+    build = build_study(extract.connect(), make_study())
+    [warning] = [w for w in build.warnings if "study period" in w]
+    assert "the extract observes 2110-03-01 to 2150-06-30" in warning

@@ -97,3 +97,14 @@ def test_a_lab_test_study_lists_no_exposures_and_needs_a_measurement_finding(tmp
     path.write_text(yaml.safe_dump({**STUDY, "index": {"rule": "lab_test", "finding": "diabetes_mellitus"}}))
     with pytest.raises(StudyDefinitionError, match="finding must be a measurement phenotype"):
         load_study(path)
+
+
+def test_a_lab_test_finding_is_judged_by_single_values(tmp_path):
+    """An ABI finding (rule lowest_value: the lowest reading so far over both legs and all dates) cannot be the
+    finding of a lab_test study: it is judged on readings before the index test too (before the study period
+    included), and "tested_normal" would hold borderline and noncompressible (> 1.40) values, which are not normal."""
+    import yaml
+    path = tmp_path / "low_magnesium_test.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, "index": {"rule": "lab_test", "finding": "abi_low"}}))
+    with pytest.raises(StudyDefinitionError, match="abi_low.*lowest_value.*min_records"):
+        load_study(path)

@@ -13,13 +13,15 @@ from pipelines.cohorts.study import load_studies
 from pipelines.engine.dialect import ROW_HASH, define_macro, parse_statements, translate
 from pipelines.engine.portability import portability_problems
 from pipelines.paths import SQL_DIR
-from pipelines.sql import AGES_SQL, RECORD_SPANS_SQL
+from pipelines.sql import AGES_SQL, MEASUREMENT_VALUES_SQL, RECORD_SPANS_SQL
 from pipelines.quality import suites
 
 SQL_FILES = sorted(SQL_DIR.rglob("*.sql"))
 # The staging models call the macros of format_macros.sql, the phenotype and cohort models the one of
-# record_spans.sql, the cohort and Garrison models the one of ages.sql; each runs first in the same session.
-MACRO_FILES = (SQL_DIR / "staging" / "format_macros.sql", SQL_DIR / RECORD_SPANS_SQL, SQL_DIR / AGES_SQL)
+# record_spans.sql and those of measurement_values.sql, the cohort and Garrison models the one of ages.sql; each runs
+# first in the same session.
+MACRO_FILES = (SQL_DIR / "staging" / "format_macros.sql", SQL_DIR / RECORD_SPANS_SQL, SQL_DIR / AGES_SQL,
+               SQL_DIR / MEASUREMENT_VALUES_SQL)
 
 
 def _macros():

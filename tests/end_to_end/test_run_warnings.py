@@ -4,8 +4,6 @@ finds nothing says why on the command line, not only in the Dagster log (issue: 
 
 from __future__ import annotations
 
-import shutil
-
 import dagster as dg
 import pytest
 
@@ -13,20 +11,14 @@ from pipelines.ingest.assets import staging_tables
 from pipelines.ingest.resources import ExtractSource
 from pipelines.run import run_warnings
 from pipelines.warehouse import Warehouse
-from tests.support.paths import SHARED_DATA
+from tests.support.hand_omop import synthea27nj_copy
 
-SYNTHEA27NJ = SHARED_DATA / "omop" / "eunomia_synthea27nj_v5.4"
 TABLES = ("PERSON", "OBSERVATION_PERIOD", "VISIT_OCCURRENCE", "CONDITION_OCCURRENCE", "DRUG_EXPOSURE",
           "PROCEDURE_OCCURRENCE", "CONCEPT", "CONCEPT_RELATIONSHIP")  # no MEASUREMENT, no DEATH
 
 
 def test_absent_tables_are_among_the_run_warnings(tmp_path, dagster_instance):
-    if not SYNTHEA27NJ.is_dir():
-        pytest.skip(f"shared sample extract {SYNTHEA27NJ} is absent (see ../shared/data/README.md)")
-    extract = tmp_path / "extract"
-    extract.mkdir()
-    for table in TABLES:
-        shutil.copy(SYNTHEA27NJ / f"{table}.csv", extract / f"{table}.csv")
+    extract = synthea27nj_copy(tmp_path / "extract", TABLES)
     result = dg.materialize(
         [staging_tables],
         resources={"extract": ExtractSource(folder=str(extract)),

@@ -5,29 +5,19 @@ date-shifted data. Each test works on its own copy of the shared Synthea27Nj ext
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipelines.ingest.formats import load_extract_any_format
-from tests.support.paths import SHARED_DATA
+from tests.support.hand_omop import OMOP_CLINICAL_TABLES, OMOP_VOCABULARY_TABLES, synthea27nj_copy
 
-SYNTHEA27NJ = SHARED_DATA / "omop" / "eunomia_synthea27nj_v5.4"
-# The clinical tables and the vocabulary a run reads; the extract's 39 files are more than the tests need.
-TABLES = ("PERSON", "OBSERVATION_PERIOD", "VISIT_OCCURRENCE", "CONDITION_OCCURRENCE", "DRUG_EXPOSURE", "MEASUREMENT",
-          "PROCEDURE_OCCURRENCE", "DEATH", "CONCEPT", "CONCEPT_RELATIONSHIP", "CONCEPT_ANCESTOR")
+TABLES = OMOP_CLINICAL_TABLES + OMOP_VOCABULARY_TABLES
 
 
 def _copy_of_the_extract(parent: Path) -> Path:
-    if not SYNTHEA27NJ.is_dir():
-        pytest.skip(f"shared sample extract {SYNTHEA27NJ} is absent (see ../shared/data/README.md)")
-    folder = parent / "extract"
-    folder.mkdir()
-    for table in TABLES:
-        shutil.copy(SYNTHEA27NJ / f"{table}.csv", folder / f"{table}.csv")
-    return folder
+    return synthea27nj_copy(parent / "extract", TABLES)
 
 
 @pytest.fixture

@@ -5,54 +5,36 @@ shared Synthea27Nj extract (OMOP CDM v5.4), whose own drugs use only the last tw
 
 from __future__ import annotations
 
-import csv
-import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipelines.ingest.formats import load_extract_any_format
-from tests.support.paths import SHARED_DATA
+from tests.support.hand_omop import (OMOP_CLINICAL_TABLES, append_csv_rows, set_csv_field, synthea27nj_copy)
 
-SYNTHEA27NJ = SHARED_DATA / "omop" / "eunomia_synthea27nj_v5.4"
-TABLES = ("PERSON", "OBSERVATION_PERIOD", "VISIT_OCCURRENCE", "CONDITION_OCCURRENCE", "DRUG_EXPOSURE", "MEASUREMENT",
-          "PROCEDURE_OCCURRENCE", "DEATH", "CONCEPT", "CONCEPT_RELATIONSHIP")  # no CONCEPT_ANCESTOR
+TABLES = OMOP_CLINICAL_TABLES + ("CONCEPT", "CONCEPT_RELATIONSHIP")  # no CONCEPT_ANCESTOR
 LISINOPRIL_10_MG_TABLET = "19080128"  # clinical drug, RxNorm 314076; its ingredient lisinopril is RxNorm 29046
 BRANDED = ("900000001", "Zestril 10 MG Oral Tablet", "Branded Drug", "900001")
 PACK = ("900000002", "Zestril 10 MG Oral Tablet pack", "Branded Pack", "900002")
 REWRITTEN_IDS = ("1", "2")  # the first two drug records (amoxicillin, ibuprofen), rewritten to name BRANDED and PACK
 
 
-def _append(path: Path, rows: list[list[str]]) -> None:
-    with path.open("a", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(rows)
-
-
 @pytest.fixture
 def extract(tmp_path) -> Path:
-    if not SYNTHEA27NJ.is_dir():
-        pytest.skip(f"shared sample extract {SYNTHEA27NJ} is absent (see ../shared/data/README.md)")
-    folder = tmp_path / "extract"
-    folder.mkdir()
-    for table in TABLES:
-        shutil.copy(SYNTHEA27NJ / f"{table}.csv", folder / f"{table}.csv")
-    _append(folder / "CONCEPT.csv", [[concept_id, name, "Drug", "RxNorm", concept_class, "S", code, "1970-01-01",
-                                      "2099-12-31", ""] for concept_id, name, concept_class, code in (BRANDED, PACK)])
-    _append(folder / "CONCEPT_RELATIONSHIP.csv", [
+    folder = synthea27nj_copy(tmp_path / "extract", TABLES)
+    append_csv_rows(folder / "CONCEPT.csv", [[concept_id, name, "Drug", "RxNorm", concept_class, "S", code,
+                                              "1970-01-01", "2099-12-31", ""]
+                                             for concept_id, name, concept_class, code in (BRANDED, PACK)])
+    append_csv_rows(folder / "CONCEPT_RELATIONSHIP.csv", [
         [BRANDED[0], LISINOPRIL_10_MG_TABLET, "Tradename of", "1970-01-01", "2099-12-31", ""],
         [PACK[0], BRANDED[0], "Contains", "1970-01-01", "2099-12-31", ""],
     ])
     # Two drug records of the extract now name the branded drug and the pack.
-    lines = (folder / "DRUG_EXPOSURE.csv").read_text().splitlines(keepends=True)
-    header = lines[0].rstrip("\n").split(",")
-    column = header.index("drug_concept_id")
-    assert [line.split(",")[0] for line in lines[1:3]] == list(REWRITTEN_IDS)
+    drugs = folder / "DRUG_EXPOSURE.csv"
+    assert [line.split(",")[0] for line in drugs.read_text().splitlines()[1:3]] == list(REWRITTEN_IDS)
     for line_number, concept_id in ((1, BRANDED[0]), (2, PACK[0])):
-        fields = lines[line_number].rstrip("\n").split(",")
-        fields[column] = concept_id
-        lines[line_number] = ",".join(fields) + "\n"
-    (folder / "DRUG_EXPOSURE.csv").write_text("".join(lines))
+        set_csv_field(drugs, line_number, "drug_concept_id", concept_id)
     return folder
 
 
@@ -85,8 +67,4 @@ def _ingredient_report(warnings: list[str]) -> str:
 
 
 def _pristine_copy(parent: Path) -> Path:
-    folder = parent / "pristine"
-    folder.mkdir()
-    for table in TABLES:
-        shutil.copy(SYNTHEA27NJ / f"{table}.csv", folder / f"{table}.csv")
-    return folder
+    return synthea27nj_copy(parent / "pristine", TABLES)

@@ -423,10 +423,10 @@ def test_the_statements_do_not_depend_on_the_number_of_phenotypes():
     library = load_phenotype_library()
     compiled = compile_phenotypes(library)
     sql_steps = [step.file for step in compiled.steps if step.rows is None]
-    # Eleven fixed steps (record_spans.sql, the rule for records that end before they start, among them), plus two
-    # per composite depth; nothing per phenotype.
+    # Twelve fixed steps (record_spans.sql and measurement_values.sql, the rules for records that end before they
+    # start and for measurement values, among them), plus two per composite depth; nothing per phenotype.
     composite_depths = {p.depth for p in library if p.definition.domain == "composite"}
-    assert len(sql_steps) == 11 + 2 * len(composite_depths)
+    assert len(sql_steps) == 12 + 2 * len(composite_depths)
 
 
 def test_no_code_is_written_into_sql():

@@ -159,7 +159,7 @@ def test_codes_the_phenotype_loader_refuses_are_flagged_by_the_staging_check(tmp
 def test_measurement_range_checks_are_the_library_ranges_in_the_codes_units(tmp_path):
     """The library states magnesium's plausible range once, 0.1-5 mmol/L, which is 0.24305-12.1525 mg/dL; the
     staging check of the mg/dL code (LOINC 19123-9) applies that, not a hand-kept 0.25-12."""
-    ranges = {(r.vocabulary, r.code): r for r in suites.PLAUSIBLE_MEASUREMENT_RANGES}
+    ranges = {(r.vocabulary, r.code): r for r in suites.PLAUSIBLE_MEASUREMENT_RANGES if r.includes_no_unit}
     mg_dl, mmol_l = ranges["LOINC", "19123-9"], ranges["LOINC", "2601-3"]
     assert (mg_dl.unit, mg_dl.low, mg_dl.high) == ("mg/dL", 0.24305, 12.1525)
     assert (mmol_l.unit, mmol_l.low, mmol_l.high) == ("mmol/L", 0.1, 5.0)
@@ -191,3 +191,59 @@ def test_valid_icd10cm_codes():
     # April 2026 release) are listed in docs/data_quality.md.
     malformed = {c for c in codes if not re.match(CODE_VOCABULARIES["ICD10CM"].pattern, c)}
     assert all(c.startswith("QA0") for c in malformed)
+
+
+def test_measurement_range_checks_judge_a_value_in_the_unit_it_was_recorded_in(tmp_path):
+    """A magnesium value recorded in another listed unit than its code's is judged after the same conversion the
+    phenotypes apply (mg/dL = mmol/L x 2.4305, mEq/L = mmol/L x 2), not against the range in the code's unit."""
+    database = build_example_staging(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(str(database)) as con:
+        insert_rows(con, "measurement", [
+            # LOINC 2601-3 reports mmol/L (plausible 0.1-5 mmol/L).
+            ("m_u_1", "p1", "LOINC", "2601-3", "2018-02-01", 6.0, "mg/dL", None, None),  # 2.47 mmol/L: plausible
+            ("m_u_2", "p1", "LOINC", "2601-3", "2018-02-01", 0.2, "mg/dL", None, None),  # 0.082 mmol/L: not
+            ("m_u_3", "p1", "LOINC", "2601-3", "2018-02-01", 1.6, "meq/l", None, None),  # 0.8 mmol/L: plausible
+            ("m_u_4", "p1", "LOINC", "2601-3", "2018-02-01", 0.8, None, None, None),  # no unit: the code's, plausible
+            # LOINC 19123-9 reports mg/dL (plausible 0.24305-12.1525 mg/dL).
+            ("m_u_5", "p2", "LOINC", "19123-9", "2018-02-01", 0.2, "mmol/L", None, None),  # 0.49 mg/dL: plausible
+            ("m_u_6", "p2", "LOINC", "19123-9", "2018-02-01", 6.0, "MMOL/L", None, None),  # 14.6 mg/dL: not
+        ])
+    result = run_suite(database, "staging.measurement", run_id="units", build_data_docs=False)
+    checks = {r.name: r for r in result.results if r.name.startswith("magnesium_")}
+    assert all(r.error is None for r in checks.values())
+    found = {name: r.unexpected_count or 0 for name, r in checks.items()}
+    assert found == {
+        "magnesium_mmol_l_value_plausible": 0,  # m_u_4 (no unit) and the clean row m4
+        "magnesium_mmol_l_value_plausible_recorded_in_mg_dl": 1,  # m_u_2; m_u_1 passes
+        "magnesium_mmol_l_value_plausible_recorded_in_meq_l": 0,  # m_u_3
+        "magnesium_mg_dl_value_plausible": 0,  # the clean row m3
+        "magnesium_mg_dl_value_plausible_recorded_in_mmol_l": 1,  # m_u_6; m_u_5 passes
+        "magnesium_mg_dl_value_plausible_recorded_in_meq_l": 0,
+    }
+    assert checks["magnesium_mmol_l_value_plausible_recorded_in_meq_l"].element_count == 1  # "meq/l" is judged
+
+
+def test_a_single_reversed_observation_period_fails_its_check(tmp_path):
+    """OHDSI DQD's default threshold of plausibleStartBeforeEnd is 0% for observation_period (1% for the other
+    tables with an end date): one period ending before it starts among 300 (0.3%) fails the check, while one
+    reversed visit among 300 stays within its 1%."""
+    database = build_example_staging(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(str(database)) as con:
+        # One-day periods of p1 every other day from 1970, before the example's observation.
+        con.execute("INSERT INTO staging.observation_period SELECT 'op_day_' || n, 'p1', "
+                    "DATE '1970-01-01' + CAST(2 * n AS INTEGER), DATE '1970-01-01' + CAST(2 * n AS INTEGER) "
+                    "FROM range(294) AS t(n)")
+        insert_rows(con, "observation_period", [("op_reversed", "p2", "1995-02-01", "1995-01-01")])
+        con.execute("INSERT INTO staging.visit_occurrence SELECT 'v_day_' || n, 'p1', 'outpatient', "
+                    "DATE '2016-01-01' + CAST(n AS INTEGER), DATE '2016-01-01' + CAST(n AS INTEGER) "
+                    "FROM range(294) AS t(n)")
+        insert_rows(con, "visit_occurrence", [("v_reversed", "p2", "outpatient", "2018-05-12", "2018-05-11")])
+        [(periods,)] = con.sql("SELECT count(*) FROM staging.observation_period").fetchall()
+        [(visits,)] = con.sql("SELECT count(*) FROM staging.visit_occurrence").fetchall()
+    assert periods == visits == 301
+    periods_check = run_suite(database, "staging.observation_period", run_id="op", build_data_docs=False).result(
+        "observation_period_end_date_not_before_start")
+    visits_check = run_suite(database, "staging.visit_occurrence", run_id="v", build_data_docs=False).result(
+        "visit_end_date_not_before_start")
+    assert (periods_check.unexpected_count, periods_check.threshold, periods_check.passed) == (1, 0, False)
+    assert (visits_check.unexpected_count, visits_check.threshold, visits_check.passed) == (1, 1, True)

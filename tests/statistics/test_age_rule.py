@@ -11,6 +11,7 @@ import pytest
 from pipelines.cohorts import build_study
 from pipelines.statistics.sequence_symmetry import garrison_first_dates
 from tests.support.hand_cohort import HandExtract, make_study, population
+from tests.support.hand_omop import first_dates_warehouse
 
 # person: (birth_date, date the age is taken on, completed years counted by hand)
 CASES = {
@@ -44,17 +45,10 @@ def test_eligibility_counts_age_at_index_by_the_rule():
 
 
 def test_garrison_counts_age_at_the_drug_start_by_the_rule():
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA phenotype; CREATE SCHEMA staging")
-    con.execute("CREATE TABLE staging.person (person_id VARCHAR, year_of_birth INTEGER, birth_date DATE)")
-    con.execute("CREATE TABLE staging.observation_period (person_id VARCHAR, observation_period_start_date DATE, "
-                "observation_period_end_date DATE)")
-    con.execute("CREATE TABLE phenotype.person_summary (person_id VARCHAR, phenotype_id VARCHAR, first_date DATE)")
-    con.execute("CREATE TABLE phenotype.events (person_id VARCHAR, phenotype_id VARCHAR, event_date DATE)")
-    for pid, (birth, on, _) in CASES.items():
-        con.execute("INSERT INTO staging.person VALUES (?, ?, ?)", [pid, int(birth[:4]), birth])
-        con.execute("INSERT INTO staging.observation_period VALUES (?, '2010-01-01', '2020-12-31')", [pid])
-        con.execute("INSERT INTO phenotype.person_summary VALUES (?, 'statins', ?)", [pid, on])
+    con = first_dates_warehouse(
+        persons=[(pid, int(birth[:4]), birth) for pid, (birth, _, _) in CASES.items()],
+        observation_periods=[(pid, "2010-01-01", "2020-12-31") for pid in CASES],
+        first_dates=[(pid, "statins", on) for pid, (_, on, _) in CASES.items()])
     first = garrison_first_dates(con, ["statins"])
     assert dict(zip(first["person_id"], first["age"])) == {pid: age for pid, (_, _, age) in CASES.items()}
 
@@ -69,13 +63,7 @@ def test_without_a_birth_date_age_is_the_difference_of_years(user):
         build_study(con, make_study(small_cell_threshold=1))
         assert population(con)["Y"]["age_at_index"] == 56
     else:
-        con = duckdb.connect()
-        con.execute("CREATE SCHEMA phenotype; CREATE SCHEMA staging")
-        con.execute("CREATE TABLE staging.person AS SELECT 'Y' AS person_id, 1960 AS year_of_birth, "
-                    "NULL::DATE AS birth_date")
-        con.execute("CREATE TABLE staging.observation_period AS SELECT 'Y' AS person_id, "
-                    "DATE '2010-01-01' AS observation_period_start_date, DATE '2020-12-31' AS observation_period_end_date")
-        con.execute("CREATE TABLE phenotype.person_summary AS SELECT 'Y' AS person_id, 'statins' AS phenotype_id, "
-                    "DATE '2016-01-05' AS first_date")
-        con.execute("CREATE TABLE phenotype.events (person_id VARCHAR, phenotype_id VARCHAR, event_date DATE)")
+        con = first_dates_warehouse(persons=[("Y", 1960, None)],
+                                    observation_periods=[("Y", "2010-01-01", "2020-12-31")],
+                                    first_dates=[("Y", "statins", "2016-01-05")])
         assert garrison_first_dates(con, ["statins"])["age"].tolist() == [56]

@@ -13,6 +13,7 @@ from pipelines.statistics import (
     sequence_symmetry_analysis,
 )
 from pipelines.testing.simulation import observation_period, simulate_initiations
+from tests.support.hand_omop import first_dates_warehouse
 
 DAY0 = pd.Timestamp("2010-01-01")
 
@@ -175,17 +176,9 @@ def test_null_effect_ratio_accepts_integer_day_numbers():
 # ---------------------------------------------------------------------------------------------------------------
 def _warehouse_with_first_dates(rows: list[tuple[int, str, str]], observation: tuple[str, str]):
     """An in-memory DuckDB with phenotype.person_summary and one observation period per person."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA phenotype; CREATE SCHEMA staging")
-    con.execute("CREATE TABLE phenotype.person_summary (person_id BIGINT, phenotype_id VARCHAR, first_date DATE)")
-    con.execute("CREATE TABLE staging.observation_period (person_id BIGINT, observation_period_start_date DATE, "
-                "observation_period_end_date DATE)")
-    con.executemany("INSERT INTO phenotype.person_summary VALUES (?, ?, ?)", rows)
-    for person in sorted({person for person, _, _ in rows}):
-        con.execute("INSERT INTO staging.observation_period VALUES (?, ?, ?)", [person, *observation])
-    return con
+    return first_dates_warehouse(
+        first_dates=rows, person_id_type="BIGINT",
+        observation_periods=[(person, *observation) for person in sorted({person for person, _, _ in rows})])
 
 
 def test_pipeline_counts_only_index_dates_whose_whole_window_is_past_the_washout():
@@ -228,42 +221,37 @@ def test_pipeline_measures_observation_over_overlapping_periods():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Garrison 2012's design: quinine starts as the marker, age >= 50, malaria judged as of the quinine start
+# Garrison 2012's design: quinine starts as the marker, age >= 50, quinine for an infection is no marker
 # ---------------------------------------------------------------------------------------------------------------
-def test_garrison_design_counts_by_age_and_drops_quinine_only_after_a_prior_infection():
-    import duckdb
-
+def test_garrison_design_counts_by_age_and_drops_quinine_given_for_an_infection():
     from pipelines.statistics.sequence_symmetry import garrison_sequence_symmetry
 
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA phenotype; CREATE SCHEMA staging")
-    con.execute("CREATE TABLE staging.person (person_id VARCHAR, year_of_birth INTEGER, birth_date DATE)")
-    con.execute("CREATE TABLE staging.observation_period (person_id VARCHAR, observation_period_start_date DATE, "
-                "observation_period_end_date DATE)")
-    con.execute("CREATE TABLE phenotype.person_summary (person_id VARCHAR, phenotype_id VARCHAR, first_date DATE)")
-    con.execute("CREATE TABLE phenotype.events (person_id VARCHAR, phenotype_id VARCHAR, event_date DATE)")
-    persons = {  # birth date, drug start, quinine start, malaria
-        "P1": ("1945-01-01", "2015-06-01", "2015-09-01", None),          # 70: drug first, band 65-79
-        "P2": ("1960-06-01", "2016-01-01", "2015-08-01", None),          # 55: quinine first
-        "P3": ("1956-01-01", "2016-03-01", "2016-05-01", "2016-04-01"),  # malaria before quinine: no marker
-        "P4": ("1956-01-01", "2016-03-01", "2016-05-01", "2017-01-01"),  # malaria after: the marker counts
-        "P5": ("1971-01-01", "2016-03-01", "2016-05-01", None),          # 45 at the drug start: too young
-        "P6": ("1966-03-01", "2016-06-01", "2016-02-01", None),          # 50 at the drug, 49 at quinine: counts
+    persons = {  # birth date, drug start, quinine fills, malaria or babesiosis records
+        "P1": ("1945-01-01", "2015-06-01", ["2015-09-01"], []),               # 70: drug first, band 65-79
+        "P2": ("1960-06-01", "2016-01-01", ["2015-08-01"], []),               # 55: quinine first
+        "P3": ("1956-01-01", "2016-03-01", ["2016-05-01"], ["2016-04-01"]),   # infection 30 days before: no marker
+        "P4": ("1956-01-01", "2016-03-01", ["2016-05-01"], ["2017-01-01"]),   # infection 8 months after: counts
+        "P5": ("1971-01-01", "2016-03-01", ["2016-05-01"], []),               # 45 at the drug start: too young
+        "P6": ("1966-03-01", "2016-06-01", ["2016-02-01"], []),               # 50 at the drug, 49 at quinine: counts
+        "P7": ("1956-01-01", "2016-03-01", ["2016-05-01"], ["2013-02-01"]),   # infection 3 years before: counts
+        "P8": ("1956-01-01", "2016-03-01", ["2016-05-01"], ["2016-05-11"]),   # coded 10 days after: no marker
+        # Quinine for malaria in 2013, quinine again in 2016: the 2016 start is the marker (quinine first).
+        "P9": ("1956-01-01", "2016-09-01", ["2013-06-01", "2016-05-01"], ["2013-06-01"]),
     }
-    for person, (birth, drug, quinine, malaria) in persons.items():
-        con.execute("INSERT INTO staging.person VALUES (?, ?, ?)", [person, int(birth[:4]), birth])
-        con.execute("INSERT INTO staging.observation_period VALUES (?, '2012-01-01', '2020-12-31')", [person])
-        con.execute("INSERT INTO phenotype.person_summary VALUES (?, 'statins', ?)", [person, drug])
+    con = first_dates_warehouse(
+        persons=[(person, int(birth[:4]), birth) for person, (birth, _, _, _) in persons.items()],
+        observation_periods=[(person, "2012-01-01", "2020-12-31") for person in persons],
+        first_dates=[(person, "statins", drug) for person, (_, drug, _, _) in persons.items()]
+        + [(person, "malaria_or_babesiosis", min(infections))
+           for person, (_, _, _, infections) in persons.items() if infections],
         # Quinine fills stay in phenotype.events even where the phenotype's all-time exclusion removed the person.
-        con.execute("INSERT INTO phenotype.events VALUES (?, 'quinine_start', ?)", [person, quinine])
-        if malaria:
-            con.execute("INSERT INTO phenotype.person_summary VALUES (?, 'malaria_or_babesiosis', ?)",
-                        [person, malaria])
+        events=[(person, "quinine_start", fill) for person, (_, _, fills, _) in persons.items() for fill in fills]
+        + [(person, "malaria_or_babesiosis", day) for person, (_, _, _, days) in persons.items() for day in days])
     rows = garrison_sequence_symmetry(con, ["statins"])
     counts = {exposure: (r.events_exposed, r.events_unexposed) for exposure, marker, r in rows
               if r.method.startswith("Crude") and marker == "quinine_start"}
     assert counts == {
-        "statins (Garrison 2012 design, age 50+)": (2, 2),    # P1, P4 drug first; P2, P6 quinine first
-        "statins (Garrison 2012 design, age 50-64)": (1, 2),  # P4; P2, P6
+        "statins (Garrison 2012 design, age 50+)": (3, 3),    # P1, P4, P7 drug first; P2, P6, P9 quinine first
+        "statins (Garrison 2012 design, age 50-64)": (2, 3),  # P4, P7; P2, P6, P9
         "statins (Garrison 2012 design, age 65-79)": (1, 0),  # P1
     }
