@@ -34,7 +34,7 @@ from .render import (ID_STRIDE, NEGATIVE_CONTROL_ID_OFFSET, render_chunk, render
 from .truth import MEMBER, PHENOTYPE_RULES, phenotype_first_days
 from .writers import DeferredRows, TableWriter, csv_payload, file_name, sha256_of, write_part
 
-GENERATOR_VERSION = "1.3.0"
+GENERATOR_VERSION = "1.4.0"
 FORMATS = ("csv", "csv.gz", "parquet")
 TRUTH_DIR = "_truth"
 # Profiles with exposure dynamics only: the intervals in which each exposure's hazard ratio acts.
