@@ -18,8 +18,10 @@ hazard and rate ratios; risks only at a stated horizon, as in the target-trial l
 analysis id (results.ANALYSES) and each analysis its attrition from the cohort to the persons its estimator used.
 
 A study with `negative_control_outcomes` also estimates its primary analysis for each control outcome with the same
-design (negative_control_estimates); the primary estimates are calibrated on them (calibrate_primary_analysis,
-OHDSI EmpiricalCalibration) and every adjusted ratio carries its E-values (VanderWeele & Ding 2017).
+design (negative_control_estimates), and one with `negative_control_exposures` for each control drug against its
+outcome (add_negative_control_exposure_estimates); the primary estimates are calibrated on both
+(calibrate_primary_analysis, OHDSI EmpiricalCalibration) and every adjusted ratio carries its E-values (VanderWeele
+& Ding 2017).
 
 Sequence symmetry analyses use first dates from phenotype.person_summary over the whole extract (not the cohort):
 each drug exposure of the studies against incident leg cramps.
