@@ -90,6 +90,7 @@ def published(generated_extract, tmp_path_factory):
     from pipelines.ingest.loader import load_extract
     from pipelines.phenotypes import run_phenotypes
     from pipelines.statistics.assets import publish_study_results
+    from pipelines.statistics.checks import STUDY_CHECKS, run_checks
     from pipelines.statistics.study_analysis import analyse_study
 
     extract = generated_extract(PATIENTS, SEED)
@@ -100,12 +101,22 @@ def published(generated_extract, tmp_path_factory):
         load_extract(con, extract.path)
         run_phenotypes(con)
         build_study(con, study)
-        publish_study_results(con, study, analyse_study(con, study))
-        tables = {name: con.execute(sql, [study.id]).df() for name, sql in {
+        analysis = analyse_study(con, study)
+        publish_study_results(con, study, analysis)
+        queries = {
             "controls": "SELECT * FROM results.negative_control_estimates WHERE study_id = ?",
             "primary": "SELECT * FROM results.associations WHERE study_id = ? AND analysis_id = 'cox_adjusted' "
                        "ORDER BY exposure",
-            "attrition": "SELECT * FROM results.analysis_attrition WHERE study_id = ?"}.items()}
+            "attrition": "SELECT * FROM results.analysis_attrition WHERE study_id = ?"}
+        tables = {name: con.execute(sql, [study.id]).df() for name, sql in queries.items()}
+        # Published again with a small-cell threshold just above the smallest control's exposed events: that
+        # control's count is a small cell, hidden with what recomputes it, and the calibration no longer uses it.
+        threshold = int(tables["controls"]["events_exposed"].min()) + 1
+        strict = study.model_copy(update={"small_cell_threshold": threshold})
+        publish_study_results(con, strict, analysis)
+        tables.update({f"strict {name}": con.execute(sql, [study.id]).df() for name, sql in queries.items()})
+        tables["strict checks"] = run_checks(con, study.id, threshold, STUDY_CHECKS)
+        tables["strict threshold"] = threshold
     return extract, tables
 
 
@@ -141,3 +152,22 @@ def test_on_a_generated_extract_the_control_drugs_centre_on_hr_1_and_calibrate_t
     assert row["calibrated_ci_upper"] == pytest.approx(math.exp(row["log_estimate"] - null.mean + half), rel=1e-5)
     assert row["calibration_note"].startswith(f"calibrated on {len(usable)} of 5 negative controls")
     assert primary["calibrated_estimate"].notna().all()
+
+
+@pytest.mark.slow
+def test_a_control_drug_s_small_count_is_hidden_by_the_study_ledger_and_leaves_the_calibration(published):
+    """The control drugs' rows go through the study's one disclosure ledger: with the threshold above the smallest
+    control's exposed events, that count is printed nowhere (its row's estimates hidden with it), every blocking
+    check passes, and the calibration is fitted on the controls still published only."""
+    _, tables = published
+    threshold, controls = tables["strict threshold"], tables["strict controls"]
+    assert all(verdict.passed for verdict in tables["strict checks"]), tables["strict checks"]
+    small = tables["controls"]["events_exposed"] < threshold
+    assert small.sum() >= 1
+    hidden = controls[controls["exposure"].isin(tables["controls"].loc[small, "exposure"])]
+    assert hidden["events_exposed"].isna().all() and hidden["estimate"].isna().all()
+    assert hidden["suppressed_columns"].str.contains("events_exposed").all()
+    usable = controls[controls["log_estimate"].notna()]
+    notes = tables["strict primary"]["calibration_note"].dropna().unique()
+    assert len(usable) <= 4  # at least one control hidden
+    assert len(notes) == 1 and notes[0].startswith(f"not calibrated: {len(usable)} of 5 negative controls"), notes
