@@ -544,6 +544,8 @@ SITES: tuple[Site, ...] = (
          visit_type_spelling=("AMBULATORY", "INPATIENT", "ED"), laterality_spelling=("LT", "RT"),
          writes_drug_end_date=False),
 )
+# Per site: whether it writes drugs as RxNorm CUIs (else ATC codes).
+SITE_WRITES_RXNORM: tuple[bool, ...] = tuple(site.drug_vocabulary == RXNORM for site in SITES)
 
 RACES = (("White", 0.70), ("Black or African American", 0.13), ("Asian", 0.06), ("Other", 0.08), ("", 0.03))
 ETHNICITIES = (("Not Hispanic or Latino", 0.82), ("Hispanic or Latino", 0.15), ("", 0.03))

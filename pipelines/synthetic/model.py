@@ -37,7 +37,7 @@ OUTPATIENT, INPATIENT, EMERGENCY = 0, 1, 2  # the order of Site.visit_type_spell
 FEMALE, MALE, UNKNOWN_SEX = 0, 1, 2
 
 SITE_DIAG_SNOMED = np.array([s.diagnosis_vocabulary == cat.SNOMED for s in cat.SITES])
-SITE_DRUG_RXNORM = np.array([s.drug_vocabulary == cat.RXNORM for s in cat.SITES])
+SITE_DRUG_RXNORM = np.array(cat.SITE_WRITES_RXNORM)
 SITE_MG_IN_MG_DL = np.array([s.magnesium_unit == "mg/dL" for s in cat.SITES])
 
 # Lab kinds stored in the measurement rows (index into LAB_KINDS).

@@ -24,6 +24,7 @@ from .negative_controls import NEGATIVE_CONTROL_STREAM
 
 # The spawn-key word of the exposure controls' streams (the outcome controls use NEGATIVE_CONTROL_STREAM).
 NEGATIVE_CONTROL_EXPOSURE_STREAM = NEGATIVE_CONTROL_STREAM + 1
+SITE_WRITES_RXNORM = np.array(cat.SITE_WRITES_RXNORM)
 # Control drugs are dispensed for 90 days at a time (long-term repeat prescriptions; fewer rows than a 30-day cycle).
 FILL_DAYS = 90
 
@@ -52,8 +53,7 @@ def _user_probability(sim, spec: P.NegativeControlExposure) -> np.ndarray:
     logit = np.log(spec.p60 / (1 - spec.p60)) + spec.logit_slope_per_10_years * (age_mid - 60.0) / 10.0
     p = 1 / (1 + np.exp(-logit))
     if spec.sex is not None:
-        from .model import FEMALE, MALE
-        p = np.where(sim.sex == (MALE if spec.sex == "male" else FEMALE), p, 0.0)
+        p = np.where(sim.sex == (1 if spec.sex == "male" else 0), p, 0.0)  # model.MALE, model.FEMALE
     return p
 
 
@@ -62,8 +62,6 @@ def simulate_negative_control_exposures(sim, visits: dict[str, np.ndarray], rng:
     """Fills of every control drug for every person of a simulated chunk (``sim``: a ChunkSimulation run through
     all its steps; ``visits``: its assembled visits). Draws, per drug: one uniform for use, one for prevalence, one
     for the start day, for every person (so a drug's draws do not depend on the others')."""
-    from .model import SITE_DRUG_RXNORM
-
     n = sim.n
     start1, end1 = sim.span1_start, sim.span1_end
     parts = {"person": [], "day": [], "code": [], "days_supply": [], "quantity": []}
@@ -90,7 +88,7 @@ def simulate_negative_control_exposures(sim, visits: dict[str, np.ndarray], rng:
         keep = fill_day <= np.concatenate([stop, stop[owner]])
         fill_person, fill_day, supply = fill_person[keep], fill_day[keep], supply[keep]
         substance = cat.NEGATIVE_CONTROL_DRUGS[drug]
-        codes = np.where(SITE_DRUG_RXNORM[sim.site[fill_person]], cat.code_index(cat.RXNORM, substance.rxcui),
+        codes = np.where(SITE_WRITES_RXNORM[sim.site[fill_person]], cat.code_index(cat.RXNORM, substance.rxcui),
                          cat.code_index(cat.ATC, substance.atc))
         parts["person"].append(fill_person)
         parts["day"].append(fill_day)
