@@ -3,7 +3,8 @@
 Each control drug (parameters.NEGATIVE_CONTROL_EXPOSURES) has users drawn by age and sex only; a user is on the drug
 from the first observed day (prevalent) or from a uniformly drawn observed day of the first observation period, and
 refills every FILL_DAYS days from the person's refill anchor (no jitter) until that period ends. The cramp hazard
-(model.py) never sees these fills, so every control's true hazard ratio on cramps is 1; confounding by age and sex is the only association a study has to adjust away.
+(model.py) never sees these fills, so every control's true hazard ratio on cramps is 1; confounding by age and sex
+is the only association a study has to adjust away.
 
 Every draw comes from a numpy Generator of its own (``negative_control_exposure_rng``), the simulation only reads the
 chunk's persons, and the fills are rendered and appended to drug_exposure after every other row (generator.py), so

@@ -263,7 +263,8 @@ def render_negative_control_exposures(ev: ChunkEvents, chunk_index: int) -> pa.T
     visit = visit_ids[np.maximum(c.visit, 0)] if visit_ids.size else np.zeros(k, dtype=np.int64)
     writes_end = np.array([s.writes_drug_end_date for s in cat.SITES])[site]
     return _build(spec.DRUG_EXPOSURE, {
-        "drug_exposure_id": ids(chunk_index * ID_STRIDE + NEGATIVE_CONTROL_ID_OFFSET + 1 + np.arange(k, dtype=np.int64)),
+        "drug_exposure_id": ids(chunk_index * ID_STRIDE + NEGATIVE_CONTROL_ID_OFFSET + 1
+                                + np.arange(k, dtype=np.int64)),
         "person_id": ids(ev.persons["person_id"][c.person]),
         "drug_vocabulary": lookup(VOCAB_TEXT, i),
         "drug_code": lookup(CODE_TEXT, i),
