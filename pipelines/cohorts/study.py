@@ -480,7 +480,8 @@ class StudyVariable(BaseModel):
 
     variable: str  # the phenotype id, also the column name
     # exposure_variant: a sensitivity analysis's variant of an exposure, recorded on that exposure's window terms
-    role: Literal["exposure", "covariate", "target", "comparator", "exposure_variant"]
+    # negative_control_exposure: a drug the outcome is believed not to depend on, recorded as current use at index
+    role: Literal["exposure", "covariate", "target", "comparator", "exposure_variant", "negative_control_exposure"]
     window: Window
     order: int
     new_use: NewUse | None = None
@@ -525,6 +526,10 @@ class StudyDefinition(_Strict):
     # estimates the primary analysis for each with the same design and calibrates the primary estimates on them
     # (OHDSI EmpiricalCalibration; docs/statistics.md, "Negative controls and empirical calibration").
     negative_control_outcomes: list[PhenotypeId] = Field(default_factory=list)
+    # Negative-control exposures (drug phenotypes believed not to cause or prevent the outcome): recorded as current
+    # use at index like the study's drug exposures, estimated with the primary analysis of the exposures (first_visit
+    # and lab_test designs), and the primary estimates calibrated on them (docs/statistics.md).
+    negative_control_exposures: list[PhenotypeId] = Field(default_factory=list)
     # Variants of the analyses with one phenotype replaced (the sensitivity analyses the phenotype files promise).
     sensitivity_analyses: list[SensitivityAnalysis] = Field(default_factory=list)
 
@@ -548,6 +553,18 @@ class StudyDefinition(_Strict):
             if domains.get(control) != "condition":
                 raise ValueError(f"[{position}]: a negative-control outcome must be a condition phenotype; "
                                  f"{control!r} is a {domains.get(control)} phenotype")
+        return value
+
+    @field_validator("negative_control_exposures")
+    @classmethod
+    def _negative_control_exposures_are_drugs(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        domains = _domains_in(info)
+        for position, control in enumerate(value):
+            if domains.get(control) != "drug":
+                raise ValueError(f"[{position}]: a negative-control exposure must be a drug phenotype (recorded as "
+                                 f"current use at index); {control!r} is a {domains.get(control)} phenotype")
+            if control in value[:position]:
+                raise ValueError(f"[{position}]: {control!r} is listed twice")
         return value
 
     @field_validator("id")
@@ -600,6 +617,14 @@ class StudyDefinition(_Strict):
             if control == self.outcome.phenotype or control in seen:
                 raise ValueError(f"{where} is also the outcome, an exposure or a covariate; a negative control "
                                  "is an outcome the exposures are believed not to cause")
+        if self.negative_control_exposures and self.is_new_user:
+            raise ValueError("negative_control_exposures: a new_user study compares its target with its comparator; "
+                             "calibrate it on negative_control_outcomes instead")
+        for position, control in enumerate(self.negative_control_exposures):
+            if control == self.outcome.phenotype or control in seen or control in self.negative_control_outcomes:
+                raise ValueError(f"negative_control_exposures[{position}]: {control!r} is also the outcome, an "
+                                 "exposure, a covariate or a negative-control outcome; a negative-control exposure is "
+                                 "a drug the outcome is believed not to depend on")
         sensitivity_ids: set[str] = set()
         exposure_ids = [reference.phenotype for reference in self.exposures]
         for position, sensitivity in enumerate(self.sensitivity_analyses):
@@ -667,7 +692,17 @@ class StudyDefinition(_Strict):
                 variables.append(StudyVariable(variable=reference.phenotype, role="exposure_variant",
                                                window=reference.window, order=len(variables) + 1,
                                                new_use=reference.new_use))
+        for control in self.negative_control_exposures:
+            variables.append(StudyVariable(variable=control, role="negative_control_exposure",
+                                           window=Window(kind="current_use"), order=len(variables) + 1))
         return variables
+
+    @property
+    def negative_control_exposure_references(self) -> list[PhenotypeReference]:
+        """The negative-control exposures as exposures of the study's design: current use at index."""
+        return [PhenotypeReference.model_construct(phenotype=control, window=Window(kind="current_use"),
+                                                   new_use=None, exposure_time=None)
+                for control in self.negative_control_exposures]
 
     @property
     def analysed_sensitivity_analyses(self) -> list[SensitivityAnalysis]:
@@ -731,7 +766,7 @@ class StudyDefinition(_Strict):
         definitions = [CohortDefinition.make(self.id, f"{self.id}: study population", "study_population", None,
                                              "Persons in the study population, from index to the end of follow-up.")]
         for variable in self.variables:
-            if variable.role in ("covariate", "exposure_variant"):
+            if variable.role in ("covariate", "exposure_variant", "negative_control_exposure"):
                 continue
             if variable.role in ("target", "comparator"):
                 name = f"{self.id}: {variable.role} (new users of {variable.variable})"

@@ -50,6 +50,8 @@ from pipelines.statistics.results import (
 )
 from pipelines.statistics.study_analysis import (
     COHORT_STEP,
+    EXPOSURE_CONTROL,
+    OUTCOME_CONTROL,
     StudyAnalysis,
     analyse_study,
     calibrate_primary_analysis,
@@ -151,14 +153,16 @@ def publish_negative_control_estimates(con: duckdb.DuckDBPyConnection, study_id:
     con.execute("CREATE SCHEMA IF NOT EXISTS results")
     columns = ", ".join(f"{name} {_column_type(name)}" for name in NEGATIVE_CONTROL_RESULT_COLUMNS)
     con.execute(f"""CREATE TABLE IF NOT EXISTS {NEGATIVE_CONTROLS_TABLE} (
-        study_id VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
+        study_id VARCHAR, control_type VARCHAR, exposure VARCHAR, outcome VARCHAR, {columns},
         suppressed BOOLEAN, suppressed_columns VARCHAR, complementary_columns VARCHAR, seed BIGINT)""")
+    if "control_type" not in frame:  # outcome controls only
+        frame = frame.assign(control_type=OUTCOME_CONTROL)
     published = suppress_estimates(frame, threshold, DERIVED_COLUMNS, group_columns=ESTIMATE_GROUP_COLUMNS,
                                    complementary=complementary, ledger_rows=ledger_rows)
     con.execute(f"DELETE FROM {NEGATIVE_CONTROLS_TABLE} WHERE study_id = ?", [study_id])
     if not published.empty:
         con.register("new_negative_controls", published)
-        names = ", ".join(["study_id", "exposure", "outcome", *NEGATIVE_CONTROL_RESULT_COLUMNS,
+        names = ", ".join(["study_id", "control_type", "exposure", "outcome", *NEGATIVE_CONTROL_RESULT_COLUMNS,
                            *SUPPRESSION_COLUMNS, "seed"])
         con.execute(f"INSERT INTO {NEGATIVE_CONTROLS_TABLE} ({names}) SELECT {names} FROM new_negative_controls")
         con.unregister("new_negative_controls")
@@ -192,27 +196,38 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
 
     # One ledger for the estimates, the negative controls and the attrition. The calibration needs the controls
     # as published, and adds only columns hidden with their row's counts, so the ledger decides on the rows before
-    # calibration and the same rows are published after it.
+    # calibration and the same rows are published after it. A negative-control exposure's rows are rows of the main
+    # analysis for the ledger (a control drug split of the same cohort, with its attrition and the same outcome:
+    # tied to the cohort and the outcome count like any exposure's), published in results.negative_control_estimates.
     results = study_results(None)
     controls = results_frame(study.id, analysis.negative_control_results, study.seed) \
         if study.negative_control_outcomes else None
+    exposure_controls = results_frame(study.id, analysis.exposure_control_results, study.seed)
+    ledger_results = pd.concat([results, exposure_controls], ignore_index=True) \
+        if not exposure_controls.empty else results
+    is_exposure_control = pd.Series(ledger_results.index >= len(results), index=ledger_results.index)
     _, outcome_count = cohort_counts(con, study.id)
     varied_exposures = {study.exposure_variants[s.id].phenotype: s.replace for s in study.sensitivity_analyses
                         if s.id in study.exposure_variants}
     attrition = attrition_frame(study.id, analysis)
-    counts = suppress_study_counts_sparing_main(attrition, results, study.threshold, analysis.nested_exposures,
+    counts = suppress_study_counts_sparing_main(attrition, ledger_results, study.threshold, analysis.nested_exposures,
                                                 outcome_count, controls, varied_exposures,
                                                 cohort_arms_hidden_by_table1(con, study, attrition))
-    if controls is not None:
+    result_complementary = {column: flags[~is_exposure_control] for column, flags in
+                            counts.result_complementary.items()}
+    ledger_rows = None if counts.ledger_rows is None else counts.ledger_rows[~is_exposure_control]
+    if controls is not None or not exposure_controls.empty:
+        control_frame, control_complementary, control_ledger_rows = _negative_control_rows(
+            controls, counts, exposure_controls, is_exposure_control)
         published_controls = publish_negative_control_estimates(
-            con, study.id, controls, study.threshold, counts.control_complementary, counts.control_ledger_rows)
+            con, study.id, control_frame, study.threshold, control_complementary, control_ledger_rows)
         primary = primary_analysis_of(study)
         exposures = [exposure for exposure, _, result in analysis.results if result.analysis_id == primary]
-        calibration = calibrate_primary_analysis(published_controls, exposures, primary,
-                                                 len(study.negative_control_outcomes))
+        calibration = calibrate_primary_analysis(
+            published_controls, exposures, primary,
+            len(study.negative_control_outcomes) + len(study.negative_control_exposures))
         results = study_results(calibration)
-    published = publish_associations(con, study.id, results, study.threshold, counts.result_complementary,
-                                     counts.ledger_rows)
+    published = publish_associations(con, study.id, results, study.threshold, result_complementary, ledger_rows)
     publish_outcome_count(con, study.id, study.outcome.phenotype, outcome_count,
                           counts.outcome_count_suppression, study.threshold)
     if counts.withheld_sensitivity_rows:
@@ -224,6 +239,33 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     publish_covariates(con, study.id, covariates_frame(study.id, analysis.results))
     write_analysis_attrition(con, study.id, counts.attrition)
     return published
+
+
+def _negative_control_rows(controls: pd.DataFrame | None, counts, exposure_controls: pd.DataFrame,
+                           is_exposure_control: pd.Series) -> tuple[pd.DataFrame, dict[str, pd.Series], pd.Series]:
+    """results.negative_control_estimates before suppression: the outcome controls' rows then the exposure controls',
+    with `control_type`, and per row the ledger's complementary flags and whether the ledger covers it (the outcome
+    controls' from the ledger's control rows, the exposure controls' from its estimate rows)."""
+    frames, flags, covered = [], {}, []
+    if controls is not None and not controls.empty:
+        frames.append(controls.assign(control_type=OUTCOME_CONTROL))
+        for column, values in counts.control_complementary.items():
+            flags.setdefault(column, []).append(values.reindex(controls.index, fill_value=False))
+        covered.append(counts.control_ledger_rows.reindex(controls.index, fill_value=False)
+                       if counts.control_ledger_rows is not None else pd.Series(False, index=controls.index))
+    if not exposure_controls.empty:
+        frames.append(exposure_controls.assign(control_type=EXPOSURE_CONTROL))
+        for column, values in counts.result_complementary.items():
+            flags.setdefault(column, []).append(values[is_exposure_control])
+        covered.append(counts.ledger_rows[is_exposure_control] if counts.ledger_rows is not None
+                       else pd.Series(False, index=exposure_controls.index))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if any(sum(len(part) for part in parts) != len(frame) for parts in flags.values()):
+        raise RuntimeError("negative-control rows and their disclosure flags do not line up")
+    complementary = {column: pd.Series(pd.concat(parts).to_numpy(dtype=bool), index=frame.index)
+                     for column, parts in flags.items()}
+    ledger_rows = pd.Series(pd.concat(covered).to_numpy(dtype=bool), index=frame.index) if covered else None
+    return frame, complementary, ledger_rows
 
 
 def cohort_arms_hidden_by_table1(con: duckdb.DuckDBPyConnection, study: StudyDefinition,

@@ -264,7 +264,7 @@ def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analy
         "primary_id": primary_id,
         "primary_name": primary_rows[0]["method_name"] if primary_rows else primary_id,
         "primary_note": adjustment_note(primary_rows, label_name),
-        "calibrated_columns": bool(study.negative_control_outcomes),  # a study calibrated on negative controls
+        "calibrated_columns": bool(study.negative_control_outcomes or study.negative_control_exposures),
         "calibration_notes": list(dict.fromkeys(r["calibration_note"] for r in primary if r["calibration_note"])),
         "primary": primary,
         "primary_has_ph": _has_ph_check(primary_rows),

@@ -56,7 +56,7 @@ MULTIPLICITY_COLUMNS = ("q_value",)
 # Sensitivity to unmeasured confounding of every adjusted ratio (pipelines/statistics/evalues.py): the E-value of the
 # estimate and of its 95% CI limit closest to 1 (VanderWeele & Ding 2017).
 E_VALUE_COLUMNS = ("e_value", "e_value_ci")
-# The primary analysis calibrated on the study's negative-control outcomes (pipelines/statistics/
+# The primary analysis calibrated on the study's negative controls, outcomes and exposures (pipelines/statistics/
 # empirical_calibration.py, OHDSI EmpiricalCalibration); calibration_note says why a row is not calibrated.
 CALIBRATION_COLUMNS = ("calibrated_estimate", "calibrated_ci_lower", "calibrated_ci_upper", "calibrated_p_value")
 CALIBRATION_NOTE_COLUMN = "calibration_note"

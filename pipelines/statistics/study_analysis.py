@@ -18,8 +18,10 @@ hazard and rate ratios; risks only at a stated horizon, as in the target-trial l
 analysis id (results.ANALYSES) and each analysis its attrition from the cohort to the persons its estimator used.
 
 A study with `negative_control_outcomes` also estimates its primary analysis for each control outcome with the same
-design (negative_control_estimates); the primary estimates are calibrated on them (calibrate_primary_analysis,
-OHDSI EmpiricalCalibration) and every adjusted ratio carries its E-values (VanderWeele & Ding 2017).
+design (negative_control_estimates), and one with `negative_control_exposures` for each control drug against its
+outcome (add_negative_control_exposure_estimates); the primary estimates are calibrated on both
+(calibrate_primary_analysis, OHDSI EmpiricalCalibration) and every adjusted ratio carries its E-values (VanderWeele
+& Ding 2017).
 
 Sequence symmetry analyses use first dates from phenotype.person_summary over the whole extract (not the cohort):
 each drug exposure of the studies against incident leg cramps.
@@ -115,6 +117,9 @@ class StudyAnalysis:
     attrition: dict[tuple[str, str], list[AttritionStep]] = field(default_factory=dict)
     # The primary analysis for each negative-control outcome: (exposure, control outcome, result)
     negative_control_results: list[tuple[str, str, EstimateResult]] = field(default_factory=list)
+    # The primary analysis of each negative-control exposure against the study's outcome: (control drug, outcome,
+    # result); their attrition is in `attrition` beside the exposures' (the same cohort, split by the control drug)
+    exposure_control_results: list[tuple[str, str, EstimateResult]] = field(default_factory=list)
     # The fitted propensity model of each time at risk (new-user designs), reused for the negative controls
     ps_models: dict[str, object] = field(default_factory=dict)
     # (outer, inner) exposure labels: inner is outer's cohort with follow-up censored earlier (on treatment within
@@ -280,13 +285,15 @@ def _nested(a: pd.Series, b: pd.Series) -> bool:
 
 
 def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
-                              only: str | None = None, exposures: set[str] | None = None) -> StudyAnalysis:
+                              only: str | None = None, exposures: set[str] | None = None,
+                              co_medication: list[str] | None = None) -> StudyAnalysis:
     """Every exposure against the unexposed (`only`: just that analysis, as for the negative controls;
-    `exposures`: just these exposures, as for an exposure's sensitivity analysis)."""
+    `exposures`: just these exposures, as for an exposure's sensitivity analysis; `co_medication`: the drugs that
+    adjust the models, by default the study's drug exposures)."""
     analysis = StudyAnalysis(study.id)
     covariates, study_covariates = _covariate_frame(population, study)
     outcome = study.outcome.phenotype
-    medications = drug_exposures(study)
+    medications = drug_exposures(study) if co_medication is None else co_medication
     without_events: set[str] = set()
     for drug in medications:
         covariates[drug] = population[drug].fillna(False).astype(COVARIATE_FLAG)
@@ -467,6 +474,8 @@ def analyse_study(target: Engine | object, study: StudyDefinition) -> StudyAnaly
     if study.negative_control_outcomes:
         analysis.negative_control_results = negative_control_estimates(
             population, negative_control_first_dates(con, study), study, analysis)
+    if study.negative_control_exposures:
+        add_negative_control_exposure_estimates(population, study, analysis)
     for sensitivity in study.analysed_sensitivity_analyses:
         variant = analyse_sensitivity(con, population, study, sensitivity)
         analysis.sensitivity[sensitivity.id] = variant
@@ -582,6 +591,26 @@ def negative_control_estimates(population: pd.DataFrame, first_dates: pd.DataFra
     return rows
 
 
+def add_negative_control_exposure_estimates(population: pd.DataFrame, study: StudyDefinition,
+                                            analysis: StudyAnalysis) -> None:
+    """The study's primary analysis for each negative-control exposure, with the design of the exposures (OHDSI's
+    negative-control exposures, as in the MethodEvaluation benchmark): the same study population and outcome, the
+    control drug as current use at index against non-use, the unexposed censored at its start when the study says
+    so, and the same adjustment set (age, sex, the study's covariates and its drug exposures as co-medication).
+    Rows go to analysis.exposure_control_results, their attrition to analysis.attrition (published beside the
+    exposures': the disclosure ledger ties their counts to the cohort and the outcome count like any exposure's)."""
+    from pipelines.statistics.report import primary_analysis_of
+
+    primary = primary_analysis_of(study)
+    control_study = study.model_copy(update={"exposures": study.negative_control_exposure_references,
+                                             "table1_by": None})
+    controls = analyse_first_visit_study(population, control_study, only=primary,
+                                         co_medication=drug_exposures(study))
+    analysis.exposure_control_results = [row for row in controls.results if row[2].analysis_id == primary]
+    analysis.attrition.update({key: steps for key, steps in controls.attrition.items() if key[1] == primary})
+    analysis.notes += [f"negative-control exposure {note}" for note in controls.notes]
+
+
 # At least this many negative controls of an exposure must have a published estimate before its primary estimate is
 # calibrated: a null distribution fitted on fewer is too uncertain to move an estimate by (EmpiricalCalibration
 # itself sets no minimum; the choice is ours).
@@ -610,25 +639,37 @@ class Calibration:
         values.update(calibrated_estimate=estimate, calibrated_ci_lower=lower, calibrated_ci_upper=upper,
                       calibrated_p_value=calibrated_p_value(self.null, log_estimate, se_log_estimate))
         values[CALIBRATION_NOTE_COLUMN] = (
-            f"calibrated on {self.null.controls} of {self.controls_listed} negative-control outcomes (EmpiricalCalibration): "
+            f"calibrated on {self.null.controls} of {self.controls_listed} negative controls (EmpiricalCalibration): "
             f"systematic error N({self.null.mean:.3f}, {self.null.sd:.3f}^2) on the log scale")
         return values
+
+
+# results.negative_control_estimates.control_type: which kind of negative control a row estimates.
+OUTCOME_CONTROL, EXPOSURE_CONTROL = "outcome", "exposure"
 
 
 def calibrate_primary_analysis(published_controls: pd.DataFrame, exposures: list[str], analysis_id: str,
                                controls_listed: int, minimum: int = MIN_NEGATIVE_CONTROLS) -> dict[str, Calibration]:
     """Per exposure of the primary analysis, the calibration of its estimate from its negative-control estimates
     as published (after disclosure control: a control whose estimate is hidden or not estimable does not count, so
-    nothing hidden can be recomputed from the calibration)."""
+    nothing hidden can be recomputed from the calibration). An exposure's controls are its rows with a
+    negative-control outcome (control_type outcome: the exposure against each control outcome) and every
+    negative-control exposure's row (control_type exposure: a control drug against the study's outcome, the same
+    for every exposure); a frame without control_type holds outcome controls only. The empirical null is fitted on
+    all of them together (EmpiricalCalibration's fitNull takes whatever negative controls the study has)."""
     calibrations: dict[str, Calibration] = {}
+    if published_controls.empty:
+        published_controls = pd.DataFrame(columns=["exposure", "control_type", "log_estimate", "se_log_estimate"])
+    kind = (published_controls["control_type"] if "control_type" in published_controls
+            else pd.Series(OUTCOME_CONTROL, index=published_controls.index))
     for exposure in dict.fromkeys(exposures):
-        rows = (published_controls[published_controls["exposure"] == exposure] if not published_controls.empty
-                else pd.DataFrame(columns=["log_estimate", "se_log_estimate"]))
+        rows = published_controls[((kind == OUTCOME_CONTROL) & (published_controls["exposure"] == exposure))
+                                  | (kind == EXPOSURE_CONTROL)]
         logs = pd.to_numeric(rows["log_estimate"], errors="coerce")
         ses = pd.to_numeric(rows["se_log_estimate"], errors="coerce")
         usable = logs.notna() & ses.notna() & (ses > 0)
         if usable.sum() < minimum:
-            reason = (f"{int(usable.sum())} of {controls_listed} negative-control outcomes have a published estimate; "
+            reason = (f"{int(usable.sum())} of {controls_listed} negative controls have a published estimate; "
                       f"at least {minimum} are needed (the others are not estimable or hidden as small cells)")
             calibrations[exposure] = Calibration(analysis_id, None, controls_listed, reason)
             continue

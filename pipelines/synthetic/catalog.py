@@ -446,6 +446,23 @@ DRUG_CLASSES: dict[str, DrugClass] = {
         (Substance("quinine", "P01BC01", ATC_STANDARD, "9071", CPIC, ("quinine_start",)), 1.0),)),
 }
 
+# Negative-control exposures (phenotype id = drug; phenotypes/negative_control_exposures/): one substance each, its
+# ATC 5th-level code and RxNorm ingredient CUI as cpicpgx/cpic-schema drug.sql lists them (the phenotype files cite
+# the same source). Their codes are collected after every other code, so the other codes keep their indices.
+CPIC_ATC = "[V] ATC code of the ingredient, cpicpgx/cpic-schema drug.sql"
+NEGATIVE_CONTROL_DRUGS: dict[str, Substance] = {
+    name: Substance(name, atc, CPIC_ATC, rxcui, CPIC, (name,))
+    for name, atc, rxcui in (
+        ("tamsulosin", "G04CA02", "77492"),
+        ("latanoprost", "S01EE01", "43611"),
+        ("tolterodine", "G04BD07", "119565"),
+        ("darifenacin", "G04BD10", "136198"),
+        ("terbinafine", "D01BA02", "37801"),  # the systemic code: oral courses for onychomycosis
+    )
+}
+NEGATIVE_CONTROL_DRUG_IDS: tuple[str, ...] = tuple(NEGATIVE_CONTROL_DRUGS)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Measurements.
 # ---------------------------------------------------------------------------------------------------------------
@@ -530,6 +547,8 @@ SITES: tuple[Site, ...] = (
          visit_type_spelling=("AMBULATORY", "INPATIENT", "ED"), laterality_spelling=("LT", "RT"),
          writes_drug_end_date=False),
 )
+# Per site: whether it writes drugs as RxNorm CUIs (else ATC codes).
+SITE_WRITES_RXNORM: tuple[bool, ...] = tuple(site.drug_vocabulary == RXNORM for site in SITES)
 
 RACES = (("White", 0.70), ("Black or African American", 0.13), ("Asian", 0.06), ("Other", 0.08), ("", 0.03))
 ETHNICITIES = (("Not Hispanic or Latino", 0.82), ("Hispanic or Latino", 0.15), ("", 0.03))
@@ -588,6 +607,9 @@ def _collect_codes() -> tuple[Code, ...]:
     for cc in NEGATIVE_CONTROL_CODES.values():
         for c, _ in cc.icd:
             add(c)
+    for substance in NEGATIVE_CONTROL_DRUGS.values():
+        for c in substance.codes():
+            add(c)
     return tuple(seen.values())
 
 
@@ -605,7 +627,7 @@ def phenotype_code_lists() -> dict[str, list[dict[str, str]]]:
     out: dict[str, list[dict[str, str]]] = {}
     for c in ALL_CODES:
         for p in c.phenotypes:
-            if p in NEGATIVE_CONTROL_CODES:
+            if p in NEGATIVE_CONTROL_CODES or p in NEGATIVE_CONTROL_DRUGS:
                 continue
             out.setdefault(p, []).append({"vocabulary": c.vocabulary, "code": c.code, "meaning": c.meaning})
     return out

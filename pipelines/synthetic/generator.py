@@ -27,12 +27,14 @@ from . import catalog as cat
 from . import parameters as P
 from .defects import IMPLAUSIBLE_BY_TABLE, DefectContext, PlantedTable, plant_defects, rejectable_reasons
 from .model import simulate_chunk
+from .negative_control_exposures import negative_control_exposure_rng
 from .negative_controls import negative_control_rng, planted_log_hr_biases
-from .render import ID_STRIDE, NEGATIVE_CONTROL_ID_OFFSET, render_chunk, render_negative_controls
+from .render import (ID_STRIDE, NEGATIVE_CONTROL_ID_OFFSET, render_chunk, render_negative_control_exposures,
+                     render_negative_controls)
 from .truth import MEMBER, PHENOTYPE_RULES, phenotype_first_days
 from .writers import DeferredRows, TableWriter, csv_payload, file_name, sha256_of, write_part
 
-GENERATOR_VERSION = "1.3.0"
+GENERATOR_VERSION = "1.4.0"
 FORMATS = ("csv", "csv.gz", "parquet")
 TRUTH_DIR = "_truth"
 # Profiles with exposure dynamics only: the intervals in which each exposure's hazard ratio acts.
@@ -40,6 +42,7 @@ EXPOSURE_INTERVALS_FILE = "exposure_intervals.parquet"
 # Extracts with negative-control outcomes: each person's first record of each control.
 NEGATIVE_CONTROLS_FILE = "negative_controls.parquet"
 NEGATIVE_CONTROLS_PART = "_negative_controls.part"
+NEGATIVE_CONTROL_EXPOSURES_PART = "_negative_control_exposures.part"
 MANIFEST = spec.MANIFEST_FILE
 PARTS_DIR = "_parts"
 SEX_CANONICAL = np.array(["F", "M", "U"], dtype=object)
@@ -53,7 +56,9 @@ class Settings:
     defect_rate: float
     chunk_size: int
     effects_profile: str = P.DEFAULT_EFFECTS_PROFILE  # a key of parameters.CRAMP_EFFECTS_PROFILES
-    negative_controls: bool = True  # write records of the negative-control outcomes (negative_controls.py)
+    # write records of the negative-control outcomes (negative_controls.py) and fills of the negative-control
+    # exposures (negative_control_exposures.py)
+    negative_controls: bool = True
     negative_control_bias: P.NegativeControlBias = P.NO_NEGATIVE_CONTROL_BIAS
     # Worker processes write their chunk's payloads here (one part file per table) instead of sending them back
     # through a pipe; None = return them in memory (single process).
@@ -80,6 +85,11 @@ class ChunkResult:
     control_rows: int = 0
     control_persons: dict[str, int] = field(default_factory=dict)
     control_truth: pa.Table | None = None
+    # The same for the negative-control exposures: their drug_exposure rows (appended after every chunk's rows), their
+    # count, and the persons with a fill per control drug.
+    exposure_control_payload: bytes | pa.Table | Path | None = None
+    exposure_control_rows: int = 0
+    exposure_control_persons: dict[str, int] = field(default_factory=dict)
 
 
 def chunk_rng(seed: int, chunk_index: int) -> np.random.Generator:
@@ -136,7 +146,9 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
                     planted_log_hr_biases(settings.seed, settings.negative_control_bias),
                     settings.negative_control_bias.exposures)
     events = simulate_chunk(rng, n, first_person + 1, P.CRAMP_EFFECTS_PROFILES[settings.effects_profile],
-                            P.EXPOSURE_DYNAMICS.get(settings.effects_profile), controls)
+                            P.EXPOSURE_DYNAMICS.get(settings.effects_profile), controls,
+                            negative_control_exposure_rng(settings.seed, chunk_index)
+                            if settings.negative_controls else None)
     first_days = phenotype_first_days(events)
     rendered = render_chunk(events, chunk_index)
     ctx = DefectContext(chunk_index=chunk_index, rng=rng, fmt=settings.fmt, defect_rate=settings.defect_rate,
@@ -160,6 +172,15 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
                                          control_payload)
         control_persons = {c: int((d >= 0).sum()) for c, d in events.negative_controls.first_day.items()}
         control_truth = _control_truth_table(events)
+    exposure_payload, exposure_rows, exposure_persons = None, 0, {}
+    if events.negative_control_exposures is not None:
+        table = render_negative_control_exposures(events, chunk_index)
+        exposure_rows = table.num_rows
+        exposure_payload = table if settings.fmt == "parquet" else csv_payload(PlantedTable(table))
+        if settings.parts_dir is not None:
+            exposure_payload = write_part(
+                Path(settings.parts_dir) / f"negative_control_exposures.{chunk_index:07d}.part", exposure_payload)
+        exposure_persons = {d: int((f >= 0).sum()) for d, f in events.negative_control_exposures.first_fill.items()}
     summary = {
         "female": int((events.persons["sex"] == 0).sum()),
         "dead": int((events.persons["death_day"] >= 0).sum()),
@@ -178,7 +199,8 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
         itt_expected_onsets={e: {"with_effect": w, "without_effect": wo}
                              for e, (w, wo) in events.itt_expected_onsets.items()},
         control_payload=control_payload, control_rows=control_rows, control_persons=control_persons,
-        control_truth=control_truth,
+        control_truth=control_truth, exposure_control_payload=exposure_payload,
+        exposure_control_rows=exposure_rows, exposure_control_persons=exposure_persons,
     )
 
 
@@ -274,9 +296,11 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
     (out / TRUTH_DIR / NEGATIVE_CONTROLS_FILE).unlink(missing_ok=True)
     deferred = (DeferredRows(out / NEGATIVE_CONTROLS_PART, spec.CONDITION_OCCURRENCE, fmt) if negative_controls
                 else None)
+    deferred_fills = (DeferredRows(out / NEGATIVE_CONTROL_EXPOSURES_PART, spec.DRUG_EXPOSURE, fmt)
+                      if negative_controls else None)
     truth_writer = intervals_writer = controls_writer = None
     totals: dict = {"rows": {}, "rejects": {}, "implausible": {}, "phenotypes": {}, "rule_outs": {}, "summary": {},
-                    "itt": {}, "controls": {}}
+                    "itt": {}, "controls": {}, "exposure_controls": {}}
     bar = tqdm(total=patients, unit="persons", desc="legcramp-generate", disable=None if progress else True)
     try:
         for result in _results_in_order(settings, n_chunks, workers):
@@ -299,6 +323,10 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
                 controls_writer.write_table(result.control_truth)
                 _add(totals["rows"], {spec.CONDITION_OCCURRENCE.name: result.control_rows})
                 _add(totals["controls"], result.control_persons)
+            if result.exposure_control_payload is not None:
+                deferred_fills.add(result.exposure_control_payload, result.exposure_control_rows)
+                _add(totals["rows"], {spec.DRUG_EXPOSURE.name: result.exposure_control_rows})
+                _add(totals["exposure_controls"], result.exposure_control_persons)
             _add(totals["itt"], result.itt_expected_onsets)
             _add(totals["rows"], result.rows)
             _add(totals["rejects"], result.rejects)
@@ -310,10 +338,14 @@ def generate_extract(out_dir: str | os.PathLike, patients: int, seed: int = 42, 
         if deferred is not None:
             deferred.append_to(writers[spec.CONDITION_OCCURRENCE.name])
             deferred = None
+        if deferred_fills is not None:
+            deferred_fills.append_to(writers[spec.DRUG_EXPOSURE.name])
+            deferred_fills = None
     finally:
         bar.close()
-        if deferred is not None:  # a failed run: the held rows go with it
-            deferred.discard()
+        for held in (deferred, deferred_fills):
+            if held is not None:  # a failed run: the held rows go with it
+                held.discard()
         for writer in writers.values():
             writer.close()
         if controls_writer is not None:
@@ -395,6 +427,7 @@ def _ground_truth(settings: Settings, totals: dict) -> dict:
         truth["exposure_dynamics"] = _exposure_dynamics_truth(dynamics)
     if settings.negative_controls:
         truth["negative_controls"] = _negative_controls_truth(settings, totals["controls"])
+        truth["negative_control_exposures"] = _negative_control_exposures_truth(totals["exposure_controls"])
     return truth
 
 
@@ -432,6 +465,37 @@ def _negative_controls_truth(settings: Settings, persons: dict[str, int]) -> dic
                    "(chunk k), after every other row of the file; no defects planted among them",
         "persons_file": f"{TRUTH_DIR}/{NEGATIVE_CONTROLS_FILE}",
         "outcomes": outcomes,
+    }
+
+
+def _negative_control_exposures_truth(persons: dict[str, int]) -> dict:
+    """The negative-control exposures: their codes, who uses them, and the hazard ratio on cramps a design should
+    find (1)."""
+    exposures = []
+    for drug in cat.NEGATIVE_CONTROL_DRUG_IDS:
+        spec_ = P.NEGATIVE_CONTROL_EXPOSURES[drug]
+        substance = cat.NEGATIVE_CONTROL_DRUGS[drug]
+        exposures.append({
+            "phenotype_id": drug,
+            "codes": [{"vocabulary": c.vocabulary, "code": c.code, "meaning": c.meaning} for c in substance.codes()],
+            "user_probability_at_60": spec_.p60,
+            "logit_slope_per_10_years": spec_.logit_slope_per_10_years,
+            "sex": spec_.sex,
+            "prevalent_share": spec_.prevalent_share,
+            "persons": int(persons.get(drug, 0)),
+            "outcome": "leg_cramps",
+            "causal_hazard_ratio": 1.0,
+        })
+    return {
+        "model": "users drawn by age (at the middle of observation) and sex only; a user is on the drug from the "
+                 "first observed day (prevalent_share) or from a uniformly drawn day of the first observation "
+                 "period, refilling on the person's repeat-prescription grid until that period ends; the cramp "
+                 "hazard never sees these fills",
+        "estimand": "each control drug's causal hazard ratio on leg cramps is 1: a screening analysis adjusted for "
+                    "age and sex should find 1, and an empirical null fitted on the controls mean 0 (log scale)",
+        "records": f"drug_exposure rows with ids k * {ID_STRIDE} + {NEGATIVE_CONTROL_ID_OFFSET} + 1, ... (chunk k), "
+                   "after every other row of the file; no defects planted among them",
+        "exposures": exposures,
     }
 
 

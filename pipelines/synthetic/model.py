@@ -26,6 +26,7 @@ from . import catalog as cat
 from . import parameters as P
 from .arrays import (DAY_KEY, expand, first_per_group, in_intervals, logistic, logit, merge_intervals, sorted_unique,
                      splitmix64, to_day, weighted_choice)
+from .negative_control_exposures import NegativeControlExposureRows, simulate_negative_control_exposures
 from .negative_controls import NegativeControlRows, simulate_negative_controls
 
 DATA_START_DAY = to_day(P.DATA_START)
@@ -36,7 +37,7 @@ OUTPATIENT, INPATIENT, EMERGENCY = 0, 1, 2  # the order of Site.visit_type_spell
 FEMALE, MALE, UNKNOWN_SEX = 0, 1, 2
 
 SITE_DIAG_SNOMED = np.array([s.diagnosis_vocabulary == cat.SNOMED for s in cat.SITES])
-SITE_DRUG_RXNORM = np.array([s.drug_vocabulary == cat.RXNORM for s in cat.SITES])
+SITE_DRUG_RXNORM = np.array(cat.SITE_WRITES_RXNORM)
 SITE_MG_IN_MG_DL = np.array([s.magnesium_unit == "mg/dL" for s in cat.SITES])
 
 # Lab kinds stored in the measurement rows (index into LAB_KINDS).
@@ -93,6 +94,8 @@ class ChunkEvents:
     cramp_frailty: np.ndarray | None = None
     # The negative-control outcomes' records (negative_controls.py), None when the extract has none.
     negative_controls: NegativeControlRows | None = None
+    # The negative-control exposures' fills (negative_control_exposures.py), None when the extract has none.
+    negative_control_exposures: NegativeControlExposureRows | None = None
 
 
 def _code_options(choice: cat.Choice) -> tuple[np.ndarray, np.ndarray]:
@@ -1015,13 +1018,14 @@ class ChunkSimulation:
 def simulate_chunk(rng: np.random.Generator, n: int, first_person_id: int,
                    cramp_effects: dict[str, tuple[float, str]] = P.CRAMP_EFFECTS,
                    dynamics: P.ExposureDynamics | None = None,
-                   negative_controls: tuple[np.random.Generator, dict[str, float], tuple[str, ...]] | None = None
-                   ) -> ChunkEvents:
+                   negative_controls: tuple[np.random.Generator, dict[str, float], tuple[str, ...]] | None = None,
+                   control_exposure_rng: np.random.Generator | None = None) -> ChunkEvents:
     """Simulate one chunk. `cramp_effects` (one of parameters.CRAMP_EFFECTS_PROFILES) is used only from the cramp
     step on, so for one seed the profiles without `dynamics` give the same persons, conditions, drugs and labs;
     `dynamics` (parameters.EXPOSURE_DYNAMICS) keeps persons, conditions and drug starts and changes the rest.
     `negative_controls` = (their own Generator, planted log-HR bias per control, the drugs whose first fill starts
-    the bias): adds the controls' records after everything else is simulated, from that Generator only."""
+    the bias): adds the controls' records after everything else is simulated, from that Generator only.
+    `control_exposure_rng`: adds the negative-control exposures' fills likewise, from that Generator only."""
     sim = ChunkSimulation(rng, n, first_person_id, cramp_effects, dynamics)
     sim.simulate(through=SIMULATION_STEPS[-1])
     events = sim.assemble()
@@ -1029,4 +1033,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, first_person_id: int,
         control_rng, log_hr_bias, bias_exposures = negative_controls
         events.negative_controls = simulate_negative_controls(sim, events.visits, control_rng, log_hr_bias,
                                                               bias_exposures)
+    if control_exposure_rng is not None:
+        events.negative_control_exposures = simulate_negative_control_exposures(sim, events.visits,
+                                                                                control_exposure_rng)
     return events

@@ -366,3 +366,29 @@ class NegativeControlBias:
 
 
 NO_NEGATIVE_CONTROL_BIAS = NegativeControlBias()
+
+
+# Negative-control exposures (phenotypes/negative_control_exposures/: drugs not believed to cause or prevent leg
+# cramps). Who uses one depends on age (at the middle of observation) and sex only, and the cramp hazard never looks
+# at them, so each one's true hazard ratio on cramps is 1: a screening analysis adjusted for age and sex should find
+# 1. A user either is on the drug when observation starts (prevalent_share) or starts on a uniformly drawn observed
+# day, and then refills every 90 days until its first observation period ends (persistent use). The
+# shares are assumptions at the upper end of such drugs' use among older adults (tamsulosin for prostatic
+# hyperplasia, glaucoma drops, antimuscarinics for overactive bladder, antifungal courses for onychomycosis), so each
+# control has enough exposed persons with cramps in small extracts.
+@dataclass(frozen=True)
+class NegativeControlExposure:
+    p60: float  # probability of being a user during observation at age 60 (logistic in age)
+    logit_slope_per_10_years: float = 0.0
+    sex: str | None = None  # "male" or "female": used by that sex only
+    prevalent_share: float = 0.6  # users already on the drug on the first observed day
+    quantity_per_day: float = 1.0
+
+
+NEGATIVE_CONTROL_EXPOSURES: dict[str, NegativeControlExposure] = {
+    "tamsulosin": NegativeControlExposure(0.25, 0.8, sex="male"),
+    "latanoprost": NegativeControlExposure(0.10, 0.6, quantity_per_day=0.1),  # mL of eye drops
+    "tolterodine": NegativeControlExposure(0.10, 0.4),
+    "darifenacin": NegativeControlExposure(0.08, 0.4),
+    "terbinafine": NegativeControlExposure(0.08, 0.3),
+}

@@ -250,3 +250,27 @@ def render_negative_controls(ev: ChunkEvents, chunk_index: int) -> pa.Table:
         "condition_end_date": dates(np.full(k, -1, dtype=np.int64)),
         "visit_occurrence_id": ids(visit, c.visit < 0),
     })
+
+
+def render_negative_control_exposures(ev: ChunkEvents, chunk_index: int) -> pa.Table:
+    """The chunk's negative-control exposures' fills as drug_exposure rows (ids above every clean and planted row id
+    of the chunk, as the outcome controls'; no defects are planted among them)."""
+    c = ev.negative_control_exposures
+    k = c.person.size
+    site = ev.persons["site"].astype(np.int64)[c.person]
+    i = site * N_CODES + c.code
+    visit_ids = _row_ids(chunk_index, ev.visits["person"].size)
+    visit = visit_ids[np.maximum(c.visit, 0)] if visit_ids.size else np.zeros(k, dtype=np.int64)
+    writes_end = np.array([s.writes_drug_end_date for s in cat.SITES])[site]
+    return _build(spec.DRUG_EXPOSURE, {
+        "drug_exposure_id": ids(chunk_index * ID_STRIDE + NEGATIVE_CONTROL_ID_OFFSET + 1
+                                + np.arange(k, dtype=np.int64)),
+        "person_id": ids(ev.persons["person_id"][c.person]),
+        "drug_vocabulary": lookup(VOCAB_TEXT, i),
+        "drug_code": lookup(CODE_TEXT, i),
+        "drug_exposure_start_date": dates(c.day),
+        "drug_exposure_end_date": dates(c.day + c.days_supply - 1, ~writes_end),
+        "days_supply": numbers(c.days_supply, pa.int32()),
+        "quantity": numbers(c.quantity, pa.float64()),
+        "visit_occurrence_id": ids(visit, c.visit < 0),
+    })

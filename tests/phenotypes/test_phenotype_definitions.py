@@ -71,10 +71,14 @@ VARIANT_PHENOTYPES = {"leg_cramps_leg_specific", "leg_cramps_with_other_muscle_s
 # Negative-control outcomes for empirical calibration: the bundled list (phenotypes/reference/).
 with open(paths.PHENOTYPES_DIR / "reference" / "negative_control_outcomes.csv", newline="") as _file:
     NEGATIVE_CONTROL_PHENOTYPES = {row["phenotype_id"] for row in csv.DictReader(_file)}
+# Negative-control exposures for the leg-cramp outcome: the bundled list (phenotypes/reference/).
+with open(paths.PHENOTYPES_DIR / "reference" / "negative_control_exposures.csv", newline="") as _file:
+    NEGATIVE_CONTROL_EXPOSURE_PHENOTYPES = {row["phenotype_id"] for row in csv.DictReader(_file)}
 # The classes and indication of the LEGEND-style active-comparator study (thiazide_vs_ccb).
 LEGEND_PHENOTYPES = {"thiazide_or_thiazide_like_diuretics", "dihydropyridine_calcium_channel_blockers", "hypertension"}
 
-FOLDERS = {"outcome", "vascular", "electrolytes", "conditions", "drugs", "mimics", "negative_controls"}
+FOLDERS = {"outcome", "vascular", "electrolytes", "conditions", "drugs", "mimics", "negative_controls",
+           "negative_control_exposures"}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +94,8 @@ def codes(library, phenotype_id, vocabulary, match=None, excluded=False):
 
 def test_every_project_phenotype_is_defined_with_its_domain_and_rule(library):
     assert set(library.ids) == (set(PROJECT_PHENOTYPES) | HELPER_PHENOTYPES | VARIANT_PHENOTYPES
-                                | NEGATIVE_CONTROL_PHENOTYPES | LEGEND_PHENOTYPES)
+                                | NEGATIVE_CONTROL_PHENOTYPES | NEGATIVE_CONTROL_EXPOSURE_PHENOTYPES
+                                | LEGEND_PHENOTYPES)
     for phenotype_id, (domain, rule_type) in PROJECT_PHENOTYPES.items():
         definition = library[phenotype_id].definition
         assert (definition.domain, definition.rule.type) == (domain, rule_type), phenotype_id

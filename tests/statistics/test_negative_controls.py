@@ -136,7 +136,7 @@ def test_calibration_needs_the_minimum_of_published_controls_and_says_why_not():
     columns = calibration["t vs c, intention to treat"].columns(math.log(2), 0.1)
     assert columns["calibrated_p_value"] is None and columns["calibrated_ci_lower"] is None
     assert columns["calibration_note"] == (
-        "not calibrated: 4 of 5 negative-control outcomes have a published estimate; at least 5 are needed (the "
+        "not calibrated: 4 of 5 negative controls have a published estimate; at least 5 are needed (the "
         "others are not estimable or hidden as small cells)")
     assert calibration["t vs c, on treatment"].columns(0.1, 0.1)["calibration_note"].startswith(
         "not calibrated: 0 of 5")
@@ -162,7 +162,7 @@ def test_the_primary_row_gets_calibrated_columns_from_its_own_exposures_controls
         expected)
     assert row["calibrated_p_value"] == pytest.approx(calibrated_p_value(null, math.log(2.0), 0.1))
     assert row["calibrated_p_value"] > 1e-6  # the controls sit near HR 1.3: most of the raw signal is bias
-    assert row["calibration_note"].startswith("calibrated on 6 of 6 negative-control outcomes")
+    assert row["calibration_note"].startswith("calibrated on 6 of 6 negative controls")
     # The E-value of the adjusted row: outcome share 300/1000 >= 15%, so the HR is transformed first.
     rr = (1 - 0.5 ** math.sqrt(2)) / (1 - 0.5 ** math.sqrt(0.5))
     assert row["e_value"] == pytest.approx(rr + math.sqrt(rr * (rr - 1)))
@@ -235,7 +235,7 @@ def test_a_study_with_negative_controls_publishes_their_estimates_and_a_reason_w
     assert (controls["suppressed"] | controls["not_estimable_reason"].notna())[small].all()
     assert len(primary) == 2 and primary["calibrated_p_value"].isna().all()
     for note in primary["calibration_note"]:
-        assert note.startswith("not calibrated: ") and " of 22 negative-control outcomes have a published " in note
+        assert note.startswith("not calibrated: ") and " of 22 negative controls have a published " in note
     # The report's summary has the E-value and calibrated columns and says why the estimates are not calibrated.
     assert "| p | q (FDR) | E-value (CI) | calibrated (95% CI) | calibrated p |" in report
     assert f"Empirical calibration: {primary['calibration_note'].iloc[0]}." in report

@@ -76,7 +76,9 @@ def test_each_analysis_starts_at_the_cohort_per_arm_and_ends_at_the_persons_its_
             # every step chains from the one before
             assert (rows["persons_exposed"].shift() - rows["persons_exposed"]).iloc[1:].tolist() == \
                 rows["excluded_exposed"].iloc[1:].tolist()
-            used = [r for e, _, r in analysis.results if e == exposure and r.analysis_id == analysis_id]
+            # (a negative-control exposure's attrition is published beside the exposures', its rows elsewhere)
+            used = [r for e, _, r in analysis.results + analysis.exposure_control_results
+                    if e == exposure and r.analysis_id == analysis_id]
             assert used
             for result in used:
                 if result.n_exposed is not None:

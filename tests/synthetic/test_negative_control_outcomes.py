@@ -77,17 +77,21 @@ def test_the_records_are_appended_and_every_other_row_keeps_its_bytes(tmp_path, 
     options = dict(seed=9, fmt=fmt, chunk_size=400, progress=False)
     without = generate_extract(tmp_path / "without", 1000, negative_controls=False, workers=1, **options)
     with_controls = generate_extract(tmp_path / "with", 1000, workers=workers, **options)
-    assert "negative_controls" not in without
+    assert "negative_controls" not in without and "negative_control_exposures" not in without
     added = sum(o["persons"] for o in with_controls["negative_controls"]["outcomes"])
     assert added > 1000
+    fills = with_controls["rows_written"]["drug_exposure"] - without["rows_written"]["drug_exposure"]
+    users = {e["phenotype_id"]: e["persons"] for e in with_controls["negative_control_exposures"]["exposures"]}
+    assert set(users) == set(cat.NEGATIVE_CONTROL_DRUG_IDS) and min(users.values()) > 30
+    assert fills >= sum(users.values())  # at least one fill per user
     for name, rows in without["rows_written"].items():
-        extra = added if name == "condition_occurrence" else 0
+        extra = {"condition_occurrence": added, "drug_exposure": fills}.get(name, 0)
         assert with_controls["rows_written"][name] == rows + extra, name
         assert with_controls["rejects_planted"][name] == without["rejects_planted"][name]
     assert with_controls["implausible_planted"] == without["implausible_planted"]
     assert with_controls["phenotype_persons"] == without["phenotype_persons"]
     for path in (tmp_path / "without").iterdir():
-        if path.is_file() and not path.name.startswith(("condition_occurrence", "_manifest")):
+        if path.is_file() and not path.name.startswith(("condition_occurrence", "drug_exposure", "_manifest")):
             assert path.read_bytes() == (tmp_path / "with" / path.name).read_bytes(), path.name
     for name in ("persons.parquet",):
         assert (tmp_path / "without" / "_truth" / name).read_bytes() == (tmp_path / "with" / "_truth" / name
@@ -104,6 +108,24 @@ def test_the_records_are_appended_and_every_other_row_keeps_its_bytes(tmp_path, 
     assert ids.size == added
     assert ((ids % 10**9) > NEGATIVE_CONTROL_ID_OFFSET).all()  # above every other row id of its chunk
     assert np.unique(ids).size == ids.size
+    # The control drugs' fills: appended to drug_exposure after every other row, ids above every other row id.
+    if fmt == "parquet":
+        old = pq.read_table(tmp_path / "without" / "drug_exposure.parquet")
+        new = pq.read_table(tmp_path / "with" / "drug_exposure.parquet")
+        assert new.slice(0, old.num_rows).equals(old)
+        appended = new.slice(old.num_rows)
+        fill_ids = np.array(appended.column("drug_exposure_id").to_pylist(), dtype=np.int64)
+        codes = set(appended.column("drug_code").to_pylist())
+    else:
+        old = (tmp_path / "without" / "drug_exposure.csv").read_bytes()
+        new = (tmp_path / "with" / "drug_exposure.csv").read_bytes()
+        assert new.startswith(old) and len(new) > len(old)
+        lines = [line.split(",") for line in new[len(old):].decode().splitlines()]
+        fill_ids = np.array([int(line[0]) for line in lines], dtype=np.int64)
+        codes = {line[3] for line in lines}
+    assert fill_ids.size == fills and np.unique(fill_ids).size == fills
+    assert ((fill_ids % 10**9) > NEGATIVE_CONTROL_ID_OFFSET).all()
+    assert codes <= {c.code for s in cat.NEGATIVE_CONTROL_DRUGS.values() for c in s.codes()}
     manifest = json.loads((tmp_path / "with" / "_manifest.json").read_text())
     assert manifest["negative_controls"] is True
     assert "_truth/negative_controls.parquet" in {f["file"] for f in manifest["files"]}
@@ -268,3 +290,27 @@ def test_cli_options_and_refusals(tmp_path):
             parse_args(["--patients", "5", "--out", "x", *bad])
     with pytest.raises(ValueError, match="needs negative_controls=True"):
         generate_extract(tmp_path / "y", 10, negative_controls=False, negative_control_bias=0.5, progress=False)
+
+
+def test_the_negative_control_drugs_are_the_library_s_with_its_codes_and_the_cramp_hazard_ignores_them():
+    """The generator's control drugs are the phenotype library's negative-control exposures, each written with the
+    phenotype's own ATC and RxNorm codes, and every cramp-hazard input is the same with and without their fills (the
+    simulation of a chunk ends before they are drawn, from a stream of their own): their true hazard ratio is 1."""
+    from pipelines.synthetic.model import simulate_chunk
+    from pipelines.synthetic.negative_control_exposures import negative_control_exposure_rng
+
+    library = {p.id: p for p in load_phenotype_library()}
+    folder = REPO_ROOT / "phenotypes" / "negative_control_exposures"
+    defined = {pid for pid, p in library.items() if (REPO_ROOT / p.source_file).resolve().parent == folder.resolve()}
+    assert set(cat.NEGATIVE_CONTROL_DRUG_IDS) == defined == set(P.NEGATIVE_CONTROL_EXPOSURES)
+    for drug, substance in cat.NEGATIVE_CONTROL_DRUGS.items():
+        listed = {(g.vocabulary, c) for g in library[drug].definition.codes for c in g.codes}
+        assert {(c.vocabulary, c.code) for c in substance.codes()} <= listed, drug
+        assert substance.codes()[0].phenotypes == (drug,)
+    plain = simulate_chunk(chunk_rng(3, 0), 600, 1)
+    with_fills = simulate_chunk(chunk_rng(3, 0), 600, 1, control_exposure_rng=negative_control_exposure_rng(3, 0))
+    assert plain.negative_control_exposures is None and with_fills.negative_control_exposures.person.size > 0
+    for name, days in plain.latent.items():
+        assert np.array_equal(days, with_fills.latent[name]), name
+    for key in plain.drugs:
+        assert np.array_equal(plain.drugs[key], with_fills.drugs[key]), key

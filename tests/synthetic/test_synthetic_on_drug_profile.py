@@ -69,7 +69,8 @@ MAIN_HASHES_VERSION = "1.2.0"
 @pytest.mark.parametrize("profile", sorted(MAIN_HASHES))
 def test_older_profiles_write_the_same_bytes_as_before(tmp_path, profile):
     """Without the negative controls every file is as before (the truth but for the generator version, the manifest
-    being their hashes); with them (the default) every table but condition_occurrence is."""
+    being their hashes); with them (the default) every table but condition_occurrence and drug_exposure is, and
+    those two are the files as before followed by the controls' rows."""
     generate_extract(tmp_path / "without", 300, seed=1, effects_profile=profile, progress=False, workers=1,
                      negative_controls=False)
     hashes = _file_hashes(tmp_path / "without")
@@ -81,8 +82,13 @@ def test_older_profiles_write_the_same_bytes_as_before(tmp_path, profile):
     generate_extract(tmp_path / "with", 300, seed=1, effects_profile=profile, progress=False, workers=1)
     hashes = _file_hashes(tmp_path / "with")
     tables = {name: digest for name, digest in unchanged.items()
-              if not name.startswith(("_truth/ground_truth", "condition_occurrence"))}
+              if not name.startswith(("_truth/ground_truth", "condition_occurrence", "drug_exposure"))}
     assert {name: hashes[name] for name in tables} == tables
+    # The controls' records and fills are appended: the files as before are a prefix of the files with them.
+    for name in ("condition_occurrence.csv", "drug_exposure.csv"):
+        before = (tmp_path / "without" / name).read_bytes()
+        after = (tmp_path / "with" / name).read_bytes()
+        assert after.startswith(before) and len(after) > len(before), name
 
 
 @pytest.fixture(scope="module")
