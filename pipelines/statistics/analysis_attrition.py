@@ -20,7 +20,8 @@ CountLedger), tied by the sums a reader can form across the tables:
 The differences are never printed, but a reader can form them, so a small one is protected like a small printed
 count: enough printed cells are hidden that no subtraction gives it back. The complements are the cheapest cells
 (the published numbers lost with them: an estimate row's count costs its estimates too); the cohort size and the
-cohort per arm, printed by the cohort stage, are fixed; the outcome count, printed only after this decision, is
+cohort per arm, printed by the cohort stage, are fixed (a time-varying analysis's arms, any exposed time or none,
+are not printed there: not fixed); the outcome count, printed only after this decision, is
 hidden when that is cheaper than the estimates it would otherwise cost (docs/disclosure.md). A cohort arm Table 1
 hides (small, or as its complement) is the same count: hidden here too, with what gives it back.
 """
@@ -36,6 +37,7 @@ import pandas as pd
 from pipelines import tables
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, SUPPRESSED_TEXT, CountLedger, small_cell_text
 from pipelines.statistics.results import DERIVED_COLUMNS
+from pipelines.statistics.study_analysis import COHORT_STEP
 
 ANALYSIS_ATTRITION_TABLE = tables.ANALYSIS_ATTRITION
 OUTCOME_COUNTS_TABLE = tables.OUTCOME_COUNTS
@@ -50,6 +52,11 @@ FOLLOW_UP, HORIZON = "follow-up", "horizon"
 MAIN = "main"
 # Row ids of results.negative_control_estimates in the ledger: (NEGATIVE_CONTROL, index).
 NEGATIVE_CONTROL = "negative control"
+# The first attrition step whose arms the cohort stage prints (Table 1: the exposure's holders at index, or the
+# groups of a new-user comparison), so fixed here. A time-varying analysis's first step splits the same cohort by
+# any exposed time during follow-up: no earlier table prints those arms (the study report shows the steps after the
+# first), so they are cells like any other; the cohort size they add up to stays fixed.
+PRINTED_BY_THE_COHORT_STAGE = COHORT_STEP
 # The cohort's persons with the outcome: one number, printed by the statistics stage once this ledger keeps it.
 OUTCOME_COUNT = ("outcome count",)
 
@@ -114,12 +121,14 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
             path = (*path, row["step"])
             # The cohort per arm is the study population the cohort stage describes (Table 1): never a complement.
             first = not previous
+            printed_earlier = first and row["step"] == PRINTED_BY_THE_COHORT_STAGE
             current = {}
             for arm in ARMS:
                 key = _persons_key(MAIN, exposure, root, path, arm)
                 # A step of the same name with another count (not expected) is this analysis's own cell.
-                remaining = (ledger.count(key, row[f"persons_{arm}"], cost=1, fixed=first)
-                             or ledger.count((*key, analysis_id), row[f"persons_{arm}"], cost=1, fixed=first))
+                remaining = (ledger.count(key, row[f"persons_{arm}"], cost=1, fixed=printed_earlier)
+                             or ledger.count((*key, analysis_id), row[f"persons_{arm}"], cost=1,
+                                             fixed=printed_earlier))
                 current[arm] = remaining
                 counts.attrition_cells[(index, f"persons_{arm}")] = remaining
                 hidden = (hidden_arms or {}).get((exposure, row["step"], arm)) if first else None
