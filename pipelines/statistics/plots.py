@@ -316,8 +316,8 @@ def kaplan_meier_plot(
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
     # Numbers at risk: persons still followed (no event, not censored) just before each time, under the axis. A
-    # group without a curve prints none: two neighbouring numbers bound its events (persons - at risk = events +
-    # censored), and its first number is its persons.
+    # group without a curve (every group whose persons or events are hidden) prints none: two neighbouring numbers
+    # bound its events (persons - at risk = events + censored), and its first number is its persons.
     below = blended_transform_factory(axes.transData, axes.transAxes)
     left = blended_transform_factory(axes.transAxes, axes.transAxes)
     axes.text(-0.02, -0.28, "Number at risk", transform=left, ha="right", fontweight="bold")
@@ -327,8 +327,8 @@ def kaplan_meier_plot(
         durations = np.asarray(curve.durations)
         for year in at_risk_years:
             at_risk = int((durations >= year).sum())
-            hidden = label in without_curve or (f"n_{arms[label]}" in hidden_counts and at_risk == len(durations))
-            axes.text(year, y, shown(at_risk, hidden), transform=below, ha="center", gid=AT_RISK_GID)
+            axes.text(year, y, shown(at_risk, label in without_curve), transform=below, ha="center",
+                      gid=AT_RISK_GID)
     _save(figure, path)
     return figure
 
