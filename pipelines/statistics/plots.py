@@ -244,6 +244,9 @@ def _fmt(value: float | None) -> str:
 AT_RISK_GID = "number_at_risk"
 
 
+# In `hidden_counts`: a group's events up to the risk horizon are hidden (a km_/aj_ row's); the curve's steps up to
+# the horizon give them back, so it is not drawn, though the events over the follow-up are printed.
+KM_HORIZON_EVENTS = "horizon_events"
 # The legend's note for a group whose curve would give a hidden count back.
 KM_CURVE_NOT_DRAWN = "no curve (it would give a hidden count back)"
 
@@ -269,7 +272,8 @@ def kaplan_meier_plot(
     the threshold. Numbers at risk are shown at `at_risk_years` (default: 0 and each whole year of follow-up, at
     most 6 points). `hidden_counts`: the counts of the drawn population the published tables hide to protect
     another count (`n_exposed`, `n_unexposed`, `events_exposed`, `events_unexposed`, pipelines/disclosure.py):
-    they print "suppressed" in the legend, and a group's persons at time 0 too.
+    they print "suppressed" in the legend; `horizon_events_exposed` / `horizon_events_unexposed`
+    (KM_HORIZON_EVENTS): the events up to a risk horizon are hidden, so that group has no curve.
 
     A group whose persons or events are hidden (small, or hidden in the tables) has no curve: the curve gives both
     back, its number of steps being the events when no two fall on one day and its first drop 1 / the persons at
@@ -296,8 +300,8 @@ def kaplan_meier_plot(
         events = int(curve.event_observed.sum())
         persons_hidden, events_hidden = (f"{what}_{arms[label]}" in hidden_counts for what in ("n", "events"))
         legend = f"{label} (n={shown(persons, persons_hidden)}, events={shown(events, events_hidden)})"
-        if (persons_hidden or events_hidden or is_small(persons, small_cell_threshold)
-                or is_small(events, small_cell_threshold)):
+        if (persons_hidden or events_hidden or f"{KM_HORIZON_EVENTS}_{arms[label]}" in hidden_counts
+                or is_small(persons, small_cell_threshold) or is_small(events, small_cell_threshold)):
             axes.plot([], [], label=f"{legend}: {KM_CURVE_NOT_DRAWN}", color=colour, linewidth=1.2)
             without_curve.add(label)
             continue

@@ -79,11 +79,22 @@ def test_the_plot_hides_the_counts_its_own_rows_hide():
         "n_unexposed", "events_unexposed"}
 
 
-def test_a_subset_or_horizon_row_hiding_its_counts_hides_nothing_of_the_plot():
-    """The PS-matched row's persons, the 365-day risk's events and the time-varying arms are other counts than the
-    plotted ones."""
-    assert km_hidden_counts(analysis(), rows(ps_matched="n_unexposed,events_exposed", km_risk_365="events_exposed",
+def test_a_subset_row_hiding_its_counts_hides_nothing_of_the_plot():
+    """The PS-matched row's persons and the time-varying arms are other counts than the plotted ones."""
+    assert km_hidden_counts(analysis(), rows(ps_matched="n_unexposed,events_exposed",
                                              cox_current_exposure="n_exposed")) == set()
+
+
+def test_a_hidden_risk_at_the_horizon_hides_the_curve_of_its_group(tmp_path):
+    """The 365-day risk's exposed events are another count than the follow-up's, but the exposed curve's steps up
+    to 365 days are those events (and its height there the hidden risk): the curve is not drawn; the legend's
+    follow-up events, printed in the tables, stay."""
+    hidden = km_hidden_counts(analysis(), rows(km_risk_365="events_exposed"))
+    assert hidden == {"horizon_events_exposed"}
+    figure = kaplan_meier_plot(km_data(), tmp_path / "km.png", small_cell_threshold=2, hidden_counts=hidden)
+    assert list(km_curve_events(figure).values()) == [UNEXPOSED_EVENTS]
+    assert f"n=40, events={EXPOSED_EVENTS}" in legend_of(figure, "Exposed") and "no curve" in legend_of(figure,
+                                                                                                         "Exposed")
 
 
 def test_without_the_plotted_population_every_row_of_the_exposure_counts():
