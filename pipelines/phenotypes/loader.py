@@ -25,7 +25,9 @@ from pipelines.phenotypes.schema import (
     RULE_TYPES_BY_DOMAIN,
     AllOfRule,
     CodeGroup,
+    CodeRemoval,
     PhenotypeDefinition,
+    VariantDefinition,
     normalise_unit,
 )
 
@@ -48,7 +50,9 @@ class LoadedPhenotype:
 
     definition: PhenotypeDefinition
     source_file: str  # repository-relative path where possible, as shown in messages and phenotype.definitions
-    sha256: str  # of the file's bytes (and its analyte's row of measurements.yaml): which exact text gave a result
+    # Of the file's bytes (and, for a measurement, its analyte's row of measurements.yaml): tells which exact text
+    # produced a result. A variant's is of its file's and its parent's (its definition is built from both).
+    sha256: str
     # 0 for phenotypes computed from records alone; otherwise 1 + the depth of the deepest phenotype it refers to.
     # Phenotypes are computed in order of depth.
     depth: int
@@ -127,12 +131,16 @@ def load_phenotype_files(files: list[Path]) -> PhenotypeLibrary:
     """Read and check the given phenotype files as one library."""
     problems: list[DefinitionProblem] = []
     loaded: list[tuple[PhenotypeDefinition, str, str]] = []
+    variants: list[tuple[VariantDefinition, str, str, Path]] = []
     for path in files:
         file_name = _display_name(path)
         definition, sha256, file_problems = _load_one_file(path, file_name)
         problems.extend(file_problems)
-        if definition is not None:
+        if isinstance(definition, VariantDefinition):
+            variants.append((definition, file_name, sha256, path))
+        elif definition is not None:
             loaded.append((definition, file_name, sha256))
+    loaded += _resolved_variants(variants, loaded, {v.id: v.variant_of for v, _, _, _ in variants}, problems)
 
     problems.extend(_library_problems(loaded))
     if problems:
@@ -166,7 +174,10 @@ def _construct_mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.M
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_without_duplicates)
 
 
-def _load_one_file(path: Path, file_name: str) -> tuple[PhenotypeDefinition | None, str, list[DefinitionProblem]]:
+def _load_one_file(path: Path, file_name: str
+                   ) -> tuple[PhenotypeDefinition | VariantDefinition | None, str, list[DefinitionProblem]]:
+    """The file's definition (a variant's as written: its parent's is needed to complete it), its sha256 and its
+    problems."""
     raw = path.read_bytes()
     sha256 = hashlib.sha256(raw).hexdigest()
 
@@ -196,10 +207,15 @@ def _load_one_file(path: Path, file_name: str) -> tuple[PhenotypeDefinition | No
         # The result depends on the row as much as on the file: both go into the fingerprint.
         sha256 = hashlib.sha256(raw + yaml.safe_dump(row, sort_keys=True).encode("utf-8")).hexdigest()
 
+    model = VariantDefinition if "variant_of" in document else PhenotypeDefinition
     try:
-        definition = PhenotypeDefinition.model_validate(document)
+        definition = model.model_validate(document)
     except ValidationError as error:
-        return None, sha256, [problem(_field_path(e["loc"]), _pydantic_message(e)) for e in error.errors()]
+        return None, sha256, [problem(_field_path(e["loc"]), _variant_message(e) if model is VariantDefinition
+                                      else _pydantic_message(e)) for e in error.errors()]
+    if isinstance(definition, VariantDefinition):
+        id_problems = [problem("id", message) for message in _id_problems(definition.id, path)]
+        return (None if id_problems else definition), sha256, id_problems
 
     problems = [problem(field, message) for field, message in _definition_problems(definition, path)]
     return (None if problems else definition), sha256, problems
@@ -209,8 +225,8 @@ def _definition_problems(definition: PhenotypeDefinition, path: Path) -> Iterato
     """(field path, problem) for everything wrong inside one parsed definition."""
     domain = definition.domain
 
-    if path.stem != definition.id:
-        yield "id", f"the id must equal the file name without .yaml ({path.stem!r})"
+    for message in _id_problems(definition.id, path):
+        yield "id", message
 
     allowed_rules = RULE_TYPES_BY_DOMAIN[domain]
     if definition.rule.type not in allowed_rules:
@@ -235,6 +251,104 @@ def _definition_problems(definition: PhenotypeDefinition, path: Path) -> Iterato
 
     yield from _code_group_problems(definition, "codes", definition.codes, included=True)
     yield from _code_group_problems(definition, "exclude_codes", definition.exclude_codes, included=False)
+
+
+def _id_problems(phenotype_id: str, path: Path) -> Iterator[str]:
+    if path.stem != phenotype_id:
+        yield f"the id must equal the file name without .yaml ({path.stem!r})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Variants: the parent's definition with the differences a variant file states
+# ---------------------------------------------------------------------------------------------------------------
+
+def _resolved_variants(variants: list[tuple[VariantDefinition, str, str, Path]],
+                       mains: list[tuple[PhenotypeDefinition, str, str]], variant_parents: dict[str, str],
+                       problems: list[DefinitionProblem]) -> list[tuple[PhenotypeDefinition, str, str]]:
+    """Each variant's complete definition, built from its parent's (a main phenotype: variants do not chain), with
+    its sha256 over both files; the problems of a variant are named by its own file (a problem of the built
+    definition by the field of that definition)."""
+    parents = {definition.id: (definition, sha256) for definition, _, sha256 in mains}
+    resolved = []
+    for variant, file_name, sha256, path in variants:
+        parent = variant.variant_of
+        if parent == variant.id:
+            message = "a phenotype cannot be a variant of itself"
+        elif parent in variant_parents:
+            message = f"{parent!r} is itself a variant of {variant_parents[parent]!r}; name the main phenotype"
+        elif parent not in parents:
+            message = f"unknown phenotype {parent!r}"
+        else:
+            message = None
+        if message:
+            problems.append(DefinitionProblem(file_name, "variant_of", message))
+            continue
+        parent_definition, parent_sha256 = parents[parent]
+        data, own_problems = _variant_data(variant, parent_definition)
+        try:
+            definition = PhenotypeDefinition.model_validate(data)
+        except ValidationError as error:
+            own_problems += [(f"{_field_path(e['loc'])} (as built from {parent})", _pydantic_message(e))
+                             for e in error.errors()]
+        else:
+            own_problems += [(f"{field} (as built from {parent})", message)
+                             for field, message in _definition_problems(definition, path)]
+        problems.extend(DefinitionProblem(file_name, field, message) for field, message in own_problems)
+        if not own_problems:
+            combined = hashlib.sha256(f"{sha256}\n{parent_sha256}".encode()).hexdigest()
+            resolved.append((definition, file_name, combined))
+    return resolved
+
+
+def _variant_data(variant: VariantDefinition, parent: PhenotypeDefinition) -> tuple[dict, list[tuple[str, str]]]:
+    """The complete definition of a variant, as data for PhenotypeDefinition, and the problems of its differences
+    (a removed code the parent does not list, a threshold of a phenotype that has none, no difference at all)."""
+    problems: list[tuple[str, str]] = []
+    if not variant.differences:
+        problems.append((WHOLE_FILE, f"states no difference from {parent.id} (add_codes, remove_codes, "
+                                     "add_exclude_codes, remove_exclude_codes, rule or threshold)"))
+    codes = [*_without(parent.codes, variant.remove_codes, "remove_codes", parent.id, problems), *variant.add_codes]
+    excluded = [*_without(parent.exclude_codes, variant.remove_exclude_codes, "remove_exclude_codes", parent.id,
+                          problems), *variant.add_exclude_codes]
+    measurement = parent.measurement
+    if variant.threshold is not None:
+        if measurement is None:
+            problems.append(("threshold", f"{parent.id} is a {parent.domain} phenotype; only a measurement "
+                                          "phenotype has a threshold"))
+        else:
+            measurement = measurement.model_copy(update={"threshold": variant.threshold})
+    data = {**parent.model_dump(),
+            "id": variant.id, "variant_of": parent.id, "name": variant.name, "version": variant.version,
+            "description": variant.description,
+            "codes": [group.model_dump() for group in codes],
+            "exclude_codes": [group.model_dump() for group in excluded],
+            "measurement": None if measurement is None else measurement.model_dump(),
+            "rule": (variant.rule or parent.rule).model_dump(),
+            "decisions": [decision.model_dump() for decision in variant.decisions],
+            "clinical_doubts": list(variant.clinical_doubts),
+            "sources": list(dict.fromkeys([*parent.sources, *variant.sources]))}
+    return data, problems
+
+
+def _without(groups: list[CodeGroup], removals: list[CodeRemoval], field: str, parent_id: str,
+             problems: list[tuple[str, str]]) -> list[CodeGroup]:
+    """The parent's code groups less the removed codes; a group left without codes is dropped, and a group that
+    lost some says so in its note (the parent's note may name the removed codes)."""
+    removed = {(removal.vocabulary, code): f"{field}[{index}].codes[{position}]"
+               for index, removal in enumerate(removals) for position, code in enumerate(removal.codes)}
+    listed = {(group.vocabulary, code) for group in groups for code in group.codes}
+    problems += [(where, f"{parent_id} lists no {vocabulary} code {code} here to remove")
+                 for (vocabulary, code), where in removed.items() if (vocabulary, code) not in listed]
+    kept = []
+    for group in groups:
+        codes = [code for code in group.codes if (group.vocabulary, code) not in removed]
+        if codes == group.codes:
+            kept.append(group)
+        elif codes:
+            dropped = ", ".join(code for code in group.codes if code not in codes)
+            note = f"{parent_id}'s codes less {dropped}." + (f" Its note: {group.note}" if group.note else "")
+            kept.append(group.model_copy(update={"codes": codes, "note": note}))
+    return kept
 
 
 def _code_group_problems(definition: PhenotypeDefinition, field: str, groups: list[CodeGroup],
@@ -454,6 +568,14 @@ def _field_path(location: tuple) -> str:
         else:
             parts.append(("." if parts else "") + str(item))
     return "".join(parts) or WHOLE_FILE
+
+
+def _variant_message(error: dict) -> str:
+    """A field of a complete definition in a variant file: the variant takes it from its parent."""
+    if error["type"] == "extra_forbidden" and error["loc"] and error["loc"][0] in PhenotypeDefinition.model_fields:
+        return ("a variant takes this from its parent (variant_of); state only the differences: add_codes, "
+                "remove_codes, add_exclude_codes, remove_exclude_codes, rule or threshold (phenotypes/README.md)")
+    return _pydantic_message(error)
 
 
 def _pydantic_message(error: dict) -> str:

@@ -228,8 +228,8 @@ class PhenotypeDefinition(_Strict):
     variant_of: str | None = Field(
         default=None, pattern=PHENOTYPE_ID_PATTERN,
         description="A variant of another phenotype of the same domain (its parent), defined for a sensitivity "
-                    "analysis that replaces the parent by it; its decisions say how it differs. Not a part of the "
-                    "rule: the variant is computed from its own codes and rule.")
+                    "analysis that replaces the parent by it. Its file (VariantDefinition) states only how it "
+                    "differs; the loader builds this complete definition from the parent's.")
 
     @property
     def referenced_phenotypes(self) -> tuple[str, ...]:
@@ -237,6 +237,49 @@ class PhenotypeDefinition(_Strict):
         if isinstance(self.rule, AllOfRule):
             return tuple(self.rule.all_of) + tuple(self.rule.none_of)
         return tuple(self.rule.exclude_persons_with)
+
+
+class CodeRemoval(_Strict):
+    """Codes of the parent that a variant does not list: codes of one vocabulary, whatever group lists them."""
+
+    vocabulary: str
+    codes: list[str] = Field(min_length=1)
+
+
+class VariantDefinition(_Strict):
+    """A variant phenotype file: the parent's definition (codes, exclusions, rule, measurement, domain, seed section,
+    sources) with only the differences stated, so a later change to the parent reaches its variants (one fact in one
+    place). The loader builds the complete PhenotypeDefinition: the parent's code groups less `remove_codes`
+    (a group left without codes is dropped), then `add_codes`; the same for the excluded codes; `rule` and
+    `threshold` replace the parent's; the sources are the parent's, then the variant's own. The variant's decisions
+    say what it changes and why (one fact per variant)."""
+
+    id: str = Field(pattern=PHENOTYPE_ID_PATTERN, description="Also the file name (<id>.yaml) and the asset key.")
+    variant_of: str = Field(pattern=PHENOTYPE_ID_PATTERN,
+                            description="The parent: a phenotype of the library that is not itself a variant.")
+    name: str = Field(min_length=1)
+    version: int = Field(ge=1, description="Raise it whenever the variant's own differences change.")
+    description: str = Field(min_length=1)
+    add_codes: list[CodeGroup] = Field(default_factory=list, description="Codes the variant counts besides the "
+                                                                         "parent's.")
+    remove_codes: list[CodeRemoval] = Field(default_factory=list,
+                                            description="Codes of the parent the variant does not count.")
+    add_exclude_codes: list[CodeGroup] = Field(default_factory=list)
+    remove_exclude_codes: list[CodeRemoval] = Field(
+        default_factory=list, description="Excluded codes of the parent the variant does not list (e.g. a code it "
+                                          "counts instead).")
+    rule: Rule | None = Field(default=None, description="Replaces the parent's rule.")
+    threshold: Threshold | None = Field(default=None,
+                                        description="Measurement variants: replaces the parent's threshold.")
+    decisions: list[Decision] = Field(min_length=1, description="What the variant changes, and why.")
+    clinical_doubts: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list, description="Sources of the difference, after the parent's.")
+
+    @property
+    def differences(self) -> tuple[str, ...]:
+        """The fields that state a difference from the parent."""
+        return tuple(name for name in ("add_codes", "remove_codes", "add_exclude_codes", "remove_exclude_codes",
+                                       "rule", "threshold") if getattr(self, name))
 
 
 def normalise_unit(unit: str) -> str:

@@ -20,7 +20,8 @@ CountLedger), tied by the sums a reader can form across the tables:
 The differences are never printed, but a reader can form them, so a small one is protected like a small printed
 count: enough printed cells are hidden that no subtraction gives it back. The complements are the cheapest cells
 (the published numbers lost with them: an estimate row's count costs its estimates too); the cohort size and the
-cohort per arm, printed by the cohort stage, are fixed; the outcome count, printed only after this decision, is
+cohort per arm, printed by the cohort stage, are fixed (a time-varying analysis's arms, any exposed time or none,
+are not printed there: not fixed); the outcome count, printed only after this decision, is
 hidden when that is cheaper than the estimates it would otherwise cost (docs/disclosure.md). A cohort arm Table 1
 hides (small, or as its complement) is the same count: hidden here too, with what gives it back.
 """
@@ -36,6 +37,7 @@ import pandas as pd
 from pipelines import tables
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, SUPPRESSED_TEXT, CountLedger, small_cell_text
 from pipelines.statistics.results import DERIVED_COLUMNS
+from pipelines.statistics.study_analysis import COHORT_STEP
 
 ANALYSIS_ATTRITION_TABLE = tables.ANALYSIS_ATTRITION
 OUTCOME_COUNTS_TABLE = tables.OUTCOME_COUNTS
@@ -50,6 +52,11 @@ FOLLOW_UP, HORIZON = "follow-up", "horizon"
 MAIN = "main"
 # Row ids of results.negative_control_estimates in the ledger: (NEGATIVE_CONTROL, index).
 NEGATIVE_CONTROL = "negative control"
+# The first attrition step whose arms the cohort stage prints (Table 1: the exposure's holders at index, or the
+# groups of a new-user comparison), so fixed here. A time-varying analysis's first step splits the same cohort by
+# any exposed time during follow-up: no earlier table prints those arms (the study report shows the steps after the
+# first), so they are cells like any other; the cohort size they add up to stays fixed.
+PRINTED_BY_THE_COHORT_STAGE = COHORT_STEP
 # The cohort's persons with the outcome: one number, printed by the statistics stage once this ledger keeps it.
 OUTCOME_COUNT = ("outcome count",)
 
@@ -114,12 +121,14 @@ def study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None = None,
             path = (*path, row["step"])
             # The cohort per arm is the study population the cohort stage describes (Table 1): never a complement.
             first = not previous
+            printed_earlier = first and row["step"] == PRINTED_BY_THE_COHORT_STAGE
             current = {}
             for arm in ARMS:
                 key = _persons_key(MAIN, exposure, root, path, arm)
                 # A step of the same name with another count (not expected) is this analysis's own cell.
-                remaining = (ledger.count(key, row[f"persons_{arm}"], cost=1, fixed=first)
-                             or ledger.count((*key, analysis_id), row[f"persons_{arm}"], cost=1, fixed=first))
+                remaining = (ledger.count(key, row[f"persons_{arm}"], cost=1, fixed=printed_earlier)
+                             or ledger.count((*key, analysis_id), row[f"persons_{arm}"], cost=1,
+                                             fixed=printed_earlier))
                 current[arm] = remaining
                 counts.attrition_cells[(index, f"persons_{arm}")] = remaining
                 hidden = (hidden_arms or {}).get((exposure, row["step"], arm)) if first else None
@@ -303,6 +312,8 @@ class StudySuppression:
     control_ledger_rows: pd.Series | None = None
     # sensitivity-analysis rows withheld whole because publishing them would hide main-analysis numbers
     withheld_sensitivity_rows: int = 0
+    # negative-control (exposure, outcome) pairs withheld whole for the same reason
+    withheld_control_pairs: list[tuple] = field(default_factory=list)
 
 
 def _suppress_cheapest(counts: StudyCounts, threshold: int) -> list:
@@ -363,6 +374,9 @@ def suppress_study_counts(attrition: pd.DataFrame, results: pd.DataFrame | None,
 
 # How many times one sensitivity analysis's rows of further exposures are withheld before all of its rows are.
 _SPARING_ROUNDS = 3
+# A negative control is an exposure-outcome pair (OHDSI's negative-control pairs: a control outcome with a study
+# exposure, or a control exposure with the study outcome): the rows of one pair are published or withheld together.
+CONTROL_PAIR_COLUMNS = ("exposure", "outcome")
 
 
 def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.DataFrame, threshold: int,
@@ -371,24 +385,52 @@ def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.Data
                                        varied_exposures: Mapping[str, str] | None = None,
                                        hidden_arms: Mapping[tuple[str, str, str], str] | None = None
                                        ) -> StudySuppression:
-    """suppress_study_counts, where a sensitivity analysis is published only when it costs the main analysis
-    nothing. A variant's rows are tied to the main rows by small differences, and hiding them as complements can
-    cascade into main cells (on the bundled sample, four variants cost 78 of leg_cramps's 115 main estimates). So
-    the main rows' (and the attrition's and outcome count's) suppression is decided without the sensitivity rows
-    first; then each sensitivity analysis in turn is added, and an exposure whose main cells its rows would hide
-    further has them withheld whole (every count hidden, so they print nothing a reader could combine), until the
-    main analysis publishes exactly what it publishes alone. As with primary and secondary endpoints in a trial
-    report, the secondary results never change the primary ones. Withheld rows count as complementary in
-    `result_complementary`."""
+    """suppress_study_counts, where the negative controls and the sensitivity analyses are published only when they
+    cost the main analysis nothing. Their rows are tied to the main rows by small differences (the persons with a
+    prior control or variant outcome), and hiding them as complements can cascade into main cells (on the bundled
+    sample, four variants cost 78 of leg_cramps's 115 main estimates). So the main rows' (and the attrition's and
+    outcome count's) suppression is decided alone first; then the negative controls are added, each
+    exposure-outcome pair withheld whole when its rows would hide a main cell; then each sensitivity analysis in
+    turn, an exposure whose main cells its rows would hide further having them withheld whole; until the main
+    analysis publishes exactly what it publishes alone. Withheld rows print nothing a reader could combine (every
+    count hidden). As with primary and secondary endpoints in a trial report, the secondary results never change
+    the primary ones. Withheld rows count as complementary in `result_complementary` and
+    `control_complementary`, and the withheld pairs are listed in `withheld_control_pairs`."""
     secondary = (results["sensitivity_analysis"].notna() if "sensitivity_analysis" in results
                  else pd.Series(False, index=results.index))
-    arguments = dict(nested=nested, outcome_count=outcome_count, controls=controls,
-                     varied_exposures=varied_exposures, hidden_arms=hidden_arms)
-    if not secondary.any():
-        return suppress_study_counts(attrition, results, threshold, **arguments)
+    arguments = dict(nested=nested, outcome_count=outcome_count, varied_exposures=varied_exposures,
+                     hidden_arms=hidden_arms)
+    has_controls = controls is not None and not controls.empty
+    if not secondary.any() and not has_controls:
+        return suppress_study_counts(attrition, results, threshold, controls=controls, **arguments)
     kept = ~secondary
     suppression = suppress_study_counts(attrition, results[kept], threshold, **arguments)
     baseline = _main_hidden(suppression, secondary)
+
+    kept_controls = None
+    withheld_pairs: list[tuple] = []
+    if has_controls:
+        def costs_main(candidate: pd.Series) -> tuple[bool, StudySuppression]:
+            trial = suppress_study_counts(attrition, results[kept], threshold, controls=controls[candidate],
+                                          **arguments)
+            return _main_hidden(trial, secondary) != baseline, trial
+
+        pair = pd.Series(list(zip(*(controls[column] for column in CONTROL_PAIR_COLUMNS))), index=controls.index)
+        every = pd.Series(True, index=controls.index)
+        costly, trial = costs_main(every)  # usually no control costs anything: one trial
+        if not costly:
+            kept_controls, suppression = every, trial
+        else:
+            kept_controls = pd.Series(False, index=controls.index)
+            for control in pair.unique():
+                candidate = kept_controls | (pair == control)
+                costly, trial = costs_main(candidate)
+                if costly:
+                    withheld_pairs.append(control)
+                else:
+                    kept_controls, suppression = candidate, trial
+        arguments["controls"] = controls[kept_controls]
+
     replaced = dict(varied_exposures or {})
     exposure_of = results["exposure"].map(lambda exposure: replaced.get(exposure, exposure))
     for sensitivity_id in results.loc[secondary, "sensitivity_analysis"].unique():
@@ -404,13 +446,25 @@ def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.Data
             if not hit or not candidate.any():
                 break
     withheld = secondary & ~kept
-    suppression.result_complementary = {
-        column: flags.reindex(results.index, fill_value=False) | withheld
-        for column, flags in suppression.result_complementary.items()}
-    if suppression.ledger_rows is not None:
-        suppression.ledger_rows = suppression.ledger_rows.reindex(results.index, fill_value=True)
+    suppression.result_complementary, suppression.ledger_rows = _with_withheld(
+        suppression.result_complementary, suppression.ledger_rows, results.index, withheld)
     suppression.withheld_sensitivity_rows = int(withheld.sum())
+    if has_controls:
+        suppression.control_complementary, suppression.control_ledger_rows = _with_withheld(
+            suppression.control_complementary, suppression.control_ledger_rows, controls.index, ~kept_controls)
+        suppression.withheld_control_pairs = withheld_pairs
     return suppression
+
+
+def _with_withheld(complementary: dict[str, pd.Series], ledger_rows: pd.Series | None, index: pd.Index,
+                   withheld: pd.Series) -> tuple[dict[str, pd.Series], pd.Series]:
+    """The row suppression of a frame of which only some rows went through the ledger: the withheld rows have every
+    count hidden as complementary and, being outside the ledger, keep suppress_estimates's group rule (a hidden
+    count hides every estimate of its exposure and outcome), so nothing of them is printed."""
+    complementary = {column: complementary.get(column, pd.Series(False, index=index)).reindex(index, fill_value=False)
+                     | withheld for column in ESTIMATE_COUNT_COLUMNS}
+    covered = (ledger_rows if ledger_rows is not None else pd.Series(True, index=index))
+    return complementary, covered.reindex(index, fill_value=True) & ~withheld
 
 
 def _main_hidden(suppression: StudySuppression, secondary: pd.Series) -> set[tuple]:

@@ -233,6 +233,9 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     if counts.withheld_sensitivity_rows:
         analysis.notes.append(f"small-cell suppression: {counts.withheld_sensitivity_rows} sensitivity-analysis "
                               "row(s) withheld, since publishing them would hide main-analysis numbers")
+    for exposure, control in counts.withheld_control_pairs:
+        analysis.notes.append(f"small-cell suppression: negative control {exposure} / {control} withheld, since "
+                              "publishing its rows would hide main-analysis numbers")
     if counts.unprotected:  # every other cell of these sums is zero: nothing left to hide (docs/disclosure.md)
         analysis.notes.append(f"small-cell suppression: {len(counts.unprotected)} sum(s) of published counts give a "
                               "hidden count away and have no other cell to hide")

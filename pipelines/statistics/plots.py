@@ -244,6 +244,9 @@ def _fmt(value: float | None) -> str:
 AT_RISK_GID = "number_at_risk"
 
 
+# In `hidden_counts`: a group's events up to the risk horizon are hidden (a km_/aj_ row's); the curve's steps up to
+# the horizon give them back, so it is not drawn, though the events over the follow-up are printed.
+KM_HORIZON_EVENTS = "horizon_events"
 # The legend's note for a group whose curve would give a hidden count back.
 KM_CURVE_NOT_DRAWN = "no curve (it would give a hidden count back)"
 
@@ -269,11 +272,13 @@ def kaplan_meier_plot(
     the threshold. Numbers at risk are shown at `at_risk_years` (default: 0 and each whole year of follow-up, at
     most 6 points). `hidden_counts`: the counts of the drawn population the published tables hide to protect
     another count (`n_exposed`, `n_unexposed`, `events_exposed`, `events_unexposed`, pipelines/disclosure.py):
-    they print "suppressed" in the legend, and a group's persons at time 0 too.
+    they print "suppressed" in the legend; `horizon_events_exposed` / `horizon_events_unexposed`
+    (KM_HORIZON_EVENTS): the events up to a risk horizon are hidden, so that group has no curve.
 
     A group whose persons or events are hidden (small, or hidden in the tables) has no curve: the curve gives both
     back, its number of steps being the events when no two fall on one day and its first drop 1 / the persons at
-    risk (Kaplan-Meier's product-limit steps d/n). Its legend entry and numbers at risk stay.
+    risk (Kaplan-Meier's product-limit steps d/n). Its legend entry stays; its numbers at risk print "suppressed"
+    (the drop between two of them is the events and censorings in between, and the first is its persons).
     """
     curves = kaplan_meier_by_exposure(data, exposure, outcome, followup_days, labels, weights)
     figure = Figure(figsize=(A4_WIDTH_INCHES * 0.8, 4.6))
@@ -289,14 +294,16 @@ def kaplan_meier_plot(
         return SUPPRESSED_TEXT if hidden else suppress_small_count(count, small_cell_threshold)
 
     arms = dict(zip(labels, ("unexposed", "exposed")))  # kaplan_meier_by_exposure's labels: unexposed first
+    without_curve: set[str] = set()
     for (label, curve), colour in zip(curves.items(), colours):
         persons = len(curve.durations)
         events = int(curve.event_observed.sum())
         persons_hidden, events_hidden = (f"{what}_{arms[label]}" in hidden_counts for what in ("n", "events"))
         legend = f"{label} (n={shown(persons, persons_hidden)}, events={shown(events, events_hidden)})"
-        if (persons_hidden or events_hidden or is_small(persons, small_cell_threshold)
-                or is_small(events, small_cell_threshold)):
+        if (persons_hidden or events_hidden or f"{KM_HORIZON_EVENTS}_{arms[label]}" in hidden_counts
+                or is_small(persons, small_cell_threshold) or is_small(events, small_cell_threshold)):
             axes.plot([], [], label=f"{legend}: {KM_CURVE_NOT_DRAWN}", color=colour, linewidth=1.2)
+            without_curve.add(label)
             continue
         times = curve.survival_function_.index.to_numpy()
         incidence = 1 - curve.survival_function_.iloc[:, 0].to_numpy()
@@ -312,7 +319,9 @@ def kaplan_meier_plot(
     axes.set_xticks(list(at_risk_years))
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
-    # Numbers at risk: persons still followed (no event, not censored) just before each time, under the axis.
+    # Numbers at risk: persons still followed (no event, not censored) just before each time, under the axis. A
+    # group without a curve (every group whose persons or events are hidden) prints none: two neighbouring numbers
+    # bound its events (persons - at risk = events + censored), and its first number is its persons.
     below = blended_transform_factory(axes.transData, axes.transAxes)
     left = blended_transform_factory(axes.transAxes, axes.transAxes)
     axes.text(-0.02, -0.28, "Number at risk", transform=left, ha="right", fontweight="bold")
@@ -322,8 +331,8 @@ def kaplan_meier_plot(
         durations = np.asarray(curve.durations)
         for year in at_risk_years:
             at_risk = int((durations >= year).sum())
-            axes.text(year, y, shown(at_risk, f"n_{arms[label]}" in hidden_counts and at_risk == len(durations)),
-                      transform=below, ha="center", gid=AT_RISK_GID)
+            axes.text(year, y, shown(at_risk, label in without_curve), transform=below, ha="center",
+                      gid=AT_RISK_GID)
     _save(figure, path)
     return figure
 

@@ -354,18 +354,25 @@ def km_hidden_counts(analysis, main_rows: pd.DataFrame) -> set[str]:
     """The counts of the Kaplan-Meier plot's population the published tables hide (small or complementary): the
     persons and the events over the follow-up of the main analysis's rows on that population (the analyses of the
     plotted exposure whose attrition is the plotted population's, `km_steps`: not a matched, sampled or trimmed
-    subset, not a time-varying analysis's arms; not the km_/aj_ rows, whose events stop at the risk horizon). A
-    count is one cell wherever it is printed (CountLedger), so these rows say whether the plot's count is hidden;
-    other rows (sensitivity analyses, subsets) print other counts and hide nothing here."""
+    subset, not a time-varying analysis's arms), and as `horizon_events_<arm>` (plots.KM_HORIZON_EVENTS) the events
+    up to the risk horizon of its km_/aj_ rows, which the curve's steps up to the horizon give back (and its height
+    there is the hidden risk). A count is one cell wherever it is printed (CountLedger), so these rows say whether
+    the plot's count is hidden; other rows (sensitivity analyses, subsets) print other counts and hide nothing
+    here."""
     # Without the plotted population's steps, every row of the exposure is taken (hiding more, never less).
     drawn = {analysis_id for (exposure, analysis_id), steps in analysis.attrition.items()
-             if exposure == analysis.km_exposure and (steps == analysis.km_steps or not analysis.km_steps)
-             and not str(analysis_id).startswith(HORIZON_ANALYSIS_PREFIXES)}
+             if exposure == analysis.km_exposure and (steps == analysis.km_steps or not analysis.km_steps)}
     if main_rows.empty or not drawn:
         return set()
     rows = main_rows[(main_rows["exposure"] == analysis.km_exposure) & main_rows["analysis_id"].isin(drawn)]
-    listed = [*rows["suppressed_columns"].dropna(), *rows["complementary_columns"].dropna()]
-    return {column for text in listed for column in str(text).split(",") if column in KM_COUNTS}
+    hidden = set()
+    for analysis_id, small, complementary in zip(rows["analysis_id"], rows["suppressed_columns"],
+                                                 rows["complementary_columns"]):
+        horizon = str(analysis_id).startswith(HORIZON_ANALYSIS_PREFIXES)
+        for column in f"{small or ''},{complementary or ''}".split(","):
+            if column in KM_COUNTS:
+                hidden.add(f"horizon_{column}" if horizon and column.startswith("events") else column)
+    return hidden
 
 
 def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame, folder: Path) -> dict[str, Path]:

@@ -79,11 +79,22 @@ def test_the_plot_hides_the_counts_its_own_rows_hide():
         "n_unexposed", "events_unexposed"}
 
 
-def test_a_subset_or_horizon_row_hiding_its_counts_hides_nothing_of_the_plot():
-    """The PS-matched row's persons, the 365-day risk's events and the time-varying arms are other counts than the
-    plotted ones."""
-    assert km_hidden_counts(analysis(), rows(ps_matched="n_unexposed,events_exposed", km_risk_365="events_exposed",
+def test_a_subset_row_hiding_its_counts_hides_nothing_of_the_plot():
+    """The PS-matched row's persons and the time-varying arms are other counts than the plotted ones."""
+    assert km_hidden_counts(analysis(), rows(ps_matched="n_unexposed,events_exposed",
                                              cox_current_exposure="n_exposed")) == set()
+
+
+def test_a_hidden_risk_at_the_horizon_hides_the_curve_of_its_group(tmp_path):
+    """The 365-day risk's exposed events are another count than the follow-up's, but the exposed curve's steps up
+    to 365 days are those events (and its height there the hidden risk): the curve is not drawn; the legend's
+    follow-up events, printed in the tables, stay."""
+    hidden = km_hidden_counts(analysis(), rows(km_risk_365="events_exposed"))
+    assert hidden == {"horizon_events_exposed"}
+    figure = kaplan_meier_plot(km_data(), tmp_path / "km.png", small_cell_threshold=2, hidden_counts=hidden)
+    assert list(km_curve_events(figure).values()) == [UNEXPOSED_EVENTS]
+    assert f"n=40, events={EXPOSED_EVENTS}" in legend_of(figure, "Exposed") and "no curve" in legend_of(figure,
+                                                                                                         "Exposed")
 
 
 def test_without_the_plotted_population_every_row_of_the_exposure_counts():
@@ -91,3 +102,31 @@ def test_without_the_plotted_population_every_row_of_the_exposure_counts():
     (more than needed, never less)."""
     unknown_population = SimpleNamespace(**{**vars(analysis()), "km_steps": []})
     assert km_hidden_counts(unknown_population, rows(ps_matched="n_unexposed")) == {"n_unexposed"}
+
+
+def at_risk_row(figure, label: str) -> list[str]:
+    """The numbers at risk printed on the row of a group, as the figure holds them (left to right)."""
+    from pipelines.statistics.plots import AT_RISK_GID
+
+    axes = figure.axes[0]
+    y = next(text.get_position()[1] for text in axes.texts if text.get_text() == label)
+    row = [text for text in axes.texts if text.get_gid() == AT_RISK_GID and text.get_position()[1] == y]
+    return [text.get_text() for text in sorted(row, key=lambda text: text.get_position()[0])]
+
+
+def test_a_group_without_a_curve_prints_no_number_at_risk(tmp_path):
+    """The exposed group's 5 events are small, so it has no curve; its numbers at risk would bound them (40 at
+    time 0 less those at the next tick is events + censored in between), so none is printed. The unexposed group,
+    drawn, keeps its numbers."""
+    figure = kaplan_meier_plot(km_data(), tmp_path / "km.png", small_cell_threshold=THRESHOLD,
+                               at_risk_years=[0, 1, 2])
+    durations = km_data().query("exposure == 0")["followup_days"] / 365.25
+    assert at_risk_row(figure, "Exposed") == ["suppressed"] * 3
+    assert at_risk_row(figure, "Unexposed") == [str(int((durations >= year).sum())) for year in (0, 1, 2)]
+
+
+def test_a_group_whose_events_the_tables_hide_prints_no_number_at_risk(tmp_path):
+    figure = kaplan_meier_plot(km_data(), tmp_path / "km.png", small_cell_threshold=2,
+                               hidden_counts={"events_unexposed"}, at_risk_years=[0, 1])
+    assert at_risk_row(figure, "Unexposed") == ["suppressed"] * 2
+    assert at_risk_row(figure, "Exposed")[0] == "40"
