@@ -36,8 +36,7 @@ import pandas as pd
 
 from pipelines import tables
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, SUPPRESSED_TEXT, CountLedger, small_cell_text
-from pipelines.statistics.results import DERIVED_COLUMNS
-from pipelines.statistics.study_analysis import COHORT_STEP
+from pipelines.statistics.results import COHORT_STEP, DERIVED_COLUMNS
 
 ANALYSIS_ATTRITION_TABLE = tables.ANALYSIS_ATTRITION
 OUTCOME_COUNTS_TABLE = tables.OUTCOME_COUNTS

@@ -23,6 +23,10 @@ from pipelines.disclosure import (
     suppress_estimates,
 )
 
+# The first attrition step of every analysis: the cohort (cohort.study_population, per arm), as the cohort stage
+# prints it. Here, below both the analyses that write it and the disclosure ledger that fixes it.
+COHORT_STEP = "in the study population"
+
 # The columns of a result row, in order. `EstimateResult.to_row()` returns exactly these keys.
 RESULT_COLUMNS = (
     "method",

@@ -47,7 +47,7 @@ from pipelines.statistics.estimability import judged
 from pipelines.statistics.evalues import e_values
 from pipelines.statistics.propensity import outcome_method, propensity_score_analysis
 from pipelines.statistics.rates import incidence_rate, incidence_rate_ratio
-from pipelines.statistics.results import (ANALYSES, CALIBRATION_COLUMNS, CALIBRATION_NOTE_COLUMN, E_VALUE_COLUMNS,
+from pipelines.statistics.results import (ANALYSES, COHORT_STEP, CALIBRATION_COLUMNS, CALIBRATION_NOTE_COLUMN, E_VALUE_COLUMNS,
                                           EstimateResult)
 from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
@@ -64,9 +64,8 @@ DRUG_DOMAIN_WINDOW = "current_use"
 COVARIATE_FLAG = "int8"
 
 
-# The attrition of every analysis starts from the cohort (cohort.study_population, per arm) and ends at the persons
-# its estimator used. Steps shared by the analyses of one exposure:
-COHORT_STEP = "in the study population"
+# The attrition of every analysis starts from the cohort (cohort.study_population, per arm: results.COHORT_STEP) and
+# ends at the persons its estimator used. Steps shared by the analyses of one exposure:
 AT_RISK_STEP = "at least 1 day at risk"
 # CohortMethod's convention (createStudyPopulation, minDaysAtRisk = 1): time at risk is counted in whole days from
 # its first day, and a person with none is removed, visibly. An unexposed person who starts the exposure on the

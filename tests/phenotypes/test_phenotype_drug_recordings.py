@@ -24,7 +24,7 @@ from pipelines.ingest.formats import load_extract_any_format
 from pipelines.ingest.loader import load_extract
 from pipelines.phenotypes import phenotype_library, run_phenotypes
 from pipelines.sql import read_sql
-from pipelines.synthetic.catalog import DRUG_CLASSES
+from pipelines.synthetic.catalog import DRUG_CLASSES, NEGATIVE_CONTROL_DRUGS
 
 # Ingredient CUIs verified outside the reference table's class rows (ingredients in no class).
 OTHER_VERIFIED_CUIS = {"fluticasone": "41126"}  # OHDSI Eunomia GiBleed CONCEPT.csv, concept 1149380
@@ -51,6 +51,8 @@ def substance_ingredients() -> dict[str, tuple[str, tuple[str, ...]]]:
             parts = substance.name.split(" and ")
             cuis = (substance.rxcui,) if substance.rxcui and len(parts) == 1 else tuple(known.get(p) for p in parts)
             result[substance.atc] = (substance.name, cuis if all(cuis) else ())
+    for substance in NEGATIVE_CONTROL_DRUGS.values():  # the negative-control exposures: one ingredient each
+        result[substance.atc] = (substance.name, (substance.rxcui,))
     return result
 
 
