@@ -79,8 +79,8 @@ def event_log_held_open(instance: dg.DagsterInstance, run_id: str) -> Iterator[N
     to disk and deletes it: one checkpoint per stored event. With one more connection open, none of them is the
     last, and a commit appends to the log and syncs it (SQLite's own checkpoint every 1,000 pages still runs; the
     last close after the run checkpoints the rest). The events and their storage are Dagster's, unchanged.
-    Measured on the development VM: 0.5 instead of 1.2-1.4 ms CPU and 10-12 instead of 24-33 ms wall per commit
-    on a new connection (README, *Performance*)."""
+    Measured on the development VM: 0.5 instead of 1.2-1.4 ms CPU and 10-12 instead of 24-33 ms wall per one-row
+    commit on a new connection (README, *Performance*)."""
     from dagster._core.storage.event_log import SqliteEventLogStorage
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 
