@@ -7,7 +7,8 @@ executor runs every step in the run's process), while a thread samples the proce
 threads, DuckDB's included) every 20 ms. Afterwards the CPU of each step is the CPU spent inside its window (its
 STEP_START to its STEP_SUCCESS/STEP_FAILURE event), and what lies outside the steps is split into imports (Dagster,
 the code location's modules), building the definitions, run set-up before the first step, and what follows the
-last step (run teardown, the summary). `bench/small_extract.py` runs its whole-study command through this script.
+last step (run teardown, the summary). `bench/small_extract.py` runs its whole-study command through this script and
+takes these figures as they are (the one place that reads the run's step events).
 
 --cprofile STATS also profiles the run with cProfile on CPU time (the profiler itself roughly doubles the CPU) and
 prints the cumulative CPU of the functions that carry fixed costs: Dagster event-log writes, GX validations, Data
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "definitions_build_wall_s": round(build_ended - build_started, 2),
         "stages_cpu_s": {stage: round(stage_cpu[stage], 2) for stage in [*STAGES, "other"] if stage in stage_cpu},
         "stages_wall_s": {stage: round(stage_wall[stage], 2) for stage in [*STAGES, "other"] if stage in stage_wall},
+        "first_step_at": first_step if windows else None,  # bench/small_extract.py: start-up from outside
         "steps": len(windows),
         "steps_cpu_s": dict(sorted(step_cpu.items(), key=lambda item: -item[1])),
         "asset_check_results": events["ASSET_CHECK_EVALUATION"],

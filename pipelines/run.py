@@ -7,9 +7,13 @@ uses the repository's dagster.yaml), so it shows in `make ui` with its logs, met
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sqlite3
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,13 +57,54 @@ def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None
     instance = instance or dg.DagsterInstance.get()
     register_site(instance, site)
     job = load_definitions().resolve_job_def(STUDY_JOB_NAME)
-    return job.execute_in_process(
-        run_config=study_run_config(extract, database, study_overrides=study_overrides,
-                              max_reject_share=max_reject_share, **warehouse_options),
-        instance=instance,
-        partition_key=site,
-        raise_on_error=False,
-    )
+    run_id = str(uuid.uuid4())  # as Dagster names runs; chosen here so the run's event log can be held open
+    with event_log_held_open(instance, run_id):
+        return job.execute_in_process(
+            run_config=study_run_config(extract, database, study_overrides=study_overrides,
+                                        max_reject_share=max_reject_share, **warehouse_options),
+            instance=instance,
+            partition_key=site,
+            raise_on_error=False,
+            run_id=run_id,
+        )
+
+
+@contextlib.contextmanager
+def event_log_held_open(instance: dg.DagsterInstance, run_id: str) -> Iterator[None]:
+    """While the run lasts, one idle SQLite connection to each event-log database it writes (Dagster's index of
+    asset events and the run's own database), when the instance keeps its event log in SQLite (dagster.yaml).
+
+    Dagster's SQLite event log opens and closes a connection for every write and every query (about 4,700 in a
+    100-patient run). In WAL mode, the connection that closes last checkpoints the log into the database, syncs it
+    to disk and deletes it: one checkpoint per stored event. With one more connection open, none of them is the
+    last, and a commit appends to the log and syncs it (SQLite's own checkpoint every 1,000 pages still runs; the
+    last close after the run checkpoints the rest). The events and their storage are Dagster's, unchanged.
+    Measured on the development VM: 0.5 instead of 1.2-1.4 ms CPU and 10-12 instead of 24-33 ms wall per one-row
+    commit on a new connection (README, *Performance*)."""
+    from dagster._core.storage.event_log import SqliteEventLogStorage
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+
+    storage = instance.event_log_storage
+    if not isinstance(storage, SqliteEventLogStorage):
+        yield
+        return
+    with storage.run_connection(run_id):
+        pass  # Dagster creates the run's database (tables, WAL mode) as it would for the run's first event
+    held = []
+    try:
+        for shard in (INDEX_SHARD_NAME, run_id):
+            # Autocommit: the connection reads once (so that SQLite counts it) and holds no transaction after, so
+            # it never keeps a checkpoint from finishing.
+            connection = sqlite3.connect(storage.path_for_shard(shard), isolation_level=None)
+            held.append(connection)
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        yield
+    finally:
+        for connection in held:
+            connection.close()
+        if instance.get_run_by_id(run_id) is None:  # refused before it started (e.g. its configuration)
+            for suffix in ("", "-wal", "-shm"):
+                Path(storage.path_for_shard(run_id) + suffix).unlink(missing_ok=True)
 
 
 NO_ESTIMATE_WARNING = ("no study published any estimate: see each study's attrition (results.attrition), the run's "

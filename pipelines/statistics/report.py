@@ -11,6 +11,7 @@ embeds its style and its figures (inline SVG), so it renders with no network.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -61,10 +62,15 @@ class ReportFiles:
     html: Path
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                              autoescape=jinja2.select_autoescape(["html", "html.j2"]),
-                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    """One Jinja environment per process: it compiles each template once and keeps it, where a new environment per
+    study compiled both templates again for every study (0.05 s of CPU per study)."""
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                                     autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+                                     trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    environment.globals["inline_svg"] = inline_svg
+    return environment
 
 
 def with_analysis_ids(published: pd.DataFrame) -> pd.DataFrame:
@@ -341,7 +347,6 @@ def write_study_reports(con: duckdb.DuckDBPyConnection, study: StudyDefinition, 
     markdown = folder / "report.md"
     markdown.write_text(environment.get_template("report.md.j2").render(**context))
     html = folder / "report.html"
-    environment.globals["inline_svg"] = inline_svg
     html.write_text(environment.get_template("report.html.j2").render(
         **context, stylesheet=REPORT_STYLESHEET.read_text()))
     return ReportFiles(markdown, html)
