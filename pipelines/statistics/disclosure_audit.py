@@ -1,0 +1,292 @@
+"""An attacker's audit of a study's published counts: what the sums of its ledger still say about each hidden cell.
+
+The suppression (pipelines/disclosure.py, suppress_cells) chooses complements greedily, sum by sum. This module
+checks the result the way an intruder would, and the way tau-ARGUS audits a suppression pattern (Hundepool et al.,
+*Statistical Disclosure Control*, Wiley 2012, ch. 4, "Auditing a suppression pattern"; de Wolf, tau-ARGUS manual,
+"Audit"): every published count is a known number, every hidden count an unknown >= 0, every sum of the study's
+ledger (analysis_attrition.study_counts: attrition chains, estimate rows, nested populations, horizons, sensitivity
+and negative-control differences, the outcome count) a linear equation. For each hidden cell two linear programmes
+(minimise and maximise it; HiGHS through scipy.optimize.linprog) give its feasible interval: every value an
+attacker cannot rule out.
+
+Protection rule (the upper protection level of tau-ARGUS, set so that a small cell stays indistinguishable from a
+publishable count, and the rule `suppress_cells` itself applies to a small sum of hidden parts): a hidden count of
+1 .. threshold-1 persons (printed "<t", or a small unprinted difference) is disclosed when the largest value the
+published numbers allow is below the threshold, i.e. its interval lies inside [0, threshold-1]; this includes
+every exactly recomputable small count (interval of one value). A hidden zero or a hidden count >= threshold
+discloses nothing by itself; the intervals of the small cells already account for what such a cell gives away.
+
+What the attacker is assumed to know, as the ledger assumes it: the published numbers, the sums, counts >= 0, and
+that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`). Not modelled: the
+"<t" and "suppressed" labels as bounds, estimates and intervals that recompute a count (their whole row is hidden
+with any of its counts, suppress_estimates), Table 1's own sums, and any relation not declared in the ledger.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.optimize import linprog
+from scipy.sparse.csgraph import connected_components
+
+from pipelines import tables
+from pipelines.disclosure import Cell, SumRelation, is_small
+from pipelines.statistics.analysis_attrition import (
+    COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS,
+    ESTIMATE_COUNT_COLUMNS,
+    NEGATIVE_CONTROL,
+    OUTCOME_COUNT,
+    StudyCounts,
+    study_counts,
+)
+
+# A published value that differs from the ledger's by more than this, or a sum the published values break by more,
+# is a contradiction (the LP's tolerance: HiGHS solves in floating point).
+TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class CellInterval:
+    """What the published numbers and sums leave possible for one hidden cell: lower .. upper (upper = inf when
+    nothing bounds it). `value` is the true count (for the verdict only: never printed)."""
+
+    key: Hashable
+    lower: float
+    upper: float
+    value: int
+    threshold: int
+
+    @property
+    def sensitive(self) -> bool:
+        """A count of 1 .. threshold-1 persons: it must not be derivable."""
+        return is_small(self.value, self.threshold)
+
+    @property
+    def exact(self) -> bool:
+        return self.upper - self.lower < 0.5
+
+    @property
+    def disclosed(self) -> bool:
+        """A small count whose largest possible value is below the threshold (exactly recomputable included)."""
+        return self.sensitive and self.upper < self.threshold - TOLERANCE
+
+
+@dataclass
+class DisclosureAudit:
+    """The audit of one suppression pattern: an interval per hidden cell, and the sums whose published values
+    contradict each other (an infeasible system: the published tables do not match the ledger)."""
+
+    threshold: int
+    intervals: list[CellInterval] = field(default_factory=list)
+    contradictions: list[str] = field(default_factory=list)
+
+    @property
+    def disclosed(self) -> list[CellInterval]:
+        return [interval for interval in self.intervals if interval.disclosed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.disclosed and not self.contradictions
+
+    def summary(self) -> dict[str, int]:
+        """Counts of cells, never their values (for the check's metadata and the run log)."""
+        return {"hidden cells audited": len(self.intervals),
+                "small hidden cells": sum(interval.sensitive for interval in self.intervals),
+                "small cells disclosed": len(self.disclosed),
+                "exactly recomputable hidden cells": sum(interval.exact for interval in self.intervals),
+                "contradictions": len(self.contradictions)}
+
+    def failures(self) -> list[str]:
+        """One line per disclosed cell or contradiction, naming the cell, not its value."""
+        return ([f"{_describe(interval.key)}: "
+                 + ("recomputable exactly" if interval.exact else "bounded below the threshold")
+                 for interval in self.disclosed] + self.contradictions)
+
+
+def _describe(key: Hashable) -> str:
+    if isinstance(key, tuple):
+        return " / ".join(_describe(part) if isinstance(part, tuple) else str(part) for part in key)
+    return str(key)
+
+
+def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
+                hidden: Iterable[Hashable] | None = None, zeros_known: bool = True) -> DisclosureAudit:
+    """The feasible interval of every hidden cell given the others' values and `relations` (total = sum of parts),
+    every count >= 0. `hidden`: the cells an attacker does not see (default: each cell's `hidden`, i.e. the
+    suppression's decision and the unprinted cells). `zeros_known`: an unprinted zero counts as known (the ledger's
+    convention: a reader who guesses that nothing lies outside a sum is right).
+
+    One sparse equation matrix over all cells; the unknown cells only are LP variables, split into the connected
+    groups the sums tie together (the cells of one group are bounded only by that group's equations)."""
+    keys = list(cells)
+    position = {key: i for i, key in enumerate(keys)}
+    values = np.array([cells[key].value for key in keys], dtype=float)
+    hidden_keys = set(hidden) if hidden is not None else {key for key in keys if cells[key].hidden}
+    unknown = np.array([key in hidden_keys and not (zeros_known and not cells[key].published and
+                                                    cells[key].value == 0 and not cells[key].protected)
+                        for key in keys], dtype=bool)
+    relations = list(dict.fromkeys(relations))
+    audit = DisclosureAudit(threshold)
+    if not relations:
+        audit.intervals = [CellInterval(key, 0.0, math.inf, int(cells[key].value), threshold)
+                           for key in np.array(keys, dtype=object)[unknown]]
+        return audit
+    rows, columns, signs = [], [], []
+    for row, relation in enumerate(relations):
+        for sign, key in ((1.0, relation.total), *((-1.0, part) for part in relation.parts)):
+            rows.append(row)
+            columns.append(position[key])
+            signs.append(sign)
+    matrix = sparse.csr_matrix((signs, (rows, columns)), shape=(len(relations), len(keys)))  # duplicates summed
+    variables = np.flatnonzero(unknown)
+    equations = matrix[:, variables].tocsr()
+    right = -(matrix[:, ~unknown] @ values[~unknown])  # the known cells moved to the right-hand side
+    has_unknown = np.diff(equations.indptr) > 0
+    for row in np.flatnonzero(~has_unknown & (np.abs(right) > TOLERANCE)):
+        audit.contradictions.append(f"published counts break the sum {_describe(relations[row].total)} = "
+                                    f"{' + '.join(_describe(part) for part in relations[row].parts)}")
+    equations, right = equations[has_unknown], right[has_unknown]
+    # Cells tied by an equation are one group: the bipartite graph of equations and cells, its components.
+    count = len(variables)
+    incidence = (equations != 0).astype(float)
+    graph = sparse.bmat([[None, incidence], [incidence.T, None]]) if equations.shape[0] else \
+        sparse.csr_matrix((count, count))
+    _, labels = connected_components(graph, directed=False)
+    variable_labels = labels[-count:] if count else labels[:0]
+    equation_labels = labels[:equations.shape[0]]
+    for label in np.unique(variable_labels):
+        members = np.flatnonzero(variable_labels == label)
+        block_rows = np.flatnonzero(equation_labels == label)
+        if not len(block_rows):  # in no sum: nothing bounds it
+            audit.intervals += [CellInterval(keys[variables[m]], 0.0, math.inf, int(values[variables[m]]),
+                                             threshold) for m in members]
+            continue
+        block = equations[block_rows][:, members]
+        audit.intervals += _group_intervals(block, right[block_rows], [keys[variables[m]] for m in members],
+                                            values[variables[members]], threshold, audit.contradictions)
+    return audit
+
+
+def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, keys: list[Hashable], values: np.ndarray,
+                     threshold: int, contradictions: list[str]) -> list[CellInterval]:
+    """Minimise and maximise each cell of one group subject to its equations, cells >= 0."""
+    size = len(keys)
+    intervals = []
+    for j in range(size):
+        bounds = []
+        for sense in (1.0, -1.0):
+            objective = np.zeros(size)
+            objective[j] = sense
+            result = linprog(objective, A_eq=block, b_eq=right, bounds=(0, None), method="highs")
+            if result.status == 2:  # infeasible: the published numbers contradict the sums
+                contradictions.append(f"published counts contradict the sums around {_describe(keys[j])}")
+                return intervals
+            if result.status == 3:  # unbounded (only upwards: cells are >= 0)
+                bounds.append(math.inf)
+            elif result.status != 0:
+                raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: {result.message}")
+            else:
+                bounds.append(sense * result.fun)
+        lower, upper = bounds
+        intervals.append(CellInterval(keys[j], max(lower, 0.0), upper, int(values[j]), threshold))
+    return intervals
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A study as published: the ledger's sums, what the database prints
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class StudyLedger:
+    """What a study's ledger is built from (the arguments of analysis_attrition.suppress_study_counts_sparing_main,
+    before suppression: every row, sensitivity and negative-control rows included), kept so that the published
+    tables can be audited against every sum a reader can form across them."""
+
+    attrition: pd.DataFrame
+    results: pd.DataFrame | None
+    nested: Sequence[tuple[str, str]] = ()
+    outcome_count: int | None = None
+    controls: pd.DataFrame | None = None
+    varied_exposures: Mapping[str, str] | None = None
+    hidden_arms: Mapping[tuple[str, str, str], str] | None = None
+
+    def counts(self) -> StudyCounts:
+        return study_counts(self.attrition, self.results, self.nested, self.outcome_count, self.controls,
+                            self.varied_exposures, self.hidden_arms)
+
+
+# How each published table's rows are identified (the same rows as the ledger's frames), and its count columns.
+_ATTRITION_ROW = ("exposure", "analysis_id", "step_order")
+_ESTIMATE_ROW = ("exposure", "outcome", "analysis_id", "estimand", "sensitivity_analysis")
+_CONTROL_ROW = ("exposure", "outcome", "analysis_id", "estimand")
+
+
+def _printed_values(con: duckdb.DuckDBPyConnection, table: str, study_id: str, frame: pd.DataFrame | None,
+                    row_columns: Sequence[str], count_columns: Sequence[str]) -> dict[tuple[Hashable, str], float]:
+    """(frame index, count column) -> the value the database prints there (NaN: NULL, or no such row)."""
+    if frame is None or frame.empty:
+        return {}
+    present = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
+                          [table]).fetchone()[0]
+    printed = con.execute(f"SELECT * FROM {table} WHERE study_id = ?", [study_id]).df() if present \
+        else pd.DataFrame(columns=[*row_columns, *count_columns])
+    rows = [column for column in row_columns if column in frame.columns and column in printed.columns]
+
+    def row_key(table_frame: pd.DataFrame) -> pd.DataFrame:
+        return table_frame[rows].astype(object).where(table_frame[rows].notna(), "").astype(str)
+
+    wanted = row_key(frame).assign(_position=range(len(frame)))
+    found = row_key(printed).join(printed[list(count_columns)].apply(pd.to_numeric, errors="coerce"))
+    merged = wanted.merge(found.drop_duplicates(rows), on=rows, how="left").sort_values("_position")
+    return {(index, column): value for column in count_columns
+            for index, value in zip(frame.index, merged[column].to_numpy(dtype=float))}
+
+
+def audit_published_study(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int,
+                          ledger: StudyLedger) -> DisclosureAudit:
+    """The study's published tables (results.analysis_attrition, results.associations,
+    results.negative_control_estimates, results.outcome_counts) audited against its ledger: a cell is known when
+    any of these tables prints it (or, the cohort size, results.attrition); every other cell, printed NULL or
+    never printed, is unknown."""
+    counts = ledger.counts()
+    cells = counts.ledger.cells
+    printed: dict[Hashable, list[float]] = {}
+    for positions, values in (
+            (counts.attrition_cells, _printed_values(con, tables.ANALYSIS_ATTRITION, study_id, ledger.attrition,
+                                                     _ATTRITION_ROW, ATTRITION_COUNT_COLUMNS)),
+            ({position: key for position, key in counts.result_cells.items()
+              if not (isinstance(position[0], tuple) and position[0][0] == NEGATIVE_CONTROL)},
+             _printed_values(con, tables.ASSOCIATIONS, study_id, ledger.results, _ESTIMATE_ROW,
+                             ESTIMATE_COUNT_COLUMNS)),
+            ({(position[0][1], position[1]): key for position, key in counts.result_cells.items()
+              if isinstance(position[0], tuple) and position[0][0] == NEGATIVE_CONTROL},
+             _printed_values(con, tables.NEGATIVE_CONTROL_ESTIMATES, study_id, ledger.controls, _CONTROL_ROW,
+                             ESTIMATE_COUNT_COLUMNS))):
+        for position, key in positions.items():
+            if key is not None:
+                printed.setdefault(key, []).append(values.get(position, math.nan))
+    if OUTCOME_COUNT in cells:
+        row = con.execute(f"SELECT persons_with_outcome FROM {tables.OUTCOME_COUNTS} WHERE study_id = ?",
+                          [study_id]).fetchone() if con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
+            [tables.OUTCOME_COUNTS]).fetchone()[0] else None
+        printed.setdefault(OUTCOME_COUNT, []).append(math.nan if row is None or row[0] is None else float(row[0]))
+    contradictions = []
+    hidden = set()
+    for key, cell in cells.items():
+        shown = [value for value in printed.get(key, []) if not math.isnan(value)]
+        if any(abs(value - cell.value) > TOLERANCE for value in shown):
+            contradictions.append(f"{_describe(key)}: a printed value differs from the count the ledger holds")
+        # A cell with no place in these tables is the cohort size (results.attrition prints it) or a difference
+        # that is never printed.
+        if not shown and (key in printed or not cell.published):
+            hidden.add(key)
+    audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden)
+    audit.contradictions[:0] = contradictions
+    return audit
