@@ -37,7 +37,7 @@ from pipelines.statistics.analysis_attrition import (create_analysis_attrition_t
                                                      published_outcome_count_text,
                                                      suppress_study_counts_sparing_main, write_analysis_attrition)
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
-from pipelines.statistics.disclosure_audit import StudyLedger
+from pipelines.statistics.disclosure_audit import StudyLedger, protect_derivable_counts
 from pipelines.statistics.results import (
     ANALYSIS_COLUMNS,
     CALIBRATION_COLUMNS,
@@ -204,8 +204,10 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     hidden_arms = cohort_arms_hidden_by_table1(con, study, attrition)
     counts = suppress_study_counts_sparing_main(attrition, results, study.threshold, analysis.nested_exposures,
                                                 outcome_count, controls, varied_exposures, hidden_arms)
+    # The greedy choice, audited against every sum of the ledger (and repaired where a chain of sums discloses)
     analysis.disclosure_ledger = StudyLedger(attrition, results, analysis.nested_exposures, outcome_count, controls,
                                              varied_exposures, hidden_arms)
+    counts = protect_derivable_counts(counts, analysis.disclosure_ledger, study.threshold)
     if controls is not None:
         published_controls = publish_negative_control_estimates(
             con, study.id, controls, study.threshold, counts.control_complementary, counts.control_ledger_rows)

@@ -36,13 +36,15 @@ from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
 from pipelines import tables
-from pipelines.disclosure import Cell, SumRelation, is_small
+from pipelines.disclosure import COMPLEMENTARY, Cell, SumRelation, is_small
 from pipelines.statistics.analysis_attrition import (
     COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS,
     ESTIMATE_COUNT_COLUMNS,
     NEGATIVE_CONTROL,
     OUTCOME_COUNT,
+    SECONDARY_ROW_COST_WEIGHT,
     StudyCounts,
+    StudySuppression,
     study_counts,
 )
 
@@ -69,7 +71,8 @@ class CellInterval:
 
     @property
     def exact(self) -> bool:
-        return self.upper - self.lower < 0.5
+        """One whole number only (the LP interval of counts, rounded inwards to whole persons)."""
+        return self.upper < math.inf and math.floor(self.upper + TOLERANCE) <= math.ceil(self.lower - TOLERANCE)
 
     @property
     def disclosed(self) -> bool:
@@ -115,28 +118,29 @@ def _describe(key: Hashable) -> str:
     return str(key)
 
 
-def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
-                hidden: Iterable[Hashable] | None = None, zeros_known: bool = True) -> DisclosureAudit:
-    """The feasible interval of every hidden cell given the others' values and `relations` (total = sum of parts),
-    every count >= 0. `hidden`: the cells an attacker does not see (default: each cell's `hidden`, i.e. the
-    suppression's decision and the unprinted cells). `zeros_known`: an unprinted zero counts as known (the ledger's
-    convention: a reader who guesses that nothing lies outside a sum is right).
+@dataclass
+class _System:
+    """The sums as equations over the unknown cells: `equations` @ x = `right`, x >= 0, split into the groups of
+    cells the equations tie together (a cell's interval depends on its own group's equations only)."""
 
-    One sparse equation matrix over all cells; the unknown cells only are LP variables, split into the connected
-    groups the sums tie together (the cells of one group are bounded only by that group's equations)."""
+    keys: list[Hashable]
+    relations: list[SumRelation]
+    variables: np.ndarray  # positions in `keys` of the unknown cells, in LP order
+    equations: sparse.csr_matrix
+    right: np.ndarray
+    rows: np.ndarray  # for each equation, its position in `relations`
+    groups: list[tuple[np.ndarray, np.ndarray]]  # (members: LP columns, equations: LP rows)
+    contradictions: list[str]
+
+
+def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hidden: set[Hashable],
+            zeros_known: bool) -> _System:
     keys = list(cells)
     position = {key: i for i, key in enumerate(keys)}
     values = np.array([cells[key].value for key in keys], dtype=float)
-    hidden_keys = set(hidden) if hidden is not None else {key for key in keys if cells[key].hidden}
-    unknown = np.array([key in hidden_keys and not (zeros_known and not cells[key].published and
-                                                    cells[key].value == 0 and not cells[key].protected)
-                        for key in keys], dtype=bool)
+    unknown = np.array([key in hidden and not (zeros_known and not cells[key].published and cells[key].value == 0
+                                               and not cells[key].protected) for key in keys], dtype=bool)
     relations = list(dict.fromkeys(relations))
-    audit = DisclosureAudit(threshold)
-    if not relations:
-        audit.intervals = [CellInterval(key, 0.0, math.inf, int(cells[key].value), threshold)
-                           for key in np.array(keys, dtype=object)[unknown]]
-        return audit
     rows, columns, signs = [], [], []
     for row, relation in enumerate(relations):
         for sign, key in ((1.0, relation.total), *((-1.0, part) for part in relation.parts)):
@@ -148,29 +152,88 @@ def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation]
     equations = matrix[:, variables].tocsr()
     right = -(matrix[:, ~unknown] @ values[~unknown])  # the known cells moved to the right-hand side
     has_unknown = np.diff(equations.indptr) > 0
-    for row in np.flatnonzero(~has_unknown & (np.abs(right) > TOLERANCE)):
-        audit.contradictions.append(f"published counts break the sum {_describe(relations[row].total)} = "
-                                    f"{' + '.join(_describe(part) for part in relations[row].parts)}")
+    contradictions = [f"published counts break the sum {_describe(relations[row].total)} = "
+                      f"{' + '.join(_describe(part) for part in relations[row].parts)}"
+                      for row in np.flatnonzero(~has_unknown & (np.abs(right) > TOLERANCE))]
+    equation_rows = np.flatnonzero(has_unknown)
     equations, right = equations[has_unknown], right[has_unknown]
-    # Cells tied by an equation are one group: the bipartite graph of equations and cells, its components.
-    count = len(variables)
+    # Cells tied by an equation are one group: the components of the bipartite graph of equations and cells.
+    count, height = len(variables), equations.shape[0]
     incidence = (equations != 0).astype(float)
-    graph = sparse.bmat([[None, incidence], [incidence.T, None]]) if equations.shape[0] else \
-        sparse.csr_matrix((count, count))
+    graph = sparse.bmat([[sparse.csr_matrix((height, height)), incidence],
+                         [incidence.T, sparse.csr_matrix((count, count))]]).tocsr()
     _, labels = connected_components(graph, directed=False)
-    variable_labels = labels[-count:] if count else labels[:0]
-    equation_labels = labels[:equations.shape[0]]
-    for label in np.unique(variable_labels):
-        members = np.flatnonzero(variable_labels == label)
-        block_rows = np.flatnonzero(equation_labels == label)
-        if not len(block_rows):  # in no sum: nothing bounds it
-            audit.intervals += [CellInterval(keys[variables[m]], 0.0, math.inf, int(values[variables[m]]),
-                                             threshold) for m in members]
+    variable_labels, equation_labels = labels[height:], labels[:height]
+    groups = [(np.flatnonzero(variable_labels == label), np.flatnonzero(equation_labels == label))
+              for label in np.unique(variable_labels)]
+    return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions)
+
+
+def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
+                hidden: Iterable[Hashable] | None = None, zeros_known: bool = True) -> DisclosureAudit:
+    """The feasible interval of every hidden cell given the others' values and `relations` (total = sum of parts),
+    every count >= 0. `hidden`: the cells an attacker does not see (default: each cell's `hidden`, i.e. the
+    suppression's decision and the unprinted cells). `zeros_known`: an unprinted zero counts as known (the ledger's
+    convention: a reader who guesses that nothing lies outside a sum is right).
+
+    One sparse equation matrix over all cells; the unknown cells only are LP variables, in the groups the sums tie
+    together."""
+    hidden_keys = set(hidden) if hidden is not None else {key for key, cell in cells.items() if cell.hidden}
+    system = _system(cells, relations, hidden_keys, zeros_known)
+    audit = DisclosureAudit(threshold, contradictions=list(system.contradictions))
+    for members, rows in system.groups:
+        keys = [system.keys[system.variables[member]] for member in members]
+        if not len(rows):  # in no sum: nothing bounds it
+            audit.intervals += [CellInterval(key, 0.0, math.inf, int(cells[key].value), threshold) for key in keys]
             continue
-        block = equations[block_rows][:, members]
-        audit.intervals += _group_intervals(block, right[block_rows], [keys[variables[m]] for m in members],
-                                            values[variables[members]], threshold, audit.contradictions)
+        audit.intervals += _group_intervals(system.equations[rows][:, members], system.right[rows], keys,
+                                            np.array([cells[key].value for key in keys]), threshold,
+                                            audit.contradictions)
     return audit
+
+
+def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
+                    hidden: Iterable[Hashable], zeros_known: bool = True
+                    ) -> dict[Hashable, list[SumRelation]]:
+    """The verdict of `audit_cells` without every interval: each disclosed small cell (upper bound below the
+    threshold) with the sums that bind its upper bound (the equations whose dual value is not zero when the cell
+    is maximised: loosening one of them is what can protect it). A first LP per group maximises the sum of
+    min(cell, threshold) over its small cells: every cell that reaches the threshold there is safe, and only the
+    others are maximised one by one."""
+    system = _system(cells, relations, set(hidden), zeros_known)
+    found: dict[Hashable, list[SumRelation]] = {}
+    for members, rows in system.groups:
+        keys = [system.keys[system.variables[member]] for member in members]
+        small = [j for j, key in enumerate(keys) if is_small(cells[key].value, threshold)]
+        if not small or not len(rows):
+            continue
+        block, right = system.equations[rows][:, members], system.right[rows]
+        size = len(keys)
+        # x (size) and y (one per small cell): maximise sum(y), y <= x, y <= threshold
+        capped = sparse.hstack([-sparse.csr_matrix((np.ones(len(small)), (range(len(small)), small)),
+                                                   shape=(len(small), size)), sparse.identity(len(small))])
+        result = linprog(np.r_[np.zeros(size), -np.ones(len(small))],
+                         A_ub=capped, b_ub=np.zeros(len(small)),
+                         A_eq=sparse.hstack([block, sparse.csr_matrix((block.shape[0], len(small)))]), b_eq=right,
+                         bounds=[(0, None)] * size + [(0, threshold)] * len(small), method="highs")
+        if result.status != 0:
+            raise RuntimeError(f"disclosure audit: the group LP failed: {result.message}")
+        reached = result.x[:size] >= threshold - TOLERANCE
+        for j in small:
+            if reached[j]:
+                continue
+            objective = np.zeros(size)
+            objective[j] = -1.0
+            single = linprog(objective, A_eq=block, b_eq=right, bounds=(0, None), method="highs")
+            if single.status == 3:
+                continue
+            if single.status != 0:
+                raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: {single.message}")
+            reached |= single.x >= threshold - TOLERANCE
+            if -single.fun < threshold - TOLERANCE:
+                binding = np.flatnonzero(np.abs(single.eqlin.marginals) > TOLERANCE)
+                found[keys[j]] = [system.relations[system.rows[rows[b]]] for b in binding]
+    return found
 
 
 def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, keys: list[Hashable], values: np.ndarray,
@@ -277,16 +340,139 @@ def audit_published_study(con: duckdb.DuckDBPyConnection, study_id: str, thresho
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
             [tables.OUTCOME_COUNTS]).fetchone()[0] else None
         printed.setdefault(OUTCOME_COUNT, []).append(math.nan if row is None or row[0] is None else float(row[0]))
-    contradictions = []
-    hidden = set()
-    for key, cell in cells.items():
-        shown = [value for value in printed.get(key, []) if not math.isnan(value)]
-        if any(abs(value - cell.value) > TOLERANCE for value in shown):
-            contradictions.append(f"{_describe(key)}: a printed value differs from the count the ledger holds")
-        # A cell with no place in these tables is the cohort size (results.attrition prints it) or a difference
-        # that is never printed.
-        if not shown and (key in printed or not cell.published):
-            hidden.add(key)
+    contradictions = [f"{_describe(key)}: a printed value differs from the count the ledger holds"
+                      for key, values in printed.items()
+                      if any(not math.isnan(value) and abs(value - cells[key].value) > TOLERANCE
+                             for value in values)]
+    hidden = _unknown_cells(counts, {key for key, values in printed.items()
+                                     if any(not math.isnan(value) for value in values)}, threshold)
     audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden)
     audit.contradictions[:0] = contradictions
     return audit
+
+
+def _unknown_cells(counts: StudyCounts, known: set[Hashable], threshold: int) -> set[Hashable]:
+    """The cells a reader does not see: every printed cell not in `known`, and every cell that is never printed.
+    A published cell printed nowhere in the study's tables is the cohort size, which results.attrition and the
+    run log print unless it is small."""
+    placed = {key for key in (*counts.attrition_cells.values(), *counts.result_cells.values()) if key is not None}
+    placed.add(OUTCOME_COUNT)
+    return {key for key, cell in counts.ledger.cells.items()
+            if key not in known and (key in placed or not cell.published or is_small(cell.value, threshold))}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Protecting what the audit finds: one more complement per disclosed cell, until the audit passes
+# ---------------------------------------------------------------------------------------------------------------
+
+# Rounds of added complements before giving up (each round hides one more cell per disclosed cell).
+PROTECTION_ROUNDS = 30
+
+
+def _planned_printing(counts: StudyCounts, suppression: StudySuppression, ledger: StudyLedger,
+                      threshold: int) -> tuple[set[Hashable], set[Hashable]]:
+    """What a suppression will print (before the tables are written, as publish_study_results writes them): the
+    cells printed somewhere, and the estimate rows with a hidden count (whose estimates are hidden already)."""
+    cells = counts.ledger.cells
+    known: set[Hashable] = set()
+    rows_hidden: set[Hashable] = set()
+    for (index, column), key in counts.attrition_cells.items():
+        if key is not None and not pd.isna(suppression.attrition.at[index, column]):
+            known.add(key)
+    for (row, column), key in counts.result_cells.items():
+        control = isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL
+        flags = (suppression.control_complementary if control else suppression.result_complementary).get(column)
+        index = row[1] if control else row
+        hidden = is_small(cells[key].value, threshold) or bool(flags is not None and flags.get(index, False))
+        if hidden:
+            rows_hidden.add(row)
+        else:
+            known.add(key)
+    if OUTCOME_COUNT in cells and suppression.outcome_count_suppression is None:
+        known.add(OUTCOME_COUNT)
+    return known, rows_hidden
+
+
+def _printings(counts: StudyCounts) -> dict[Hashable, list[tuple[str, Hashable, str]]]:
+    """Where each cell is printed: ("attrition", row index, column) or ("estimate", row id, column)."""
+    where: dict[Hashable, list[tuple[str, Hashable, str]]] = {}
+    for (index, column), key in counts.attrition_cells.items():
+        if key is not None:
+            where.setdefault(key, []).append(("attrition", index, column))
+    for (row, column), key in counts.result_cells.items():
+        where.setdefault(key, []).append(("estimate", row, column))
+    return where
+
+
+def _numbers_lost_by_hiding(counts: StudyCounts, ledger: StudyLedger, printings: list[tuple[str, Hashable, str]],
+                            key: Hashable, rows_hidden: set[Hashable]) -> float:
+    """The published numbers hiding `key` withholds beyond what is hidden already (the ledger's costs: an estimate
+    row's first hidden count takes its estimates with it; a sensitivity or negative-control row weighs
+    SECONDARY_ROW_COST_WEIGHT)."""
+    lost = float(key == OUTCOME_COUNT)
+    for table, row, _ in printings:
+        if table == "attrition":
+            lost += 1
+            continue
+        control = isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL
+        secondary = control or (ledger.results is not None and "sensitivity_analysis" in ledger.results
+                                and not pd.isna(ledger.results.at[row, "sensitivity_analysis"]))
+        numbers = 1 + (0 if row in rows_hidden else counts.row_numbers.get(row, 0))
+        lost += numbers * (SECONDARY_ROW_COST_WEIGHT if secondary else 1.0)
+    return lost
+
+
+def _hide(suppression: StudySuppression, printings: list[tuple[str, Hashable, str]], key: Hashable) -> None:
+    """Hide `key` wherever the suppression prints it, as a complementary cell."""
+    frame = suppression.attrition
+    for table, row, column in printings:
+        if table == "attrition":
+            if not pd.isna(frame.at[row, column]):
+                frame.at[row, column] = None
+                listed = frame.at[row, "complementary_columns"]
+                frame.at[row, "complementary_columns"] = ",".join(filter(None, (listed, column)))
+                frame.at[row, "suppressed"] = True
+        elif isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL:
+            suppression.control_complementary[column].at[row[1]] = True
+        else:
+            suppression.result_complementary[column].at[row] = True
+    if key == OUTCOME_COUNT and suppression.outcome_count_suppression is None:
+        suppression.outcome_count_suppression = COMPLEMENTARY
+
+
+def protect_derivable_counts(suppression: StudySuppression, ledger: StudyLedger,
+                             threshold: int) -> StudySuppression:
+    """`suppression` (analysis_attrition.suppress_study_counts_sparing_main) with more complementary cells until no
+    small count is disclosed by the audit's rule. The greedy choice sees one sum at a time; a chain of sums with
+    two unknown cells each (the outcome count hidden, but pinned by the exposures' events) can still bound a small
+    count below the threshold. For each disclosed cell, the cheapest printed non-zero cell of the sums that bind its
+    upper bound is hidden (the cost-driven secondary suppression of the ledger, Fischetti & Salazar-Gonzalez 2001,
+    applied to the audit's binding sums, as tau-ARGUS's audit-and-repair loop); the audit is then repeated. Cells
+    printed by an earlier stage (the ledger's fixed cells, the cohort size) are never chosen. A disclosed cell
+    left without a candidate is reported in `suppression.unprotected`."""
+    counts = ledger.counts()
+    cells = counts.ledger.cells
+    where = _printings(counts)
+    unprotectable: dict[Hashable, list[SumRelation]] = {}
+    for _ in range(PROTECTION_ROUNDS):
+        known, rows_hidden = _planned_printing(counts, suppression, ledger, threshold)
+        disclosed = disclosing_sums(cells, counts.ledger.relations, threshold, _unknown_cells(counts, known, threshold))
+        chosen: set[Hashable] = set()
+        for key, binding in disclosed.items():
+            candidates = {cell for relation in binding for cell in relation.keys
+                          if cell in known and cells[cell].value > 0
+                          and (cell == OUTCOME_COUNT or not cells[cell].fixed)}
+            if not candidates:
+                unprotectable.setdefault(key, binding)
+            elif not candidates & chosen:
+                chosen.add(min(candidates, key=lambda cell: (
+                    _numbers_lost_by_hiding(counts, ledger, where.get(cell, []), cell, rows_hidden),
+                    cells[cell].value, repr(cell))))
+        if not chosen:
+            suppression.unprotected += [relation for binding in unprotectable.values() for relation in binding]
+            return suppression
+        for key in chosen:
+            suppression.numbers_lost += _numbers_lost_by_hiding(counts, ledger, where.get(key, []), key, rows_hidden)
+            _hide(suppression, where.get(key, []), key)
+    raise RuntimeError(f"disclosure audit: small counts still disclosed after {PROTECTION_ROUNDS} rounds of "
+                       "added complements")
