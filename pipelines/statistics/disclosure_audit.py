@@ -2,8 +2,8 @@
 
 The suppression (pipelines/disclosure.py, suppress_cells) chooses complements greedily, sum by sum. This module
 checks the result the way an intruder would, and the way tau-ARGUS audits a suppression pattern (Hundepool et al.,
-*Statistical Disclosure Control*, Wiley 2012, ch. 4, "Auditing a suppression pattern"; de Wolf, tau-ARGUS manual,
-"Audit"): every published count is a known number, every hidden count an unknown >= 0, every sum of the study's
+*Statistical Disclosure Control*, Wiley 2012, ch. 4, on auditing a suppression pattern; the audit of tau-ARGUS):
+every published count is a known number, every hidden count an unknown >= 0, every sum of the study's
 ledger (analysis_attrition.study_counts: attrition chains, estimate rows, nested populations, horizons, sensitivity
 and negative-control differences, the outcome count) a linear equation. For each hidden cell two linear programmes
 (minimise and maximise it; HiGHS through scipy.optimize.linprog) give its feasible interval: every value an
@@ -20,6 +20,10 @@ What the attacker is assumed to know, as the ledger assumes it: the published nu
 that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`). Not modelled: the
 "<t" and "suppressed" labels as bounds, estimates and intervals that recompute a count (their whole row is hidden
 with any of its counts, suppress_estimates), Table 1's own sums, and any relation not declared in the ledger.
+
+Used twice (docs/disclosure.md, "Audit"): `protect_derivable_counts` repairs the suppression before the tables are
+written (one more complement per disclosed cell, audited again), and the blocking check
+`no_small_count_derivable` (statistics/checks.py) audits the tables as written (`audit_published_study`).
 """
 
 from __future__ import annotations
