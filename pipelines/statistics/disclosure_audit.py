@@ -452,15 +452,17 @@ def protect_derivable_counts(suppression: StudySuppression, ledger: StudyLedger,
     count below the threshold. For each disclosed cell, the cheapest printed non-zero cell of the sums that bind its
     upper bound is hidden (the cost-driven secondary suppression of the ledger, Fischetti & Salazar-Gonzalez 2001,
     applied to the audit's binding sums, as tau-ARGUS's audit-and-repair loop); the audit is then repeated. Cells
-    printed by an earlier stage (the ledger's fixed cells, the cohort size) are never chosen. A disclosed cell
-    left without a candidate is reported in `suppression.unprotected`."""
+    printed by an earlier stage (the ledger's fixed cells, the cohort size) are never chosen. The sums binding a
+    disclosed cell left without a candidate (or still disclosed after PROTECTION_ROUNDS) are added to
+    `suppression.unprotected`, which the run notes report."""
     counts = ledger.counts()
     cells = counts.ledger.cells
     where = _printings(counts)
     unprotectable: dict[Hashable, list[SumRelation]] = {}
     for _ in range(PROTECTION_ROUNDS):
         known, rows_hidden = _planned_printing(counts, suppression, ledger, threshold)
-        disclosed = disclosing_sums(cells, counts.ledger.relations, threshold, _unknown_cells(counts, known, threshold))
+        hidden = _unknown_cells(counts, known, threshold)
+        disclosed = disclosing_sums(cells, counts.ledger.relations, threshold, hidden)
         chosen: set[Hashable] = set()
         for key, binding in disclosed.items():
             candidates = {cell for relation in binding for cell in relation.keys
@@ -473,10 +475,16 @@ def protect_derivable_counts(suppression: StudySuppression, ledger: StudyLedger,
                     _numbers_lost_by_hiding(counts, ledger, where.get(cell, []), cell, rows_hidden),
                     cells[cell].value, repr(cell))))
         if not chosen:
-            suppression.unprotected += [relation for binding in unprotectable.values() for relation in binding]
+            suppression.unprotected += [relation for key, binding in unprotectable.items() if key in disclosed
+                                        for relation in binding]
             return suppression
         for key in chosen:
             suppression.numbers_lost += _numbers_lost_by_hiding(counts, ledger, where.get(key, []), key, rows_hidden)
             _hide(suppression, where.get(key, []), key)
-    raise RuntimeError(f"disclosure audit: small counts still disclosed after {PROTECTION_ROUNDS} rounds of "
-                       "added complements")
+    # Still disclosed after every round: reported like the sums with nothing left to hide; the blocking check
+    # no_small_count_derivable then stops the run before anything is published.
+    known, _ = _planned_printing(counts, suppression, ledger, threshold)
+    hidden = _unknown_cells(counts, known, threshold)
+    disclosed = disclosing_sums(cells, counts.ledger.relations, threshold, hidden)
+    suppression.unprotected += [relation for binding in disclosed.values() for relation in binding]
+    return suppression
