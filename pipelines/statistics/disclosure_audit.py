@@ -9,12 +9,15 @@ and negative-control differences, the outcome count) a linear equation. For each
 (minimise and maximise it; HiGHS through scipy.optimize.linprog) give its feasible interval: every value an
 attacker cannot rule out.
 
-Protection rule (the upper protection level of tau-ARGUS, set so that a small cell stays indistinguishable from a
-publishable count, and the rule `suppress_cells` itself applies to a small sum of hidden parts): a hidden count of
-1 .. threshold-1 persons (printed "<t", or a small unprinted difference) is disclosed when the largest value the
-published numbers allow is below the threshold, i.e. its interval lies inside [0, threshold-1]; this includes
-every exactly recomputable small count (interval of one value). A hidden zero or a hidden count >= threshold
-discloses nothing by itself; the intervals of the small cells already account for what such a cell gives away.
+Protection rule, for a hidden count of 1 .. threshold-1 persons:
+- printed "<t": its label already tells every reader it lies in 1 .. t-1, so the sums disclose it only when they
+  pin it to one value (exactly recomputable: "no cell of 1-10 may be displayed or derived", as in the CMS cell-size
+  suppression policy);
+- a small unprinted difference (no label says it is small): disclosed when the largest value the published numbers
+  allow is below the threshold, i.e. its interval lies inside [0, threshold-1] (the upper protection level of
+  tau-ARGUS set at the threshold, and the rule `suppress_cells` itself applies to a small sum of hidden parts).
+A hidden zero or a hidden count >= threshold discloses nothing by itself; the intervals of the small cells already
+account for what such a cell gives away.
 
 What the attacker is assumed to know, as the ledger assumes it: the published numbers, the sums, counts >= 0, and
 that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`). Not modelled: the
@@ -67,6 +70,7 @@ class CellInterval:
     upper: float
     value: int
     threshold: int
+    labelled_small: bool = False  # printed "<t": the label itself bounds it by t-1
 
     @property
     def sensitive(self) -> bool:
@@ -80,8 +84,10 @@ class CellInterval:
 
     @property
     def disclosed(self) -> bool:
-        """A small count whose largest possible value is below the threshold (exactly recomputable included)."""
-        return self.sensitive and self.upper < self.threshold - TOLERANCE
+        """A small count the sums pin to one value, or, without a "<t" label, bound below the threshold."""
+        if not self.sensitive:
+            return False
+        return self.exact if self.labelled_small else self.upper < self.threshold - TOLERANCE
 
 
 @dataclass
@@ -188,10 +194,12 @@ def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation]
     for members, rows in system.groups:
         keys = [system.keys[system.variables[member]] for member in members]
         if not len(rows):  # in no sum: nothing bounds it
-            audit.intervals += [CellInterval(key, 0.0, math.inf, int(cells[key].value), threshold) for key in keys]
+            audit.intervals += [CellInterval(key, 0.0, math.inf, int(cells[key].value), threshold,
+                                             labelled_small=cells[key].published) for key in keys]
             continue
         audit.intervals += _group_intervals(system.equations[rows][:, members], system.right[rows], keys,
-                                            np.array([cells[key].value for key in keys]), threshold,
+                                            np.array([cells[key].value for key in keys]),
+                                            np.array([cells[key].published for key in keys]), threshold,
                                             audit.contradictions)
     return audit
 
@@ -200,7 +208,7 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
                     hidden: Iterable[Hashable], zeros_known: bool = True
                     ) -> dict[Hashable, list[SumRelation]]:
     """The verdict of `audit_cells` without every interval: each disclosed small cell (upper bound below the
-    threshold) with the sums that bind its upper bound (the equations whose dual value is not zero when the cell
+    threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the equations whose dual value is not zero when the cell
     is maximised: loosening one of them is what can protect it). A first LP per group maximises the sum of
     min(cell, threshold) over its small cells: every cell that reaches the threshold there is safe, and only the
     others are maximised one by one."""
@@ -235,13 +243,20 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
                 raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: {single.message}")
             reached |= single.x >= threshold - TOLERANCE
             if -single.fun < threshold - TOLERANCE:
+                if cells[keys[j]].published:  # printed "<t": disclosed only when pinned to one value
+                    lowest = linprog(-objective, A_eq=block, b_eq=right, bounds=(0, None), method="highs")
+                    if lowest.status != 0:
+                        raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: "
+                                           f"{lowest.message}")
+                    if math.floor(-single.fun + TOLERANCE) > math.ceil(lowest.fun - TOLERANCE):
+                        continue
                 binding = np.flatnonzero(np.abs(single.eqlin.marginals) > TOLERANCE)
                 found[keys[j]] = [system.relations[system.rows[rows[b]]] for b in binding]
     return found
 
 
 def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, keys: list[Hashable], values: np.ndarray,
-                     threshold: int, contradictions: list[str]) -> list[CellInterval]:
+                     labelled: np.ndarray, threshold: int, contradictions: list[str]) -> list[CellInterval]:
     """Minimise and maximise each cell of one group subject to its equations, cells >= 0."""
     size = len(keys)
     intervals = []
@@ -261,7 +276,8 @@ def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, keys: list[Has
             else:
                 bounds.append(sense * result.fun)
         lower, upper = bounds
-        intervals.append(CellInterval(keys[j], max(lower, 0.0), upper, int(values[j]), threshold))
+        intervals.append(CellInterval(keys[j], max(lower, 0.0), upper, int(values[j]), threshold,
+                                      labelled_small=bool(labelled[j])))
     return intervals
 
 

@@ -81,17 +81,21 @@ def test_an_upper_bound_below_the_threshold_through_a_chain_is_flagged_and_one_m
     audit = audit_cells(cells, relations, THRESHOLD, hidden=hidden)
     intervals = {i.key: (i.lower, i.upper) for i in audit.intervals}
     assert intervals == {"O": (21, 25), "a": (1, 5), "c": (12, 16), "f": (0, 4), "k": (0, 4)}
-    assert sorted(i.key for i in audit.disclosed) == ["a", "f", "k"]
-    assert "a: bounded below the threshold" in audit.failures()
+    # a is printed "<11": its label says as much as 1 to 5, so only the unlabelled differences f and k are disclosed
+    assert sorted(i.key for i in audit.disclosed) == ["f", "k"]
+    assert "f: bounded below the threshold" in audit.failures()
     binding = disclosing_sums(cells, relations, THRESHOLD, hidden)
-    assert set(binding) == {"a", "f", "k"} and SumRelation("m", ("c", "k")) in binding["a"]
+    assert set(binding) == {"f", "k"} and SumRelation("m", ("c", "k")) in binding["k"]
     # Hiding m (printed, in the sums that bind all three) leaves O, and with it a, f and k, unbounded above
     protected = audit_cells(cells, relations, THRESHOLD, hidden=hidden | {"m"})
     assert {i.key: (i.lower, i.upper) for i in protected.intervals}["a"] == (1, math.inf)
     assert protected.passed
-    # Hiding b instead protects a only
+    # Hiding b instead protects neither f nor k
     assert sorted(i.key for i in audit_cells(cells, relations, THRESHOLD, hidden=hidden | {"b"}).disclosed) == [
         "f", "k"]
+    # Printed "<11" and pinned to one value: disclosed (with d printed as 20, c = O - 20 ... a = O - b): hiding only a
+    exact = audit_cells(cells, relations, THRESHOLD, hidden={"a"})
+    assert [(i.key, i.lower, i.upper) for i in exact.intervals] == [("a", 2, 2)] and not exact.passed
 
 
 def test_printed_values_that_break_a_sum_are_a_contradiction():
