@@ -37,6 +37,7 @@ from pipelines.statistics.analysis_attrition import (create_analysis_attrition_t
                                                      published_outcome_count_text,
                                                      suppress_study_counts_sparing_main, write_analysis_attrition)
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
+from pipelines.statistics.disclosure_audit import StudyLedger, protect_derivable_counts
 from pipelines.statistics.results import (
     ANALYSIS_COLUMNS,
     CALIBRATION_COLUMNS,
@@ -210,9 +211,13 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     varied_exposures = {study.exposure_variants[s.id].phenotype: s.replace for s in study.sensitivity_analyses
                         if s.id in study.exposure_variants}
     attrition = attrition_frame(study.id, analysis)
+    hidden_arms = cohort_arms_hidden_by_table1(con, study, attrition)
     counts = suppress_study_counts_sparing_main(attrition, ledger_results, study.threshold, analysis.nested_exposures,
-                                                outcome_count, controls, varied_exposures,
-                                                cohort_arms_hidden_by_table1(con, study, attrition))
+                                                outcome_count, controls, varied_exposures, hidden_arms)
+    # The greedy choice, audited against every sum of the ledger (and repaired where a chain of sums discloses)
+    analysis.disclosure_ledger = StudyLedger(attrition, ledger_results, analysis.nested_exposures, outcome_count,
+                                             controls, varied_exposures, hidden_arms)
+    counts = protect_derivable_counts(counts, analysis.disclosure_ledger, study.threshold)
     result_complementary = {column: flags[~is_exposure_control] for column, flags in
                             counts.result_complementary.items()}
     ledger_rows = None if counts.ledger_rows is None else counts.ledger_rows[~is_exposure_control]
@@ -312,7 +317,7 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
             published = publish_study_results(con, study, analysis)
             cohort_size, _ = cohort_counts(con, study.id)
             outcomes = published_outcome_count_text(con, study.id)
-            verdicts = run_checks(con, study.id, threshold, STUDY_CHECKS)
+            verdicts = run_checks(con, study.id, threshold, STUDY_CHECKS, ledger=analysis.disclosure_ledger)
             outputs = warehouse.build_outputs_dir(context.run_id) / study.id
             plots = write_study_plots(study, analysis, published, outputs)
             reports = write_study_reports(con, study, analysis, published, plots, outputs)

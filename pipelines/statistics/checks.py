@@ -10,11 +10,13 @@ checks).
                                    its estimator counted (n_exposed / n_unexposed), where both are shown
     no_small_unsuppressed_count    no published count of 1 .. threshold-1 persons, in estimates (negative controls
                                    included), attrition or the cohort's outcome count
+    no_small_count_derivable       nor one that the published counts and the study ledger's sums narrow below the
+                                   threshold (the interval audit of statistics/disclosure_audit.py)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 import duckdb
@@ -23,6 +25,7 @@ from pipelines import tables
 from pipelines.disclosure import small_count_sql
 from pipelines.statistics.analysis_attrition import ANALYSIS_ATTRITION_TABLE
 from pipelines.statistics.analysis_attrition import COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS
+from pipelines.statistics.disclosure_audit import StudyLedger, audit_published_study
 from pipelines.statistics.results import COUNT_COLUMNS
 
 ASSOCIATIONS_TABLE = tables.ASSOCIATIONS
@@ -32,6 +35,7 @@ UNIQUE_KEYS = "unique_keys"
 INSIDE_INTERVAL = "estimate_inside_interval"
 COUNTS_RECONCILE = "counts_reconcile_with_cohort"
 NO_SMALL_COUNT = "no_small_unsuppressed_count"
+NO_DERIVABLE_COUNT = "no_small_count_derivable"
 DESCRIPTIONS = {
     UNIQUE_KEYS: "Study, exposure, outcome, analysis_id and estimand identify one row of results.associations.",
     INSIDE_INTERVAL: "Every published estimate is finite and lies inside its 95% confidence interval.",
@@ -39,11 +43,14 @@ DESCRIPTIONS = {
                       "estimator counted.",
     NO_SMALL_COUNT: "No published count of 1 to threshold-1 persons in results.associations, "
                     "results.negative_control_estimates, results.analysis_attrition or results.outcome_counts.",
+    NO_DERIVABLE_COUNT: "No hidden count of 1 to threshold-1 persons that the published counts and the sums across "
+                        "the study's tables bound below the threshold (a linear-programming audit of each hidden "
+                        "cell's feasible interval).",
 }
 # These checks hold the statistics code to its own rules, so a failure is a defect of the pipeline, not of the data.
 WHAT_TO_DO = ("Nothing was published (the check blocks publishing). This is a defect of the pipeline, not of the "
               "extract: report the run id, the study and this check to the maintainers; rerunning will not help.")
-STUDY_CHECKS = (UNIQUE_KEYS, INSIDE_INTERVAL, COUNTS_RECONCILE, NO_SMALL_COUNT)
+STUDY_CHECKS = (UNIQUE_KEYS, INSIDE_INTERVAL, COUNTS_RECONCILE, NO_SMALL_COUNT, NO_DERIVABLE_COUNT)
 SEQUENCE_SYMMETRY_CHECKS = (UNIQUE_KEYS, INSIDE_INTERVAL, NO_SMALL_COUNT)
 
 
@@ -56,6 +63,7 @@ def check_specs(asset_key: dg.AssetKey, names: tuple[str, ...]) -> list[dg.Asset
 class Verdict:
     name: str
     failures: list[str]  # one line per offending row (no person-level data: keys and published values only)
+    metadata: dict = field(default_factory=dict)  # what the check measured (counts of cells, never hidden values)
 
     @property
     def passed(self) -> bool:
@@ -63,7 +71,8 @@ class Verdict:
 
     def check_result(self, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
         metadata = {"failures": len(self.failures),
-                    "examples": dg.MetadataValue.md("\n".join(f"- {f}" for f in self.failures[:20]) or "none")}
+                    "examples": dg.MetadataValue.md("\n".join(f"- {f}" for f in self.failures[:20]) or "none"),
+                    **self.metadata}
         if not self.passed:
             metadata["what to do"] = WHAT_TO_DO
         return dg.AssetCheckResult(
@@ -152,9 +161,23 @@ def no_small_unsuppressed_count(con: duckdb.DuckDBPyConnection, study_id: str, t
     return Verdict(NO_SMALL_COUNT, failures)
 
 
-def run_checks(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int, names: tuple[str, ...]) -> list[Verdict]:
+def no_small_count_derivable(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int,
+                             ledger: StudyLedger | None) -> Verdict:
+    """The published tables audited against every sum of the study's ledger (disclosure_audit.py): no hidden small
+    count recomputable or bounded below the threshold, no printed count contradicting the sums. Without the
+    ledger (the inputs publish_study_results keeps on the analysis) there is nothing to audit against: failed."""
+    if ledger is None:
+        return Verdict(NO_DERIVABLE_COUNT, ["no ledger of the study's counts was given: nothing was audited"])
+    audit = audit_published_study(con, study_id, threshold, ledger)
+    return Verdict(NO_DERIVABLE_COUNT, audit.failures(), metadata=audit.summary())
+
+
+def run_checks(con: duckdb.DuckDBPyConnection, study_id: str, threshold: int, names: tuple[str, ...],
+               ledger: StudyLedger | None = None) -> list[Verdict]:
+    """`ledger`: the study's (StudyAnalysis.disclosure_ledger), for NO_DERIVABLE_COUNT."""
     verdicts = {UNIQUE_KEYS: lambda: unique_keys(con, study_id),
                 INSIDE_INTERVAL: lambda: estimate_inside_interval(con, study_id),
                 COUNTS_RECONCILE: lambda: counts_reconcile_with_cohort(con, study_id),
-                NO_SMALL_COUNT: lambda: no_small_unsuppressed_count(con, study_id, threshold)}
+                NO_SMALL_COUNT: lambda: no_small_unsuppressed_count(con, study_id, threshold),
+                NO_DERIVABLE_COUNT: lambda: no_small_count_derivable(con, study_id, threshold, ledger)}
     return [verdicts[name]() for name in names]

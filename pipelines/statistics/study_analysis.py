@@ -126,6 +126,10 @@ class StudyAnalysis:
     nested_exposures: list[tuple[str, str]] = field(default_factory=list)
     # Sensitivity analyses (the study's sensitivity_analyses), by id: the same analyses with one phenotype replaced.
     sensitivity: dict[str, StudyAnalysis] = field(default_factory=dict)
+    # What the study's disclosure ledger was built from when its results were published (a
+    # statistics.disclosure_audit.StudyLedger, set by statistics.assets.publish_study_results): the statistics
+    # checks audit the published tables against it.
+    disclosure_ledger: object | None = None
 
     def add(self, exposure: str, outcome: str, results: list[EstimateResult],
             steps: dict[str, list[AttritionStep]]) -> None:

@@ -257,12 +257,13 @@ def test_a_group_not_followed_to_the_horizon_has_no_risk():
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_the_statistics_checks_pass_on_published_rows_and_each_catches_its_fault(published, tmp_path):
-    database, studies, _ = published
+    database, studies, analyses = published
     threshold = studies["leg_cramps"].threshold
+    ledger = analyses["leg_cramps"].disclosure_ledger
     copy = tmp_path / "faulty.duckdb"
     copy.write_bytes(database.read_bytes())
     with duckdb.connect(str(copy)) as con:
-        passing = run_checks(con, "leg_cramps", threshold, STUDY_CHECKS)
+        passing = run_checks(con, "leg_cramps", threshold, STUDY_CHECKS, ledger=ledger)
         assert all(v.passed for v in passing)
         exposure = con.execute("SELECT min(exposure) FROM results.associations WHERE study_id = 'leg_cramps'"
                                ).fetchone()[0]
@@ -273,7 +274,7 @@ def test_the_statistics_checks_pass_on_published_rows_and_each_catches_its_fault
         con.execute("UPDATE results.analysis_attrition SET persons_exposed = persons_exposed + 20 "
                     "WHERE study_id = 'leg_cramps' AND step_order = 1 AND persons_exposed IS NOT NULL "
                     "AND persons_unexposed IS NOT NULL")
-        verdicts = run_checks(con, "leg_cramps", threshold, STUDY_CHECKS)
+        verdicts = run_checks(con, "leg_cramps", threshold, STUDY_CHECKS, ledger=ledger)
     assert {v.name for v in verdicts if not v.passed} == set(STUDY_CHECKS)
     # A failed check says what to do in the Dagster UI; a passed one does not.
     key = dg.AssetKey(["results", "associations", "leg_cramps"])
