@@ -532,15 +532,15 @@ def _table_exists(con: duckdb.DuckDBPyConnection, database: str, schema: str, ta
     return con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
         [database, schema, table],
-    ).fetchone()[0] > 0
+    ).fetchall()[0][0] > 0
 
 
 def ensure_check_results_table(con: duckdb.DuckDBPyConnection, history_database: str | Path | None = None) -> None:
     """Create dq.check_results; when it is new, start it with the rows of history_database's dq.check_results."""
     con.execute("CREATE SCHEMA IF NOT EXISTS dq")
-    this_database, this_path = con.execute(
+    [(this_database, this_path)] = con.execute(
         "SELECT database_name, path FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchone()
+    ).fetchall()
     if _table_exists(con, this_database, "dq", "check_results"):
         for column, column_type in ADDED_CHECK_RESULTS_COLUMNS.items():
             con.execute(f"ALTER TABLE {CHECK_RESULTS_TABLE} ADD COLUMN IF NOT EXISTS {column} {column_type}")
