@@ -47,6 +47,10 @@ LOCK_SUFFIX = ".lock"
 # published; removed when the run ends, succeeded or failed, or, after a killed run, with its other leftovers by
 # the next run, clean_dead_runs).
 SPARK_EXCHANGE_SUFFIX = ".spark"
+# The Dagster kinds of the assets whose stage runs on the run's engine (phenotypes, cohorts, statistics). An asset's
+# kinds are fixed when the code location loads, before a run chooses its engine, so they name both engines; each
+# materialisation says which one ran it (metadata "engine": Warehouse.engine_metadata).
+ENGINE_KINDS = frozenset(ENGINES)
 # File descriptors of the liveness locks this process holds, by lock file (released when the run ends or the
 # process dies).
 _run_locks: dict[Path, int] = {}
@@ -201,6 +205,10 @@ class Warehouse(dg.ConfigurableResource):
     @property
     def on_spark(self) -> bool:
         return self.engine == SPARK
+
+    def engine_metadata(self) -> dict[str, str]:
+        """What a materialisation of a stage that runs on the run's engine records about it (ENGINE_KINDS)."""
+        return {"engine": self.engine}
 
     def spark_session(self) -> Any:
         """The process's Spark session for the stages (pipelines/engine/session.py)."""

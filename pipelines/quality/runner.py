@@ -364,23 +364,24 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
             kwargs={"connect_args": {"read_only": True, "config": duckdb_config}},
         )
 
-        def batch(table: str):  # "staging.person": GX splits schema and table itself
-            return datasource.add_table_asset(name=table, table_name=table) \
+        def batch(suite: str, table: str):  # "staging.person": GX splits schema and table itself
+            return datasource.add_table_asset(name=suite, table_name=table) \
                 .add_batch_definition_whole_table("whole_table"), None
     else:
         # persist=False: GX would otherwise cache every checked table in the executors' memory; the checks are
         # a few scans each.
         datasource = context.data_sources.add_spark(name="warehouse", persist=False)
 
-        def batch(table: str):
-            return datasource.add_dataframe_asset(name=table).add_batch_definition_whole_dataframe("whole_table"), \
+        def batch(suite: str, table: str):
+            return datasource.add_dataframe_asset(name=suite).add_batch_definition_whole_dataframe("whole_table"), \
                 {"dataframe": spark.table(".".join(f"`{part}`" for part in table.split(".")))}
     gx_run_id = gx.RunIdentifier(run_name=run_id, run_time=checked_at)
     validations = []
     try:
         with duckdb_results_buffered():
             for suite_json in suite_jsons:
-                batch_definition, batch_parameters = batch(suite_json["meta"]["table"])
+                # One asset per suite: several suites may check one table (the cohort suites of every study).
+                batch_definition, batch_parameters = batch(suite_json["name"], suite_json["meta"]["table"])
                 suite = context.suites.add_or_update(load_suite(suite_json))
                 definition = context.validation_definitions.add(
                     gx.ValidationDefinition(name=suite_json["name"], data=batch_definition, suite=suite)
