@@ -1,11 +1,15 @@
 """Data quality on Spark: the same suites give the same verdicts and counts on DuckDB and on Spark.
 
 A generated extract with planted defects (300 patients, seed 1) is ingested, its phenotypes and every study built
-by DuckDB (`study_database`); every table the suites read is handed to Spark as Parquet under the same name. The
-staging suites, the phenotype suite and every study's cohort suite then run twice through `run_suites`: GX on the
-DuckDB file, and GX's Spark datasource on the session's tables (`spark=`), where the project's SQL checks run
-through the engine layer's translation. Every check result (per phenotype where the suite judges per phenotype)
-has the same verdict, unexpected count and denominator on both engines, and none is an error.
+by DuckDB (`study_database`). Its implausible rows give 17 staging checks something to count, but none fails at
+this size (they are warnings with thresholds), so a few fatal defects are planted on top (PLANTED_FAILURES): a
+repeated person id, a repeated phenotype summary row, negative follow-up. Every table the suites read is then handed
+to Spark as Parquet under the same name. The staging suites, the phenotype suite and a study's cohort suite run
+twice through `run_suites`: GX on the DuckDB file, and GX's Spark datasource on the session's tables (`spark=`),
+where the project's SQL checks run through the engine layer's translation. Every check result (per phenotype where
+the suite judges per phenotype) has the same verdict, unexpected count and denominator on both engines, and none is
+an error. One cohort suite: the studies' cohort checks differ only in literals (study id, period); every study's
+suite runs on Spark in tests/spark/test_dagster_spark.py.
 
 Both engines check the same rows, so a difference is the checks' own (a query Spark reads otherwise), not the
 stages': that the stages build the same tables on both is test_same_study_on_spark.py's business.
@@ -32,12 +36,24 @@ PATIENTS, SEED = 300, 1
 # Every schema a suite reads: the checked tables and those the SQL checks join (persons, deaths, observation
 # periods, phenotype events and definitions, attrition).
 CHECKED_SCHEMAS = ("staging", "vocabulary", "phenotype", "cohort", "results")
+COHORT_STUDY = "leg_cramps"
+# Fatal defects planted in the built database (SQL run on DuckDB before the hand-over), and the check each fails.
+PLANTED_FAILURES = {
+    ("staging.person", "person_id_unique"):
+        "INSERT INTO staging.person SELECT * FROM staging.person ORDER BY person_id LIMIT 12",
+    ("phenotype.phenotypes", "one_summary_row_per_person"):
+        "INSERT INTO phenotype.person_summary SELECT * FROM phenotype.person_summary "
+        "WHERE phenotype_id = (SELECT min(phenotype_id) FROM phenotype.person_summary)",
+    (f"cohort.{COHORT_STUDY}", "followup_not_negative"):
+        f"UPDATE cohort.study_population SET followup_days = -1 WHERE study_id = '{COHORT_STUDY}' AND person_id IN "
+        f"(SELECT person_id FROM cohort.study_population WHERE study_id = '{COHORT_STUDY}' ORDER BY 1 LIMIT 12)",
+}
 
 
 def _suite_jsons() -> list[dict]:
     return ([suites.read_suite_json(name) for name in suites.layer_suite_names(suites.STAGING_LAYER)]
             + [suites.read_suite_json(suites.PHENOTYPE_SUITE)]
-            + [suites.build_cohort_suite(study) for _, study in sorted(load_studies().items())])
+            + [suites.build_cohort_suite(load_studies()[COHORT_STUDY])])
 
 
 def _hand_to_spark(database: Path, spark, folder: Path) -> None:
@@ -56,11 +72,16 @@ def _hand_to_spark(database: Path, spark, folder: Path) -> None:
 def results(spark, study_database, tmp_path_factory):
     """{"duckdb": [SuiteResult, ...], "spark": [...]}: the same suites on the same tables of each engine."""
     folder = tmp_path_factory.mktemp("quality_on_spark")
+    planted = folder / "planted.duckdb"
+    shutil.copy(study_database(PATIENTS, SEED), planted)
+    with duckdb.connect(str(planted)) as con:
+        for statement in PLANTED_FAILURES.values():
+            con.execute(statement)
     with empty_catalog(spark):
         found = {}
         for engine in ("duckdb", "spark"):
             database = folder / f"{engine}.duckdb"  # each run records its results in its own copy
-            shutil.copy(study_database(PATIENTS, SEED), database)
+            shutil.copy(planted, database)
             if engine == "spark":
                 _hand_to_spark(database, spark, folder / "parquet")
             found[engine] = run_suites(database, _suite_jsons(), build_data_docs=False,
@@ -86,13 +107,14 @@ def test_the_comparison_covers_every_suite_and_failing_checks(results):
     assert not [key for key, (_, _, _, error) in duck.items() if error], "a check DuckDB could not evaluate"
     staging = {key: value for key, value in duck.items() if key[0].startswith("staging.")}
     assert len(staging) >= 50
-    # The planted defects: failing checks with counts to compare, in staging and per phenotype.
-    failing_with_counts = [key for key, (passed, count, _, _) in staging.items() if not passed and count]
-    assert len(failing_with_counts) >= 5, failing_with_counts
+    # The generator's implausible rows: counts to compare; the planted defects: failing verdicts.
+    assert sum(1 for _, count, _, _ in staging.values() if count) >= 15
+    failing = {(suite, name) for (suite, name, _), (passed, count, _, _) in duck.items() if not passed and count}
+    assert failing == set(PLANTED_FAILURES)
     assert {"column_types_match_spec", "condition_code_format_snomed", "measurement_code_format_loinc"} <= {
         name for _, name, _ in staging}
     assert sum(1 for key in duck if key[2] is not None) >= 100  # phenotype checks, one result per phenotype
-    assert {key[0] for key in duck} >= {suites.PHENOTYPE_SUITE, *(f"cohort.{study}" for study in load_studies())}
+    assert {key[0] for key in duck} >= {suites.PHENOTYPE_SUITE, f"cohort.{COHORT_STUDY}"}
 
 
 def test_the_check_digit_and_column_type_checks_find_their_defects_on_spark(spark):
