@@ -36,7 +36,8 @@ CHECK_RESULT_COLUMNS = ["suite", "expectation", "phenotype_id", "passed", "unexp
 
 @pytest.fixture(scope="module")
 def runs(spark, generated_extract, tmp_path_factory):
-    """{"duckdb": (result, published database), "spark": (...)}: the study job run once on each engine."""
+    """{"duckdb": (result, published database, the run's log messages), "spark": (...)}: the study job run once on
+    each engine."""
     import dagster as dg
 
     folder = tmp_path_factory.mktemp("dagster_spark")
@@ -50,7 +51,7 @@ def runs(spark, generated_extract, tmp_path_factory):
             database = folder / engine / "leg_cramps.duckdb"
             result = run_study(extract, database, instance=instance, engine=engine)
             assert result.success, failure_messages(result)
-            found[engine] = (result, database)
+            found[engine] = (result, database, [entry.user_message for entry in instance.all_logs(result.run_id)])
     return found
 
 
@@ -85,22 +86,25 @@ def test_the_data_quality_results_are_the_duckdb_runs(runs):
         duck = table_fingerprint(as_engine(duck_con), tables.CHECK_RESULTS, CHECK_RESULT_COLUMNS)
         spark = table_fingerprint(as_engine(spark_con), tables.CHECK_RESULTS, CHECK_RESULT_COLUMNS)
         assert spark.differences(duck) == []
-        [(failed, phenotype_results)] = duck_con.execute(
-            f"SELECT count(*) FILTER (NOT passed), count(phenotype_id) FROM {tables.CHECK_RESULTS}").fetchall()
-        assert duck.rows > 300 and failed > 0 and phenotype_results > 100
+        # At 300 patients no check fails (test_quality_on_spark.py plants failures); the generator's implausible
+        # rows give checks counts, most of them small and so hidden (suppressed) in the published table.
+        [(counted, phenotype_results)] = duck_con.execute(
+            f"SELECT count(*) FILTER (suppressed OR unexpected_count > 0), count(phenotype_id) "
+            f"FROM {tables.CHECK_RESULTS}").fetchall()
+        assert duck.rows > 300 and counted >= 10 and phenotype_results > 100
 
 
 def test_the_spark_run_checked_the_phenotype_and_cohort_layers_on_spark(runs):
-    messages = [event.message or "" for event in runs["spark"][0].all_events]
-    on_spark = [m for m in messages if "checks passed on Spark" in m]
+    on_spark = [m for m in runs["spark"][2] if "checks passed on Spark" in m]
     assert any(m.startswith("phenotype.phenotypes:") for m in on_spark)
     assert any(m.startswith("cohort.") for m in on_spark)
     assert not any(m.startswith("staging.") for m in on_spark)  # DuckDB's ingest loaded them: checked there
-    assert not any("checks passed on Spark" in (event.message or "") for event in runs["duckdb"][0].all_events)
+    assert not any("checks passed on Spark" in m for m in runs["duckdb"][2])
+    assert sum("checks passed on DuckDB" in m for m in runs["duckdb"][2]) > 10
 
 
 def test_materialisations_say_which_engine_ran_them(runs):
-    for engine, (result, _) in runs.items():
+    for engine, (result, _, _) in runs.items():
         recorded = {tuple(event.asset_key.path): event.materialization.metadata.get("engine")
                     for event in result.get_asset_materialization_events()}
         stage_assets = {key: value for key, value in recorded.items() if key[0] in ("phenotype", "cohort", "results")}
@@ -121,5 +125,5 @@ def test_the_engine_switchable_assets_name_both_engines_as_kinds():
 
 
 def test_the_spark_run_leaves_no_exchange_folder(runs):
-    _, database = runs["spark"]
+    _, database, _ = runs["spark"]
     assert not list((database.parent / ".runs").glob(f"*{SPARK_EXCHANGE_SUFFIX}"))
