@@ -127,10 +127,10 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
     con = duckdb.connect(str(database), read_only=True)
     try:
         lines = [f"published database: {os.path.abspath(database)}"]
-        persons = con.execute("SELECT count(*) FROM staging.person").fetchone()[0]
-        records, rejected = con.execute(
+        persons = con.execute("SELECT count(*) FROM staging.person").fetchall()[0][0]
+        [(records, rejected)] = con.execute(
             "SELECT sum(input_records), sum(rejected) FROM ingest.load_counts"
-        ).fetchone()
+        ).fetchall()
         lines.append(f"patients loaded:    {count_text(persons, floor)}")
         lines.append(f"records read:       {records:,}  rejected: {rejected:,} (see ingest.rejects)")
         tables = {r[0] for r in con.execute(
@@ -164,7 +164,7 @@ def summary(database: Path, study_overrides: dict | None = None) -> str:
         elif table_names.PHENOTYPE_PERSON_SUMMARY in tables:
             cramps = con.execute(
                 f"SELECT count(*) FROM {table_names.PHENOTYPE_PERSON_SUMMARY} WHERE phenotype_id = 'leg_cramps'"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             lines.append(f"persons with leg cramps (phenotype): {count_text(cramps, floor)}; "
                          "cohort tables not built yet")
         else:

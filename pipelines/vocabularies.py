@@ -176,11 +176,12 @@ def check_digit_sql(vocabulary: str, code: str) -> str | None:
     scheme = CODE_VOCABULARIES[vocabulary].check_digit
     if scheme == VERHOEFF:
         # check = d[check][p[position % 8][digit]] over the digits from the right; valid when it ends at 0. DuckDB
-        # lists are 1-based, hence the + 1s.
+        # lists are 1-based, hence the + 1s. list_extract rather than list[i]: a computed index is 1-based in
+        # DuckDB and 0-based on Spark, and the engine layer translates list_extract exactly (dialect.py).
         digit = f"CAST(substr(reverse({code}), position, 1) AS INTEGER)"
+        permuted = f"list_extract(list_extract({_sql_table(_VERHOEFF_PERMUTE)}, (position - 1) % 8 + 1), {digit} + 1)"
         return (f"list_reduce(range(1, length({code}) + 1), lambda total, position: "
-                f"{_sql_table(_VERHOEFF_MULTIPLY)}[total + 1]"
-                f"[{_sql_table(_VERHOEFF_PERMUTE)}[(position - 1) % 8 + 1][{digit} + 1] + 1], 0) = 0")
+                f"list_extract(list_extract({_sql_table(_VERHOEFF_MULTIPLY)}, total + 1), {permuted} + 1), 0) = 0")
     if scheme == LOINC_MOD10:
         number = f"reverse(split_part({code}, '-', 1))"
         digit = f"CAST(substr({number}, position, 1) AS INTEGER)"

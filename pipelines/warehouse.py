@@ -44,8 +44,13 @@ RUNNING_STATUSES = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, d
 OUTPUTS_FOLDER = "outputs"
 LOCK_SUFFIX = ".lock"
 # `<run id>.spark/` beside the build folder: the Parquet files a run hands between DuckDB and Spark (never
-# published; removed with the run's other leftovers by the next run, clean_dead_runs).
+# published; removed when the run ends, succeeded or failed, or, after a killed run, with its other leftovers by
+# the next run, clean_dead_runs).
 SPARK_EXCHANGE_SUFFIX = ".spark"
+# The Dagster kinds of the assets whose stage runs on the run's engine (phenotypes, cohorts, statistics). An asset's
+# kinds are fixed when the code location loads, before a run chooses its engine, so they name both engines; each
+# materialisation says which one ran it (metadata "engine": Warehouse.engine_metadata).
+ENGINE_KINDS = frozenset(ENGINES)
 # File descriptors of the liveness locks this process holds, by lock file (released when the run ends or the
 # process dies).
 _run_locks: dict[Path, int] = {}
@@ -159,7 +164,10 @@ class Warehouse(dg.ConfigurableResource):
         return warehouse_config_problems(config, f"resources.{self.resource_key}.config")
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """When the run ends, succeeded or failed: remove its Spark exchange folder (the stages have copied what
+        they need into the build database) and release its liveness lock."""
         if context.dagster_run is not None:
+            remove_path(self.spark_exchange_dir(context.dagster_run.run_id))
             self.release_run_lock(context.dagster_run.run_id)
 
     # --- where things are ------------------------------------------------------------------------------------
@@ -197,6 +205,10 @@ class Warehouse(dg.ConfigurableResource):
     @property
     def on_spark(self) -> bool:
         return self.engine == SPARK
+
+    def engine_metadata(self) -> dict[str, str]:
+        """What a materialisation of a stage that runs on the run's engine records about it (ENGINE_KINDS)."""
+        return {"engine": self.engine}
 
     def spark_session(self) -> Any:
         """The process's Spark session for the stages (pipelines/engine/session.py)."""

@@ -21,7 +21,7 @@ from pipelines.cohorts.spark_stages import build_study_on_spark
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.cohorts.table1 import table1_markdown
 from pipelines.disclosure import count_text, is_small
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import ENGINE_KINDS, Warehouse
 
 COHORTS_GROUP = "cohorts"
 
@@ -57,11 +57,12 @@ def build_study_asset(study: StudyDefinition) -> dg.AssetsDefinition:
         name=f"cohort_{study.id}",
         specs=[
             dg.AssetSpec(cohort_key(study.id), deps=upstream_keys(study), group_name=COHORTS_GROUP,
-                         kinds={"duckdb"}, description=f"Study population and cohorts. {description}"),
+                         kinds=set(ENGINE_KINDS), description=f"Study population and cohorts. {description}"),
             dg.AssetSpec(attrition_key(study.id), deps=[cohort_key(study.id)], group_name=COHORTS_GROUP,
-                         kinds={"duckdb"}, description=f"Attrition of study {study.id} (small cells suppressed)."),
+                         kinds=set(ENGINE_KINDS),
+                         description=f"Attrition of study {study.id} (small cells suppressed)."),
             dg.AssetSpec(table1_key(study.id), deps=[cohort_key(study.id)], group_name=COHORTS_GROUP,
-                         kinds={"duckdb"}, description=f"Table 1 of study {study.id} (small cells suppressed)."),
+                         kinds=set(ENGINE_KINDS), description=f"Table 1 of study {study.id} (small cells suppressed)."),
         ],
     )
     def _build(context: dg.AssetExecutionContext, warehouse: Warehouse, studies: StudySettings):
@@ -80,13 +81,13 @@ def build_study_asset(study: StudyDefinition) -> dg.AssetsDefinition:
         # The row count of cohort.study_population is the cohort size: a small one is not shown.
         row_count = {} if is_small(build.cohort_size, build.threshold) else {"dagster/row_count": build.cohort_size}
         yield dg.MaterializeResult(asset_key=cohort_key(study.id), metadata={
-            **_cohort_metadata(study_in_run, build, overrides), **row_count})
+            **_cohort_metadata(study_in_run, build, overrides), **row_count, **warehouse.engine_metadata()})
         yield dg.MaterializeResult(asset_key=attrition_key(study.id), metadata={
             "attrition": dg.MetadataValue.md(attrition_markdown(build.attrition)),
-            "dagster/row_count": len(build.attrition)})
+            "dagster/row_count": len(build.attrition), **warehouse.engine_metadata()})
         yield dg.MaterializeResult(asset_key=table1_key(study.id), metadata={
             "table1": dg.MetadataValue.md(table1_markdown(build.table1)),
-            "dagster/row_count": len(build.table1)})
+            "dagster/row_count": len(build.table1), **warehouse.engine_metadata()})
 
     return _build
 

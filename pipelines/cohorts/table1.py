@@ -239,7 +239,7 @@ def hidden_cohort_arms(con: duckdb.DuckDBPyConnection, study: StudyDefinition) -
     study). The statistics stage prints these arms again (the first step of every analysis's attrition), so it
     hides there what Table 1 hides (pipelines/statistics/analysis_attrition.py). Empty before Table 1 exists."""
     if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
-                       [tables.TABLE1]).fetchone()[0]:
+                       [tables.TABLE1]).fetchall()[0][0]:
         return {}
     rows = con.execute(
         f"""SELECT variable, "group", statistic, suppression FROM {tables.TABLE1}

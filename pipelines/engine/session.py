@@ -1,4 +1,5 @@
-"""Where a Spark session comes from: a local one (master local[2]) by default, or a Spark Connect server.
+"""Where a Spark session comes from: a local one (master local[2]) by default, or the Spark Connect server that
+SPARK_REMOTE names (checked before a run starts: `spark_requirement_missing`, through Warehouse's config check).
 
 A local SparkSession takes 40-50 s to start and about 3.7 GB, so a process starts one and every stage of every run
 in that process shares it (`SparkSession.builder.getOrCreate`). Its warehouse (the files of the managed tables the
@@ -32,14 +33,40 @@ LOCAL_SPARK_SETTINGS = {
 }
 
 
+def spark_remote() -> str | None:
+    """The Spark Connect server this process is pointed at (SPARK_REMOTE, the variable pyspark itself reads), or
+    None for a local session."""
+    return os.environ.get("SPARK_REMOTE") or None
+
+
+def spark_remote_problem(url: str) -> str | None:
+    """Why pyspark's Spark Connect client refuses `url` (`sc://host[:port][/;param=value...]`), or None. The client's
+    own URL parser judges it (scheme, host, port), and its dependencies (pyspark's `connect` extra: grpcio,
+    grpcio-status, googleapis-common-protos) must import; nothing connects, so a server that is down or a wrong
+    token shows only when the run's first stage starts its session."""
+    try:
+        from pyspark.sql.connect.client import DefaultChannelBuilder
+    except ImportError as error:
+        return f"pyspark's Spark Connect client cannot be imported ({error}): install pyspark with its connect extra"
+    try:
+        DefaultChannelBuilder(url)
+    except Exception as error:  # noqa: BLE001 - the client's refusal, whatever its class, is the problem reported
+        return f"SPARK_REMOTE={url!r} is not a Spark Connect URL: {str(error).splitlines()[0]}"
+    return None
+
+
 def spark_requirement_missing() -> str | None:
-    """What this machine lacks to start a local Spark session (Java, pyspark), or None."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        return "no Java runtime (install openjdk-17-jre-headless, as .ci/run does)"
+    """What this machine lacks to start its Spark session, or None: with SPARK_REMOTE, a URL the Spark Connect
+    client takes (no Java needed: the server runs Spark); otherwise Java and pyspark for a local session."""
     try:
         import pyspark  # noqa: F401
     except ImportError:
         return "pyspark is not installed (it is pinned in requirements.lock: pip install '.[spark]')"
+    remote = spark_remote()
+    if remote is not None:
+        return spark_remote_problem(remote)
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java runtime (install openjdk-17-jre-headless, as .ci/run does)"
     return None
 
 
@@ -49,8 +76,9 @@ def local_spark_session(folder: str | os.PathLike | None = None, settings: dict[
     set, a Spark Connect session to that server instead (pyspark reads the variable itself)."""
     from pyspark.sql import SparkSession
 
-    if os.environ.get("SPARK_REMOTE"):
-        return SparkSession.builder.getOrCreate()
+    remote = spark_remote()
+    if remote is not None:
+        return SparkSession.builder.remote(remote).getOrCreate()
     active = SparkSession.getActiveSession()
     if active is not None:
         return active

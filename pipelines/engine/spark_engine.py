@@ -16,6 +16,8 @@ What Spark's plain (Parquet) tables do not take is mapped here, in one place:
   table (INSERT OVERWRITE). A table format with row updates (Delta Lake, Iceberg) would run the DELETE itself.
 - INSERT INTO t BY NAME SELECT / INSERT INTO t (columns) SELECT: the SELECT's columns are matched to the table's by
   name, missing ones NULL, then appended.
+- (DESCRIBE SELECT ...) as a relation (the column-type check of the data-quality suites): the SELECT's schema on
+  the session as a VALUES relation (column_name, column_type) with DuckDB's type names.
 - Transactions: Spark has none over plain tables; a failed stage leaves what it wrote so far (a rerun rebuilds it).
 
 Results: `query` returns the pandas frame DuckDB would return for the same rows (`duckdb_frame`): the statistics
@@ -31,7 +33,7 @@ from typing import Any, Mapping, Sequence
 import duckdb
 import pandas as pd
 import pyarrow as pa
-from sqlglot import exp
+from sqlglot import exp, parse_one
 
 from pipelines.engine.base import Engine
 from pipelines.engine.dialect import (
@@ -41,13 +43,25 @@ from pipelines.engine.dialect import (
     define_macro,
     expand_macros,
     is_macro_definition,
+    literal_sql,
     parse_statements,
-    to_spark_sql,
 )
 
 # DuckDB type names used in the project's Python (ADD COLUMN) and their Spark types.
 SPARK_TYPES = {"BOOLEAN": "BOOLEAN", "DATE": "DATE", "INTEGER": "INT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE",
                "VARCHAR": "STRING"}
+# Spark's type names (simpleString) as DuckDB's DESCRIBE names them, for DESCRIBE as a relation (below); a DuckDB
+# TIMESTAMP is a timestamp without time zone, read back by Spark as timestamp_ntz.
+DUCKDB_TYPE_NAMES = {"string": "VARCHAR", "tinyint": "TINYINT", "smallint": "SMALLINT", "int": "INTEGER",
+                     "bigint": "BIGINT", "float": "FLOAT", "double": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE",
+                     "timestamp_ntz": "TIMESTAMP", "timestamp": "TIMESTAMP WITH TIME ZONE"}
+
+
+def duckdb_type_name(spark_type: str) -> str:
+    """DuckDB's name of a Spark type (its simpleString); Spark's own name, upper-cased, for one DuckDB lacks."""
+    spark_type = spark_type.lower()
+    return DUCKDB_TYPE_NAMES.get(spark_type, spark_type.upper().replace(",", ", ")
+                                 if spark_type.startswith("decimal") else spark_type.upper())
 
 
 def _table_name(table: exp.Table) -> str:
@@ -218,7 +232,25 @@ class SparkEngine(Engine):
     # --- results ---------------------------------------------------------------------------------------------------
     def _frame(self, sql: str, parameters: Mapping[str, Any] | None) -> Any:
         [statement] = parse_statements(sql)
-        return self.spark.sql(to_spark_sql(expand_macros(statement, self.macros), parameters))
+        statement = self._described_relations(bind_parameters(expand_macros(statement, self.macros),
+                                                              parameters or {}))
+        return self.spark.sql(statement.sql(dialect=ProjectSpark))
+
+    def _described_relations(self, statement: exp.Expression) -> exp.Expression:
+        """`(DESCRIBE SELECT ...)` used as a relation (DuckDB: one row per column of the SELECT; the data-quality
+        check of column types reads it) as the relation (column_name, column_type) of the SELECT's schema on this
+        session, with DuckDB's type names: Spark's DESCRIBE is a statement, not a relation."""
+        def replace(node: exp.Expression) -> exp.Expression:
+            if not (isinstance(node, exp.Describe) and isinstance(node.parent, exp.Subquery)):
+                return node
+            fields = self.spark.sql(node.this.sql(dialect=ProjectSpark)).schema.fields
+            rows = ", ".join(
+                f"({literal_sql(field.name)}, {literal_sql(duckdb_type_name(field.dataType.simpleString()))})"
+                for field in fields)
+            return parse_one(f"SELECT column_name, column_type FROM (VALUES {rows}) AS described(column_name, "
+                             f"column_type)", read=ProjectSpark)
+
+        return statement.transform(replace)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
         return duckdb_frame(self._frame(sql, parameters).toArrow())

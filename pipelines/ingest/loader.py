@@ -707,7 +707,7 @@ def _count_malformed_lines(con: duckdb.DuckDBPyConnection, path: Path) -> int:
         FROM _ingest_reject_errors GROUP BY line
         """
     )
-    return con.execute("SELECT count(*) FROM _malformed").fetchone()[0]
+    return con.execute("SELECT count(*) FROM _malformed").fetchall()[0][0]
 
 
 def _collect_row_rejects(con: duckdb.DuckDBPyConnection, table: Table, source: _OpenedSource,
@@ -816,7 +816,7 @@ def load_table(
     # 3. rejects, with physical line numbers worked out for them only, and the records reconciled with the lines
     malformed = _count_malformed_lines(con, path)
     _collect_row_rejects(con, table, source, checks)
-    parsed_records = con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchone()[0]
+    parsed_records = con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchall()[0][0]
     lines = None
     if not is_parquet(path) and fingerprint is not None:
         lines = fingerprint()
@@ -827,7 +827,7 @@ def load_table(
     records_read = parsed_records
     if (shape_sql is not None and lines is not None
             and lines.physical_lines != parsed_records + malformed + len(lines.blank_lines)):
-        records_read = con.execute("SELECT count(*) FROM _raw_source").fetchone()[0]
+        records_read = con.execute("SELECT count(*) FROM _raw_source").fetchall()[0][0]
     quoted_line_breaks = _create_line_map(con, path, read_path, source.file_header, lines, records_read, malformed)
     _write_rejects(con, table, path, malformed)
     if lines is not None:
@@ -838,7 +838,7 @@ def load_table(
     counts = dict(con.execute("SELECT reason, count(*) FROM _row_rejects GROUP BY 1").fetchall())
     if malformed:
         counts["malformed_line"] = malformed
-    loaded = con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchone()[0]
+    loaded = con.execute(f"SELECT count(*) FROM staging.{table.name}").fetchall()[0][0]
     result = TableLoad(
         table=table.name,
         file=path.name,
@@ -896,7 +896,7 @@ def _create_line_map(con: duckdb.DuckDBPyConnection, path: Path, read_path: Path
                 FROM {_csv_reader_sql(read_path, header, keep_rejects=False)})
             WHERE breaks > 0"""
         )
-        quoted_line_breaks = con.execute("SELECT coalesce(sum(breaks), 0) FROM _continuations").fetchone()[0]
+        quoted_line_breaks = con.execute("SELECT coalesce(sum(breaks), 0) FROM _continuations").fetchall()[0][0]
         if blank and quoted_line_breaks:
             blank = _blank_lines_in_reader_numbering(con, blank)
     con.execute("CREATE OR REPLACE TEMP TABLE _line_gaps (line BIGINT)")
@@ -959,7 +959,8 @@ def _reconcile(con: duckdb.DuckDBPyConnection, path: Path, lines: FileFingerprin
         swallowing = con.execute(
             """SELECT physical_line, csv_line, error_type FROM _malformed_lines
                WHERE contains(trim(csv_line, chr(13) || chr(10)), chr(10)) ORDER BY physical_line LIMIT 1"""
-        ).fetchone()
+        ).fetchall()
+        swallowing = swallowing[0] if swallowing else None
         if swallowing is not None:
             line, text, error_type = swallowing
             first = text.strip("\r\n").split("\n")[0]

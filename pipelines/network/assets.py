@@ -168,7 +168,7 @@ def pooled_associations(context: dg.AssetExecutionContext, config: NetworkConfig
                 comment_on_columns(con, SITE_ASSOCIATIONS_TABLE, site_comments)
             else:
                 con.execute(f"INSERT INTO {SITE_ASSOCIATIONS_TABLE} BY NAME {select}", [published.site])
-            rows = con.execute(f"SELECT count(*) FROM {alias}.{ASSOCIATIONS_TABLE}").fetchone()[0]
+            rows = con.execute(f"SELECT count(*) FROM {alias}.{ASSOCIATIONS_TABLE}").fetchall()[0][0]
             con.execute(f"DETACH {alias}")
             con.execute(f"INSERT INTO {NETWORK_SITES_TABLE} VALUES (?, ?, ?, ?, ?)",
                         [published.site, str(published.database_path), published.run_id,

@@ -28,7 +28,7 @@ from pipelines.phenotypes.loader import LoadedPhenotype, PhenotypeLibrary, pheno
 from pipelines.phenotypes.reference_page import rule_text
 from pipelines.phenotypes.spark_stage import run_phenotypes_on_spark
 from pipelines.vocabularies import STAGING_TABLES_BY_DOMAIN
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import ENGINE_KINDS, Warehouse
 
 GROUP_NAME = "phenotypes"
 
@@ -65,6 +65,7 @@ def build_phenotype_assets(library: PhenotypeLibrary | None = None) -> dg.Assets
                     "version": dg.MetadataValue.int(result.version),
                     "definition_sha256": phenotype.sha256,
                     "source_file": phenotype.source_file,
+                    **warehouse.engine_metadata(),
                 },
             )
 
@@ -83,7 +84,7 @@ def _asset_spec(phenotype: LoadedPhenotype, sql_digest: str) -> dg.AssetSpec:
         # Changes when the YAML file or the phenotype SQL changes, so Dagster shows the asset as out of date.
         code_version=f"v{definition.version}-{phenotype.sha256[:12]}-{sql_digest[:12]}",
         metadata={"domain": definition.domain, "version": definition.version, "source_file": phenotype.source_file},
-        kinds={"duckdb"},
+        kinds=set(ENGINE_KINDS),
     )
 
 

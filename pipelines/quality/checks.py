@@ -1,4 +1,5 @@
-"""Dagster asset checks that run a data-quality suite on an asset of the run's DuckDB build file.
+"""Dagster asset checks that run a data-quality suite on an asset of the run's DuckDB build file (or, in a run whose
+stages ran on Spark, on Spark's tables of the phenotype and cohort layers: SPARK_CHECKED_LAYERS).
 
 ``build_suite_asset_checks(["staging", "person"], "staging.person")`` returns one check, ``staging_data_quality``
 on staging/person, computed by one suite run (one GX validation), that reports every expectation of the suite as a
@@ -92,9 +93,11 @@ def run_check_suite(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     (a failing warning stops nothing: the publish step renders it with the rest)."""
     run_id = context.run.run_id  # an asset check's context has no run_id of its own
     docs_dir = warehouse.build_data_docs_dir(run_id)
+    on_spark = checked_on_spark(warehouse, suite)
     result = run_suite(
         warehouse.build_path(run_id),
         suite,
+        spark=warehouse.spark_session() if on_spark else None,
         run_id=run_id,
         # Each run builds a new file: carry the published database's earlier results into dq.check_results.
         history_database=warehouse.published_path,
@@ -107,8 +110,20 @@ def run_check_suite(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     if not result.fatal_passed:
         render_data_docs(docs_dir)
     context.log.info(f"{result.suite}: {len(result.results) - len(failed)} of {len(result.results)} checks "
-                     f"passed; Data Docs once published: {warehouse.published_data_docs_index}")
+                     f"passed on {'Spark' if on_spark else 'DuckDB'}; Data Docs once published: "
+                     f"{warehouse.published_data_docs_index}")
     return dataclasses.replace(result, data_docs_index=docs_dir / "index.html")
+
+
+# The layers a run with engine = spark builds on Spark: their suites check Spark's tables (runner.run_suites with
+# spark=). The staging tables are loaded by DuckDB's ingest in every run, and checked there.
+SPARK_CHECKED_LAYERS = (suites.PHENOTYPE_LAYER, suites.COHORT_LAYER)
+
+
+def checked_on_spark(warehouse: Warehouse, suite: str | dict[str, Any]) -> bool:
+    """Whether the run validates `suite` (a stored suite's name or a suite's JSON form) on its Spark session."""
+    name = suite if isinstance(suite, str) else suite["name"]
+    return warehouse.on_spark and name.split(".", 1)[0] in SPARK_CHECKED_LAYERS
 
 
 def duckdb_settings(warehouse: Warehouse) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Run data-quality suites on a DuckDB database: GX validates inside DuckDB, results go to dq.check_results.
+"""Run data-quality suites on a DuckDB database (or on Spark's tables of a run whose stages ran on Spark): GX
+validates inside the engine, results go to dq.check_results.
 
     result = run_suite("build/leg_cramps.duckdb", "staging.person")
     results = run_layer("build/leg_cramps.duckdb", "staging")
@@ -11,6 +12,12 @@ connections of one process must share one configuration):
    that DuckDB answers; no table is pulled into Python. The GX engines are disposed afterwards, so nothing keeps
    the file open;
 3. record, with one DuckDB connection: one row per expectation appended to ``dq.check_results``.
+
+With ``spark=session`` phase 2 validates the tables of that Spark session instead, through GX's Spark datasource:
+GX's column expectations compute on Spark DataFrames, and the project's SQL checks run their DuckDB SQL through the
+engine layer's translation (violating_rows.py); the same checks give the same verdicts and counts on both engines
+(tests/spark/test_quality_on_spark.py). Phases 1 and 3 stay on DuckDB (the reference codes are also written to
+Spark when a suite reads them), so ``dq.check_results`` is the run's DuckDB table either way.
 
 GX also writes its Data Docs site (static HTML) to ``docs_dir`` (default ``<database folder>/data_docs/``), keeping
 every validation result it has seen there, so the site lists earlier suites and runs of that folder too. A pipeline
@@ -49,7 +56,8 @@ from pipelines.disclosure import is_small, site_floor, small_count_sql
 from pipelines.quality import suites
 from pipelines.quality.gx_duckdb import duckdb_results_buffered
 from pipelines.quality.offline_docs import make_data_docs_offline
-from pipelines.quality.valid_codes import ensure_valid_icd10cm_codes
+from pipelines.quality.valid_codes import (VALID_ICD10CM_TABLE, ensure_valid_icd10cm_codes,
+                                          ensure_valid_icd10cm_codes_on_spark)
 # Importing violating_rows registers expect_no_violating_rows with GX, so the suites can name it.
 from pipelines.quality.violating_rows import EXAMPLE_ROW_LIMIT, json_safe
 from pipelines.sql_quoting import quote_identifier, quote_literal
@@ -183,7 +191,8 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
                duckdb_config: Mapping[str, str] | None = None,
                small_cell_threshold: int | None = None,
                docs_dir: str | Path | None = None,
-               diagnostics_file: str | Path | None = None) -> list[SuiteResult]:
+               diagnostics_file: str | Path | None = None,
+               spark: Any = None) -> list[SuiteResult]:
     """Validate the suites on the database, append the results to dq.check_results and build Data Docs.
 
     suite_names: stored suites by name ("staging.person"), or suites in their JSON form built for this run (the
@@ -199,6 +208,9 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
     small_cell_threshold: counts of 1 to threshold-1 rows are not published (default: the site floor).
     diagnostics_file: where the example rows of failing checks go; never inside a folder that is published
         (default: diagnostics_path(database_path)).
+    spark: a SparkSession whose catalogue holds the checked tables (a run whose stages ran on Spark): GX validates
+        them there, through its Spark datasource, and the SQL checks run through the engine layer's translation
+        (violating_rows.py); the results are recorded in the DuckDB database all the same.
     """
     database_path = Path(database_path).resolve()
     if not database_path.exists():
@@ -217,11 +229,13 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
         ensure_check_results_table(con, history_database)
     finally:
         con.close()
+    if spark is not None and any(VALID_ICD10CM_TABLE in json.dumps(suite) for suite in suite_jsons):
+        ensure_valid_icd10cm_codes_on_spark(spark)
 
     # 2. validate
     docs_dir = Path(docs_dir) if docs_dir is not None else data_docs_dir(database_path)
     validations = _validate_with_gx(database_path, suite_jsons, run_id, checked_at, docs_dir, build_data_docs,
-                                    config, threshold)
+                                    config, threshold, spark)
     docs_index = docs_dir / "index.html" if build_data_docs else None
 
     results = [
@@ -339,27 +353,41 @@ def load_suite(suite_json: dict[str, Any]) -> gx.ExpectationSuite:
 
 
 def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str, checked_at: datetime.datetime,
-                      docs_dir: Path, build_data_docs: bool, duckdb_config: dict[str, str], threshold: int):
+                      docs_dir: Path, build_data_docs: bool, duckdb_config: dict[str, str], threshold: int,
+                      spark: Any = None):
     context = _gx_context(docs_dir)
-    # Read-only: the checks never change data.
-    datasource = context.data_sources.add_sql(
-        name="warehouse",
-        connection_string=f"duckdb:///{database_path}",
-        kwargs={"connect_args": {"read_only": True, "config": duckdb_config}},
-    )
+    if spark is None:
+        # Read-only: the checks never change data.
+        datasource = context.data_sources.add_sql(
+            name="warehouse",
+            connection_string=f"duckdb:///{database_path}",
+            kwargs={"connect_args": {"read_only": True, "config": duckdb_config}},
+        )
+
+        def batch(suite: str, table: str):  # "staging.person": GX splits schema and table itself
+            return datasource.add_table_asset(name=suite, table_name=table) \
+                .add_batch_definition_whole_table("whole_table"), None
+    else:
+        # persist=False: GX would otherwise cache every checked table in the executors' memory; the checks are
+        # a few scans each.
+        datasource = context.data_sources.add_spark(name="warehouse", persist=False)
+
+        def batch(suite: str, table: str):
+            return datasource.add_dataframe_asset(name=suite).add_batch_definition_whole_dataframe("whole_table"), \
+                {"dataframe": spark.table(".".join(f"`{part}`" for part in table.split(".")))}
     gx_run_id = gx.RunIdentifier(run_name=run_id, run_time=checked_at)
     validations = []
     try:
         with duckdb_results_buffered():
             for suite_json in suite_jsons:
-                table = suite_json["meta"]["table"]  # "staging.person": GX splits schema and table itself
-                batch_definition = datasource.add_table_asset(name=table, table_name=table) \
-                    .add_batch_definition_whole_table("whole_table")
+                # One asset per suite: several suites may check one table (the cohort suites of every study).
+                batch_definition, batch_parameters = batch(suite_json["name"], suite_json["meta"]["table"])
                 suite = context.suites.add_or_update(load_suite(suite_json))
                 definition = context.validation_definitions.add(
                     gx.ValidationDefinition(name=suite_json["name"], data=batch_definition, suite=suite)
                 )
                 validations.append(definition.run(
+                    batch_parameters=batch_parameters,
                     run_id=gx_run_id,
                     result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROW_LIMIT},
                 ))
@@ -373,7 +401,8 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
                     *this_call, *(ExpectationSuiteIdentifier(name=s["name"]) for s in suite_jsons)])
                 make_data_docs_offline(docs_dir)  # no CDN at view time (pipelines/quality/offline_docs.py)
     finally:
-        dispose_gx_engines(datasource)
+        if spark is None:
+            dispose_gx_engines(datasource)
     return validations
 
 
@@ -504,15 +533,15 @@ def _table_exists(con: duckdb.DuckDBPyConnection, database: str, schema: str, ta
     return con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
         [database, schema, table],
-    ).fetchone()[0] > 0
+    ).fetchall()[0][0] > 0
 
 
 def ensure_check_results_table(con: duckdb.DuckDBPyConnection, history_database: str | Path | None = None) -> None:
     """Create dq.check_results; when it is new, start it with the rows of history_database's dq.check_results."""
     con.execute("CREATE SCHEMA IF NOT EXISTS dq")
-    this_database, this_path = con.execute(
+    [(this_database, this_path)] = con.execute(
         "SELECT database_name, path FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchone()
+    ).fetchall()
     if _table_exists(con, this_database, "dq", "check_results"):
         for column, column_type in ADDED_CHECK_RESULTS_COLUMNS.items():
             con.execute(f"ALTER TABLE {CHECK_RESULTS_TABLE} ADD COLUMN IF NOT EXISTS {column} {column_type}")

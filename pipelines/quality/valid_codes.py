@@ -8,6 +8,7 @@ blocks (``A00-B99``) are not codes and are left out. The table records the packa
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 from importlib.metadata import version
 
 import duckdb
@@ -24,15 +25,20 @@ def valid_icd10cm_codes() -> tuple[str, ...]:
     return tuple(sorted(icd10cm_codes()))
 
 
+def _source() -> str:
+    return f"simple_icd_10_cm {version('simple_icd_10_cm')}"
+
+
 def ensure_valid_icd10cm_codes(con: duckdb.DuckDBPyConnection) -> None:
     """Create dq.valid_icd10cm_codes in the connected database unless it holds this package version's codes."""
-    source = f"simple_icd_10_cm {version('simple_icd_10_cm')}"
+    source = _source()
     con.execute("CREATE SCHEMA IF NOT EXISTS dq")
-    exists = con.execute(
+    # fetchall, not fetchone: a result read only partly leaves the connection busy for DuckDB 2.0.
+    [(exists,)] = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'dq' AND table_name = 'valid_icd10cm_codes'"
-    ).fetchone()[0]
+    ).fetchall()
     if exists:
-        loaded_from = con.execute(f"SELECT any_value(source) FROM {VALID_ICD10CM_TABLE}").fetchone()[0]
+        [(loaded_from,)] = con.execute(f"SELECT any_value(source) FROM {VALID_ICD10CM_TABLE}").fetchall()
         if loaded_from == source:
             return
     con.execute(
@@ -40,3 +46,18 @@ def ensure_valid_icd10cm_codes(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT unnest($codes) AS code, $source AS source",
         {"codes": list(valid_icd10cm_codes()), "source": source},
     )
+
+
+def ensure_valid_icd10cm_codes_on_spark(spark: Any) -> None:
+    """The same table on a Spark session (for suites validated there), through the engine layer, unless the
+    session has this package version's codes already."""
+    from pipelines.engine import as_engine
+
+    engine = as_engine(spark)
+    source = _source()
+    if VALID_ICD10CM_TABLE in engine.table_names():
+        if engine.records(f"SELECT any_value(source) AS source FROM {VALID_ICD10CM_TABLE}")[0]["source"] == source:
+            return
+    engine.execute(f"CREATE SCHEMA IF NOT EXISTS dq; DROP TABLE IF EXISTS {VALID_ICD10CM_TABLE}; "
+                   f"CREATE TABLE {VALID_ICD10CM_TABLE} (code VARCHAR, source VARCHAR)")
+    engine.insert_records(VALID_ICD10CM_TABLE, [{"code": code, "source": source} for code in valid_icd10cm_codes()])

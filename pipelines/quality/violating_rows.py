@@ -13,6 +13,11 @@ the limit keeps a few of them as examples. Its result looks like a column expect
 column expectations it takes ``mostly``: it succeeds when at least that share of the table's rows is not violating
 (the suites set ``mostly = 1 - threshold / 100``, the DQD threshold), so Data Docs agree with ``dq.check_results``.
 
+Each metric has a SQL implementation (GX's SQL datasource on the DuckDB file) and a Spark one (GX's Spark
+datasource on the Spark session's tables, ``runner.run_suites(..., spark=session)``): on Spark the checked batch
+becomes a temporary view for ``{batch}`` and the same query, with the same wrapping, runs through the engine layer's
+translation (pipelines/engine/), so both engines answer the same SQL text.
+
 Importing this module registers the metric and the expectation with GX, so suites that name
 ``expect_no_violating_rows`` can be loaded.
 """
@@ -21,12 +26,13 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import uuid
 from typing import Any, ClassVar
 
 from great_expectations.compatibility import pydantic
 from great_expectations.compatibility.sqlalchemy import sqlalchemy as sa
 from great_expectations.core.metric_domain_types import MetricDomainTypes
-from great_expectations.execution_engine import SqlAlchemyExecutionEngine
+from great_expectations.execution_engine import SparkDFExecutionEngine, SqlAlchemyExecutionEngine
 from great_expectations.expectations.core.unexpected_rows_expectation import UnexpectedRowsExpectation
 from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
@@ -35,6 +41,8 @@ from pipelines.quality.suites import DEFINED_PHENOTYPES_QUERY
 
 EXAMPLE_ROW_LIMIT = 5
 _TOTAL_COLUMN = "violating_row_total"
+_EXAMPLE_NUMBER_COLUMN = "example_number"
+PHENOTYPE_COLUMN = "phenotype_id"  # the column per-phenotype checks return and are judged by
 
 
 def json_safe(value: Any) -> Any:
@@ -44,6 +52,64 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return float(value)
     return value
+
+
+def count_and_examples_sql(query: str) -> str:
+    """One scan: count(*) OVER () is computed over every violating row before LIMIT keeps a few of them."""
+    return (f"SELECT *, count(*) OVER () AS {_TOTAL_COLUMN} FROM ({query}) AS violating_rows "
+            f"LIMIT {EXAMPLE_ROW_LIMIT}")
+
+
+def per_phenotype_sql(query: str) -> str:
+    """One scan: the violating rows counted per phenotype and numbered, the first few of each kept. Written without
+    QUALIFY (Spark has none; sqlglot's rewrite of it keeps its helper columns beside `*`); Spark's row_number needs
+    an ORDER BY, and any order within a phenotype serves: the examples are a few of its violating rows."""
+    return (f"SELECT * FROM (SELECT *, count(*) OVER (PARTITION BY {PHENOTYPE_COLUMN}) AS {_TOTAL_COLUMN}, "
+            f"row_number() OVER (PARTITION BY {PHENOTYPE_COLUMN} ORDER BY {PHENOTYPE_COLUMN}) "
+            f"AS {_EXAMPLE_NUMBER_COLUMN} FROM ({query}) AS violating_rows) AS numbered "
+            f"WHERE {_EXAMPLE_NUMBER_COLUMN} <= {EXAMPLE_ROW_LIMIT}")
+
+
+def rows_per_phenotype_sql(phenotypes_query: str) -> str:
+    """Rows of the checked table ({batch}) per phenotype that `phenotypes_query` lists, 0 for those without rows."""
+    return (f"WITH checked AS (SELECT * FROM {{batch}}), "
+            f"rows_per_phenotype AS (SELECT {PHENOTYPE_COLUMN}, count(*) AS row_count FROM checked "
+            f"GROUP BY {PHENOTYPE_COLUMN}) "
+            f"SELECT judged.{PHENOTYPE_COLUMN}, coalesce(any_value(r.row_count), 0) AS row_count "
+            f"FROM ({phenotypes_query}) AS judged LEFT JOIN rows_per_phenotype AS r "
+            f"ON r.{PHENOTYPE_COLUMN} = judged.{PHENOTYPE_COLUMN} GROUP BY judged.{PHENOTYPE_COLUMN}")
+
+
+def _count_and_examples(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    count = rows[0][_TOTAL_COLUMN] if rows else 0
+    examples = [{name: json_safe(value) for name, value in row.items() if name != _TOTAL_COLUMN} for row in rows]
+    return {"count": int(count), "examples": examples}
+
+
+def _per_phenotype(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    per_phenotype: dict[str, dict[str, Any]] = {}
+    for values in rows:
+        found = per_phenotype.setdefault(values[PHENOTYPE_COLUMN], {"count": int(values[_TOTAL_COLUMN]),
+                                                                      "examples": []})
+        found["examples"].append({k: json_safe(v) for k, v in values.items()
+                                  if k not in (_TOTAL_COLUMN, _EXAMPLE_NUMBER_COLUMN)})
+    return per_phenotype
+
+
+def spark_records(execution_engine: SparkDFExecutionEngine, metric_domain_kwargs: dict, query: str
+                  ) -> list[dict[str, Any]]:
+    """The rows of `query` (the project's DuckDB SQL, `{batch}` for the checked table) on GX's Spark batch: the
+    batch becomes a temporary view and the query runs through the engine layer's translation
+    (pipelines/engine/), as every SQL text of the project does on Spark."""
+    from pipelines.engine import as_engine
+
+    frame, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE)
+    view = "gx_batch_" + uuid.uuid4().hex
+    frame.createOrReplaceTempView(view)
+    try:
+        return as_engine(execution_engine.spark).records(QueryMetricProvider._format_query(query, batch=view))
+    finally:
+        execution_engine.spark.catalog.dropTempView(view)
 
 
 class ViolatingRowsCountAndExamples(QueryMetricProvider):
@@ -71,17 +137,21 @@ class ViolatingRowsCountAndExamples(QueryMetricProvider):
             batch_selectable=batch_selectable,
             execution_engine=execution_engine,
         )
-        # One scan: count(*) OVER () is computed over every violating row before LIMIT keeps a few of them.
-        counted = (
-            f"SELECT *, count(*) OVER () AS {_TOTAL_COLUMN} FROM ({query}) AS violating_rows "
-            f"LIMIT {EXAMPLE_ROW_LIMIT}"
-        )
-        rows = [dict(row._mapping) for row in execution_engine.execute_query(sa.text(counted)).fetchall()]
-        count = rows[0][_TOTAL_COLUMN] if rows else 0
-        examples = [
-            {name: json_safe(value) for name, value in row.items() if name != _TOTAL_COLUMN} for row in rows
-        ]
-        return {"count": int(count), "examples": examples}
+        rows = execution_engine.execute_query(sa.text(count_and_examples_sql(query))).fetchall()
+        return _count_and_examples([dict(row._mapping) for row in rows])
+
+    @metric_value(engine=SparkDFExecutionEngine)
+    def _spark(
+        cls,
+        execution_engine: SparkDFExecutionEngine,
+        metric_domain_kwargs: dict,
+        metric_value_kwargs: dict,
+        metrics: dict[str, Any],
+        runtime_configuration: dict,
+    ) -> dict[str, Any]:
+        query = cls._get_query_from_metric_value_kwargs(metric_value_kwargs)
+        return _count_and_examples(spark_records(execution_engine, metric_domain_kwargs,
+                                                 count_and_examples_sql(query)))
 
 
 class ExpectNoViolatingRows(UnexpectedRowsExpectation):
@@ -117,7 +187,6 @@ class ExpectNoViolatingRows(UnexpectedRowsExpectation):
 # ---------------------------------------------------------------------------------------------------------------
 # Per phenotype: one query for all phenotypes, one result per phenotype
 # ---------------------------------------------------------------------------------------------------------------
-PHENOTYPE_COLUMN = "phenotype_id"
 
 
 class ViolatingRowsPerPhenotype(QueryMetricProvider):
@@ -148,18 +217,20 @@ class ViolatingRowsPerPhenotype(QueryMetricProvider):
             batch_selectable=batch_selectable,
             execution_engine=execution_engine,
         )
-        counted = (
-            f"SELECT *, count(*) OVER (PARTITION BY {PHENOTYPE_COLUMN}) AS {_TOTAL_COLUMN} "
-            f"FROM ({query}) AS violating_rows "
-            f"QUALIFY row_number() OVER (PARTITION BY {PHENOTYPE_COLUMN}) <= {EXAMPLE_ROW_LIMIT}"
-        )
-        per_phenotype: dict[str, dict[str, Any]] = {}
-        for row in execution_engine.execute_query(sa.text(counted)).fetchall():
-            values = dict(row._mapping)
-            found = per_phenotype.setdefault(values[PHENOTYPE_COLUMN], {"count": int(values[_TOTAL_COLUMN]),
-                                                                          "examples": []})
-            found["examples"].append({k: json_safe(v) for k, v in values.items() if k != _TOTAL_COLUMN})
-        return per_phenotype
+        rows = execution_engine.execute_query(sa.text(per_phenotype_sql(query))).fetchall()
+        return _per_phenotype([dict(row._mapping) for row in rows])
+
+    @metric_value(engine=SparkDFExecutionEngine)
+    def _spark(
+        cls,
+        execution_engine: SparkDFExecutionEngine,
+        metric_domain_kwargs: dict,
+        metric_value_kwargs: dict,
+        metrics: dict[str, Any],
+        runtime_configuration: dict,
+    ) -> dict[str, dict[str, Any]]:
+        query = cls._get_query_from_metric_value_kwargs(metric_value_kwargs)
+        return _per_phenotype(spark_records(execution_engine, metric_domain_kwargs, per_phenotype_sql(query)))
 
 
 class RowsPerPhenotype(QueryMetricProvider):
@@ -185,16 +256,24 @@ class RowsPerPhenotype(QueryMetricProvider):
         )
         phenotypes = cls._get_query_from_metric_value_kwargs(metric_value_kwargs)
         query = cls._get_substituted_batch_subquery_from_query_and_batch_selectable(
-            query=f"WITH checked AS (SELECT * FROM {{batch}}), "
-                  f"rows_per_phenotype AS (SELECT {PHENOTYPE_COLUMN}, count(*) AS row_count FROM checked "
-                  f"GROUP BY {PHENOTYPE_COLUMN}) "
-                  f"SELECT judged.{PHENOTYPE_COLUMN}, coalesce(any_value(r.row_count), 0) AS row_count "
-                  f"FROM ({phenotypes}) AS judged LEFT JOIN rows_per_phenotype AS r "
-                  f"ON r.{PHENOTYPE_COLUMN} = judged.{PHENOTYPE_COLUMN} GROUP BY judged.{PHENOTYPE_COLUMN}",
+            query=rows_per_phenotype_sql(phenotypes),
             batch_selectable=batch_selectable,
             execution_engine=execution_engine,
         )
         return {row[0]: int(row[1]) for row in execution_engine.execute_query(sa.text(query)).fetchall()}
+
+    @metric_value(engine=SparkDFExecutionEngine)
+    def _spark(
+        cls,
+        execution_engine: SparkDFExecutionEngine,
+        metric_domain_kwargs: dict,
+        metric_value_kwargs: dict,
+        metrics: dict[str, Any],
+        runtime_configuration: dict,
+    ) -> dict[str, int]:
+        phenotypes = cls._get_query_from_metric_value_kwargs(metric_value_kwargs)
+        rows = spark_records(execution_engine, metric_domain_kwargs, rows_per_phenotype_sql(phenotypes))
+        return {row[PHENOTYPE_COLUMN]: int(row["row_count"]) for row in rows}
 
 
 class ExpectNoViolatingRowsPerPhenotype(UnexpectedRowsExpectation):

@@ -64,7 +64,7 @@ def outputs_dir_of(database: Path) -> Path:
 
 def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     return con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name || '.' || table_name = ? "
-                       "AND column_name = ?", [table, column]).fetchone()[0] > 0
+                       "AND column_name = ?", [table, column]).fetchall()[0][0] > 0
 
 
 def create_app(database: str | Path, outputs: str | Path | None = None) -> Starlette:
@@ -111,7 +111,7 @@ def create_app(database: str | Path, outputs: str | Path | None = None) -> Starl
         def recorded_for(one: str | None):
             return con.execute(
                 f"SELECT max(small_cell_threshold) FROM {tables.ATTRITION} WHERE ? IS NULL OR study_id = ?",
-                [one, one]).fetchone()[0]
+                [one, one]).fetchall()[0][0]
 
         recorded = None
         if _has_column(con, tables.ATTRITION, "small_cell_threshold"):
@@ -166,7 +166,8 @@ def create_app(database: str | Path, outputs: str | Path | None = None) -> Starl
             threshold = threshold_of(con, study)
             definition = con.execute(
                 "SELECT phenotype_id, name, domain, version, source_file, sha256 FROM phenotype.definitions "
-                "WHERE phenotype_id = ?", [exposure]).fetchone()
+                "WHERE phenotype_id = ?", [exposure]).fetchall()
+            definition = definition[0] if definition else None
             table1 = con.execute("SELECT * FROM results.table1 WHERE study_id = ? AND variable IN ('n', ?)",
                                  [study, exposure]).df()
         table1_records = table1.astype(object).where(table1.notna(), None).to_dict("records")

@@ -549,8 +549,8 @@ def publish_outcome_count(con: duckdb.DuckDBPyConnection, study_id: str, outcome
 def published_outcome_count_text(con: duckdb.DuckDBPyConnection, study_id: str) -> str | None:
     """What results.outcome_counts prints for the study (None: not published yet)."""
     if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
-                       [OUTCOME_COUNTS_TABLE]).fetchone()[0]:
+                       [OUTCOME_COUNTS_TABLE]).fetchall()[0][0]:
         return None
-    row = con.execute(f"SELECT persons_with_outcome_text FROM {OUTCOME_COUNTS_TABLE} WHERE study_id = ?",
-                      [study_id]).fetchone()
-    return None if row is None else row[0]
+    rows = con.execute(f"SELECT persons_with_outcome_text FROM {OUTCOME_COUNTS_TABLE} WHERE study_id = ?",
+                       [study_id]).fetchall()
+    return rows[0][0] if rows else None

@@ -62,7 +62,7 @@ from pipelines.statistics.study_analysis import (
     results_frame,
     sequence_symmetry_for_drugs,
 )
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import ENGINE_KINDS, Warehouse
 
 STATISTICS_GROUP = "statistics"
 SEQUENCE_SYMMETRY_ID = "sequence_symmetry"
@@ -302,7 +302,7 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         deps=[cohort_key(file_study.id),
               *(phenotype_asset_key(control) for control in file_study.negative_control_outcomes)],
         group_name=STATISTICS_GROUP,
-        kinds={"duckdb", "python"},
+        kinds={*ENGINE_KINDS, "python"},
         description=f"Association estimates of study {file_study.id} ({file_study.title}), their covariate sets and "
                     "per-analysis attrition; small cells suppressed.",
         check_specs=check_specs(associations_key(file_study.id), STUDY_CHECKS),
@@ -341,7 +341,7 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
             metadata[title] = dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / path.name))
         if analysis.notes:
             metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in analysis.notes))
-        return dg.MaterializeResult(metadata=metadata, check_results=[
+        return dg.MaterializeResult(metadata={**metadata, **warehouse.engine_metadata()}, check_results=[
             verdict.check_result(associations_key(file_study.id)) for verdict in verdicts])
 
     return _associations
@@ -362,7 +362,7 @@ def build_sequence_symmetry_asset(file_studies: list[StudyDefinition]) -> dg.Ass
         deps=[phenotype_asset_key(d) for d in drugs] + [phenotype_asset_key(p) for p in (
             "leg_cramps", GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_NEAR)],
         group_name=STATISTICS_GROUP,
-        kinds={"duckdb", "python"},
+        kinds={*ENGINE_KINDS, "python"},
         description="Sequence symmetry analysis (Hallas 1996; null-effect ratio of Tsiropoulos 2009) of each drug "
                     "class's first fill against the first leg-cramp record, over the whole extract, and Garrison "
                     "2012's design (first quinine fill as the marker, age >= 50, overall and by age band).",
@@ -384,7 +384,7 @@ def build_sequence_symmetry_asset(file_studies: list[StudyDefinition]) -> dg.Ass
                     "sequence ratios": dg.MetadataValue.md(estimates_markdown(published, threshold))}
         if notes:
             metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))
-        return dg.MaterializeResult(metadata=metadata, check_results=[
+        return dg.MaterializeResult(metadata={**metadata, **warehouse.engine_metadata()}, check_results=[
             verdict.check_result(associations_key(SEQUENCE_SYMMETRY_ID)) for verdict in verdicts])
 
     return _sequence_symmetry

@@ -126,7 +126,7 @@ class OmopFormat(ExtractFormat):
         _create_vocabulary_tables(con, detected, log)
 
     def report(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, result: FormatLoad) -> None:
-        has_vocabulary = con.execute("SELECT count(*) FROM omop_vocabulary_concept").fetchone()[0] > 0
+        has_vocabulary = con.execute("SELECT count(*) FROM omop_vocabulary_concept").fetchall()[0][0] > 0
         result.warnings += _unrecognised_file_warnings(detected)
         result.warnings += _vocabulary_defect_warnings(con, detected)
         _report_resolution(con, result, has_vocabulary)
@@ -198,7 +198,7 @@ def _create_vocabulary_tables(con: duckdb.DuckDBPyConnection, detected: Detected
             empty = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in columns)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {empty} WHERE FALSE")
     run_sql_file(con, "staging/omop_vocabulary.sql")
-    concepts = con.execute("SELECT count(*) FROM omop_vocabulary_concept").fetchone()[0]
+    concepts = con.execute("SELECT count(*) FROM omop_vocabulary_concept").fetchall()[0][0]
     log(f"OMOP vocabulary: {concepts:,} concepts from the extract's own concept table"
         if concepts else "OMOP vocabulary: the extract ships no concept table")
 
