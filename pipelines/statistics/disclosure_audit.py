@@ -310,13 +310,17 @@ _ESTIMATE_ROW = ("exposure", "outcome", "analysis_id", "estimand", "sensitivity_
 _CONTROL_ROW = ("exposure", "outcome", "analysis_id", "estimand")
 
 
+def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
+                       [table]).fetchall()[0][0] > 0
+
+
 def _printed_values(con: duckdb.DuckDBPyConnection, table: str, study_id: str, frame: pd.DataFrame | None,
                     row_columns: Sequence[str], count_columns: Sequence[str]) -> dict[tuple[Hashable, str], float]:
     """(frame index, count column) -> the value the database prints there (NaN: NULL, or no such row)."""
     if frame is None or frame.empty:
         return {}
-    present = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
-                          [table]).fetchone()[0]
+    present = _table_exists(con, table)
     printed = con.execute(f"SELECT * FROM {table} WHERE study_id = ?", [study_id]).df() if present \
         else pd.DataFrame(columns=[*row_columns, *count_columns])
     rows = [column for column in row_columns if column in frame.columns and column in printed.columns]
@@ -365,11 +369,9 @@ def audit_published_study(con: duckdb.DuckDBPyConnection, study_id: str, thresho
             if key is not None:
                 printed.setdefault(key, []).append(values.get(position, math.nan))
     if OUTCOME_COUNT in cells:
-        row = con.execute(f"SELECT persons_with_outcome FROM {tables.OUTCOME_COUNTS} WHERE study_id = ?",
-                          [study_id]).fetchone() if con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?",
-            [tables.OUTCOME_COUNTS]).fetchone()[0] else None
-        printed.setdefault(OUTCOME_COUNT, []).append(math.nan if row is None or row[0] is None else float(row[0]))
+        rows = con.execute(f"SELECT persons_with_outcome FROM {tables.OUTCOME_COUNTS} WHERE study_id = ?",
+                           [study_id]).fetchall() if _table_exists(con, tables.OUTCOME_COUNTS) else []
+        printed.setdefault(OUTCOME_COUNT, []).append(math.nan if not rows or rows[0][0] is None else float(rows[0][0]))
     contradictions = [f"{_describe(key)}: a printed value differs from the count the ledger holds"
                       for key, values in printed.items()
                       if any(not math.isnan(value) and abs(value - cells[key].value) > TOLERANCE
