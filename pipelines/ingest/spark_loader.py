@@ -105,8 +105,10 @@ def _spans(spark: Any, lines: Any, path: Path, openers: list[int], last_line: in
     return spans, unclosed_last
 
 
-def load_csv_table_on_spark(spark: Any, table: Table, path: Path, log: Log = lambda message: None) -> TableLoad:
-    """Load one CSV file into Spark's staging.<table> and ingest.rejects; return the counts (loader.TableLoad)."""
+def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
+                            log: Log = lambda message: None) -> tuple[TableLoad, Any]:
+    """Load one CSV file into Spark's staging.<table>; return the counts (loader.TableLoad) and its rejects (a
+    DataFrame of ingest.rejects rows, written by the caller with the other tables' in one job)."""
     from pyspark.sql import functions as F
 
     header = loader.read_csv_header(path)
@@ -156,18 +158,18 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path, log: Log = lam
     ).localCheckpoint(eager=True)
 
     # 3. malformed records; one over several lines stops the load (as in loader._reconcile)
-    malformed = records.where(F.col("error_type").isNotNull())
-    multi_line_starts = {first for first, _, _, _ in spans}
-    if multi_line_starts:
-        bad = malformed.where(F.col("line").isin(list(multi_line_starts))).orderBy("line").first()
-        if bad is not None:
-            raise ExtractError(
-                f"{path}: line {bad['line']}: the reader could not find the end of this record "
-                f"({bad['error_type']}) and read the lines after it into it. The line starts "
-                f"{bad['text'].split(chr(10))[0][:80]!r}: a quote there is probably never closed. Close or remove "
-                "the quote (a field that contains a quote must be quoted with the quote doubled) and load again.")
-    found = F.size("fields")
-    malformed_rejects = malformed.select(
+    counted = records.agg(F.count("*"), F.count("error_type"),
+                          F.min(F.when(F.col("error_type").isNotNull() & F.col("text").contains("\n"),
+                                       F.col("line")))).first()
+    input_records, malformed_count, bad_line = int(counted[0]), int(counted[1]), counted[2]
+    if bad_line is not None:
+        bad = records.where(F.col("line") == bad_line).first()
+        raise ExtractError(
+            f"{path}: line {bad_line}: the reader could not find the end of this record ({bad['error_type']}) and "
+            f"read the lines after it into it. The line starts {bad['text'].split(chr(10))[0][:80]!r}: a quote "
+            "there is probably never closed. Close or remove the quote (a field that contains a quote must be "
+            "quoted with the quote doubled) and load again.")
+    malformed_rejects = records.where(F.col("error_type").isNotNull()).select(
         F.lit(table.name).alias("table_name"), F.lit(path.name).alias("file_name"), F.col("line"),
         F.lit(None).cast("string").alias("column_name"), F.lit("malformed_line").alias("reason"),
         F.concat(F.col("error_type"), F.lit(": "),
@@ -176,7 +178,7 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path, log: Log = lam
                               + loader.ENCODING_FIX))
                  .when(F.col("error_type") == "UNQUOTED VALUE", F.lit("Value with unterminated quote found."))
                  .otherwise(F.concat(F.lit(f"Expected Number of Columns: {len(header)} Found: "),
-                                     found.cast("string")))).alias("detail"),
+                                     F.size("fields").cast("string")))).alias("detail"),
         F.col("text").alias("record"))
 
     # 4. the well-formed records as the loader's `_source`, typed and checked by the loader's SQL
@@ -189,39 +191,34 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path, log: Log = lam
     checks = loader._row_checks(table, source)
     create = loader._staging_table_sql(table, source, checks)
     select = create.split(" AS\n", 1)[1] if " AS\n" in create else create.split(" AS ", 1)[1]
-    staged = spark.sql(ingest_spark_sql(select)).localCheckpoint(eager=True)
-    staged.createOrReplaceTempView("_staged")
+    spark.sql(ingest_spark_sql(select)).createOrReplaceTempView("_staged")
 
-    # 5. duplicate ids and unknown persons among the rows that parse (the loader's _find_late_rejects)
-    late = _late_rejects(spark, table, path)
-
-    # 6. rejects at their physical lines, the loaded rows, the counts
+    # 5. each row's reason: the first parse problem, else a repeated id or an unknown person (the loader's
+    # _find_late_rejects); stored once, then split into the loaded rows and the rejects
     details = " ".join(
         f"WHEN _reason = {quote_literal(reason)} AND _reason_column = {quote_literal(column)} "
         f"THEN {quote_literal(loader.reject_detail(reason, column, table))}"
         for reason, column in sorted({(r, c) for _, r, c in checks}))
-    row_rejects = spark.sql(
-        f"SELECT {quote_literal(table.name)} AS table_name, {quote_literal(path.name)} AS file_name, "
-        f"_record AS line, _reason_column AS column_name, _reason AS reason, CASE {details} END AS detail, "
-        f"_raw_record AS record FROM _staged WHERE _reason IS NOT NULL")
-    rejects = row_rejects.unionByName(late).unionByName(malformed_rejects).localCheckpoint(eager=True)
-    rejects.write.insertInto("ingest.rejects")
-
+    classified = spark.sql(_classified_sql(table, details)).localCheckpoint(eager=True)
     names = [column.name for column in table.columns]
-    loaded_rows = staged.where("_reason IS NULL").join(late.select(F.col("line").alias("_record")), "_record",
-                                                       "left_anti").select(*names)
     spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
-    loaded_rows.write.format("parquet").saveAsTable(f"staging.{table.name}")
+    classified.where("reason IS NULL").select(*names).write.format("parquet").saveAsTable(f"staging.{table.name}")
+    row_rejects = classified.where("reason IS NOT NULL").select(
+        F.lit(table.name).alias("table_name"), F.lit(path.name).alias("file_name"), F.col("_record").alias("line"),
+        "column_name", "reason", "detail", "record")
 
-    counts = dict(rejects.groupBy("reason").count().collect())
-    input_records = records.count()
-    loaded = spark.table(f"staging.{table.name}").count()
+    # 6. the counts, from the stored rows; input = loaded + rejected, and the lines = records + blank lines + the
+    # line breaks inside quoted fields
+    counts = {reason: int(n) for reason, n in classified.groupBy("reason").count().collect()}
+    loaded = counts.pop(None, 0)
+    if malformed_count:
+        counts["malformed_line"] = malformed_count
     quoted_line_breaks = sum(last - first for first, last, _, _ in spans)
     # Empty lines inside a quoted field belong to their record; the others are blank lines (skipped, as DuckDB does).
     blank_lines = empty_lines - sum(piece == "" for _, _, text, _ in spans for piece in text.split("\n")[1:])
     result = TableLoad(
         table=table.name, file=path.name, input_records=input_records, loaded=loaded,
-        rejected_by_reason={reason: int(counts.get(reason, 0)) for reason in spec.REJECT_REASON_CODES},
+        rejected_by_reason={reason: counts.get(reason, 0) for reason in spec.REJECT_REASON_CODES},
         ignored_columns=ignored, physical_lines=physical_lines, blank_lines=blank_lines,
         quoted_line_breaks=quoted_line_breaks)
     if result.input_records != result.loaded + result.rejected:
@@ -233,39 +230,36 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path, log: Log = lam
         spark.catalog.dropTempView(view)
     log(f"{table.name}: {result.input_records:,} records, {result.loaded:,} loaded, {result.rejected:,} rejected "
         "(on Spark)")
-    return result
+    return result, row_rejects.unionByName(malformed_rejects)
 
 
-def _late_rejects(spark: Any, table: Table, path: Path) -> Any:
-    """Rows that parse but repeat an earlier row's id (the first record of an id loads) or name a person the person
-    table does not have (a duplicate is reported as a duplicate only), as ingest.rejects rows."""
+def _classified_sql(table: Table, details: str) -> str:
+    """Every well-formed record of `_staged` with its reason (NULL: it loads), column, detail and record: the first
+    parse problem (`_reason`), else a repeated id (every copy after the first record of an id), else a person the
+    staging.person table does not have (loader._find_late_rejects decides the same way)."""
     pk = table.primary_key
     typed_record = json_with_nulls("named_struct(" + ", ".join(
         f"{quote_literal(c.name)}, {_backquoted(c.name)}" for c in table.columns) + ")")
-    empty = spark.createDataFrame([], REJECTS_SCHEMA)
-    parts = []
-    if pk:
-        parts.append(
-            f"SELECT _record, 'duplicate_primary_key' AS reason, {quote_literal(pk)} AS column_name, "
-            f"{quote_literal(pk + ' repeats an earlier row' + chr(39) + 's id')} AS detail, record FROM ("
-            f"SELECT _record, {typed_record} AS record, row_number() OVER (PARTITION BY {_backquoted(pk)} "
-            f"ORDER BY _record) AS copy FROM _staged WHERE _reason IS NULL) WHERE copy > 1")
+    copy = (f"CASE WHEN _reason IS NULL THEN row_number() OVER (PARTITION BY _reason IS NULL, {_backquoted(pk)} "
+            "ORDER BY _record) END") if pk else "1"
+    unknown, persons = "FALSE", ""
     if table.references_person:
-        not_duplicate = (f"AND p._record NOT IN (SELECT _record FROM (SELECT _record, row_number() OVER (PARTITION "
-                         f"BY {_backquoted(pk)} ORDER BY _record) AS copy FROM _staged WHERE _reason IS NULL) "
-                         "WHERE copy > 1)") if pk else ""
-        parts.append(
-            f"SELECT p._record, 'unknown_person', 'person_id', "
-            f"'person_id ' || p.person_id || ' is not in the person table', "
-            f"{typed_record} FROM _staged p LEFT ANTI JOIN staging.person known "
-            f"ON known.person_id = p.person_id WHERE p._reason IS NULL {not_duplicate}")
-    if not parts:
-        return empty
-    from pyspark.sql import functions as F
-
-    rows = spark.sql(" UNION ALL ".join(parts))
-    return rows.select(F.lit(table.name).alias("table_name"), F.lit(path.name).alias("file_name"),
-                       F.col("_record").alias("line"), "column_name", "reason", "detail", "record")
+        unknown = "_reason IS NULL AND known._known_person IS NULL"
+        persons = ("LEFT JOIN (SELECT DISTINCT person_id AS _known_person FROM staging.person) known "
+                   "ON known._known_person = s.person_id")
+    pk_literal = quote_literal(pk or "")
+    return f"""
+        SELECT *,
+               CASE WHEN _reason IS NOT NULL THEN _reason WHEN _copy > 1 THEN 'duplicate_primary_key'
+                    WHEN _unknown THEN 'unknown_person' END AS reason,
+               CASE WHEN _reason IS NOT NULL THEN _reason_column WHEN _copy > 1 THEN {pk_literal}
+                    WHEN _unknown THEN 'person_id' END AS column_name,
+               CASE WHEN _reason IS NOT NULL THEN CASE {details} END
+                    WHEN _copy > 1 THEN {quote_literal((pk or '') + " repeats an earlier row's id")}
+                    WHEN _unknown THEN 'person_id ' || person_id || ' is not in the person table' END AS detail,
+               CASE WHEN _reason IS NOT NULL THEN _raw_record WHEN _copy > 1 OR _unknown THEN {typed_record}
+                    END AS record
+        FROM (SELECT s.*, {copy} AS _copy, {unknown} AS _unknown FROM _staged s {persons})"""
 
 
 def load_extract_on_spark(spark: Any, extract_dir: Path, log: Log = lambda message: None) -> dict[str, TableLoad]:
@@ -279,6 +273,7 @@ def load_extract_on_spark(spark: Any, extract_dir: Path, log: Log = lambda messa
                            "load this extract with the DuckDB ingest (the default engine).")
     create_ingest_tables(spark)
     loads: dict[str, TableLoad] = {}
+    rejects: list[Any] = []
     for table in spec.TABLES:
         source = sources.get(table.name)
         if source is None:
@@ -286,7 +281,12 @@ def load_extract_on_spark(spark: Any, extract_dir: Path, log: Log = lambda messa
             loads[table.name] = TableLoad(table.name, "", 0, 0, {r: 0 for r in spec.REJECT_REASON_CODES})
             log(f"{table.name}: no file in the extract (optional table), created empty")
             continue
-        loads[table.name] = load_csv_table_on_spark(spark, table, source.path, log)
+        loads[table.name], table_rejects = load_csv_table_on_spark(spark, table, source.path, log)
+        rejects.append(table_rejects)
+    for table_rejects in rejects[1:]:
+        rejects[0] = rejects[0].unionByName(table_rejects)
+    if rejects:
+        rejects[0].write.insertInto("ingest.rejects")
     write_load_counts(spark, loads)
     return loads
 
