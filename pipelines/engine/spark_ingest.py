@@ -42,7 +42,6 @@ from sqlglot import exp
 
 from pipelines.engine.dialect import ProjectSpark, _row_hash
 
-QUOTE = '"'
 # The end of the text: Java's \z; Python's re spells it \Z (csv_grammar(..., python=True)).
 _JAVA_END, _PYTHON_END = r"\z", r"\Z"
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import extract_spec as spec
+from pipelines import tables
 from pipelines.engine.spark_engine import SPARK_TYPES
 from pipelines.engine.spark_ingest import (csv_grammar, ingest_spark_sql, json_with_nulls, numbered_lines,
                                            split_fields_column)
@@ -52,8 +53,8 @@ def create_ingest_tables(spark: Any) -> None:
     """The staging and ingest databases and an empty ingest.rejects (the loader's columns)."""
     spark.sql("CREATE DATABASE IF NOT EXISTS staging")
     spark.sql("CREATE DATABASE IF NOT EXISTS ingest")
-    spark.sql("DROP TABLE IF EXISTS ingest.rejects")
-    spark.sql(f"CREATE TABLE ingest.rejects ({REJECTS_SCHEMA}) USING parquet")
+    spark.sql(f"DROP TABLE IF EXISTS {tables.INGEST_REJECTS}")
+    spark.sql(f"CREATE TABLE {tables.INGEST_REJECTS} ({REJECTS_SCHEMA}) USING parquet")
 
 
 def create_empty_staging_table(spark: Any, table: Table) -> None:
@@ -62,14 +63,14 @@ def create_empty_staging_table(spark: Any, table: Table) -> None:
     spark.sql(f"CREATE TABLE staging.{table.name} ({columns}) USING parquet")
 
 
-def _spans(spark: Any, lines: Any, path: Path, openers: list[int], last_line: int, grammar_py) -> tuple[list, list]:
-    """The records over several lines: [(first line, last line, text, valid UTF-8)], and the lines whose open quote
-    runs into the end of the file on their own line (malformed_line rejects)."""
+def _spans(lines: Any, path: Path, openers: list[int], last_line: int, grammar_py) -> list[tuple]:
+    """The records over several lines: [(first line, last line, text, valid UTF-8)]. A quote opened on the file's
+    last line stays a one-line record (a malformed_line reject); one that swallows the lines after it, or runs
+    beyond DuckDB's longest record, stops the load."""
     from pyspark.sql import functions as F
 
     still_open = re.compile(grammar_py.still_open)
-    spans, unclosed_last = [], []
-    covered_to = 0
+    spans, covered_to = [], 0
     for opener in openers:
         if opener <= covered_to:
             continue  # a line inside an earlier record's quoted field
@@ -88,8 +89,6 @@ def _spans(spark: Any, lines: Any, path: Path, openers: list[int], last_line: in
                     break
             if end is None and (rows[-1][0] >= last_line or len(text) > MAX_RECORD_CHARACTERS):
                 if opener == last_line:
-                    unclosed_last.append(opener)
-                    end = opener
                     break
                 first = rows[0][1]
                 raise ExtractError(
@@ -98,11 +97,11 @@ def _spans(spark: Any, lines: Any, path: Path, openers: list[int], last_line: in
                     "probably never closed. Close or remove the quote (a field that contains a quote must be "
                     "quoted with the quote doubled) and load again.")
             window *= 2
-        if opener in unclosed_last:
-            continue
+        if end is None:
+            break  # the last line: its own record
         spans.append((opener, end, text, valid))
         covered_to = end
-    return spans, unclosed_last
+    return spans
 
 
 def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
@@ -135,7 +134,7 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
                          F.sort_array(F.collect_list(F.when(F.col("opens"), F.col("line"))))).first()
     physical_lines, last_line, empty_lines = int(summary[0]), int(summary[1]), int(summary[2] or 0)
     openers = list(summary[3])
-    spans, _ = _spans(spark, lines, path, openers, last_line, grammar_py) if openers else ([], [])
+    spans = _spans(lines, path, openers, last_line, grammar_py) if openers else []
 
     # 2. records: each line outside a multi-line record that is not blank, and the multi-line records
     single = data.where(F.col("text") != "")
@@ -286,7 +285,7 @@ def load_extract_on_spark(spark: Any, extract_dir: Path, log: Log = lambda messa
     for table_rejects in rejects[1:]:
         rejects[0] = rejects[0].unionByName(table_rejects)
     if rejects:
-        rejects[0].write.insertInto("ingest.rejects")
+        rejects[0].write.insertInto(tables.INGEST_REJECTS)
     write_load_counts(spark, loads)
     return loads
 
@@ -301,5 +300,5 @@ def write_load_counts(spark: Any, loads: dict[str, TableLoad]) -> None:
     rows = [(load.table, load.file, load.input_records, load.loaded, load.rejected,
              *[load.rejected_by_reason[r] for r in spec.REJECT_REASON_CODES], json.dumps(load.ignored_columns))
             for load in loads.values()]
-    spark.sql("DROP TABLE IF EXISTS ingest.load_counts")
-    spark.createDataFrame(rows, schema).write.format("parquet").saveAsTable("ingest.load_counts")
+    spark.sql(f"DROP TABLE IF EXISTS {tables.INGEST_LOAD_COUNTS}")
+    spark.createDataFrame(rows, schema).write.format("parquet").saveAsTable(tables.INGEST_LOAD_COUNTS)
