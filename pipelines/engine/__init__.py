@@ -8,6 +8,8 @@
     as_engine(x)    an Engine for a DuckDB connection, a SparkSession or an Engine
     session.py      the process's local Spark session (or Spark Connect) and its settings
     transfer.py     tables handed between DuckDB and Spark as Parquet (stage inputs out, stage outputs back)
+    spark_ingest.py a CSV file on Spark as records numbered by physical line, split by DuckDB's quoting rules, and
+                    the loader's typing SQL with DuckDB's casts (for pipelines/ingest/spark_loader.py)
 
 Dialect-specific SQL lives only in this package.
 """

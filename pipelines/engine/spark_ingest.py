@@ -1,0 +1,188 @@
+"""What ingest on Spark needs from Spark itself: a CSV file as records numbered by their PHYSICAL line, split into
+fields as DuckDB's reader splits them, and the loader's typing SQL in Spark's dialect with DuckDB's results.
+
+Spark's CSV reader keeps a malformed row's text but neither its line nor why it failed, so the file is read as
+text lines instead and parsed in Spark SQL (pipelines/ingest/spark_loader.py does the accounting):
+
+    numbered_lines(spark, path)   every physical line (header = 1) with its exact number: Spark's file splits are
+                                  ordered by their byte offset (input_file_block_start) and each split's lines by
+                                  their position in it (monotonically_increasing_id is consecutive within a
+                                  split), so the number is a running count, not monotonically_increasing_id itself
+    csv_grammar(delimiter)        DuckDB's quoting rules as regular expressions (one place, for Spark's Java regex
+                                  and the driver's `re` alike): a field is quoted ("..." with "" for a quote, spaces
+                                  around allowed) or unquoted (does not start with a quote; a quote later is text:
+                                  a"b); a record whose quote stays open continues on the next physical line
+    IngestSpark                   the project dialect plus the typing functions whose DuckDB results Spark's own
+                                  functions do not give (below)
+
+DuckDB's casts from text, as the loader uses them (checked on DuckDB 2.0.1, 2026-12-05, and held identical by
+tests/spark/test_spark_ingest.py):
+
+- try_strptime(x, '%Y-%m-%d') takes 1-4 digit years and 1-2 digit months and days ('2019-1-5'), and refuses
+  anything else ('20190105', '2019-01-05T00:00', 30 February); Spark's try_to_date is stricter: the text is
+  checked against that shape and padded first.
+- TRY_CAST(x AS DOUBLE) takes digits with single underscores between them (1_000), 'inf', 'infinity' and 'nan'
+  in any case, and beyond-range numbers as +-inf (1e400); it refuses Java's type suffixes ('1.5d'), which
+  Spark's cast takes. The text is checked against DuckDB's shape, underscores removed, then cast.
+- TRY_CAST(x AS INTEGER/BIGINT) takes scientific notation and rounds fractions (1e3 -> 1000); Spark's refuses
+  them. Only whole numbers reach a staging integer (the loader rejects fractions first), so Spark casts the
+  digits, or else the number read as a DOUBLE when it is whole.
+- to_json(struct) writes a NULL field as null; Spark's leaves it out unless told.
+- isinf(x) and trunc(x) on a DOUBLE: Spark has no isinf, and sqlglot writes trunc as a cast to BIGINT, which
+  overflows (an error under ANSI) where DuckDB returns the double.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from pipelines.engine.dialect import ProjectSpark, _row_hash
+
+# The end of the text: Java's \z; Python's re spells it \Z (csv_grammar(..., python=True)).
+_JAVA_END, _PYTHON_END = r"\z", r"\Z"
+
+
+@dataclass(frozen=True)
+class CsvGrammar:
+    """Regular expressions of one delimiter's records (see the module docstring)."""
+
+    field: str  # one field, at a field start
+    record: str  # a whole record: fields separated by the delimiter, nothing else
+    still_open: str  # a text whose last field opened a quote that is not closed yet
+    field_at: str  # one field where a field starts (preceded by the start or a delimiter), for extract_all
+    quoted_value: str  # group 1: the content of a quoted field, "" still doubled
+
+
+def csv_grammar(delimiter: str, python: bool = False) -> CsvGrammar:
+    end = _PYTHON_END if python else _JAVA_END
+    d = "\\t" if delimiter == "\t" else "\\" + delimiter
+    quoted = r'[ \t]*"(?:[^"]|"")*"[ \t]*'
+    unquoted = rf'[ \t]*(?:[^"{d} \t][^{d}]*)?'
+    field = f"(?:{quoted}|{unquoted})"
+    return CsvGrammar(
+        field=field,
+        record=f"^{field}(?:{d}{field})*{end}",
+        still_open=rf'^(?:{field}{d})*[ \t]*"(?:[^"]|"")*{end}',
+        field_at=f"(?<=^|{d})({quoted}|{unquoted})(?={d}|{end})",
+        quoted_value=rf'^[ \t]*"((?:[^"]|"")*)"[ \t]*{end}',
+    )
+
+
+def numbered_lines(spark: Any, path: Path) -> Any:
+    """The file's physical lines (split at LF only, as DuckDB's reader and the loader's line count do; a CR
+    before the LF dropped) as a checkpointed DataFrame (line BIGINT, text STRING, valid_utf8 BOOLEAN); .gz files
+    are decompressed by Spark's codec."""
+    from pyspark.sql import functions as F
+
+    # A file scan gives every line the same split and id each time it runs, so the ids are read twice (the
+    # splits' first ids and sizes, then the lines) without storing the file first.
+    read = (spark.read.option("lineSep", "\n").text(str(path))
+            .select(F.monotonically_increasing_id().alias("_id"), F.input_file_block_start().alias("_block"),
+                    F.col("value")))
+    blocks = sorted(read.groupBy("_block").agg(F.min("_id").alias("_first"), F.count("*").alias("_n")).collect())
+    before, offsets = 0, []
+    for block, first, count in blocks:
+        offsets.append((block, first, before))
+        before += count
+    if not offsets:
+        return spark.createDataFrame([], "line BIGINT, text STRING, valid_utf8 BOOLEAN")
+    starts = spark.createDataFrame(offsets, "_block BIGINT, _first BIGINT, _before BIGINT")
+    text = F.regexp_replace(F.col("value"), "\r\\z", "")
+    return (read.join(F.broadcast(starts), "_block")
+            .select((F.col("_id") - F.col("_first") + F.col("_before") + 1).alias("line"),
+                    text.alias("text"), F.expr("is_valid_utf8(value)").alias("valid_utf8"))
+            .localCheckpoint(eager=True))
+
+
+def split_fields_column(text: Any, grammar: CsvGrammar) -> Any:
+    """A Spark column: the record text's fields as an array of raw values (quotes removed, "" as one quote, an
+    empty field NULL as DuckDB's reader gives it, quoted or not). Meaningful for texts matching grammar.record."""
+    from pyspark.sql import functions as F
+
+    def value(field: Any) -> Any:
+        inner = F.replace(F.regexp_extract(field, grammar.quoted_value, 1), F.lit('""'), F.lit('"'))
+        raw = F.when(field.rlike(r'^[ \t]*"'), inner).otherwise(field)
+        return F.nullif(raw, F.lit(""))
+
+    return F.transform(F.regexp_extract_all(text, F.lit(grammar.field_at), F.lit(1)), value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loader's typing SQL on Spark
+# ---------------------------------------------------------------------------------------------------------------
+_DATE_SHAPE = r"^[0-9]{1,4}-[0-9]{1,2}-[0-9]{1,2}$"
+_NUMBER_SHAPE = (r"^[+-]?(([0-9]+(_[0-9]+)*)(\.([0-9]+(_[0-9]+)*)?)?|\.[0-9]+(_[0-9]+)*)([eE][+-]?[0-9]+)?$"
+                 r"|^[+-]?([iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])$")
+_INFINITY = "CAST('Infinity' AS DOUBLE)"
+
+
+def _duckdb_date(self: Any, text: str) -> str:
+    parts = [f"lpad(split_part({text}, '-', {i}), {width}, '0')" for i, width in ((1, 4), (2, 2), (3, 2))]
+    return (f"CASE WHEN {text} RLIKE '{_DATE_SHAPE}' "
+            f"THEN try_to_date(concat_ws('-', {', '.join(parts)}), 'yyyy-MM-dd') END")
+
+
+def _duckdb_double(text: str) -> str:
+    return (f"CASE WHEN {text} RLIKE '{_NUMBER_SHAPE.replace(chr(92), chr(92) * 2)}' "
+            f"THEN TRY_CAST(replace({text}, '_', '') AS DOUBLE) END")
+
+
+def _anonymous(self: Any, expression: exp.Anonymous) -> str:
+    if expression.name.lower() == "try_strptime":
+        text, fmt = expression.expressions
+        if fmt.name != "%Y-%m-%d":
+            raise ValueError(f"try_strptime with format {fmt.name!r} has no Spark translation here")
+        return _duckdb_date(self, f"TRIM({self.sql(text)})")
+    if expression.name.lower() == "to_json":
+        [value] = expression.expressions
+        return json_with_nulls(self.sql(value))
+    return _row_hash(self, expression)
+
+
+def json_with_nulls(value_sql: str) -> str:
+    """Spark's to_json writing NULL fields as null, as DuckDB's to_json does (Spark leaves them out by default)."""
+    return f"TO_JSON({value_sql}, map('ignoreNullFields', 'false'))"
+
+
+def _try_cast(self: Any, expression: exp.TryCast) -> str:
+    target = expression.to.this
+    text = self.sql(expression, "this")
+    if target in (exp.DataType.Type.DOUBLE,):
+        return _duckdb_double(f"TRIM({text})")
+    if target in (exp.DataType.Type.INT, exp.DataType.Type.BIGINT):
+        spark_type = "INT" if target == exp.DataType.Type.INT else "BIGINT"
+        number = _duckdb_double(f"TRIM({text})")
+        return (f"COALESCE(TRY_CAST(TRIM({text}) AS {spark_type}), "
+                f"CASE WHEN {number} = {_truncated(number)} THEN TRY_CAST({number} AS {spark_type}) END)")
+    return ProjectSpark.Generator.trycast_sql(self, expression)
+
+
+def _truncated(value: str) -> str:
+    """DuckDB's trunc of a DOUBLE: the whole part, infinities and NaN as they are."""
+    return (f"(CASE WHEN isnan({value}) OR abs({value}) = {_INFINITY} THEN {value} "
+            f"ELSE {value} - {value} % 1 END)")
+
+
+class IngestSpark(ProjectSpark):
+    """The project dialect plus DuckDB's casts from text and isinf/trunc (module docstring)."""
+
+    class Generator(ProjectSpark.Generator):
+        TRANSFORMS = {
+            **ProjectSpark.Generator.TRANSFORMS,
+            exp.Anonymous: _anonymous,
+            exp.TryCast: _try_cast,
+            exp.IsInf: lambda self, e: f"(abs({self.sql(e, 'this')}) = {_INFINITY})",
+            exp.Trunc: lambda self, e: _truncated(self.sql(e, "this")),
+        }
+
+
+def ingest_spark_sql(duckdb_sql: str) -> str:
+    """One DuckDB statement of the loader's typing SQL in IngestSpark's dialect."""
+    from pipelines.engine.dialect import parse_statements
+
+    [statement] = parse_statements(duckdb_sql)
+    return statement.sql(dialect=IngestSpark)

@@ -1,0 +1,304 @@
+"""Load a canonical CSV extract into Spark's `staging` tables with the DuckDB loader's accounting (loader.py).
+
+Every input row is loaded into `staging.<table>` or kept in `ingest.rejects` with its file, PHYSICAL line, column
+and reason, and every physical line of the file is the header, a blank line, or a line of exactly one record:
+input records = loaded + rejected, checked per table. What differs from loader.py is only how records are read:
+
+1. the file is read as numbered physical lines (pipelines/engine/spark_ingest.py `numbered_lines`), not by a CSV
+   reader, so each record's line is its first physical line, by construction;
+2. a record whose quoted field spans lines (rare) is found from the lines whose quote stays open: those lines and
+   the few after each are brought to the driver and joined until the quote closes, as DuckDB's reader does. A
+   quote that is never closed and swallows the lines after it stops the load naming its line (the loader's
+   rule); a malformed record over several lines does too; on the file's last line it is a malformed_line reject;
+3. fields are split in Spark SQL by DuckDB's quoting rules (`csv_grammar`); a record that does not follow them, has
+   the wrong number of fields or is not UTF-8 is a malformed_line reject (detail: DuckDB's error type);
+4. typing, reject reasons and their order are the loader's own SQL (`_staging_table_sql`, `_row_checks`,
+   `reject_detail`), translated by the ingest dialect (spark_ingest.IngestSpark); duplicate ids and unknown persons
+   are decided as the loader decides them (the first record of an id loads; person before the event tables).
+
+Formats: the canonical layout's .csv and .csv.gz files. Parquet files and the OMOP and Synthea layouts
+(pipelines/ingest/formats/) are not read on Spark yet: `load_extract_on_spark` refuses them by name.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pipelines import extract_spec as spec
+from pipelines import tables
+from pipelines.engine.spark_engine import SPARK_TYPES
+from pipelines.engine.spark_ingest import (csv_grammar, ingest_spark_sql, json_with_nulls, numbered_lines,
+                                           split_fields_column)
+from pipelines.extract_spec import Table
+from pipelines.ingest import loader
+from pipelines.ingest.loader import ExtractError, Log, TableLoad
+from pipelines.sql_quoting import quote_literal
+
+# DuckDB's reader refuses a record longer than its max_line_size (2,097,152 bytes by default): a quote still open
+# after that many characters is one that is never closed.
+MAX_RECORD_CHARACTERS = 2_097_152
+_FIRST_WINDOW = 64  # lines fetched after a line whose quote stays open, doubled until it closes
+
+REJECTS_SCHEMA = ("table_name STRING, file_name STRING, line BIGINT, column_name STRING, reason STRING, "
+                  "detail STRING, record STRING")
+
+
+def _backquoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def create_ingest_tables(spark: Any) -> None:
+    """The staging and ingest databases and an empty ingest.rejects (the loader's columns)."""
+    spark.sql("CREATE DATABASE IF NOT EXISTS staging")
+    spark.sql("CREATE DATABASE IF NOT EXISTS ingest")
+    spark.sql(f"DROP TABLE IF EXISTS {tables.INGEST_REJECTS}")
+    spark.sql(f"CREATE TABLE {tables.INGEST_REJECTS} ({REJECTS_SCHEMA}) USING parquet")
+
+
+def create_empty_staging_table(spark: Any, table: Table) -> None:
+    spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
+    columns = ", ".join(f"{_backquoted(c.name)} {SPARK_TYPES[c.type]}" for c in table.columns)
+    spark.sql(f"CREATE TABLE staging.{table.name} ({columns}) USING parquet")
+
+
+def _spans(lines: Any, path: Path, openers: list[int], last_line: int, grammar_py) -> list[tuple]:
+    """The records over several lines: [(first line, last line, text, valid UTF-8)]. A quote opened on the file's
+    last line stays a one-line record (a malformed_line reject); one that swallows the lines after it, or runs
+    beyond DuckDB's longest record, stops the load."""
+    from pyspark.sql import functions as F
+
+    still_open = re.compile(grammar_py.still_open)
+    spans, covered_to = [], 0
+    for opener in openers:
+        if opener <= covered_to:
+            continue  # a line inside an earlier record's quoted field
+        window, end = _FIRST_WINDOW, None
+        while end is None:
+            rows = (lines.where((F.col("line") >= opener) & (F.col("line") <= opener + window))
+                    .orderBy("line").select("line", "text", "valid_utf8").collect())
+            text, valid = "", True
+            for i, (line, line_text, line_valid) in enumerate(rows):
+                text = line_text if i == 0 else text + "\n" + line_text
+                valid = valid and bool(line_valid)
+                if not still_open.match(text):
+                    end = line
+                    break
+                if len(text) > MAX_RECORD_CHARACTERS:
+                    break
+            if end is None and (rows[-1][0] >= last_line or len(text) > MAX_RECORD_CHARACTERS):
+                if opener == last_line:
+                    break
+                first = rows[0][1]
+                raise ExtractError(
+                    f"{path}: line {opener}: the reader could not find the end of this record (UNQUOTED VALUE) "
+                    f"and read the lines after it into it. The line starts {first[:80]!r}: a quote there is "
+                    "probably never closed. Close or remove the quote (a field that contains a quote must be "
+                    "quoted with the quote doubled) and load again.")
+            window *= 2
+        if end is None:
+            break  # the last line: its own record
+        spans.append((opener, end, text, valid))
+        covered_to = end
+    return spans
+
+
+def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
+                            log: Log = lambda message: None) -> tuple[TableLoad, Any]:
+    """Load one CSV file into Spark's staging.<table>; return the counts (loader.TableLoad) and its rejects (a
+    DataFrame of ingest.rejects rows, written by the caller with the other tables' in one job)."""
+    from pyspark.sql import functions as F
+
+    header = loader.read_csv_header(path)
+    delimiter = loader.csv_delimiter(path)
+    by_lower = {name.lower(): name for name in header}
+    missing = [c for c in table.required_columns if c not in by_lower]
+    if missing:
+        raise ExtractError(
+            f"{path}: required column(s) {', '.join(missing)} missing from the header "
+            f"(found: {', '.join(header)}). See docs/extract_formats.md (the canonical layout)."
+        )
+    ignored = [name for name in header if name.lower() not in table.column_names]
+    log(f"{table.name}: reading {path.name} on Spark")
+    grammar, grammar_py = csv_grammar(delimiter), csv_grammar(delimiter, python=True)
+
+    # 1. numbered physical lines; the lines whose quote stays open start records over several lines
+    lines = numbered_lines(spark, path)
+    data = lines.where(F.col("line") > 1)
+    marked = data.select("line", (F.col("text") != "").alias("filled"),
+                         (~F.col("text").rlike(grammar.record) & F.col("text").rlike(grammar.still_open))
+                         .alias("opens"))
+    summary = marked.agg(F.count("*"), F.coalesce(F.max("line"), F.lit(1)),
+                         F.sum(F.when(~F.col("filled"), 1).otherwise(0)),
+                         F.sort_array(F.collect_list(F.when(F.col("opens"), F.col("line"))))).first()
+    physical_lines, last_line, empty_lines = int(summary[0]), int(summary[1]), int(summary[2] or 0)
+    openers = list(summary[3])
+    spans = _spans(lines, path, openers, last_line, grammar_py) if openers else []
+
+    # 2. records: each line outside a multi-line record that is not blank, and the multi-line records
+    single = data.where(F.col("text") != "")
+    if spans:
+        covered = spark.createDataFrame([(first, last) for first, last, _, _ in spans], "first BIGINT, last BIGINT") \
+            .select(F.explode(F.sequence("first", "last")).alias("line"))
+        single = single.join(F.broadcast(covered), "line", "left_anti")
+        multi = spark.createDataFrame([(first, text, valid) for first, _, text, valid in spans],
+                                      "line BIGINT, text STRING, valid_utf8 BOOLEAN")
+        records = single.select("line", "text", "valid_utf8").unionByName(multi)
+    else:
+        records = single.select("line", "text", "valid_utf8")
+    fields = split_fields_column(F.col("text"), grammar)
+    records = records.select(
+        "line", "text", fields.alias("fields"),
+        F.when(~F.col("valid_utf8"), F.lit("INVALID ENCODING"))
+         .when(~F.col("text").rlike(grammar.record), F.lit("UNQUOTED VALUE"))
+         .when(F.size(fields) < len(header), F.lit("MISSING COLUMNS"))
+         .when(F.size(fields) > len(header), F.lit("TOO MANY COLUMNS")).alias("error_type"),
+    ).localCheckpoint(eager=True)
+
+    # 3. malformed records; one over several lines stops the load (as in loader._reconcile)
+    counted = records.agg(F.count("*"), F.count("error_type"),
+                          F.min(F.when(F.col("error_type").isNotNull() & F.col("text").contains("\n"),
+                                       F.col("line")))).first()
+    input_records, malformed_count, bad_line = int(counted[0]), int(counted[1]), counted[2]
+    if bad_line is not None:
+        bad = records.where(F.col("line") == bad_line).first()
+        raise ExtractError(
+            f"{path}: line {bad_line}: the reader could not find the end of this record ({bad['error_type']}) and "
+            f"read the lines after it into it. The line starts {bad['text'].split(chr(10))[0][:80]!r}: a quote "
+            "there is probably never closed. Close or remove the quote (a field that contains a quote must be "
+            "quoted with the quote doubled) and load again.")
+    malformed_rejects = records.where(F.col("error_type").isNotNull()).select(
+        F.lit(table.name).alias("table_name"), F.lit(path.name).alias("file_name"), F.col("line"),
+        F.lit(None).cast("string").alias("column_name"), F.lit("malformed_line").alias("reason"),
+        F.concat(F.col("error_type"), F.lit(": "),
+                 F.when(F.col("error_type") == "INVALID ENCODING",
+                        F.lit("Invalid unicode (byte sequence mismatch) detected. This file is not utf-8 encoded; "
+                              + loader.ENCODING_FIX))
+                 .when(F.col("error_type") == "UNQUOTED VALUE", F.lit("Value with unterminated quote found."))
+                 .otherwise(F.concat(F.lit(f"Expected Number of Columns: {len(header)} Found: "),
+                                     F.size("fields").cast("string")))).alias("detail"),
+        F.col("text").alias("record"))
+
+    # 4. the well-formed records as the loader's `_source`, typed and checked by the loader's SQL
+    good = records.where(F.col("error_type").isNull())
+    good.select(F.col("line").alias("_record"),
+                *[F.col("fields")[i].alias(name) for i, name in enumerate(header)]) \
+        .createOrReplaceTempView("_source")
+    source = loader._OpenedSource(header, header, by_lower, {name.lower(): "VARCHAR" for name in header}, ignored,
+                                  numbered=True)
+    checks = loader._row_checks(table, source)
+    create = loader._staging_table_sql(table, source, checks)
+    select = create.split(" AS\n", 1)[1] if " AS\n" in create else create.split(" AS ", 1)[1]
+    spark.sql(ingest_spark_sql(select)).createOrReplaceTempView("_staged")
+
+    # 5. each row's reason: the first parse problem, else a repeated id or an unknown person (the loader's
+    # _find_late_rejects); stored once, then split into the loaded rows and the rejects
+    details = " ".join(
+        f"WHEN _reason = {quote_literal(reason)} AND _reason_column = {quote_literal(column)} "
+        f"THEN {quote_literal(loader.reject_detail(reason, column, table))}"
+        for reason, column in sorted({(r, c) for _, r, c in checks}))
+    classified = spark.sql(_classified_sql(table, details)).localCheckpoint(eager=True)
+    names = [column.name for column in table.columns]
+    spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
+    classified.where("reason IS NULL").select(*names).write.format("parquet").saveAsTable(f"staging.{table.name}")
+    row_rejects = classified.where("reason IS NOT NULL").select(
+        F.lit(table.name).alias("table_name"), F.lit(path.name).alias("file_name"), F.col("_record").alias("line"),
+        "column_name", "reason", "detail", "record")
+
+    # 6. the counts, from the stored rows; input = loaded + rejected, and the lines = records + blank lines + the
+    # line breaks inside quoted fields
+    counts = {reason: int(n) for reason, n in classified.groupBy("reason").count().collect()}
+    loaded = counts.pop(None, 0)
+    if malformed_count:
+        counts["malformed_line"] = malformed_count
+    quoted_line_breaks = sum(last - first for first, last, _, _ in spans)
+    # Empty lines inside a quoted field belong to their record; the others are blank lines (skipped, as DuckDB does).
+    blank_lines = empty_lines - sum(piece == "" for _, _, text, _ in spans for piece in text.split("\n")[1:])
+    result = TableLoad(
+        table=table.name, file=path.name, input_records=input_records, loaded=loaded,
+        rejected_by_reason={reason: counts.get(reason, 0) for reason in spec.REJECT_REASON_CODES},
+        ignored_columns=ignored, physical_lines=physical_lines, blank_lines=blank_lines,
+        quoted_line_breaks=quoted_line_breaks)
+    if result.input_records != result.loaded + result.rejected:
+        raise AssertionError(f"{path}: row accounting does not add up: {result}")
+    if physical_lines != input_records + blank_lines + quoted_line_breaks:
+        raise AssertionError(f"{path}: {physical_lines:,} data lines are not {input_records:,} records, "
+                             f"{blank_lines:,} blank lines and {quoted_line_breaks:,} line breaks inside quoted fields")
+    for view in ("_source", "_staged"):
+        spark.catalog.dropTempView(view)
+    log(f"{table.name}: {result.input_records:,} records, {result.loaded:,} loaded, {result.rejected:,} rejected "
+        "(on Spark)")
+    return result, row_rejects.unionByName(malformed_rejects)
+
+
+def _classified_sql(table: Table, details: str) -> str:
+    """Every well-formed record of `_staged` with its reason (NULL: it loads), column, detail and record: the first
+    parse problem (`_reason`), else a repeated id (every copy after the first record of an id), else a person the
+    staging.person table does not have (loader._find_late_rejects decides the same way)."""
+    pk = table.primary_key
+    typed_record = json_with_nulls("named_struct(" + ", ".join(
+        f"{quote_literal(c.name)}, {_backquoted(c.name)}" for c in table.columns) + ")")
+    copy = (f"CASE WHEN _reason IS NULL THEN row_number() OVER (PARTITION BY _reason IS NULL, {_backquoted(pk)} "
+            "ORDER BY _record) END") if pk else "1"
+    unknown, persons = "FALSE", ""
+    if table.references_person:
+        unknown = "_reason IS NULL AND known._known_person IS NULL"
+        persons = ("LEFT JOIN (SELECT DISTINCT person_id AS _known_person FROM staging.person) known "
+                   "ON known._known_person = s.person_id")
+    pk_literal = quote_literal(pk or "")
+    return f"""
+        SELECT *,
+               CASE WHEN _reason IS NOT NULL THEN _reason WHEN _copy > 1 THEN 'duplicate_primary_key'
+                    WHEN _unknown THEN 'unknown_person' END AS reason,
+               CASE WHEN _reason IS NOT NULL THEN _reason_column WHEN _copy > 1 THEN {pk_literal}
+                    WHEN _unknown THEN 'person_id' END AS column_name,
+               CASE WHEN _reason IS NOT NULL THEN CASE {details} END
+                    WHEN _copy > 1 THEN {quote_literal((pk or '') + " repeats an earlier row's id")}
+                    WHEN _unknown THEN 'person_id ' || person_id || ' is not in the person table' END AS detail,
+               CASE WHEN _reason IS NOT NULL THEN _raw_record WHEN _copy > 1 OR _unknown THEN {typed_record}
+                    END AS record
+        FROM (SELECT s.*, {copy} AS _copy, {unknown} AS _unknown FROM _staged s {persons})"""
+
+
+def load_extract_on_spark(spark: Any, extract_dir: Path, log: Log = lambda message: None) -> dict[str, TableLoad]:
+    """Load every table of a canonical CSV extract into Spark (person first, so events can be checked against it):
+    staging.<table>, ingest.rejects and ingest.load_counts, as loader.load_extract writes them on DuckDB. The files
+    resolve inside the extract folder (containment.inside_folder, through loader.canonical_sources)."""
+    sources = loader.canonical_sources(Path(extract_dir))
+    refused = [source.path.name for source in sources.values() if source is not None and loader.is_parquet(source.path)]
+    if refused:
+        raise ExtractError(f"{extract_dir}: the Spark ingest reads CSV files only; {', '.join(refused)} is Parquet: "
+                           "load this extract with the DuckDB ingest (the default engine).")
+    create_ingest_tables(spark)
+    loads: dict[str, TableLoad] = {}
+    rejects: list[Any] = []
+    for table in spec.TABLES:
+        source = sources.get(table.name)
+        if source is None:
+            create_empty_staging_table(spark, table)
+            loads[table.name] = TableLoad(table.name, "", 0, 0, {r: 0 for r in spec.REJECT_REASON_CODES})
+            log(f"{table.name}: no file in the extract (optional table), created empty")
+            continue
+        loads[table.name], table_rejects = load_csv_table_on_spark(spark, table, source.path, log)
+        rejects.append(table_rejects)
+    for table_rejects in rejects[1:]:
+        rejects[0] = rejects[0].unionByName(table_rejects)
+    if rejects:
+        rejects[0].write.insertInto(tables.INGEST_REJECTS)
+    write_load_counts(spark, loads)
+    return loads
+
+
+def write_load_counts(spark: Any, loads: dict[str, TableLoad]) -> None:
+    """ingest.load_counts on Spark, with loader.write_load_counts's columns."""
+    import json
+
+    reason_columns = ", ".join(f"{reason} BIGINT" for reason in spec.REJECT_REASON_CODES)
+    schema = (f"table_name STRING, file_name STRING, input_records BIGINT, loaded BIGINT, rejected BIGINT, "
+              f"{reason_columns}, ignored_columns STRING")
+    rows = [(load.table, load.file, load.input_records, load.loaded, load.rejected,
+             *[load.rejected_by_reason[r] for r in spec.REJECT_REASON_CODES], json.dumps(load.ignored_columns))
+            for load in loads.values()]
+    spark.sql(f"DROP TABLE IF EXISTS {tables.INGEST_LOAD_COUNTS}")
+    spark.createDataFrame(rows, schema).write.format("parquet").saveAsTable(tables.INGEST_LOAD_COUNTS)

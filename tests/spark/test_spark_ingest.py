@@ -1,0 +1,139 @@
+"""Ingest on Spark keeps the DuckDB loader's promise (pipelines/ingest/spark_loader.py): the same extract loaded by
+DuckDB (pipelines/ingest/loader.py) and by Spark gives the same rejects, at the same physical lines, columns and
+reasons, the same counts per reason, and staging tables with the same fingerprints (pipelines/engine/
+fingerprint.py); a quote that is never closed stops both loads at the same line.
+
+The extracts: the hand-written one with a planted reject on most lines (tests/support/planted_rejects.py), and the
+generated extract of the same-study comparison (300 patients, seed 1: its planted defects) with hostile corruptions
+on top (tests/support/hostile_extracts.py and the CSV cases below): a record over two physical lines, blank lines,
+CRLF line ends from one line on, a byte-order mark, a Latin-1 byte, a gzip-compressed file, quoted fields with the
+delimiter, a doubled quote and spaces around them, a quote inside an unquoted field, text after a closing quote,
+a line of spaces, an unclosed quote on the last line, and numbers and dates DuckDB's casts read in their own way.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pipelines import extract_spec as spec
+from pipelines.engine import as_engine
+from pipelines.engine.fingerprint import table_fingerprint
+from pipelines.ingest.loader import ExtractError, load_extract
+from pipelines.ingest.spark_loader import load_extract_on_spark
+from tests.support import hostile_extracts as hostile
+from tests.support.planted_rejects import EXPECTED_REJECTS, write_fixture
+
+pytestmark = pytest.mark.spark
+
+PATIENTS, SEED = 300, 1  # the extract of tests/spark/test_same_study_on_spark.py: generated once per test run
+REJECT_KEY = "table_name, file_name, line, column_name, reason"
+
+# Values DuckDB's casts read in their own way (pipelines/engine/spark_ingest.py), each on its own physical line.
+DAYS_SUPPLY = ["1e3", "1_000", "1.5", "1e30", "0x10", " 0005 ", "-0", "1E1", "99999999999", ".5e1"]
+VALUE_AS_NUMBER = ["inf", "-Infinity", "nan", "1e400", "1.5d", ".5", "5.", "1_000.5", "+2", "1__0"]
+VISIT_END_DATE = ["2019-1-5", "19-01-05", "2020-02-30", "20190101", " 2019-01-05 ", "2019-01-05T00:00",
+                  "2020-2-29", "02019-01-05"]
+# Lines appended to procedure_occurrence.csv (procedure_occurrence_id,person_id,procedure_vocabulary,procedure_code,
+# procedure_date,visit_occurrence_id), each a case of DuckDB's quoting rules; the last one leaves its quote open.
+PROCEDURE_LINES = [
+    '9001,1,CPT,"93,922",2016-08-25,',  # a quoted delimiter
+    '9002,1,CPT, "93922" ,2016-08-25,',  # spaces around a quoted field
+    '9003,1,CPT,9"3922,2016-08-25,',  # a quote inside an unquoted field is text
+    '9004,1,"CPT""4",93922,2016-08-25,',  # a doubled quote
+    '9005,1,CPT,"93922"x,2016-08-25,',  # text after the closing quote: malformed
+    '9006,1,CPT,"",2016-08-25,',  # a quoted empty field: missing_required_field
+    "   ",  # spaces only: malformed
+    '9007,1,CPT,93922,2016-08-25,"',  # a quote opened on the last line: malformed
+]
+
+
+def rejects_on_duckdb(con) -> set[tuple]:
+    return set(con.execute(f"SELECT {REJECT_KEY} FROM ingest.rejects").fetchall())
+
+
+def rejects_on_spark(spark) -> set[tuple]:
+    return {tuple(row) for row in spark.sql(f"SELECT {REJECT_KEY} FROM ingest.rejects").collect()}
+
+
+def assert_same_ingest(con, spark) -> None:
+    """Rejects (file, line, column, reason; the raw record of every row reject), counts per reason and staging
+    tables identical on both engines."""
+    assert rejects_on_spark(spark) == rejects_on_duckdb(con)
+    row_records = "SELECT table_name, line, record FROM ingest.rejects WHERE reason <> 'malformed_line'"
+    assert {tuple(r) for r in spark.sql(row_records).collect()} == set(con.execute(row_records).fetchall())
+    counts = f"SELECT table_name, input_records, loaded, rejected, {', '.join(spec.REJECT_REASON_CODES)} " \
+             "FROM ingest.load_counts"
+    assert {tuple(r) for r in spark.sql(counts).collect()} == set(con.execute(counts).fetchall())
+    for table in spec.TABLES:
+        duck = table_fingerprint(as_engine(con), f"staging.{table.name}")
+        on_spark = table_fingerprint(as_engine(spark), f"staging.{table.name}")
+        assert on_spark.differences(duck) == [], f"staging.{table.name} on Spark differs from DuckDB"
+
+
+def test_planted_rejects_are_found_on_spark_as_on_duckdb(spark, tmp_path):
+    folder = write_fixture(tmp_path / "extract")
+    con = duckdb.connect()
+    load_extract(con, folder)
+    load_extract_on_spark(spark, folder)
+    found = {(row["table_name"], row["line"], row["reason"], row["column_name"])
+             for row in spark.sql("SELECT * FROM ingest.rejects").collect()}
+    assert found == EXPECTED_REJECTS
+    assert_same_ingest(con, spark)
+
+
+def _append_lines(path, lines: list[str]) -> None:
+    path.write_bytes(path.read_bytes() + ("\n".join(lines) + "\n").encode())
+
+
+@pytest.fixture(scope="module")
+def hostile_extract(generated_extract, tmp_path_factory):
+    folder = hostile.copy_extract(generated_extract(PATIENTS, SEED).path, tmp_path_factory.mktemp("spark_ingest")
+                                  / "extract")
+    hostile.quoted_line_break(folder, "person", line=12, column="race")
+    hostile.byte_order_mark(folder, "person")
+    hostile.blank_lines(folder, "condition_occurrence", after=[5, 9, 10])
+    hostile.quoted_line_break(folder, "condition_occurrence", line=30, column="condition_code")
+    for offset, value in enumerate(DAYS_SUPPLY):
+        hostile.set_field(folder, "drug_exposure", 40 + offset, "days_supply", value)
+    hostile.mixed_line_endings(folder, "drug_exposure", from_line=100)
+    for offset, value in enumerate(VALUE_AS_NUMBER):
+        hostile.set_field(folder, "measurement", 50 + offset, "value_as_number", value)
+    hostile.latin1_byte(folder, "measurement", line=70)
+    for offset, value in enumerate(VISIT_END_DATE):
+        hostile.set_field(folder, "visit_occurrence", 60 + offset, "visit_end_date", value)
+    hostile.gzip_table(folder, "observation_period")
+    _append_lines(hostile.table_path(folder, "procedure_occurrence"), PROCEDURE_LINES)
+    return folder
+
+
+def test_hostile_generated_extract_loads_identically_on_both_engines(spark, hostile_extract):
+    con = duckdb.connect()
+    load_extract(con, hostile_extract)
+    load_extract_on_spark(spark, hostile_extract)
+    assert_same_ingest(con, spark)
+    # The comparison covers what it claims: the planted and added rejects are there, with the reasons expected.
+    reasons = {reason for (_, _, _, _, reason) in rejects_on_duckdb(con)}
+    assert {"malformed_line", "missing_required_field", "unparseable_date", "unparseable_number",
+            "non_integer_number", "infinite_number", "number_out_of_range", "duplicate_primary_key",
+            "unknown_person"} <= reasons
+    procedure = hostile.table_path(hostile_extract, "procedure_occurrence")
+    first = len(procedure.read_bytes().splitlines()) - len(PROCEDURE_LINES) + 1
+    assert {(line, reason) for (table, _, line, _, reason) in rejects_on_spark(spark)
+            if table == "procedure_occurrence"} == {
+        (first + 4, "malformed_line"), (first + 5, "missing_required_field"), (first + 6, "malformed_line"),
+        (first + 7, "malformed_line")}
+    quoted = spark.sql("SELECT procedure_code, procedure_vocabulary FROM staging.procedure_occurrence "
+                       "WHERE procedure_occurrence_id IN ('9001', '9003', '9004') ORDER BY procedure_occurrence_id")
+    assert [tuple(row) for row in quoted.collect()] == [("93,922", "CPT4"), ('9"3922', "CPT4"), ("93922", 'CPT"4')]
+    loads = spark.sql("SELECT sum(input_records), sum(loaded), sum(rejected) FROM ingest.load_counts").first()
+    assert loads[0] == loads[1] + loads[2]
+
+
+def test_a_quote_never_closed_stops_both_loads_at_its_line(spark, tmp_path):
+    folder = write_fixture(tmp_path / "extract")
+    hostile.unterminated_quote(folder, "person", line=4)
+    with pytest.raises(ExtractError, match="person.csv: line 4"):
+        load_extract(duckdb.connect(), folder)
+    with pytest.raises(ExtractError, match="person.csv: line 4"):
+        load_extract_on_spark(spark, folder)
