@@ -645,8 +645,9 @@ def _typed_columns_sql(table: Table, source: _OpenedSource) -> str:
 
 
 def _staging_table_sql(table: Table, source: _OpenedSource, checks: list[RowCheck]) -> str:
-    """CREATE TABLE staging.<table> in one pass over the file: the staging values, each row's first reject reason
-    and its column, and the raw record of rejected rows (helper columns dropped once the rejects are written)."""
+    """CREATE TABLE staging.<table> in one pass over the file: the staging values, the number of each row's first
+    failing check in `checks` (`_check`), and the raw record of rejected rows (helper columns dropped once the
+    rejects are written)."""
     folds = [f"{folded} AS {_folded_ref(column.name)}" for column in table.columns
              if (folded := fold_expr(column, _typed_ref(column.name))) is not None]
     # One CASE names the first failing check by its number (`_check`); its reason and column are looked up from
