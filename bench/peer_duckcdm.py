@@ -61,9 +61,9 @@ for table, fields in cdm_fields().items():
 load = {"cpu_seconds": time.process_time() - cpu_started, "wall_seconds": time.time() - started}
 persons = con.execute("SELECT count(*) FROM main.person").fetchone()[0]
 started, cpu_started = time.time(), time.process_time()
-failed = run_achilles(con, cdm_schema="main", results_schema="results", cdm_version=version, log=None)
+done, failed = run_achilles(con, cdm_schema="main", results_schema="results", cdm_version=version, log=None)
 achilles = {"cpu_seconds": time.process_time() - cpu_started, "wall_seconds": time.time() - started,
-            "failed_analyses": len(failed), "failed_ids": [str(f[0]) for f in failed]}
+            "analyses": len(done), "failed": {str(aid): error for aid, error in failed}}
 print(json.dumps({"load": load, "achilles": achilles, "persons": persons, "cdm_version": version}))
 """
 
@@ -139,8 +139,9 @@ def print_round(number: int, figures: dict) -> None:
     print(f"round {number} (load {' '.join(peer['load_average'])})")
     print(f"  ours: ingest             {cell(ours['ingest'])}   {ours['persons']:,} persons ({ours['format']})")
     print(f"  peer: typed load         {cell(peer['load'])}   {peer['persons']:,} persons (CDM {peer['cdm_version']})")
-    print(f"  peer: Achilles           {cell(peer['achilles'])}   {peer['achilles']['failed_analyses']} analyses failed "
-          f"{', '.join(peer['achilles'].get('failed_ids', []))}")
+    failed = peer["achilles"]["failed"]
+    print(f"  peer: Achilles           {cell(peer['achilles'])}   {peer['achilles']['analyses']} analyses"
+          + (f", failed: {', '.join(failed)} ({next(iter(failed.values()))})" if failed else ""))
     if "whole_run" in ours:
         print(f"  ours: whole study        {cell(ours['whole_run'])}   success {ours['whole_run']['success']}")
     print(f"  ingest / peer's load: CPU {ours['ingest']['cpu_seconds'] / peer['load']['cpu_seconds']:.1f}x")
