@@ -31,7 +31,8 @@ from pipelines.engine.fingerprint import table_fingerprint
 from pipelines.ingest import loader
 
 extract, database, memory_limit = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-con = duckdb.connect(database, config={"preserve_insertion_order": "true", "memory_limit": memory_limit})
+con = duckdb.connect(database, config={"preserve_insertion_order": "true", "memory_limit": memory_limit,
+                                  "enable_progress_bar": "false"})
 started, cpu_started = time.time(), time.process_time()
 loader.load_extract(con, extract)
 cpu, wall = time.process_time() - cpu_started, time.time() - started
@@ -55,8 +56,8 @@ outputs["ingest.rejects"] = con.execute(
     "FROM ingest.rejects r").fetchone()
 outputs["ingest.load_counts"] = [list(map(str, row)) for row in con.execute(
     "SELECT * FROM ingest.load_counts ORDER BY table_name").fetchall()]
-print(json.dumps({"cpu_seconds": round(cpu, 2), "wall_seconds": round(wall, 2), "load": open("/proc/loadavg").read().split()[:3],
-                  "outputs": outputs}, default=str))
+print("COMPARE_INGEST_FIGURES " + json.dumps({"cpu_seconds": round(cpu, 2), "wall_seconds": round(wall, 2), "load": open("/proc/loadavg").read().split()[:3],
+                  "outputs": outputs}, default=str), flush=True)
 """
 
 
@@ -67,7 +68,10 @@ def run_ingest(code: Path, extract: Path, memory_limit: str) -> dict:
                                memory_limit], cwd=code, env=environment, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{code}: the ingest failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures = [line for line in done.stdout.splitlines() if line.startswith("COMPARE_INGEST_FIGURES ")]
+    if not figures:
+        raise SystemExit(f"{code}: the ingest printed no figures:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads(figures[-1].split(" ", 1)[1])
 
 
 def main() -> None:

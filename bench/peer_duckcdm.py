@@ -90,8 +90,9 @@ import dagster as dg
 from pipelines.run import run_study
 
 folder, database, home = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+max_reject_share = float(sys.argv[4]) if len(sys.argv) > 4 else None
 with dg.instance_for_test(temp_dir=home) as instance:
-    result = run_study(folder, database, instance=instance)
+    result = run_study(folder, database, instance=instance, max_reject_share=max_reject_share)
 print(json.dumps({"whole_run": {"cpu_seconds": time.process_time() - cpu_started,
                                 "wall_seconds": time.time() - started, "success": result.success}}))
 """
@@ -115,7 +116,7 @@ def run_child(python: str, code: str, arguments: list[str], pythonpath: Path | N
     return figures
 
 
-def one_round(extract: Path, peer_python: str, whole_run: bool) -> dict:
+def one_round(extract: Path, peer_python: str, whole_run: bool, max_reject_share: float | None = None) -> dict:
     figures = {}
     with tempfile.TemporaryDirectory(prefix="legcramp-peer-") as tmp:
         work = Path(tmp)
@@ -126,7 +127,8 @@ def one_round(extract: Path, peer_python: str, whole_run: bool) -> dict:
             (work / "dagster_home").mkdir()
             (work / "dagster_home" / "dagster.yaml").write_text((PROJECT_DIR / "dagster.yaml").read_text())
             figures["ours"].update(run_child(sys.executable, _OURS_WHOLE_RUN, [
-                str(extract), str(work / "study.duckdb"), str(work / "dagster_home")], PROJECT_DIR))
+                str(extract), str(work / "study.duckdb"), str(work / "dagster_home"),
+                *([str(max_reject_share)] if max_reject_share is not None else [])], PROJECT_DIR))
     return figures
 
 
@@ -158,12 +160,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-whole-run", dest="whole_run", action="store_false",
                         help="compare the ingest with the peer's load only")
+    parser.add_argument("--max-reject-share", type=float,
+                        help="the whole run's reject limit (Eunomia GiBleed needs 0.5, as its test: most of its drug "
+                             "records name no ingredient the study reads)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "peer_duckcdm.json")
     args = parser.parse_args()
 
     rounds = []
     for number in range(1, args.rounds + 1):
-        figures = one_round(args.extract.resolve(), args.peer_python, args.whole_run)
+        figures = one_round(args.extract.resolve(), args.peer_python, args.whole_run, args.max_reject_share)
         print_round(number, figures)
         rounds.append(figures)
     peer_version = subprocess.run([args.peer_python, "-c", "import duckcdm, duckdb; "
