@@ -31,8 +31,8 @@ from pipelines.engine.fingerprint import table_fingerprint
 from pipelines.ingest import loader
 
 extract, database, memory_limit = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-con = duckdb.connect(database, config={"preserve_insertion_order": "true", "memory_limit": memory_limit,
-                                  "enable_progress_bar": "false"})
+con = duckdb.connect(database, config={"preserve_insertion_order": "true", "memory_limit": memory_limit})
+con.execute("SET enable_progress_bar = false")
 started, cpu_started = time.time(), time.process_time()
 loader.load_extract(con, extract)
 cpu, wall = time.process_time() - cpu_started, time.time() - started
