@@ -48,8 +48,11 @@ class Engine:  # the fingerprint's engine interface over this connection
 outputs = {}
 for table in spec.TABLES:
     fingerprint = table_fingerprint(Engine(), f"staging.{table.name}")
-    # Position-tied: a row hashed with its rowid, so the same rows in another order sum differently.
-    ordered = con.execute(f"SELECT CAST(sum(hash(rowid, t)) AS VARCHAR) FROM staging.{table.name} t").fetchone()[0]
+    # Position-tied: a row hashed with its position, so the same rows in another order sum differently. The
+    # position, not the rowid: rowid values (the gaps left by deleted rejects) follow DuckDB's storage layout,
+    # which no later stage reads.
+    ordered = con.execute(f"SELECT CAST(sum(hash(position, row)) AS VARCHAR) FROM (SELECT row_number() OVER "
+                          f"(ORDER BY rowid) AS position, t AS row FROM staging.{table.name} t)").fetchone()[0]
     outputs[f"staging.{table.name}"] = [fingerprint.rows, list(fingerprint.hash_sums), ordered]
 outputs["ingest.rejects"] = con.execute(
     "SELECT count(*), md5(string_agg(md5(CAST(r AS VARCHAR)), '' ORDER BY table_name, line, column_name, reason)) "
