@@ -3,6 +3,7 @@
     python bench/run_benchmark.py --patients 1000000 [--format csv|parquet] [--memory-limit 6GB]
     python bench/run_benchmark.py --patients 100000 1000000     # also: how each stage scales with N
     python bench/run_benchmark.py --patients 20000 --engine spark   # also: the phenotype and cohort stages on Spark
+    python bench/run_benchmark.py --patients 1000000 --peer-python /tmp/peer-venv/bin/python   # also: the duckcdm peer
     make bench N=1000000
     make bench N="100000 1000000"
 
@@ -29,6 +30,8 @@ import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -361,9 +364,18 @@ def main() -> None:
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"],
                         help="spark: also run the phenotype and cohort stages on local Spark (pyspark, Java 17)")
+    parser.add_argument("--peer-python", help="also measure the duckcdm peer (bench/peer_duckcdm.py) with this "
+                        "interpreter of its own environment, on --peer-extract")
+    parser.add_argument("--peer-extract", type=Path, default=BENCH_DIR.parent.parent / "shared" / "data" / "omop"
+                        / "eunomia_gibleed_v5.3", help="the OMOP CDM folder both sides load for the peer comparison")
     args = parser.parse_args()
 
     RESULTS_DIR.mkdir(exist_ok=True)
+    if args.peer_python:
+        # Its own processes and figures file (bench/results/peer_duckcdm.json): the peer never runs in this
+        # environment, and the OMOP folder is not the benchmark's extract.
+        subprocess.run([sys.executable, str(BENCH_DIR / "peer_duckcdm.py"), "--extract", str(args.peer_extract),
+                        "--peer-python", args.peer_python], check=True)
     runs = []
     for patients in sorted(args.patients):
         figures = benchmark(patients, args.format, args.seed, args.memory_limit, args.keep_database, args.engine)
