@@ -40,7 +40,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from pipelines.engine.dialect import ProjectSpark, _row_hash
+from pipelines.engine.dialect import ProjectSpark, _duckdb_functions
 
 # The end of the text: Java's \z; Python's re spells it \Z (csv_grammar(..., python=True)).
 _JAVA_END, _PYTHON_END = r"\z", r"\Z"
@@ -140,7 +140,7 @@ def _anonymous(self: Any, expression: exp.Anonymous) -> str:
     if expression.name.lower() == "to_json":
         [value] = expression.expressions
         return json_with_nulls(self.sql(value))
-    return _row_hash(self, expression)
+    return _duckdb_functions(self, expression)
 
 
 def json_with_nulls(value_sql: str) -> str:
