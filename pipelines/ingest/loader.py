@@ -724,14 +724,19 @@ def _count_malformed_lines(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return con.execute("SELECT count(*) FROM _malformed").fetchall()[0][0]
 
 
+def check_case(checks: list[RowCheck], value: Callable[[str, str], str]) -> str:
+    """CASE over the check number (`_staging_table_sql`'s `_check`, 1-based in `checks` order) giving
+    `value(reason, column)` of the row's first failing check; NULL for a row that passed them all."""
+    whens = " ".join(f"WHEN {number} THEN {quote_literal(value(reason, column))}"
+                     for number, (_, reason, column) in enumerate(checks, 1))
+    return f"CASE _check {whens} END" if checks else "NULL"
+
+
 def _collect_row_rejects(con: duckdb.DuckDBPyConnection, table: Table, source: _OpenedSource,
                          checks: list[RowCheck]) -> None:
     """`_row_rejects`: every rejected row with its reason, column, readable detail and record."""
     def by_check(value: Callable[[str, str], str]) -> str:
-        """CASE over the check number (`_staging_table_sql`'s `_check`) giving `value(reason, column)`."""
-        whens = " ".join(f"WHEN {number} THEN {quote_literal(value(reason, column))}"
-                         for number, (_, reason, column) in enumerate(checks, 1))
-        return f"CASE _check {whens} END" if checks else "NULL"
+        return check_case(checks, value)
 
     con.execute(
         f"""

@@ -194,11 +194,10 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
 
     # 5. each row's reason: the first parse problem, else a repeated id or an unknown person (the loader's
     # _find_late_rejects); stored once, then split into the loaded rows and the rejects
-    details = " ".join(
-        f"WHEN _reason = {quote_literal(reason)} AND _reason_column = {quote_literal(column)} "
-        f"THEN {quote_literal(loader.reject_detail(reason, column, table))}"
-        for reason, column in sorted({(r, c) for _, r, c in checks}))
-    classified = spark.sql(_classified_sql(table, details)).localCheckpoint(eager=True)
+    first_failing = (loader.check_case(checks, lambda reason, column: reason),
+                     loader.check_case(checks, lambda reason, column: column),
+                     loader.check_case(checks, lambda reason, column: loader.reject_detail(reason, column, table)))
+    classified = spark.sql(_classified_sql(table, *first_failing)).localCheckpoint(eager=True)
     names = [column.name for column in table.columns]
     spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
     classified.where("reason IS NULL").select(*names).write.format("parquet").saveAsTable(f"staging.{table.name}")
@@ -232,31 +231,32 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
     return result, row_rejects.unionByName(malformed_rejects)
 
 
-def _classified_sql(table: Table, details: str) -> str:
+def _classified_sql(table: Table, reason_case: str, column_case: str, detail_case: str) -> str:
     """Every well-formed record of `_staged` with its reason (NULL: it loads), column, detail and record: the first
-    parse problem (`_reason`), else a repeated id (every copy after the first record of an id), else a person the
-    staging.person table does not have (loader._find_late_rejects decides the same way)."""
+    parse problem (the loader's first failing check `_check`, named by the CASEs of loader.check_case), else a
+    repeated id (every copy after the first record of an id), else a person the staging.person table does not have
+    (loader._find_late_rejects decides the same way)."""
     pk = table.primary_key
     typed_record = json_with_nulls("named_struct(" + ", ".join(
         f"{quote_literal(c.name)}, {_backquoted(c.name)}" for c in table.columns) + ")")
-    copy = (f"CASE WHEN _reason IS NULL THEN row_number() OVER (PARTITION BY _reason IS NULL, {_backquoted(pk)} "
+    copy = (f"CASE WHEN _check IS NULL THEN row_number() OVER (PARTITION BY _check IS NULL, {_backquoted(pk)} "
             "ORDER BY _record) END") if pk else "1"
     unknown, persons = "FALSE", ""
     if table.references_person:
-        unknown = "_reason IS NULL AND known._known_person IS NULL"
+        unknown = "_check IS NULL AND known._known_person IS NULL"
         persons = ("LEFT JOIN (SELECT DISTINCT person_id AS _known_person FROM staging.person) known "
                    "ON known._known_person = s.person_id")
     pk_literal = quote_literal(pk or "")
     return f"""
         SELECT *,
-               CASE WHEN _reason IS NOT NULL THEN _reason WHEN _copy > 1 THEN 'duplicate_primary_key'
+               CASE WHEN _check IS NOT NULL THEN {reason_case} WHEN _copy > 1 THEN 'duplicate_primary_key'
                     WHEN _unknown THEN 'unknown_person' END AS reason,
-               CASE WHEN _reason IS NOT NULL THEN _reason_column WHEN _copy > 1 THEN {pk_literal}
+               CASE WHEN _check IS NOT NULL THEN {column_case} WHEN _copy > 1 THEN {pk_literal}
                     WHEN _unknown THEN 'person_id' END AS column_name,
-               CASE WHEN _reason IS NOT NULL THEN CASE {details} END
+               CASE WHEN _check IS NOT NULL THEN {detail_case}
                     WHEN _copy > 1 THEN {quote_literal((pk or '') + " repeats an earlier row's id")}
                     WHEN _unknown THEN 'person_id ' || person_id || ' is not in the person table' END AS detail,
-               CASE WHEN _reason IS NOT NULL THEN _raw_record WHEN _copy > 1 OR _unknown THEN {typed_record}
+               CASE WHEN _check IS NOT NULL THEN _raw_record WHEN _copy > 1 OR _unknown THEN {typed_record}
                     END AS record
         FROM (SELECT s.*, {copy} AS _copy, {unknown} AS _unknown FROM _staged s {persons})"""
 
