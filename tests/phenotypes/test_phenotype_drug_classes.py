@@ -104,7 +104,7 @@ def test_the_docs_show_how_many_codes_each_vocabulary_has(library, table):
         assert vocabulary_counts(library[phenotype_id].definition) == expected, phenotype_id
     # A vocabulary without codes is shown with 0, so a thin list stands out; composites list no codes.
     assert vocabulary_counts_text(library["oral_contraceptives"].definition) == "RxNorm 0, ATC 1 (1 prefix)"
-    assert vocabulary_counts_text(library["insulin"].definition) == "RxNorm 1, ATC 1 (1 prefix)"
+    assert vocabulary_counts_text(library["insulin"].definition) == "RxNorm 7, ATC 1 (1 prefix)"
     assert vocabulary_counts_text(library["leg_cramps"].definition) == "ICD10CM 3, ICD9CM 2, SNOMED 2"
     assert vocabulary_counts_text(library["radiculopathy"].definition) == "ICD10CM 1 (1 prefix), ICD9CM 2, SNOMED 2"
     assert vocabulary_counts_text(library["rotator_cuff_strain"].definition) == "ICD10CM 1 (1 prefix), ICD9CM 0, SNOMED 0"
@@ -147,6 +147,9 @@ PRODUCTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
     "albuterol": ("R03AC02", ("435",), {"short_acting_beta2_agonists"}),
     "quinine": ("P01BC01", ("9071",), {"quinine_start"}),
     "insulin glargine": ("A10AE04", ("274783",), {"insulin"}),
+    "insulin lispro": ("A10AB04", ("86009",), {"insulin"}),
+    "insulin degludec": ("A10AE06", ("1670007",), {"insulin"}),
+    "insulin isophane + regular human (70/30)": ("A10AD01", ("1605101", "253182"), {"insulin"}),
 }
 RECORDINGS = ("ATC", "RxNorm ingredients", "OMOP clinical drug")
 
