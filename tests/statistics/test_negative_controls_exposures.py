@@ -115,7 +115,8 @@ def published(generated_extract, tmp_path_factory):
         strict = study.model_copy(update={"small_cell_threshold": threshold})
         publish_study_results(con, strict, analysis)
         tables.update({f"strict {name}": con.execute(sql, [study.id]).df() for name, sql in queries.items()})
-        tables["strict checks"] = run_checks(con, study.id, threshold, STUDY_CHECKS)
+        tables["strict checks"] = run_checks(con, study.id, threshold, STUDY_CHECKS,
+                                             ledger=analysis.disclosure_ledger)
         tables["strict threshold"] = threshold
     return extract, tables
 
