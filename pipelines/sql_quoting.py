@@ -47,6 +47,17 @@ def quote_identifier(name: str) -> str:
     return '"' + _checked(name, "SQL identifier").replace('"', '""') + '"'
 
 
+def quote_spark_identifier(name: str) -> str:
+    """`name` as a Spark SQL identifier: `my ``odd`` column` for my `odd` column."""
+    return "`" + _checked(name, "Spark SQL identifier").replace("`", "``") + "`"
+
+
+def qualified_spark_name(dotted: str) -> str:
+    """A dotted Spark table name with each part quoted: qualified_spark_name("staging.person") ->
+    `staging`.`person`."""
+    return ".".join(quote_spark_identifier(part) for part in dotted.split("."))
+
+
 def qualified_name(*parts: str) -> str:
     """A dotted, quoted name: qualified_name("staging", "person") -> "staging"."person"."""
     if not parts:

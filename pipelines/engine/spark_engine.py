@@ -46,6 +46,7 @@ from pipelines.engine.dialect import (
     literal_sql,
     parse_statements,
 )
+from pipelines.sql_quoting import qualified_spark_name, quote_spark_identifier
 
 # DuckDB type names used in the project's Python (ADD COLUMN) and their Spark types.
 SPARK_TYPES = {"BOOLEAN": "BOOLEAN", "DATE": "DATE", "INTEGER": "INT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE",
@@ -68,8 +69,6 @@ def _table_name(table: exp.Table) -> str:
     return ".".join(part.name for part in table.parts)
 
 
-def _backquoted(table: str) -> str:
-    return ".".join(f"`{part.replace('`', '``')}`" for part in table.split("."))
 
 
 def _without_constraints(create: exp.Create) -> exp.Create:
@@ -188,8 +187,8 @@ class SparkEngine(Engine):
             self._drop_table(step.table)
         elif step.kind == ADD_COLUMN:
             if step.column not in self.columns(step.table):
-                self.spark.sql(f"ALTER TABLE {_backquoted(step.table)} ADD COLUMNS "
-                               f"(`{step.column.replace('`', '``')}` {step.column_type})")
+                self.spark.sql(f"ALTER TABLE {qualified_spark_name(step.table)} ADD COLUMNS "
+                               f"({quote_spark_identifier(step.column)} {step.column_type})")
         elif step.kind == DELETE:
             self._delete(step.table, step.sql)
         elif step.kind == INSERT:
@@ -206,13 +205,13 @@ class SparkEngine(Engine):
         if schema in ("", "temp"):
             if self.spark.catalog.dropTempView(table) or schema == "temp":
                 return
-        self.spark.sql(f"DROP TABLE IF EXISTS {_backquoted(name)}")
+        self.spark.sql(f"DROP TABLE IF EXISTS {qualified_spark_name(name)}")
 
     def _append(self, table: str, frame: Any) -> None:
         """Append `frame` to `table`, columns matched by name, the table's others NULL."""
         from pyspark.sql import functions as F
 
-        schema = self.spark.table(_backquoted(table)).schema
+        schema = self.spark.table(qualified_spark_name(table)).schema
         present = set(frame.columns)
         unknown = present - {field.name for field in schema.fields}
         if unknown:
@@ -220,14 +219,14 @@ class SparkEngine(Engine):
         aligned = frame.select([
             (F.col(f"`{field.name}`") if field.name in present else F.lit(None)).cast(field.dataType).alias(field.name)
             for field in schema.fields])
-        aligned.write.insertInto(_backquoted(table))
+        aligned.write.insertInto(qualified_spark_name(table))
 
     def _delete(self, table: str, condition: str) -> None:
-        rows = self.spark.table(_backquoted(table))
+        rows = self.spark.table(qualified_spark_name(table))
         if rows.where(f"coalesce(({condition}), false)").isEmpty():
             return  # nothing to delete: no rewrite of the table
         kept = rows.where(f"NOT coalesce(({condition}), false)").localCheckpoint(eager=True)
-        kept.write.insertInto(_backquoted(table), overwrite=True)
+        kept.write.insertInto(qualified_spark_name(table), overwrite=True)
 
     # --- results ---------------------------------------------------------------------------------------------------
     def _frame(self, sql: str, parameters: Mapping[str, Any] | None) -> Any:
@@ -263,13 +262,13 @@ class SparkEngine(Engine):
         # SHOW TABLES reads names only; catalog.listTables fetches every table's metadata.
         names = set()
         for (database,) in self.spark.sql("SHOW DATABASES").collect():
-            for row in self.spark.sql(f"SHOW TABLES IN {_backquoted(database)}").collect():
+            for row in self.spark.sql(f"SHOW TABLES IN {qualified_spark_name(database)}").collect():
                 if not row["isTemporary"]:
                     names.add(f"{database}.{row['tableName']}")
         return names
 
     def columns(self, table: str) -> list[str]:
-        return self.spark.table(_backquoted(table)).columns
+        return self.spark.table(qualified_spark_name(table)).columns
 
     def create_temp_table(self, name: str, select_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         self._frame(select_sql, parameters).localCheckpoint(eager=True).createOrReplaceTempView(name)
@@ -285,7 +284,7 @@ class SparkEngine(Engine):
             return
         from pyspark.sql import types as T
 
-        schema = self.spark.table(_backquoted(table)).schema
+        schema = self.spark.table(qualified_spark_name(table)).schema
         names = list(dict.fromkeys(name for record in records for name in record))
         fields = {field.name: field for field in schema.fields}
         unknown = set(names) - fields.keys()
@@ -315,10 +314,10 @@ class SparkEngine(Engine):
 
     def add_columns_if_absent(self, table: str, columns: Mapping[str, str]) -> None:
         present = set(self.columns(table))
-        missing = [f"`{name.replace('`', '``')}` {SPARK_TYPES[column_type.upper()]}"
+        missing = [f"{quote_spark_identifier(name)} {SPARK_TYPES[column_type.upper()]}"
                    for name, column_type in columns.items() if name not in present]
         if missing:
-            self.spark.sql(f"ALTER TABLE {_backquoted(table)} ADD COLUMNS ({', '.join(missing)})")
+            self.spark.sql(f"ALTER TABLE {qualified_spark_name(table)} ADD COLUMNS ({', '.join(missing)})")
 
 
 def duckdb_frame(rows: pa.Table) -> pd.DataFrame:

@@ -20,14 +20,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from pipelines.engine.duckdb_engine import DuckDBEngine
-from pipelines.sql_quoting import qualified_name, quote_identifier, quote_literal
+from pipelines.sql_quoting import (qualified_name, qualified_spark_name, quote_identifier, quote_literal,
+                                   quote_spark_identifier)
 
 # The schemas the phenotype and cohort stages read and the ingest writes.
 STAGE_INPUT_SCHEMAS = ("staging", "vocabulary")
-
-
-def _backquoted(table: str) -> str:
-    return ".".join(f"`{part.replace('`', '``')}`" for part in table.split("."))
 
 
 def export_stage_inputs(con: Any, folder: Path) -> list[Path]:
@@ -48,8 +45,8 @@ def register_stage_inputs(spark: Any, folder: Path) -> list[str]:
     names = []
     for path in sorted(folder.glob("*.parquet")):
         schema, table = path.stem.split(".", 1)
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
-        spark.sql(f"DROP TABLE IF EXISTS `{schema}`.`{table}`")
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote_spark_identifier(schema)}")
+        spark.sql(f"DROP TABLE IF EXISTS {quote_spark_identifier(schema)}.{quote_spark_identifier(table)}")
         spark.catalog.createTable(f"{schema}.{table}", path=str(path.resolve()), source="parquet")
         names.append(f"{schema}.{table}")
     return names
@@ -65,7 +62,7 @@ def copy_tables_to_duckdb(spark: Any, con: Any, tables: Iterable[str], folder: P
     written = {}
     for table in tables:
         path = folder / table
-        spark.table(_backquoted(table)).write.mode("overwrite").parquet(str(path))
+        spark.table(qualified_spark_name(table)).write.mode("overwrite").parquet(str(path))
         written[table] = path
     present = duck.table_names()
     copied = {}

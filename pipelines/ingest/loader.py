@@ -559,14 +559,7 @@ def _open_source(con: duckdb.DuckDBPyConnection, table: Table, path: Path, read_
         con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_source AS {_source_relation_sql(read_path, file_header)}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW _shaped_source AS {shape_sql}")
         header = [row[0] for row in con.execute("DESCRIBE _shaped_source").fetchall() if row[0] != "_record"]
-    by_lower = {name.lower(): name for name in header}
-    missing = [c for c in table.required_columns if c not in by_lower]
-    if missing:
-        raise ExtractError(
-            f"{path}: required column(s) {', '.join(missing)} missing from the header "
-            f"(found: {', '.join(header)}). See docs/extract_formats.md (the canonical layout)."
-        )
-    ignored = [name for name in header if name.lower() not in table.column_names]
+    by_lower, ignored = header_columns(path, table, header)
     if shape_sql is not None and source_columns is not None:
         ignored = [name for name in file_header if name.lower() not in source_columns]
     numbered = shape_sql is not None or is_parquet(path)
@@ -724,10 +717,25 @@ def _count_malformed_lines(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return con.execute("SELECT count(*) FROM _malformed").fetchall()[0][0]
 
 
-def check_case(checks: list[RowCheck], value: Callable[[str, str], str]) -> str:
+def header_columns(path: Path, table: Table, header: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The header's columns by lower-case name and the columns the table does not know (ignored); an ExtractError
+    naming the file when a required column is missing."""
+    by_lower = {name.lower(): name for name in header}
+    missing = [c for c in table.required_columns if c not in by_lower]
+    if missing:
+        raise ExtractError(
+            f"{path}: required column(s) {', '.join(missing)} missing from the header "
+            f"(found: {', '.join(header)}). See docs/extract_formats.md (the canonical layout)."
+        )
+    return by_lower, [name for name in header if name.lower() not in table.column_names]
+
+
+def check_case(checks: list[RowCheck], value: Callable[[str, str], str],
+               quote: Callable[[str], str] = quote_literal) -> str:
     """CASE over the check number (`_staging_table_sql`'s `_check`, 1-based in `checks` order) giving
-    `value(reason, column)` of the row's first failing check; NULL for a row that passed them all."""
-    whens = " ".join(f"WHEN {number} THEN {quote_literal(value(reason, column))}"
+    `value(reason, column)` of the row's first failing check, written as a literal by `quote` (DuckDB's by
+    default; the Spark ingest passes Spark's); NULL for a row that passed them all."""
+    whens = " ".join(f"WHEN {number} THEN {quote(value(reason, column))}"
                      for number, (_, reason, column) in enumerate(checks, 1))
     return f"CASE _check {whens} END" if checks else "NULL"
 

@@ -34,7 +34,7 @@ from pipelines.engine.spark_ingest import (csv_grammar, ingest_spark_sql, json_w
 from pipelines.extract_spec import Table
 from pipelines.ingest import loader
 from pipelines.ingest.loader import ExtractError, Log, TableLoad
-from pipelines.sql_quoting import quote_literal
+from pipelines.sql_quoting import quote_spark_identifier, quote_spark_literal
 
 # DuckDB's reader refuses a record longer than its max_line_size (2,097,152 bytes by default): a quote still open
 # after that many characters is one that is never closed.
@@ -43,10 +43,6 @@ _FIRST_WINDOW = 64  # lines fetched after a line whose quote stays open, doubled
 
 REJECTS_SCHEMA = ("table_name STRING, file_name STRING, line BIGINT, column_name STRING, reason STRING, "
                   "detail STRING, record STRING")
-
-
-def _backquoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def create_ingest_tables(spark: Any) -> None:
@@ -59,7 +55,7 @@ def create_ingest_tables(spark: Any) -> None:
 
 def create_empty_staging_table(spark: Any, table: Table) -> None:
     spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
-    columns = ", ".join(f"{_backquoted(c.name)} {SPARK_TYPES[c.type]}" for c in table.columns)
+    columns = ", ".join(f"{quote_spark_identifier(c.name)} {SPARK_TYPES[c.type]}" for c in table.columns)
     spark.sql(f"CREATE TABLE staging.{table.name} ({columns}) USING parquet")
 
 
@@ -112,14 +108,7 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
 
     header = loader.read_csv_header(path)
     delimiter = loader.csv_delimiter(path)
-    by_lower = {name.lower(): name for name in header}
-    missing = [c for c in table.required_columns if c not in by_lower]
-    if missing:
-        raise ExtractError(
-            f"{path}: required column(s) {', '.join(missing)} missing from the header "
-            f"(found: {', '.join(header)}). See docs/extract_formats.md (the canonical layout)."
-        )
-    ignored = [name for name in header if name.lower() not in table.column_names]
+    by_lower, ignored = loader.header_columns(path, table, header)
     log(f"{table.name}: reading {path.name} on Spark")
     grammar, grammar_py = csv_grammar(delimiter), csv_grammar(delimiter, python=True)
 
@@ -194,9 +183,11 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
 
     # 5. each row's reason: the first parse problem, else a repeated id or an unknown person (the loader's
     # _find_late_rejects); stored once, then split into the loaded rows and the rejects
-    first_failing = (loader.check_case(checks, lambda reason, column: reason),
-                     loader.check_case(checks, lambda reason, column: column),
-                     loader.check_case(checks, lambda reason, column: loader.reject_detail(reason, column, table)))
+    # Spark SQL text, not translated: its literals are Spark's (a detail holds an apostrophe)
+    first_failing = (loader.check_case(checks, lambda reason, column: reason, quote_spark_literal),
+                     loader.check_case(checks, lambda reason, column: column, quote_spark_literal),
+                     loader.check_case(checks, lambda reason, column: loader.reject_detail(reason, column, table),
+                                       quote_spark_literal))
     classified = spark.sql(_classified_sql(table, *first_failing)).localCheckpoint(eager=True)
     names = [column.name for column in table.columns]
     spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
@@ -238,15 +229,15 @@ def _classified_sql(table: Table, reason_case: str, column_case: str, detail_cas
     (loader._find_late_rejects decides the same way)."""
     pk = table.primary_key
     typed_record = json_with_nulls("named_struct(" + ", ".join(
-        f"{quote_literal(c.name)}, {_backquoted(c.name)}" for c in table.columns) + ")")
-    copy = (f"CASE WHEN _check IS NULL THEN row_number() OVER (PARTITION BY _check IS NULL, {_backquoted(pk)} "
+        f"{quote_spark_literal(c.name)}, {quote_spark_identifier(c.name)}" for c in table.columns) + ")")
+    copy = (f"CASE WHEN _check IS NULL THEN row_number() OVER (PARTITION BY _check IS NULL, {quote_spark_identifier(pk)} "
             "ORDER BY _record) END") if pk else "1"
     unknown, persons = "FALSE", ""
     if table.references_person:
         unknown = "_check IS NULL AND known._known_person IS NULL"
         persons = ("LEFT JOIN (SELECT DISTINCT person_id AS _known_person FROM staging.person) known "
                    "ON known._known_person = s.person_id")
-    pk_literal = quote_literal(pk or "")
+    pk_literal = quote_spark_literal(pk or "")
     return f"""
         SELECT *,
                CASE WHEN _check IS NOT NULL THEN {reason_case} WHEN _copy > 1 THEN 'duplicate_primary_key'
@@ -254,7 +245,7 @@ def _classified_sql(table: Table, reason_case: str, column_case: str, detail_cas
                CASE WHEN _check IS NOT NULL THEN {column_case} WHEN _copy > 1 THEN {pk_literal}
                     WHEN _unknown THEN 'person_id' END AS column_name,
                CASE WHEN _check IS NOT NULL THEN {detail_case}
-                    WHEN _copy > 1 THEN {quote_literal((pk or '') + " repeats an earlier row's id")}
+                    WHEN _copy > 1 THEN {quote_spark_literal((pk or '') + " repeats an earlier row's id")}
                     WHEN _unknown THEN 'person_id ' || person_id || ' is not in the person table' END AS detail,
                CASE WHEN _check IS NOT NULL THEN _raw_record WHEN _copy > 1 OR _unknown THEN {typed_record}
                     END AS record

@@ -10,10 +10,8 @@ import shutil
 import duckdb
 import pytest
 
-from pipelines.cohorts import load_studies
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, Cell, SumRelation, suppress_cells
 from pipelines.statistics.analysis_attrition import suppress_study_counts_sparing_main
-from pipelines.statistics.assets import publish_study_results
 from pipelines.statistics.checks import NO_DERIVABLE_COUNT, STUDY_CHECKS, run_checks
 from pipelines.statistics.disclosure_audit import (
     _planned_printing,
@@ -23,7 +21,7 @@ from pipelines.statistics.disclosure_audit import (
     disclosing_sums,
     protect_derivable_counts,
 )
-from pipelines.statistics.study_analysis import analyse_study
+from tests.support.published_studies import publish_every_study
 
 THRESHOLD = 11
 
@@ -119,15 +117,7 @@ def test_printed_values_that_break_a_sum_are_a_contradiction():
 @pytest.fixture(scope="module")
 def published_studies(tmp_path_factory, study_database):
     """Every study of a generated extract (300 patients, seed 1) published as the statistics asset publishes it."""
-    database = tmp_path_factory.mktemp("audit") / "study.duckdb"
-    shutil.copy(study_database(300, 1), database)
-    studies = load_studies()
-    analyses = {}
-    with duckdb.connect(str(database)) as con:
-        for study in studies.values():
-            analyses[study.id] = analyse_study(con, study)
-            publish_study_results(con, study, analyses[study.id])
-    return database, studies, analyses
+    return publish_every_study(study_database(300, 1), tmp_path_factory.mktemp("audit"))
 
 
 def test_every_generated_study_passes_the_audit(published_studies):

@@ -4,7 +4,6 @@ statistics asset checks, on a small generated extract built once (300 patients) 
 from __future__ import annotations
 
 import math
-import shutil
 
 import dagster as dg
 import duckdb
@@ -12,10 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.cohorts import load_studies
 from pipelines.disclosure import suppress_estimates
 from pipelines.statistics.analysis_attrition import suppress_analysis_attrition
-from pipelines.statistics.assets import publish_study_results
 from pipelines.statistics.checks import STUDY_CHECKS, run_checks
 from pipelines.statistics.results import ANALYSES, DERIVED_COLUMNS
 from pipelines.statistics.risks import risks_at_horizon
@@ -24,26 +21,18 @@ from pipelines.statistics.study_analysis import (
     COHORT_STEP,
     EVER_EXPOSED_COHORT_STEP,
     TIME_VARYING_ANALYSIS_IDS,
-    analyse_study,
     attrition_frame,
     results_frame,
 )
 from tests.support.disclosure_attacks import small_differences
+from tests.support.published_studies import publish_every_study
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, study_database):
     """A generated extract (300 patients, seed 1) through cohorts (the session's shared build) and statistics;
     each study's analysis kept."""
-    database = tmp_path_factory.mktemp("accounting") / "study.duckdb"
-    shutil.copy(study_database(300, 1), database)
-    studies = load_studies()
-    analyses = {}
-    with duckdb.connect(str(database)) as con:
-        for study in studies.values():
-            analyses[study.id] = analyse_study(con, study)
-            publish_study_results(con, study, analyses[study.id])
-    return database, studies, analyses
+    return publish_every_study(study_database(300, 1), tmp_path_factory.mktemp("accounting"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
