@@ -487,6 +487,14 @@ class StudyVariable(BaseModel):
     new_use: NewUse | None = None
 
 
+# The study's two lists of negative controls, each checked by one validator: (what an entry is, the domain its
+# phenotype must have, why).
+NEGATIVE_CONTROL_LISTS = {
+    "negative_control_outcomes": ("negative-control outcome", "condition", ""),
+    "negative_control_exposures": ("negative-control exposure", "drug", " (recorded as current use at index)"),
+}
+
+
 class StudyDefinition(_Strict):
     id: str
     title: str
@@ -545,26 +553,19 @@ class StudyDefinition(_Strict):
             data = {**data, "exposures": [{"phenotype": finding, "window": LAB_TEST_FINDING_WINDOW}]}
         return data
 
-    @field_validator("negative_control_outcomes")
+    @field_validator("negative_control_outcomes", "negative_control_exposures")
     @classmethod
-    def _negative_controls_are_conditions(cls, value: list[str], info: ValidationInfo) -> list[str]:
+    def _negative_controls_are_distinct_phenotypes_of_their_domain(cls, value: list[str],
+                                                                   info: ValidationInfo) -> list[str]:
+        """Both lists (NEGATIVE_CONTROL_LISTS): each entry a phenotype of the list's domain, listed once."""
+        kind, domain, why = NEGATIVE_CONTROL_LISTS[info.field_name]
         domains = _domains_in(info)
         for position, control in enumerate(value):
-            if domains.get(control) != "condition":
-                raise ValueError(f"[{position}]: a negative-control outcome must be a condition phenotype; "
-                                 f"{control!r} is a {domains.get(control)} phenotype")
-        return value
-
-    @field_validator("negative_control_exposures")
-    @classmethod
-    def _negative_control_exposures_are_drugs(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        domains = _domains_in(info)
-        for position, control in enumerate(value):
-            if domains.get(control) != "drug":
-                raise ValueError(f"[{position}]: a negative-control exposure must be a drug phenotype (recorded as "
-                                 f"current use at index); {control!r} is a {domains.get(control)} phenotype")
+            if domains.get(control) != domain:
+                raise ValueError(f"[{position}]: a {kind} must be a {domain} phenotype{why}; {control!r} is a "
+                                 f"{domains.get(control)} phenotype")
             if control in value[:position]:
-                raise ValueError(f"[{position}]: {control!r} is listed twice")
+                raise ValueError(f"[{position}]: {control!r} is listed twice (also at [{value.index(control)}])")
         return value
 
     @field_validator("id")
@@ -612,8 +613,6 @@ class StudyDefinition(_Strict):
             raise ValueError(f"table1_by: {self.table1_by!r} is not one of this study's exposures or covariates")
         for position, control in enumerate(self.negative_control_outcomes):
             where = f"negative_control_outcomes[{position}]: {control!r}"
-            if control in self.negative_control_outcomes[:position]:
-                raise ValueError(f"{where} is listed twice")
             if control == self.outcome.phenotype or control in seen:
                 raise ValueError(f"{where} is also the outcome, an exposure or a covariate; a negative control "
                                  "is an outcome the exposures are believed not to cause")
