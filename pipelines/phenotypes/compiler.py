@@ -65,6 +65,7 @@ RECORD_STEPS: tuple[str, ...] = (
 # Rules applied on the work tables and phenotype.events.
 SUMMARY_STEPS: tuple[str, ...] = (
     "phenotypes/events.sql",
+    "phenotypes/record_exclusions.sql",
     "phenotypes/rule_met.sql",
     "phenotypes/person_summary.sql",
 )
@@ -179,8 +180,9 @@ def definition_rows(library: PhenotypeLibrary) -> dict[str, list[dict[str, Any]]
                      "depth": phenotype.depth}
                     for component_id in component_ids]
         else:
+            window_days = rule.exclusion_window_days if isinstance(rule, MinRecordsRule) else None
             rows["person_exclusions"] += [
-                {"phenotype_id": definition.id, "excluding_phenotype_id": excluding_id}
+                {"phenotype_id": definition.id, "excluding_phenotype_id": excluding_id, "window_days": window_days}
                 for excluding_id in rule.exclude_persons_with]
     return rows
 

@@ -259,7 +259,11 @@ def rule_text(definition: PhenotypeDefinition) -> str:
                 "the threshold; first_date is the first such day, end_date the first day a value misses it.")
     else:  # a rule type added to schema.py without words here
         raise TypeError(f"no description for rule {rule!r}")
-    if rule.exclude_persons_with:
+    window_days = rule.exclusion_window_days if isinstance(rule, MinRecordsRule) else None
+    if rule.exclude_persons_with and window_days is not None:
+        text += (" A record with a record of " + ", ".join(f"`{p}`" for p in rule.exclude_persons_with)
+                 + f" within {window_days} days before or after it does not count.")
+    elif rule.exclude_persons_with:
         text += (" Persons with any record of " + ", ".join(f"`{p}`" for p in rule.exclude_persons_with)
                  + ", at any time, are excluded.")
     return text
@@ -279,6 +283,8 @@ def _rule_summary(definition: PhenotypeDefinition) -> str:
         summary = f"≥{rule.min_records} record" + ("s" if rule.min_records > 1 else "")
     if rule.exclude_persons_with:
         summary += "; excluding " + ", ".join(rule.exclude_persons_with)
+        if isinstance(rule, MinRecordsRule) and rule.exclusion_window_days is not None:
+            summary += f" within {rule.exclusion_window_days} days"
     return summary
 
 

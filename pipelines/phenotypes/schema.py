@@ -151,6 +151,18 @@ class MinRecordsRule(_PersonExclusions):
 
     type: Literal["min_records"]
     min_records: int = Field(default=1, ge=1)
+    exclusion_window_days: int | None = Field(
+        default=None, ge=0,
+        description="With it, exclude_persons_with excludes records, not persons: a record with a record of an "
+                    "excluding phenotype within this many days before or after it does not count (a Circe "
+                    "correlated criterion), and the rule is judged on the records left "
+                    "(sql/phenotypes/record_exclusions.sql).")
+
+    @model_validator(mode="after")
+    def _window_needs_exclusions(self) -> MinRecordsRule:
+        if self.exclusion_window_days is not None and not self.exclude_persons_with:
+            raise ValueError("exclusion_window_days applies to the phenotypes of exclude_persons_with; list them")
+        return self
 
 
 class InpatientOrOutpatientRule(_PersonExclusions):

@@ -31,8 +31,7 @@ from pipelines.statistics.report import (
     write_study_plots,
     write_study_reports,
 )
-from pipelines.statistics.sequence_symmetry import (GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_NEAR,
-                                                    garrison_sequence_symmetry)
+from pipelines.statistics.sequence_symmetry import GARRISON_MARKER, garrison_sequence_symmetry
 from pipelines.statistics.analysis_attrition import (create_analysis_attrition_table, publish_outcome_count,
                                                      published_outcome_count_text,
                                                      suppress_study_counts_sparing_main, write_analysis_attrition)
@@ -359,8 +358,7 @@ def build_sequence_symmetry_asset(file_studies: list[StudyDefinition]) -> dg.Ass
 
     @dg.asset(
         key=associations_key(SEQUENCE_SYMMETRY_ID),
-        deps=[phenotype_asset_key(d) for d in drugs] + [phenotype_asset_key(p) for p in (
-            "leg_cramps", GARRISON_MARKER, GARRISON_MARKER_EXCLUDED_NEAR)],
+        deps=[phenotype_asset_key(p) for p in (*drugs, "leg_cramps", GARRISON_MARKER)],
         group_name=STATISTICS_GROUP,
         kinds={*ENGINE_KINDS, "python"},
         description="Sequence symmetry analysis (Hallas 1996; null-effect ratio of Tsiropoulos 2009) of each drug "

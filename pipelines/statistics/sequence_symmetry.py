@@ -253,15 +253,10 @@ def sequence_symmetry_analysis(
 # ---------------------------------------------------------------------------------------------------------------
 # Garrison 2012: quinine starts as the marker of leg cramps, adults aged 50 or more, age-stratified
 # ---------------------------------------------------------------------------------------------------------------
+# The marker: the phenotype's first date, which leaves out quinine given for malaria or babesiosis (a fill with
+# either recorded within the phenotype's exclusion_window_days before or after it: phenotypes/outcome/quinine_start.yaml
+# says why).
 GARRISON_MARKER = "quinine_start"
-# Quinine given for these infections is not a cramp marker: a quinine fill with a record of one of them within
-# GARRISON_INFECTION_WINDOW_DAYS days before or after it is left out (the phenotype's own exclusion looks at all time,
-# ahead included). 30 days: a quinine course for malaria lasts 3 to 7 days and starts at the diagnosis (CDC,
-# Guidelines for Treatment of Malaria in the United States: quinine sulfate tid x 3 to 7 days, checked 2026-12-05),
-# and the window leaves room for a diagnosis coded at a later visit or for a retreatment, as a Circe correlated
-# criterion "within 30 days before and after" would; an infection years away says nothing about a cramp start.
-GARRISON_MARKER_EXCLUDED_NEAR = "malaria_or_babesiosis"
-GARRISON_INFECTION_WINDOW_DAYS = 30
 GARRISON_MIN_AGE = 50
 # Age bands (at the index-drug start) of the age-stratified ratios: (label, lowest age, highest age or None).
 GARRISON_AGE_BANDS = (("age 50-64", 50, 64), ("age 65-79", 65, 79), ("age 80+", 80, None))
@@ -277,9 +272,8 @@ def garrison_first_dates(target: Any, drug_phenotypes: list[str]) -> pd.DataFram
     the days observed around it and the age on it (completed years, sql/ages.sql: the rule of the age at index)."""
     engine = as_engine(target)
     engine.execute_file(AGES_SQL)
-    return engine.query(read_sql("statistics/garrison_first_dates.sql"), {
-        "phenotypes": list(drug_phenotypes), "marker": GARRISON_MARKER,
-        "excluded_by": GARRISON_MARKER_EXCLUDED_NEAR, "infection_window_days": GARRISON_INFECTION_WINDOW_DAYS})
+    return engine.query(read_sql("statistics/garrison_first_dates.sql"),
+                        {"phenotypes": [*drug_phenotypes, GARRISON_MARKER]})
 
 
 def garrison_sequence_symmetry(target: Any, drug_phenotypes: list[str], window_days: int = WINDOW_DAYS,
@@ -288,10 +282,9 @@ def garrison_sequence_symmetry(target: Any, drug_phenotypes: list[str], window_d
     each drug's first fill against the first quinine fill, in persons aged >= 50 at the drug start, overall and per
     age band (`GARRISON_AGE_BANDS`, each with its own null-effect ratio), so they compare with Garrison's table.
 
-    - Marker: the first quinine fill given for no infection: a fill with malaria or babesiosis recorded within
-      `GARRISON_INFECTION_WINDOW_DAYS` days before or after it treats the infection and is no cramp marker; an
-      infection further away does not remove a cramp marker, and a later quinine start after a malaria course is
-      one.
+    - Marker: the first quinine fill given for no infection (the phenotype `quinine_start`: a fill with malaria or
+      babesiosis recorded within its exclusion_window_days before or after it treats the infection; an infection
+      further away does not remove a cramp marker, and a later quinine start after a malaria course is one).
     - Incident dates only, as `study_analysis.sequence_symmetry_for_drugs`: `washout_days` of observation before a
       marker; `washout_days + window_days` before and `window_days` after an index-drug start.
     - Null-effect ratio: every incident user of the drug in the age group (pairs or not) and the marker trend of

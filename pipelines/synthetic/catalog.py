@@ -293,8 +293,8 @@ DISTRACTOR_NOTES: dict[str, str] = {
     "distractor_traumatic_compartment": "not chronic_compartment_syndrome (traumatic)",
     "distractor_hypernatremia": "not hyponatremia_diagnosis",
     "distractor_hypocalcemia": "not hypomagnesemia_diagnosis / hypokalemia_diagnosis",
-    "malaria": "quinine given with a malaria (B50-B54) diagnosis is not quinine_start (persons with any "
-               "malaria code are excluded from quinine_start)",
+    "malaria": "quinine given with a malaria (B50-B54) diagnosis is not quinine_start (a fill with a malaria "
+               "code within 30 days before or after it does not count)",
 }
 
 # Negative-control outcomes (phenotype id = latent condition): billable ICD-10-CM codes inside each control's code

@@ -8,7 +8,8 @@ row, Circe's "first qualifying event"), never a day that needs later rows:
 * diabetes_mellitus and peripheral_arterial_disease: only persons with one code on an inpatient visit, or two codes
   (outpatient/emergency or without a visit) at least 30 days apart; the date is the confirming code: the first
   inpatient code or the first other code 30 or more days after the first other code, whichever is earlier;
-* quinine_start: the first quinine fill, for persons who never have a malaria (B50-B54) code;
+* quinine_start: the first quinine fill without a malaria (B50-B54) code within the phenotype's
+  exclusion_window_days (phenotypes/outcome/quinine_start.yaml) before or after it;
 * lab phenotypes: the first value below the threshold (in mmol/L; magnesium mg/dL / 2.4305), plausible values only;
 * ABI: on each day, the person's lowest plausible value over both legs and the days up to then decides the
   category (abi_normal: every value up to then is 1.00-1.40); each category is dated on the first day it holds, so a
@@ -20,6 +21,9 @@ row, Circe's "first qualifying event"), never a day that needs later rows:
 from __future__ import annotations
 
 import numpy as np
+import yaml
+
+from pipelines.paths import PHENOTYPES_DIR
 
 from . import catalog as cat
 from .arrays import first_per_group, min_per_group
@@ -43,6 +47,24 @@ MALARIA_CODES = np.zeros(len(cat.ALL_CODES), dtype=bool)
 for _c, _ in cat.CONDITION_CODES["malaria"].icd:
     MALARIA_CODES[cat.code_index(_c.vocabulary, _c.code)] = True
 LAB_KIND = {"sodium": SODIUM, "potassium": POTASSIUM, "magnesium": MAGNESIUM}
+# A quinine fill with a malaria code this many days before or after it treats the infection: the phenotype's rule.
+QUININE_MALARIA_WINDOW_DAYS = int(yaml.safe_load((PHENOTYPES_DIR / "outcome" / "quinine_start.yaml").read_text())
+                                  ["rule"]["exclusion_window_days"])
+
+
+def _near(person: np.ndarray, day: np.ndarray, other_person: np.ndarray, other_day: np.ndarray,
+          days: int) -> np.ndarray:
+    """Per row (person, day): whether the same person has an `other` row within `days` days before or after."""
+    if other_person.size == 0:
+        return np.zeros(person.size, dtype=bool)
+    span = np.int64(1) << 32  # days are far below 2**31: (person, day) as one sortable key
+    other_key = np.sort(other_person.astype(np.int64) * span + other_day.astype(np.int64))
+    key = person.astype(np.int64) * span + day.astype(np.int64)
+    after = np.searchsorted(other_key, key)  # the first other row at or after the day, then the one before it
+    near = np.zeros(person.size, dtype=bool)
+    for position in (np.minimum(after, other_key.size - 1), np.maximum(after - 1, 0)):
+        near |= np.abs(other_key[position] - key) <= days  # a different person's key is >= 2**32 - days away
+    return near
 
 
 def _earliest(n: int, person: np.ndarray, day: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -68,14 +90,17 @@ def phenotype_first_days(ev: ChunkEvents) -> dict[str, np.ndarray]:
     cond_visit_type = np.where(cond["visit"] >= 0, ev.visits["type"][np.maximum(cond["visit"], 0)], -1)
     cond_inpatient = cond_visit_type == INPATIENT
 
-    malaria = np.zeros(n, dtype=bool)
-    malaria[cond["person"][MALARIA_CODES[cond["code"]]]] = True
+    malaria_rows = MALARIA_CODES[cond["code"]]
+    drug_near_malaria = _near(drug["person"], drug["day"], cond["person"][malaria_rows], cond["day"][malaria_rows],
+                              QUININE_MALARIA_WINDOW_DAYS)
 
     for pid in cat.PHENOTYPE_IDS:
         if pid in cat.LAB_PHENOTYPES or pid in cat.ABI_PHENOTYPES:
             continue
         in_cond = MEMBER[pid][cond["code"]]
         in_drug = MEMBER[pid][drug["code"]]
+        if pid == "quinine_start":
+            in_drug = in_drug & ~drug_near_malaria
         first = _combine_earliest(_earliest(n, cond["person"], cond["day"], in_cond),
                                   _earliest(n, drug["person"], drug["day"], in_drug))
         if pid in cat.TWO_CODE_RULE_PHENOTYPES:
@@ -91,8 +116,6 @@ def phenotype_first_days(ev: ChunkEvents) -> dict[str, np.ndarray]:
                                             np.iinfo(np.int64).max)
             confirmed = np.minimum(first_inpatient, first_partnered)
             first = np.where(any_inpatient | (first_partnered < np.iinfo(np.int64).max), confirmed, NO_DAY)
-        if pid == "quinine_start":
-            first = np.where(malaria, NO_DAY, first)
         out[pid] = first
 
     m = ev.measurements
@@ -144,8 +167,8 @@ PHENOTYPE_RULES: dict[str, str] = {
     "two_code_rule": "diabetes_mellitus, peripheral_arterial_disease: one code on an inpatient visit, or two codes "
                      "(outpatient/emergency visit or no visit) at least 30 days apart; date = the confirming code "
                      "(first inpatient code, or first other code >= 30 days after the first other code)",
-    "quinine_start": "earliest quinine fill (RxNorm 9071 / ATC P01BC01), persons with any malaria code "
-                     "(B50-B54) excluded",
+    "quinine_start": "earliest quinine fill (RxNorm 9071 / ATC P01BC01) without a malaria code (B50-B54) "
+                     f"within {QUININE_MALARIA_WINDOW_DAYS} days before or after it",
     "hyponatremia_lab": "earliest sodium (LOINC 2951-2, mmol/L = mEq/L) < 135, plausible 100-200",
     "hypokalemia_lab": "earliest potassium (LOINC 2823-3) < 3.5 mmol/L, plausible 1-10",
     "hypomagnesemia_lab": "earliest magnesium < 0.70 mmol/L (LOINC 2601-3 mmol/L; LOINC 19123-9 mg/dL divided by "

@@ -83,7 +83,8 @@ CREATE TABLE phenotype.measurement_code_units (
 DROP TABLE IF EXISTS phenotype.person_exclusions;
 CREATE TABLE phenotype.person_exclusions (
     phenotype_id           VARCHAR NOT NULL,
-    excluding_phenotype_id VARCHAR NOT NULL
+    excluding_phenotype_id VARCHAR NOT NULL,
+    window_days            INTEGER  -- NULL: the person is excluded (any time); else record_exclusions.sql
 );
 
 -- Parts of composite phenotypes. depth orders the computation: a composite is computed after everything it uses.

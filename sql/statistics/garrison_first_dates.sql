@@ -1,25 +1,12 @@
 -- Garrison 2012's design (pipelines/statistics/sequence_symmetry.py garrison_sequence_symmetry): each person's first
--- date of each index drug in $phenotypes and of the marker $marker (the first quinine fill given for no infection:
--- a fill with a record of $excluded_by within $infection_window_days days before or after it treats the infection),
--- with the days observed without a break before and after it and the age on that date.
+-- date of each phenotype in $phenotypes (the index drugs and the marker, quinine_start: the first quinine fill given
+-- for no infection, by the phenotype's windowed exclusion), with the days observed without a break before and after
+-- it and the age on that date.
 -- Age in completed years: sql/ages.sql (run first), the rule of the cohorts' age at index.
 WITH first_dates AS (
-    -- Drugs: the first date of each index-drug phenotype. Marker: the first quinine fill without an infection
-    -- record near it, whatever the phenotype's all-time exclusion says (phenotype.events keeps the fills of
-    -- excluded persons).
     SELECT person_id, phenotype_id, first_date
     FROM phenotype.person_summary
     WHERE array_contains($phenotypes, phenotype_id)
-    UNION ALL
-    SELECT fill.person_id, fill.phenotype_id, min(fill.event_date) AS first_date
-    FROM phenotype.events AS fill
-    LEFT JOIN phenotype.events AS infection
-      ON infection.person_id = fill.person_id
-     AND infection.phenotype_id = $excluded_by
-     AND abs(date_diff('day', fill.event_date, infection.event_date)) <= $infection_window_days
-    WHERE fill.phenotype_id = $marker
-      AND infection.person_id IS NULL
-    GROUP BY fill.person_id, fill.phenotype_id
 ),
 with_observation AS (
     -- Overlapping periods containing the date are one stretch of observation (duplicated enrolment records).

@@ -108,9 +108,11 @@ CONDITIONS = [
     condition("compartment_traumatic", "T79.A21A", "2020-01-01"),
     condition("compartment_nontraumatic", "M79.A22", "2020-01-01"),
     condition("alcoholic_neuropathy", "G62.1", "2020-01-01"),
-    # Malaria and babesiosis (the quinine exclusion).
-    condition("quinine_malaria", "B50.9", "2015-01-01"),
-    condition("quinine_babesiosis", "B60.01", "2022-01-01"),
+    # Malaria and babesiosis (the quinine exclusion: fills within 30 days before or after do not count).
+    condition("quinine_malaria", "B50.9", "2018-03-01"),  # 2 years before the fill
+    condition("quinine_babesiosis", "B60.01", "2022-01-01"),  # nearly 2 years after the fill
+    condition("quinine_for_malaria", "B54", "2020-03-10"),
+    condition("quinine_only_for_malaria", "B50.9", "2020-06-01"),
 ]
 
 DRUGS = [
@@ -118,6 +120,10 @@ DRUGS = [
     drug("quinine_twice", "P01BC01", "2020-03-01", "ATC"),
     drug("quinine_malaria", "P01BC01", "2020-03-01", "ATC"),
     drug("quinine_babesiosis", "9071", "2020-03-01", "RxNorm"),
+    drug("quinine_for_malaria", "9071", "2020-03-01", "RxNorm"),  # 9 days before the diagnosis
+    drug("quinine_for_malaria", "9071", "2020-04-09", "RxNorm"),  # 30 days after: the window's last day
+    drug("quinine_for_malaria", "9071", "2020-04-10", "RxNorm"),  # 31 days after: a cramp start
+    drug("quinine_only_for_malaria", "P01BC01", "2020-06-01", "ATC"),
     drug("hctz_atc", "C03AA03", "2020-01-01", "ATC", end="2020-03-30"),
     drug("hctz_rxnorm", "5487", "2020-01-01", "RxNorm"),
     drug("hctz_amiloride", "C03EA01", "2020-01-01", "ATC"),
@@ -247,13 +253,21 @@ def test_prefixes_and_excluded_codes(con):
 
 
 def test_quinine_first_fill_and_malaria_exclusion(con):
-    assert persons(con, "quinine_start") == {"quinine_twice"}
+    # The rule of phenotypes/outcome/quinine_start.yaml (version 2): a fill with malaria or babesiosis recorded within
+    # 30 days before or after it treats the infection; an infection years away does not remove a cramp start.
+    assert persons(con, "quinine_start") == {"quinine_twice", "quinine_malaria", "quinine_babesiosis",
+                                             "quinine_for_malaria"}
     assert summary(con, "quinine_start", "quinine_twice") == (date(2020, 3, 1), date(2020, 5, 1), 2)
-    assert persons(con, "malaria_or_babesiosis") == {"quinine_malaria", "quinine_babesiosis"}
-    # The excluded persons' quinine records are still events (the exclusion is a person-level rule).
-    excluded_events = con.execute("SELECT count(*) FROM phenotype.events WHERE phenotype_id = 'quinine_start' "
-                                  "AND person_id IN ('quinine_malaria', 'quinine_babesiosis')").fetchone()[0]
-    assert excluded_events == 2
+    assert summary(con, "quinine_start", "quinine_malaria") == (date(2020, 3, 1), date(2020, 3, 1), 1)
+    assert summary(con, "quinine_start", "quinine_babesiosis") == (date(2020, 3, 1), date(2020, 3, 1), 1)
+    # The fills 9 days before and 30 days after the diagnosis are left out; the start is the fill 31 days after.
+    assert summary(con, "quinine_start", "quinine_for_malaria") == (date(2020, 4, 10), date(2020, 4, 10), 1)
+    assert persons(con, "malaria_or_babesiosis") == {"quinine_malaria", "quinine_babesiosis", "quinine_for_malaria",
+                                                     "quinine_only_for_malaria"}
+    # The left-out fills are not events of the phenotype (the rule is judged on the records left).
+    left = con.execute("SELECT person_id, event_date FROM phenotype.events WHERE phenotype_id = 'quinine_start' "
+                       "AND person_id IN ('quinine_for_malaria', 'quinine_only_for_malaria')").fetchall()
+    assert left == [("quinine_for_malaria", date(2020, 4, 10))]
 
 
 def test_drug_classes(con):
@@ -423,10 +437,10 @@ def test_the_statements_do_not_depend_on_the_number_of_phenotypes():
     library = load_phenotype_library()
     compiled = compile_phenotypes(library)
     sql_steps = [step.file for step in compiled.steps if step.rows is None]
-    # Twelve fixed steps (record_spans.sql and measurement_values.sql, the rules for records that end before they
+    # Thirteen fixed steps (record_spans.sql and measurement_values.sql, the rules for records that end before they
     # start and for measurement values, among them), plus two per composite depth; nothing per phenotype.
     composite_depths = {p.depth for p in library if p.definition.domain == "composite"}
-    assert len(sql_steps) == 12 + 2 * len(composite_depths)
+    assert len(sql_steps) == 13 + 2 * len(composite_depths)
 
 
 def test_no_code_is_written_into_sql():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
@@ -238,15 +239,27 @@ def test_garrison_design_counts_by_age_and_drops_quinine_given_for_an_infection(
         # Quinine for malaria in 2013, quinine again in 2016: the 2016 start is the marker (quinine first).
         "P9": ("1956-01-01", "2016-09-01", ["2013-06-01", "2016-05-01"], ["2013-06-01"]),
     }
-    con = first_dates_warehouse(
-        persons=[(person, int(birth[:4]), birth) for person, (birth, _, _, _) in persons.items()],
-        observation_periods=[(person, "2012-01-01", "2020-12-31") for person in persons],
-        first_dates=[(person, "statins", drug) for person, (_, drug, _, _) in persons.items()]
-        + [(person, "malaria_or_babesiosis", min(infections))
-           for person, (_, _, _, infections) in persons.items() if infections],
-        # Quinine fills stay in phenotype.events even where the phenotype's all-time exclusion removed the person.
-        events=[(person, "quinine_start", fill) for person, (_, _, fills, _) in persons.items() for fill in fills]
-        + [(person, "malaria_or_babesiosis", day) for person, (_, _, _, days) in persons.items() for day in days])
+    # Through the phenotype stage: quinine_start's own rule decides which fills an infection record takes away.
+    from pipelines.phenotypes import run_phenotypes
+    from tests.support.phenotype_staging import create_staging_tables, insert_rows
+
+    con = duckdb.connect()
+    create_staging_tables(con)
+    insert_rows(con, "person", [{"person_id": person, "year_of_birth": int(birth[:4]), "birth_date": birth, "sex": "F"}
+                                for person, (birth, _, _, _) in persons.items()])
+    insert_rows(con, "observation_period", [
+        {"observation_period_id": person, "person_id": person, "observation_period_start_date": "2012-01-01",
+         "observation_period_end_date": "2020-12-31"} for person in persons])
+    insert_rows(con, "drug_exposure", [  # ATC C10AA01 simvastatin (statins), P01BC01 quinine
+        {"drug_exposure_id": f"{person}-{code}-{day}", "person_id": person, "drug_vocabulary": "ATC", "drug_code": code,
+         "drug_exposure_start_date": day, "drug_exposure_end_date": day}
+        for person, (_, drug, fills, _) in persons.items() for code, day in [("C10AA01", drug)]
+        + [("P01BC01", fill) for fill in fills]])
+    insert_rows(con, "condition_occurrence", [  # ICD-10-CM B54 unspecified malaria
+        {"condition_occurrence_id": f"{person}-{day}", "person_id": person, "condition_vocabulary": "ICD10CM",
+         "condition_code": "B54", "condition_start_date": day}
+        for person, (_, _, _, days) in persons.items() for day in days])
+    run_phenotypes(con)
     rows = garrison_sequence_symmetry(con, ["statins"])
     counts = {exposure: (r.events_exposed, r.events_unexposed) for exposure, marker, r in rows
               if r.method.startswith("Crude") and marker == "quinine_start"}
