@@ -12,7 +12,10 @@ below; sites pick the vocabulary (see ``SITES``).
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
+
+from pipelines.paths import PHENOTYPES_DIR
 
 # Canonical vocabulary ids (the keys of extract_spec.VOCABULARIES).
 ICD = "ICD10CM"
@@ -26,8 +29,6 @@ CMS = "[V] CMS ICD-10-CM April 2026 tabular (simple-icd-10-cm 1.5.0)"
 PHENOLIB = "[V] OHDSI PhenotypeLibrary concept set"
 PHARMACOLIB = "[V] ATC tree, creative-connections/Pharmacolibrary"
 ATC_STANDARD = "ATC substance code (WHO standard code named in the brief); class prefix [V] Pharmacolibrary"
-CPIC = "[V] RxNorm ingredient CUI, cpicpgx/cpic-schema drug.sql"
-PHENOLIB_RX = "[V] RxNorm ingredient CUI, OHDSI PhenotypeLibrary / PEDSnet"
 
 
 @dataclass(frozen=True)
@@ -347,9 +348,21 @@ NEGATIVE_CONTROL_IDS: tuple[str, ...] = tuple(NEGATIVE_CONTROL_CODES)
 UNKNOWN_ICD10CM_CODES: tuple[str, ...] = ("R25.7", "M62.839", "E87.9", "R25.4")
 
 # ---------------------------------------------------------------------------------------------------------------
-# Drugs. A substance has an ATC code and, only where the reference marks it verified, an RxNorm ingredient CUI.
-# RxNorm sites write the RxCUI where there is one and the ATC code otherwise (vocabulary "ATC" on that row).
+# Drugs. A substance has an ATC code and, where phenotypes/reference/drug_ingredients.csv lists a verified RxNorm
+# ingredient CUI for it, that CUI (read from there, not spelled here: the drug phenotypes are tested against the same
+# table). RxNorm sites write the RxCUI where there is one and the ATC code otherwise (vocabulary "ATC" on that row).
 # ---------------------------------------------------------------------------------------------------------------
+DRUG_INGREDIENTS = PHENOTYPES_DIR / "reference" / "drug_ingredients.csv"
+
+
+def _verified_rxnorm_ingredients() -> dict[tuple[str, str], tuple[str, str]]:
+    """(phenotype id, ingredient name) -> (RxNorm CUI, source), for the reference's verified RxNorm rows."""
+    with DRUG_INGREDIENTS.open(encoding="utf-8", newline="") as handle:
+        return {(row["phenotype_id"], row["ingredient"]): (row["code"], row["source"])
+                for row in csv.DictReader(handle) if row["vocabulary"] == RXNORM and row["status"] == "verified"}
+
+
+VERIFIED_RXNORM_INGREDIENTS = _verified_rxnorm_ingredients()
 
 
 @dataclass(frozen=True)
@@ -357,14 +370,24 @@ class Substance:
     name: str
     atc: str
     atc_source: str
-    rxcui: str | None = None
-    rxcui_source: str | None = None
     phenotypes: tuple[str, ...] = ()  # phenotype ids this substance counts for (whatever the vocabulary)
+    reference_name: str | None = None  # the ingredient's name in drug_ingredients.csv, where it differs from name
+
+    @property
+    def _rxnorm(self) -> tuple[str, str] | None:
+        """(CUI, source) of the reference's verified RxNorm row of this ingredient in its first phenotype."""
+        return VERIFIED_RXNORM_INGREDIENTS.get((self.phenotypes[0], self.reference_name or self.name))
+
+    @property
+    def rxcui(self) -> str | None:
+        return self._rxnorm[0] if self._rxnorm else None
 
     def codes(self) -> tuple[Code, ...]:
         out = [Code(ATC, self.atc, self.name, self.atc_source, self.phenotypes)]
-        if self.rxcui:
-            out.append(Code(RXNORM, self.rxcui, self.name, self.rxcui_source or "", self.phenotypes))
+        if self._rxnorm:
+            cui, source = self._rxnorm
+            out.append(Code(RXNORM, cui, self.name, f"[V] {source} (phenotypes/reference/drug_ingredients.csv)",
+                            self.phenotypes))
         return tuple(out)
 
 
@@ -386,32 +409,31 @@ class DrugClass:
 
 DRUG_CLASSES: dict[str, DrugClass] = {
     "thiazide_diuretics": DrugClass((
-        (Substance("hydrochlorothiazide", "C03AA03", ATC_STANDARD, "5487", CPIC,
-                   THIAZ + ("hydrochlorothiazide",)), 0.80),
+        (Substance("hydrochlorothiazide", "C03AA03", ATC_STANDARD, THIAZ + ("hydrochlorothiazide",)), 0.80),
         (Substance("bendroflumethiazide", "C03AA01", PHARMACOLIB, phenotypes=THIAZ), 0.15),
         (Substance("chlorothiazide", "C03AA04", PHARMACOLIB, phenotypes=THIAZ), 0.05),
     )),
     "thiazide_like_diuretics": DrugClass((
-        (Substance("chlortalidone", "C03BA04", ATC_STANDARD, "2409", PHENOLIB_RX, THIAZ_LIKE), 0.50),
-        (Substance("indapamide", "C03BA11", PHARMACOLIB, "5764", PHENOLIB_RX, THIAZ_LIKE), 0.40),
-        (Substance("metolazone", "C03BA08", PHARMACOLIB, "6916", PHENOLIB_RX, THIAZ_LIKE), 0.10),
+        (Substance("chlortalidone", "C03BA04", ATC_STANDARD, THIAZ_LIKE, reference_name="chlorthalidone"), 0.50),
+        (Substance("indapamide", "C03BA11", PHARMACOLIB, THIAZ_LIKE), 0.40),
+        (Substance("metolazone", "C03BA08", PHARMACOLIB, THIAZ_LIKE), 0.10),
     )),
     "loop_diuretics": DrugClass((
-        (Substance("furosemide", "C03CA01", ATC_STANDARD, "4603", CPIC, LOOP), 0.85),
+        (Substance("furosemide", "C03CA01", ATC_STANDARD, LOOP), 0.85),
         (Substance("bumetanide", "C03CA02", PHARMACOLIB, phenotypes=LOOP), 0.10),
         (Substance("torasemide", "C03CA04", PHARMACOLIB, phenotypes=LOOP), 0.05),
     )),
     "potassium_sparing_diuretics": DrugClass((
-        (Substance("spironolactone", "C03DA01", ATC_STANDARD, "9997", CPIC, KSPAR), 0.70),
+        (Substance("spironolactone", "C03DA01", ATC_STANDARD, KSPAR), 0.70),
         (Substance("eplerenone", "C03DA04", PHARMACOLIB, phenotypes=KSPAR), 0.10),
         (Substance("amiloride", "C03DB01", PHARMACOLIB, phenotypes=KSPAR), 0.10),
         (Substance("triamterene", "C03DB02", PHARMACOLIB, phenotypes=KSPAR), 0.10),
     )),
     "statins": DrugClass((
-        (Substance("atorvastatin", "C10AA05", ATC_STANDARD, "83367", CPIC, STATIN), 0.45),
-        (Substance("simvastatin", "C10AA01", PHARMACOLIB, "36567", CPIC, STATIN), 0.30),
-        (Substance("rosuvastatin", "C10AA07", PHARMACOLIB, "301542", CPIC, STATIN), 0.15),
-        (Substance("pravastatin", "C10AA03", PHARMACOLIB, "42463", CPIC, STATIN), 0.10),
+        (Substance("atorvastatin", "C10AA05", ATC_STANDARD, STATIN), 0.45),
+        (Substance("simvastatin", "C10AA01", PHARMACOLIB, STATIN), 0.30),
+        (Substance("rosuvastatin", "C10AA07", PHARMACOLIB, STATIN), 0.15),
+        (Substance("pravastatin", "C10AA03", PHARMACOLIB, STATIN), 0.10),
     )),
     "other_lipid_lowering": DrugClass((
         (Substance("fenofibrate", "C10AB05", ATC_STANDARD, phenotypes=OTHER_LIPID), 0.40),
@@ -427,10 +449,11 @@ DRUG_CLASSES: dict[str, DrugClass] = {
     "beta_blockers": DrugClass((
         (Substance("metoprolol", "C07AB02", ATC_STANDARD, phenotypes=("beta_blockers",)), 1.0),)),
     "short_acting_beta2_agonists": DrugClass((
-        (Substance("salbutamol", "R03AC02", ATC_STANDARD, "435", CPIC, ("short_acting_beta2_agonists",)), 1.0),),
+        (Substance("salbutamol", "R03AC02", ATC_STANDARD, ("short_acting_beta2_agonists",),
+                   reference_name="albuterol (salbutamol)"), 1.0),),
         quantity_per_day=1 / 30),  # one inhaler a month
     "long_acting_beta2_agonists": DrugClass((
-        (Substance("salmeterol", "R03AC12", ATC_STANDARD, "36117", CPIC, LABA), 0.30),
+        (Substance("salmeterol", "R03AC12", ATC_STANDARD, LABA), 0.30),
         (Substance("formoterol", "R03AC13", PHARMACOLIB, phenotypes=LABA), 0.20),
         # LABA + inhaled corticosteroid combinations are LABAs (Garrison 2012 "LABAs (all)").
         (Substance("salmeterol and fluticasone", "R03AK06", ATC_STANDARD, phenotypes=LABA), 0.35),
@@ -443,7 +466,7 @@ DRUG_CLASSES: dict[str, DrugClass] = {
         (Substance("levonorgestrel and ethinylestradiol", "G03AA07", ATC_STANDARD,
                    phenotypes=("oral_contraceptives",)), 1.0),), quantity_per_day=1.0),
     "quinine": DrugClass((
-        (Substance("quinine", "P01BC01", ATC_STANDARD, "9071", CPIC, ("quinine_start",)), 1.0),)),
+        (Substance("quinine", "P01BC01", ATC_STANDARD, ("quinine_start",)), 1.0),)),
 }
 
 # Negative-control exposures (phenotype id = drug; phenotypes/negative_control_exposures/): one substance each, its
@@ -451,13 +474,13 @@ DRUG_CLASSES: dict[str, DrugClass] = {
 # the same source). Their codes are collected after every other code, so the other codes keep their indices.
 CPIC_ATC = "[V] ATC code of the ingredient, cpicpgx/cpic-schema drug.sql"
 NEGATIVE_CONTROL_DRUGS: dict[str, Substance] = {
-    name: Substance(name, atc, CPIC_ATC, rxcui, CPIC, (name,))
-    for name, atc, rxcui in (
-        ("tamsulosin", "G04CA02", "77492"),
-        ("latanoprost", "S01EE01", "43611"),
-        ("tolterodine", "G04BD07", "119565"),
-        ("darifenacin", "G04BD10", "136198"),
-        ("terbinafine", "D01BA02", "37801"),  # the systemic code: oral courses for onychomycosis
+    name: Substance(name, atc, CPIC_ATC, (name,))
+    for name, atc in (
+        ("tamsulosin", "G04CA02"),
+        ("latanoprost", "S01EE01"),
+        ("tolterodine", "G04BD07"),
+        ("darifenacin", "G04BD10"),
+        ("terbinafine", "D01BA02"),  # the systemic code: oral courses for onychomycosis
     )
 }
 NEGATIVE_CONTROL_DRUG_IDS: tuple[str, ...] = tuple(NEGATIVE_CONTROL_DRUGS)

@@ -34,7 +34,10 @@ from .render import (ID_STRIDE, NEGATIVE_CONTROL_ID_OFFSET, render_chunk, render
 from .truth import MEMBER, PHENOTYPE_RULES, phenotype_first_days
 from .writers import DeferredRows, TableWriter, csv_payload, file_name, sha256_of, write_part
 
-GENERATOR_VERSION = "1.4.0"
+# 1.5.0: RxNorm ingredient CUIs read from phenotypes/reference/drug_ingredients.csv (insulin glargine, bumetanide,
+# torasemide, eplerenone, lisinopril, losartan, amlodipine and metoprolol gained one, so RxNorm sites write them as
+# RxNorm); the quinine_start truth follows the phenotype's 30-day malaria window (same persons on generated data).
+GENERATOR_VERSION = "1.5.0"
 FORMATS = ("csv", "csv.gz", "parquet")
 TRUTH_DIR = "_truth"
 # Profiles with exposure dynamics only: the intervals in which each exposure's hazard ratio acts.

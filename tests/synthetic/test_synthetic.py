@@ -198,12 +198,25 @@ def test_all_clean_codes_are_valid(extract, loaded):
         for vocab, code in loaded.execute(f"SELECT DISTINCT {vocab_col}, {code_col} FROM {table}").fetchall():
             canonical = spec.VOCABULARY_ALIASES[vocab.upper().replace(" ", "").replace("-", "").replace("_", "")]
             assert (canonical, code) in known, (table, vocab, code)
-    # Only RxNorm CUIs the reference marks verified.
-    verified_rx = {"5487", "2409", "5764", "6916", "4603", "9997", "83367", "36567", "301542", "42463", "36117",
-                   "435", "9071",
-                   # the negative-control exposures (cpicpgx/cpic-schema drug.sql; drug_ingredients.csv verified)
-                   "77492", "43611", "119565", "136198", "37801"}
-    assert {c.code for c in cat.ALL_CODES if c.vocabulary == cat.RXNORM} <= verified_rx
+
+
+def test_catalog_rxnorm_codes_are_the_phenotype_files_verified_ingredients():
+    """Every RxNorm CUI the generator writes is a verified ingredient code of each phenotype it counts for, as the
+    phenotype files list them (the catalog reads the CUIs from phenotypes/reference/drug_ingredients.csv, which the
+    drug phenotypes are tested against: one fact in one place)."""
+    from pipelines.phenotypes import load_phenotype_library
+
+    library = load_phenotype_library()
+    rxnorm_codes = [c for c in cat.ALL_CODES if c.vocabulary == cat.RXNORM]
+    assert len(rxnorm_codes) >= 20
+    for code in rxnorm_codes:
+        for phenotype in code.phenotypes:
+            listed = {(group.status, c) for group in library[phenotype].definition.codes
+                      if group.vocabulary == "RxNorm" for c in group.codes}
+            assert ("verified", code.code) in listed, (code.meaning, code.code, phenotype)
+    # Insulin glargine (RxNorm 274783, drug_ingredients.csv) is written as RxNorm at RxNorm sites, not by ATC only.
+    glargine = cat.DRUG_CLASSES["insulin"].substances[0][0]
+    assert (glargine.name, glargine.rxcui) == ("insulin glargine", "274783")
 
 
 def test_catalog_icd_codes_exist():

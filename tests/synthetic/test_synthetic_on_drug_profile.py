@@ -23,15 +23,16 @@ from pipelines.synthetic import parameters as P
 from pipelines.synthetic.cli import parse_args
 
 # sha256 of every file written by `legcramp-generate --patients 300 --seed 1 --out DIR [--effects PROFILE]`,
-# recorded with main's generator (commit 09f9440) before the on_drug profile was added.
+# recorded with main's generator (commit 09f9440) before the on_drug profile was added; drug_exposure.csv and the
+# truth re-recorded for generator 1.5.0 (RxNorm CUIs read from drug_ingredients.csv, the quinine_start rule's text).
 MAIN_HASHES = {
     "default": {
         "_manifest.json": "484d3b47c1ade96b145a06e290e08a78c6a2095de560088638d7481e03daccec",
-        "_truth/ground_truth.json": "26fcbf8c307d31c35ad346404963c21ec276832d0a2b18a7bcc824abd330ce3e",
+        "_truth/ground_truth.json": "f325de27714d25ddb9cecbcba00c7d8d9edf69c31a5cede96ea08a9f828575f6",
         "_truth/persons.parquet": "ad72adfde9b802ddd4ade81327c80c3fe646283d1d57c4774b691f6b9e9558c6",
         "condition_occurrence.csv": "5696c036bf523e594226f1b7d2b146f153c9107956311e11fce4c4a7a53206a1",
         "death.csv": "a28260173d5cfea4f2f120e8448dfbb854f39c1cf5cf1b9c7a3e0e4b7b186f15",
-        "drug_exposure.csv": "4b1e8cd0846dd1ca99aedb8985de71d4df41aa79a2ba1ba07cc18f22289ab86f",
+        "drug_exposure.csv": "d3db7d61bb81a2d5adb612c1cfdeec22b5c76cc22a5250e367fb97e337772c16",
         "measurement.csv": "67796859aeac33d51536d45c68c5718bf8fea57172580ce6e3a4b9eb83fb5ae2",
         "observation_period.csv": "2303c1ba0d641b79a4398e5b88a29960ab19af1a7d84dd1a82b6e60893673130",
         "person.csv": "a2cf3e980c789e16ea6a8d01ef60042156c29424674d5b5fc1cd36e9d5305b2e",
@@ -40,11 +41,11 @@ MAIN_HASHES = {
     },
     "sequence_symmetry": {
         "_manifest.json": "c6824fec5bf43d973ad518cb7b2b5266cd2769a3a11ea389c235efeedd86c13d",
-        "_truth/ground_truth.json": "3ee14edfaf7c7c64d6e12ddfd9a7bbc78a4efc91740345386f6d18f697b7c842",
+        "_truth/ground_truth.json": "4730ab56a6d645c7100af7bf1e27e3e92f0659623df387e78505b448804d71f8",
         "_truth/persons.parquet": "1dacde0381dc3918424c9642dcf49b2c7a08dadbc4a145c41f3ef63fc8d8e7de",
         "condition_occurrence.csv": "f8002952fe660b80678e2920e7e6bd4dc9d7e86e03852e3348b454badaa7740f",
         "death.csv": "a28260173d5cfea4f2f120e8448dfbb854f39c1cf5cf1b9c7a3e0e4b7b186f15",
-        "drug_exposure.csv": "e05285a039490d6e5f050db788d6e771410251d33ed39060b88456aeabfc0d7f",
+        "drug_exposure.csv": "9f78437a4b77de90b95a7a7c5e30ddf094e4e49de844a35e1b2b5bc1bedcfda7",
         "measurement.csv": "d1110169589a911dc9e2235f2e803c58195e9bd15ed30f1fb8ca8243a78b7f2c",
         "observation_period.csv": "f7d812ec1a42047e1753cdeae812baa5feb6579cfee0d171fc83936e990206e1",
         "person.csv": "a2cf3e980c789e16ea6a8d01ef60042156c29424674d5b5fc1cd36e9d5305b2e",
