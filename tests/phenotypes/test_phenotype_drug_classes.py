@@ -103,7 +103,8 @@ def test_the_docs_show_how_many_codes_each_vocabulary_has(library, table):
                     for vocabulary in ("RxNorm", "ATC")}
         assert vocabulary_counts(library[phenotype_id].definition) == expected, phenotype_id
     # A vocabulary without codes is shown with 0, so a thin list stands out; composites list no codes.
-    assert vocabulary_counts_text(library["oral_contraceptives"].definition) == "RxNorm 0, ATC 1 (1 prefix)"
+    assert vocabulary_counts_text(library["other_lipid_lowering"].definition) == "RxNorm 0, ATC 18 (3 prefixes)"
+    assert vocabulary_counts_text(library["oral_contraceptives"].definition) == "RxNorm 2, ATC 1 (1 prefix)"
     assert vocabulary_counts_text(library["insulin"].definition) == "RxNorm 7, ATC 1 (1 prefix)"
     assert vocabulary_counts_text(library["leg_cramps"].definition) == "ICD10CM 3, ICD9CM 2, SNOMED 2"
     assert vocabulary_counts_text(library["radiculopathy"].definition) == "ICD10CM 1 (1 prefix), ICD9CM 2, SNOMED 2"
