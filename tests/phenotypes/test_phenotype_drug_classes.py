@@ -111,9 +111,9 @@ def test_the_docs_show_how_many_codes_each_vocabulary_has(library, table):
     assert vocabulary_counts_text(library["rotator_cuff_strain"].definition) == "ICD10CM 1 (1 prefix), ICD9CM 0, SNOMED 0"
     assert vocabulary_counts_text(library["claudication_with_borderline_or_normal_abi"].definition) == "—"
     text = generate_markdown(library)
-    assert ("| [`oral_contraceptives`](#oral_contraceptives) | Hormonal contraceptives (systemic) | drug | ≥1 record "
-            "| RxNorm 0, ATC 1 (1 prefix) |" in text)
-    assert "- Codes per vocabulary: RxNorm 0, ATC 1 (1 prefix)" in text
+    assert ("| [`other_lipid_lowering`](#other_lipid_lowering) | Other lipid-lowering agents | drug | ≥1 record "
+            "| RxNorm 0, ATC 18 (3 prefixes) |" in text)
+    assert "- Codes per vocabulary: RxNorm 0, ATC 18 (3 prefixes)" in text
 
 
 # Products: the ATC code they are sold under, the RxNorm ingredient CUIs they contain (as listed in the table's
