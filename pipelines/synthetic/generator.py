@@ -29,8 +29,7 @@ from .defects import IMPLAUSIBLE_BY_TABLE, DefectContext, PlantedTable, plant_de
 from .model import simulate_chunk
 from .negative_control_exposures import negative_control_exposure_rng
 from .negative_controls import negative_control_rng, planted_log_hr_biases
-from .render import (ID_STRIDE, NEGATIVE_CONTROL_ID_OFFSET, render_chunk, render_negative_control_exposures,
-                     render_negative_controls)
+from .render import ID_STRIDE, NEGATIVE_CONTROL_ID_OFFSET, render_chunk, render_negative_control_records
 from .truth import MEMBER, PHENOTYPE_RULES, phenotype_first_days
 from .writers import DeferredRows, TableWriter, csv_payload, file_name, sha256_of, write_part
 
@@ -167,7 +166,7 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
     control_payload = control_truth = None
     control_rows, control_persons = 0, {}
     if events.negative_controls is not None:
-        table = render_negative_controls(events, chunk_index)
+        table = render_negative_control_records(events, chunk_index, spec.CONDITION_OCCURRENCE)
         control_rows = table.num_rows
         control_payload = table if settings.fmt == "parquet" else csv_payload(PlantedTable(table))
         if settings.parts_dir is not None:
@@ -177,7 +176,7 @@ def build_chunk(settings: Settings, chunk_index: int) -> ChunkResult:
         control_truth = _control_truth_table(events)
     exposure_payload, exposure_rows, exposure_persons = None, 0, {}
     if events.negative_control_exposures is not None:
-        table = render_negative_control_exposures(events, chunk_index)
+        table = render_negative_control_records(events, chunk_index, spec.DRUG_EXPOSURE)
         exposure_rows = table.num_rows
         exposure_payload = table if settings.fmt == "parquet" else csv_payload(PlantedTable(table))
         if settings.parts_dir is not None:

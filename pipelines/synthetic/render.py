@@ -232,45 +232,41 @@ def render_chunk(ev: ChunkEvents, chunk_index: int) -> dict[str, RenderedTable]:
 NEGATIVE_CONTROL_ID_OFFSET = ID_STRIDE // 2
 
 
-def render_negative_controls(ev: ChunkEvents, chunk_index: int) -> pa.Table:
-    """The chunk's negative-control records as condition_occurrence rows (no defects are planted among them)."""
-    c = ev.negative_controls
+# The tables negative-control records go to: the ChunkEvents field holding them, and the prefixes of the table's code
+# and date columns.
+NEGATIVE_CONTROL_TABLES = {
+    spec.CONDITION_OCCURRENCE.name: ("negative_controls", "condition", "condition"),
+    spec.DRUG_EXPOSURE.name: ("negative_control_exposures", "drug", "drug_exposure"),
+}
+
+
+def render_negative_control_records(ev: ChunkEvents, chunk_index: int, table: spec.Table) -> pa.Table:
+    """The chunk's negative-control records as rows of `table`: the outcome controls' diagnoses as
+    condition_occurrence rows, the exposure controls' fills as drug_exposure rows (with their supply, and an end date
+    where the site writes one). Ids are above every clean and planted row id of the chunk; no defects are planted
+    among them."""
+    field_name, code_prefix, date_prefix = NEGATIVE_CONTROL_TABLES[table.name]
+    c = getattr(ev, field_name)
     k = c.person.size
     site = ev.persons["site"].astype(np.int64)[c.person]
     i = site * N_CODES + c.code
     visit_ids = _row_ids(chunk_index, ev.visits["person"].size)
     visit = visit_ids[np.maximum(c.visit, 0)] if visit_ids.size else np.zeros(k, dtype=np.int64)
-    return _build(spec.CONDITION_OCCURRENCE, {
-        "condition_occurrence_id": ids(chunk_index * ID_STRIDE + NEGATIVE_CONTROL_ID_OFFSET + 1
-                                       + np.arange(k, dtype=np.int64)),
-        "person_id": ids(ev.persons["person_id"][c.person]),
-        "condition_vocabulary": lookup(VOCAB_TEXT, i),
-        "condition_code": lookup(CODE_TEXT, i),
-        "condition_start_date": dates(c.day),
-        "condition_end_date": dates(np.full(k, -1, dtype=np.int64)),
-        "visit_occurrence_id": ids(visit, c.visit < 0),
-    })
-
-
-def render_negative_control_exposures(ev: ChunkEvents, chunk_index: int) -> pa.Table:
-    """The chunk's negative-control exposures' fills as drug_exposure rows (ids above every clean and planted row id
-    of the chunk, as the outcome controls'; no defects are planted among them)."""
-    c = ev.negative_control_exposures
-    k = c.person.size
-    site = ev.persons["site"].astype(np.int64)[c.person]
-    i = site * N_CODES + c.code
-    visit_ids = _row_ids(chunk_index, ev.visits["person"].size)
-    visit = visit_ids[np.maximum(c.visit, 0)] if visit_ids.size else np.zeros(k, dtype=np.int64)
-    writes_end = np.array([s.writes_drug_end_date for s in cat.SITES])[site]
-    return _build(spec.DRUG_EXPOSURE, {
-        "drug_exposure_id": ids(chunk_index * ID_STRIDE + NEGATIVE_CONTROL_ID_OFFSET + 1
+    columns = {
+        f"{table.name}_id": ids(chunk_index * ID_STRIDE + NEGATIVE_CONTROL_ID_OFFSET + 1
                                 + np.arange(k, dtype=np.int64)),
         "person_id": ids(ev.persons["person_id"][c.person]),
-        "drug_vocabulary": lookup(VOCAB_TEXT, i),
-        "drug_code": lookup(CODE_TEXT, i),
-        "drug_exposure_start_date": dates(c.day),
-        "drug_exposure_end_date": dates(c.day + c.days_supply - 1, ~writes_end),
-        "days_supply": numbers(c.days_supply, pa.int32()),
-        "quantity": numbers(c.quantity, pa.float64()),
+        f"{code_prefix}_vocabulary": lookup(VOCAB_TEXT, i),
+        f"{code_prefix}_code": lookup(CODE_TEXT, i),
+        f"{date_prefix}_start_date": dates(c.day),
+        f"{date_prefix}_end_date": dates(np.full(k, -1, dtype=np.int64)),
         "visit_occurrence_id": ids(visit, c.visit < 0),
-    })
+    }
+    if table.name == spec.DRUG_EXPOSURE.name:
+        writes_end = np.array([s.writes_drug_end_date for s in cat.SITES])[site]
+        columns.update({
+            "drug_exposure_end_date": dates(c.day + c.days_supply - 1, ~writes_end),
+            "days_supply": numbers(c.days_supply, pa.int32()),
+            "quantity": numbers(c.quantity, pa.float64()),
+        })
+    return _build(table, columns)
