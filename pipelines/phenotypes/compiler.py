@@ -12,9 +12,9 @@ The order of a run:
    against phenotype.code_list once (the only code matching); then one statement per staging table, each covering
    every phenotype of its domain: condition_records.sql (staging.condition_occurrence + staging.visit_occurrence), drug_events.sql
    (staging.drug_exposure, straight into phenotype.events), measurement_records.sql (staging.measurement)
-3. on the condition and measurement work tables and phenotype.events: events.sql, rule_met.sql (the person-level
-   rules), person_summary.sql (person exclusions), then composites depth by depth (composite_person_summary.sql,
-   composite_events.sql)
+3. on the condition and measurement work tables and phenotype.events: events.sql, record_exclusions.sql (records
+   near an excluding record, for exclusions with a window), rule_met.sql (the person-level rules), person_summary.sql
+   (person exclusions), then composites depth by depth (composite_person_summary.sql, composite_events.sql)
 
 Public entry points: ``compile_phenotypes(library)`` (what would run) and ``run_phenotypes(target)`` (run it, on a
 DuckDB connection, a SparkSession or any engine of pipelines/engine/).
