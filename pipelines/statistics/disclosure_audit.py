@@ -48,8 +48,10 @@ from pipelines.disclosure import COMPLEMENTARY, Cell, SumRelation, is_small
 from pipelines.statistics.analysis_attrition import (
     COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS,
     ESTIMATE_COUNT_COLUMNS,
+    MAIN,
     NEGATIVE_CONTROL,
     OUTCOME_COUNT,
+    PRINTED_BY_THE_COHORT_STAGE,
     SECONDARY_ROW_COST_WEIGHT,
     StudyCounts,
     StudySuppression,
@@ -486,11 +488,52 @@ def audit_published_study(con: duckdb.DuckDBPyConnection, study_id: str, thresho
                       for key, values in printed.items()
                       if any(not math.isnan(value) and abs(value - cells[key].value) > TOLERANCE
                              for value in values)]
-    hidden = _unknown_cells(counts, {key for key, values in printed.items()
-                                     if any(not math.isnan(value) for value in values)}, threshold)
+    known = {key for key, values in printed.items() if any(not math.isnan(value) for value in values)}
+    hidden = _unknown_cells(counts, known | _printed_by_table1(con, study_id, counts), threshold)
     audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden)
     audit.contradictions[:0] = contradictions
     return audit
+
+
+def _printed_by_table1(con: duckdb.DuckDBPyConnection, study_id: str, counts: StudyCounts) -> set[Hashable]:
+    """The ledger's cells results.table1 prints, so known to every reader whatever the statistics tables hide: the
+    cohort size (Table 1's overall n), each yes/no exposure's cohort arm of holders (its `true` count overall, or
+    the sum of its two groups' counts when both are printed), and the arms of the variable Table 1 is split by (its
+    groups' n). A cell counts as printed only where Table 1's value equals the ledger's (the same persons: the
+    study population at index). Table 1's hidden cells and its other sums (levels, the unprinted `false` counts)
+    are not modelled here: Table 1 protects them itself (tests/cohorts/test_table1_disclosure_attack.py)."""
+    if not _table_exists(con, tables.TABLE1):
+        return set()
+    rows = con.execute(
+        f"""SELECT by_variable, variable, "group", statistic, count FROM {tables.TABLE1}
+            WHERE study_id = ? AND (statistic = 'n' OR (statistic = 'n_pct' AND level = 'true'))""",
+        [study_id]).fetchall()
+    printed: dict[tuple[str, str], list[int | None]] = {}
+    for by_variable, variable, group, statistic, count in rows:
+        if statistic == "n":  # the groups of the split variable are its arms; overall, the cohort size
+            target = (by_variable, "both" if group == "overall" else group)
+            printed.setdefault(target, []).append(count)
+        elif group == "overall":
+            printed.setdefault((variable, "exposed"), []).append(count)
+        else:  # a yes/no variable's holders in one group: with the other group's, its holders overall
+            printed.setdefault((variable, f"holders {group}"), []).append(count)
+    values = {target: {count for count in found if count is not None} for target, found in printed.items()}
+    for variable in {variable for variable, what in printed if what.startswith("holders ")}:
+        groups = [printed.get((variable, f"holders {group}"), [None]) for group in ("exposed", "unexposed")]
+        if all(len(found) == 1 and found[0] is not None for found in groups):
+            values.setdefault((variable, "exposed"), set()).add(groups[0][0] + groups[1][0])
+    cohort_size = {count for (_, what), found in values.items() if what == "both" for count in found}
+    known = set()
+    for key, cell in counts.ledger.cells.items():
+        # the cohort per arm and the cohort size: (MAIN, exposure, (the cohort stage's step,), "persons", arm); a
+        # time-varying analysis's first step (any exposed time) is another count
+        if not (isinstance(key, tuple) and len(key) == 5 and key[0] == MAIN and key[3] == "persons"
+                and key[2] == (PRINTED_BY_THE_COHORT_STAGE,)):
+            continue
+        found = cohort_size if key[4] == "both" else values.get((key[1], key[4]), set())
+        if cell.value in found:
+            known.add(key)
+    return known
 
 
 def _unknown_cells(counts: StudyCounts, known: set[Hashable], threshold: int) -> set[Hashable]:

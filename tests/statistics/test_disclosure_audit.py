@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, Cell, SumRelation, suppress_cells
-from pipelines.statistics.analysis_attrition import suppress_study_counts_sparing_main
+from pipelines.statistics.analysis_attrition import ESTIMATE_COUNT_COLUMNS, suppress_study_counts_sparing_main
 from pipelines.statistics.checks import NO_DERIVABLE_COUNT, STUDY_CHECKS, run_checks
 from pipelines.statistics.disclosure_audit import (
     _planned_printing,
@@ -21,6 +21,7 @@ from pipelines.statistics.disclosure_audit import (
     disclosing_sums,
     protect_derivable_counts,
 )
+from pipelines.statistics.results import COHORT_STEP, DERIVED_COLUMNS
 from tests.support.published_studies import publish_every_study
 
 THRESHOLD = 11
@@ -212,6 +213,43 @@ def test_the_check_fails_without_a_ledger_and_on_a_tampered_count(published_stud
                     "WHERE study_id = 'leg_cramps' AND persons_exposed IS NOT NULL")
         tampered = run_checks(con, "leg_cramps", 11, (NO_DERIVABLE_COUNT,), ledger=ledger)[0]
     assert not tampered.passed and "differs from the count the ledger holds" in tampered.failures[0]
+
+
+def test_a_cohort_arm_table1_prints_is_known_whatever_the_statistics_tables_hide(published_studies, tmp_path):
+    """The exposed arm of an exposure's cohort (its holders at index) is printed by Table 1 as the exposure's `true`
+    count: a reader knows it even where results.analysis_attrition prints NULL. Hidden in both, it is unknown."""
+    database, studies, analyses = published_studies
+    copy = tmp_path / "table1.duckdb"
+    shutil.copy(database, copy)
+    ledger = analyses["leg_cramps"].disclosure_ledger
+    arm = ("main", "ace_inhibitors", (COHORT_STEP,), "persons", "exposed")
+    assert arm in ledger.counts().ledger.cells
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE results.analysis_attrition SET persons_exposed = NULL WHERE study_id = 'leg_cramps' "
+                    "AND exposure = 'ace_inhibitors' AND step = ?", [COHORT_STEP])
+        hidden_in_attrition = audit_published_study(con, "leg_cramps", THRESHOLD, ledger)
+        con.execute("UPDATE results.table1 SET count = NULL WHERE study_id = 'leg_cramps' "
+                    "AND variable = 'ace_inhibitors' AND statistic = 'n_pct'")
+        hidden_in_both = audit_published_study(con, "leg_cramps", THRESHOLD, ledger)
+    assert arm not in {interval.key for interval in hidden_in_attrition.intervals}
+    assert arm in {interval.key for interval in hidden_in_both.intervals}
+    assert hidden_in_attrition.passed
+
+
+def test_nothing_published_recomputes_a_hidden_count(published_studies):
+    """Estimates, intervals, p-values and person-years recompute a count (a crude ratio with the other counts, a
+    rate times person-years, an exact interval's bounds): every published estimate row with a hidden count prints
+    none of them (suppress_estimates), in results.associations and results.negative_control_estimates."""
+    database, studies, _ = published_studies
+    with duckdb.connect(str(database), read_only=True) as con:
+        for table in ("results.associations", "results.negative_control_estimates"):
+            columns = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+            derived = [column for column in DERIVED_COLUMNS if column in columns]
+            hidden_count = " OR ".join(f"{column} IS NULL" for column in ESTIMATE_COUNT_COLUMNS)
+            rows, leaking = con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE {' OR '.join(f'{c} IS NOT NULL' for c in derived)}) "
+                f"FROM {table} WHERE suppressed AND ({hidden_count})").fetchall()[0]
+            assert rows > 0 and leaking == 0, table
 
 
 def test_the_greedy_choice_alone_discloses_on_this_extract_and_the_added_complements_repair_it(published_studies):
