@@ -21,9 +21,11 @@ A hidden zero or a hidden count >= threshold discloses nothing by itself; the in
 account for what such a cell gives away.
 
 What the attacker is assumed to know, as the ledger assumes it: the published numbers, the sums, counts >= 0, and
-that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`). Not modelled: the
-"<t" and "suppressed" labels as bounds, estimates and intervals that recompute a count (their whole row is hidden
-with any of its counts, suppress_estimates), Table 1's own sums, and any relation not declared in the ledger.
+that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`), that a count printed
+"suppressed" is at least t (`label_bounds`), and the cohort cells Table 1 prints (`_printed_by_table1`). Not
+modelled: the "<t" labels as LP bounds (the verdict accounts for them), estimates and intervals that recompute a
+count (their whole row is hidden with any of its counts, suppress_estimates; a test checks the published tables),
+Table 1's own sums and hidden cells, and any relation not declared in the ledger.
 
 Used twice (docs/disclosure.md, "Audit"): `protect_derivable_counts` repairs the suppression before the tables are
 written (one more complement per disclosed cell, audited again), and the blocking check
@@ -232,11 +234,11 @@ def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation]
 
 
 class _GroupLP:
-    """One HiGHS model of a group's equations (block @ x = right, lower <= x <= upper), solved again for each objective: only the
-    costs change between solves, so HiGHS starts each solve from the previous optimal basis (a primal feasible
-    point: a few simplex iterations where scipy's linprog would build and presolve the model anew). Presolve is
-    off so that the basis carries over and an unbounded objective is reported as unbounded, not as "unbounded or
-    infeasible"."""
+    """One HiGHS model of a group's equations (block @ x = right, lower <= x <= upper), solved again for each
+    objective: only the costs change between solves, so HiGHS starts each solve from the previous optimal basis (a
+    primal feasible point: a few simplex iterations where scipy's linprog would build and presolve the model anew).
+    Presolve is off so that the basis carries over and an unbounded objective is reported as unbounded, not as
+    "unbounded or infeasible"."""
 
     def __init__(self, block: sparse.csr_matrix, right: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
         self.size = block.shape[1]
@@ -361,8 +363,9 @@ def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, lowest: np.nda
                      ) -> tuple[list[CellInterval], int]:
     """Minimise and maximise each cell of one group subject to its equations and its cells' label bounds (`lowest`
     .. `highest`): one HiGHS model, re-solved for each objective. Every optimal point is a feasible one, so a cell
-    at its label's lower bound in any of them has that lower bound without an LP of its own (the maxima come first: they leave most other cells at zero); and an
-    unbounded maximum's ray leaves every cell it increases unbounded too (no LP of their own either)."""
+    at its label's lower bound in any of them has that lower bound without an LP of its own (the maxima come first:
+    they leave most other cells at zero); and an unbounded maximum's ray leaves every cell it increases unbounded
+    too (no LP of their own either)."""
     size = len(keys)
     group = _GroupLP(block, right, lowest, highest)
     upper, lower = np.full(size, math.nan), np.full(size, math.nan)
