@@ -389,8 +389,8 @@ def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.Data
     cost the main analysis nothing. `control_exposures` marks the rows of `results` that are a negative-control
     exposure's (a control drug against the study outcome, published in results.negative_control_estimates): they
     are controls here, not main rows, and their drug's attrition rows with them. Their rows are tied to the main
-    rows by small differences (the persons with a prior control or variant outcome), and hiding them as complements can cascade into main cells (on the bundled
-    sample, four variants cost 78 of leg_cramps's 115 main estimates). So the main rows' (and the attrition's and
+    rows by small differences (the persons with a prior control or variant outcome), and hiding them as complements
+    can cascade into main cells (on the bundled sample, four variants cost 78 of leg_cramps's 115 main estimates). So the main rows' (and the attrition's and
     outcome count's) suppression is decided alone first; then the negative controls are added, each
     exposure-outcome pair withheld whole when its rows would hide a main cell (the control outcomes' pairs, then each
     control drug with its attrition, the OHDSI pair of a control exposure and the study outcome); then each
