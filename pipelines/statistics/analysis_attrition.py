@@ -390,16 +390,16 @@ def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.Data
     exposure's (a control drug against the study outcome, published in results.negative_control_estimates): they
     are controls here, not main rows, and their drug's attrition rows with them. Their rows are tied to the main
     rows by small differences (the persons with a prior control or variant outcome), and hiding them as complements
-    can cascade into main cells (on the bundled sample, four variants cost 78 of leg_cramps's 115 main estimates). So the main rows' (and the attrition's and
-    outcome count's) suppression is decided alone first; then the negative controls are added, each
-    exposure-outcome pair withheld whole when its rows would hide a main cell (the control outcomes' pairs, then each
-    control drug with its attrition, the OHDSI pair of a control exposure and the study outcome); then each
-    sensitivity analysis in
-    turn, an exposure whose main cells its rows would hide further having them withheld whole; until the main
-    analysis publishes exactly what it publishes alone. Withheld rows print nothing a reader could combine (every
-    count hidden). As with primary and secondary endpoints in a trial report, the secondary results never change
-    the primary ones. Withheld rows count as complementary in `result_complementary` and
-    `control_complementary`, and the withheld pairs are listed in `withheld_control_pairs`."""
+    can cascade into main cells (on the bundled sample, four variants cost 78 of leg_cramps's 115 main estimates).
+    So the main rows' (and the attrition's and outcome count's) suppression is decided alone first; then the
+    negative controls are added, each exposure-outcome pair withheld whole when its rows would hide a main cell (the
+    control outcomes' pairs, then each control drug with its attrition: the OHDSI pair of a control exposure and the
+    study outcome); then each sensitivity analysis in turn, an exposure whose main cells its rows would hide further
+    having them withheld whole; until the main analysis publishes exactly what it publishes alone. Withheld rows
+    print nothing a reader could combine (every count hidden). As with primary and secondary endpoints in a trial
+    report, the secondary results never change the primary ones. Withheld rows count as complementary in
+    `result_complementary` and `control_complementary`, and the withheld pairs are listed in
+    `withheld_control_pairs`."""
     secondary = (results["sensitivity_analysis"].notna() if "sensitivity_analysis" in results
                  else pd.Series(False, index=results.index))
     arguments = dict(nested=nested, outcome_count=outcome_count, varied_exposures=varied_exposures,
