@@ -47,6 +47,9 @@ def test_a_run_in_it_is_stored_in_the_project_instance_with_its_partition_and_li
     run_instance = site_run_instance(dagster_instance)
     result = job.execute_in_process(instance=run_instance, partition_key="north")
     assert result.success
+    # The run's own partition checks went through it: asked once during the run, remembered after a deletion.
+    dagster_instance.delete_dynamic_partition("site", "north")
+    assert run_instance.has_dynamic_partition("site", "north")
 
     # Read back through the other handle: the run, its partitioned materializations and their data-version lineage.
     assert dagster_instance.get_run_by_id(result.run_id).tags["dagster/partition"] == "north"
