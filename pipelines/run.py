@@ -46,15 +46,15 @@ def run_study(extract: Path, database: Path, instance: dg.DagsterInstance | None
               study_overrides: dict | None = None, max_reject_share: float | None = None,
               **warehouse_options) -> dg.ExecuteInProcessResult:
     """Build one site (default: named after the extract folder) into `database`, registering the site if new."""
-    import dagster as dg
-
     from pipelines.definitions import load_definitions
     from pipelines.jobs import STUDY_JOB_NAME
     from pipelines.network.sites import register_site, site_for_extract
     from pipelines.operations.run_config import study_run_config
+    from pipelines.operations.run_instance import site_run_instance
 
     site = site or site_for_extract(extract)
-    instance = instance or dg.DagsterInstance.get()
+    # The same instance (default: $DAGSTER_HOME's), asking its storage once whether the site partition exists.
+    instance = site_run_instance(instance)
     register_site(instance, site)
     job = load_definitions().resolve_job_def(STUDY_JOB_NAME)
     run_id = str(uuid.uuid4())  # as Dagster names runs; chosen here so the run's event log can be held open

@@ -902,8 +902,33 @@ def load_study(path: Path, library: PhenotypeLibrary | None = None,
 
 def load_studies(directory: Path = STUDIES_DIR,
                  library: PhenotypeLibrary | None = None) -> dict[str, StudyDefinition]:
-    """Every studies/<id>.yaml (names starting with "_" are settings, not studies), by id, in file-name order."""
+    """Every studies/<id>.yaml (names starting with "_" are settings, not studies), by id, in file-name order.
+
+    Read and checked once per process for the same files: the result is kept under the folder, the bytes of its
+    *.yaml files and the phenotype library it was checked against, so an edited, added or removed study file (or
+    studies/_defaults.yaml) is read again on the next call, while the code location, the run's steps, its set-up
+    checks and its summary share one reading (a run asked for the studies 8 times, 0.5 s of CPU each: issue #21).
+    The studies are frozen models; each caller gets its own dict."""
     directory = Path(directory)
+    library = library if library is not None else phenotype_library()
+    files = sorted(directory.glob("*.yaml"))
+    contents = hashlib.sha256()
+    for path in files:
+        contents.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        contents.update(path.read_bytes())
+    key = (directory.resolve(), contents.hexdigest())
+    cached = _STUDIES_READ.get(key)
+    if cached is None or cached[0] is not library:
+        cached = (library, _read_studies(directory, library))
+        _STUDIES_READ[key] = cached
+    return dict(cached[1])
+
+
+# (folder, digest of its *.yaml files) -> (the phenotype library the studies were checked against, the studies).
+_STUDIES_READ: dict[tuple[Path, str], tuple[PhenotypeLibrary, dict[str, StudyDefinition]]] = {}
+
+
+def _read_studies(directory: Path, library: PhenotypeLibrary) -> dict[str, StudyDefinition]:
     defaults = load_defaults(directory)
     studies: dict[str, StudyDefinition] = {}
     for path in sorted(directory.glob("*.yaml")):
