@@ -46,6 +46,8 @@ from pipelines.sql_quoting import quote_spark_identifier, quote_spark_literal
 # after that many characters is one that is never closed.
 MAX_RECORD_CHARACTERS = 2_097_152
 _FIRST_WINDOW = 64  # lines fetched after a line whose quote stays open, doubled until it closes
+# The distinct person ids of Spark's staging.person (a temporary view), written once the person table is loaded.
+KNOWN_PERSONS = "_known_persons"
 
 REJECTS_SCHEMA = ("table_name STRING, file_name STRING, line BIGINT, column_name STRING, reason STRING, "
                   "detail STRING, record STRING")
@@ -149,13 +151,12 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
          .when(~F.col("text").rlike(grammar.record), F.lit("UNQUOTED VALUE"))
          .when(F.size(fields) < len(header), F.lit("MISSING COLUMNS"))
          .when(F.size(fields) > len(header), F.lit("TOO MANY COLUMNS")).alias("error_type"),
-    ).localCheckpoint(eager=True)
+    ).localCheckpoint(eager=False)  # stored by the first job that reads it (step 5), not by a job of its own
 
-    # 3. malformed records; one over several lines stops the load (as in loader._reconcile)
-    counted = records.agg(F.count("*"), F.count("error_type"),
-                          F.min(F.when(F.col("error_type").isNotNull() & F.col("text").contains("\n"),
-                                       F.col("line")))).first()
-    input_records, malformed_count, bad_line = int(counted[0]), int(counted[1]), counted[2]
+    # 3. malformed records; one over several lines stops the load (as in loader._reconcile). Only the records
+    # joined from several lines (spans) can be one, so a file without them needs no job here.
+    [bad_line] = records.agg(F.min(F.when(F.col("error_type").isNotNull() & F.col("text").contains("\n"),
+                                          F.col("line")))).first() if spans else [None]
     if bad_line is not None:
         bad = records.where(F.col("line") == bad_line).first()
         raise ExtractError(
@@ -191,20 +192,26 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
                      loader.check_case(checks, lambda reason, column: column, quote_spark_literal),
                      loader.check_case(checks, lambda reason, column: loader.reject_detail(reason, column, table),
                                        quote_spark_literal))
-    classified = spark.sql(_classified_sql(table, *first_failing)).localCheckpoint(eager=True)
+    classified = spark.sql(_classified_sql(table, *first_failing)).localCheckpoint(eager=False)  # stored by the write
     names = [column.name for column in table.columns]
     spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
     classified.where("reason IS NULL").select(*names).write.format("parquet").saveAsTable(f"staging.{table.name}")
+    if table.name == spec.PERSON.name:
+        # The event tables' unknown_person test reads the person ids: found once, not once per table.
+        spark.table(f"staging.{table.name}").select(F.col("person_id").alias("_known_person")).distinct() \
+            .localCheckpoint(eager=True).createOrReplaceTempView(KNOWN_PERSONS)
     row_rejects = classified.where("reason IS NOT NULL").select(
         F.lit(table.name).alias("table_name"), F.lit(path.name).alias("file_name"), F.col("_record").alias("line"),
         "column_name", "reason", "detail", "record")
 
     # 6. the counts, from the stored rows; input = loaded + rejected, and the lines = records + blank lines + the
     # line breaks inside quoted fields
-    counts = {reason: int(n) for reason, n in classified.groupBy("reason").count().collect()}
+    # (one job over the stored rows: the well-formed records' reasons and the malformed records')
+    reasons = classified.select("reason").unionByName(
+        records.where(F.col("error_type").isNotNull()).select(F.lit("malformed_line").alias("reason")))
+    counts = {reason: int(n) for reason, n in reasons.groupBy("reason").count().collect()}
     loaded = counts.pop(None, 0)
-    if malformed_count:
-        counts["malformed_line"] = malformed_count
+    input_records = loaded + sum(counts.values())
     quoted_line_breaks = sum(last - first for first, last, _, _ in spans)
     # Empty lines inside a quoted field belong to their record; the others are blank lines (skipped, as DuckDB does).
     blank_lines = empty_lines - sum(piece == "" for _, _, text, _ in spans for piece in text.split("\n")[1:])
@@ -238,8 +245,7 @@ def _classified_sql(table: Table, reason_case: str, column_case: str, detail_cas
     unknown, persons = "FALSE", ""
     if table.references_person:
         unknown = "_check IS NULL AND known._known_person IS NULL"
-        persons = ("LEFT JOIN (SELECT DISTINCT person_id AS _known_person FROM staging.person) known "
-                   "ON known._known_person = s.person_id")
+        persons = f"LEFT JOIN {KNOWN_PERSONS} known ON known._known_person = s.person_id"
     pk_literal = quote_spark_literal(pk or "")
     return f"""
         SELECT *,
@@ -295,6 +301,7 @@ def load_sources_on_spark(spark: Any, sources: dict[str, TableSource | None],
     if rejects:
         rejects[0].write.insertInto(tables.INGEST_REJECTS)
     write_load_counts(spark, loads)
+    spark.catalog.dropTempView(KNOWN_PERSONS)
     return loads
 
 
