@@ -34,6 +34,7 @@ tests/spark/test_spark_ingest.py):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def numbered_lines(spark: Any, path: Path) -> Any:
     from pyspark.sql import functions as F
 
     text = F.regexp_replace(F.col("value"), "\r\\z", "")
-    scan = spark.read.option("lineSep", "\n").text(str(path))
+    scan = spark.read.option("lineSep", "\n").text(reader_path(path))
     read = scan.select(F.monotonically_increasing_id().alias("_id"), F.input_file_block_start().alias("_block"),
                        F.col("value"))
     if _splits(scan) == 1:
@@ -103,6 +104,18 @@ def numbered_lines(spark: Any, path: Path) -> Any:
             .select((F.col("_id") - F.col("_first") + F.col("_before") + 1).alias("line"),
                     text.alias("text"), F.expr("is_valid_utf8(value)").alias("valid_utf8"))
             .localCheckpoint(eager=False))
+
+
+# Hadoop's glob characters (org.apache.hadoop.fs.GlobPattern), and the backslash that escapes them.
+_GLOB_CHARACTERS = re.compile(r"([\\\[\]*?{}])")
+
+
+def reader_path(path: Path) -> str:
+    """The path for Spark's file readers, matching that one file only. Spark globs every path that holds a glob
+    character and has no option to turn that off: a folder named ``site[ab]`` would read ``sitea``'s files, outside
+    the extract. Each such character is escaped with a backslash (as pipelines/ingest/loader.py reader_path_sql
+    does for DuckDB's readers)."""
+    return _GLOB_CHARACTERS.sub(r"\\\1", str(path))
 
 
 def _splits(scan: Any) -> int | None:
