@@ -17,8 +17,8 @@ EXTRACT ?= $(SAMPLE_DIR)
 DB ?= build/leg_cramps.duckdb
 # The site (Dagster partition) `make run` builds; empty = the extract folder's name (data/sample -> sample).
 SITE ?=
-# The engine of the phenotype, cohort and statistics stages: empty = DuckDB, `spark` = a local Spark session (Java 17
-# and pyspark; ingest and publishing stay on DuckDB: docs/scaling.md).
+# The engine of the ingest (canonical CSV extracts) and the phenotype, cohort and statistics stages: empty = DuckDB,
+# `spark` = a local Spark session (Java 17 and pyspark; publishing stays on DuckDB: docs/scaling.md).
 ENGINE ?=
 N ?= 1000000
 

@@ -234,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest share of a table's records the ingest may reject before the run stops "
                              f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_formats.md)")
     parser.add_argument("--engine", choices=("duckdb", "spark"),
-                        help="engine of the phenotype, cohort and statistics stages (default duckdb; spark needs "
-                             "Java 17 and pyspark: docs/scaling.md); ingest and publishing stay on DuckDB")
+                        help="engine of the ingest and the phenotype, cohort and statistics stages (default "
+                             "duckdb; spark needs Java 17 and pyspark: docs/scaling.md); on spark, Parquet files and "
+                             "non-canonical layouts are ingested on DuckDB (logged), and publishing stays on DuckDB")
     parser.add_argument("--fail-on-empty", action="store_true",
                         help="exit 2 when the run published but no study produced any estimate")
     parser.add_argument("--check", action="store_true",

@@ -133,9 +133,10 @@ class Warehouse(dg.ConfigurableResource):
     memory_limit: str | None = None  # e.g. "6GB"; DuckDB's default is 80% of RAM
     threads: int | None = None  # DuckDB's default is the number of cores
     temp_directory: str | None = None  # where DuckDB spills when memory_limit is reached
-    # The engine of the phenotype, cohort and statistics stages (docs/scaling.md): "duckdb", or "spark" (a local
+    # The engine of the ingest (canonical CSV extracts; other layouts and Parquet files fall back to DuckDB, saying
+    # so) and of the phenotype, cohort and statistics stages (docs/scaling.md): "duckdb", or "spark" (a local
     # session, or the Spark Connect server of SPARK_REMOTE), whose tables are copied into this run's database, which
-    # stays what is published. Ingest, data quality and publishing run on DuckDB either way.
+    # stays what is published. Publishing runs on DuckDB either way.
     engine: str = DUCKDB
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:

@@ -34,6 +34,7 @@ tests/spark/test_spark_ingest.py):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,15 +75,23 @@ def csv_grammar(delimiter: str, python: bool = False) -> CsvGrammar:
 
 def numbered_lines(spark: Any, path: Path) -> Any:
     """The file's physical lines (split at LF only, as DuckDB's reader and the loader's line count do; a CR
-    before the LF dropped) as a checkpointed DataFrame (line BIGINT, text STRING, valid_utf8 BOOLEAN); .gz files
-    are decompressed by Spark's codec."""
+    before the LF dropped) as a DataFrame (line BIGINT, text STRING, valid_utf8 BOOLEAN) checkpointed by the first
+    job that reads it (the file is read once more only to find where its splits start, when it has several);
+    .gz files are decompressed by Spark's codec."""
     from pyspark.sql import functions as F
 
+    text = F.regexp_replace(F.col("value"), "\r\\z", "")
+    scan = spark.read.option("lineSep", "\n").text(reader_path(path))
+    read = scan.select(F.monotonically_increasing_id().alias("_id"), F.input_file_block_start().alias("_block"),
+                       F.col("value"))
+    if _splits(scan) == 1:
+        # One split (every .gz file; plain files below Spark's split size): the ids are 0, 1, 2, ... in file order,
+        # so no job is needed to find where the splits start.
+        return (read.select((F.col("_id") + 1).alias("line"), text.alias("text"),
+                            F.expr("is_valid_utf8(value)").alias("valid_utf8"))
+                .localCheckpoint(eager=False))
     # A file scan gives every line the same split and id each time it runs, so the ids are read twice (the
     # splits' first ids and sizes, then the lines) without storing the file first.
-    read = (spark.read.option("lineSep", "\n").text(str(path))
-            .select(F.monotonically_increasing_id().alias("_id"), F.input_file_block_start().alias("_block"),
-                    F.col("value")))
     blocks = sorted(read.groupBy("_block").agg(F.min("_id").alias("_first"), F.count("*").alias("_n")).collect())
     before, offsets = 0, []
     for block, first, count in blocks:
@@ -91,11 +100,31 @@ def numbered_lines(spark: Any, path: Path) -> Any:
     if not offsets:
         return spark.createDataFrame([], "line BIGINT, text STRING, valid_utf8 BOOLEAN")
     starts = spark.createDataFrame(offsets, "_block BIGINT, _first BIGINT, _before BIGINT")
-    text = F.regexp_replace(F.col("value"), "\r\\z", "")
     return (read.join(F.broadcast(starts), "_block")
             .select((F.col("_id") - F.col("_first") + F.col("_before") + 1).alias("line"),
                     text.alias("text"), F.expr("is_valid_utf8(value)").alias("valid_utf8"))
-            .localCheckpoint(eager=True))
+            .localCheckpoint(eager=False))
+
+
+# Hadoop's glob characters (org.apache.hadoop.fs.GlobPattern), and the backslash that escapes them.
+_GLOB_CHARACTERS = re.compile(r"([\\\[\]*?{}])")
+
+
+def reader_path(path: Path) -> str:
+    """The path for Spark's file readers, matching that one file only. Spark globs every path that holds a glob
+    character and has no option to turn that off: a folder named ``site[ab]`` would read ``sitea``'s files, outside
+    the extract. Each such character is escaped with a backslash (as pipelines/ingest/loader.py reader_path_sql
+    does for DuckDB's readers)."""
+    return _GLOB_CHARACTERS.sub(r"\\\1", str(path))
+
+
+def _splits(scan: Any) -> int | None:
+    """How many splits Spark reads a file scan in, planned on the driver (no job); None where the session cannot
+    say (Spark Connect has no RDDs)."""
+    try:
+        return scan.rdd.getNumPartitions()
+    except NotImplementedError:  # pyspark's PySparkNotImplementedError on Spark Connect
+        return None
 
 
 def split_fields_column(text: Any, grammar: CsvGrammar) -> Any:

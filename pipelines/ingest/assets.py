@@ -5,7 +5,7 @@ import dagster as dg
 
 from pipelines import extract_spec as spec
 from pipelines.asset_keys import staging_key
-from pipelines.ingest.formats import FormatLoad, load_extract_any_format
+from pipelines.ingest.formats import FormatLoad, SparkIngest, load_extract_any_format
 from pipelines.ingest.loader import TableLoad
 from pipelines.ingest.reject_share import (
     CASCADE_CHECK,
@@ -15,7 +15,7 @@ from pipelines.ingest.reject_share import (
     reject_share_verdicts,
 )
 from pipelines.ingest.resources import ExtractSource
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import ENGINE_KINDS, Warehouse
 
 INGEST_GROUP = "ingest"
 
@@ -52,8 +52,11 @@ def _metadata(load: TableLoad, table: spec.Table) -> dict:
 
 
 def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
-    """The detected layout, and the phenotypes this table's codes cannot reach."""
-    metadata: dict = {"extract_format": result.extract_format}
+    """The detected layout, the engine that read it (`ingest_engine` names why when it is not the run's), and the
+    phenotypes this table's codes cannot reach."""
+    metadata: dict = {"extract_format": result.extract_format, "engine": result.engine}
+    if result.engine_fallback:
+        metadata["ingest_engine"] = result.ingest_engine
     unresolvable = result.unresolvable_phenotypes.get(table.name)
     if unresolvable:
         metadata["unresolvable_phenotypes"] = ", ".join(unresolvable)
@@ -68,7 +71,7 @@ def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
             staging_key(table.name),
             description=f"{table.description} Typed and normalised; refused rows are in ingest.rejects.",
             group_name=INGEST_GROUP,
-            kinds={"duckdb"},
+            kinds=set(ENGINE_KINDS),  # ingested on the run's engine where it can (`engine` in the metadata)
         )
         for table in spec.TABLES
     ],
@@ -86,9 +89,13 @@ def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
 )
 def staging_tables(context: dg.AssetExecutionContext, extract: ExtractSource, warehouse: Warehouse):
     """Load the extract folder into staging.*, with every refused row in ingest.rejects and its reason."""
+    spark = (SparkIngest(warehouse.spark_session, warehouse.spark_exchange_dir(context.run_id) / "ingest")
+             if warehouse.on_spark else None)
     with warehouse.connect(context.run_id) as con:
-        # Detects the layout (pipelines/ingest/formats/registry.py) and loads it through the canonical loader.
-        result = load_extract_any_format(con, extract.path, log=context.log.info)
+        # Detects the layout (pipelines/ingest/formats/registry.py) and loads it through the canonical loader, on
+        # the warehouse's engine where that engine can read it (else on DuckDB, with a warning saying why).
+        result = load_extract_any_format(con, extract.path, log=context.log.info, spark=spark,
+                                         warn=context.log.warning)
     loads = result.loads
     for warning in result.warnings:
         context.log.warning(warning)

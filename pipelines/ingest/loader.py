@@ -11,6 +11,12 @@ For each canonical table (pipelines/extract_spec.py) the loader:
    file's physical lines (counted while the file is hashed for the manifest): lines that are neither a record,
    a blank line nor the continuation of a quoted field stop the load with the line where the reader went wrong.
 
+The Spark ingest (spark_loader.py) reads the records its own way and shares the rest of this loader through
+public names: read_csv_header, csv_delimiter and header_columns (the header), OpenedSource.text_records,
+row_checks, staged_rows_sql, check_case and reject_detail (typing and reasons, as DuckDB SQL it translates),
+canonical_sources (the files, inside the extract), TableLoad, write_load_counts, write_manifest and
+comment_tables (the accounting tables).
+
 This module is one of the few places with DuckDB-specific SQL (read_csv/read_parquet options, store_rejects,
 ASOF JOIN); the models under sql/ stay plain.
 """
@@ -530,7 +536,7 @@ class _MixedLineEndings(Exception):
 
 
 @dataclass(frozen=True)
-class _OpenedSource:
+class OpenedSource:
     """A file opened for loading as the view `_source`: its canonical columns (as named in the source), the file's
     own header, the columns the load ignores, and how records are numbered."""
 
@@ -544,6 +550,12 @@ class _OpenedSource:
     # preserve_insertion_order (pipelines/warehouse.py) follows the file's order and lets the parse run in parallel.
     numbered: bool
 
+    @classmethod
+    def text_records(cls, header: list[str], by_lower: dict[str, str], ignored: list[str]) -> "OpenedSource":
+        """A source whose records are numbered (`_record`) and whose every column is text: how the Spark ingest
+        hands its parsed CSV records to the loader's SQL (pipelines/ingest/spark_loader.py)."""
+        return cls(header, header, by_lower, {name.lower(): "VARCHAR" for name in header}, ignored, numbered=True)
+
     def record_of(self, alias: str | None = None) -> str:
         """SQL for a staging row's record number."""
         prefix = f"{alias}." if alias else ""
@@ -551,7 +563,7 @@ class _OpenedSource:
 
 
 def _open_source(con: duckdb.DuckDBPyConnection, table: Table, path: Path, read_path: Path, shape_sql: str | None,
-                 source_columns: tuple[str, ...] | None) -> _OpenedSource:
+                 source_columns: tuple[str, ...] | None) -> OpenedSource:
     """Create the view `_source` (the file's raw records, shaped into canonical columns when `shape_sql` is given);
     an ExtractError when a required column is missing or a Parquet column has a type the ingest cannot read."""
     header = file_header = file_columns(con, read_path)
@@ -571,7 +583,7 @@ def _open_source(con: duckdb.DuckDBPyConnection, table: Table, path: Path, read_
     if is_parquet(path) and shape_sql is None:
         _parquet_type_problems(path, table, {c.name: source_types[by_lower[c.name].lower()]
                                              for c in table.columns if c.name in by_lower})
-    return _OpenedSource(header, file_header, by_lower, source_types, ignored, numbered)
+    return OpenedSource(header, file_header, by_lower, source_types, ignored, numbered)
 
 
 def _raw_ref(name: str) -> str:
@@ -598,7 +610,7 @@ def _number_ref(name: str) -> str:
 RowCheck = tuple[str, str, str]
 
 
-def _source_column(column: Column, source: _OpenedSource) -> tuple[str, str]:
+def _source_column(column: Column, source: OpenedSource) -> tuple[str, str]:
     """(SQL for the column's raw field in `_source`, its DuckDB type); NULL text when the source lacks it."""
     if column.name not in source.by_lower:
         return "NULL", "VARCHAR"
@@ -606,7 +618,7 @@ def _source_column(column: Column, source: _OpenedSource) -> tuple[str, str]:
     return quote_identifier(name), source.source_types.get(name.lower(), "VARCHAR")
 
 
-def _row_checks(table: Table, source: _OpenedSource) -> list[RowCheck]:
+def row_checks(table: Table, source: OpenedSource) -> list[RowCheck]:
     """The checks of every column, in the order a row's first reason is chosen: REJECT_REASONS order, then the
     column order of the table."""
     checks: list[RowCheck] = []
@@ -623,7 +635,7 @@ def _row_checks(table: Table, source: _OpenedSource) -> list[RowCheck]:
     return checks
 
 
-def _typed_columns_sql(table: Table, source: _OpenedSource) -> str:
+def _typed_columns_sql(table: Table, source: OpenedSource) -> str:
     """The innermost SELECT over `_source`: each column's raw, typed and (integer columns read from text or a
     non-integer type) number value."""
     selected = ["_record"] if source.numbered else []
@@ -637,10 +649,16 @@ def _typed_columns_sql(table: Table, source: _OpenedSource) -> str:
     return f"SELECT {', '.join(selected)} FROM _source"
 
 
-def _staging_table_sql(table: Table, source: _OpenedSource, checks: list[RowCheck]) -> str:
-    """CREATE TABLE staging.<table> in one pass over the file: the staging values, the number of each row's first
-    failing check in `checks` (`_check`), and the raw record of rejected rows (helper columns dropped once the
+def staging_table_sql(table: Table, source: OpenedSource, checks: list[RowCheck]) -> str:
+    """CREATE TABLE staging.<table> in one pass over the file (`staged_rows_sql`; helper columns dropped once the
     rejects are written)."""
+    return f"CREATE TABLE staging.{table.name} AS {staged_rows_sql(table, source, checks)}"
+
+
+def staged_rows_sql(table: Table, source: OpenedSource, checks: list[RowCheck]) -> str:
+    """The SELECT over `_source` of every record typed and checked: the staging values, `_record` (numbered
+    sources), the number of each row's first failing check in `checks` (`_check`), and the raw record of rejected
+    rows (`_raw_record`). DuckDB SQL; the Spark ingest runs it translated (pipelines/engine/spark_ingest.py)."""
     folds = [f"{folded} AS {_folded_ref(column.name)}" for column in table.columns
              if (folded := fold_expr(column, _typed_ref(column.name))) is not None]
     # One CASE names the first failing check by its number (`_check`); its reason and column are looked up from
@@ -653,7 +671,6 @@ def _staging_table_sql(table: Table, source: _OpenedSource, checks: list[RowChec
     staged = [f"CAST({normalised_expr(column, table, _typed_ref, _folded_ref, _vocabulary_ref)} AS {column.type}) "
               f"AS {quote_identifier(column.name)}" for column in table.columns]
     return f"""
-        CREATE TABLE staging.{table.name} AS
         SELECT {', '.join(staged)}, {'_record, ' if source.numbered else ''}_check,
                CASE WHEN _check IS NOT NULL THEN CAST(to_json({raw_struct}) AS VARCHAR) END AS _raw_record
         FROM (SELECT *, CAST({check_sql if checks else 'NULL'} AS SMALLINT) AS _check{vocabularies}
@@ -661,7 +678,7 @@ def _staging_table_sql(table: Table, source: _OpenedSource, checks: list[RowChec
         """
 
 
-def _find_late_rejects(con: duckdb.DuckDBPyConnection, table: Table, source: _OpenedSource) -> None:
+def _find_late_rejects(con: duckdb.DuckDBPyConnection, table: Table, source: OpenedSource) -> None:
     """`_late_rejects`: rows that parse but repeat an earlier row's id, or name a person the person table does not
     have (a duplicate is reported as a duplicate only: the first reason that applies)."""
     staging_table, record_of, pk = f"staging.{table.name}", source.record_of, table.primary_key
@@ -732,7 +749,7 @@ def header_columns(path: Path, table: Table, header: list[str]) -> tuple[dict[st
 
 def check_case(checks: list[RowCheck], value: Callable[[str, str], str],
                quote: Callable[[str], str] = quote_literal) -> str:
-    """CASE over the check number (`_staging_table_sql`'s `_check`, 1-based in `checks` order) giving
+    """CASE over the check number (`staged_rows_sql`'s `_check`, 1-based in `checks` order) giving
     `value(reason, column)` of the row's first failing check, written as a literal by `quote` (DuckDB's by
     default; the Spark ingest passes Spark's); NULL for a row that passed them all."""
     whens = " ".join(f"WHEN {number} THEN {quote(value(reason, column))}"
@@ -740,7 +757,7 @@ def check_case(checks: list[RowCheck], value: Callable[[str, str], str],
     return f"CASE _check {whens} END" if checks else "NULL"
 
 
-def _collect_row_rejects(con: duckdb.DuckDBPyConnection, table: Table, source: _OpenedSource,
+def _collect_row_rejects(con: duckdb.DuckDBPyConnection, table: Table, source: OpenedSource,
                          checks: list[RowCheck]) -> None:
     """`_row_rejects`: every rejected row with its reason, column, readable detail and record."""
     def by_check(value: Callable[[str, str], str]) -> str:
@@ -784,7 +801,7 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, table: Table, path: Path, mal
         )
 
 
-def _keep_loaded_rows(con: duckdb.DuckDBPyConnection, table: Table, source: _OpenedSource) -> None:
+def _keep_loaded_rows(con: duckdb.DuckDBPyConnection, table: Table, source: OpenedSource) -> None:
     """The staging table keeps the rows without a reason, and only the spec's columns."""
     staging_table = f"staging.{table.name}"
     con.execute(f"DELETE FROM {staging_table} WHERE _check IS NOT NULL "
@@ -830,12 +847,12 @@ def load_table(
     con.execute("DROP TABLE IF EXISTS _ingest_reject_scans")
     source = _open_source(con, table, path, read_path, shape_sql, source_columns)
     log(f"{table.name}: reading {path.name}")
-    checks = _row_checks(table, source)
+    checks = row_checks(table, source)
 
     # 1. one pass over the file: staging values, the first parse problem, the raw record of rejected rows
     con.execute(f"DROP TABLE IF EXISTS staging.{table.name}")
     try:
-        con.execute(_staging_table_sql(table, source, checks))
+        con.execute(staging_table_sql(table, source, checks))
     except duckdb.InvalidInputException as error:
         if fingerprint is not None and read_path == path and fingerprint().mixed_line_endings:
             raise _MixedLineEndings() from error

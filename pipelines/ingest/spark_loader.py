@@ -12,12 +12,17 @@ input records = loaded + rejected, checked per table. What differs from loader.p
    rule); a malformed record over several lines does too; on the file's last line it is a malformed_line reject;
 3. fields are split in Spark SQL by DuckDB's quoting rules (`csv_grammar`); a record that does not follow them, has
    the wrong number of fields or is not UTF-8 is a malformed_line reject (detail: DuckDB's error type);
-4. typing, reject reasons and their order are the loader's own SQL (`_staging_table_sql`, `_row_checks`,
+4. typing, reject reasons and their order are the loader's own SQL (`staged_rows_sql`, `row_checks`,
    `reject_detail`), translated by the ingest dialect (spark_ingest.IngestSpark); duplicate ids and unknown persons
    are decided as the loader decides them (the first record of an id loads; person before the event tables).
 
-Formats: the canonical layout's .csv and .csv.gz files. Parquet files and the OMOP and Synthea layouts
-(pipelines/ingest/formats/) are not read on Spark yet: `load_extract_on_spark` refuses them by name.
+Formats: the canonical layout's .csv and .csv.gz files. Parquet files and the OMOP, Synthea and site-mapping
+layouts (pipelines/ingest/formats/) are not read on Spark yet: `spark_ingest_refusal` names why, and a run on Spark
+ingests them on DuckDB and says so (pipelines/ingest/formats/__init__.py, the one place that chooses).
+
+In a run (`load_tables_on_spark_into_duckdb`) Spark's staging tables and rejects are then copied into the run's
+DuckDB database, with the loader's load counts, manifest and comments, so every later stage finds what a DuckDB
+ingest leaves.
 """
 
 from __future__ import annotations
@@ -31,15 +36,18 @@ from pipelines import tables
 from pipelines.engine.spark_engine import SPARK_TYPES
 from pipelines.engine.spark_ingest import (csv_grammar, ingest_spark_sql, json_with_nulls, numbered_lines,
                                            split_fields_column)
+from pipelines.engine.transfer import copy_tables_to_duckdb
 from pipelines.extract_spec import Table
 from pipelines.ingest import loader
-from pipelines.ingest.loader import ExtractError, Log, TableLoad
+from pipelines.ingest.loader import ExtractError, Log, TableLoad, TableSource
 from pipelines.sql_quoting import quote_spark_identifier, quote_spark_literal
 
 # DuckDB's reader refuses a record longer than its max_line_size (2,097,152 bytes by default): a quote still open
 # after that many characters is one that is never closed.
 MAX_RECORD_CHARACTERS = 2_097_152
 _FIRST_WINDOW = 64  # lines fetched after a line whose quote stays open, doubled until it closes
+# The distinct person ids of Spark's staging.person (a temporary view), written once the person table is loaded.
+KNOWN_PERSONS = "_known_persons"
 
 REJECTS_SCHEMA = ("table_name STRING, file_name STRING, line BIGINT, column_name STRING, reason STRING, "
                   "detail STRING, record STRING")
@@ -143,13 +151,12 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
          .when(~F.col("text").rlike(grammar.record), F.lit("UNQUOTED VALUE"))
          .when(F.size(fields) < len(header), F.lit("MISSING COLUMNS"))
          .when(F.size(fields) > len(header), F.lit("TOO MANY COLUMNS")).alias("error_type"),
-    ).localCheckpoint(eager=True)
+    ).localCheckpoint(eager=False)  # stored by the first job that reads it (step 5), not by a job of its own
 
-    # 3. malformed records; one over several lines stops the load (as in loader._reconcile)
-    counted = records.agg(F.count("*"), F.count("error_type"),
-                          F.min(F.when(F.col("error_type").isNotNull() & F.col("text").contains("\n"),
-                                       F.col("line")))).first()
-    input_records, malformed_count, bad_line = int(counted[0]), int(counted[1]), counted[2]
+    # 3. malformed records; one over several lines stops the load (as in loader._reconcile). Only the records
+    # joined from several lines (spans) can be one, so a file without them needs no job here.
+    [bad_line] = records.agg(F.min(F.when(F.col("error_type").isNotNull() & F.col("text").contains("\n"),
+                                          F.col("line")))).first() if spans else [None]
     if bad_line is not None:
         bad = records.where(F.col("line") == bad_line).first()
         raise ExtractError(
@@ -174,12 +181,9 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
     good.select(F.col("line").alias("_record"),
                 *[F.col("fields")[i].alias(name) for i, name in enumerate(header)]) \
         .createOrReplaceTempView("_source")
-    source = loader._OpenedSource(header, header, by_lower, {name.lower(): "VARCHAR" for name in header}, ignored,
-                                  numbered=True)
-    checks = loader._row_checks(table, source)
-    create = loader._staging_table_sql(table, source, checks)
-    select = create.split(" AS\n", 1)[1] if " AS\n" in create else create.split(" AS ", 1)[1]
-    spark.sql(ingest_spark_sql(select)).createOrReplaceTempView("_staged")
+    source = loader.OpenedSource.text_records(header, by_lower, ignored)
+    checks = loader.row_checks(table, source)
+    spark.sql(ingest_spark_sql(loader.staged_rows_sql(table, source, checks))).createOrReplaceTempView("_staged")
 
     # 5. each row's reason: the first parse problem, else a repeated id or an unknown person (the loader's
     # _find_late_rejects); stored once, then split into the loaded rows and the rejects
@@ -188,20 +192,26 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
                      loader.check_case(checks, lambda reason, column: column, quote_spark_literal),
                      loader.check_case(checks, lambda reason, column: loader.reject_detail(reason, column, table),
                                        quote_spark_literal))
-    classified = spark.sql(_classified_sql(table, *first_failing)).localCheckpoint(eager=True)
+    classified = spark.sql(_classified_sql(table, *first_failing)).localCheckpoint(eager=False)  # stored by the write
     names = [column.name for column in table.columns]
     spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
     classified.where("reason IS NULL").select(*names).write.format("parquet").saveAsTable(f"staging.{table.name}")
+    if table.name == spec.PERSON.name:
+        # The event tables' unknown_person test reads the person ids: found once, not once per table.
+        spark.table(f"staging.{table.name}").select(F.col("person_id").alias("_known_person")).distinct() \
+            .localCheckpoint(eager=True).createOrReplaceTempView(KNOWN_PERSONS)
     row_rejects = classified.where("reason IS NOT NULL").select(
         F.lit(table.name).alias("table_name"), F.lit(path.name).alias("file_name"), F.col("_record").alias("line"),
         "column_name", "reason", "detail", "record")
 
     # 6. the counts, from the stored rows; input = loaded + rejected, and the lines = records + blank lines + the
     # line breaks inside quoted fields
-    counts = {reason: int(n) for reason, n in classified.groupBy("reason").count().collect()}
+    # (one job over the stored rows: the well-formed records' reasons and the malformed records')
+    reasons = classified.select("reason").unionByName(
+        records.where(F.col("error_type").isNotNull()).select(F.lit("malformed_line").alias("reason")))
+    counts = {reason: int(n) for reason, n in reasons.groupBy("reason").count().collect()}
     loaded = counts.pop(None, 0)
-    if malformed_count:
-        counts["malformed_line"] = malformed_count
+    input_records = loaded + sum(counts.values())
     quoted_line_breaks = sum(last - first for first, last, _, _ in spans)
     # Empty lines inside a quoted field belong to their record; the others are blank lines (skipped, as DuckDB does).
     blank_lines = empty_lines - sum(piece == "" for _, _, text, _ in spans for piece in text.split("\n")[1:])
@@ -235,8 +245,7 @@ def _classified_sql(table: Table, reason_case: str, column_case: str, detail_cas
     unknown, persons = "FALSE", ""
     if table.references_person:
         unknown = "_check IS NULL AND known._known_person IS NULL"
-        persons = ("LEFT JOIN (SELECT DISTINCT person_id AS _known_person FROM staging.person) known "
-                   "ON known._known_person = s.person_id")
+        persons = f"LEFT JOIN {KNOWN_PERSONS} known ON known._known_person = s.person_id"
     pk_literal = quote_spark_literal(pk or "")
     return f"""
         SELECT *,
@@ -252,15 +261,29 @@ def _classified_sql(table: Table, reason_case: str, column_case: str, detail_cas
         FROM (SELECT s.*, {copy} AS _copy, {unknown} AS _unknown FROM _staged s {persons})"""
 
 
-def load_extract_on_spark(spark: Any, extract_dir: Path, log: Log = lambda message: None) -> dict[str, TableLoad]:
-    """Load every table of a canonical CSV extract into Spark (person first, so events can be checked against it):
-    staging.<table>, ingest.rejects and ingest.load_counts, as loader.load_extract writes them on DuckDB. The files
-    resolve inside the extract folder (containment.inside_folder, through loader.canonical_sources)."""
-    sources = loader.canonical_sources(Path(extract_dir))
-    refused = [source.path.name for source in sources.values() if source is not None and loader.is_parquet(source.path)]
-    if refused:
-        raise ExtractError(f"{extract_dir}: the Spark ingest reads CSV files only; {', '.join(refused)} is Parquet: "
-                           "load this extract with the DuckDB ingest (the default engine).")
+def spark_ingest_refusal(extract_format: str, sources: dict[str, TableSource | None]) -> str | None:
+    """Why the Spark ingest cannot read these sources (of the layout labelled `extract_format`) with the DuckDB
+    loader's accounting, or None when it can: it reads the canonical layout's CSV files (.csv, .csv.gz), unshaped,
+    only. A run on Spark ingests the others on DuckDB and says why (pipelines/ingest/formats/__init__.py)."""
+    if any(source.shape_sql is not None for source in sources.values() if source is not None):
+        return (f"the {extract_format} layout is shaped into canonical tables by DuckDB SQL over DuckDB's reader "
+                "(sql/staging/); the Spark ingest reads the canonical layout's CSV files only")
+    parquet = [source.path.name for source in sources.values() if source is not None and loader.is_parquet(source.path)]
+    if parquet:
+        return (f"{', '.join(parquet)} {'is' if len(parquet) == 1 else 'are'} Parquet; the Spark ingest reads CSV "
+                "files only (Parquet row numbers and column types are checked by the DuckDB loader)")
+    return None
+
+
+def load_sources_on_spark(spark: Any, sources: dict[str, TableSource | None],
+                          log: Log = lambda message: None) -> dict[str, TableLoad]:
+    """Load every canonical table from its CSV file into Spark (person first, so events can be checked against it):
+    staging.<table>, ingest.rejects and ingest.load_counts, as loader.load_tables writes them on DuckDB.
+    `sources`: loader.canonical_sources, whose files resolve inside the extract folder (containment.inside_folder)."""
+    refusal = spark_ingest_refusal("given", sources)
+    if refusal is not None:
+        raise ExtractError(f"the Spark ingest cannot read this extract: {refusal}; load it with the DuckDB ingest "
+                           "(the default engine).")
     create_ingest_tables(spark)
     loads: dict[str, TableLoad] = {}
     rejects: list[Any] = []
@@ -278,6 +301,40 @@ def load_extract_on_spark(spark: Any, extract_dir: Path, log: Log = lambda messa
     if rejects:
         rejects[0].write.insertInto(tables.INGEST_REJECTS)
     write_load_counts(spark, loads)
+    spark.catalog.dropTempView(KNOWN_PERSONS)
+    return loads
+
+
+def load_extract_on_spark(spark: Any, extract_dir: Path, log: Log = lambda message: None) -> dict[str, TableLoad]:
+    """`load_sources_on_spark` of a canonical extract folder."""
+    return load_sources_on_spark(spark, loader.canonical_sources(Path(extract_dir)), log)
+
+
+def load_tables_on_spark_into_duckdb(spark: Any, con: Any, extract_dir: Path, sources: dict[str, TableSource | None],
+                                     exchange_folder: Path, log: Log = lambda message: None) -> dict[str, TableLoad]:
+    """A run's ingest on Spark: `load_sources_on_spark`, then Spark's staging tables and ingest.rejects copied into
+    DuckDB `con` (the run's build database, which the staging suites check and the run publishes) in the DuckDB
+    loader's own table definitions, and ingest.load_counts, ingest.manifest and the staging comments written as
+    loader.load_tables writes them. The files are hashed for the manifest while Spark reads them, and each CSV
+    file's physical lines, counted from its bytes, must be those Spark accounted for."""
+    files = [source.path for source in sources.values() if source is not None]
+    fingerprints = loader.FileFingerprints(files)
+    loads = load_sources_on_spark(spark, sources, log)
+    for load, source in ((loads[name], source) for name, source in sources.items() if source is not None):
+        counted = fingerprints[source.path].physical_lines
+        if counted != load.physical_lines:
+            raise ExtractError(f"{source.path}: {counted:,} data lines counted in the file's bytes, but the Spark "
+                               f"ingest read {load.physical_lines:,}: the file changed while it was read, or the "
+                               "Spark reader split it differently. Load it again, or with the DuckDB ingest.")
+    loader.create_ingest_schema(con)
+    for table in spec.TABLES:
+        loader.create_empty_staging_table(con, table)
+    copy_tables_to_duckdb(spark, con, [f"staging.{table.name}" for table in spec.TABLES] + [tables.INGEST_REJECTS],
+                          exchange_folder)
+    loader.write_load_counts(con, loads)
+    loader.write_manifest(con, Path(extract_dir), {name: (source.path if source is not None else None)
+                                                   for name, source in sources.items()}, loads, fingerprints)
+    loader.comment_tables(con)
     return loads
 
 

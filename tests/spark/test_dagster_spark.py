@@ -4,9 +4,11 @@ the same results.
 
 Each published table of the phenotype, cohort and results schemas has the same fingerprint
 (pipelines/engine/fingerprint.py) in both databases, and dq.check_results has the same verdicts and counts for every
-check, although the phenotype and cohort suites ran on Spark's tables in the Spark run. The Spark run also says what
-ran it (each materialisation of a stage that runs on the run's engine records `engine: spark`) and leaves no exchange
-folder behind.
+check, although the phenotype and cohort suites ran on Spark's tables in the Spark run. The Spark run ingested the
+extract on Spark (pipelines/ingest/spark_loader.py): its staging tables have the DuckDB run's fingerprints, its
+ingest.rejects, ingest.load_counts and ingest.manifest hold the DuckDB run's rows, and the reject-share checks gave
+the same verdicts. The Spark run also says what ran it (each materialisation of the ingest and of a stage that runs
+on the run's engine records `engine: spark`) and leaves no exchange folder behind.
 
 The run uses the group's one Spark session: `local_spark_session()` returns the active session, as in any process
 that started one before its run.
@@ -17,10 +19,13 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from pipelines import extract_spec as spec
 from pipelines import tables
 from pipelines.engine import as_engine
 from pipelines.engine.fingerprint import table_columns, table_fingerprint
+from pipelines.ingest.reject_share import CASCADE_CHECK, TABLE_CHECK
 from pipelines.run import failure_messages, run_study
+from pipelines.sql_quoting import quote_literal
 from pipelines.warehouse import ENGINE_KINDS, SPARK_EXCHANGE_SUFFIX
 from tests.spark.spark_catalog import empty_catalog
 from tests.support.paths import REPO_ROOT
@@ -29,6 +34,8 @@ pytestmark = pytest.mark.spark
 
 PATIENTS, SEED = 300, 1
 COMPARED_SCHEMAS = ("phenotype", "cohort", "results")
+# The Spark ingest's log line for each table it loaded (pipelines/ingest/spark_loader.py load_csv_table_on_spark).
+SPARK_LOADED = "rejected (on Spark)"
 # What a data-quality result says about the data; run_id and checked_at name the run.
 CHECK_RESULT_COLUMNS = ["suite", "expectation", "phenotype_id", "passed", "unexpected_count", "unexpected_pct",
                         "element_count", "error", "suppressed"]
@@ -98,19 +105,79 @@ def test_the_spark_run_checked_the_phenotype_and_cohort_layers_on_spark(runs):
     on_spark = [m for m in runs["spark"][2] if "checks passed on Spark" in m]
     assert any(m.startswith("phenotype.phenotypes:") for m in on_spark)
     assert any(m.startswith("cohort.") for m in on_spark)
-    assert not any(m.startswith("staging.") for m in on_spark)  # DuckDB's ingest loaded them: checked there
+    # The staging suites check the run's DuckDB copy of the staging tables (SPARK_CHECKED_LAYERS)
+    assert not any(m.startswith("staging.") for m in on_spark)
     assert not any("checks passed on Spark" in m for m in runs["duckdb"][2])
     assert sum("checks passed on DuckDB" in m for m in runs["duckdb"][2]) > 10
 
 
 def test_materialisations_say_which_engine_ran_them(runs):
     for engine, (result, _, _) in runs.items():
-        recorded = {tuple(event.asset_key.path): event.materialization.metadata.get("engine")
+        recorded = {tuple(event.asset_key.path): event.materialization.metadata
                     for event in result.get_asset_materialization_events()}
         stage_assets = {key: value for key, value in recorded.items() if key[0] in ("phenotype", "cohort", "results")}
         assert len(stage_assets) > 100
-        assert {value.value for value in stage_assets.values()} == {engine}, engine
-        assert recorded[("staging", "person")] is None  # ingest runs on DuckDB: no engine to say
+        assert {value["engine"].value for value in stage_assets.values()} == {engine}, engine
+        ingest = [metadata for key, metadata in recorded.items() if key[0] == "staging"]
+        assert len(ingest) == len(spec.TABLES)
+        assert {metadata["engine"].value for metadata in ingest} == {engine}, engine
+        assert not any("ingest_engine" in metadata for metadata in ingest)  # no fallback to DuckDB to explain
+
+
+def test_the_spark_run_ingested_on_spark(runs):
+    """Every table with a file was read by the Spark loader in the Spark run (its log line), none in the DuckDB
+    run, and nothing fell back to DuckDB."""
+    result, _, spark_log = runs["spark"]
+    with_file = {event.asset_key.path[1] for event in result.get_asset_materialization_events()
+                 if event.asset_key.path[0] == "staging"
+                 and event.materialization.metadata["source_file"].value != "(absent: optional table)"}
+    assert {"person", "visit_occurrence", "drug_exposure"} <= with_file
+    assert {m.split(":", 1)[0] for m in spark_log if m.endswith(SPARK_LOADED)} == with_file
+    assert not any(m.endswith(SPARK_LOADED) for m in runs["duckdb"][2])
+    assert not any("ingest on DuckDB, not on the run's engine" in m for m in spark_log)
+
+
+def _attached(runs) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for engine in runs:
+        con.execute(f"ATTACH {quote_literal(runs[engine][1])} AS {engine}_run (READ_ONLY)")
+    return con
+
+
+def test_the_spark_runs_ingest_is_the_duckdb_runs(runs):
+    """Staging tables by fingerprint; ingest.rejects (file, line, column, reason, detail, record),
+    ingest.load_counts and ingest.manifest row for row (both are DuckDB files: EXCEPT ALL both ways is exact)."""
+    with duckdb.connect(str(runs["duckdb"][1]), read_only=True) as duck_con, \
+            duckdb.connect(str(runs["spark"][1]), read_only=True) as spark_con:
+        duck, spark = as_engine(duck_con), as_engine(spark_con)
+        for table in spec.TABLES:
+            name = f"staging.{table.name}"
+            assert table_columns(spark, name) == table_columns(duck, name), name
+            assert table_fingerprint(spark, name).differences(table_fingerprint(duck, name)) == [], name
+    with _attached(runs) as con:
+        for table in (tables.INGEST_REJECTS, tables.INGEST_LOAD_COUNTS, tables.INGEST_MANIFEST):
+            [(differing, rows)] = con.execute(
+                f"SELECT (SELECT count(*) FROM (FROM spark_run.{table} EXCEPT ALL FROM duckdb_run.{table})) "
+                f"+ (SELECT count(*) FROM (FROM duckdb_run.{table} EXCEPT ALL FROM spark_run.{table})), "
+                f"(SELECT count(*) FROM duckdb_run.{table})").fetchall()
+            assert differing == 0, f"{table}: {differing} rows differ between the runs"
+            assert rows > 0, table
+        # The comparison covers what it claims: the generator's planted defects are rejected for several reasons.
+        [(reasons, malformed)] = con.execute(
+            f"SELECT count(DISTINCT reason), count(*) FILTER (reason = 'malformed_line') "
+            f"FROM duckdb_run.{tables.INGEST_REJECTS}").fetchall()
+        assert reasons >= 4 and malformed > 0
+
+
+def test_the_reject_share_checks_gave_the_same_verdicts(runs):
+    def verdicts(result) -> dict:
+        return {(tuple(e.asset_key.path), e.check_name): (e.passed, e.metadata["rejected"].value,
+                                                         e.metadata["input_records"].value)
+                for e in result.get_asset_check_evaluations() if e.check_name in (TABLE_CHECK, CASCADE_CHECK)}
+
+    on_duckdb = verdicts(runs["duckdb"][0])
+    assert len(on_duckdb) == len(spec.TABLES) + 1  # one per table, and the unknown_person cascade
+    assert verdicts(runs["spark"][0]) == on_duckdb
 
 
 def test_the_engine_switchable_assets_name_both_engines_as_kinds():
@@ -121,7 +188,7 @@ def test_the_engine_switchable_assets_name_both_engines_as_kinds():
     phenotype = next(key for key in kinds if key.path[0] == "phenotype")
     cohort = next(key for key in kinds if key.path[0] == "cohort")
     assert ENGINE_KINDS <= kinds[phenotype] and ENGINE_KINDS <= kinds[cohort]
-    assert "spark" not in kinds[next(key for key in kinds if key.path == ["staging", "person"])]
+    assert ENGINE_KINDS <= kinds[next(key for key in kinds if key.path == ["staging", "person"])]
 
 
 def test_the_spark_run_leaves_no_exchange_folder(runs):

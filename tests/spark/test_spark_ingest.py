@@ -137,3 +137,15 @@ def test_a_quote_never_closed_stops_both_loads_at_its_line(spark, tmp_path):
         load_extract(duckdb.connect(), folder)
     with pytest.raises(ExtractError, match="person.csv: line 4"):
         load_extract_on_spark(spark, folder)
+
+
+def test_a_folder_name_with_glob_characters_reads_only_its_own_file(spark, tmp_path):
+    """Spark globs file paths: without escaping, site[ab]/person.csv reads sitea/person.csv, outside the extract."""
+    from pipelines.engine.spark_ingest import numbered_lines
+
+    (tmp_path / "site[ab]").mkdir()
+    (tmp_path / "sitea").mkdir()
+    (tmp_path / "site[ab]" / "person.csv").write_text("person_id\ninside\n")
+    (tmp_path / "sitea" / "person.csv").write_text("person_id\noutside\n")
+    lines = numbered_lines(spark, tmp_path / "site[ab]" / "person.csv")
+    assert [tuple(row) for row in lines.orderBy("line").collect()] == [(1, "person_id", True), (2, "inside", True)]

@@ -1,6 +1,8 @@
 """Extract formats: detect an extract folder's layout and load it into the canonical staging tables.
 
     result = load_extract_any_format(con, folder, log)   # result.extract_format, result.loads, result.warnings
+    result = load_extract_any_format(con, folder, log, spark=SparkIngest(session, exchange_folder))
+                                                         # on Spark where it can (result.engine, engine_fallback)
 
 Every format (base.ExtractFormat; the canonical layout, OMOP CDM v5.3/v5.4, Synthea CSV and a site layout
 described by extract_mapping.yaml, listed in registry.FORMATS) loads through the one path below: each source file
@@ -11,9 +13,13 @@ mapping of each format and how to add one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import duckdb
+
+from pipelines.engine.session import DUCKDB, SPARK
 
 from pipelines.ingest.formats import registry
 from pipelines.ingest.formats.base import DetectedFormat, FormatLoad
@@ -21,20 +27,47 @@ from pipelines.ingest.formats.common import run_sql_file
 from pipelines.ingest.formats.detection import detect_format
 from pipelines.ingest.loader import Log, load_tables
 
-__all__ = ["FormatLoad", "DetectedFormat", "check_extract", "detect_format", "load_extract_any_format"]
+__all__ = ["FormatLoad", "DetectedFormat", "SparkIngest", "check_extract", "detect_format", "load_extract_any_format"]
 
 
-def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path,
-                            log: Log = lambda message: None) -> FormatLoad:
+@dataclass(frozen=True)
+class SparkIngest:
+    """Ingest on Spark where it can (a run whose warehouse sets engine = spark): the session (started when first
+    needed) and the folder where Spark writes the tables DuckDB copies."""
+
+    session: Callable[[], Any]
+    exchange_folder: Path
+
+
+def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path, log: Log = lambda message: None,
+                            spark: SparkIngest | None = None, warn: Log | None = None) -> FormatLoad:
+    """Detect the extract's layout and load it into `con`'s staging tables. With `spark`, the tables are read on
+    Spark (pipelines/ingest/spark_loader.py) and copied into `con` when the Spark ingest can read them (the
+    canonical CSV layout); otherwise on DuckDB, saying why through `warn` (default `log`) and in the result's
+    `ingest_engine`. This is the one place that chooses where an extract is ingested."""
     extract_dir = Path(extract_dir)
     detected = detect_format(extract_dir)
     extract_format = registry.format_named(detected.name)
     log(f"extract format: {detected.label} ({extract_dir})")
     run_sql_file(con, "staging/format_macros.sql")
     extract_format.prepare(con, detected, log)
-    loads = load_tables(con, extract_dir, extract_format.sources(detected), log)
+    sources = extract_format.sources(detected)
+    engine, fallback = DUCKDB, None
+    if spark is not None:
+        from pipelines.ingest import spark_loader
+
+        fallback = spark_loader.spark_ingest_refusal(detected.label, sources)
+        if fallback is None:
+            engine = SPARK
+            log("ingest on Spark (the warehouse's engine)")
+            loads = spark_loader.load_tables_on_spark_into_duckdb(spark.session(), con, extract_dir, sources,
+                                                                  spark.exchange_folder, log)
+        else:
+            (warn or log)(f"ingest on DuckDB, not on the run's engine Spark: {fallback}")
+    if engine == DUCKDB:
+        loads = load_tables(con, extract_dir, sources, log)
     run_sql_file(con, extract_format.concept_code_map_sql)
-    result = FormatLoad(detected.label, loads)
+    result = FormatLoad(detected.label, loads, engine=engine, engine_fallback=fallback)
     extract_format.report(con, detected, result)
     for table in extract_format.work_tables:
         con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines import extract_spec as spec
+from pipelines.engine.session import DUCKDB
 from pipelines.ingest.formats.files import lower_header
 from pipelines.ingest.loader import ExtractError, Log, TableLoad, TableSource
 from pipelines.paths import SQL_DIR
@@ -60,6 +61,15 @@ class FormatLoad:
     # Warnings about one staging table (an OMOP clinical table the extract does not ship), also in `warnings`;
     # the ingest asset shows each in its table's Dagster metadata.
     table_warnings: dict[str, str] = field(default_factory=dict)
+    # The engine that read the files ("duckdb" or "spark") and, when Spark was asked for but could not read them,
+    # why the files were read on DuckDB instead (pipelines/ingest/formats/__init__.py).
+    engine: str = DUCKDB
+    engine_fallback: str | None = None
+
+    @property
+    def ingest_engine(self) -> str:
+        """The engine that read the files, with the reason when it is not the one the run asked for."""
+        return f"{self.engine} ({self.engine_fallback})" if self.engine_fallback else self.engine
 
 
 class ExtractFormat:
