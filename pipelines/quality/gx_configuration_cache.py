@@ -4,8 +4,8 @@
 (``self.dict(...)``) and builds a new ``ExpectationConfiguration`` each time it is read, and GX reads it once per
 domain or success key of every expectation while it plans and evaluates a validation (``_get_domain_kwargs`` and
 ``_get_success_kwargs`` read it inside a comprehension over the keys). A staging run read it 10,700 times for 132
-expectations, a third of the data-quality CPU time at 100 persons, whatever the data size (profile in
-docs/data_quality.md, *Where the time goes*).
+expectations, whatever the data size: a third of the CPU under the profiler, about a seventh without it at 100
+persons (docs/data_quality.md, *Where the time goes*).
 
 Inside ``expectation_configurations_cached()`` the first read of each expectation object is kept and returned
 again. This is safe because nothing changes an expectation while GX validates it: the validator builds a fresh
