@@ -72,7 +72,7 @@ FIXED_COST_FUNCTIONS = (
     ("data quality: GX validation (_validate_with_gx)", "quality/runner", "_validate_with_gx"),
     ("data quality: GX context (_gx_context)", "quality/runner", "_gx_context"),
     ("data quality: GX ValidationDefinition.run", "validation_definition", "run"),
-    ("data quality: scrub stored results", "quality/runner", "_scrub_stored_results"),
+    ("data quality: publishable validation results (serialize)", "quality/runner", "serialize"),
     ("data quality: Data Docs build_data_docs", "data_context", "build_data_docs"),
     ("data quality: make_data_docs_offline", "quality/offline_docs", "make_data_docs_offline"),
     ("data quality: record_results", "quality/runner", "record_results"),

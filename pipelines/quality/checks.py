@@ -55,7 +55,7 @@ def _suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite_json
     @dg.multi_asset_check(
         specs=[spec],
         name=f"{suite_name.replace('.', '_')}_data_quality",
-        description=f"Runs the GX suite {suite_name} inside the run's DuckDB build file.",
+        description=f"Runs the GX suite {suite_name} {where_checked(suite_name)}.",
         required_resource_keys={Warehouse.resource_key, *required_resource_keys},
     )
     def suite_checks(context: dg.AssetCheckExecutionContext):
@@ -118,6 +118,14 @@ def run_check_suite(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
 # The layers a run with engine = spark builds on Spark: their suites check Spark's tables (runner.run_suites with
 # spark=). The staging tables are loaded by DuckDB's ingest in every run, and checked there.
 SPARK_CHECKED_LAYERS = (suites.PHENOTYPE_LAYER, suites.COHORT_LAYER)
+
+
+def where_checked(suite_name: str) -> str:
+    """Where a run validates the suite, in words for a check's description (written when the definitions are
+    built, before any run has chosen its engine)."""
+    if suite_name.split(".", 1)[0] in SPARK_CHECKED_LAYERS:
+        return "on the run's engine (its DuckDB build file, or its Spark tables in a run on Spark)"
+    return "in the run's DuckDB build file (the ingest loads it on every engine)"
 
 
 def checked_on_spark(warehouse: Warehouse, suite: str | dict[str, Any]) -> bool:
@@ -197,7 +205,7 @@ def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = 
         name="phenotype_data_quality",
         can_subset=True,
         description=f"Runs the GX suite {suite_name} (expectations/{suite_name.replace('.', '/')}.json) once over "
-                    "phenotype.person_summary in the run's DuckDB build file and reports it per phenotype.",
+                    f"phenotype.person_summary {where_checked(suite_name)}, and reports it per phenotype.",
     )
     def phenotype_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
         result = run_check_suite(context, warehouse, suite_name)

@@ -25,7 +25,9 @@ run passes its own folder (``Warehouse.build_data_docs_dir``), so runs never sha
 analytics are off).
 
 Disclosure (docs/disclosure.md): ``dq.check_results`` and the Data Docs are published, so they carry no row of the
-data (no person id, no date of a person) and no count of 1 to threshold-1 rows (the site floor). The example rows
+data (no person id, no date of a person) and no count of 1 to threshold-1 rows (the site floor): GX's store writes
+each validation result in that form (PublishableValidationResultsStore), so no other form reaches the Data Docs
+folder. The example rows
 of failing checks go to a diagnostics file beside the database (``<database stem>_diagnostics/``), which is never
 published; the ExpectationResult objects keep them for the Dagster checks of the run.
 """
@@ -44,6 +46,7 @@ import duckdb
 import great_expectations as gx
 import pyarrow as pa
 from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+from great_expectations.data_context.store.validation_results_store import ValidationResultsStore
 from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 from great_expectations.data_context.types.base import (
     DataContextConfig,
@@ -54,6 +57,7 @@ from great_expectations.data_context.types.base import (
 from pipelines import tables
 from pipelines.disclosure import is_small, site_floor, small_count_sql
 from pipelines.quality import suites
+from pipelines.quality.gx_configuration_cache import expectation_configurations_cached
 from pipelines.quality.gx_duckdb import duckdb_results_buffered
 from pipelines.quality.offline_docs import make_data_docs_offline
 from pipelines.quality.valid_codes import (VALID_ICD10CM_TABLE, ensure_valid_icd10cm_codes,
@@ -288,20 +292,25 @@ def publishable_result(result: Mapping[str, Any], threshold: int) -> dict[str, A
     return published
 
 
-def _scrub_stored_results(context, keys: Sequence[Any], threshold: int) -> None:
-    """Rewrite the stored validation results `keys` (the Data Docs' source) as `publishable_result`s."""
-    store = context.validation_results_store
-    for key in keys:
-        suite_result = store.get(key)
-        for expectation_result in suite_result.results:
-            expectation_result.result = publishable_result(expectation_result.result or {}, threshold)
-        store.set(key, suite_result)
+class PublishableValidationResultsStore(ValidationResultsStore):
+    """GX's validation results store (the Data Docs' source) that writes each result as its `publishable_result`:
+    the unpublishable rows and small counts never reach the Data Docs folder, and each result is serialised once
+    (rewriting the stored results afterwards cost a read and a second write per suite)."""
+
+    small_cell_threshold: int | None = None  # None: the site floor
+
+    def serialize(self, value):
+        threshold = site_floor() if self.small_cell_threshold is None else self.small_cell_threshold
+        suite_result = value.to_json_dict()
+        for expectation_result in suite_result.get("results") or []:
+            expectation_result["result"] = publishable_result(expectation_result.get("result") or {}, threshold)
+        return self._expectationSuiteValidationResultSchema.dumps(suite_result, indent=2, sort_keys=True)
 
 
 def _validation_keys(context, run_id: str, suite_names: Sequence[str]) -> list[Any]:
     """The stored validation results of these suites in this run. Not every result of the run: each Dagster check
-    step validates its own suites, and scrubbing or rendering the earlier steps' results again made the check
-    steps of a run cost quadratically in their number."""
+    step validates its own suites, and rendering the earlier steps' results again made the check steps of a run
+    cost quadratically in their number."""
     names = set(suite_names)
     return [key for key in context.validation_results_store.list_keys()
             if key.run_id.run_name == run_id and key.expectation_suite_identifier.name in names]
@@ -318,15 +327,21 @@ def _gx_context(docs_dir: Path):
     """
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),
+        # A store name of our own: GX replaces a store named like its default whose class is not its default class
+        # (DataContextConfig._init_stores), and leaves the default one unused in memory.
+        validation_results_store_name="publishable_validation_results_store",
         progress_bars=ProgressBarsConfig(globally=False),
         analytics_enabled=False,
     )
     for store_name, store_class, folder in (
         (config.expectations_store_name, "ExpectationsStore", _SUITES_FOLDER),
-        (config.validation_results_store_name, "ValidationResultsStore", _VALIDATION_RESULTS_FOLDER),
+        (config.validation_results_store_name, PublishableValidationResultsStore.__name__,
+         _VALIDATION_RESULTS_FOLDER),
     ):
         config.stores[store_name] = {
             "class_name": store_class,
+            "module_name": ("pipelines.quality.runner" if store_class == PublishableValidationResultsStore.__name__
+                            else "great_expectations.data_context.store"),
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir / folder)},
         }
     config.data_docs_sites = {
@@ -356,6 +371,7 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
                       docs_dir: Path, build_data_docs: bool, duckdb_config: dict[str, str], threshold: int,
                       spark: Any = None):
     context = _gx_context(docs_dir)
+    context.validation_results_store.small_cell_threshold = threshold
     if spark is None:
         # Read-only: the checks never change data.
         datasource = context.data_sources.add_sql(
@@ -378,7 +394,7 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
     gx_run_id = gx.RunIdentifier(run_name=run_id, run_time=checked_at)
     validations = []
     try:
-        with duckdb_results_buffered():
+        with duckdb_results_buffered(), expectation_configurations_cached():
             for suite_json in suite_jsons:
                 # One asset per suite: several suites may check one table (the cohort suites of every study).
                 batch_definition, batch_parameters = batch(suite_json["name"], suite_json["meta"]["table"])
@@ -391,10 +407,10 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
                     run_id=gx_run_id,
                     result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROW_LIMIT},
                 ))
-            # The stored results are what the Data Docs render (and are kept in the Data Docs folder).
-            this_call = _validation_keys(context, run_id, [s["name"] for s in suite_jsons])
-            _scrub_stored_results(context, this_call, threshold)
             if build_data_docs:
+                # The stored results (written publishable by PublishableValidationResultsStore, in the Data Docs
+                # folder) are what the Data Docs render.
+                this_call = _validation_keys(context, run_id, [s["name"] for s in suite_jsons])
                 # Render these suites' pages only (earlier steps' and runs' pages are on disk already), then the
                 # index.
                 context.build_data_docs(resource_identifiers=[
