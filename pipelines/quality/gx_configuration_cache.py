@@ -13,7 +13,7 @@ expectation object from each configuration (``ExpectationConfiguration.to_domain
 suite's own expectations are only read. The kept objects are released when the last block ends (the cache holds
 each expectation, so no id is reused while it is kept).
 
-``tests/quality/test_quality_gx_configuration_cache.py`` checks that the cached validation gives the same results
+``tests/quality/test_quality_gx_speed.py`` checks that the cached validation gives the same results
 and that GX still rebuilds the configuration outside the block. When GX caches it itself (or stops rebuilding it),
 delete this module and its use in ``runner.py``.
 """
