@@ -283,8 +283,9 @@ def _outcome_model_covariates(frame: pd.DataFrame, names: list[str], dropped: se
     return kept
 
 
-def _nested(a: pd.Series, b: pd.Series) -> bool:
-    """True when everyone with `a` has `b` or everyone with `b` has `a` (one phenotype nested in the other)."""
+def _nested(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when everyone with `a` has `b` or everyone with `b` has `a` (one phenotype nested in the other); `a` and
+    `b` are boolean arrays of the same persons."""
     return bool((~a | b).all() or (~b | a).all())
 
 
@@ -399,8 +400,9 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
 def _co_medication(covariates: pd.DataFrame, medications: list[str], exposure: str, exposed: pd.Series) -> list[str]:
     """The study's other drug exposures at index that adjust `exposure`'s models: those that vary and are not nested
     in it or it in them."""
+    held = exposed.to_numpy(bool)
     return [d for d in medications if d != exposure and covariates[d].nunique() > 1
-            and not _nested(exposed, covariates[d].astype(bool))]
+            and not _nested(held, covariates[d].to_numpy(bool))]
 
 
 def _note_left_out(analysis: StudyAnalysis, without_events: set[str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 
 import duckdb
 import pandas as pd
@@ -83,7 +84,7 @@ def test_one_and_two_workers_publish_identical_results_in_the_same_order(study_d
     parallel_analyses, parallel_fingerprints = _published_with(parallel, 2)
 
     assert parallel_fingerprints == serial_fingerprints
-    assert serial_fingerprints["results.associations"].row_count > 100
+    assert serial_fingerprints["results.associations"].rows > 100
     for study_id, analysis in serial_analyses.items():
         other = parallel_analyses[study_id]
         assert other.notes == analysis.notes, study_id
@@ -115,8 +116,7 @@ def test_counts_that_decide_the_rule_withhold_the_model_with_the_reason_a_fit_ge
     decided = decided_before_fitting(unfitted, fit)
     assert decided is not None and decided.not_estimable_reason == reason
     # What a fitted model with these counts is published as, whatever its estimate (a converged fit, here):
-    fitted = EstimateResult(**{**unfitted.__dict__, "estimate": 1.7, "ci_lower": 0.9, "ci_upper": 3.2,
-                               "p_value": 0.1, "se_log_estimate": 0.32})
+    fitted = replace(unfitted, estimate=1.7, ci_lower=0.9, ci_upper=3.2, p_value=0.1, se_log_estimate=0.32)
     assert judged(fitted, ModelFit(parameters, fit.events, 0.32, 0.35)) == decided
 
 
