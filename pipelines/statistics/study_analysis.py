@@ -631,7 +631,8 @@ def negative_control_first_dates(target: Engine | object, study: StudyDefinition
 
 
 def negative_control_estimates(population: pd.DataFrame, first_dates: pd.DataFrame, study: StudyDefinition,
-                               analysis: StudyAnalysis, pool: FitPool = SERIAL) -> list[tuple[str, str, EstimateResult]]:
+                               analysis: StudyAnalysis,
+                               pool: FitPool = SERIAL) -> list[tuple[str, str, EstimateResult]]:
     """The study's primary analysis for each negative-control outcome, with the same design (OHDSI CohortMethod):
     the same study population, less the persons whose first record of the control precedes their first day at risk
     (CohortMethod's removeSubjectsWithPriorOutcome), the control as the outcome, and the study's propensity model
