@@ -19,6 +19,8 @@ the events are fewer than 10 per coefficient; an estimable row says they are not
 hides a row's counts, the reason is hidden with the estimate (results.DERIVED_COLUMNS), and the row is withheld,
 not "not estimable".
 Crude 2x2 ratios, exact rate ratios and sequence ratios are not regression models, so rules 3-4 do not apply.
+Rules 1-2 depend on the counts only and are checked first, so a model they withhold is not fitted at all
+(`decided_before_fitting`): its row and reason are the same as after a fit.
 """
 
 from __future__ import annotations

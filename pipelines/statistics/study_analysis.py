@@ -23,6 +23,9 @@ outcome (add_negative_control_exposure_estimates); the primary estimates are cal
 (calibrate_primary_analysis, OHDSI EmpiricalCalibration) and every adjusted ratio carries its E-values (VanderWeele
 & Ding 2017).
 
+The exposures' analyses of a first_visit study (its screening, again for each negative control and sensitivity
+analysis) are fitted in worker processes (statistics/workers.py), their rows returned in the exposures' order.
+
 Sequence symmetry analyses use first dates from phenotype.person_summary over the whole extract (not the cohort):
 each drug exposure of the studies against incident leg cramps.
 """
