@@ -40,6 +40,12 @@ class StudySettings(dg.ConfigurableResource):
         description="Study id -> fields of the study file to override for this run (any top-level field of "
                     "studies/<id>.yaml; nested mappings are merged). See docs/operations.md.")
 
+    statistics_workers: int | None = Field(
+        default=None, ge=1,
+        description="Processes fitting a study's screening analyses at once (pipelines/statistics/workers.py): "
+                    "default the machine's cores; 1 fits them in the run's process, one after another. The "
+                    "published results are the same, in the same order, whatever the number.")
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail the run while its resources are set up, before any step, when an override is invalid."""
         problems = override_problems(self.overrides) + file_threshold_problems(set(self.overrides))

@@ -314,7 +314,8 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         threshold = study.threshold
         with warehouse.connect(context.run_id) as con:
             # The per-person inputs come from the engine that built the cohort tables; results go to DuckDB.
-            analysis = analyse_study(warehouse.spark_session() if warehouse.on_spark else con, study)
+            analysis = analyse_study(warehouse.spark_session() if warehouse.on_spark else con, study,
+                                     workers=studies.statistics_workers)
             published = publish_study_results(con, study, analysis)
             cohort_size, _ = cohort_counts(con, study.id)
             outcomes = published_outcome_count_text(con, study.id)

@@ -19,6 +19,8 @@ the events are fewer than 10 per coefficient; an estimable row says they are not
 hides a row's counts, the reason is hidden with the estimate (results.DERIVED_COLUMNS), and the row is withheld,
 not "not estimable".
 Crude 2x2 ratios, exact rate ratios and sequence ratios are not regression models, so rules 3-4 do not apply.
+Rules 1-2 depend on the counts only and are checked first, so a model they withhold is not fitted at all
+(`decided_before_fitting`): its row and reason are the same as after a fit.
 """
 
 from __future__ import annotations
@@ -108,24 +110,10 @@ def sandwich_standard_error(design: np.ndarray, residuals: np.ndarray, covarianc
 
 def not_estimable_reason(result: EstimateResult, fit: ModelFit | None = None) -> str | None:
     """Why `result` must not be published as a number (None: it may be). The rule of the module docstring."""
-    comparative = result.events_exposed is not None and result.events_unexposed is not None
-    sequence = result.n_exposed is None and result.n_unexposed is None and "sequence ratio" in result.estimand
-    if comparative and (result.events_exposed == 0 or result.events_unexposed == 0):
-        # Reasons name no count of persons: a count hidden as a small cell must not reappear here
-        # (docs/disclosure.md). Zero is not a small cell, so which side has none may be said.
-        if sequence:
-            missing = "index drug first" if result.events_exposed == 0 else "marker first"
-            return f"no pairs with the {missing}: the ratio is 0 or infinite"
-        missing = "exposed" if result.events_exposed == 0 else "unexposed"
-        if result.events_exposed == 0 and result.events_unexposed == 0:
-            missing = "exposed nor the unexposed"
-        if "difference" in result.estimand:
-            return f"no events among the {missing}: a risk of 0 has no Greenwood variance"
-        return f"no events among the {missing}: the ratio is 0 or infinite"
+    reason = _reason_from_counts(result, fit)
+    if reason is not None:
+        return reason
     if fit is not None:
-        if fit.parameters > 0 and fit.events / fit.parameters < MIN_EVENTS_PER_VARIABLE:
-            coefficients = f"{fit.parameters} coefficient{'' if fit.parameters == 1 else 's'}"
-            return f"fewer than {MIN_EVENTS_PER_VARIABLE} events per variable for {coefficients} (Peduzzi 1995/1996)"
         if fit.convergence_problems:
             return "the model did not converge: " + "; ".join(fit.convergence_problems)
         model_se, robust_se = fit.standard_error, fit.robust_standard_error
@@ -143,6 +131,37 @@ def not_estimable_reason(result: EstimateResult, fit: ModelFit | None = None) ->
     if not result.ci_lower <= result.estimate <= result.ci_upper:
         return "the estimate lies outside its 95% CI"
     return None
+
+
+def _reason_from_counts(result: EstimateResult, fit: ModelFit | None) -> str | None:
+    """Rules 1 and 2: what the counts decide, whatever a model fit would give."""
+    comparative = result.events_exposed is not None and result.events_unexposed is not None
+    sequence = result.n_exposed is None and result.n_unexposed is None and "sequence ratio" in result.estimand
+    if comparative and (result.events_exposed == 0 or result.events_unexposed == 0):
+        # Reasons name no count of persons: a count hidden as a small cell must not reappear here
+        # (docs/disclosure.md). Zero is not a small cell, so which side has none may be said.
+        if sequence:
+            missing = "index drug first" if result.events_exposed == 0 else "marker first"
+            return f"no pairs with the {missing}: the ratio is 0 or infinite"
+        missing = "exposed" if result.events_exposed == 0 else "unexposed"
+        if result.events_exposed == 0 and result.events_unexposed == 0:
+            missing = "exposed nor the unexposed"
+        if "difference" in result.estimand:
+            return f"no events among the {missing}: a risk of 0 has no Greenwood variance"
+        return f"no events among the {missing}: the ratio is 0 or infinite"
+    if fit is not None and fit.parameters > 0 and fit.events / fit.parameters < MIN_EVENTS_PER_VARIABLE:
+        coefficients = f"{fit.parameters} coefficient{'' if fit.parameters == 1 else 's'}"
+        return f"fewer than {MIN_EVENTS_PER_VARIABLE} events per variable for {coefficients} (Peduzzi 1995/1996)"
+    return None
+
+
+def decided_before_fitting(unfitted: EstimateResult, fit: ModelFit) -> EstimateResult | None:
+    """`unfitted` (a model's counts and covariates, no estimate) as published when its counts alone decide the rule:
+    rules 1-2 are checked before rules 3-5, so a fitted model would be withheld with the same reason whatever its fit
+    gave, and need not be fitted. `fit` carries the parameters and events only. None: the model must be fitted."""
+    if _reason_from_counts(unfitted, fit) is None:
+        return None
+    return judged(unfitted, fit)
 
 
 def judged(result: EstimateResult, fit: ModelFit | None = None) -> EstimateResult:

@@ -23,6 +23,9 @@ outcome (add_negative_control_exposure_estimates); the primary estimates are cal
 (calibrate_primary_analysis, OHDSI EmpiricalCalibration) and every adjusted ratio carries its E-values (VanderWeele
 & Ding 2017).
 
+The exposures' analyses of a first_visit study (its screening, again for each negative control and sensitivity
+analysis) are fitted in worker processes (statistics/workers.py), their rows returned in the exposures' order.
+
 Sequence symmetry analyses use first dates from phenotype.person_summary over the whole extract (not the cohort):
 each drug exposure of the studies against incident leg cramps.
 """
@@ -30,7 +33,7 @@ each drug exposure of the studies against incident leg cramps.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -53,6 +56,7 @@ from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
 from pipelines.statistics.time_varying import counting_process_cox
+from pipelines.statistics.workers import SERIAL, FitPool
 from pipelines.tables import STUDY_POPULATION
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
@@ -282,65 +286,116 @@ def _outcome_model_covariates(frame: pd.DataFrame, names: list[str], dropped: se
     return kept
 
 
-def _nested(a: pd.Series, b: pd.Series) -> bool:
-    """True when everyone with `a` has `b` or everyone with `b` has `a` (one phenotype nested in the other)."""
+def _nested(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when everyone with `a` has `b` or everyone with `b` has `a` (one phenotype nested in the other); `a` and
+    `b` are boolean arrays of the same persons."""
     return bool((~a | b).all() or (~b | a).all())
+
+
+@dataclass(frozen=True)
+class ExposureFit:
+    """One exposure's analyses against the unexposed (a task of `fit_exposure`, fitted in a worker process): its
+    per-person frame holds only the columns they read (outcome, followup_days, death, the model covariates,
+    exposure). `note` instead of a frame: the exposure has one group only, and nothing is fitted."""
+
+    exposure: str
+    study: StudyDefinition
+    only: str | None
+    frame: pd.DataFrame | None = None
+    covariate_names: tuple[str, ...] = ()
+    shared: tuple[AttritionStep, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ExposureFitted:
+    """What `fit_exposure` returns: the results, the notes, the attrition by analysis id and the covariates left out
+    of the outcome model (no outcome among their holders or non-holders)."""
+
+    results: list[EstimateResult]
+    notes: list[str]
+    steps: dict[str, list[AttritionStep]]
+    without_events: set[str]
+
+
+def fit_exposure(task: ExposureFit) -> ExposureFitted:
+    """The person-time analyses and the adjusted Cox model of one exposure (a worker's task)."""
+    if task.frame is None:
+        return ExposureFitted([], [task.note] if task.note else [], {}, set())
+    frame, study, only, exposure = task.frame, task.study, task.only, task.exposure
+    results: list[EstimateResult] = []
+    notes: list[str] = []
+    _person_time_analyses(results, frame, study, notes, exposure, ("exposed", "unexposed"), only)
+    model_frame = _sample(frame, study.seed)
+    shared = list(task.shared)
+    steps = {"": shared}
+    if len(model_frame) < len(frame):
+        steps["cox_adjusted"] = [*shared, attrition_step(SAMPLE_STEP, SAMPLE_REASON, model_frame["exposure"])]
+    without_events: set[str] = set()
+    covariate_names = _outcome_model_covariates(model_frame, list(task.covariate_names), without_events)
+    if _runs("cox_adjusted", only):
+        _estimate_or_note(results, f"{exposure} Cox HR", notes, "cox_adjusted",
+                          lambda: cox_hazard_ratio(model_frame, covariate_names))
+    return ExposureFitted(results, notes, steps, without_events)
 
 
 def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
                               only: str | None = None, exposures: set[str] | None = None,
-                              co_medication: list[str] | None = None) -> StudyAnalysis:
+                              co_medication: list[str] | None = None, pool: FitPool = SERIAL) -> StudyAnalysis:
     """Every exposure against the unexposed (`only`: just that analysis, as for the negative controls;
     `exposures`: just these exposures, as for an exposure's sensitivity analysis; `co_medication`: the drugs that
-    adjust the models, by default the study's drug exposures)."""
+    adjust the models, by default the study's drug exposures). The exposures' frames are built here, one at a time,
+    and fitted by `pool`'s workers; their rows and notes come back in the exposures' order."""
     analysis = StudyAnalysis(study.id)
     covariates, study_covariates = _covariate_frame(population, study)
-    outcome = study.outcome.phenotype
     medications = drug_exposures(study) if co_medication is None else co_medication
-    without_events: set[str] = set()
     for drug in medications:
         covariates[drug] = population[drug].fillna(False).astype(COVARIATE_FLAG)
-    for reference in study.exposures:
+    references = [reference for reference in study.exposures
+                  if exposures is None or reference.phenotype in exposures]
+    # The frames the table1_by exposure's Kaplan-Meier plot draws (the parent keeps it; the task is pickled away).
+    kaplan_meier: dict[str, tuple[pd.DataFrame, list[AttritionStep]]] = {}
+
+    def tasks() -> Iterator[ExposureFit]:
+        for reference in references:
+            exposure = reference.phenotype
+            exposed = population[exposure].fillna(False).astype(bool)
+            covariate_names = [*study_covariates, *_co_medication(covariates, medications, exposure, exposed)]
+            censor = None
+            if study.time_at_risk.censor_unexposed_at_exposure_start:
+                first = pd.to_datetime(population[f"{exposure}_first_date"])
+                censor = first.where(~exposed & (first > pd.to_datetime(population["index_date"])))
+            followed = _censored_at(population, censor if censor is not None else pd.Series(pd.NaT,
+                                                                                          index=population.index))
+            frame = pd.concat([followed, covariates[covariate_names]], axis=1)
+            frame["exposure"] = exposed.astype(int)
+            shared = [attrition_step(COHORT_STEP, None, exposed)]
+            # NULL: left out of this exposure's comparison (a new-use exposure's prevalent and past users).
+            compared = population[exposure].notna()
+            if not compared.all():
+                frame = frame[compared]
+                shared.append(attrition_step(NEW_USE_STEP, NOT_NEW_USER, frame["exposure"]))
+            frame = frame[frame["followup_days"] > 0]
+            shared.append(attrition_step(AT_RISK_STEP, ZERO_TIME_AT_RISK, frame["exposure"]))
+            if frame["exposure"].nunique() < 2:
+                yield ExposureFit(exposure, study, only,
+                                  note=f"{exposure}: {one_group_note(frame['exposure'], 'exposed', 'unexposed')}")
+                continue
+            if exposure == study.table1_by:
+                kaplan_meier[exposure] = frame[["exposure", "outcome", "followup_days"]], shared
+            yield ExposureFit(exposure, study, only, frame, tuple(covariate_names), tuple(shared))
+
+    without_events: set[str] = set()
+    for reference, fitted in zip(references, pool.ordered(fit_exposure, tasks())):
         exposure = reference.phenotype
-        if exposures is not None and exposure not in exposures:
+        analysis.notes += fitted.notes
+        without_events |= fitted.without_events
+        if not fitted.steps:  # one group only: the note says why
             continue
-        exposed = population[exposure].fillna(False).astype(bool)
-        covariate_names = [*study_covariates, *_co_medication(covariates, medications, exposure, exposed)]
-        censor = None
-        if study.time_at_risk.censor_unexposed_at_exposure_start:
-            first = pd.to_datetime(population[f"{exposure}_first_date"])
-            censor = first.where(~exposed & (first > pd.to_datetime(population["index_date"])))
-        followed = _censored_at(population, censor if censor is not None else pd.Series(pd.NaT,
-                                                                                      index=population.index))
-        frame = pd.concat([followed, covariates[covariate_names]], axis=1)
-        frame["exposure"] = exposed.astype(int)
-        cohort_step = attrition_step(COHORT_STEP, None, exposed)
-        shared = [cohort_step]
-        # NULL: left out of this exposure's comparison (a new-use exposure's prevalent and past users).
-        compared = population[exposure].notna()
-        if not compared.all():
-            frame = frame[compared]
-            shared.append(attrition_step(NEW_USE_STEP, NOT_NEW_USER, frame["exposure"]))
-        frame = frame[frame["followup_days"] > 0]
-        shared.append(attrition_step(AT_RISK_STEP, ZERO_TIME_AT_RISK, frame["exposure"]))
-        if frame["exposure"].nunique() < 2:
-            analysis.notes.append(f"{exposure}: {one_group_note(frame['exposure'], 'exposed', 'unexposed')}")
-            continue
-        results: list[EstimateResult] = []
-        notes = analysis.notes
-        _person_time_analyses(results, frame, study, notes, exposure, ("exposed", "unexposed"), only)
-        model_frame = _sample(frame, study.seed)
-        steps = {"": shared}
-        if len(model_frame) < len(frame):
-            steps["cox_adjusted"] = [*shared, attrition_step(SAMPLE_STEP, SAMPLE_REASON, model_frame["exposure"])]
-        covariate_names = _outcome_model_covariates(model_frame, covariate_names, without_events)
-        if _runs("cox_adjusted", only):
-            _estimate_or_note(results, f"{exposure} Cox HR", notes, "cox_adjusted",
-                  lambda: cox_hazard_ratio(model_frame, covariate_names))
-        analysis.add(exposure, outcome, results, steps)
-        if exposure == study.table1_by:
-            analysis.km_data, analysis.km_exposure = frame[["exposure", "outcome", "followup_days"]], exposure
-            analysis.km_labels, analysis.km_steps = (f"not {exposure}", exposure), shared
+        analysis.add(exposure, study.outcome.phenotype, fitted.results, fitted.steps)
+        if exposure in kaplan_meier:
+            (analysis.km_data, analysis.km_steps), analysis.km_exposure = kaplan_meier[exposure], exposure
+            analysis.km_labels = (f"not {exposure}", exposure)
     _note_left_out(analysis, without_events)
     return analysis
 
@@ -348,8 +403,9 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
 def _co_medication(covariates: pd.DataFrame, medications: list[str], exposure: str, exposed: pd.Series) -> list[str]:
     """The study's other drug exposures at index that adjust `exposure`'s models: those that vary and are not nested
     in it or it in them."""
+    held = exposed.to_numpy(bool)
     return [d for d in medications if d != exposure and covariates[d].nunique() > 1
-            and not _nested(exposed, covariates[d].astype(bool))]
+            and not _nested(held, covariates[d].to_numpy(bool))]
 
 
 def _note_left_out(analysis: StudyAnalysis, without_events: set[str]) -> None:
@@ -459,37 +515,44 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
         analysis.km_steps = shared
 
 
-def analyse_study(target: Engine | object, study: StudyDefinition) -> StudyAnalysis:
+def analyse_study(target: Engine | object, study: StudyDefinition, workers: int | None = None) -> StudyAnalysis:
     """Every analysis of `study` on the per-person rows read from `target`: the engine that built the cohort tables
     (pipelines/engine; DuckDB or Spark), or a DuckDB connection or SparkSession. The estimators see the same pandas
-    frames whichever engine the rows come from."""
+    frames whichever engine the rows come from. `workers`: processes fitting the screening analyses at once
+    (statistics/workers.py; None: the machine's cores, 1: in this process)."""
     con = as_engine(target)
     population = study_population(con, study)
     if population.empty:
         analysis = StudyAnalysis(study.id)
         analysis.notes.append("the study population is empty; no estimates")
         return analysis
-    analysis = _analyse_population(population, study)
+    with FitPool(workers) as pool:
+        return _analyse_study_population(con, population, study, pool)
+
+
+def _analyse_study_population(con: Engine, population: pd.DataFrame, study: StudyDefinition,
+                              pool: FitPool) -> StudyAnalysis:
+    analysis = _analyse_population(population, study, pool)
     # The time-varying rows and the negative controls belong to the main analysis (the rows carry the study's
     # outcome; the controls calibrate the main estimates), so the sensitivity variants below do not repeat them.
     if study.index.rule != "new_user" and study.time_varying_exposures:
         add_time_varying_analyses(con, study, population, analysis)
     if study.negative_control_outcomes:
         analysis.negative_control_results = negative_control_estimates(
-            population, negative_control_first_dates(con, study), study, analysis)
+            population, negative_control_first_dates(con, study), study, analysis, pool)
     if study.negative_control_exposures:
-        add_negative_control_exposure_estimates(population, study, analysis)
+        add_negative_control_exposure_estimates(population, study, analysis, pool)
     for sensitivity in study.analysed_sensitivity_analyses:
-        variant = analyse_sensitivity(con, population, study, sensitivity)
+        variant = analyse_sensitivity(con, population, study, sensitivity, pool)
         analysis.sensitivity[sensitivity.id] = variant
         analysis.notes += variant.notes  # the run notes and the report say what each sensitivity analysis left out
     return analysis
 
 
-def _analyse_population(population: pd.DataFrame, study: StudyDefinition) -> StudyAnalysis:
+def _analyse_population(population: pd.DataFrame, study: StudyDefinition, pool: FitPool = SERIAL) -> StudyAnalysis:
     if study.index.rule == "new_user":
         return analyse_new_user_study(population, study)
-    return analyse_first_visit_study(population, study)
+    return analyse_first_visit_study(population, study, pool=pool)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -571,7 +634,8 @@ def negative_control_first_dates(target: Engine | object, study: StudyDefinition
 
 
 def negative_control_estimates(population: pd.DataFrame, first_dates: pd.DataFrame, study: StudyDefinition,
-                               analysis: StudyAnalysis) -> list[tuple[str, str, EstimateResult]]:
+                               analysis: StudyAnalysis,
+                               pool: FitPool = SERIAL) -> list[tuple[str, str, EstimateResult]]:
     """The study's primary analysis for each negative-control outcome, with the same design (OHDSI CohortMethod):
     the same study population, less the persons whose first record of the control precedes their first day at risk
     (CohortMethod's removeSubjectsWithPriorOutcome), the control as the outcome, and the study's propensity model
@@ -588,14 +652,14 @@ def negative_control_estimates(population: pd.DataFrame, first_dates: pd.DataFra
         if study.index.rule == "new_user":
             control_analysis = analyse_new_user_study(cohort, study, only=primary, ps_models=analysis.ps_models)
         else:
-            control_analysis = analyse_first_visit_study(cohort, study, only=primary)
+            control_analysis = analyse_first_visit_study(cohort, study, only=primary, pool=pool)
         rows += [(exposure, control, result) for exposure, _, result in control_analysis.results
                  if result.analysis_id == primary]
     return rows
 
 
 def add_negative_control_exposure_estimates(population: pd.DataFrame, study: StudyDefinition,
-                                            analysis: StudyAnalysis) -> None:
+                                            analysis: StudyAnalysis, pool: FitPool = SERIAL) -> None:
     """The study's primary analysis for each negative-control exposure, with the design of the exposures (OHDSI's
     negative-control exposures, as in the MethodEvaluation benchmark): the same study population and outcome, the
     control drug as current use at index against non-use, the unexposed censored at its start when the study says
@@ -608,7 +672,7 @@ def add_negative_control_exposure_estimates(population: pd.DataFrame, study: Stu
     control_study = study.model_copy(update={"exposures": study.negative_control_exposure_references,
                                              "table1_by": None})
     controls = analyse_first_visit_study(population, control_study, only=primary,
-                                         co_medication=drug_exposures(study))
+                                         co_medication=drug_exposures(study), pool=pool)
     analysis.exposure_control_results = [row for row in controls.results if row[2].analysis_id == primary]
     analysis.attrition.update({key: steps for key, steps in controls.attrition.items() if key[1] == primary})
     analysis.notes += [f"negative-control exposure {note}" for note in controls.notes]
@@ -703,15 +767,15 @@ def sensitivity_population(con: Engine, population: pd.DataFrame, study: StudyDe
 
 
 def analyse_sensitivity(con: Engine, population: pd.DataFrame, study: StudyDefinition,
-                        sensitivity: SensitivityAnalysis) -> StudyAnalysis:
+                        sensitivity: SensitivityAnalysis, pool: FitPool = SERIAL) -> StudyAnalysis:
     """The study's analyses, same design and covariates, with the outcome or one exposure replaced by
     `sensitivity.variant` (the rows' outcome or exposure names the variant)."""
     if sensitivity.replace != study.outcome.phenotype:
-        return analyse_exposure_variant(population, study, sensitivity)
+        return analyse_exposure_variant(population, study, sensitivity, pool)
     frame = sensitivity_population(con, population, study, sensitivity)
     variant_study = study.model_copy(update={"outcome": study.outcome.model_copy(
         update={"phenotype": sensitivity.variant})})
-    analysis = _analyse_population(frame, variant_study)
+    analysis = _analyse_population(frame, variant_study, pool)
     left_out = len(population) - len(frame)
     # The number is not printed: it is a difference of counts the disclosure ledger may hide (docs/disclosure.md).
     notes = [f"left out the persons who had {sensitivity.variant} before their time at risk (the rows' n_exposed "
@@ -721,7 +785,7 @@ def analyse_sensitivity(con: Engine, population: pd.DataFrame, study: StudyDefin
 
 
 def analyse_exposure_variant(population: pd.DataFrame, study: StudyDefinition,
-                             sensitivity: SensitivityAnalysis) -> StudyAnalysis:
+                             sensitivity: SensitivityAnalysis, pool: FitPool = SERIAL) -> StudyAnalysis:
     """The replaced exposure's at-index analyses with the variant in its place: the same population, outcome,
     covariates and co-medication; the variant's columns of cohort.study_population (<variant>,
     <variant>_first_date) are recorded on the replaced exposure's window terms by the cohort stage
@@ -729,7 +793,7 @@ def analyse_exposure_variant(population: pd.DataFrame, study: StudyDefinition,
     variant = study.exposure_variants[sensitivity.id]
     variant_study = study.model_copy(update={"exposures": [
         variant if reference.phenotype == sensitivity.replace else reference for reference in study.exposures]})
-    analysis = analyse_first_visit_study(population, variant_study, exposures={variant.phenotype})
+    analysis = analyse_first_visit_study(population, variant_study, exposures={variant.phenotype}, pool=pool)
     analysis.notes = [f"sensitivity analysis {sensitivity.id}: {note}" for note in analysis.notes]
     return analysis
 

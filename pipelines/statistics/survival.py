@@ -25,7 +25,7 @@ from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.exceptions import ConvergenceError
 from scipy import stats
 
-from pipelines.statistics.estimability import ModelFit, caught_fit_warnings, judged
+from pipelines.statistics.estimability import ModelFit, caught_fit_warnings, decided_before_fitting, judged
 from pipelines.statistics.inputs import (
     EXPOSURE,
     FOLLOWUP_DAYS,
@@ -117,6 +117,11 @@ def cox_hazard_ratio(
     parameters = len(frame.columns) - len([c for c in (_DURATION, _EVENT, _STRATUM, _WEIGHT, _CLUSTER)
                                            if c in frame.columns])
     events = to_int(frame[_EVENT].sum())
+    unfitted = EstimateResult(method=method, estimand=estimand, estimate=None, ci_lower=None, ci_upper=None,
+                              p_value=None, covariates=tuple(covariates), **counts)
+    decided = decided_before_fitting(unfitted, ModelFit(parameters, events))
+    if decided is not None:  # no events in a group, or too few per variable: withheld whatever the fit gives
+        return decided
     # lifelines keeps the model-based (inverse information) variance in variance_matrix_ also when it reports the
     # robust one; a fit without robust variance gets its sandwich SE from `_robust_standard_error`, since lifelines'
     # own takes minutes beyond 50,000 persons. The rule compares the two; the interval uses the variance asked for.
@@ -127,8 +132,6 @@ def cox_hazard_ratio(
         except (ConvergenceError, np.linalg.LinAlgError) as error:
             caught.add(f"{type(error).__name__}: {str(error).splitlines()[0]}")
     if not hasattr(fitter, "params_"):  # the fit stopped with an error
-        unfitted = EstimateResult(method=method, estimand=estimand, estimate=None, ci_lower=None, ci_upper=None,
-                                  p_value=None, covariates=tuple(covariates), **counts)
         return judged(unfitted, ModelFit(parameters, events, convergence_problems=tuple(caught.problems)))
     coefficient = float(fitter.params_[exposure])
     model_se = float(np.sqrt(fitter.variance_matrix_.loc[exposure, exposure]))

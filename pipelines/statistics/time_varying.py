@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipelines.statistics.estimability import ModelFit, judged
+from pipelines.statistics.estimability import ModelFit, decided_before_fitting, judged
 from pipelines.statistics.inputs import covariate_matrix, require_columns, to_int
 from pipelines.statistics.results import DAYS_PER_YEAR, EstimateResult
 
@@ -169,8 +169,9 @@ def counting_process_cox(rows: pd.DataFrame, covariates: Sequence[str] = (), exp
     unfitted = EstimateResult(method=method, estimand=estimand, estimate=None, ci_lower=None, ci_upper=None,
                               p_value=None, covariates=tuple(covariates), **counts)
     parameters, events = design.shape[1], to_int(event.sum())
-    if counts["events_exposed"] == 0 or counts["events_unexposed"] == 0:
-        return judged(unfitted, ModelFit(parameters, events))
+    decided = decided_before_fitting(unfitted, ModelFit(parameters, events))
+    if decided is not None:  # no events in a group, or too few per variable: withheld whatever the fit gives
+        return decided
     try:
         fit = fit_counting_process_cox(design.to_numpy(float), begin, end, event.astype(float), persons)
     except np.linalg.LinAlgError as error:

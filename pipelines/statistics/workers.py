@@ -1,0 +1,87 @@
+"""Model fits in worker processes, results in the order they were asked for.
+
+A study's screening analyses (every exposure against the unexposed, again for each sensitivity variant and each
+negative control) are independent fits on per-person frames the parent builds. `FitPool.ordered` hands each task (a
+picklable value carrying only the columns its fit reads) to a worker process and yields the results in the order of
+the tasks, so a study publishes the same rows in the same order with 1 worker or many: each fit is the same code on
+the same frame, and nothing random is drawn outside the task (sampling uses the study's seed inside the task).
+
+`workers`: how many processes fit at once (the `studies` resource's `statistics_workers`, default the machine's
+cores); 1 fits in this process, one task after another, as before workers existed. With more, the parent builds the
+next frames while workers fit, keeping at most 2 tasks per worker in flight (a frame per task is held at once).
+
+Workers are forked on Linux (they start in milliseconds with the modules already imported, and read nothing the
+parent holds but their task: no database connection is used in a worker) and spawned elsewhere (macOS and Windows,
+where forking a process with threads is not safe).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TypeVar
+
+Task = TypeVar("Task")
+Result = TypeVar("Result")
+
+# Tasks queued per worker beyond the one it is fitting: enough that no worker waits for the parent, few enough that
+# the frames waiting in the queue stay a small multiple of one.
+TASKS_IN_FLIGHT_PER_WORKER = 2
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+class FitPool:
+    """`with FitPool(workers) as pool: for result in pool.ordered(function, tasks): ...`; the processes start at the
+    first task and stop when the block ends. `function` must be a module-level function (it is pickled by name)."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else int(workers)
+        if self.workers < 1:
+            raise ValueError(f"statistics workers must be at least 1, not {self.workers}")
+        self._executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> FitPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            method = "fork" if sys.platform.startswith("linux") else "spawn"
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+        return self._executor
+
+    def ordered(self, function: Callable[[Task], Result], tasks: Iterable[Task]) -> Iterator[Result]:
+        """`function(task)` for each task, in the order of `tasks`; an error in a task is raised here, at its turn."""
+        if self.workers == 1:
+            for task in tasks:
+                yield function(task)
+            return
+        executor = self._started()
+        pending: deque[Future] = deque()
+        for task in tasks:
+            pending.append(executor.submit(function, task))
+            if len(pending) >= self.workers * TASKS_IN_FLIGHT_PER_WORKER:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+SERIAL = FitPool(1)  # the default of the analysis functions: fit in this process
