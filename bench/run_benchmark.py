@@ -2,7 +2,7 @@
 
     python bench/run_benchmark.py --patients 1000000 [--format csv|parquet] [--memory-limit 6GB]
     python bench/run_benchmark.py --patients 100000 1000000     # also: how each stage scales with N
-    python bench/run_benchmark.py --patients 20000 --engine spark   # also: the phenotype and cohort stages on Spark
+    python bench/run_benchmark.py --patients 100000 --engine spark  # also: the same study job on local Spark
     python bench/run_benchmark.py --patients 1000000 --peer-python /tmp/peer-venv/bin/python   # also: the duckcdm peer
     make bench N=1000000
     make bench N="100000 1000000"
@@ -17,10 +17,13 @@ Figures go to bench/results/latest.json (and bench/results/<format>_<N>.json); w
 scaling of each stage (time ratio over size ratio, 1.0 = linear) is printed and written to
 bench/results/scaling.json.
 
-With --engine spark the run's staging tables then go to a local Spark session as Parquet and the phenotype and cohort
-stages run there from the same SQL files (pipelines/cohorts/spark_stages.py, docs/scaling.md); their seconds are
-printed beside DuckDB's, with the session's start and the Parquet hand-over apart. The Spark session is a JVM
-beside this process: its memory is not in the peak RSS figures. Local mode on two cores, not a cluster.
+With --engine spark the same study job then runs again with `engine: spark` (run_study, as `make run ENGINE=spark`)
+on a local Spark session started beforehand, so its start is reported apart; both runs' per-stage tables are
+printed side by side, each stage with the engine its materialisations record (metadata `engine`; "not recorded"
+where a stage's assets record none). The Spark JVM's resident memory (every java process under this one, read from
+/proc) is sampled beside this process's. While a run still ingests on DuckDB, the Spark ingest
+(pipelines/ingest/spark_loader.py load_extract_on_spark) is timed on the same files in the same session, as a
+separate line. Local mode on the run's two cores (pipelines/engine/session.py), not a cluster (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -60,25 +63,63 @@ STAGE_OF_STEP_PREFIX = {
 STAGES = ["ingest", "phenotypes", "cohorts", "statistics", "data quality", "publish"]
 
 
+def process_rss(pid: int | str = "self") -> int:
+    """Resident memory of a process in bytes (0 if it is gone), from /proc/<pid>/status."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def java_descendants(root: int) -> list[int]:
+    """The java processes below `root` in the process tree (the local Spark session's JVM: pyspark starts it through
+    spark-submit as a child of this process)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        # /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after its closing bracket.
+        names[int(entry)] = text[text.index("(") + 1:text.rindex(")")]
+        children[int(text[text.rindex(")") + 2:].split()[1])].append(int(entry))
+    found, pending = [], list(children.get(root, []))
+    while pending:
+        pid = pending.pop()
+        if names.get(pid) == "java":
+            found.append(pid)
+        pending.extend(children.get(pid, []))
+    return found
+
+
 class RssSampler:
-    """Samples this process's resident memory every 50 ms, so peaks can be attributed to stages by time."""
+    """Samples the resident memory of this process, and of the Spark JVM below it when there is one, every 50 ms,
+    so peaks can be attributed to stages by time."""
 
     def __init__(self) -> None:
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, int, int]] = []  # (time, this process, java processes under it)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     @staticmethod
     def current_rss() -> int:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        return process_rss()
 
     def _run(self) -> None:
+        me, jvms, next_lookup = os.getpid(), [], 0.0
         while not self._stop.is_set():
-            self.samples.append((time.time(), self.current_rss()))
+            now = time.time()
+            if now >= next_lookup:  # the JVM starts and stops with the Spark session: look for it every 2 s
+                jvms, next_lookup = java_descendants(me), now + 2.0
+            self.samples.append((now, process_rss(), sum(process_rss(pid) for pid in jvms)))
             time.sleep(0.05)
 
     def __enter__(self) -> "RssSampler":
@@ -89,12 +130,12 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
 
-    def peak_between(self, start: float, end: float) -> int:
-        inside = [rss for t, rss in self.samples if start <= t <= end]
+    def peak_between(self, start: float, end: float, jvm: bool = False) -> int:
+        inside = [sample[2 if jvm else 1] for sample in self.samples if start <= sample[0] <= end]
         return max(inside, default=0)
 
-    def peak(self) -> int:
-        return max((rss for _, rss in self.samples), default=0)
+    def peak(self, jvm: bool = False) -> int:
+        return max((sample[2 if jvm else 1] for sample in self.samples), default=0)
 
 
 def ensure_extract(patients: int, fmt: str, seed: int) -> Path:
@@ -177,132 +218,227 @@ def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[f
     return windows
 
 
-def windows_by_stage(windows: dict[str, tuple[float, float]]) -> dict[str, list[tuple[float, float]]]:
-    by_stage: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for step_key, window in windows.items():
-        by_stage[stage_of(step_key)].append(window)
-    return by_stage
-
-
 def slowest_steps(windows: dict[str, tuple[float, float]], count: int = 10) -> dict[str, float]:
     """Seconds of the `count` slowest steps, slowest first: where to look inside a slow stage."""
     seconds = {step_key: round(end - start, 2) for step_key, (start, end) in windows.items()}
     return dict(sorted(seconds.items(), key=lambda item: -item[1])[:count])
 
 
-# The local Spark session of the benchmark: the settings of the test group (tests/spark/conftest.py), with more
-# shuffle partitions for larger tables.
-LOCAL_SPARK_SETTINGS = {
-    "spark.ui.enabled": "false",
-    "spark.sql.shuffle.partitions": "8",
-    "spark.driver.memory": "4g",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.catalogImplementation": "in-memory",
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
-}
+NOT_RECORDED = "not recorded"
 
 
-def spark_stage_seconds(database: Path, workdir: Path) -> dict:
-    """The phenotype and cohort stages on a local Spark session from the run's staging tables, timed."""
-    from pyspark.sql import SparkSession
+def step_engines(result: dg.ExecuteInProcessResult) -> dict[str, set[str]]:
+    """The engines each step's materialisations record (metadata "engine", Warehouse.engine_metadata), by step key;
+    steps whose materialisations record none are absent."""
+    engines: dict[str, set[str]] = defaultdict(set)
+    for event in result.get_asset_materialization_events():
+        value = event.materialization.metadata.get("engine")
+        if value is not None and event.step_key:
+            engines[event.step_key].add(str(value.value))
+    return dict(engines)
 
-    from pipelines.cohorts import build_all_studies
-    from pipelines.cohorts.spark_stages import export_stage_inputs, register_stage_inputs
-    from pipelines.phenotypes import run_phenotypes
 
-    seconds = {}
+def stage_engine(step_keys: list[str], engines: dict[str, set[str]]) -> str:
+    """What ran a stage, from its steps' materialisations: the engines they record ("duckdb+spark" if both), with
+    how many steps record none; NOT_RECORDED when none does (the bench never assumes an engine)."""
+    recorded = sorted(set().union(*(engines.get(key, set()) for key in step_keys)))
+    silent = sum(1 for key in step_keys if not engines.get(key))
+    if not recorded:
+        return NOT_RECORDED
+    if silent:
+        return f"{'+'.join(recorded)} ({silent} of {len(step_keys)} steps {NOT_RECORDED})"
+    return "+".join(recorded)
+
+
+def stage_figures(windows: dict[str, tuple[float, float]], engines: dict[str, set[str]], sampler: RssSampler,
+                  total_rows: int) -> dict[str, dict]:
+    """Per stage (STAGES order, then "other"): the seconds its steps took (summed: the in-process executor runs one
+    step at a time), the peak resident memory of this process and of the Spark JVM while they ran, rows per second
+    (every event row of the extract over the stage's seconds) and the engine its materialisations record."""
+    keys_by_stage: dict[str, list[str]] = defaultdict(list)
+    for step_key in windows:
+        keys_by_stage[stage_of(step_key)].append(step_key)
+    figures = {}
+    for stage in [*STAGES, "other"]:
+        keys = keys_by_stage.get(stage, [])
+        if not keys:
+            continue
+        spans = [windows[key] for key in keys]
+        seconds = sum(end - start for start, end in spans)
+        figures[stage] = {
+            "seconds": round(seconds, 2),
+            "peak_rss_gb": round(max(sampler.peak_between(start, end) for start, end in spans) / 1e9, 2),
+            "jvm_peak_rss_gb": round(max(sampler.peak_between(start, end, jvm=True) for start, end in spans) / 1e9,
+                                     2),
+            "rows_per_second": round(total_rows / seconds) if seconds else None,
+            "engine": stage_engine(keys, engines),
+            "steps": len(keys),
+        }
+    return figures
+
+
+def load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages: the benchmark shares the machine, and its figures follow the
+    load."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def measure_run(folder: Path, database: Path, workdir: Path, memory_limit: str | None, sampler: RssSampler,
+                total_rows: int, engine: str | None = None) -> tuple[dict, dg.ExecuteInProcessResult]:
+    """Run the whole study job once through run_study (engine None: the run's default, DuckDB) in a throw-away
+    Dagster instance and return its figures, per stage and whole."""
+    label = engine or "duckdb"
+    home = workdir / f"dagster_home_{label}"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((BENCH_DIR.parent / "dagster.yaml").read_text())
+    options = {"engine": engine} if engine else {}
+    load_before = load_average()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        started = time.time()
+        result = run_study(folder, database, instance=instance, memory_limit=memory_limit,
+                           temp_directory=str(workdir / f"spill_{label}"), **options)
+        ended = time.time()
+        steps = step_windows(instance, result.run_id)
+    figures = {
+        "engine_setting": label,
+        "total_seconds": round(ended - started, 2),
+        "peak_rss_gb": round(sampler.peak_between(started, ended) / 1e9, 2),
+        "jvm_peak_rss_gb": round(sampler.peak_between(started, ended, jvm=True) / 1e9, 2),
+        "stages": stage_figures(steps, step_engines(result), sampler, total_rows),
+        "slowest_steps": slowest_steps(steps),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "success": result.success,
+        "failures": [] if result.success else failure_messages(result),
+    }
+    return figures, result
+
+
+def spark_figures(folder: Path, workdir: Path, memory_limit: str | None, sampler: RssSampler, total_rows: int,
+                  duckdb_stages: dict[str, dict]) -> dict:
+    """The same study job with engine spark, on a local session started first (its start timed apart), and, while
+    the run ingests on DuckDB, the Spark ingest of the same files timed in the same session."""
+    from pipelines.engine.session import local_spark_session, spark_requirement_missing
+
+    missing = spark_requirement_missing()
+    if missing:
+        return {"skipped": missing}
+    figures: dict = {"load_average_before_session": load_average()}
     started = time.time()
-    con = duckdb.connect(str(database), read_only=True)
-    export_stage_inputs(con, workdir / "stage_inputs")
-    con.close()
-    seconds["parquet export (DuckDB)"] = time.time() - started
-    started = time.time()
-    builder = SparkSession.builder.master(f"local[{os.cpu_count()}]").appName("leg-cramp-benchmark")
-    for key, value in {**LOCAL_SPARK_SETTINGS, "spark.sql.warehouse.dir": str(workdir / "spark_warehouse"),
-                       "spark.local.dir": str(workdir / "spark_local")}.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    seconds["session start"] = time.time() - started
+    # The session a run starts (pipelines/engine/session.py: local[2], its settings); the run's stages find it
+    # active and share it, as every stage of a run does.
+    spark = local_spark_session(workdir / "spark")
+    figures["session_start_seconds"] = round(time.time() - started, 2)
+    figures["session_settings"] = {key: spark.conf.get(key) for key in
+                                   ("spark.master", "spark.driver.memory", "spark.sql.shuffle.partitions")}
+    time.sleep(2.5)  # the sampler looks for the new JVM every 2 s
+    figures["jvm_rss_after_start_gb"] = round(process_rss(max(java_descendants(os.getpid()), default=0)) / 1e9, 2)
     try:
-        started = time.time()
-        register_stage_inputs(spark, workdir / "stage_inputs")
-        seconds["parquet tables"] = time.time() - started
-        started = time.time()
-        run_phenotypes(spark)
-        seconds["phenotypes"] = time.time() - started
-        started = time.time()
-        build_all_studies(spark)
-        seconds["cohorts"] = time.time() - started
+        figures["run"], _ = measure_run(folder, workdir / "bench_spark.duckdb", workdir, memory_limit, sampler,
+                                        total_rows, engine="spark")
+        ingest_engine = figures["run"]["stages"].get("ingest", {}).get("engine", NOT_RECORDED)
+        if "spark" in ingest_engine:
+            figures["ingest_on_spark"] = {"in_run": True}
+        else:
+            figures["ingest_on_spark"] = spark_ingest_figures(spark, folder, sampler, total_rows, duckdb_stages)
     finally:
         spark.stop()
-    return {stage: round(value, 2) for stage, value in seconds.items()}
+    return figures
+
+
+def spark_ingest_figures(spark, folder: Path, sampler: RssSampler, total_rows: int,
+                         duckdb_stages: dict[str, dict]) -> dict:
+    """load_extract_on_spark on the run's extract, outside the run (the run's ingest did not record Spark): its
+    seconds beside the DuckDB run's ingest step. The DuckDB ingest also checks the reject share and writes the
+    manifest, which the Spark ingest does not (docs/scaling.md), so the two are close but not the same work."""
+    from pipelines.ingest.spark_loader import load_extract_on_spark
+
+    load_before = load_average()
+    started = time.time()
+    try:
+        loads = load_extract_on_spark(spark, folder)
+    except Exception as error:  # noqa: BLE001 - a failed measurement is reported, not hidden
+        return {"in_run": False, "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
+    ended = time.time()
+    loaded = sum(load.loaded for load in loads.values())
+    return {
+        "in_run": False,
+        "seconds": round(ended - started, 2),
+        "jvm_peak_rss_gb": round(sampler.peak_between(started, ended, jvm=True) / 1e9, 2),
+        "peak_rss_gb": round(sampler.peak_between(started, ended) / 1e9, 2),
+        "rows_loaded": loaded,
+        "rows_per_second": round(total_rows / (ended - started)),
+        "duckdb_ingest_seconds": duckdb_stages.get("ingest", {}).get("seconds"),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
 
 
 def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep_database: bool,
               engine: str = "duckdb") -> dict:
-    """Generate (or reuse) the extract, run the whole study once and return the figures."""
+    """Generate (or reuse) the extract, run the whole study once (and with engine spark once more on Spark) and
+    return the figures."""
     folder = ensure_extract(patients, fmt, seed)
     rows = event_rows(folder)
     total_rows = sum(rows.values())
 
-    with tempfile.TemporaryDirectory(prefix="legcramp-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="legcramp-bench-") as tmp, RssSampler() as sampler:
         workdir = Path(tmp)
         database = workdir / "bench.duckdb"
         load_seconds = duckdb_plain_load_seconds(folder, workdir, memory_limit)
-        home = workdir / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text((BENCH_DIR.parent / "dagster.yaml").read_text())
-        with dg.instance_for_test(temp_dir=str(home)) as instance, RssSampler() as sampler:
-            started = time.time()
-            result = run_study(folder, database, instance=instance, memory_limit=memory_limit,
-                               temp_directory=str(workdir / "spill"))
-            total_seconds = time.time() - started
-            steps = step_windows(instance, result.run_id)
-        failures = [] if result.success else failure_messages(result)
+        duck, result = measure_run(folder, database, workdir, memory_limit, sampler, total_rows)
         # A failed run publishes nothing: scan its build file instead.
         scanned = database if result.success else next((database.parent / ".runs").glob("*/*.duckdb"), None)
         scan_seconds = staging_scan_seconds(scanned) if scanned else float("nan")
         if keep_database:
             shutil.copy(database, BENCH_DIR / "results" / f"bench_{patients}.duckdb")
-        spark_seconds = spark_stage_seconds(database, workdir) if engine == "spark" and result.success else None
+        spark = (spark_figures(folder, workdir, memory_limit, sampler, total_rows, duck["stages"])
+                 if engine == "spark" else None)
+    if spark is not None and "run" in spark:
+        spark["side_by_side"] = side_by_side(duck["stages"], spark["run"]["stages"])
 
-    windows = windows_by_stage(steps)
-    stages = {}
-    for stage in [*STAGES, "other"]:
-        spans = windows.get(stage, [])
-        if not spans:
-            continue
-        seconds = sum(end - start for start, end in spans)
-        peak = max(sampler.peak_between(start, end) for start, end in spans)
-        stages[stage] = {
-            "seconds": round(seconds, 2),
-            "peak_rss_gb": round(peak / 1e9, 2),
-            "rows_per_second": round(total_rows / seconds) if seconds else None,
-        }
+    total_seconds = duck["total_seconds"]
     return {
         "patients": patients,
         "format": fmt,
         "event_rows": total_rows,
         "rows_per_table": rows,
-        "total_seconds": round(total_seconds, 2),
+        "total_seconds": total_seconds,
         "duckdb_load_seconds": round(load_seconds, 2),
         "ratio_to_duckdb_load": round(total_seconds / load_seconds, 2) if load_seconds else None,
         "staging_scan_seconds": round(scan_seconds, 2),
-        "peak_rss_gb": round(sampler.peak() / 1e9, 2),
-        "stages": stages,
-        "slowest_steps": slowest_steps(steps),
-        **{f"{stage.replace(' ', '_')}_seconds": figures["seconds"] for stage, figures in stages.items()},
+        "peak_rss_gb": duck["peak_rss_gb"],
+        "stages": duck["stages"],
+        "slowest_steps": duck["slowest_steps"],
+        **{f"{stage.replace(' ', '_')}_seconds": figures["seconds"] for stage, figures in duck["stages"].items()},
+        "load_average_before": duck["load_average_before"],
+        "load_average_after": duck["load_average_after"],
         "machine": {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE")
                                                                 * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
                     "platform": platform.platform(), "python": platform.python_version(),
                     "duckdb": duckdb.__version__},
         "memory_limit": memory_limit,
-        "success": result.success,
-        "failures": failures,
-        **({"spark_local": {"seconds": spark_seconds, "cores": os.cpu_count()}} if spark_seconds else {}),
+        "success": duck["success"],
+        "failures": duck["failures"],
+        **({"spark": spark} if spark is not None else {}),
     }
+
+
+def side_by_side(duckdb_stages: dict[str, dict], spark_stages: dict[str, dict]) -> list[dict]:
+    """One row per stage of either run (STAGES order, then "other"): each engine's seconds and recorded engine, and
+    Spark's seconds over DuckDB's (None where either is missing or DuckDB's is 0)."""
+    rows = []
+    for stage in [*STAGES, "other"]:
+        duck, spark = duckdb_stages.get(stage), spark_stages.get(stage)
+        if duck is None and spark is None:
+            continue
+        duck_s = duck["seconds"] if duck else None
+        spark_s = spark["seconds"] if spark else None
+        rows.append({"stage": stage, "duckdb_seconds": duck_s, "duckdb_engine": duck["engine"] if duck else None,
+                     "spark_run_seconds": spark_s, "spark_run_engine": spark["engine"] if spark else None,
+                     "spark_over_duckdb": round(spark_s / duck_s, 1) if duck_s and spark_s is not None else None,
+                     "spark_run_jvm_peak_rss_gb": spark["jvm_peak_rss_gb"] if spark else None})
+    return rows
 
 
 def print_figures(figures: dict) -> None:
@@ -319,14 +455,39 @@ def print_figures(figures: dict) -> None:
     print(f"{figures['patients']:,} patients, {figures['event_rows']:,} rows, {os.cpu_count()} cores")
     print("slowest steps: " + ", ".join(f"{step} {seconds:.0f} s"
                                         for step, seconds in figures["slowest_steps"].items()))
-    if "spark_local" in figures:
-        spark = figures["spark_local"]["seconds"]
-        print(f"\nthe same stages on Spark local mode ({figures['spark_local']['cores']} cores; the JVM's memory "
-              "is not in the RSS figures)")
-        print(f"{'stage':<26}{'DuckDB s':>10}{'Spark s':>10}")
-        for stage, value in spark.items():
-            duck = figures["stages"].get(stage, {}).get("seconds")
-            print(f"{stage:<26}{duck if duck is not None else '':>10}{value:>10.2f}")
+    if "spark" in figures:
+        print_spark_figures(figures["spark"])
+
+
+def print_spark_figures(spark: dict) -> None:
+    if "skipped" in spark:
+        print(f"\nSpark run skipped: {spark['skipped']}")
+        return
+    run = spark["run"]
+    print(f"\nthe same study job with engine spark ({spark['session_settings']['spark.master']}; session start "
+          f"{spark['session_start_seconds']:.1f} s apart, JVM {spark['jvm_rss_after_start_gb']:.2f} GB after it)")
+    print(f"{'stage':<14}{'DuckDB s':>10}  {'engine':<14}{'Spark run s':>12}  {'engine':<30}{'x':>7}{'JVM GB':>8}")
+    for row in spark["side_by_side"]:
+        def cell(value, width, spec=".1f"):
+            return f"{value:>{width}{spec}}" if value is not None else f"{'-':>{width}}"
+        print(f"{row['stage']:<14}{cell(row['duckdb_seconds'], 10)}  {row['duckdb_engine'] or '-':<14}"
+              f"{cell(row['spark_run_seconds'], 12)}  {row['spark_run_engine'] or '-':<30}"
+              f"{cell(row['spark_over_duckdb'], 7)}{cell(row['spark_run_jvm_peak_rss_gb'], 8, '.2f')}")
+    print(f"{'whole study':<14}{'':>10}  {'':<14}{run['total_seconds']:>12.1f}   (this process peak "
+          f"{run['peak_rss_gb']:.2f} GB, JVM peak {run['jvm_peak_rss_gb']:.2f} GB)")
+    ingest = spark.get("ingest_on_spark", {})
+    if ingest.get("in_run"):
+        print("ingest: on Spark inside the run (its materialisations record spark)")
+    elif "error" in ingest:
+        print(f"ingest on Spark (outside the run): FAILED {ingest['error']}")
+    elif ingest:
+        print(f"ingest on Spark (outside the run, load_extract_on_spark on the same files): {ingest['seconds']:.1f} s, "
+              f"{ingest['rows_per_second']:,} rows/s, JVM peak {ingest['jvm_peak_rss_gb']:.2f} GB "
+              f"(DuckDB run's ingest {ingest['duckdb_ingest_seconds']} s)")
+    print(f"load average: before the session {spark['load_average_before_session']}, after the Spark run "
+          f"{run['load_average_after']}")
+    if not run["success"]:
+        print("THE SPARK RUN FAILED:", *run["failures"], sep="\n")
 
 
 def scaling(small: dict, large: dict) -> dict:
@@ -363,7 +524,7 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="5GB", help="DuckDB memory limit (default 5GB)")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"],
-                        help="spark: also run the phenotype and cohort stages on local Spark (pyspark, Java 17)")
+                        help="spark: also run the study job with engine spark on a local Spark session (pyspark, Java 17)")
     parser.add_argument("--peer-python", help="also measure the duckcdm peer (bench/peer_duckcdm.py) with this "
                         "interpreter of its own environment, on --peer-extract")
     parser.add_argument("--peer-extract", type=Path, default=BENCH_DIR.parent.parent / "shared" / "data" / "omop"
@@ -379,16 +540,17 @@ def main() -> None:
     runs = []
     for patients in sorted(args.patients):
         figures = benchmark(patients, args.format, args.seed, args.memory_limit, args.keep_database, args.engine)
-        print_figures(figures)
         text = json.dumps(figures, indent=2)
         (RESULTS_DIR / "latest.json").write_text(text)
-        (RESULTS_DIR / f"{args.format.replace('.', '_')}_{patients}.json").write_text(text)
+        prefix = "spark" if args.engine == "spark" else args.format.replace(".", "_")
+        (RESULTS_DIR / f"{prefix}_{patients}.json").write_text(text)
+        print_figures(figures)
         runs.append(figures)
     if len(runs) > 1:
         table = scaling(runs[0], runs[-1])
         print_scaling(table)
         (RESULTS_DIR / "scaling.json").write_text(json.dumps(table, indent=2))
-    failed = [f for f in runs if f["failures"]]
+    failed = [f for f in runs if f["failures"] or not f.get("spark", {}).get("run", {}).get("success", True)]
     for figures in failed:
         print(f"\nTHE {figures['patients']:,}-PATIENT RUN FAILED (figures above cover the steps that ran):",
               *figures["failures"], sep="\n")
