@@ -20,15 +20,14 @@ delete this module and its use in ``runner.py``.
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
-from typing import Any, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
 
 from great_expectations.expectations.expectation import Expectation
 
+from pipelines.quality.gx_scoped_patch import ScopedPatch
+
 _original_configuration = Expectation.configuration  # the property object
-_lock = threading.Lock()
-_active_blocks = 0  # nested or concurrent blocks; the last one out restores GX and drops the cache
 _cache: dict[int, tuple[Any, Any]] = {}  # id(expectation) -> (expectation, its configuration)
 
 
@@ -41,18 +40,10 @@ def _cached_configuration(self: Expectation):
     return configuration
 
 
-@contextmanager
-def expectation_configurations_cached() -> Iterator[None]:
+_CACHED_CONFIGURATION = ScopedPatch(Expectation, "configuration", property(_cached_configuration),
+                                    on_last_exit=_cache.clear)
+
+
+def expectation_configurations_cached() -> AbstractContextManager[None]:
     """Inside this block each expectation's configuration is built once (see the module docstring)."""
-    global _active_blocks
-    with _lock:
-        _active_blocks += 1
-        Expectation.configuration = property(_cached_configuration)
-    try:
-        yield
-    finally:
-        with _lock:
-            _active_blocks -= 1
-            if _active_blocks == 0:
-                Expectation.configuration = _original_configuration
-                _cache.clear()
+    return _CACHED_CONFIGURATION.active()

@@ -17,15 +17,13 @@ Every query our suites send returns a handful of rows (aggregates, a few example
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import AbstractContextManager
 
 from great_expectations.execution_engine.sqlalchemy_execution_engine import SqlAlchemyExecutionEngine
 
+from pipelines.quality.gx_scoped_patch import ScopedPatch
+
 _original_execute_query = SqlAlchemyExecutionEngine.execute_query
-_lock = threading.Lock()
-_active_blocks = 0  # nested or concurrent `with duckdb_results_buffered()` blocks; the last one out restores GX
 
 
 def _execute_query_buffered(self: SqlAlchemyExecutionEngine, query):
@@ -37,17 +35,9 @@ def _execute_query_buffered(self: SqlAlchemyExecutionEngine, query):
         return result.freeze()() if result.returns_rows else result
 
 
-@contextmanager
-def duckdb_results_buffered() -> Iterator[None]:
+_BUFFERED_RESULTS = ScopedPatch(SqlAlchemyExecutionEngine, "execute_query", _execute_query_buffered)
+
+
+def duckdb_results_buffered() -> AbstractContextManager[None]:
     """Inside this block GX reads DuckDB query results before it closes the connection (see the module docstring)."""
-    global _active_blocks
-    with _lock:
-        _active_blocks += 1
-        SqlAlchemyExecutionEngine.execute_query = _execute_query_buffered
-    try:
-        yield
-    finally:
-        with _lock:
-            _active_blocks -= 1
-            if _active_blocks == 0:
-                SqlAlchemyExecutionEngine.execute_query = _original_execute_query
+    return _BUFFERED_RESULTS.active()
