@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -84,11 +85,28 @@ class FitPool:
         executor = self._started(function.__module__)
         pending: deque[Future] = deque()
         for task in tasks:
-            pending.append(executor.submit(function, task))
+            pending.append(executor.submit(_with_warnings, function, task))
             if len(pending) >= self.workers * TASKS_IN_FLIGHT_PER_WORKER:
-                yield pending.popleft().result()
+                yield _warned_here(pending.popleft().result())
         while pending:
-            yield pending.popleft().result()
+            yield _warned_here(pending.popleft().result())
+
+
+def _with_warnings(function: Callable[[Task], Result], task: Task) -> tuple[Result, list[tuple]]:
+    """In a worker: `function(task)` and the warnings it let pass (a fit keeps the ones that judge it:
+    estimability.caught_fit_warnings). They go back to the run's process, whose logging and filters handle them as
+    when fitting there; a worker's own stderr bypasses the run's captured logs."""
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        result = function(task)
+    return result, [(str(r.message), r.category, r.filename, r.lineno) for r in records]
+
+
+def _warned_here(outcome: tuple[Result, list[tuple]]) -> Result:
+    result, passed = outcome
+    for message, category, filename, lineno in passed:
+        warnings.warn_explicit(message, category, filename, lineno)
+    return result
 
 
 SERIAL = FitPool(1)  # the default of the analysis functions: fit in this process
