@@ -6,8 +6,14 @@
 -- Excluding phenotypes are computed from records (the loader refuses composites), so their records are all in
 -- phenotype.events by now; a windowed exclusion's own records are never another's excluding records here, because
 -- records are matched to their phenotype before any of them is removed.
+-- The IN list comes first so that only the records of phenotypes with a windowed exclusion are looked at: the
+-- correlated EXISTS alone is decorrelated over every record of phenotype.events (43 s of 71M records at 1,000,000
+-- patients, against under 1 s with the list; session 11).
 DELETE FROM phenotype.events
-WHERE EXISTS (
+WHERE events.phenotype_id IN (
+    SELECT phenotype_id FROM phenotype.person_exclusions WHERE window_days IS NOT NULL
+)
+  AND EXISTS (
     SELECT 1
     FROM phenotype.person_exclusions AS exclusion
     JOIN phenotype.events AS excluding
