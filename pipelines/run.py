@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import paths
 from pipelines import tables as table_names
-from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
+from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE, max_reject_share_problem
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(docs/operations.md)")
     parser.add_argument("--max-reject-share", type=float, metavar="SHARE",
                         help="largest share of a table's records the ingest may reject before the run stops "
-                             f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_formats.md)")
+                             f"unpublished, from 0 to 1 (default {DEFAULT_MAX_REJECT_SHARE}; 1 = never stop for "
+                             "rejects; docs/extract_formats.md)")
     parser.add_argument("--engine", choices=("duckdb", "spark"),
                         help="engine of the ingest and the phenotype, cohort and statistics stages (default "
                              "duckdb; spark needs Java 17 and pyspark: docs/scaling.md); on spark, Parquet files and "
@@ -243,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only check the extract's layout, columns and vocabulary (seconds, no run); exit 1 on "
                              "a problem that would stop the run")
     args = parser.parse_args(argv)
+    if args.max_reject_share is not None and (problem := max_reject_share_problem(args.max_reject_share)):
+        parser.error(f"--max-reject-share {problem}")  # before anything starts (the run config check says the same)
     if args.check:
         return check(args.extract)
     if args.override_json is not None and not isinstance(args.override_json, dict):
