@@ -1,17 +1,22 @@
 """The benchmark's report building (bench/run_benchmark.py): steps to stages, the engine each stage records, memory
-attributed by time window, the side-by-side table of the DuckDB and Spark runs, and finding the Spark JVM. No Java:
-the figures are built from known windows and samples, the engines from a real (tiny) Dagster job's events."""
+attributed by time window, the side-by-side table of the DuckDB and Spark runs, finding the Spark JVM, and the report
+of a benchmark that did not finish. No Java: the figures are built from known windows and samples, the engines and
+an interrupted run from a real (tiny) Dagster job's events."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import time
 
 import dagster as dg
-from bench.run_benchmark import (NOT_RECORDED, RssSampler, java_descendants, process_rss, side_by_side, stage_engine,
-                                 stage_figures, step_engines)
+import pytest
+from bench.run_benchmark import (NOT_RECORDED, BenchmarkStopped, Measured, RssSampler, java_descendants, main,
+                                 process_rss, report, run_figures, run_interrupted, side_by_side, stage_engine,
+                                 stage_figures, step_engines, step_windows, stop_signals, unfinished_steps)
 
 GB = 10**9
 
@@ -33,9 +38,10 @@ def test_step_engines_reads_the_materialisations_metadata_of_a_real_run():
     def silent() -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"rows": 3})
 
-    result = dg.materialize([on_spark, silent])
-    assert result.success
-    assert step_engines(result) == {"on_spark": {"spark"}}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([on_spark, silent], instance=instance)
+        assert result.success
+        assert step_engines(instance, result.run_id) == {"on_spark": {"spark"}}
 
 
 def sampler_with(samples: list[tuple[float, int, int]]) -> RssSampler:
@@ -117,3 +123,97 @@ def test_java_descendants_finds_a_java_grandchild_and_reads_its_memory(tmp_path)
         shell.wait()
     assert java_descendants(os.getpid()) == []
     assert process_rss(found[0]) == 0  # gone: no /proc entry
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A benchmark that does not finish writes what it measured, "complete": false, and why
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_a_run_stopped_by_a_signal_reports_its_finished_steps_and_the_one_it_stopped():
+    """The signal reaches Dagster's handler inside a step (as Ctrl-C or SIGTERM does during a study run): the run
+    ends as interrupted, and its event log gives the finished step's window and the stopped step's time."""
+    @dg.asset
+    def quick() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"engine": "duckdb"})
+
+    @dg.asset(deps=[quick])
+    def slow() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # interrupted at once: Dagster raises in the step when the signal arrives
+
+    with stop_signals(), dg.instance_for_test() as instance:  # stop_signals: as the benchmark runs
+        started = time.time()
+        result = dg.materialize([quick, slow], instance=instance, raise_on_error=False)
+        ended = time.time()
+        assert ended - started < 25 and not result.success
+        assert run_interrupted(instance, result.run_id)
+        assert list(step_windows(instance, result.run_id)) == ["quick"]
+        unfinished = unfinished_steps(instance, result.run_id, ended)
+        figures = run_figures(instance, result.run_id, started, ended, RssSampler(), total_rows=10)
+    assert list(unfinished) == ["slow"] and re.fullmatch(r"running for \d+ s when stopped", unfinished["slow"])
+    assert figures["complete"] is False and figures["success"] is False
+    assert figures["unfinished_steps"] == unfinished
+    assert figures["stages"]["other"]["steps"] == 1 and figures["stages"]["other"]["engine"] == "duckdb"
+    assert list(figures["slowest_steps"]) == ["quick"]
+
+
+def test_a_run_that_finishes_is_complete_and_not_interrupted():
+    @dg.asset
+    def only() -> None:
+        pass
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([only], instance=instance)
+        now = time.time()
+        assert not run_interrupted(instance, result.run_id)
+        assert unfinished_steps(instance, result.run_id, now) == {}
+        figures = run_figures(instance, result.run_id, now - 1, now, RssSampler(), total_rows=10)
+    assert figures["success"] is True and "complete" not in figures
+
+
+def test_sigterm_stops_the_benchmark_with_its_name_and_the_handlers_come_back():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with pytest.raises(BenchmarkStopped, match="^stopped by SIGTERM$"), stop_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_the_report_of_a_stopped_benchmark_holds_what_was_measured():
+    measured = Measured(1000, "csv", "5GB", rows_per_table={"person": 1000, "death": 20},
+                        duckdb_load_seconds=2.0)
+    measured.duckdb_run.update(
+        engine_setting="duckdb", total_seconds=30.0, peak_rss_gb=1.5, success=False, complete=False,
+        stages={"ingest": {"seconds": 12.0, "engine": NOT_RECORDED}},
+        unfinished_steps={"phenotypes": "running for 18 s when stopped"}, slowest_steps={"load_extract": 12.0})
+    partial = report(measured, "stopped by SIGTERM, while measuring the duckdb run of the study job")
+    assert partial["complete"] is False
+    assert partial["why_incomplete"] == "stopped by SIGTERM, while measuring the duckdb run of the study job"
+    assert (partial["event_rows"], partial["duckdb_load_seconds"], partial["ratio_to_duckdb_load"]) == (1020, 2.0,
+                                                                                                       15.0)
+    assert partial["stages"] == {"ingest": {"seconds": 12.0, "engine": NOT_RECORDED}} and partial["ingest_seconds"] == 12
+    assert partial["unfinished_steps"] == {"phenotypes": "running for 18 s when stopped"}
+    assert partial["staging_scan_seconds"] is None and "spark" not in partial
+
+    # The same run had it finished: no unfinished steps, and a report that says it is complete.
+    del measured.duckdb_run["complete"], measured.duckdb_run["unfinished_steps"]
+    measured.duckdb_run.update(success=True, failures=[])
+    measured.staging_scan_seconds = 0.5
+    finished = report(measured)
+    assert finished["complete"] is True and "why_incomplete" not in finished and "unfinished_steps" not in finished
+
+
+def test_a_failing_part_writes_the_report_with_the_error_and_what_it_was_measuring(generated_extract, tmp_path):
+    extract = generated_extract(100, 1).path
+    rows = sum(entry["rows"] for entry in json.loads((extract / "_manifest.json").read_text())["files"]
+               if entry.get("table"))
+    with pytest.raises(SystemExit) as stopped:
+        # DuckDB refuses the memory limit in the plain load, the first part after reading the extract.
+        main(["--extract", str(extract), "--memory-limit", "lots", "--results-dir", str(tmp_path)])
+    assert stopped.value.code == 1
+    written = json.loads((tmp_path / "csv_100.json").read_text())
+    assert written == json.loads((tmp_path / "latest.json").read_text())
+    assert written["complete"] is False and written["patients"] == 100 and written["event_rows"] == rows
+    assert written["why_incomplete"].startswith("failed: ")
+    assert written["why_incomplete"].endswith(", while measuring DuckDB's plain load")
+    assert written["stages"] == {} and written["duckdb_load_seconds"] is None
