@@ -712,6 +712,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peer-extract", type=Path, default=BENCH_DIR.parent.parent / "shared" / "data" / "omop"
                         / "eunomia_gibleed_v5.3", help="the OMOP CDM folder both sides load for the peer comparison")
     args = parser.parse_args(argv)
+    if args.extract and not (args.extract / "_manifest.json").is_file():
+        parser.error(f"--extract {args.extract}: no _manifest.json there; give an extract made by the generator "
+                     "(pipelines.synthetic), whose manifest gives its patients and rows")
 
     args.results_dir.mkdir(parents=True, exist_ok=True)
     if args.peer_python:
