@@ -220,6 +220,23 @@ def layout_problem(extract: Path) -> str | None:
     return None
 
 
+def definitions_problem() -> str | None:
+    """The message of a study file (or phenotype definition) the run could not use, else None.
+
+    The study files and the phenotype library they name are read here as the code location reads them
+    (`load_studies`, cached per process), before Dagster is imported: a typo in a study file then stops
+    `legcramp-run` in a second or two with the file, the field and what is wrong, instead of a traceback once the
+    definitions load."""
+    from pipelines.cohorts.study import StudyDefinitionError, load_studies
+    from pipelines.phenotypes.errors import PhenotypeDefinitionError
+
+    try:
+        load_studies()
+    except (StudyDefinitionError, PhenotypeDefinitionError) as error:
+        return f"study definitions check failed: {error}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extract", type=Path, default=paths.DEFAULT_EXTRACT, help="extract folder")
@@ -251,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.override_json is not None and not isinstance(args.override_json, dict):
         parser.error("--override-json must be a JSON object: study id -> study fields")
 
-    problem = layout_problem(args.extract)
+    problem = layout_problem(args.extract) or definitions_problem()
     if problem is not None:
-        # The same ExtractError the ingest would raise minutes later, once Dagster and every study had loaded.
+        # The same error the run would raise minutes later, once Dagster and every study had loaded.
         print(problem, file=sys.stderr)
         print("no run was started; the published database was not changed.", file=sys.stderr)
         return 1
