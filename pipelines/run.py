@@ -24,8 +24,8 @@ from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE, max_reject_s
 if TYPE_CHECKING:
     import dagster as dg
 
-# The start-up path imports neither Dagster nor the code location: `legcramp-run --check` and a layout error must
-# answer in seconds, and importing the definitions (every study's assets, the statistics libraries) takes far longer
+# The start-up path imports neither Dagster nor the code location: `legcramp-run --check`, a layout error and a study
+# file error must answer in seconds, and importing the definitions (every study's assets, the statistics libraries) takes far longer
 # on a loaded machine. What the run needs is imported when the run starts (README, *Performance*).
 __all__ = ["NO_ESTIMATE_WARNING", "failure_message", "failure_messages", "main", "run_study", "run_warnings",
            "summary"]
