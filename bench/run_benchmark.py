@@ -168,9 +168,10 @@ def event_rows(folder: Path) -> dict[str, int]:
     return {entry["table"]: entry["rows"] for entry in manifest["files"] if entry.get("table")}
 
 
-def extract_patients(folder: Path) -> int:
-    """The patients a generated extract was made with (its _manifest.json)."""
-    return int(json.loads((folder / "_manifest.json").read_text())["patients"])
+def extract_settings(folder: Path) -> tuple[int, str]:
+    """The patients and file format a generated extract was made with (its _manifest.json)."""
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    return int(manifest["patients"]), str(manifest["format"])
 
 
 def duckdb_plain_load_seconds(folder: Path, workdir: Path, memory_limit: str | None) -> float:
@@ -697,7 +698,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patients", type=int, nargs="+", default=[1_000_000],
                         help="one size, or several (e.g. 100000 1000000) to also report how each stage scales")
     parser.add_argument("--extract", type=Path, help="measure this generated extract (its _manifest.json gives the "
-                        "patients and rows) instead of generating one; --patients is then ignored")
+                        "patients, format and rows) instead of generating one; --patients and --format are then "
+                        "ignored")
     parser.add_argument("--format", default="csv", choices=["csv", "csv.gz", "parquet"])
     parser.add_argument("--seed", type=int, default=2024)
     # 5GB for DuckDB keeps the whole process (with Python, Dagster and GX) under the 6 GB target.
@@ -722,8 +724,12 @@ def main(argv: list[str] | None = None) -> None:
         # environment, and the OMOP folder is not the benchmark's extract.
         subprocess.run([sys.executable, str(BENCH_DIR / "peer_duckcdm.py"), "--extract", str(args.peer_extract),
                         "--peer-python", args.peer_python], check=True)
+    if args.extract:
+        patients, args.format = extract_settings(args.extract)
+        sizes = [patients]
+    else:
+        sizes = sorted(args.patients)
     prefix = "spark" if args.engine == "spark" else args.format.replace(".", "_")
-    sizes = [extract_patients(args.extract)] if args.extract else sorted(args.patients)
     runs = []
     with stop_signals():
         for patients in sizes:
