@@ -237,17 +237,42 @@ def definitions_problem() -> str | None:
     return None
 
 
+def _json_object(text: str) -> dict:
+    """--override-json's value: a JSON object (argparse prints the message after the option's name)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error.msg}, character {error.pos + 1}): {text}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, study id -> study fields, not {text}")
+    return value
+
+
+def _reject_share(text: str) -> float | str:
+    """--max-reject-share's value: a share from 0 to 1 (pipelines/ingest/reject_share.py's rule)."""
+    try:
+        value: float | str = float(text)
+    except ValueError:
+        value = text
+    problem = max_reject_share_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extract", type=Path, default=paths.DEFAULT_EXTRACT, help="extract folder")
-    parser.add_argument("--db", type=Path, default=paths.DEFAULT_DATABASE, help="published DuckDB file")
+    parser.add_argument("--extract", type=Path, default=paths.DEFAULT_EXTRACT,
+                        help="extract folder (default %(default)s, the sample `make run` generates)")
+    parser.add_argument("--db", type=Path, default=paths.DEFAULT_DATABASE,
+                        help="published DuckDB file (default %(default)s)")
     parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 6GB")
     parser.add_argument("--temp-directory", help="where DuckDB spills to disk")
     parser.add_argument("--site", help="site (Dagster partition) the run builds; default: the extract folder's name")
-    parser.add_argument("--override-json", type=json.loads, metavar="JSON",
+    parser.add_argument("--override-json", type=_json_object, metavar="JSON",
                         help='study parameters for this run, e.g. \'{"leg_cramps": {"prior_observation_days": 730}}\' '
                              "(docs/operations.md)")
-    parser.add_argument("--max-reject-share", type=float, metavar="SHARE",
+    parser.add_argument("--max-reject-share", type=_reject_share, metavar="SHARE",
                         help="largest share of a table's records the ingest may reject before the run stops "
                              f"unpublished, from 0 to 1 (default {DEFAULT_MAX_REJECT_SHARE}; 1 = never stop for "
                              "rejects; docs/extract_formats.md)")
@@ -261,12 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only check the extract's layout, columns and vocabulary (seconds, no run); exit 1 on "
                              "a problem that would stop the run")
     args = parser.parse_args(argv)
-    if args.max_reject_share is not None and (problem := max_reject_share_problem(args.max_reject_share)):
-        parser.error(f"--max-reject-share {problem}")  # before anything starts (the run config check says the same)
     if args.check:
         return check(args.extract)
-    if args.override_json is not None and not isinstance(args.override_json, dict):
-        parser.error("--override-json must be a JSON object: study id -> study fields")
 
     problem = layout_problem(args.extract) or definitions_problem()
     if problem is not None:

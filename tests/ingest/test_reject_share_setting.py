@@ -57,13 +57,14 @@ def test_the_run_config_check_names_the_setting_and_the_value(tmp_path):
         "resources.extract.config.max_reject_share " + RANGE + "1.5"]
 
 
-def test_the_command_line_refuses_it_before_anything_runs(tmp_path, capsys):
+@pytest.mark.parametrize("value, message", [("1.5", RANGE + "1.5"), ("1%", "must be a number from 0 to 1, not '1%'")])
+def test_the_command_line_refuses_it_before_anything_runs(tmp_path, capsys, value, message):
     extract = tmp_path / "extract"
     extract.mkdir()
     database = tmp_path / "site.duckdb"
     with pytest.raises(SystemExit) as stopped:
-        main(["--extract", str(extract), "--db", str(database), "--max-reject-share", "1.5"])
+        main(["--extract", str(extract), "--db", str(database), "--max-reject-share", value])
     assert stopped.value.code == 2
     # argparse's "<program>: error: ..." line (the program name is pytest's here).
-    assert capsys.readouterr().err.splitlines()[-1].endswith(": error: --max-reject-share " + RANGE + "1.5")
+    assert capsys.readouterr().err.splitlines()[-1].endswith(": error: argument --max-reject-share: " + message)
     assert not database.exists()
