@@ -411,7 +411,7 @@ def run_figures(instance: dg.DagsterInstance, run_id: str | None, started: float
         "load_average_after": load_average(),
     }
     if run_id is None:  # stopped before Dagster created the run
-        return {**figures, "stages": {}, "slowest_steps": {}, "success": False, "complete": False}
+        return {**_stopped(figures), "stages": {}, "slowest_steps": {}, "success": False, "complete": False}
     steps = step_windows(instance, run_id)
     run = instance.get_run_by_id(run_id)
     success = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
@@ -419,8 +419,14 @@ def run_figures(instance: dg.DagsterInstance, run_id: str | None, started: float
                    slowest_steps=slowest_steps(steps), success=success)
     unfinished = unfinished_steps(instance, run_id, ended)
     if unfinished or run is None or not run.is_finished:
-        figures.update(complete=False, unfinished_steps=unfinished)
+        figures = {**_stopped(figures), "complete": False, "unfinished_steps": unfinished}
     return figures
+
+
+def _stopped(figures: dict) -> dict:
+    """A stopped run's time is not a whole-run time: `seconds_until_stopped` instead of `total_seconds`, so that no
+    ratio or scaling is computed from it."""
+    return {("seconds_until_stopped" if key == "total_seconds" else key): value for key, value in figures.items()}
 
 
 def spark_figures(folder: Path, workdir: Path, memory_limit: str | None, sampler: RssSampler, total_rows: int,
@@ -558,6 +564,7 @@ def report(measured: Measured, why_incomplete: str | None = None) -> dict:
         "event_rows": total_rows,
         "rows_per_table": rows,
         "total_seconds": total_seconds,
+        **({"seconds_until_stopped": duck["seconds_until_stopped"]} if "seconds_until_stopped" in duck else {}),
         "duckdb_load_seconds": round(load_seconds, 2) if load_seconds is not None else None,
         "ratio_to_duckdb_load": round(total_seconds / load_seconds, 2) if load_seconds and total_seconds else None,
         "staging_scan_seconds": (round(measured.staging_scan_seconds, 2) if measured.staging_scan_seconds is not None

@@ -153,6 +153,7 @@ def test_a_run_stopped_by_a_signal_reports_its_finished_steps_and_the_one_it_sto
     assert list(unfinished) == ["slow"] and re.fullmatch(r"running for \d+ s when stopped", unfinished["slow"])
     assert figures["complete"] is False and figures["success"] is False
     assert figures["unfinished_steps"] == unfinished
+    assert "total_seconds" not in figures and figures["seconds_until_stopped"] >= 0
     assert figures["stages"]["other"]["steps"] == 1 and figures["stages"]["other"]["engine"] == "duckdb"
     assert list(figures["slowest_steps"]) == ["quick"]
 
@@ -183,24 +184,28 @@ def test_the_report_of_a_stopped_benchmark_holds_what_was_measured():
     measured = Measured(1000, "csv", "5GB", rows_per_table={"person": 1000, "death": 20},
                         duckdb_load_seconds=2.0)
     measured.duckdb_run.update(
-        engine_setting="duckdb", total_seconds=30.0, peak_rss_gb=1.5, success=False, complete=False,
+        engine_setting="duckdb", seconds_until_stopped=30.0, peak_rss_gb=1.5, success=False, complete=False,
         stages={"ingest": {"seconds": 12.0, "engine": NOT_RECORDED}},
         unfinished_steps={"phenotypes": "running for 18 s when stopped"}, slowest_steps={"load_extract": 12.0})
     partial = report(measured, "stopped by SIGTERM, while measuring the duckdb run of the study job")
     assert partial["complete"] is False
     assert partial["why_incomplete"] == "stopped by SIGTERM, while measuring the duckdb run of the study job"
-    assert (partial["event_rows"], partial["duckdb_load_seconds"], partial["ratio_to_duckdb_load"]) == (1020, 2.0,
-                                                                                                       15.0)
+    # A stopped run's time is no whole-run time: no ratio is computed from it.
+    assert (partial["event_rows"], partial["duckdb_load_seconds"], partial["seconds_until_stopped"]) == (1020, 2.0,
+                                                                                                        30.0)
+    assert partial["total_seconds"] is None and partial["ratio_to_duckdb_load"] is None
     assert partial["stages"] == {"ingest": {"seconds": 12.0, "engine": NOT_RECORDED}} and partial["ingest_seconds"] == 12
     assert partial["unfinished_steps"] == {"phenotypes": "running for 18 s when stopped"}
     assert partial["staging_scan_seconds"] is None and "spark" not in partial
 
     # The same run had it finished: no unfinished steps, and a report that says it is complete.
-    del measured.duckdb_run["complete"], measured.duckdb_run["unfinished_steps"]
-    measured.duckdb_run.update(success=True, failures=[])
+    for key in ("complete", "unfinished_steps", "seconds_until_stopped"):
+        del measured.duckdb_run[key]
+    measured.duckdb_run.update(total_seconds=30.0, success=True, failures=[])
     measured.staging_scan_seconds = 0.5
     finished = report(measured)
     assert finished["complete"] is True and "why_incomplete" not in finished and "unfinished_steps" not in finished
+    assert (finished["total_seconds"], finished["ratio_to_duckdb_load"]) == (30.0, 15.0)
 
 
 def test_a_failing_part_writes_the_report_with_the_error_and_what_it_was_measuring(generated_extract, tmp_path):
