@@ -38,6 +38,7 @@ import contextlib
 import json
 import os
 import platform
+import select
 import shutil
 import signal
 import subprocess
@@ -350,21 +351,90 @@ class BenchmarkStopped(BaseException):
     not an Exception, so that no `except Exception` on the way treats it as a failed measurement and goes on."""
 
 
-@contextlib.contextmanager
-def stop_signals() -> Iterator[None]:
-    """While the benchmark runs, Ctrl-C (SIGINT) and SIGTERM raise BenchmarkStopped naming the signal, so the report
-    of what was measured is written (Python's default for SIGTERM ends the process at once). During a study run
-    Dagster handles both (it ends the run as interrupted, and `measure_run` raises BenchmarkStopped then); after
-    it, Dagster restores this handler for both."""
-    def stop(signum: int, _frame) -> None:
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """While the benchmark runs, Ctrl-C (SIGINT) and SIGTERM stop it with its report written.
+
+    Outside a study run the handler raises BenchmarkStopped naming the signal (Python's default for SIGTERM would
+    end the process at once). During a run Dagster's own handler has them, and when the signal lands in a DuckDB
+    query, DuckDB turns it into "Query interrupted", a failure of that step only: the run would go on with its other
+    steps. So every signal is also written to a wakeup pipe (`signal.set_wakeup_fd`: Python writes it whichever
+    handler runs), and a thread reading it raises Dagster's interrupt flag, the one its handler sets between steps
+    (`dagster._utils.interrupts`, a private name: tests/bench/test_run_benchmark.py fails if it changes), so the run
+    ends at its next step as interrupted. `received` names the signals, also those a query swallowed."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)  # set_wakeup_fd needs it
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._previous: dict = {}
+        self._previous_wakeup = -1
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {signum: signal.signal(signum, self._stop) for signum in STOP_SIGNALS}
+        self._previous_wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.set_wakeup_fd(self._previous_wakeup)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        os.write(self._write, b"\0")  # no signal has number 0: the watcher ends
+        self._thread.join()
+        os.close(self._read)
+        os.close(self._write)
+        from dagster._utils import interrupts
+
+        interrupts._received_interrupt["received"] = False  # a stop outside a run must not stop a later one
+
+    @staticmethod
+    def _stop(signum: int, _frame) -> None:
         raise BenchmarkStopped(f"stopped by {signal.Signals(signum).name}")
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    def _watch(self) -> None:
+        from dagster._utils import interrupts
+
+        while True:
+            if select.select([self._read], [], [], 0.2)[0]:
+                for signum in os.read(self._read, 64):
+                    if signum == 0:
+                        return
+                    if signum in STOP_SIGNALS:
+                        self.received.append(signal.Signals(signum).name)
+            if self.received:
+                # Dagster's flag, raised again every 0.2 s until the benchmark ends: Dagster may take it inside the
+                # step that is failing anyway (its teardown), and the run would go on.
+                interrupts._received_interrupt["received"] = True
+
+    def stopped_by(self) -> str | None:
+        """"stopped by SIGTERM" when a stop signal arrived (the first of them), else None."""
+        return f"stopped by {self.received[0]}" if self.received else None
+
+
+# The benchmark's StopSignals while it runs (main), so a study run can tell a stop from a failure.
+_signals: StopSignals | None = None
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[StopSignals]:
+    """StopSignals for the benchmark's duration."""
+    global _signals
+    with StopSignals() as signals:
+        _signals = signals
+        try:
+            yield signals
+        finally:
+            _signals = None
+
+
+def _stop_received() -> str | None:
+    # The wakeup byte reaches the watcher thread a moment after the signal.
+    time.sleep(0.1)
+    return _signals.stopped_by() if _signals is not None else None
 
 
 def measure_run(folder: Path, database: Path, workdir: Path, memory_limit: str | None, sampler: RssSampler,
@@ -395,8 +465,9 @@ def measure_run(folder: Path, database: Path, workdir: Path, memory_limit: str |
         figures.update(run_figures(instance, result.run_id, started, time.time(), sampler, total_rows),
                        failures=[] if result.success else failure_messages(result))
         interrupted = run_interrupted(instance, result.run_id)
-    if interrupted:  # Dagster took the signal and ended the run as interrupted: the benchmark stops too
-        raise BenchmarkStopped(f"the {label} run of the study job was interrupted (Ctrl-C or SIGTERM)")
+    stopped = _stop_received()
+    if stopped or interrupted:  # the run was stopped (or a query took the signal as a step failure): stop too
+        raise BenchmarkStopped(stopped or f"the {label} run of the study job was interrupted")
     return result
 
 
@@ -689,8 +760,11 @@ def write_report(figures: dict, results_dir: Path, prefix: str) -> Path:
 
 
 def why_stopped(error: BaseException, doing: str) -> str:
-    """What stopped the benchmark, and what it was measuring then."""
-    if isinstance(error, BenchmarkStopped):
+    """What stopped the benchmark, and what it was measuring then: a stop signal first (a DuckDB query turns one
+    into "Query interrupted", which is not the cause)."""
+    if (stopped := _stop_received()) is not None:
+        what = stopped
+    elif isinstance(error, BenchmarkStopped):
         what = str(error)
     elif isinstance(error, KeyboardInterrupt):
         what = "stopped by SIGINT (Ctrl-C)"
