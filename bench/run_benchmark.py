@@ -219,9 +219,12 @@ def stage_of(step_key: str) -> str:
     return "data quality" if "check" in step_key else "other"
 
 
-def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+def step_windows(instance: dg.DagsterInstance, run_id: str,
+                 signalled_at: float | None = None) -> dict[str, tuple[float, float]]:
     """The (start, end) wall-clock window of every step of the run that ended (succeeded, or failed by itself), by
-    step key, in the order they started; a step the benchmark's stop interrupted is in `unfinished_steps`."""
+    step key, in the order they started; a step the benchmark's stop interrupted is in `unfinished_steps`
+    (`signalled_at`: when a stop signal arrived; a step failing after it failed from it, e.g. DuckDB's "Query
+    interrupted")."""
     starts: dict[str, float] = {}
     windows: dict[str, tuple[float, float]] = {}
     for entry in instance.all_logs(run_id):
@@ -231,18 +234,24 @@ def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[f
         if event.event_type_value == "STEP_START":
             starts[entry.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and entry.step_key in starts:
-            if not _interrupted(event):
+            if not _interrupted(event, entry.timestamp, signalled_at):
                 windows[entry.step_key] = (starts[entry.step_key], entry.timestamp)
     return windows
 
 
-def _interrupted(event) -> bool:
-    """A step failure caused by an interrupt (Ctrl-C or SIGTERM reaching Dagster's handler), not by the step."""
+def _interrupted(event, timestamp: float | None = None, signalled_at: float | None = None) -> bool:
+    """A step failure caused by an interrupt (Ctrl-C or SIGTERM reaching Dagster's handler, or any failure after
+    the benchmark received a stop signal at `signalled_at`), not by the step."""
+    if event.event_type_value != "STEP_FAILURE":
+        return False
+    if signalled_at is not None and timestamp is not None and timestamp >= signalled_at:
+        return True
     error_source = getattr(event.event_specific_data, "error_source", None)
-    return event.event_type_value == "STEP_FAILURE" and getattr(error_source, "value", None) == "INTERRUPT"
+    return getattr(error_source, "value", None) == "INTERRUPT"
 
 
-def unfinished_steps(instance: dg.DagsterInstance, run_id: str, stopped_at: float) -> dict[str, str]:
+def unfinished_steps(instance: dg.DagsterInstance, run_id: str, stopped_at: float,
+                     signalled_at: float | None = None) -> dict[str, str]:
     """The steps that started and did not end by themselves (interrupted, or still running when the benchmark
     stopped), by step key, with how long they had run: "running for N s when stopped"."""
     starts: dict[str, float] = {}
@@ -254,7 +263,7 @@ def unfinished_steps(instance: dg.DagsterInstance, run_id: str, stopped_at: floa
         if event.event_type_value == "STEP_START":
             starts[entry.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
-            ended[entry.step_key] = entry.timestamp if _interrupted(event) else None
+            ended[entry.step_key] = entry.timestamp if _interrupted(event, entry.timestamp, signalled_at) else None
     unfinished = {}
     for step_key, start in starts.items():
         if step_key in ended and ended[step_key] is None:
@@ -367,6 +376,7 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: list[str] = []
+        self.first_at: float | None = None  # when the first stop signal reached the watcher
         self._read, self._write = os.pipe()
         os.set_blocking(self._write, False)  # set_wakeup_fd needs it
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -405,6 +415,7 @@ class StopSignals:
                         return
                     if signum in STOP_SIGNALS:
                         self.received.append(signal.Signals(signum).name)
+                        self.first_at = self.first_at or time.time()
             if self.received:
                 # Dagster's flag, raised again every 0.2 s until the benchmark ends: Dagster may take it inside the
                 # step that is failing anyway (its teardown), and the run would go on.
@@ -483,12 +494,13 @@ def run_figures(instance: dg.DagsterInstance, run_id: str | None, started: float
     }
     if run_id is None:  # stopped before Dagster created the run
         return {**_stopped(figures), "stages": {}, "slowest_steps": {}, "success": False, "complete": False}
-    steps = step_windows(instance, run_id)
+    signalled_at = _signals.first_at if _signals is not None else None
+    steps = step_windows(instance, run_id, signalled_at)
     run = instance.get_run_by_id(run_id)
     success = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
     figures.update(stages=stage_figures(steps, step_engines(instance, run_id), sampler, total_rows),
                    slowest_steps=slowest_steps(steps), success=success)
-    unfinished = unfinished_steps(instance, run_id, ended)
+    unfinished = unfinished_steps(instance, run_id, ended, signalled_at)
     if unfinished or run is None or not run.is_finished:
         figures = {**_stopped(figures), "complete": False, "unfinished_steps": unfinished}
     return figures

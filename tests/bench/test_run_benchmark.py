@@ -249,3 +249,6 @@ def test_a_signal_a_duckdb_query_swallows_still_stops_the_run_at_its_next_step()
         assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
         assert run_interrupted(instance, result.run_id)
         assert signals.stopped_by() == "stopped by SIGTERM"
+        # The query's step failed from the signal: it is reported as stopped, not as a finished step of its stage.
+        figures = run_figures(instance, result.run_id, time.time() - 5, time.time(), RssSampler(), total_rows=10)
+    assert figures["stages"] == {} and set(figures["unfinished_steps"]) == {"querying", "then_independent"}
