@@ -24,21 +24,31 @@ where a stage's assets record none). The Spark JVM's resident memory (every java
 /proc) is sampled beside this process's. While a run still ingests on DuckDB, the Spark ingest
 (pipelines/ingest/spark_loader.py load_extract_on_spark) is timed on the same files in the same session, as a
 separate line. Local mode on the run's two cores (pipelines/engine/session.py), not a cluster (docs/scaling.md).
+
+A benchmark that does not finish still writes its report: stopped by Ctrl-C or SIGTERM, its study run interrupted, or
+one of its parts failing, it writes what it had measured (the plain load, the finished steps of a run per stage,
+the steps running when it stopped and for how long) marked `"complete": false`, with `why_incomplete` (what stopped
+it, and what it was measuring). A finished one says `"complete": true`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -159,6 +169,12 @@ def event_rows(folder: Path) -> dict[str, int]:
     return {entry["table"]: entry["rows"] for entry in manifest["files"] if entry.get("table")}
 
 
+def extract_settings(folder: Path) -> tuple[int, str]:
+    """The patients and file format a generated extract was made with (its _manifest.json)."""
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    return int(manifest["patients"]), str(manifest["format"])
+
+
 def duckdb_plain_load_seconds(folder: Path, workdir: Path, memory_limit: str | None) -> float:
     """The time DuckDB takes just to load every file into a table (auto-detected types, no checks)."""
     path = workdir / "plain_load.duckdb"
@@ -203,8 +219,12 @@ def stage_of(step_key: str) -> str:
     return "data quality" if "check" in step_key else "other"
 
 
-def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
-    """The (start, end) wall-clock window of every step of the run, by step key, in the order they started."""
+def step_windows(instance: dg.DagsterInstance, run_id: str,
+                 signalled_at: float | None = None) -> dict[str, tuple[float, float]]:
+    """The (start, end) wall-clock window of every step of the run that ended (succeeded, or failed by itself), by
+    step key, in the order they started; a step the benchmark's stop interrupted is in `unfinished_steps`
+    (`signalled_at`: when a stop signal arrived; a step failing after it failed from it, e.g. DuckDB's "Query
+    interrupted")."""
     starts: dict[str, float] = {}
     windows: dict[str, tuple[float, float]] = {}
     for entry in instance.all_logs(run_id):
@@ -214,8 +234,58 @@ def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[f
         if event.event_type_value == "STEP_START":
             starts[entry.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and entry.step_key in starts:
-            windows[entry.step_key] = (starts[entry.step_key], entry.timestamp)
+            if not _interrupted(event, entry.timestamp, signalled_at):
+                windows[entry.step_key] = (starts[entry.step_key], entry.timestamp)
     return windows
+
+
+def _interrupted(event, timestamp: float | None = None, signalled_at: float | None = None) -> bool:
+    """A step failure caused by an interrupt (Ctrl-C or SIGTERM reaching Dagster's handler, or any failure after
+    the benchmark received a stop signal at `signalled_at`), not by the step."""
+    if event.event_type_value != "STEP_FAILURE":
+        return False
+    if signalled_at is not None and timestamp is not None and timestamp >= signalled_at:
+        return True
+    error_source = getattr(event.event_specific_data, "error_source", None)
+    return getattr(error_source, "value", None) == "INTERRUPT"
+
+
+def unfinished_steps(instance: dg.DagsterInstance, run_id: str, stopped_at: float,
+                     signalled_at: float | None = None) -> dict[str, str]:
+    """The steps that started and did not end by themselves (interrupted, or still running when the benchmark
+    stopped), by step key, with how long they had run: "running for N s when stopped"."""
+    starts: dict[str, float] = {}
+    ended: dict[str, float | None] = {}  # step -> when it was interrupted (None: it ended by itself)
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or not entry.step_key:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[entry.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+            ended[entry.step_key] = entry.timestamp if _interrupted(event, entry.timestamp, signalled_at) else None
+    unfinished = {}
+    for step_key, start in starts.items():
+        if step_key in ended and ended[step_key] is None:
+            continue
+        until = ended.get(step_key) or stopped_at
+        unfinished[step_key] = f"running for {until - start:.0f} s when stopped"
+    return unfinished
+
+
+def run_interrupted(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether the run ended because it was interrupted (Dagster's handler took the Ctrl-C or SIGTERM: an
+    interrupted step, or the run's failure reason), rather than finishing or failing by itself."""
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if _interrupted(event):
+            return True
+        reason = getattr(event.event_specific_data, "failure_reason", None)
+        if event.event_type_value == dg.DagsterEventType.RUN_FAILURE.value and getattr(reason, "value", None) == "UNEXPECTED_TERMINATION":
+            return True
+    return False
 
 
 def slowest_steps(windows: dict[str, tuple[float, float]], count: int = 10) -> dict[str, float]:
@@ -227,12 +297,14 @@ def slowest_steps(windows: dict[str, tuple[float, float]], count: int = 10) -> d
 NOT_RECORDED = "not recorded"
 
 
-def step_engines(result: dg.ExecuteInProcessResult) -> dict[str, set[str]]:
-    """The engines each step's materialisations record (metadata "engine", Warehouse.engine_metadata), by step key;
-    steps whose materialisations record none are absent."""
+def step_engines(instance: dg.DagsterInstance, run_id: str) -> dict[str, set[str]]:
+    """The engines each step's materialisations record (metadata "engine", Warehouse.engine_metadata), by step key,
+    from the run's event log (also of a run that was stopped); steps whose materialisations record none are
+    absent."""
     engines: dict[str, set[str]] = defaultdict(set)
-    for event in result.get_asset_materialization_events():
-        value = event.materialization.metadata.get("engine")
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        event = entry.dagster_event
+        value = event.materialization.metadata.get("engine") if event is not None else None
         if value is not None and event.step_key:
             engines[event.step_key].add(str(value.value))
     return dict(engines)
@@ -283,47 +355,176 @@ def load_average() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
 
+class BenchmarkStopped(BaseException):
+    """The benchmark was stopped: a signal (Ctrl-C, SIGTERM) or its study run interrupted. Like KeyboardInterrupt,
+    not an Exception, so that no `except Exception` on the way treats it as a failed measurement and goes on."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """While the benchmark runs, Ctrl-C (SIGINT) and SIGTERM stop it with its report written.
+
+    Outside a study run the handler raises BenchmarkStopped naming the signal (Python's default for SIGTERM would
+    end the process at once). During a run Dagster's own handler has them, and when the signal lands in a DuckDB
+    query, DuckDB turns it into "Query interrupted", a failure of that step only: the run would go on with its other
+    steps. So every signal is also written to a wakeup pipe (`signal.set_wakeup_fd`: Python writes it whichever
+    handler runs), and a thread reading it raises Dagster's interrupt flag, the one its handler sets between steps
+    (`dagster._utils.interrupts`, a private name: tests/bench/test_run_benchmark.py fails if it changes), so the run
+    ends at its next step as interrupted. `received` names the signals, also those a query swallowed."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.first_at: float | None = None  # when the first stop signal reached the watcher
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)  # set_wakeup_fd needs it
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._previous: dict = {}
+        self._previous_wakeup = -1
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {signum: signal.signal(signum, self._stop) for signum in STOP_SIGNALS}
+        self._previous_wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.set_wakeup_fd(self._previous_wakeup)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        os.write(self._write, b"\0")  # no signal has number 0: the watcher ends
+        self._thread.join()
+        os.close(self._read)
+        os.close(self._write)
+        from dagster._utils import interrupts
+
+        interrupts._received_interrupt["received"] = False  # a stop outside a run must not stop a later one
+
+    @staticmethod
+    def _stop(signum: int, _frame) -> None:
+        raise BenchmarkStopped(f"stopped by {signal.Signals(signum).name}")
+
+    def _watch(self) -> None:
+        from dagster._utils import interrupts
+
+        while True:
+            if select.select([self._read], [], [], 0.2)[0]:
+                for signum in os.read(self._read, 64):
+                    if signum == 0:
+                        return
+                    if signum in STOP_SIGNALS:
+                        self.received.append(signal.Signals(signum).name)
+                        self.first_at = self.first_at or time.time()
+            if self.received:
+                # Dagster's flag, raised again every 0.2 s until the benchmark ends: Dagster may take it inside the
+                # step that is failing anyway (its teardown), and the run would go on.
+                interrupts._received_interrupt["received"] = True
+
+    def stopped_by(self) -> str | None:
+        """"stopped by SIGTERM" when a stop signal arrived (the first of them), else None."""
+        return f"stopped by {self.received[0]}" if self.received else None
+
+
+# The benchmark's StopSignals while it runs (main), so a study run can tell a stop from a failure.
+_signals: StopSignals | None = None
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[StopSignals]:
+    """StopSignals for the benchmark's duration."""
+    global _signals
+    with StopSignals() as signals:
+        _signals = signals
+        try:
+            yield signals
+        finally:
+            _signals = None
+
+
+def _stop_received() -> str | None:
+    # The wakeup byte reaches the watcher thread a moment after the signal.
+    time.sleep(0.1)
+    return _signals.stopped_by() if _signals is not None else None
+
+
 def measure_run(folder: Path, database: Path, workdir: Path, memory_limit: str | None, sampler: RssSampler,
-                total_rows: int, engine: str | None = None) -> tuple[dict, dg.ExecuteInProcessResult]:
+                total_rows: int, figures: dict, engine: str | None = None) -> dg.ExecuteInProcessResult:
     """Run the whole study job once through run_study (engine None: the run's default, DuckDB) in a throw-away
-    Dagster instance and return its figures, per stage and whole."""
+    Dagster instance, filling `figures` with its figures, per stage and whole. A run that is stopped (or raises)
+    still fills them from its event log, with the steps it left unfinished, then BenchmarkStopped (or the error)
+    is raised."""
     label = engine or "duckdb"
     home = workdir / f"dagster_home_{label}"
     home.mkdir()
     (home / "dagster.yaml").write_text((BENCH_DIR.parent / "dagster.yaml").read_text())
     options = {"engine": engine} if engine else {}
-    load_before = load_average()
+    figures.update(engine_setting=label, load_average_before=load_average())
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         started = time.time()
-        result = run_study(folder, database, instance=instance, memory_limit=memory_limit,
-                           temp_directory=str(workdir / f"spill_{label}"), **options)
-        ended = time.time()
-        steps = step_windows(instance, result.run_id)
-    figures = {
-        "engine_setting": label,
+        try:
+            result = run_study(folder, database, instance=instance, memory_limit=memory_limit,
+                               temp_directory=str(workdir / f"spill_{label}"), **options)
+        except BaseException:  # stopped or failed outside Dagster's handling: what the run's event log holds
+            runs = instance.get_runs(limit=1)
+            try:
+                figures.update(run_figures(instance, runs[0].run_id if runs else None, started, time.time(),
+                                           sampler, total_rows))
+            except Exception as error:  # noqa: BLE001 - never hide why the run ended behind a failed log read
+                figures["figures_error"] = f"{type(error).__name__}: {error}"
+            raise
+        figures.update(run_figures(instance, result.run_id, started, time.time(), sampler, total_rows),
+                       failures=[] if result.success else failure_messages(result))
+        interrupted = run_interrupted(instance, result.run_id)
+    stopped = _stop_received()
+    if stopped or interrupted:  # the run was stopped (or a query took the signal as a step failure): stop too
+        raise BenchmarkStopped(stopped or f"the {label} run of the study job was interrupted")
+    return result
+
+
+def run_figures(instance: dg.DagsterInstance, run_id: str | None, started: float, ended: float,
+                sampler: RssSampler, total_rows: int) -> dict:
+    """A run's figures from its event log: per stage over its finished steps, the slowest steps, and, when it did
+    not finish, the steps it left unfinished (`"complete": false`)."""
+    figures: dict = {
         "total_seconds": round(ended - started, 2),
         "peak_rss_gb": round(sampler.peak_between(started, ended) / 1e9, 2),
         "jvm_peak_rss_gb": round(sampler.peak_between(started, ended, jvm=True) / 1e9, 2),
-        "stages": stage_figures(steps, step_engines(result), sampler, total_rows),
-        "slowest_steps": slowest_steps(steps),
-        "load_average_before": load_before,
         "load_average_after": load_average(),
-        "success": result.success,
-        "failures": [] if result.success else failure_messages(result),
     }
-    return figures, result
+    if run_id is None:  # stopped before Dagster created the run
+        return {**_stopped(figures), "stages": {}, "slowest_steps": {}, "success": False, "complete": False}
+    signalled_at = _signals.first_at if _signals is not None else None
+    steps = step_windows(instance, run_id, signalled_at)
+    run = instance.get_run_by_id(run_id)
+    success = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+    figures.update(stages=stage_figures(steps, step_engines(instance, run_id), sampler, total_rows),
+                   slowest_steps=slowest_steps(steps), success=success)
+    unfinished = unfinished_steps(instance, run_id, ended, signalled_at)
+    if unfinished or run is None or not run.is_finished:
+        figures = {**_stopped(figures), "complete": False, "unfinished_steps": unfinished}
+    return figures
+
+
+def _stopped(figures: dict) -> dict:
+    """A stopped run's time is not a whole-run time: `seconds_until_stopped` instead of `total_seconds`, so that no
+    ratio or scaling is computed from it."""
+    return {("seconds_until_stopped" if key == "total_seconds" else key): value for key, value in figures.items()}
 
 
 def spark_figures(folder: Path, workdir: Path, memory_limit: str | None, sampler: RssSampler, total_rows: int,
-                  duckdb_stages: dict[str, dict]) -> dict:
+                  duckdb_stages: dict[str, dict], figures: dict, measured: Measured) -> None:
     """The same study job with engine spark, on a local session started first (its start timed apart), and, while
-    the run ingests on DuckDB, the Spark ingest of the same files timed in the same session."""
+    the run ingests on DuckDB, the Spark ingest of the same files timed in the same session; `figures` is filled as
+    they are measured."""
     from pipelines.engine.session import local_spark_session, spark_requirement_missing
 
     missing = spark_requirement_missing()
     if missing:
-        return {"skipped": missing}
-    figures: dict = {"load_average_before_session": load_average()}
+        figures["skipped"] = missing
+        return
+    figures["load_average_before_session"] = load_average()
+    measured.doing = "starting the Spark session"
     started = time.time()
     # The session a run starts (pipelines/engine/session.py: local[2], its settings); the run's stages find it
     # active and share it, as every stage of a run does.
@@ -334,16 +535,18 @@ def spark_figures(folder: Path, workdir: Path, memory_limit: str | None, sampler
     time.sleep(2.5)  # the sampler looks for the new JVM every 2 s
     figures["jvm_rss_after_start_gb"] = round(process_rss(max(java_descendants(os.getpid()), default=0)) / 1e9, 2)
     try:
-        figures["run"], _ = measure_run(folder, workdir / "bench_spark.duckdb", workdir, memory_limit, sampler,
-                                        total_rows, engine="spark")
+        measured.doing = "the spark run of the study job"
+        figures["run"] = {}
+        measure_run(folder, workdir / "bench_spark.duckdb", workdir, memory_limit, sampler, total_rows,
+                    figures["run"], engine="spark")
         ingest_engine = figures["run"]["stages"].get("ingest", {}).get("engine", NOT_RECORDED)
         if "spark" in ingest_engine:
             figures["ingest_on_spark"] = {"in_run": True}
         else:
+            measured.doing = "the Spark ingest outside the run"
             figures["ingest_on_spark"] = spark_ingest_figures(spark, folder, sampler, total_rows, duckdb_stages)
     finally:
         spark.stop()
-    return figures
 
 
 def spark_ingest_figures(spark, folder: Path, sampler: RssSampler, total_rows: int,
@@ -374,54 +577,98 @@ def spark_ingest_figures(spark, folder: Path, sampler: RssSampler, total_rows: i
     }
 
 
-def benchmark(patients: int, fmt: str, seed: int, memory_limit: str | None, keep_database: bool,
-              engine: str = "duckdb") -> dict:
-    """Generate (or reuse) the extract, run the whole study once (and with engine spark once more on Spark) and
-    return the figures."""
-    folder = ensure_extract(patients, fmt, seed)
-    rows = event_rows(folder)
-    total_rows = sum(rows.values())
+@dataclass
+class Measured:
+    """What the benchmark of one extract has measured so far, filled in as each part finishes, so that a benchmark
+    that is stopped or fails still reports it (`report`)."""
+
+    patients: int
+    fmt: str
+    memory_limit: str | None
+    doing: str = "starting"  # the part being measured: a stopped benchmark's report says what it stopped
+    rows_per_table: dict[str, int] | None = None
+    duckdb_load_seconds: float | None = None
+    duckdb_run: dict = field(default_factory=dict)  # measure_run's figures, filled while the run goes on
+    staging_scan_seconds: float | None = None
+    spark: dict | None = None  # spark_figures', filled likewise (engine spark only)
+
+
+def benchmark(measured: Measured, seed: int, keep_database_in: Path | None = None, engine: str = "duckdb",
+              extract: Path | None = None) -> None:
+    """Generate (or reuse) the extract, or take `extract`, run the whole study once (and with engine spark once
+    more on Spark), filling `measured` as each part finishes; `keep_database_in`: a folder to copy the DuckDB run's
+    database to."""
+    measured.doing = "generating or reading the extract"
+    folder = extract or ensure_extract(measured.patients, measured.fmt, seed)
+    measured.rows_per_table = event_rows(folder)
+    total_rows = sum(measured.rows_per_table.values())
+    memory_limit = measured.memory_limit
 
     with tempfile.TemporaryDirectory(prefix="legcramp-bench-") as tmp, RssSampler() as sampler:
         workdir = Path(tmp)
         database = workdir / "bench.duckdb"
-        load_seconds = duckdb_plain_load_seconds(folder, workdir, memory_limit)
-        duck, result = measure_run(folder, database, workdir, memory_limit, sampler, total_rows)
+        measured.doing = "DuckDB's plain load"
+        measured.duckdb_load_seconds = duckdb_plain_load_seconds(folder, workdir, memory_limit)
+        measured.doing = "the duckdb run of the study job"
+        result = measure_run(folder, database, workdir, memory_limit, sampler, total_rows, measured.duckdb_run)
+        measured.doing = "the staging scan"
         # A failed run publishes nothing: scan its build file instead.
         scanned = database if result.success else next((database.parent / ".runs").glob("*/*.duckdb"), None)
-        scan_seconds = staging_scan_seconds(scanned) if scanned else float("nan")
-        if keep_database:
-            shutil.copy(database, BENCH_DIR / "results" / f"bench_{patients}.duckdb")
-        spark = (spark_figures(folder, workdir, memory_limit, sampler, total_rows, duck["stages"])
-                 if engine == "spark" else None)
-    if spark is not None and "run" in spark:
-        spark["side_by_side"] = side_by_side(duck["stages"], spark["run"]["stages"])
+        measured.staging_scan_seconds = staging_scan_seconds(scanned) if scanned else float("nan")
+        if keep_database_in is not None:
+            shutil.copy(database, keep_database_in / f"bench_{measured.patients}.duckdb")
+        if engine == "spark":
+            measured.spark = {}
+            spark_figures(folder, workdir, memory_limit, sampler, total_rows, measured.duckdb_run["stages"],
+                          measured.spark, measured)
+    measured.doing = "finished"
 
-    total_seconds = duck["total_seconds"]
-    return {
-        "patients": patients,
-        "format": fmt,
+
+def report(measured: Measured, why_incomplete: str | None = None) -> dict:
+    """The benchmark's figures as written to bench/results: everything `measured` holds, `"complete": true` when it
+    finished, else `"complete": false` with `why_incomplete` (what stopped it, and what it was measuring then). A
+    part not measured is absent (or None)."""
+    duck = measured.duckdb_run
+    rows = measured.rows_per_table
+    total_rows = sum(rows.values()) if rows is not None else None
+    total_seconds = duck.get("total_seconds")
+    load_seconds = measured.duckdb_load_seconds
+    stages = duck.get("stages", {})
+    spark = measured.spark
+    if spark is not None and "run" in spark and "stages" in spark["run"]:
+        spark["side_by_side"] = side_by_side(stages, spark["run"]["stages"])
+    complete = why_incomplete is None and duck.get("complete", True) and not (
+        spark and spark.get("run", {}).get("complete", True) is False)
+    figures = {
+        "patients": measured.patients,
+        "format": measured.fmt,
+        "complete": complete,
+        **({} if complete else {"why_incomplete": why_incomplete or "a run left steps unfinished"}),
         "event_rows": total_rows,
         "rows_per_table": rows,
         "total_seconds": total_seconds,
-        "duckdb_load_seconds": round(load_seconds, 2),
-        "ratio_to_duckdb_load": round(total_seconds / load_seconds, 2) if load_seconds else None,
-        "staging_scan_seconds": round(scan_seconds, 2),
-        "peak_rss_gb": duck["peak_rss_gb"],
-        "stages": duck["stages"],
-        "slowest_steps": duck["slowest_steps"],
-        **{f"{stage.replace(' ', '_')}_seconds": figures["seconds"] for stage, figures in duck["stages"].items()},
-        "load_average_before": duck["load_average_before"],
-        "load_average_after": duck["load_average_after"],
+        **({"seconds_until_stopped": duck["seconds_until_stopped"]} if "seconds_until_stopped" in duck else {}),
+        "duckdb_load_seconds": round(load_seconds, 2) if load_seconds is not None else None,
+        "ratio_to_duckdb_load": round(total_seconds / load_seconds, 2) if load_seconds and total_seconds else None,
+        "staging_scan_seconds": (round(measured.staging_scan_seconds, 2) if measured.staging_scan_seconds is not None
+                                 else None),
+        "peak_rss_gb": duck.get("peak_rss_gb"),
+        "stages": stages,
+        **({"unfinished_steps": duck["unfinished_steps"]} if "unfinished_steps" in duck else {}),
+        "slowest_steps": duck.get("slowest_steps", {}),
+        **{f"{stage.replace(' ', '_')}_seconds": of_stage["seconds"] for stage, of_stage in stages.items()},
+        "load_average_before": duck.get("load_average_before"),
+        "load_average_after": duck.get("load_average_after"),
         "machine": {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE")
                                                                 * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
                     "platform": platform.platform(), "python": platform.python_version(),
                     "duckdb": duckdb.__version__},
-        "memory_limit": memory_limit,
-        "success": duck["success"],
-        "failures": duck["failures"],
+        "memory_limit": measured.memory_limit,
+        "success": duck.get("success", False),
+        "failures": duck.get("failures", []),
         **({"spark": spark} if spark is not None else {}),
     }
+    return figures
 
 
 def side_by_side(duckdb_stages: dict[str, dict], spark_stages: dict[str, dict]) -> list[dict]:
@@ -514,10 +761,38 @@ def print_scaling(table: dict) -> None:
               f"{r['per_patient_ratio']:>13.2f}")
 
 
-def main() -> None:
+def write_report(figures: dict, results_dir: Path, prefix: str) -> Path:
+    """bench/results/latest.json and <prefix>_<patients>.json (the same text)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(figures, indent=2)
+    (results_dir / "latest.json").write_text(text)
+    path = results_dir / f"{prefix}_{figures['patients']}.json"
+    path.write_text(text)
+    return path
+
+
+def why_stopped(error: BaseException, doing: str) -> str:
+    """What stopped the benchmark, and what it was measuring then: a stop signal first (a DuckDB query turns one
+    into "Query interrupted", which is not the cause)."""
+    if (stopped := _stop_received()) is not None:
+        what = stopped
+    elif isinstance(error, BenchmarkStopped):
+        what = str(error)
+    elif isinstance(error, KeyboardInterrupt):
+        what = "stopped by SIGINT (Ctrl-C)"
+    else:
+        first_line = (str(error).splitlines() or [""])[0]
+        what = f"failed: {type(error).__name__}: {first_line}" if first_line else f"failed: {type(error).__name__}"
+    return f"{what}, while measuring {doing}"
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Benchmark the leg-cramp study on N synthetic patients.")
     parser.add_argument("--patients", type=int, nargs="+", default=[1_000_000],
                         help="one size, or several (e.g. 100000 1000000) to also report how each stage scales")
+    parser.add_argument("--extract", type=Path, help="measure this generated extract (its _manifest.json gives the "
+                        "patients, format and rows) instead of generating one; --patients and --format are then "
+                        "ignored")
     parser.add_argument("--format", default="csv", choices=["csv", "csv.gz", "parquet"])
     parser.add_argument("--seed", type=int, default=2024)
     # 5GB for DuckDB keeps the whole process (with Python, Dagster and GX) under the 6 GB target.
@@ -525,31 +800,50 @@ def main() -> None:
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"],
                         help="spark: also run the study job with engine spark on a local Spark session (pyspark, Java 17)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help=f"where the figures go (default {RESULTS_DIR.relative_to(BENCH_DIR.parent)})")
     parser.add_argument("--peer-python", help="also measure the duckcdm peer (bench/peer_duckcdm.py) with this "
                         "interpreter of its own environment, on --peer-extract")
     parser.add_argument("--peer-extract", type=Path, default=BENCH_DIR.parent.parent / "shared" / "data" / "omop"
                         / "eunomia_gibleed_v5.3", help="the OMOP CDM folder both sides load for the peer comparison")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.extract and not (args.extract / "_manifest.json").is_file():
+        parser.error(f"--extract {args.extract}: no _manifest.json there; give an extract made by the generator "
+                     "(pipelines.synthetic), whose manifest gives its patients and rows")
 
-    RESULTS_DIR.mkdir(exist_ok=True)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     if args.peer_python:
         # Its own processes and figures file (bench/results/peer_duckcdm.json): the peer never runs in this
         # environment, and the OMOP folder is not the benchmark's extract.
         subprocess.run([sys.executable, str(BENCH_DIR / "peer_duckcdm.py"), "--extract", str(args.peer_extract),
                         "--peer-python", args.peer_python], check=True)
+    if args.extract:
+        patients, args.format = extract_settings(args.extract)
+        sizes = [patients]
+    else:
+        sizes = sorted(args.patients)
+    prefix = "spark" if args.engine == "spark" else args.format.replace(".", "_")
     runs = []
-    for patients in sorted(args.patients):
-        figures = benchmark(patients, args.format, args.seed, args.memory_limit, args.keep_database, args.engine)
-        text = json.dumps(figures, indent=2)
-        (RESULTS_DIR / "latest.json").write_text(text)
-        prefix = "spark" if args.engine == "spark" else args.format.replace(".", "_")
-        (RESULTS_DIR / f"{prefix}_{patients}.json").write_text(text)
-        print_figures(figures)
-        runs.append(figures)
+    with stop_signals():
+        for patients in sizes:
+            measured = Measured(patients, args.format, args.memory_limit)
+            try:
+                benchmark(measured, args.seed, args.results_dir if args.keep_database else None, args.engine,
+                          extract=args.extract)
+            except BaseException as error:  # stopped or failed: write what was measured, then stop as asked
+                why = why_stopped(error, measured.doing)
+                path = write_report(report(measured, why), args.results_dir, prefix)
+                print(f"\nTHE BENCHMARK DID NOT FINISH ({why}); what it measured is in {path} "
+                      '("complete": false)', file=sys.stderr)
+                raise SystemExit(130 if isinstance(error, (BenchmarkStopped, KeyboardInterrupt)) else 1) from error
+            figures = report(measured)
+            write_report(figures, args.results_dir, prefix)
+            print_figures(figures)
+            runs.append(figures)
     if len(runs) > 1:
         table = scaling(runs[0], runs[-1])
         print_scaling(table)
-        (RESULTS_DIR / "scaling.json").write_text(json.dumps(table, indent=2))
+        (args.results_dir / "scaling.json").write_text(json.dumps(table, indent=2))
     failed = [f for f in runs if f["failures"] or not f.get("spark", {}).get("run", {}).get("success", True)]
     for figures in failed:
         print(f"\nTHE {figures['patients']:,}-PATIENT RUN FAILED (figures above cover the steps that ran):",

@@ -103,7 +103,10 @@ def canonical_layout_markdown() -> str:
         "table's records, or of all event records as `unknown_person` (persons lost from the person file), the "
         "share being rounded up to a whole record (a table of fewer than 100 records may lose one): the "
         "blocking asset checks `reject_share_within_threshold` and `unknown_person_share_within_threshold` of "
-        "the ingest (pipelines/ingest/reject_share.py).",
+        "the ingest (pipelines/ingest/reject_share.py). The threshold is a share from 0 to 1, both included: 1 "
+        "never stops a run for its rejects (they are still kept in `ingest.rejects` and counted), for an extract "
+        "known to be poor that is loaded to be looked at; a value outside the range is refused before any step, "
+        "naming the setting and the value.",
         "",
         "Rows that load but are implausible (events after death or outside observation, end before start, "
         "impossible laboratory values, duplicate events, codes that do not exist) are not rejected: the "

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import paths
 from pipelines import tables as table_names
-from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
+from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE, max_reject_share_problem
 
 if TYPE_CHECKING:
     import dagster as dg
 
-# The start-up path imports neither Dagster nor the code location: `legcramp-run --check` and a layout error must
-# answer in seconds, and importing the definitions (every study's assets, the statistics libraries) takes far longer
+# The start-up path imports neither Dagster nor the code location: `legcramp-run --check`, a layout error and a study
+# file error must answer in seconds, and importing the definitions (every study's assets, the statistics libraries) takes far longer
 # on a loaded machine. What the run needs is imported when the run starts (README, *Performance*).
 __all__ = ["NO_ESTIMATE_WARNING", "failure_message", "failure_messages", "main", "run_study", "run_warnings",
            "summary"]
@@ -220,19 +220,62 @@ def layout_problem(extract: Path) -> str | None:
     return None
 
 
+def definitions_problem() -> str | None:
+    """The message of a study file (or phenotype definition) the run could not use, else None.
+
+    The study files and the phenotype library they name are read here as the code location reads them
+    (`load_studies`, cached per process), before Dagster is imported: a typo in a study file then stops
+    `legcramp-run` in a second or two with the file, the field and what is wrong, instead of a traceback once the
+    definitions load."""
+    from pipelines.cohorts.study import StudyDefinitionError, load_studies
+    from pipelines.phenotypes.errors import PhenotypeDefinitionError
+
+    try:
+        load_studies()
+    except (StudyDefinitionError, PhenotypeDefinitionError) as error:
+        return f"study definitions check failed: {error}"
+    return None
+
+
+def _json_object(text: str) -> dict:
+    """--override-json's value: a JSON object (argparse prints the message after the option's name)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error.msg}, character {error.pos + 1}): {text}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, study id -> study fields, not {text}")
+    return value
+
+
+def _reject_share(text: str) -> float | str:
+    """--max-reject-share's value: a share from 0 to 1 (pipelines/ingest/reject_share.py's rule)."""
+    try:
+        value: float | str = float(text)
+    except ValueError:
+        value = text
+    problem = max_reject_share_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extract", type=Path, default=paths.DEFAULT_EXTRACT, help="extract folder")
-    parser.add_argument("--db", type=Path, default=paths.DEFAULT_DATABASE, help="published DuckDB file")
+    parser.add_argument("--extract", type=Path, default=paths.DEFAULT_EXTRACT,
+                        help="extract folder (default %(default)s, the sample `make run` generates)")
+    parser.add_argument("--db", type=Path, default=paths.DEFAULT_DATABASE,
+                        help="published DuckDB file (default %(default)s)")
     parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 6GB")
     parser.add_argument("--temp-directory", help="where DuckDB spills to disk")
     parser.add_argument("--site", help="site (Dagster partition) the run builds; default: the extract folder's name")
-    parser.add_argument("--override-json", type=json.loads, metavar="JSON",
+    parser.add_argument("--override-json", type=_json_object, metavar="JSON",
                         help='study parameters for this run, e.g. \'{"leg_cramps": {"prior_observation_days": 730}}\' '
                              "(docs/operations.md)")
-    parser.add_argument("--max-reject-share", type=float, metavar="SHARE",
+    parser.add_argument("--max-reject-share", type=_reject_share, metavar="SHARE",
                         help="largest share of a table's records the ingest may reject before the run stops "
-                             f"unpublished (default {DEFAULT_MAX_REJECT_SHARE}; docs/extract_formats.md)")
+                             f"unpublished, from 0 to 1 (default {DEFAULT_MAX_REJECT_SHARE}; 1 = never stop for "
+                             "rejects; docs/extract_formats.md)")
     parser.add_argument("--engine", choices=("duckdb", "spark"),
                         help="engine of the ingest and the phenotype, cohort and statistics stages (default "
                              "duckdb; spark needs Java 17 and pyspark: docs/scaling.md); on spark, Parquet files and "
@@ -245,12 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         return check(args.extract)
-    if args.override_json is not None and not isinstance(args.override_json, dict):
-        parser.error("--override-json must be a JSON object: study id -> study fields")
 
-    problem = layout_problem(args.extract)
+    problem = layout_problem(args.extract) or definitions_problem()
     if problem is not None:
-        # The same ExtractError the ingest would raise minutes later, once Dagster and every study had loaded.
+        # The same error the run would raise minutes later, once Dagster and every study had loaded.
         print(problem, file=sys.stderr)
         print("no run was started; the published database was not changed.", file=sys.stderr)
         return 1

@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 import dagster as dg
 from pydantic import Field
 
-from pipelines.cohorts.study import StudyDefinition, StudyDefinitionError, load_studies, load_study
+from pipelines.cohorts.study import (StudyDefinition, StudyDefinitionError, load_studies, load_study,
+                                     problem_line)
 from pipelines.disclosure import checked_threshold, threshold_problem
 from pipelines.paths import STUDIES_DIR
 from pipelines.run_failures import fail_run_setup
@@ -85,7 +86,7 @@ def override_problems(overrides: Mapping[str, Any]) -> list[str]:
         try:
             resolved = load_study(STUDIES_DIR / f"{study_id}.yaml", override=dict(override))
         except StudyDefinitionError as error:
-            problems += [f"{where}.{field}: {message}" if field else f"{where}: {message}"
+            problems += [problem_line(field, message, under=where)
                          for field, message in error.problems or [("", str(error))]]
             continue
         problem = threshold_problem(resolved.threshold)

@@ -12,7 +12,7 @@ import hashlib
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, get_args
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo,
@@ -52,6 +52,18 @@ class StudyDefinitionError(ValueError):
     def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or []
+
+
+class FieldProblem(ValueError):
+    """A validator's problem at a field below the part it validates: `location` continues pydantic's location of
+    that part (`(1,)` for an entry of the list a field validator checks, `("sensitivity_analyses", 0)` from the
+    study's own validators). The loader joins the two (`_errors`), so every problem's path is written by one
+    function, `field_path`, whoever found the problem."""
+
+    def __init__(self, location: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.location = tuple(location)
+        self.message = message
 
 
 def phenotype_domains(library: PhenotypeLibrary | None = None) -> dict[str, str]:
@@ -322,15 +334,16 @@ class NewUserIndex(_Strict):
     @model_validator(mode="after")
     def _combination_partners_are_other_drugs(self, info: ValidationInfo) -> NewUserIndex:
         if self.combination_partners and not self.exclude_combination_products:
-            raise ValueError("combination_partners needs exclude_combination_products: true")
+            raise FieldProblem(("combination_partners",), "needs exclude_combination_products: true")
         domains = _domains_in(info)
-        for phenotype in self.combination_partners:
+        for position, phenotype in enumerate(self.combination_partners):
             if phenotype in (self.target, self.comparator):
-                raise ValueError(f"combination_partners: {phenotype!r} is the target or comparator (a product of "
-                                 "both study classes counts as a combination already)")
+                raise FieldProblem(("combination_partners", position),
+                                   f"{phenotype!r} is the target or comparator (a product of both study classes "
+                                   "counts as a combination already)")
             if domains.get(phenotype) != "drug":
-                raise ValueError(f"combination_partners: {phenotype!r} is a {domains.get(phenotype)} phenotype, not "
-                                 "a drug")
+                raise FieldProblem(("combination_partners", position),
+                                   f"{phenotype!r} is a {domains.get(phenotype)} phenotype, not a drug")
         return self
 
 
@@ -369,6 +382,9 @@ class LabTestIndex(_Strict):
 LAB_TEST_FINDING_WINDOW = {"lookback_days": 0}
 
 IndexRule = Annotated[FirstVisitIndex | NewUserIndex | LabTestIndex, Field(discriminator="rule")]
+# The index rules by name (the union's tags), as a study file writes them.
+INDEX_RULES = tuple(get_args(rule.model_fields["rule"].annotation)[0]
+                    for rule in (FirstVisitIndex, NewUserIndex, LabTestIndex))
 
 
 class OutcomeWashout(_Strict):
@@ -547,8 +563,8 @@ class StudyDefinition(_Strict):
         """A lab_test study has one exposure, its finding as judged on the index test; it is not listed by hand."""
         if isinstance(data, dict) and isinstance(data.get("index"), dict) and data["index"].get("rule") == "lab_test":
             if data.get("exposures"):
-                raise ValueError("exposures: a lab_test study's exposure is its index.finding (judged on the index "
-                                 "test); leave exposures out")
+                raise FieldProblem(("exposures",), "a lab_test study's exposure is its index.finding (judged on the "
+                                                   "index test); leave exposures out")
             finding = data["index"].get("finding")
             data = {**data, "exposures": [{"phenotype": finding, "window": LAB_TEST_FINDING_WINDOW}]}
         return data
@@ -562,10 +578,10 @@ class StudyDefinition(_Strict):
         domains = _domains_in(info)
         for position, control in enumerate(value):
             if domains.get(control) != domain:
-                raise ValueError(f"[{position}]: a {kind} must be a {domain} phenotype{why}; {control!r} is a "
-                                 f"{domains.get(control)} phenotype")
+                raise FieldProblem((position,), f"a {kind} must be a {domain} phenotype{why}; {control!r} is a "
+                                                f"{domains.get(control)} phenotype")
             if control in value[:position]:
-                raise ValueError(f"[{position}]: {control!r} is listed twice (also at [{value.index(control)}])")
+                raise FieldProblem((position,), f"{control!r} is listed twice (also at [{value.index(control)}])")
         return value
 
     @field_validator("id")
@@ -579,14 +595,14 @@ class StudyDefinition(_Strict):
         for section, references in (("exposures", self.exposures), ("covariates", self.covariates)):
             for position, reference in enumerate(references):
                 if reference.phenotype in seen:
-                    raise ValueError(f"{section}[{position}]: {reference.phenotype!r} is already listed in "
-                                     f"{seen[reference.phenotype]}; each phenotype may appear once")
+                    raise FieldProblem((section, position), f"{reference.phenotype!r} is already listed in "
+                                       f"{seen[reference.phenotype]}; each phenotype may appear once")
                 if reference.new_use is not None and (section != "exposures" or self.is_new_user):
-                    raise ValueError(f"{section}[{position}]: new_use applies to the exposures of a first_visit "
-                                     "study")
+                    raise FieldProblem((section, position, "new_use"),
+                                       "new_use applies to the exposures of a first_visit study")
                 if reference.exposure_time is not None and (section != "exposures" or self.is_new_user):
-                    raise ValueError(f"{section}[{position}]: exposure_time applies to the exposures of a "
-                                     "first_visit or lab_test study")
+                    raise FieldProblem((section, position, "exposure_time"),
+                                       "exposure_time applies to the exposures of a first_visit or lab_test study")
                 seen[reference.phenotype] = section
         if self.outcome.phenotype in seen:
             raise ValueError(f"the outcome {self.outcome.phenotype!r} is also listed in {seen[self.outcome.phenotype]}")
@@ -607,46 +623,51 @@ class StudyDefinition(_Strict):
                                  f"prior_observation_days ({self.prior_observation_days}): a diagnosis before "
                                  "observation starts cannot be seen")
             if self.table1_by not in (None, "treatment", self.index.target, self.index.comparator):
-                raise ValueError(f"table1_by: a new-user study splits Table 1 by treatment; use 'treatment' (or "
-                                 f"leave it out), not {self.table1_by!r}")
+                raise FieldProblem(("table1_by",), f"a new-user study splits Table 1 by treatment; use 'treatment' "
+                                                   f"(or leave it out), not {self.table1_by!r}")
         elif self.table1_by is not None and self.table1_by not in seen:
-            raise ValueError(f"table1_by: {self.table1_by!r} is not one of this study's exposures or covariates")
+            raise FieldProblem(("table1_by",), f"{self.table1_by!r} is not one of this study's exposures or covariates")
         for position, control in enumerate(self.negative_control_outcomes):
-            where = f"negative_control_outcomes[{position}]: {control!r}"
             if control == self.outcome.phenotype or control in seen:
-                raise ValueError(f"{where} is also the outcome, an exposure or a covariate; a negative control "
-                                 "is an outcome the exposures are believed not to cause")
+                raise FieldProblem(("negative_control_outcomes", position),
+                                   f"{control!r} is also the outcome, an exposure or a covariate; a negative control "
+                                   "is an outcome the exposures are believed not to cause")
         if self.negative_control_exposures and self.is_new_user:
-            raise ValueError("negative_control_exposures: a new_user study compares its target with its comparator; "
-                             "calibrate it on negative_control_outcomes instead")
+            raise FieldProblem(("negative_control_exposures",), "a new_user study compares its target with its "
+                               "comparator; calibrate it on negative_control_outcomes instead")
         for position, control in enumerate(self.negative_control_exposures):
             if control == self.outcome.phenotype or control in seen or control in self.negative_control_outcomes:
-                raise ValueError(f"negative_control_exposures[{position}]: {control!r} is also the outcome, an "
-                                 "exposure, a covariate or a negative-control outcome; a negative-control exposure is "
-                                 "a drug the outcome is believed not to depend on")
+                raise FieldProblem(("negative_control_exposures", position),
+                                   f"{control!r} is also the outcome, an exposure, a covariate or a negative-control "
+                                   "outcome; a negative-control exposure is a drug the outcome is believed not to "
+                                   "depend on")
         sensitivity_ids: set[str] = set()
         exposure_ids = [reference.phenotype for reference in self.exposures]
         for position, sensitivity in enumerate(self.sensitivity_analyses):
-            where = f"sensitivity_analyses[{position}]"
+            where = ("sensitivity_analyses", position)
             if sensitivity.id in sensitivity_ids:
-                raise ValueError(f"{where}: id {sensitivity.id!r} is used twice")
+                raise FieldProblem((*where, "id"), f"{sensitivity.id!r} is used twice")
             sensitivity_ids.add(sensitivity.id)
             if sensitivity.replace == self.outcome.phenotype:
                 continue
             if sensitivity.replace not in exposure_ids:
-                raise ValueError(f"{where}: {sensitivity.replace!r} is not the outcome or an exposure of this study; "
-                                 f"only the outcome ({self.outcome.phenotype!r}) or an exposure can be replaced")
+                raise FieldProblem((*where, "replace"),
+                                   f"{sensitivity.replace!r} is not the outcome or an exposure of this study; only "
+                                   f"the outcome ({self.outcome.phenotype!r}) or an exposure can be replaced")
             if not isinstance(self.index, FirstVisitIndex):
-                raise ValueError(f"{where}: an exposure can be replaced in a first_visit study only (a {self.index.rule} "
-                                 "study's exposure is its index rule); replace the outcome instead")
+                raise FieldProblem((*where, "replace"),
+                                   f"an exposure can be replaced in a first_visit study only (a {self.index.rule} "
+                                   "study's exposure is its index rule); replace the outcome instead")
             if sensitivity.variant in seen:
-                raise ValueError(f"{where}: the variant {sensitivity.variant!r} is also listed in "
-                                 f"{seen[sensitivity.variant]}")
+                raise FieldProblem((*where, "variant"),
+                                   f"the variant {sensitivity.variant!r} is also listed in "
+                                   f"{seen[sensitivity.variant]}")
             reference = self.exposures[exposure_ids.index(sensitivity.replace)]
             if reference.window.kind == "current_use":
-                raise ValueError(f"{where}: {sensitivity.replace!r} is a drug exposure (current_use), which adjusts "
-                                 "the other drug exposures' models as co-medication; replacing it would change every "
-                                 "model, which a one-exposure variant does not rerun")
+                raise FieldProblem((*where, "replace"),
+                                   f"{sensitivity.replace!r} is a drug exposure (current_use), which adjusts the "
+                                   "other drug exposures' models as co-medication; replacing it would change every "
+                                   "model, which a one-exposure variant does not rerun")
         for name in seen:
             if name in RESERVED_COLUMN_NAMES or name.endswith("_first_date"):
                 raise ValueError(f"phenotype {name!r} would clash with a column of cohort.study_population")
@@ -659,7 +680,7 @@ class StudyDefinition(_Strict):
         for position, sensitivity in enumerate(self.sensitivity_analyses):
             problem = sensitivity.parent_problem(parents)
             if problem:
-                raise ValueError(f"sensitivity_analyses[{position}]: {problem}")
+                raise FieldProblem(("sensitivity_analyses", position, "variant"), problem)
         return self
 
     # -- derived views used by the builder and the statistics stage ----------------------------------------------
@@ -809,32 +830,56 @@ def cohort_definition_id(study_id: str, cohort_name: str) -> int:
 # Loading
 # ---------------------------------------------------------------------------------------------------------------
 
-def _field_path(location: tuple[Any, ...]) -> str:
-    """('exposures', 3, 'phenotype') -> 'exposures[3].phenotype'; the tag of a discriminated union is dropped."""
-    text = ""
+def field_path(location: tuple[Any, ...], under: str = "") -> str:
+    """('exposures', 3, 'phenotype') -> 'exposures[3].phenotype', below `under` if given (a run config's path to the
+    study); the tag of a discriminated union (index.first_visit) is dropped. The one writer of a problem's path."""
+    text = under
     for part in location:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in ("first_visit", "new_user", "lab_test") and text.endswith("index"):
+        elif part in INDEX_RULES and text.endswith("index"):
             continue
         else:
             text += f".{part}" if text else str(part)
     return text
 
 
+def problem_line(field: str, message: str, under: str = "") -> str:
+    """One problem as printed: "<path>: <message>"; `field` "" is a check across fields, whose message names them
+    (printed under `under` alone, or bare)."""
+    path = f"{under}.{field}" if under and field and not field.startswith("[") else under + field
+    return f"{path}: {message}" if path else message
+
+
 def _errors(error: ValidationError) -> list[tuple[str, str]]:
     """(field path, message) per problem; the path is "" for checks across fields (they name their fields)."""
     problems = []
     for item in error.errors():
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
+        location, message = tuple(item["loc"]), item["msg"].removeprefix("Value error, ")
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldProblem):
+            location, message = location + cause.location, cause.message
+        elif item["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; docs/studies.md lists the fields)"
-        problems.append((_field_path(item["loc"]), message))
+        elif item["type"] == "union_tag_not_found":  # the index without its rule
+            location, message = location + ("rule",), f"Field required ({_one_of(INDEX_RULES)})"
+        elif item["type"] in ("model_type", "model_attributes_type"):  # a scalar or list where fields belong
+            what = _WRITTEN_AS.get((item.get("ctx") or {}).get("class_name"), "a mapping of fields")
+            message = f"expected {what}, got {item['input']!r}"
+        problems.append((field_path(location), message))
     return problems
 
 
+def _one_of(names: tuple[str, ...]) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+
+
+# How a part of a study file that is not a plain mapping of fields may be written, for the messages.
+_WRITTEN_AS = {"PhenotypeReference": "a phenotype id or a mapping {phenotype: <id>, window: ...}"}
+
+
 def _error_lines(problems: list[tuple[str, str]]) -> list[str]:
-    return [f"{field}: {message}" if field else message for field, message in problems]
+    return [problem_line(field, message) for field, message in problems]
 
 
 def merge_override(base: Any, override: Any) -> Any:

@@ -12,6 +12,13 @@ table may always lose one record: with generated extracts of 50 patients, one pl
 or a 51-row person table is 2-50% of it, and would otherwise stop every run of a small site. A table with no input
 records has no share. Each share is reported as a Dagster asset check of the ingest asset,
 blocking: a share above the threshold fails the run before anything downstream (publishing included) runs.
+
+The threshold is a share from 0 to 1, both included (`max_reject_share_problem`, the one rule): 0 lets no table lose
+a record beyond the rounding above, and 1 never stops a run for its rejects (every record of a table may be
+rejected; the rejects are still kept and counted in ingest.rejects and ingest.load_counts), a legitimate choice for
+an extract known to be poor that is loaded to be looked at. A value outside the range is refused when the run's
+configuration is checked, before any step (`legcramp-run --max-reject-share` when its arguments are read,
+`resources.extract.config.max_reject_share` by pipelines/operations/run_config.py), naming the setting and the value.
 """
 
 from __future__ import annotations
@@ -23,6 +30,17 @@ from pipelines import extract_spec as spec
 from pipelines.ingest.loader import TableLoad
 
 DEFAULT_MAX_REJECT_SHARE = 0.01
+
+
+def max_reject_share_problem(value: object) -> str | None:
+    """Why `value` cannot be the reject-share threshold (the message names no setting: the caller says where the
+    value came from), or None when it can: a number from 0 to 1, both included."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number from 0 to 1, not {value!r}"
+    if not 0 <= value <= 1:  # NaN fails both comparisons
+        return (f"must be a share from 0 to 1, both included (0.01 = 1%; 1 = never stop the run for rejects), "
+                f"not {value!r}")
+    return None
 
 TABLE_CHECK = "reject_share_within_threshold"
 CASCADE_CHECK = "unknown_person_share_within_threshold"
@@ -69,8 +87,9 @@ class ShareVerdict:
 
 def reject_share_verdicts(loads: dict[str, TableLoad], max_share: float) -> list[ShareVerdict]:
     """One verdict per table with its reject share, and one for the unknown_person cascade."""
-    if not 0 <= max_share < 1:
-        raise ValueError(f"max_reject_share must be a share from 0 to 1 (0.01 = 1%), not {max_share}")
+    problem = max_reject_share_problem(max_share)
+    if problem:  # the run's configuration check refuses it before any step; this guards other callers
+        raise ValueError(f"max_reject_share {problem}")
     verdicts = [ShareVerdict(load.table, TABLE_CHECK, load.rejected, load.input_records, max_share)
                 for load in loads.values()]
     referring = [loads[table.name] for table in spec.TABLES if table.references_person and table.name in loads]

@@ -11,7 +11,8 @@ extract-drop sensor):
 and, optionally, `resources.studies.config.overrides` (study parameters, pipelines/cohorts/settings.py).
 
 Dagster checks the shape of the run config (unknown keys, types). `config_problems` adds what the shape cannot say:
-that the extract folder exists, that the database path can be written, that DuckDB accepts the settings and that
+that the extract folder exists, that the reject-share threshold is a share from 0 to 1, that the database path can
+be written, that DuckDB accepts the settings and that
 the study overrides make valid studies.
 Schedules and the sensor skip a tick with these messages instead of launching a run that would fail minutes later,
 and a run launched anyway (Launchpad, `legcramp-run`) fails while its resources are set up, before its first step
@@ -26,6 +27,7 @@ from typing import Any, Mapping
 
 from pipelines.cohorts.settings import StudySettings, override_problems
 from pipelines.cohorts.study import load_studies
+from pipelines.ingest.reject_share import max_reject_share_problem
 from pipelines.run_failures import MAX_RETRIES_TAG, RunConfigError, fail_run_setup
 from pipelines.warehouse import Warehouse, warehouse_config_problems
 
@@ -87,6 +89,10 @@ def config_problems(run_config: Mapping[str, Any], warehouse_key: str = "warehou
             problems.append(f"resources.extract.config.folder: extract folder {path} does not exist")
         elif not path.is_dir():
             problems.append(f"resources.extract.config.folder: {path} is a file, not an extract folder")
+
+    share = _resource_config(run_config, "extract").get("max_reject_share")
+    if share is not None and (problem := max_reject_share_problem(share)):
+        problems.append(f"resources.extract.config.max_reject_share {problem}")
 
     problems += warehouse_config_problems(_resource_config(run_config, warehouse_key),
                                           f"resources.{warehouse_key}.config", extract_folder=folder)

@@ -543,10 +543,45 @@ def _analyse_study_population(con: Engine, population: pd.DataFrame, study: Stud
     if study.negative_control_exposures:
         add_negative_control_exposure_estimates(population, study, analysis, pool)
     for sensitivity in study.analysed_sensitivity_analyses:
-        variant = analyse_sensitivity(con, population, study, sensitivity, pool)
-        analysis.sensitivity[sensitivity.id] = variant
-        analysis.notes += variant.notes  # the run notes and the report say what each sensitivity analysis left out
+        analysis.sensitivity[sensitivity.id] = analyse_sensitivity(con, population, study, sensitivity, pool)
+    # The run notes and the report say what each sensitivity analysis left out, each thing once.
+    analysis.notes = notes_once(analysis.notes, {sensitivity_id: variant.notes
+                                                 for sensitivity_id, variant in analysis.sensitivity.items()})
     return analysis
+
+
+MAIN_ANALYSES = "the main analyses"
+
+
+def notes_once(main: list[str], by_sensitivity: Mapping[str, list[str]]) -> list[str]:
+    """The study's notes with each said once. A sensitivity analysis that replaces the outcome runs every exposure's
+    analyses again, so a note about an exposure ("statins: nobody is exposed; ...", a model that cannot be fitted)
+    came back once per sensitivity analysis with the same text (197 warnings on one extract); here it is kept once,
+    where it first appeared, ending with the analyses it applies to. `by_sensitivity`: each sensitivity analysis's
+    notes, prefixed "sensitivity analysis <id>: " (analyse_sensitivity); a note of one sensitivity analysis only
+    keeps that prefix."""
+    applies_to: dict[str, list[str]] = {}  # note -> the analyses that noted it, in order
+    for note in main:
+        applies_to.setdefault(note, [MAIN_ANALYSES])
+    for sensitivity_id, notes in by_sensitivity.items():
+        prefix = f"sensitivity analysis {sensitivity_id}: "
+        for note in notes:
+            analyses = applies_to.setdefault(note.removeprefix(prefix), [])
+            if sensitivity_id not in analyses:
+                analyses.append(sensitivity_id)
+    merged = []
+    for note, analyses in applies_to.items():
+        sensitivity_ids = [a for a in analyses if a != MAIN_ANALYSES]
+        if not sensitivity_ids:
+            merged.append(note)
+        elif analyses == sensitivity_ids and len(sensitivity_ids) == 1:
+            merged.append(f"sensitivity analysis {sensitivity_ids[0]}: {note}")
+        else:
+            listed = ([MAIN_ANALYSES] if MAIN_ANALYSES in analyses else []) + [
+                f"sensitivity analyses {', '.join(sensitivity_ids)}" if len(sensitivity_ids) > 1
+                else f"sensitivity analysis {sensitivity_ids[0]}"]
+            merged.append(f"{note.rstrip('.')}. Applies to {' and '.join(listed)}.")
+    return merged
 
 
 def _analyse_population(population: pd.DataFrame, study: StudyDefinition, pool: FitPool = SERIAL) -> StudyAnalysis:

@@ -1,17 +1,23 @@
 """The benchmark's report building (bench/run_benchmark.py): steps to stages, the engine each stage records, memory
-attributed by time window, the side-by-side table of the DuckDB and Spark runs, and finding the Spark JVM. No Java:
-the figures are built from known windows and samples, the engines from a real (tiny) Dagster job's events."""
+attributed by time window, the side-by-side table of the DuckDB and Spark runs, finding the Spark JVM, and the report
+of a benchmark that did not finish. No Java: the figures are built from known windows and samples, the engines and
+an interrupted run from a real (tiny) Dagster job's events."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
+import threading
 import time
 
 import dagster as dg
-from bench.run_benchmark import (NOT_RECORDED, RssSampler, java_descendants, process_rss, side_by_side, stage_engine,
-                                 stage_figures, step_engines)
+import pytest
+from bench.run_benchmark import (NOT_RECORDED, BenchmarkStopped, Measured, RssSampler, java_descendants, main,
+                                 process_rss, report, run_figures, run_interrupted, side_by_side, stage_engine,
+                                 stage_figures, step_engines, step_windows, stop_signals, unfinished_steps)
 
 GB = 10**9
 
@@ -33,9 +39,10 @@ def test_step_engines_reads_the_materialisations_metadata_of_a_real_run():
     def silent() -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"rows": 3})
 
-    result = dg.materialize([on_spark, silent])
-    assert result.success
-    assert step_engines(result) == {"on_spark": {"spark"}}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([on_spark, silent], instance=instance)
+        assert result.success
+        assert step_engines(instance, result.run_id) == {"on_spark": {"spark"}}
 
 
 def sampler_with(samples: list[tuple[float, int, int]]) -> RssSampler:
@@ -117,3 +124,131 @@ def test_java_descendants_finds_a_java_grandchild_and_reads_its_memory(tmp_path)
         shell.wait()
     assert java_descendants(os.getpid()) == []
     assert process_rss(found[0]) == 0  # gone: no /proc entry
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A benchmark that does not finish writes what it measured, "complete": false, and why
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_a_run_stopped_by_a_signal_reports_its_finished_steps_and_the_one_it_stopped():
+    """The signal reaches Dagster's handler inside a step (as Ctrl-C or SIGTERM does during a study run): the run
+    ends as interrupted, and its event log gives the finished step's window and the stopped step's time."""
+    @dg.asset
+    def quick() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"engine": "duckdb"})
+
+    @dg.asset(deps=[quick])
+    def slow() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # interrupted at once: Dagster raises in the step when the signal arrives
+
+    with stop_signals(), dg.instance_for_test() as instance:  # stop_signals: as the benchmark runs
+        started = time.time()
+        result = dg.materialize([quick, slow], instance=instance, raise_on_error=False)
+        ended = time.time()
+        assert ended - started < 25 and not result.success
+        assert run_interrupted(instance, result.run_id)
+        assert list(step_windows(instance, result.run_id)) == ["quick"]
+        unfinished = unfinished_steps(instance, result.run_id, ended)
+        figures = run_figures(instance, result.run_id, started, ended, RssSampler(), total_rows=10)
+    assert list(unfinished) == ["slow"] and re.fullmatch(r"running for \d+ s when stopped", unfinished["slow"])
+    assert figures["complete"] is False and figures["success"] is False
+    assert figures["unfinished_steps"] == unfinished
+    assert "total_seconds" not in figures and figures["seconds_until_stopped"] >= 0
+    assert figures["stages"]["other"]["steps"] == 1 and figures["stages"]["other"]["engine"] == "duckdb"
+    assert list(figures["slowest_steps"]) == ["quick"]
+
+
+def test_a_run_that_finishes_is_complete_and_not_interrupted():
+    @dg.asset
+    def only() -> None:
+        pass
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([only], instance=instance)
+        now = time.time()
+        assert not run_interrupted(instance, result.run_id)
+        assert unfinished_steps(instance, result.run_id, now) == {}
+        figures = run_figures(instance, result.run_id, now - 1, now, RssSampler(), total_rows=10)
+    assert figures["success"] is True and "complete" not in figures
+
+
+def test_sigterm_stops_the_benchmark_with_its_name_and_the_handlers_come_back():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with pytest.raises(BenchmarkStopped, match="^stopped by SIGTERM$"), stop_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_the_report_of_a_stopped_benchmark_holds_what_was_measured():
+    measured = Measured(1000, "csv", "5GB", rows_per_table={"person": 1000, "death": 20},
+                        duckdb_load_seconds=2.0)
+    measured.duckdb_run.update(
+        engine_setting="duckdb", seconds_until_stopped=30.0, peak_rss_gb=1.5, success=False, complete=False,
+        stages={"ingest": {"seconds": 12.0, "engine": NOT_RECORDED}},
+        unfinished_steps={"phenotypes": "running for 18 s when stopped"}, slowest_steps={"load_extract": 12.0})
+    partial = report(measured, "stopped by SIGTERM, while measuring the duckdb run of the study job")
+    assert partial["complete"] is False
+    assert partial["why_incomplete"] == "stopped by SIGTERM, while measuring the duckdb run of the study job"
+    # A stopped run's time is no whole-run time: no ratio is computed from it.
+    assert (partial["event_rows"], partial["duckdb_load_seconds"], partial["seconds_until_stopped"]) == (1020, 2.0,
+                                                                                                        30.0)
+    assert partial["total_seconds"] is None and partial["ratio_to_duckdb_load"] is None
+    assert partial["stages"] == {"ingest": {"seconds": 12.0, "engine": NOT_RECORDED}} and partial["ingest_seconds"] == 12
+    assert partial["unfinished_steps"] == {"phenotypes": "running for 18 s when stopped"}
+    assert partial["staging_scan_seconds"] is None and "spark" not in partial
+
+    # The same run had it finished: no unfinished steps, and a report that says it is complete.
+    for key in ("complete", "unfinished_steps", "seconds_until_stopped"):
+        del measured.duckdb_run[key]
+    measured.duckdb_run.update(total_seconds=30.0, success=True, failures=[])
+    measured.staging_scan_seconds = 0.5
+    finished = report(measured)
+    assert finished["complete"] is True and "why_incomplete" not in finished and "unfinished_steps" not in finished
+    assert (finished["total_seconds"], finished["ratio_to_duckdb_load"]) == (30.0, 15.0)
+
+
+def test_a_failing_part_writes_the_report_with_the_error_and_what_it_was_measuring(generated_extract, tmp_path):
+    extract = generated_extract(100, 1).path
+    rows = sum(entry["rows"] for entry in json.loads((extract / "_manifest.json").read_text())["files"]
+               if entry.get("table"))
+    with pytest.raises(SystemExit) as stopped:
+        # DuckDB refuses the memory limit in the plain load, the first part after reading the extract.
+        main(["--extract", str(extract), "--memory-limit", "lots", "--results-dir", str(tmp_path)])
+    assert stopped.value.code == 1
+    written = json.loads((tmp_path / "csv_100.json").read_text())
+    assert written == json.loads((tmp_path / "latest.json").read_text())
+    assert written["complete"] is False and written["patients"] == 100 and written["event_rows"] == rows
+    assert written["why_incomplete"].startswith("failed: ")
+    assert written["why_incomplete"].endswith(", while measuring DuckDB's plain load")
+    assert written["stages"] == {} and written["duckdb_load_seconds"] is None
+
+
+def test_a_signal_a_duckdb_query_swallows_still_stops_the_run_at_its_next_step():
+    """DuckDB turns an interrupt during a query into "Query interrupted", a failure of that step only; the
+    benchmark's watcher still sees the signal, the run stops before its next step, and the signal is named."""
+    import duckdb
+
+    @dg.asset
+    def querying() -> None:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        duckdb.connect().execute("SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b").fetchall()
+
+    @dg.asset
+    def then_independent() -> None:  # runs after `querying` (in-process steps run one at a time, by key)
+        pass
+
+    with stop_signals() as signals, dg.instance_for_test() as instance:
+        result = dg.materialize([querying, then_independent], instance=instance, raise_on_error=False)
+        failed, interrupted = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        assert failed.step_key == "querying" and "Query interrupted" in str(failed.event_specific_data.error)
+        # Without the watcher the next step ran to its end; with it, it is interrupted as it starts.
+        assert interrupted.step_key == "then_independent"
+        assert interrupted.event_specific_data.error_source.value == "INTERRUPT"
+        assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
+        assert run_interrupted(instance, result.run_id)
+        assert signals.stopped_by() == "stopped by SIGTERM"
+        # The query's step failed from the signal: it is reported as stopped, not as a finished step of its stage.
+        figures = run_figures(instance, result.run_id, time.time() - 5, time.time(), RssSampler(), total_rows=10)
+    assert figures["stages"] == {} and set(figures["unfinished_steps"]) == {"querying", "then_independent"}

@@ -96,7 +96,7 @@ def test_without_the_study_options_combination_starters_stay_and_one_product_of_
     ({"indication": {"phenotype": "statins"}}, "indication must be a condition phenotype"),
     ({"combination_partners": [DHP]}, "is the target or comparator"),
     ({"combination_partners": ["hypertension"]}, "not a drug"),
-    ({"exclude_combination_products": False}, "combination_partners needs exclude_combination_products"),
+    ({"exclude_combination_products": False}, "needs exclude_combination_products: true"),
     ({"indication": {"phenotype": "hypertension", "lookback_days": 400}}, "exceeds prior_observation_days"),
 ])
 def test_a_wrong_legend_option_is_a_study_definition_error(change, message):

@@ -30,16 +30,16 @@ def test_a_duplicate_in_either_list_is_refused_with_the_file_the_list_and_the_na
     # Both lists wrong at once: both are reported (one validator per field, not one list checked after the other).
     message = load_error(tmp_path, negative_control_outcomes=["wrist_pain", "trigger_finger", "wrist_pain"],
                          negative_control_exposures=["tamsulosin", "tamsulosin"])
-    assert "negative_control_outcomes: [2]: 'wrist_pain' is listed twice (also at [0])" in message
-    assert "negative_control_exposures: [1]: 'tamsulosin' is listed twice (also at [0])" in message
+    assert "negative_control_outcomes[2]: 'wrist_pain' is listed twice (also at [0])" in message
+    assert "negative_control_exposures[1]: 'tamsulosin' is listed twice (also at [0])" in message
 
 
 @pytest.mark.parametrize("changes, expected", [
     ({"negative_control_outcomes": ["statins"]},
-     "negative_control_outcomes: [0]: a negative-control outcome must be a condition phenotype; 'statins' is a drug "
+     "negative_control_outcomes[0]: a negative-control outcome must be a condition phenotype; 'statins' is a drug "
      "phenotype"),
     ({"negative_control_exposures": ["tamsulosin", "wrist_pain"]},
-     "negative_control_exposures: [1]: a negative-control exposure must be a drug phenotype (recorded as current use "
+     "negative_control_exposures[1]: a negative-control exposure must be a drug phenotype (recorded as current use "
      "at index); 'wrist_pain' is a condition phenotype"),
 ])
 def test_an_entry_of_the_wrong_domain_is_refused(tmp_path, changes, expected):

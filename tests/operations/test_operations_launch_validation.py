@@ -50,13 +50,17 @@ def _cases(tmp_path):
         "bad thread count": (with_warehouse(threads=0), {},
                              "resources.warehouse.config.threads: DuckDB does not accept 0 "
                              "(Syntax Error: Must have at least 1 thread!)"),
+        "reject share above 1": (
+            study_run_config(extract, database, max_reject_share=1.5), {},
+            "resources.extract.config.max_reject_share must be a share from 0 to 1, both included (0.01 = 1%; 1 = "
+            "never stop the run for rejects), not 1.5"),
         "unknown study": (study_run_config(extract, database), {"legcramp/study": "leg_cramp"},
                           "tag legcramp/study: unknown study 'leg_cramp'; studies: "),
     }
 
 
 @pytest.mark.parametrize("case", ["missing extract", "database folder cannot be created", "bad memory limit",
-                                  "bad thread count", "unknown study"])
+                                  "bad thread count", "reject share above 1", "unknown study"])
 @pytest.mark.slow
 def test_a_bad_configuration_fails_before_the_first_step_naming_the_field(tmp_path, dagster_instance, case):
     run_config, tags, expected = _cases(tmp_path)[case]

@@ -13,7 +13,7 @@ from pathlib import Path
 from pipelines.ingest.formats import registry
 from pipelines.ingest.formats.base import DetectedFormat, ExtractFormat, LayoutError
 from pipelines.ingest.formats.canonical import CANONICAL
-from pipelines.ingest.formats.files import table_files
+from pipelines.ingest.formats.files import DATA_FILE_SUFFIXES, table_files
 from pipelines.ingest.formats.omop import OMOP
 from pipelines.ingest.formats.site_mapping import SITE_MAPPING, SITE_MAPPING_FILE
 from pipelines.ingest.formats.synthea import SYNTHEA
@@ -28,9 +28,14 @@ expected_layouts = registry.expected_layouts
 def detect_format(folder: Path) -> DetectedFormat:
     """The folder's format; an ExtractError naming what is missing when none (or more than one) is recognised."""
     folder = Path(folder)
+    if folder.is_file():
+        raise ExtractError(f"{folder} is a file, not an extract folder: give the folder that holds the extract's "
+                           f"files ({folder.parent}).")
     if not folder.is_dir():
         raise ExtractError(f"{folder}: no such extract folder.")
     files = table_files(folder)
+    if not files and not (folder / SITE_MAPPING_FILE).exists():
+        raise ExtractError(_no_data_files(folder))
     formats = registry.FORMATS
     for extract_format in formats:
         if extract_format.signature.descriptor and extract_format.signature_problem(folder, files) is None:
@@ -59,6 +64,17 @@ def detect_format(folder: Path) -> DetectedFormat:
         detail += "".join(extract_format.explain_mismatch(folder, files) for extract_format in formats)
         raise ExtractError(f"{folder}: unrecognised extract layout (found: {found}). {detail}\n{expected_layouts()}")
     return _detected(matches[0], folder, files)
+
+
+def _no_data_files(folder: Path) -> str:
+    """One sentence for a folder without any data file (empty, or the folder above the extract), instead of every
+    layout's files and columns: nothing in it was recognised because nothing in it is data."""
+    holding = [sub.name for sub in sorted(folder.iterdir()) if sub.is_dir() and table_files(sub)]
+    if holding:
+        return (f"{folder} holds no data files, but its folder(s) {', '.join(holding)} do: give the one to load as "
+                "the extract folder.")
+    return (f"{folder} holds no data files ({', '.join(DATA_FILE_SUFFIXES)}): put the extract's files there, or give "
+            "the folder that holds them; docs/extract_formats.md describes the layouts the ingest reads.")
 
 
 def _detected(extract_format: ExtractFormat, folder: Path, files: dict[str, Path]) -> DetectedFormat:
