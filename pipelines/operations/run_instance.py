@@ -27,7 +27,7 @@ so WAL checkpoints, locks and files are Dagster's), the same files, schema and r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -68,16 +68,18 @@ class SiteRunInstance(dg.DagsterInstance):
 
 
 class _KeptEngines:
-    """One SQLAlchemy engine per SQLite connection string, built on first use and kept (NullPool, as Dagster's)."""
+    """One SQLAlchemy engine per SQLite database, built on first use and kept (NullPool, as Dagster's)."""
 
     def __init__(self, **engine_options: Any) -> None:
         self._engines: dict[str, Engine] = {}
         self._options = engine_options
 
-    def __call__(self, conn_string: str) -> Engine:
-        engine = self._engines.get(conn_string)
+    def __call__(self, database: str, conn_string: Callable[[], str]) -> Engine:
+        """The engine of `database` (a shard's name), built from `conn_string()` the first time: Dagster's
+        connection strings take a few path operations to build, once per database is enough."""
+        engine = self._engines.get(database)
         if engine is None:
-            engine = self._engines[conn_string] = create_engine(conn_string, poolclass=NullPool, **self._options)
+            engine = self._engines[database] = create_engine(conn_string(), poolclass=NullPool, **self._options)
         return engine
 
     def dispose(self) -> None:
@@ -97,7 +99,7 @@ class _EngineKeepingEventLogStorage(SqliteEventLogStorage):
     def _connect(self, shard: str) -> Iterator[Connection]:
         # Dagster 1.13's SqliteEventLogStorage._connect, with the engine kept rather than built and disposed.
         with self._db_lock:
-            engine = self._kept_engines(self.conn_string_for_shard(shard))
+            engine = self._kept_engines(shard, lambda: self.conn_string_for_shard(shard))
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
@@ -120,7 +122,7 @@ class _EngineKeepingRunStorage(SqliteRunStorage):
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         # Dagster 1.13's SqliteRunStorage.connect, with the engine kept.
-        with self._kept_engines(self._conn_string).connect() as conn:
+        with self._kept_engines("runs", lambda: self._conn_string).connect() as conn:
             with conn.begin():
                 yield conn
 
