@@ -34,6 +34,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -106,6 +107,12 @@ class _EngineKeepingEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn:
                 with conn.begin():
                     yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        # Dagster 1.13's SqliteEventLogStorage.has_table (asked before many index queries), with the engine kept.
+        engine = self._kept_engines(INDEX_SHARD_NAME, lambda: self.conn_string_for_shard(INDEX_SHARD_NAME))
+        with engine.connect() as conn:
+            return bool(engine.dialect.has_table(conn, table_name))
 
     def dispose(self) -> None:
         super().dispose()

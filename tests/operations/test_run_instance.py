@@ -8,10 +8,9 @@ import hashlib
 import dagster as dg
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.runs.sqlite import sqlite_run_storage
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 
 from pipelines.operations import run_instance as run_instance_module
-from pipelines.operations.run_instance import SiteRunInstance, SiteRunStorage, site_run_instance
+from pipelines.operations.run_instance import SiteRunInstance, site_run_instance
 
 SITES = dg.DynamicPartitionsDefinition(name="site")
 
@@ -91,11 +90,12 @@ def test_its_storage_keeps_one_engine_per_database_and_stores_what_dagster_store
     def downstream():
         yield dg.MaterializeResult(metadata={"rows": 2}, check_results=[dg.AssetCheckResult(passed=True)])
 
-    assert isinstance(dagster_instance._storage, DagsterSqliteStorage)  # noqa: SLF001 (Dagster's default)
     dagster_instance.add_dynamic_partitions("site", ["north"])
     job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
     run_instance = site_run_instance(dagster_instance)
-    assert isinstance(run_instance._storage, SiteRunStorage)  # noqa: SLF001
+    # The same storage (folders and files) as the project's, Dagster's SQLite classes with their engines kept.
+    assert isinstance(run_instance.event_log_storage, sqlite_event_log.SqliteEventLogStorage)
+    assert run_instance.run_storage._conn_string == dagster_instance.run_storage._conn_string  # noqa: SLF001
 
     built.clear()
     result = job.execute_in_process(instance=run_instance, partition_key="north")
