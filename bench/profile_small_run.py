@@ -85,6 +85,15 @@ FIXED_COST_FUNCTIONS = (
     ("Dagster: site partition exists? (storage query)", "sql_event_log", "has_dynamic_partition"),
     ("Dagster: input data versions (get_latest_tags_by_partition)", "sql_event_log", "get_latest_tags_by_partition"),
     ("Dagster: planned events at run creation", "run_domain", "_log_asset_planned_events"),
+    # Dagster's SQLite storage builds an engine per query; the run's storage keeps one per database (issue #21).
+    ("Dagster: event-log connections (Dagster's storage)", "sqlite_event_log", "_connect"),
+    ("Dagster: event-log connections (the run's storage)", "operations/run_instance", "_connect"),
+    ("SQLAlchemy engines built (create_engine)", "sqlalchemy/engine/create", "create_engine"),
+    ("data quality: GX context and datasource (kept, _duckdb_validation)", "quality/runner", "_duckdb_validation"),
+    ("statistics: figures (write_study_plots)", "statistics/report", "write_study_plots"),
+    ("statistics: reports (write_study_reports)", "statistics/report", "write_study_reports"),
+    ("statistics: small-cell accounting (suppress_study_counts)", "statistics", "suppress_study_counts"),
+    ("statistics: model fitting (analyse_study)", "statistics/study_analysis", "analyse_study"),
 )
 
 

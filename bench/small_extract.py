@@ -15,6 +15,16 @@ children), with a throw-away Dagster instance:
 benchmark, so that two versions can be measured one after the other under the same machine load.
 The machine is shared, so the load average before and after each command is printed beside it: compare CPU
 seconds between machines, wall seconds only on a quiet one. Figures go to bench/results/small_extract.json.
+
+What the whole study published is fingerprinted too (`published` in the figures): every table of the published
+database (row count and an md5 of its sorted rows) and every file of its outputs (plots, reports, Data Docs), with
+what differs from run to run by design written out first (the run's ids and times, the benchmark's temporary
+folder, the random ids matplotlib gives an SVG's clip paths, dq.check_results' run_id and checked_at). Two versions'
+outputs are compared with
+
+    python bench/small_extract.py --compare-published BEFORE.json AFTER.json
+
+which prints each table and file whose fingerprint differs (exit 1 when any does).
 """
 
 from __future__ import annotations
@@ -22,7 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import hashlib
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -35,6 +47,24 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPOSITORY = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPOSITORY))  # pipelines.sql_quoting, for the fingerprints' SQL
+
+# Columns that say which run wrote a row and when: left out of the tables' fingerprints.
+RUN_COLUMNS = ("run_id", "checked_at")
+UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# Written out of the outputs' text before hashing: times (2026-12-06 01:50, 2026-12-06T01:50:00.123+00:00,
+# GX's 20261206T015000.123456Z), an SVG's <dc:date>, and the ids matplotlib salts anew for every SVG it writes
+# (svg.hashsalt unset: ten hex digits after a letter or a path collection's C<n>_<n>_, in id="..." and url(#...) /
+# href="#...").
+OUTPUT_NOISE = (
+    (re.compile(UUID_PATTERN), "<uuid>"),
+    (re.compile(r"\d{8}T\d{6}(\.\d+)?Z"), "<time>"),
+    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}| UTC)?"), "<time>"),
+    (re.compile(r"<dc:date>[^<]*</dc:date>"), "<dc:date/>"),
+    (re.compile(r'(?<=id=")(C[0-9a-f]+_[0-9a-f]+_)?[A-Za-z]?[0-9a-f]{10}(?=")'
+                r'|(?<=#)(C[0-9a-f]+_[0-9a-f]+_)?[A-Za-z]?[0-9a-f]{10}\b'), "<svg-id>"),
+)
+TEXT_SUFFIXES = {".svg", ".html", ".md", ".json", ".js", ".css", ".txt", ".csv", ".jsonl"}
 
 
 def timed(command: list[str], env: dict[str, str]) -> dict:
@@ -65,13 +95,73 @@ def run_figures(started_at: float, profile: dict) -> dict:
     return {**profile, "start_up_s": round(first_step - started_at, 2) if first_step else None}
 
 
+def _without_noise(text: str, work: Path) -> str:
+    text = text.replace(str(work), "<work>")
+    for pattern, replacement in OUTPUT_NOISE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def published_fingerprints(database: Path, outputs: Path, work: Path) -> dict:
+    """Every table of the published `database` (rows, md5 of its rows as text in sorted order, RUN_COLUMNS left
+    out) and every file under `outputs` (md5, text files after _without_noise), so that two versions' outputs can
+    be compared."""
+    import duckdb
+
+    from pipelines.sql_quoting import qualified_name, quote_identifier, quote_literal
+
+    tables = {}
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        listed = con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL").fetchall()
+        for schema, table in listed:
+            columns = [name for (name,) in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+                "ORDER BY column_index", [schema, table]).fetchall() if name not in RUN_COLUMNS]
+            row_text = (f"regexp_replace(replace(CAST(t AS VARCHAR), {quote_literal(str(work))}, '<work>'), "
+                        f"{quote_literal(UUID_PATTERN)}, '<uuid>', 'g')")
+            rows, digest = con.execute(
+                f"SELECT count(*), md5(coalesce(string_agg(x, chr(10) ORDER BY x), '')) FROM (SELECT {row_text} AS x "
+                f"FROM (SELECT {', '.join(map(quote_identifier, columns))} FROM {qualified_name(schema, table)}) t)"
+            ).fetchone()
+            tables[f"{schema}.{table}"] = {"rows": rows, "md5": digest}
+    finally:
+        con.close()
+    files = {}
+    for path in sorted(p for p in outputs.resolve().rglob("*") if p.is_file()):
+        name = _without_noise(str(path.relative_to(outputs.resolve())), work)
+        content = path.read_bytes()
+        if path.suffix in TEXT_SUFFIXES or not path.suffix:  # GX's .ge_store_backend_id holds a random id
+            content = _without_noise(content.decode("utf-8", errors="replace"), work).encode()
+        files[name] = hashlib.md5(content).hexdigest()
+    return {"tables": tables, "files": files}
+
+
+def compare_published(before: Path, after: Path) -> int:
+    """Print the tables and files whose fingerprints differ between two figures files; 1 when any does."""
+    first, second = (json.loads(path.read_text())["whole_study"]["published"] for path in (before, after))
+    differences = 0
+    for kind in ("tables", "files"):
+        names = sorted(set(first[kind]) | set(second[kind]))
+        differing = [name for name in names if first[kind].get(name) != second[kind].get(name)]
+        print(f"{kind}: {len(names) - len(differing)} of {len(names)} identical")
+        for name in differing:
+            print(f"  differs: {name}: {first[kind].get(name)} -> {second[kind].get(name)}")
+        differences += len(differing)
+    return 1 if differences else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--code", type=Path, default=REPOSITORY, help="the checkout of the project to measure")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "small_extract.json", help="figures (JSON)")
+    parser.add_argument("--compare-published", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+                        help="compare the published fingerprints of two figures files, and run nothing")
     args = parser.parse_args(argv)
+    if args.compare_published:
+        return compare_published(*args.compare_published)
     code = args.code.resolve()
 
     work = Path(tempfile.mkdtemp(prefix="legcramp_small_bench_"))
@@ -94,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         whole = timed([sys.executable, str(BENCH_DIR / "profile_small_run.py"), "--out", str(work / "profile.json"),
                        "--", "--extract", str(extract), "--db", str(work / "site.duckdb")], env)
         figures = run_figures(whole["started_at"], json.loads((work / "profile.json").read_text()))
+        published = (published_fingerprints(work / "site.duckdb", work / "site_outputs", work)
+                     if whole["exit"] == 0 else None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -107,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "check": check,
         "broken_layout_refused": refused,
         # The command as timed from outside (wall and CPU with its children, exit); then what the run measured.
-        "whole_study": {**whole, "run": figures},
+        "whole_study": {**whole, "run": figures, "published": published},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

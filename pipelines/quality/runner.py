@@ -34,9 +34,11 @@ published; the ExpectationResult objects keep them for the Dagster checks of the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,23 +369,80 @@ def load_suite(suite_json: dict[str, Any]) -> gx.ExpectationSuite:
     return suite
 
 
-def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str, checked_at: datetime.datetime,
-                      docs_dir: Path, build_data_docs: bool, duckdb_config: dict[str, str], threshold: int,
-                      spark: Any = None):
-    context = _gx_context(docs_dir)
-    context.validation_results_store.small_cell_threshold = threshold
-    if spark is None:
+class _KeptDuckDBValidation:
+    """A GX context and its SQL datasource on one DuckDB file, kept from one run_suites call to the next on the same
+    file, Data Docs folder and DuckDB settings (a pipeline run validates its suites in one check step each, 14 at
+    100 persons): GX's context, its datasource (whose creation tests the connection) and a table asset per suite
+    are built once, where they cost about 0.05 s of CPU per call (GX writes its whole project configuration as YAML
+    at each change). What each call validates and stores is as before (tests/quality/test_quality_gx_speed.py
+    compares dq.check_results and the stored results with a context built per call). No connection outlives a call
+    (`dispose_gx_engines` after each; GX reflects each batch's table anew) and each call tests its asset's
+    connection again, as adding the asset did. One is kept per process, the latest."""
+
+    def __init__(self, key: tuple, docs_dir: Path, database_path: Path, duckdb_config: dict[str, str]) -> None:
+        self.key = key
+        self.lock = threading.Lock()  # one validation at a time on the kept datasource
+        self.context = _gx_context(docs_dir)
         # Read-only: the checks never change data.
-        datasource = context.data_sources.add_sql(
+        self.datasource = self.context.data_sources.add_sql(
             name="warehouse",
             connection_string=f"duckdb:///{database_path}",
             kwargs={"connect_args": {"read_only": True, "config": duckdb_config}},
         )
+        self._batches: dict[str, tuple[str, Any]] = {}  # suite -> (table, its whole-table batch definition)
+        self._definitions: set[str] = set()  # the suites whose validation definition the context holds
 
-        def batch(suite: str, table: str):  # "staging.person": GX splits schema and table itself
-            return datasource.add_table_asset(name=suite, table_name=table) \
-                .add_batch_definition_whole_table("whole_table"), None
+    def batch_definition(self, suite: str, table: str):
+        """The whole-table batch of `table` for `suite` ("staging.person": GX splits schema and table itself)."""
+        kept = self._batches.get(suite)
+        if kept is not None and kept[0] == table:
+            self.datasource.get_asset(suite).test_connection()
+            return kept[1]
+        if kept is not None:  # the suite now checks another table
+            self.datasource.delete_asset(suite)
+        batch = self.datasource.add_table_asset(name=suite, table_name=table) \
+            .add_batch_definition_whole_table("whole_table")
+        self._batches[suite] = (table, batch)
+        return batch
+
+    def validation_definition(self, suite: gx.ExpectationSuite, batch) -> gx.ValidationDefinition:
+        """The suite's validation definition, replacing one kept from an earlier call (its suite may differ)."""
+        definitions = self.context.validation_definitions
+        if suite.name in self._definitions:
+            definitions.delete(suite.name)
+        self._definitions.add(suite.name)
+        return definitions.add(gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
+
+
+_kept_validation: _KeptDuckDBValidation | None = None
+_kept_validation_lock = threading.Lock()
+
+
+def _duckdb_validation(docs_dir: Path, database_path: Path, duckdb_config: dict[str, str]) -> _KeptDuckDBValidation:
+    """The kept GX context and datasource for this file, Data Docs folder and settings (a new one replaces the
+    kept one when any differs)."""
+    global _kept_validation
+    key = (str(docs_dir.resolve()), str(database_path), tuple(sorted(duckdb_config.items())))
+    with _kept_validation_lock:
+        if _kept_validation is None or _kept_validation.key != key:
+            _kept_validation = _KeptDuckDBValidation(key, docs_dir, database_path, duckdb_config)
+        return _kept_validation
+
+
+def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str, checked_at: datetime.datetime,
+                      docs_dir: Path, build_data_docs: bool, duckdb_config: dict[str, str], threshold: int,
+                      spark: Any = None):
+    if spark is None:
+        kept = _duckdb_validation(docs_dir, database_path, duckdb_config)
+        context, datasource, in_use = kept.context, kept.datasource, kept.lock
+
+        def batch(suite: str, table: str):
+            return kept.batch_definition(suite, table), None
+
+        def validation_definition(suite: gx.ExpectationSuite, batch_definition) -> gx.ValidationDefinition:
+            return kept.validation_definition(suite, batch_definition)
     else:
+        context, in_use = _gx_context(docs_dir), contextlib.nullcontext()
         # persist=False: GX would otherwise cache every checked table in the executors' memory; the checks are
         # a few scans each.
         datasource = context.data_sources.add_spark(name="warehouse", persist=False)
@@ -391,34 +450,38 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
         def batch(suite: str, table: str):
             return datasource.add_dataframe_asset(name=suite).add_batch_definition_whole_dataframe("whole_table"), \
                 {"dataframe": spark.table(".".join(f"`{part}`" for part in table.split(".")))}
+
+        def validation_definition(suite: gx.ExpectationSuite, batch_definition) -> gx.ValidationDefinition:
+            return context.validation_definitions.add(
+                gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=suite))
     gx_run_id = gx.RunIdentifier(run_name=run_id, run_time=checked_at)
     validations = []
-    try:
-        with duckdb_results_buffered(), expectation_configurations_cached():
-            for suite_json in suite_jsons:
-                # One asset per suite: several suites may check one table (the cohort suites of every study).
-                batch_definition, batch_parameters = batch(suite_json["name"], suite_json["meta"]["table"])
-                suite = context.suites.add_or_update(load_suite(suite_json))
-                definition = context.validation_definitions.add(
-                    gx.ValidationDefinition(name=suite_json["name"], data=batch_definition, suite=suite)
-                )
-                validations.append(definition.run(
-                    batch_parameters=batch_parameters,
-                    run_id=gx_run_id,
-                    result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROW_LIMIT},
-                ))
-            if build_data_docs:
-                # The stored results (written publishable by PublishableValidationResultsStore, in the Data Docs
-                # folder) are what the Data Docs render.
-                this_call = _validation_keys(context, run_id, [s["name"] for s in suite_jsons])
-                # Render these suites' pages only (earlier steps' and runs' pages are on disk already), then the
-                # index.
-                context.build_data_docs(resource_identifiers=[
-                    *this_call, *(ExpectationSuiteIdentifier(name=s["name"]) for s in suite_jsons)])
-                make_data_docs_offline(docs_dir)  # no CDN at view time (pipelines/quality/offline_docs.py)
-    finally:
-        if spark is None:
-            dispose_gx_engines(datasource)
+    with in_use:
+        context.validation_results_store.small_cell_threshold = threshold
+        try:
+            with duckdb_results_buffered(), expectation_configurations_cached():
+                for suite_json in suite_jsons:
+                    # One asset per suite: several suites may check one table (the cohort suites of every study).
+                    batch_definition, batch_parameters = batch(suite_json["name"], suite_json["meta"]["table"])
+                    suite = context.suites.add_or_update(load_suite(suite_json))
+                    definition = validation_definition(suite, batch_definition)
+                    validations.append(definition.run(
+                        batch_parameters=batch_parameters,
+                        run_id=gx_run_id,
+                        result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROW_LIMIT},
+                    ))
+                if build_data_docs:
+                    # The stored results (written publishable by PublishableValidationResultsStore, in the Data
+                    # Docs folder) are what the Data Docs render.
+                    this_call = _validation_keys(context, run_id, [s["name"] for s in suite_jsons])
+                    # Render these suites' pages only (earlier steps' and runs' pages are on disk already), then
+                    # the index.
+                    context.build_data_docs(resource_identifiers=[
+                        *this_call, *(ExpectationSuiteIdentifier(name=s["name"]) for s in suite_jsons)])
+                    make_data_docs_offline(docs_dir)  # no CDN at view time (pipelines/quality/offline_docs.py)
+        finally:
+            if spark is None:
+                dispose_gx_engines(datasource)
     return validations
 
 

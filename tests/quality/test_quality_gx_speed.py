@@ -5,6 +5,8 @@
   (verdicts, counts, percentages, suppression), and the same stored validation results (the Data Docs' source).
 - PublishableValidationResultsStore: GX writes each validation result once, already publishable (no example rows,
   no small counts), instead of writing it raw and rewriting it.
+- The GX context and datasource are kept from one run_suites call to the next on the same file (each Dagster
+  check step validates its own suites): the same results as a context built per call.
 - The asset checks' descriptions say where each suite runs (not "DuckDB" for the layers a Spark run checks on
   Spark).
 """
@@ -115,6 +117,43 @@ def test_cached_run_publishes_what_plain_gx_publishes(checked_database, tmp_path
     assert any(r["suppressed"] and r["unexpected_count"] is None for r in as_dicts)
     assert {r["suite"] for r in as_dicts} == {*suites.layer_suite_names(suites.STAGING_LAYER), suites.PHENOTYPE_SUITE}
     assert [r for r in as_dicts if r["error"]] == []
+
+
+def test_a_kept_context_publishes_what_a_context_per_call_publishes(checked_database, tmp_path, monkeypatch):
+    built = []
+    gx_context = runner._gx_context
+    monkeypatch.setattr(runner, "_gx_context", lambda docs_dir: built.append(docs_dir) or gx_context(docs_dir))
+    kept_rows, kept_stored = _run(checked_database, tmp_path / "kept")
+    suite_count = len(suites.layer_suite_names(suites.STAGING_LAYER)) + 1
+    assert len(built) == 1 and suite_count > 5  # one context for every call on the file
+
+    built.clear()
+    monkeypatch.setattr(runner, "_duckdb_validation", lambda docs_dir, database_path, config:
+                        runner._KeptDuckDBValidation(("per call",), docs_dir, database_path, config))
+    per_call_rows, per_call_stored = _run(checked_database, tmp_path / "per_call")
+    assert len(built) == suite_count
+
+    assert kept_rows == per_call_rows and len(kept_rows) > 300
+    assert kept_stored == per_call_stored and len(kept_stored) == suite_count
+
+
+def test_a_kept_context_validates_a_suite_again_and_sees_a_changed_file(checked_database, tmp_path):
+    """The same suite twice on the same file (its validation definition replaced), then on the file changed in
+    between by another connection: the second result counts the change."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(checked_database, copy)
+    options = dict(run_id="again", build_data_docs=False, docs_dir=tmp_path / "docs")
+    first = run_suites(copy, ["staging.person"], **options)[0]
+    again = run_suites(copy, ["staging.person"], **options)[0]
+    assert [(r.name, r.unexpected_count, r.passed) for r in again.results] == \
+        [(r.name, r.unexpected_count, r.passed) for r in first.results]
+    with duckdb.connect(str(copy)) as con:
+        con.execute("INSERT INTO staging.person SELECT * FROM staging.person WHERE person_id IN (SELECT person_id "
+                    "FROM staging.person GROUP BY 1 HAVING count(*) = 1 ORDER BY 1 LIMIT 20)")  # 20 ids repeated
+    changed = run_suites(copy, ["staging.person"], **options)[0]
+    unique_before, unique_after = (result.result("person_id_unique") for result in (first, changed))
+    assert unique_after.unexpected_count == unique_before.unexpected_count + 40  # a pair of rows per repeated id
+    assert not unique_after.passed
 
 
 def test_stored_validation_results_are_publishable(checked_database, tmp_path):
