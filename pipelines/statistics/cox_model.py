@@ -46,7 +46,7 @@ RELATIVE_TOLERANCE = 1e-9  # R survival coxph.control(eps)
 STEP_TOLERANCE = 1e-8  # largest Newton step (scaled coefficients) at which the fit has converged
 MAX_ITERATIONS = 50
 MAX_HALVINGS = 30
-LEVELLED_OFF_STEPS = 3  # full steps within RELATIVE_TOLERANCE, with the step still large: an infinite estimate
+LEVELLED_OFF_STEPS = 5  # full steps within RELATIVE_TOLERANCE, with the step still large: an infinite estimate
 SINGULARITY_TOLERANCE = float(np.finfo(float).eps ** 0.75)  # R survival coxph.control(toler.chol)
 
 
