@@ -191,6 +191,7 @@ class _EfronPartialLikelihood:
         event_weights = self.weights[self.events]
         self.mean_weight = np.add.reduceat(event_weights, self.term_starts)[self.term_set] / self.tied
         self.weighted_event_z = event_weights @ self.z[self.events]
+        self._rows_by_columns = np.empty_like(self.z)  # reused by every evaluation: no fresh pages per iteration
 
     def evaluate(self, gamma: np.ndarray) -> _State:
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -202,7 +203,7 @@ class _EfronPartialLikelihood:
         shift = np.maximum.reduceat(eta, self.row_stratum_starts)[self.row_stratum]  # exp() cannot overflow
         risk = np.exp(eta - shift)
         weighted = self.weights * risk
-        weighted_z = weighted[:, None] * z
+        weighted_z = np.multiply(weighted[:, None], z, out=self._rows_by_columns)
         at_risk = self._from_group_on(np.add.reduceat(weighted, groups))[self.event_groups]
         at_risk_z = self._from_group_on(np.add.reduceat(weighted_z, groups, axis=0))[self.event_groups]
         tied_risk = np.add.reduceat(weighted[events], self.term_starts)
@@ -220,7 +221,8 @@ class _EfronPartialLikelihood:
         cumulative_hazard = self._up_to_group(self._per_group(np.add.reduceat(hazard, self.term_starts)))
         row_weight = weighted * cumulative_hazard[self.group]
         row_weight[events] -= weighted[events] * np.add.reduceat(k * hazard, self.term_starts)[sets]
-        information = (z * row_weight[:, None]).T @ z - (mean * c[:, None]).T @ mean
+        weighted_z = np.multiply(row_weight[:, None], z, out=self._rows_by_columns)
+        information = weighted_z.T @ z - (mean * c[:, None]).T @ mean
         return _State(log_likelihood, gradient, information, risk, hazard, mean)
 
     def robust_covariance(self, state: _State, covariance: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
@@ -234,7 +236,9 @@ class _EfronPartialLikelihood:
         cumulative_hazard = self._up_to_group(self._per_group(np.add.reduceat(hazard, starts)))
         cumulative_mean = self._up_to_group(self._per_group(np.add.reduceat(hazard[:, None] * mean, starts, axis=0)))
         risk = state.risk
-        residuals = -risk[:, None] * (z * cumulative_hazard[self.group][:, None] - cumulative_mean[self.group])
+        residuals = cumulative_mean[self.group]  # built in place: each n x d temporary costs a pass over memory
+        residuals -= np.multiply(z, cumulative_hazard[self.group][:, None], out=self._rows_by_columns)
+        residuals *= risk[:, None]
         tied_hazard = np.add.reduceat(k * hazard, starts)[sets]
         tied_mean = np.add.reduceat((k * hazard)[:, None] * mean, starts, axis=0)[sets]
         average_mean = np.add.reduceat(mean, starts, axis=0)[sets] / self.tied[:, None]
@@ -244,8 +248,7 @@ class _EfronPartialLikelihood:
         if clusters is not None:
             codes = clusters[self.order]
             residuals = np.stack([np.bincount(codes, weights=column) for column in residuals.T], axis=1)
-        dfbeta = residuals @ covariance
-        return dfbeta.T @ dfbeta
+        return covariance @ (residuals.T @ residuals) @ covariance
 
     def _per_group(self, per_event_group: np.ndarray) -> np.ndarray:
         """Values of the groups with events placed among all groups (zero elsewhere)."""
