@@ -3,7 +3,8 @@
 The frame is seeded and shaped like the leg-cramp study's adjusted model: the exposure (15%), age, sex and 18 binary
 covariates (prevalence 2-30%), follow-up in whole days up to 8 years (so event times tie heavily), about 8% with an
 event. Both fitters get the same matrix; the script prints CPU seconds (process time, all threads) and the largest
-relative difference between the two fits' coefficients and model-based SEs. A measurement, not a test: the figures
+difference between the two fits' coefficients (in units of their SE) and relative difference of their model-based
+SEs (lifelines stops at its default convergence, norm(step) < 1e-7 among others). A measurement, not a test: the figures
 depend on the machine and its load, which go beside them (docs/statistics.md, "Performance").
 
     .venv/bin/python bench/cox_fit_speed.py --rows 20000 200000
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     options = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
-    print("rows      covariates events  distinct event days  lifelines CPU s  fit_cox CPU s  max rel. diff coef/SE")
+    print("rows      covariates events  distinct event days  lifelines CPU s  fit_cox CPU s  max |diff coef|/SE, rel. diff SE")
     for rows in options.rows:
         frame = study_like_frame(rows, options.seed)
         columns = [c for c in frame.columns if c not in ("days", "event")]
@@ -65,8 +66,10 @@ def main() -> None:
         fit = fit_cox(frame[columns].to_numpy(), frame["days"].to_numpy(), frame["event"].to_numpy(), names=columns)
         own_seconds = time.process_time() - started
         assert not fit.problems, fit.problems
-        coefficient_difference = np.max(np.abs(fit.coefficients / lifelines.params_[columns].to_numpy() - 1))
-        se_difference = np.max(np.abs(np.sqrt(np.diag(fit.covariance))
+        standard_errors = np.sqrt(np.diag(fit.covariance))
+        coefficient_difference = np.max(np.abs(fit.coefficients - lifelines.params_[columns].to_numpy())
+                                        / standard_errors)
+        se_difference = np.max(np.abs(standard_errors
                                       / np.sqrt(np.diag(lifelines.variance_matrix_.loc[columns, columns])) - 1))
         print(f"{rows:<9} {len(columns):<10} {int(frame.event.sum()):<7} "
               f"{frame.loc[frame.event == 1, 'days'].nunique():<20} {lifelines_seconds:<16.2f} {own_seconds:<14.3f} "
