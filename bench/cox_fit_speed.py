@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     options = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
-    print("rows      covariates events  distinct event days  lifelines CPU s  fit_cox CPU s  max |diff coef|/SE, rel. diff SE")
+    print("rows      covariates events  distinct event days  lifelines CPU s  fit_cox CPU s  "
+          "max |diff coef|/SE, rel. diff SE")
     for rows in options.rows:
         frame = study_like_frame(rows, options.seed)
         columns = [c for c in frame.columns if c not in ("days", "event")]

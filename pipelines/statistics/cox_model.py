@@ -6,8 +6,8 @@ statistics stage's samples at 20,000 persons, issue #21). The rows are sorted on
 a risk set is a reverse cumulative sum over the groups of rows sharing a time, and Efron's tie correction is one term
 per event (arrays over all events at once), so an iteration is a few matrix products over the rows.
 
-Conventions (what R survival's `coxph` computes; tests/statistics/test_cox_model.py compares both R's published fit
-and lifelines):
+Conventions (what R survival's `coxph` computes; tests/statistics/test_cox_model.py compares R's published fit of the
+Rossi data, R survival 3.5-3's output on seeded data with heavy ties, strata, weights and clusters, and lifelines):
 - ties: Efron (1977), the default of R and lifelines. D events tied at t contribute D terms; term k (0 <= k < D)
   removes k/D of the tied events' risk from the risk set. With case weights each term carries the tied events' mean
   weight (R's coxfit6.c and lifelines alike).
