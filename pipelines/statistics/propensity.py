@@ -49,7 +49,7 @@ from pipelines.statistics.inputs import (
     require_columns,
 )
 from pipelines.statistics.results import EstimateResult
-from pipelines.statistics.survival import cox_hazard_ratio
+from pipelines.statistics.survival import COX_FIT_NOTE, cox_hazard_ratio
 
 # Column names this module adds to the data it returns.
 PROPENSITY_SCORE = "propensity_score"
@@ -464,15 +464,15 @@ def outcome_method(
     """The method text of a propensity-score hazard ratio (also for a row that could not be estimated)."""
     if adjustment == "matching":
         return (f"Cox PH in 1:1 PS-matched cohort (caliper {caliper_sd} SD of logit PS; robust variance clustered on "
-                "pair; lifelines)")
+                f"pair; {COX_FIT_NOTE})")
     if adjustment == "stratification":
-        return f"Cox PH stratified on {number_of_strata} PS strata (lifelines)"
+        return f"Cox PH stratified on {number_of_strata} PS strata ({COX_FIT_NOTE})"
     details = ["stabilised" if stabilized else "unstabilised"]
     if trim_bounds:
         details.append(f"PS trimmed to {trim_bounds[0]}-{trim_bounds[1]}")
     if truncate_percentiles:
         details.append(f"weights truncated at percentiles {truncate_percentiles[0]}/{truncate_percentiles[1]}")
-    return f"Cox PH weighted by IPTW ({', '.join(details)}; robust variance; lifelines)"
+    return f"Cox PH weighted by IPTW ({', '.join(details)}; robust variance; {COX_FIT_NOTE})"
 
 
 def propensity_score_analysis(

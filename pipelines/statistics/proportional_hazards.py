@@ -16,8 +16,8 @@ Choices:
 - time transform: g = 1 - KM(t-), one minus the Kaplan-Meier estimate of everyone just before the event time (R
   cox.zph's default "km"). It spreads the events evenly in [0, 1), so a few late events on long follow-up do not
   dominate the test as they do with identity time; lifelines' default, the rank of the event, behaves alike.
-- ties: the risk-set means are Breslow's (every tied event sees the whole risk set), as the robust SE of
-  survival.py; lifelines fits Efron's, which differs only with tied event times.
+- ties: the risk-set means are Breslow's (every tied event sees the whole risk set); the model is fitted with
+  Efron's (`cox_model.py`), which differs only with tied event times.
 - strata: risk sets within each stratum; the time transform over everyone, as cox.zph does.
 - weights (IPTW): risk-set means, event sums and d weighted. With weights the model-based V is not the estimate's
   variance, so the test is then an approximate diagnostic.

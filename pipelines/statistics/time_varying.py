@@ -11,8 +11,8 @@ Newton-Raphson. It is written here instead of calling lifelines' CoxTimeVaryingF
 about 30 s per model on 21,000 rows on the project's 2-core machine (a screening study fits one per exposure, at up
 to 250,000 persons) and has no robust variance, which the estimability rule compares with the model-based one. The
 sums over risk sets are differences of cumulative sums over rows sorted by stop and by start, so a fit is a few
-matrix products per iteration. Breslow's method is the one the robust SE of `survival.py` uses; with a few events per
-day it differs from Efron's in the third decimal. The tests check it against lifelines on data without ties.
+matrix products per iteration. The at-index models (`cox_model.py`) use Efron's method; with a few events per day
+Breslow's differs from it in the third decimal. The tests check it against lifelines on data without ties.
 
 The interval uses the model-based variance; the robust (Lin-Wei) sandwich variance clustered on the person is computed
 for `estimability.judged`, as for every Cox model of the pipeline.
