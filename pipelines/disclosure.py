@@ -5,6 +5,8 @@
     small cell      a count of 1 .. threshold-1 persons: hidden, printed "<threshold"; zero is shown
     complementary   a cell that would give a hidden one away (by subtraction from a shown total, or by
                     recomputing it from an estimate, interval, rate or person-years) is hidden too
+    curves          a Kaplan-Meier curve is drawn only while threshold or more persons are at risk (its drops give
+                    the numbers at risk back): km_points_shown
     across tables   counts printed in several tables are one cell, and the sums a reader can form across
                     tables (cohort size = analysed + dropped, crude = matched + unmatched, intention to treat =
                     on treatment + after) are declared by the producer: CountLedger
@@ -96,6 +98,30 @@ def count_text(count: int | float | None, threshold: int) -> str:
 def small_count_sql(column: str, threshold: int) -> str:
     """The small-cell test as a SQL predicate on a count column (for tables suppressed in the database)."""
     return f"({quote_identifier(column)} BETWEEN 1 AND {int(threshold) - 1})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kaplan-Meier curves
+# ---------------------------------------------------------------------------------------------------------------
+
+def km_points_shown(at_risk: Sequence[int], threshold: int) -> list[bool]:
+    """Which points of a Kaplan-Meier curve may be drawn, given the persons at risk just before each (in time
+    order): every point before the first with fewer than `threshold` persons at risk, none from there on.
+
+    A curve's drop at an event time is S(before) * d / n (the product-limit step), so a reader who measures two
+    heights gets n / d back, and with one event that day (the usual case) the persons at risk n; that is, the
+    number at risk the table under the axis prints "<threshold" once it is small. So the curve is cut where the
+    number at risk falls below the threshold: the small-cell rule of this module (the CMS cell-size policy: no
+    count of 1 .. threshold-1 displayed or derived) applied to the curve's denominators, as it is to the printed
+    numbers at risk. The points before the cut give back numbers at risk of threshold or more only, and none at a
+    later time (the persons censored after the last drawn point are unknown). The events per drawn step (d, most
+    often 1) are not counts of persons a table hides: the group's events are printed, or the group has no curve.
+    Figures obey this rule (statistics.plots.kaplan_meier_plot); they do not make their own."""
+    shown, allowed = [], True
+    for count in at_risk:
+        allowed = allowed and count >= threshold
+        shown.append(allowed)
+    return shown
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ checks the result the way an intruder would, and the way tau-ARGUS audits a supp
 every published count is a known number, every hidden count an unknown >= 0, every sum of the study's
 ledger (analysis_attrition.study_counts: attrition chains, estimate rows, nested populations, horizons, sensitivity
 and negative-control differences, the outcome count) a linear equation. For each hidden cell two linear programmes
-(minimise and maximise it; HiGHS through scipy.optimize.linprog) give its feasible interval: every value an
-attacker cannot rule out.
+(minimise and maximise it; HiGHS through highspy, one model per group of tied cells re-solved from its last basis
+for each objective, and no LP for a bound an earlier solve already decides) give its feasible interval: every value
+an attacker cannot rule out.
 
 Protection rule, for a hidden count of 1 .. threshold-1 persons:
 - printed "<t": its label already tells every reader it lies in 1 .. t-1, so the sums disclose it only when they
@@ -20,9 +21,11 @@ A hidden zero or a hidden count >= threshold discloses nothing by itself; the in
 account for what such a cell gives away.
 
 What the attacker is assumed to know, as the ledger assumes it: the published numbers, the sums, counts >= 0, and
-that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`). Not modelled: the
-"<t" and "suppressed" labels as bounds, estimates and intervals that recompute a count (their whole row is hidden
-with any of its counts, suppress_estimates), Table 1's own sums, and any relation not declared in the ledger.
+that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`), that a count printed
+"suppressed" is at least t (`label_bounds`), and the cohort cells Table 1 prints (`_printed_by_table1`). Not
+modelled: the "<t" labels as LP bounds (the verdict accounts for them), estimates and intervals that recompute a
+count (their whole row is hidden with any of its counts, suppress_estimates; a test checks the published tables),
+Table 1's own sums and hidden cells, and any relation not declared in the ledger.
 
 Used twice (docs/disclosure.md, "Audit"): `protect_derivable_counts` repairs the suppression before the tables are
 written (one more complement per disclosed cell, audited again), and the blocking check
@@ -36,10 +39,10 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
+import highspy
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
 from pipelines import tables
@@ -47,8 +50,10 @@ from pipelines.disclosure import COMPLEMENTARY, Cell, SumRelation, is_small
 from pipelines.statistics.analysis_attrition import (
     COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS,
     ESTIMATE_COUNT_COLUMNS,
+    MAIN,
     NEGATIVE_CONTROL,
     OUTCOME_COUNT,
+    PRINTED_BY_THE_COHORT_STAGE,
     SECONDARY_ROW_COST_WEIGHT,
     StudyCounts,
     StudySuppression,
@@ -98,6 +103,7 @@ class DisclosureAudit:
     threshold: int
     intervals: list[CellInterval] = field(default_factory=list)
     contradictions: list[str] = field(default_factory=list)
+    solves: int = 0  # the LPs solved (at most two per hidden cell; fewer when earlier solves decide a bound)
 
     @property
     def disclosed(self) -> list[CellInterval]:
@@ -141,10 +147,27 @@ class _System:
     rows: np.ndarray  # for each equation, its position in `relations`
     groups: list[tuple[np.ndarray, np.ndarray]]  # (members: LP columns, equations: LP rows)
     contradictions: list[str]
+    lower: np.ndarray  # per unknown cell (LP order), what its printed label tells (label_bounds)
+    upper: np.ndarray
+
+
+def label_bounds(cell: Cell, threshold: int) -> tuple[float, float]:
+    """What a hidden cell's printed label tells every reader, as bounds on its value (docs/disclosure.md, "Audit"):
+    - printed "suppressed" (a complement: never a zero, never small, so at least t): t and more. The same label
+      also marks the counts of a row withheld whole (the sparing rule's sensitivity and negative-control rows),
+      which may be anything: a hidden printed zero is such a count and keeps the bound 0 (a reader cannot tell
+      it from a complement; the bound t, true of every other "suppressed" cell, is the reader's best knowledge);
+    - printed "<t" (a small count): 0 and more here. Its label says 1 .. t-1, and the verdict accounts for it (a
+      labelled cell is disclosed only when the sums pin it to one value); as LP bounds, the labels of two small
+      printed counts would bound every unprinted difference of them below t, which the labels already tell;
+    - never printed (a difference of printed counts: no label): 0 and more."""
+    if cell.published and not is_small(cell.value, threshold) and cell.value > 0:
+        return float(threshold), math.inf
+    return 0.0, math.inf
 
 
 def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hidden: set[Hashable],
-            zeros_known: bool) -> _System:
+            zeros_known: bool, threshold: int) -> _System:
     keys = list(cells)
     position = {key: i for i, key in enumerate(keys)}
     values = np.array([cells[key].value for key in keys], dtype=float)
@@ -176,7 +199,10 @@ def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hi
     variable_labels, equation_labels = labels[height:], labels[:height]
     groups = [(np.flatnonzero(variable_labels == label), np.flatnonzero(equation_labels == label))
               for label in np.unique(variable_labels)]
-    return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions)
+    bounds = np.array([label_bounds(cells[keys[variable]], threshold) for variable in variables],
+                      dtype=float).reshape(-1, 2)
+    return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions,
+                   bounds[:, 0], bounds[:, 1])
 
 
 def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
@@ -189,30 +215,106 @@ def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation]
     One sparse equation matrix over all cells; the unknown cells only are LP variables, in the groups the sums tie
     together."""
     hidden_keys = set(hidden) if hidden is not None else {key for key, cell in cells.items() if cell.hidden}
-    system = _system(cells, relations, hidden_keys, zeros_known)
+    system = _system(cells, relations, hidden_keys, zeros_known, threshold)
     audit = DisclosureAudit(threshold, contradictions=list(system.contradictions))
     for members, rows in system.groups:
         keys = [system.keys[system.variables[member]] for member in members]
-        if not len(rows):  # in no sum: nothing bounds it
-            audit.intervals += [CellInterval(key, 0.0, math.inf, int(cells[key].value), threshold,
-                                             labelled_small=cells[key].published) for key in keys]
+        if not len(rows):  # in no sum: nothing but its label bounds it
+            audit.intervals += [CellInterval(key, *label_bounds(cells[key], threshold), int(cells[key].value),
+                                             threshold, labelled_small=cells[key].published) for key in keys]
             continue
-        audit.intervals += _group_intervals(system.equations[rows][:, members], system.right[rows], keys,
-                                            np.array([cells[key].value for key in keys]),
-                                            np.array([cells[key].published for key in keys]), threshold,
-                                            audit.contradictions)
+        intervals, solves = _group_intervals(system.equations[rows][:, members], system.right[rows],
+                                             system.lower[members], system.upper[members], keys,
+                                             np.array([cells[key].value for key in keys]),
+                                             np.array([cells[key].published for key in keys]), threshold,
+                                             audit.contradictions)
+        audit.intervals += intervals
+        audit.solves += solves
     return audit
+
+
+class _GroupLP:
+    """One HiGHS model of a group's equations (block @ x = right, lower <= x <= upper), solved again for each
+    objective: only the costs change between solves, so HiGHS starts each solve from the previous optimal basis (a
+    primal feasible point: a few simplex iterations where scipy's linprog would build and presolve the model anew).
+    Presolve is off so that the basis carries over and an unbounded objective is reported as unbounded, not as
+    "unbounded or infeasible"."""
+
+    def __init__(self, block: sparse.csr_matrix, right: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        self.size = block.shape[1]
+        self.highs = highspy.Highs()
+        for option, value in (("output_flag", False), ("presolve", "off"), ("threads", 1)):
+            self.highs.setOptionValue(option, value)
+        columns = sparse.csc_matrix(block)
+        columns.sort_indices()
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.size, block.shape[0]
+        lp.col_cost_ = np.zeros(self.size)
+        lp.col_lower_ = np.asarray(lower, dtype=float)
+        lp.col_upper_ = np.where(np.isinf(upper), highspy.kHighsInf, upper).astype(float)
+        lp.row_lower_ = lp.row_upper_ = np.asarray(right, dtype=float)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = columns.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = columns.indices.astype(np.int32)
+        lp.a_matrix_.value_ = columns.data.astype(float)
+        self.highs.passModel(lp)
+        self.costed: list[int] = []
+        self.solves = 0
+
+    def optimum(self, costs: Mapping[int, float], what: str) -> float | None:
+        """The least value of sum(cost * x) over the group's feasible points; None when it is unbounded below.
+        `_Infeasible` when the group has no feasible point (the published numbers contradict its sums),
+        RuntimeError when a solve fails."""
+        for column in self.costed:
+            if column not in costs:
+                self.highs.changeColCost(column, 0.0)
+        for column, cost in costs.items():
+            self.highs.changeColCost(column, cost)
+        self.costed = list(costs)
+        self.highs.run()
+        self.solves += 1
+        status = self.highs.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            return self.highs.getInfo().objective_function_value
+        if status == highspy.HighsModelStatus.kUnbounded:
+            return None
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise _Infeasible(what)
+        raise RuntimeError(f"disclosure audit: the LP of {what} failed: {self.highs.modelStatusToString(status)}")
+
+    def point(self) -> np.ndarray:
+        """The last solve's optimal point."""
+        return np.asarray(self.highs.getSolution().col_value)
+
+    def unbounded(self) -> np.ndarray:
+        """After an unbounded solve, the cells that grow without bound along HiGHS's primal ray d (block @ d = 0,
+        d >= 0: a feasible point plus any multiple of d is feasible, so every cell with d > 0 is unbounded above);
+        none when HiGHS gives no ray."""
+        status, exists, ray = self.highs.getPrimalRay()
+        if not exists:
+            return np.zeros(self.size, dtype=bool)
+        ray = np.asarray(ray)[:self.size]
+        return ray > TOLERANCE if (ray >= -TOLERANCE).all() else np.zeros(self.size, dtype=bool)
+
+    def binding_rows(self) -> np.ndarray:
+        """The equations whose dual value is not zero at the last optimum."""
+        return np.flatnonzero(np.abs(np.asarray(self.highs.getSolution().row_dual)) > TOLERANCE)
+
+
+class _Infeasible(RuntimeError):
+    """The published numbers contradict the sums of a group."""
 
 
 def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
                     hidden: Iterable[Hashable], zeros_known: bool = True
                     ) -> dict[Hashable, list[SumRelation]]:
     """The verdict of `audit_cells` without every interval: each disclosed small cell (upper bound below the
-    threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the equations whose dual value is not zero when the cell
-    is maximised: loosening one of them is what can protect it). A first LP per group maximises the sum of
-    min(cell, threshold) over its small cells: every cell that reaches the threshold there is safe, and only the
-    others are maximised one by one."""
-    system = _system(cells, relations, set(hidden), zeros_known)
+    threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the
+    equations whose dual value is not zero when the cell is maximised: loosening one of them is what can protect
+    it). A first LP per group maximises the sum of min(cell, threshold) over its small cells: every cell that
+    reaches the threshold there is safe, and only the others are maximised one by one (one HiGHS model per group,
+    re-solved from the last basis; a cell that reaches the threshold in any solve needs no LP of its own)."""
+    system = _system(cells, relations, set(hidden), zeros_known, threshold)
     found: dict[Hashable, list[SumRelation]] = {}
     for members, rows in system.groups:
         keys = [system.keys[system.variables[member]] for member in members]
@@ -221,64 +323,71 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
             continue
         block, right = system.equations[rows][:, members], system.right[rows]
         size = len(keys)
-        # x (size) and y (one per small cell): maximise sum(y), y <= x, y <= threshold
-        capped = sparse.hstack([-sparse.csr_matrix((np.ones(len(small)), (range(len(small)), small)),
-                                                   shape=(len(small), size)), sparse.identity(len(small))])
-        result = linprog(np.r_[np.zeros(size), -np.ones(len(small))],
-                         A_ub=capped, b_ub=np.zeros(len(small)),
-                         A_eq=sparse.hstack([block, sparse.csr_matrix((block.shape[0], len(small)))]), b_eq=right,
-                         bounds=[(0, None)] * size + [(0, threshold)] * len(small), method="highs")
-        if result.status != 0:
-            raise RuntimeError(f"disclosure audit: the group LP failed: {result.message}")
-        reached = result.x[:size] >= threshold - TOLERANCE
+        # x (size) and y (one per small cell): maximise sum(y), y <= x (rows y - x + slack = 0, slack >= 0),
+        # y <= threshold
+        capped = sparse.bmat([[block, None, None],
+                              [-sparse.csr_matrix((np.ones(len(small)), (range(len(small)), small)),
+                                                  shape=(len(small), size)),
+                               sparse.identity(len(small)), sparse.identity(len(small))]]).tocsr()
+        lower, upper = system.lower[members], system.upper[members]
+        first = _GroupLP(capped, np.r_[right, np.zeros(len(small))],
+                         np.r_[lower, np.zeros(2 * len(small))],
+                         np.r_[upper, np.full(len(small), float(threshold)), np.full(len(small), math.inf)])
+        try:
+            first.optimum({size + i: -1.0 for i in range(len(small))}, "the group's small cells")
+        except _Infeasible as infeasible:
+            raise RuntimeError(f"disclosure audit: the group LP failed: {infeasible} infeasible") from None
+        reached = first.point()[:size] >= threshold - TOLERANCE
+        group = _GroupLP(block, right, lower, upper)
         for j in small:
             if reached[j]:
                 continue
-            objective = np.zeros(size)
-            objective[j] = -1.0
-            single = linprog(objective, A_eq=block, b_eq=right, bounds=(0, None), method="highs")
-            if single.status == 3:
+            highest = group.optimum({j: -1.0}, _describe(keys[j]))
+            if highest is None:
+                reached |= group.unbounded()
                 continue
-            if single.status != 0:
-                raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: {single.message}")
-            reached |= single.x >= threshold - TOLERANCE
-            if -single.fun < threshold - TOLERANCE:
+            reached |= group.point() >= threshold - TOLERANCE
+            if -highest < threshold - TOLERANCE:
+                binding = group.binding_rows()
                 if cells[keys[j]].published:  # printed "<t": disclosed only when pinned to one value
-                    lowest = linprog(-objective, A_eq=block, b_eq=right, bounds=(0, None), method="highs")
-                    if lowest.status != 0:
-                        raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: "
-                                           f"{lowest.message}")
-                    if math.floor(-single.fun + TOLERANCE) > math.ceil(lowest.fun - TOLERANCE):
+                    lowest = group.optimum({j: 1.0}, _describe(keys[j]))
+                    if math.floor(-highest + TOLERANCE) > math.ceil(lowest - TOLERANCE):
                         continue
-                binding = np.flatnonzero(np.abs(single.eqlin.marginals) > TOLERANCE)
                 found[keys[j]] = [system.relations[system.rows[rows[b]]] for b in binding]
     return found
 
 
-def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, keys: list[Hashable], values: np.ndarray,
-                     labelled: np.ndarray, threshold: int, contradictions: list[str]) -> list[CellInterval]:
-    """Minimise and maximise each cell of one group subject to its equations, cells >= 0."""
+def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, lowest: np.ndarray, highest: np.ndarray,
+                     keys: list[Hashable], values: np.ndarray,
+                     labelled: np.ndarray, threshold: int, contradictions: list[str]
+                     ) -> tuple[list[CellInterval], int]:
+    """Minimise and maximise each cell of one group subject to its equations and its cells' label bounds (`lowest`
+    .. `highest`): one HiGHS model, re-solved for each objective. Every optimal point is a feasible one, so a cell
+    at its label's lower bound in any of them has that lower bound without an LP of its own (the maxima come first:
+    they leave most other cells at zero); and an unbounded maximum's ray leaves every cell it increases unbounded
+    too (no LP of their own either)."""
     size = len(keys)
-    intervals = []
-    for j in range(size):
-        bounds = []
-        for sense in (1.0, -1.0):
-            objective = np.zeros(size)
-            objective[j] = sense
-            result = linprog(objective, A_eq=block, b_eq=right, bounds=(0, None), method="highs")
-            if result.status == 2:  # infeasible: the published numbers contradict the sums
-                contradictions.append(f"published counts contradict the sums around {_describe(keys[j])}")
-                return intervals
-            if result.status == 3:  # unbounded (only upwards: cells are >= 0)
-                bounds.append(math.inf)
-            elif result.status != 0:
-                raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: {result.message}")
+    group = _GroupLP(block, right, lowest, highest)
+    upper, lower = np.full(size, math.nan), np.full(size, math.nan)
+    try:
+        for j in range(size):
+            if not math.isnan(upper[j]):
+                continue
+            highest = group.optimum({j: -1.0}, _describe(keys[j]))
+            if highest is None:
+                upper[j] = math.inf
+                upper[np.isnan(upper) & group.unbounded()] = math.inf
             else:
-                bounds.append(sense * result.fun)
-        lower, upper = bounds
-        intervals.append(CellInterval(keys[j], max(lower, 0.0), upper, int(values[j]), threshold,
-                                      labelled_small=bool(labelled[j])))
-    return intervals
+                upper[j] = -highest
+                at_lowest = np.isnan(lower) & (group.point() <= lowest + TOLERANCE)
+                lower[at_lowest] = lowest[at_lowest]
+        for j in np.flatnonzero(np.isnan(lower)):
+            lower[j] = max(group.optimum({j: 1.0}, _describe(keys[j])), lowest[j])
+    except _Infeasible as infeasible:
+        contradictions.append(f"published counts contradict the sums around {infeasible}")
+        return [], group.solves
+    return [CellInterval(keys[j], float(lower[j]), float(upper[j]), int(values[j]), threshold,
+                         labelled_small=bool(labelled[j])) for j in range(size)], group.solves
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,10 +407,16 @@ class StudyLedger:
     controls: pd.DataFrame | None = None
     varied_exposures: Mapping[str, str] | None = None
     hidden_arms: Mapping[tuple[str, str, str], str] | None = None
+    control_exposures: pd.Series | None = None  # the rows of `results` that are a negative-control exposure's
+    _counts: StudyCounts | None = field(default=None, init=False, repr=False, compare=False)
 
     def counts(self) -> StudyCounts:
-        return study_counts(self.attrition, self.results, self.nested, self.outcome_count, self.controls,
-                            self.varied_exposures, self.hidden_arms)
+        """The ledger's cells and sums, built once (the repair and the blocking check audit the same ledger; the
+        audit only reads them)."""
+        if self._counts is None:
+            self._counts = study_counts(self.attrition, self.results, self.nested, self.outcome_count, self.controls,
+                                        self.varied_exposures, self.hidden_arms)
+        return self._counts
 
 
 # How each published table's rows are identified (the same rows as the ledger's frames), and its count columns.
@@ -376,11 +491,52 @@ def audit_published_study(con: duckdb.DuckDBPyConnection, study_id: str, thresho
                       for key, values in printed.items()
                       if any(not math.isnan(value) and abs(value - cells[key].value) > TOLERANCE
                              for value in values)]
-    hidden = _unknown_cells(counts, {key for key, values in printed.items()
-                                     if any(not math.isnan(value) for value in values)}, threshold)
+    known = {key for key, values in printed.items() if any(not math.isnan(value) for value in values)}
+    hidden = _unknown_cells(counts, known | _printed_by_table1(con, study_id, counts), threshold)
     audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden)
     audit.contradictions[:0] = contradictions
     return audit
+
+
+def _printed_by_table1(con: duckdb.DuckDBPyConnection, study_id: str, counts: StudyCounts) -> set[Hashable]:
+    """The ledger's cells results.table1 prints, so known to every reader whatever the statistics tables hide: the
+    cohort size (Table 1's overall n), each yes/no exposure's cohort arm of holders (its `true` count overall, or
+    the sum of its two groups' counts when both are printed), and the arms of the variable Table 1 is split by (its
+    groups' n). A cell counts as printed only where Table 1's value equals the ledger's (the same persons: the
+    study population at index). Table 1's hidden cells and its other sums (levels, the unprinted `false` counts)
+    are not modelled here: Table 1 protects them itself (tests/cohorts/test_table1_disclosure_attack.py)."""
+    if not _table_exists(con, tables.TABLE1):
+        return set()
+    rows = con.execute(
+        f"""SELECT by_variable, variable, "group", statistic, count FROM {tables.TABLE1}
+            WHERE study_id = ? AND (statistic = 'n' OR (statistic = 'n_pct' AND level = 'true'))""",
+        [study_id]).fetchall()
+    printed: dict[tuple[str, str], list[int | None]] = {}
+    for by_variable, variable, group, statistic, count in rows:
+        if statistic == "n":  # the groups of the split variable are its arms; overall, the cohort size
+            target = (by_variable, "both" if group == "overall" else group)
+            printed.setdefault(target, []).append(count)
+        elif group == "overall":
+            printed.setdefault((variable, "exposed"), []).append(count)
+        else:  # a yes/no variable's holders in one group: with the other group's, its holders overall
+            printed.setdefault((variable, f"holders {group}"), []).append(count)
+    values = {target: {count for count in found if count is not None} for target, found in printed.items()}
+    for variable in {variable for variable, what in printed if what.startswith("holders ")}:
+        groups = [printed.get((variable, f"holders {group}"), [None]) for group in ("exposed", "unexposed")]
+        if all(len(found) == 1 and found[0] is not None for found in groups):
+            values.setdefault((variable, "exposed"), set()).add(groups[0][0] + groups[1][0])
+    cohort_size = {count for (_, what), found in values.items() if what == "both" for count in found}
+    known = set()
+    for key, cell in counts.ledger.cells.items():
+        # the cohort per arm and the cohort size: (MAIN, exposure, (the cohort stage's step,), "persons", arm); a
+        # time-varying analysis's first step (any exposed time) is another count
+        if not (isinstance(key, tuple) and len(key) == 5 and key[0] == MAIN and key[3] == "persons"
+                and key[2] == (PRINTED_BY_THE_COHORT_STAGE,)):
+            continue
+        found = cohort_size if key[4] == "both" else values.get((key[1], key[4]), set())
+        if cell.value in found:
+            known.add(key)
+    return known
 
 
 def _unknown_cells(counts: StudyCounts, known: set[Hashable], threshold: int) -> set[Hashable]:
@@ -439,14 +595,15 @@ def _printings(counts: StudyCounts) -> dict[Hashable, list[tuple[str, Hashable, 
 def _numbers_lost_by_hiding(counts: StudyCounts, ledger: StudyLedger, printings: list[tuple[str, Hashable, str]],
                             key: Hashable, rows_hidden: set[Hashable]) -> float:
     """The published numbers hiding `key` withholds beyond what is hidden already (the ledger's costs: an estimate
-    row's first hidden count takes its estimates with it; a sensitivity or negative-control row weighs
-    SECONDARY_ROW_COST_WEIGHT)."""
+    row's first hidden count takes its estimates with it; a sensitivity or negative-control row, outcome or exposure
+    control, weighs SECONDARY_ROW_COST_WEIGHT)."""
     lost = float(key == OUTCOME_COUNT)
     for table, row, _ in printings:
         if table == "attrition":
             lost += 1
             continue
-        control = isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL
+        control = (isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL) or bool(
+            ledger.control_exposures is not None and ledger.control_exposures.get(row, False))
         secondary = control or (ledger.results is not None and "sensitivity_analysis" in ledger.results
                                 and not pd.isna(ledger.results.at[row, "sensitivity_analysis"]))
         numbers = 1 + (0 if row in rows_hidden else counts.row_numbers.get(row, 0))
