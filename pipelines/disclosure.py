@@ -329,6 +329,7 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
     `hidden` marks further count cells to treat as hidden (e.g. pooled sums that contain a site's hidden count).
     `complementary` marks count cells that other published tables tie to a hidden count (a CountLedger's
     COMPLEMENTARY cells): they are hidden as complementary, and hide what recomputes them like a small count.
+    A row with every count marked is withheld whole: its small counts are listed as complementary too.
     `ledger_rows` marks the rows whose every count is a CountLedger cell: the ledger has already hidden whatever
     would give their hidden counts away (the same count printed in another row is one cell, and every sum a reader
     can form is declared), so each such row is its own group: its estimates are hidden only when one of its own
@@ -358,6 +359,18 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
         small[column] = ((values >= 1) & (values < threshold)).fillna(False).astype(bool)
         if hidden is not None and column in hidden:
             small[column] = small[column] | hidden[column].fillna(False).astype(bool).to_numpy()
+    if complementary is not None:
+        # A row whose every count the caller marks complementary is withheld whole (the sparing rule, the audit's
+        # repair): its small counts print "suppressed" too, so that no label of the row tells one count from
+        # another (statistics.disclosure_audit.label_bounds: such a row's labels bound nothing).
+        present = {column: published[column].notna() for column in count_columns}
+        flagged = {column: (pd.Series(complementary[column], index=published.index).fillna(False).astype(bool)
+                            if column in complementary else pd.Series(False, index=published.index))
+                   for column in count_columns}
+        whole = (pd.concat([flagged[c] | ~present[c] for c in count_columns], axis=1).all(axis=1)
+                 & pd.concat(present.values(), axis=1).any(axis=1))
+        for column in count_columns:
+            small[column] = small[column] & ~whole
     tied = {}
     for column in count_columns:
         tied[column] = pd.Series(False, index=published.index)

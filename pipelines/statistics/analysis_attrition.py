@@ -314,6 +314,9 @@ class StudySuppression:
     withheld_sensitivity_rows: int = 0
     # negative-control (exposure, outcome) pairs withheld whole for the same reason
     withheld_control_pairs: list[tuple] = field(default_factory=list)
+    # main estimate or attrition rows withheld whole by the audit's repair (a binding printed zero, nothing else to
+    # hide: disclosure_audit._protect_main)
+    withheld_main_rows: int = 0
 
 
 def _suppress_cheapest(counts: StudyCounts, threshold: int) -> list:

@@ -242,6 +242,9 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     for exposure, control in counts.withheld_control_pairs:
         analysis.notes.append(f"small-cell suppression: negative control {exposure} / {control} withheld, since "
                               "publishing its rows would hide main-analysis numbers")
+    if counts.withheld_main_rows:
+        analysis.notes.append(f"small-cell suppression: {counts.withheld_main_rows} main-analysis row(s) withheld "
+                              "whole, since only a printed zero of theirs was left to hide")
     if counts.unprotected:  # every other cell of these sums is zero: nothing left to hide (docs/disclosure.md)
         analysis.notes.append(f"small-cell suppression: {len(counts.unprotected)} sum(s) of published counts give a "
                               "hidden count away and have no other cell to hide")

@@ -262,15 +262,15 @@ def test_the_greedy_choice_alone_discloses_on_this_extract_and_the_added_complem
                                                 ledger.outcome_count, ledger.controls, ledger.varied_exposures,
                                                 ledger.hidden_arms, ledger.control_exposures)
     counts = ledger.counts()
-    known, _ = _planned_printing(counts, greedy, ledger, study.threshold)
+    known, _, opaque = _planned_printing(counts, greedy, ledger, study.threshold)
     hidden = _unknown_cells(counts, known, study.threshold)
-    audit = audit_cells(counts.ledger.cells, counts.ledger.relations, study.threshold, hidden=hidden)
+    audit = audit_cells(counts.ledger.cells, counts.ledger.relations, study.threshold, hidden=hidden, opaque=opaque)
     assert audit.disclosed
-    assert set(disclosing_sums(counts.ledger.cells, counts.ledger.relations, study.threshold, hidden)) == {
-        interval.key for interval in audit.disclosed}
+    assert set(disclosing_sums(counts.ledger.cells, counts.ledger.relations, study.threshold, hidden,
+                               opaque=opaque)) == {interval.key for interval in audit.disclosed}
     lost = greedy.numbers_lost
     repaired = protect_derivable_counts(greedy, ledger, study.threshold)
-    known, _ = _planned_printing(counts, repaired, ledger, study.threshold)
+    known, _, opaque = _planned_printing(counts, repaired, ledger, study.threshold)
     assert audit_cells(counts.ledger.cells, counts.ledger.relations, study.threshold,
-                       hidden=_unknown_cells(counts, known, study.threshold)).passed
+                       hidden=_unknown_cells(counts, known, study.threshold), opaque=opaque).passed
     assert lost < repaired.numbers_lost
