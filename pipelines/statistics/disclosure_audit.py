@@ -14,21 +14,23 @@ Protection rule, for a hidden count of 1 .. threshold-1 persons:
 - printed "<t": its label already tells every reader it lies in 1 .. t-1, so the sums disclose it only when they
   pin it to one value (exactly recomputable: "no cell of 1-10 may be displayed or derived", as in the CMS cell-size
   suppression policy);
-- a small unprinted difference (no label says it is small): disclosed when the largest value the published numbers
-  allow is below the threshold, i.e. its interval lies inside [0, threshold-1] (the upper protection level of
+- a small unprinted difference, or a small count of a row withheld whole (no label says it is small): disclosed
+  when the largest value the published numbers allow is below the threshold, i.e. its interval lies inside [0, threshold-1] (the upper protection level of
   tau-ARGUS set at the threshold, and the rule `suppress_cells` itself applies to a small sum of hidden parts).
 A hidden zero or a hidden count >= threshold discloses nothing by itself; the intervals of the small cells already
 account for what such a cell gives away.
 
 What the attacker is assumed to know, as the ledger assumes it: the published numbers, the sums, counts >= 0, and
 that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`), that a count printed
-"suppressed" is at least t (`label_bounds`), and the cohort cells Table 1 prints (`_printed_by_table1`). Not
+"suppressed" in a row that prints another count or a "<t" is at least t (`label_bounds`; in a row withheld whole it
+may be anything), and the cohort cells Table 1 prints (`_printed_by_table1`). Not
 modelled: the "<t" labels as LP bounds (the verdict accounts for them), estimates and intervals that recompute a
 count (their whole row is hidden with any of its counts, suppress_estimates; a test checks the published tables),
 Table 1's own sums and hidden cells, and any relation not declared in the ledger.
 
 Used twice (docs/disclosure.md, "Audit"): `protect_derivable_counts` repairs the suppression before the tables are
-written (one more complement per disclosed cell, audited again), and the blocking check
+written (a main complement for a chain of the main analysis alone, a non-main result withheld whole for any other
+chain, audited again), and the blocking check
 `no_small_count_derivable` (statistics/checks.py) audits the tables as written (`audit_published_study`).
 """
 
