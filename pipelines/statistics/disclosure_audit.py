@@ -733,11 +733,6 @@ def _planned_printing(counts: StudyCounts, suppression: StudySuppression, ledger
             opaque_rows.add(("estimate", row))
     if OUTCOME_COUNT in cells and suppression.outcome_count_suppression is None:
         known.add(OUTCOME_COUNT)
-    # The cohort size and the cohort per arm are printed by the cohort stage (results.attrition, Table 1) unless
-    # small or hidden by Table 1: known whatever this suppression hides, as the check reads them
-    # (_printed_by_table1; the ledger's fixed cells).
-    known |= {key for key, cell in cells.items() if cell.fixed and key != OUTCOME_COUNT
-              and key not in counts.ledger.hidden_elsewhere and not is_small(cell.value, threshold)}
     return known, rows_hidden, _opaque_cells(counts, known, opaque_rows)
 
 
