@@ -784,39 +784,46 @@ def _hide(suppression: StudySuppression, printings: list[tuple[str, Hashable, st
         suppression.outcome_count_suppression = COMPLEMENTARY
 
 
-def _withhold_attrition_row(frame: pd.DataFrame, index: Hashable) -> None:
-    """Every count of one attrition row hidden (as complementary: nothing of a withheld row is printed)."""
+def _withhold_attrition_row(frame: pd.DataFrame, index: Hashable) -> int:
+    """Every count of one attrition row hidden (as complementary: nothing of a withheld row is printed); returns the
+    published numbers this hides."""
+    lost = 0
     for column in ATTRITION_COUNT_COLUMNS:
         if column in frame and not pd.isna(frame.at[index, column]):
+            lost += 1
             frame.at[index, column] = None
             listed = frame.at[index, "complementary_columns"]
             frame.at[index, "complementary_columns"] = ",".join(filter(None, (listed, column)))
             frame.at[index, "suppressed"] = True
+    return lost
 
 
-def _withhold_estimate_row(suppression: StudySuppression, row: Hashable, own_group: bool) -> None:
+def _withhold_estimate_row(suppression: StudySuppression, row: Hashable, own_group: bool,
+                           numbers: int = 0) -> int:
     """Every count of one estimate row hidden as complementary (its estimates go with them, suppress_estimates).
     `own_group=False` takes the row out of the ledger's rows, as the sparing rule does with the rows it withholds
-    (_with_withheld): nothing of it is printed."""
+    (_with_withheld): nothing of it is printed. Returns the published numbers this hides (its counts not hidden
+    yet, and its `numbers` of estimates when no count of it was hidden before; a small count is not counted)."""
     control = isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL
     flags = suppression.control_complementary if control else suppression.result_complementary
     index = row[1] if control else row
+    before = [bool(flags[column].at[index]) for column in ESTIMATE_COUNT_COLUMNS]
     for column in ESTIMATE_COUNT_COLUMNS:
         flags[column].at[index] = True
     covered = suppression.control_ledger_rows if control else suppression.ledger_rows
     if covered is not None and not own_group:
         covered.at[index] = False
+    return before.count(False) + (0 if any(before) else numbers)
 
 
-def _withhold(suppression: StudySuppression, unit: WithholdableRows) -> None:
+def _withhold(suppression: StudySuppression, unit: WithholdableRows, counts: StudyCounts) -> None:
     """A non-main result withheld whole, as the sparing rule withholds it: every count of its rows (and of a
-    control drug's attrition) hidden, recorded for the run's notes."""
-    for row in unit.results:
-        _withhold_estimate_row(suppression, row, own_group=False)
-    for row in unit.controls:
-        _withhold_estimate_row(suppression, (NEGATIVE_CONTROL, row), own_group=False)
+    control drug's attrition) hidden, recorded for the run's notes and in `numbers_lost`."""
+    for row in (*unit.results, *((NEGATIVE_CONTROL, row) for row in unit.controls)):
+        suppression.numbers_lost += _withhold_estimate_row(suppression, row, own_group=False,
+                                                           numbers=counts.row_numbers.get(row, 0))
     for row in unit.attrition:
-        _withhold_attrition_row(suppression.attrition, row)
+        suppression.numbers_lost += _withhold_attrition_row(suppression.attrition, row)
     if unit.rank == SENSITIVITY_ROWS:
         suppression.withheld_sensitivity_rows += len(unit.results)
     elif unit.rank == CONTROL_OUTCOME_ROWS:
@@ -874,10 +881,9 @@ def _protect_main(suppression: StudySuppression, ledger: StudyLedger, threshold:
             suppression.numbers_lost += _numbers_lost_by_hiding(counts, ledger, where.get(key, []), key, rows_hidden)
             _hide(suppression, where.get(key, []), key)
         for table, row in withheld_rows:
-            if table == "attrition":
-                _withhold_attrition_row(suppression.attrition, row)
-            else:
-                _withhold_estimate_row(suppression, row, own_group=True)
+            suppression.numbers_lost += (
+                _withhold_attrition_row(suppression.attrition, row) if table == "attrition" else
+                _withhold_estimate_row(suppression, row, own_group=True, numbers=counts.row_numbers.get(row, 0)))
             suppression.withheld_main_rows += 1
     else:  # still disclosed after every round
         left, _, _ = _disclosed(counts, suppression, ledger, threshold)
@@ -916,7 +922,7 @@ def _protect_by_withholding(suppression: StudySuppression, ledger: StudyLedger, 
         if not chosen:
             break
         for unit in sorted(chosen, key=lambda unit: (unit.rank, unit.name)):
-            _withhold(suppression, unit)
+            _withhold(suppression, unit, counts)
         withheld |= chosen
     else:
         left, _, _ = _disclosed(counts, suppression, ledger, threshold)

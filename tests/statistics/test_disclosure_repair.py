@@ -72,8 +72,10 @@ def test_a_chain_through_a_sensitivity_row_withholds_that_row_and_spares_the_mai
     disclosed, _, _ = _disclosed(ledger.counts(), greedy, ledger, THRESHOLD)
     assert [key[0] for key in disclosed] == ["sensitivity difference"]
 
+    lost = greedy.numbers_lost
     repaired = protect_derivable_counts(greedy, ledger, THRESHOLD)
     assert _disclosed(ledger.counts(), repaired, ledger, THRESHOLD)[0] == {}
+    assert repaired.numbers_lost == lost + 2  # the variant's two printed persons counts (its estimates were hidden)
     assert repaired.unprotected == []
     # the variant's row is withheld whole, out of the ledger's own rows; the main row prints every count
     assert all(flags(repaired, 1).values()) and not repaired.ledger_rows.iloc[1]
