@@ -5,6 +5,8 @@
     small cell      a count of 1 .. threshold-1 persons: hidden, printed "<threshold"; zero is shown
     complementary   a cell that would give a hidden one away (by subtraction from a shown total, or by
                     recomputing it from an estimate, interval, rate or person-years) is hidden too
+    curves          a Kaplan-Meier curve is drawn only while threshold or more persons are at risk (its drops give
+                    the numbers at risk back): km_points_shown
     across tables   counts printed in several tables are one cell, and the sums a reader can form across
                     tables (cohort size = analysed + dropped, crude = matched + unmatched, intention to treat =
                     on treatment + after) are declared by the producer: CountLedger
@@ -96,6 +98,30 @@ def count_text(count: int | float | None, threshold: int) -> str:
 def small_count_sql(column: str, threshold: int) -> str:
     """The small-cell test as a SQL predicate on a count column (for tables suppressed in the database)."""
     return f"({quote_identifier(column)} BETWEEN 1 AND {int(threshold) - 1})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kaplan-Meier curves
+# ---------------------------------------------------------------------------------------------------------------
+
+def km_points_shown(at_risk: Sequence[int], threshold: int) -> list[bool]:
+    """Which points of a Kaplan-Meier curve may be drawn, given the persons at risk just before each (in time
+    order): every point before the first with fewer than `threshold` persons at risk, none from there on.
+
+    A curve's drop at an event time is S(before) * d / n (the product-limit step), so a reader who measures two
+    heights gets n / d back, and with one event that day (the usual case) the persons at risk n; that is, the
+    number at risk the table under the axis prints "<threshold" once it is small. So the curve is cut where the
+    number at risk falls below the threshold: the small-cell rule of this module (the CMS cell-size policy: no
+    count of 1 .. threshold-1 displayed or derived) applied to the curve's denominators, as it is to the printed
+    numbers at risk. The points before the cut give back numbers at risk of threshold or more only, and none at a
+    later time (the persons censored after the last drawn point are unknown). The events per drawn step (d, most
+    often 1) are not counts of persons a table hides: the group's events are printed, or the group has no curve.
+    Figures obey this rule (statistics.plots.kaplan_meier_plot); they do not make their own."""
+    shown, allowed = [], True
+    for count in at_risk:
+        allowed = allowed and count >= threshold
+        shown.append(allowed)
+    return shown
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -303,6 +329,7 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
     `hidden` marks further count cells to treat as hidden (e.g. pooled sums that contain a site's hidden count).
     `complementary` marks count cells that other published tables tie to a hidden count (a CountLedger's
     COMPLEMENTARY cells): they are hidden as complementary, and hide what recomputes them like a small count.
+    A row with every count marked is withheld whole: its small counts are listed as complementary too.
     `ledger_rows` marks the rows whose every count is a CountLedger cell: the ledger has already hidden whatever
     would give their hidden counts away (the same count printed in another row is one cell, and every sum a reader
     can form is declared), so each such row is its own group: its estimates are hidden only when one of its own
@@ -332,6 +359,18 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
         small[column] = ((values >= 1) & (values < threshold)).fillna(False).astype(bool)
         if hidden is not None and column in hidden:
             small[column] = small[column] | hidden[column].fillna(False).astype(bool).to_numpy()
+    if complementary is not None:
+        # A row whose every count the caller marks complementary is withheld whole (the sparing rule, the audit's
+        # repair): its small counts print "suppressed" too, so that no label of the row tells one count from
+        # another (statistics.disclosure_audit.label_bounds: such a row's labels bound nothing).
+        present = {column: published[column].notna() for column in count_columns}
+        flagged = {column: (pd.Series(complementary[column], index=published.index).fillna(False).astype(bool)
+                            if column in complementary else pd.Series(False, index=published.index))
+                   for column in count_columns}
+        whole = (pd.concat([flagged[c] | ~present[c] for c in count_columns], axis=1).all(axis=1)
+                 & pd.concat(present.values(), axis=1).any(axis=1))
+        for column in count_columns:
+            small[column] = small[column] & ~whole
     tied = {}
     for column in count_columns:
         tied[column] = pd.Series(False, index=published.index)

@@ -32,6 +32,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from pipelines import tables
@@ -313,6 +314,9 @@ class StudySuppression:
     withheld_sensitivity_rows: int = 0
     # negative-control (exposure, outcome) pairs withheld whole for the same reason
     withheld_control_pairs: list[tuple] = field(default_factory=list)
+    # main estimate or attrition rows withheld whole by the audit's repair (a binding printed zero, nothing else to
+    # hide: disclosure_audit._protect_main)
+    withheld_main_rows: int = 0
 
 
 def _suppress_cheapest(counts: StudyCounts, threshold: int) -> list:
@@ -382,37 +386,47 @@ def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.Data
                                        nested: Sequence[tuple[str, str]] = (), outcome_count: int | None = None,
                                        controls: pd.DataFrame | None = None,
                                        varied_exposures: Mapping[str, str] | None = None,
-                                       hidden_arms: Mapping[tuple[str, str, str], str] | None = None
-                                       ) -> StudySuppression:
+                                       hidden_arms: Mapping[tuple[str, str, str], str] | None = None,
+                                       control_exposures: pd.Series | None = None) -> StudySuppression:
     """suppress_study_counts, where the negative controls and the sensitivity analyses are published only when they
-    cost the main analysis nothing. Their rows are tied to the main rows by small differences (the persons with a
-    prior control or variant outcome), and hiding them as complements can cascade into main cells (on the bundled
-    sample, four variants cost 78 of leg_cramps's 115 main estimates). So the main rows' (and the attrition's and
-    outcome count's) suppression is decided alone first; then the negative controls are added, each
-    exposure-outcome pair withheld whole when its rows would hide a main cell; then each sensitivity analysis in
-    turn, an exposure whose main cells its rows would hide further having them withheld whole; until the main
-    analysis publishes exactly what it publishes alone. Withheld rows print nothing a reader could combine (every
-    count hidden). As with primary and secondary endpoints in a trial report, the secondary results never change
-    the primary ones. Withheld rows count as complementary in `result_complementary` and
-    `control_complementary`, and the withheld pairs are listed in `withheld_control_pairs`."""
+    cost the main analysis nothing. `control_exposures` marks the rows of `results` that are a negative-control
+    exposure's (a control drug against the study outcome, published in results.negative_control_estimates): they
+    are controls here, not main rows, and their drug's attrition rows with them. Their rows are tied to the main
+    rows by small differences (the persons with a prior control or variant outcome), and hiding them as complements
+    can cascade into main cells (on the bundled sample, four variants cost 78 of leg_cramps's 115 main estimates).
+    So the main rows' (and the attrition's and outcome count's) suppression is decided alone first; then the
+    negative controls are added, each exposure-outcome pair withheld whole when its rows would hide a main cell (the
+    control outcomes' pairs, then each control drug with its attrition: the OHDSI pair of a control exposure and the
+    study outcome); then each sensitivity analysis in turn, an exposure whose main cells its rows would hide further
+    having them withheld whole; until the main analysis publishes exactly what it publishes alone. Withheld rows
+    print nothing a reader could combine (every count hidden). As with primary and secondary endpoints in a trial
+    report, the secondary results never change the primary ones. Withheld rows count as complementary in
+    `result_complementary` and `control_complementary`, and the withheld pairs are listed in
+    `withheld_control_pairs`."""
     secondary = (results["sensitivity_analysis"].notna() if "sensitivity_analysis" in results
                  else pd.Series(False, index=results.index))
     arguments = dict(nested=nested, outcome_count=outcome_count, varied_exposures=varied_exposures,
                      hidden_arms=hidden_arms)
     has_controls = controls is not None and not controls.empty
-    if not secondary.any() and not has_controls:
+    control_exposure = (pd.Series(False, index=results.index) if control_exposures is None
+                        else pd.Series(control_exposures, index=results.index).fillna(False).astype(bool))
+    if not secondary.any() and not has_controls and not control_exposure.any():
         return suppress_study_counts(attrition, results, threshold, controls=controls, **arguments)
-    kept = ~secondary
-    suppression = suppress_study_counts(attrition, results[kept], threshold, **arguments)
-    baseline = _main_hidden(suppression, secondary)
+    drugs = list(dict.fromkeys(results.loc[control_exposure, "exposure"]))
+    control_attrition = (attrition["exposure"].isin(drugs) if not attrition.empty
+                         else pd.Series(False, index=attrition.index))
+    not_main = secondary | control_exposure
+    kept, kept_attrition = ~not_main, ~control_attrition
+    suppression = suppress_study_counts(attrition[kept_attrition], results[kept], threshold, **arguments)
+    baseline = _main_hidden(suppression, not_main, control_attrition)
 
     kept_controls = None
     withheld_pairs: list[tuple] = []
     if has_controls:
         def costs_main(candidate: pd.Series) -> tuple[bool, StudySuppression]:
-            trial = suppress_study_counts(attrition, results[kept], threshold, controls=controls[candidate],
-                                          **arguments)
-            return _main_hidden(trial, secondary) != baseline, trial
+            trial = suppress_study_counts(attrition[kept_attrition], results[kept], threshold,
+                                          controls=controls[candidate], **arguments)
+            return _main_hidden(trial, not_main, control_attrition) != baseline, trial
 
         pair = pd.Series(list(zip(*(controls[column] for column in CONTROL_PAIR_COLUMNS))), index=controls.index)
         every = pd.Series(True, index=controls.index)
@@ -429,14 +443,24 @@ def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.Data
                 else:
                     kept_controls, suppression = candidate, trial
         arguments["controls"] = controls[kept_controls]
+    for drug in drugs:
+        rows = kept | (control_exposure & (results["exposure"] == drug))
+        steps = kept_attrition | (attrition["exposure"] == drug)
+        trial = suppress_study_counts(attrition[steps], results[rows], threshold, **arguments)
+        if _main_hidden(trial, not_main, control_attrition) == baseline:
+            kept, kept_attrition, suppression = rows, steps, trial
+        else:
+            outcomes = results.loc[control_exposure & (results["exposure"] == drug), "outcome"]
+            withheld_pairs += [(drug, outcome) for outcome in dict.fromkeys(outcomes)]
 
     replaced = dict(varied_exposures or {})
     exposure_of = results["exposure"].map(lambda exposure: replaced.get(exposure, exposure))
     for sensitivity_id in results.loc[secondary, "sensitivity_analysis"].unique():
         candidate = secondary & (results["sensitivity_analysis"] == sensitivity_id)
         for _ in range(_SPARING_ROUNDS):
-            trial = suppress_study_counts(attrition, results[kept | candidate], threshold, **arguments)
-            costs_main = _main_hidden(trial, secondary) - baseline
+            trial = suppress_study_counts(attrition[kept_attrition], results[kept | candidate], threshold,
+                                          **arguments)
+            costs_main = _main_hidden(trial, not_main, control_attrition) - baseline
             if not costs_main:
                 kept, suppression = kept | candidate, trial
                 break
@@ -444,15 +468,33 @@ def suppress_study_counts_sparing_main(attrition: pd.DataFrame, results: pd.Data
             candidate = candidate & ~exposure_of.isin(hit)
             if not hit or not candidate.any():
                 break
-    withheld = secondary & ~kept
+    withheld = not_main & ~kept
     suppression.result_complementary, suppression.ledger_rows = _with_withheld(
         suppression.result_complementary, suppression.ledger_rows, results.index, withheld)
-    suppression.withheld_sensitivity_rows = int(withheld.sum())
+    suppression.withheld_sensitivity_rows = int((withheld & secondary).sum())
+    suppression.attrition = _with_withheld_attrition(suppression.attrition, attrition, ~kept_attrition)
     if has_controls:
         suppression.control_complementary, suppression.control_ledger_rows = _with_withheld(
             suppression.control_complementary, suppression.control_ledger_rows, controls.index, ~kept_controls)
-        suppression.withheld_control_pairs = withheld_pairs
+    suppression.withheld_control_pairs = withheld_pairs
     return suppression
+
+
+def _with_withheld_attrition(published: pd.DataFrame, attrition: pd.DataFrame, withheld: pd.Series) -> pd.DataFrame:
+    """The published attrition with the rows of a withheld control drug added back, every count hidden (as
+    complementary: nothing of a withheld control is printed), in the original order."""
+    if not withheld.any():
+        return published
+    rows = attrition[withheld].copy()
+    present = [column for column in COUNT_COLUMNS if column in rows]
+    listed = rows[present].notna()
+    for column in present:
+        rows[column] = None
+    rows = rows.astype({column: object for column in present})
+    rows["suppressed_columns"] = None
+    rows["complementary_columns"] = [",".join(c for c in present if listed.at[i, c]) or None for i in rows.index]
+    rows["suppressed"] = True
+    return pd.concat([published, rows]).loc[attrition.index]
 
 
 def _with_withheld(complementary: dict[str, pd.Series], ledger_rows: pd.Series | None, index: pd.Index,
@@ -466,14 +508,17 @@ def _with_withheld(complementary: dict[str, pd.Series], ledger_rows: pd.Series |
     return complementary, covered.reindex(index, fill_value=True) & ~withheld
 
 
-def _main_hidden(suppression: StudySuppression, secondary: pd.Series) -> set[tuple]:
-    """The main analysis's cells a suppression hides: main estimate rows' counts, attrition counts, the outcome
-    count."""
+def _main_hidden(suppression: StudySuppression, secondary: pd.Series,
+                 secondary_attrition: pd.Series | None = None) -> set[tuple]:
+    """The main analysis's cells a suppression hides: main estimate rows' counts (`secondary`: the rows that are
+    not main), attrition counts (`secondary_attrition`: the control drugs' steps, not main), the outcome count."""
     hidden = {("row", index, column) for column, flags in suppression.result_complementary.items()
               for index in flags.index[flags.to_numpy()] if not secondary.get(index, False)}
     attrition = suppression.attrition
+    main = (~secondary_attrition.reindex(attrition.index, fill_value=False).to_numpy()
+            if secondary_attrition is not None else np.ones(len(attrition), dtype=bool))
     hidden |= {("attrition", index, column) for column in COUNT_COLUMNS if column in attrition
-               for index in attrition.index[attrition[column].isna().to_numpy()]}
+               for index in attrition.index[attrition[column].isna().to_numpy() & main]}
     if suppression.outcome_count_suppression is not None:
         hidden.add(("outcome count", None, None))
     return hidden

@@ -196,9 +196,10 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
 
     # One ledger for the estimates, the negative controls and the attrition. The calibration needs the controls
     # as published, and adds only columns hidden with their row's counts, so the ledger decides on the rows before
-    # calibration and the same rows are published after it. A negative-control exposure's rows are rows of the main
-    # analysis for the ledger (a control drug split of the same cohort, with its attrition and the same outcome:
-    # tied to the cohort and the outcome count like any exposure's), published in results.negative_control_estimates.
+    # calibration and the same rows are published after it. A negative-control exposure's rows are estimate rows of
+    # the ledger (a control drug split of the same cohort, with its attrition and the same outcome: tied to the
+    # cohort and the outcome count like any exposure's), published in results.negative_control_estimates; the
+    # sparing rule decides them after the main rows, like the control outcomes (`control_exposures`).
     results = study_results(None)
     controls = results_frame(study.id, analysis.negative_control_results, study.seed) \
         if study.negative_control_outcomes else None
@@ -212,10 +213,11 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     attrition = attrition_frame(study.id, analysis)
     hidden_arms = cohort_arms_hidden_by_table1(con, study, attrition)
     counts = suppress_study_counts_sparing_main(attrition, ledger_results, study.threshold, analysis.nested_exposures,
-                                                outcome_count, controls, varied_exposures, hidden_arms)
+                                                outcome_count, controls, varied_exposures, hidden_arms,
+                                                control_exposures=is_exposure_control)
     # The greedy choice, audited against every sum of the ledger (and repaired where a chain of sums discloses)
     analysis.disclosure_ledger = StudyLedger(attrition, ledger_results, analysis.nested_exposures, outcome_count,
-                                             controls, varied_exposures, hidden_arms)
+                                             controls, varied_exposures, hidden_arms, is_exposure_control)
     counts = protect_derivable_counts(counts, analysis.disclosure_ledger, study.threshold)
     result_complementary = {column: flags[~is_exposure_control] for column, flags in
                             counts.result_complementary.items()}
@@ -240,6 +242,9 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     for exposure, control in counts.withheld_control_pairs:
         analysis.notes.append(f"small-cell suppression: negative control {exposure} / {control} withheld, since "
                               "publishing its rows would hide main-analysis numbers")
+    if counts.withheld_main_rows:
+        analysis.notes.append(f"small-cell suppression: {counts.withheld_main_rows} main-analysis row(s) withheld "
+                              "whole, since only a printed zero of theirs was left to hide")
     if counts.unprotected:  # every other cell of these sums is zero: nothing left to hide (docs/disclosure.md)
         analysis.notes.append(f"small-cell suppression: {len(counts.unprotected)} sum(s) of published counts give a "
                               "hidden count away and have no other cell to hide")

@@ -6,26 +6,31 @@ checks the result the way an intruder would, and the way tau-ARGUS audits a supp
 every published count is a known number, every hidden count an unknown >= 0, every sum of the study's
 ledger (analysis_attrition.study_counts: attrition chains, estimate rows, nested populations, horizons, sensitivity
 and negative-control differences, the outcome count) a linear equation. For each hidden cell two linear programmes
-(minimise and maximise it; HiGHS through scipy.optimize.linprog) give its feasible interval: every value an
-attacker cannot rule out.
+(minimise and maximise it; HiGHS through highspy, one model per group of tied cells re-solved from its last basis
+for each objective, and no LP for a bound an earlier solve already decides) give its feasible interval: every value
+an attacker cannot rule out.
 
 Protection rule, for a hidden count of 1 .. threshold-1 persons:
 - printed "<t": its label already tells every reader it lies in 1 .. t-1, so the sums disclose it only when they
   pin it to one value (exactly recomputable: "no cell of 1-10 may be displayed or derived", as in the CMS cell-size
   suppression policy);
-- a small unprinted difference (no label says it is small): disclosed when the largest value the published numbers
-  allow is below the threshold, i.e. its interval lies inside [0, threshold-1] (the upper protection level of
+- a small unprinted difference, or a small count of a row withheld whole (no label says it is small): disclosed
+  when the largest value the published numbers allow is below the threshold, i.e. its interval lies inside [0, threshold-1] (the upper protection level of
   tau-ARGUS set at the threshold, and the rule `suppress_cells` itself applies to a small sum of hidden parts).
 A hidden zero or a hidden count >= threshold discloses nothing by itself; the intervals of the small cells already
 account for what such a cell gives away.
 
 What the attacker is assumed to know, as the ledger assumes it: the published numbers, the sums, counts >= 0, and
-that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`). Not modelled: the
-"<t" and "suppressed" labels as bounds, estimates and intervals that recompute a count (their whole row is hidden
-with any of its counts, suppress_estimates), Table 1's own sums, and any relation not declared in the ledger.
+that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`), that a count printed
+"suppressed" in a row that prints another count or a "<t" is at least t (`label_bounds`; in a row withheld whole it
+may be anything), and the cohort cells Table 1 prints (`_printed_by_table1`). Not
+modelled: the "<t" labels as LP bounds (the verdict accounts for them), estimates and intervals that recompute a
+count (their whole row is hidden with any of its counts, suppress_estimates; a test checks the published tables),
+Table 1's own sums and hidden cells, and any relation not declared in the ledger.
 
 Used twice (docs/disclosure.md, "Audit"): `protect_derivable_counts` repairs the suppression before the tables are
-written (one more complement per disclosed cell, audited again), and the blocking check
+written (a main complement for a chain of the main analysis alone, a non-main result withheld whole for any other
+chain, audited again), and the blocking check
 `no_small_count_derivable` (statistics/checks.py) audits the tables as written (`audit_published_study`).
 """
 
@@ -36,19 +41,22 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
+import highspy
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
 from pipelines import tables
 from pipelines.disclosure import COMPLEMENTARY, Cell, SumRelation, is_small
 from pipelines.statistics.analysis_attrition import (
+    CONTROL_PAIR_COLUMNS,
     COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS,
     ESTIMATE_COUNT_COLUMNS,
+    MAIN,
     NEGATIVE_CONTROL,
     OUTCOME_COUNT,
+    PRINTED_BY_THE_COHORT_STAGE,
     SECONDARY_ROW_COST_WEIGHT,
     StudyCounts,
     StudySuppression,
@@ -98,6 +106,7 @@ class DisclosureAudit:
     threshold: int
     intervals: list[CellInterval] = field(default_factory=list)
     contradictions: list[str] = field(default_factory=list)
+    solves: int = 0  # the LPs solved (at most two per hidden cell; fewer when earlier solves decide a bound)
 
     @property
     def disclosed(self) -> list[CellInterval]:
@@ -141,10 +150,29 @@ class _System:
     rows: np.ndarray  # for each equation, its position in `relations`
     groups: list[tuple[np.ndarray, np.ndarray]]  # (members: LP columns, equations: LP rows)
     contradictions: list[str]
+    lower: np.ndarray  # per unknown cell (LP order), what its printed label tells (label_bounds)
+    upper: np.ndarray
+    opaque: set[Hashable]  # the hidden cells whose "suppressed" label tells nothing (label_bounds)
+
+
+def label_bounds(cell: Cell, threshold: int, opaque: bool = False) -> tuple[float, float]:
+    """What a hidden cell's printed label tells every reader, as bounds on its value (docs/disclosure.md, "Audit"):
+    - printed "suppressed" in a row that prints another of its counts or a "<t" (a complement: never a zero,
+      never small, so at least t): t and more;
+    - `opaque`: printed "suppressed" only in rows whose every count is "suppressed" (a row withheld whole prints
+      its small counts so too, disclosure.suppress_estimates; a reader cannot tell such a row from one of
+      complements): 0 and more. A hidden printed zero is a count of a row withheld whole: 0 and more too;
+    - printed "<t" (a small count): 0 and more here. Its label says 1 .. t-1, and the verdict accounts for it (a
+      labelled cell is disclosed only when the sums pin it to one value); as LP bounds, the labels of two small
+      printed counts would bound every unprinted difference of them below t, which the labels already tell;
+    - never printed (a difference of printed counts: no label): 0 and more."""
+    if cell.published and not opaque and not is_small(cell.value, threshold) and cell.value > 0:
+        return float(threshold), math.inf
+    return 0.0, math.inf
 
 
 def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hidden: set[Hashable],
-            zeros_known: bool) -> _System:
+            zeros_known: bool, threshold: int, opaque: set[Hashable] = frozenset()) -> _System:
     keys = list(cells)
     position = {key: i for i, key in enumerate(keys)}
     values = np.array([cells[key].value for key in keys], dtype=float)
@@ -176,43 +204,134 @@ def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hi
     variable_labels, equation_labels = labels[height:], labels[:height]
     groups = [(np.flatnonzero(variable_labels == label), np.flatnonzero(equation_labels == label))
               for label in np.unique(variable_labels)]
-    return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions)
+    bounds = np.array([label_bounds(cells[keys[variable]], threshold, keys[variable] in opaque)
+                       for variable in variables],
+                      dtype=float).reshape(-1, 2)
+    return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions,
+                   bounds[:, 0], bounds[:, 1], set(opaque))
 
 
 def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
-                hidden: Iterable[Hashable] | None = None, zeros_known: bool = True) -> DisclosureAudit:
+                hidden: Iterable[Hashable] | None = None, zeros_known: bool = True,
+                opaque: Iterable[Hashable] = ()) -> DisclosureAudit:
     """The feasible interval of every hidden cell given the others' values and `relations` (total = sum of parts),
     every count >= 0. `hidden`: the cells an attacker does not see (default: each cell's `hidden`, i.e. the
     suppression's decision and the unprinted cells). `zeros_known`: an unprinted zero counts as known (the ledger's
-    convention: a reader who guesses that nothing lies outside a sum is right).
+    convention: a reader who guesses that nothing lies outside a sum is right). `opaque`: the hidden cells whose
+    "suppressed" label tells nothing (label_bounds).
 
     One sparse equation matrix over all cells; the unknown cells only are LP variables, in the groups the sums tie
     together."""
     hidden_keys = set(hidden) if hidden is not None else {key for key, cell in cells.items() if cell.hidden}
-    system = _system(cells, relations, hidden_keys, zeros_known)
+    opaque = set(opaque)
+    system = _system(cells, relations, hidden_keys, zeros_known, threshold, opaque)
     audit = DisclosureAudit(threshold, contradictions=list(system.contradictions))
     for members, rows in system.groups:
         keys = [system.keys[system.variables[member]] for member in members]
-        if not len(rows):  # in no sum: nothing bounds it
-            audit.intervals += [CellInterval(key, 0.0, math.inf, int(cells[key].value), threshold,
-                                             labelled_small=cells[key].published) for key in keys]
+        if not len(rows):  # in no sum: nothing but its label bounds it
+            audit.intervals += [CellInterval(key, *label_bounds(cells[key], threshold, key in opaque),
+                                             int(cells[key].value),
+                                             threshold, labelled_small=cells[key].published and key not in opaque)
+                                for key in keys]
             continue
-        audit.intervals += _group_intervals(system.equations[rows][:, members], system.right[rows], keys,
-                                            np.array([cells[key].value for key in keys]),
-                                            np.array([cells[key].published for key in keys]), threshold,
-                                            audit.contradictions)
+        intervals, solves = _group_intervals(system.equations[rows][:, members], system.right[rows],
+                                             system.lower[members], system.upper[members], keys,
+                                             np.array([cells[key].value for key in keys]),
+                                             np.array([cells[key].published and key not in opaque
+                                                       for key in keys]), threshold,
+                                             audit.contradictions)
+        audit.intervals += intervals
+        audit.solves += solves
     return audit
 
 
+class _GroupLP:
+    """One HiGHS model of a group's equations (block @ x = right, lower <= x <= upper), solved again for each
+    objective: only the costs change between solves, so HiGHS starts each solve from the previous optimal basis (a
+    primal feasible point: a few simplex iterations where scipy's linprog would build and presolve the model anew).
+    Presolve is off so that the basis carries over and an unbounded objective is reported as unbounded, not as
+    "unbounded or infeasible".
+
+    The model is the binding's own class (`highspy._Highs`, exported by highspy): highspy.Highs's constructor
+    enables its callbacks, a HiGHS method that prints the "Running HiGHS ... Copyright" banner to the process's
+    standard output before any option can turn the output off (HiGHS prints its header at the first call other than
+    setting an option: ERGO-Code/HiGHS issue #1702); the run's terminal gets none of it."""
+
+    def __init__(self, block: sparse.csr_matrix, right: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        self.size = block.shape[1]
+        self.highs = highspy._Highs()
+        for option, value in (("output_flag", False), ("presolve", "off"), ("threads", 1)):
+            self.highs.setOptionValue(option, value)
+        columns = sparse.csc_matrix(block)
+        columns.sort_indices()
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.size, block.shape[0]
+        lp.col_cost_ = np.zeros(self.size)
+        lp.col_lower_ = np.asarray(lower, dtype=float)
+        lp.col_upper_ = np.where(np.isinf(upper), highspy.kHighsInf, upper).astype(float)
+        lp.row_lower_ = lp.row_upper_ = np.asarray(right, dtype=float)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = columns.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = columns.indices.astype(np.int32)
+        lp.a_matrix_.value_ = columns.data.astype(float)
+        self.highs.passModel(lp)
+        self.costed: list[int] = []
+        self.solves = 0
+
+    def optimum(self, costs: Mapping[int, float], what: str) -> float | None:
+        """The least value of sum(cost * x) over the group's feasible points; None when it is unbounded below.
+        `_Infeasible` when the group has no feasible point (the published numbers contradict its sums),
+        RuntimeError when a solve fails."""
+        for column in self.costed:
+            if column not in costs:
+                self.highs.changeColCost(column, 0.0)
+        for column, cost in costs.items():
+            self.highs.changeColCost(column, cost)
+        self.costed = list(costs)
+        self.highs.run()
+        self.solves += 1
+        status = self.highs.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            return self.highs.getInfo().objective_function_value
+        if status == highspy.HighsModelStatus.kUnbounded:
+            return None
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise _Infeasible(what)
+        raise RuntimeError(f"disclosure audit: the LP of {what} failed: {self.highs.modelStatusToString(status)}")
+
+    def point(self) -> np.ndarray:
+        """The last solve's optimal point."""
+        return np.asarray(self.highs.getSolution().col_value)
+
+    def unbounded(self) -> np.ndarray:
+        """After an unbounded solve, the cells that grow without bound along HiGHS's primal ray d (block @ d = 0,
+        d >= 0: a feasible point plus any multiple of d is feasible, so every cell with d > 0 is unbounded above);
+        none when HiGHS gives no ray."""
+        status, exists, ray = self.highs.getPrimalRay()
+        if not exists:
+            return np.zeros(self.size, dtype=bool)
+        ray = np.asarray(ray)[:self.size]
+        return ray > TOLERANCE if (ray >= -TOLERANCE).all() else np.zeros(self.size, dtype=bool)
+
+    def binding_rows(self) -> np.ndarray:
+        """The equations whose dual value is not zero at the last optimum."""
+        return np.flatnonzero(np.abs(np.asarray(self.highs.getSolution().row_dual)) > TOLERANCE)
+
+
+class _Infeasible(RuntimeError):
+    """The published numbers contradict the sums of a group."""
+
+
 def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
-                    hidden: Iterable[Hashable], zeros_known: bool = True
+                    hidden: Iterable[Hashable], zeros_known: bool = True, opaque: Iterable[Hashable] = ()
                     ) -> dict[Hashable, list[SumRelation]]:
     """The verdict of `audit_cells` without every interval: each disclosed small cell (upper bound below the
-    threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the equations whose dual value is not zero when the cell
-    is maximised: loosening one of them is what can protect it). A first LP per group maximises the sum of
-    min(cell, threshold) over its small cells: every cell that reaches the threshold there is safe, and only the
-    others are maximised one by one."""
-    system = _system(cells, relations, set(hidden), zeros_known)
+    threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the
+    equations whose dual value is not zero when the cell is maximised: loosening one of them is what can protect
+    it). A first LP per group maximises the sum of min(cell, threshold) over its small cells: every cell that
+    reaches the threshold there is safe, and only the others are maximised one by one (one HiGHS model per group,
+    re-solved from the last basis; a cell that reaches the threshold in any solve needs no LP of its own)."""
+    system = _system(cells, relations, set(hidden), zeros_known, threshold, set(opaque))
     found: dict[Hashable, list[SumRelation]] = {}
     for members, rows in system.groups:
         keys = [system.keys[system.variables[member]] for member in members]
@@ -221,69 +340,102 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
             continue
         block, right = system.equations[rows][:, members], system.right[rows]
         size = len(keys)
-        # x (size) and y (one per small cell): maximise sum(y), y <= x, y <= threshold
-        capped = sparse.hstack([-sparse.csr_matrix((np.ones(len(small)), (range(len(small)), small)),
-                                                   shape=(len(small), size)), sparse.identity(len(small))])
-        result = linprog(np.r_[np.zeros(size), -np.ones(len(small))],
-                         A_ub=capped, b_ub=np.zeros(len(small)),
-                         A_eq=sparse.hstack([block, sparse.csr_matrix((block.shape[0], len(small)))]), b_eq=right,
-                         bounds=[(0, None)] * size + [(0, threshold)] * len(small), method="highs")
-        if result.status != 0:
-            raise RuntimeError(f"disclosure audit: the group LP failed: {result.message}")
-        reached = result.x[:size] >= threshold - TOLERANCE
+        # x (size) and y (one per small cell): maximise sum(y), y <= x (rows y - x + slack = 0, slack >= 0),
+        # y <= threshold
+        capped = sparse.bmat([[block, None, None],
+                              [-sparse.csr_matrix((np.ones(len(small)), (range(len(small)), small)),
+                                                  shape=(len(small), size)),
+                               sparse.identity(len(small)), sparse.identity(len(small))]]).tocsr()
+        lower, upper = system.lower[members], system.upper[members]
+        first = _GroupLP(capped, np.r_[right, np.zeros(len(small))],
+                         np.r_[lower, np.zeros(2 * len(small))],
+                         np.r_[upper, np.full(len(small), float(threshold)), np.full(len(small), math.inf)])
+        try:
+            first.optimum({size + i: -1.0 for i in range(len(small))}, "the group's small cells")
+        except _Infeasible as infeasible:
+            raise RuntimeError(f"disclosure audit: the group LP failed: {infeasible} infeasible") from None
+        reached = first.point()[:size] >= threshold - TOLERANCE
+        group = _GroupLP(block, right, lower, upper)
         for j in small:
             if reached[j]:
                 continue
-            objective = np.zeros(size)
-            objective[j] = -1.0
-            single = linprog(objective, A_eq=block, b_eq=right, bounds=(0, None), method="highs")
-            if single.status == 3:
+            highest = group.optimum({j: -1.0}, _describe(keys[j]))
+            if highest is None:
+                reached |= group.unbounded()
                 continue
-            if single.status != 0:
-                raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: {single.message}")
-            reached |= single.x >= threshold - TOLERANCE
-            if -single.fun < threshold - TOLERANCE:
-                if cells[keys[j]].published:  # printed "<t": disclosed only when pinned to one value
-                    lowest = linprog(-objective, A_eq=block, b_eq=right, bounds=(0, None), method="highs")
-                    if lowest.status != 0:
-                        raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: "
-                                           f"{lowest.message}")
-                    if math.floor(-single.fun + TOLERANCE) > math.ceil(lowest.fun - TOLERANCE):
+            reached |= group.point() >= threshold - TOLERANCE
+            if -highest < threshold - TOLERANCE:
+                binding = group.binding_rows()
+                if cells[keys[j]].published and keys[j] not in system.opaque:  # printed "<t": only when pinned
+                    lowest = group.optimum({j: 1.0}, _describe(keys[j]))
+                    if math.floor(-highest + TOLERANCE) > math.ceil(lowest - TOLERANCE):
                         continue
-                binding = np.flatnonzero(np.abs(single.eqlin.marginals) > TOLERANCE)
                 found[keys[j]] = [system.relations[system.rows[rows[b]]] for b in binding]
     return found
 
 
-def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, keys: list[Hashable], values: np.ndarray,
-                     labelled: np.ndarray, threshold: int, contradictions: list[str]) -> list[CellInterval]:
-    """Minimise and maximise each cell of one group subject to its equations, cells >= 0."""
+def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, lowest: np.ndarray, highest: np.ndarray,
+                     keys: list[Hashable], values: np.ndarray,
+                     labelled: np.ndarray, threshold: int, contradictions: list[str]
+                     ) -> tuple[list[CellInterval], int]:
+    """Minimise and maximise each cell of one group subject to its equations and its cells' label bounds (`lowest`
+    .. `highest`): one HiGHS model, re-solved for each objective. Every optimal point is a feasible one, so a cell
+    at its label's lower bound in any of them has that lower bound without an LP of its own (the maxima come first:
+    they leave most other cells at zero); and an unbounded maximum's ray leaves every cell it increases unbounded
+    too (no LP of their own either)."""
     size = len(keys)
-    intervals = []
-    for j in range(size):
-        bounds = []
-        for sense in (1.0, -1.0):
-            objective = np.zeros(size)
-            objective[j] = sense
-            result = linprog(objective, A_eq=block, b_eq=right, bounds=(0, None), method="highs")
-            if result.status == 2:  # infeasible: the published numbers contradict the sums
-                contradictions.append(f"published counts contradict the sums around {_describe(keys[j])}")
-                return intervals
-            if result.status == 3:  # unbounded (only upwards: cells are >= 0)
-                bounds.append(math.inf)
-            elif result.status != 0:
-                raise RuntimeError(f"disclosure audit: the LP of {_describe(keys[j])} failed: {result.message}")
+    group = _GroupLP(block, right, lowest, highest)
+    upper, lower = np.full(size, math.nan), np.full(size, math.nan)
+    try:
+        for j in range(size):
+            if not math.isnan(upper[j]):
+                continue
+            highest = group.optimum({j: -1.0}, _describe(keys[j]))
+            if highest is None:
+                upper[j] = math.inf
+                upper[np.isnan(upper) & group.unbounded()] = math.inf
             else:
-                bounds.append(sense * result.fun)
-        lower, upper = bounds
-        intervals.append(CellInterval(keys[j], max(lower, 0.0), upper, int(values[j]), threshold,
-                                      labelled_small=bool(labelled[j])))
-    return intervals
+                upper[j] = -highest
+                at_lowest = np.isnan(lower) & (group.point() <= lowest + TOLERANCE)
+                lower[at_lowest] = lowest[at_lowest]
+        for j in np.flatnonzero(np.isnan(lower)):
+            lower[j] = max(group.optimum({j: 1.0}, _describe(keys[j])), lowest[j])
+    except _Infeasible as infeasible:
+        contradictions.append(f"published counts contradict the sums around {infeasible}")
+        return [], group.solves
+    return [CellInterval(keys[j], float(lower[j]), float(upper[j]), int(values[j]), threshold,
+                         labelled_small=bool(labelled[j])) for j in range(size)], group.solves
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # A study as published: the ledger's sums, what the database prints
 # ---------------------------------------------------------------------------------------------------------------
+
+# The non-main results a repair withholds whole before it may hide a main cell, in the order it withholds them
+# (the reverse of the order in which the sparing rule decides them): a sensitivity analysis first (it feeds nothing
+# else), then a negative-control outcome's pair, then a control drug (the published controls calibrate the main
+# estimates, empirical_calibration.py: withholding one changes main numbers).
+SENSITIVITY_ROWS, CONTROL_OUTCOME_ROWS, CONTROL_DRUG_ROWS = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class WithholdableRows:
+    """The rows of one non-main result, published or withheld together (StudyLedger.withholdable): `rank` its place
+    in the order of withholding, `name` (sensitivity analysis, exposure), (exposure, control outcome) or (control
+    drug, its outcomes...), and its rows in the ledger's frames."""
+
+    rank: int
+    name: tuple[str, ...]
+    results: tuple[Hashable, ...] = ()  # indices of StudyLedger.results
+    controls: tuple[Hashable, ...] = ()  # indices of StudyLedger.controls
+    attrition: tuple[Hashable, ...] = ()  # indices of StudyLedger.attrition (a control drug's steps)
+
+    def printings(self) -> set[tuple[str, Hashable]]:
+        """Its rows as _printings names them: ("estimate", row id) and ("attrition", row index)."""
+        return ({("estimate", row) for row in self.results}
+                | {("estimate", (NEGATIVE_CONTROL, row)) for row in self.controls}
+                | {("attrition", row) for row in self.attrition})
+
 
 @dataclass
 class StudyLedger:
@@ -298,13 +450,79 @@ class StudyLedger:
     controls: pd.DataFrame | None = None
     varied_exposures: Mapping[str, str] | None = None
     hidden_arms: Mapping[tuple[str, str, str], str] | None = None
+    control_exposures: pd.Series | None = None  # the rows of `results` that are a negative-control exposure's
+    _counts: StudyCounts | None = field(default=None, init=False, repr=False, compare=False)
 
     def counts(self) -> StudyCounts:
-        return study_counts(self.attrition, self.results, self.nested, self.outcome_count, self.controls,
-                            self.varied_exposures, self.hidden_arms)
+        """The ledger's cells and sums, built once (the repair and the blocking check audit the same ledger; the
+        audit only reads them)."""
+        if self._counts is None:
+            self._counts = study_counts(self.attrition, self.results, self.nested, self.outcome_count, self.controls,
+                                        self.varied_exposures, self.hidden_arms)
+        return self._counts
+
+    def _control_exposure_rows(self) -> pd.Series:
+        if self.results is None:
+            return pd.Series(dtype=bool)
+        if self.control_exposures is None:
+            return pd.Series(False, index=self.results.index)
+        return pd.Series(self.control_exposures, index=self.results.index).fillna(False).astype(bool)
+
+    def _sensitivity_rows(self) -> pd.Series:
+        if self.results is None:
+            return pd.Series(dtype=bool)
+        if "sensitivity_analysis" not in self.results:
+            return pd.Series(False, index=self.results.index)
+        return self.results["sensitivity_analysis"].notna()
+
+    def _control_drug_steps(self) -> pd.Series:
+        """The attrition rows of the control drugs (published and withheld with the drug's rows)."""
+        controls = self._control_exposure_rows()
+        drugs = set(self.results.loc[controls, "exposure"]) if controls.any() else set()
+        return self.attrition["exposure"].isin(drugs) if not self.attrition.empty \
+            else pd.Series(False, index=self.attrition.index)
+
+    def main_only(self) -> StudyLedger:
+        """The ledger of the main analysis alone: its estimate rows and attrition, the outcome count, the cohort;
+        no sensitivity-analysis row, no negative control (outcome or exposure). It is the same whether or not the
+        study configures sensitivity analyses or controls, so what its audit decides is too."""
+        secondary = self._sensitivity_rows() | self._control_exposure_rows()
+        has_controls = self.controls is not None and not self.controls.empty
+        if not secondary.any() and not has_controls:
+            return self
+        return StudyLedger(self.attrition[~self._control_drug_steps()],
+                           None if self.results is None else self.results[~secondary], self.nested,
+                           self.outcome_count, None, None, self.hidden_arms, None)
+
+    def withholdable(self) -> list[WithholdableRows]:
+        """The non-main results, each as the rows the sparing rule publishes or withholds together
+        (analysis_attrition.suppress_study_counts_sparing_main): a sensitivity analysis's rows of one exposure (an
+        exposure variant's rows go with the exposure they replace), a negative-control outcome's pair (the
+        exposure and the control outcome), a control drug with its attrition."""
+        units: list[WithholdableRows] = []
+        if self.results is not None and not self.results.empty:
+            sensitivity, drugs = self._sensitivity_rows(), self._control_exposure_rows()
+            replaced = dict(self.varied_exposures or {})
+            exposure_of = self.results["exposure"].map(lambda exposure: replaced.get(exposure, exposure))
+            for (analysis, exposure), rows in self.results[sensitivity].groupby(
+                    [self.results.loc[sensitivity, "sensitivity_analysis"], exposure_of[sensitivity]], sort=False):
+                units.append(WithholdableRows(SENSITIVITY_ROWS, (str(analysis), str(exposure)),
+                                              results=tuple(rows.index)))
+            steps = self._control_drug_steps()
+            for drug, rows in self.results[drugs].groupby("exposure", sort=False):
+                units.append(WithholdableRows(
+                    CONTROL_DRUG_ROWS, (str(drug), *dict.fromkeys(rows["outcome"].astype(str))),
+                    results=tuple(rows.index),
+                    attrition=tuple(self.attrition.index[steps & (self.attrition["exposure"] == drug)])))
+        if self.controls is not None and not self.controls.empty:
+            for pair, rows in self.controls.groupby(list(CONTROL_PAIR_COLUMNS), sort=False):
+                units.append(WithholdableRows(CONTROL_OUTCOME_ROWS, tuple(str(part) for part in pair),
+                                              controls=tuple(rows.index)))
+        return units
 
 
 # How each published table's rows are identified (the same rows as the ledger's frames), and its count columns.
+SMALL_LABEL = "small label"  # _printed_values: whether a row marks a count small
 _ATTRITION_ROW = ("exposure", "analysis_id", "step_order")
 _ESTIMATE_ROW = ("exposure", "outcome", "analysis_id", "estimand", "sensitivity_analysis")
 _CONTROL_ROW = ("exposure", "outcome", "analysis_id", "estimand")
@@ -317,12 +535,15 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 def _printed_values(con: duckdb.DuckDBPyConnection, table: str, study_id: str, frame: pd.DataFrame | None,
                     row_columns: Sequence[str], count_columns: Sequence[str]) -> dict[tuple[Hashable, str], float]:
-    """(frame index, count column) -> the value the database prints there (NaN: NULL, or no such row)."""
+    """(frame index, count column) -> the value the database prints there (NaN: NULL, or no such row); and
+    (frame index, SMALL_LABEL) -> 1 when the row marks a count small (printed "<t"), 0 when not, NaN: no row."""
     if frame is None or frame.empty:
         return {}
     present = _table_exists(con, table)
     printed = con.execute(f"SELECT * FROM {table} WHERE study_id = ?", [study_id]).df() if present \
-        else pd.DataFrame(columns=[*row_columns, *count_columns])
+        else pd.DataFrame(columns=[*row_columns, *count_columns, "suppressed_columns"])
+    printed[SMALL_LABEL] = (printed["suppressed_columns"].fillna("").astype(str) != "").astype(float)
+    count_columns = [*count_columns, SMALL_LABEL]
     rows = [column for column in row_columns if column in frame.columns and column in printed.columns]
 
     def row_key(table_frame: pd.DataFrame) -> pd.DataFrame:
@@ -355,16 +576,17 @@ def audit_published_study(con: duckdb.DuckDBPyConnection, study_id: str, thresho
     counts = ledger.counts()
     cells = counts.ledger.cells
     printed: dict[Hashable, list[float]] = {}
+    tables_printed = (_printed_values(con, tables.ANALYSIS_ATTRITION, study_id, ledger.attrition, _ATTRITION_ROW,
+                                      ATTRITION_COUNT_COLUMNS),
+                      _estimate_rows_printed(con, study_id, ledger.results),
+                      _printed_values(con, tables.NEGATIVE_CONTROL_ESTIMATES, study_id, ledger.controls,
+                                      _CONTROL_ROW, ESTIMATE_COUNT_COLUMNS))
     for positions, values in (
-            (counts.attrition_cells, _printed_values(con, tables.ANALYSIS_ATTRITION, study_id, ledger.attrition,
-                                                     _ATTRITION_ROW, ATTRITION_COUNT_COLUMNS)),
+            (counts.attrition_cells, tables_printed[0]),
             ({position: key for position, key in counts.result_cells.items()
-              if not (isinstance(position[0], tuple) and position[0][0] == NEGATIVE_CONTROL)},
-             _estimate_rows_printed(con, study_id, ledger.results)),
+              if not (isinstance(position[0], tuple) and position[0][0] == NEGATIVE_CONTROL)}, tables_printed[1]),
             ({(position[0][1], position[1]): key for position, key in counts.result_cells.items()
-              if isinstance(position[0], tuple) and position[0][0] == NEGATIVE_CONTROL},
-             _printed_values(con, tables.NEGATIVE_CONTROL_ESTIMATES, study_id, ledger.controls, _CONTROL_ROW,
-                             ESTIMATE_COUNT_COLUMNS))):
+              if isinstance(position[0], tuple) and position[0][0] == NEGATIVE_CONTROL}, tables_printed[2])):
         for position, key in positions.items():
             if key is not None:
                 printed.setdefault(key, []).append(values.get(position, math.nan))
@@ -376,11 +598,72 @@ def audit_published_study(con: duckdb.DuckDBPyConnection, study_id: str, thresho
                       for key, values in printed.items()
                       if any(not math.isnan(value) and abs(value - cells[key].value) > TOLERANCE
                              for value in values)]
-    hidden = _unknown_cells(counts, {key for key, values in printed.items()
-                                     if any(not math.isnan(value) for value in values)}, threshold)
-    audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden)
+    known = {key for key, values in printed.items() if any(not math.isnan(value) for value in values)}
+    known |= _printed_by_table1(con, study_id, counts)
+    opaque = _opaque_cells(counts, known, _opaque_printed_rows(ledger, *tables_printed))
+    hidden = _unknown_cells(counts, known, threshold)
+    audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden, opaque=opaque)
     audit.contradictions[:0] = contradictions
     return audit
+
+
+def _opaque_printed_rows(ledger: StudyLedger, attrition: Mapping, results: Mapping, controls: Mapping
+                         ) -> set[tuple[str, Hashable]]:
+    """The ledger's rows that the database prints without any count and without a "<t" (label_bounds), named as
+    _printings names them; `attrition`, `results`, `controls`: _printed_values of the three tables."""
+    opaque: set[tuple[str, Hashable]] = set()
+    for table, frame, values, columns, row_id in (
+            ("attrition", ledger.attrition, attrition, ATTRITION_COUNT_COLUMNS, lambda index: index),
+            ("estimate", ledger.results, results, ESTIMATE_COUNT_COLUMNS, lambda index: index),
+            ("estimate", ledger.controls, controls, ESTIMATE_COUNT_COLUMNS, lambda index: (NEGATIVE_CONTROL, index))):
+        if frame is None or frame.empty:
+            continue
+        for index in frame.index:
+            shown = any(not math.isnan(values.get((index, column), math.nan)) for column in columns)
+            if not shown and values.get((index, SMALL_LABEL), math.nan) != 1.0:
+                opaque.add((table, row_id(index)))
+    return opaque
+
+
+def _printed_by_table1(con: duckdb.DuckDBPyConnection, study_id: str, counts: StudyCounts) -> set[Hashable]:
+    """The ledger's cells results.table1 prints, so known to every reader whatever the statistics tables hide: the
+    cohort size (Table 1's overall n), each yes/no exposure's cohort arm of holders (its `true` count overall, or
+    the sum of its two groups' counts when both are printed), and the arms of the variable Table 1 is split by (its
+    groups' n). A cell counts as printed only where Table 1's value equals the ledger's (the same persons: the
+    study population at index). Table 1's hidden cells and its other sums (levels, the unprinted `false` counts)
+    are not modelled here: Table 1 protects them itself (tests/cohorts/test_table1_disclosure_attack.py)."""
+    if not _table_exists(con, tables.TABLE1):
+        return set()
+    rows = con.execute(
+        f"""SELECT by_variable, variable, "group", statistic, count FROM {tables.TABLE1}
+            WHERE study_id = ? AND (statistic = 'n' OR (statistic = 'n_pct' AND level = 'true'))""",
+        [study_id]).fetchall()
+    printed: dict[tuple[str, str], list[int | None]] = {}
+    for by_variable, variable, group, statistic, count in rows:
+        if statistic == "n":  # the groups of the split variable are its arms; overall, the cohort size
+            target = (by_variable, "both" if group == "overall" else group)
+            printed.setdefault(target, []).append(count)
+        elif group == "overall":
+            printed.setdefault((variable, "exposed"), []).append(count)
+        else:  # a yes/no variable's holders in one group: with the other group's, its holders overall
+            printed.setdefault((variable, f"holders {group}"), []).append(count)
+    values = {target: {count for count in found if count is not None} for target, found in printed.items()}
+    for variable in {variable for variable, what in printed if what.startswith("holders ")}:
+        groups = [printed.get((variable, f"holders {group}"), [None]) for group in ("exposed", "unexposed")]
+        if all(len(found) == 1 and found[0] is not None for found in groups):
+            values.setdefault((variable, "exposed"), set()).add(groups[0][0] + groups[1][0])
+    cohort_size = {count for (_, what), found in values.items() if what == "both" for count in found}
+    known = set()
+    for key, cell in counts.ledger.cells.items():
+        # the cohort per arm and the cohort size: (MAIN, exposure, (the cohort stage's step,), "persons", arm); a
+        # time-varying analysis's first step (any exposed time) is another count
+        if not (isinstance(key, tuple) and len(key) == 5 and key[0] == MAIN and key[3] == "persons"
+                and key[2] == (PRINTED_BY_THE_COHORT_STAGE,)):
+            continue
+        found = cohort_size if key[4] == "both" else values.get((key[1], key[4]), set())
+        if cell.value in found:
+            known.add(key)
+    return known
 
 
 def _unknown_cells(counts: StudyCounts, known: set[Hashable], threshold: int) -> set[Hashable]:
@@ -394,35 +677,63 @@ def _unknown_cells(counts: StudyCounts, known: set[Hashable], threshold: int) ->
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Protecting what the audit finds: one more complement per disclosed cell, until the audit passes
+# Protecting what the audit finds: main chains by main complements, the others by withholding non-main rows
 # ---------------------------------------------------------------------------------------------------------------
 
 # Rounds of added complements before giving up (each round hides one more cell per disclosed cell).
 PROTECTION_ROUNDS = 30
 
 
+def _opaque_cells(counts: StudyCounts, known: set[Hashable], opaque_rows: set[tuple[str, Hashable]]
+                  ) -> set[Hashable]:
+    """The hidden cells whose every printing is in a row that prints no count and no "<t" (label_bounds)."""
+    where = _printings(counts)
+    return {key for key, printings in where.items()
+            if key not in known and printings and all((table, row) in opaque_rows for table, row, _ in printings)}
+
+
+def _opaque_attrition_rows(published: pd.DataFrame, original: pd.DataFrame) -> set[tuple[str, Hashable]]:
+    """The rows of a published attrition frame that print none of their counts and mark none small."""
+    if original.empty:
+        return set()
+    columns = [column for column in ATTRITION_COUNT_COLUMNS if column in original]
+    shown = published.loc[original.index, columns].notna() & original[columns].notna()
+    labelled = published.loc[original.index, "suppressed_columns"].fillna("").astype(str) != ""
+    return {("attrition", index) for index in original.index[~shown.any(axis=1) & ~labelled]}
+
+
 def _planned_printing(counts: StudyCounts, suppression: StudySuppression, ledger: StudyLedger,
-                      threshold: int) -> tuple[set[Hashable], set[Hashable]]:
+                      threshold: int) -> tuple[set[Hashable], set[Hashable], set[Hashable]]:
     """What a suppression will print (before the tables are written, as publish_study_results writes them): the
-    cells printed somewhere, and the estimate rows with a hidden count (whose estimates are hidden already)."""
+    cells printed somewhere, the estimate rows with a hidden count (whose estimates are hidden already), and the
+    hidden cells whose "suppressed" label tells nothing (printed only in rows that print no count and no "<t", as
+    a row withheld whole: label_bounds)."""
     cells = counts.ledger.cells
     known: set[Hashable] = set()
     rows_hidden: set[Hashable] = set()
     for (index, column), key in counts.attrition_cells.items():
         if key is not None and not pd.isna(suppression.attrition.at[index, column]):
             known.add(key)
+    flagged: dict[Hashable, dict[str, bool]] = {}
     for (row, column), key in counts.result_cells.items():
         control = isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL
         flags = (suppression.control_complementary if control else suppression.result_complementary).get(column)
         index = row[1] if control else row
-        hidden = is_small(cells[key].value, threshold) or bool(flags is not None and flags.get(index, False))
-        if hidden:
+        flagged.setdefault(row, {})[column] = bool(flags is not None and flags.get(index, False))
+    opaque_rows = _opaque_attrition_rows(suppression.attrition, ledger.attrition)
+    for row, columns in flagged.items():
+        whole = all(columns.values())  # withheld whole: its small counts print "suppressed" (suppress_estimates)
+        small = {column: is_small(cells[counts.result_cells[(row, column)]].value, threshold) for column in columns}
+        for column, hidden in columns.items():
+            if not (hidden or small[column]):
+                known.add(counts.result_cells[(row, column)])
+        if any(columns.values()) or any(small.values()):
             rows_hidden.add(row)
-        else:
-            known.add(key)
+        if whole or (all(columns[c] or small[c] for c in columns) and not any(small.values())):
+            opaque_rows.add(("estimate", row))
     if OUTCOME_COUNT in cells and suppression.outcome_count_suppression is None:
         known.add(OUTCOME_COUNT)
-    return known, rows_hidden
+    return known, rows_hidden, _opaque_cells(counts, known, opaque_rows)
 
 
 def _printings(counts: StudyCounts) -> dict[Hashable, list[tuple[str, Hashable, str]]]:
@@ -439,14 +750,15 @@ def _printings(counts: StudyCounts) -> dict[Hashable, list[tuple[str, Hashable, 
 def _numbers_lost_by_hiding(counts: StudyCounts, ledger: StudyLedger, printings: list[tuple[str, Hashable, str]],
                             key: Hashable, rows_hidden: set[Hashable]) -> float:
     """The published numbers hiding `key` withholds beyond what is hidden already (the ledger's costs: an estimate
-    row's first hidden count takes its estimates with it; a sensitivity or negative-control row weighs
-    SECONDARY_ROW_COST_WEIGHT)."""
+    row's first hidden count takes its estimates with it; a sensitivity or negative-control row, outcome or exposure
+    control, weighs SECONDARY_ROW_COST_WEIGHT)."""
     lost = float(key == OUTCOME_COUNT)
     for table, row, _ in printings:
         if table == "attrition":
             lost += 1
             continue
-        control = isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL
+        control = (isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL) or bool(
+            ledger.control_exposures is not None and ledger.control_exposures.get(row, False))
         secondary = control or (ledger.results is not None and "sensitivity_analysis" in ledger.results
                                 and not pd.isna(ledger.results.at[row, "sensitivity_analysis"]))
         numbers = 1 + (0 if row in rows_hidden else counts.row_numbers.get(row, 0))
@@ -472,47 +784,167 @@ def _hide(suppression: StudySuppression, printings: list[tuple[str, Hashable, st
         suppression.outcome_count_suppression = COMPLEMENTARY
 
 
-def protect_derivable_counts(suppression: StudySuppression, ledger: StudyLedger,
-                             threshold: int) -> StudySuppression:
-    """`suppression` (analysis_attrition.suppress_study_counts_sparing_main) with more complementary cells until no
-    small count is disclosed by the audit's rule. The greedy choice sees one sum at a time; a chain of sums with
-    two unknown cells each (the outcome count hidden, but pinned by the exposures' events) can still bound a small
-    count below the threshold. For each disclosed cell, the cheapest printed non-zero cell of the sums that bind its
-    upper bound is hidden (the cost-driven secondary suppression of the ledger, Fischetti & Salazar-Gonzalez 2001,
-    applied to the audit's binding sums, as tau-ARGUS's audit-and-repair loop); the audit is then repeated. Cells
-    printed by an earlier stage (the ledger's fixed cells, the cohort size) are never chosen. The sums binding a
-    disclosed cell left without a candidate (or still disclosed after PROTECTION_ROUNDS) are added to
-    `suppression.unprotected`, which the run notes report."""
+def _withhold_attrition_row(frame: pd.DataFrame, index: Hashable) -> int:
+    """Every count of one attrition row hidden (as complementary: nothing of a withheld row is printed); returns the
+    published numbers this hides."""
+    lost = 0
+    for column in ATTRITION_COUNT_COLUMNS:
+        if column in frame and not pd.isna(frame.at[index, column]):
+            lost += 1
+            frame.at[index, column] = None
+            listed = frame.at[index, "complementary_columns"]
+            frame.at[index, "complementary_columns"] = ",".join(filter(None, (listed, column)))
+            frame.at[index, "suppressed"] = True
+    return lost
+
+
+def _withhold_estimate_row(suppression: StudySuppression, row: Hashable, own_group: bool,
+                           numbers: int = 0) -> int:
+    """Every count of one estimate row hidden as complementary (its estimates go with them, suppress_estimates).
+    `own_group=False` takes the row out of the ledger's rows, as the sparing rule does with the rows it withholds
+    (_with_withheld): nothing of it is printed. Returns the published numbers this hides (its counts not hidden
+    yet, and its `numbers` of estimates when no count of it was hidden before; a small count is not counted)."""
+    control = isinstance(row, tuple) and row[0] == NEGATIVE_CONTROL
+    flags = suppression.control_complementary if control else suppression.result_complementary
+    index = row[1] if control else row
+    before = [bool(flags[column].at[index]) for column in ESTIMATE_COUNT_COLUMNS]
+    for column in ESTIMATE_COUNT_COLUMNS:
+        flags[column].at[index] = True
+    covered = suppression.control_ledger_rows if control else suppression.ledger_rows
+    if covered is not None and not own_group:
+        covered.at[index] = False
+    return before.count(False) + (0 if any(before) else numbers)
+
+
+def _withhold(suppression: StudySuppression, unit: WithholdableRows, counts: StudyCounts) -> None:
+    """A non-main result withheld whole, as the sparing rule withholds it: every count of its rows (and of a
+    control drug's attrition) hidden, recorded for the run's notes and in `numbers_lost`."""
+    for row in (*unit.results, *((NEGATIVE_CONTROL, row) for row in unit.controls)):
+        suppression.numbers_lost += _withhold_estimate_row(suppression, row, own_group=False,
+                                                           numbers=counts.row_numbers.get(row, 0))
+    for row in unit.attrition:
+        suppression.numbers_lost += _withhold_attrition_row(suppression.attrition, row)
+    if unit.rank == SENSITIVITY_ROWS:
+        suppression.withheld_sensitivity_rows += len(unit.results)
+    elif unit.rank == CONTROL_OUTCOME_ROWS:
+        suppression.withheld_control_pairs.append(unit.name)
+    else:
+        suppression.withheld_control_pairs += [(unit.name[0], outcome) for outcome in unit.name[1:]]
+
+
+def _disclosed(counts: StudyCounts, suppression: StudySuppression, ledger: StudyLedger, threshold: int
+               ) -> tuple[dict[Hashable, list[SumRelation]], set[Hashable], set[Hashable]]:
+    """What the audit finds in the suppression as planned: each disclosed cell with its binding sums, the cells
+    printed somewhere, and the estimate rows with a hidden count."""
+    known, rows_hidden, opaque = _planned_printing(counts, suppression, ledger, threshold)
+    return (disclosing_sums(counts.ledger.cells, counts.ledger.relations, threshold,
+                            _unknown_cells(counts, known, threshold), opaque=opaque), known, rows_hidden)
+
+
+def _protect_main(suppression: StudySuppression, ledger: StudyLedger, threshold: int) -> list[SumRelation]:
+    """The main analysis's own chains (`ledger`: StudyLedger.main_only), protected by hiding main cells: the
+    complementary suppression of a table against the audit of its linked sums (Hundepool et al. 2012, ch. 4).
+    For each disclosed cell, the cheapest printed non-zero cell of its binding sums is hidden (the least published
+    numbers lost, cells printed by the cohort stage never); when a binding sum holds no such cell but a printed
+    zero, the rows printing that zero are withheld whole (a zero is never a complement: only a row whose every
+    count is hidden can hide one). Returns the binding sums of the cells left disclosed: made only of cells
+    that must be published (the cohort size and the cohort per arm, printed by the cohort stage) and of hidden
+    cells."""
     counts = ledger.counts()
     cells = counts.ledger.cells
     where = _printings(counts)
-    unprotectable: dict[Hashable, list[SumRelation]] = {}
+    left: dict[Hashable, list[SumRelation]] = {}
     for _ in range(PROTECTION_ROUNDS):
-        known, rows_hidden = _planned_printing(counts, suppression, ledger, threshold)
-        hidden = _unknown_cells(counts, known, threshold)
-        disclosed = disclosing_sums(cells, counts.ledger.relations, threshold, hidden)
-        chosen: set[Hashable] = set()
+        disclosed, known, rows_hidden = _disclosed(counts, suppression, ledger, threshold)
+        hides: set[Hashable] = set()
+        withheld_rows: set[tuple[str, Hashable]] = set()
+        left = {}
         for key, binding in disclosed.items():
-            candidates = {cell for relation in binding for cell in relation.keys
-                          if cell in known and cells[cell].value > 0
-                          and (cell == OUTCOME_COUNT or not cells[cell].fixed)}
-            if not candidates:
-                unprotectable.setdefault(key, binding)
-            elif not candidates & chosen:
-                chosen.add(min(candidates, key=lambda cell: (
-                    _numbers_lost_by_hiding(counts, ledger, where.get(cell, []), cell, rows_hidden),
-                    cells[cell].value, repr(cell))))
-        if not chosen:
-            suppression.unprotected += [relation for key, binding in unprotectable.items() if key in disclosed
-                                        for relation in binding]
-            return suppression
-        for key in chosen:
+            chain = {cell for relation in binding for cell in relation.keys if cell in known}
+            hideable = {cell for cell in chain if cells[cell].value > 0
+                        and (cell == OUTCOME_COUNT or not cells[cell].fixed)}
+            if hideable:
+                if not hideable & hides:
+                    hides.add(min(hideable, key=lambda cell: (
+                        _numbers_lost_by_hiding(counts, ledger, where.get(cell, []), cell, rows_hidden),
+                        cells[cell].value, repr(cell))))
+                continue
+            zeros = sorted(((table, row) for cell in chain if cells[cell].value == 0 and not cells[cell].fixed
+                            for table, row, _ in where.get(cell, [])), key=repr)
+            if zeros:
+                withheld_rows.add(zeros[0])
+            else:
+                left[key] = binding
+        if not hides and not withheld_rows:
+            break
+        for key in hides:
             suppression.numbers_lost += _numbers_lost_by_hiding(counts, ledger, where.get(key, []), key, rows_hidden)
             _hide(suppression, where.get(key, []), key)
-    # Still disclosed after every round: reported like the sums with nothing left to hide; the blocking check
-    # no_small_count_derivable then stops the run before anything is published.
-    known, _ = _planned_printing(counts, suppression, ledger, threshold)
-    hidden = _unknown_cells(counts, known, threshold)
-    disclosed = disclosing_sums(cells, counts.ledger.relations, threshold, hidden)
-    suppression.unprotected += [relation for binding in disclosed.values() for relation in binding]
+        for table, row in withheld_rows:
+            suppression.numbers_lost += (
+                _withhold_attrition_row(suppression.attrition, row) if table == "attrition" else
+                _withhold_estimate_row(suppression, row, own_group=True, numbers=counts.row_numbers.get(row, 0)))
+            suppression.withheld_main_rows += 1
+    else:  # still disclosed after every round
+        left, _, _ = _disclosed(counts, suppression, ledger, threshold)
+    return [relation for binding in left.values() for relation in binding]
+
+
+def _protect_by_withholding(suppression: StudySuppression, ledger: StudyLedger, threshold: int
+                            ) -> list[SumRelation]:
+    """The chains through non-main rows (`ledger`: the whole study's), protected by withholding non-main results
+    whole (StudyLedger.withholdable), never by hiding a main cell: for each disclosed cell, one result that prints
+    a cell of its binding sums, a result printing a cell the reader sees before one whose cells are hidden
+    already, in the order of SENSITIVITY_ROWS .. CONTROL_DRUG_ROWS, the smallest first. Returns the binding sums
+    of the cells left disclosed with no such result left to withhold."""
+    counts = ledger.counts()
+    where = _printings(counts)
+    units = ledger.withholdable()
+    unit_of = {printing: unit for unit in units for printing in unit.printings()}
+    withheld: set[WithholdableRows] = set()
+    left: dict[Hashable, list[SumRelation]] = {}
+    for _ in range(PROTECTION_ROUNDS):
+        disclosed, known, _ = _disclosed(counts, suppression, ledger, threshold)
+        chosen: set[WithholdableRows] = set()
+        left = {}
+        for key, binding in disclosed.items():
+            seen: dict[WithholdableRows, bool] = {}
+            for cell in {cell for relation in binding for cell in relation.keys}:
+                for table, row, _ in where.get(cell, []):
+                    unit = unit_of.get((table, row))
+                    if unit is not None and unit not in withheld:
+                        seen[unit] = seen.get(unit, False) or cell in known
+            if not seen:
+                left[key] = binding
+            elif not chosen & set(seen):
+                chosen.add(min(seen, key=lambda unit: (not seen[unit], unit.rank,
+                                                       len(unit.results) + len(unit.controls), unit.name)))
+        if not chosen:
+            break
+        for unit in sorted(chosen, key=lambda unit: (unit.rank, unit.name)):
+            _withhold(suppression, unit, counts)
+        withheld |= chosen
+    else:
+        left, _, _ = _disclosed(counts, suppression, ledger, threshold)
+    return [relation for binding in left.values() for relation in binding]
+
+
+def protect_derivable_counts(suppression: StudySuppression, ledger: StudyLedger,
+                             threshold: int) -> StudySuppression:
+    """`suppression` (analysis_attrition.suppress_study_counts_sparing_main) repaired until the audit finds no small
+    count disclosed (docs/disclosure.md, "Repair"). The greedy choice sees one sum at a time; a chain of sums with
+    two unknown cells each (the outcome count hidden, but pinned by the exposures' events) can still bound a small
+    count below the threshold. The repair keeps the sparing rule's promise, that the main analysis publishes the
+    same numbers whether or not the study has sensitivity analyses or negative controls:
+    1. the main analysis's ledger alone (StudyLedger.main_only) is audited and repaired by hiding main cells
+       (_protect_main): the same ledger, so the same cells, in every configuration;
+    2. the whole study's ledger is then audited, and a chain through non-main rows is broken by withholding a
+       non-main result whole (_protect_by_withholding), as the sparing rule withholds one; never a main cell.
+    Each step audits again after each round of changes. The binding sums of a cell still disclosed at the end
+    (nothing left to hide or withhold in them) are added to `suppression.unprotected`: the run notes report them,
+    and the blocking check no_small_count_derivable then stops the run before anything is published."""
+    main = ledger.main_only()
+    suppression.unprotected += _protect_main(suppression, main, threshold)
+    if main is not ledger:
+        suppression.unprotected += _protect_by_withholding(suppression, ledger, threshold)
     return suppression

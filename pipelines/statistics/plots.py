@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from pipelines.disclosure import SUPPRESSED_TEXT, is_small, small_cell_text
+from pipelines.disclosure import SUPPRESSED_TEXT, is_small, km_points_shown, small_cell_text
 from pipelines.statistics.inputs import EXPOSURE, FOLLOWUP_DAYS, OUTCOME
 from pipelines.statistics.presentation import cell_text, count_text, estimate_text, present
 from pipelines.statistics.propensity import IMBALANCE_THRESHOLD
@@ -278,7 +278,9 @@ def kaplan_meier_plot(
     A group whose persons or events are hidden (small, or hidden in the tables) has no curve: the curve gives both
     back, its number of steps being the events when no two fall on one day and its first drop 1 / the persons at
     risk (Kaplan-Meier's product-limit steps d/n). Its legend entry stays; its numbers at risk print "suppressed"
-    (the drop between two of them is the events and censorings in between, and the first is its persons).
+    (the drop between two of them is the events and censorings in between, and the first is its persons). A drawn
+    curve stops where fewer than the threshold remain at risk (disclosure.km_points_shown: each drop gives the number
+    at risk back).
     """
     curves = kaplan_meier_by_exposure(data, exposure, outcome, followup_days, labels, weights)
     figure = Figure(figsize=(A4_WIDTH_INCHES * 0.8, 4.6))
@@ -306,8 +308,13 @@ def kaplan_meier_plot(
             without_curve.add(label)
             continue
         times = curve.survival_function_.index.to_numpy()
-        incidence = 1 - curve.survival_function_.iloc[:, 0].to_numpy()
-        band = curve.confidence_interval_survival_function_
+        # Cut where fewer than the threshold remain at risk: a drop gives the number at risk back (disclosure.py)
+        durations = np.sort(np.asarray(curve.durations, dtype=float))
+        drawn = np.array(km_points_shown(len(durations) - np.searchsorted(durations, times, side="left"),
+                                         small_cell_threshold))
+        times = times[drawn]
+        incidence = 1 - curve.survival_function_.iloc[:, 0].to_numpy()[drawn]
+        band = curve.confidence_interval_survival_function_[drawn]
         axes.step(times, incidence, where="post", label=legend, color=colour, linewidth=1.2)
         axes.fill_between(times, 1 - band.iloc[:, 1].to_numpy(), 1 - band.iloc[:, 0].to_numpy(), step="post",
                           alpha=0.15, color=colour)

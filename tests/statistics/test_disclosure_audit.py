@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from pipelines.disclosure import COMPLEMENTARY, SMALL_CELL, Cell, SumRelation, suppress_cells
-from pipelines.statistics.analysis_attrition import suppress_study_counts_sparing_main
+from pipelines.statistics.analysis_attrition import ESTIMATE_COUNT_COLUMNS, suppress_study_counts_sparing_main
 from pipelines.statistics.checks import NO_DERIVABLE_COUNT, STUDY_CHECKS, run_checks
 from pipelines.statistics.disclosure_audit import (
     _planned_printing,
@@ -21,6 +21,7 @@ from pipelines.statistics.disclosure_audit import (
     disclosing_sums,
     protect_derivable_counts,
 )
+from pipelines.statistics.results import COHORT_STEP, DERIVED_COLUMNS
 from tests.support.published_studies import publish_every_study
 
 THRESHOLD = 11
@@ -54,9 +55,10 @@ def test_a_greedy_pattern_that_leaves_a_small_count_recomputable_through_a_chain
 def test_a_pattern_that_breaks_the_chain_passes():
     cells, relations = triangle()
     audit = audit_cells(cells, relations, THRESHOLD, hidden={"s", "x", "y", "T2"})
-    # s + x = 23 and s + y = 33 with x, y >= 0: s is anything from 0 to 23
+    # s + x = 23 and s + y = 33, x and y printed "suppressed" (11 and more): s is anything from 0 to 12, so x is
+    # 11 to 23 and y 21 to 33
     assert {i.key: (i.lower, i.upper) for i in audit.intervals} == {
-        "s": (0, 23), "x": (0, 23), "y": (10, 33), "T2": (10, 56)}
+        "s": (0, 12), "x": (11, 23), "y": (21, 33), "T2": (32, 56)}
     assert audit.passed and audit.disclosed == []
     assert disclosing_sums(cells, relations, THRESHOLD, {"s", "x", "y", "T2"}) == {}
 
@@ -94,6 +96,73 @@ def test_an_upper_bound_below_the_threshold_through_a_chain_is_flagged_and_one_m
     # Printed "<11" and pinned to one value: disclosed (with d printed as 20, c = O - 20 ... a = O - b): hiding only a
     exact = audit_cells(cells, relations, THRESHOLD, hidden={"a"})
     assert [(i.key, i.lower, i.upper) for i in exact.intervals] == [("a", 2, 2)] and not exact.passed
+
+
+def test_a_suppressed_label_tells_a_reader_the_complement_is_at_least_the_threshold():
+    """O = a + c with O printed 12, a = 1 printed "<11" and c = 11 hidden as its complement, printed "suppressed":
+    a complement is never small and never zero (suppress_cells), so c >= 11 and a = 12 - c <= 1; with a >= 0
+    that leaves a in 0 .. 1, and with a's own label (at least 1) exactly 1. Sums alone (c >= 0) leave a anything
+    from 0 to 12."""
+    cells = {"O": Cell(12), "a": Cell(1), "c": Cell(11)}
+    relations = [SumRelation("O", ("a", "c"))]
+    audit = audit_cells(cells, relations, THRESHOLD, hidden={"a", "c"})
+    assert {i.key: (i.lower, i.upper) for i in audit.intervals} == {"a": (0, 1), "c": (11, 12)}
+    # a's "<11" label is not an LP bound (docs/disclosure.md): the verdict asks whether the sums pin it, and they
+    # leave it 0 or 1, so the exact rule does not fire; an unprinted a (no label) is bounded below the threshold
+    assert audit.passed
+    cells["a"] = Cell(1, published=False)
+    assert [(i.key, i.upper) for i in audit_cells(cells, relations, THRESHOLD, hidden={"a", "c"}).disclosed] == [
+        ("a", 1)]
+    assert set(disclosing_sums(cells, relations, THRESHOLD, {"a", "c"})) == {"a"}
+    # A zero printed "suppressed" is a count of a row withheld whole, not a complement: no bound
+    cells = {"O": Cell(12), "a": Cell(12, published=False), "c": Cell(0)}
+    assert {i.key: (i.lower, i.upper) for i in audit_cells(cells, relations, THRESHOLD,
+                                                            hidden={"a", "c"}).intervals} == {"a": (0, 12),
+                                                                                              "c": (0, 12)}
+
+
+def test_the_intervals_are_those_of_one_lp_per_bound_with_fewer_solves():
+    """A 6 x 5 table with its margins and grand total, a third of its inner cells and two margins hidden: every
+    interval equals scipy's linprog minimum and maximum of that cell (the audit before one HiGHS model per group),
+    with fewer LPs than two per hidden cell."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 40, size=(6, 5))
+    cells = {("c", i, j): Cell(int(values[i, j]), published=bool((i + j) % 4)) for i in range(6) for j in range(5)}
+    cells |= {("r", i): Cell(int(values[i].sum())) for i in range(6)}
+    cells |= {("k", j): Cell(int(values[:, j].sum())) for j in range(5)}
+    cells["T"] = Cell(int(values.sum()))
+    relations = ([SumRelation(("r", i), tuple(("c", i, j) for j in range(5))) for i in range(6)]
+                 + [SumRelation(("k", j), tuple(("c", i, j) for i in range(6))) for j in range(5)]
+                 + [SumRelation("T", tuple(("r", i) for i in range(6)))])
+    hidden = {key for key in cells if key[0] == "c" and rng.random() < 0.35} | {("r", 2), ("k", 4)}
+    audit = audit_cells(cells, relations, THRESHOLD, hidden=hidden, zeros_known=False)
+    order = sorted(hidden, key=repr)
+    position = {key: n for n, key in enumerate(order)}
+    equations, right = [], []
+    for relation in relations:
+        row, constant = np.zeros(len(order)), 0.0
+        for sign, key in ((1, relation.total), *((-1, part) for part in relation.parts)):
+            if key in position:
+                row[position[key]] += sign
+            else:
+                constant -= sign * cells[key].value
+        if row.any():
+            equations.append(row)
+            right.append(constant)
+    lower_bounds = [(THRESHOLD if cells[key].published and cells[key].value >= THRESHOLD else 0, None)
+                    for key in order]
+    expected = {}
+    for key in order:
+        objective = np.zeros(len(order))
+        objective[position[key]] = 1
+        low = linprog(objective, A_eq=equations, b_eq=right, bounds=lower_bounds, method="highs")
+        high = linprog(-objective, A_eq=equations, b_eq=right, bounds=lower_bounds, method="highs")
+        expected[key] = (round(low.fun, 6), math.inf if high.status == 3 else round(-high.fun, 6))
+    assert {i.key: (round(i.lower, 6), round(i.upper, 6)) for i in audit.intervals} == expected
+    assert 0 < audit.solves < 2 * len(hidden)
 
 
 def test_printed_values_that_break_a_sum_are_a_contradiction():
@@ -146,6 +215,43 @@ def test_the_check_fails_without_a_ledger_and_on_a_tampered_count(published_stud
     assert not tampered.passed and "differs from the count the ledger holds" in tampered.failures[0]
 
 
+def test_a_cohort_arm_table1_prints_is_known_whatever_the_statistics_tables_hide(published_studies, tmp_path):
+    """The exposed arm of an exposure's cohort (its holders at index) is printed by Table 1 as the exposure's `true`
+    count: a reader knows it even where results.analysis_attrition prints NULL. Hidden in both, it is unknown."""
+    database, studies, analyses = published_studies
+    copy = tmp_path / "table1.duckdb"
+    shutil.copy(database, copy)
+    ledger = analyses["leg_cramps"].disclosure_ledger
+    arm = ("main", "ace_inhibitors", (COHORT_STEP,), "persons", "exposed")
+    assert arm in ledger.counts().ledger.cells
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE results.analysis_attrition SET persons_exposed = NULL WHERE study_id = 'leg_cramps' "
+                    "AND exposure = 'ace_inhibitors' AND step = ?", [COHORT_STEP])
+        hidden_in_attrition = audit_published_study(con, "leg_cramps", THRESHOLD, ledger)
+        con.execute("UPDATE results.table1 SET count = NULL WHERE study_id = 'leg_cramps' "
+                    "AND variable = 'ace_inhibitors' AND statistic = 'n_pct'")
+        hidden_in_both = audit_published_study(con, "leg_cramps", THRESHOLD, ledger)
+    assert arm not in {interval.key for interval in hidden_in_attrition.intervals}
+    assert arm in {interval.key for interval in hidden_in_both.intervals}
+    assert hidden_in_attrition.passed
+
+
+def test_nothing_published_recomputes_a_hidden_count(published_studies):
+    """Estimates, intervals, p-values and person-years recompute a count (a crude ratio with the other counts, a
+    rate times person-years, an exact interval's bounds): every published estimate row with a hidden count prints
+    none of them (suppress_estimates), in results.associations and results.negative_control_estimates."""
+    database, studies, _ = published_studies
+    with duckdb.connect(str(database), read_only=True) as con:
+        for table in ("results.associations", "results.negative_control_estimates"):
+            columns = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+            derived = [column for column in DERIVED_COLUMNS if column in columns]
+            hidden_count = " OR ".join(f"{column} IS NULL" for column in ESTIMATE_COUNT_COLUMNS)
+            rows, leaking = con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE {' OR '.join(f'{c} IS NOT NULL' for c in derived)}) "
+                f"FROM {table} WHERE suppressed AND ({hidden_count})").fetchall()[0]
+            assert rows > 0 and leaking == 0, table
+
+
 def test_the_greedy_choice_alone_discloses_on_this_extract_and_the_added_complements_repair_it(published_studies):
     """leg_cramps at 300 patients: the ledger hides the outcome count, but the exposures' printed events pin it
     within a few persons, and with it every rare exposure's hidden events (found by the audit, not by the greedy
@@ -154,17 +260,17 @@ def test_the_greedy_choice_alone_discloses_on_this_extract_and_the_added_complem
     study, ledger = studies["leg_cramps"], analyses["leg_cramps"].disclosure_ledger
     greedy = suppress_study_counts_sparing_main(ledger.attrition, ledger.results, study.threshold, ledger.nested,
                                                 ledger.outcome_count, ledger.controls, ledger.varied_exposures,
-                                                ledger.hidden_arms)
+                                                ledger.hidden_arms, ledger.control_exposures)
     counts = ledger.counts()
-    known, _ = _planned_printing(counts, greedy, ledger, study.threshold)
+    known, _, opaque = _planned_printing(counts, greedy, ledger, study.threshold)
     hidden = _unknown_cells(counts, known, study.threshold)
-    audit = audit_cells(counts.ledger.cells, counts.ledger.relations, study.threshold, hidden=hidden)
+    audit = audit_cells(counts.ledger.cells, counts.ledger.relations, study.threshold, hidden=hidden, opaque=opaque)
     assert audit.disclosed
-    assert set(disclosing_sums(counts.ledger.cells, counts.ledger.relations, study.threshold, hidden)) == {
-        interval.key for interval in audit.disclosed}
+    assert set(disclosing_sums(counts.ledger.cells, counts.ledger.relations, study.threshold, hidden,
+                               opaque=opaque)) == {interval.key for interval in audit.disclosed}
     lost = greedy.numbers_lost
     repaired = protect_derivable_counts(greedy, ledger, study.threshold)
-    known, _ = _planned_printing(counts, repaired, ledger, study.threshold)
+    known, _, opaque = _planned_printing(counts, repaired, ledger, study.threshold)
     assert audit_cells(counts.ledger.cells, counts.ledger.relations, study.threshold,
-                       hidden=_unknown_cells(counts, known, study.threshold)).passed
+                       hidden=_unknown_cells(counts, known, study.threshold), opaque=opaque).passed
     assert lost < repaired.numbers_lost
