@@ -22,7 +22,8 @@ ingests them on DuckDB and says so (pipelines/ingest/formats/__init__.py, the on
 
 In a run (`load_tables_on_spark_into_duckdb`) Spark's staging tables and rejects are then copied into the run's
 DuckDB database, with the loader's load counts, manifest and comments, so every later stage finds what a DuckDB
-ingest leaves.
+ingest leaves; Spark's own staging tables are marked as the run's (transfer.mark_loaded_for), so the run's
+phenotype and cohort stages read them on Spark instead of DuckDB's copy sent back.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pipelines import tables
 from pipelines.engine.spark_engine import SPARK_TYPES
 from pipelines.engine.spark_ingest import (csv_grammar, ingest_spark_sql, json_with_nulls, numbered_lines,
                                            split_fields_column)
-from pipelines.engine.transfer import copy_tables_to_duckdb
+from pipelines.engine.transfer import copy_tables_to_duckdb, mark_loaded_for
 from pipelines.extract_spec import Table
 from pipelines.ingest import loader
 from pipelines.ingest.loader import ExtractError, Log, TableLoad, TableSource
@@ -329,8 +330,11 @@ def load_tables_on_spark_into_duckdb(spark: Any, con: Any, extract_dir: Path, so
     loader.create_ingest_schema(con)
     for table in spec.TABLES:
         loader.create_empty_staging_table(con, table)
-    copy_tables_to_duckdb(spark, con, [f"staging.{table.name}" for table in spec.TABLES] + [tables.INGEST_REJECTS],
-                          exchange_folder)
+    staging = [f"staging.{table.name}" for table in spec.TABLES]
+    copy_tables_to_duckdb(spark, con, staging + [tables.INGEST_REJECTS], exchange_folder)
+    # The later Spark stages of the run read these tables where they are instead of DuckDB's copy (transfer.py
+    # hand_stage_inputs): the folder is the run's own, so it tells this run's tables from another run's.
+    mark_loaded_for(spark, staging, str(exchange_folder))
     loader.write_load_counts(con, loads)
     loader.write_manifest(con, Path(extract_dir), {name: (source.path if source is not None else None)
                                                    for name, source in sources.items()}, loads, fingerprints)
