@@ -183,9 +183,10 @@ def _anonymous(self: Any, expression: exp.Anonymous) -> str:
         [value] = expression.expressions
         kinds = getattr(self, "JSON_KINDS", None)
         if kinds is not None and isinstance(value, exp.Struct):
-            return duckdb_json_object([(field.this.name, self.sql(field, "expression"),
-                                        kinds.get(field.expression.name, TEXT) if isinstance(field.expression, exp.Column)
-                                        else TEXT) for field in value.expressions])
+            return duckdb_json_object([
+                (field.this.name, self.sql(field, "expression"),
+                 kinds.get(field.expression.name, TEXT) if isinstance(field.expression, exp.Column) else TEXT)
+                for field in value.expressions])
         return json_with_nulls(self.sql(value))
     return _duckdb_functions(self, expression)
 
@@ -214,7 +215,8 @@ def duckdb_json_double(value: str) -> str:
               "WHEN v.e BETWEEN -6 AND -1 THEN '0.' || repeat('0', -v.e - 1) || v.d "
               "ELSE substr(v.d, 1, 1) || CASE WHEN length(v.d) > 1 THEN '.' || substr(v.d, 2) ELSE '' END "
               "|| 'e' || CAST(v.e AS STRING) END")
-    written = f"element_at(transform(array({shortest}), s -> element_at(transform(array({parts}), v -> {layout}), 1)), 1)"
+    written = (f"element_at(transform(array({shortest}), "
+               f"s -> element_at(transform(array({parts}), v -> {layout}), 1)), 1)")
     return (f"CASE WHEN {value} IS NULL THEN 'null' WHEN isnan({value}) THEN 'NaN' "
             f"WHEN {value} = {_INFINITY} THEN 'Infinity' WHEN {value} = -{_INFINITY} THEN '-Infinity' "
             f"WHEN {value} = 0 THEN CASE WHEN CAST({value} AS STRING) LIKE '-%' THEN '-0.0' ELSE '0.0' END "

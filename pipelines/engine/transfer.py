@@ -86,7 +86,8 @@ def tables_loaded_for(spark: Any, tables: Iterable[str], owner: str) -> list[str
     for table in tables:
         if not spark.catalog.tableExists(table):
             continue
-        properties = dict(tuple(row) for row in spark.sql(f"SHOW TBLPROPERTIES {qualified_spark_name(table)}").collect())
+        shown = spark.sql(f"SHOW TBLPROPERTIES {qualified_spark_name(table)}").collect()
+        properties = {row[0]: row[1] for row in shown}
         if properties.get(LOADED_FOR) == owner:
             owned.append(table)
     return owned

@@ -1,4 +1,5 @@
-"""Load a canonical extract (CSV or Parquet) into Spark's `staging` tables with the DuckDB loader's accounting (loader.py).
+"""Load a canonical extract (CSV or Parquet) into Spark's `staging` tables with the DuckDB loader's accounting
+(loader.py).
 
 Every input row is loaded into `staging.<table>` or kept in `ingest.rejects` with its file, PHYSICAL line, column
 and reason, and every physical line of the file is the header, a blank line, or a line of exactly one record:
@@ -397,8 +398,8 @@ def load_parquet_table_on_spark(spark: Any, table: Table, path: Path,
 
 def load_sources_on_spark(spark: Any, sources: dict[str, TableSource | None],
                           log: Log = lambda message: None) -> dict[str, TableLoad]:
-    """Load every canonical table from its CSV or Parquet file into Spark (person first, so events can be checked against it):
-    staging.<table>, ingest.rejects and ingest.load_counts, as loader.load_tables writes them on DuckDB.
+    """Load every canonical table from its CSV or Parquet file into Spark (person first, so events can be checked
+    against it): staging.<table>, ingest.rejects and ingest.load_counts, as loader.load_tables writes them on DuckDB.
     `sources`: loader.canonical_sources, whose files resolve inside the extract folder (containment.inside_folder)."""
     refusal = spark_ingest_refusal("given", sources)
     if refusal is not None:

@@ -1,5 +1,6 @@
 """A run on Spark ingests on DuckDB what the Spark ingest cannot read yet (Parquet files of types whose DuckDB
-results Spark does not reproduce; the OMOP, Synthea and site-mapping layouts, shaped by DuckDB SQL), loudly and by name: a warning in the run's log and
+results Spark does not reproduce; the OMOP, Synthea and site-mapping layouts, shaped by DuckDB SQL), loudly and by
+name: a warning in the run's log and
 `ingest_engine: duckdb (<reason>)` in every ingest materialisation's metadata, never silently
 (pipelines/ingest/formats/__init__.py load_extract_any_format chooses; spark_loader.spark_ingest_refusal says why).
 

@@ -1,48 +1,51 @@
-"""The stage inputs of a run on Spark reach Spark once (pipelines/engine/transfer.py hand_stage_inputs): after the
-run's Spark ingest, the phenotype stage reads Spark's own staging tables and exports from DuckDB only what Spark
-lacks (vocabulary.concept_code_map, which DuckDB writes after the load); tables another run's ingest wrote in the
-same session, under the same names, are not taken for this run's."""
+"""The stage inputs of a run on Spark reach Spark once (pipelines/engine/transfer.py hand_stage_inputs): the tables
+a Spark ingest of the same run wrote (marked with the run's ingest folder) are read where they are, and only what
+Spark lacks is exported from DuckDB; tables of the same names that another run wrote in the same session, or that
+were registered from exported files, are not taken for this run's.
+
+That a run's Spark ingest marks its staging tables, and that its phenotype stage then exports only
+vocabulary.concept_code_map with the published tables unchanged, is checked on the real job in
+tests/spark/test_dagster_spark.py."""
 
 from __future__ import annotations
 
 import duckdb
 import pytest
 
-from pipelines import extract_spec as spec
-from pipelines.engine import as_engine
-from pipelines.engine.fingerprint import table_fingerprint
-from pipelines.engine.transfer import hand_stage_inputs
-from pipelines.ingest.formats import SparkIngest, load_extract_any_format
+from pipelines.engine.transfer import hand_stage_inputs, mark_loaded_for
 from tests.spark.spark_catalog import empty_catalog
-from tests.support.planted_rejects import write_fixture
 
 pytestmark = pytest.mark.spark
 
-STAGING = tuple(f"staging.{table.name}" for table in spec.TABLES)
-ONLY_ON_DUCKDB = ("vocabulary.concept_code_map",)
+ROWS = "VALUES ('p1', 1950), ('p2', 1960)"
 
 
-def test_the_phenotype_stage_reads_the_runs_spark_staging_and_exports_only_what_spark_lacks(spark, tmp_path):
+def test_only_the_runs_own_spark_tables_are_reused_and_the_rest_exported(spark, tmp_path):
+    con = duckdb.connect()
+    for schema in ("staging", "vocabulary"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    con.execute(f"CREATE TABLE staging.person AS SELECT * FROM ({ROWS}) t(person_id, year_of_birth)")
+    con.execute(f"CREATE TABLE staging.death AS SELECT * FROM ({ROWS}) t(person_id, year_of_birth)")
+    con.execute("CREATE TABLE vocabulary.concept_code_map (vocabulary VARCHAR, code VARCHAR)")
     with empty_catalog(spark):
-        ingest_folder = tmp_path / "run.spark" / "ingest"
-        con = duckdb.connect()
-        result = load_extract_any_format(con, write_fixture(tmp_path / "extract"),
-                                         spark=SparkIngest(lambda: spark, ingest_folder))
-        assert result.engine == "spark"
-        handed = hand_stage_inputs(spark, con, tmp_path / "run.spark" / "stage_inputs", owner=str(ingest_folder))
-        assert (sorted(handed.reused), handed.exported) == (sorted(STAGING), ONLY_ON_DUCKDB)
-        assert [path.name for path in (tmp_path / "run.spark" / "stage_inputs").iterdir()] == [
-            "vocabulary.concept_code_map.parquet"]
-        # What the stages read on Spark is what the analysts query in DuckDB.
-        for table in STAGING + ONLY_ON_DUCKDB:
-            expected = table_fingerprint(as_engine(con), table)
-            assert table_fingerprint(as_engine(spark), table).differences(expected) == [], table
+        spark.sql("CREATE DATABASE IF NOT EXISTS staging")
+        for table in ("person", "death"):
+            spark.sql(f"CREATE TABLE staging.{table} USING parquet "
+                      f"AS SELECT * FROM {ROWS} AS t(person_id, year_of_birth)")
+        mark_loaded_for(spark, ["staging.person"], str(tmp_path / "run_a" / "ingest"))  # death: no mark
 
-        # Another run (its own ingest folder) in the same session: the tables are not its, so all are exported.
-        other = hand_stage_inputs(spark, con, tmp_path / "other.spark" / "stage_inputs",
-                                  owner=str(tmp_path / "other.spark" / "ingest"))
+        handed = hand_stage_inputs(spark, con, tmp_path / "run_a" / "stage_inputs", str(tmp_path / "run_a" / "ingest"))
+        assert handed.reused == ("staging.person",)
+        assert handed.exported == ("staging.death", "vocabulary.concept_code_map")
+        assert sorted(path.name for path in (tmp_path / "run_a" / "stage_inputs").iterdir()) == [
+            "staging.death.parquet", "vocabulary.concept_code_map.parquet"]
+        assert spark.catalog.tableExists("vocabulary.concept_code_map")
+
+        # Another run in the same session: run A's table is not its own.
+        other = hand_stage_inputs(spark, con, tmp_path / "run_b" / "stage_inputs", str(tmp_path / "run_b" / "ingest"))
         assert other.reused == ()
-        assert sorted(other.exported) == sorted(STAGING + ONLY_ON_DUCKDB)
-        # ... and the registered copies are not marked as the first run's either.
-        again = hand_stage_inputs(spark, con, tmp_path / "again.spark" / "stage_inputs", owner=str(ingest_folder))
+        assert other.exported == ("staging.death", "staging.person", "vocabulary.concept_code_map")
+        # ... and the table registered from run B's exported file is no longer run A's.
+        again = hand_stage_inputs(spark, con, tmp_path / "run_c" / "stage_inputs", str(tmp_path / "run_a" / "ingest"))
         assert again.reused == ()
+        assert {tuple(row) for row in spark.table("staging.person").collect()} == {("p1", 1950), ("p2", 1960)}
