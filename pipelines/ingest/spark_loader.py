@@ -291,7 +291,7 @@ def spark_ingest_refusal(extract_format: str, sources: dict[str, TableSource | N
     (pipelines/ingest/formats/__init__.py)."""
     if any(source.shape_sql is not None for source in sources.values() if source is not None):
         return (f"the {extract_format} layout is shaped into canonical tables by DuckDB SQL over DuckDB's reader "
-                "(sql/staging/); the Spark ingest reads the canonical layout's CSV files only")
+                "(sql/staging/); the Spark ingest reads the canonical layout's files only")
     for name, source in sources.items():
         if source is not None and loader.is_parquet(source.path):
             refusal = parquet_refusal(source.path, spec.TABLES_BY_NAME[name])
@@ -322,7 +322,7 @@ _DUCKDB_TYPES = {"string": "VARCHAR", "large_string": "VARCHAR", "int8": "TINYIN
 _JSON_KINDS = {"VARCHAR": TEXT, "DATE": TEXT, "FLOAT": DOUBLE, "DOUBLE": DOUBLE, "TIMESTAMP": TIMESTAMP}
 STAGING_JSON_KINDS = {"VARCHAR": TEXT, "DATE": TEXT, "INTEGER": INTEGER, "BIGINT": INTEGER, "DOUBLE": DOUBLE}
 # Types Spark reads without error, for the file's other columns (read past, never typed).
-_READABLE = tuple(_DUCKDB_TYPES) + ("bool", "binary", "large_binary", "null")
+_READABLE = tuple(_DUCKDB_TYPES) + ("bool", "binary", "large_binary")
 
 
 def _arrow_type_name(arrow_type: Any) -> str:
