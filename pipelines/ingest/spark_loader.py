@@ -311,13 +311,13 @@ SPARK_PARQUET_TYPES = {
     "INTEGER": _TEXT + _SIGNED + _UNSIGNED + ("float", "double"),
     "BIGINT": _TEXT + _SIGNED + _UNSIGNED + ("float", "double"),
     "DOUBLE": _TEXT + _SIGNED + _UNSIGNED + ("float", "double"),
-    "DATE": _TEXT + ("date32", "date64", "timestamp[s]", "timestamp[ms]", "timestamp[us]"),
+    "DATE": _TEXT + ("date", "timestamp[s]", "timestamp[ms]", "timestamp[us]"),
 }
 # DuckDB's name of each of those types (what loader.typed_expr and number_expr choose the typing SQL by), and how
 # a value of it is written in a rejected row's record.
 _DUCKDB_TYPES = {"string": "VARCHAR", "large_string": "VARCHAR", "int8": "TINYINT", "int16": "SMALLINT",
                  "int32": "INTEGER", "int64": "BIGINT", "uint8": "UTINYINT", "uint16": "USMALLINT",
-                 "uint32": "UINTEGER", "float": "FLOAT", "double": "DOUBLE", "date32": "DATE", "date64": "DATE",
+                 "uint32": "UINTEGER", "float": "FLOAT", "double": "DOUBLE", "date": "DATE",
                  "timestamp[s]": "TIMESTAMP", "timestamp[ms]": "TIMESTAMP", "timestamp[us]": "TIMESTAMP"}
 _JSON_KINDS = {"VARCHAR": TEXT, "DATE": TEXT, "FLOAT": DOUBLE, "DOUBLE": DOUBLE, "TIMESTAMP": TIMESTAMP}
 STAGING_JSON_KINDS = {"VARCHAR": TEXT, "DATE": TEXT, "INTEGER": INTEGER, "BIGINT": INTEGER, "DOUBLE": DOUBLE}
@@ -326,12 +326,13 @@ _READABLE = tuple(_DUCKDB_TYPES) + ("bool", "binary", "large_binary")
 
 
 def _arrow_type_name(arrow_type: Any) -> str:
-    """The Arrow type's name (`str`), a dictionary-encoded column by its values' type."""
+    """The Arrow type's name (`str`: int64, timestamp[us, tz=UTC], decimal128(10, 2)), a dictionary-encoded column by
+    its values' type, and "date" for either Arrow date (Parquet has one DATE type)."""
     import pyarrow as pa
 
     if isinstance(arrow_type, pa.DictionaryType):
         arrow_type = arrow_type.value_type
-    return str(arrow_type)
+    return "date" if pa.types.is_date(arrow_type) else str(arrow_type)
 
 
 def _parquet_columns(path: Path) -> dict[str, str]:

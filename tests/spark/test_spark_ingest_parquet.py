@@ -19,6 +19,7 @@ needed for those tests.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import shutil
 
@@ -152,7 +153,7 @@ MEASUREMENT = spec.TABLES_BY_NAME["measurement"]
 
 
 @pytest.mark.parametrize(("column", "values", "named"), [
-    ("value_as_number", pa.array([1.5], pa.decimal128(10, 2)), "decimal128(10, 2)"),
+    ("value_as_number", pa.array([decimal.Decimal("1.50")], pa.decimal128(10, 2)), "decimal128(10, 2)"),
     ("measurement_date", pa.array([dt.datetime(2020, 1, 1)], pa.timestamp("us", tz="UTC")),
      "timestamp[us, tz=UTC]"),
     ("measurement_date", pa.array([dt.datetime(2020, 1, 1)], pa.timestamp("ns")), "timestamp[ns]"),
