@@ -203,6 +203,11 @@ class Warehouse(dg.ConfigurableResource):
     def spark_exchange_dir(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}{SPARK_EXCHANGE_SUFFIX}"
 
+    def spark_ingest_dir(self, run_id: str) -> Path:
+        """Where the run's Spark ingest writes the tables DuckDB copies; its path also marks the Spark tables the
+        ingest wrote as this run's (pipelines/engine/transfer.py mark_loaded_for)."""
+        return self.spark_exchange_dir(run_id) / "ingest"
+
     @property
     def on_spark(self) -> bool:
         return self.engine == SPARK

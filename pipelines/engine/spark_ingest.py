@@ -14,6 +14,11 @@ text lines instead and parsed in Spark SQL (pipelines/ingest/spark_loader.py doe
                                   a"b); a record whose quote stays open continues on the next physical line
     IngestSpark                   the project dialect plus the typing functions whose DuckDB results Spark's own
                                   functions do not give (below)
+    numbered_parquet_rows(spark, path)
+                                  a Parquet file's rows numbered as DuckDB's read_parquet(file_row_number) numbers
+                                  them (+1): Spark's `_metadata.row_index`, the row's position in the file
+    duckdb_json_object(fields)    a JSON object text as DuckDB's to_json writes it, for the records of rejected rows
+                                  (parquet_ingest_sql: the loader's typing SQL over typed Parquet columns)
 
 DuckDB's casts from text, as the loader uses them (checked on DuckDB 2.0.1, 2026-12-05, and held identical by
 tests/spark/test_spark_ingest.py):
@@ -27,7 +32,14 @@ tests/spark/test_spark_ingest.py):
 - TRY_CAST(x AS INTEGER/BIGINT) takes scientific notation and rounds fractions (1e3 -> 1000); Spark's refuses
   them. Only whole numbers reach a staging integer (the loader rejects fractions first), so Spark casts the
   digits, or else the number read as a DOUBLE when it is whole.
-- to_json(struct) writes a NULL field as null; Spark's leaves it out unless told.
+- to_json(struct) writes a NULL field as null; Spark's leaves it out unless told. DuckDB writes a DOUBLE as the
+  shortest text that reads back as the same double, in ECMAScript's notation with ".0" after a whole number
+  (100.0, 100000000000000000000.0, 1e21, 0.000001, 1e-7, NaN, Infinity; checked on 9,016 values, DuckDB 2.0.1,
+  2026-12-06), a FLOAT as its DOUBLE; Spark's to_json writes Java's Double.toString (1.0E7), and Java 17's is not
+  always the shortest text. `duckdb_json_double` finds the shortest of format_string('%.<p>e') that reads back
+  as the value and writes it in DuckDB's notation.
+- TRY_CAST of a typed (Parquet) number to a staging integer: DuckDB rounds a fraction, Spark truncates it; only
+  whole numbers reach a staging integer (the loader rejects fractions first), so Spark's own cast is used.
 - isinf(x) and trunc(x) on a DOUBLE: Spark has no isinf, and sqlglot writes trunc as a cast to BIGINT, which
   overflows (an error under ANSI) where DuckDB returns the double.
 """
@@ -42,6 +54,7 @@ from typing import Any
 from sqlglot import exp
 
 from pipelines.engine.dialect import ProjectSpark, _duckdb_functions
+from pipelines.sql_quoting import quote_spark_identifier, quote_spark_literal
 
 # The end of the text: Java's \z; Python's re spells it \Z (csv_grammar(..., python=True)).
 _JAVA_END, _PYTHON_END = r"\z", r"\Z"
@@ -168,8 +181,72 @@ def _anonymous(self: Any, expression: exp.Anonymous) -> str:
         return _duckdb_date(self, f"TRIM({self.sql(text)})")
     if expression.name.lower() == "to_json":
         [value] = expression.expressions
+        kinds = getattr(self, "JSON_KINDS", None)
+        if kinds is not None and isinstance(value, exp.Struct):
+            return duckdb_json_object([
+                (field.this.name, self.sql(field, "expression"),
+                 kinds.get(field.expression.name, TEXT) if isinstance(field.expression, exp.Column) else TEXT)
+                for field in value.expressions])
         return json_with_nulls(self.sql(value))
     return _duckdb_functions(self, expression)
+
+
+# How a value is written in a JSON object as DuckDB's to_json writes it (`duckdb_json_object`).
+TEXT = "text"  # strings and dates: as Spark's to_json writes them (the same text, checked by the CSV comparisons)
+INTEGER = "integer"  # any integer type: its digits
+DOUBLE = "double"  # DOUBLE and FLOAT: `duckdb_json_double`
+TIMESTAMP = "timestamp"  # a timestamp without time zone: "yyyy-MM-dd HH:mm:ss[.ffffff]", trailing zeros cut
+JSON_KINDS = (TEXT, INTEGER, DOUBLE, TIMESTAMP)
+
+
+def duckdb_json_double(value: str) -> str:
+    """Spark SQL writing the DOUBLE `value` as DuckDB's to_json does (module docstring): the shortest of
+    format_string('%.<p>e') that reads back as the value, its digits and exponent laid out in DuckDB's notation.
+    Costly (17 formats): for the records of rejected rows only."""
+    magnitude = f"abs({value})"
+    shortest = "coalesce(" + ", ".join(
+        f"CASE WHEN CAST(format_string('%.{p}e', {magnitude}) AS DOUBLE) = {magnitude} "
+        f"THEN format_string('%.{p}e', {magnitude}) END" for p in range(17)) + ")"
+    parts = ("named_struct('d', replace(regexp_extract(s, '^([0-9.]+)e', 1), '.', ''), "
+             "'e', CAST(regexp_extract(s, 'e([-+][0-9]+)$', 1) AS INT))")
+    layout = ("CASE WHEN v.e BETWEEN 0 AND 20 THEN "
+              "CASE WHEN length(v.d) <= v.e + 1 THEN v.d || repeat('0', v.e + 1 - length(v.d)) || '.0' "
+              "ELSE substr(v.d, 1, v.e + 1) || '.' || substr(v.d, v.e + 2) END "
+              "WHEN v.e BETWEEN -6 AND -1 THEN '0.' || repeat('0', -v.e - 1) || v.d "
+              "ELSE substr(v.d, 1, 1) || CASE WHEN length(v.d) > 1 THEN '.' || substr(v.d, 2) ELSE '' END "
+              "|| 'e' || CAST(v.e AS STRING) END")
+    written = (f"element_at(transform(array({shortest}), "
+               f"s -> element_at(transform(array({parts}), v -> {layout}), 1)), 1)")
+    return (f"CASE WHEN {value} IS NULL THEN 'null' WHEN isnan({value}) THEN 'NaN' "
+            f"WHEN {value} = {_INFINITY} THEN 'Infinity' WHEN {value} = -{_INFINITY} THEN '-Infinity' "
+            f"WHEN {value} = 0 THEN CASE WHEN CAST({value} AS STRING) LIKE '-%' THEN '-0.0' ELSE '0.0' END "
+            f"ELSE CASE WHEN {value} < 0 THEN '-' ELSE '' END || {written} END")
+
+
+def duckdb_json_value(value: str, kind: str) -> str:
+    """Spark SQL writing `value` (of the JSON kind `kind`) as DuckDB's to_json writes it inside an object."""
+    if kind == DOUBLE:
+        return duckdb_json_double(f"CAST({value} AS DOUBLE)")
+    if kind == INTEGER:
+        return f"coalesce(CAST({value} AS STRING), 'null')"
+    if kind == TIMESTAMP:
+        return f"coalesce('\"' || CAST({value} AS STRING) || '\"', 'null')"
+    if kind != TEXT:
+        raise ValueError(kind)
+    # to_json of a one-field object, its braces and key cut: '{"v":' is 5 characters
+    wrapped = f"TO_JSON(named_struct('v', {value}))"
+    return f"CASE WHEN {value} IS NULL THEN 'null' ELSE substr({wrapped}, 6, length({wrapped}) - 6) END"
+
+
+def duckdb_json_object(fields: list[tuple[str, str, str]]) -> str:
+    """Spark SQL for the JSON object of (name, value SQL, JSON kind) fields as DuckDB's to_json writes it: fields in
+    order, NULL as null, no spaces. Names are the extract's column names, written as they are."""
+    parts = []
+    for i, (name, value, kind) in enumerate(fields):
+        parts.append(quote_spark_literal(("," if i else "{") + '"' + name + '":'))
+        parts.append(duckdb_json_value(value, kind))
+    parts.append("'}'" if fields else "'{}'")
+    return "concat(" + ", ".join(parts) + ")"
 
 
 def json_with_nulls(value_sql: str) -> str:
@@ -180,6 +257,10 @@ def json_with_nulls(value_sql: str) -> str:
 def _try_cast(self: Any, expression: exp.TryCast) -> str:
     target = expression.to.this
     text = self.sql(expression, "this")
+    if isinstance(expression.this, exp.Column):
+        # A typed (Parquet) column: the loader casts text only through its text expression (NULLIF(trim(...))),
+        # so a bare column is a number or a date of the file's own type (module docstring).
+        return ProjectSpark.Generator.trycast_sql(self, expression)
     if target in (exp.DataType.Type.DOUBLE,):
         return _duckdb_double(f"TRIM({text})")
     if target in (exp.DataType.Type.INT, exp.DataType.Type.BIGINT):
@@ -209,9 +290,29 @@ class IngestSpark(ProjectSpark):
         }
 
 
-def ingest_spark_sql(duckdb_sql: str) -> str:
-    """One DuckDB statement of the loader's typing SQL in IngestSpark's dialect."""
+def ingest_spark_sql(duckdb_sql: str, json_kinds: dict[str, str] | None = None) -> str:
+    """One DuckDB statement of the loader's typing SQL in IngestSpark's dialect. `json_kinds`: for typed (Parquet)
+    columns, the JSON kind of each column name the SQL passes to to_json (default: every value is text, as CSV
+    fields are), so a rejected row's record is written as DuckDB writes it."""
     from pipelines.engine.dialect import parse_statements
 
     [statement] = parse_statements(duckdb_sql)
-    return statement.sql(dialect=IngestSpark)
+    if json_kinds is None:
+        return statement.sql(dialect=IngestSpark)
+    dialect = IngestSpark()
+    dialect.generator_class = type("TypedIngestGenerator", (IngestSpark.Generator,), {"JSON_KINDS": dict(json_kinds)})
+    return statement.sql(dialect=dialect)
+
+
+def numbered_parquet_rows(spark: Any, path: Path, columns: list[str]) -> Any:
+    """The Parquet file's `columns` with `_record`, the row's position in the file + 1 (DuckDB's
+    read_parquet(file_row_number) + 1, the loader's numbering): Spark's `_metadata.row_index`, its position in the
+    file whatever the split that reads it. Dates and timestamps are read in the proleptic Gregorian calendar, as
+    DuckDB and the files' writers (Arrow) use it; Spark's default refuses dates before 1582-10-15 from files it did
+    not write."""
+    from pyspark.sql import functions as F
+
+    rows = (spark.read.option("datetimeRebaseMode", "CORRECTED").option("int96RebaseMode", "CORRECTED")
+            .parquet(reader_path(path)))
+    return rows.select((F.col("_metadata.row_index") + 1).alias("_record"),
+                       *[F.col(quote_spark_identifier(name)) for name in columns])

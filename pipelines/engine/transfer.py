@@ -3,6 +3,8 @@
     export_stage_inputs(con, folder)              DuckDB: every staging.* and vocabulary.* table as
                                                   <schema>.<table>.parquet (what the phenotype and cohort stages read)
     register_stage_inputs(spark, folder)          Spark: those files as tables of the same names (external Parquet)
+    hand_stage_inputs(spark, con, folder, owner)  Spark: the stage inputs, reusing the tables a Spark ingest of the
+                                                  same run wrote (`mark_loaded_for`) and exporting only the others
     copy_tables_to_duckdb(spark, con, tables, folder)
                                                   DuckDB: each named Spark table's rows replace the DuckDB table's
                                                   (written by Spark as Parquet, read by DuckDB through Arrow)
@@ -16,24 +18,43 @@ cohort.study_population).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from pipelines.engine.duckdb_engine import DuckDBEngine
 from pipelines.sql_quoting import (qualified_name, qualified_spark_name, quote_identifier, quote_literal,
-                                   quote_spark_identifier)
+                                   quote_spark_identifier, quote_spark_literal)
 
 # The schemas the phenotype and cohort stages read and the ingest writes.
 STAGE_INPUT_SCHEMAS = ("staging", "vocabulary")
+# The table property naming whose tables a Spark table holds (`mark_loaded_for`): the session is the process's, and
+# every run in the process writes the same table names, so a table's name alone does not say which run wrote it.
+LOADED_FOR = "legcramp.loaded_for"
 
 
-def export_stage_inputs(con: Any, folder: Path) -> list[Path]:
-    """Write every table of the stage-input schemas of a DuckDB connection as Parquet; returns the files."""
+@dataclass(frozen=True)
+class StageInputs:
+    """How the stage inputs reached Spark: tables Spark already held for the run, and tables exported from DuckDB."""
+
+    reused: tuple[str, ...]
+    exported: tuple[str, ...]
+
+
+def stage_input_tables(con: Any) -> list[str]:
+    """Every table ("schema.table") of the stage-input schemas of a DuckDB connection."""
+    return [f"{schema}.{table}" for schema, table in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE list_contains($schemas, schema_name) "
+        "ORDER BY ALL", {"schemas": list(STAGE_INPUT_SCHEMAS)}).fetchall()]
+
+
+def export_stage_inputs(con: Any, folder: Path, leave_out: Iterable[str] = ()) -> list[Path]:
+    """Write every table of the stage-input schemas of a DuckDB connection as Parquet, but those named in
+    `leave_out`; returns the files."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    for schema, table in con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE list_contains($schemas, schema_name) "
-            "ORDER BY ALL", {"schemas": list(STAGE_INPUT_SCHEMAS)}).fetchall():
+    left_out = set(leave_out)
+    for schema, table in (name.split(".", 1) for name in stage_input_tables(con) if name not in left_out):
         path = folder / f"{schema}.{table}.parquet"
         con.execute(f"COPY {qualified_name(schema, table)} TO {quote_literal(path)} (FORMAT parquet)")
         files.append(path)
@@ -50,6 +71,39 @@ def register_stage_inputs(spark: Any, folder: Path) -> list[str]:
         spark.catalog.createTable(f"{schema}.{table}", path=str(path.resolve()), source="parquet")
         names.append(f"{schema}.{table}")
     return names
+
+
+def mark_loaded_for(spark: Any, tables: Iterable[str], owner: str) -> None:
+    """Mark each Spark table ("schema.table") as written for `owner` (a run's Spark ingest folder: unique per run)."""
+    for table in tables:
+        spark.sql(f"ALTER TABLE {qualified_spark_name(table)} "
+                  f"SET TBLPROPERTIES ({quote_spark_literal(LOADED_FOR)} = {quote_spark_literal(owner)})")
+
+
+def tables_loaded_for(spark: Any, tables: Iterable[str], owner: str) -> list[str]:
+    """The tables of `tables` that Spark's catalogue holds marked for `owner` (catalogue reads only, no job)."""
+    owned = []
+    for table in tables:
+        if not spark.catalog.tableExists(table):
+            continue
+        shown = spark.sql(f"SHOW TBLPROPERTIES {qualified_spark_name(table)}").collect()
+        properties = {row[0]: row[1] for row in shown}
+        if properties.get(LOADED_FOR) == owner:
+            owned.append(table)
+    return owned
+
+
+def hand_stage_inputs(spark: Any, con: Any, folder: Path, owner: str) -> StageInputs:
+    """Make every stage input of DuckDB `con` (`stage_input_tables`) a Spark table: the tables Spark already holds
+    for `owner` (a Spark ingest of the same run wrote them, and copied them into `con`: the same rows) are used as
+    they are; the others are exported from DuckDB into `folder` and registered (`export_stage_inputs`,
+    `register_stage_inputs`)."""
+    wanted = stage_input_tables(con)
+    reused = tables_loaded_for(spark, wanted, owner)
+    exported = export_stage_inputs(con, folder, leave_out=reused)
+    if exported:
+        register_stage_inputs(spark, folder)
+    return StageInputs(tuple(reused), tuple(path.stem for path in exported))
 
 
 def copy_tables_to_duckdb(spark: Any, con: Any, tables: Iterable[str], folder: Path) -> dict[str, int]:

@@ -89,7 +89,7 @@ def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
 )
 def staging_tables(context: dg.AssetExecutionContext, extract: ExtractSource, warehouse: Warehouse):
     """Load the extract folder into staging.*, with every refused row in ingest.rejects and its reason."""
-    spark = (SparkIngest(warehouse.spark_session, warehouse.spark_exchange_dir(context.run_id) / "ingest")
+    spark = (SparkIngest(warehouse.spark_session, warehouse.spark_ingest_dir(context.run_id))
              if warehouse.on_spark else None)
     with warehouse.connect(context.run_id) as con:
         # Detects the layout (pipelines/ingest/formats/registry.py) and loads it through the canonical loader, on

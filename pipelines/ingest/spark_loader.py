@@ -1,4 +1,5 @@
-"""Load a canonical CSV extract into Spark's `staging` tables with the DuckDB loader's accounting (loader.py).
+"""Load a canonical extract (CSV or Parquet) into Spark's `staging` tables with the DuckDB loader's accounting
+(loader.py).
 
 Every input row is loaded into `staging.<table>` or kept in `ingest.rejects` with its file, PHYSICAL line, column
 and reason, and every physical line of the file is the header, a blank line, or a line of exactly one record:
@@ -16,13 +17,17 @@ input records = loaded + rejected, checked per table. What differs from loader.p
    `reject_detail`), translated by the ingest dialect (spark_ingest.IngestSpark); duplicate ids and unknown persons
    are decided as the loader decides them (the first record of an id loads; person before the event tables).
 
-Formats: the canonical layout's .csv and .csv.gz files. Parquet files and the OMOP, Synthea and site-mapping
-layouts (pipelines/ingest/formats/) are not read on Spark yet: `spark_ingest_refusal` names why, and a run on Spark
-ingests them on DuckDB and says so (pipelines/ingest/formats/__init__.py, the one place that chooses).
+Formats: the canonical layout's .csv, .csv.gz and .parquet files. A Parquet file is read by Spark's Parquet reader
+(`load_parquet_table_on_spark`): its rows are numbered by their position in the file, as DuckDB's loader numbers
+them, and typed by the loader's SQL for the file's own column types (SPARK_PARQUET_TYPES: those whose DuckDB
+casts, checks and rejected-row records Spark reproduces). Parquet files with other types and the OMOP, Synthea and
+site-mapping layouts (pipelines/ingest/formats/) are not read on Spark: `spark_ingest_refusal` names why, and a run
+on Spark ingests them on DuckDB and says so (pipelines/ingest/formats/__init__.py, the one place that chooses).
 
 In a run (`load_tables_on_spark_into_duckdb`) Spark's staging tables and rejects are then copied into the run's
 DuckDB database, with the loader's load counts, manifest and comments, so every later stage finds what a DuckDB
-ingest leaves.
+ingest leaves; Spark's own staging tables are marked as the run's (transfer.mark_loaded_for), so the run's
+phenotype and cohort stages read them on Spark instead of DuckDB's copy sent back.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ from typing import Any
 from pipelines import extract_spec as spec
 from pipelines import tables
 from pipelines.engine.spark_engine import SPARK_TYPES
-from pipelines.engine.spark_ingest import (csv_grammar, ingest_spark_sql, json_with_nulls, numbered_lines,
+from pipelines.engine.spark_ingest import (DOUBLE, INTEGER, TEXT, TIMESTAMP, csv_grammar, duckdb_json_object,
+                                           ingest_spark_sql, numbered_lines, numbered_parquet_rows,
                                            split_fields_column)
-from pipelines.engine.transfer import copy_tables_to_duckdb
+from pipelines.engine.transfer import copy_tables_to_duckdb, mark_loaded_for
 from pipelines.extract_spec import Table
 from pipelines.ingest import loader
 from pipelines.ingest.loader import ExtractError, Log, TableLoad, TableSource
@@ -182,27 +188,11 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
                 *[F.col("fields")[i].alias(name) for i, name in enumerate(header)]) \
         .createOrReplaceTempView("_source")
     source = loader.OpenedSource.text_records(header, by_lower, ignored)
-    checks = loader.row_checks(table, source)
-    spark.sql(ingest_spark_sql(loader.staged_rows_sql(table, source, checks))).createOrReplaceTempView("_staged")
 
     # 5. each row's reason: the first parse problem, else a repeated id or an unknown person (the loader's
     # _find_late_rejects); stored once, then split into the loaded rows and the rejects
-    # Spark SQL text, not translated: its literals are Spark's (a detail holds an apostrophe)
-    first_failing = (loader.check_case(checks, lambda reason, column: reason, quote_spark_literal),
-                     loader.check_case(checks, lambda reason, column: column, quote_spark_literal),
-                     loader.check_case(checks, lambda reason, column: loader.reject_detail(reason, column, table),
-                                       quote_spark_literal))
-    classified = spark.sql(_classified_sql(table, *first_failing)).localCheckpoint(eager=False)  # stored by the write
-    names = [column.name for column in table.columns]
-    spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
-    classified.where("reason IS NULL").select(*names).write.format("parquet").saveAsTable(f"staging.{table.name}")
-    if table.name == spec.PERSON.name:
-        # The event tables' unknown_person test reads the person ids: found once, not once per table.
-        spark.table(f"staging.{table.name}").select(F.col("person_id").alias("_known_person")).distinct() \
-            .localCheckpoint(eager=True).createOrReplaceTempView(KNOWN_PERSONS)
-    row_rejects = classified.where("reason IS NOT NULL").select(
-        F.lit(table.name).alias("table_name"), F.lit(path.name).alias("file_name"), F.col("_record").alias("line"),
-        "column_name", "reason", "detail", "record")
+    classified = _classified(spark, table, source)
+    row_rejects = _write_staging_table(spark, table, path, classified)
 
     # 6. the counts, from the stored rows; input = loaded + rejected, and the lines = records + blank lines + the
     # line breaks inside quoted fields
@@ -232,14 +222,47 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
     return result, row_rejects.unionByName(malformed_rejects)
 
 
+def _classified(spark: Any, table: Table, source: loader.OpenedSource,
+                json_kinds: dict[str, str] | None = None) -> Any:
+    """The records of the view `_source` typed and checked by the loader's SQL, each with its reason (NULL: it
+    loads), column, detail and record (`_classified_sql`); stored by the first job that reads them. `json_kinds`:
+    typed sources' JSON kinds (spark_ingest.ingest_spark_sql)."""
+    checks = loader.row_checks(table, source)
+    spark.sql(ingest_spark_sql(loader.staged_rows_sql(table, source, checks), json_kinds)) \
+        .createOrReplaceTempView("_staged")
+    # Spark SQL text, not translated: its literals are Spark's (a detail holds an apostrophe)
+    first_failing = (loader.check_case(checks, lambda reason, column: reason, quote_spark_literal),
+                     loader.check_case(checks, lambda reason, column: column, quote_spark_literal),
+                     loader.check_case(checks, lambda reason, column: loader.reject_detail(reason, column, table),
+                                       quote_spark_literal))
+    return spark.sql(_classified_sql(table, *first_failing)).localCheckpoint(eager=False)
+
+
+def _write_staging_table(spark: Any, table: Table, path: Path, classified: Any) -> Any:
+    """Write the loaded rows of `classified` as staging.<table>; return its rejected rows as ingest.rejects rows
+    (the line: the record's number, its physical line for CSV, its row for Parquet)."""
+    from pyspark.sql import functions as F
+
+    names = [column.name for column in table.columns]
+    spark.sql(f"DROP TABLE IF EXISTS staging.{table.name}")
+    classified.where("reason IS NULL").select(*names).write.format("parquet").saveAsTable(f"staging.{table.name}")
+    if table.name == spec.PERSON.name:
+        # The event tables' unknown_person test reads the person ids: found once, not once per table.
+        spark.table(f"staging.{table.name}").select(F.col("person_id").alias("_known_person")).distinct() \
+            .localCheckpoint(eager=True).createOrReplaceTempView(KNOWN_PERSONS)
+    return classified.where("reason IS NOT NULL").select(
+        F.lit(table.name).alias("table_name"), F.lit(path.name).alias("file_name"), F.col("_record").alias("line"),
+        "column_name", "reason", "detail", "record")
+
+
 def _classified_sql(table: Table, reason_case: str, column_case: str, detail_case: str) -> str:
     """Every well-formed record of `_staged` with its reason (NULL: it loads), column, detail and record: the first
     parse problem (the loader's first failing check `_check`, named by the CASEs of loader.check_case), else a
     repeated id (every copy after the first record of an id), else a person the staging.person table does not have
     (loader._find_late_rejects decides the same way)."""
     pk = table.primary_key
-    typed_record = json_with_nulls("named_struct(" + ", ".join(
-        f"{quote_spark_literal(c.name)}, {quote_spark_identifier(c.name)}" for c in table.columns) + ")")
+    typed_record = duckdb_json_object([(c.name, quote_spark_identifier(c.name), STAGING_JSON_KINDS[c.type])
+                                       for c in table.columns])
     copy = (f"CASE WHEN _check IS NULL THEN row_number() OVER (PARTITION BY _check IS NULL, {quote_spark_identifier(pk)} "
             "ORDER BY _record) END") if pk else "1"
     unknown, persons = "FALSE", ""
@@ -263,22 +286,121 @@ def _classified_sql(table: Table, reason_case: str, column_case: str, detail_cas
 
 def spark_ingest_refusal(extract_format: str, sources: dict[str, TableSource | None]) -> str | None:
     """Why the Spark ingest cannot read these sources (of the layout labelled `extract_format`) with the DuckDB
-    loader's accounting, or None when it can: it reads the canonical layout's CSV files (.csv, .csv.gz), unshaped,
-    only. A run on Spark ingests the others on DuckDB and says why (pipelines/ingest/formats/__init__.py)."""
+    loader's accounting, or None when it can: it reads the canonical layout's files, unshaped: CSV (.csv, .csv.gz),
+    and Parquet of the types `parquet_refusal` accepts. A run on Spark ingests the others on DuckDB and says why
+    (pipelines/ingest/formats/__init__.py)."""
     if any(source.shape_sql is not None for source in sources.values() if source is not None):
         return (f"the {extract_format} layout is shaped into canonical tables by DuckDB SQL over DuckDB's reader "
-                "(sql/staging/); the Spark ingest reads the canonical layout's CSV files only")
-    parquet = [source.path.name for source in sources.values() if source is not None and loader.is_parquet(source.path)]
-    if parquet:
-        return (f"{', '.join(parquet)} {'is' if len(parquet) == 1 else 'are'} Parquet; the Spark ingest reads CSV "
-                "files only (Parquet row numbers and column types are checked by the DuckDB loader)")
+                "(sql/staging/); the Spark ingest reads the canonical layout's files only")
+    for name, source in sources.items():
+        if source is not None and loader.is_parquet(source.path):
+            refusal = parquet_refusal(source.path, spec.TABLES_BY_NAME[name])
+            if refusal is not None:
+                return refusal
     return None
+
+
+# The Parquet (Arrow) types the Spark ingest reads for a staging column of each type with DuckDB's results: the
+# typed value, the checks and the record of a rejected row (as DuckDB's to_json writes it). Arrow type ids, as
+# pyarrow.types names them.
+_SIGNED = ("int8", "int16", "int32", "int64")
+_UNSIGNED = ("uint8", "uint16", "uint32")  # UINT64 is DECIMAL(20, 0) on Spark
+_TEXT = ("string", "large_string")
+SPARK_PARQUET_TYPES = {
+    "VARCHAR": _TEXT + _SIGNED + _UNSIGNED,
+    "INTEGER": _TEXT + _SIGNED + _UNSIGNED + ("float", "double"),
+    "BIGINT": _TEXT + _SIGNED + _UNSIGNED + ("float", "double"),
+    "DOUBLE": _TEXT + _SIGNED + _UNSIGNED + ("float", "double"),
+    "DATE": _TEXT + ("date", "timestamp[s]", "timestamp[ms]", "timestamp[us]"),
+}
+# DuckDB's name of each of those types (what loader.typed_expr and number_expr choose the typing SQL by), and how
+# a value of it is written in a rejected row's record.
+_DUCKDB_TYPES = {"string": "VARCHAR", "large_string": "VARCHAR", "int8": "TINYINT", "int16": "SMALLINT",
+                 "int32": "INTEGER", "int64": "BIGINT", "uint8": "UTINYINT", "uint16": "USMALLINT",
+                 "uint32": "UINTEGER", "float": "FLOAT", "double": "DOUBLE", "date": "DATE",
+                 "timestamp[s]": "TIMESTAMP", "timestamp[ms]": "TIMESTAMP", "timestamp[us]": "TIMESTAMP"}
+_JSON_KINDS = {"VARCHAR": TEXT, "DATE": TEXT, "FLOAT": DOUBLE, "DOUBLE": DOUBLE, "TIMESTAMP": TIMESTAMP}
+STAGING_JSON_KINDS = {"VARCHAR": TEXT, "DATE": TEXT, "INTEGER": INTEGER, "BIGINT": INTEGER, "DOUBLE": DOUBLE}
+# Types Spark reads without error, for the file's other columns (read past, never typed).
+_READABLE = tuple(_DUCKDB_TYPES) + ("bool", "binary", "large_binary")
+
+
+def _arrow_type_name(arrow_type: Any) -> str:
+    """The Arrow type's name (`str`: int64, timestamp[us, tz=UTC], decimal128(10, 2)), a dictionary-encoded column by
+    its values' type, and "date" for either Arrow date (Parquet has one DATE type)."""
+    import pyarrow as pa
+
+    if isinstance(arrow_type, pa.DictionaryType):
+        arrow_type = arrow_type.value_type
+    return "date" if pa.types.is_date(arrow_type) else str(arrow_type)
+
+
+def _parquet_columns(path: Path) -> dict[str, str]:
+    """{column name: Arrow type name} of the Parquet file, from its footer (no data read)."""
+    import pyarrow.parquet as pq
+
+    return {field.name: _arrow_type_name(field.type) for field in pq.read_schema(path)}
+
+
+def parquet_refusal(path: Path, table: Table) -> str | None:
+    """Why the Spark ingest does not read this Parquet file with DuckDB's results, or None when it does: a
+    canonical column of a type outside SPARK_PARQUET_TYPES (a DuckDB load then reads it, or names the type it
+    cannot read), or a column Spark cannot read or numbers differently from DuckDB (nested, nanoseconds, names
+    equal but for case)."""
+    columns = _parquet_columns(path)
+    lower = [name.lower() for name in columns]
+    if len(set(lower)) < len(lower):
+        return (f"{path.name} has columns whose names differ only in case, which DuckDB's loader and Spark's reader "
+                "resolve differently")
+    for name, arrow_type in columns.items():
+        canonical = next((c for c in table.columns if c.name == name.lower()), None)
+        if canonical is not None and arrow_type not in SPARK_PARQUET_TYPES[canonical.type]:
+            return (f"{path.name}: column {name} is {arrow_type}; the Spark ingest reads a {canonical.type} column "
+                    f"from {', '.join(SPARK_PARQUET_TYPES[canonical.type])} only (DuckDB's casts, and the way its "
+                    "to_json writes a rejected row's record, are not reproduced on Spark for other types: "
+                    "docs/extract_formats.md)")
+        if canonical is None and arrow_type not in _READABLE:
+            return (f"{path.name}: column {name} is {arrow_type}, which the Spark ingest does not read (nested "
+                    "columns are named by their fields in DuckDB's loader; Spark refuses nanosecond timestamps)")
+    return None
+
+
+def load_parquet_table_on_spark(spark: Any, table: Table, path: Path,
+                                log: Log = lambda message: None) -> tuple[TableLoad, Any]:
+    """Load one Parquet file into Spark's staging.<table> as loader.load_table loads it on DuckDB: rows numbered
+    from 1 in file order (DuckDB's file_row_number + 1, the `line` of their rejects), typed and checked by the
+    loader's SQL for the file's own column types; return the counts and the rejects (as load_csv_table_on_spark).
+    The file's types must pass `parquet_refusal`."""
+    columns = _parquet_columns(path)
+    header = list(columns)
+    by_lower, ignored = loader.header_columns(path, table, header)
+    log(f"{table.name}: reading {path.name} on Spark")
+    read = [by_lower[c.name] for c in table.columns if c.name in by_lower]
+    numbered_parquet_rows(spark, path, read).createOrReplaceTempView("_source")
+    source = loader.OpenedSource(header, header, by_lower, {name.lower(): _DUCKDB_TYPES.get(arrow_type, "VARCHAR")
+                                                            for name, arrow_type in columns.items()},
+                                 ignored, numbered=True)
+    # A rejected row's record holds the file's typed values, written as DuckDB's to_json writes each type.
+    raw_kinds = {f"_raw_{column.name}": _JSON_KINDS.get(source.source_types[by_lower[column.name].lower()], INTEGER)
+                 for column in table.columns if column.name in by_lower}
+    classified = _classified(spark, table, source, raw_kinds)
+    rejects = _write_staging_table(spark, table, path, classified)
+    counts = {reason: int(n) for reason, n in classified.groupBy("reason").count().collect()}
+    loaded = counts.pop(None, 0)
+    result = TableLoad(table=table.name, file=path.name, input_records=loaded + sum(counts.values()), loaded=loaded,
+                       rejected_by_reason={reason: counts.get(reason, 0) for reason in spec.REJECT_REASON_CODES},
+                       ignored_columns=ignored)
+    for view in ("_source", "_staged"):
+        spark.catalog.dropTempView(view)
+    log(f"{table.name}: {result.input_records:,} records, {result.loaded:,} loaded, {result.rejected:,} rejected "
+        "(on Spark)")
+    return result, rejects
 
 
 def load_sources_on_spark(spark: Any, sources: dict[str, TableSource | None],
                           log: Log = lambda message: None) -> dict[str, TableLoad]:
-    """Load every canonical table from its CSV file into Spark (person first, so events can be checked against it):
-    staging.<table>, ingest.rejects and ingest.load_counts, as loader.load_tables writes them on DuckDB.
+    """Load every canonical table from its CSV or Parquet file into Spark (person first, so events can be checked
+    against it): staging.<table>, ingest.rejects and ingest.load_counts, as loader.load_tables writes them on DuckDB.
     `sources`: loader.canonical_sources, whose files resolve inside the extract folder (containment.inside_folder)."""
     refusal = spark_ingest_refusal("given", sources)
     if refusal is not None:
@@ -294,7 +416,8 @@ def load_sources_on_spark(spark: Any, sources: dict[str, TableSource | None],
             loads[table.name] = TableLoad(table.name, "", 0, 0, {r: 0 for r in spec.REJECT_REASON_CODES})
             log(f"{table.name}: no file in the extract (optional table), created empty")
             continue
-        loads[table.name], table_rejects = load_csv_table_on_spark(spark, table, source.path, log)
+        load_table = load_parquet_table_on_spark if loader.is_parquet(source.path) else load_csv_table_on_spark
+        loads[table.name], table_rejects = load_table(spark, table, source.path, log)
         rejects.append(table_rejects)
     for table_rejects in rejects[1:]:
         rejects[0] = rejects[0].unionByName(table_rejects)
@@ -329,8 +452,11 @@ def load_tables_on_spark_into_duckdb(spark: Any, con: Any, extract_dir: Path, so
     loader.create_ingest_schema(con)
     for table in spec.TABLES:
         loader.create_empty_staging_table(con, table)
-    copy_tables_to_duckdb(spark, con, [f"staging.{table.name}" for table in spec.TABLES] + [tables.INGEST_REJECTS],
-                          exchange_folder)
+    staging = [f"staging.{table.name}" for table in spec.TABLES]
+    copy_tables_to_duckdb(spark, con, staging + [tables.INGEST_REJECTS], exchange_folder)
+    # The later Spark stages of the run read these tables where they are instead of DuckDB's copy (transfer.py
+    # hand_stage_inputs): the folder is the run's own, so it tells this run's tables from another run's.
+    mark_loaded_for(spark, staging, str(exchange_folder))
     loader.write_load_counts(con, loads)
     loader.write_manifest(con, Path(extract_dir), {name: (source.path if source is not None else None)
                                                    for name, source in sources.items()}, loads, fingerprints)

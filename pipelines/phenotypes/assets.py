@@ -48,7 +48,7 @@ def build_phenotype_assets(library: PhenotypeLibrary | None = None) -> dg.Assets
     def phenotypes(context: dg.AssetExecutionContext, warehouse: Warehouse) -> Iterator[dg.MaterializeResult]:
         with warehouse.connect(context.run_id) as con:
             if warehouse.on_spark:
-                counts = run_phenotypes_on_spark(warehouse, context.run_id, con, library)
+                counts = run_phenotypes_on_spark(warehouse, context.run_id, con, library, log=context.log.info)
             else:
                 counts = run_phenotypes(con, library)
         # The library is in dependency order (a composite after its parts), the order Dagster requires.

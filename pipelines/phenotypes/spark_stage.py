@@ -1,7 +1,8 @@
-"""The phenotype stage of a run whose warehouse sets engine = spark: the staging tables DuckDB loaded are handed to
-Spark as Parquet, the phenotypes computed there from the same SQL files (`run_phenotypes(spark)`,
-pipelines/engine/), and Spark's phenotype tables copied back into the run's DuckDB database, which the data-quality
-suites check and the run publishes."""
+"""The phenotype stage of a run whose warehouse sets engine = spark: the staging tables are handed to Spark (those
+the run's Spark ingest wrote are read where they are; the rest, and all of them after a DuckDB ingest, go from the
+run's DuckDB database as Parquet: pipelines/engine/transfer.py hand_stage_inputs), the phenotypes computed there
+from the same SQL files (`run_phenotypes(spark)`, pipelines/engine/), and Spark's phenotype tables copied back into
+the run's DuckDB database, which the data-quality suites check and the run publishes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 from pipelines.engine import as_engine
 from pipelines.engine.duckdb_engine import DuckDBEngine
-from pipelines.engine.transfer import copy_tables_to_duckdb, export_stage_inputs, register_stage_inputs
+from pipelines.engine.transfer import copy_tables_to_duckdb, hand_stage_inputs
+from pipelines.ingest.loader import Log
 from pipelines.phenotypes.compiler import PhenotypeCounts, run_phenotypes
 from pipelines.phenotypes.loader import PhenotypeLibrary
 
@@ -28,16 +30,18 @@ def copy_phenotype_stage_to_duckdb(spark: Any, con: Any, folder: Path) -> dict[s
     return copy_tables_to_duckdb(spark, con, names, folder)
 
 
-def run_phenotypes_on_spark(warehouse: Any, run_id: str, con: Any,
-                            library: PhenotypeLibrary | None = None) -> dict[str, PhenotypeCounts]:
-    """The phenotype stage on the warehouse's Spark session, from the staging tables of DuckDB `con` (the run's
-    build database), its outputs copied back into `con`. The Parquet hand-over lives in the run's exchange folder
-    (Warehouse.spark_exchange_dir), where the cohort stage of the same run reads the staging tables too."""
+def run_phenotypes_on_spark(warehouse: Any, run_id: str, con: Any, library: PhenotypeLibrary | None = None,
+                            log: Log = lambda message: None) -> dict[str, PhenotypeCounts]:
+    """The phenotype stage on the warehouse's Spark session, from the staging tables of the run (Spark's own when
+    the run ingested on Spark, else DuckDB `con`'s, the run's build database), its outputs copied back into `con`.
+    The hand-over lives in the run's exchange folder (Warehouse.spark_exchange_dir); the cohort stage of the same
+    run reads the staging tables from the session's catalogue."""
     spark = warehouse.spark_session()
     folder = warehouse.spark_exchange_dir(run_id)
-    export_stage_inputs(con, folder / "stage_inputs")
-    register_stage_inputs(spark, folder / "stage_inputs")
+    handed = hand_stage_inputs(spark, con, folder / "stage_inputs", owner=str(warehouse.spark_ingest_dir(run_id)))
+    log(f"stage inputs on Spark: {len(handed.reused)} from the run's Spark ingest"
+        f"{' (' + ', '.join(handed.reused) + ')' if handed.reused else ''}, {len(handed.exported)} exported from "
+        f"DuckDB{' (' + ', '.join(handed.exported) + ')' if handed.exported else ''}")
     counts = run_phenotypes(spark, library)
     copy_phenotype_stage_to_duckdb(spark, con, folder / "phenotype")
     return counts
-

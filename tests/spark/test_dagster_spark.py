@@ -7,7 +7,8 @@ Each published table of the phenotype, cohort and results schemas has the same f
 check, although the phenotype and cohort suites ran on Spark's tables in the Spark run. The Spark run ingested the
 extract on Spark (pipelines/ingest/spark_loader.py): its staging tables have the DuckDB run's fingerprints, its
 ingest.rejects, ingest.load_counts and ingest.manifest hold the DuckDB run's rows, and the reject-share checks gave
-the same verdicts. The Spark run also says what ran it (each materialisation of the ingest and of a stage that runs
+the same verdicts, and its phenotype stage read Spark's own staging tables (not DuckDB's copy sent back). The Spark
+run also says what ran it (each materialisation of the ingest and of a stage that runs
 on the run's engine records `engine: spark`) and leaves no exchange folder behind.
 
 The run uses the group's one Spark session: `local_spark_session()` returns the active session, as in any process
@@ -135,6 +136,11 @@ def test_the_spark_run_ingested_on_spark(runs):
     assert {m.split(":", 1)[0] for m in spark_log if m.endswith(SPARK_LOADED)} == with_file
     assert not any(m.endswith(SPARK_LOADED) for m in runs["duckdb"][2])
     assert not any("ingest on DuckDB, not on the run's engine" in m for m in spark_log)
+    # The phenotype stage read Spark's own staging tables (no second transfer through DuckDB; the published tables'
+    # fingerprints above show they held the same rows) and exported only what the DuckDB ingest step adds.
+    [handed] = [m for m in spark_log if m.startswith("stage inputs on Spark: ")]
+    assert handed.startswith(f"stage inputs on Spark: {len(spec.TABLES)} from the run's Spark ingest (staging.")
+    assert handed.endswith(", 1 exported from DuckDB (vocabulary.concept_code_map)")
 
 
 def _attached(runs) -> duckdb.DuckDBPyConnection:

@@ -43,7 +43,7 @@ def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path, l
                             spark: SparkIngest | None = None, warn: Log | None = None) -> FormatLoad:
     """Detect the extract's layout and load it into `con`'s staging tables. With `spark`, the tables are read on
     Spark (pipelines/ingest/spark_loader.py) and copied into `con` when the Spark ingest can read them (the
-    canonical CSV layout); otherwise on DuckDB, saying why through `warn` (default `log`) and in the result's
+    canonical layout's CSV files and Parquet files of the types it reads as DuckDB does); otherwise on DuckDB, saying why through `warn` (default `log`) and in the result's
     `ingest_engine`. This is the one place that chooses where an extract is ingested."""
     extract_dir = Path(extract_dir)
     detected = detect_format(extract_dir)
