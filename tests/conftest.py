@@ -99,3 +99,29 @@ def study_database(generated_extract, tmp_path_factory):
         return made[extract]
 
     return built
+
+
+@pytest.fixture(scope="session")
+def published_every_study(study_database):
+    """`published_every_study(patients, seed, **options)`: a copy of `study_database(patients, seed, **options)` with
+    every bundled study analysed in this process (one statistics worker) and published as the statistics asset
+    publishes it (tests/support/published_studies.py), built once per test run for all workers.
+
+    Returns (the database's path, the studies by id, each study's analysis by id after publishing). Shared like
+    `study_database`: read the file with `read_only=True` or copy it before writing; do not change the analyses.
+    """
+    from tests.support.published_studies import publish_every_study
+
+    made: dict[Path, tuple[Path, dict, dict]] = {}
+
+    def published(patients: int, seed: int, **options) -> tuple[Path, dict, dict]:
+        database = study_database(patients, seed, **options)
+        if database not in made:
+            def build(folder: Path) -> tuple[Path, dict, dict]:
+                folder.mkdir()
+                return publish_every_study(database, folder, workers=1)
+
+            made[database] = build_once(database.parent.with_name("published_every_study"), build)
+        return made[database]
+
+    return published

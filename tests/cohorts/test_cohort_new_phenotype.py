@@ -14,7 +14,7 @@ from pipelines.cohorts.assets import build_study_asset
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinitionError, known_phenotype_ids, load_study, phenotype_domains
 from pipelines.extract_spec import TABLES
-from pipelines.phenotypes import load_phenotype_library
+from pipelines.phenotypes import load_phenotype_library, phenotype_library
 from pipelines.phenotypes.assets import build_phenotype_assets
 from tests.support.phenotype_staging import create_staging_tables, insert_rows
 from pipelines.warehouse import Warehouse
@@ -62,7 +62,7 @@ def library_folder(tmp_path_factory) -> Path:
 
 def test_studies_know_every_phenotype_of_the_library_with_its_domain():
     domains = phenotype_domains()
-    assert set(domains) == set(load_phenotype_library().ids)  # no hand-kept list beside the library
+    assert set(domains) == set(phenotype_library().ids)  # no hand-kept list beside the library
     # Once unknown to studies, or known under the wrong domain:
     assert domains["malaria_or_babesiosis"] == "condition"
     assert domains["abi_lowest_0_91_to_1_30"] == "measurement"

@@ -20,7 +20,7 @@ from pipelines.data_dictionary import (
     load_data_dictionary,
 )
 from pipelines.paths import DOCS_DIR, REPO_ROOT, SQL_DIR
-from pipelines.phenotypes.loader import load_phenotype_library
+from pipelines.phenotypes.loader import phenotype_library
 
 # Small: the run's cost is mostly fixed, and every published table exists at any size.
 PATIENTS = 200
@@ -108,7 +108,7 @@ def test_comments_are_the_dictionary_texts(published_database):
 
 @pytest.mark.slow
 def test_phenotype_columns_of_the_study_population_carry_the_phenotype_name(published_database):
-    names = {p.id: p.definition.name for p in load_phenotype_library()}
+    names = {p.id: p.definition.name for p in phenotype_library()}
     with duckdb.connect(str(published_database), read_only=True) as con:
         recorded = [row[0] for row in con.execute(
             "SELECT DISTINCT variable FROM cohort.study_variables ORDER BY 1").fetchall()]

@@ -135,8 +135,8 @@ def test_synthea_csv_end_to_end(tmp_path, dagster_instance):
     # Medications are clinical-drug RxCUIs without a vocabulary: drug phenotypes cannot be resolved.
     assert _persons(con, "hydrochlorothiazide") == 0
     # Osteoarthritis is defined with SNOMED codes too; count persons with any listed SNOMED code in conditions.csv.
-    from pipelines.phenotypes.loader import load_phenotype_library
-    library = {p.id: p.definition for p in load_phenotype_library()}
+    from pipelines.phenotypes.loader import phenotype_library
+    library = {p.id: p.definition for p in phenotype_library()}
     for phenotype_id in ("osteoarthritis", "hypothyroidism"):
         snomed = [c for g in library[phenotype_id].codes if g.vocabulary == "SNOMED" for c in g.codes]
         listed = ", ".join(f"'{c}'" for c in snomed) or "NULL"

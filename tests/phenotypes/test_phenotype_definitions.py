@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from pipelines import paths
-from pipelines.phenotypes import compile_phenotypes, load_phenotype_library
+from pipelines.phenotypes import compile_phenotypes, phenotype_library
 from pipelines.phenotypes.compiler import DEFINITION_TABLES
 from pipelines.phenotypes.reference_page import DOCS_PATH, generate_markdown
 
@@ -83,7 +83,7 @@ FOLDERS = {"outcome", "vascular", "electrolytes", "conditions", "drugs", "mimics
 
 @pytest.fixture(scope="module")
 def library():
-    return load_phenotype_library()
+    return phenotype_library()
 
 
 def codes(library, phenotype_id, vocabulary, match=None, excluded=False):

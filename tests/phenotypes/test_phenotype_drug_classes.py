@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from pipelines import paths
-from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library, run_phenotypes
+from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library, phenotype_library, run_phenotypes
 from pipelines.vocabularies import code_problem
 from pipelines.phenotypes.reference_page import generate_markdown, vocabulary_counts, vocabulary_counts_text
 from tests.support.phenotype_staging import create_staging_tables, insert_rows
@@ -31,7 +31,7 @@ COLUMNS = ["phenotype_id", "ingredient", "vocabulary", "code", "match", "status"
 
 @pytest.fixture(scope="module")
 def library():
-    return load_phenotype_library()
+    return phenotype_library()
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_the_classes_of_the_table_are_the_drug_phenotypes(library, table):
     assert {row["phenotype_id"] for row in table} == drug_phenotype_ids(library)
 
 
-@pytest.mark.parametrize("phenotype_id", sorted(drug_phenotype_ids(load_phenotype_library())))
+@pytest.mark.parametrize("phenotype_id", sorted(drug_phenotype_ids(phenotype_library())))
 def test_a_drug_phenotype_has_exactly_its_codes_in_the_table(library, table, phenotype_id):
     definition = library[phenotype_id].definition
     assert not definition.exclude_codes

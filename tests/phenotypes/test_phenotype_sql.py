@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 
 from pipelines.extract_spec import TABLES
-from pipelines.phenotypes import compile_phenotypes, load_phenotype_library, run_phenotypes
+from pipelines.phenotypes import compile_phenotypes, phenotype_library, run_phenotypes
 from tests.support.phenotype_staging import create_staging_tables, insert_rows
 
 _ids = itertools.count(1)
@@ -385,7 +385,7 @@ def test_output_tables_have_the_documented_columns(con):
     assert columns("person_summary") == ["person_id", "phenotype_id", "first_date", "end_date", "last_date",
                                          "event_count", "version"]
     definitions = con.execute("SELECT count(*), count(DISTINCT sha256) FROM phenotype.definitions").fetchone()
-    assert definitions == (len(load_phenotype_library()), len(load_phenotype_library()))
+    assert definitions == (len(phenotype_library()), len(phenotype_library()))
 
 
 def test_no_work_tables_are_left_behind(con):
@@ -403,7 +403,7 @@ def test_on_empty_staging_tables_every_phenotype_is_empty():
     connection = duckdb.connect()
     create_staging_tables(connection)
     counts = run_phenotypes(connection)
-    assert len(counts) == len(load_phenotype_library())
+    assert len(counts) == len(phenotype_library())
     assert all(c.event_rows == 0 and c.person_count == 0 for c in counts.values())
 
 
@@ -420,7 +420,7 @@ def staging_tables_read(sql: str) -> list[set[str]]:
 def test_each_staging_table_is_read_by_the_code_matching_step_and_one_record_statement():
     # code_to_phenotype.sql reads the distinct codes of the condition, drug and measurement tables (the only code
     # matching); one statement per table then reads its records. Visits are read with the conditions only.
-    compiled = compile_phenotypes(load_phenotype_library())
+    compiled = compile_phenotypes(phenotype_library())
     statements_reading: dict[str, int] = {table.name: 0 for table in TABLES}
     for step in compiled.steps:
         executions = len(step.rows) if step.rows is not None else 1
@@ -434,7 +434,7 @@ def test_each_staging_table_is_read_by_the_code_matching_step_and_one_record_sta
 
 
 def test_the_statements_do_not_depend_on_the_number_of_phenotypes():
-    library = load_phenotype_library()
+    library = phenotype_library()
     compiled = compile_phenotypes(library)
     sql_steps = [step.file for step in compiled.steps if step.rows is None]
     # Thirteen fixed steps (record_spans.sql and measurement_values.sql, the rules for records that end before they
@@ -444,7 +444,7 @@ def test_the_statements_do_not_depend_on_the_number_of_phenotypes():
 
 
 def test_no_code_is_written_into_sql():
-    library = load_phenotype_library()
+    library = phenotype_library()
     compiled = compile_phenotypes(library)
     sql_text = "\n".join(step.sql for step in compiled.steps)
     codes = {code for p in library for g in p.definition.codes + p.definition.exclude_codes for code in g.codes}
@@ -464,7 +464,7 @@ def test_a_failed_run_leaves_the_previous_results_in_place():
 
 
 def test_codes_are_matched_in_one_sql_file_that_every_record_statement_joins():
-    compiled = compile_phenotypes(load_phenotype_library())
+    compiled = compile_phenotypes(phenotype_library())
     files = {step.file: step.sql for step in compiled.steps}
     matching = {file for file, sql in files.items() if "code_list" in sql and "JOIN" in sql}
     assert matching == {"phenotypes/code_to_phenotype.sql"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library
+from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library, phenotype_library
 from pipelines.phenotypes.reference_page import generate_markdown
 
 
@@ -55,7 +55,7 @@ def test_a_wrong_parent_is_a_definition_error(tmp_path, variant_of, others, mess
 
 
 def test_every_variant_of_the_library_names_a_main_phenotype():
-    library = load_phenotype_library()
+    library = phenotype_library()
     assert library.parents == {
         "hypomagnesemia_lab_below_1_46": "hypomagnesemia_lab",
         "intermittent_claudication_with_i73_9": "intermittent_claudication",

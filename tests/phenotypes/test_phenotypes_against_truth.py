@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from pipelines.ingest.loader import load_extract
-from pipelines.phenotypes import load_phenotype_library, run_phenotypes
+from pipelines.phenotypes import phenotype_library, run_phenotypes
 from pipelines.synthetic.catalog import PHENOTYPE_IDS
 
 
@@ -22,7 +22,7 @@ def phenotyped(generated_extract):
 
 
 def test_every_phenotype_the_generator_plants_is_defined():
-    defined = {p.id for p in load_phenotype_library()}
+    defined = {p.id for p in phenotype_library()}
     assert set(PHENOTYPE_IDS) <= defined
 
 

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from pipelines import paths
-from pipelines.phenotypes import load_phenotype_library, run_phenotypes
+from pipelines.phenotypes import load_phenotype_library, phenotype_library, run_phenotypes
 from pipelines.phenotypes.compiler import SNOMED_DESCENDANTS_FILE, bundled_snomed_descendants
 from pipelines.sql import read_sql
 from pipelines.vocabularies import code_problem
@@ -37,7 +37,7 @@ def pairs() -> list[dict[str, str]]:
 
 def test_the_bundled_list_is_well_formed(pairs):
     assert SNOMED_DESCENDANTS_FILE.parent == paths.PHENOTYPES_DIR / "reference"
-    listed_with_descendants = {code for phenotype in load_phenotype_library()
+    listed_with_descendants = {code for phenotype in phenotype_library()
                                for group in phenotype.definition.codes
                                if group.vocabulary == "SNOMED" and group.match == "descendants"
                                for code in group.codes}

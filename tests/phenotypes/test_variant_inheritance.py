@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library
+from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library, phenotype_library
 from pipelines.phenotypes.compiler import definition_rows
 
 
@@ -41,7 +41,7 @@ COMPLETE_VARIANTS = {
 
 @pytest.mark.parametrize("variant_id", sorted(COMPLETE_VARIANTS))
 def test_each_variant_of_the_library_builds_the_definition_its_complete_file_gave(variant_id):
-    library = load_phenotype_library()
+    library = phenotype_library()
     built, parent = library[variant_id].definition, library[library.parents[variant_id]].definition
     codes, excluded, (rule_type, min_records), threshold = COMPLETE_VARIANTS[variant_id]
     assert code_set(built.codes) == codes and code_set(built.exclude_codes) == excluded

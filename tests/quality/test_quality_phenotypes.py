@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 from pipelines.ingest.loader import load_extract  # noqa: E402
 from pipelines.phenotypes import run_phenotypes  # noqa: E402
-from pipelines.phenotypes.loader import load_phenotype_library  # noqa: E402
+from pipelines.phenotypes.loader import phenotype_library  # noqa: E402
 from pipelines.quality import suites  # noqa: E402
 from pipelines.quality.runner import load_suite, run_suite  # noqa: E402
 
@@ -50,7 +50,7 @@ def test_phenotype_suite_is_up_to_date_and_loads():
 
 def test_generated_extract_passes_every_check_of_every_phenotype(phenotype_database):
     result = run_suite(phenotype_database, suites.PHENOTYPE_SUITE, run_id="clean")
-    phenotypes = sorted(p.id for p in load_phenotype_library())
+    phenotypes = sorted(p.id for p in phenotype_library())
     assert sorted({r.phenotype_id for r in result.results}) == phenotypes
     assert len(result.results) == len(phenotypes) * len(CHECKS)
     assert [(r.name, r.phenotype_id, r.unexpected_count, r.error) for r in result.results if not r.passed] == []

@@ -22,7 +22,6 @@ from pipelines.statistics.disclosure_audit import (
     protect_derivable_counts,
 )
 from pipelines.statistics.results import COHORT_STEP, DERIVED_COLUMNS
-from tests.support.published_studies import publish_every_study
 
 THRESHOLD = 11
 
@@ -184,9 +183,10 @@ def test_printed_values_that_break_a_sum_are_a_contradiction():
 
 
 @pytest.fixture(scope="module")
-def published_studies(tmp_path_factory, study_database):
-    """Every study of a generated extract (300 patients, seed 1) published as the statistics asset publishes it."""
-    return publish_every_study(study_database(300, 1), tmp_path_factory.mktemp("audit"))
+def published_studies(published_every_study):
+    """Every study of a generated extract (300 patients, seed 1) published as the statistics asset publishes it
+    (the session's shared build)."""
+    return published_every_study(300, 1)
 
 
 def test_every_generated_study_passes_the_audit(published_studies):

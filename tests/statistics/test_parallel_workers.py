@@ -64,8 +64,12 @@ def _published_with(database, workers: int):
         for study in load_studies().values():
             analyses[study.id] = analysis = analyse_study(con, study, workers=workers)
             publish_study_results(con, study, analysis)
-        fingerprints = {table: table_fingerprint(DuckDBEngine(con), table) for table in PUBLISHED_TABLES}
-    return analyses, fingerprints
+    return analyses, _fingerprints(database)
+
+
+def _fingerprints(database) -> dict:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return {table: table_fingerprint(DuckDBEngine(con), table) for table in PUBLISHED_TABLES}
 
 
 def _frames(study_id: str, analysis) -> list[pd.DataFrame]:
@@ -76,11 +80,13 @@ def _frames(study_id: str, analysis) -> list[pd.DataFrame]:
             *(results_frame(study_id, variant.results) for variant in analysis.sensitivity.values())]
 
 
-def test_one_and_two_workers_publish_identical_results_in_the_same_order(study_database, tmp_path):
-    serial, parallel = tmp_path / "serial.duckdb", tmp_path / "parallel.duckdb"
-    shutil.copy(study_database(300, 1), serial)
+def test_one_and_two_workers_publish_identical_results_in_the_same_order(study_database, published_every_study,
+                                                                          tmp_path):
+    # One worker: the session's shared build (every study analysed in the test process and published).
+    serial, _, serial_analyses = published_every_study(300, 1)
+    serial_fingerprints = _fingerprints(serial)
+    parallel = tmp_path / "parallel.duckdb"
     shutil.copy(study_database(300, 1), parallel)
-    serial_analyses, serial_fingerprints = _published_with(serial, 1)
     parallel_analyses, parallel_fingerprints = _published_with(parallel, 2)
 
     assert parallel_fingerprints == serial_fingerprints

@@ -25,14 +25,13 @@ from pipelines.statistics.study_analysis import (
     results_frame,
 )
 from tests.support.disclosure_attacks import small_differences
-from tests.support.published_studies import publish_every_study
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, study_database):
-    """A generated extract (300 patients, seed 1) through cohorts (the session's shared build) and statistics;
-    each study's analysis kept."""
-    return publish_every_study(study_database(300, 1), tmp_path_factory.mktemp("accounting"))
+def published(published_every_study):
+    """A generated extract (300 patients, seed 1) through cohorts and statistics, each study's analysis kept (the
+    session's shared build)."""
+    return published_every_study(300, 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -12,9 +12,8 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import simple_icd_10_cm as icd
 
-from pipelines.phenotypes import load_phenotype_library
+from pipelines.phenotypes import phenotype_library
 from pipelines.synthetic import catalog as cat
 from pipelines.synthetic import generate_extract
 from pipelines.synthetic import parameters as P
@@ -23,13 +22,14 @@ from pipelines.synthetic.model import DAYS_PER_YEAR, FEMALE, SIMULATION_STEPS, C
 from pipelines.synthetic.negative_controls import (_segments, negative_control_rng, planted_log_hr_biases,
                                                    simulate_negative_controls)
 from pipelines.synthetic.render import NEGATIVE_CONTROL_ID_OFFSET
+from tests.support.icd10cm_reference import icd10cm
 from tests.support.paths import REPO_ROOT
 
 CONTROLS_FOLDER = REPO_ROOT / "phenotypes" / "negative_controls"
 
 
 def _control_definitions():
-    return {p.id: p.definition for p in load_phenotype_library()
+    return {p.id: p.definition for p in phenotype_library()
             if (REPO_ROOT / p.source_file).resolve().parent == CONTROLS_FOLDER.resolve()}
 
 
@@ -53,11 +53,11 @@ def test_the_generator_lists_the_controls_of_the_phenotype_library_itself():
 
 
 def test_each_generated_control_code_exists_and_counts_for_its_control_and_no_other_phenotype():
-    library = {p.id: p.definition for p in load_phenotype_library()}
+    library = {p.id: p.definition for p in phenotype_library()}
     for control in cat.NEGATIVE_CONTROL_IDS:
         for code, weight in cat.NEGATIVE_CONTROL_CODES[control].icd:
             assert code.vocabulary == cat.ICD and weight > 0
-            assert icd.is_valid_item(code.code) and icd.is_leaf(code.code), code.code  # a billable CMS code
+            assert icd10cm().is_valid_item(code.code) and icd10cm().is_leaf(code.code), code.code  # a billable CMS code
             assert code.phenotypes == (control,)
             counted_by = {pid for pid, definition in library.items() if _matches(definition, code.code)}
             assert counted_by == {control}, (code.code, counted_by)
@@ -299,7 +299,7 @@ def test_the_negative_control_drugs_are_the_library_s_with_its_codes_and_the_cra
     from pipelines.synthetic.model import simulate_chunk
     from pipelines.synthetic.negative_control_exposures import negative_control_exposure_rng
 
-    library = {p.id: p for p in load_phenotype_library()}
+    library = {p.id: p for p in phenotype_library()}
     folder = REPO_ROOT / "phenotypes" / "negative_control_exposures"
     defined = {pid for pid, p in library.items() if (REPO_ROOT / p.source_file).resolve().parent == folder.resolve()}
     assert set(cat.NEGATIVE_CONTROL_DRUG_IDS) == defined == set(P.NEGATIVE_CONTROL_EXPOSURES)

@@ -14,7 +14,6 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import simple_icd_10_cm as icd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -26,6 +25,7 @@ from pipelines.synthetic.defects import IMPLAUSIBLE_BY_TABLE, rejectable_reasons
 from pipelines.synthetic.generator import chunk_rng  # noqa: E402
 from pipelines.synthetic.model import DATA_END_DAY, DATA_START_DAY, ChunkSimulation  # noqa: E402
 from pipelines.synthetic.parameters import CRAMP_EFFECTS_PROFILES  # noqa: E402
+from tests.support.icd10cm_reference import icd10cm  # noqa: E402
 
 PATIENTS = 1500
 
@@ -183,12 +183,12 @@ def test_all_clean_codes_are_valid(extract, loaded):
     for vocab, code, n in rows:
         canonical = spec.VOCABULARY_ALIASES[vocab]
         if canonical == "ICD10CM":
-            dotted = icd.add_dot(code) if "." not in code else code
+            dotted = icd10cm().add_dot(code) if "." not in code else code
             if code.replace(".", "") in unknown_icd:
-                assert not icd.is_valid_item(dotted)
+                assert not icd10cm().is_valid_item(dotted)
                 invalid_rows += n
                 continue
-            assert icd.is_valid_item(dotted), code
+            assert icd10cm().is_valid_item(dotted), code
         else:
             assert (canonical, code) in known, (canonical, code)
     assert invalid_rows == truth["implausible_planted"]["condition_occurrence"]["unknown_code"]
@@ -204,9 +204,9 @@ def test_catalog_rxnorm_codes_are_the_phenotype_files_verified_ingredients():
     """Every RxNorm CUI the generator writes is a verified ingredient code of each phenotype it counts for, as the
     phenotype files list them (the catalog reads the CUIs from phenotypes/reference/drug_ingredients.csv, which the
     drug phenotypes are tested against: one fact in one place)."""
-    from pipelines.phenotypes import load_phenotype_library
+    from pipelines.phenotypes import phenotype_library
 
-    library = load_phenotype_library()
+    library = phenotype_library()
     rxnorm_codes = [c for c in cat.ALL_CODES if c.vocabulary == cat.RXNORM]
     assert len(rxnorm_codes) >= 20
     for code in rxnorm_codes:
@@ -222,9 +222,9 @@ def test_catalog_rxnorm_codes_are_the_phenotype_files_verified_ingredients():
 def test_catalog_icd_codes_exist():
     for c in cat.ALL_CODES:
         if c.vocabulary == cat.ICD and c.code not in cat.UNKNOWN_ICD10CM_CODES:
-            assert icd.is_valid_item(c.code), c.code
+            assert icd10cm().is_valid_item(c.code), c.code
     for u in cat.UNKNOWN_ICD10CM_CODES:
-        assert not icd.is_valid_item(u)
+        assert not icd10cm().is_valid_item(u)
 
 
 def test_clean_events_fall_in_observation_on_visits(loaded):
