@@ -6,13 +6,13 @@ the run's DuckDB database, which the data-quality suites check and the run publi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pipelines.engine import as_engine
 from pipelines.engine.duckdb_engine import DuckDBEngine
 from pipelines.engine.transfer import copy_tables_to_duckdb, hand_stage_inputs
-from pipelines.ingest.loader import Log
 from pipelines.phenotypes.compiler import PhenotypeCounts, run_phenotypes
 from pipelines.phenotypes.loader import PhenotypeLibrary
 
@@ -31,7 +31,7 @@ def copy_phenotype_stage_to_duckdb(spark: Any, con: Any, folder: Path) -> dict[s
 
 
 def run_phenotypes_on_spark(warehouse: Any, run_id: str, con: Any, library: PhenotypeLibrary | None = None,
-                            log: Log = lambda message: None) -> dict[str, PhenotypeCounts]:
+                            log: Callable[[str], None] = lambda message: None) -> dict[str, PhenotypeCounts]:
     """The phenotype stage on the warehouse's Spark session, from the staging tables of the run (Spark's own when
     the run ingested on Spark, else DuckDB `con`'s, the run's build database), its outputs copied back into `con`.
     The hand-over lives in the run's exchange folder (Warehouse.spark_exchange_dir); the cohort stage of the same
