@@ -219,6 +219,13 @@ def stage_of(step_key: str) -> str:
     return "data quality" if "check" in step_key else "other"
 
 
+def _step_events(instance: dg.DagsterInstance, run_id: str):
+    """(log entry, Dagster event) of every event of the run that belongs to a step, in the order they were stored."""
+    for entry in instance.all_logs(run_id):
+        if entry.dagster_event is not None and entry.step_key:
+            yield entry, entry.dagster_event
+
+
 def step_windows(instance: dg.DagsterInstance, run_id: str,
                  signalled_at: float | None = None) -> dict[str, tuple[float, float]]:
     """The (start, end) wall-clock window of every step of the run that ended (succeeded, or failed by itself), by
@@ -227,10 +234,7 @@ def step_windows(instance: dg.DagsterInstance, run_id: str,
     interrupted")."""
     starts: dict[str, float] = {}
     windows: dict[str, tuple[float, float]] = {}
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or not entry.step_key:
-            continue
+    for entry, event in _step_events(instance, run_id):
         if event.event_type_value == "STEP_START":
             starts[entry.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and entry.step_key in starts:
@@ -256,10 +260,7 @@ def unfinished_steps(instance: dg.DagsterInstance, run_id: str, stopped_at: floa
     stopped), by step key, with how long they had run: "running for N s when stopped"."""
     starts: dict[str, float] = {}
     ended: dict[str, float | None] = {}  # step -> when it was interrupted (None: it ended by itself)
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or not entry.step_key:
-            continue
+    for entry, event in _step_events(instance, run_id):
         if event.event_type_value == "STEP_START":
             starts[entry.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
