@@ -3,10 +3,11 @@
 -- code_to_phenotype.sql). The event date of a drug record is the start of the exposure (prescription or dispensing
 -- date). A fill that ends before it starts does not count (sql/record_spans.sql).
 --
--- Why a view, read by events.sql straight into phenotype.events, and not a work table: drug fills are most of the
--- records (60 million of 70 at 1 million patients), every drug rule counts them as they are (min_records), and a
--- temporary work table is held uncompressed: at 1 million patients under a 1 GB memory limit it spilled 2.5 GB
--- before being copied into events, and at 10 million the phenotype step had spilled 40 GB when the disk filled.
+-- Why a view, read by events.sql straight into phenotype.events (and once more by record_exclusions.sql for the few
+-- phenotypes with a windowed exclusion), and not a work table: drug fills are most of the records (60 million of 70
+-- at 1 million patients), every drug rule counts them as they are (min_records), and a temporary work table is held
+-- uncompressed: at 1 million patients under a 1 GB memory limit it spilled 2.5 GB before being copied into events,
+-- and at 10 million the phenotype step had spilled 40 GB when the disk filled.
 CREATE TEMP VIEW phenotype_drug_records AS
 SELECT
     drug_exposure.person_id,
