@@ -4,7 +4,8 @@
 
 The ingest is the slowest stage of the study (README, Performance). This runs the real loader
 (pipelines/ingest/loader.py) on one table of an extract into a throw-away database and prints
-- every statement that took at least 0.1 s, in order;
+- every statement that took at least 0.1 s, in order, with its wall and CPU seconds (this process's, DuckDB's
+  threads included: on a shared machine the CPU seconds say what the work cost, the wall seconds what it waited);
 - the operator tree of the statement that parses the file into staging (DuckDB's EXPLAIN ANALYZE, which also
   executes it), as one line per operator with its rows and seconds;
 - DuckDB's plain load of the same file (CREATE TABLE AS SELECT * FROM read_csv(...)) for comparison.
@@ -14,6 +15,7 @@ The person table is loaded first when the profiled table references persons (the
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import tempfile
 import time
@@ -36,17 +38,17 @@ class ProfiledConnection:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
-        self.statements: list[tuple[float, str]] = []
+        self.statements: list[tuple[float, float, str]] = []  # (wall s, CPU s, statement)
         self.parse_plan: str | None = None
 
     def execute(self, sql: str, *args):
-        started = time.time()
+        started, cpu = time.time(), time.process_time()
         if PARSE_STATEMENT.match(sql):
             result = self.con.execute("EXPLAIN ANALYZE " + sql, *args)
             self.parse_plan = result.fetchall()[0][1]
         else:
             result = self.con.execute(sql, *args)
-        self.statements.append((time.time() - started, " ".join(sql.split())))
+        self.statements.append((time.time() - started, time.process_time() - cpu, " ".join(sql.split())))
         return result
 
     def __getattr__(self, name):
@@ -92,27 +94,28 @@ def main() -> None:
         if table.references_person:
             loader.load_table(con, spec.PERSON, loader.find_table_file(args.extract, spec.PERSON))
         profiled = ProfiledConnection(con)
-        started = time.time()
+        started, cpu = time.time(), time.process_time()
         load = loader.load_table(profiled, table, path)
-        ingest_seconds = time.time() - started
+        ingest_seconds, ingest_cpu = time.time() - started, time.process_time() - cpu
 
         reader = "read_parquet" if path.name.endswith(".parquet") else "read_csv"
         options = "" if reader == "read_parquet" else ", ignore_errors = true"
-        started = time.time()
+        started, cpu = time.time(), time.process_time()
         con.execute(f"CREATE TABLE plain_load AS SELECT * FROM {reader}({quote_literal(path)}{options})")
-        plain_seconds = time.time() - started
+        plain_seconds, plain_cpu = time.time() - started, time.process_time() - cpu
 
     print(f"{table.name}: {load.input_records:,} records from {path.name}")
-    print(f"\nstatements of at least 0.1 s ({ingest_seconds:.1f} s in all):")
-    for seconds, sql in profiled.statements:
+    print(f"\nstatements of at least 0.1 s (wall, CPU; {ingest_seconds:.1f} s, {ingest_cpu:.1f} CPU s in all; "
+          f"load average {os.getloadavg()[0]:.1f}):")
+    for seconds, cpu_seconds, sql in profiled.statements:
         if seconds >= 0.1:
-            print(f"{seconds:8.2f} s  {sql[:100]}")
+            print(f"{seconds:8.2f} s {cpu_seconds:8.2f} s  {sql[:100]}")
     if profiled.parse_plan:
         print("\noperators of the parse statement (EXPLAIN ANALYZE, top = last):")
         for name, rows, seconds in operators(profiled.parse_plan):
             print(f"{seconds:8.2f} s  {rows:>13,} rows  {name}")
-    print(f"\nDuckDB's plain load of the same file: {plain_seconds:.1f} s "
-          f"(ingest / plain load = {ingest_seconds / plain_seconds:.1f})")
+    print(f"\nDuckDB's plain load of the same file: {plain_seconds:.1f} s, {plain_cpu:.1f} CPU s "
+          f"(ingest / plain load = {ingest_seconds / plain_seconds:.1f}, in CPU {ingest_cpu / plain_cpu:.1f})")
 
 
 if __name__ == "__main__":

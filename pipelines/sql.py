@@ -6,9 +6,10 @@
                      format (omop_*.sql, synthea_*.sql), the OMOP concept-code map, and DuckDB helper macros
                      (format_macros.sql); run by pipelines/ingest/formats/
     sql/phenotypes/  the phenotype computation: create_tables.sql, one statement per staging table
-                     (condition_records, drug_events, measurement_records), then events, rule_met, person_summary
-                     and the composite steps; load/ holds the inserts of the library into phenotype.* tables; run
-                     in order by pipelines/phenotypes/compiler.py
+                     (condition_records, drug_records, measurement_records) and all records as one view
+                     (records), then events, record_exclusions, rule_met, person_summary and the composite
+                     steps; load/ holds the inserts of the library into phenotype.* tables; run in order by
+                     pipelines/phenotypes/compiler.py
     sql/record_spans.sql  the one rule for records that end before they start (a DuckDB temporary macro): run first
                      by the phenotype and cohort stages
     sql/ages.sql     the one rule for age in completed years on a date (a DuckDB temporary macro): run first by the

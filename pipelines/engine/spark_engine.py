@@ -8,6 +8,7 @@ What Spark's plain (Parquet) tables do not take is mapped here, in one place:
   the whole lineage again and, for a statement that is not deterministic, can even give other rows; a checkpointed
   view reads the stored rows, like DuckDB's temp table, and lives as long as the session. Managed Parquet tables
   would survive a lost executor but leave files to clean up after every run; work tables are small and per-run.
+  A CREATE TEMP VIEW stays a temporary view: recomputed on every read, as on DuckDB.
 - PRIMARY KEY and NOT NULL in CREATE TABLE are dropped: Spark's Parquet tables enforce neither (the data-quality
   suites check keys and required columns after the run).
 - ALTER TABLE ... ADD COLUMN IF NOT EXISTS: the column is added (ADD COLUMNS) only when the table lacks it;

@@ -802,7 +802,12 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, table: Table, path: Path, mal
 
 
 def _keep_loaded_rows(con: duckdb.DuckDBPyConnection, table: Table, source: OpenedSource) -> None:
-    """The staging table keeps the rows without a reason, and only the spec's columns."""
+    """The staging table keeps the rows without a reason, and only the spec's columns.
+
+    Cheap as long as the ingest runs without a transaction around it: each statement commits on its own, so the
+    DELETE removes committed rows (0.4 of drug_exposure's 51 CPU s at 200,000 patients, the DROPs less; session 12).
+    Inside one transaction with the CREATE TABLE, DuckDB 2.0.1's COMMIT would re-append the whole table row by row
+    (sql/phenotypes/record_exclusions.sql)."""
     staging_table = f"staging.{table.name}"
     con.execute(f"DELETE FROM {staging_table} WHERE _check IS NOT NULL "
                 f"OR {source.record_of()} IN (SELECT _record FROM _late_rejects)")

@@ -10,11 +10,13 @@ The order of a run:
 2. record_spans.sql: the rule that a record ending before it starts does not count (a macro the record statements
    call); code_to_phenotype.sql: the distinct codes present in the condition, drug and measurement tables matched
    against phenotype.code_list once (the only code matching); then one statement per staging table, each covering
-   every phenotype of its domain: condition_records.sql (staging.condition_occurrence + staging.visit_occurrence), drug_events.sql
-   (staging.drug_exposure, straight into phenotype.events), measurement_records.sql (staging.measurement)
-3. on the condition and measurement work tables and phenotype.events: events.sql, record_exclusions.sql (records
-   near an excluding record, for exclusions with a window), rule_met.sql (the person-level rules), person_summary.sql
-   (person exclusions), then composites depth by depth (composite_person_summary.sql, composite_events.sql)
+   every phenotype of its domain: condition_records.sql (staging.condition_occurrence + staging.visit_occurrence),
+   drug_records.sql (staging.drug_exposure, a view read straight into phenotype.events), measurement_records.sql
+   (staging.measurement); records.sql: all of them as one view
+3. events.sql (the records into phenotype.events, but those of phenotypes with an exclusion with a window),
+   record_exclusions.sql (their records that are not near an excluding record), rule_met.sql (the person-level
+   rules), person_summary.sql (person exclusions), then composites depth by depth (composite_person_summary.sql,
+   composite_events.sql). No step deletes rows: record_exclusions.sql says why.
 
 Public entry points: ``compile_phenotypes(library)`` (what would run) and ``run_phenotypes(target)`` (run it, on a
 DuckDB connection, a SparkSession or any engine of pipelines/engine/).
@@ -53,16 +55,17 @@ DEFINITION_TABLES: tuple[str, ...] = (
 
 # The statements that read staging tables: the rules for records that end before they start and for measurement
 # values, the codes present in all of them matched once, then one statement per table (the single pass over the
-# records of each domain).
+# records of each domain), and all records as one view.
 RECORD_STEPS: tuple[str, ...] = (
     RECORD_SPANS_SQL,
     MEASUREMENT_VALUES_SQL,
     "phenotypes/code_to_phenotype.sql",
     "phenotypes/condition_records.sql",
-    "phenotypes/drug_events.sql",
+    "phenotypes/drug_records.sql",
     "phenotypes/measurement_records.sql",
+    "phenotypes/records.sql",
 )
-# Rules applied on the work tables and phenotype.events.
+# phenotype.events from the records, then the rules applied on the work tables and phenotype.events.
 SUMMARY_STEPS: tuple[str, ...] = (
     "phenotypes/events.sql",
     "phenotypes/record_exclusions.sql",

@@ -1,5 +1,5 @@
 -- Which phenotypes each code present in the staging tables counts for: the one place where codes are matched, for
--- the condition, drug and measurement records alike (condition_records.sql, drug_events.sql and
+-- the condition, drug and measurement records alike (condition_records.sql, drug_records.sql and
 -- measurement_records.sql join their records to this small table with one hash join on (domain, vocabulary, code)).
 --
 -- How: the distinct codes present in each table (a few thousand, however many records there are) are matched

@@ -7,11 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlglot import parse_one
 
 from pipelines import extract_spec as spec
 from pipelines.cohorts.study import load_studies
 from pipelines.engine.dialect import ROW_HASH, define_macro, parse_statements, translate
 from pipelines.engine.portability import portability_problems
+from pipelines.engine.spark_engine import SQL, TEMP_VIEW, spark_steps
 from pipelines.paths import SQL_DIR
 from pipelines.sql import AGES_SQL, MEASUREMENT_VALUES_SQL, RECORD_SPANS_SQL
 from pipelines.quality import suites
@@ -128,6 +130,17 @@ def test_the_check_refuses_each_known_construct_and_takes_its_portable_form(cons
 def test_ddl_the_spark_engine_maps_passes(ddl):
     """DDL Spark's plain tables refuse as written, which the Spark engine maps (spark_engine.spark_steps)."""
     assert portability_problems(ddl) == []
+
+
+def test_a_view_stays_a_view_and_a_temporary_table_never_becomes_one():
+    """A temporary view is recomputed on every read on both engines (sql/phenotypes/drug_records.sql reads the drug
+    records where they are used); a temporary table is materialised once on Spark too, never a plain view."""
+    view = "CREATE TEMP VIEW v AS SELECT a FROM s.t"
+    assert portability_problems(view) == []
+    [step] = spark_steps(parse_one(view, read="duckdb"))
+    assert (step.kind, step.sql) == (SQL, "CREATE TEMPORARY VIEW v AS SELECT a FROM s.t")
+    [step] = spark_steps(parse_one("CREATE TEMP TABLE w AS SELECT a FROM s.t", read="duckdb"))
+    assert (step.kind, step.table, step.sql) == (TEMP_VIEW, "w", "SELECT a FROM s.t")
 
 
 def test_translation_uses_the_exact_percentile_and_duckdb_division():

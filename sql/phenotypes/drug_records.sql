@@ -1,14 +1,14 @@
--- Every drug record that carries a code of a drug phenotype, straight into phenotype.events: ONE pass over
--- staging.drug_exposure for all drug phenotypes together (same approach as condition_records.sql: one hash join to
--- the code -> phenotype map of code_to_phenotype.sql). The event date of a drug record is the start of the exposure
--- (prescription or dispensing date). A fill that ends before it starts does not count (sql/record_spans.sql).
+-- Every drug record that carries a code of a drug phenotype: ONE pass over staging.drug_exposure for all drug
+-- phenotypes together (same approach as condition_records.sql: one hash join to the code -> phenotype map of
+-- code_to_phenotype.sql). The event date of a drug record is the start of the exposure (prescription or dispensing
+-- date). A fill that ends before it starts does not count (sql/record_spans.sql).
 --
--- Why straight into events, with no work table in between: drug fills are most of the events (60 million of 70 at
--- 1 million patients), every drug rule counts them as they are (min_records), and a temporary work table is held
+-- Why a view, read by events.sql straight into phenotype.events (and once more by record_exclusions.sql for the few
+-- phenotypes with a windowed exclusion), and not a work table: drug fills are most of the records (60 million of 70
+-- at 1 million patients), every drug rule counts them as they are (min_records), and a temporary work table is held
 -- uncompressed: at 1 million patients under a 1 GB memory limit it spilled 2.5 GB before being copied into events,
 -- and at 10 million the phenotype step had spilled 40 GB when the disk filled.
-INSERT INTO phenotype.events
-    (person_id, phenotype_id, event_date, value, unit, laterality, source_table, vocabulary, code, event_end_date)
+CREATE TEMP VIEW phenotype_drug_records AS
 SELECT
     drug_exposure.person_id,
     code_to_phenotype.phenotype_id,
