@@ -446,10 +446,13 @@ class CellInterval:
 
     @property
     def disclosed(self) -> bool:
-        """A small count the sums pin to one value, or, without a "<t" label, bound below the threshold."""
+        """A small count the sums pin to one value, or, without a "<t" label, bound below the threshold. A "<t"
+        count is pinned when the sums leave it one value of its label's 1 .. t-1: at most 1 is exactly 1."""
         if not self.sensitive:
             return False
-        return self.exact if self.labelled_small else self.upper < self.threshold - TOLERANCE
+        if self.labelled_small:
+            return math.floor(self.upper + TOLERANCE) <= max(math.ceil(self.lower - TOLERANCE), 1)
+        return self.upper < self.threshold - TOLERANCE
 
 
 @dataclass
@@ -509,24 +512,31 @@ class _System:
     opaque: set[Hashable]  # the hidden cells whose "suppressed" label tells nothing (label_bounds)
 
 
-def label_bounds(cell: Cell, threshold: int, opaque: bool = False) -> tuple[float, float]:
+def label_bounds(cell: Cell, threshold: int, opaque: bool = False,
+                 small_labels: bool = False) -> tuple[float, float]:
     """What a hidden cell's printed label tells every reader, as bounds on its value (docs/disclosure.md, "Audit"):
     - printed "suppressed" in a row that prints another of its counts or a "<t" (a complement: never a zero,
       never small, so at least t): t and more;
     - `opaque`: printed "suppressed" only in rows whose every count is "suppressed" (a row withheld whole prints
       its small counts so too, disclosure.suppress_estimates; a reader cannot tell such a row from one of
       complements): 0 and more. A hidden printed zero is a count of a row withheld whole: 0 and more too;
-    - printed "<t" (a small count): 0 and more here. Its label says 1 .. t-1, and the verdict accounts for it (a
-      labelled cell is disclosed only when the sums pin it to one value); as LP bounds, the labels of two small
-      printed counts would bound every unprinted difference of them below t, which the labels already tell;
+    - printed "<t" (a small count): 0 and more in the statistics stage's ledger. Its label says 1 .. t-1, and the
+      verdict accounts for it (a labelled cell is disclosed only when the sums pin it to one value); as LP bounds,
+      the labels of two small printed counts would bound every unprinted difference of them below t, which the
+      labels already tell. With `small_labels` (Table 1, cohorts.table1.protect_table1): 1 .. t-1, what a reader
+      of the label knows (two "<t" levels whose sum is 2 are both 1; 20, both 10);
     - never printed (a difference of printed counts: no label): 0 and more."""
-    if cell.published and not opaque and not is_small(cell.value, threshold) and cell.value > 0:
-        return float(threshold), math.inf
+    if cell.published and not opaque and cell.value > 0:
+        if not is_small(cell.value, threshold):
+            return float(threshold), math.inf
+        if small_labels:
+            return 1.0, threshold - 1.0
     return 0.0, math.inf
 
 
 def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hidden: set[Hashable],
-            zeros_known: bool, threshold: int, opaque: set[Hashable] = frozenset()) -> _System:
+            zeros_known: bool, threshold: int, opaque: set[Hashable] = frozenset(),
+            small_labels: bool = False) -> _System:
     from scipy import sparse
     from scipy.sparse.csgraph import connected_components
 
@@ -561,7 +571,7 @@ def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hi
     variable_labels, equation_labels = labels[height:], labels[:height]
     groups = [(np.flatnonzero(variable_labels == label), np.flatnonzero(equation_labels == label))
               for label in np.unique(variable_labels)]
-    bounds = np.array([label_bounds(cells[keys[variable]], threshold, keys[variable] in opaque)
+    bounds = np.array([label_bounds(cells[keys[variable]], threshold, keys[variable] in opaque, small_labels)
                        for variable in variables],
                       dtype=float).reshape(-1, 2)
     return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions,
@@ -570,32 +580,36 @@ def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hi
 
 def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
                 hidden: Iterable[Hashable] | None = None, zeros_known: bool = True,
-                opaque: Iterable[Hashable] = ()) -> DisclosureAudit:
+                opaque: Iterable[Hashable] = (), small_labels: bool = False,
+                told_small: Iterable[Hashable] = ()) -> DisclosureAudit:
     """The feasible interval of every hidden cell given the others' values and `relations` (total = sum of parts),
     every count >= 0. `hidden`: the cells an attacker does not see (default: each cell's `hidden`, i.e. the
     suppression's decision and the unprinted cells). `zeros_known`: an unprinted zero counts as known (the ledger's
     convention: a reader who guesses that nothing lies outside a sum is right). `opaque`: the hidden cells whose
-    "suppressed" label tells nothing (label_bounds).
+    "suppressed" label tells nothing (label_bounds). `small_labels`: a "<t" label bounds its cell by 1 .. t-1
+    (label_bounds). `told_small`: cells a printed label already says are small (every count of a Table 1 group
+    whose n is printed "<t"): disclosed only when pinned, like a "<t" count.
 
     One sparse equation matrix over all cells; the unknown cells only are LP variables, in the groups the sums tie
     together."""
     hidden_keys = set(hidden) if hidden is not None else {key for key, cell in cells.items() if cell.hidden}
-    opaque = set(opaque)
-    system = _system(cells, relations, hidden_keys, zeros_known, threshold, opaque)
+    opaque, told_small = set(opaque), set(told_small)
+    system = _system(cells, relations, hidden_keys, zeros_known, threshold, opaque, small_labels)
     audit = DisclosureAudit(threshold, contradictions=list(system.contradictions))
     for members, rows in system.groups:
         keys = [system.keys[system.variables[member]] for member in members]
         if not len(rows):  # in no sum: nothing but its label bounds it
-            audit.intervals += [CellInterval(key, *label_bounds(cells[key], threshold, key in opaque),
+            audit.intervals += [CellInterval(key, *label_bounds(cells[key], threshold, key in opaque, small_labels),
                                              int(cells[key].value),
-                                             threshold, labelled_small=cells[key].published and key not in opaque)
+                                             threshold, labelled_small=(cells[key].published and key not in opaque)
+                                             or key in told_small)
                                 for key in keys]
             continue
         intervals, solves = _group_intervals(system.equations[rows][:, members], system.right[rows],
                                              system.lower[members], system.upper[members], keys,
                                              np.array([cells[key].value for key in keys]),
-                                             np.array([cells[key].published and key not in opaque
-                                                       for key in keys]), threshold,
+                                             np.array([(cells[key].published and key not in opaque)
+                                                       or key in told_small for key in keys]), threshold,
                                              audit.contradictions)
         audit.intervals += intervals
         audit.solves += solves
@@ -685,7 +699,8 @@ class _Infeasible(RuntimeError):
 
 
 def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
-                    hidden: Iterable[Hashable], zeros_known: bool = True, opaque: Iterable[Hashable] = ()
+                    hidden: Iterable[Hashable], zeros_known: bool = True, opaque: Iterable[Hashable] = (),
+                    small_labels: bool = False, told_small: Iterable[Hashable] = ()
                     ) -> dict[Hashable, list[SumRelation]]:
     """The verdict of `audit_cells` without every interval: each disclosed small cell (upper bound below the
     threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the
@@ -695,7 +710,8 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
     re-solved from the last basis; a cell that reaches the threshold in any solve needs no LP of its own)."""
     from scipy import sparse
 
-    system = _system(cells, relations, set(hidden), zeros_known, threshold, set(opaque))
+    system = _system(cells, relations, set(hidden), zeros_known, threshold, set(opaque), small_labels)
+    told_small = set(told_small)
     found: dict[Hashable, list[SumRelation]] = {}
     for members, rows in system.groups:
         keys = [system.keys[system.variables[member]] for member in members]
@@ -730,9 +746,11 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
             reached |= group.point() >= threshold - TOLERANCE
             if -highest < threshold - TOLERANCE:
                 binding = group.binding_rows()
-                if cells[keys[j]].published and keys[j] not in system.opaque:  # printed "<t": only when pinned
+                printed_small = cells[keys[j]].published and keys[j] not in system.opaque
+                if printed_small or keys[j] in told_small:  # a label says it is small: only when pinned
+                    # (printed "<t", its label says at least 1: an upper bound of 1 pins it)
                     lowest = group.optimum({j: 1.0}, describe_cell(keys[j]))
-                    if math.floor(-highest + TOLERANCE) > math.ceil(lowest - TOLERANCE):
+                    if math.floor(-highest + TOLERANCE) > max(math.ceil(lowest - TOLERANCE), int(printed_small)):
                         continue
                 found[keys[j]] = [system.relations[system.rows[rows[b]]] for b in binding]
     return found
