@@ -451,7 +451,8 @@ class CellInterval:
         if not self.sensitive:
             return False
         if self.labelled_small:
-            return math.floor(self.upper + TOLERANCE) <= max(math.ceil(self.lower - TOLERANCE), 1)
+            return self.upper < math.inf and math.floor(self.upper + TOLERANCE) <= max(math.ceil(self.lower
+                                                                                             - TOLERANCE), 1)
         return self.upper < self.threshold - TOLERANCE
 
 
@@ -536,7 +537,7 @@ def label_bounds(cell: Cell, threshold: int, opaque: bool = False,
 
 def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hidden: set[Hashable],
             zeros_known: bool, threshold: int, opaque: set[Hashable] = frozenset(),
-            small_labels: bool = False) -> _System:
+            small_labels: set[Hashable] = frozenset()) -> _System:
     from scipy import sparse
     from scipy.sparse.csgraph import connected_components
 
@@ -571,7 +572,8 @@ def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hi
     variable_labels, equation_labels = labels[height:], labels[:height]
     groups = [(np.flatnonzero(variable_labels == label), np.flatnonzero(equation_labels == label))
               for label in np.unique(variable_labels)]
-    bounds = np.array([label_bounds(cells[keys[variable]], threshold, keys[variable] in opaque, small_labels)
+    bounds = np.array([label_bounds(cells[keys[variable]], threshold, keys[variable] in opaque,
+                                    keys[variable] in small_labels)
                        for variable in variables],
                       dtype=float).reshape(-1, 2)
     return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions,
@@ -580,26 +582,27 @@ def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hi
 
 def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
                 hidden: Iterable[Hashable] | None = None, zeros_known: bool = True,
-                opaque: Iterable[Hashable] = (), small_labels: bool = False,
+                opaque: Iterable[Hashable] = (), small_labels: Iterable[Hashable] = (),
                 told_small: Iterable[Hashable] = ()) -> DisclosureAudit:
     """The feasible interval of every hidden cell given the others' values and `relations` (total = sum of parts),
     every count >= 0. `hidden`: the cells an attacker does not see (default: each cell's `hidden`, i.e. the
     suppression's decision and the unprinted cells). `zeros_known`: an unprinted zero counts as known (the ledger's
     convention: a reader who guesses that nothing lies outside a sum is right). `opaque`: the hidden cells whose
-    "suppressed" label tells nothing (label_bounds). `small_labels`: a "<t" label bounds its cell by 1 .. t-1
-    (label_bounds). `told_small`: cells a printed label already says are small (every count of a Table 1 group
+    "suppressed" label tells nothing (label_bounds). `small_labels`: the cells whose "<t" label bounds them by 1 ..
+    t-1 (label_bounds; Table 1's). `told_small`: cells a printed label already says are small (every count of a Table 1 group
     whose n is printed "<t"): disclosed only when pinned, like a "<t" count.
 
     One sparse equation matrix over all cells; the unknown cells only are LP variables, in the groups the sums tie
     together."""
     hidden_keys = set(hidden) if hidden is not None else {key for key, cell in cells.items() if cell.hidden}
-    opaque, told_small = set(opaque), set(told_small)
+    opaque, told_small, small_labels = set(opaque), set(told_small), set(small_labels)
     system = _system(cells, relations, hidden_keys, zeros_known, threshold, opaque, small_labels)
     audit = DisclosureAudit(threshold, contradictions=list(system.contradictions))
     for members, rows in system.groups:
         keys = [system.keys[system.variables[member]] for member in members]
         if not len(rows):  # in no sum: nothing but its label bounds it
-            audit.intervals += [CellInterval(key, *label_bounds(cells[key], threshold, key in opaque, small_labels),
+            audit.intervals += [CellInterval(key, *label_bounds(cells[key], threshold, key in opaque,
+                                                                key in small_labels),
                                              int(cells[key].value),
                                              threshold, labelled_small=(cells[key].published and key not in opaque)
                                              or key in told_small)
@@ -700,7 +703,7 @@ class _Infeasible(RuntimeError):
 
 def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
                     hidden: Iterable[Hashable], zeros_known: bool = True, opaque: Iterable[Hashable] = (),
-                    small_labels: bool = False, told_small: Iterable[Hashable] = ()
+                    small_labels: Iterable[Hashable] = (), told_small: Iterable[Hashable] = ()
                     ) -> dict[Hashable, list[SumRelation]]:
     """The verdict of `audit_cells` without every interval: each disclosed small cell (upper bound below the
     threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the
@@ -710,7 +713,7 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
     re-solved from the last basis; a cell that reaches the threshold in any solve needs no LP of its own)."""
     from scipy import sparse
 
-    system = _system(cells, relations, set(hidden), zeros_known, threshold, set(opaque), small_labels)
+    system = _system(cells, relations, set(hidden), zeros_known, threshold, set(opaque), set(small_labels))
     told_small = set(told_small)
     found: dict[Hashable, list[SumRelation]] = {}
     for members, rows in system.groups:

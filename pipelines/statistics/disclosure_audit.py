@@ -44,18 +44,24 @@ import duckdb
 import pandas as pd
 
 from pipelines import tables
+from pipelines.cohorts.build import query, study_parameters
+from pipelines.cohorts.study import StudyDefinition
+from pipelines.cohorts.table1 import opaque_cells, table1_cells, told_small
 from pipelines.disclosure import (
     COMPLEMENTARY,
+    SMALL_CELL,
     TOLERANCE,
     Cell,
     CellInterval,
     DisclosureAudit,
     SumRelation,
+    CountLedger,
     audit_cells,
     describe_cell,
     disclosing_sums,
     is_small,
 )
+from pipelines.engine import as_engine
 from pipelines.statistics.analysis_attrition import (
     CONTROL_PAIR_COLUMNS,
     COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS,
@@ -101,6 +107,103 @@ class WithholdableRows:
                 | {("attrition", row) for row in self.attrition})
 
 
+# Table 1's cells in a study's ledger: (TABLE1, *Table 1's own key), e.g. (TABLE1, "level", "statins", "true", "overall").
+TABLE1 = "table 1"
+
+
+@dataclass
+class Table1Cells:
+    """Table 1's counts as cells of the study's ledger (docs/disclosure.md, "Table 1"): every count Table 1 prints or
+    hides, and the ones it never prints (the persons without a yes/no condition, with a value), with their true
+    values; its sums (per group, n = levels + missing + the unprinted counts; per count, overall = the two groups);
+    and how it printed each (`suppression`, as results.table1 holds it). Its cells are fixed for the statistics
+    stage (the cohort stage printed them), and tied to the ledger's cohort cells Table 1 prints: the cohort size
+    (its overall n), each yes/no exposure's holders (the exposed arm at the cohort step) and the groups of the
+    variable it is split by (the arms of that exposure, or of every time at risk of a new-user comparison)."""
+
+    cells: dict[tuple, Cell]
+    relations: list[SumRelation]
+    groups: tuple[str, ...]  # the split's two groups (exposed, unexposed or target, comparator); () unsplit
+    split_exposure: str | None  # the exposure whose arms the groups are, or a new-user comparison's name
+    split_by_treatment: bool  # a new-user comparison: every time at risk of it ("<target> vs <comparator>...")
+
+    @staticmethod
+    def key(key: tuple) -> tuple:
+        return (TABLE1, *key)
+
+    def add_to(self, ledger: CountLedger) -> None:
+        """Table 1's cells and sums into `ledger`, each cohort cell it prints tied to the ledger's (the same count
+        printed twice: an equation of one part), where the two hold the same value."""
+        for key, cell in self.cells.items():
+            ledger.count(self.key(key), cell.value, published=cell.published, fixed=True)
+        for relation in self.relations:
+            ledger.add_sum(self.key(relation.total), tuple(self.key(part) for part in relation.parts))
+        arms = dict(zip(("exposed", "unexposed"), self.groups))
+        for key in list(ledger.cells):
+            if not (isinstance(key, tuple) and len(key) == 5 and key[0] == MAIN and key[3] == "persons"
+                    and key[2] == (PRINTED_BY_THE_COHORT_STAGE,)):
+                continue
+            exposure, arm = key[1], key[4]
+            if arm == "both":
+                printed = ("n", "overall")
+            elif self.split_exposure is not None and arm in arms and (
+                    exposure == self.split_exposure
+                    or (self.split_by_treatment and str(exposure).startswith(self.split_exposure))):
+                printed = ("n", arms[arm])
+            elif arm == "exposed":
+                printed = ("level", exposure, "true", "overall")
+            else:
+                continue
+            if printed in self.cells and self.cells[printed].value == ledger.cells[key].value:
+                ledger.add_sum(key, (self.key(printed),))
+
+    def printing(self, printed: Mapping[tuple, str | None] | None = None
+                 ) -> tuple[set[tuple], set[tuple], set[tuple]]:
+        """What a reader of Table 1 knows, as the audit takes it: the cells it prints, those whose "suppressed"
+        label tells nothing (cohorts.table1.opaque_cells) and those a label says are small (told_small). Its "<t"
+        labels bound nothing here, as the ledger's own do not (disclosure.label_bounds): as bounds, a cohort arm
+        Table 1 prints "<t" would bound every count of persons inside it below t, which its label already tells;
+        Table 1's own audit takes them as bounds (cohorts.table1.protect_table1). `printed`: Table 1's key -> its
+        `suppression` as a table prints it (default: as built)."""
+        cells = {key: Cell(cell.value, cell.published, cell.suppression if printed is None else
+                           printed.get(key, SMALL_CELL if cell.published else cell.suppression), fixed=cell.fixed)
+                 for key, cell in self.cells.items()}
+        known = {self.key(key) for key, cell in cells.items() if not cell.hidden}
+        return (known, {self.key(key) for key in opaque_cells(cells, self.relations)},
+                {self.key(key) for key in told_small(cells)})
+
+
+def table1_cells_of(con: duckdb.DuckDBPyConnection, study: StudyDefinition,
+                    aggregates: list[dict] | None = None) -> Table1Cells | None:
+    """Table 1's cells of a study as the cohort stage printed them: the true counts from the cohort tables
+    (`aggregates`, default sql/cohorts/table1_aggregates.sql run again, as the cohort stage computes them) and each
+    count's suppression read back from results.table1. None before Table 1 exists."""
+    if not _table_exists(con, tables.TABLE1):
+        return None
+    groups = ("overall", *(study.table1_groups or ()))
+    if aggregates is None:
+        aggregates = query(as_engine(con), "table1_aggregates", study_parameters(study))
+    cells, relations = table1_cells(aggregates, list(groups), study.threshold)
+    printed = _table1_printed(con, study.id)
+    for key, cell in cells.items():
+        if cell.published:
+            cell.suppression = printed.get(key, SMALL_CELL)
+    split = {"treatment": f"{study.index.target} vs {study.index.comparator}" if study.is_new_user else None,
+             "variable": study.table1_by, "none": None}[study.table1_split]
+    return Table1Cells(cells, relations, tuple(groups[1:]), split, study.table1_split == "treatment")
+
+
+def _table1_printed(con: duckdb.DuckDBPyConnection, study_id: str) -> dict[tuple, str | None]:
+    """Table 1's key -> how results.table1 prints the count (None: printed; SMALL_CELL; COMPLEMENTARY)."""
+    if not _table_exists(con, tables.TABLE1):
+        return {}
+    rows = con.execute(f"""SELECT variable, level, "group", statistic, suppression FROM {tables.TABLE1}
+                           WHERE study_id = ? AND statistic IN ('n', 'n_pct', 'missing')""", [study_id]).fetchall()
+    return {(("n", group) if statistic == "n" else ("level", variable, level, group) if statistic == "n_pct"
+             else ("missing", variable, group)): suppression
+            for variable, level, group, statistic, suppression in rows}
+
+
 @dataclass
 class StudyLedger:
     """What a study's ledger is built from (the arguments of analysis_attrition.suppress_study_counts_sparing_main,
@@ -115,6 +218,7 @@ class StudyLedger:
     varied_exposures: Mapping[str, str] | None = None
     hidden_arms: Mapping[tuple[str, str, str], str] | None = None
     control_exposures: pd.Series | None = None  # the rows of `results` that are a negative-control exposure's
+    table1: Table1Cells | None = None  # Table 1's counts, tied to the cohort cells it prints (table1_cells_of)
     _counts: StudyCounts | None = field(default=None, init=False, repr=False, compare=False)
 
     def counts(self) -> StudyCounts:
@@ -123,6 +227,8 @@ class StudyLedger:
         if self._counts is None:
             self._counts = study_counts(self.attrition, self.results, self.nested, self.outcome_count, self.controls,
                                         self.varied_exposures, self.hidden_arms)
+            if self.table1 is not None:
+                self.table1.add_to(self._counts.ledger)
         return self._counts
 
     def _control_exposure_rows(self) -> pd.Series:
@@ -156,7 +262,7 @@ class StudyLedger:
             return self
         return StudyLedger(self.attrition[~self._control_drug_steps()],
                            None if self.results is None else self.results[~secondary], self.nested,
-                           self.outcome_count, None, None, self.hidden_arms, None)
+                           self.outcome_count, None, None, self.hidden_arms, None, self.table1)
 
     def withholdable(self) -> list[WithholdableRows]:
         """The non-main results, each as the rows the sparing rule publishes or withholds together
@@ -265,8 +371,13 @@ def audit_published_study(con: duckdb.DuckDBPyConnection, study_id: str, thresho
     known = {key for key, values in printed.items() if any(not math.isnan(value) for value in values)}
     known |= _printed_by_table1(con, study_id, counts)
     opaque = _opaque_cells(counts, known, _opaque_printed_rows(ledger, *tables_printed))
+    told: set[Hashable] = set()
+    if ledger.table1 is not None:  # Table 1 as results.table1 prints it
+        table1_known, table1_opaque, told = ledger.table1.printing(_table1_printed(con, study_id))
+        known |= table1_known
+        opaque |= table1_opaque
     hidden = _unknown_cells(counts, known, threshold)
-    audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden, opaque=opaque)
+    audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden, opaque=opaque, told_small=told)
     audit.contradictions[:0] = contradictions
     return audit
 
@@ -336,6 +447,7 @@ def _unknown_cells(counts: StudyCounts, known: set[Hashable], threshold: int) ->
     run log print unless it is small."""
     placed = {key for key in (*counts.attrition_cells.values(), *counts.result_cells.values()) if key is not None}
     placed.add(OUTCOME_COUNT)
+    placed |= {key for key in counts.ledger.cells if isinstance(key, tuple) and key[:1] == (TABLE1,)}
     return {key for key, cell in counts.ledger.cells.items()
             if key not in known and (key in placed or not cell.published or is_small(cell.value, threshold))}
 
@@ -501,8 +613,14 @@ def _disclosed(counts: StudyCounts, suppression: StudySuppression, ledger: Study
     """What the audit finds in the suppression as planned: each disclosed cell with its binding sums, the cells
     printed somewhere, and the estimate rows with a hidden count."""
     known, rows_hidden, opaque = _planned_printing(counts, suppression, ledger, threshold)
+    told: set[Hashable] = set()
+    if ledger.table1 is not None:  # printed by the cohort stage already
+        table1_known, table1_opaque, told = ledger.table1.printing()
+        known |= table1_known
+        opaque |= table1_opaque
     return (disclosing_sums(counts.ledger.cells, counts.ledger.relations, threshold,
-                            _unknown_cells(counts, known, threshold), opaque=opaque), known, rows_hidden)
+                            _unknown_cells(counts, known, threshold), opaque=opaque, told_small=told),
+            known, rows_hidden)
 
 
 def _protect_main(suppression: StudySuppression, ledger: StudyLedger, threshold: int) -> list[SumRelation]:

@@ -22,6 +22,13 @@ from scipy.optimize import linprog
 
 import pipelines.cohorts.table1 as table1
 from pipelines.cohorts.table1 import build_table1
+from pipelines.statistics.analysis_attrition import suppress_study_counts, write_analysis_attrition
+from pipelines.statistics.disclosure_audit import (
+    StudyLedger,
+    audit_published_study,
+    protect_derivable_counts,
+    table1_cells_of,
+)
 from tests.cohorts.test_table1_disclosure_attack import aggregates as random_aggregates
 from tests.support.disclosure_attacks import _table1_system
 from tests.support.hand_cohort import make_study
@@ -230,3 +237,42 @@ def test_a_hidden_missing_count_hides_the_means_that_would_recompute_it():
         assert printed[f"{statistic} unexposed"] != "suppressed"
     assert con.execute("SELECT count(mean) FROM results.table1 WHERE variable = 'age_at_index' "
                        "AND \"group\" <> 'unexposed'").fetchone()[0] == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Table 1 in the statistics stage's ledger: the blocking check audits it with the tables it is tied to
+# ---------------------------------------------------------------------------------------------------------------
+
+def cohort_attrition(exposed: int, unexposed: int) -> pd.DataFrame:
+    """The split variable's analysis: its cohort per arm (Table 1's two groups) and one more step."""
+    return pd.DataFrame([{"study_id": "test_study", "analysis_id": "crude_irr",
+                          "exposure": "peripheral_arterial_disease", "step_order": order, "step": step,
+                          "reason": None, "persons_exposed": exposed - drop, "persons_unexposed": unexposed - drop,
+                          "excluded_exposed": None if order == 1 else drop,
+                          "excluded_unexposed": None if order == 1 else drop}
+                         for order, (step, drop) in enumerate((("in the study population", 0),
+                                                                ("at least one day at risk", 0)), start=1)])
+
+
+def audited(rows: list[dict]):
+    con = published(rows)
+    study = make_study(small_cell_threshold=THRESHOLD, exposures=["peripheral_arterial_disease"],
+                       table1_by="peripheral_arterial_disease")
+    attrition = cohort_attrition(30, 20)
+    ledger = StudyLedger(attrition, None, table1=table1_cells_of(con, study, rows))
+    suppression = protect_derivable_counts(suppress_study_counts(attrition, None, THRESHOLD), ledger, THRESHOLD)
+    write_analysis_attrition(con, "test_study", suppression.attrition)
+    return audit_published_study(con, "test_study", THRESHOLD, ledger), suppression
+
+
+def test_the_blocking_check_audits_table1_beside_the_attrition(monkeypatch):
+    """The 4 unexposed without osteoarthritis, bounded by the greedy Table 1's labels, are found by the check (and
+    the statistics stage's repair reports the sum it cannot break: Table 1's cells are printed by an earlier
+    stage); the repaired Table 1 passes."""
+    rows = aggregates({"exposed": 30, "unexposed": 20}, binary={"osteoarthritis": {"exposed": 0, "unexposed": 16}})
+    audit, suppression = audited(rows)
+    assert audit.passed, audit.failures()
+    monkeypatch.setattr(table1, "protect_table1", lambda cells, relations, threshold: [])
+    audit, suppression = audited(rows)
+    assert audit.failures() == ["table 1 / not / osteoarthritis / unexposed: bounded below the threshold"]
+    assert suppression.unprotected
