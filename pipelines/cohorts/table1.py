@@ -251,7 +251,7 @@ def protect_table1(cells: dict[tuple, Cell], relations: list[SumRelation], thres
         withheld_before = {relation for relation in set(variable_sum.values())
                            if all(cells[part].suppression == COMPLEMENTARY for part in relation.parts
                                   if part[0] in PRINTED_KINDS)}
-        found = disclosing_sums(cells, relations, threshold, hidden, opaque=opaque, small_labels=True,
+        found = disclosing_sums(cells, relations, threshold, hidden, opaque=opaque, small_labels=cells,
                                 told_small=told_small(cells))
         hides: set[tuple] = set()
         withheld: set[SumRelation] = set()

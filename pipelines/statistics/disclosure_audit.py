@@ -561,16 +561,21 @@ def _hide(suppression: StudySuppression, printings: list[tuple[str, Hashable, st
 
 
 def _withhold_attrition_row(frame: pd.DataFrame, index: Hashable) -> int:
-    """Every count of one attrition row hidden (as complementary: nothing of a withheld row is printed); returns the
-    published numbers this hides."""
+    """Every count of one attrition row hidden, as complementary: nothing of a withheld row is printed, and its
+    small counts lose their "<t" too, so that no label tells one count from another (the row then bounds nothing:
+    label_bounds; as suppress_estimates prints a row withheld whole). Returns the published numbers this hides."""
     lost = 0
+    hidden = {*filter(None, str(frame.at[index, "complementary_columns"] or "").split(",")),
+              *filter(None, str(frame.at[index, "suppressed_columns"] or "").split(","))}
     for column in ATTRITION_COUNT_COLUMNS:
         if column in frame and not pd.isna(frame.at[index, column]):
             lost += 1
             frame.at[index, column] = None
-            listed = frame.at[index, "complementary_columns"]
-            frame.at[index, "complementary_columns"] = ",".join(filter(None, (listed, column)))
-            frame.at[index, "suppressed"] = True
+            hidden.add(column)
+    if hidden:
+        frame.at[index, "complementary_columns"] = ",".join(c for c in ATTRITION_COUNT_COLUMNS if c in hidden)
+        frame.at[index, "suppressed_columns"] = None
+        frame.at[index, "suppressed"] = True
     return lost
 
 
