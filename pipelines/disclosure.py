@@ -485,7 +485,8 @@ class DisclosureAudit:
     def failures(self) -> list[str]:
         """One line per disclosed cell or contradiction, naming the cell, not its value."""
         return ([f"{describe_cell(interval.key)}: "
-                 + ("recomputable exactly" if interval.exact else "bounded below the threshold")
+                 + ("recomputable exactly" if interval.exact or interval.labelled_small  # pinned, with its label
+                    else "bounded below the threshold")
                  for interval in self.disclosed] + self.contradictions)
 
 
