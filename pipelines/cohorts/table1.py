@@ -106,7 +106,7 @@ def build_table1(study: StudyDefinition, aggregates: list[dict[str, Any]],
     group_sizes = {g: by_key[("n", None, g, "n")]["count"] for g in groups}
 
     cells, relations = table1_cells(aggregates, groups, threshold)
-    left = protect_table1(cells, relations, threshold)
+    left = protect_table1(cells, relations, threshold, cohort_arm_cells(study, groups))
     if left and warnings is not None:
         warnings.append(f"Table 1: {len(left)} sum(s) of its counts bound a small count and have no other count to "
                         "hide; the blocking check no_small_count_derivable stops the run")
@@ -230,7 +230,18 @@ def told_small(cells: dict[tuple, Cell]) -> set[tuple]:
     return {key for key in cells if key[-1] in small_groups}
 
 
-def protect_table1(cells: dict[tuple, Cell], relations: list[SumRelation], threshold: int) -> list[SumRelation]:
+def cohort_arm_cells(study: StudyDefinition, groups: list[str]) -> set[tuple]:
+    """Table 1's counts that are cohort arms the statistics stage prints again (the first step of every analysis's
+    attrition): each exposure's holders overall, and the groups of a split by an exposure or by treatment."""
+    exposures = {reference.phenotype for reference in study.exposures}
+    arms = {("level", exposure, "true", "overall") for exposure in exposures}
+    if study.table1_split == "treatment" or study.table1_by in exposures:
+        arms |= {("n", group) for group in groups[1:]}
+    return arms
+
+
+def protect_table1(cells: dict[tuple, Cell], relations: list[SumRelation], threshold: int,
+                   arms: set[tuple] = frozenset()) -> list[SumRelation]:
     """Table 1's suppression repaired until no small count is disclosed, in place (docs/disclosure.md, "Table 1").
 
     The greedy choice (suppress_cells) sees one sum at a time and ignores what the labels say; a reader solves
@@ -241,13 +252,16 @@ def protect_table1(cells: dict[tuple, Cell], relations: list[SumRelation], thres
     each disclosed count and the sums that bind it; for each, complementary suppression inside Table 1: the
     smallest printed non-zero count (level or missing) of those sums is hidden; when they hold none, the variable
     is withheld whole in that group (every printed count of it "suppressed", its small and zero ones too, so that
-    no label tells one from another: opaque_cells). The overall n (the cohort size) is never hidden. Returns the
-    binding sums of counts left disclosed (nothing left to hide in them)."""
+    no label tells one from another: opaque_cells), else one holding a printed zero of those sums (a zero is no
+    complement, but withheld it bounds nothing). `arms`: the cohort arms the statistics tables print again
+    (cohort_arm_cells): hidden, they are complements there (at least t) whatever Table 1 prints, so their labels
+    always count. The overall n (the cohort size) is never hidden. Returns the binding sums of counts left
+    disclosed (nothing left to hide in them)."""
     variable_sum = {part: relation for relation in relations if _variable_sum(relation) for part in relation.parts}
     left: dict[tuple, list[SumRelation]] = {}
     for _ in range(PROTECTION_ROUNDS):
         hidden = {key for key, cell in cells.items() if cell.hidden}
-        opaque = opaque_cells(cells, relations)
+        opaque = opaque_cells(cells, relations) - set(arms)
         withheld_before = {relation for relation in set(variable_sum.values())
                            if all(cells[part].suppression == COMPLEMENTARY for part in relation.parts
                                   if part[0] in PRINTED_KINDS)}
@@ -267,7 +281,9 @@ def protect_table1(cells: dict[tuple, Cell], relations: list[SumRelation], thres
             # t-1; a complement: at least t). The variable holding it is withheld whole in that group, so that its
             # labels tell nothing.
             labelled = [key, *(cell for relation in binding for cell in relation.keys
-                               if cells[cell].protected and cells[cell].published and cell not in opaque)]
+                               if cells[cell].protected and cells[cell].published and cell not in opaque),
+                        *(cell for relation in binding for cell in relation.keys
+                          if not cells[cell].hidden and cells[cell].value == 0)]
             sums = [variable_sum[cell] for cell in dict.fromkeys(labelled)
                     if cell in variable_sum and variable_sum[cell] not in withheld_before]
             if sums:

@@ -79,9 +79,9 @@ def aggregates(sizes: dict[str, int], binary: dict[str, dict[str, int]] | None =
     return rows
 
 
-def published(rows: list[dict], split: bool = True) -> duckdb.DuckDBPyConnection:
+def published(rows: list[dict], split: bool = True, exposures: tuple[str, ...] = ()) -> duckdb.DuckDBPyConnection:
     """results.table1 as the cohort stage writes it, in an in-memory database."""
-    study = make_study(small_cell_threshold=THRESHOLD, exposures=["peripheral_arterial_disease"],
+    study = make_study(small_cell_threshold=THRESHOLD, exposures=["peripheral_arterial_disease", *exposures],
                        table1_by="peripheral_arterial_disease" if split else None)
     con = duckdb.connect()
     con.execute("CREATE SCHEMA results")
@@ -197,7 +197,7 @@ def test_the_persons_without_a_condition_are_not_bounded_by_its_complements_labe
 
 def test_the_reader_finds_these_counts_when_table1_is_not_repaired(monkeypatch):
     """The attack itself: with the greedy choice alone (the repair switched off) it pins or bounds them."""
-    monkeypatch.setattr(table1, "protect_table1", lambda cells, relations, threshold: [])
+    monkeypatch.setattr(table1, "protect_table1", lambda *arguments: [])
     level = aggregates({"overall": 12}, sex={"F": {"overall": 1}, "M": {"overall": 11}})
     assert disclosed_by_a_reader(published(level, split=False), level) == [
         "('n_pct', 'sex', 'F', 'overall') = 1 in [1, 1]"]
@@ -213,7 +213,7 @@ def test_no_small_count_of_a_random_table1_is_pinned_or_bounded_by_a_reader(seed
 
 
 def test_the_random_tables_give_counts_away_without_the_repair(monkeypatch):
-    monkeypatch.setattr(table1, "protect_table1", lambda cells, relations, threshold: [])
+    monkeypatch.setattr(table1, "protect_table1", lambda *arguments: [])
     leaks = [seed for seed in range(40) if disclosed_by_a_reader(published(random_aggregates(random.Random(seed))),
                                                                    random_aggregates(random.Random(seed)))]
     assert len(leaks) >= 5
@@ -243,10 +243,10 @@ def test_a_hidden_missing_count_hides_the_means_that_would_recompute_it():
 # Table 1 in the statistics stage's ledger: the blocking check audits it with the tables it is tied to
 # ---------------------------------------------------------------------------------------------------------------
 
-def cohort_attrition(exposed: int, unexposed: int) -> pd.DataFrame:
-    """The split variable's analysis: its cohort per arm (Table 1's two groups) and one more step."""
+def cohort_attrition(exposed: int, unexposed: int, exposure: str = "peripheral_arterial_disease") -> pd.DataFrame:
+    """An exposure's analysis (by default the split variable's): its cohort per arm and one more step."""
     return pd.DataFrame([{"study_id": "test_study", "analysis_id": "crude_irr",
-                          "exposure": "peripheral_arterial_disease", "step_order": order, "step": step,
+                          "exposure": exposure, "step_order": order, "step": step,
                           "reason": None, "persons_exposed": exposed - drop, "persons_unexposed": unexposed - drop,
                           "excluded_exposed": None if order == 1 else drop,
                           "excluded_unexposed": None if order == 1 else drop}
@@ -254,11 +254,11 @@ def cohort_attrition(exposed: int, unexposed: int) -> pd.DataFrame:
                                                                 ("at least one day at risk", 0)), start=1)])
 
 
-def audited(rows: list[dict]):
-    con = published(rows)
-    study = make_study(small_cell_threshold=THRESHOLD, exposures=["peripheral_arterial_disease"],
+def audited(rows: list[dict], exposures: tuple[str, ...] = (), attrition: pd.DataFrame | None = None):
+    con = published(rows, exposures=exposures)
+    study = make_study(small_cell_threshold=THRESHOLD, exposures=["peripheral_arterial_disease", *exposures],
                        table1_by="peripheral_arterial_disease")
-    attrition = cohort_attrition(30, 20)
+    attrition = cohort_attrition(30, 20) if attrition is None else attrition
     ledger = StudyLedger(attrition, None, table1=table1_cells_of(con, study, rows))
     suppression = protect_derivable_counts(suppress_study_counts(attrition, None, THRESHOLD), ledger, THRESHOLD)
     write_analysis_attrition(con, "test_study", suppression.attrition)
@@ -272,7 +272,22 @@ def test_the_blocking_check_audits_table1_beside_the_attrition(monkeypatch):
     rows = aggregates({"exposed": 30, "unexposed": 20}, binary={"osteoarthritis": {"exposed": 0, "unexposed": 16}})
     audit, suppression = audited(rows)
     assert audit.passed, audit.failures()
-    monkeypatch.setattr(table1, "protect_table1", lambda cells, relations, threshold: [])
+    monkeypatch.setattr(table1, "protect_table1", lambda *arguments: [])
     audit, suppression = audited(rows)
     assert audit.failures() == ["table 1 / not / osteoarthritis / unexposed: bounded below the threshold"]
     assert suppression.unprotected
+
+
+def test_a_cohort_arm_table1_withholds_is_still_a_complement_in_the_attrition():
+    """Statins are held by 12 of the 15 exposed to PAD and by none of the 35 others. Table 1 protects the 3 exposed
+    without statins by withholding statins among the exposed and overall, but the statins' analyses print their
+    cohort arm (12, hidden with Table 1) beside a printed 0 excluded: a complement, at least 11, so 15 - 12 is at
+    most 4 again. Table 1 counts an exposure's holders overall as labelled wherever it hides them
+    (cohort_arm_cells): it withholds statins among the unexposed too (its 0 then bounds nothing)."""
+    rows = aggregates({"exposed": 15, "unexposed": 35}, binary={"statins": {"exposed": 12, "unexposed": 0}})
+    attrition = pd.concat([cohort_attrition(15, 35), cohort_attrition(12, 38, "statins")], ignore_index=True)
+    audit, _ = audited(rows, exposures=("statins",), attrition=attrition)
+    assert audit.passed, audit.failures()
+    shown = dict(published(rows, exposures=("statins",)).execute(
+        """SELECT statistic || ' ' || "group", value FROM results.table1 WHERE variable = 'statins'""").fetchall())
+    assert shown["n_pct unexposed"] == shown["missing unexposed"] == "suppressed"
