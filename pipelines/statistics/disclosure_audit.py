@@ -23,10 +23,10 @@ account for what such a cell gives away.
 What the attacker is assumed to know, as the ledger assumes it: the published numbers, the sums, counts >= 0, and
 that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`), that a count printed
 "suppressed" in a row that prints another count or a "<t" is at least t (`label_bounds`; in a row withheld whole it
-may be anything), and the cohort cells Table 1 prints (`_printed_by_table1`). Not
-modelled: the "<t" labels as LP bounds (the verdict accounts for them), estimates and intervals that recompute a
-count (their whole row is hidden with any of its counts, suppress_estimates; a test checks the published tables),
-Table 1's own sums and hidden cells, and any relation not declared in the ledger.
+may be anything), and Table 1's counts and sums as results.table1 prints them (Table1Cells, tied to the cohort
+cells it prints). Not modelled: the "<t" labels as LP bounds (the verdict accounts for them), estimates and
+intervals that recompute a count (their whole row is hidden with any of its counts, suppress_estimates; a test
+checks the published tables), and any relation not declared in the ledger.
 
 Used twice (docs/disclosure.md, "Audit"): `protect_derivable_counts` repairs the suppression before the tables are
 written (a main complement for a chain of the main analysis alone, a non-main result withheld whole for any other
@@ -405,8 +405,8 @@ def _printed_by_table1(con: duckdb.DuckDBPyConnection, study_id: str, counts: St
     cohort size (Table 1's overall n), each yes/no exposure's cohort arm of holders (its `true` count overall, or
     the sum of its two groups' counts when both are printed), and the arms of the variable Table 1 is split by (its
     groups' n). A cell counts as printed only where Table 1's value equals the ledger's (the same persons: the
-    study population at index). Table 1's hidden cells and its other sums (levels, the unprinted `false` counts)
-    are not modelled here: Table 1 protects them itself (tests/cohorts/test_table1_disclosure_attack.py)."""
+    study population at index). Table 1's other counts and sums are cells of the ledger when it carries them
+    (StudyLedger.table1, Table1Cells)."""
     if not _table_exists(con, tables.TABLE1):
         return set()
     rows = con.execute(
