@@ -10,6 +10,10 @@
     across tables   counts printed in several tables are one cell, and the sums a reader can form across
                     tables (cohort size = analysed + dropped, crude = matched + unmatched, intention to treat =
                     on treatment + after) are declared by the producer: CountLedger
+    audit           a suppression pattern checked as an intruder attacks it: every hidden cell's feasible interval
+                    given the printed cells, the sums and the labels (linear programmes, HiGHS): audit_cells,
+                    disclosing_sums; used by Table 1 (cohorts.table1) and the statistics stage
+                    (statistics.disclosure_audit)
 
 This module sits at the bottom of the package: it imports nothing from the domains, and every domain that
 publishes a count (cohorts, statistics, quality, network, the command line) calls it. Its work is on aggregates
@@ -18,13 +22,19 @@ publishes a count (cohorts, statistics, quality, network, the command line) call
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from pipelines.sql_quoting import quote_identifier
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 # The site's floor: no study file, defaults file or run configuration may set a lower threshold. A site raises
 # (or, for tests of the suppression itself, lowers) it in the environment of its Dagster deployment.
@@ -401,3 +411,383 @@ def suppress_estimates(frame: pd.DataFrame, threshold: int, derived_columns: Seq
     for column in derived_columns:
         published[column] = published[column].astype("object").where(~complementary[column], None)
     return published
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Auditing a suppression pattern: what the sums still say about each hidden cell (linear programmes)
+# ---------------------------------------------------------------------------------------------------------------
+
+# A published value that differs from the ledger's by more than this, or a sum the published values break by more,
+# is a contradiction (the LP's tolerance: HiGHS solves in floating point).
+TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class CellInterval:
+    """What the published numbers and sums leave possible for one hidden cell: lower .. upper (upper = inf when
+    nothing bounds it). `value` is the true count (for the verdict only: never printed)."""
+
+    key: Hashable
+    lower: float
+    upper: float
+    value: int
+    threshold: int
+    labelled_small: bool = False  # printed "<t": the label itself bounds it by t-1
+
+    @property
+    def sensitive(self) -> bool:
+        """A count of 1 .. threshold-1 persons: it must not be derivable."""
+        return is_small(self.value, self.threshold)
+
+    @property
+    def exact(self) -> bool:
+        """One whole number only (the LP interval of counts, rounded inwards to whole persons)."""
+        return self.upper < math.inf and math.floor(self.upper + TOLERANCE) <= math.ceil(self.lower - TOLERANCE)
+
+    @property
+    def disclosed(self) -> bool:
+        """A small count the sums pin to one value, or, without a "<t" label, bound below the threshold. A "<t"
+        count is pinned when the sums leave it one value of its label's 1 .. t-1: at most 1 is exactly 1."""
+        if not self.sensitive:
+            return False
+        if self.labelled_small:
+            return self.upper < math.inf and math.floor(self.upper + TOLERANCE) <= max(math.ceil(self.lower
+                                                                                             - TOLERANCE), 1)
+        return self.upper < self.threshold - TOLERANCE
+
+
+@dataclass
+class DisclosureAudit:
+    """The audit of one suppression pattern: an interval per hidden cell, and the sums whose published values
+    contradict each other (an infeasible system: the published tables do not match the ledger)."""
+
+    threshold: int
+    intervals: list[CellInterval] = field(default_factory=list)
+    contradictions: list[str] = field(default_factory=list)
+    solves: int = 0  # the LPs solved (at most two per hidden cell; fewer when earlier solves decide a bound)
+
+    @property
+    def disclosed(self) -> list[CellInterval]:
+        return [interval for interval in self.intervals if interval.disclosed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.disclosed and not self.contradictions
+
+    def summary(self) -> dict[str, int]:
+        """Counts of cells, never their values (for the check's metadata and the run log)."""
+        return {"hidden cells audited": len(self.intervals),
+                "small hidden cells": sum(interval.sensitive for interval in self.intervals),
+                "small cells disclosed": len(self.disclosed),
+                "exactly recomputable hidden cells": sum(interval.exact for interval in self.intervals),
+                "contradictions": len(self.contradictions)}
+
+    def failures(self) -> list[str]:
+        """One line per disclosed cell or contradiction, naming the cell, not its value."""
+        return ([f"{describe_cell(interval.key)}: "
+                 + ("recomputable exactly" if interval.exact or interval.labelled_small  # pinned, with its label
+                    else "bounded below the threshold")
+                 for interval in self.disclosed] + self.contradictions)
+
+
+def describe_cell(key: Hashable) -> str:
+    if isinstance(key, tuple):
+        return " / ".join(describe_cell(part) if isinstance(part, tuple) else str(part) for part in key)
+    return str(key)
+
+
+@dataclass
+class _System:
+    """The sums as equations over the unknown cells: `equations` @ x = `right`, x >= 0, split into the groups of
+    cells the equations tie together (a cell's interval depends on its own group's equations only)."""
+
+    keys: list[Hashable]
+    relations: list[SumRelation]
+    variables: np.ndarray  # positions in `keys` of the unknown cells, in LP order
+    equations: sparse.csr_matrix
+    right: np.ndarray
+    rows: np.ndarray  # for each equation, its position in `relations`
+    groups: list[tuple[np.ndarray, np.ndarray]]  # (members: LP columns, equations: LP rows)
+    contradictions: list[str]
+    lower: np.ndarray  # per unknown cell (LP order), what its printed label tells (label_bounds)
+    upper: np.ndarray
+    opaque: set[Hashable]  # the hidden cells whose "suppressed" label tells nothing (label_bounds)
+
+
+def label_bounds(cell: Cell, threshold: int, opaque: bool = False,
+                 small_labels: bool = False) -> tuple[float, float]:
+    """What a hidden cell's printed label tells every reader, as bounds on its value (docs/disclosure.md, "Audit"):
+    - printed "suppressed" in a row that prints another of its counts or a "<t" (a complement: never a zero,
+      never small, so at least t): t and more;
+    - `opaque`: printed "suppressed" only in rows whose every count is "suppressed" (a row withheld whole prints
+      its small counts so too, disclosure.suppress_estimates; a reader cannot tell such a row from one of
+      complements): 0 and more. A hidden printed zero is a count of a row withheld whole: 0 and more too;
+    - printed "<t" (a small count): 0 and more in the statistics stage's ledger. Its label says 1 .. t-1, and the
+      verdict accounts for it (a labelled cell is disclosed only when the sums pin it to one value); as LP bounds,
+      the labels of two small printed counts would bound every unprinted difference of them below t, which the
+      labels already tell. With `small_labels` (Table 1, cohorts.table1.protect_table1): 1 .. t-1, what a reader
+      of the label knows (two "<t" levels whose sum is 2 are both 1; 20, both 10);
+    - never printed (a difference of printed counts: no label): 0 and more."""
+    if cell.published and not opaque and cell.value > 0:
+        if not is_small(cell.value, threshold):
+            return float(threshold), math.inf
+        if small_labels:
+            return 1.0, threshold - 1.0
+    return 0.0, math.inf
+
+
+def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hidden: set[Hashable],
+            zeros_known: bool, threshold: int, opaque: set[Hashable] = frozenset(),
+            small_labels: set[Hashable] = frozenset()) -> _System:
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    keys = list(cells)
+    position = {key: i for i, key in enumerate(keys)}
+    values = np.array([cells[key].value for key in keys], dtype=float)
+    unknown = np.array([key in hidden and not (zeros_known and not cells[key].published and cells[key].value == 0
+                                               and not cells[key].protected) for key in keys], dtype=bool)
+    relations = list(dict.fromkeys(relations))
+    rows, columns, signs = [], [], []
+    for row, relation in enumerate(relations):
+        for sign, key in ((1.0, relation.total), *((-1.0, part) for part in relation.parts)):
+            rows.append(row)
+            columns.append(position[key])
+            signs.append(sign)
+    matrix = sparse.csr_matrix((signs, (rows, columns)), shape=(len(relations), len(keys)))  # duplicates summed
+    variables = np.flatnonzero(unknown)
+    equations = matrix[:, variables].tocsr()
+    right = -(matrix[:, ~unknown] @ values[~unknown])  # the known cells moved to the right-hand side
+    has_unknown = np.diff(equations.indptr) > 0
+    contradictions = [f"published counts break the sum {describe_cell(relations[row].total)} = "
+                      f"{' + '.join(describe_cell(part) for part in relations[row].parts)}"
+                      for row in np.flatnonzero(~has_unknown & (np.abs(right) > TOLERANCE))]
+    equation_rows = np.flatnonzero(has_unknown)
+    equations, right = equations[has_unknown], right[has_unknown]
+    # Cells tied by an equation are one group: the components of the bipartite graph of equations and cells.
+    count, height = len(variables), equations.shape[0]
+    incidence = (equations != 0).astype(float)
+    graph = sparse.bmat([[sparse.csr_matrix((height, height)), incidence],
+                         [incidence.T, sparse.csr_matrix((count, count))]]).tocsr()
+    _, labels = connected_components(graph, directed=False)
+    variable_labels, equation_labels = labels[height:], labels[:height]
+    groups = [(np.flatnonzero(variable_labels == label), np.flatnonzero(equation_labels == label))
+              for label in np.unique(variable_labels)]
+    bounds = np.array([label_bounds(cells[keys[variable]], threshold, keys[variable] in opaque,
+                                    keys[variable] in small_labels)
+                       for variable in variables],
+                      dtype=float).reshape(-1, 2)
+    return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions,
+                   bounds[:, 0], bounds[:, 1], set(opaque))
+
+
+def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
+                hidden: Iterable[Hashable] | None = None, zeros_known: bool = True,
+                opaque: Iterable[Hashable] = (), small_labels: Iterable[Hashable] = (),
+                told_small: Iterable[Hashable] = ()) -> DisclosureAudit:
+    """The feasible interval of every hidden cell given the others' values and `relations` (total = sum of parts),
+    every count >= 0. `hidden`: the cells an attacker does not see (default: each cell's `hidden`, i.e. the
+    suppression's decision and the unprinted cells). `zeros_known`: an unprinted zero counts as known (the ledger's
+    convention: a reader who guesses that nothing lies outside a sum is right). `opaque`: the hidden cells whose
+    "suppressed" label tells nothing (label_bounds). `small_labels`: the cells whose "<t" label bounds them by 1 ..
+    t-1 (label_bounds; Table 1's). `told_small`: cells a printed label already says are small (every count of a Table 1 group
+    whose n is printed "<t"): disclosed only when pinned, like a "<t" count.
+
+    One sparse equation matrix over all cells; the unknown cells only are LP variables, in the groups the sums tie
+    together."""
+    hidden_keys = set(hidden) if hidden is not None else {key for key, cell in cells.items() if cell.hidden}
+    opaque, told_small, small_labels = set(opaque), set(told_small), set(small_labels)
+    system = _system(cells, relations, hidden_keys, zeros_known, threshold, opaque, small_labels)
+    audit = DisclosureAudit(threshold, contradictions=list(system.contradictions))
+    for members, rows in system.groups:
+        keys = [system.keys[system.variables[member]] for member in members]
+        if not len(rows):  # in no sum: nothing but its label bounds it
+            audit.intervals += [CellInterval(key, *label_bounds(cells[key], threshold, key in opaque,
+                                                                key in small_labels),
+                                             int(cells[key].value),
+                                             threshold, labelled_small=(cells[key].published and key not in opaque)
+                                             or key in told_small)
+                                for key in keys]
+            continue
+        intervals, solves = _group_intervals(system.equations[rows][:, members], system.right[rows],
+                                             system.lower[members], system.upper[members], keys,
+                                             np.array([cells[key].value for key in keys]),
+                                             np.array([(cells[key].published and key not in opaque)
+                                                       or key in told_small for key in keys]), threshold,
+                                             audit.contradictions)
+        audit.intervals += intervals
+        audit.solves += solves
+    return audit
+
+
+class _GroupLP:
+    """One HiGHS model of a group's equations (block @ x = right, lower <= x <= upper), solved again for each
+    objective: only the costs change between solves, so HiGHS starts each solve from the previous optimal basis (a
+    primal feasible point: a few simplex iterations where scipy's linprog would build and presolve the model anew).
+    Presolve is off so that the basis carries over and an unbounded objective is reported as unbounded, not as
+    "unbounded or infeasible".
+
+    The model is the binding's own class (`highspy._Highs`, exported by highspy): highspy.Highs's constructor
+    enables its callbacks, a HiGHS method that prints the "Running HiGHS ... Copyright" banner to the process's
+    standard output before any option can turn the output off (HiGHS prints its header at the first call other than
+    setting an option: ERGO-Code/HiGHS issue #1702); the run's terminal gets none of it."""
+
+    def __init__(self, block: sparse.csr_matrix, right: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        import highspy
+        from scipy import sparse
+
+        self.highspy = highspy
+        self.size = block.shape[1]
+        self.highs = highspy._Highs()
+        for option, value in (("output_flag", False), ("presolve", "off"), ("threads", 1)):
+            self.highs.setOptionValue(option, value)
+        columns = sparse.csc_matrix(block)
+        columns.sort_indices()
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.size, block.shape[0]
+        lp.col_cost_ = np.zeros(self.size)
+        lp.col_lower_ = np.asarray(lower, dtype=float)
+        lp.col_upper_ = np.where(np.isinf(upper), highspy.kHighsInf, upper).astype(float)
+        lp.row_lower_ = lp.row_upper_ = np.asarray(right, dtype=float)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = columns.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = columns.indices.astype(np.int32)
+        lp.a_matrix_.value_ = columns.data.astype(float)
+        self.highs.passModel(lp)
+        self.costed: list[int] = []
+        self.solves = 0
+
+    def optimum(self, costs: Mapping[int, float], what: str) -> float | None:
+        """The least value of sum(cost * x) over the group's feasible points; None when it is unbounded below.
+        `_Infeasible` when the group has no feasible point (the published numbers contradict its sums),
+        RuntimeError when a solve fails."""
+        for column in self.costed:
+            if column not in costs:
+                self.highs.changeColCost(column, 0.0)
+        for column, cost in costs.items():
+            self.highs.changeColCost(column, cost)
+        self.costed = list(costs)
+        self.highs.run()
+        self.solves += 1
+        status = self.highs.getModelStatus()
+        statuses = self.highspy.HighsModelStatus
+        if status == statuses.kOptimal:
+            return self.highs.getInfo().objective_function_value
+        if status == statuses.kUnbounded:
+            return None
+        if status == statuses.kInfeasible:
+            raise _Infeasible(what)
+        raise RuntimeError(f"disclosure audit: the LP of {what} failed: {self.highs.modelStatusToString(status)}")
+
+    def point(self) -> np.ndarray:
+        """The last solve's optimal point."""
+        return np.asarray(self.highs.getSolution().col_value)
+
+    def unbounded(self) -> np.ndarray:
+        """After an unbounded solve, the cells that grow without bound along HiGHS's primal ray d (block @ d = 0,
+        d >= 0: a feasible point plus any multiple of d is feasible, so every cell with d > 0 is unbounded above);
+        none when HiGHS gives no ray."""
+        status, exists, ray = self.highs.getPrimalRay()
+        if not exists:
+            return np.zeros(self.size, dtype=bool)
+        ray = np.asarray(ray)[:self.size]
+        return ray > TOLERANCE if (ray >= -TOLERANCE).all() else np.zeros(self.size, dtype=bool)
+
+    def binding_rows(self) -> np.ndarray:
+        """The equations whose dual value is not zero at the last optimum."""
+        return np.flatnonzero(np.abs(np.asarray(self.highs.getSolution().row_dual)) > TOLERANCE)
+
+
+class _Infeasible(RuntimeError):
+    """The published numbers contradict the sums of a group."""
+
+
+def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
+                    hidden: Iterable[Hashable], zeros_known: bool = True, opaque: Iterable[Hashable] = (),
+                    small_labels: Iterable[Hashable] = (), told_small: Iterable[Hashable] = ()
+                    ) -> dict[Hashable, list[SumRelation]]:
+    """The verdict of `audit_cells` without every interval: each disclosed small cell (upper bound below the
+    threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the
+    equations whose dual value is not zero when the cell is maximised: loosening one of them is what can protect
+    it). A first LP per group maximises the sum of min(cell, threshold) over its small cells: every cell that
+    reaches the threshold there is safe, and only the others are maximised one by one (one HiGHS model per group,
+    re-solved from the last basis; a cell that reaches the threshold in any solve needs no LP of its own)."""
+    from scipy import sparse
+
+    system = _system(cells, relations, set(hidden), zeros_known, threshold, set(opaque), set(small_labels))
+    told_small = set(told_small)
+    found: dict[Hashable, list[SumRelation]] = {}
+    for members, rows in system.groups:
+        keys = [system.keys[system.variables[member]] for member in members]
+        small = [j for j, key in enumerate(keys) if is_small(cells[key].value, threshold)]
+        if not small or not len(rows):
+            continue
+        block, right = system.equations[rows][:, members], system.right[rows]
+        size = len(keys)
+        # x (size) and y (one per small cell): maximise sum(y), y <= x (rows y - x + slack = 0, slack >= 0),
+        # y <= threshold
+        capped = sparse.bmat([[block, None, None],
+                              [-sparse.csr_matrix((np.ones(len(small)), (range(len(small)), small)),
+                                                  shape=(len(small), size)),
+                               sparse.identity(len(small)), sparse.identity(len(small))]]).tocsr()
+        lower, upper = system.lower[members], system.upper[members]
+        first = _GroupLP(capped, np.r_[right, np.zeros(len(small))],
+                         np.r_[lower, np.zeros(2 * len(small))],
+                         np.r_[upper, np.full(len(small), float(threshold)), np.full(len(small), math.inf)])
+        try:
+            first.optimum({size + i: -1.0 for i in range(len(small))}, "the group's small cells")
+        except _Infeasible as infeasible:
+            raise RuntimeError(f"disclosure audit: the group LP failed: {infeasible} infeasible") from None
+        reached = first.point()[:size] >= threshold - TOLERANCE
+        group = _GroupLP(block, right, lower, upper)
+        for j in small:
+            if reached[j]:
+                continue
+            highest = group.optimum({j: -1.0}, describe_cell(keys[j]))
+            if highest is None:
+                reached |= group.unbounded()
+                continue
+            reached |= group.point() >= threshold - TOLERANCE
+            if -highest < threshold - TOLERANCE:
+                binding = group.binding_rows()
+                printed_small = cells[keys[j]].published and keys[j] not in system.opaque
+                if printed_small or keys[j] in told_small:  # a label says it is small: only when pinned
+                    # (printed "<t", its label says at least 1: an upper bound of 1 pins it)
+                    lowest = group.optimum({j: 1.0}, describe_cell(keys[j]))
+                    if math.floor(-highest + TOLERANCE) > max(math.ceil(lowest - TOLERANCE), int(printed_small)):
+                        continue
+                found[keys[j]] = [system.relations[system.rows[rows[b]]] for b in binding]
+    return found
+
+
+def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, lowest: np.ndarray, highest: np.ndarray,
+                     keys: list[Hashable], values: np.ndarray,
+                     labelled: np.ndarray, threshold: int, contradictions: list[str]
+                     ) -> tuple[list[CellInterval], int]:
+    """Minimise and maximise each cell of one group subject to its equations and its cells' label bounds (`lowest`
+    .. `highest`): one HiGHS model, re-solved for each objective. Every optimal point is a feasible one, so a cell
+    at its label's lower bound in any of them has that lower bound without an LP of its own (the maxima come first:
+    they leave most other cells at zero); and an unbounded maximum's ray leaves every cell it increases unbounded
+    too (no LP of their own either)."""
+    size = len(keys)
+    group = _GroupLP(block, right, lowest, highest)
+    upper, lower = np.full(size, math.nan), np.full(size, math.nan)
+    try:
+        for j in range(size):
+            if not math.isnan(upper[j]):
+                continue
+            highest = group.optimum({j: -1.0}, describe_cell(keys[j]))
+            if highest is None:
+                upper[j] = math.inf
+                upper[np.isnan(upper) & group.unbounded()] = math.inf
+            else:
+                upper[j] = -highest
+                at_lowest = np.isnan(lower) & (group.point() <= lowest + TOLERANCE)
+                lower[at_lowest] = lowest[at_lowest]
+        for j in np.flatnonzero(np.isnan(lower)):
+            lower[j] = max(group.optimum({j: 1.0}, describe_cell(keys[j])), lowest[j])
+    except _Infeasible as infeasible:
+        contradictions.append(f"published counts contradict the sums around {infeasible}")
+        return [], group.solves
+    return [CellInterval(keys[j], float(lower[j]), float(upper[j]), int(values[j]), threshold,
+                         labelled_small=bool(labelled[j])) for j in range(size)], group.solves

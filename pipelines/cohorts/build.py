@@ -263,7 +263,7 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
         materialise(engine, "table1_aggregates", parameters)
         aggregates = engine.records("SELECT * FROM table1_aggregates")
         smd = {r["variable"]: r["smd"] for r in query(engine, "table1_smd", parameters)} if study.table1_groups else {}
-        table1 = build_table1(study, aggregates, smd, threshold)
+        table1 = build_table1(study, aggregates, smd, threshold, warnings)
         engine.insert_records(tables.TABLE1, [row.as_record() for row in table1])
 
         if study.time_varying_exposures:

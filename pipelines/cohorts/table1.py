@@ -30,6 +30,7 @@ from pipelines.disclosure import (
     SUPPRESSED_TEXT,
     Cell,
     SumRelation,
+    disclosing_sums,
     is_small,
     site_floor,
     small_cell_text,
@@ -94,17 +95,21 @@ def _line_key(aggregate: dict[str, Any]) -> tuple:
 
 
 def build_table1(study: StudyDefinition, aggregates: list[dict[str, Any]],
-                 smd_by_variable: dict[str, float | None], threshold: int) -> list[Table1Row]:
-    """Suppressed, formatted Table 1 rows from the SQL aggregates (one dict per table1_aggregates row)."""
+                 smd_by_variable: dict[str, float | None], threshold: int,
+                 warnings: list[str] | None = None) -> list[Table1Row]:
+    """Suppressed, formatted Table 1 rows from the SQL aggregates (one dict per table1_aggregates row).
+    `warnings` receives a line per sum that still gives a small count away with nothing left to hide in it."""
     group_pair = study.table1_groups
     groups = ["overall", *(group_pair or ())]
     by_variable = {"treatment": "treatment", "variable": study.table1_by, "none": None}[study.table1_split]
     by_key = {(a["variable"], a["level"], a["group_name"], a["statistic"]): a for a in aggregates}
     group_sizes = {g: by_key[("n", None, g, "n")]["count"] for g in groups}
 
-    cells, relations = _cells_and_relations(aggregates, groups)
-    _suppress_small_groups(cells, groups, group_sizes, threshold)
-    suppress_cells(cells, relations, threshold)
+    cells, relations = table1_cells(aggregates, groups, threshold)
+    left = protect_table1(cells, relations, threshold, cohort_arm_cells(study, groups))
+    if left and warnings is not None:
+        warnings.append(f"Table 1: {len(left)} sum(s) of its counts bound a small count and have no other count to "
+                        "hide; the blocking check no_small_count_derivable stops the run")
 
     smd = dict(smd_by_variable)
     if group_pair:
@@ -131,16 +136,29 @@ def build_table1(study: StudyDefinition, aggregates: list[dict[str, Any]],
     return rows
 
 
+def table1_cells(aggregates: list[dict[str, Any]], groups: list[str],
+                 threshold: int) -> tuple[dict[tuple, Cell], list[SumRelation]]:
+    """Table 1's counts (the SQL aggregates) with the suppression Table 1 prints, and the sums that tie them
+    (`_cells_and_relations`): a small group hides its columns, then the greedy complementary choice
+    (suppress_cells). The statistics stage reads the same cells into its audit (statistics.disclosure_audit)."""
+    group_sizes = {a["group_name"]: a["count"] for a in aggregates if a["statistic"] == "n"}
+    cells, relations = _cells_and_relations(aggregates, groups)
+    _suppress_small_groups(cells, groups, group_sizes, threshold)
+    suppress_cells(cells, relations, threshold)
+    return cells, relations
+
+
 def _cells_and_relations(aggregates: list[dict[str, Any]],
                          groups: list[str]) -> tuple[dict[tuple, Cell], list[SumRelation]]:
     """The counts tied by sums: per group, n = levels + missing (+ the unprinted 'false' count of a yes/no variable,
-    + the unprinted non-missing count of a continuous one); per cell, overall = group 1 + group 0."""
+    + the unprinted non-missing count of a continuous one); per cell, overall = group 1 + group 0. The overall n is
+    the cohort size, which results.attrition and the run log print whatever Table 1 hides: fixed."""
     cells: dict[tuple, Cell] = {}
     parts_per_variable_group: dict[tuple[str, str], list[tuple]] = {}
     for a in aggregates:
         variable, group, statistic = a["variable"], a["group_name"], a["statistic"]
         if statistic == "n":
-            cells[("n", group)] = Cell(a["count"])
+            cells[("n", group)] = Cell(a["count"], fixed=group == "overall")
             continue
         parts = parts_per_variable_group.setdefault((variable, group), [])
         if statistic == "n_pct":
@@ -174,6 +192,115 @@ def _cells_and_relations(aggregates: list[dict[str, Any]],
     return cells, relations
 
 
+# Rounds of Table 1's repair before giving up (each round hides one more count, or withholds one more variable of a
+# group, per disclosed count).
+PROTECTION_ROUNDS = 20
+PRINTED_KINDS = ("level", "missing")  # the cells Table 1 prints besides the group sizes
+
+
+def _variable_sum(relation: SumRelation) -> bool:
+    """A sum of one variable in one group (group n = its levels + missing + unprinted counts), not the sum of the
+    group sizes."""
+    return relation.total[0] == "n" and relation.parts[0][0] != "n"
+
+
+def opaque_cells(cells: dict[tuple, Cell], relations: list[SumRelation]) -> set[tuple]:
+    """The hidden cells whose "suppressed" label tells a reader nothing (disclosure.label_bounds):
+    - those of a variable withheld whole in a group: every printed count of it hidden, none printed "<t", beside
+      the group's printed n. It may hold small counts printed "suppressed" (protect_table1);
+    - those of a group whose n is hidden (a small group's column, and the other group's with it): its zeros print
+      "suppressed" too (_suppress_small_groups), so a "suppressed" count there may be 0.
+    Everywhere else a "suppressed" count is a complement: at least t."""
+    opaque: set[tuple] = set()
+    for relation in relations:
+        if not _variable_sum(relation):
+            continue
+        printed = [key for key in relation.parts if key[0] in PRINTED_KINDS]
+        if cells[relation.total].protected:
+            opaque.update(key for key in printed if cells[key].suppression == COMPLEMENTARY)
+        elif printed and all(cells[key].suppression == COMPLEMENTARY for key in printed):
+            opaque.update(printed)
+    return opaque
+
+
+def told_small(cells: dict[tuple, Cell]) -> set[tuple]:
+    """The counts a printed label already says are small: every count of a group whose n is printed "<t" (the
+    unprinted ones too). They are disclosed only when pinned to one value, like a "<t" count."""
+    small_groups = {key[1] for key, cell in cells.items() if key[0] == "n" and cell.suppression == SMALL_CELL}
+    return {key for key in cells if key[-1] in small_groups}
+
+
+def cohort_arm_cells(study: StudyDefinition, groups: list[str]) -> set[tuple]:
+    """Table 1's counts that are cohort arms the statistics stage prints again (the first step of every analysis's
+    attrition): each exposure's holders overall, and the groups of a split by an exposure or by treatment."""
+    exposures = {reference.phenotype for reference in study.exposures}
+    arms = {("level", exposure, "true", "overall") for exposure in exposures}
+    if study.table1_split == "treatment" or study.table1_by in exposures:
+        arms |= {("n", group) for group in groups[1:]}
+    return arms
+
+
+def protect_table1(cells: dict[tuple, Cell], relations: list[SumRelation], threshold: int,
+                   arms: set[tuple] = frozenset()) -> list[SumRelation]:
+    """Table 1's suppression repaired until no small count is disclosed, in place (docs/disclosure.md, "Table 1").
+
+    The greedy choice (suppress_cells) sees one sum at a time and ignores what the labels say; a reader solves
+    them all and knows that a count printed "suppressed" beside a printed one is a complement, at least t. So a
+    group of 15 of whom 12 have a condition prints the 12 "suppressed" to protect the 3 without it, and 15 - 12
+    at most 15 - 11 = 4 gives the 3 away; a level printed "<11" beside a "suppressed" one pinned by their printed
+    total is recomputed. The audit (disclosure.disclosing_sums, the same LP audit as the statistics stage's) finds
+    each disclosed count and the sums that bind it; for each, complementary suppression inside Table 1: the
+    smallest printed non-zero count (level or missing) of those sums is hidden; when they hold none, the variable
+    is withheld whole in that group (every printed count of it "suppressed", its small and zero ones too, so that
+    no label tells one from another: opaque_cells), else one holding a printed zero of those sums (a zero is no
+    complement, but withheld it bounds nothing). `arms`: the cohort arms the statistics tables print again
+    (cohort_arm_cells): hidden, they are complements there (at least t) whatever Table 1 prints, so their labels
+    always count. The overall n (the cohort size) is never hidden. Returns the binding sums of counts left
+    disclosed (nothing left to hide in them)."""
+    variable_sum = {part: relation for relation in relations if _variable_sum(relation) for part in relation.parts}
+    left: dict[tuple, list[SumRelation]] = {}
+    for _ in range(PROTECTION_ROUNDS):
+        hidden = {key for key, cell in cells.items() if cell.hidden}
+        opaque = opaque_cells(cells, relations) - set(arms)
+        withheld_before = {relation for relation in set(variable_sum.values())
+                           if all(cells[part].suppression == COMPLEMENTARY for part in relation.parts
+                                  if part[0] in PRINTED_KINDS)}
+        found = disclosing_sums(cells, relations, threshold, hidden, opaque=opaque, small_labels=cells,
+                                told_small=told_small(cells))
+        hides: set[tuple] = set()
+        withheld: set[SumRelation] = set()
+        left = {}
+        for key, binding in found.items():
+            candidates = {cell for relation in binding for cell in relation.keys
+                          if cell[0] in PRINTED_KINDS and not cells[cell].hidden and cells[cell].value > 0}
+            if candidates:
+                if not candidates & hides:
+                    hides.add(min(candidates, key=lambda cell: (cells[cell].value, repr(cell))))
+                continue
+            # What binds it is the labels: its own, or those of the hidden counts of the binding sums ("<t": 1 ..
+            # t-1; a complement: at least t). The variable holding it is withheld whole in that group, so that its
+            # labels tell nothing.
+            labelled = [key, *(cell for relation in binding for cell in relation.keys
+                               if cells[cell].protected and cells[cell].published and cell not in opaque),
+                        *(cell for relation in binding for cell in relation.keys
+                          if not cells[cell].hidden and cells[cell].value == 0)]
+            sums = [variable_sum[cell] for cell in dict.fromkeys(labelled)
+                    if cell in variable_sum and variable_sum[cell] not in withheld_before]
+            if sums:
+                withheld.add(sums[0])
+            else:
+                left[key] = binding
+        if not hides and not withheld:
+            break
+        for key in hides:
+            cells[key].suppression = COMPLEMENTARY
+        for relation in withheld:
+            for part in relation.parts:
+                if part[0] in PRINTED_KINDS:
+                    cells[part].suppression = COMPLEMENTARY
+    return [relation for binding in left.values() for relation in binding]
+
+
 def _suppress_small_groups(cells: dict[tuple, Cell], groups: list[str], group_sizes: dict[str, int],
                            threshold: int) -> None:
     """A group of 1..t-1 persons hides its whole column, and the other group's too (overall - small group = the
@@ -201,9 +328,11 @@ def _row(study: StudyDefinition, by_variable: str | None, row_order: int, a: dic
     empty = dict(count=None, denominator=None, percent=None, mean=None, sd=None, median=None, q1=None, q3=None)
 
     if statistic in ("mean_sd", "median_iqr"):
-        # Means and quantiles are hidden with their group, or when they describe a protected handful of persons.
+        # Means and quantiles are hidden with their group, or when they describe a protected handful of persons, or
+        # when the count of persons they describe is hidden: a mean is a whole sum over those persons (ages, days),
+        # so its exact value admits few denominators, and the overall mean is the groups' means weighted by them.
         cell = cells[("non_missing", variable, group)]
-        if cells[("n", group)].protected or cell.protected:
+        if cells[("n", group)].protected or cell.protected or cells[("missing", variable, group)].protected:
             return Table1Row(**base, **empty, value=SUPPRESSED_TEXT, suppressed=True, suppression=COMPLEMENTARY)
         values = dict(empty, denominator=a["denominator"])
         if statistic == "mean_sd":
@@ -351,8 +480,10 @@ def table1_footnote(threshold: int) -> str:
             f"{COMPLEMENTARY_MARK}: a count that is not small but, with the totals shown, would give a small one away "
             "(group n = its levels + missing; overall = the two groups). In every such sum with one hidden count, "
             "the smallest other non-zero count was hidden too (the least information lost), else the total; a group "
-            "smaller than the threshold hides both group columns. An SMD that would recompute a hidden count is "
-            "left blank.")
+            "smaller than the threshold hides both group columns. A variable whose every count in a group is "
+            f"{COMPLEMENTARY_MARK} beside the group's n is withheld whole there: its counts may be small or zero "
+            "(the group's n less a count known to be at least the threshold would give a small one away). An SMD "
+            "that would recompute a hidden count is left blank.")
 
 
 def table1_markdown(rows, threshold: int | None = None, labels: dict[str, str] | None = None) -> str:

@@ -192,7 +192,11 @@ def _estimate_cells(counts: StudyCounts, results: pd.DataFrame, final_path: dict
     derived = [column for column in DERIVED_COLUMNS if column in results.columns]
     # (partition, exposure, what, kind, arm) -> path -> the cells counted there
     cells_at = counts.cells_at
-    for position, row in results.iterrows():
+    # the columns read here as plain dicts: a pandas Series per row of every column (iterrows) was most of the
+    # time of the ledger's construction, which the sparing rule repeats for every trial
+    read = [column for column in ("exposure", "outcome", "analysis_id", "sensitivity_analysis",
+                                  *ESTIMATE_COUNT_COLUMNS, *derived) if column in results.columns]
+    for position, row in zip(results.index, results[read].to_dict("records")):
         index = (NEGATIVE_CONTROL, position) if control_rows else position
         variant = row.get("sensitivity_analysis")
         # An exposure variant's rows split the replaced exposure's population another way: its cells.

@@ -36,7 +36,7 @@ from pipelines.statistics.analysis_attrition import (create_analysis_attrition_t
                                                      published_outcome_count_text,
                                                      suppress_study_counts_sparing_main, write_analysis_attrition)
 from pipelines.statistics.checks import SEQUENCE_SYMMETRY_CHECKS, STUDY_CHECKS, check_specs, run_checks
-from pipelines.statistics.disclosure_audit import StudyLedger, protect_derivable_counts
+from pipelines.statistics.disclosure_audit import StudyLedger, protect_derivable_counts, table1_cells_of
 from pipelines.statistics.results import (
     ANALYSIS_COLUMNS,
     CALIBRATION_COLUMNS,
@@ -217,7 +217,8 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
                                                 control_exposures=is_exposure_control)
     # The greedy choice, audited against every sum of the ledger (and repaired where a chain of sums discloses)
     analysis.disclosure_ledger = StudyLedger(attrition, ledger_results, analysis.nested_exposures, outcome_count,
-                                             controls, varied_exposures, hidden_arms, is_exposure_control)
+                                             controls, varied_exposures, hidden_arms, is_exposure_control,
+                                             table1_cells_of(con, study))
     counts = protect_derivable_counts(counts, analysis.disclosure_ledger, study.threshold)
     result_complementary = {column: flags[~is_exposure_control] for column, flags in
                             counts.result_complementary.items()}

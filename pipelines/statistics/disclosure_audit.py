@@ -23,10 +23,10 @@ account for what such a cell gives away.
 What the attacker is assumed to know, as the ledger assumes it: the published numbers, the sums, counts >= 0, and
 that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`), that a count printed
 "suppressed" in a row that prints another count or a "<t" is at least t (`label_bounds`; in a row withheld whole it
-may be anything), and the cohort cells Table 1 prints (`_printed_by_table1`). Not
-modelled: the "<t" labels as LP bounds (the verdict accounts for them), estimates and intervals that recompute a
-count (their whole row is hidden with any of its counts, suppress_estimates; a test checks the published tables),
-Table 1's own sums and hidden cells, and any relation not declared in the ledger.
+may be anything), and Table 1's counts and sums as results.table1 prints them (Table1Cells, tied to the cohort
+cells it prints). Not modelled: the "<t" labels as LP bounds (the verdict accounts for them), estimates and
+intervals that recompute a count (their whole row is hidden with any of its counts, suppress_estimates; a test
+checks the published tables), and any relation not declared in the ledger.
 
 Used twice (docs/disclosure.md, "Audit"): `protect_derivable_counts` repairs the suppression before the tables are
 written (a main complement for a chain of the main analysis alone, a non-main result withheld whole for any other
@@ -37,18 +37,31 @@ chain, audited again), and the blocking check
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
-import highspy
-import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from pipelines import tables
-from pipelines.disclosure import COMPLEMENTARY, Cell, SumRelation, is_small
+from pipelines.cohorts.build import query, study_parameters
+from pipelines.cohorts.study import StudyDefinition
+from pipelines.cohorts.table1 import opaque_cells, table1_cells, told_small
+from pipelines.disclosure import (
+    COMPLEMENTARY,
+    SMALL_CELL,
+    TOLERANCE,
+    Cell,
+    CellInterval,
+    DisclosureAudit,
+    SumRelation,
+    CountLedger,
+    audit_cells,
+    describe_cell,
+    disclosing_sums,
+    is_small,
+)
+from pipelines.engine import as_engine
 from pipelines.statistics.analysis_attrition import (
     CONTROL_PAIR_COLUMNS,
     COUNT_COLUMNS as ATTRITION_COUNT_COLUMNS,
@@ -62,349 +75,6 @@ from pipelines.statistics.analysis_attrition import (
     StudySuppression,
     study_counts,
 )
-
-# A published value that differs from the ledger's by more than this, or a sum the published values break by more,
-# is a contradiction (the LP's tolerance: HiGHS solves in floating point).
-TOLERANCE = 1e-6
-
-
-@dataclass(frozen=True)
-class CellInterval:
-    """What the published numbers and sums leave possible for one hidden cell: lower .. upper (upper = inf when
-    nothing bounds it). `value` is the true count (for the verdict only: never printed)."""
-
-    key: Hashable
-    lower: float
-    upper: float
-    value: int
-    threshold: int
-    labelled_small: bool = False  # printed "<t": the label itself bounds it by t-1
-
-    @property
-    def sensitive(self) -> bool:
-        """A count of 1 .. threshold-1 persons: it must not be derivable."""
-        return is_small(self.value, self.threshold)
-
-    @property
-    def exact(self) -> bool:
-        """One whole number only (the LP interval of counts, rounded inwards to whole persons)."""
-        return self.upper < math.inf and math.floor(self.upper + TOLERANCE) <= math.ceil(self.lower - TOLERANCE)
-
-    @property
-    def disclosed(self) -> bool:
-        """A small count the sums pin to one value, or, without a "<t" label, bound below the threshold."""
-        if not self.sensitive:
-            return False
-        return self.exact if self.labelled_small else self.upper < self.threshold - TOLERANCE
-
-
-@dataclass
-class DisclosureAudit:
-    """The audit of one suppression pattern: an interval per hidden cell, and the sums whose published values
-    contradict each other (an infeasible system: the published tables do not match the ledger)."""
-
-    threshold: int
-    intervals: list[CellInterval] = field(default_factory=list)
-    contradictions: list[str] = field(default_factory=list)
-    solves: int = 0  # the LPs solved (at most two per hidden cell; fewer when earlier solves decide a bound)
-
-    @property
-    def disclosed(self) -> list[CellInterval]:
-        return [interval for interval in self.intervals if interval.disclosed]
-
-    @property
-    def passed(self) -> bool:
-        return not self.disclosed and not self.contradictions
-
-    def summary(self) -> dict[str, int]:
-        """Counts of cells, never their values (for the check's metadata and the run log)."""
-        return {"hidden cells audited": len(self.intervals),
-                "small hidden cells": sum(interval.sensitive for interval in self.intervals),
-                "small cells disclosed": len(self.disclosed),
-                "exactly recomputable hidden cells": sum(interval.exact for interval in self.intervals),
-                "contradictions": len(self.contradictions)}
-
-    def failures(self) -> list[str]:
-        """One line per disclosed cell or contradiction, naming the cell, not its value."""
-        return ([f"{_describe(interval.key)}: "
-                 + ("recomputable exactly" if interval.exact else "bounded below the threshold")
-                 for interval in self.disclosed] + self.contradictions)
-
-
-def _describe(key: Hashable) -> str:
-    if isinstance(key, tuple):
-        return " / ".join(_describe(part) if isinstance(part, tuple) else str(part) for part in key)
-    return str(key)
-
-
-@dataclass
-class _System:
-    """The sums as equations over the unknown cells: `equations` @ x = `right`, x >= 0, split into the groups of
-    cells the equations tie together (a cell's interval depends on its own group's equations only)."""
-
-    keys: list[Hashable]
-    relations: list[SumRelation]
-    variables: np.ndarray  # positions in `keys` of the unknown cells, in LP order
-    equations: sparse.csr_matrix
-    right: np.ndarray
-    rows: np.ndarray  # for each equation, its position in `relations`
-    groups: list[tuple[np.ndarray, np.ndarray]]  # (members: LP columns, equations: LP rows)
-    contradictions: list[str]
-    lower: np.ndarray  # per unknown cell (LP order), what its printed label tells (label_bounds)
-    upper: np.ndarray
-    opaque: set[Hashable]  # the hidden cells whose "suppressed" label tells nothing (label_bounds)
-
-
-def label_bounds(cell: Cell, threshold: int, opaque: bool = False) -> tuple[float, float]:
-    """What a hidden cell's printed label tells every reader, as bounds on its value (docs/disclosure.md, "Audit"):
-    - printed "suppressed" in a row that prints another of its counts or a "<t" (a complement: never a zero,
-      never small, so at least t): t and more;
-    - `opaque`: printed "suppressed" only in rows whose every count is "suppressed" (a row withheld whole prints
-      its small counts so too, disclosure.suppress_estimates; a reader cannot tell such a row from one of
-      complements): 0 and more. A hidden printed zero is a count of a row withheld whole: 0 and more too;
-    - printed "<t" (a small count): 0 and more here. Its label says 1 .. t-1, and the verdict accounts for it (a
-      labelled cell is disclosed only when the sums pin it to one value); as LP bounds, the labels of two small
-      printed counts would bound every unprinted difference of them below t, which the labels already tell;
-    - never printed (a difference of printed counts: no label): 0 and more."""
-    if cell.published and not opaque and not is_small(cell.value, threshold) and cell.value > 0:
-        return float(threshold), math.inf
-    return 0.0, math.inf
-
-
-def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hidden: set[Hashable],
-            zeros_known: bool, threshold: int, opaque: set[Hashable] = frozenset()) -> _System:
-    keys = list(cells)
-    position = {key: i for i, key in enumerate(keys)}
-    values = np.array([cells[key].value for key in keys], dtype=float)
-    unknown = np.array([key in hidden and not (zeros_known and not cells[key].published and cells[key].value == 0
-                                               and not cells[key].protected) for key in keys], dtype=bool)
-    relations = list(dict.fromkeys(relations))
-    rows, columns, signs = [], [], []
-    for row, relation in enumerate(relations):
-        for sign, key in ((1.0, relation.total), *((-1.0, part) for part in relation.parts)):
-            rows.append(row)
-            columns.append(position[key])
-            signs.append(sign)
-    matrix = sparse.csr_matrix((signs, (rows, columns)), shape=(len(relations), len(keys)))  # duplicates summed
-    variables = np.flatnonzero(unknown)
-    equations = matrix[:, variables].tocsr()
-    right = -(matrix[:, ~unknown] @ values[~unknown])  # the known cells moved to the right-hand side
-    has_unknown = np.diff(equations.indptr) > 0
-    contradictions = [f"published counts break the sum {_describe(relations[row].total)} = "
-                      f"{' + '.join(_describe(part) for part in relations[row].parts)}"
-                      for row in np.flatnonzero(~has_unknown & (np.abs(right) > TOLERANCE))]
-    equation_rows = np.flatnonzero(has_unknown)
-    equations, right = equations[has_unknown], right[has_unknown]
-    # Cells tied by an equation are one group: the components of the bipartite graph of equations and cells.
-    count, height = len(variables), equations.shape[0]
-    incidence = (equations != 0).astype(float)
-    graph = sparse.bmat([[sparse.csr_matrix((height, height)), incidence],
-                         [incidence.T, sparse.csr_matrix((count, count))]]).tocsr()
-    _, labels = connected_components(graph, directed=False)
-    variable_labels, equation_labels = labels[height:], labels[:height]
-    groups = [(np.flatnonzero(variable_labels == label), np.flatnonzero(equation_labels == label))
-              for label in np.unique(variable_labels)]
-    bounds = np.array([label_bounds(cells[keys[variable]], threshold, keys[variable] in opaque)
-                       for variable in variables],
-                      dtype=float).reshape(-1, 2)
-    return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions,
-                   bounds[:, 0], bounds[:, 1], set(opaque))
-
-
-def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
-                hidden: Iterable[Hashable] | None = None, zeros_known: bool = True,
-                opaque: Iterable[Hashable] = ()) -> DisclosureAudit:
-    """The feasible interval of every hidden cell given the others' values and `relations` (total = sum of parts),
-    every count >= 0. `hidden`: the cells an attacker does not see (default: each cell's `hidden`, i.e. the
-    suppression's decision and the unprinted cells). `zeros_known`: an unprinted zero counts as known (the ledger's
-    convention: a reader who guesses that nothing lies outside a sum is right). `opaque`: the hidden cells whose
-    "suppressed" label tells nothing (label_bounds).
-
-    One sparse equation matrix over all cells; the unknown cells only are LP variables, in the groups the sums tie
-    together."""
-    hidden_keys = set(hidden) if hidden is not None else {key for key, cell in cells.items() if cell.hidden}
-    opaque = set(opaque)
-    system = _system(cells, relations, hidden_keys, zeros_known, threshold, opaque)
-    audit = DisclosureAudit(threshold, contradictions=list(system.contradictions))
-    for members, rows in system.groups:
-        keys = [system.keys[system.variables[member]] for member in members]
-        if not len(rows):  # in no sum: nothing but its label bounds it
-            audit.intervals += [CellInterval(key, *label_bounds(cells[key], threshold, key in opaque),
-                                             int(cells[key].value),
-                                             threshold, labelled_small=cells[key].published and key not in opaque)
-                                for key in keys]
-            continue
-        intervals, solves = _group_intervals(system.equations[rows][:, members], system.right[rows],
-                                             system.lower[members], system.upper[members], keys,
-                                             np.array([cells[key].value for key in keys]),
-                                             np.array([cells[key].published and key not in opaque
-                                                       for key in keys]), threshold,
-                                             audit.contradictions)
-        audit.intervals += intervals
-        audit.solves += solves
-    return audit
-
-
-class _GroupLP:
-    """One HiGHS model of a group's equations (block @ x = right, lower <= x <= upper), solved again for each
-    objective: only the costs change between solves, so HiGHS starts each solve from the previous optimal basis (a
-    primal feasible point: a few simplex iterations where scipy's linprog would build and presolve the model anew).
-    Presolve is off so that the basis carries over and an unbounded objective is reported as unbounded, not as
-    "unbounded or infeasible".
-
-    The model is the binding's own class (`highspy._Highs`, exported by highspy): highspy.Highs's constructor
-    enables its callbacks, a HiGHS method that prints the "Running HiGHS ... Copyright" banner to the process's
-    standard output before any option can turn the output off (HiGHS prints its header at the first call other than
-    setting an option: ERGO-Code/HiGHS issue #1702); the run's terminal gets none of it."""
-
-    def __init__(self, block: sparse.csr_matrix, right: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
-        self.size = block.shape[1]
-        self.highs = highspy._Highs()
-        for option, value in (("output_flag", False), ("presolve", "off"), ("threads", 1)):
-            self.highs.setOptionValue(option, value)
-        columns = sparse.csc_matrix(block)
-        columns.sort_indices()
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = self.size, block.shape[0]
-        lp.col_cost_ = np.zeros(self.size)
-        lp.col_lower_ = np.asarray(lower, dtype=float)
-        lp.col_upper_ = np.where(np.isinf(upper), highspy.kHighsInf, upper).astype(float)
-        lp.row_lower_ = lp.row_upper_ = np.asarray(right, dtype=float)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = columns.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = columns.indices.astype(np.int32)
-        lp.a_matrix_.value_ = columns.data.astype(float)
-        self.highs.passModel(lp)
-        self.costed: list[int] = []
-        self.solves = 0
-
-    def optimum(self, costs: Mapping[int, float], what: str) -> float | None:
-        """The least value of sum(cost * x) over the group's feasible points; None when it is unbounded below.
-        `_Infeasible` when the group has no feasible point (the published numbers contradict its sums),
-        RuntimeError when a solve fails."""
-        for column in self.costed:
-            if column not in costs:
-                self.highs.changeColCost(column, 0.0)
-        for column, cost in costs.items():
-            self.highs.changeColCost(column, cost)
-        self.costed = list(costs)
-        self.highs.run()
-        self.solves += 1
-        status = self.highs.getModelStatus()
-        if status == highspy.HighsModelStatus.kOptimal:
-            return self.highs.getInfo().objective_function_value
-        if status == highspy.HighsModelStatus.kUnbounded:
-            return None
-        if status == highspy.HighsModelStatus.kInfeasible:
-            raise _Infeasible(what)
-        raise RuntimeError(f"disclosure audit: the LP of {what} failed: {self.highs.modelStatusToString(status)}")
-
-    def point(self) -> np.ndarray:
-        """The last solve's optimal point."""
-        return np.asarray(self.highs.getSolution().col_value)
-
-    def unbounded(self) -> np.ndarray:
-        """After an unbounded solve, the cells that grow without bound along HiGHS's primal ray d (block @ d = 0,
-        d >= 0: a feasible point plus any multiple of d is feasible, so every cell with d > 0 is unbounded above);
-        none when HiGHS gives no ray."""
-        status, exists, ray = self.highs.getPrimalRay()
-        if not exists:
-            return np.zeros(self.size, dtype=bool)
-        ray = np.asarray(ray)[:self.size]
-        return ray > TOLERANCE if (ray >= -TOLERANCE).all() else np.zeros(self.size, dtype=bool)
-
-    def binding_rows(self) -> np.ndarray:
-        """The equations whose dual value is not zero at the last optimum."""
-        return np.flatnonzero(np.abs(np.asarray(self.highs.getSolution().row_dual)) > TOLERANCE)
-
-
-class _Infeasible(RuntimeError):
-    """The published numbers contradict the sums of a group."""
-
-
-def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
-                    hidden: Iterable[Hashable], zeros_known: bool = True, opaque: Iterable[Hashable] = ()
-                    ) -> dict[Hashable, list[SumRelation]]:
-    """The verdict of `audit_cells` without every interval: each disclosed small cell (upper bound below the
-    threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the
-    equations whose dual value is not zero when the cell is maximised: loosening one of them is what can protect
-    it). A first LP per group maximises the sum of min(cell, threshold) over its small cells: every cell that
-    reaches the threshold there is safe, and only the others are maximised one by one (one HiGHS model per group,
-    re-solved from the last basis; a cell that reaches the threshold in any solve needs no LP of its own)."""
-    system = _system(cells, relations, set(hidden), zeros_known, threshold, set(opaque))
-    found: dict[Hashable, list[SumRelation]] = {}
-    for members, rows in system.groups:
-        keys = [system.keys[system.variables[member]] for member in members]
-        small = [j for j, key in enumerate(keys) if is_small(cells[key].value, threshold)]
-        if not small or not len(rows):
-            continue
-        block, right = system.equations[rows][:, members], system.right[rows]
-        size = len(keys)
-        # x (size) and y (one per small cell): maximise sum(y), y <= x (rows y - x + slack = 0, slack >= 0),
-        # y <= threshold
-        capped = sparse.bmat([[block, None, None],
-                              [-sparse.csr_matrix((np.ones(len(small)), (range(len(small)), small)),
-                                                  shape=(len(small), size)),
-                               sparse.identity(len(small)), sparse.identity(len(small))]]).tocsr()
-        lower, upper = system.lower[members], system.upper[members]
-        first = _GroupLP(capped, np.r_[right, np.zeros(len(small))],
-                         np.r_[lower, np.zeros(2 * len(small))],
-                         np.r_[upper, np.full(len(small), float(threshold)), np.full(len(small), math.inf)])
-        try:
-            first.optimum({size + i: -1.0 for i in range(len(small))}, "the group's small cells")
-        except _Infeasible as infeasible:
-            raise RuntimeError(f"disclosure audit: the group LP failed: {infeasible} infeasible") from None
-        reached = first.point()[:size] >= threshold - TOLERANCE
-        group = _GroupLP(block, right, lower, upper)
-        for j in small:
-            if reached[j]:
-                continue
-            highest = group.optimum({j: -1.0}, _describe(keys[j]))
-            if highest is None:
-                reached |= group.unbounded()
-                continue
-            reached |= group.point() >= threshold - TOLERANCE
-            if -highest < threshold - TOLERANCE:
-                binding = group.binding_rows()
-                if cells[keys[j]].published and keys[j] not in system.opaque:  # printed "<t": only when pinned
-                    lowest = group.optimum({j: 1.0}, _describe(keys[j]))
-                    if math.floor(-highest + TOLERANCE) > math.ceil(lowest - TOLERANCE):
-                        continue
-                found[keys[j]] = [system.relations[system.rows[rows[b]]] for b in binding]
-    return found
-
-
-def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, lowest: np.ndarray, highest: np.ndarray,
-                     keys: list[Hashable], values: np.ndarray,
-                     labelled: np.ndarray, threshold: int, contradictions: list[str]
-                     ) -> tuple[list[CellInterval], int]:
-    """Minimise and maximise each cell of one group subject to its equations and its cells' label bounds (`lowest`
-    .. `highest`): one HiGHS model, re-solved for each objective. Every optimal point is a feasible one, so a cell
-    at its label's lower bound in any of them has that lower bound without an LP of its own (the maxima come first:
-    they leave most other cells at zero); and an unbounded maximum's ray leaves every cell it increases unbounded
-    too (no LP of their own either)."""
-    size = len(keys)
-    group = _GroupLP(block, right, lowest, highest)
-    upper, lower = np.full(size, math.nan), np.full(size, math.nan)
-    try:
-        for j in range(size):
-            if not math.isnan(upper[j]):
-                continue
-            highest = group.optimum({j: -1.0}, _describe(keys[j]))
-            if highest is None:
-                upper[j] = math.inf
-                upper[np.isnan(upper) & group.unbounded()] = math.inf
-            else:
-                upper[j] = -highest
-                at_lowest = np.isnan(lower) & (group.point() <= lowest + TOLERANCE)
-                lower[at_lowest] = lowest[at_lowest]
-        for j in np.flatnonzero(np.isnan(lower)):
-            lower[j] = max(group.optimum({j: 1.0}, _describe(keys[j])), lowest[j])
-    except _Infeasible as infeasible:
-        contradictions.append(f"published counts contradict the sums around {infeasible}")
-        return [], group.solves
-    return [CellInterval(keys[j], float(lower[j]), float(upper[j]), int(values[j]), threshold,
-                         labelled_small=bool(labelled[j])) for j in range(size)], group.solves
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -437,6 +107,103 @@ class WithholdableRows:
                 | {("attrition", row) for row in self.attrition})
 
 
+# Table 1's cells in a study's ledger: (TABLE1, *Table 1's own key), e.g. (TABLE1, "level", "statins", "true", "overall").
+TABLE1 = "table 1"
+
+
+@dataclass
+class Table1Cells:
+    """Table 1's counts as cells of the study's ledger (docs/disclosure.md, "Table 1"): every count Table 1 prints or
+    hides, and the ones it never prints (the persons without a yes/no condition, with a value), with their true
+    values; its sums (per group, n = levels + missing + the unprinted counts; per count, overall = the two groups);
+    and how it printed each (`suppression`, as results.table1 holds it). Its cells are fixed for the statistics
+    stage (the cohort stage printed them), and tied to the ledger's cohort cells Table 1 prints: the cohort size
+    (its overall n), each yes/no exposure's holders (the exposed arm at the cohort step) and the groups of the
+    variable it is split by (the arms of that exposure, or of every time at risk of a new-user comparison)."""
+
+    cells: dict[tuple, Cell]
+    relations: list[SumRelation]
+    groups: tuple[str, ...]  # the split's two groups (exposed, unexposed or target, comparator); () unsplit
+    split_exposure: str | None  # the exposure whose arms the groups are, or a new-user comparison's name
+    split_by_treatment: bool  # a new-user comparison: every time at risk of it ("<target> vs <comparator>...")
+
+    @staticmethod
+    def key(key: tuple) -> tuple:
+        return (TABLE1, *key)
+
+    def add_to(self, ledger: CountLedger) -> None:
+        """Table 1's cells and sums into `ledger`, each cohort cell it prints tied to the ledger's (the same count
+        printed twice: an equation of one part), where the two hold the same value."""
+        for key, cell in self.cells.items():
+            ledger.count(self.key(key), cell.value, published=cell.published, fixed=True)
+        for relation in self.relations:
+            ledger.add_sum(self.key(relation.total), tuple(self.key(part) for part in relation.parts))
+        arms = dict(zip(("exposed", "unexposed"), self.groups))
+        for key in list(ledger.cells):
+            if not (isinstance(key, tuple) and len(key) == 5 and key[0] == MAIN and key[3] == "persons"
+                    and key[2] == (PRINTED_BY_THE_COHORT_STAGE,)):
+                continue
+            exposure, arm = key[1], key[4]
+            if arm == "both":
+                printed = ("n", "overall")
+            elif self.split_exposure is not None and arm in arms and (
+                    exposure == self.split_exposure
+                    or (self.split_by_treatment and str(exposure).startswith(self.split_exposure))):
+                printed = ("n", arms[arm])
+            elif arm == "exposed":
+                printed = ("level", exposure, "true", "overall")
+            else:
+                continue
+            if printed in self.cells and self.cells[printed].value == ledger.cells[key].value:
+                ledger.add_sum(key, (self.key(printed),))
+
+    def printing(self, printed: Mapping[tuple, str | None] | None = None
+                 ) -> tuple[set[tuple], set[tuple], set[tuple]]:
+        """What a reader of Table 1 knows, as the audit takes it: the cells it prints, those whose "suppressed"
+        label tells nothing (cohorts.table1.opaque_cells) and those a label says are small (told_small). Its "<t"
+        labels bound nothing here, as the ledger's own do not (disclosure.label_bounds): as bounds, a cohort arm
+        Table 1 prints "<t" would bound every count of persons inside it below t, which its label already tells;
+        Table 1's own audit takes them as bounds (cohorts.table1.protect_table1). `printed`: Table 1's key -> its
+        `suppression` as a table prints it (default: as built)."""
+        cells = {key: Cell(cell.value, cell.published, cell.suppression if printed is None else
+                           printed.get(key, SMALL_CELL if cell.published else cell.suppression), fixed=cell.fixed)
+                 for key, cell in self.cells.items()}
+        known = {self.key(key) for key, cell in cells.items() if not cell.hidden}
+        return (known, {self.key(key) for key in opaque_cells(cells, self.relations)},
+                {self.key(key) for key in told_small(cells)})
+
+
+def table1_cells_of(con: duckdb.DuckDBPyConnection, study: StudyDefinition,
+                    aggregates: list[dict] | None = None) -> Table1Cells | None:
+    """Table 1's cells of a study as the cohort stage printed them: the true counts from the cohort tables
+    (`aggregates`, default sql/cohorts/table1_aggregates.sql run again, as the cohort stage computes them) and each
+    count's suppression read back from results.table1. None before Table 1 exists."""
+    if not _table_exists(con, tables.TABLE1):
+        return None
+    groups = ("overall", *(study.table1_groups or ()))
+    if aggregates is None:
+        aggregates = query(as_engine(con), "table1_aggregates", study_parameters(study))
+    cells, relations = table1_cells(aggregates, list(groups), study.threshold)
+    printed = _table1_printed(con, study.id)
+    for key, cell in cells.items():
+        if cell.published:
+            cell.suppression = printed.get(key, SMALL_CELL)
+    split = {"treatment": f"{study.index.target} vs {study.index.comparator}" if study.is_new_user else None,
+             "variable": study.table1_by, "none": None}[study.table1_split]
+    return Table1Cells(cells, relations, tuple(groups[1:]), split, study.table1_split == "treatment")
+
+
+def _table1_printed(con: duckdb.DuckDBPyConnection, study_id: str) -> dict[tuple, str | None]:
+    """Table 1's key -> how results.table1 prints the count (None: printed; SMALL_CELL; COMPLEMENTARY)."""
+    if not _table_exists(con, tables.TABLE1):
+        return {}
+    rows = con.execute(f"""SELECT variable, level, "group", statistic, suppression FROM {tables.TABLE1}
+                           WHERE study_id = ? AND statistic IN ('n', 'n_pct', 'missing')""", [study_id]).fetchall()
+    return {(("n", group) if statistic == "n" else ("level", variable, level, group) if statistic == "n_pct"
+             else ("missing", variable, group)): suppression
+            for variable, level, group, statistic, suppression in rows}
+
+
 @dataclass
 class StudyLedger:
     """What a study's ledger is built from (the arguments of analysis_attrition.suppress_study_counts_sparing_main,
@@ -451,6 +218,7 @@ class StudyLedger:
     varied_exposures: Mapping[str, str] | None = None
     hidden_arms: Mapping[tuple[str, str, str], str] | None = None
     control_exposures: pd.Series | None = None  # the rows of `results` that are a negative-control exposure's
+    table1: Table1Cells | None = None  # Table 1's counts, tied to the cohort cells it prints (table1_cells_of)
     _counts: StudyCounts | None = field(default=None, init=False, repr=False, compare=False)
 
     def counts(self) -> StudyCounts:
@@ -459,6 +227,8 @@ class StudyLedger:
         if self._counts is None:
             self._counts = study_counts(self.attrition, self.results, self.nested, self.outcome_count, self.controls,
                                         self.varied_exposures, self.hidden_arms)
+            if self.table1 is not None:
+                self.table1.add_to(self._counts.ledger)
         return self._counts
 
     def _control_exposure_rows(self) -> pd.Series:
@@ -492,7 +262,7 @@ class StudyLedger:
             return self
         return StudyLedger(self.attrition[~self._control_drug_steps()],
                            None if self.results is None else self.results[~secondary], self.nested,
-                           self.outcome_count, None, None, self.hidden_arms, None)
+                           self.outcome_count, None, None, self.hidden_arms, None, self.table1)
 
     def withholdable(self) -> list[WithholdableRows]:
         """The non-main results, each as the rows the sparing rule publishes or withholds together
@@ -594,15 +364,20 @@ def audit_published_study(con: duckdb.DuckDBPyConnection, study_id: str, thresho
         rows = con.execute(f"SELECT persons_with_outcome FROM {tables.OUTCOME_COUNTS} WHERE study_id = ?",
                            [study_id]).fetchall() if _table_exists(con, tables.OUTCOME_COUNTS) else []
         printed.setdefault(OUTCOME_COUNT, []).append(math.nan if not rows or rows[0][0] is None else float(rows[0][0]))
-    contradictions = [f"{_describe(key)}: a printed value differs from the count the ledger holds"
+    contradictions = [f"{describe_cell(key)}: a printed value differs from the count the ledger holds"
                       for key, values in printed.items()
                       if any(not math.isnan(value) and abs(value - cells[key].value) > TOLERANCE
                              for value in values)]
     known = {key for key, values in printed.items() if any(not math.isnan(value) for value in values)}
     known |= _printed_by_table1(con, study_id, counts)
     opaque = _opaque_cells(counts, known, _opaque_printed_rows(ledger, *tables_printed))
+    told: set[Hashable] = set()
+    if ledger.table1 is not None:  # Table 1 as results.table1 prints it
+        table1_known, table1_opaque, told = ledger.table1.printing(_table1_printed(con, study_id))
+        known |= table1_known
+        opaque |= table1_opaque
     hidden = _unknown_cells(counts, known, threshold)
-    audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden, opaque=opaque)
+    audit = audit_cells(cells, counts.ledger.relations, threshold, hidden=hidden, opaque=opaque, told_small=told)
     audit.contradictions[:0] = contradictions
     return audit
 
@@ -630,8 +405,8 @@ def _printed_by_table1(con: duckdb.DuckDBPyConnection, study_id: str, counts: St
     cohort size (Table 1's overall n), each yes/no exposure's cohort arm of holders (its `true` count overall, or
     the sum of its two groups' counts when both are printed), and the arms of the variable Table 1 is split by (its
     groups' n). A cell counts as printed only where Table 1's value equals the ledger's (the same persons: the
-    study population at index). Table 1's hidden cells and its other sums (levels, the unprinted `false` counts)
-    are not modelled here: Table 1 protects them itself (tests/cohorts/test_table1_disclosure_attack.py)."""
+    study population at index). Table 1's other counts and sums are cells of the ledger when it carries them
+    (StudyLedger.table1, Table1Cells)."""
     if not _table_exists(con, tables.TABLE1):
         return set()
     rows = con.execute(
@@ -672,6 +447,7 @@ def _unknown_cells(counts: StudyCounts, known: set[Hashable], threshold: int) ->
     run log print unless it is small."""
     placed = {key for key in (*counts.attrition_cells.values(), *counts.result_cells.values()) if key is not None}
     placed.add(OUTCOME_COUNT)
+    placed |= {key for key in counts.ledger.cells if isinstance(key, tuple) and key[:1] == (TABLE1,)}
     return {key for key, cell in counts.ledger.cells.items()
             if key not in known and (key in placed or not cell.published or is_small(cell.value, threshold))}
 
@@ -785,16 +561,21 @@ def _hide(suppression: StudySuppression, printings: list[tuple[str, Hashable, st
 
 
 def _withhold_attrition_row(frame: pd.DataFrame, index: Hashable) -> int:
-    """Every count of one attrition row hidden (as complementary: nothing of a withheld row is printed); returns the
-    published numbers this hides."""
+    """Every count of one attrition row hidden, as complementary: nothing of a withheld row is printed, and its
+    small counts lose their "<t" too, so that no label tells one count from another (the row then bounds nothing:
+    label_bounds; as suppress_estimates prints a row withheld whole). Returns the published numbers this hides."""
     lost = 0
+    hidden = {*filter(None, str(frame.at[index, "complementary_columns"] or "").split(",")),
+              *filter(None, str(frame.at[index, "suppressed_columns"] or "").split(","))}
     for column in ATTRITION_COUNT_COLUMNS:
         if column in frame and not pd.isna(frame.at[index, column]):
             lost += 1
             frame.at[index, column] = None
-            listed = frame.at[index, "complementary_columns"]
-            frame.at[index, "complementary_columns"] = ",".join(filter(None, (listed, column)))
-            frame.at[index, "suppressed"] = True
+            hidden.add(column)
+    if hidden:
+        frame.at[index, "complementary_columns"] = ",".join(c for c in ATTRITION_COUNT_COLUMNS if c in hidden)
+        frame.at[index, "suppressed_columns"] = None
+        frame.at[index, "suppressed"] = True
     return lost
 
 
@@ -837,8 +618,14 @@ def _disclosed(counts: StudyCounts, suppression: StudySuppression, ledger: Study
     """What the audit finds in the suppression as planned: each disclosed cell with its binding sums, the cells
     printed somewhere, and the estimate rows with a hidden count."""
     known, rows_hidden, opaque = _planned_printing(counts, suppression, ledger, threshold)
+    told: set[Hashable] = set()
+    if ledger.table1 is not None:  # printed by the cohort stage already
+        table1_known, table1_opaque, told = ledger.table1.printing()
+        known |= table1_known
+        opaque |= table1_opaque
     return (disclosing_sums(counts.ledger.cells, counts.ledger.relations, threshold,
-                            _unknown_cells(counts, known, threshold), opaque=opaque), known, rows_hidden)
+                            _unknown_cells(counts, known, threshold), opaque=opaque, told_small=told),
+            known, rows_hidden)
 
 
 def _protect_main(suppression: StudySuppression, ledger: StudyLedger, threshold: int) -> list[SumRelation]:

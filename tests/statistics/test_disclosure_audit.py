@@ -107,8 +107,10 @@ def test_a_suppressed_label_tells_a_reader_the_complement_is_at_least_the_thresh
     audit = audit_cells(cells, relations, THRESHOLD, hidden={"a", "c"})
     assert {i.key: (i.lower, i.upper) for i in audit.intervals} == {"a": (0, 1), "c": (11, 12)}
     # a's "<11" label is not an LP bound (docs/disclosure.md): the verdict asks whether the sums pin it, and they
-    # leave it 0 or 1, so the exact rule does not fire; an unprinted a (no label) is bounded below the threshold
-    assert audit.passed
+    # leave it 0 or 1, which its label (at least 1) makes exactly 1: recomputed (Table 1 printed such a pair for
+    # a cohort of 12 with one woman: tests/statistics/test_disclosure_table1.py); an unprinted a (no label) is
+    # bounded below the threshold
+    assert audit.failures() == ["a: recomputable exactly"]
     cells["a"] = Cell(1, published=False)
     assert [(i.key, i.upper) for i in audit_cells(cells, relations, THRESHOLD, hidden={"a", "c"}).disclosed] == [
         ("a", 1)]

@@ -18,12 +18,14 @@ import pandas as pd
 from pipelines.disclosure import suppress_estimates
 from pipelines.statistics.analysis_attrition import (
     ESTIMATE_COUNT_COLUMNS,
+    suppress_study_counts,
     suppress_study_counts_sparing_main,
     write_analysis_attrition,
 )
 from pipelines.statistics.disclosure_audit import (
     StudyLedger,
     _disclosed,
+    _withhold_attrition_row,
     audit_published_study,
     protect_derivable_counts,
 )
@@ -139,3 +141,52 @@ def test_the_audit_prints_nothing_of_highs_on_the_terminal():
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
                           check=True, timeout=60)
     assert done.stdout == "" and "HiGHS" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A main row withheld whole when only a printed zero is left to hide (disclosure_audit._protect_main)
+# ---------------------------------------------------------------------------------------------------------------
+
+ZERO_STEPS = (("in the study population", 20, 300, None, None), ("at least one day at risk", 17, 300, 3, 0),
+              ("matched on propensity score", 17, 120, 0, 180))
+
+
+def zero_attrition() -> pd.DataFrame:
+    return pd.DataFrame([{"study_id": "s", "analysis_id": "ps_matched_cox", "exposure": "statins",
+                          "step_order": order, "step": step, "reason": None, "persons_exposed": exposed,
+                          "persons_unexposed": unexposed, "excluded_exposed": excluded_exposed,
+                          "excluded_unexposed": excluded_unexposed}
+                         for order, (step, exposed, unexposed, excluded_exposed, excluded_unexposed)
+                         in enumerate(ZERO_STEPS, start=1)])
+
+
+def test_a_main_row_is_withheld_whole_when_a_printed_zero_is_all_that_is_left_to_hide():
+    """20 exposed persons (the cohort arm, printed by the cohort stage: fixed), 3 without a day at risk, the 17 left
+    all matched. The greedy choice hides the 3 and, as complements, the 17 at both steps; step 3 prints its exposed
+    excluded count, 0. Given a pattern where step 2's row is withheld whole (as this rule withholds a row: its 3 no
+    longer printed "<11", its 17 no longer a complement), the sums still bound the 3: 20 - 17, and 17 = step 3's
+    hidden count + 0, which its row labels a complement (at least 11), so at most 9. The binding sums hold no
+    printed count to hide but the fixed 20 and step 3's 0, and a zero is never a complement: step 3's row is
+    withheld whole, its 17 then tells nothing, and the 3 may be anything up to 20."""
+    frame = zero_attrition()
+    ledger = StudyLedger(frame, None)
+    suppression = suppress_study_counts(frame, None, THRESHOLD)
+    printed = suppression.attrition.set_index("step_order")
+    assert printed.at[2, "suppressed_columns"] == "excluded_exposed"
+    assert printed.at[2, "complementary_columns"] == printed.at[3, "complementary_columns"] == "persons_exposed"
+    assert printed.at[3, "excluded_exposed"] == 0
+    assert _disclosed(ledger.counts(), suppression, ledger, THRESHOLD)[0] == {}  # the "<11" is not pinned
+    _withhold_attrition_row(suppression.attrition, 1)  # step 2's row withheld whole
+    disclosed, _, _ = _disclosed(ledger.counts(), suppression, ledger, THRESHOLD)
+    assert [key[2][-1] for key in disclosed] == ["at least one day at risk"]
+
+    repaired = protect_derivable_counts(suppression, ledger, THRESHOLD)
+    assert repaired.withheld_main_rows == 1 and repaired.unprotected == []
+    assert _disclosed(ledger.counts(), repaired, ledger, THRESHOLD)[0] == {}
+    step3 = repaired.attrition.set_index("step_order").loc[3]
+    assert step3[["persons_exposed", "persons_unexposed", "excluded_exposed", "excluded_unexposed"]].isna().all()
+    assert step3["suppressed_columns"] is None
+    # the check on the tables as written agrees
+    con = duckdb.connect()
+    write_analysis_attrition(con, "s", repaired.attrition)
+    assert audit_published_study(con, "s", THRESHOLD, ledger).passed
