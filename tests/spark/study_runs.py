@@ -37,5 +37,6 @@ def run_study_on_both_engines(extract: Path, folder: Path) -> dict[str, StudyRun
             database = folder / engine / "leg_cramps.duckdb"
             result = run_study(extract, database, instance=instance, engine=engine)
             assert result.success, failure_messages(result)
-            runs[engine] = StudyRun(result, database, [entry.user_message for entry in instance.all_logs(result.run_id)])
+            log = [entry.user_message for entry in instance.all_logs(result.run_id)]
+            runs[engine] = StudyRun(result, database, log)
     return runs
