@@ -1,18 +1,38 @@
-"""One local Spark session for the whole `spark` test group (docs/scaling.md, "Testing on Spark").
+"""One local Spark session for the whole `spark` test group (docs/scaling.md, "Testing on Spark"), and the group's
+one pair of study runs.
 
 A local SparkSession takes 40-50 s to start and about 3.7 GB, so the group shares one, started on first use and
 stopped when the session of tests ends. It is the session a run starts (pipelines/engine/session.py: two cores,
-downloads nothing) with its files under pytest's temporary folder. Without Java or pyspark the group is skipped on
-a developer's machine and fails under CI=true, where a skipped group would pass CI without running.
+downloads nothing) with its files under pytest's temporary folder, and JVM options of its own
+(TEST_SESSION_SETTINGS). Without Java or pyspark the group is skipped on a developer's machine and fails under
+CI=true, where a skipped group would pass CI without running.
+
+The study job runs once on each engine for the whole group (`study_runs`): the Spark run is the group's most costly
+step, and the modules that compare what it built (tests/spark/test_dagster_spark.py: the published databases;
+tests/spark/test_same_study_on_spark.py: Spark's own tables and the statistics read from them) share it. They run
+first (`pytest_collection_modifyitems`), while the session's catalogue still holds the Spark run's tables; the
+other modules empty the catalogue before they write to it (tests/spark/spark_catalog.py).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
 from pipelines.engine.session import local_spark_session, spark_requirement_missing
+from tests.spark.spark_catalog import claim_catalog, empty_catalog
+from tests.spark.study_runs import (STUDY_RUN_PATIENTS, STUDY_RUN_SEED, STUDY_RUNS_FIXTURE, StudyRun,
+                                    run_study_on_both_engines)
+
+# The JVM of the test session compiles with its first just-in-time tier only (C1) and collects garbage in one
+# thread. The group runs some thousands of small queries once each: with both tiers the JVM spent more CPU compiling
+# Spark's code for its optimising tier (C2) than running queries (session 12, under load: the compiler threads
+# held 77 of 140 CPU seconds of the JVM in the study runs), and G1's concurrent threads cost more than they save on
+# a 2 GB heap. Phenotype stage of 300 patients, JVM CPU seconds: 54.7 as a run starts it, 35.2 with C1 only, 29.8
+# with C1 and the serial collector. A run on real data keeps the JVM's defaults (pipelines/engine/session.py).
+TEST_SESSION_SETTINGS = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +43,7 @@ def spark(tmp_path_factory):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the spark test group cannot run: {missing}", pytrace=False)
         pytest.skip(f"spark test group skipped: {missing}")
-    session = local_spark_session(tmp_path_factory.mktemp("spark"))
+    session = local_spark_session(tmp_path_factory.mktemp("spark"), TEST_SESSION_SETTINGS)
     yield session
     session.stop()
 
@@ -39,3 +59,21 @@ def engines(spark):
     con = duckdb.connect()
     yield {"duckdb": as_engine(con), "spark": as_engine(spark)}
     con.close()
+
+
+@pytest.fixture(scope="session")
+def study_runs(spark, generated_extract, tmp_path_factory) -> Iterator[dict[str, StudyRun]]:
+    """{"duckdb": StudyRun, "spark": StudyRun}: the study job run once on each engine (tests/spark/study_runs.py) on
+    the generated extract with planted defects. The session's catalogue then holds the Spark run's tables, claimed
+    for this fixture (`spark_catalog.claim_catalog`) until another module empties it."""
+    extract = generated_extract(STUDY_RUN_PATIENTS, STUDY_RUN_SEED).path
+    with empty_catalog(spark):
+        runs = run_study_on_both_engines(extract, tmp_path_factory.mktemp("study_runs"))
+        claim_catalog(spark, STUDY_RUNS_FIXTURE)
+        yield runs
+
+
+def pytest_collection_modifyitems(items):
+    """The tests of the study runs first, in their usual order: they read the Spark run's tables from the session's
+    catalogue, which the other modules empty."""
+    items.sort(key=lambda item: STUDY_RUNS_FIXTURE not in getattr(item, "fixturenames", ()))

@@ -11,8 +11,9 @@ the same verdicts, and its phenotype stage read Spark's own staging tables (not 
 run also says what ran it (each materialisation of the ingest and of a stage that runs
 on the run's engine records `engine: spark`) and leaves no exchange folder behind.
 
-The run uses the group's one Spark session: `local_spark_session()` returns the active session, as in any process
-that started one before its run.
+The runs are the group's (tests/spark/conftest.py `study_runs`, shared with test_same_study_on_spark.py); the Spark
+run uses the group's one Spark session: `local_spark_session()` returns the active session, as in any process that
+started one before its run.
 """
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ from pipelines import tables
 from pipelines.engine import as_engine
 from pipelines.engine.fingerprint import table_columns, table_fingerprint
 from pipelines.ingest.reject_share import CASCADE_CHECK, TABLE_CHECK
-from pipelines.run import failure_messages, run_study
 from pipelines.sql_quoting import quote_literal
 from pipelines.warehouse import ENGINE_KINDS, SPARK_EXCHANGE_SUFFIX
-from tests.spark.spark_catalog import empty_catalog
-from tests.support.paths import REPO_ROOT
 
 pytestmark = pytest.mark.spark
 
-PATIENTS, SEED = 300, 1
 COMPARED_SCHEMAS = ("phenotype", "cohort", "results")
 # The Spark ingest's log line for each table it loaded (pipelines/ingest/spark_loader.py load_csv_table_on_spark).
 SPARK_LOADED = "rejected (on Spark)"
@@ -42,36 +39,15 @@ CHECK_RESULT_COLUMNS = ["suite", "expectation", "phenotype_id", "passed", "unexp
                         "element_count", "error", "suppressed"]
 
 
-@pytest.fixture(scope="module")
-def runs(spark, generated_extract, tmp_path_factory):
-    """{"duckdb": (result, published database, the run's log messages), "spark": (...)}: the study job run once on
-    each engine."""
-    import dagster as dg
-
-    folder = tmp_path_factory.mktemp("dagster_spark")
-    home = folder / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
-    extract = generated_extract(PATIENTS, SEED).path
-    found = {}
-    with dg.instance_for_test(temp_dir=str(home)) as instance, empty_catalog(spark):
-        for engine in ("duckdb", "spark"):
-            database = folder / engine / "leg_cramps.duckdb"
-            result = run_study(extract, database, instance=instance, engine=engine)
-            assert result.success, failure_messages(result)
-            found[engine] = (result, database, [entry.user_message for entry in instance.all_logs(result.run_id)])
-    return found
-
-
 def _published_tables(con) -> list[str]:
     return [f"{schema}.{table}" for schema, table in con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE list_contains($schemas, schema_name) ORDER BY ALL",
         {"schemas": list(COMPARED_SCHEMAS)}).fetchall()]
 
 
-def test_the_published_tables_of_a_spark_run_have_the_duckdb_runs_fingerprints(runs):
-    with duckdb.connect(str(runs["duckdb"][1]), read_only=True) as duck_con, \
-            duckdb.connect(str(runs["spark"][1]), read_only=True) as spark_con:
+def test_the_published_tables_of_a_spark_run_have_the_duckdb_runs_fingerprints(study_runs):
+    with duckdb.connect(str(study_runs["duckdb"].database), read_only=True) as duck_con, \
+            duckdb.connect(str(study_runs["spark"].database), read_only=True) as spark_con:
         names = _published_tables(duck_con)
         assert _published_tables(spark_con) == names
         assert {tables.ASSOCIATIONS, tables.ANALYSIS_ATTRITION, tables.TABLE1, tables.STUDY_POPULATION,
@@ -88,9 +64,9 @@ def test_the_published_tables_of_a_spark_run_have_the_duckdb_runs_fingerprints(r
         assert rows > 100
 
 
-def test_the_data_quality_results_are_the_duckdb_runs(runs):
-    with duckdb.connect(str(runs["duckdb"][1]), read_only=True) as duck_con, \
-            duckdb.connect(str(runs["spark"][1]), read_only=True) as spark_con:
+def test_the_data_quality_results_are_the_duckdb_runs(study_runs):
+    with duckdb.connect(str(study_runs["duckdb"].database), read_only=True) as duck_con, \
+            duckdb.connect(str(study_runs["spark"].database), read_only=True) as spark_con:
         duck = table_fingerprint(as_engine(duck_con), tables.CHECK_RESULTS, CHECK_RESULT_COLUMNS)
         spark = table_fingerprint(as_engine(spark_con), tables.CHECK_RESULTS, CHECK_RESULT_COLUMNS)
         assert spark.differences(duck) == []
@@ -102,18 +78,18 @@ def test_the_data_quality_results_are_the_duckdb_runs(runs):
         assert duck.rows > 300 and counted >= 10 and phenotype_results > 100
 
 
-def test_the_spark_run_checked_the_phenotype_and_cohort_layers_on_spark(runs):
-    on_spark = [m for m in runs["spark"][2] if "checks passed on Spark" in m]
+def test_the_spark_run_checked_the_phenotype_and_cohort_layers_on_spark(study_runs):
+    on_spark = [m for m in study_runs["spark"].log if "checks passed on Spark" in m]
     assert any(m.startswith("phenotype.phenotypes:") for m in on_spark)
     assert any(m.startswith("cohort.") for m in on_spark)
     # The staging suites check the run's DuckDB copy of the staging tables (SPARK_CHECKED_LAYERS)
     assert not any(m.startswith("staging.") for m in on_spark)
-    assert not any("checks passed on Spark" in m for m in runs["duckdb"][2])
-    assert sum("checks passed on DuckDB" in m for m in runs["duckdb"][2]) > 10
+    assert not any("checks passed on Spark" in m for m in study_runs["duckdb"].log)
+    assert sum("checks passed on DuckDB" in m for m in study_runs["duckdb"].log) > 10
 
 
-def test_materialisations_say_which_engine_ran_them(runs):
-    for engine, (result, _, _) in runs.items():
+def test_materialisations_say_which_engine_ran_them(study_runs):
+    for engine, (result, _, _) in study_runs.items():
         recorded = {tuple(event.asset_key.path): event.materialization.metadata
                     for event in result.get_asset_materialization_events()}
         stage_assets = {key: value for key, value in recorded.items() if key[0] in ("phenotype", "cohort", "results")}
@@ -125,16 +101,16 @@ def test_materialisations_say_which_engine_ran_them(runs):
         assert not any("ingest_engine" in metadata for metadata in ingest)  # no fallback to DuckDB to explain
 
 
-def test_the_spark_run_ingested_on_spark(runs):
+def test_the_spark_run_ingested_on_spark(study_runs):
     """Every table with a file was read by the Spark loader in the Spark run (its log line), none in the DuckDB
     run, and nothing fell back to DuckDB."""
-    result, _, spark_log = runs["spark"]
+    result, _, spark_log = study_runs["spark"]
     with_file = {event.asset_key.path[1] for event in result.get_asset_materialization_events()
                  if event.asset_key.path[0] == "staging"
                  and event.materialization.metadata["source_file"].value != "(absent: optional table)"}
     assert {"person", "visit_occurrence", "drug_exposure"} <= with_file
     assert {m.split(":", 1)[0] for m in spark_log if m.endswith(SPARK_LOADED)} == with_file
-    assert not any(m.endswith(SPARK_LOADED) for m in runs["duckdb"][2])
+    assert not any(m.endswith(SPARK_LOADED) for m in study_runs["duckdb"].log)
     assert not any("ingest on DuckDB, not on the run's engine" in m for m in spark_log)
     # The phenotype stage read Spark's own staging tables (no second transfer through DuckDB; the published tables'
     # fingerprints above show they held the same rows) and exported only what the DuckDB ingest step adds.
@@ -143,24 +119,24 @@ def test_the_spark_run_ingested_on_spark(runs):
     assert handed.endswith(", 1 exported from DuckDB (vocabulary.concept_code_map)")
 
 
-def _attached(runs) -> duckdb.DuckDBPyConnection:
+def _attached(study_runs) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    for engine in runs:
-        con.execute(f"ATTACH {quote_literal(runs[engine][1])} AS {engine}_run (READ_ONLY)")
+    for engine in study_runs:
+        con.execute(f"ATTACH {quote_literal(study_runs[engine].database)} AS {engine}_run (READ_ONLY)")
     return con
 
 
-def test_the_spark_runs_ingest_is_the_duckdb_runs(runs):
+def test_the_spark_runs_ingest_is_the_duckdb_runs(study_runs):
     """Staging tables by fingerprint; ingest.rejects (file, line, column, reason, detail, record),
     ingest.load_counts and ingest.manifest row for row (both are DuckDB files: EXCEPT ALL both ways is exact)."""
-    with duckdb.connect(str(runs["duckdb"][1]), read_only=True) as duck_con, \
-            duckdb.connect(str(runs["spark"][1]), read_only=True) as spark_con:
+    with duckdb.connect(str(study_runs["duckdb"].database), read_only=True) as duck_con, \
+            duckdb.connect(str(study_runs["spark"].database), read_only=True) as spark_con:
         duck, spark = as_engine(duck_con), as_engine(spark_con)
         for table in spec.TABLES:
             name = f"staging.{table.name}"
             assert table_columns(spark, name) == table_columns(duck, name), name
             assert table_fingerprint(spark, name).differences(table_fingerprint(duck, name)) == [], name
-    with _attached(runs) as con:
+    with _attached(study_runs) as con:
         for table in (tables.INGEST_REJECTS, tables.INGEST_LOAD_COUNTS, tables.INGEST_MANIFEST):
             [(differing, rows)] = con.execute(
                 f"SELECT (SELECT count(*) FROM (FROM spark_run.{table} EXCEPT ALL FROM duckdb_run.{table})) "
@@ -175,15 +151,15 @@ def test_the_spark_runs_ingest_is_the_duckdb_runs(runs):
         assert reasons >= 4 and malformed > 0
 
 
-def test_the_reject_share_checks_gave_the_same_verdicts(runs):
+def test_the_reject_share_checks_gave_the_same_verdicts(study_runs):
     def verdicts(result) -> dict:
         return {(tuple(e.asset_key.path), e.check_name): (e.passed, e.metadata["rejected"].value,
                                                          e.metadata["input_records"].value)
                 for e in result.get_asset_check_evaluations() if e.check_name in (TABLE_CHECK, CASCADE_CHECK)}
 
-    on_duckdb = verdicts(runs["duckdb"][0])
+    on_duckdb = verdicts(study_runs["duckdb"].result)
     assert len(on_duckdb) == len(spec.TABLES) + 1  # one per table, and the unknown_person cascade
-    assert verdicts(runs["spark"][0]) == on_duckdb
+    assert verdicts(study_runs["spark"].result) == on_duckdb
 
 
 def test_the_engine_switchable_assets_name_both_engines_as_kinds():
@@ -197,6 +173,6 @@ def test_the_engine_switchable_assets_name_both_engines_as_kinds():
     assert ENGINE_KINDS <= kinds[next(key for key in kinds if key.path == ["staging", "person"])]
 
 
-def test_the_spark_run_leaves_no_exchange_folder(runs):
-    _, database, _ = runs["spark"]
+def test_the_spark_run_leaves_no_exchange_folder(study_runs):
+    _, database, _ = study_runs["spark"]
     assert not list((database.parent / ".runs").glob(f"*{SPARK_EXCHANGE_SUFFIX}"))

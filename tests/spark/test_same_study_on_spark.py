@@ -1,39 +1,41 @@
-"""The same study on DuckDB and on Spark: a generated extract with planted defects is ingested by DuckDB, its
-staging tables handed to Spark as Parquet, and the phenotype and cohort stages run on both engines from the same
-SQL files, for one study per index rule (first visit, lab test, new user: each rule has its own SQL, the other
-studies only other parameters); every output table has the same fingerprint on both
-(pipelines/engine/fingerprint.py). Only the fingerprints (one row per table) leave the engines.
+"""The same study on DuckDB and on Spark: the phenotype and cohort stages of the group's Spark run
+(tests/spark/conftest.py `study_runs`: the study job with `engine: spark` on a generated extract with planted
+defects, ingested on Spark) against the same stages run by DuckDB from the same SQL files on the same extract
+(`study_database`, as a DuckDB run builds them). Every output table Spark wrote, read where it is in the session's
+catalogue, has the same fingerprint as DuckDB's (pipelines/engine/fingerprint.py), for every study. Only the
+fingerprints (one row per table) leave the engines.
 
 The statistics then read their per-person inputs from each engine (pipelines/statistics/study_analysis.py through
-the engine layer) and publish into DuckDB, as the Spark path of a run does (the Spark-built tables copied into a
-DuckDB database): the estimates, not-estimable reasons and suppression decisions are the same."""
+the engine layer), for one study per index rule (first visit, lab test, new user: each rule has its own SQL, the
+other studies only other parameters), and publish into DuckDB, as the Spark path of a run does (the Spark-built
+tables copied into a DuckDB database): the estimates, not-estimable reasons and suppression decisions are the
+same."""
 
 from __future__ import annotations
 
 import math
+import shutil
 
 import duckdb
 import pandas as pd
 import pytest
 
 from pipelines import tables
-from pipelines.cohorts import build_all_studies, load_studies
+from pipelines.cohorts import load_studies
 from pipelines.cohorts.spark_stages import (COHORT_STAGE_TABLES, copy_cohort_stage_to_duckdb,
-                                            copy_phenotype_stage_to_duckdb, export_stage_inputs,
-                                            run_phenotype_and_cohort_stages)
+                                            copy_phenotype_stage_to_duckdb)
 from pipelines.engine import as_engine
 from pipelines.engine.fingerprint import table_fingerprint
-from pipelines.ingest.loader import load_extract
-from pipelines.phenotypes import run_phenotypes
 from pipelines.statistics.assets import publish_study_results
 from pipelines.statistics.results import COUNT_COLUMNS
 from pipelines.statistics.sequence_symmetry import garrison_sequence_symmetry
 from pipelines.statistics.study_analysis import (analyse_study, drug_exposures, results_frame,
                                                  sequence_symmetry_for_drugs, study_population)
+from tests.spark.study_runs import STUDY_RUN_PATIENTS, STUDY_RUN_SEED, STUDY_RUNS_FIXTURE
+from tests.spark.spark_catalog import catalog_claimed_by
 
 pytestmark = pytest.mark.spark
 
-PATIENTS, SEED = 300, 1
 RELATIVE_TOLERANCE = 1e-9
 
 
@@ -49,18 +51,17 @@ STUDIES = one_study_per_index_rule()
 
 
 @pytest.fixture(scope="module")
-def built(spark, generated_extract, tmp_path_factory):
-    """{"duckdb": engine, "spark": engine}, each holding the phenotype and cohort outputs of every study."""
-    folder = tmp_path_factory.mktemp("same_study")
-    extract = generated_extract(PATIENTS, SEED)
-    con = duckdb.connect(str(folder / "duckdb.duckdb"))
-    load_extract(con, extract.path)
+def built(spark, study_runs, study_database, tmp_path_factory):
+    """{"duckdb": engine, "spark": engine}, each holding the phenotype and cohort outputs of every study: on DuckDB
+    a copy of `study_database` (the analyses publish into it), on Spark the Spark run's own tables."""
+    assert catalog_claimed_by(spark) == STUDY_RUNS_FIXTURE, (
+        "the session's catalogue no longer holds the Spark run's tables: another module emptied it before this one "
+        "ran (tests/spark/conftest.py runs the study-run tests first)")
+    database = tmp_path_factory.mktemp("same_study") / "duckdb.duckdb"
+    shutil.copy(study_database(STUDY_RUN_PATIENTS, STUDY_RUN_SEED), database)
+    con = duckdb.connect(str(database))
     rejected = con.execute(f"SELECT count(*) FROM {tables.INGEST_REJECTS}").fetchone()[0]
     assert rejected > 0, "the extract must carry planted defects for the comparison to cover rejected rows"
-    export_stage_inputs(con, folder / "stage_inputs")
-    run_phenotypes(con)
-    build_all_studies(con, STUDIES)
-    run_phenotype_and_cohort_stages(spark, folder / "stage_inputs", STUDIES)
     yield {"duckdb": as_engine(con), "spark": as_engine(spark)}
     con.close()
 
@@ -96,7 +97,7 @@ def test_every_study_has_persons_on_both_engines(built):
     # Per-study counts, so an engine that built one study twice and another not at all cannot match by sum.
     sql = f"SELECT study_id, count(*) AS persons FROM {tables.STUDY_POPULATION} GROUP BY study_id ORDER BY study_id"
     duck = built["duckdb"].records(sql)
-    assert [row["study_id"] for row in duck] == sorted(STUDIES)
+    assert [row["study_id"] for row in duck] == sorted(load_studies())
     assert sorted({study.index.rule for study in STUDIES.values()}) == ["first_visit", "lab_test", "new_user"]
     assert all(row["persons"] > 0 for row in duck)
     assert built["spark"].records(sql) == duck
