@@ -49,7 +49,8 @@ def default_workers() -> int:
 # A study population smaller than this is fitted in the run's process unless the run asks for workers: its fits are
 # few and quick (at 100 persons most models are decided by their counts, not fitted), while the fork server's start
 # (an import of pandas, lifelines and the estimators, about 2 CPU s) comes before the first result, with the parent
-# waiting. Measured (session 12, load 15-17, every study of a generated extract analysed with 1 and with 2 workers):
+# waiting. Measured (session 12, load 14-17, every study of a generated extract analysed with 1 and with 2 workers):
+# at 99 persons the fork server and its workers took 4.7 CPU s where fitting in the run's process added 2.1 to it;
 # at 946 persons the fits moved to the workers were about 3 CPU s, at 2,856 persons about 33.
 MIN_PERSONS_FOR_WORKERS = 1_000
 
