@@ -44,8 +44,9 @@ class StudySettings(dg.ConfigurableResource):
     statistics_workers: int | None = Field(
         default=None, ge=1,
         description="Processes fitting a study's screening analyses at once (pipelines/statistics/workers.py): "
-                    "default the machine's cores; 1 fits them in the run's process, one after another. The "
-                    "published results are the same, in the same order, whatever the number.")
+                    "default the machine's cores, or 1 for a small study population (MIN_PERSONS_FOR_WORKERS "
+                    "there); 1 fits them in the run's process, one after another. The published results are the "
+                    "same, in the same order, whatever the number.")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail the run while its resources are set up, before any step, when an override is invalid."""

@@ -160,6 +160,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """A YAML loader that refuses a key given twice in one mapping (PyYAML would silently keep the last)."""
 
 
+class _LibyamlUniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The same loader on libyaml's parser (PyYAML's C extension, where installed): the same documents for a tenth of
+    the CPU (0.05 instead of 0.48 s for the library's files: a fixed cost of every run and definitions build)."""
+
+
 def _construct_mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
     seen: set = set()
     for key_node, _ in node.value:
@@ -171,7 +176,17 @@ def _construct_mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.M
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_without_duplicates)
+for _loader in (_UniqueKeyLoader, _LibyamlUniqueKeyLoader):
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_without_duplicates)
+
+
+def _parsed(text: str):
+    """The file's document. A file libyaml refuses is parsed again by the pure-Python parser, whose message quotes
+    the line and names the character (libyaml's does neither)."""
+    try:
+        return yaml.load(text, Loader=_LibyamlUniqueKeyLoader)
+    except yaml.YAMLError:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 def _load_one_file(path: Path, file_name: str
@@ -185,7 +200,7 @@ def _load_one_file(path: Path, file_name: str
         return DefinitionProblem(file_name, field, message)
 
     try:
-        document = yaml.load(raw.decode("utf-8"), Loader=_UniqueKeyLoader)
+        document = _parsed(raw.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         return None, sha256, [problem(WHOLE_FILE, f"not valid YAML: {' '.join(str(error).split())}")]
     if not isinstance(document, dict):

@@ -19,8 +19,13 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+# The model classes from their modules, not `statsmodels.api` (the same classes): importing the api imports all of
+# statsmodels (0.4 CPU s), which every run paid when this package was imported.
+from statsmodels.discrete.discrete_model import Logit
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.tools.sm_exceptions import PerfectSeparationError
+from statsmodels.tools.tools import add_constant
 
 from pipelines.statistics.estimability import ModelFit, caught_fit_warnings, judged, sandwich_standard_error
 from pipelines.statistics.inputs import (
@@ -41,7 +46,7 @@ def _design(data: pd.DataFrame, exposure: str, covariates: Sequence[str]) -> pd.
     design = pd.concat(
         [binary_column(data, exposure).astype(float).rename(exposure), covariate_matrix(data, covariates)], axis=1
     )
-    return sm.add_constant(design, prepend=True, has_constant="add")
+    return add_constant(design, prepend=True, has_constant="add")
 
 
 def _covariate_note(covariates: Sequence[str]) -> str:
@@ -73,7 +78,7 @@ def adjusted_odds_ratio(
     events = to_int(has_outcome.sum())
     # The rarer outcome level limits a logistic model (Peduzzi 1996).
     limiting_events = min(events, len(has_outcome) - events)
-    model = sm.Logit(has_outcome.astype(float), design)
+    model = Logit(has_outcome.astype(float), design)
     return _fitted(result, model, design, exposure, alpha, limiting_events, fit_options={"method": "newton",
                                                                                          "disp": 0})
 
@@ -111,7 +116,7 @@ def adjusted_incidence_rate_ratio(
         person_years_exposed=float(years[exposed].sum()),
         person_years_unexposed=float(years[~exposed].sum()),
     )
-    model = sm.GLM(events, design, family=sm.families.Poisson(), offset=np.log(years))
+    model = GLM(events, design, family=families.Poisson(), offset=np.log(years))
     return _fitted(result, model, design, exposure, alpha, to_int(events.sum()), fit_options={})
 
 

@@ -56,7 +56,7 @@ from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
 from pipelines.statistics.time_varying import counting_process_cox
-from pipelines.statistics.workers import SERIAL, FitPool
+from pipelines.statistics.workers import SERIAL, FitPool, workers_for
 from pipelines.tables import STUDY_POPULATION
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
@@ -519,14 +519,15 @@ def analyse_study(target: Engine | object, study: StudyDefinition, workers: int 
     """Every analysis of `study` on the per-person rows read from `target`: the engine that built the cohort tables
     (pipelines/engine; DuckDB or Spark), or a DuckDB connection or SparkSession. The estimators see the same pandas
     frames whichever engine the rows come from. `workers`: processes fitting the screening analyses at once
-    (statistics/workers.py; None: the machine's cores, 1: in this process)."""
+    (statistics/workers.py; None: the machine's cores, or this process for a small population: workers_for; 1: in
+    this process)."""
     con = as_engine(target)
     population = study_population(con, study)
     if population.empty:
         analysis = StudyAnalysis(study.id)
         analysis.notes.append("the study population is empty; no estimates")
         return analysis
-    with FitPool(workers) as pool:
+    with FitPool(workers_for(len(population), workers)) as pool:
         return _analyse_study_population(con, population, study, pool)
 
 

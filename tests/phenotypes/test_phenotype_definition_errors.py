@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.paths import PHENOTYPES_DIR
 from pipelines.phenotypes import PhenotypeDefinitionError, load_phenotype_library
+from pipelines.phenotypes.loader import _parsed
 
 # Small valid definitions to break one thing at a time.
 CONDITION = {
@@ -225,6 +227,16 @@ def test_invalid_yaml(tmp_path):
     (problem,) = error.problems
     assert (problem.file, problem.field) == (path.resolve().as_posix(), "(file)")
     assert problem.message.startswith("not valid YAML: ")
+    assert "name: [unclosed" in problem.message  # the line, as the pure-Python parser quotes it (libyaml does not)
+
+
+def test_the_bundled_files_read_as_the_pure_python_parser_reads_them():
+    # The library is parsed by libyaml (PyYAML's C extension) for speed; the documents must be PyYAML's own.
+    files = sorted(PHENOTYPES_DIR.rglob("*.yaml"))
+    assert len(files) > 80
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert _parsed(text) == yaml.safe_load(text), path.name
 
 
 def test_a_file_that_is_not_a_mapping(tmp_path):

@@ -19,7 +19,7 @@ from pipelines.statistics.assets import publish_study_results
 from pipelines.statistics.estimability import MIN_EVENTS_PER_VARIABLE, ModelFit, decided_before_fitting, judged
 from pipelines.statistics.results import EstimateResult
 from pipelines.statistics.study_analysis import analyse_study, attrition_frame, results_frame
-from pipelines.statistics.workers import FitPool
+from pipelines.statistics.workers import MIN_PERSONS_FOR_WORKERS, FitPool, default_workers, workers_for
 
 PUBLISHED_TABLES = ("results.associations", "results.analysis_attrition", "results.analysis_covariates",
                     "results.negative_control_estimates")
@@ -50,6 +50,13 @@ def test_an_error_in_a_worker_is_raised_in_the_parent_at_its_turn():
         assert [next(answered), next(answered)] == [0, 1]
         with pytest.raises(ValueError, match="task 2 failed"):
             next(answered)
+
+
+def test_a_small_study_population_is_fitted_in_this_process_unless_the_run_sets_the_workers():
+    assert workers_for(MIN_PERSONS_FOR_WORKERS - 1) == 1
+    assert workers_for(MIN_PERSONS_FOR_WORKERS) == default_workers()
+    assert workers_for(99, workers=2) == 2  # statistics_workers as the run sets it
+    assert workers_for(5_000, workers=1) == 1
 
 
 def test_a_pool_needs_a_worker():
