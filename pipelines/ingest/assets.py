@@ -11,6 +11,7 @@ from pipelines.ingest.reject_share import (
     CASCADE_CHECK,
     CASCADE_TABLE,
     DEFAULT_MAX_REJECT_SHARE,
+    MAX_REJECT_SHARE_SETTING,
     TABLE_CHECK,
     reject_share_verdicts,
 )
@@ -77,11 +78,11 @@ def _format_metadata(result: FormatLoad, table: spec.Table) -> dict:
     ],
     check_specs=[
         *(dg.AssetCheckSpec(TABLE_CHECK, asset=staging_key(table.name), blocking=True,
-                            description=f"At most ExtractSource.max_reject_share (default "
+                            description=f"At most {MAX_REJECT_SHARE_SETTING} (default "
                                         f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of the table's records are rejected.")
           for table in spec.TABLES),
         dg.AssetCheckSpec(CASCADE_CHECK, asset=staging_key(CASCADE_TABLE), blocking=True,
-                          description=f"At most ExtractSource.max_reject_share (default "
+                          description=f"At most {MAX_REJECT_SHARE_SETTING} (default "
                                       f"{DEFAULT_MAX_REJECT_SHARE:.0%}) of all event records are rejected as "
                                       "unknown_person (persons lost from the person table)."),
     ],

@@ -44,4 +44,4 @@ def test_a_failed_reject_share_says_how_to_go_on():
     assert failed.table == "measurement"
     assert failed.description.endswith(
         "Fix the file and load it again, or, if these losses are acceptable for the study, raise the limit "
-        "(legcramp-run --max-reject-share, or ExtractSource.max_reject_share).")
+        "(legcramp-run --max-reject-share, or resources.extract.config.max_reject_share in the run configuration).")
