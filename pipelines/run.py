@@ -194,8 +194,13 @@ def check(extract: Path) -> int:
     from pipelines.ingest.formats import check_extract
     from pipelines.ingest.loader import ExtractError
 
+    def phenotype_vocabularies():  # what an absent table takes away; imported and read only then
+        from pipelines.phenotypes.loader import phenotype_library
+
+        return phenotype_library().code_vocabularies()
+
     try:
-        findings = check_extract(extract)
+        findings = check_extract(extract, phenotype_vocabularies)
     except ExtractError as error:
         print(f"extract check failed: {error}", file=sys.stderr)
         return 1

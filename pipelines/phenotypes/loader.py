@@ -105,6 +105,17 @@ class PhenotypeLibrary:
         """Variant phenotype id -> the phenotype it is a variant of (variant_of), for the variants only."""
         return {p.id: p.definition.variant_of for p in self.phenotypes if p.definition.variant_of is not None}
 
+    def code_vocabularies(self) -> dict[str, dict[str, frozenset[str]]]:
+        """Domain -> phenotype id -> the vocabularies of its codes: what the ingest needs to say which phenotypes
+        an extract's codes cannot reach (pipelines/ingest/formats/common.py, PhenotypeVocabularies). Composites
+        have no codes of their own."""
+        found: dict[str, dict[str, frozenset[str]]] = {}
+        for phenotype in self.phenotypes:
+            definition = phenotype.definition
+            found.setdefault(definition.domain, {})[phenotype.id] = frozenset(
+                group.vocabulary for group in definition.codes)
+        return found
+
 
 def phenotype_library(folder: Path | str = paths.PHENOTYPES_DIR) -> PhenotypeLibrary:
     """The library of ``folder``, read and checked once per process: what every stage asks for the phenotype ids,

@@ -23,11 +23,12 @@ from pipelines.engine.session import DUCKDB, SPARK
 
 from pipelines.ingest.formats import registry
 from pipelines.ingest.formats.base import DetectedFormat, FormatLoad
-from pipelines.ingest.formats.common import run_sql_file
+from pipelines.ingest.formats.common import PhenotypeVocabularies, run_sql_file
 from pipelines.ingest.formats.detection import detect_format
 from pipelines.ingest.loader import Log, load_tables
 
-__all__ = ["FormatLoad", "DetectedFormat", "SparkIngest", "check_extract", "detect_format", "load_extract_any_format"]
+__all__ = ["FormatLoad", "DetectedFormat", "PhenotypeVocabularies", "SparkIngest", "check_extract", "detect_format",
+           "load_extract_any_format"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,15 @@ class SparkIngest:
 
 
 def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path, log: Log = lambda message: None,
-                            spark: SparkIngest | None = None, warn: Log | None = None) -> FormatLoad:
+                            spark: SparkIngest | None = None, warn: Log | None = None,
+                            phenotype_vocabularies: PhenotypeVocabularies | None = None) -> FormatLoad:
     """Detect the extract's layout and load it into `con`'s staging tables. With `spark`, the tables are read on
     Spark (pipelines/ingest/spark_loader.py) and copied into `con` when the Spark ingest can read them (the
     canonical layout's CSV files and Parquet files of the types it reads as DuckDB does); otherwise on DuckDB, saying why through `warn` (default `log`) and in the result's
-    `ingest_engine`. This is the one place that chooses where an extract is ingested."""
+    `ingest_engine`. This is the one place that chooses where an extract is ingested.
+
+    `phenotype_vocabularies` (PhenotypeLibrary.code_vocabularies): the phenotypes whose codes the extract cannot
+    reach are reported (`unresolvable_phenotypes`, warnings); without it, none are."""
     extract_dir = Path(extract_dir)
     detected = detect_format(extract_dir)
     extract_format = registry.format_named(detected.name)
@@ -68,7 +73,7 @@ def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path, l
         loads = load_tables(con, extract_dir, sources, log)
     run_sql_file(con, extract_format.concept_code_map_sql)
     result = FormatLoad(detected.label, loads, engine=engine, engine_fallback=fallback)
-    extract_format.report(con, detected, result)
+    extract_format.report(con, detected, result, phenotype_vocabularies)
     for table in extract_format.work_tables:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     for note in result.notes:
@@ -76,10 +81,14 @@ def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path, l
     return result
 
 
-def check_extract(extract_dir: Path) -> list[str]:
+def check_extract(extract_dir: Path,
+                  phenotype_vocabularies: Callable[[], PhenotypeVocabularies] | None = None) -> list[str]:
     """The extract's layout, file headers and (OMOP) vocabulary checked in seconds, before any load: an ExtractError
-    for what would stop the run, else the findings (the format, then what a load would warn about)."""
+    for what would stop the run, else the findings (the format, then what a load would warn about, with the
+    phenotypes it takes away when `phenotype_vocabularies` is given: called only when a finding names them, since
+    reading the phenotype library would double the check's time)."""
     detected = detect_format(Path(extract_dir))
     findings = [f"extract format: {detected.label} ({extract_dir})"]
-    findings += [f"WARNING: {warning}" for warning in registry.format_named(detected.name).check(detected)]
+    findings += [f"WARNING: {warning}"
+                 for warning in registry.format_named(detected.name).check(detected, phenotype_vocabularies)]
     return findings
