@@ -13,6 +13,8 @@ mapping of each format and how to add one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +28,7 @@ from pipelines.ingest.formats.base import DetectedFormat, FormatLoad
 from pipelines.ingest.formats.common import PhenotypeVocabularies, run_sql_file
 from pipelines.ingest.formats.detection import detect_format
 from pipelines.ingest.loader import Log, load_tables
+from pipelines.sql_quoting import quote_literal
 
 __all__ = ["FormatLoad", "DetectedFormat", "PhenotypeVocabularies", "SparkIngest", "check_extract", "detect_format",
            "load_extract_any_format"]
@@ -70,7 +73,8 @@ def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path, l
         else:
             (warn or log)(f"ingest on DuckDB, not on the run's engine Spark: {fallback}")
     if engine == DUCKDB:
-        loads = load_tables(con, extract_dir, sources, log)
+        with utc_session(con):  # an instant's date is its UTC date, whatever the machine's time zone
+            loads = load_tables(con, extract_dir, sources, log)
     run_sql_file(con, extract_format.concept_code_map_sql)
     result = FormatLoad(detected.label, loads, engine=engine, engine_fallback=fallback)
     extract_format.report(con, detected, result, phenotype_vocabularies)
@@ -79,6 +83,22 @@ def load_extract_any_format(con: duckdb.DuckDBPyConnection, extract_dir: Path, l
     for note in result.notes:
         log(note)
     return result
+
+
+@contextmanager
+def utc_session(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """`con` in the time zone UTC while the extract loads, then in its own again. A timestamp with a time zone (a
+    Parquet TIMESTAMP adjusted to UTC, DuckDB's TIMESTAMPTZ) is an instant; DuckDB gives its date, and its text, in
+    the session's time zone, which is the machine's (TZ) unless set. Pinned to UTC, an instant is staged as its UTC
+    date on every machine: the convention of the Spark session (pipelines/engine/session.py) and of Synthea's
+    timestamps (written in UTC, `...Z`). A timestamp written as text keeps the date it was written with
+    (docs/extract_formats.md)."""
+    [(previous,)] = con.execute("SELECT current_setting('TimeZone')").fetchall()
+    con.execute("SET SESSION TimeZone = 'UTC'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET SESSION TimeZone = {quote_literal(previous)}")
 
 
 def check_extract(extract_dir: Path,
