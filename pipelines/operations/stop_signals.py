@@ -32,6 +32,8 @@ import time
 from types import FrameType
 from typing import Callable
 
+from dagster._utils import interrupts as dagster_interrupts
+
 from pipelines.warehouse import interrupt_open_connections
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -41,15 +43,10 @@ _RAISE_AGAIN_SECONDS = 0.2
 Handler = Callable[[int, FrameType | None], object]
 
 
-def _dagster_interrupt_flag() -> dict:
-    from dagster._utils import interrupts
-
-    return interrupts._received_interrupt
-
-
 class StopSignalWatcher:
-    """For the `with` block: remembers every SIGINT and SIGTERM (`received`, `stopped_by()`) and keeps Dagster's
-    interrupt flag raised after the first, so that a Dagster run inside the block stops at its next step.
+    """For the `with` block: remembers every SIGINT and SIGTERM (`received`, `stopped_by()`) and, after the first,
+    keeps interrupting the warehouse's queries and Dagster's interrupt flag raised, so that a Dagster run inside the
+    block stops (the module docstring says how).
 
     `handler`: installed for both signals while the block runs (e.g. one that raises an exception of the caller's);
     None keeps the handlers there are (Python's KeyboardInterrupt for SIGINT; during a run, Dagster's). Must be
@@ -81,7 +78,7 @@ class StopSignalWatcher:
         self._thread.join()
         os.close(self._read)
         os.close(self._write)
-        _dagster_interrupt_flag()["received"] = False  # a stop during this block must not stop a later run
+        dagster_interrupts._received_interrupt["received"] = False  # a stop in this block must not stop a later run
 
     def stopped_by(self) -> str | None:
         """"stopped by SIGINT" when a stop signal arrived (the first of them), else None. The pipe's byte reaches
@@ -92,7 +89,7 @@ class StopSignalWatcher:
         return signal.Signals[self.received[0]] if self.received else None
 
     def _watch(self) -> None:
-        flag = _dagster_interrupt_flag()
+        flag = dagster_interrupts._received_interrupt
         while True:
             if select.select([self._read], [], [], _RAISE_AGAIN_SECONDS)[0]:
                 for signum in os.read(self._read, 64):

@@ -74,7 +74,8 @@ def test_omop_without_vocabulary_reports_unresolvable_phenotypes(tmp_path):
 
 def test_synthea27nj_drug_phenotypes_resolve_through_rxnorm_relationships():
     _require(SYNTHEA27NJ)
-    result = load_extract_any_format(duckdb.connect(), SYNTHEA27NJ, phenotype_vocabularies=phenotype_library().code_vocabularies())
+    result = load_extract_any_format(duckdb.connect(), SYNTHEA27NJ,
+                                     phenotype_vocabularies=phenotype_library().code_vocabularies())
     # Its CONCEPT_ANCESTOR is empty; 121 drug records reach an ingredient through concept_relationship (ACE
     # inhibitors among them), the others' ingredients are not in its CONCEPT table.
     assert "ace_inhibitors" not in result.unresolvable_phenotypes["drug_exposure"]
@@ -85,7 +86,8 @@ def test_synthea27nj_drug_phenotypes_resolve_through_rxnorm_relationships():
 
 def test_synthea_drug_phenotypes_are_reported_unresolvable():
     _require(SYNTHEA_MA27)
-    result = load_extract_any_format(duckdb.connect(), SYNTHEA_MA27, phenotype_vocabularies=phenotype_library().code_vocabularies())
+    result = load_extract_any_format(duckdb.connect(), SYNTHEA_MA27,
+                                     phenotype_vocabularies=phenotype_library().code_vocabularies())
     assert "statins" in result.unresolvable_phenotypes["drug_exposure"]
 
 
