@@ -42,6 +42,13 @@ def _job_whose_query_takes_the_signal(warehouse: Warehouse, interrupt_after: flo
     return [querying, then_independent]
 
 
+def _messages(error) -> list[str]:
+    """The messages of a Dagster error, its causes and the errors it was raised while handling."""
+    if error is None:
+        return []
+    return [error.message, *_messages(error.cause), *_messages(error.context)]
+
+
 def _step_events(result: dg.ExecuteInProcessResult, event_type: dg.DagsterEventType) -> list[dg.DagsterEvent]:
     return [e for e in result.all_events if e.event_type == event_type]
 
@@ -58,17 +65,22 @@ def test_without_the_watcher_a_signal_during_a_duckdb_query_fails_that_step_only
     assert [e.step_key for e in _step_events(result, dg.DagsterEventType.STEP_SUCCESS)] == ["then_independent"]
 
 
-def test_with_the_watcher_the_query_is_interrupted_and_no_other_step_runs(tmp_path):
+def test_with_the_watcher_the_query_is_interrupted_and_no_step_succeeds_after_the_signal(tmp_path):
     warehouse = Warehouse(database_path=str(tmp_path / "published.duckdb"))
     with StopSignalWatcher() as stop, dg.instance_for_test() as instance:
         # No interrupt_after: without the watcher's interrupt this query would run for minutes.
         result = dg.materialize(_job_whose_query_takes_the_signal(warehouse), instance=instance,
                                 raise_on_error=False)
         run = instance.get_run_by_id(result.run_id)
-    # The query ends at once (DuckDB's "Interrupted!"), its step as interrupted, and no other step starts.
-    [interrupted] = _step_events(result, dg.DagsterEventType.STEP_FAILURE)
-    assert interrupted.step_key == "querying" and interrupted.event_specific_data.error_source.value == "INTERRUPT"
-    assert [e.step_key for e in _step_events(result, dg.DagsterEventType.STEP_START)] == ["querying"]
+    # The query ends at once: DuckDB's interrupt() ("INTERRUPT Error: Interrupted!"; the signal alone gives "Query
+    # interrupted" once the query has run to its end). The step fails, as interrupted or with that error, and no
+    # step succeeds: a step that starts after it is interrupted as it starts.
+    failures = _step_events(result, dg.DagsterEventType.STEP_FAILURE)
+    assert failures[0].step_key == "querying"
+    assert any("INTERRUPT Error: Interrupted!" in message
+               for message in _messages(failures[0].event_specific_data.error))
+    assert all(e.event_specific_data.error_source.value == "INTERRUPT" for e in failures[1:])
+    assert not _step_events(result, dg.DagsterEventType.STEP_SUCCESS)
     assert not result.success and run.status == dg.DagsterRunStatus.FAILURE
     assert stop.stopped_by() == "stopped by SIGINT" and stop.first_signal() == signal.SIGINT
 
