@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 
 import dagster as dg
@@ -230,13 +229,14 @@ def test_a_signal_during_a_duckdb_query_stops_the_run_and_the_report_names_it(tm
     tests/operations/test_stop_signals.py) interrupts the query and no step succeeds after it; the report counts the
     step as stopped, not as a finished step of its stage, and names the signal."""
     from pipelines.warehouse import Warehouse
+    from tests.support.dagster_runs import signal_once_the_query_runs
 
     warehouse = Warehouse(database_path=str(tmp_path / "published.duckdb"))
 
     @dg.asset
     def querying() -> None:
         with warehouse.connect("run") as con:
-            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            signal_once_the_query_runs(con, signal.SIGTERM)
             con.execute("SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b").fetchall()
 
     @dg.asset
