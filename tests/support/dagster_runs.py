@@ -31,6 +31,8 @@ def signal_once_the_query_runs(con, signum: int, then_interrupt_after: float | N
     import threading
     import time
 
+    import duckdb
+
     con.execute("SET enable_progress_bar = true")
     con.execute("SET enable_progress_bar_print = false")
 
@@ -41,6 +43,9 @@ def signal_once_the_query_runs(con, signum: int, then_interrupt_after: float | N
         os.kill(os.getpid(), signum)
         if then_interrupt_after is not None:
             time.sleep(then_interrupt_after)
-            con.interrupt()
+            try:
+                con.interrupt()
+            except duckdb.Error:  # closed: the query had ended
+                pass
 
     threading.Thread(target=send, daemon=True).start()
