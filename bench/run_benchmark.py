@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import platform
-import select
 import shutil
 import signal
 import subprocess
@@ -56,6 +55,7 @@ import duckdb
 
 from pipelines import extract_spec as spec
 from pipelines.ingest.loader import find_table_file
+from pipelines.operations.stop_signals import StopSignalWatcher
 from pipelines.run import failure_messages, run_study
 from pipelines.sql_quoting import quote_identifier, quote_literal
 
@@ -361,70 +361,20 @@ class BenchmarkStopped(BaseException):
     not an Exception, so that no `except Exception` on the way treats it as a failed measurement and goes on."""
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class StopSignals:
+class StopSignals(StopSignalWatcher):
     """While the benchmark runs, Ctrl-C (SIGINT) and SIGTERM stop it with its report written.
 
     Outside a study run the handler raises BenchmarkStopped naming the signal (Python's default for SIGTERM would
-    end the process at once). During a run Dagster's own handler has them, and when the signal lands in a DuckDB
-    query, DuckDB turns it into "Query interrupted", a failure of that step only: the run would go on with its other
-    steps. So every signal is also written to a wakeup pipe (`signal.set_wakeup_fd`: Python writes it whichever
-    handler runs), and a thread reading it raises Dagster's interrupt flag, the one its handler sets between steps
-    (`dagster._utils.interrupts`, a private name: tests/bench/test_run_benchmark.py fails if it changes), so the run
-    ends at its next step as interrupted. `received` names the signals, also those a query swallowed."""
+    end the process at once). During a run Dagster's own handler has them, and the watcher
+    (pipelines/operations/stop_signals.py, as `legcramp-run` uses it) stops the whole run, also when the signal
+    landed while DuckDB ran a query, which it does not stop by itself. `received` names the signals."""
 
     def __init__(self) -> None:
-        self.received: list[str] = []
-        self.first_at: float | None = None  # when the first stop signal reached the watcher
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._write, False)  # set_wakeup_fd needs it
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._previous: dict = {}
-        self._previous_wakeup = -1
-
-    def __enter__(self) -> StopSignals:
-        self._previous = {signum: signal.signal(signum, self._stop) for signum in STOP_SIGNALS}
-        self._previous_wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        signal.set_wakeup_fd(self._previous_wakeup)
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        os.write(self._write, b"\0")  # no signal has number 0: the watcher ends
-        self._thread.join()
-        os.close(self._read)
-        os.close(self._write)
-        from dagster._utils import interrupts
-
-        interrupts._received_interrupt["received"] = False  # a stop outside a run must not stop a later one
+        super().__init__(handler=self._stop)
 
     @staticmethod
     def _stop(signum: int, _frame) -> None:
         raise BenchmarkStopped(f"stopped by {signal.Signals(signum).name}")
-
-    def _watch(self) -> None:
-        from dagster._utils import interrupts
-
-        while True:
-            if select.select([self._read], [], [], 0.2)[0]:
-                for signum in os.read(self._read, 64):
-                    if signum == 0:
-                        return
-                    if signum in STOP_SIGNALS:
-                        self.received.append(signal.Signals(signum).name)
-                        self.first_at = self.first_at or time.time()
-            if self.received:
-                # Dagster's flag, raised again every 0.2 s until the benchmark ends: Dagster may take it inside the
-                # step that is failing anyway (its teardown), and the run would go on.
-                interrupts._received_interrupt["received"] = True
-
-    def stopped_by(self) -> str | None:
-        """"stopped by SIGTERM" when a stop signal arrived (the first of them), else None."""
-        return f"stopped by {self.received[0]}" if self.received else None
 
 
 # The benchmark's StopSignals while it runs (main), so a study run can tell a stop from a failure.

@@ -30,12 +30,13 @@ def load_definitions() -> dg.Definitions:
     from pipelines.operations import sensors as operations_sensors
     from pipelines.operations.run_config import StudyWarehouse
     from pipelines.phenotypes.assets import phenotype_assets
+    from pipelines.phenotypes.loader import phenotype_library
     from pipelines.publish.assets import build_publish_asset
     from pipelines.quality.checks import cohort_asset_checks, phenotype_asset_checks, staging_asset_checks
     from pipelines.statistics import assets as statistics_assets
 
     domain_assets = [
-        *ingest_assets.assets,
+        ingest_assets.build_staging_asset(phenotype_library().code_vocabularies()),
         *phenotype_assets,
         *cohort_assets.assets,
         *statistics_assets.assets,

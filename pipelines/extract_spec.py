@@ -13,7 +13,8 @@ with a point, empty field = missing. A UTF-8 byte-order mark, CRLF or LF line en
 accepted; text fields and ids are trimmed of surrounding spaces in every table. Integer columns take whole numbers
 only (``30`` or ``30.0``, not ``1.5``). A ``.csv.gz`` file must be gzip-compressed. Parquet columns may have the
 staging type, a type that converts to it (integer and floating-point types for numbers, DATE or TIMESTAMP for
-dates) or text.
+dates) or text. A timestamp with a time zone is an instant: it is staged as its UTC date, whatever the time zone of
+the machine that loads it (a timestamp without a time zone as the date it holds).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipelines import extract_spec as spec
 from pipelines.data_dictionary import DATA_DICTIONARY_PAGE, data_dictionary_markdown
-from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE
+from pipelines.ingest.reject_share import DEFAULT_MAX_REJECT_SHARE, MAX_REJECT_SHARE_SETTING
 from pipelines.paths import DOCS_DIR
 
 EXTRACT_FORMATS_PAGE = DOCS_DIR / "extract_formats.md"
@@ -99,7 +99,8 @@ def canonical_layout_markdown() -> str:
         "`physical_lines`, `blank_lines` and `quoted_line_breaks`.",
         "",
         "The run stops before publishing when the ingest rejects more than one threshold, `max_reject_share` "
-        f"(default {DEFAULT_MAX_REJECT_SHARE:.0%}; the `extract` resource, `legcramp-run --max-reject-share`), of a "
+        f"(default {DEFAULT_MAX_REJECT_SHARE:.0%}; `legcramp-run --max-reject-share`, or `{MAX_REJECT_SHARE_SETTING}` "
+        "in the run configuration), of a "
         "table's records, or of all event records as `unknown_person` (persons lost from the person file), the "
         "share being rounded up to a whole record (a table of fewer than 100 records may lose one): the "
         "blocking asset checks `reject_share_within_threshold` and `unknown_person_share_within_threshold` of "

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sqlite3
 import sys
 import uuid
@@ -194,8 +195,13 @@ def check(extract: Path) -> int:
     from pipelines.ingest.formats import check_extract
     from pipelines.ingest.loader import ExtractError
 
+    def phenotype_vocabularies():  # what an absent table takes away; imported and read only then
+        from pipelines.phenotypes.loader import phenotype_library
+
+        return phenotype_library().code_vocabularies()
+
     try:
-        findings = check_extract(extract)
+        findings = check_extract(extract, phenotype_vocabularies)
     except ExtractError as error:
         print(f"extract check failed: {error}", file=sys.stderr)
         return 1
@@ -297,14 +303,31 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     from pipelines.network.sites import SiteNameError
+    from pipelines.operations.stop_signals import StopSignalWatcher
     from pipelines.run_failures import failure_messages
+    from pipelines.warehouse import Warehouse
 
+    # Ctrl-C or SIGTERM stops the whole run: the warehouse's query in flight is interrupted and no other step
+    # starts, also when the signal landed in a query (pipelines/operations/stop_signals.py).
+    stop = StopSignalWatcher()
     try:
-        result = run_study(args.extract, args.db, site=args.site, memory_limit=args.memory_limit,
-                           temp_directory=args.temp_directory, study_overrides=args.override_json,
-                           max_reject_share=args.max_reject_share, engine=args.engine)
+        with stop:
+            result = run_study(args.extract, args.db, site=args.site, memory_limit=args.memory_limit,
+                               temp_directory=args.temp_directory, study_overrides=args.override_json,
+                               max_reject_share=args.max_reject_share, engine=args.engine)
     except SiteNameError as error:
         parser.error(f"{error}; name the site with --site")
+    except KeyboardInterrupt:  # outside the run's steps (Dagster's handler has Ctrl-C while they execute)
+        print("stopped by SIGINT outside the run's steps (loading the code location, or setting the run up); the "
+              "published database changes only in a run's last step, published_database.", file=sys.stderr)
+        return 128 + signal.SIGINT
+    if stop.received and not result.success:  # (a run that had finished publishing when the signal came succeeded)
+        warehouse = Warehouse(database_path=str(args.db))
+        published = ("it had published its database before it stopped" if warehouse.current_version() ==
+                     warehouse.version_dir(result.run_id) else "the published database was not changed")
+        print(f"run {result.run_id} {stop.stopped_by()}: its other steps were not run; {published}.",
+              file=sys.stderr)
+        return 128 + stop.first_signal()
     if not result.success:
         for message in failure_messages(result):
             print(message, file=sys.stderr)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping
@@ -34,6 +35,21 @@ from pipelines.run_failures import fail_run_setup
 # DuckDB allows one writing process per file: every job that writes the warehouse carries this tag, and
 # dagster.yaml limits runs with it to one at a time.
 WRITER_TAG = {"legcramp/duckdb-writer": "true"}
+# The connections `Warehouse.connect` has open in this process, for `interrupt_open_connections`.
+_open_connections: set[duckdb.DuckDBPyConnection] = set()
+_open_connections_lock = threading.Lock()
+
+
+def interrupt_open_connections() -> None:
+    """Interrupt the query each open `Warehouse.connect` connection of this process is running (DuckDB's
+    `interrupt`, safe from another thread): the stop-signal watcher's way to end the query a run's step is in
+    (pipelines/operations/stop_signals.py). Dagster's own interrupt does not reach a running DuckDB query."""
+    with _open_connections_lock:
+        connections = list(_open_connections)
+    for con in connections:
+        con.interrupt()
+
+
 # Warehouse settings DuckDB itself must accept (checked by opening an in-memory database with them).
 DUCKDB_SETTINGS = ("memory_limit", "threads")
 # The warehouse settings a run may set (resources.<key>.config).
@@ -275,9 +291,13 @@ class Warehouse(dg.ConfigurableResource):
         path = self.build_path(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(path), config=self._settings())
+        with _open_connections_lock:
+            _open_connections.add(con)
         try:
             yield con
         finally:
+            with _open_connections_lock:
+                _open_connections.discard(con)
             con.close()
 
     @contextmanager

@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
                       field_validator, model_validator)
 
 from pipelines.disclosure import DEFAULT_SITE_FLOOR as DEFAULT_SMALL_CELL_THRESHOLD
+from pipelines.field_paths import field_path
 from pipelines.paths import STUDIES_DIR
 from pipelines.phenotypes.loader import PhenotypeLibrary, phenotype_library
 from pipelines.tables import STUDY_POPULATION_COLUMNS
@@ -58,7 +59,7 @@ class FieldProblem(ValueError):
     """A validator's problem at a field below the part it validates: `location` continues pydantic's location of
     that part (`(1,)` for an entry of the list a field validator checks, `("sensitivity_analyses", 0)` from the
     study's own validators). The loader joins the two (`_errors`), so every problem's path is written by one
-    function, `field_path`, whoever found the problem."""
+    function, `field_paths.field_path`, whoever found the problem."""
 
     def __init__(self, location: tuple[str | int, ...], message: str) -> None:
         super().__init__(message)
@@ -830,20 +831,6 @@ def cohort_definition_id(study_id: str, cohort_name: str) -> int:
 # Loading
 # ---------------------------------------------------------------------------------------------------------------
 
-def field_path(location: tuple[Any, ...], under: str = "") -> str:
-    """('exposures', 3, 'phenotype') -> 'exposures[3].phenotype', below `under` if given (a run config's path to the
-    study); the tag of a discriminated union (index.first_visit) is dropped. The one writer of a problem's path."""
-    text = under
-    for part in location:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part in INDEX_RULES and text.endswith("index"):
-            continue
-        else:
-            text += f".{part}" if text else str(part)
-    return text
-
-
 def problem_line(field: str, message: str, under: str = "") -> str:
     """One problem as printed: "<path>: <message>"; `field` "" is a check across fields, whose message names them
     (printed under `under` alone, or bare)."""
@@ -866,7 +853,7 @@ def _errors(error: ValidationError) -> list[tuple[str, str]]:
         elif item["type"] in ("model_type", "model_attributes_type"):  # a scalar or list where fields belong
             what = _WRITTEN_AS.get((item.get("ctx") or {}).get("class_name"), "a mapping of fields")
             message = f"expected {what}, got {item['input']!r}"
-        problems.append((field_path(location), message))
+        problems.append((field_path(location, union_tags={"index": INDEX_RULES}), message))
     return problems
 
 

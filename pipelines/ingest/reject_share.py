@@ -1,6 +1,6 @@
 """The blocking check that a run never publishes a database that lost more than a small share of its input.
 
-One threshold, `ExtractSource.max_reject_share` (default `DEFAULT_MAX_REJECT_SHARE`, 1%), applies to two shares:
+One threshold, `max_reject_share` (default `DEFAULT_MAX_REJECT_SHARE`, 1%), applies to two shares:
 
 - per table: rejected records / input records (every reason, the malformed lines included);
 - the unknown_person cascade: event records rejected as unknown_person / input records, over every table that
@@ -18,7 +18,7 @@ a record beyond the rounding above, and 1 never stops a run for its rejects (eve
 rejected; the rejects are still kept and counted in ingest.rejects and ingest.load_counts), a legitimate choice for
 an extract known to be poor that is loaded to be looked at. A value outside the range is refused when the run's
 configuration is checked, before any step (`legcramp-run --max-reject-share` when its arguments are read,
-`resources.extract.config.max_reject_share` by pipelines/operations/run_config.py), naming the setting and the value.
+`MAX_REJECT_SHARE_SETTING` by pipelines/operations/run_config.py), naming the setting and the value.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from pipelines import extract_spec as spec
 from pipelines.ingest.loader import TableLoad
 
 DEFAULT_MAX_REJECT_SHARE = 0.01
+# Where a user sets the threshold: the study job's run configuration (the Launchpad, a schedule's or the sensor's
+# run config), which `legcramp-run --max-reject-share` writes too (pipelines/operations/run_config.py).
+MAX_REJECT_SHARE_SETTING = "resources.extract.config.max_reject_share"
 
 
 def max_reject_share_problem(value: object) -> str | None:
@@ -81,7 +84,8 @@ class ShareVerdict:
                    + ("; are persons missing from the person file, or their ids written differently?"
                       if self.check == CASCADE_CHECK else "")
                    + ". Fix the file and load it again, or, if these losses are acceptable for the study, raise "
-                     "the limit (legcramp-run --max-reject-share, or ExtractSource.max_reject_share).")
+                     f"the limit (legcramp-run --max-reject-share, or {MAX_REJECT_SHARE_SETTING} in the run "
+                     "configuration).")
         return verdict
 
 

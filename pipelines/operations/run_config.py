@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from pipelines.cohorts.settings import StudySettings, override_problems
 from pipelines.cohorts.study import load_studies
-from pipelines.ingest.reject_share import max_reject_share_problem
+from pipelines.ingest.reject_share import MAX_REJECT_SHARE_SETTING, max_reject_share_problem
 from pipelines.run_failures import MAX_RETRIES_TAG, RunConfigError, fail_run_setup
 from pipelines.warehouse import Warehouse, warehouse_config_problems
 
@@ -92,7 +92,7 @@ def config_problems(run_config: Mapping[str, Any], warehouse_key: str = "warehou
 
     share = _resource_config(run_config, "extract").get("max_reject_share")
     if share is not None and (problem := max_reject_share_problem(share)):
-        problems.append(f"resources.extract.config.max_reject_share {problem}")
+        problems.append(f"{MAX_REJECT_SHARE_SETTING} {problem}")
 
     problems += warehouse_config_problems(_resource_config(run_config, warehouse_key),
                                           f"resources.{warehouse_key}.config", extract_folder=folder)

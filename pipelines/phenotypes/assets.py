@@ -8,7 +8,7 @@ them (they share the scans) but reports only the selected ones.
 Compose into the code location with::
 
     from pipelines.phenotypes.assets import phenotype_assets
-    dg.Definitions(assets=[*ingest_assets, *phenotype_assets, ...], resources={"warehouse": Warehouse(...)})
+    dg.Definitions(assets=[staging_asset, *phenotype_assets, ...], resources={"warehouse": Warehouse(...)})
 
 The definitions are loaded and checked when this module is imported, so a broken phenotype file stops the code
 location from loading, with the file, field and problem in the error.

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from pipelines import paths
 from pipelines.extract_spec import VOCABULARIES
+from pipelines.field_paths import field_path
 from pipelines.vocabularies import VOCABULARIES_BY_DOMAIN, code_problem
 from pipelines.phenotypes.errors import DefinitionProblem, PhenotypeDefinitionError
 from pipelines.phenotypes.schema import (
@@ -103,6 +104,17 @@ class PhenotypeLibrary:
     def parents(self) -> dict[str, str]:
         """Variant phenotype id -> the phenotype it is a variant of (variant_of), for the variants only."""
         return {p.id: p.definition.variant_of for p in self.phenotypes if p.definition.variant_of is not None}
+
+    def code_vocabularies(self) -> dict[str, dict[str, frozenset[str]]]:
+        """Domain -> phenotype id -> the vocabularies of its codes: what the ingest needs to say which phenotypes
+        an extract's codes cannot reach (pipelines/ingest/formats/common.py, PhenotypeVocabularies). Composites
+        have no codes of their own."""
+        found: dict[str, dict[str, frozenset[str]]] = {}
+        for phenotype in self.phenotypes:
+            definition = phenotype.definition
+            found.setdefault(definition.domain, {})[phenotype.id] = frozenset(
+                group.vocabulary for group in definition.codes)
+        return found
 
 
 def phenotype_library(folder: Path | str = paths.PHENOTYPES_DIR) -> PhenotypeLibrary:
@@ -226,7 +238,7 @@ def _load_one_file(path: Path, file_name: str
     try:
         definition = model.model_validate(document)
     except ValidationError as error:
-        return None, sha256, [problem(_field_path(e["loc"]), _variant_message(e) if model is VariantDefinition
+        return None, sha256, [problem(_problem_field(e["loc"]), _variant_message(e) if model is VariantDefinition
                                       else _pydantic_message(e)) for e in error.errors()]
     if isinstance(definition, VariantDefinition):
         id_problems = [problem("id", message) for message in _id_problems(definition.id, path)]
@@ -303,7 +315,7 @@ def _resolved_variants(variants: list[tuple[VariantDefinition, str, str, Path]],
         try:
             definition = PhenotypeDefinition.model_validate(data)
         except ValidationError as error:
-            own_problems += [(f"{_field_path(e['loc'])} (as built from {parent})", _pydantic_message(e))
+            own_problems += [(f"{_problem_field(e['loc'])} (as built from {parent})", _pydantic_message(e))
                              for e in error.errors()]
         else:
             own_problems += [(f"{field} (as built from {parent})", message)
@@ -568,21 +580,9 @@ def _display_name(path: Path) -> str:
         return resolved.as_posix()
 
 
-def _field_path(location: tuple) -> str:
-    """Pydantic's error location as a path: ('codes', 0, 'codes', 2) -> 'codes[0].codes[2]'.
-
-    For the rule, pydantic inserts the rule type it tried (('rule', 'min_records', 'min_records')); that is not a
-    field of the file, so it is dropped.
-    """
-    parts: list[str] = []
-    for index, item in enumerate(location):
-        if index > 0 and location[index - 1] == "rule" and item in RULE_TYPES:
-            continue
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or WHOLE_FILE
+def _problem_field(location: tuple) -> str:
+    """Where a pydantic error is in the phenotype file (the rule's type, the union's tag, is no field of it)."""
+    return field_path(location, union_tags={"rule": RULE_TYPES}) or WHOLE_FILE
 
 
 def _variant_message(error: dict) -> str:

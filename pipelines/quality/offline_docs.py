@@ -10,8 +10,12 @@ is rewritten in place:
   Bootstrap's place (tables, tabs shown one after the other, the GX styles in `static/` still apply);
 - the logo loaded from GX's web-assets bucket points to the copy GX writes into `static/images/`;
 - each bootstrap-table initialisation is replaced by the rows it would have drawn, as static HTML (each row a link
-  to its page, as the clickable rows were);
-- inline scripts that only drive those libraries are removed (they would fail without jQuery).
+  to its page, as the clickable rows were), in an order that depends on the results alone (`_in_reading_order`);
+- inline scripts that only drive those libraries are removed (they would fail without jQuery);
+- the random ids GX gives collapsible blocks are numbered in page order (`_numbered_element_ids`).
+
+With the stores' random ids switched off (runner._gx_context), two runs on the same data publish the same site
+except for what names the run: its run id and its times (tests/quality/test_quality_runner.py).
 
 What is lost offline: sorting, filtering and paging of the index tables, and Vega charts (the project's suites draw
 none). The post-processing is idempotent: a page with no network reference is left as it is.
@@ -33,6 +37,8 @@ TABLE_INIT = re.compile(
     r"columns: (?P<columns>[^\n]*),\n\s*data: (?P<data>[^\n]*),\n.*?</script>", re.DOTALL)
 JQUERY_SCRIPT = re.compile(r"<script>(?:(?!</script>).)*(?:\$\(|\$\.|bootstrapTable|vegaEmbed)(?:(?!</script>).)*"
                            r"</script>\s*", re.DOTALL)
+# The random part of a collapsible block's id (GX's collapse.j2: "<block id>-collapse-body-<uuid4>").
+RANDOM_ELEMENT_ID = re.compile(r"(?<=-collapse-body-)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 OFFLINE_MARK = "<!-- offline: network assets removed by pipelines/quality/offline_docs.py -->"
 OFFLINE_STYLE = """<style>
 /* Replaces Bootstrap, loaded from a CDN by GX (pipelines/quality/offline_docs.py). */
@@ -54,11 +60,34 @@ th { border-bottom: 2px solid #666; }
 """
 
 
+def _in_reading_order(rows: list[dict]) -> list[dict]:
+    """The index's rows in an order that depends on the results alone. GX lists them in the order the files are
+    found on disk and leaves the sorting to bootstrap-table in the browser (by run time, which has whole seconds:
+    two check steps in one second tie, so two runs on the same data listed them differently). Suites: by name.
+    Validations: the latest run first (its latest run time, then its name), and a run's suites by name."""
+    if not rows or "run_name" not in rows[0]:
+        return sorted(rows, key=lambda row: (str(row.get("expectation_suite_name")),
+                                             str(row.get("_table_row_link_path"))))
+    latest: dict[str, float] = {}
+    for row in rows:
+        latest[row["run_name"]] = max(latest.get(row["run_name"], float("-inf")), float(row["_run_time_sort"]))
+    return sorted(rows, key=lambda row: (-latest[row["run_name"]], str(row["run_name"]),
+                                         str(row.get("_expectation_suite_name_sort")),
+                                         str(row.get("_batch_identifier_sort")), str(row.get("_table_row_link_path"))))
+
+
+def _numbered_element_ids(text: str) -> str:
+    """GX gives every collapsible block a random id (uuid4) at each rendering; numbered in page order instead, so
+    that the same results render to the same page (the block's link names the same number)."""
+    numbers: dict[str, int] = {}
+    return RANDOM_ELEMENT_ID.sub(lambda match: str(numbers.setdefault(match.group(0), len(numbers) + 1)), text)
+
+
 def _static_table(table_id: str, columns: list[dict], rows: list[dict]) -> str:
     """The rows bootstrap-table would draw: one column per visible field, the row linked to its page."""
     header = "".join(f"<th>{html.escape(str(column.get('title', column['field'])))}</th>" for column in columns)
     body = []
-    for row in rows:
+    for row in _in_reading_order(rows):
         link = row.get("_table_row_link_path")
         values = [str(row.get(column["field"], "")) for column in columns]  # HTML fragments GX rendered itself
         # The row's link goes on its last cell that is not a link already (anchors do not nest).
@@ -86,6 +115,7 @@ def make_page_offline(text: str, static_dir_relative: str) -> str:
     text = NETWORK_SCRIPT.sub("", text)
     text = JQUERY_SCRIPT.sub("", text)
     text = GX_LOGO.sub(lambda m: f'src="{static_dir_relative}/images/{m.group("name")}"', text)
+    text = _numbered_element_ids(text)
     return text.replace("</head>", f"{OFFLINE_MARK}\n{OFFLINE_STYLE}</head>", 1)
 
 

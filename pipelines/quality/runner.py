@@ -344,7 +344,10 @@ def _gx_context(docs_dir: Path):
             "class_name": store_class,
             "module_name": ("pipelines.quality.runner" if store_class == PublishableValidationResultsStore.__name__
                             else "great_expectations.data_context.store"),
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir / folder)},
+            # No .ge_store_backend_id file: GX would write a random id into the published folder (nothing here reads
+            # it), and two runs on the same data would publish different files.
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir / folder),
+                              "suppress_store_backend_id": True},
         }
     config.data_docs_sites = {
         "local_site": {

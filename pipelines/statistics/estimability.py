@@ -6,8 +6,11 @@ A comparative estimate (a ratio of two groups, or of two sequence orders) is pub
 2. a regression model has at least MIN_EVENTS_PER_VARIABLE events per estimated coefficient (Peduzzi et al. 1995
    for Cox, 1996 for logistic regression: below 10, coefficients are biased and Wald intervals do not cover);
    for logistic regression the events are the rarer of the two outcome levels;
-3. the model converged: lifelines' and statsmodels' convergence and separation warnings are caught while fitting and
-   become the reason, instead of scrolling past in a log;
+3. the model converged: the Cox fits return their failures as problems (`cox_model.fit_cox`: a constant covariate,
+   singular information, an infinite estimate from separation, no convergence; the counting-process fit of
+   time_varying.py: singular information, no convergence); the logistic and Poisson fits (statsmodels,
+   regression.py) have their convergence and separation warnings caught while fitting (`caught_fit_warnings`).
+   Either becomes the reason, instead of scrolling past in a log;
 4. the model-based and robust (sandwich) standard errors of the exposure coefficient agree within a factor of
    MAX_STANDARD_ERROR_RATIO: a larger disagreement means the likelihood is flat (separation) or the model is badly
    misspecified (King & Roberts 2015), and neither interval can be trusted;
@@ -26,7 +29,6 @@ Rules 1-2 depend on the counts only and are checked first, so a model they withh
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,10 +43,6 @@ MIN_EVENTS_PER_VARIABLE = 10
 # Largest allowed ratio between the model-based and the robust standard error of the exposure coefficient.
 MAX_STANDARD_ERROR_RATIO = 2.0
 
-# lifelines signals a failed or doubtful Newton-Raphson fit with these ConvergenceWarnings. Its pre-fit warning about
-# a low-variance column ("This may harm convergence") is advice, not a failed fit, and is not among them.
-_LIFELINES_FAILURES = re.compile(r"failed to converge|norm\(delta\) is still high|complete separation")
-
 
 @dataclass(frozen=True)
 class ModelFit:
@@ -54,11 +52,12 @@ class ModelFit:
     events: int  # the events that limit the model: Cox, events; logistic, the rarer outcome level
     standard_error: float | None = None  # model-based SE of the exposure coefficient (log scale)
     robust_standard_error: float | None = None  # sandwich SE of the same coefficient
-    convergence_problems: tuple[str, ...] = ()  # the caught warnings or the error that stopped the fit
+    # Why the fit cannot be trusted: the Cox fitter's problems, or a statsmodels fit's caught warnings or error.
+    convergence_problems: tuple[str, ...] = ()
 
 
 class FitWarnings:
-    """Collects the convergence and separation warnings of a model fit (see `caught_fit_warnings`)."""
+    """Collects the convergence and separation warnings of a statsmodels fit (see `caught_fit_warnings`)."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
@@ -71,11 +70,10 @@ class FitWarnings:
 
 @contextmanager
 def caught_fit_warnings() -> Iterator[FitWarnings]:
-    """Run a model fit, keeping its convergence and separation warnings as problems instead of letting them pass.
-
-    Other warnings are passed on unchanged.
+    """Run a statsmodels fit (the logistic and Poisson models of regression.py), keeping its convergence and
+    separation warnings as problems instead of letting them pass. Other warnings are passed on unchanged. (The Cox
+    fits return their problems themselves: cox_model.py, time_varying.py.)
     """
-    from lifelines.exceptions import ConvergenceWarning as LifelinesConvergenceWarning
     from statsmodels.tools.sm_exceptions import (
         ConvergenceWarning as StatsmodelsConvergenceWarning,
         HessianInversionWarning,
@@ -87,14 +85,9 @@ def caught_fit_warnings() -> Iterator[FitWarnings]:
         warnings.simplefilter("always")
         yield caught
     for record in records:
-        message = str(record.message)
-        if issubclass(record.category, LifelinesConvergenceWarning):
-            if _LIFELINES_FAILURES.search(message):
-                caught.add(message)
-            continue
         if issubclass(record.category, (StatsmodelsConvergenceWarning, HessianInversionWarning,
                                         PerfectSeparationWarning)):
-            caught.add(message)
+            caught.add(str(record.message))
             continue
         warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
 

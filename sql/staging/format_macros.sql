@@ -5,8 +5,10 @@
 CREATE OR REPLACE TEMP MACRO field_text(value) AS nullif(trim(CAST(value AS VARCHAR)), '');
 
 -- A date or timestamp field as a YYYY-MM-DD string: ISO timestamps ('2019-02-17T05:07:38Z', '2019-02-17 05:07:38')
--- keep their date part (the UTC date, as written). Anything else passes unchanged, so the loader rejects it as
--- unparseable_date with the value in the reject record.
+-- keep their date part as written (Synthea's, in UTC). A typed timestamp with a time zone (Parquet) becomes text in
+-- the session's time zone, which the ingest pins to UTC (pipelines/ingest/formats/__init__.py utc_session): its
+-- UTC date. Anything else passes unchanged, so the loader rejects it as unparseable_date with the value in the
+-- reject record.
 CREATE OR REPLACE TEMP MACRO iso_date(value) AS
     CASE WHEN regexp_matches(field_text(value), '^\d{4}-\d{2}-\d{2}([T ].*)?$') THEN left(field_text(value), 10)
          ELSE field_text(value) END;

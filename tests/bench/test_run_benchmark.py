@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 
 import dagster as dg
@@ -225,15 +224,20 @@ def test_a_failing_part_writes_the_report_with_the_error_and_what_it_was_measuri
     assert written["stages"] == {} and written["duckdb_load_seconds"] is None
 
 
-def test_a_signal_a_duckdb_query_swallows_still_stops_the_run_at_its_next_step():
-    """DuckDB turns an interrupt during a query into "Query interrupted", a failure of that step only; the
-    benchmark's watcher still sees the signal, the run stops before its next step, and the signal is named."""
-    import duckdb
+def test_a_signal_during_a_duckdb_query_stops_the_run_and_the_report_names_it(tmp_path):
+    """A signal while a step's warehouse connection runs a query: the watcher (pipelines/operations/stop_signals.py,
+    tests/operations/test_stop_signals.py) interrupts the query and no step succeeds after it; the report counts the
+    step as stopped, not as a finished step of its stage, and names the signal."""
+    from pipelines.warehouse import Warehouse
+    from tests.support.dagster_runs import signal_once_the_query_runs
+
+    warehouse = Warehouse(database_path=str(tmp_path / "published.duckdb"))
 
     @dg.asset
     def querying() -> None:
-        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
-        duckdb.connect().execute("SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b").fetchall()
+        with warehouse.connect("run") as con:
+            signal_once_the_query_runs(con, signal.SIGTERM)
+            con.execute("SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b").fetchall()
 
     @dg.asset
     def then_independent() -> None:  # runs after `querying` (in-process steps run one at a time, by key)
@@ -241,14 +245,10 @@ def test_a_signal_a_duckdb_query_swallows_still_stops_the_run_at_its_next_step()
 
     with stop_signals() as signals, dg.instance_for_test() as instance:
         result = dg.materialize([querying, then_independent], instance=instance, raise_on_error=False)
-        failed, interrupted = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-        assert failed.step_key == "querying" and "Query interrupted" in str(failed.event_specific_data.error)
-        # Without the watcher the next step ran to its end; with it, it is interrupted as it starts.
-        assert interrupted.step_key == "then_independent"
-        assert interrupted.event_specific_data.error_source.value == "INTERRUPT"
         assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
         assert run_interrupted(instance, result.run_id)
         assert signals.stopped_by() == "stopped by SIGTERM"
-        # The query's step failed from the signal: it is reported as stopped, not as a finished step of its stage.
         figures = run_figures(instance, result.run_id, time.time() - 5, time.time(), RssSampler(), total_rows=10)
-    assert figures["stages"] == {} and set(figures["unfinished_steps"]) == {"querying", "then_independent"}
+    # (The next step, when Dagster starts it before the flag is seen, is interrupted as it starts: stopped too.)
+    assert figures["stages"] == {} and "querying" in figures["unfinished_steps"]
+    assert set(figures["unfinished_steps"]) <= {"querying", "then_independent"}

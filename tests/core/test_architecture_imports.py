@@ -2,9 +2,9 @@
 library's ast (every import counts: module level, inside functions and under TYPE_CHECKING).
 
 - No import cycle between modules.
-- A module imports only modules of its own unit or of a lower layer: shared core at the bottom, the phenotype
-  library, the domains (ingest -> phenotypes -> cohorts -> statistics, quality beside statistics), then publish,
-  run configuration, network, jobs, operations, definitions and the command line.
+- A module imports only modules of its own unit or of a lower layer: shared core at the bottom, the ingest, the
+  phenotype library, the other domains (phenotypes -> cohorts -> statistics, quality beside statistics), then
+  publish, run configuration, network, jobs, operations, definitions and the command line.
 - Production code imports neither the synthetic generator nor test support (they sit outside the layers and may
   import anything).
 - A published table's name is spelled once in Python, in pipelines/tables.py.
@@ -26,10 +26,12 @@ PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 # its own unit and any unit of a lower layer. The same table is drawn in docs/architecture.md.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("shared core", ("pipelines paths sql_quoting sql engine extract_spec vocabularies tables asset_keys disclosure "
-                     "run_failures warehouse",)),
-    # The checked YAML definitions: what every stage asks for phenotype ids, domains, codes and ranges.
-    ("phenotype library", ("phenotypes.loader phenotypes.schema phenotypes.errors",)),
+                     "run_failures warehouse field_paths",)),
     ("ingest", ("ingest",)),
+    # The checked YAML definitions: what every stage after the ingest asks for phenotype ids, domains, codes and
+    # ranges. Above the ingest, which never reads them (the code location passes what it reports from them), so
+    # the phenotype stage may use the ingest: core <- ingest <- phenotypes.
+    ("phenotype library", ("phenotypes.loader phenotypes.schema phenotypes.errors",)),
     ("phenotypes", ("phenotypes",)),
     ("cohorts", ("cohorts",)),
     ("statistics, quality", ("statistics", "quality")),

@@ -7,8 +7,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from pipelines.ingest.assets import staging_tables
+from pipelines.ingest.assets import build_staging_asset
 from pipelines.ingest.resources import ExtractSource
+from pipelines.phenotypes.loader import phenotype_library
 from pipelines.run import run_warnings
 from pipelines.warehouse import Warehouse
 from tests.support.hand_omop import synthea27nj_copy
@@ -20,7 +21,7 @@ TABLES = ("PERSON", "OBSERVATION_PERIOD", "VISIT_OCCURRENCE", "CONDITION_OCCURRE
 def test_absent_tables_are_among_the_run_warnings(tmp_path, dagster_instance):
     extract = synthea27nj_copy(tmp_path / "extract", TABLES)
     result = dg.materialize(
-        [staging_tables],
+        [build_staging_asset(phenotype_library().code_vocabularies())],
         resources={"extract": ExtractSource(folder=str(extract)),
                    "warehouse": Warehouse(database_path=str(tmp_path / "published.duckdb"))},
         instance=dagster_instance,

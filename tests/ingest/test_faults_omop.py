@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from pipelines.ingest.formats import load_extract_any_format
+from pipelines.phenotypes.loader import phenotype_library
 from tests.support.hand_omop import OMOP_CLINICAL_TABLES, OMOP_VOCABULARY_TABLES, synthea27nj_copy
 
 TABLES = OMOP_CLINICAL_TABLES + OMOP_VOCABULARY_TABLES
@@ -110,7 +111,7 @@ def test_absent_clinical_tables_are_created_empty_with_a_warning(extract):
     for table in ("MEASUREMENT", "PROCEDURE_OCCURRENCE", "DEATH", "VISIT_OCCURRENCE"):
         (extract / f"{table}.csv").unlink()
     con = duckdb.connect()
-    result = load_extract_any_format(con, extract)
+    result = load_extract_any_format(con, extract, phenotype_vocabularies=phenotype_library().code_vocabularies())
     for table in ("measurement", "procedure_occurrence", "death", "visit_occurrence"):
         assert con.execute(f"SELECT count(*) FROM staging.{table}").fetchone()[0] == 0
         assert _counts(con, table) == (0, 0, 0)
@@ -176,14 +177,14 @@ def test_absent_tables_are_warned_in_the_dagster_log_and_metadata(extract, tmp_p
 
     import dagster as dg
 
-    from pipelines.ingest.assets import staging_key, staging_tables
+    from pipelines.ingest.assets import build_staging_asset, staging_key
     from pipelines.ingest.resources import ExtractSource
     from pipelines.warehouse import Warehouse
 
     for table in ("MEASUREMENT", "DEATH"):
         (extract / f"{table}.csv").unlink()
     result = dg.materialize(
-        [staging_tables],
+        [build_staging_asset(phenotype_library().code_vocabularies())],
         resources={"extract": ExtractSource(folder=str(extract)),
                    "warehouse": Warehouse(database_path=str(tmp_path / "published.duckdb"))},
         instance=dagster_instance,

@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.ingest.formats import detect_format, load_extract_any_format
 from pipelines.ingest.loader import ExtractError
+from pipelines.phenotypes.loader import phenotype_library
 from tests.support.paths import SHARED_DATA
 
 GIBLEED = SHARED_DATA / "omop" / "eunomia_gibleed_v5.3"
@@ -63,7 +64,7 @@ def test_omop_without_vocabulary_reports_unresolvable_phenotypes(tmp_path):
         if path.name.upper() not in ("CONCEPT.CSV", "CONCEPT_RELATIONSHIP.CSV", "CONCEPT_ANCESTOR.CSV"):
             shutil.copy(path, tmp_path / path.name)
     con = duckdb.connect()
-    result = load_extract_any_format(con, tmp_path)
+    result = load_extract_any_format(con, tmp_path, phenotype_vocabularies=phenotype_library().code_vocabularies())
     assert result.extract_format == "omop_cdm_v5.4"
     assert "hypothyroidism" in result.unresolvable_phenotypes["condition_occurrence"]
     assert "statins" in result.unresolvable_phenotypes["drug_exposure"]
@@ -73,7 +74,8 @@ def test_omop_without_vocabulary_reports_unresolvable_phenotypes(tmp_path):
 
 def test_synthea27nj_drug_phenotypes_resolve_through_rxnorm_relationships():
     _require(SYNTHEA27NJ)
-    result = load_extract_any_format(duckdb.connect(), SYNTHEA27NJ)
+    result = load_extract_any_format(duckdb.connect(), SYNTHEA27NJ,
+                                     phenotype_vocabularies=phenotype_library().code_vocabularies())
     # Its CONCEPT_ANCESTOR is empty; 121 drug records reach an ingredient through concept_relationship (ACE
     # inhibitors among them), the others' ingredients are not in its CONCEPT table.
     assert "ace_inhibitors" not in result.unresolvable_phenotypes["drug_exposure"]
@@ -84,7 +86,8 @@ def test_synthea27nj_drug_phenotypes_resolve_through_rxnorm_relationships():
 
 def test_synthea_drug_phenotypes_are_reported_unresolvable():
     _require(SYNTHEA_MA27)
-    result = load_extract_any_format(duckdb.connect(), SYNTHEA_MA27)
+    result = load_extract_any_format(duckdb.connect(), SYNTHEA_MA27,
+                                     phenotype_vocabularies=phenotype_library().code_vocabularies())
     assert "statins" in result.unresolvable_phenotypes["drug_exposure"]
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.ingest.formats import detect_format, load_extract_any_format, registry
 from pipelines.ingest.loader import ExtractError
+from pipelines.phenotypes.loader import phenotype_library
 
 # The format's module: what it declares (signature, required columns, sources, vocabulary) and nothing else.
 ROSTER_MODULE = '''
@@ -91,7 +92,7 @@ def test_a_format_in_one_module_and_one_registry_line_loads_end_to_end(tmp_path,
     assert detect_format(extract).label == "roster_csv"
 
     con = duckdb.connect()
-    result = load_extract_any_format(con, extract)
+    result = load_extract_any_format(con, extract, phenotype_vocabularies=phenotype_library().code_vocabularies())
     assert result.extract_format == "roster_csv"
     counts = {load.table: (load.input_records, load.loaded, load.rejected) for load in result.loads.values()}
     assert counts["person"] == (3, 2, 1)

@@ -6,6 +6,7 @@ from pipelines import extract_spec as spec
 from pipelines.ingest.formats import load_extract_any_format
 from pipelines.ingest.loader import TableLoad
 from pipelines.ingest.reject_share import reject_share_verdicts
+from pipelines.phenotypes.loader import phenotype_library
 
 
 def _tiny_omop_without_vocabulary(folder):
@@ -23,7 +24,8 @@ def _tiny_omop_without_vocabulary(folder):
 
 
 def test_unresolvable_phenotypes_warning_says_what_to_ship(tmp_path):
-    result = load_extract_any_format(duckdb.connect(), _tiny_omop_without_vocabulary(tmp_path / "omop"))
+    result = load_extract_any_format(duckdb.connect(), _tiny_omop_without_vocabulary(tmp_path / "omop"),
+                                     phenotype_vocabularies=phenotype_library().code_vocabularies())
     [condition_warning] = [w for w in result.warnings if w.startswith(
         f"{len(result.unresolvable_phenotypes['condition_occurrence'])} condition phenotype(s) cannot be resolved")]
     assert "the extract ships no vocabulary tables" in condition_warning
@@ -44,4 +46,4 @@ def test_a_failed_reject_share_says_how_to_go_on():
     assert failed.table == "measurement"
     assert failed.description.endswith(
         "Fix the file and load it again, or, if these losses are acceptable for the study, raise the limit "
-        "(legcramp-run --max-reject-share, or ExtractSource.max_reject_share).")
+        "(legcramp-run --max-reject-share, or resources.extract.config.max_reject_share in the run configuration).")

@@ -161,8 +161,8 @@ def test_fatal_check_keeps_the_study_pipeline_from_publishing(tmp_path):
     ingest does not know ("Q") fails a fatal check, and the published database stays as it was."""
     extract = tmp_path / "extract"
     warehouse = Warehouse(database_path=str(tmp_path / "published.duckdb"))
-    staging_keys = [key for assets_def in ingest_assets.assets for key in assets_def.keys]
-    definitions = [*ingest_assets.assets, build_publish_asset(staging_keys), *staging_asset_checks()]
+    staging_keys = list(ingest_assets.staging_tables.keys)
+    definitions = [ingest_assets.staging_tables, build_publish_asset(staging_keys), *staging_asset_checks()]
     resources = {"warehouse": warehouse, "extract": ExtractSource(folder=str(extract))}
     checks_per_run = sum(len(suites.read_suite_json(n)["expectations"]) for n in suites.layer_suite_names("staging"))
 

@@ -2,6 +2,8 @@
 by the check meant for it with the exact count, and every result lands in dq.check_results."""
 
 import os
+import re
+import time
 
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 
@@ -11,7 +13,7 @@ import pytest  # noqa: E402
 from pipelines.quality import suites  # noqa: E402
 from tests.support.quality_staging import build_example_staging, insert_rows  # noqa: E402
 from tests.support.planted_defect_checks import planted_defect_counts  # noqa: E402
-from pipelines.quality.runner import run_layer, run_suite  # noqa: E402
+from pipelines.quality.runner import render_data_docs, run_layer, run_suite  # noqa: E402
 
 
 def total_expectations():
@@ -260,3 +262,31 @@ def test_a_check_step_renders_only_its_own_suites_pages(tmp_path):
     assert len(list((docs / "validations" / "staging" / "death").rglob("*.html"))) == 1
     index = (docs / "index.html").read_text()
     assert "validations/staging/death/one-run/" in index and "validations/staging/person/one-run/" in index
+
+
+# Times as Data Docs write them: in paths (20261206T050805.000000Z) and on the pages (2026-12-06T05:08:05Z).
+DATA_DOCS_TIME = re.compile(r"\d{8}T\d{6}(\.\d+)?Z|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def test_two_runs_on_the_same_data_render_the_same_data_docs(tmp_path):
+    """A pipeline run stores each check step's validation and renders the site once. Two runs on the same data
+    render the same pages but for what names the run (its id and times), even when their check steps ran in
+    another order and in other seconds (GX lists the index by run time, in whole seconds, and leaves the rest to
+    the order of the files on disk), and GX's random element and store ids stay out of the published folder."""
+    pages = {}
+    for run_id, order in (("run-one", ["staging.death", "staging.person"]),
+                          ("run-two", ["staging.person", "staging.death"])):
+        database = build_example_staging(tmp_path / run_id / "warehouse.duckdb")
+        docs = tmp_path / run_id / "data_docs"
+        run_suite(database, order[0], run_id=run_id, docs_dir=docs, build_data_docs=False)
+        time.sleep(1.1)  # the second check step of the run in a later second
+        run_suite(database, order[1], run_id=run_id, docs_dir=docs, build_data_docs=False)
+        render_data_docs(docs)
+        assert not list(docs.rglob(".ge_store_backend_id"))
+        pages[run_id] = {DATA_DOCS_TIME.sub("<time>", str(page.relative_to(docs)).replace(run_id, "<run>")):
+                         DATA_DOCS_TIME.sub("<time>", page.read_text().replace(run_id, "<run>"))
+                         for page in docs.rglob("*.html") if "static" not in page.relative_to(docs).parts}
+    assert len(pages["run-one"]) == 5  # the index, two suites' pages, two validations' pages
+    assert pages["run-one"] == pages["run-two"]
+    index = pages["run-one"]["index.html"]
+    assert index.index("validations/staging/death/") < index.index("validations/staging/person/")

@@ -90,7 +90,7 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_analysis_ids_come_from_the_row_not_the_method_text_and_p_values_print_as_journals_do():
-    cox = "Cox proportional hazards (adjusted for age, female; model-based variance; lifelines CoxPHFitter)"
+    cox = "Cox proportional hazards (adjusted for age, female; model-based variance; Efron ties, Newton-Raphson)"
     # The row's own columns, or the name of its id; the method text decides nothing.
     assert analysis_identity({"analysis_id": "cox_adjusted", "method_name": "Cox PH, adjusted", "method": cox}) == \
         ("cox_adjusted", "Cox PH, adjusted")

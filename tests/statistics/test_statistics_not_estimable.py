@@ -31,6 +31,7 @@ from pipelines.statistics.estimability import (
     MAX_STANDARD_ERROR_RATIO,
     MIN_EVENTS_PER_VARIABLE,
     ModelFit,
+    caught_fit_warnings,
     judged,
     not_estimable_reason,
 )
@@ -130,6 +131,22 @@ def test_a_logistic_model_with_separation_is_not_estimable():
     assert result.estimate is None and result.not_estimable_reason.startswith("the model did not converge: ")
     published = adjusted_odds_ratio(data, ["age"])
     assert published.estimate is not None and published.ci_lower <= published.estimate <= published.ci_upper
+
+
+def test_only_statsmodels_warnings_judge_a_fit_the_cox_fitter_reports_its_own():
+    """No model is fitted by lifelines any more (cox_model.fit_cox returns its problems): a lifelines warning is
+    no verdict on a fit and is passed on; a statsmodels convergence warning is kept as the fit's problem."""
+    from lifelines.exceptions import ConvergenceWarning as LifelinesConvergenceWarning
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    with pytest.warns(LifelinesConvergenceWarning), caught_fit_warnings() as caught:
+        warnings.warn("Newton-Raphson failed to converge sufficiently", LifelinesConvergenceWarning)
+    assert caught.problems == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # kept, not passed on
+        with caught_fit_warnings() as caught:
+            warnings.warn("Maximum Likelihood optimization failed to converge", ConvergenceWarning)
+    assert caught.problems == ["Maximum Likelihood optimization failed to converge"]
 
 
 def test_a_poisson_model_below_the_events_per_variable_minimum_is_not_estimable():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -21,7 +22,8 @@ from pipelines.engine.session import DUCKDB
 from pipelines.ingest.formats.files import lower_header
 from pipelines.ingest.loader import ExtractError, Log, TableLoad, TableSource
 from pipelines.paths import SQL_DIR
-from pipelines.ingest.formats.common import listing, unresolvable_phenotypes, unresolvable_warnings
+from pipelines.ingest.formats.common import (PhenotypeVocabularies, listing, unresolvable_phenotypes,
+                                             unresolvable_warnings)
 
 @dataclass(frozen=True)
 class Signature:
@@ -128,8 +130,10 @@ class ExtractFormat:
         check_columns(folder, files, self.optional_columns)
         return DetectedFormat(self.name, None, files)
 
-    def check(self, detected: DetectedFormat) -> list[str]:
-        """What a load would warn about, found without loading the clinical tables (`legcramp-run --check`)."""
+    def check(self, detected: DetectedFormat,
+              phenotype_vocabularies: Callable[[], PhenotypeVocabularies] | None) -> list[str]:
+        """What a load would warn about, found without loading the clinical tables (`legcramp-run --check`);
+        `phenotype_vocabularies` reads what the report needs of the phenotype library, when it needs it."""
         return []
 
     # -- loading -----------------------------------------------------------------------------------------------------
@@ -156,11 +160,12 @@ class ExtractFormat:
             for table in spec.TABLES
         }
 
-    def report(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, result: FormatLoad) -> None:
+    def report(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, result: FormatLoad,
+               phenotype_vocabularies: PhenotypeVocabularies | None) -> None:
         """Warnings and notes about the loaded extract; by default the phenotypes its vocabularies cannot reach."""
         if self.reachable_vocabularies is None:
             return
-        result.unresolvable_phenotypes = unresolvable_phenotypes(self.reachable_vocabularies)
+        result.unresolvable_phenotypes = unresolvable_phenotypes(self.reachable_vocabularies, phenotype_vocabularies)
         result.warnings += unresolvable_warnings(result.unresolvable_phenotypes, self.unreachable_reason,
                                                  self.unreachable_remedy)
 

@@ -1,14 +1,19 @@
 """What the formats share: running their SQL files, naming files in messages, and the phenotypes an extract's
-codes cannot reach."""
+codes cannot reach (from what the caller passes of the phenotype library)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import duckdb
 
 from pipelines.sql import read_sql
 from pipelines.vocabularies import TABLE_BY_DOMAIN
 
-
+# What the ingest knows of the phenotype library: domain -> phenotype id -> the vocabularies of its codes
+# (PhenotypeLibrary.code_vocabularies). Its caller passes it: the phenotype library sits above the ingest, which
+# never reads it (docs/architecture.md), and a run reads the library once.
+PhenotypeVocabularies = Mapping[str, Mapping[str, frozenset[str]]]
 
 
 def run_sql_file(con: duckdb.DuckDBPyConnection, relative_path: str) -> None:
@@ -21,25 +26,23 @@ def listing(columns: dict[str, tuple[str, ...]]) -> str:
     return "; ".join(f"{name}.csv ({', '.join(cols)})" for name, cols in columns.items())
 
 
-def unresolvable_phenotypes(reachable: dict[str, set[str]]) -> dict[str, list[str]]:
-    """Phenotypes none of whose code vocabularies the extract's codes can reach, by staging table.
+def unresolvable_phenotypes(reachable: dict[str, set[str]],
+                            phenotype_vocabularies: PhenotypeVocabularies | None) -> dict[str, list[str]]:
+    """Phenotypes none of whose code vocabularies the extract's codes can reach, by staging table (in the order of
+    TABLE_BY_DOMAIN); none without `phenotype_vocabularies` (the caller did not ask).
 
     ``reachable[domain]`` is the set of vocabularies a phenotype code of that domain can match in this extract
     (the staged vocabularies and those of vocabulary.concept_code_map). Composites are resolvable when their parts
     are, so they are not listed.
     """
-    from pipelines.phenotypes.loader import load_phenotype_library  # the ingest needs it only for this report
-
     result: dict[str, list[str]] = {}
-    for phenotype in load_phenotype_library():
-        definition = phenotype.definition
-        if definition.domain not in TABLE_BY_DOMAIN:
-            continue
-        vocabularies = {group.vocabulary for group in definition.codes}
-        if not vocabularies & reachable.get(definition.domain, set()):
-            table = TABLE_BY_DOMAIN[definition.domain]
-            result.setdefault(table, []).append(definition.id)
-    return {table: sorted(ids) for table, ids in result.items()}
+    for domain, table in TABLE_BY_DOMAIN.items():
+        phenotypes = (phenotype_vocabularies or {}).get(domain, {})
+        ids = sorted(phenotype_id for phenotype_id, vocabularies in phenotypes.items()
+                     if not vocabularies & reachable.get(domain, set()))
+        if ids:
+            result[table] = ids
+    return result
 
 
 def unresolvable_warnings(unresolvable: dict[str, list[str]], reason: dict[str, str],

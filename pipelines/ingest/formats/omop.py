@@ -4,6 +4,7 @@ build vocabulary.concept_code_map from the extract's own vocabulary tables."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -17,6 +18,7 @@ from pipelines.ingest.formats.base import (
     check_required,
 )
 from pipelines.ingest.formats.common import (
+    PhenotypeVocabularies,
     listing,
     run_sql_file,
     unresolvable_phenotypes,
@@ -125,15 +127,17 @@ class OmopFormat(ExtractFormat):
     def prepare(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, log: Log) -> None:
         _create_vocabulary_tables(con, detected, log)
 
-    def report(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, result: FormatLoad) -> None:
+    def report(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, result: FormatLoad,
+               phenotype_vocabularies: PhenotypeVocabularies | None) -> None:
         has_vocabulary = con.execute("SELECT count(*) FROM omop_vocabulary_concept").fetchall()[0][0] > 0
         result.warnings += _unrecognised_file_warnings(detected)
         result.warnings += _vocabulary_defect_warnings(con, detected)
-        _report_resolution(con, result, has_vocabulary)
+        _report_resolution(con, result, has_vocabulary, phenotype_vocabularies)
         result.table_warnings = _absent_table_warnings(detected, result.unresolvable_phenotypes)
         result.warnings += result.table_warnings.values()
 
-    def check(self, detected: DetectedFormat) -> list[str]:
+    def check(self, detected: DetectedFormat,
+              phenotype_vocabularies: Callable[[], PhenotypeVocabularies] | None) -> list[str]:
         """Files not recognised, repeated concept ids, absent clinical tables and the phenotypes they take away."""
         with duckdb.connect() as con:
             run_sql_file(con, "staging/format_macros.sql")
@@ -142,7 +146,9 @@ class OmopFormat(ExtractFormat):
         absent_domains = {domain for domain, table in TABLE_BY_DOMAIN.items() if table not in detected.files}
         reachable = {domain: set() if domain in absent_domains else PHENOTYPE_VOCABULARIES
                      for domain in TABLE_BY_DOMAIN}
-        unresolvable = unresolvable_phenotypes(reachable)
+        # The phenotype library is read only when an absent table takes phenotypes away.
+        known = phenotype_vocabularies() if phenotype_vocabularies is not None and absent_domains else None
+        unresolvable = unresolvable_phenotypes(reachable, known)
         return warnings + list(_absent_table_warnings(detected, unresolvable).values())
 
 
@@ -177,10 +183,12 @@ def _absent_table_warnings(detected: DetectedFormat, unresolvable: dict[str, lis
     for table in OMOP_CLINICAL_COLUMNS:
         if table in detected.files:
             continue
-        if table in domain_by_table:
-            ids = unresolvable.get(table, [])
+        if table in domain_by_table and unresolvable.get(table):
+            ids = unresolvable[table]
             effect = (f"its {len(ids)} {domain_by_table[table]} phenotype(s) cannot be resolved and find nobody: "
                       f"{', '.join(ids)}")
+        elif table in domain_by_table:  # no phenotype named (the caller passed no phenotype library)
+            effect = f"no {domain_by_table[table]} phenotype can find anybody"
         else:
             effect = ABSENT_TABLE_EFFECT[table]
         warnings[table] = (f"the extract ships no {table} table (created empty): {effect}. Add {table}.csv to "
@@ -203,7 +211,8 @@ def _create_vocabulary_tables(con: duckdb.DuckDBPyConnection, detected: Detected
         if concepts else "OMOP vocabulary: the extract ships no concept table")
 
 
-def _report_resolution(con: duckdb.DuckDBPyConnection, result: FormatLoad, has_vocabulary: bool) -> None:
+def _report_resolution(con: duckdb.DuckDBPyConnection, result: FormatLoad, has_vocabulary: bool,
+                       phenotype_vocabularies: PhenotypeVocabularies | None) -> None:
     """Which phenotype vocabularies the staged codes (and their mapped pairs) reach, per domain."""
     if not has_vocabulary:
         reason = {d: "the extract ships no vocabulary tables (concept, concept_relationship, concept_ancestor), "
@@ -239,7 +248,7 @@ def _report_resolution(con: duckdb.DuckDBPyConnection, result: FormatLoad, has_v
                     "(concept_ancestor, or the RxNorm relationship chain of concept_relationship)",
             "measurement": "no code of theirs is in the extract's measurement vocabularies",
         }
-    result.unresolvable_phenotypes = unresolvable_phenotypes(reachable)
+    result.unresolvable_phenotypes = unresolvable_phenotypes(reachable, phenotype_vocabularies)
     result.warnings += unresolvable_warnings(result.unresolvable_phenotypes, reason,
                                              {domain: UNRESOLVED_REMEDY if has_vocabulary else NO_VOCABULARY_REMEDY
                                               for domain in TABLE_BY_DOMAIN})

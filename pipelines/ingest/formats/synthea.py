@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 
 from pipelines.ingest.formats.base import DetectedFormat, ExtractFormat, FormatLoad, Signature
-from pipelines.ingest.formats.common import listing, run_sql_file
+from pipelines.ingest.formats.common import PhenotypeVocabularies, listing, run_sql_file
 from pipelines.ingest.formats.files import reader_sql
 from pipelines.ingest.loader import Log
 
@@ -72,8 +72,9 @@ class SyntheaFormat(ExtractFormat):
                     f"SELECT * FROM {reader_sql(detected.files['encounters'])}")
         run_sql_file(con, "staging/synthea_encounter_span.sql")
 
-    def report(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, result: FormatLoad) -> None:
-        super().report(con, detected, result)
+    def report(self, con: duckdb.DuckDBPyConnection, detected: DetectedFormat, result: FormatLoad,
+               phenotype_vocabularies: PhenotypeVocabularies | None) -> None:
+        super().report(con, detected, result, phenotype_vocabularies)
         result.notes.append("Synthea timestamps (ISO 8601, Z) are staged as their UTC date; observation periods run "
                             "from each patient's first to last encounter; death rows are the patients with a "
                             "DEATHDATE.")
