@@ -7,12 +7,13 @@
 --
 -- Reads the temporary table era_spans, written by the model run just before it: on_treatment_fills.sql (the first
 -- era is the on-treatment period of a new-user design) or time_varying_spans.sql (every era is a period of current
--- use or of a risk window). era_spans: person_id, variable, person_number and variable_number (one number per
--- person_id and per variable: the windows partition by numbers, which sort several times faster than names),
+-- use or of a risk window). era_spans: person_number and variable_number (the person and the drug or finding, by
+-- number: eligibility.sql's person_number; the writer numbers the variables. Numbers, not names, because the window
+-- below sorts every span, several times faster by numbers; readers match the eras to names by the same numbers),
 -- first_day, last_day (day numbers from an origin the writer chooses, first_day <= last_day), join_within_days,
 -- extend_days (the same for every span of a person's variable).
--- One row per era: era (1 = the first, by first day), era_first_day, era_last_day (the last covered day) and
--- era_end_day (era_last_day + extend_days), with the person's and variable's names and numbers.
+-- One row per era: person_number, variable_number, era (1 = the first, by first day), era_first_day, era_last_day
+-- (the last covered day) and era_end_day (era_last_day + extend_days).
 --
 -- One pass over the spans in order (per person and variable, by first day) finds the spans that open an era; the
 -- eras are then read off those few rows: an era runs from its opening span's first day to the last day covered
@@ -20,7 +21,7 @@
 -- the last era to the last day covered at all. Of spans that start on one day only the first in order can open an
 -- era, so eras are numbered by their first days.
 WITH spans_in_order AS (
-    SELECT person_id, variable, person_number, variable_number, first_day, join_within_days, extend_days,
+    SELECT person_number, variable_number, first_day, join_within_days, extend_days,
            max(last_day) OVER (PARTITION BY person_number, variable_number ORDER BY first_day, last_day
                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS covered_before,
            max(last_day) OVER (PARTITION BY person_number, variable_number ORDER BY first_day, last_day
@@ -29,13 +30,12 @@ WITH spans_in_order AS (
 ),
 era_openings AS (
     -- A span that starts more than join_within_days after everything before it ends opens a new era.
-    SELECT person_id, variable, person_number, variable_number, first_day, extend_days, covered_before,
-           covered_by_all
+    SELECT person_number, variable_number, first_day, extend_days, covered_before, covered_by_all
     FROM spans_in_order
     WHERE covered_before IS NULL OR first_day > covered_before + join_within_days
 ),
 eras AS (
-    SELECT person_id, variable, person_number, variable_number,
+    SELECT person_number, variable_number,
            row_number() OVER (PARTITION BY person_number, variable_number ORDER BY first_day) AS era,
            first_day AS era_first_day,
            coalesce(lead(covered_before) OVER (PARTITION BY person_number, variable_number ORDER BY first_day),
@@ -43,9 +43,7 @@ eras AS (
            extend_days
     FROM era_openings
 )
-SELECT person_id,
-       variable,
-       person_number,
+SELECT person_number,
        variable_number,
        CAST(era AS INTEGER) AS era,
        era_first_day,

@@ -9,7 +9,7 @@
 -- exposure's eras are built). Eras that start before index and reach into follow-up count from day 0.
 -- Portable SQL (DuckDB and Spark): day numbers from date_diff('day', ...) only, no date arithmetic.
 WITH eras AS (
-    -- The eras with what the rows need of their person's follow-up (matched by number: time_varying_person_variables).
+    -- The eras with their person and exposure, and what the rows need of the follow-up (matched by number).
     SELECT pv.person_id, pv.variable, pv.person_number, pv.variable_number, pv.followup_days, pv.outcome_on_last_day,
            greatest(e.era_first_day, 0) AS exposed_from,
            least(e.era_end_day, pv.followup_days - 1) AS exposed_until

@@ -5,17 +5,18 @@
 --                $current_use_grace_days days after its last day of supply (Ray 2003);
 --   risk_window  ($risk_window_variables, laboratory findings): each abnormal result covers $risk_window_days days
 --                (its own day the first), overlapping or adjacent windows joined, no grace after.
--- person_number and variable_number number the persons and the exposures (one number per person_id, per variable):
--- the era and period windows partition by them, as numbers sort several times faster than the names.
+-- The spans, eras and rows refer to persons and exposures by number (exposure_eras.sql): eligibility's
+-- person_number, and variable_number, one per exposure.
 WITH persons AS (
-    SELECT person_id,
-           dense_rank() OVER (ORDER BY person_id) AS person_number,
-           time_at_risk_start,
-           followup_days,
-           outcome_flag AND outcome_date IS NOT NULL AND outcome_date <= followup_end AS outcome_on_last_day
-    FROM cohort.study_population
-    WHERE study_id = $study_id
-      AND followup_days > 0
+    SELECT p.person_id,
+           e.person_number,
+           p.time_at_risk_start,
+           p.followup_days,
+           p.outcome_flag AND p.outcome_date IS NOT NULL AND p.outcome_date <= p.followup_end AS outcome_on_last_day
+    FROM cohort.study_population AS p
+    JOIN eligibility AS e ON e.person_id = p.person_id
+    WHERE p.study_id = $study_id
+      AND p.followup_days > 0
 ),
 exposures AS (
     SELECT variable, dense_rank() OVER (ORDER BY variable) AS variable_number

@@ -15,9 +15,7 @@ WITH with_phenotype AS (
     FROM time_varying_person_variables AS pv
     JOIN phenotype.person_summary AS s ON s.person_id = pv.person_id AND s.phenotype_id = pv.variable
 )
-SELECT pv.person_id,
-       pv.person_number,
-       pv.variable,
+SELECT pv.person_number,
        pv.variable_number,
        date_diff('day', pv.time_at_risk_start, e.event_date) AS first_day,
        date_diff('day', pv.time_at_risk_start, coalesce(e.event_end_date, e.event_date)) + pv.window_extra_days
