@@ -11,6 +11,8 @@
 -- Time at risk: [index + $tar_start_offset_days, followup_end = earliest of observation period end, death, study end
 -- and index + $tar_max_days]. followup_days counts the days at risk up to the first outcome (inclusive) or, without
 -- an outcome, up to followup_end.
+-- person_number numbers the persons (one number per person_id): the era windows partition by it (exposure_eras.sql),
+-- as numbers sort several times faster than names.
 WITH deaths AS (
     SELECT person_id, min(death_date) AS death_date
     FROM staging.death
@@ -55,6 +57,7 @@ first_outcome_in_time_at_risk AS (
     GROUP BY p.person_id
 )
 SELECT p.person_id,
+       dense_rank() OVER (ORDER BY p.person_id) AS person_number,
        p.index_date,
        p.age_at_index,
        p.sex,

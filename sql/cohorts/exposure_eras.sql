@@ -7,29 +7,46 @@
 --
 -- Reads the temporary table era_spans, written by the model run just before it: on_treatment_fills.sql (the first
 -- era is the on-treatment period of a new-user design) or time_varying_spans.sql (every era is a period of current
--- use or of a risk window). era_spans: person_id, variable, first_day, last_day (day numbers from an origin the
--- writer chooses, first_day <= last_day), join_within_days, extend_days (the same for every span of a variable).
--- One row per era: era (1 = the first, by first day), era_first_day, era_last_day (the last covered day) and
--- era_end_day (era_last_day + extend_days).
-WITH covered_before AS (
-    SELECT person_id, variable, first_day, last_day, join_within_days, extend_days,
-           max(last_day) OVER (PARTITION BY person_id, variable ORDER BY first_day, last_day
-                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS covered_until
+-- use or of a risk window). era_spans: person_number and variable_number (the person and the drug or finding, by
+-- number: eligibility.sql's person_number; the writer numbers the variables. Numbers, not names, because the window
+-- below sorts every span, several times faster by numbers; readers match the eras to names by the same numbers),
+-- first_day, last_day (day numbers from an origin the writer chooses, first_day <= last_day), join_within_days,
+-- extend_days (the same for every span of a person's variable).
+-- One row per era: person_number, variable_number, era (1 = the first, by first day), era_first_day, era_last_day
+-- (the last covered day) and era_end_day (era_last_day + extend_days).
+--
+-- One pass over the spans in order (per person and variable, by first day) finds the spans that open an era; the
+-- eras are then read off those few rows: an era runs from its opening span's first day to the last day covered
+-- before the next era opens (the spans of earlier eras end before this one opens, so that day is this era's own),
+-- the last era to the last day covered at all. Of spans that start on one day only the first in order can open an
+-- era, so eras are numbered by their first days.
+WITH spans_in_order AS (
+    SELECT person_number, variable_number, first_day, join_within_days, extend_days,
+           max(last_day) OVER (PARTITION BY person_number, variable_number ORDER BY first_day, last_day
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS covered_before,
+           max(last_day) OVER (PARTITION BY person_number, variable_number ORDER BY first_day, last_day
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS covered_by_all
     FROM era_spans
 ),
-numbered AS (
+era_openings AS (
     -- A span that starts more than join_within_days after everything before it ends opens a new era.
-    SELECT person_id, variable, first_day, last_day, extend_days,
-           sum(CASE WHEN covered_until IS NULL OR first_day > covered_until + join_within_days THEN 1 ELSE 0 END)
-               OVER (PARTITION BY person_id, variable ORDER BY first_day, last_day
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS era
-    FROM covered_before
+    SELECT person_number, variable_number, first_day, extend_days, covered_before, covered_by_all
+    FROM spans_in_order
+    WHERE covered_before IS NULL OR first_day > covered_before + join_within_days
+),
+eras AS (
+    SELECT person_number, variable_number,
+           row_number() OVER (PARTITION BY person_number, variable_number ORDER BY first_day) AS era,
+           first_day AS era_first_day,
+           coalesce(lead(covered_before) OVER (PARTITION BY person_number, variable_number ORDER BY first_day),
+                    covered_by_all) AS era_last_day,
+           extend_days
+    FROM era_openings
 )
-SELECT person_id,
-       variable,
+SELECT person_number,
+       variable_number,
        CAST(era AS INTEGER) AS era,
-       min(first_day) AS era_first_day,
-       max(last_day) AS era_last_day,
-       max(last_day) + max(extend_days) AS era_end_day
-FROM numbered
-GROUP BY person_id, variable, era
+       era_first_day,
+       era_last_day,
+       era_last_day + extend_days AS era_end_day
+FROM eras

@@ -7,12 +7,12 @@
 -- on_treatment_end is the earlier of the two (the statistics stage also stops at followup_end). Persons of designs
 -- without a treatment (first_visit, lab_test) have no row.
 WITH first_era AS (
-    SELECT e.person_id,
+    SELECT p.person_id,
            p.index_date,
            p.index_date + CAST(e.era_end_day AS INTEGER) AS discontinuation_end,
            CASE p.treatment WHEN 1 THEN $comparator WHEN 0 THEN $target END AS other_drug
     FROM exposure_eras AS e
-    JOIN eligibility AS p ON p.person_id = e.person_id
+    JOIN eligibility AS p ON p.person_number = e.person_number
     WHERE e.era = 1
 ),
 switch AS (

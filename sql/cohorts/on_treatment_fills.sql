@@ -3,8 +3,10 @@
 -- Days count from the index date; a fill covers its start to the end of its supply (its own day when the supply is
 -- unknown); fills join while the next starts no more than $grace_days after the supply so far ends (the persistence
 -- window), and the era runs on $grace_days after its last day of supply.
-SELECT p.person_id,
-       d.phenotype_id AS variable,
+-- Persons and drugs by number (exposure_eras.sql): eligibility's person_number, and the treatment as the drug's
+-- number (each person has the fills of one drug here).
+SELECT p.person_number,
+       p.treatment AS variable_number,
        date_diff('day', p.index_date, d.event_date) AS first_day,
        date_diff('day', p.index_date, coalesce(d.supply_end, d.event_date)) AS last_day,
        $grace_days::INTEGER AS join_within_days,

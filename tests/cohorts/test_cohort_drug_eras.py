@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import duckdb
 import pytest
 
 from pipelines.cohorts import build_study
+from pipelines.cohorts.build import model_sql
 from tests.support.hand_cohort import NEW_USER, HandExtract, make_study, population
 
 D = date.fromisoformat
@@ -87,3 +89,38 @@ def test_both_users_end_the_first_era_on_the_same_day(built):
     ends, _, _, rows = built
     first_exposed_until = {pid: FIRST_FILL + timedelta(days=person_rows[0][1] - 1) for pid, person_rows in rows.items()}
     assert first_exposed_until == ends
+
+
+# The rule on its own, on spans written by hand (era_spans as its writers materialise it), every era counted by hand:
+# (person_number, variable_number, first_day, last_day, join_within_days, extend_days).
+HAND_SPANS = [
+    # Person 1, variable 1 (a drug: 30 days to join, 30 of grace). Era 1: days 0-29, the fill of day 10 inside it.
+    # Era 2 opens on day 60 (31 days after 29) and covers to day 200, though its later fills end on days 80 and 100.
+    # Era 3 opens on day 231 (31 days after 200). Era 4: two fills of day 300 (one era) and one of day 340, exactly
+    # 30 days after day 310: it still joins.
+    (1, 1, 0, 29, 30, 30), (1, 1, 10, 15, 30, 30),
+    (1, 1, 60, 200, 30, 30), (1, 1, 70, 80, 30, 30), (1, 1, 90, 100, 30, 30),
+    (1, 1, 231, 240, 30, 30),
+    (1, 1, 300, 310, 30, 30), (1, 1, 300, 305, 30, 30), (1, 1, 340, 350, 30, 30),
+    # Person 1, variable 2 (risk windows: adjacent windows join, no grace): days 0-41 and 42-83 are one era, 85-126
+    # another.
+    (1, 2, 85, 126, 1, 0), (1, 2, 42, 83, 1, 0), (1, 2, 0, 41, 1, 0),
+    # Person 2, variable 1: one fill before day 0.
+    (2, 1, -50, -20, 30, 30),
+]
+HAND_ERAS = {  # (person_number, variable_number, era): (era_first_day, era_last_day, era_end_day)
+    (1, 1, 1): (0, 29, 59), (1, 1, 2): (60, 200, 230), (1, 1, 3): (231, 240, 270), (1, 1, 4): (300, 350, 380),
+    (1, 2, 1): (0, 83, 83), (1, 2, 2): (85, 126, 126),
+    (2, 1, 1): (-50, -20, 10),
+}
+
+
+def test_the_era_rule_on_hand_spans():
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE era_spans (person_number BIGINT, variable_number BIGINT, first_day BIGINT, "
+                "last_day BIGINT, join_within_days INTEGER, extend_days INTEGER)")
+    con.executemany("INSERT INTO era_spans VALUES (?, ?, ?, ?, ?, ?)", HAND_SPANS)
+    eras = {(person, variable, era): (first, last, end) for person, variable, era, first, last, end in con.execute(
+        "SELECT person_number, variable_number, era, era_first_day, era_last_day, era_end_day "
+        f"FROM ({model_sql('exposure_eras')})").fetchall()}
+    assert eras == HAND_ERAS
