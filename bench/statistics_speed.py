@@ -70,8 +70,12 @@ class PartTimer:
                 return original(*args, **kwargs)
             finally:
                 self._depth -= 1
-                self.cpu[label(args)] += time.process_time() - cpu
-                self.wall[label(args)] += time.perf_counter() - wall
+                part = label(args)
+                self.cpu[part] += time.process_time() - cpu
+                self.wall[part] += time.perf_counter() - wall
+                # Printed as it ends too, so that a run stopped early still tells what it measured.
+                print(f"  done: {part}, CPU {self.cpu[part]:.1f} s, wall {self.wall[part]:.1f} s, load "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
 
         setattr(module, name, timed)
 
