@@ -23,7 +23,7 @@ one thread (BLAS_THREADS, threadpoolctl). The fits are matrix products of a few 
 spin while they wait for work, and beside a worker pool or other processes on the cores that spinning was most of
 the CPU (one Cox fit of 190,000 rows: 0.6 CPU s with one thread, 12.8 with two at load 15). One thread also makes
 the numbers independent of the machine's core count: a product split over threads sums in another order, which
-moved estimates in the 12th-16th significant digit.
+moved published numbers by up to 1.3e-13 relative (docs/statistics.md, "Performance").
 """
 
 from __future__ import annotations
