@@ -11,7 +11,6 @@ import pandas as pd
 from pipelines.statistics.study_analysis import FollowUp, day_numbers
 
 START = date(2020, 1, 2)
-NONE = None
 
 
 def days(last: date) -> int:
@@ -20,14 +19,14 @@ def days(last: date) -> int:
 
 # person: (followup_end, outcome_flag, outcome_date, death_date, censor_date)
 PERSONS = [
-    (date(2020, 12, 31), True, date(2020, 3, 1), NONE, NONE),  # 0 outcome, not censored
-    (date(2020, 12, 31), True, date(2020, 3, 1), NONE, date(2020, 2, 1)),  # 1 censored before the outcome
-    (date(2020, 6, 30), False, NONE, date(2020, 6, 30), NONE),  # 2 death ends follow-up
-    (date(2020, 6, 30), False, NONE, date(2020, 6, 30), date(2020, 3, 1)),  # 3 censored before death
-    (date(2020, 12, 31), False, NONE, NONE, START),  # 4 starts the exposure on the first day at risk: 0 days
-    (date(2020, 12, 31), False, date(2020, 3, 1), NONE, NONE),  # 5 a date without the flag is no outcome
-    (date(2020, 5, 5), True, date(2020, 5, 5), date(2020, 5, 5), NONE),  # 6 outcome and death the same day
-    (date(2020, 12, 31), True, date(2020, 3, 1), NONE, date(2020, 3, 2)),  # 7 censored the day after the outcome
+    (date(2020, 12, 31), True, date(2020, 3, 1), None, None),  # 0 outcome, not censored
+    (date(2020, 12, 31), True, date(2020, 3, 1), None, date(2020, 2, 1)),  # 1 censored before the outcome
+    (date(2020, 6, 30), False, None, date(2020, 6, 30), None),  # 2 death ends follow-up
+    (date(2020, 6, 30), False, None, date(2020, 6, 30), date(2020, 3, 1)),  # 3 censored before death
+    (date(2020, 12, 31), False, None, None, START),  # 4 starts the exposure on the first day at risk: 0 days
+    (date(2020, 12, 31), False, date(2020, 3, 1), None, None),  # 5 a date without the flag is no outcome
+    (date(2020, 5, 5), True, date(2020, 5, 5), date(2020, 5, 5), None),  # 6 outcome and death the same day
+    (date(2020, 12, 31), True, date(2020, 3, 1), None, date(2020, 3, 2)),  # 7 censored the day after the outcome
 ]
 
 
