@@ -7,8 +7,9 @@ DATABASE is a DuckDB file after ingest, phenotypes and the cohort stage (as test
 it); it is opened read-only. The study is analysed as its statistics asset analyses it (`analyse_study`), and each
 part of the analysis is timed (CPU of this process, all its threads, and wall): reading the study population, the
 main analysis, the time-varying analyses, the negative-control outcomes and exposures, each sensitivity analysis.
-With 1 worker (the default) every fit runs in this process and its CPU is in its part's line; with more, the
-workers' CPU is known only in total, once the pool has stopped.
+With 1 worker (the default) every fit runs in this process and its CPU is in its part's line; with more, only the
+wall times say what the pool gained (the workers are children of the fork server, whose CPU this process does not
+see).
 
 `--publish FOLDER` then copies the database there and times what the asset does after the analysis: publishing
 (the disclosure rule), the plots and the reports. `--save` keeps what the analysis publishes (the rows of the main
@@ -26,7 +27,6 @@ import cProfile
 import math
 import os
 import pickle
-import resource
 import shutil
 import time
 from collections import defaultdict
@@ -78,11 +78,6 @@ class PartTimer:
                       f"{os.getloadavg()[0]:.1f}", flush=True)
 
         setattr(module, name, timed)
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def published_frames(study_id: str, analysis) -> dict[str, object]:
@@ -162,11 +157,11 @@ def main() -> None:
         timer.wrap(study_analysis, name, label)
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     profiler = cProfile.Profile() if options.cprofile else None
-    cpu, wall, children = time.process_time(), time.perf_counter(), children_cpu()
+    cpu, wall = time.process_time(), time.perf_counter()
     with duckdb.connect(str(options.database), read_only=True) as con:
         with profiler if profiler else contextlib.nullcontext():
             analysis = analyse_study(con, study, workers=options.workers)
-    cpu, wall, children = time.process_time() - cpu, time.perf_counter() - wall, children_cpu() - children
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if profiler:
         profiler.dump_stats(options.cprofile)
     print(f"{study.id} with {options.workers} worker(s): {len(analysis.results)} main rows, "
@@ -178,8 +173,8 @@ def main() -> None:
           f"{wall - sum(timer.wall.values()):>8.1f}")
     print(f"{'analyse_study, this process':<44} {cpu:>8.1f} {wall:>8.1f}")
     if options.workers > 1:
-        print(f"{'analyse_study, worker processes':<44} {children:>8.1f}")
-        print(f"{'analyse_study, all processes':<44} {cpu + children:>8.1f}")
+        print("(the workers are the fork server's children, not this process's: their CPU is not in these figures; "
+              "measure CPU with 1 worker)")
     if options.publish:
         publish(options.publish, options.database, study, analysis)
     print(f"load average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
