@@ -24,7 +24,8 @@ outcome (add_negative_control_exposure_estimates); the primary estimates are cal
 & Ding 2017).
 
 The exposures' analyses of a first_visit study (its screening, again for each negative control and sensitivity
-analysis) are fitted in worker processes (statistics/workers.py), their rows returned in the exposures' order.
+analysis) and its time-varying Cox models are fitted in worker processes (statistics/workers.py), their rows returned
+in the exposures' order.
 
 Sequence symmetry analyses use first dates from phenotype.person_summary over the whole extract (not the cohort):
 each drug exposure of the studies against incident leg cramps.
@@ -189,21 +190,48 @@ def _covariate_frame(population: pd.DataFrame, study: StudyDefinition) -> tuple[
     return frame, names
 
 
-def _censored_at(population: pd.DataFrame, censor_date: pd.Series) -> pd.DataFrame:
-    """Follow-up and outcome when follow-up also ends the day before `censor_date` (NaT = not censored), and
-    `death` = 1 where follow-up ends at death before any outcome (the competing event of the cumulative incidence)."""
-    start = pd.to_datetime(population["time_at_risk_start"])
-    end = pd.to_datetime(population["followup_end"])
-    censor = pd.to_datetime(censor_date) - pd.Timedelta(days=1)
-    end = end.where(censor.isna() | (censor >= end), censor)
-    outcome_date = pd.to_datetime(population["outcome_date"])
-    outcome = population["outcome_flag"].astype(bool) & outcome_date.notna() & (outcome_date <= end)
-    last_day = outcome_date.where(outcome, end)
-    days = (last_day - start).dt.days + 1
-    death_date = pd.to_datetime(population["death_date"])
-    died = ~outcome & death_date.notna() & (death_date <= end)
-    return pd.DataFrame({"outcome": outcome.astype(int), "followup_days": days, "death": died.astype(int)},
-                        index=population.index)
+def day_numbers(dates: pd.Series) -> np.ndarray:
+    """Dates as whole days since 1970-01-01, NaN where there is none: follow-up arithmetic on plain numbers (NaN
+    compares false, as NaT does)."""
+    values = pd.to_datetime(dates).to_numpy(dtype="datetime64[D]")
+    days = values.astype(np.int64).astype(float)
+    days[np.isnat(values)] = np.nan
+    return days
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A population's follow-up as day numbers, converted once for every exposure and time at risk analysed on it:
+    the first day at risk, the end of follow-up, the outcome's day (NaN without one) and the day of death."""
+
+    index: pd.Index
+    start: np.ndarray
+    end: np.ndarray
+    outcome: np.ndarray
+    death: np.ndarray
+
+    @classmethod
+    def of(cls, population: pd.DataFrame) -> FollowUp:
+        outcome = day_numbers(population["outcome_date"])
+        outcome[~population["outcome_flag"].astype(bool).to_numpy()] = np.nan
+        return cls(population.index, day_numbers(population["time_at_risk_start"]),
+                   day_numbers(population["followup_end"]), outcome, day_numbers(population["death_date"]))
+
+    def censored_at(self, censor_day: np.ndarray | None = None) -> pd.DataFrame:
+        """Follow-up and outcome when follow-up also ends the day before `censor_day` (day numbers, NaN = not
+        censored; None: nobody), and `death` = 1 where follow-up ends at death before any outcome (the competing
+        event of the cumulative incidence)."""
+        end = self.end
+        if censor_day is not None:
+            before = censor_day - 1
+            end = np.where(np.isnan(before) | (before >= end), end, before)
+        outcome = self.outcome <= end
+        days = np.where(outcome, self.outcome, end) - self.start + 1
+        if not np.isnan(days).any():  # whole days (NaN only where a date is missing)
+            days = days.astype(np.int64)
+        died = ~outcome & (self.death <= end)
+        return pd.DataFrame({"outcome": outcome.astype(int), "followup_days": days, "death": died.astype(int)},
+                            index=self.index)
 
 
 def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -273,13 +301,13 @@ def _outcome_model_covariates(frame: pd.DataFrame, names: list[str], dropped: se
     """The covariates an outcome model can estimate: a 0/1 covariate whose holders (or non-holders) have no outcome
     has an infinite coefficient (monotone likelihood, Heinze & Schemper 2001) and stops the model converging, so it is
     left out of that model (and added to `dropped`, for the notes)."""
-    events = frame["outcome"].astype(bool)
+    events = frame["outcome"].to_numpy(bool)
     kept = []
     for name in names:
-        values = frame[name]
-        if values.nunique() == 2 and set(values.unique()) <= {0, 1}:
-            held = values.astype(bool)
-            if not (events & held).any() or not (events & ~held).any():
+        values = frame[name].to_numpy()
+        held, not_held = values == 1, values == 0
+        if held.any() and not_held.any() and (held | not_held).all():  # a 0/1 covariate with both values
+            if not (events & held).any() or not (events & not_held).any():
                 dropped.add(name)
                 continue
         kept.append(name)
@@ -351,22 +379,24 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
     medications = drug_exposures(study) if co_medication is None else co_medication
     for drug in medications:
         covariates[drug] = population[drug].fillna(False).astype(COVARIATE_FLAG)
+    varying = _varying_medications(covariates, medications)
     references = [reference for reference in study.exposures
                   if exposures is None or reference.phenotype in exposures]
     # The frames the table1_by exposure's Kaplan-Meier plot draws (the parent keeps it; the task is pickled away).
     kaplan_meier: dict[str, tuple[pd.DataFrame, list[AttritionStep]]] = {}
+    follow_up = FollowUp.of(population)
+    index_day = day_numbers(population["index_date"])
 
     def tasks() -> Iterator[ExposureFit]:
         for reference in references:
             exposure = reference.phenotype
             exposed = population[exposure].fillna(False).astype(bool)
-            covariate_names = [*study_covariates, *_co_medication(covariates, medications, exposure, exposed)]
-            censor = None
+            covariate_names = [*study_covariates, *_co_medication(varying, exposure, exposed)]
+            censor_day = None
             if study.time_at_risk.censor_unexposed_at_exposure_start:
-                first = pd.to_datetime(population[f"{exposure}_first_date"])
-                censor = first.where(~exposed & (first > pd.to_datetime(population["index_date"])))
-            followed = _censored_at(population, censor if censor is not None else pd.Series(pd.NaT,
-                                                                                          index=population.index))
+                first_day = day_numbers(population[f"{exposure}_first_date"])
+                censor_day = np.where(~exposed.to_numpy() & (first_day > index_day), first_day, np.nan)
+            followed = follow_up.censored_at(censor_day)
             frame = pd.concat([followed, covariates[covariate_names]], axis=1)
             frame["exposure"] = exposed.astype(int)
             shared = [attrition_step(COHORT_STEP, None, exposed)]
@@ -400,12 +430,17 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
     return analysis
 
 
-def _co_medication(covariates: pd.DataFrame, medications: list[str], exposure: str, exposed: pd.Series) -> list[str]:
-    """The study's other drug exposures at index that adjust `exposure`'s models: those that vary and are not nested
-    in it or it in them."""
+def _varying_medications(covariates: pd.DataFrame, medications: list[str]) -> dict[str, np.ndarray]:
+    """The drugs among `medications` whose use at index varies in the population, each as a boolean array of its
+    users: the candidates for co-medication, found once per population rather than once per exposure."""
+    return {d: covariates[d].to_numpy(bool) for d in medications if covariates[d].nunique() > 1}
+
+
+def _co_medication(medications: dict[str, np.ndarray], exposure: str, exposed: pd.Series) -> list[str]:
+    """The study's other drug exposures at index that adjust `exposure`'s models: those that vary
+    (`_varying_medications`) and are not nested in it or it in them."""
     held = exposed.to_numpy(bool)
-    return [d for d in medications if d != exposure and covariates[d].nunique() > 1
-            and not _nested(held, covariates[d].to_numpy(bool))]
+    return [d for d, users in medications.items() if d != exposure and not _nested(held, users)]
 
 
 def _note_left_out(analysis: StudyAnalysis, without_events: set[str]) -> None:
@@ -414,15 +449,16 @@ def _note_left_out(analysis: StudyAnalysis, without_events: set[str]) -> None:
                               f"(infinite coefficient): {', '.join(sorted(without_events))}")
 
 
-def new_user_time_at_risk(population: pd.DataFrame, study: StudyDefinition) -> list[tuple[str, pd.Series]]:
+def new_user_time_at_risk(population: pd.DataFrame,
+                          study: StudyDefinition) -> list[tuple[str, np.ndarray | None]]:
     """The two time-at-risk definitions of a new-user study (LEGEND, OHDSI CohortMethod), each as (label, the day
-    follow-up is censored, NaT = not censored): intention to treat (to the end of follow-up, whatever the person
-    takes) and on treatment (after cohort.study_population.on_treatment_end: discontinuation + grace, or a switch)."""
-    on_treatment_censor = pd.to_datetime(population["on_treatment_end"]) + pd.Timedelta(days=1)
+    follow-up is censored as a day number (`day_numbers`), NaN = not censored; None: nobody is): intention to treat
+    (to the end of follow-up, whatever the person takes) and on treatment (after
+    cohort.study_population.on_treatment_end: discontinuation + grace, or a switch)."""
     return [
-        ("intention to treat", pd.Series(pd.NaT, index=population.index, dtype="datetime64[ns]")),
+        ("intention to treat", None),
         (f"on treatment (censored {study.index.grace_days} days after discontinuation or at a switch)",
-         on_treatment_censor),
+         day_numbers(population["on_treatment_end"]) + 1),
     ]
 
 
@@ -433,8 +469,9 @@ def analyse_new_user_study(population: pd.DataFrame, study: StudyDefinition, onl
     CohortMethod fits one propensity model per comparison and subsets it per outcome)."""
     analysis = StudyAnalysis(study.id)
     labels = []
-    for label, censor in new_user_time_at_risk(population, study):
-        _analyse_new_user_time_at_risk(analysis, population, study, censor, label, only,
+    follow_up = FollowUp.of(population)
+    for label, censor_day in new_user_time_at_risk(population, study):
+        _analyse_new_user_time_at_risk(analysis, population, study, follow_up.censored_at(censor_day), label, only,
                                        (ps_models or {}).get(label))
         labels.append(new_user_exposure_label(study, label))
     analysis.nested_exposures += [(labels[0], inner) for inner in labels[1:]]
@@ -448,8 +485,9 @@ def new_user_exposure_label(study: StudyDefinition, time_at_risk: str) -> str:
 
 
 def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataFrame, study: StudyDefinition,
-                                   censor: pd.Series, time_at_risk: str, only: str | None = None,
+                                   followed: pd.DataFrame, time_at_risk: str, only: str | None = None,
                                    model=None) -> None:
+    """One time at risk of a new-user study; `followed`: its outcome, follow-up and death (FollowUp.censored_at)."""
     target, comparator = study.index.target, study.index.comparator
     outcome = study.outcome.phenotype
     treated = population["treatment"].astype(int)
@@ -457,7 +495,7 @@ def _analyse_new_user_time_at_risk(analysis: StudyAnalysis, population: pd.DataF
     # A propensity model fitted before (a negative control's population is the study's less the persons with the
     # control before follow-up) scores with all its covariates, also one that has no variation left in this subset.
     scored = list(dict.fromkeys([*covariate_names, *(model.covariates if model is not None else [])]))
-    frame = pd.concat([_censored_at(population, censor), covariates[scored]], axis=1)
+    frame = pd.concat([followed, covariates[scored]], axis=1)
     frame["exposure"] = treated
     cohort_step = attrition_step(COHORT_STEP, None, treated)
     frame = frame[frame["followup_days"] > 0]
@@ -537,7 +575,7 @@ def _analyse_study_population(con: Engine, population: pd.DataFrame, study: Stud
     # The time-varying rows and the negative controls belong to the main analysis (the rows carry the study's
     # outcome; the controls calibrate the main estimates), so the sensitivity variants below do not repeat them.
     if study.index.rule != "new_user" and study.time_varying_exposures:
-        add_time_varying_analyses(con, study, population, analysis)
+        add_time_varying_analyses(con, study, population, analysis, pool)
     if study.negative_control_outcomes:
         analysis.negative_control_results = negative_control_estimates(
             population, negative_control_first_dates(con, study), study, analysis, pool)
@@ -613,47 +651,84 @@ def time_varying_rows(target: Engine | object, study: StudyDefinition, exposure:
                                    {"study": study.id, "exposure": exposure})
 
 
+@dataclass(frozen=True)
+class TimeVaryingFit:
+    """One exposure's time-varying Cox model (a task of `fit_time_varying`, fitted in a worker process): its
+    counting-process rows with the model covariates as at index. `note` instead of rows: the exposure has one group
+    only, and nothing is fitted."""
+
+    exposure: str
+    analysis_id: str
+    exposed_time: str
+    rows: pd.DataFrame | None = None
+    covariate_names: tuple[str, ...] = ()
+    note: str | None = None
+
+
+def fit_time_varying(task: TimeVaryingFit) -> tuple[list[EstimateResult], list[str]]:
+    """The results and notes of one exposure's time-varying Cox model (a worker's task)."""
+    if task.rows is None:
+        return [], [task.note]
+    results: list[EstimateResult] = []
+    notes: list[str] = []
+    _estimate_or_note(results, f"{task.exposure} time-varying Cox HR", notes, task.analysis_id,
+                      lambda: counting_process_cox(task.rows, list(task.covariate_names),
+                                                   exposed_time=task.exposed_time))
+    return results, notes
+
+
 def add_time_varying_analyses(con: Engine, study: StudyDefinition, population: pd.DataFrame,
-                              analysis: StudyAnalysis) -> None:
+                              analysis: StudyAnalysis, pool: FitPool = SERIAL) -> None:
     """For each exposure the study times as current (study.time_varying_exposures), a Cox model on its
     counting-process rows: exposed while currently using the drug (era + grace) or inside a finding's risk window,
-    adjusted like the at-index Cox model (age, sex, the study's covariates and co-medication, all as at index)."""
+    adjusted like the at-index Cox model (age, sex, the study's covariates and co-medication, all as at index). The
+    rows are read and joined here, one exposure at a time, and fitted by `pool`'s workers."""
     covariates, study_covariates = _covariate_frame(population, study)
     medications = drug_exposures(study)
     for drug in medications:
         covariates[drug] = population[drug].fillna(False).astype(COVARIATE_FLAG)
+    varying = _varying_medications(covariates, medications)
     outcome = study.outcome.phenotype
     without_events: set[str] = set()
-    for exposure, kind in study.time_varying_exposures.items():
-        analysis_id = TIME_VARYING_ANALYSIS_IDS[kind]
-        rows = time_varying_rows(con, study, exposure)
-        ever_exposed = pd.Series(False, index=population.index)
-        ever_exposed[rows.loc[rows.exposed == 1, "person"].unique()] = True
-        at_risk = pd.Series(False, index=population.index)
-        at_risk[rows["person"].unique()] = True
-        steps = [attrition_step(EVER_EXPOSED_COHORT_STEP, None, ever_exposed),
-                 attrition_step(AT_RISK_STEP, ZERO_TIME_AT_RISK, ever_exposed[at_risk])]
-        if ever_exposed[at_risk].nunique() < 2:
-            analysis.notes.append(f"{exposure}, {time_varying_label(study, kind)}: "
-                                  + one_group_note(ever_exposed[at_risk].astype(int), "exposed", "unexposed"))
-            continue
-        persons = population.index[at_risk]
-        if len(persons) > MAX_PERSONS_FOR_MODELS:
-            persons = pd.Index(np.sort(np.random.default_rng(study.seed).choice(persons, MAX_PERSONS_FOR_MODELS,
-                                                                                replace=False)))
-            rows = rows[rows["person"].isin(persons)]
-            steps.append(attrition_step(SAMPLE_STEP, SAMPLE_REASON, ever_exposed[persons]))
-        exposed_at_index = population[exposure].fillna(False).astype(bool)
-        names = [*study_covariates, *_co_medication(covariates, medications, exposure, exposed_at_index)]
-        per_person = covariates.loc[persons, names].assign(outcome=population.loc[persons, "outcome_flag"]
-                                                           .astype(int))
-        names = _outcome_model_covariates(per_person, names, without_events)
-        frame = rows.join(covariates[names], on="person")
-        results: list[EstimateResult] = []
-        _estimate_or_note(results, f"{exposure} time-varying Cox HR", analysis.notes, analysis_id,
-                          lambda: counting_process_cox(frame, names, exposed_time=time_varying_label(study, kind)))
-        analysis.add(exposure, outcome, results, {"": steps})
+    steps_by_exposure: dict[str, list[AttritionStep]] = {}
+
+    def tasks() -> Iterator[TimeVaryingFit]:
+        for exposure, kind in study.time_varying_exposures.items():
+            analysis_id, exposed_time = TIME_VARYING_ANALYSIS_IDS[kind], time_varying_label(study, kind)
+            rows = time_varying_rows(con, study, exposure)
+            ever_exposed = pd.Series(False, index=population.index)
+            ever_exposed[rows.loc[rows.exposed == 1, "person"].unique()] = True
+            at_risk = pd.Series(False, index=population.index)
+            at_risk[rows["person"].unique()] = True
+            steps = [attrition_step(EVER_EXPOSED_COHORT_STEP, None, ever_exposed),
+                     attrition_step(AT_RISK_STEP, ZERO_TIME_AT_RISK, ever_exposed[at_risk])]
+            if ever_exposed[at_risk].nunique() < 2:
+                yield TimeVaryingFit(exposure, analysis_id, exposed_time, note=f"{exposure}, {exposed_time}: "
+                                     + one_group_note(ever_exposed[at_risk].astype(int), "exposed", "unexposed"))
+                continue
+            persons = population.index[at_risk]
+            if len(persons) > MAX_PERSONS_FOR_MODELS:
+                persons = pd.Index(np.sort(np.random.default_rng(study.seed).choice(persons, MAX_PERSONS_FOR_MODELS,
+                                                                                    replace=False)))
+                rows = rows[rows["person"].isin(persons)]
+                steps.append(attrition_step(SAMPLE_STEP, SAMPLE_REASON, ever_exposed[persons]))
+            exposed_at_index = population[exposure].fillna(False).astype(bool)
+            names = [*study_covariates, *_co_medication(varying, exposure, exposed_at_index)]
+            per_person = covariates.loc[persons, names].assign(outcome=population.loc[persons, "outcome_flag"]
+                                                               .astype(int))
+            names = _outcome_model_covariates(per_person, names, without_events)
+            steps_by_exposure[exposure] = steps
+            yield TimeVaryingFit(exposure, analysis_id, exposed_time, rows.join(covariates[names], on="person"),
+                                 tuple(names))
+
+    for exposure, (results, notes) in zip(study.time_varying_exposures, pool.ordered(fit_time_varying, tasks())):
+        analysis.notes += notes
+        if exposure in steps_by_exposure:
+            analysis.add(exposure, outcome, results, {"": steps_by_exposure[exposure]})
     _note_left_out(analysis, without_events)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Negative-control outcomes and empirical calibration
 # ---------------------------------------------------------------------------------------------------------------
 def negative_control_first_dates(target: Engine | object, study: StudyDefinition) -> pd.DataFrame:

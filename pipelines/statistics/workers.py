@@ -18,6 +18,13 @@ Python 3.14 made forkserver the default on Linux). The server is a fresh interpr
 imports the fitting module once (`set_forkserver_preload`), so each worker forked from it starts in milliseconds
 with pandas, lifelines and the estimators already imported. Starting the server costs one import of those modules
 (about 2 CPU s), paid only by a study that fits with more than one worker.
+
+Inside a pool (the `with` block, in this process and in every worker) the BLAS libraries numpy and scipy call use
+one thread (BLAS_THREADS, threadpoolctl). The fits are matrix products of a few dozen columns: OpenBLAS's threads
+spin while they wait for work, and beside a worker pool or other processes on the cores that spinning was most of
+the CPU (one Cox fit of 190,000 rows: 0.6 CPU s with one thread, 12.8 with two at load 15). One thread also makes
+the numbers independent of the machine's core count: a product split over threads sums in another order, which
+moved published numbers by up to 1.3e-13 relative (docs/statistics.md, "Performance").
 """
 
 from __future__ import annotations
@@ -30,12 +37,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
+from threadpoolctl import threadpool_limits
+
 Task = TypeVar("Task")
 Result = TypeVar("Result")
 
 # Tasks queued per worker beyond the one it is fitting: enough that no worker waits for the parent, few enough that
 # the frames waiting in the queue stay a small multiple of one.
 TASKS_IN_FLIGHT_PER_WORKER = 2
+# BLAS threads per fitting process (module docstring).
+BLAS_THREADS = 1
 
 
 def default_workers() -> int:
@@ -65,19 +76,25 @@ def workers_for(persons: int, workers: int | None = None) -> int:
 
 class FitPool:
     """`with FitPool(workers) as pool: for result in pool.ordered(function, tasks): ...`; the processes start at the
-    first task and stop when the block ends. `function` must be a module-level function (it is pickled by name)."""
+    first task and stop when the block ends. `function` must be a module-level function (it is pickled by name).
+    While the block lasts, this process's BLAS libraries use BLAS_THREADS, as the workers' do."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = default_workers() if workers is None else int(workers)
         if self.workers < 1:
             raise ValueError(f"statistics workers must be at least 1, not {self.workers}")
         self._executor: ProcessPoolExecutor | None = None
+        self._blas_limits: threadpool_limits | None = None
 
     def __enter__(self) -> FitPool:
+        self._blas_limits = threadpool_limits(limits=BLAS_THREADS, user_api="blas")
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+        if self._blas_limits is not None:
+            self._blas_limits.restore_original_limits()
+            self._blas_limits = None
 
     def close(self) -> None:
         if self._executor is not None:
@@ -91,7 +108,7 @@ class FitPool:
                 context.set_forkserver_preload([module])  # no effect once this process's server has started
             else:  # pragma: no cover - Windows
                 context = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_limit_blas_threads)
         return self._executor
 
     def ordered(self, function: Callable[[Task], Result], tasks: Iterable[Task]) -> Iterator[Result]:
@@ -108,6 +125,11 @@ class FitPool:
                 yield _warned_here(pending.popleft().result())
         while pending:
             yield _warned_here(pending.popleft().result())
+
+
+def _limit_blas_threads() -> None:
+    """A worker's start: its BLAS libraries use BLAS_THREADS for the rest of its life."""
+    threadpool_limits(limits=BLAS_THREADS, user_api="blas")
 
 
 def _with_warnings(function: Callable[[Task], Result], task: Task) -> tuple[Result, list[tuple]]:
