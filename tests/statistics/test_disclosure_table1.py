@@ -30,7 +30,7 @@ from pipelines.statistics.disclosure_audit import (
     table1_cells_of,
 )
 from tests.cohorts.test_table1_disclosure_attack import aggregates as random_aggregates
-from tests.support.disclosure_attacks import _table1_system
+from tests.support.disclosure_attacks import _table1_system, equation_system
 from tests.support.hand_cohort import make_study
 
 THRESHOLD = 11
@@ -135,13 +135,7 @@ def disclosed_by_a_reader(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> l
     equations, unknown, _ = _table1_system(con, "test_study")
     unknown = list(dict.fromkeys(unknown))
     truth = true_counts(rows)
-    position = {key: i for i, key in enumerate(unknown)}
-    matrix = np.zeros((len(equations), len(unknown)))
-    right = np.zeros(len(equations))
-    for i, (coefficients, constant) in enumerate(equations):
-        for key, coefficient in coefficients.items():
-            matrix[i, position[key]] += coefficient
-        right[i] = constant
+    matrix, right, position = equation_system(equations, unknown)
     bounds = reader_bounds(con, unknown)
     found = []
     for key in unknown:

@@ -184,11 +184,9 @@ def recomputed_outcome_count(associations: pd.DataFrame) -> int | None:
 # Table 1: every count a reader can solve for from the printed cells
 # ---------------------------------------------------------------------------------------------------------------
 
-def _solved(equations: list[tuple[dict, float]], unknowns: list) -> dict:
-    """The unknowns a linear system determines (each with its value): an unknown is determined when its unit
-    vector lies in the row space of the coefficient matrix (rank unchanged by adding it)."""
-    if not equations or not unknowns:
-        return {}
+def equation_system(equations: list[tuple[dict, float]], unknowns: list) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The reader's equations ({unknown: coefficient}, constant) as a coefficient matrix, its right-hand side and
+    each unknown's column."""
     position = {name: i for i, name in enumerate(unknowns)}
     matrix = np.zeros((len(equations), len(unknowns)))
     right = np.zeros(len(equations))
@@ -196,6 +194,15 @@ def _solved(equations: list[tuple[dict, float]], unknowns: list) -> dict:
         for name, coefficient in coefficients.items():
             matrix[row, position[name]] += coefficient
         right[row] = constant
+    return matrix, right, position
+
+
+def _solved(equations: list[tuple[dict, float]], unknowns: list) -> dict:
+    """The unknowns a linear system determines (each with its value): an unknown is determined when its unit
+    vector lies in the row space of the coefficient matrix (rank unchanged by adding it)."""
+    if not equations or not unknowns:
+        return {}
+    matrix, right, position = equation_system(equations, unknowns)
     rank = np.linalg.matrix_rank(matrix)
     solution = np.linalg.lstsq(matrix, right, rcond=None)[0]
     determined = {}
