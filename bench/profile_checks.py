@@ -2,7 +2,7 @@
 
     python bench/profile_checks.py --database <a built database> --table drug_exposure [--memory-limit 5GB]
 
-The staging checks are the slowest stage after the ingest (README, Performance). This runs, on a copy of a built
+The staging checks are the slowest stage after the ingest (docs/performance.md). This runs, on a copy of a built
 database (a published one, or `bench/run_benchmark.py --keep-database`'s bench/results/bench_<N>.duckdb):
 - every SQL check of the table's suite (expect_no_violating_rows, expectations/staging/<table>.json) on its own,
   as the count of the rows it returns, and prints its seconds and that count;

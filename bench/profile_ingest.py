@@ -2,7 +2,7 @@
 
     python bench/profile_ingest.py --extract bench/data/csv_1000000 --table drug_exposure [--memory-limit 6GB]
 
-The ingest is the slowest stage of the study (README, Performance). This runs the real loader
+The ingest is the slowest stage of the study (docs/performance.md). This runs the real loader
 (pipelines/ingest/loader.py) on one table of an extract into a throw-away database and prints
 - every statement that took at least 0.1 s, in order, with its wall and CPU seconds (this process's, DuckDB's
   threads included: on a shared machine the CPU seconds say what the work cost, the wall seconds what it waited);

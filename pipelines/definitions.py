@@ -3,7 +3,7 @@
 The definitions are built on first use (``load_definitions()``, or the module attribute ``defs`` that Dagster's
 ``-m pipelines.definitions`` finds), not when this module is imported: building them imports every domain (the
 statistics libraries, Great Expectations) and loads every study and phenotype, which took over a minute on a loaded
-machine. ``legcramp-run --check`` and the command line's argument errors never pay for it (README, *Performance*).
+machine. ``legcramp-run --check`` and the command line's argument errors never pay for it (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 # The start-up path imports neither Dagster nor the code location: `legcramp-run --check`, a layout error and a study
 # file error must answer in seconds, and importing the definitions (every study's assets, the statistics libraries) takes far longer
-# on a loaded machine. What the run needs is imported when the run starts (README, *Performance*).
+# on a loaded machine. What the run needs is imported when the run starts (docs/performance.md).
 __all__ = ["NO_ESTIMATE_WARNING", "failure_message", "failure_messages", "main", "run_study", "run_warnings",
            "summary"]
 
@@ -81,7 +81,7 @@ def event_log_held_open(instance: dg.DagsterInstance, run_id: str) -> Iterator[N
     last, and a commit appends to the log and syncs it (SQLite's own checkpoint every 1,000 pages still runs; the
     last close after the run checkpoints the rest). The events and their storage are Dagster's, unchanged.
     Measured on the development VM: 0.5 instead of 1.2-1.4 ms CPU and 10-12 instead of 24-33 ms wall per one-row
-    commit on a new connection (README, *Performance*)."""
+    commit on a new connection (docs/performance.md)."""
     from dagster._core.storage.event_log import SqliteEventLogStorage
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 

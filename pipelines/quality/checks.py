@@ -248,7 +248,7 @@ def packaged_check_result(asset_key: dg.AssetKey, check_name: str, expectations:
     (`sub_checks`) and, for each failing one, its own metadata under `<check>/` (counts, example rows).
     An expectation of `expectations` without a result in `results` is reported as failed (it was not evaluated).
     One Dagster check per table, study or phenotype rather than one per expectation: each check result is a few
-    writes to the instance's event log at a fixed cost whatever the data size (README, *Performance*).
+    writes to the instance's event log at a fixed cost whatever the data size (docs/performance.md).
     """
     by_name = {check.name: check for check in results}
     checks = [by_name.get(e["meta"]["name"]) or _not_evaluated_result(

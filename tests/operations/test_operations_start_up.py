@@ -1,5 +1,5 @@
 """The command line's start-up path: `legcramp-run --check`, and a run refusing a broken extract, answer before
-Dagster, Great Expectations, the statistics libraries or the code location are imported (README, *Performance*).
+Dagster, Great Expectations, the statistics libraries or the code location are imported (docs/performance.md).
 Each case runs in a fresh interpreter, so `sys.modules` shows exactly what the path imported."""
 
 import json
