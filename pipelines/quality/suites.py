@@ -801,6 +801,8 @@ def build_cohort_suite(study: StudyDefinition) -> dict[str, Any]:
             "suite_version": SUITE_VERSION,
             "table": COHORT_TABLE,
             "study_id": study.id,
+            # Its counts are of the study's persons: published under the study's threshold (runner).
+            "small_cell_threshold": study.threshold,
             "framework": "OHDSI Data Quality Dashboard categories (conformance, completeness, plausibility)",
             "generated_by": "pipelines.quality.suites.build_cohort_suite, from the study as the run resolves it",
         },
