@@ -18,6 +18,11 @@ are computed from (DERIVED_FROM). The decision is made once per suite result, fr
 outputs (a reader has both), so a count hidden in one is hidden in the other.
 
 Counts of columns, not rows (a table's column names and types against the extract's layout), tie into no sum.
+
+A cohort suite (suites.build_cohort_suite) checks one study's rows of cohort.study_population, but its
+element_count is the rows of that table, every study's cohort: with the other studies' cohort sizes, which
+results.attrition prints, it gives back a study's cohort that attrition hides ("<t"). Its element_count (and the
+percentages of it) are not published; its failing counts are the study's persons, under the study's threshold.
 """
 
 from __future__ import annotations
@@ -43,6 +48,23 @@ COLUMN_LAYOUT_CHECKS = ("column_types_match_spec",)
 # Where a check's counts are printed: dq.check_results and the Data Docs; a per-phenotype check's totals only in the
 # Data Docs. The cost of hiding a count as a complement (the published numbers lost) is the sum of its printings.
 PRINTED_TWICE, PRINTED_ONCE = 2.0, 1.0
+
+
+@dataclass(frozen=True)
+class Publication:
+    """How a suite's counts are published: the small-cell threshold, and whether its element_count is."""
+
+    threshold: int
+    element_count_published: bool = True
+
+
+def publication(suite_json: Mapping[str, Any], run_threshold: int) -> Publication:
+    """A suite's publication: the run's threshold, or the suite's own when it is higher (a cohort suite counts
+    one study's persons: that study's threshold); its element_count unless the suite says it counts more than its
+    own rows (the meta that suites.build_cohort_suite writes)."""
+    meta = suite_json.get("meta") or {}
+    return Publication(max(run_threshold, int(meta.get("small_cell_threshold") or 0)),
+                       bool(meta.get("element_count_published", True)))
 
 
 @dataclass(frozen=True)
@@ -73,9 +95,10 @@ def check_name(expectation_config: Mapping[str, Any]) -> str:
     return (expectation_config.get("meta") or {}).get("name") or expectation_config.get("type", "")
 
 
-def hidden_counts(printed: Sequence[PrintedCounts], threshold: int) -> dict[tuple[str, str | None], set[str]]:
+def hidden_counts(printed: Sequence[PrintedCounts], published: Publication) -> dict[tuple[str, str | None], set[str]]:
     """For each printed result (check, phenotype), the counts of it the rule hides: small ones, and those that would
-    give a small one away through the sums above (one CountLedger over the suite's results)."""
+    give a small one away through the sums above (one CountLedger over the suite's results); every element_count
+    when the suite's is not published."""
     ledger = CountLedger()
     keys: dict[tuple[tuple[str, str | None], str], Hashable] = {}
 
@@ -90,7 +113,7 @@ def hidden_counts(printed: Sequence[PrintedCounts], threshold: int) -> dict[tupl
 
     for counts in printed:
         element = unexpected = None
-        if counts.element is not None:
+        if counts.element is not None and published.element_count_published:
             element = register(counts, ELEMENT, counts.element, ("rows", counts.phenotype))
         if counts.unexpected is not None:
             unexpected = register(counts, UNEXPECTED, counts.unexpected, (UNEXPECTED, *counts.where))
@@ -107,9 +130,13 @@ def hidden_counts(printed: Sequence[PrintedCounts], threshold: int) -> dict[tupl
             parts = [keys.get(((counts.check, phenotype), name)) for phenotype in counts.totals_of]
             if counts.totals_of and (counts.where, name) in keys and None not in parts:
                 ledger.add_sum(keys[(counts.where, name)], parts)
-    ledger.suppress_unlabelled(threshold)
+    ledger.suppress_unlabelled(published.threshold)
     hidden = ledger.hidden_printed()
     found: dict[tuple[str, str | None], set[str]] = {}
+    if not published.element_count_published:
+        for counts in printed:
+            if counts.element is not None:
+                found.setdefault(counts.where, set()).add(ELEMENT)
     for (where, name), key in keys.items():
         if key in hidden:
             found.setdefault(where, set()).add(name)

@@ -59,8 +59,9 @@ from great_expectations.data_context.types.base import (
 from pipelines import tables
 from pipelines.disclosure import site_floor, small_count_sql
 from pipelines.quality import suites
-from pipelines.quality.published_counts import (check_name, derived_hidden, hidden_counts, printed_counts_of_results,
-                                                printed_counts_of_validation, publishable_counts)
+from pipelines.quality.published_counts import (Publication, check_name, derived_hidden, hidden_counts,
+                                                printed_counts_of_results, printed_counts_of_validation, publication,
+                                                publishable_counts)
 from pipelines.quality.gx_configuration_cache import expectation_configurations_cached
 from pipelines.quality.gx_duckdb import duckdb_results_buffered
 from pipelines.quality.offline_docs import make_data_docs_offline
@@ -257,17 +258,10 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
                       results)
     con = duckdb.connect(str(database_path), config=config)
     try:
-        record_results(con, results, threshold,
-                       {suite["name"]: publication_threshold(suite, threshold) for suite in suite_jsons})
+        record_results(con, results, threshold, {suite["name"]: publication(suite, threshold) for suite in suite_jsons})
     finally:
         con.close()
     return results
-
-
-def publication_threshold(suite_json: Mapping[str, Any], threshold: int) -> int:
-    """The small-cell threshold of a suite's published counts: the run's, or the suite's own when it is higher (a
-    cohort suite counts one study's persons: that study's threshold, suites.build_cohort_suite)."""
-    return max(threshold, int((suite_json.get("meta") or {}).get("small_cell_threshold") or 0))
 
 
 def write_diagnostics(path: Path, suite_results: Sequence[SuiteResult]) -> None:
@@ -281,11 +275,11 @@ def write_diagnostics(path: Path, suite_results: Sequence[SuiteResult]) -> None:
             file.write("\n".join(lines) + "\n")
 
 
-def publishable_results(results: Sequence[Mapping[str, Any]], threshold: int) -> list[dict[str, Any]]:
+def publishable_results(results: Sequence[Mapping[str, Any]], published: Publication) -> list[dict[str, Any]]:
     """A suite's GX expectation results (JSON form) as the Data Docs may show them: no row-level values, and no
     count of 1 to threshold-1 rows nor anything that gives one away (published_counts: the complements a reader
     forms from the counts of all the suite's results, their percentages, GX's observed value)."""
-    hidden = hidden_counts(printed_counts_of_validation(results), threshold)
+    hidden = hidden_counts(printed_counts_of_validation(results), published)
     published = []
     for expectation_result in results:
         name = check_name(expectation_result.get("expectation_config") or {})
@@ -308,12 +302,12 @@ class PublishableValidationResultsStore(ValidationResultsStore):
     the unpublishable rows and small counts never reach the Data Docs folder, and each result is serialised once
     (rewriting the stored results afterwards cost a read and a second write per suite)."""
 
-    small_cell_threshold: int | None = None  # None: the site floor
+    publication: Publication | None = None  # the suite being validated (None: the site floor)
 
     def serialize(self, value):
-        threshold = site_floor() if self.small_cell_threshold is None else self.small_cell_threshold
+        published = self.publication or Publication(site_floor())
         suite_result = value.to_json_dict()
-        suite_result["results"] = publishable_results(suite_result.get("results") or [], threshold)
+        suite_result["results"] = publishable_results(suite_result.get("results") or [], published)
         return self._expectationSuiteValidationResultSchema.dumps(suite_result, indent=2, sort_keys=True)
 
 
@@ -471,8 +465,7 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
         try:
             with duckdb_results_buffered(), expectation_configurations_cached():
                 for suite_json in suite_jsons:
-                    context.validation_results_store.small_cell_threshold = publication_threshold(suite_json,
-                                                                                                  threshold)
+                    context.validation_results_store.publication = publication(suite_json, threshold)
                     # One asset per suite: several suites may check one table (the cohort suites of every study).
                     batch_definition, batch_parameters = batch(suite_json["name"], suite_json["meta"]["table"])
                     suite = context.suites.add_or_update(load_suite(suite_json))
@@ -654,11 +647,11 @@ def ensure_check_results_table(con: duckdb.DuckDBPyConnection, history_database:
 
 
 def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[SuiteResult],
-                   threshold: int | None = None, suite_thresholds: Mapping[str, int] | None = None) -> None:
+                   threshold: int | None = None, publications: Mapping[str, Publication] | None = None) -> None:
     """Append the results as they may be published (published_counts: no small count, nor a count, percentage or
     observed value that gives one away, decided as for the suite's Data Docs), then hide every small count of
-    the table again (the rows copied from earlier runs). `suite_thresholds`: a suite's own threshold where it
-    has one (publication_threshold)."""
+    the table again (the rows copied from earlier runs). `publications`: a suite's own threshold and what it
+    publishes, where it differs from the run's (published_counts.publication)."""
     threshold = site_floor() if threshold is None else threshold
     ensure_check_results_table(con)
     columns = ("run_id", "checked_at", "suite", "expectation", "expectation_type", "table_name", "column_name",
@@ -667,7 +660,7 @@ def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[Suite
     rows = []
     for s in suite_results:
         hidden = hidden_counts(printed_counts_of_results(s.results),
-                               (suite_thresholds or {}).get(s.suite, threshold))
+                               (publications or {}).get(s.suite) or Publication(threshold))
         for r in s.results:
             counts = hidden.get((r.name, r.phenotype_id), set())
             derived = derived_hidden(counts)

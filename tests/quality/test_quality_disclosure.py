@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
@@ -198,3 +199,41 @@ def test_a_phenotype_is_not_the_total_less_the_others(staging):
     persons = dict(con.execute("SELECT DISTINCT phenotype_id, element_count FROM dq.check_results").fetchall())
     con.close()
     assert persons == {"cramps": 5, "rare": None, "unmet": 0}  # each phenotype's own count: as before
+
+
+def test_a_cohort_suite_prints_no_count_of_every_study(study_database, tmp_path):
+    """A cohort suite judges one study's rows of cohort.study_population, but its element_count was the rows of
+    the table: every study's cohort. With the other studies' cohort sizes, which results.attrition prints, it gave
+    back a study's cohort that attrition prints "<11"."""
+    from pipelines.cohorts import build_study, load_studies
+    from pipelines.cohorts.settings import StudySettings
+    from pipelines.quality import suites
+
+    database = tmp_path / "cohorts.duckdb"
+    shutil.copy(study_database(1_500, 21), database)  # ingested, phenotyped, every study's cohort built
+    con = duckdb.connect(str(database))
+    # the new-user study's period started at its fifth-last index date: a cohort of a few persons
+    start = con.execute("SELECT index_date FROM cohort.study_population WHERE study_id = 'thiazide_vs_ccb' "
+                        "ORDER BY index_date DESC LIMIT 1 OFFSET 4").fetchone()[0]
+    late = {"thiazide_vs_ccb": {"study_period": {"start": str(start)}}}
+    study = StudySettings(overrides=late).resolve(load_studies()["thiazide_vs_ccb"])
+    build_study(con, study)
+    cohorts = dict(con.execute("SELECT study_id, persons_after FROM results.attrition AS a WHERE step_order = "
+                               "(SELECT max(step_order) FROM results.attrition WHERE study_id = a.study_id)"
+                               ).fetchall())
+    small = con.execute("SELECT count(*) FROM cohort.study_population WHERE study_id = 'thiazide_vs_ccb'"
+                        ).fetchone()[0]
+    con.close()
+    assert 1 <= small < study.threshold and cohorts["thiazide_vs_ccb"] is None  # printed "<11"
+    result = run_suite(database, suites.build_cohort_suite(study), run_id="attacked")
+    assert all(r.element_count == small + sum(n for s, n in cohorts.items() if s != "thiazide_vs_ccb")
+               for r in result.results)  # what the check judged: every study's rows
+    con = duckdb.connect(str(database), read_only=True)
+    printed = con.execute("SELECT DISTINCT element_count, unexpected_pct FROM dq.check_results "
+                          "WHERE suite = 'cohort.thiazide_vs_ccb'").fetchall()
+    con.close()
+    assert printed == [(None, None)]  # (the attack: element_count less the other studies' cohorts = `small`)
+    stored = [json.loads(path.read_text()) for path in
+              (database.parent / "data_docs" / "_validation_results" / "cohort" / "thiazide_vs_ccb").rglob("*.json")]
+    assert stored and not any("element_count" in expectation["result"] or "unexpected_percent" in expectation["result"]
+                              for validation in stored for expectation in validation["results"])
