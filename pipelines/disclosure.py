@@ -12,8 +12,9 @@
                     on treatment + after) are declared by the producer: CountLedger
     audit           a suppression pattern checked as an intruder attacks it: every hidden cell's feasible interval
                     given the printed cells, the sums and the labels (linear programmes, HiGHS): audit_cells,
-                    disclosing_sums; used by Table 1 (cohorts.table1) and the statistics stage
-                    (statistics.disclosure_audit)
+                    disclosing_sums; used by Table 1 (cohorts.table1), the statistics stage
+                    (statistics.disclosure_audit) and the data-quality outputs (quality.published_counts:
+                    CountLedger.suppress_unlabelled, complement_until_undisclosed)
 
 This module sits at the bottom of the package: it imports nothing from the domains, and every domain that
 publishes a count (cohorts, statistics, quality, network, the command line) calls it. Its work is on aggregates

@@ -25,9 +25,9 @@ run passes its own folder (``Warehouse.build_data_docs_dir``), so runs never sha
 analytics are off).
 
 Disclosure (docs/disclosure.md): ``dq.check_results`` and the Data Docs are published, so they carry no row of the
-data (no person id, no date of a person) and no count of 1 to threshold-1 rows (the site floor): GX's store writes
-each validation result in that form (PublishableValidationResultsStore), so no other form reaches the Data Docs
-folder. The example rows
+data (no person id, no date of a person) and no count of 1 to threshold-1 rows (the site floor) nor one that gives
+such a count away (published_counts: one decision per suite result for both): GX's store writes each validation
+result in that form (PublishableValidationResultsStore), so no other form reaches the Data Docs folder. The example rows
 of failing checks go to a diagnostics file beside the database (``<database stem>_diagnostics/``), which is never
 published; the ExpectationResult objects keep them for the Dagster checks of the run.
 """
