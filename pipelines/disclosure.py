@@ -786,39 +786,57 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
     return found
 
 
-# Rounds of hiding and auditing again before a repair gives up (each round hides a cell for every disclosed one).
+def repair_until_undisclosed(disclosed: Callable[[], Mapping[Hashable, Sequence[SumRelation]]],
+                             choose: Callable[[Hashable, Sequence[SumRelation], set], Hashable | None],
+                             apply: Callable[[set], None], rounds: int) -> list[SumRelation]:
+    """The audit's repair, one shape for every table that publishes counts: audit (`disclosed()`: each small cell
+    the published numbers give away, with the sums that bind it), choose for each disclosed cell one change that
+    loosens its binding sums (`choose(cell, binding, chosen)`: a cell to hide or a row to withhold; one already in
+    `chosen` when a change of this round covers it; None when nothing is left to change), make every change of
+    the round (`apply(chosen)`) and audit again, until nothing is disclosed, nothing is left to change or
+    `rounds` have passed (the last round's verdict stands then). Returns the binding sums of the cells left
+    disclosed with nothing to change in them: the caller reports them."""
+    left: dict[Hashable, Sequence[SumRelation]] = {}
+    for _ in range(rounds):
+        chosen: set = set()
+        left = {}
+        for key, binding in disclosed().items():
+            change = choose(key, binding, chosen)
+            if change is None:
+                left[key] = binding
+            else:
+                chosen.add(change)
+        if not chosen:
+            break
+        apply(chosen)
+    return [relation for binding in left.values() for relation in binding]
+
+
+# Rounds of hiding and auditing again before the data-quality repair gives up (each round hides a cell for every
+# disclosed one).
 REPAIR_ROUNDS = 50
 
 
 def complement_until_undisclosed(cells: Mapping[Hashable, Cell],
                                  disclosed: Callable[[], Mapping[Hashable, Sequence[SumRelation]]]
                                  ) -> list[SumRelation]:
-    """The audit's repair by complements, in place: while `disclosed()` (an audit of the cells as they stand,
-    disclosing_sums) finds a small cell the published numbers give away, the cheapest printed non-zero cell of its
-    binding sums (least `cost`, a part before a total, then the smallest) is hidden as COMPLEMENTARY, one per
-    disclosed cell and round (a cell that protects several is hidden once), and the audit runs again. Returns the
-    binding sums of the cells still disclosed when none of their printed cells is left to hide (zeros: a zero
-    protects nothing, and no output hides one)."""
-    left: dict[Hashable, Sequence[SumRelation]] = {}
-    for _ in range(REPAIR_ROUNDS):
-        found = disclosed()
-        left, chosen = {}, set()
-        for key, binding in found.items():
-            candidates = {cell for relation in binding for cell in relation.keys
-                          if cells[cell].published and not cells[cell].hidden and cells[cell].value > 0}
-            if not candidates:
-                left[key] = binding
-            elif not candidates & chosen:
-                chosen.add(min(candidates, key=lambda cell: (
-                    cells[cell].cost, any(cell == relation.total for relation in binding), cells[cell].value,
-                    repr(cell))))
-        if not chosen:
-            break
+    """The repair by complements (repair_until_undisclosed), in place: for each disclosed cell, the cheapest
+    printed non-zero cell of its binding sums (least `cost`, a part before a total, then the smallest) is hidden as
+    COMPLEMENTARY, unless a cell hidden this round is one of them. Returns the binding sums of the cells still
+    disclosed when none of their printed cells is left to hide (zeros: a zero protects nothing)."""
+    def cheapest(key: Hashable, binding: Sequence[SumRelation], chosen: set) -> Hashable | None:
+        candidates = {cell for relation in binding for cell in relation.keys
+                      if cells[cell].published and not cells[cell].hidden and cells[cell].value > 0}
+        if not candidates or candidates & chosen:
+            return min(candidates & chosen, key=repr, default=None)
+        return min(candidates, key=lambda cell: (cells[cell].cost, any(cell == relation.total for relation in binding),
+                                                 cells[cell].value, repr(cell)))
+
+    def hide(chosen: set) -> None:
         for cell in chosen:
             cells[cell].suppression = COMPLEMENTARY
-    else:
-        left = dict(disclosed())
-    return [relation for binding in left.values() for relation in binding]
+
+    return repair_until_undisclosed(disclosed, cheapest, hide, REPAIR_ROUNDS)
 
 
 def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, lowest: np.ndarray, highest: np.ndarray,

@@ -42,11 +42,15 @@ DERIVED_FROM = {
     "missing_percent": (MISSING, ELEMENT),
     "observed_value": (UNEXPECTED,),
 }
+# The SQL checks (violating_rows.py): their observed value is the failing count. A column check's observed value in
+# dq.check_results is its failing percentage (runner.expectation_result), hidden with it.
+SQL_CHECK_TYPES = ("expect_no_violating_rows", "expect_no_violating_rows_per_phenotype")
 # Checks whose counts are of a table's columns (the layout), not of its rows.
 COLUMN_LAYOUT_TYPES = ("expect_table_columns_to_match_set",)
 COLUMN_LAYOUT_CHECKS = ("column_types_match_spec",)
-# Where a check's counts are printed: dq.check_results and the Data Docs; a per-phenotype check's totals only in the
-# Data Docs. The cost of hiding a count as a complement (the published numbers lost) is the sum of its printings.
+# Where a check's counts are printed: dq.check_results and the Data Docs; a per-phenotype check's totals and GX's
+# missing_count only in the Data Docs. The cost of hiding a count as a complement (the published numbers lost) is the
+# sum of its printings.
 PRINTED_TWICE, PRINTED_ONCE = 2.0, 1.0
 
 
@@ -103,7 +107,7 @@ def hidden_counts(printed: Sequence[PrintedCounts], published: Publication) -> d
     keys: dict[tuple[tuple[str, str | None], str], Hashable] = {}
 
     def register(counts: PrintedCounts, name: str, value: int, shared: Hashable) -> Hashable:
-        cost = PRINTED_ONCE if counts.totals_of else PRINTED_TWICE
+        cost = PRINTED_ONCE if counts.totals_of or name == MISSING else PRINTED_TWICE
         # `shared`: the cell of the same count printed by other checks; their own cell when the value differs there
         key = ledger.count(shared, value, cost=cost)
         if key is None:

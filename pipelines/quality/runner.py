@@ -59,7 +59,7 @@ from great_expectations.data_context.types.base import (
 from pipelines import tables
 from pipelines.disclosure import site_floor, small_count_sql
 from pipelines.quality import suites
-from pipelines.quality.published_counts import (Publication, check_name, derived_hidden, hidden_counts,
+from pipelines.quality.published_counts import (SQL_CHECK_TYPES, Publication, check_name, derived_hidden, hidden_counts,
                                                 printed_counts_of_results, printed_counts_of_validation, publication,
                                                 publishable_counts)
 from pipelines.quality.gx_configuration_cache import expectation_configurations_cached
@@ -664,9 +664,8 @@ def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[Suite
         for r in s.results:
             counts = hidden.get((r.name, r.phenotype_id), set())
             derived = derived_hidden(counts)
-            # A column check's observed value is its percentage (expectation_result).
             observed_hidden = "observed_value" in derived or (
-                "unexpected_percent" in derived and r.observed_value == r.unexpected_percent)
+                "unexpected_percent" in derived and r.expectation_type not in SQL_CHECK_TYPES)
             rows.append((
                 s.run_id, s.checked_at.replace(tzinfo=None), s.suite, r.name, r.expectation_type, r.table, r.column,
                 r.category, r.subcategory, r.severity, r.threshold,
