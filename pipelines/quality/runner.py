@@ -27,8 +27,8 @@ analytics are off).
 Disclosure (docs/disclosure.md): ``dq.check_results`` and the Data Docs are published, so they carry no row of the
 data (no person id, no date of a person) and no count of 1 to threshold-1 rows (the site floor) nor one that gives
 such a count away (published_counts: one decision per suite result for both): GX's store writes each validation
-result in that form (PublishableValidationResultsStore), so no other form reaches the Data Docs folder. The example rows
-of failing checks go to a diagnostics file beside the database (``<database stem>_diagnostics/``), which is never
+result in that form (PublishableValidationResultsStore), so no other form reaches the Data Docs folder. The example
+rows of failing checks go to a diagnostics file beside the database (``<database stem>_diagnostics/``), which is never
 published; the ExpectationResult objects keep them for the Dagster checks of the run.
 """
 
@@ -280,7 +280,7 @@ def publishable_results(results: Sequence[Mapping[str, Any]], published: Publica
     count of 1 to threshold-1 rows nor anything that gives one away (published_counts: the complements a reader
     forms from the counts of all the suite's results, their percentages, GX's observed value)."""
     hidden = hidden_counts(printed_counts_of_validation(results), published)
-    published = []
+    shown = []
     for expectation_result in results:
         name = check_name(expectation_result.get("expectation_config") or {})
         result = {key: value for key, value in (expectation_result.get("result") or {}).items()
@@ -293,8 +293,8 @@ def publishable_results(results: Sequence[Mapping[str, Any]], published: Publica
                                                if key not in ROW_LEVEL_RESULT_KEYS},
                                               hidden.get((name, phenotype), set()))
                 for phenotype, found in details["per_phenotype"].items()}}
-        published.append({**expectation_result, "result": result})
-    return published
+        shown.append({**expectation_result, "result": result})
+    return shown
 
 
 class PublishableValidationResultsStore(ValidationResultsStore):
