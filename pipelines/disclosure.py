@@ -12,8 +12,9 @@
                     on treatment + after) are declared by the producer: CountLedger
     audit           a suppression pattern checked as an intruder attacks it: every hidden cell's feasible interval
                     given the printed cells, the sums and the labels (linear programmes, HiGHS): audit_cells,
-                    disclosing_sums; used by Table 1 (cohorts.table1) and the statistics stage
-                    (statistics.disclosure_audit)
+                    disclosing_sums; used by Table 1 (cohorts.table1), the statistics stage
+                    (statistics.disclosure_audit) and the data-quality outputs (quality.published_counts:
+                    CountLedger.suppress_unlabelled, complement_until_undisclosed)
 
 This module sits at the bottom of the package: it imports nothing from the domains, and every domain that
 publishes a count (cohorts, statistics, quality, network, the command line) calls it. Its work is on aggregates
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -306,6 +307,25 @@ class CountLedger:
             cell.suppression = self.hidden_elsewhere.get(key)
         return suppress_cells(self.cells, sorted(self.relations, key=repr), threshold, derive_unprinted=True)
 
+    def suppress_unlabelled(self, threshold: int) -> list[SumRelation]:
+        """`suppress`, then audited as a reader of outputs that print a hidden count without saying why attacks it
+        (the data-quality outputs: a hidden count is a small one or a complement, never 0, and no label tells
+        which): the cheapest printed non-zero cell of each disclosing sum is hidden too, and the audit runs again
+        (complement_until_undisclosed). Returns the sums left giving a protected cell away."""
+        self.suppress(threshold)
+
+        def disclosed() -> dict[Hashable, list[SumRelation]]:
+            hidden = {key for key, cell in self.cells.items() if cell.hidden}
+            printed_hidden = self.hidden_printed()
+            return disclosing_sums(self.cells, self.relations, threshold, hidden, opaque=printed_hidden,
+                                   nonzero=printed_hidden)
+
+        return complement_until_undisclosed(self.cells, disclosed)
+
+    def hidden_printed(self) -> set[Hashable]:
+        """After `suppress`: the printed cells the rule hides (small, or complementary)."""
+        return {key for key, cell in self.cells.items() if cell.published and cell.protected}
+
     def suppression(self, key: Hashable | None) -> str | None:
         """SMALL_CELL, COMPLEMENTARY or None for a registered key (None for None)."""
         return None if key is None else self.cells[key].suppression
@@ -515,30 +535,34 @@ class _System:
 
 
 def label_bounds(cell: Cell, threshold: int, opaque: bool = False,
-                 small_labels: bool = False) -> tuple[float, float]:
+                 small_labels: bool = False, nonzero: bool = False) -> tuple[float, float]:
     """What a hidden cell's printed label tells every reader, as bounds on its value (docs/disclosure.md, "Audit"):
     - printed "suppressed" in a row that prints another of its counts or a "<t" (a complement: never a zero,
       never small, so at least t): t and more;
     - `opaque`: printed "suppressed" only in rows whose every count is "suppressed" (a row withheld whole prints
       its small counts so too, disclosure.suppress_estimates; a reader cannot tell such a row from one of
       complements): 0 and more. A hidden printed zero is a count of a row withheld whole: 0 and more too;
-    - printed "<t" (a small count): 0 and more in the statistics stage's ledger. Its label says 1 .. t-1, and the
-      verdict accounts for it (a labelled cell is disclosed only when the sums pin it to one value); as LP bounds,
-      the labels of two small printed counts would bound every unprinted difference of them below t, which the
-      labels already tell. With `small_labels` (Table 1, cohorts.table1.protect_table1): 1 .. t-1, what a reader
-      of the label knows (two "<t" levels whose sum is 2 are both 1; 20, both 10);
+    - printed "<t" (a small count): 1 and more in the statistics stage's ledger. Its label says 1 .. t-1, and
+      the verdict accounts for the upper end (a labelled cell is disclosed only when the sums pin it to one
+      value); as an LP bound, the labels of two small printed counts would bound every unprinted difference of them
+      below t, which the labels already tell. Its lower end is an LP bound: a reader who sees "<11" beside a
+      printed 11 and an unprinted rest knows the rest is at most 10. With `small_labels` (Table 1,
+      cohorts.table1.protect_table1): 1 .. t-1, what a reader of the label knows (two "<t" levels whose sum is 2
+      are both 1; 20, both 10);
+    - `nonzero`: a hidden count whose printing tells nothing else, where the outputs hide no zero (the
+      data-quality outputs: a small count or a complement, never 0): 1 and more;
     - never printed (a difference of printed counts: no label): 0 and more."""
+    lower = 1.0 if nonzero else 0.0
     if cell.published and not opaque and cell.value > 0:
         if not is_small(cell.value, threshold):
             return float(threshold), math.inf
-        if small_labels:
-            return 1.0, threshold - 1.0
-    return 0.0, math.inf
+        return (1.0, threshold - 1.0) if small_labels else (1.0, math.inf)
+    return lower, math.inf
 
 
 def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hidden: set[Hashable],
             zeros_known: bool, threshold: int, opaque: set[Hashable] = frozenset(),
-            small_labels: set[Hashable] = frozenset()) -> _System:
+            small_labels: set[Hashable] = frozenset(), nonzero: set[Hashable] = frozenset()) -> _System:
     from scipy import sparse
     from scipy.sparse.csgraph import connected_components
 
@@ -574,7 +598,7 @@ def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hi
     groups = [(np.flatnonzero(variable_labels == label), np.flatnonzero(equation_labels == label))
               for label in np.unique(variable_labels)]
     bounds = np.array([label_bounds(cells[keys[variable]], threshold, keys[variable] in opaque,
-                                    keys[variable] in small_labels)
+                                    keys[variable] in small_labels, keys[variable] in nonzero)
                        for variable in variables],
                       dtype=float).reshape(-1, 2)
     return _System(keys, relations, variables, equations, right, equation_rows, groups, contradictions,
@@ -584,26 +608,27 @@ def _system(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], hi
 def audit_cells(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
                 hidden: Iterable[Hashable] | None = None, zeros_known: bool = True,
                 opaque: Iterable[Hashable] = (), small_labels: Iterable[Hashable] = (),
-                told_small: Iterable[Hashable] = ()) -> DisclosureAudit:
+                told_small: Iterable[Hashable] = (), nonzero: Iterable[Hashable] = ()) -> DisclosureAudit:
     """The feasible interval of every hidden cell given the others' values and `relations` (total = sum of parts),
     every count >= 0. `hidden`: the cells an attacker does not see (default: each cell's `hidden`, i.e. the
     suppression's decision and the unprinted cells). `zeros_known`: an unprinted zero counts as known (the ledger's
     convention: a reader who guesses that nothing lies outside a sum is right). `opaque`: the hidden cells whose
     "suppressed" label tells nothing (label_bounds). `small_labels`: the cells whose "<t" label bounds them by 1 ..
     t-1 (label_bounds; Table 1's). `told_small`: cells a printed label already says are small (every count of a Table 1 group
-    whose n is printed "<t"): disclosed only when pinned, like a "<t" count.
+    whose n is printed "<t"): disclosed only when pinned, like a "<t" count. `nonzero`: hidden cells a reader
+    knows are not zero (label_bounds).
 
     One sparse equation matrix over all cells; the unknown cells only are LP variables, in the groups the sums tie
     together."""
     hidden_keys = set(hidden) if hidden is not None else {key for key, cell in cells.items() if cell.hidden}
-    opaque, told_small, small_labels = set(opaque), set(told_small), set(small_labels)
-    system = _system(cells, relations, hidden_keys, zeros_known, threshold, opaque, small_labels)
+    opaque, told_small, small_labels, nonzero = set(opaque), set(told_small), set(small_labels), set(nonzero)
+    system = _system(cells, relations, hidden_keys, zeros_known, threshold, opaque, small_labels, nonzero)
     audit = DisclosureAudit(threshold, contradictions=list(system.contradictions))
     for members, rows in system.groups:
         keys = [system.keys[system.variables[member]] for member in members]
         if not len(rows):  # in no sum: nothing but its label bounds it
             audit.intervals += [CellInterval(key, *label_bounds(cells[key], threshold, key in opaque,
-                                                                key in small_labels),
+                                                                key in small_labels, key in nonzero),
                                              int(cells[key].value),
                                              threshold, labelled_small=(cells[key].published and key not in opaque)
                                              or key in told_small)
@@ -704,8 +729,8 @@ class _Infeasible(RuntimeError):
 
 def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelation], threshold: int,
                     hidden: Iterable[Hashable], zeros_known: bool = True, opaque: Iterable[Hashable] = (),
-                    small_labels: Iterable[Hashable] = (), told_small: Iterable[Hashable] = ()
-                    ) -> dict[Hashable, list[SumRelation]]:
+                    small_labels: Iterable[Hashable] = (), told_small: Iterable[Hashable] = (),
+                    nonzero: Iterable[Hashable] = ()) -> dict[Hashable, list[SumRelation]]:
     """The verdict of `audit_cells` without every interval: each disclosed small cell (upper bound below the
     threshold, and for a cell printed "<t" lower bound equal to it) with the sums that bind its upper bound (the
     equations whose dual value is not zero when the cell is maximised: loosening one of them is what can protect
@@ -714,7 +739,8 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
     re-solved from the last basis; a cell that reaches the threshold in any solve needs no LP of its own)."""
     from scipy import sparse
 
-    system = _system(cells, relations, set(hidden), zeros_known, threshold, set(opaque), set(small_labels))
+    system = _system(cells, relations, set(hidden), zeros_known, threshold, set(opaque), set(small_labels),
+                     set(nonzero))
     told_small = set(told_small)
     found: dict[Hashable, list[SumRelation]] = {}
     for members, rows in system.groups:
@@ -758,6 +784,59 @@ def disclosing_sums(cells: Mapping[Hashable, Cell], relations: Iterable[SumRelat
                         continue
                 found[keys[j]] = [system.relations[system.rows[rows[b]]] for b in binding]
     return found
+
+
+def repair_until_undisclosed(disclosed: Callable[[], Mapping[Hashable, Sequence[SumRelation]]],
+                             choose: Callable[[Hashable, Sequence[SumRelation], set], Hashable | None],
+                             apply: Callable[[set], None], rounds: int) -> list[SumRelation]:
+    """The audit's repair, one shape for every table that publishes counts: audit (`disclosed()`: each small cell
+    the published numbers give away, with the sums that bind it), choose for each disclosed cell one change that
+    loosens its binding sums (`choose(cell, binding, chosen)`: a cell to hide or a row to withhold; one already in
+    `chosen` when a change of this round covers it; None when nothing is left to change), make every change of
+    the round (`apply(chosen)`) and audit again, until nothing is disclosed, nothing is left to change or
+    `rounds` have passed (the last round's verdict stands then). Returns the binding sums of the cells left
+    disclosed with nothing to change in them: the caller reports them."""
+    left: dict[Hashable, Sequence[SumRelation]] = {}
+    for _ in range(rounds):
+        chosen: set = set()
+        left = {}
+        for key, binding in disclosed().items():
+            change = choose(key, binding, chosen)
+            if change is None:
+                left[key] = binding
+            else:
+                chosen.add(change)
+        if not chosen:
+            break
+        apply(chosen)
+    return [relation for binding in left.values() for relation in binding]
+
+
+# Rounds of hiding and auditing again before the data-quality repair gives up (each round hides a cell for every
+# disclosed one).
+REPAIR_ROUNDS = 50
+
+
+def complement_until_undisclosed(cells: Mapping[Hashable, Cell],
+                                 disclosed: Callable[[], Mapping[Hashable, Sequence[SumRelation]]]
+                                 ) -> list[SumRelation]:
+    """The repair by complements (repair_until_undisclosed), in place: for each disclosed cell, the cheapest
+    printed non-zero cell of its binding sums (least `cost`, a part before a total, then the smallest) is hidden as
+    COMPLEMENTARY, unless a cell hidden this round is one of them. Returns the binding sums of the cells still
+    disclosed when none of their printed cells is left to hide (zeros: a zero protects nothing)."""
+    def cheapest(key: Hashable, binding: Sequence[SumRelation], chosen: set) -> Hashable | None:
+        candidates = {cell for relation in binding for cell in relation.keys
+                      if cells[cell].published and not cells[cell].hidden and cells[cell].value > 0}
+        if not candidates or candidates & chosen:
+            return min(candidates & chosen, key=repr, default=None)
+        return min(candidates, key=lambda cell: (cells[cell].cost, any(cell == relation.total for relation in binding),
+                                                 cells[cell].value, repr(cell)))
+
+    def hide(chosen: set) -> None:
+        for cell in chosen:
+            cells[cell].suppression = COMPLEMENTARY
+
+    return repair_until_undisclosed(disclosed, cheapest, hide, REPAIR_ROUNDS)
 
 
 def _group_intervals(block: sparse.csr_matrix, right: np.ndarray, lowest: np.ndarray, highest: np.ndarray,

@@ -32,6 +32,7 @@ from pipelines.disclosure import (
     SumRelation,
     disclosing_sums,
     is_small,
+    repair_until_undisclosed,
     site_floor,
     small_cell_text,
     suppress_cells,
@@ -258,47 +259,43 @@ def protect_table1(cells: dict[tuple, Cell], relations: list[SumRelation], thres
     always count. The overall n (the cohort size) is never hidden. Returns the binding sums of counts left
     disclosed (nothing left to hide in them)."""
     variable_sum = {part: relation for relation in relations if _variable_sum(relation) for part in relation.parts}
-    left: dict[tuple, list[SumRelation]] = {}
-    for _ in range(PROTECTION_ROUNDS):
+    audited: dict[str, set] = {}  # what the latest audit saw: opaque cells, variables withheld before it
+
+    def disclosed() -> dict[tuple, list[SumRelation]]:
         hidden = {key for key, cell in cells.items() if cell.hidden}
-        opaque = opaque_cells(cells, relations) - set(arms)
-        withheld_before = {relation for relation in set(variable_sum.values())
-                           if all(cells[part].suppression == COMPLEMENTARY for part in relation.parts
-                                  if part[0] in PRINTED_KINDS)}
-        found = disclosing_sums(cells, relations, threshold, hidden, opaque=opaque, small_labels=cells,
-                                told_small=told_small(cells))
-        hides: set[tuple] = set()
-        withheld: set[SumRelation] = set()
-        left = {}
-        for key, binding in found.items():
-            candidates = {cell for relation in binding for cell in relation.keys
-                          if cell[0] in PRINTED_KINDS and not cells[cell].hidden and cells[cell].value > 0}
-            if candidates:
-                if not candidates & hides:
-                    hides.add(min(candidates, key=lambda cell: (cells[cell].value, repr(cell))))
-                continue
-            # What binds it is the labels: its own, or those of the hidden counts of the binding sums ("<t": 1 ..
-            # t-1; a complement: at least t). The variable holding it is withheld whole in that group, so that its
-            # labels tell nothing.
-            labelled = [key, *(cell for relation in binding for cell in relation.keys
-                               if cells[cell].protected and cells[cell].published and cell not in opaque),
-                        *(cell for relation in binding for cell in relation.keys
-                          if not cells[cell].hidden and cells[cell].value == 0)]
-            sums = [variable_sum[cell] for cell in dict.fromkeys(labelled)
-                    if cell in variable_sum and variable_sum[cell] not in withheld_before]
-            if sums:
-                withheld.add(sums[0])
-            else:
-                left[key] = binding
-        if not hides and not withheld:
-            break
-        for key in hides:
-            cells[key].suppression = COMPLEMENTARY
-        for relation in withheld:
-            for part in relation.parts:
+        audited["opaque"] = opaque_cells(cells, relations) - set(arms)
+        audited["withheld"] = {relation for relation in set(variable_sum.values())
+                               if all(cells[part].suppression == COMPLEMENTARY for part in relation.parts
+                                      if part[0] in PRINTED_KINDS)}
+        return disclosing_sums(cells, relations, threshold, hidden, opaque=audited["opaque"], small_labels=cells,
+                               told_small=told_small(cells))
+
+    def choose(key: tuple, binding: list[SumRelation], chosen: set) -> tuple | SumRelation | None:
+        """The smallest printed non-zero count of the binding sums (a count or variable chosen this round
+        covers it), else the variable to withhold whole."""
+        candidates = {cell for relation in binding for cell in relation.keys
+                      if cell[0] in PRINTED_KINDS and not cells[cell].hidden and cells[cell].value > 0}
+        if candidates:
+            return min(candidates & chosen, key=repr, default=None) or min(
+                candidates, key=lambda cell: (cells[cell].value, repr(cell)))
+        # What binds it is the labels: its own, or those of the hidden counts of the binding sums ("<t": 1 ..
+        # t-1; a complement: at least t). The variable holding it is withheld whole in that group, so that its
+        # labels tell nothing.
+        labelled = [key, *(cell for relation in binding for cell in relation.keys
+                           if cells[cell].protected and cells[cell].published and cell not in audited["opaque"]),
+                    *(cell for relation in binding for cell in relation.keys
+                      if not cells[cell].hidden and cells[cell].value == 0)]
+        sums = [variable_sum[cell] for cell in dict.fromkeys(labelled)
+                if cell in variable_sum and variable_sum[cell] not in audited["withheld"]]
+        return sums[0] if sums else None
+
+    def hide(chosen: set) -> None:
+        for change in chosen:
+            for part in change.parts if isinstance(change, SumRelation) else (change,):
                 if part[0] in PRINTED_KINDS:
                     cells[part].suppression = COMPLEMENTARY
-    return [relation for binding in left.values() for relation in binding]
+
+    return repair_until_undisclosed(disclosed, choose, hide, PROTECTION_ROUNDS)
 
 
 def _suppress_small_groups(cells: dict[tuple, Cell], groups: list[str], group_sizes: dict[str, int],

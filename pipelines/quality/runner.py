@@ -25,10 +25,10 @@ run passes its own folder (``Warehouse.build_data_docs_dir``), so runs never sha
 analytics are off).
 
 Disclosure (docs/disclosure.md): ``dq.check_results`` and the Data Docs are published, so they carry no row of the
-data (no person id, no date of a person) and no count of 1 to threshold-1 rows (the site floor): GX's store writes
-each validation result in that form (PublishableValidationResultsStore), so no other form reaches the Data Docs
-folder. The example rows
-of failing checks go to a diagnostics file beside the database (``<database stem>_diagnostics/``), which is never
+data (no person id, no date of a person) and no count of 1 to threshold-1 rows (the site floor) nor one that gives
+such a count away (published_counts: one decision per suite result for both): GX's store writes each validation
+result in that form (PublishableValidationResultsStore), so no other form reaches the Data Docs folder. The example
+rows of failing checks go to a diagnostics file beside the database (``<database stem>_diagnostics/``), which is never
 published; the ExpectationResult objects keep them for the Dagster checks of the run.
 """
 
@@ -57,8 +57,11 @@ from great_expectations.data_context.types.base import (
 )
 
 from pipelines import tables
-from pipelines.disclosure import is_small, site_floor, small_count_sql
+from pipelines.disclosure import site_floor, small_count_sql
 from pipelines.quality import suites
+from pipelines.quality.published_counts import (SQL_CHECK_TYPES, Publication, check_name, derived_hidden, hidden_counts,
+                                                printed_counts_of_results, printed_counts_of_validation, publication,
+                                                publishable_counts)
 from pipelines.quality.gx_configuration_cache import expectation_configurations_cached
 from pipelines.quality.gx_duckdb import duckdb_results_buffered
 from pipelines.quality.offline_docs import make_data_docs_offline
@@ -105,14 +108,6 @@ DIAGNOSTICS_FILE = "data_quality_examples.jsonl"
 ROW_LEVEL_RESULT_KEYS = ("partial_unexpected_list", "partial_unexpected_index_list", "partial_unexpected_counts",
                          "unexpected_list", "unexpected_index_list", "unexpected_index_query", "unexpected_rows",
                          "examples")
-# A count of a GX result, and the keys that would give it away when it is hidden.
-COUNT_RESULT_KEYS = {
-    "unexpected_count": ("unexpected_percent", "unexpected_percent_total", "unexpected_percent_nonmissing",
-                         "observed_value"),
-    "missing_count": ("missing_percent", "unexpected_percent_nonmissing"),
-    "element_count": ("unexpected_percent", "unexpected_percent_total", "missing_percent"),
-}
-
 
 
 @dataclass(frozen=True)
@@ -136,6 +131,7 @@ class ExpectationResult:
     passed: bool  # no error, and the failing percentage is not above the threshold
     error: str | None = None  # the exception GX caught, when the check could not be evaluated
     phenotype_id: str | None = None  # the phenotype judged, for checks judged per phenotype
+    missing_count: int | None = None  # empty values (GX's column checks; their percentage is of the others)
 
     @property
     def fatal(self) -> bool:
@@ -262,7 +258,7 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
                       results)
     con = duckdb.connect(str(database_path), config=config)
     try:
-        record_results(con, results, threshold)
+        record_results(con, results, threshold, {suite["name"]: publication(suite, threshold) for suite in suite_jsons})
     finally:
         con.close()
     return results
@@ -279,19 +275,26 @@ def write_diagnostics(path: Path, suite_results: Sequence[SuiteResult]) -> None:
             file.write("\n".join(lines) + "\n")
 
 
-def publishable_result(result: Mapping[str, Any], threshold: int) -> dict[str, Any]:
-    """A GX expectation result as the Data Docs may show it: no row-level values, and no count of 1 to
-    threshold-1 rows nor anything that gives one away (its percentages, GX's observed value)."""
-    published = {key: value for key, value in result.items() if key not in ROW_LEVEL_RESULT_KEYS}
-    for count_key, revealing in COUNT_RESULT_KEYS.items():
-        if is_small(published.get(count_key), threshold):
-            for key in (count_key, *revealing):
-                published.pop(key, None)
-    details = published.get("details")
-    if isinstance(details, Mapping) and isinstance(details.get("per_phenotype"), Mapping):
-        published["details"] = {**details, "per_phenotype": {
-            phenotype: publishable_result(found, threshold) for phenotype, found in details["per_phenotype"].items()}}
-    return published
+def publishable_results(results: Sequence[Mapping[str, Any]], published: Publication) -> list[dict[str, Any]]:
+    """A suite's GX expectation results (JSON form) as the Data Docs may show them: no row-level values, and no
+    count of 1 to threshold-1 rows nor anything that gives one away (published_counts: the complements a reader
+    forms from the counts of all the suite's results, their percentages, GX's observed value)."""
+    hidden = hidden_counts(printed_counts_of_validation(results), published)
+    shown = []
+    for expectation_result in results:
+        name = check_name(expectation_result.get("expectation_config") or {})
+        result = {key: value for key, value in (expectation_result.get("result") or {}).items()
+                  if key not in ROW_LEVEL_RESULT_KEYS}
+        result = publishable_counts(result, hidden.get((name, None), set()))
+        details = result.get("details")
+        if isinstance(details, Mapping) and isinstance(details.get("per_phenotype"), Mapping):
+            result["details"] = {**details, "per_phenotype": {
+                phenotype: publishable_counts({key: value for key, value in found.items()
+                                               if key not in ROW_LEVEL_RESULT_KEYS},
+                                              hidden.get((name, phenotype), set()))
+                for phenotype, found in details["per_phenotype"].items()}}
+        shown.append({**expectation_result, "result": result})
+    return shown
 
 
 class PublishableValidationResultsStore(ValidationResultsStore):
@@ -299,13 +302,12 @@ class PublishableValidationResultsStore(ValidationResultsStore):
     the unpublishable rows and small counts never reach the Data Docs folder, and each result is serialised once
     (rewriting the stored results afterwards cost a read and a second write per suite)."""
 
-    small_cell_threshold: int | None = None  # None: the site floor
+    publication: Publication | None = None  # the suite being validated (None: the site floor)
 
     def serialize(self, value):
-        threshold = site_floor() if self.small_cell_threshold is None else self.small_cell_threshold
+        published = self.publication or Publication(site_floor())
         suite_result = value.to_json_dict()
-        for expectation_result in suite_result.get("results") or []:
-            expectation_result["result"] = publishable_result(expectation_result.get("result") or {}, threshold)
+        suite_result["results"] = publishable_results(suite_result.get("results") or [], published)
         return self._expectationSuiteValidationResultSchema.dumps(suite_result, indent=2, sort_keys=True)
 
 
@@ -460,10 +462,10 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
     gx_run_id = gx.RunIdentifier(run_name=run_id, run_time=checked_at)
     validations = []
     with in_use:
-        context.validation_results_store.small_cell_threshold = threshold
         try:
             with duckdb_results_buffered(), expectation_configurations_cached():
                 for suite_json in suite_jsons:
+                    context.validation_results_store.publication = publication(suite_json, threshold)
                     # One asset per suite: several suites may check one table (the cohort suites of every study).
                     batch_definition, batch_parameters = batch(suite_json["name"], suite_json["meta"]["table"])
                     suite = context.suites.add_or_update(load_suite(suite_json))
@@ -605,6 +607,7 @@ def expectation_result(validation_result: ExpectationValidationResult, table: st
         example_rows=tuple(examples[:EXAMPLE_ROW_LIMIT]),
         passed=passed,
         error=error,
+        missing_count=result.get("missing_count"),
     )
 
 
@@ -644,23 +647,34 @@ def ensure_check_results_table(con: duckdb.DuckDBPyConnection, history_database:
 
 
 def record_results(con: duckdb.DuckDBPyConnection, suite_results: Sequence[SuiteResult],
-                   threshold: int | None = None) -> None:
-    """Append the results, then hide every small count of the table (rows copied from earlier runs included):
-    a count of 1 to threshold-1 rows, and the percentage and observed value that would give it away."""
+                   threshold: int | None = None, publications: Mapping[str, Publication] | None = None) -> None:
+    """Append the results as they may be published (published_counts: no small count, nor a count, percentage or
+    observed value that gives one away, decided as for the suite's Data Docs), then hide every small count of
+    the table again (the rows copied from earlier runs). `publications`: a suite's own threshold and what it
+    publishes, where it differs from the run's (published_counts.publication)."""
     threshold = site_floor() if threshold is None else threshold
     ensure_check_results_table(con)
     columns = ("run_id", "checked_at", "suite", "expectation", "expectation_type", "table_name", "column_name",
                "category", "subcategory", "severity", "threshold_pct", "unexpected_count", "unexpected_pct",
-               "element_count", "observed_value", "passed", "error", "phenotype_id")
-    rows = [
-        (
-            s.run_id, s.checked_at.replace(tzinfo=None), s.suite, r.name, r.expectation_type, r.table, r.column,
-            r.category, r.subcategory, r.severity, r.threshold, r.unexpected_count, r.unexpected_percent,
-            r.element_count, None if r.observed_value is None else json.dumps(r.observed_value, default=str),
-            r.passed, r.error, r.phenotype_id,
-        )
-        for s in suite_results for r in s.results
-    ]
+               "element_count", "observed_value", "passed", "error", "phenotype_id", "suppressed")
+    rows = []
+    for s in suite_results:
+        hidden = hidden_counts(printed_counts_of_results(s.results),
+                               (publications or {}).get(s.suite) or Publication(threshold))
+        for r in s.results:
+            counts = hidden.get((r.name, r.phenotype_id), set())
+            derived = derived_hidden(counts)
+            observed_hidden = "observed_value" in derived or (
+                "unexpected_percent" in derived and r.expectation_type not in SQL_CHECK_TYPES)
+            rows.append((
+                s.run_id, s.checked_at.replace(tzinfo=None), s.suite, r.name, r.expectation_type, r.table, r.column,
+                r.category, r.subcategory, r.severity, r.threshold,
+                None if "unexpected_count" in counts else r.unexpected_count,
+                None if "unexpected_percent" in derived else r.unexpected_percent,
+                None if "element_count" in counts else r.element_count,
+                None if r.observed_value is None or observed_hidden else json.dumps(r.observed_value, default=str),
+                r.passed, r.error, r.phenotype_id, bool(counts),
+            ))
     if rows:
         # One INSERT of every result from an Arrow table: DuckDB's executemany runs one statement per row, which
         # cost about 20 ms per check on a database file (8 s for the 357 phenotype checks whatever the data).

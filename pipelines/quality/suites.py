@@ -801,6 +801,10 @@ def build_cohort_suite(study: StudyDefinition) -> dict[str, Any]:
             "suite_version": SUITE_VERSION,
             "table": COHORT_TABLE,
             "study_id": study.id,
+            # Its counts are of the study's persons: published under the study's threshold; its element_count is
+            # every study's rows of the table, not published (quality.published_counts).
+            "small_cell_threshold": study.threshold,
+            "element_count_published": False,
             "framework": "OHDSI Data Quality Dashboard categories (conformance, completeness, plausibility)",
             "generated_by": "pipelines.quality.suites.build_cohort_suite, from the study as the run resolves it",
         },

@@ -22,9 +22,10 @@ account for what such a cell gives away.
 
 What the attacker is assumed to know, as the ledger assumes it: the published numbers, the sums, counts >= 0, and
 that an unprinted difference which is zero is zero (`suppress_cells(derive_unprinted=True)`), that a count printed
-"suppressed" in a row that prints another count or a "<t" is at least t (`label_bounds`; in a row withheld whole it
-may be anything), and Table 1's counts and sums as results.table1 prints them (Table1Cells, tied to the cohort
-cells it prints). Not modelled: the "<t" labels as LP bounds (the verdict accounts for them), estimates and
+"suppressed" in a row that prints another count or a "<t" is at least t and a count printed "<t" at least 1
+(`label_bounds`; in a row withheld whole it may be anything), and Table 1's counts and sums as results.table1
+prints them (Table1Cells, tied to the cohort cells it prints). Not modelled: the upper end of the "<t" labels as LP
+bounds (the verdict accounts for it), estimates and
 intervals that recompute a count (their whole row is hidden with any of its counts, suppress_estimates; a test
 checks the published tables), and any relation not declared in the ledger.
 
@@ -161,9 +162,9 @@ class Table1Cells:
                  ) -> tuple[set[tuple], set[tuple], set[tuple]]:
         """What a reader of Table 1 knows, as the audit takes it: the cells it prints, those whose "suppressed"
         label tells nothing (cohorts.table1.opaque_cells) and those a label says are small (told_small). Its "<t"
-        labels bound nothing here, as the ledger's own do not (disclosure.label_bounds): as bounds, a cohort arm
-        Table 1 prints "<t" would bound every count of persons inside it below t, which its label already tells;
-        Table 1's own audit takes them as bounds (cohorts.table1.protect_table1). `printed`: Table 1's key -> its
+        labels bound their counts from below by 1 here, as the ledger's own do (disclosure.label_bounds), and not
+        from above: as upper bounds, a cohort arm Table 1 prints "<t" would bound every count of persons inside it
+        below t, which its label already tells; Table 1's own audit takes both ends (cohorts.table1.protect_table1). `printed`: Table 1's key -> its
         `suppression` as a table prints it (default: as built)."""
         cells = {key: Cell(cell.value, cell.published, cell.suppression if printed is None else
                            printed.get(key, SMALL_CELL if cell.published else cell.suppression), fixed=cell.fixed)

@@ -54,10 +54,10 @@ def test_a_greedy_pattern_that_leaves_a_small_count_recomputable_through_a_chain
 def test_a_pattern_that_breaks_the_chain_passes():
     cells, relations = triangle()
     audit = audit_cells(cells, relations, THRESHOLD, hidden={"s", "x", "y", "T2"})
-    # s + x = 23 and s + y = 33, x and y printed "suppressed" (11 and more): s is anything from 0 to 12, so x is
-    # 11 to 23 and y 21 to 33
+    # s + x = 23 and s + y = 33, x and y printed "suppressed" (11 and more), s printed "<11" (1 and more): s is
+    # anything from 1 to 12, so x is 11 to 22 and y 21 to 32
     assert {i.key: (i.lower, i.upper) for i in audit.intervals} == {
-        "s": (0, 12), "x": (11, 23), "y": (21, 33), "T2": (32, 56)}
+        "s": (1, 12), "x": (11, 22), "y": (21, 32), "T2": (32, 54)}
     assert audit.passed and audit.disclosed == []
     assert disclosing_sums(cells, relations, THRESHOLD, {"s", "x", "y", "T2"}) == {}
 
@@ -99,17 +99,16 @@ def test_an_upper_bound_below_the_threshold_through_a_chain_is_flagged_and_one_m
 
 def test_a_suppressed_label_tells_a_reader_the_complement_is_at_least_the_threshold():
     """O = a + c with O printed 12, a = 1 printed "<11" and c = 11 hidden as its complement, printed "suppressed":
-    a complement is never small and never zero (suppress_cells), so c >= 11 and a = 12 - c <= 1; with a >= 0
-    that leaves a in 0 .. 1, and with a's own label (at least 1) exactly 1. Sums alone (c >= 0) leave a anything
-    from 0 to 12."""
+    a complement is never small and never zero (suppress_cells), so c >= 11 and a = 12 - c <= 1; with a's own
+    label (at least 1) exactly 1. Sums alone (c >= 0) leave a anything from 0 to 12."""
     cells = {"O": Cell(12), "a": Cell(1), "c": Cell(11)}
     relations = [SumRelation("O", ("a", "c"))]
     audit = audit_cells(cells, relations, THRESHOLD, hidden={"a", "c"})
-    assert {i.key: (i.lower, i.upper) for i in audit.intervals} == {"a": (0, 1), "c": (11, 12)}
-    # a's "<11" label is not an LP bound (docs/disclosure.md): the verdict asks whether the sums pin it, and they
-    # leave it 0 or 1, which its label (at least 1) makes exactly 1: recomputed (Table 1 printed such a pair for
-    # a cohort of 12 with one woman: tests/statistics/test_disclosure_table1.py); an unprinted a (no label) is
-    # bounded below the threshold
+    assert {i.key: (i.lower, i.upper) for i in audit.intervals} == {"a": (1, 1), "c": (11, 11)}
+    # a's "<11" label bounds it below by 1 in the LP, and the verdict asks whether the sums pin it (its upper end,
+    # 10, is no LP bound: docs/disclosure.md): exactly 1, recomputed (Table 1 printed such a pair for a cohort of
+    # 12 with one woman: tests/statistics/test_disclosure_table1.py); an unprinted a (no label) is bounded below
+    # the threshold
     assert audit.failures() == ["a: recomputable exactly"]
     cells["a"] = Cell(1, published=False)
     assert [(i.key, i.upper) for i in audit_cells(cells, relations, THRESHOLD, hidden={"a", "c"}).disclosed] == [
@@ -120,6 +119,26 @@ def test_a_suppressed_label_tells_a_reader_the_complement_is_at_least_the_thresh
     assert {i.key: (i.lower, i.upper) for i in audit_cells(cells, relations, THRESHOLD,
                                                             hidden={"a", "c"}).intervals} == {"a": (0, 12),
                                                                                               "c": (0, 12)}
+
+
+def test_a_small_label_bounds_the_rest_of_its_sum():
+    """The attack that uses a "<11" label's lower end: a cohort of 11 printed, the persons an analysis used
+    printed "<11" (4) and those it dropped never printed (7). Counts >= 0 alone leave the dropped 0 to 11; a reader
+    who knows that "<11" is at least 1 knows they are 1 to 10, a small count given away. The audit takes the
+    label's lower end as a bound (disclosure.label_bounds), flags the dropped persons and names the sum to break."""
+    cells = {"cohort": Cell(11), "analysed": Cell(4, suppression=SMALL_CELL),
+             "dropped": Cell(7, published=False)}
+    relations = [SumRelation("cohort", ("analysed", "dropped"))]
+    # the attacker, by enumeration: every value of the label, and what the sum leaves for the rest
+    rest = {cells["cohort"].value - analysed for analysed in range(1, THRESHOLD)}
+    assert max(rest) < THRESHOLD  # every value a reader cannot rule out is a small count
+    audit = audit_cells(cells, relations, THRESHOLD)
+    assert {i.key: (i.lower, i.upper) for i in audit.intervals} == {"analysed": (1, 11), "dropped": (0, 10)}
+    assert audit.failures() == ["dropped: bounded below the threshold"]
+    assert disclosing_sums(cells, relations, THRESHOLD, {"analysed", "dropped"}) == {"dropped": relations}
+    # a cohort of 12 leaves the dropped 1 to 11: nothing to repair
+    cells["cohort"], cells["dropped"] = Cell(12), Cell(8, published=False)
+    assert audit_cells(cells, relations, THRESHOLD).passed
 
 
 def test_the_intervals_are_those_of_one_lp_per_bound_with_fewer_solves():
@@ -153,7 +172,9 @@ def test_the_intervals_are_those_of_one_lp_per_bound_with_fewer_solves():
         if row.any():
             equations.append(row)
             right.append(constant)
-    lower_bounds = [(THRESHOLD if cells[key].published and cells[key].value >= THRESHOLD else 0, None)
+    # what the labels tell: "suppressed" (a complement) 11 and more, "<11" 1 and more, unprinted 0 and more
+    lower_bounds = [(THRESHOLD if cells[key].published and cells[key].value >= THRESHOLD
+                     else 1 if cells[key].published and cells[key].value > 0 else 0, None)
                     for key in order]
     expected = {}
     for key in order:
