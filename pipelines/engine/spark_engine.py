@@ -321,8 +321,9 @@ class SparkEngine(Engine):
         """One query finds the tables that hold rows to delete (one Spark job, where asking each table costs a job
         of its own: a study's rebuild deletes from eight tables, usually none of which holds its rows); those are
         rewritten in the mapping's order, each condition evaluated as the table is rewritten. A table is skipped
-        only when its condition matched no row before the first rewrite: a condition that reads another table must
-        not gain rows from an earlier table's deletion (IN a table deleted from before it, as the cohort stage's)."""
+        when its condition matched no row before the first rewrite, so a condition that reads another table of the
+        mapping must not match more rows once that table lost some (an IN over it only matches fewer; a NOT IN
+        would not do)."""
         tables = list(conditions)
         holding = self.records(
             "SELECT DISTINCT table_position FROM ("

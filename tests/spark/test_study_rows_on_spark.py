@@ -19,7 +19,8 @@ pytestmark = pytest.mark.spark
 
 # The cohort stage's shape: cohort rows are a study's through its definitions, so they go first.
 STUDY_ROWS = {
-    "study_rows.cohort": "definition_id IN (SELECT definition_id FROM study_rows.definitions WHERE study_id = $study_id)",
+    "study_rows.cohort":
+        "definition_id IN (SELECT definition_id FROM study_rows.definitions WHERE study_id = $study_id)",
     "study_rows.definitions": "study_id = $study_id",
     "study_rows.population": "study_id = $study_id",
 }
