@@ -48,6 +48,16 @@ FIRST_CANDIDATE_RULES = {"first_visit": "no_visit_in_study_period", "lab_test": 
 TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_candidates", "index_dates",
                     "eligibility", "era_spans", "exposure_eras", "on_treatment_end", "table1_aggregates",
                     "time_varying_person_variables")
+# Every table the cohort stage writes, with the condition on $study_id that selects a study's rows: what a rebuild
+# of the study replaces (in this order: cohort.cohort's rows are found through cohort.cohort_definition's) and what
+# a Spark run copies back to DuckDB (pipelines/cohorts/spark_stages.py).
+STUDY_ROWS = {
+    tables.COHORT: "cohort_definition_id IN "
+                   f"(SELECT cohort_definition_id FROM {tables.COHORT_DEFINITION} WHERE study_id = $study_id)",
+    **dict.fromkeys((tables.COHORT_DEFINITION, tables.STUDY_VARIABLES, tables.PERSON_VARIABLES,
+                     tables.STUDY_POPULATION, tables.ATTRITION, tables.TABLE1, tables.TIME_VARYING_EXPOSURE),
+                    "study_id = $study_id"),
+}
 
 
 class CohortBuildError(RuntimeError):
@@ -181,13 +191,7 @@ def study_population_select_sql(study: StudyDefinition) -> str:
 
 
 def _delete_study_rows(engine: Engine, study_id: str) -> None:
-    parameters = {"study_id": study_id}
-    engine.delete_rows(tables.COHORT, "cohort_definition_id IN "
-                       f"(SELECT cohort_definition_id FROM {tables.COHORT_DEFINITION} WHERE study_id = $study_id)",
-                       parameters)
-    for table in (tables.COHORT_DEFINITION, tables.STUDY_VARIABLES, tables.PERSON_VARIABLES,
-                  tables.STUDY_POPULATION, tables.ATTRITION, tables.TABLE1, tables.TIME_VARYING_EXPOSURE):
-        engine.delete_rows(table, "study_id = $study_id", parameters)
+    engine.delete_rows_where(STUDY_ROWS, {"study_id": study_id})
 
 
 def staging_tables_read(study: StudyDefinition) -> tuple[str, ...]:

@@ -21,8 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipelines import tables
-from pipelines.cohorts.build import StudyBuild, build_all_studies, build_study, create_output_tables
+from pipelines.cohorts.build import STUDY_ROWS, StudyBuild, build_all_studies, build_study, create_output_tables
 from pipelines.cohorts.study import StudyDefinition
 from pipelines.engine import as_engine
 from pipelines.engine.transfer import (STAGE_INPUT_SCHEMAS, copy_tables_to_duckdb, export_stage_inputs,
@@ -36,8 +35,7 @@ __all__ = ["COHORT_STAGE_TABLES", "STAGE_INPUT_SCHEMAS", "build_study_on_spark",
            "run_phenotype_and_cohort_stages"]
 
 # Every table the cohort stage writes (pipelines/cohorts/build.py build_study).
-COHORT_STAGE_TABLES = (tables.COHORT_DEFINITION, tables.COHORT, tables.STUDY_VARIABLES, tables.PERSON_VARIABLES,
-                       tables.STUDY_POPULATION, tables.ATTRITION, tables.TABLE1, tables.TIME_VARYING_EXPOSURE)
+COHORT_STAGE_TABLES = tuple(STUDY_ROWS)
 
 
 def copy_cohort_stage_to_duckdb(spark: Any, con: Any, folder: Path) -> dict[str, int]:
@@ -49,11 +47,14 @@ def copy_cohort_stage_to_duckdb(spark: Any, con: Any, folder: Path) -> dict[str,
 
 def build_study_on_spark(warehouse: Any, run_id: str, con: Any, study: StudyDefinition) -> StudyBuild:
     """A study's cohort stage on the warehouse's Spark session (after the phenotype stage of the same run, which
-    handed it the staging tables: pipelines/phenotypes/spark_stage.py), the cohort tables copied back into DuckDB
-    `con`, the run's build database."""
+    handed it the staging tables: pipelines/phenotypes/spark_stage.py), the study's rows of the cohort tables copied
+    back into DuckDB `con`, the run's build database (the other studies' rows are theirs to copy: a run builds its
+    studies one after another on the same tables)."""
     spark = warehouse.spark_session()
     build = build_study(spark, study)
-    copy_cohort_stage_to_duckdb(spark, con, warehouse.spark_exchange_dir(run_id) / "cohort" / study.id)
+    create_output_tables(con)
+    copy_tables_to_duckdb(spark, con, STUDY_ROWS, warehouse.spark_exchange_dir(run_id) / "cohort" / study.id,
+                          {"study_id": study.id})
     return build
 
 

@@ -90,6 +90,12 @@ class Engine(ABC):
     def delete_rows(self, table: str, condition_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """DELETE FROM `table` WHERE `condition_sql`."""
 
+    def delete_rows_where(self, conditions: Mapping[str, str], parameters: Mapping[str, Any] | None = None) -> None:
+        """DELETE FROM each table WHERE its condition ({table: condition_sql}), in the mapping's order (a condition
+        may read a table deleted from before it)."""
+        for table, condition_sql in conditions.items():
+            self.delete_rows(table, condition_sql, parameters)
+
     @abstractmethod
     def add_column_if_absent(self, table: str, column: str, column_type: str) -> None:
         """Add a column (DuckDB type name) unless the table has it."""

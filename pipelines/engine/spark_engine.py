@@ -47,7 +47,7 @@ from pipelines.engine.dialect import (
     literal_sql,
     parse_statements,
 )
-from pipelines.sql_quoting import qualified_spark_name, quote_spark_identifier
+from pipelines.sql_quoting import qualified_name, qualified_spark_name, quote_spark_identifier
 
 # DuckDB type names used in the project's Python (ADD COLUMN) and their Spark types.
 SPARK_TYPES = {"BOOLEAN": "BOOLEAN", "DATE": "DATE", "INTEGER": "INT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE",
@@ -222,15 +222,18 @@ class SparkEngine(Engine):
             for field in schema.fields])
         aligned.write.insertInto(qualified_spark_name(table))
 
-    def _delete(self, table: str, condition: str) -> None:
+    def _delete(self, table: str, condition: str, known_to_match: bool = False) -> None:
+        """Rewrite `table` without the rows where `condition` (Spark SQL) is true; unless the caller knows some
+        match, first ask whether any does (no rewrite of the table for nothing)."""
         rows = self.spark.table(qualified_spark_name(table))
-        if rows.where(f"coalesce(({condition}), false)").isEmpty():
-            return  # nothing to delete: no rewrite of the table
+        if not known_to_match and rows.where(f"coalesce(({condition}), false)").isEmpty():
+            return
         kept = rows.where(f"NOT coalesce(({condition}), false)").localCheckpoint(eager=True)
         kept.write.insertInto(qualified_spark_name(table), overwrite=True)
 
     # --- results ---------------------------------------------------------------------------------------------------
-    def _frame(self, sql: str, parameters: Mapping[str, Any] | None) -> Any:
+    def dataframe(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """The Spark DataFrame of one SELECT (DuckDB SQL with $name parameters), not yet computed."""
         [statement] = parse_statements(sql)
         statement = self._described_relations(bind_parameters(expand_macros(statement, self.macros),
                                                               parameters or {}))
@@ -253,10 +256,10 @@ class SparkEngine(Engine):
         return statement.transform(replace)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        return duckdb_frame(self._frame(sql, parameters).toArrow())
+        return duckdb_frame(self.dataframe(sql, parameters).toArrow())
 
     def records(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        return [row.asDict() for row in self._frame(sql, parameters).collect()]
+        return [row.asDict() for row in self.dataframe(sql, parameters).collect()]
 
     # --- tables ----------------------------------------------------------------------------------------------------
     def table_names(self) -> set[str]:
@@ -272,13 +275,13 @@ class SparkEngine(Engine):
         return self.spark.table(qualified_spark_name(table)).columns
 
     def create_temp_table(self, name: str, select_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
-        self._frame(select_sql, parameters).localCheckpoint(eager=True).createOrReplaceTempView(name)
+        self.dataframe(select_sql, parameters).localCheckpoint(eager=True).createOrReplaceTempView(name)
 
     def drop_temp_table(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
 
     def insert_select(self, table: str, select_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
-        self._append(table, self._frame(select_sql, parameters))
+        self._append(table, self.dataframe(select_sql, parameters))
 
     def insert_records(self, table: str, records: Sequence[Mapping[str, Any]]) -> None:
         if not records:
@@ -305,10 +308,32 @@ class SparkEngine(Engine):
         frame = self.spark.createDataFrame(rows, T.StructType([fields[name] for name in names]))
         self._append(table, frame)
 
-    def delete_rows(self, table: str, condition_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+    def _condition(self, condition_sql: str, parameters: Mapping[str, Any] | None) -> str:
+        """A DuckDB condition with $name parameters as Spark SQL."""
         [statement] = parse_statements(f"SELECT 1 WHERE {condition_sql}")
-        condition = bind_parameters(statement, parameters or {}).args["where"].this
-        self._delete(table, condition.sql(dialect=ProjectSpark))
+        return bind_parameters(expand_macros(statement, self.macros), parameters or {}).args["where"].this.sql(
+            dialect=ProjectSpark)
+
+    def delete_rows(self, table: str, condition_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        self._delete(table, self._condition(condition_sql, parameters))
+
+    def delete_rows_where(self, conditions: Mapping[str, str], parameters: Mapping[str, Any] | None = None) -> None:
+        """One query finds the tables that hold rows to delete (one Spark job, where asking each table costs a job
+        of its own: a study's rebuild deletes from eight tables, usually none of which holds its rows); those are
+        rewritten in the mapping's order, each condition evaluated as the table is rewritten. A table is skipped
+        when its condition matched no row before the first rewrite, so a condition that reads another table of the
+        mapping must not match more rows once that table lost some (an IN over it only matches fewer; a NOT IN
+        would not do)."""
+        tables = list(conditions)
+        holding = self.records(
+            "SELECT DISTINCT table_position FROM ("
+            + " UNION ALL ".join(f"SELECT {position} AS table_position FROM {qualified_name(*table.split('.', 1))} "
+                                 f"WHERE {conditions[table]}" for position, table in enumerate(tables))
+            + ")", parameters)
+        positions = {row["table_position"] for row in holding}
+        for position, table in enumerate(tables):
+            if position in positions:
+                self._delete(table, self._condition(conditions[table], parameters), known_to_match=True)
 
     def add_column_if_absent(self, table: str, column: str, column_type: str) -> None:
         self.add_columns_if_absent(table, {column: column_type})

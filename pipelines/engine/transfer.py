@@ -5,8 +5,9 @@
     register_stage_inputs(spark, folder)          Spark: those files as tables of the same names (external Parquet)
     hand_stage_inputs(spark, con, folder, owner)  Spark: the stage inputs, reusing the tables a Spark ingest of the
                                                   same run wrote (`mark_loaded_for`) and exporting only the others
-    copy_tables_to_duckdb(spark, con, tables, folder)
-                                                  DuckDB: each named Spark table's rows replace the DuckDB table's
+    copy_tables_to_duckdb(spark, con, tables, folder[, parameters])
+                                                  DuckDB: each named Spark table's rows replace the DuckDB table's,
+                                                  or only the rows a condition per table selects (one study's)
                                                   (written by Spark as Parquet, read by DuckDB through Arrow)
 
 Parquet is the hand-over because both engines write and read it natively and it keeps every column's type; no
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from pipelines.engine.duckdb_engine import DuckDBEngine
+from pipelines.engine.spark_engine import SparkEngine
 from pipelines.sql_quoting import (qualified_name, qualified_spark_name, quote_identifier, quote_literal,
                                    quote_spark_identifier, quote_spark_literal)
 
@@ -106,28 +108,36 @@ def hand_stage_inputs(spark: Any, con: Any, folder: Path, owner: str) -> StageIn
     return StageInputs(tuple(reused), tuple(path.stem for path in exported))
 
 
-def copy_tables_to_duckdb(spark: Any, con: Any, tables: Iterable[str], folder: Path) -> dict[str, int]:
-    """Replace the rows of each table ("schema.table") of DuckDB `con` with the rows of the Spark table of the same
-    name, in one DuckDB transaction; a table DuckDB lacks is created with the Parquet file's types. Returns the rows
-    copied per table."""
+def copy_tables_to_duckdb(spark: Any, con: Any, tables: Iterable[str] | Mapping[str, str], folder: Path,
+                          parameters: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Replace rows of each table ("schema.table") of DuckDB `con` with the rows of the Spark table of the same
+    name, in one DuckDB transaction; a table DuckDB lacks is created with the Parquet file's types. `tables` names
+    whole tables, or maps each table to a condition (DuckDB SQL with `parameters`, as the stages' SQL is written):
+    then only the rows where it holds are replaced, on both sides (e.g. one study's rows). DuckDB's rows are deleted
+    for every table first, in the mapping's order, then Spark's inserted: a condition may read another of the
+    tables. Returns the rows copied per table."""
     import pyarrow.dataset as ds
 
-    duck = DuckDBEngine(con)
+    conditions = dict(tables) if isinstance(tables, Mapping) else dict.fromkeys(tables, "TRUE")
+    spark_engine, duck = SparkEngine(spark), DuckDBEngine(con)
     written = {}
-    for table in tables:
+    for table, condition in conditions.items():
         path = folder / table
-        spark.table(qualified_spark_name(table)).write.mode("overwrite").parquet(str(path))
+        rows = spark_engine.dataframe(f"SELECT * FROM {qualified_name(*table.split('.', 1))} WHERE {condition}",
+                                      parameters)
+        rows.write.mode("overwrite").parquet(str(path))
         written[table] = path
     present = duck.table_names()
     copied = {}
     with duck.transaction():
+        for table, condition in conditions.items():
+            if table in present:
+                duck.delete_rows(table, condition, parameters)
         for table, path in written.items():
             schema, name = table.split(".", 1)
             # Spark names its files part-*.parquet beside _SUCCESS and checksums, which Arrow's dataset skips.
             rows = ds.dataset(str(path), format="parquet")
-            if not rows.schema.names:  # no file written: an empty table
-                if table in present:
-                    con.execute(f"DELETE FROM {qualified_name(schema, name)}")
+            if not rows.schema.names:  # no file written: no rows
                 copied[table] = 0
                 continue
             con.register("spark_rows", rows)
@@ -140,9 +150,8 @@ def copy_tables_to_duckdb(spark: Any, con: Any, tables: Iterable[str], folder: P
                     for column, column_type, *_ in con.execute("DESCRIBE SELECT * FROM spark_rows").fetchall():
                         if column not in columns:
                             duck.add_column_if_absent(table, column, column_type)
-                    con.execute(f"DELETE FROM {qualified_name(schema, name)}")
                     con.execute(f"INSERT INTO {qualified_name(schema, name)} BY NAME SELECT * FROM spark_rows")
+                [(copied[table],)] = con.execute("SELECT count(*) FROM spark_rows").fetchall()
             finally:
                 con.unregister("spark_rows")
-            [(copied[table],)] = con.execute(f"SELECT count(*) FROM {qualified_name(schema, name)}").fetchall()
     return copied

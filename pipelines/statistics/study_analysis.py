@@ -930,12 +930,17 @@ def sequence_symmetry_for_drugs(target: Engine | object, drug_phenotypes: list[s
     Pulls one row per person (first dates only), from `target` (the engine holding the phenotype and staging
     tables, or a DuckDB connection or SparkSession).
     """
-    engine = as_engine(target)
+    # Each person's first date of the marker and of each drug, with the days observed without a break before and
+    # after it (sql/statistics/first_dates_with_observation.sql), in one query.
+    phenotypes = list(dict.fromkeys([marker, *drug_phenotypes]))
+    every_first_date = as_engine(target).query(read_sql("statistics/first_dates_with_observation.sql"),
+                                               {"phenotypes": phenotypes})
+    by_phenotype = {phenotype_id: rows.drop(columns="phenotype_id").reset_index(drop=True)
+                    for phenotype_id, rows in every_first_date.groupby("phenotype_id", sort=False)}
+    no_rows = every_first_date.drop(columns="phenotype_id").iloc[:0]
 
     def first_dates_with_observation(phenotype_id: str) -> pd.DataFrame:
-        """Each person's first date with the days observed without a break before and after it
-        (sql/statistics/first_dates_with_observation.sql)."""
-        return engine.query(read_sql("statistics/first_dates_with_observation.sql"), {"phenotype": phenotype_id})
+        return by_phenotype.get(phenotype_id, no_rows)
 
     markers = first_dates_with_observation(marker)
     markers = markers[markers["days_observed_before"] >= washout_days]

@@ -12,7 +12,8 @@
 -- and index + $tar_max_days]. followup_days counts the days at risk up to the first outcome (inclusive) or, without
 -- an outcome, up to followup_end.
 -- person_number numbers the persons (one number per person_id): the era windows partition by it (exposure_eras.sql),
--- as numbers sort several times faster than names.
+-- as numbers sort several times faster than names. Without a partition, Spark numbers them in one task (a limit at
+-- cluster scale: docs/scaling.md, "What runs on Spark today").
 WITH deaths AS (
     SELECT person_id, min(death_date) AS death_date
     FROM staging.death
