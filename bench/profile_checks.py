@@ -1,11 +1,13 @@
-"""Profile the data-quality suite of one staging table: seconds per SQL check, and the whole suite through GX.
+"""Profile the data-quality suite of one staging table: CPU seconds and memory per SQL check, and the whole suite
+through GX.
 
     python bench/profile_checks.py --database <a built database> --table drug_exposure [--memory-limit 5GB]
 
 The staging checks are the slowest stage after the ingest (docs/performance.md). This runs, on a copy of a built
 database (a published one, or `bench/run_benchmark.py --keep-database`'s bench/results/bench_<N>.duckdb):
 - every SQL check of the table's suite (expect_no_violating_rows, expectations/staging/<table>.json) on its own,
-  as the count of the rows it returns, and prints its seconds and that count;
+  as the count of the rows it returns, and prints its wall and CPU seconds (of the process: DuckDB's threads), the
+  peak of DuckDB's buffer memory and the bytes it spilled to disk (its JSON query profile), and that count;
 - the whole suite through the real runner (pipelines/quality/runner.py: GX, the gx_duckdb workaround, recording in
   dq.check_results), whose time also covers GX's column expectations (not null, value sets, ranges: one query
   per table) and GX's own overhead.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -25,7 +28,7 @@ import duckdb
 from pipelines import paths
 from pipelines.quality import runner
 from pipelines.quality.valid_codes import ensure_valid_icd10cm_codes
-from pipelines.sql_quoting import qualified_name
+from pipelines.sql_quoting import qualified_name, quote_literal
 
 
 def sql_checks(table: str) -> list[tuple[str, str]]:
@@ -55,20 +58,30 @@ def main() -> None:
         con = duckdb.connect(str(database), config=config)
         ensure_valid_icd10cm_codes(con)  # the ICD-10-CM existence check reads it
         rows = con.execute(f"SELECT count(*) FROM {qualified_name('staging', args.table)}").fetchone()[0]
-        print(f"staging.{args.table}: {rows:,} rows; each SQL check on its own:")
+        print(f"staging.{args.table}: {rows:,} rows; each SQL check on its own "
+              f"(wall s, CPU s, peak buffer memory, spilled):")
+        query_profile = Path(tmp) / "query_profile.json"
+        con.execute("PRAGMA enable_profiling = 'json'")
+        con.execute(f"PRAGMA profiling_output = {quote_literal(query_profile)}")
         total = 0.0
         for name, query in sql_checks(args.table):
-            started = time.time()
-            violating = con.execute(f"SELECT count(*) FROM ({query}) AS violating_rows").fetchone()[0]
-            seconds = time.time() - started
-            total += seconds
-            print(f"  {name:<55}{seconds:>8.1f} s  {violating:>12,} violating rows")
+            started, cpu_started = time.time(), os.times()
+            [(violating,)] = con.execute(f"SELECT count(*) FROM ({query}) AS violating_rows").fetchall()
+            seconds, cpu_ended = time.time() - started, os.times()
+            cpu = (cpu_ended.user - cpu_started.user) + (cpu_ended.system - cpu_started.system)
+            system = json.loads(query_profile.read_text())["system"]
+            total += cpu
+            print(f"  {name:<55}{seconds:>7.1f} s{cpu:>7.1f} s{system['peak_buffer_memory'] / 1e9:>7.2f} GB"
+                  f"{system['total_bytes_spilled'] / 1e9:>7.2f} GB {violating:>12,} violating rows")
+        con.execute("PRAGMA disable_profiling")
         con.close()
-        print(f"  {'all SQL checks':<55}{total:>8.1f} s")
+        print(f"  {'all SQL checks (CPU)':<62}{total:>7.1f} s")
 
-        started = time.time()
+        started, cpu_started = time.time(), os.times()
         runner.run_suite(database, f"staging.{args.table}", build_data_docs=False, duckdb_config=config)
-        print(f"the whole suite through GX (runner.run_suite): {time.time() - started:.1f} s")
+        cpu_ended = os.times()
+        print(f"the whole suite through GX (runner.run_suite): {time.time() - started:.1f} s, "
+              f"{cpu_ended.user + cpu_ended.system - cpu_started.user - cpu_started.system:.1f} CPU s")
 
 
 if __name__ == "__main__":

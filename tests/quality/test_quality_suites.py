@@ -247,3 +247,25 @@ def test_a_single_reversed_observation_period_fails_its_check(tmp_path):
         "visit_end_date_not_before_start")
     assert (periods_check.unexpected_count, periods_check.threshold, periods_check.passed) == (1, 0, False)
     assert (visits_check.unexpected_count, visits_check.threshold, visits_check.passed) == (1, 1, True)
+
+
+def test_a_format_check_judges_each_code_once_and_counts_every_row_of_it(tmp_path):
+    """The format checks judge each distinct code once and then find its rows (suites.code_formats): every row of a
+    malformed code counts, rows without a code count where the check digit's rule calls them malformed (as the
+    per-row condition did), and rows of other vocabularies do not; the same count as the rule applied row by row."""
+    database = build_example_staging(tmp_path / "warehouse.duckdb")
+    planted = [("LOINC", "2823-4")] * 3 + [("LOINC", "2951")] * 2 + [("LOINC", None)] + [("SNOMED", "2823-4")] * 4
+    with duckdb.connect(str(database)) as con:
+        insert_rows(con, "measurement", [(f"m_planted{i}", "p1", vocabulary, code, "2018-02-01", 3.2, "mmol/L",
+                                          None, None) for i, (vocabulary, code) in enumerate(planted)])
+        [(row_by_row,)] = con.execute(
+            "SELECT count(*) FROM staging.measurement WHERE measurement_vocabulary = 'LOINC' AND NOT "
+            + suites.well_formed_code_sql("LOINC", "measurement_code").replace("{{", "{").replace("}}", "}")
+        ).fetchall()
+    result = run_suite(database, "staging.measurement", run_id="formats", build_data_docs=False)
+    loinc = result.result("measurement_code_format_loinc")
+    assert loinc.error is None
+    assert loinc.unexpected_count == row_by_row == 6  # 3 + 2 rows of two malformed codes, and the row without
+    assert len(loinc.example_rows) == 5 and {row["measurement_code"] for row in loinc.example_rows} <= {
+        "2823-4", "2951", None}
+    assert result.result("measurement_code_format_snomed").unexpected_count == 4  # SNOMED ids have no dash
