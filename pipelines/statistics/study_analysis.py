@@ -57,7 +57,7 @@ from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
 from pipelines.statistics.time_varying import counting_process_cox
-from pipelines.statistics.workers import SERIAL, FitPool, workers_for
+from pipelines.statistics.workers import SERIAL, FitPool, PackedFrame, workers_for
 from pipelines.tables import STUDY_POPULATION
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
@@ -234,9 +234,12 @@ class FollowUp:
                             index=self.index)
 
 
-def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+def model_sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame | None:
+    """The random sample of `frame`'s rows a model is fitted on when it has more than MAX_PERSONS_FOR_MODELS; None
+    when the model is fitted on everyone. The rows drawn depend on the number of rows and the seed only (pandas
+    `sample` draws positions), not on the columns `frame` has."""
     if len(frame) <= MAX_PERSONS_FOR_MODELS:
-        return frame
+        return None
     return frame.sample(n=MAX_PERSONS_FOR_MODELS, random_state=seed)
 
 
@@ -322,14 +325,17 @@ def _nested(a: np.ndarray, b: np.ndarray) -> bool:
 
 @dataclass(frozen=True)
 class ExposureFit:
-    """One exposure's analyses against the unexposed (a task of `fit_exposure`, fitted in a worker process): its
-    per-person frame holds only the columns they read (outcome, followup_days, death, the model covariates,
-    exposure). `note` instead of a frame: the exposure has one group only, and nothing is fitted."""
+    """One exposure's analyses against the unexposed (a task of `fit_exposure`, fitted in a worker process).
+    `frame`: everyone compared, with only the columns the person-time analyses read (outcome, followup_days, death,
+    exposure) when the model is fitted on a sample, `model_frame`, which also holds the model covariates (drawn
+    here, `model_sample`); else (None) the model is fitted on `frame`, which then holds them. `note` instead of a
+    frame: the exposure has one group only, and nothing is fitted."""
 
     exposure: str
     study: StudyDefinition
     only: str | None
-    frame: pd.DataFrame | None = None
+    frame: PackedFrame | None = None
+    model_frame: PackedFrame | None = None
     covariate_names: tuple[str, ...] = ()
     shared: tuple[AttritionStep, ...] = ()
     note: str | None = None
@@ -350,14 +356,17 @@ def fit_exposure(task: ExposureFit) -> ExposureFitted:
     """The person-time analyses and the adjusted Cox model of one exposure (a worker's task)."""
     if task.frame is None:
         return ExposureFitted([], [task.note] if task.note else [], {}, set())
-    frame, study, only, exposure = task.frame, task.study, task.only, task.exposure
+    frame, study, only, exposure = task.frame.unpacked(), task.study, task.only, task.exposure
     results: list[EstimateResult] = []
     notes: list[str] = []
     _person_time_analyses(results, frame, study, notes, exposure, ("exposed", "unexposed"), only)
-    model_frame = _sample(frame, study.seed)
     shared = list(task.shared)
     steps = {"": shared}
-    if len(model_frame) < len(frame):
+    if task.model_frame is None:
+        model_frame = frame
+    else:
+        del frame  # the person-time analyses are done; only the sample is modelled
+        model_frame = task.model_frame.unpacked()
         steps["cox_adjusted"] = [*shared, attrition_step(SAMPLE_STEP, SAMPLE_REASON, model_frame["exposure"])]
     without_events: set[str] = set()
     covariate_names = _outcome_model_covariates(model_frame, list(task.covariate_names), without_events)
@@ -396,8 +405,7 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
             if study.time_at_risk.censor_unexposed_at_exposure_start:
                 first_day = day_numbers(population[f"{exposure}_first_date"])
                 censor_day = np.where(~exposed.to_numpy() & (first_day > index_day), first_day, np.nan)
-            followed = follow_up.censored_at(censor_day)
-            frame = pd.concat([followed, covariates[covariate_names]], axis=1)
+            frame = follow_up.censored_at(censor_day)
             frame["exposure"] = exposed.astype(int)
             shared = [attrition_step(COHORT_STEP, None, exposed)]
             # NULL: left out of this exposure's comparison (a new-use exposure's prevalent and past users).
@@ -413,7 +421,14 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
                 continue
             if exposure == study.table1_by:
                 kaplan_meier[exposure] = frame[["exposure", "outcome", "followup_days"]], shared
-            yield ExposureFit(exposure, study, only, frame, tuple(covariate_names), tuple(shared))
+            # The covariates join only the persons the model is fitted on: everyone, or its sample.
+            sample = model_sample(frame, study.seed)
+            if sample is None:
+                frame, model_frame = _with_covariates(frame, covariates[covariate_names]), None
+            else:
+                model_frame = PackedFrame.of(_with_covariates(sample, covariates[covariate_names]))
+            yield ExposureFit(exposure, study, only, PackedFrame.of(frame), model_frame, tuple(covariate_names),
+                              tuple(shared))
 
     without_events: set[str] = set()
     for reference, fitted in zip(references, pool.ordered(fit_exposure, tasks())):
@@ -428,6 +443,14 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
             analysis.km_labels = (f"not {exposure}", exposure)
     _note_left_out(analysis, without_events)
     return analysis
+
+
+def _with_covariates(followed: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFrame:
+    """`followed`'s persons (outcome, followup_days, death, exposure) with their model covariates, the columns in
+    the order the models have always seen them: outcome, followup_days, death, the covariates, exposure."""
+    frame = pd.concat([followed[["outcome", "followup_days", "death"]], covariates.loc[followed.index]], axis=1)
+    frame["exposure"] = followed["exposure"]
+    return frame
 
 
 def _varying_medications(covariates: pd.DataFrame, medications: list[str]) -> dict[str, np.ndarray]:
