@@ -677,13 +677,13 @@ def time_varying_rows(target: Engine | object, study: StudyDefinition, exposure:
 @dataclass(frozen=True)
 class TimeVaryingFit:
     """One exposure's time-varying Cox model (a task of `fit_time_varying`, fitted in a worker process): its
-    counting-process rows with the model covariates as at index. `note` instead of rows: the exposure has one group
-    only, and nothing is fitted."""
+    counting-process rows with the model covariates as at index (packed for the way, PackedFrame). `note` instead of
+    rows: the exposure has one group only, and nothing is fitted."""
 
     exposure: str
     analysis_id: str
     exposed_time: str
-    rows: pd.DataFrame | None = None
+    rows: PackedFrame | None = None
     covariate_names: tuple[str, ...] = ()
     note: str | None = None
 
@@ -695,7 +695,7 @@ def fit_time_varying(task: TimeVaryingFit) -> tuple[list[EstimateResult], list[s
     results: list[EstimateResult] = []
     notes: list[str] = []
     _estimate_or_note(results, f"{task.exposure} time-varying Cox HR", notes, task.analysis_id,
-                      lambda: counting_process_cox(task.rows, list(task.covariate_names),
+                      lambda: counting_process_cox(task.rows.unpacked(), list(task.covariate_names),
                                                    exposed_time=task.exposed_time))
     return results, notes
 
@@ -741,8 +741,8 @@ def add_time_varying_analyses(con: Engine, study: StudyDefinition, population: p
                                                                .astype(int))
             names = _outcome_model_covariates(per_person, names, without_events)
             steps_by_exposure[exposure] = steps
-            yield TimeVaryingFit(exposure, analysis_id, exposed_time, rows.join(covariates[names], on="person"),
-                                 tuple(names))
+            yield TimeVaryingFit(exposure, analysis_id, exposed_time,
+                                 PackedFrame.of(rows.join(covariates[names], on="person")), tuple(names))
 
     for exposure, (results, notes) in zip(study.time_varying_exposures, pool.ordered(fit_time_varying, tasks())):
         analysis.notes += notes
@@ -782,7 +782,7 @@ def negative_control_estimates(population: pd.DataFrame, first_dates: pd.DataFra
     for control in study.negative_control_outcomes:
         dates = pd.to_datetime(first_dates[control]).set_axis(population.index)
         kept = ~(dates < start)
-        cohort = population[kept].assign(outcome_flag=dates[kept].notna(), outcome_date=dates[kept])
+        cohort = with_outcome(population, kept.to_numpy(), dates[kept], dates[kept].notna())
         if study.index.rule == "new_user":
             control_analysis = analyse_new_user_study(cohort, study, only=primary, ps_models=analysis.ps_models)
         else:
@@ -894,10 +894,19 @@ def sensitivity_population(con: Engine, population: pd.DataFrame, study: StudyDe
     if len(variant) != len(population):  # pragma: no cover - both read cohort.study_population of the study
         raise RuntimeError(f"sensitivity analysis {sensitivity.id}: {len(variant)} persons, the study has "
                            f"{len(population)}")
-    frame = population.copy()
-    frame["outcome_date"] = pd.to_datetime(variant["outcome_date"]).to_numpy()
-    frame["outcome_flag"] = variant["outcome_date"].notna().to_numpy()
-    return frame[~variant["outcome_before_time_at_risk"].astype(bool).to_numpy()]
+    kept = ~variant["outcome_before_time_at_risk"].astype(bool).to_numpy()
+    return with_outcome(population, kept, pd.to_datetime(variant["outcome_date"]).to_numpy()[kept],
+                        variant["outcome_date"].notna().to_numpy()[kept])
+
+
+def with_outcome(population: pd.DataFrame, kept: np.ndarray, outcome_date, outcome_flag) -> pd.DataFrame:
+    """The persons `kept` (a boolean array over `population`'s rows) with another outcome: its date and flag, one
+    value per kept person. One copy of the kept rows (a copy of the whole population and then of its kept rows
+    held two at once, each hundreds of bytes per person)."""
+    frame = population.take(np.flatnonzero(kept))
+    frame["outcome_date"] = outcome_date
+    frame["outcome_flag"] = outcome_flag
+    return frame
 
 
 def analyse_sensitivity(con: Engine, population: pd.DataFrame, study: StudyDefinition,
