@@ -436,9 +436,9 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
             # The covariates join only the persons the model is fitted on: everyone, or its sample.
             sample = model_sample(frame, study.seed)
             if sample is None:
-                frame, model_frame = _with_covariates(frame, covariates[covariate_names]), None
+                frame, model_frame = _with_covariates(frame, covariates, covariate_names), None
             else:
-                model_frame = PackedFrame.of(_with_covariates(sample, covariates[covariate_names]))
+                model_frame = PackedFrame.of(_with_covariates(sample, covariates, covariate_names))
             yield ExposureFit(exposure, study, only, PackedFrame.of(frame), model_frame, tuple(covariate_names),
                               tuple(shared))
 
@@ -457,10 +457,10 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
     return analysis
 
 
-def _with_covariates(followed: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFrame:
-    """`followed`'s persons (outcome, followup_days, death, exposure) with their model covariates, the columns in
-    the order the models have always seen them: outcome, followup_days, death, the covariates, exposure."""
-    frame = pd.concat([followed[["outcome", "followup_days", "death"]], covariates.loc[followed.index]], axis=1)
+def _with_covariates(followed: pd.DataFrame, covariates: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """`followed`'s persons (outcome, followup_days, death, exposure) with their model covariates `names`, the
+    columns in the order the models have always seen them: outcome, followup_days, death, the covariates, exposure."""
+    frame = pd.concat([followed[["outcome", "followup_days", "death"]], covariates.loc[followed.index, names]], axis=1)
     frame["exposure"] = followed["exposure"]
     return frame
 

@@ -261,9 +261,9 @@ def test_a_signal_during_a_duckdb_query_stops_the_run_and_the_report_names_it(tm
 def test_the_sampled_process_tree_holds_a_child_processes_memory():
     """The statistics stage's workers are processes below the run's: the tree's figure must hold their memory, which
     this process's resident memory does not."""
-    child = subprocess.Popen([sys.executable, "-c", "import sys; block = bytearray(300 * 2**20); "
-                              "block[::4096] = b'x' * len(block[::4096]); print('ready', flush=True); sys.stdin.read()"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    script = ("import sys; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); "
+              "print('ready', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"  # its 300 MB are written, so resident
         assert child.pid in descendants(os.getpid())
