@@ -1,7 +1,7 @@
 """CPU seconds of one study's statistics, per analysis, on a built study database (issue #21).
 
     PYTHONPATH=$PWD .venv/bin/python bench/statistics_speed.py DATABASE [--study leg_cramps] [--workers 1]
-        [--save RESULTS.pkl] [--compare RESULTS.pkl] [--publish FOLDER] [--cprofile OUT.prof]
+        [--save RESULTS.pkl] [--compare RESULTS.pkl] [--publish FOLDER] [--cprofile OUT.prof] [--memory-limit 3GB]
 
 DATABASE is a DuckDB file after ingest, phenotypes and the cohort stage (as tests/conftest.py `study_database` builds
 it); it is opened read-only. The study is analysed as its statistics asset analyses it (`analyse_study`), and each
@@ -199,6 +199,7 @@ def main() -> None:
     parser.add_argument("--compare", type=Path)
     parser.add_argument("--publish", type=Path, help="a folder for a copy of the database to publish into")
     parser.add_argument("--cprofile", type=Path, help="write a cProfile of the analysis here (adds overhead)")
+    parser.add_argument("--memory-limit", default="3GB", help="DuckDB's memory_limit (the machine is shared)")
     options = parser.parse_args()
     study = load_studies()[options.study]
     timer = PartTimer()
@@ -208,7 +209,8 @@ def main() -> None:
     profiler = cProfile.Profile() if options.cprofile else None
     with TreeMemory() as memory:
         cpu, started = time.process_time(), time.perf_counter()
-        with duckdb.connect(str(options.database), read_only=True) as con:
+        with duckdb.connect(str(options.database), read_only=True,
+                            config={"memory_limit": options.memory_limit}) as con:
             with profiler if profiler else contextlib.nullcontext():
                 analysis = analyse_study(con, study, workers=options.workers)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - started
