@@ -169,9 +169,8 @@ def study_population(target: Engine | object, study: StudyDefinition) -> pd.Data
                               {"study": study.id})
     # The phenotypes' first dates only censor follow-up, as day numbers (day_numbers): held so, as float32 (exact
     # for whole days, |n| < 2**24), they take 4 bytes per person each instead of 8 (a study has dozens of them).
-    for phenotype in dict.fromkeys(study.phenotype_ids):
-        if f"{phenotype}{FIRST_DATE_SUFFIX}" in population:
-            name = f"{phenotype}{FIRST_DATE_SUFFIX}"
+    for name in (f"{phenotype}{FIRST_DATE_SUFFIX}" for phenotype in dict.fromkeys(study.phenotype_ids)):
+        if name in population:
             population[name] = day_numbers(population[name]).astype(np.float32)
     return population
 
