@@ -17,7 +17,14 @@ from collections import defaultdict
 
 def process_rss(pid: int | str = "self") -> int:
     """Resident memory of a process in bytes (0 if it is gone), from /proc/<pid>/status."""
-    return _status_field(pid, "VmRSS:")
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def process_pss(pid: int | str = "self") -> int:
@@ -33,17 +40,6 @@ def process_pss(pid: int | str = "self") -> int:
     except OSError:
         return 0
     return process_rss(pid)
-
-
-def _status_field(pid: int | str, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(field):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def descendants(root: int) -> dict[int, str]:
