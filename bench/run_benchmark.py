@@ -9,7 +9,9 @@
 
 It generates the extract once (bench/data/<format>_<N>/, reused afterwards), runs the study job through Dagster's
 execution API against a throw-away instance, and reports per stage (ingest, phenotypes, cohorts, statistics, data
-quality, publish) the wall time, the peak resident memory of this process during the stage and rows per second,
+quality, publish) the wall time, the peak memory during the stage (the resident memory of this process, and the
+proportional set size of the whole process tree: the statistics stage fits in worker processes below this one,
+bench/process_memory.py) and rows per second,
 next to two reference figures measured in the same run on the same files:
 - DuckDB's plain load: CREATE TABLE ... AS SELECT * FROM read_csv/read_parquet for every file, nothing else;
 - one full scan of the staging tables (every column read once).
@@ -53,11 +55,14 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines import extract_spec as spec
-from pipelines.ingest.loader import find_table_file
-from pipelines.operations.stop_signals import StopSignalWatcher
-from pipelines.run import failure_messages, run_study
-from pipelines.sql_quoting import quote_identifier, quote_literal
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* when run as a script
+
+from bench.process_memory import descendants, java_descendants, process_rss, tree_pss  # noqa: E402
+from pipelines import extract_spec as spec  # noqa: E402
+from pipelines.ingest.loader import find_table_file  # noqa: E402
+from pipelines.operations.stop_signals import StopSignalWatcher  # noqa: E402
+from pipelines.run import failure_messages, run_study  # noqa: E402
+from pipelines.sql_quoting import quote_identifier, quote_literal  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -73,49 +78,15 @@ STAGE_OF_STEP_PREFIX = {
 STAGES = ["ingest", "phenotypes", "cohorts", "statistics", "data quality", "publish"]
 
 
-def process_rss(pid: int | str = "self") -> int:
-    """Resident memory of a process in bytes (0 if it is gone), from /proc/<pid>/status."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def java_descendants(root: int) -> list[int]:
-    """The java processes below `root` in the process tree (the local Spark session's JVM: pyspark starts it through
-    spark-submit as a child of this process)."""
-    children: dict[int, list[int]] = defaultdict(list)
-    names: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                text = stat.read()
-        except OSError:
-            continue
-        # /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after its closing bracket.
-        names[int(entry)] = text[text.index("(") + 1:text.rindex(")")]
-        children[int(text[text.rindex(")") + 2:].split()[1])].append(int(entry))
-    found, pending = [], list(children.get(root, []))
-    while pending:
-        pid = pending.pop()
-        if names.get(pid) == "java":
-            found.append(pid)
-        pending.extend(children.get(pid, []))
-    return found
-
-
 class RssSampler:
-    """Samples the resident memory of this process, and of the Spark JVM below it when there is one, every 50 ms,
-    so peaks can be attributed to stages by time."""
+    """Samples memory every 50 ms, so peaks can be attributed to stages by time: the resident memory of this process,
+    that of the Spark JVM below it when there is one, and the PSS of the whole process tree (this process and every
+    process below it: the statistics workers and their fork server, the JVM; bench/process_memory.py), the memory
+    the run holds."""
 
     def __init__(self) -> None:
-        self.samples: list[tuple[float, int, int]] = []  # (time, this process, java processes under it)
+        # (time, this process RSS, java processes under it RSS, process tree PSS)
+        self.samples: list[tuple[float, int, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -124,12 +95,13 @@ class RssSampler:
         return process_rss()
 
     def _run(self) -> None:
-        me, jvms, next_lookup = os.getpid(), [], 0.0
+        me, below, next_lookup = os.getpid(), {}, 0.0
         while not self._stop.is_set():
             now = time.time()
-            if now >= next_lookup:  # the JVM starts and stops with the Spark session: look for it every 2 s
-                jvms, next_lookup = java_descendants(me), now + 2.0
-            self.samples.append((now, process_rss(), sum(process_rss(pid) for pid in jvms)))
+            if now >= next_lookup:  # workers and the JVM come and go with their pools and sessions
+                below, next_lookup = descendants(me), now + 0.5
+            jvms = [pid for pid, name in below.items() if name == "java"]
+            self.samples.append((now, process_rss(), sum(process_rss(pid) for pid in jvms), tree_pss(me, list(below))))
             time.sleep(0.05)
 
     def __enter__(self) -> "RssSampler":
@@ -140,8 +112,10 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
 
-    def peak_between(self, start: float, end: float, jvm: bool = False) -> int:
-        inside = [sample[2 if jvm else 1] for sample in self.samples if start <= sample[0] <= end]
+    def peak_between(self, start: float, end: float, jvm: bool = False, tree: bool = False) -> int:
+        """The peak in [start, end] of this process's RSS, or the JVM's (`jvm`), or the process tree's PSS (`tree`)."""
+        column = 3 if tree else 2 if jvm else 1
+        inside = [sample[column] for sample in self.samples if start <= sample[0] <= end]
         return max(inside, default=0)
 
     def peak(self, jvm: bool = False) -> int:
@@ -343,6 +317,8 @@ def stage_figures(windows: dict[str, tuple[float, float]], engines: dict[str, se
             "peak_rss_gb": round(max(sampler.peak_between(start, end) for start, end in spans) / 1e9, 2),
             "jvm_peak_rss_gb": round(max(sampler.peak_between(start, end, jvm=True) for start, end in spans) / 1e9,
                                      2),
+            "tree_peak_pss_gb": round(max(sampler.peak_between(start, end, tree=True) for start, end in spans) / 1e9,
+                                      2),
             "rows_per_second": round(total_rows / seconds) if seconds else None,
             "engine": stage_engine(keys, engines),
             "steps": len(keys),
@@ -441,6 +417,7 @@ def run_figures(instance: dg.DagsterInstance, run_id: str | None, started: float
         "total_seconds": round(ended - started, 2),
         "peak_rss_gb": round(sampler.peak_between(started, ended) / 1e9, 2),
         "jvm_peak_rss_gb": round(sampler.peak_between(started, ended, jvm=True) / 1e9, 2),
+        "tree_peak_pss_gb": round(sampler.peak_between(started, ended, tree=True) / 1e9, 2),
         "load_average_after": load_average(),
     }
     if run_id is None:  # stopped before Dagster created the run
@@ -604,6 +581,7 @@ def report(measured: Measured, why_incomplete: str | None = None) -> dict:
         "staging_scan_seconds": (round(measured.staging_scan_seconds, 2) if measured.staging_scan_seconds is not None
                                  else None),
         "peak_rss_gb": duck.get("peak_rss_gb"),
+        "tree_peak_pss_gb": duck.get("tree_peak_pss_gb"),
         "stages": stages,
         **({"unfinished_steps": duck["unfinished_steps"]} if "unfinished_steps" in duck else {}),
         "slowest_steps": duck.get("slowest_steps", {}),
@@ -641,12 +619,15 @@ def side_by_side(duckdb_stages: dict[str, dict], spark_stages: dict[str, dict]) 
 
 def print_figures(figures: dict) -> None:
     print()
-    print(f"{'stage':<14}{'seconds':>10}{'peak RSS GB':>13}{'rows/s':>14}")
+    print(f"{'stage':<14}{'seconds':>10}{'peak RSS GB':>13}{'tree PSS GB':>13}{'rows/s':>14}")
     for stage, f in figures["stages"].items():
-        print(f"{stage:<14}{f['seconds']:>10.2f}{f['peak_rss_gb']:>13.2f}{(f['rows_per_second'] or 0):>14,}")
+        print(f"{stage:<14}{f['seconds']:>10.2f}{f['peak_rss_gb']:>13.2f}{f['tree_peak_pss_gb']:>13.2f}"
+              f"{(f['rows_per_second'] or 0):>14,}")
     total = figures["total_seconds"]
-    print(f"{'whole study':<14}{total:>10.2f}{figures['peak_rss_gb']:>13.2f}"
+    print(f"{'whole study':<14}{total:>10.2f}{figures['peak_rss_gb']:>13.2f}{figures['tree_peak_pss_gb']:>13.2f}"
           f"{round(figures['event_rows'] / total):>14,}")
+    print("(peak RSS: this process; tree PSS: this process and every process below it, the statistics workers and "
+          "the Spark JVM included, shared pages counted once)")
     print(f"{'DuckDB load':<14}{figures['duckdb_load_seconds']:>10.2f}   (plain read_* of the same files; ratio "
           f"{figures['ratio_to_duckdb_load']})")
     print(f"{'staging scan':<14}{figures['staging_scan_seconds']:>10.2f}   (one full scan of staging.*)")

@@ -1,15 +1,17 @@
 """CPU seconds of one study's statistics, per analysis, on a built study database (issue #21).
 
     PYTHONPATH=$PWD .venv/bin/python bench/statistics_speed.py DATABASE [--study leg_cramps] [--workers 1]
-        [--save RESULTS.pkl] [--compare RESULTS.pkl] [--publish FOLDER] [--cprofile OUT.prof]
+        [--save RESULTS.pkl] [--compare RESULTS.pkl] [--publish FOLDER] [--cprofile OUT.prof] [--memory-limit 3GB]
 
 DATABASE is a DuckDB file after ingest, phenotypes and the cohort stage (as tests/conftest.py `study_database` builds
 it); it is opened read-only. The study is analysed as its statistics asset analyses it (`analyse_study`), and each
-part of the analysis is timed (CPU of this process, all its threads, and wall): reading the study population, the
-main analysis, the time-varying analyses, the negative-control outcomes and exposures, each sensitivity analysis.
-With 1 worker (the default) every fit runs in this process and its CPU is in its part's line; with more, only the
-wall times say what the pool gained (the workers are children of the fork server, whose CPU this process does not
-see).
+part of the analysis is timed (CPU of this process, all its threads, and wall) and its peak memory taken (the PSS of
+this process and every process below it, the fork server and the workers included, sampled every 50 ms:
+bench/process_memory.py): reading the study population, the main analysis, the time-varying analyses, the
+negative-control outcomes and exposures, each sensitivity analysis. With 1 worker (the default) every fit runs in
+this process and its CPU is in its part's line; with more, only the wall times say what the pool gained (the workers
+are children of the fork server, whose CPU this process does not see), and the workers' CPU is printed at the end
+(the fork server's children's, from /proc, summed over the workers seen).
 
 `--publish FOLDER` then copies the database there and times what the asset does after the analysis: publishing
 (the disclosure rule), the plots and the reports. `--save` keeps what the analysis publishes (the rows of the main
@@ -28,6 +30,8 @@ import math
 import os
 import pickle
 import shutil
+import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,9 +39,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipelines.cohorts import load_studies
-from pipelines.statistics import study_analysis
-from pipelines.statistics.study_analysis import analyse_study, attrition_frame, results_frame
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* when run as a script
+
+from bench.process_memory import descendants, tree_pss  # noqa: E402
+from pipelines.cohorts import load_studies  # noqa: E402
+from pipelines.statistics import study_analysis  # noqa: E402
+from pipelines.statistics.study_analysis import analyse_study, attrition_frame, results_frame  # noqa: E402
 
 # The parts of study_analysis._analyse_study_population, by the module function each calls (outermost call only).
 PARTS = {
@@ -50,12 +57,53 @@ PARTS = {
 }
 
 
+class TreeMemory:
+    """The PSS of this process and every process below it every 50 ms (`peak_between`), and the CPU seconds of the
+    processes seen below it (`children_cpu`: the workers', read from /proc/<pid>/stat while they live)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self._children_cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me, ticks = os.getpid(), os.sysconf("SC_CLK_TCK")
+        while not self._stop.is_set():
+            below = descendants(me)
+            self.samples.append((time.perf_counter(), tree_pss(me, list(below))))
+            for pid in below:
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    with open(f"/proc/{pid}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                    self._children_cpu[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+            time.sleep(0.05)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_between(self, start: float, end: float) -> int:
+        return max((pss for at, pss in self.samples if start <= at <= end), default=0)
+
+    @property
+    def children_cpu(self) -> float:
+        """CPU seconds of the processes below this one, as last seen (a worker's last 50 ms may be missing)."""
+        return sum(self._children_cpu.values())
+
+
 class PartTimer:
-    """CPU and wall seconds per part, from wrappers around the module functions named in PARTS."""
+    """CPU and wall seconds per part, from wrappers around the module functions named in PARTS, and the wall-clock
+    windows of each part (for its peak memory)."""
 
     def __init__(self) -> None:
         self.cpu: dict[str, float] = defaultdict(float)
         self.wall: dict[str, float] = defaultdict(float)
+        self.windows: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self._depth = 0
 
     def wrap(self, module, name: str, label) -> None:
@@ -73,6 +121,7 @@ class PartTimer:
                 part = label(args)
                 self.cpu[part] += time.process_time() - cpu
                 self.wall[part] += time.perf_counter() - wall
+                self.windows[part].append((wall, time.perf_counter()))
                 # Printed as it ends too, so that a run stopped early still tells what it measured.
                 print(f"  done: {part}, CPU {self.cpu[part]:.1f} s, wall {self.wall[part]:.1f} s, load "
                       f"{os.getloadavg()[0]:.1f}", flush=True)
@@ -150,6 +199,7 @@ def main() -> None:
     parser.add_argument("--compare", type=Path)
     parser.add_argument("--publish", type=Path, help="a folder for a copy of the database to publish into")
     parser.add_argument("--cprofile", type=Path, help="write a cProfile of the analysis here (adds overhead)")
+    parser.add_argument("--memory-limit", default="3GB", help="DuckDB's memory_limit (the machine is shared)")
     options = parser.parse_args()
     study = load_studies()[options.study]
     timer = PartTimer()
@@ -157,24 +207,30 @@ def main() -> None:
         timer.wrap(study_analysis, name, label)
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     profiler = cProfile.Profile() if options.cprofile else None
-    cpu, wall = time.process_time(), time.perf_counter()
-    with duckdb.connect(str(options.database), read_only=True) as con:
-        with profiler if profiler else contextlib.nullcontext():
-            analysis = analyse_study(con, study, workers=options.workers)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    with TreeMemory() as memory:
+        cpu, started = time.process_time(), time.perf_counter()
+        with duckdb.connect(str(options.database), read_only=True,
+                            config={"memory_limit": options.memory_limit}) as con:
+            with profiler if profiler else contextlib.nullcontext():
+                analysis = analyse_study(con, study, workers=options.workers)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - started
     if profiler:
         profiler.dump_stats(options.cprofile)
     print(f"{study.id} with {options.workers} worker(s): {len(analysis.results)} main rows, "
           f"{sum(len(v.results) for v in analysis.sensitivity.values())} sensitivity rows")
-    print(f"{'part':<44} {'CPU s':>8} {'wall s':>8}")
+    gb = 1e9
+    print(f"{'part':<44} {'CPU s':>8} {'wall s':>8} {'peak GB':>8}")
     for part in timer.cpu:
-        print(f"{part:<44} {timer.cpu[part]:>8.1f} {timer.wall[part]:>8.1f}")
+        peak = max(memory.peak_between(start, end) for start, end in timer.windows[part])
+        print(f"{part:<44} {timer.cpu[part]:>8.1f} {timer.wall[part]:>8.1f} {peak / gb:>8.2f}")
     print(f"{'the rest of analyse_study':<44} {cpu - sum(timer.cpu.values()):>8.1f} "
           f"{wall - sum(timer.wall.values()):>8.1f}")
-    print(f"{'analyse_study, this process':<44} {cpu:>8.1f} {wall:>8.1f}")
+    print(f"{'analyse_study, this process':<44} {cpu:>8.1f} {wall:>8.1f} "
+          f"{memory.peak_between(started, started + wall) / gb:>8.2f}")
+    print("(peak GB: PSS of this process and every process below it, workers included)")
     if options.workers > 1:
-        print("(the workers are the fork server's children, not this process's: their CPU is not in these figures; "
-              "measure CPU with 1 worker)")
+        print(f"{'the workers and their fork server':<44} {memory.children_cpu:>8.1f}   (their CPU is not in the "
+              "parts' figures; measure CPU per part with 1 worker)")
     if options.publish:
         publish(options.publish, options.database, study, analysis)
     print(f"load average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -57,7 +57,7 @@ from pipelines.statistics.risks import risks_at_horizon
 from pipelines.statistics.sequence_symmetry import sequence_symmetry_analysis
 from pipelines.statistics.survival import HAZARD_RATIO_ESTIMAND, cox_hazard_ratio
 from pipelines.statistics.time_varying import counting_process_cox
-from pipelines.statistics.workers import SERIAL, FitPool, workers_for
+from pipelines.statistics.workers import SERIAL, FitPool, PackedFrame, workers_for
 from pipelines.tables import STUDY_POPULATION
 
 # Regression models on very large cohorts are fitted on a random sample of persons (CohortMethod samples its
@@ -145,6 +145,8 @@ class StudyAnalysis:
             self.attrition[(exposure, analysis_id)] = steps.get(analysis_id, steps[""])
 
 
+# cohort.study_population's column of a phenotype's first date, beside the phenotype's own column.
+FIRST_DATE_SUFFIX = "_first_date"
 # The columns of cohort.study_population the analyses read, besides the study's own phenotype columns.
 POPULATION_COLUMNS = ("index_date", "age_at_index", "sex", "time_at_risk_start", "followup_end", "outcome_flag",
                       "outcome_date", "death_date", "treatment", "on_treatment_end")
@@ -152,18 +154,25 @@ POPULATION_COLUMNS = ("index_date", "age_at_index", "sex", "time_at_risk_start",
 
 def study_population(target: Engine | object, study: StudyDefinition) -> pd.DataFrame:
     """The study's per-person rows (one per person), the only person-level data pandas sees: the columns the
-    analyses read and the study's own phenotype columns (<phenotype>, <phenotype>_first_date), not the other
-    studies' (NULL for this study) nor the person ids (millions of Python strings at 10 million patients).
+    analyses read and the study's own phenotype columns (<phenotype>, and <phenotype>_first_date as a float32 day
+    number, day_numbers), not the other studies' (NULL for this study) nor the person ids (millions of Python
+    strings at 10 million patients).
     `target`: the engine holding the cohort tables (pipelines/engine), or a DuckDB connection or SparkSession."""
     engine = as_engine(target)
     present = set(engine.columns(STUDY_POPULATION))
     phenotype_columns = [name for phenotype in dict.fromkeys(study.phenotype_ids)
-                         for name in (phenotype, f"{phenotype}_first_date") if name in present]
+                         for name in (phenotype, f"{phenotype}{FIRST_DATE_SUFFIX}") if name in present]
     columns = ", ".join(quote_identifier(name) for name in (*POPULATION_COLUMNS, *phenotype_columns))
     # Ordered: sampling, cross-validation folds and matching ties follow row positions, and without ORDER BY DuckDB
     # returns the rows in whatever order its threads finish.
-    return engine.query(f"SELECT {columns} FROM {STUDY_POPULATION} WHERE study_id = $study ORDER BY person_id",
-                        {"study": study.id})
+    population = engine.query(f"SELECT {columns} FROM {STUDY_POPULATION} WHERE study_id = $study ORDER BY person_id",
+                              {"study": study.id})
+    # The phenotypes' first dates only censor follow-up, as day numbers (day_numbers): held so, as float32 (exact
+    # for whole days, |n| < 2**24), they take 4 bytes per person each instead of 8 (a study has dozens of them).
+    for name in (f"{phenotype}{FIRST_DATE_SUFFIX}" for phenotype in dict.fromkeys(study.phenotype_ids)):
+        if name in population:
+            population[name] = day_numbers(population[name]).astype(np.float32)
+    return population
 
 
 def _forced_covariates(covariate_names: list[str]) -> list[str]:
@@ -191,8 +200,10 @@ def _covariate_frame(population: pd.DataFrame, study: StudyDefinition) -> tuple[
 
 
 def day_numbers(dates: pd.Series) -> np.ndarray:
-    """Dates as whole days since 1970-01-01, NaN where there is none: follow-up arithmetic on plain numbers (NaN
-    compares false, as NaT does)."""
+    """Dates as whole days since 1970-01-01 (float64), NaN where there is none: follow-up arithmetic on plain numbers
+    (NaN compares false, as NaT does). Numbers are taken as day numbers already (study_population's first dates)."""
+    if pd.api.types.is_numeric_dtype(dates) and not pd.api.types.is_bool_dtype(dates):
+        return np.asarray(dates, dtype=float)
     values = pd.to_datetime(dates).to_numpy(dtype="datetime64[D]")
     days = values.astype(np.int64).astype(float)
     days[np.isnat(values)] = np.nan
@@ -234,9 +245,12 @@ class FollowUp:
                             index=self.index)
 
 
-def _sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+def model_sample(frame: pd.DataFrame, seed: int) -> pd.DataFrame | None:
+    """The random sample of `frame`'s rows a model is fitted on when it has more than MAX_PERSONS_FOR_MODELS; None
+    when the model is fitted on everyone. The rows drawn depend on the number of rows and the seed only (pandas
+    `sample` draws positions), not on the columns `frame` has."""
     if len(frame) <= MAX_PERSONS_FOR_MODELS:
-        return frame
+        return None
     return frame.sample(n=MAX_PERSONS_FOR_MODELS, random_state=seed)
 
 
@@ -322,14 +336,17 @@ def _nested(a: np.ndarray, b: np.ndarray) -> bool:
 
 @dataclass(frozen=True)
 class ExposureFit:
-    """One exposure's analyses against the unexposed (a task of `fit_exposure`, fitted in a worker process): its
-    per-person frame holds only the columns they read (outcome, followup_days, death, the model covariates,
-    exposure). `note` instead of a frame: the exposure has one group only, and nothing is fitted."""
+    """One exposure's analyses against the unexposed (a task of `fit_exposure`, fitted in a worker process).
+    `frame`: everyone compared, with only the columns the person-time analyses read (outcome, followup_days, death,
+    exposure) when the model is fitted on a sample, `model_frame`, which also holds the model covariates (drawn
+    here, `model_sample`); else (None) the model is fitted on `frame`, which then holds them. `note` instead of a
+    frame: the exposure has one group only, and nothing is fitted."""
 
     exposure: str
     study: StudyDefinition
     only: str | None
-    frame: pd.DataFrame | None = None
+    frame: PackedFrame | None = None
+    model_frame: PackedFrame | None = None
     covariate_names: tuple[str, ...] = ()
     shared: tuple[AttritionStep, ...] = ()
     note: str | None = None
@@ -350,14 +367,17 @@ def fit_exposure(task: ExposureFit) -> ExposureFitted:
     """The person-time analyses and the adjusted Cox model of one exposure (a worker's task)."""
     if task.frame is None:
         return ExposureFitted([], [task.note] if task.note else [], {}, set())
-    frame, study, only, exposure = task.frame, task.study, task.only, task.exposure
+    frame, study, only, exposure = task.frame.unpacked(), task.study, task.only, task.exposure
     results: list[EstimateResult] = []
     notes: list[str] = []
     _person_time_analyses(results, frame, study, notes, exposure, ("exposed", "unexposed"), only)
-    model_frame = _sample(frame, study.seed)
     shared = list(task.shared)
     steps = {"": shared}
-    if len(model_frame) < len(frame):
+    if task.model_frame is None:
+        model_frame = frame
+    else:
+        del frame  # the person-time analyses are done; only the sample is modelled
+        model_frame = task.model_frame.unpacked()
         steps["cox_adjusted"] = [*shared, attrition_step(SAMPLE_STEP, SAMPLE_REASON, model_frame["exposure"])]
     without_events: set[str] = set()
     covariate_names = _outcome_model_covariates(model_frame, list(task.covariate_names), without_events)
@@ -394,10 +414,9 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
             covariate_names = [*study_covariates, *_co_medication(varying, exposure, exposed)]
             censor_day = None
             if study.time_at_risk.censor_unexposed_at_exposure_start:
-                first_day = day_numbers(population[f"{exposure}_first_date"])
+                first_day = day_numbers(population[f"{exposure}{FIRST_DATE_SUFFIX}"])
                 censor_day = np.where(~exposed.to_numpy() & (first_day > index_day), first_day, np.nan)
-            followed = follow_up.censored_at(censor_day)
-            frame = pd.concat([followed, covariates[covariate_names]], axis=1)
+            frame = follow_up.censored_at(censor_day)
             frame["exposure"] = exposed.astype(int)
             shared = [attrition_step(COHORT_STEP, None, exposed)]
             # NULL: left out of this exposure's comparison (a new-use exposure's prevalent and past users).
@@ -413,7 +432,14 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
                 continue
             if exposure == study.table1_by:
                 kaplan_meier[exposure] = frame[["exposure", "outcome", "followup_days"]], shared
-            yield ExposureFit(exposure, study, only, frame, tuple(covariate_names), tuple(shared))
+            # The covariates join only the persons the model is fitted on: everyone, or its sample.
+            sample = model_sample(frame, study.seed)
+            if sample is None:
+                frame, model_frame = _with_covariates(frame, covariates, covariate_names), None
+            else:
+                model_frame = PackedFrame.of(_with_covariates(sample, covariates, covariate_names))
+            yield ExposureFit(exposure, study, only, PackedFrame.of(frame), model_frame, tuple(covariate_names),
+                              tuple(shared))
 
     without_events: set[str] = set()
     for reference, fitted in zip(references, pool.ordered(fit_exposure, tasks())):
@@ -428,6 +454,14 @@ def analyse_first_visit_study(population: pd.DataFrame, study: StudyDefinition,
             analysis.km_labels = (f"not {exposure}", exposure)
     _note_left_out(analysis, without_events)
     return analysis
+
+
+def _with_covariates(followed: pd.DataFrame, covariates: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """`followed`'s persons (outcome, followup_days, death, exposure) with their model covariates `names`, the
+    columns in the order the models have always seen them: outcome, followup_days, death, the covariates, exposure."""
+    frame = pd.concat([followed[["outcome", "followup_days", "death"]], covariates.loc[followed.index, names]], axis=1)
+    frame["exposure"] = followed["exposure"]
+    return frame
 
 
 def _varying_medications(covariates: pd.DataFrame, medications: list[str]) -> dict[str, np.ndarray]:
@@ -654,13 +688,13 @@ def time_varying_rows(target: Engine | object, study: StudyDefinition, exposure:
 @dataclass(frozen=True)
 class TimeVaryingFit:
     """One exposure's time-varying Cox model (a task of `fit_time_varying`, fitted in a worker process): its
-    counting-process rows with the model covariates as at index. `note` instead of rows: the exposure has one group
-    only, and nothing is fitted."""
+    counting-process rows with the model covariates as at index (packed for the way, PackedFrame). `note` instead of
+    rows: the exposure has one group only, and nothing is fitted."""
 
     exposure: str
     analysis_id: str
     exposed_time: str
-    rows: pd.DataFrame | None = None
+    rows: PackedFrame | None = None
     covariate_names: tuple[str, ...] = ()
     note: str | None = None
 
@@ -672,7 +706,7 @@ def fit_time_varying(task: TimeVaryingFit) -> tuple[list[EstimateResult], list[s
     results: list[EstimateResult] = []
     notes: list[str] = []
     _estimate_or_note(results, f"{task.exposure} time-varying Cox HR", notes, task.analysis_id,
-                      lambda: counting_process_cox(task.rows, list(task.covariate_names),
+                      lambda: counting_process_cox(task.rows.unpacked(), list(task.covariate_names),
                                                    exposed_time=task.exposed_time))
     return results, notes
 
@@ -718,8 +752,8 @@ def add_time_varying_analyses(con: Engine, study: StudyDefinition, population: p
                                                                .astype(int))
             names = _outcome_model_covariates(per_person, names, without_events)
             steps_by_exposure[exposure] = steps
-            yield TimeVaryingFit(exposure, analysis_id, exposed_time, rows.join(covariates[names], on="person"),
-                                 tuple(names))
+            yield TimeVaryingFit(exposure, analysis_id, exposed_time,
+                                 PackedFrame.of(rows.join(covariates[names], on="person")), tuple(names))
 
     for exposure, (results, notes) in zip(study.time_varying_exposures, pool.ordered(fit_time_varying, tasks())):
         analysis.notes += notes
@@ -759,7 +793,7 @@ def negative_control_estimates(population: pd.DataFrame, first_dates: pd.DataFra
     for control in study.negative_control_outcomes:
         dates = pd.to_datetime(first_dates[control]).set_axis(population.index)
         kept = ~(dates < start)
-        cohort = population[kept].assign(outcome_flag=dates[kept].notna(), outcome_date=dates[kept])
+        cohort = with_outcome(population, kept.to_numpy(), dates[kept], dates[kept].notna())
         if study.index.rule == "new_user":
             control_analysis = analyse_new_user_study(cohort, study, only=primary, ps_models=analysis.ps_models)
         else:
@@ -871,10 +905,19 @@ def sensitivity_population(con: Engine, population: pd.DataFrame, study: StudyDe
     if len(variant) != len(population):  # pragma: no cover - both read cohort.study_population of the study
         raise RuntimeError(f"sensitivity analysis {sensitivity.id}: {len(variant)} persons, the study has "
                            f"{len(population)}")
-    frame = population.copy()
-    frame["outcome_date"] = pd.to_datetime(variant["outcome_date"]).to_numpy()
-    frame["outcome_flag"] = variant["outcome_date"].notna().to_numpy()
-    return frame[~variant["outcome_before_time_at_risk"].astype(bool).to_numpy()]
+    kept = ~variant["outcome_before_time_at_risk"].astype(bool).to_numpy()
+    return with_outcome(population, kept, pd.to_datetime(variant["outcome_date"]).to_numpy()[kept],
+                        variant["outcome_date"].notna().to_numpy()[kept])
+
+
+def with_outcome(population: pd.DataFrame, kept: np.ndarray, outcome_date, outcome_flag) -> pd.DataFrame:
+    """The persons `kept` (a boolean array over `population`'s rows) with another outcome: its date and flag, one
+    value per kept person. One copy of the kept rows (a copy of the whole population and then of its kept rows
+    held two at once, each hundreds of bytes per person)."""
+    frame = population.take(np.flatnonzero(kept))
+    frame["outcome_date"] = outcome_date
+    frame["outcome_flag"] = outcome_flag
+    return frame
 
 
 def analyse_sensitivity(con: Engine, population: pd.DataFrame, study: StudyDefinition,

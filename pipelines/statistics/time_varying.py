@@ -48,28 +48,45 @@ class CountingProcessFit:
 
 
 class _RiskSets:
-    """Sums over the risk sets of the distinct event times: rows with start < t <= stop."""
+    """Sums over the risk sets of the distinct event times: rows with start < t <= stop, of `x` (rows x columns)
+    weighted by each row's w."""
 
-    def __init__(self, start: np.ndarray, stop: np.ndarray, event: np.ndarray) -> None:
+    def __init__(self, start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np.ndarray) -> None:
         self.times, deaths = np.unique(stop[event == 1], return_counts=True)
         self.deaths = deaths.astype(float)
-        self.by_stop = np.argsort(stop, kind="stable")
-        self.by_start = np.argsort(start, kind="stable")
+        by_stop = np.argsort(stop, kind="stable")
+        by_start = np.argsort(start, kind="stable")
         # Rows with stop >= t: positions from searchsorted(left) on; rows with start >= t likewise.
-        self.stop_from = np.searchsorted(stop[self.by_stop], self.times, side="left")
-        self.start_from = np.searchsorted(start[self.by_start], self.times, side="left")
+        self.stop_from = np.searchsorted(stop[by_stop], self.times, side="left")
+        self.start_from = np.searchsorted(start[by_start], self.times, side="left")
         # Which event times fall in each row's interval (start, stop]: times[lo:hi].
         self.row_lo = np.searchsorted(self.times, start, side="right")
         self.row_hi = np.searchsorted(self.times, stop, side="right")
+        # A sum over the rows from position p of an order on is a cumulative sum over that order's rows taken from
+        # the last: the rows last first, and x in that order once, one line per column (columns x rows), so each
+        # column's cumulative sum runs along contiguous memory (along a column of a rows x columns array it strode
+        # over the other columns, 2/3 of a fit's time) and adds the same numbers in the same order as before.
+        self._last_first = (by_stop[::-1], by_start[::-1])
+        self._x_last_first = tuple(np.ascontiguousarray(x[order].T) for order in self._last_first)
 
-    def total(self, values: np.ndarray) -> np.ndarray:
-        """sum over the risk set of each event time of `values` (rows, or rows x columns)."""
-        def tail_sums(order: np.ndarray, first: np.ndarray) -> np.ndarray:
-            ordered = values[order]
-            tails = np.concatenate([np.cumsum(ordered[::-1], axis=0)[::-1],
-                                    np.zeros((1, *ordered.shape[1:]))], axis=0)
-            return tails[first]
-        return tail_sums(self.by_stop, self.stop_from) - tail_sums(self.by_start, self.start_from)
+    def total(self, w: np.ndarray) -> np.ndarray:
+        """sum over the risk set of each event time of w."""
+        stop_order, start_order = self._last_first
+        return self._tail_sums(w[stop_order], self.stop_from) - self._tail_sums(w[start_order], self.start_from)
+
+    def weighted_total(self, w: np.ndarray) -> np.ndarray:
+        """sum over the risk set of each event time of w * x (event times x columns)."""
+        (stop_order, start_order), (x_stop, x_start) = self._last_first, self._x_last_first
+        return np.ascontiguousarray((self._tail_sums(x_stop * w[stop_order], self.stop_from)
+                                     - self._tail_sums(x_start * w[start_order], self.start_from)).T)
+
+    @staticmethod
+    def _tail_sums(last_first: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """The sums over positions first.. of an order (nothing from its length on), from values in that order taken
+        from the last (along the last axis)."""
+        rows = last_first.shape[-1]
+        cumulative = np.cumsum(last_first, axis=-1)
+        return np.where(first < rows, cumulative[..., rows - 1 - first], 0.0)
 
     def over_rows(self, per_time: np.ndarray) -> np.ndarray:
         """For each row, the sum of `per_time` (event times, or times x columns) over the event times in its
@@ -83,7 +100,7 @@ def fit_counting_process_cox(x: np.ndarray, start: np.ndarray, stop: np.ndarray,
     """Newton-Raphson on the Breslow partial likelihood of counting-process rows; `cluster` groups the rows of one
     person for the robust variance. Covariates are centred (the coefficients do not change)."""
     x = x - x.mean(axis=0)
-    risk = _RiskSets(start, stop, event)
+    risk = _RiskSets(start, stop, event, x)
     events_x = x[event == 1].sum(axis=0)
     beta = np.zeros(x.shape[1])
 
@@ -91,7 +108,7 @@ def fit_counting_process_cox(x: np.ndarray, start: np.ndarray, stop: np.ndarray,
         eta = x @ beta
         w = np.exp(eta - eta.max())  # a common factor cancels in every ratio below
         s0 = risk.total(w)
-        s1 = risk.total(w[:, None] * x)
+        s1 = risk.weighted_total(w)
         loglik = float(events_x @ beta - np.sum(risk.deaths * np.log(s0)) - risk.deaths.sum() * eta.max())
         return w, s0, s1, loglik
 

@@ -35,8 +35,11 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 Task = TypeVar("Task")
@@ -150,3 +153,28 @@ def _warned_here(outcome: tuple[Result, list[tuple]]) -> Result:
 
 
 SERIAL = FitPool(1)  # the default of the analysis functions: fit in this process
+
+
+@dataclass(frozen=True)
+class PackedFrame:
+    """A per-person frame as a task carries it to a worker: each integer column in the narrowest integer type that
+    holds its values (0/1 flags in one byte, follow-up days in two), which is exact, and `unpacked()` gives the frame
+    back with its own types, so the fit computes on the same values of the same types as without packing. A
+    task's frame is pickled in this process, queued and unpickled in the worker: at a million persons the
+    follow-up, outcome, death and exposure columns take 13 bytes per person packed (their index included) instead
+    of 40."""
+
+    frame: pd.DataFrame
+    dtypes: dict[str, np.dtype]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> PackedFrame:
+        narrowed = {name: pd.to_numeric(frame[name], downcast="integer") for name, dtype in frame.dtypes.items()
+                    if isinstance(dtype, np.dtype) and dtype.kind in "iu" and dtype.itemsize > 1}
+        return cls(frame.assign(**narrowed) if narrowed else frame, dict(frame.dtypes))
+
+    def unpacked(self) -> pd.DataFrame:
+        return self.frame.astype(self.dtypes)
+
+    def __len__(self) -> int:
+        return len(self.frame)

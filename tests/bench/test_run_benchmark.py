@@ -10,10 +10,12 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import dagster as dg
 import pytest
+from bench.process_memory import descendants, process_pss
 from bench.run_benchmark import (NOT_RECORDED, BenchmarkStopped, Measured, RssSampler, java_descendants, main,
                                  process_rss, report, run_figures, run_interrupted, side_by_side, stage_engine,
                                  stage_figures, step_engines, step_windows, stop_signals, unfinished_steps)
@@ -44,7 +46,7 @@ def test_step_engines_reads_the_materialisations_metadata_of_a_real_run():
         assert step_engines(instance, result.run_id) == {"on_spark": {"spark"}}
 
 
-def sampler_with(samples: list[tuple[float, int, int]]) -> RssSampler:
+def sampler_with(samples: list[tuple[float, int, int, int]]) -> RssSampler:
     sampler = RssSampler()  # never started: the samples are the test's
     sampler.samples = samples
     return sampler
@@ -60,19 +62,21 @@ def test_stage_figures_sum_step_seconds_and_attribute_peaks_by_window():
         "published_database": (20.0, 20.5),
     }
     engines = {"phenotypes": {"spark"}, "cohort_leg_cramps": {"spark"}, "cohort_thiazide_vs_ccb": {"spark"}}
-    samples = [(1.0, 2 * GB, 0), (5.0, 3 * GB, 0),              # ingest: this process 3 GB, no JVM
-               (11.0, 1 * GB, 4 * GB), (13.0, 1 * GB, 3 * GB),  # phenotypes: JVM peak 4 GB
-               (15.0, 1 * GB, 2 * GB), (18.0, 2 * GB, 5 * GB),  # cohorts: JVM peak 5 GB
-               (19.5, 1 * GB, 1 * GB), (20.2, 1 * GB, 1 * GB)]
+    samples = [(1.0, 2 * GB, 0, 2 * GB), (5.0, 3 * GB, 0, 4 * GB),        # ingest: this process 3 GB, its tree 4
+               (11.0, 1 * GB, 4 * GB, 5 * GB), (13.0, 1 * GB, 3 * GB, 4 * GB),  # phenotypes: JVM peak 4 GB
+               (15.0, 1 * GB, 2 * GB, 3 * GB), (18.0, 2 * GB, 5 * GB, 7 * GB),  # cohorts: JVM peak 5 GB
+               (19.5, 1 * GB, 1 * GB, 2 * GB), (20.2, 1 * GB, 1 * GB, 2 * GB)]
     figures = stage_figures(windows, engines, sampler_with(samples), total_rows=1000)
     assert list(figures) == ["ingest", "phenotypes", "cohorts", "data quality", "publish"]
-    assert figures["ingest"] == {"seconds": 10.0, "peak_rss_gb": 3.0, "jvm_peak_rss_gb": 0.0, "rows_per_second": 100,
+    assert figures["ingest"] == {"seconds": 10.0, "peak_rss_gb": 3.0, "jvm_peak_rss_gb": 0.0, "tree_peak_pss_gb": 4.0,
+                                 "rows_per_second": 100,
                                  "engine": NOT_RECORDED, "steps": 1}
     assert figures["phenotypes"]["jvm_peak_rss_gb"] == 4.0
     assert figures["phenotypes"]["engine"] == "spark"
     assert figures["cohorts"]["seconds"] == 5.0  # two steps, summed
     assert figures["cohorts"]["jvm_peak_rss_gb"] == 5.0
     assert figures["cohorts"]["peak_rss_gb"] == 2.0
+    assert figures["cohorts"]["tree_peak_pss_gb"] == 7.0
     assert figures["cohorts"]["rows_per_second"] == 200
     assert figures["cohorts"]["engine"] == "spark"
     assert figures["data quality"]["engine"] == NOT_RECORDED
@@ -252,3 +256,28 @@ def test_a_signal_during_a_duckdb_query_stops_the_run_and_the_report_names_it(tm
     # (The next step, when Dagster starts it before the flag is seen, is interrupted as it starts: stopped too.)
     assert figures["stages"] == {} and "querying" in figures["unfinished_steps"]
     assert set(figures["unfinished_steps"]) <= {"querying", "then_independent"}
+
+
+def test_the_sampled_process_tree_holds_a_child_processes_memory():
+    """The statistics stage's workers are processes below the run's: the tree's figure must hold their memory, and
+    lose it when they end."""
+    script = ("import sys; block = bytearray(500 * 2**20); block[::4096] = b'x' * len(block[::4096]); "
+              "print('ready', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"  # its 500 MB are written, so resident
+        assert child.pid in descendants(os.getpid())
+        alone = process_pss(child.pid)
+        assert alone > 500 * 2**20
+        with RssSampler() as sampler:
+            time.sleep(0.3)
+        with_child = sampler.peak_between(0, time.time() + 1, tree=True)
+        assert with_child >= process_pss() + alone - 100 * 2**20
+    finally:
+        child.stdin.close()
+        child.wait()
+    assert child.pid not in descendants(os.getpid())
+    assert process_pss(child.pid) == 0
+    with RssSampler() as sampler:
+        time.sleep(0.3)
+    assert with_child - sampler.peak_between(0, time.time() + 1, tree=True) >= alone - 100 * 2**20

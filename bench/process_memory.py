@@ -1,0 +1,79 @@
+"""Memory of a process and of the processes below it, read from /proc (Linux), for the benchmarks.
+
+A run is more than one process: the statistics stage fits in worker processes (children of a fork server that is a
+child of the run's process, pipelines/statistics/workers.py), and a Spark run has its JVM below it. The resident
+memory of the run's process alone leaves all of theirs out. Summing every process's RSS counts the pages they share
+(a forked worker shares its parent's imported libraries) once per process; the proportional set size (PSS, from
+/proc/<pid>/smaps_rollup) gives each process its share of a shared page, so the sum over the tree is the memory the
+tree holds. Reading smaps_rollup walks the process's page tables (about 1 ms per 2 GB resident), cheap enough to
+sample every 50 ms.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+
+def process_rss(pid: int | str = "self") -> int:
+    """Resident memory of a process in bytes (0 if it is gone), from /proc/<pid>/status."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def process_pss(pid: int | str = "self") -> int:
+    """Proportional set size of a process in bytes (its private pages plus its share of the pages it shares), from
+    /proc/<pid>/smaps_rollup; its RSS where that is not readable; 0 if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except PermissionError:
+        return process_rss(pid)
+    except OSError:
+        return 0
+    return process_rss(pid)
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every process below `root` in the process tree (children, their children, ...), pid -> command name."""
+    children: dict[int, list[int]] = defaultdict(list)
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        # /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after its closing bracket.
+        names[int(entry)] = text[text.index("(") + 1:text.rindex(")")]
+        children[int(text[text.rindex(")") + 2:].split()[1])].append(int(entry))
+    found: dict[int, str] = {}
+    pending = list(children.get(root, []))
+    while pending:
+        pid = pending.pop()
+        found[pid] = names[pid]
+        pending.extend(children.get(pid, []))
+    return found
+
+
+def java_descendants(root: int) -> list[int]:
+    """The java processes below `root` in the process tree (the local Spark session's JVM: pyspark starts it through
+    spark-submit as a child of this process)."""
+    return [pid for pid, name in descendants(root).items() if name == "java"]
+
+
+def tree_pss(root: int, below: list[int] | None = None) -> int:
+    """PSS of `root` and the processes `below` it (None: looked up now) in bytes: the memory the tree holds, each
+    shared page counted once in all."""
+    pids = [root, *(descendants(root) if below is None else below)]
+    return sum(process_pss(pid) for pid in pids)
