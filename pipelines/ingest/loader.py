@@ -730,7 +730,7 @@ def _mark_late_rejects(con: duckdb.DuckDBPyConnection, table: Table, source: Ope
     """Give the rows that parse but repeat an earlier row's id, or name a person the person table does not have,
     the numbers of their `late_checks` in `_check` (a duplicate is reported as a duplicate only: the first reason
     that applies). Marking the few rows in place lets the rejects be read from the table in one filtered scan;
-    reading the rows of a join back from the table scanned all its columns (1.8 CPU s of drug_exposure's 7 at
+    reading the rows of a join back from the table scanned all its columns (1.8 CPU s for drug_exposure at
     200,000 patients, session 13)."""
     staging_table, record_of, pk = f"staging.{table.name}", source.record_of, table.primary_key
     duplicate, unknown = len(checks) + 1, len(checks) + 2
@@ -887,9 +887,9 @@ def load_table(
     """Load one file into staging.<table> and ingest.rejects; return the counts.
 
     The file is parsed once, straight into the staging table, with each row's first parse problem in helper
-    columns; duplicate ids and unknown persons are then found with hash joins, line numbers are worked out for
-    the rejected rows only, the rejected rows are deleted and the helper columns dropped (both cheap in DuckDB,
-    unlike a second copy of the table).
+    columns; duplicate ids and unknown persons are then found with an aggregate and a join and marked in the same
+    column, line numbers are worked out for the rejected rows only, the rejected rows are deleted and the helper
+    columns dropped (both cheap in DuckDB, unlike a second copy of the table).
 
     ``shape_sql``: a SELECT over the view ``_raw_source`` (the file as raw records, read exactly as below)
     returning ``_record`` and canonical columns, one row per raw record (non-canonical formats, see
