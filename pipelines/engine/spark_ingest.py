@@ -58,6 +58,9 @@ from pipelines.sql_quoting import quote_spark_identifier, quote_spark_literal
 
 # The end of the text: Java's \z; Python's re spells it \Z (csv_grammar(..., python=True)).
 _JAVA_END, _PYTHON_END = r"\z", r"\Z"
+# The loader's row columns that hold a field as trimmed text, NULL when empty (its text expression computed once
+# per row: pipelines/ingest/loader.py, `_text_ref`): TRY_CAST of such a column is a cast from text.
+TEXT_FIELD_PREFIX = "_text_"
 
 
 @dataclass(frozen=True)
@@ -257,9 +260,10 @@ def json_with_nulls(value_sql: str) -> str:
 def _try_cast(self: Any, expression: exp.TryCast) -> str:
     target = expression.to.this
     text = self.sql(expression, "this")
-    if isinstance(expression.this, exp.Column):
-        # A typed (Parquet) column: the loader casts text only through its text expression (NULLIF(trim(...))),
-        # so a bare column is a number or a date of the file's own type (module docstring).
+    if isinstance(expression.this, exp.Column) and not expression.this.name.startswith(TEXT_FIELD_PREFIX):
+        # A typed (Parquet) column: the loader casts text only through its text expression (NULLIF(trim(...)))
+        # or the column holding it (TEXT_FIELD_PREFIX), so another bare column is a number or a date of the
+        # file's own type (module docstring).
         return ProjectSpark.Generator.trycast_sql(self, expression)
     if target in (exp.DataType.Type.DOUBLE,):
         return _duckdb_double(f"TRIM({text})")

@@ -190,7 +190,7 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
     source = loader.OpenedSource.text_records(header, by_lower, ignored)
 
     # 5. each row's reason: the first parse problem, else a repeated id or an unknown person (the loader's
-    # _find_late_rejects); stored once, then split into the loaded rows and the rejects
+    # _mark_late_rejects); stored once, then split into the loaded rows and the rejects
     classified = _classified(spark, table, source)
     row_rejects = _write_staging_table(spark, table, path, classified)
 
@@ -259,7 +259,7 @@ def _classified_sql(table: Table, reason_case: str, column_case: str, detail_cas
     """Every well-formed record of `_staged` with its reason (NULL: it loads), column, detail and record: the first
     parse problem (the loader's first failing check `_check`, named by the CASEs of loader.check_case), else a
     repeated id (every copy after the first record of an id), else a person the staging.person table does not have
-    (loader._find_late_rejects decides the same way)."""
+    (loader._mark_late_rejects decides the same way)."""
     pk = table.primary_key
     typed_record = duckdb_json_object([(c.name, quote_spark_identifier(c.name), STAGING_JSON_KINDS[c.type])
                                        for c in table.columns])
@@ -270,6 +270,7 @@ def _classified_sql(table: Table, reason_case: str, column_case: str, detail_cas
         unknown = "_check IS NULL AND known._known_person IS NULL"
         persons = f"LEFT JOIN {KNOWN_PERSONS} known ON known._known_person = s.person_id"
     pk_literal = quote_spark_literal(pk or "")
+    duplicate_detail = quote_spark_literal(loader.reject_detail("duplicate_primary_key", pk or "", table))
     return f"""
         SELECT *,
                CASE WHEN _check IS NOT NULL THEN {reason_case} WHEN _copy > 1 THEN 'duplicate_primary_key'
@@ -277,7 +278,7 @@ def _classified_sql(table: Table, reason_case: str, column_case: str, detail_cas
                CASE WHEN _check IS NOT NULL THEN {column_case} WHEN _copy > 1 THEN {pk_literal}
                     WHEN _unknown THEN 'person_id' END AS column_name,
                CASE WHEN _check IS NOT NULL THEN {detail_case}
-                    WHEN _copy > 1 THEN {quote_spark_literal((pk or '') + " repeats an earlier row's id")}
+                    WHEN _copy > 1 THEN {duplicate_detail}
                     WHEN _unknown THEN 'person_id ' || person_id || ' is not in the person table' END AS detail,
                CASE WHEN _check IS NOT NULL THEN _raw_record WHEN _copy > 1 OR _unknown THEN {typed_record}
                     END AS record
