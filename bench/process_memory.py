@@ -5,8 +5,9 @@ child of the run's process, pipelines/statistics/workers.py), and a Spark run ha
 memory of the run's process alone leaves all of theirs out. Summing every process's RSS counts the pages they share
 (a forked worker shares its parent's imported libraries) once per process; the proportional set size (PSS, from
 /proc/<pid>/smaps_rollup) gives each process its share of a shared page, so the sum over the tree is the memory the
-tree holds. Reading smaps_rollup walks the process's page tables (about 1 ms per 2 GB resident), cheap enough to
-sample every 50 ms.
+tree holds. Reading smaps_rollup walks the process's page tables under its memory-map lock, which the process's
+own page faults need too: read every 50 ms it cost a 200,000-patient run 10% of its wall time (session 13), so the
+benchmark reads the tree once a second (bench/run_benchmark.py RssSampler).
 """
 
 from __future__ import annotations
@@ -15,31 +16,33 @@ import os
 from collections import defaultdict
 
 
+def _field_bytes(path: str, field: str) -> int | None:
+    """A "<field>: <n> kB" line of a /proc file, in bytes; None when the file has no such line."""
+    with open(path) as lines:
+        for line in lines:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
 def process_rss(pid: int | str = "self") -> int:
     """Resident memory of a process in bytes (0 if it is gone), from /proc/<pid>/status."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+        return _field_bytes(f"/proc/{pid}/status", "VmRSS") or 0
     except OSError:
-        pass
-    return 0
+        return 0
 
 
 def process_pss(pid: int | str = "self") -> int:
     """Proportional set size of a process in bytes (its private pages plus its share of the pages it shares), from
     /proc/<pid>/smaps_rollup; its RSS where that is not readable; 0 if the process is gone."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as rollup:
-            for line in rollup:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
+        pss = _field_bytes(f"/proc/{pid}/smaps_rollup", "Pss")
     except PermissionError:
         return process_rss(pid)
     except OSError:
         return 0
-    return process_rss(pid)
+    return process_rss(pid) if pss is None else pss
 
 
 def descendants(root: int) -> dict[int, str]:
