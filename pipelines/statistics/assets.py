@@ -26,6 +26,7 @@ from pipelines.statistics.multiplicity import with_false_discovery_rate
 from pipelines.statistics.presentation import results_browser_url
 from pipelines.statistics.report import (
     estimates_markdown,
+    notes_markdown,
     primary_analysis_of,
     summary_markdown,
     write_study_plots,
@@ -240,9 +241,12 @@ def publish_study_results(con: duckdb.DuckDBPyConnection, study: StudyDefinition
     if counts.withheld_sensitivity_rows:
         analysis.notes.append(f"small-cell suppression: {counts.withheld_sensitivity_rows} sensitivity-analysis "
                               "row(s) withheld, since publishing them would hide main-analysis numbers")
-    for exposure, control in counts.withheld_control_pairs:
-        analysis.notes.append(f"small-cell suppression: negative control {exposure} / {control} withheld, since "
-                              "publishing its rows would hide main-analysis numbers")
+    if counts.withheld_control_pairs:  # one line in the log; the pairs in the report and the metadata
+        note = (f"small-cell suppression: {len(counts.withheld_control_pairs)} negative-control pair(s) withheld, "
+                "since publishing their rows would hide main-analysis numbers")
+        analysis.notes.append(note)
+        analysis.note_details[note] = [f"{exposure} / {control}"
+                                       for exposure, control in counts.withheld_control_pairs]
     if counts.withheld_main_rows:
         analysis.notes.append(f"small-cell suppression: {counts.withheld_main_rows} main-analysis row(s) withheld "
                               "whole, since only a printed zero of theirs was left to hide")
@@ -346,7 +350,7 @@ def build_study_statistics_asset(file_study: StudyDefinition) -> dg.AssetsDefini
         for title, path in plots.items():  # files in the published outputs folder, not images in the event log
             metadata[title] = dg.MetadataValue.path(str(warehouse.published_outputs_dir / study.id / path.name))
         if analysis.notes:
-            metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in analysis.notes))
+            metadata["notes"] = dg.MetadataValue.md(notes_markdown(analysis.notes, analysis.note_details))
         return dg.MaterializeResult(metadata={**metadata, **warehouse.engine_metadata()}, check_results=[
             verdict.check_result(associations_key(file_study.id)) for verdict in verdicts])
 

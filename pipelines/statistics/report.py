@@ -217,7 +217,8 @@ def _diagnostics(frame: pd.DataFrame, analysis, labels) -> dict:
     reasons = Counter(row["not_estimable_reason"] for row in frame.to_dict("records")
                       if present(row.get("not_estimable_reason")))
     return {"ps": ps_rows, "equipoise": None if analysis.equipoise is None else f"{analysis.equipoise:.1%}",
-            "not_estimable": reasons.most_common(), "notes": list(analysis.notes)}
+            "not_estimable": reasons.most_common(),
+            "notes": [{"text": note, "details": analysis.note_details.get(note, [])} for note in analysis.notes]}
 
 
 def report_context(con: duckdb.DuckDBPyConnection, study: StudyDefinition, analysis, published: pd.DataFrame,
@@ -414,6 +415,12 @@ def write_study_plots(study: StudyDefinition, analysis, published: pd.DataFrame,
                   labels={key: label.name for key, label in labels.items()})
         plots["covariate balance (Love plot)"] = path
     return plots
+
+
+def notes_markdown(notes: list[str], details: dict[str, list[str]]) -> str:
+    """A study's notes as a Markdown list for the asset metadata, each note's detail lines nested under it (as the
+    report prints them; StudyAnalysis.note_details)."""
+    return "\n".join(f"- {note}" + "".join(f"\n  - {detail}" for detail in details.get(note, [])) for note in notes)
 
 
 def summary_markdown(published: pd.DataFrame, study: StudyDefinition) -> str:

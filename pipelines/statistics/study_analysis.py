@@ -117,6 +117,9 @@ class StudyAnalysis:
     # The attrition of the plotted population: the rows of the analyses with these steps print its counts.
     km_steps: list[AttritionStep] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # A note's detail lines (the negative-control pairs a note counts): the study report and the run's metadata
+    # print them under the note, the run log prints the note alone (one line per note).
+    note_details: dict[str, list[str]] = field(default_factory=dict)
     # (exposure, analysis_id) -> the analysis's attrition from the cohort to the persons its estimator used
     attrition: dict[tuple[str, str], list[AttritionStep]] = field(default_factory=dict)
     # The primary analysis for each negative-control outcome: (exposure, control outcome, result)

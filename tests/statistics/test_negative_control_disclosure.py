@@ -9,10 +9,15 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from pipelines.cohorts.build import create_output_tables
 from pipelines.statistics.analysis_attrition import suppress_study_counts, suppress_study_counts_sparing_main
-from pipelines.statistics.assets import NEGATIVE_CONTROL_RESULT_COLUMNS, publish_negative_control_estimates
+from pipelines.statistics.assets import (NEGATIVE_CONTROL_RESULT_COLUMNS, publish_negative_control_estimates,
+                                         publish_study_results)
 from pipelines.statistics.checks import no_small_unsuppressed_count
-from pipelines.statistics.results import DERIVED_COLUMNS
+from pipelines.statistics.report import notes_markdown, write_study_reports
+from pipelines.statistics.results import COHORT_STEP, DERIVED_COLUMNS, EstimateResult
+from pipelines.statistics.study_analysis import AT_RISK_STEP, PS_STEPS, AttritionStep, StudyAnalysis
+from tests.support.hand_cohort import make_study
 
 THRESHOLD = 11
 STEPS = [("in the study population", 68, 277), ("at least one day at risk", 68, 274)]
@@ -117,3 +122,51 @@ def test_an_exposure_control_is_a_pair_of_its_own():
                                                      controls=controls)
     assert suppression.withheld_control_pairs == [("statins", "ingrown_nail")]
     assert not pd.DataFrame(suppression.control_complementary)[COUNTS].iloc[2:].any(axis=None)
+
+
+def test_the_withheld_pairs_are_one_note_and_the_report_and_metadata_name_each_pair(tmp_path):
+    """Published as the statistics asset publishes a study: two costly control pairs (the `ingrown_nail` counts above
+    under two phenotypes of the catalogue) and one that costs nothing. The run log prints each note once: one
+    note counts the withheld pairs; the study report and the asset's "notes" metadata list the pairs under it."""
+    def result(analysis_id: str, n: tuple[int, int], events: tuple[int, int]) -> EstimateResult:
+        return EstimateResult(method=analysis_id, estimand="hazard ratio", estimate=1.2, ci_lower=0.6, ci_upper=2.4,
+                              p_value=0.6, n_exposed=n[0], n_unexposed=n[1], events_exposed=events[0],
+                              events_unexposed=events[1], person_years_exposed=100.0, person_years_unexposed=400.0,
+                              analysis_id=analysis_id)
+
+    analysis = StudyAnalysis("test_study")
+    steps = [AttritionStep(step, None, exposed, unexposed) for step, exposed, unexposed in
+             ((COHORT_STEP, 68, 277), (AT_RISK_STEP, 68, 274))]
+    analysis.add("statins", "leg_cramps", [result(analysis_id, (r["n_exposed"], r["n_unexposed"]),
+                                                  (r["events_exposed"], r["events_unexposed"]))
+                                           for analysis_id, r in main_rows().set_index("analysis_id").iterrows()],
+                 {"": steps, "ps_matched_cox": [*steps, AttritionStep(PS_STEPS["matching"][0], None, 56, 68)]})
+    costly, free = ("onychomycosis", "ganglion_cyst"), "viral_warts"
+    analysis.negative_control_results = [
+        *(("statins", control, result(analysis_id, n, (8, 1)))
+          for control in costly for analysis_id, n in (("ps_matched_cox", (53, 68)), ("crude_irr", (65, 274)))),
+        ("statins", free, result("ps_matched_cox", (56, 68), (20, 25)))]
+    study = make_study(small_cell_threshold=THRESHOLD, primary_analysis="ps_matched_cox",
+                       negative_control_outcomes=[*costly, free])
+    con = duckdb.connect()
+    create_output_tables(con)
+    con.execute("""INSERT INTO cohort.study_population (study_id, person_id, index_date, time_at_risk_start,
+                       followup_end, followup_days, outcome_flag, outcome_date)
+                   SELECT 'test_study', i::VARCHAR, DATE '2019-01-01', DATE '2019-01-02', DATE '2020-06-30', 546,
+                          i < 52, CASE WHEN i < 52 THEN DATE '2020-01-01' END FROM range(345) t(i)""")
+    published = publish_study_results(con, study, analysis)
+
+    note = ("small-cell suppression: 2 negative-control pair(s) withheld, since publishing their rows would hide "
+            "main-analysis numbers")
+    assert [n for n in analysis.notes if "negative" in n] == [note]
+    assert not any(control in n for n in analysis.notes for control in (*costly, free))
+    assert analysis.note_details == {note: ["statins / onychomycosis", "statins / ganglion_cyst"]}
+    assert con.execute("SELECT outcome, count(estimate), count(n_exposed) FROM results.negative_control_estimates "
+                       "GROUP BY ALL ORDER BY ALL").fetchall() == [
+        ("ganglion_cyst", 0, 0), ("onychomycosis", 0, 0), ("viral_warts", 1, 1)]
+    assert f"- {note}\n  - statins / onychomycosis\n  - statins / ganglion_cyst" in \
+        notes_markdown(analysis.notes, analysis.note_details)
+    reports = write_study_reports(con, study, analysis, published, {}, tmp_path)
+    assert f"- {note}\n  - statins / onychomycosis\n  - statins / ganglion_cyst\n" in reports.markdown.read_text()
+    assert (f"<li>{note}<ul><li>statins / onychomycosis</li><li>statins / ganglion_cyst</li></ul></li>"
+            in reports.html.read_text())
