@@ -270,10 +270,12 @@ class SparkEngine(Engine):
     # --- results ---------------------------------------------------------------------------------------------------
     def dataframe(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """The Spark DataFrame of one SELECT (DuckDB SQL with $name parameters), not yet computed."""
+        return self.spark.sql(self._select(sql, parameters).sql(dialect=ProjectSpark))
+
+    def _select(self, sql: str, parameters: Mapping[str, Any] | None) -> exp.Expression:
+        """One SELECT of DuckDB SQL, macros expanded, parameters bound and DESCRIBE relations resolved."""
         [statement] = parse_statements(sql)
-        statement = self._described_relations(bind_parameters(expand_macros(statement, self.macros),
-                                                              parameters or {}))
-        return self.spark.sql(statement.sql(dialect=ProjectSpark))
+        return self._described_relations(bind_parameters(expand_macros(statement, self.macros), parameters or {}))
 
     def _described_relations(self, statement: exp.Expression) -> exp.Expression:
         """`(DESCRIBE SELECT ...)` used as a relation (DuckDB: one row per column of the SELECT; the data-quality
@@ -292,8 +294,7 @@ class SparkEngine(Engine):
         return statement.transform(replace)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        [statement] = parse_statements(sql)
-        statement = bind_parameters(expand_macros(statement, self.macros), parameters or {})
+        statement = self._select(sql, parameters)
         sort_keys = driver_sort_keys(statement)
         if sort_keys:
             unsorted_statement = statement.copy()
@@ -302,7 +303,7 @@ class SparkEngine(Engine):
             if not any(unsorted.schema[name].dataType.typeName() in FLOATING_POINT_TYPES for name, _, _ in sort_keys):
                 rows = unsorted.toArrow()
                 return duckdb_frame(rows.take(pc.sort_indices(rows, sort_keys=sort_keys)))
-        return duckdb_frame(self.dataframe(sql, parameters).toArrow())
+        return duckdb_frame(self.spark.sql(statement.sql(dialect=ProjectSpark)).toArrow())
 
     def records(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return [row.asDict() for row in self.dataframe(sql, parameters).collect()]
