@@ -143,6 +143,7 @@ def spark_steps(statement: exp.Expression) -> list[SparkStep]:
                           columns=columns)]
     return [SparkStep(SQL, statement.sql(dialect=ProjectSpark))]
 
+
 # Spark's floating-point types (typeName), whose NaN Arrow sorts otherwise than Spark (driver_sort_keys).
 FLOATING_POINT_TYPES = ("float", "double")
 
