@@ -10,7 +10,7 @@ Model order (each SELECT is materialised as a temporary table named after its fi
     observation_periods_merged -> phenotype_event_dates -> index_new_user (as index_dates) | index_first_visit or
     index_lab_test (as index_candidates) -> index_first_candidate (as index_dates)
     -> eligibility -> attrition_counts -> on_treatment_fills (as era_spans) -> exposure_eras -> on_treatment_end
-    -> person_variables -> study_population -> cohort_rows -> table1_aggregates -> table1_smd; then, in studies with
+    -> person_variables -> study_population -> cohort_rows -> table1_aggregates; then, in studies with
     exposure_time current, time_varying_person_variables -> time_varying_spans (as era_spans) -> exposure_eras
     -> time_varying_exposure
 
@@ -266,8 +266,7 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
 
         materialise(engine, "table1_aggregates", parameters)
         aggregates = engine.records("SELECT * FROM table1_aggregates")
-        smd = {r["variable"]: r["smd"] for r in query(engine, "table1_smd", parameters)} if study.table1_groups else {}
-        table1 = build_table1(study, aggregates, smd, threshold, warnings)
+        table1 = build_table1(study, aggregates, threshold, warnings)
         engine.insert_records(tables.TABLE1, [row.as_record() for row in table1])
 
         if study.time_varying_exposures:

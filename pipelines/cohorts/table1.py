@@ -1,10 +1,10 @@
 """Table 1 (results.table1): study population characteristics overall and by group, laid out like the `tableone`
 package, with small cells suppressed.
 
-The aggregates (counts, means, SDs, quantiles and the binary/continuous SMDs) come from DuckDB
-(sql/cohorts/table1_aggregates.sql, table1_smd.sql). This module only works on those few hundred aggregate rows:
-it adds the SMD of multi-level categorical variables, applies suppression (pipelines/disclosure.py) and
-formats the printed values:
+The aggregates (counts, means, SDs, quantiles) come from the warehouse (sql/cohorts/table1_aggregates.sql). This
+module only works on those few hundred aggregate rows: it computes the SMDs from them (`aggregate_smds`, and
+`categorical_smd` for variables with more than two levels), applies suppression (pipelines/disclosure.py) and formats
+the printed values:
 
     n                     1,234
     n (%)                 1,234 (12.3%)      percent of all persons in the group; missing has its own row
@@ -89,17 +89,58 @@ def categorical_smd(counts_1: dict[str, int], counts_0: dict[str, int]) -> float
     return float(math.sqrt(difference @ np.linalg.solve(covariance, difference)))
 
 
+def standardized_difference(difference: float | None, spread: float | None) -> float | None:
+    """difference / spread; with a zero or unknown spread, 0 when the groups are equal and None otherwise."""
+    if difference is None:
+        return None
+    if spread is not None and spread > 0:
+        return difference / spread
+    return 0.0 if difference == 0 else None
+
+
+def aggregate_smds(aggregates: list[dict[str, Any]], group_1: str, group_0: str) -> dict[str, float | None]:
+    """Absolute standardized mean differences between two Table 1 groups (group_1 compared with group_0), as the
+    tableone package prints them, for every binary and continuous variable of the aggregates:
+        binary      |p1 - p0| / sqrt((p1 (1 - p1) + p0 (1 - p0)) / 2), p = persons with the level / persons with a
+                    value (no p for a group whose persons all lack a value)
+        continuous  |mean1 - mean0| / sqrt((sd1^2 + sd0^2) / 2)
+    Computed here, from the few aggregate rows already read, rather than by a query of them: on Spark that query
+    cost six jobs per study (docs/scaling.md)."""
+    by_key = {(a["variable"], a["group_name"], a["statistic"]): a for a in aggregates}
+
+    def proportion(variable: str, group: str) -> float | None:
+        level, missing = by_key.get((variable, group, "n_pct")), by_key.get((variable, group, "missing"))
+        if level is None or missing is None or level["denominator"] <= missing["count"]:
+            return None
+        return level["count"] / (level["denominator"] - missing["count"])
+
+    smds: dict[str, float | None] = {}
+    for variable in dict.fromkeys(a["variable"] for a in aggregates if a["variable_type"] == "binary"):
+        p1, p0 = proportion(variable, group_1), proportion(variable, group_0)
+        if p1 is not None and p0 is not None:
+            smds[variable] = standardized_difference(abs(p1 - p0), math.sqrt((p1 * (1 - p1) + p0 * (1 - p0)) / 2))
+        else:
+            smds[variable] = None
+    for variable in dict.fromkeys(a["variable"] for a in aggregates if a["variable_type"] == "continuous"):
+        moments = [by_key.get((variable, group, "mean_sd")) or {} for group in (group_1, group_0)]
+        (mean1, sd1), (mean0, sd0) = ((m.get("mean"), m.get("sd")) for m in moments)
+        difference = abs(mean1 - mean0) if mean1 is not None and mean0 is not None else None
+        spread = math.sqrt((sd1 * sd1 + sd0 * sd0) / 2) if sd1 is not None and sd0 is not None else None
+        smds[variable] = standardized_difference(difference, spread)
+    return smds
+
+
 def _line_key(aggregate: dict[str, Any]) -> tuple:
     """Sort key of a printed line: variable, then statistic, then level."""
     return (aggregate["variable_order"], aggregate["variable"], STATISTIC_ORDER[aggregate["statistic"]],
             aggregate["level"] or "")
 
 
-def build_table1(study: StudyDefinition, aggregates: list[dict[str, Any]],
-                 smd_by_variable: dict[str, float | None], threshold: int,
+def build_table1(study: StudyDefinition, aggregates: list[dict[str, Any]], threshold: int,
                  warnings: list[str] | None = None) -> list[Table1Row]:
-    """Suppressed, formatted Table 1 rows from the SQL aggregates (one dict per table1_aggregates row).
-    `warnings` receives a line per sum that still gives a small count away with nothing left to hide in it."""
+    """Suppressed, formatted Table 1 rows from the SQL aggregates (one dict per table1_aggregates row), with the
+    SMDs between the two groups. `warnings` receives a line per sum that still gives a small count away with nothing
+    left to hide in it."""
     group_pair = study.table1_groups
     groups = ["overall", *(group_pair or ())]
     by_variable = {"treatment": "treatment", "variable": study.table1_by, "none": None}[study.table1_split]
@@ -112,9 +153,9 @@ def build_table1(study: StudyDefinition, aggregates: list[dict[str, Any]],
         warnings.append(f"Table 1: {len(left)} sum(s) of its counts bound a small count and have no other count to "
                         "hide; the blocking check no_small_count_derivable stops the run")
 
-    smd = dict(smd_by_variable)
     if group_pair:
         g1, g0 = group_pair
+        smd = aggregate_smds(aggregates, g1, g0)
         for variable in {a["variable"] for a in aggregates if a["variable_type"] == "categorical"}:
             counts = {g: {a["level"]: a["count"] for a in aggregates if a["variable"] == variable
                           and a["group_name"] == g and a["statistic"] == "n_pct"} for g in group_pair}

@@ -34,6 +34,7 @@ from typing import Any, Mapping, Sequence
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp, parse_one
 
 from pipelines.engine.base import Engine
@@ -143,6 +144,42 @@ def spark_steps(statement: exp.Expression) -> list[SparkStep]:
     return [SparkStep(SQL, statement.sql(dialect=ProjectSpark))]
 
 
+# Spark's floating-point types (typeName), whose NaN Arrow sorts otherwise than Spark (driver_sort_keys).
+FLOATING_POINT_TYPES = ("float", "double")
+
+
+def driver_sort_keys(statement: exp.Expression) -> list[tuple[str, str, str]] | None:
+    """The final ORDER BY of a SELECT whose rows all come back to this process, as pyarrow sort keys (output column,
+    order, null placement), when the driver can sort the collected rows itself: Spark's global sort costs two jobs
+    of its own (one samples the keys to plan ranges, one shuffles the rows into them), for rows that end up in one
+    place anyway. Only when every key is an output column (a column of the SELECT list, or the name of one), so
+    the collected rows hold it; None otherwise (a key computed or not selected, a LIMIT or OFFSET after the sort, a
+    set operation, `*`). Null placement is the statement's, as parsed in DuckDB's dialect (NULLS LAST unless
+    written). Arrow's sort is stable and compares text by its UTF-8 bytes, as Spark does; it places NaN with the
+    NULLs, where Spark and DuckDB sort it above every number, so the caller keeps Spark's sort for floating-point
+    keys (FLOATING_POINT_TYPES)."""
+    order = statement.args.get("order")
+    if not isinstance(statement, exp.Select) or order is None or any(
+            statement.args.get(clause) for clause in ("limit", "offset", "fetch")):
+        return None
+    selects = statement.expressions
+    names = [select.alias_or_name for select in selects]
+    if any(isinstance(select.unalias(), exp.Star) for select in selects) or len(set(names)) != len(names):
+        return None
+    keys = []
+    for ordered in order.expressions:
+        key = ordered.this
+        if not isinstance(key, exp.Column):
+            return None
+        matches = [name for select, name in zip(selects, names) if select.unalias() == key and name == key.name]
+        if not matches and not key.table and names.count(key.name) == 1:
+            matches = [key.name]  # the name of an output column (an alias)
+        if not matches:
+            return None
+        keys.append((matches[0], "descending" if ordered.args.get("desc") else "ascending",
+                     "at_start" if ordered.args.get("nulls_first") else "at_end"))
+    return keys
+
 
 class SparkEngine(Engine):
     name = "spark"
@@ -234,10 +271,12 @@ class SparkEngine(Engine):
     # --- results ---------------------------------------------------------------------------------------------------
     def dataframe(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """The Spark DataFrame of one SELECT (DuckDB SQL with $name parameters), not yet computed."""
+        return self.spark.sql(self._select(sql, parameters).sql(dialect=ProjectSpark))
+
+    def _select(self, sql: str, parameters: Mapping[str, Any] | None) -> exp.Expression:
+        """One SELECT of DuckDB SQL, macros expanded, parameters bound and DESCRIBE relations resolved."""
         [statement] = parse_statements(sql)
-        statement = self._described_relations(bind_parameters(expand_macros(statement, self.macros),
-                                                              parameters or {}))
-        return self.spark.sql(statement.sql(dialect=ProjectSpark))
+        return self._described_relations(bind_parameters(expand_macros(statement, self.macros), parameters or {}))
 
     def _described_relations(self, statement: exp.Expression) -> exp.Expression:
         """`(DESCRIBE SELECT ...)` used as a relation (DuckDB: one row per column of the SELECT; the data-quality
@@ -256,7 +295,16 @@ class SparkEngine(Engine):
         return statement.transform(replace)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        return duckdb_frame(self.dataframe(sql, parameters).toArrow())
+        statement = self._select(sql, parameters)
+        sort_keys = driver_sort_keys(statement)
+        if sort_keys:
+            unsorted_statement = statement.copy()
+            unsorted_statement.set("order", None)
+            unsorted = self.spark.sql(unsorted_statement.sql(dialect=ProjectSpark))
+            if not any(unsorted.schema[name].dataType.typeName() in FLOATING_POINT_TYPES for name, _, _ in sort_keys):
+                rows = unsorted.toArrow()
+                return duckdb_frame(rows.take(pc.sort_indices(rows, sort_keys=sort_keys)))
+        return duckdb_frame(self.spark.sql(statement.sql(dialect=ProjectSpark)).toArrow())
 
     def records(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return [row.asDict() for row in self.dataframe(sql, parameters).collect()]

@@ -63,7 +63,7 @@ def aggregates(rng: random.Random) -> list[dict]:
 def published(rows: list[dict]) -> duckdb.DuckDBPyConnection:
     study = make_study(small_cell_threshold=THRESHOLD, exposures=["peripheral_arterial_disease"],
                        table1_by="peripheral_arterial_disease")
-    table = build_table1(study, rows, {}, THRESHOLD)
+    table = build_table1(study, rows, THRESHOLD)
     con = duckdb.connect()
     frame = pd.DataFrame([row.as_record() for row in table])
     con.execute("CREATE SCHEMA results")

@@ -148,3 +148,50 @@ def test_age_on_a_29_february_birthday_is_the_same_on_both_engines(engines):
     finally:
         for engine in engines.values():
             engine.drop_temp_table("age_cases")
+
+
+SORT_CASES = ("SELECT i, label, day, CAST(a AS DOUBLE) / b AS value FROM (VALUES "
+              "(1, 'b', DATE '2020-01-02', 3.0, 2), (2, 'B', NULL, NULL, 1), (3, 'é', DATE '2020-01-01', 0.0, 0), "
+              "(4, NULL, DATE '2020-01-02', -1.0, 1), (5, 'a', DATE '2020-01-01', 2.0, 1), "
+              "(6, 'b', DATE '2019-12-31', 3.0, 2)) AS c(i, label, day, a, b)")
+# (query, the order of i DuckDB gives): text compared by its UTF-8 bytes ('B' < 'a' < 'b' < 'é'), NULLs last unless
+# written first, NaN above every number; the last sorts by a floating-point key, which Spark itself sorts.
+SORTED_QUERIES = [
+    ("SELECT i, label, day FROM sort_cases ORDER BY label, day DESC", [2, 5, 1, 6, 3, 4]),
+    ("SELECT t.i, t.label AS name FROM sort_cases AS t ORDER BY name DESC NULLS FIRST, t.i", [4, 3, 1, 6, 5, 2]),
+    ("SELECT i, day FROM sort_cases ORDER BY day NULLS FIRST, i DESC", [2, 6, 5, 3, 4, 1]),
+    ("SELECT i, value FROM sort_cases ORDER BY value, i", [4, 1, 6, 5, 3, 2]),
+]
+
+
+def _spark_jobs(spark, run) -> int:
+    """The Spark jobs `run()` starts (the DAG scheduler's job counter)."""
+    def next_job_id() -> int:
+        counter = spark.sparkContext._jsc.sc().dagScheduler().nextJobId()
+        return counter if isinstance(counter, int) else counter.get()
+    start = next_job_id()
+    run()
+    return next_job_id() - start
+
+
+def test_a_result_sorted_on_the_driver_has_duckdbs_order(engines):
+    """The Spark engine sorts a query's collected rows itself when every ORDER BY key is returned
+    (spark_engine.driver_sort_keys): the rows come back in DuckDB's order, without Spark's sampling and shuffle
+    jobs; a floating-point key is left to Spark (Arrow places NaN with the NULLs)."""
+    import pandas as pd
+
+    for engine in engines.values():
+        engine.create_temp_table("sort_cases", SORT_CASES)
+    try:
+        for sql, order in SORTED_QUERIES:
+            frames = {name: engine.query(sql) for name, engine in engines.items()}
+            assert frames["duckdb"]["i"].tolist() == order, sql
+            pd.testing.assert_frame_equal(frames["spark"], frames["duckdb"], obj=sql)
+        spark = engines["spark"]
+        unsorted = _spark_jobs(spark.spark, lambda: spark.query("SELECT i, label, day FROM sort_cases"))
+        assert _spark_jobs(spark.spark, lambda: spark.query(SORTED_QUERIES[0][0])) == unsorted
+        # The sort it saves: Spark's own (kept for the floating-point key) costs jobs of its own.
+        assert _spark_jobs(spark.spark, lambda: spark.query(SORTED_QUERIES[-1][0])) > unsorted
+    finally:
+        for engine in engines.values():
+            engine.drop_temp_table("sort_cases")

@@ -85,7 +85,7 @@ def published(rows: list[dict], split: bool = True, exposures: tuple[str, ...] =
                        table1_by="peripheral_arterial_disease" if split else None)
     con = duckdb.connect()
     con.execute("CREATE SCHEMA results")
-    frame = pd.DataFrame([row.as_record() for row in build_table1(study, rows, {}, THRESHOLD)])
+    frame = pd.DataFrame([row.as_record() for row in build_table1(study, rows, THRESHOLD)])
     con.execute("CREATE TABLE results.table1 AS SELECT * FROM frame")
     return con
 
