@@ -208,13 +208,31 @@ def expand_macros(statement: exp.Expression, macros: Macros) -> exp.Expression:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# DuckDB texts the data-quality checks are written with (the suites run them on DuckDB through GX)
+# DuckDB texts the data-quality checks (run on DuckDB through GX) and the ingest's duplicate ids are written with
 # ---------------------------------------------------------------------------------------------------------------
 def cte_read_twice(name: str) -> str:
     """`WITH <name> AS` for a CTE a query reads twice: NOT MATERIALIZED, because DuckDB materialises a CTE read more
     than once (for the duplicate-event check, a copy of every compared column: 40 GB of spill at 600 million rows).
     ProjectSpark drops the hint."""
     return f"WITH {name} AS NOT MATERIALIZED"
+
+
+# Finding repeated values in two passes: a 64-bit hash of the compared columns first (one integer per row instead
+# of every compared value, which at 10 million patients means 600 million drug rows' worth of spill), keep the
+# hashes seen more than once, then group exactly only the rows with such a hash. The second pass makes the result
+# exact: a hash collision can add a candidate, never a repeated value.
+# The hashes seen more than once are found by sorting them and comparing each with the one before: on DuckDB the
+# sort costs about two thirds of the CPU and half the memory of a hash aggregate with one group per row (15 M drug
+# rows: 2.3 against 3.5 CPU s, 0.5 against 1.0 GB) and spills as a sort. (On Spark a window without a partition
+# runs in one task; the staging suites and the ingest's duplicate ids run on DuckDB in a pipeline run.)
+def repeated_hash_candidates(columns: str) -> str:
+    """A CTE `candidates` (row_hash) of the hashes of `columns` that occur on more than one row of `checked` (a
+    hash found on n rows is listed n - 1 times): used by the data-quality checks of repeated values and the
+    ingest's duplicate ids."""
+    return (f"candidates AS (SELECT row_hash FROM ("
+            f"SELECT row_hash, lag(row_hash) OVER (ORDER BY row_hash) AS previous_hash "
+            f"FROM (SELECT {ROW_HASH}({columns}) AS row_hash FROM checked) AS hashed) AS sorted "
+            f"WHERE row_hash = previous_hash)")
 
 
 def column_types_relation(relation: str) -> str:

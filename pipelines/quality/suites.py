@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.engine.dialect import ROW_HASH, column_types_relation, cte_read_twice
+from pipelines.engine.dialect import ROW_HASH, column_types_relation, cte_read_twice, repeated_hash_candidates
 from pipelines import extract_spec as spec
 from pipelines import tables
 from pipelines.paths import EXPECTATIONS_DIR
@@ -285,25 +285,9 @@ def columns_and_types(table: spec.Table) -> list[Check]:
     ]
 
 
-# Finding repeated values in two passes: a 64-bit hash of the compared columns first (one integer per row instead
-# of every compared value, which at 10 million patients means 600 million drug rows' worth of spill), keep the
-# hashes seen more than once, then group exactly only the rows with such a hash. The second pass makes the result
-# exact: a hash collision can add a candidate, never a violating row.
-# The hashes seen more than once are found by sorting them and comparing each with the one before: on DuckDB the
-# sort costs about two thirds of the CPU and half the memory of a hash aggregate with one group per row (15 M drug
-# rows: 2.3 against 3.5 CPU s, 0.5 against 1.0 GB) and spills as a sort. (On Spark a window without a partition
-# runs in one task; the staging suites run on DuckDB in a pipeline run.)
-# The hash and the hint for `checked`, read twice, are engine-specific: pipelines/engine/dialect.py.
+# Repeated values are found in two passes (dialect.repeated_hash_candidates, shared with the ingest's duplicate
+# ids). The hint for `checked`, read twice, is engine-specific: pipelines/engine/dialect.py.
 CHECKED_TWICE = cte_read_twice("checked")
-
-
-def repeated_hash_candidates(columns: str) -> str:
-    """A CTE `candidates` (row_hash) of the hashes of `columns` that occur on more than one row of `checked` (a
-    hash found on n rows is listed n - 1 times)."""
-    return (f"candidates AS (SELECT row_hash FROM ("
-            f"SELECT row_hash, lag(row_hash) OVER (ORDER BY row_hash) AS previous_hash "
-            f"FROM (SELECT {ROW_HASH}({columns}) AS row_hash FROM checked) AS hashed) AS sorted "
-            f"WHERE row_hash = previous_hash)")
 
 
 def primary_key(table: spec.Table) -> list[Check]:
