@@ -56,9 +56,10 @@ def interrupt_open_connections() -> None:
 # what writing the table did; the vacuum runs at whichever checkpoint first finds them with it on, so keeping it off
 # in the ingest alone (pipelines/ingest/loader.py, session 13) only moved the rewrite of staging to the next writer.
 # At 200,000 patients (issue #21, session 14; DuckDB 2.0.1, 2 threads, CPU s measured twice): phenotypes + cohorts
-# 71.4 and 72.1 with the vacuum on, 57.2 and 56.5 off, with identical tables; the unmerged staging groups
-# (drug_exposure 206 instead of 143) cost their scans about 1 CPU s. A publish step opening the file with the vacuum
-# on paid it there instead (its comments: 1.0 -> 10.2 CPU s). Table and method: docs/performance.md, session 14.
+# 71.4, 72.1 and 71.5 with the vacuum on, 57.2, 56.5 and 54.9 off, with identical tables; the unmerged staging
+# groups (drug_exposure 206 instead of 143) cost their scans about 0.5 CPU s. A publish step opening the file with
+# the vacuum on paid it there instead (its comments: 1.0 -> 10.2 CPU s). Table and method: docs/performance.md,
+# session 14.
 BUILD_FILE_WRITER_SETTINGS = {"max_vacuum_tasks": "0"}
 # Warehouse settings DuckDB itself must accept (checked by opening an in-memory database with them).
 DUCKDB_SETTINGS = ("memory_limit", "threads")
