@@ -7,8 +7,9 @@ staged database; optionally compare the phenotype tables with another database's
 --db is a database after the ingest (staging.*), e.g. one `legcramp-run` built, or one `bench/phenotype_truth.py`
 reads; it is copied first (the stage writes the phenotype schema) and never written. The stage is this tree's
 `run_phenotypes` (pipelines/phenotypes/compiler.py), unchanged: one transaction on one DuckDB connection with a run's
-settings (preserve_insertion_order, as pipelines/warehouse.py). CPU seconds are this process's (DuckDB's threads
-included), so they say what the work cost on a machine shared with others; wall seconds say what a run waits.
+settings (preserve_insertion_order and the vacuum off, as pipelines/warehouse.py). CPU seconds are this process's
+(DuckDB's threads included), so they say what the work cost on a machine shared with others; wall seconds say what a
+run waits.
 
 --keep keeps the copy with its phenotype tables; --compare counts, for phenotype.events and person_summary, the rows
 of each database the other lacks (EXCEPT ALL both ways: 0 and 0 means the same rows, duplicates included).
@@ -34,6 +35,7 @@ from pipelines.engine.duckdb_engine import DuckDBEngine  # noqa: E402
 from pipelines.phenotypes.compiler import compile_phenotypes, run_phenotypes  # noqa: E402
 from pipelines.phenotypes.loader import phenotype_library  # noqa: E402
 from pipelines.sql_quoting import quote_literal  # noqa: E402
+from pipelines.warehouse import BUILD_FILE_WRITER_SETTINGS  # noqa: E402
 
 COMPARED_TABLES = ("phenotype.events", "phenotype.person_summary")
 
@@ -97,7 +99,7 @@ def main() -> None:
     try:
         copy = work / "profile.duckdb"
         shutil.copy(args.db, copy)
-        settings = {"preserve_insertion_order": "true"}
+        settings = {"preserve_insertion_order": "true", **BUILD_FILE_WRITER_SETTINGS}
         if args.memory_limit:
             settings["memory_limit"] = args.memory_limit
         con = duckdb.connect(str(copy), config=settings)

@@ -25,6 +25,7 @@ import yaml
 from pipelines import extract_spec as spec
 from pipelines.paths import DOCS_DIR, REPO_ROOT
 from pipelines.sql_quoting import qualified_name, quote_identifier, quote_literal
+from pipelines.warehouse import BUILD_FILE_WRITER_SETTINGS
 
 DATA_DICTIONARY_PATH = Path(__file__).with_name("data_dictionary.yaml")
 DATA_DICTIONARY_PAGE = DOCS_DIR / "data_dictionary.md"
@@ -295,7 +296,7 @@ def comment_database(con: duckdb.DuckDBPyConnection, dictionary: DataDictionary 
 
 def comment_database_file(path: Path | str, *, require_every_table: bool = False) -> list[str]:
     """comment_database on a DuckDB file (a run's build file, before it is published)."""
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config=BUILD_FILE_WRITER_SETTINGS)
     try:
         return comment_database(con, require_every_table=require_every_table)
     finally:

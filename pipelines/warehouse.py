@@ -50,6 +50,17 @@ def interrupt_open_connections() -> None:
         con.interrupt()
 
 
+# DuckDB settings of every connection that writes a run's build file (the stages', the data-quality checks', the
+# publish step's). max_vacuum_tasks = 0: no checkpoint vacuums, i.e. merges part-filled row groups by rewriting them.
+# Two threads writing one table (CREATE TABLE AS, INSERT ... SELECT) leave such groups, and a rewrite costs nearly
+# what writing the table did; the vacuum runs at whichever checkpoint first finds them with it on, so keeping it off
+# in the ingest alone (pipelines/ingest/loader.py, session 13) only moved the rewrite of staging to the next writer.
+# At 200,000 patients (issue #21, session 14; DuckDB 2.0.1, 2 threads, CPU s measured twice): phenotypes + cohorts
+# 71.4, 72.1 and 71.5 with the vacuum on, 57.2, 56.5 and 54.9 off, with identical tables; the unmerged staging
+# groups (drug_exposure 206 instead of 143) cost their scans about 0.5 CPU s. A publish step opening the file with
+# the vacuum on paid it there instead (its comments: 1.0 -> 10.2 CPU s). Table and method: docs/performance.md,
+# session 14.
+BUILD_FILE_WRITER_SETTINGS = {"max_vacuum_tasks": "0"}
 # Warehouse settings DuckDB itself must accept (checked by opening an in-memory database with them).
 DUCKDB_SETTINGS = ("memory_limit", "threads")
 # The warehouse settings a run may set (resources.<key>.config).
@@ -310,7 +321,7 @@ class Warehouse(dg.ConfigurableResource):
             con.close()
 
     def _settings(self) -> dict[str, str]:
-        settings: dict[str, str] = {"preserve_insertion_order": "true"}
+        settings: dict[str, str] = {"preserve_insertion_order": "true", **BUILD_FILE_WRITER_SETTINGS}
         if self.memory_limit:
             settings["memory_limit"] = self.memory_limit
         if self.threads:

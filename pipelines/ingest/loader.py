@@ -1220,7 +1220,9 @@ def load_tables(con: duckdb.DuckDBPyConnection, extract_dir: Path, sources: dict
 @contextmanager
 def _row_groups_kept_as_written(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Inside: checkpoints keep the staging tables' row groups as the parse wrote them; the database is
-    checkpointed at the end, so no later checkpoint rewrites them.
+    checkpointed at the end. A later checkpoint with the vacuum on would still rewrite them (and did, in the
+    phenotype stage, until session 14): a run's every writer keeps it off (pipelines/warehouse.py,
+    BUILD_FILE_WRITER_SETTINGS); this keeps it off for the ingest on any connection (tests, bench/).
 
     Two threads writing one CREATE TABLE AS leave part-filled row groups where their batches meet; a checkpoint's
     vacuum then rewrote every table whole to merge them, nearly as costly as writing it (3.0 CPU s after a
