@@ -730,7 +730,7 @@ def repeated_ids_sql(staging_table: str, key: str, record: str) -> str:
     """A SELECT of each id of `staging_table` held by more than one not yet rejected row (`_check` NULL): the id,
     its first and last record and its number of copies. Only the rows whose id hash repeats are grouped
     (repeated_hash_candidates; the same ids, exactly): a hash aggregate with a group per row, holding the id and
-    three aggregates, spilled past the 40 GB of free disk on 600 million drug rows at 10 million patients (session
+    three aggregates, spilled past the 40 GB of free disk on 750 million drug rows at 10 million patients (session
     14), and at 200,000 patients ran out of a 250 MB memory limit where this completes."""
     key = quote_identifier(key)
     return f"""

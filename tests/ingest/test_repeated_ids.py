@@ -2,7 +2,7 @@
 the rows whose id hash repeats.
 
 Grouping every row (a group per row holding the id and three aggregates) filled 40 GB of free disk with spill on
-600 million drug rows at 10 million patients (session 14); the hashes are sorted instead, and only candidate rows
+750 million drug rows at 10 million patients (session 14); the hashes are sorted instead, and only candidate rows
 reach the aggregate.
 """
 
