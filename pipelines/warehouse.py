@@ -301,7 +301,7 @@ class Warehouse(dg.ConfigurableResource):
         """A read-write connection to this run's build file (created on first use)."""
         path = self.build_path(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), config=self._settings())
+        con = duckdb.connect(str(path), config=self.connection_settings())
         with _open_connections_lock:
             _open_connections.add(con)
         try:
@@ -320,7 +320,9 @@ class Warehouse(dg.ConfigurableResource):
         finally:
             con.close()
 
-    def _settings(self) -> dict[str, str]:
+    def connection_settings(self) -> dict[str, str]:
+        """DuckDB settings of every connection that writes a run's build file: the stages', the data-quality
+        checks' (quality/checks.duckdb_settings)."""
         settings: dict[str, str] = {"preserve_insertion_order": "true", **BUILD_FILE_WRITER_SETTINGS}
         if self.memory_limit:
             settings["memory_limit"] = self.memory_limit

@@ -27,7 +27,7 @@ from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
 from pipelines.quality import suites
 from pipelines.quality.runner import DIAGNOSTICS_FILE, ExpectationResult, SuiteResult, render_data_docs, run_suite
-from pipelines.warehouse import BUILD_FILE_WRITER_SETTINGS, Warehouse
+from pipelines.warehouse import Warehouse
 
 
 STAGING_CHECK_NAME = "staging_data_quality"
@@ -135,16 +135,9 @@ def checked_on_spark(warehouse: Warehouse, suite: str | dict[str, Any]) -> bool:
 
 
 def duckdb_settings(warehouse: Warehouse) -> dict[str, str]:
-    """The warehouse's memory, thread and spill settings, for the connections the checks open; they write the build
-    file (dq.check_results), so with the settings of its every writer."""
-    settings = dict(BUILD_FILE_WRITER_SETTINGS)
-    if warehouse.memory_limit:
-        settings["memory_limit"] = warehouse.memory_limit
-    if warehouse.threads:
-        settings["threads"] = str(warehouse.threads)
-    if warehouse.temp_directory:
-        settings["temp_directory"] = warehouse.temp_directory
-    return settings
+    """The settings of the connections the checks open: they write the build file (dq.check_results), so the
+    warehouse's settings of its every writer (memory, threads, spill, the vacuum kept off)."""
+    return warehouse.connection_settings()
 
 
 def staging_asset_checks() -> list[dg.AssetChecksDefinition]:
