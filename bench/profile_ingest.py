@@ -3,7 +3,8 @@
     python bench/profile_ingest.py --extract bench/data/csv_1000000 --table drug_exposure [--memory-limit 6GB]
 
 The ingest is the slowest stage of the study (docs/performance.md). This runs the real loader
-(pipelines/ingest/loader.py) on one table of an extract into a throw-away database and prints
+(pipelines/ingest/loader.py) on one table of an extract into a throw-away database, with the DuckDB settings of a
+run's build file (`Warehouse.connection_settings`), and prints
 - every statement that took at least 0.1 s, in order, with its wall and CPU seconds (this process's, DuckDB's
   threads included: on a shared machine the CPU seconds say what the work cost, the wall seconds what it waited);
 - the operator tree of the statement that parses the file into staging (DuckDB's EXPLAIN ANALYZE, which also
@@ -26,6 +27,7 @@ import duckdb
 from pipelines import extract_spec as spec
 from pipelines.ingest import loader
 from pipelines.sql_quoting import quote_literal
+from pipelines.warehouse import Warehouse
 
 PARSE_STATEMENT = re.compile(r"^\s*CREATE TABLE staging\.")
 OPERATOR = re.compile(r"─\s*([A-Z][A-Za-z_ ]+?)\s*─")
@@ -76,11 +78,21 @@ def operators(plan: str) -> list[tuple[str, int, float]]:
     return found
 
 
+def profile_connection(path: Path, memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
+    """A connection to `path` with the settings of a run's build file (`Warehouse.connection_settings`): with
+    DuckDB's default vacuum on, the automatic checkpoint that each late UPDATE's commit runs rewrote the whole
+    table, 6 CPU s each for drug_exposure at 200,000 patients, which a run does not pay (docs/performance.md,
+    session 15)."""
+    settings = Warehouse(memory_limit=memory_limit, threads=threads).connection_settings()
+    return duckdb.connect(str(path), config=settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Profile the ingest of one table.")
     parser.add_argument("--extract", type=Path, default=Path("bench/data/csv_1000000"))
     parser.add_argument("--table", default="drug_exposure", choices=[t.name for t in spec.TABLES])
     parser.add_argument("--memory-limit", default="6GB")
+    parser.add_argument("--threads", type=int, default=None, help="DuckDB's threads (default: a run's, the cores)")
     args = parser.parse_args()
 
     table = next(t for t in spec.TABLES if t.name == args.table)
@@ -88,8 +100,7 @@ def main() -> None:
     if path is None:
         raise SystemExit(f"{args.extract}: no file for table {args.table}")
     with tempfile.TemporaryDirectory(prefix="legcramp-profile-") as tmp:
-        settings = {"memory_limit": args.memory_limit, "preserve_insertion_order": "true"}
-        con = duckdb.connect(str(Path(tmp) / "profile.duckdb"), config=settings)
+        con = profile_connection(Path(tmp) / "profile.duckdb", args.memory_limit, args.threads)
         loader.create_ingest_schema(con)
         if table.references_person:
             loader.load_table(con, spec.PERSON, loader.find_table_file(args.extract, spec.PERSON))
