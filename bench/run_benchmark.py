@@ -29,7 +29,7 @@ separate line. Local mode on the run's two cores (pipelines/engine/session.py), 
 
 A benchmark that does not finish still writes its report: stopped by Ctrl-C or SIGTERM, its study run interrupted, or
 one of its parts failing, it writes what it had measured (the plain load, the finished steps of a run per stage,
-the steps running when it stopped and for how long) marked `"complete": false`, with `why_incomplete` (what stopped
+the steps running when it stopped and for how long, the steps that had failed by themselves with their error) marked `"complete": false`, with `why_incomplete` (what stopped
 it, and what it was measuring). A finished one says `"complete": true`.
 """
 
@@ -257,6 +257,20 @@ def unfinished_steps(instance: dg.DagsterInstance, run_id: str, stopped_at: floa
     return unfinished
 
 
+def failed_steps(instance: dg.DagsterInstance, run_id: str, signalled_at: float | None = None) -> dict[str, str]:
+    """The steps that failed by themselves (not from a stop), by step key, each with its error's innermost message
+    (e.g. DuckDB's "No space left on device"): a stopped benchmark's report must say that a step had already failed,
+    or its stages read as merely unfinished."""
+    failed = {}
+    for entry, event in _step_events(instance, run_id):
+        if event.event_type_value == "STEP_FAILURE" and not _interrupted(event, entry.timestamp, signalled_at):
+            error = getattr(event.event_specific_data, "error", None)
+            while error is not None and error.cause is not None:
+                error = error.cause
+            failed[entry.step_key] = error.message.strip() if error is not None else "failed (no error recorded)"
+    return failed
+
+
 def run_interrupted(instance: dg.DagsterInstance, run_id: str) -> bool:
     """Whether the run ended because it was interrupted (Dagster's handler took the Ctrl-C or SIGTERM: an
     interrupted step, or the run's failure reason), rather than finishing or failing by itself."""
@@ -436,7 +450,8 @@ def run_figures(instance: dg.DagsterInstance, run_id: str | None, started: float
     run = instance.get_run_by_id(run_id)
     success = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
     figures.update(stages=stage_figures(steps, step_engines(instance, run_id), sampler, total_rows),
-                   slowest_steps=slowest_steps(steps), success=success)
+                   slowest_steps=slowest_steps(steps), success=success,
+                   failed_steps=failed_steps(instance, run_id, signalled_at))
     unfinished = unfinished_steps(instance, run_id, ended, signalled_at)
     if unfinished or run is None or not run.is_finished:
         figures = {**_stopped(figures), "complete": False, "unfinished_steps": unfinished}
@@ -593,6 +608,7 @@ def report(measured: Measured, why_incomplete: str | None = None) -> dict:
         "tree_peak_pss_gb": duck.get("tree_peak_pss_gb"),
         "stages": stages,
         **({"unfinished_steps": duck["unfinished_steps"]} if "unfinished_steps" in duck else {}),
+        **({"failed_steps": duck["failed_steps"]} if duck.get("failed_steps") else {}),
         "slowest_steps": duck.get("slowest_steps", {}),
         **{f"{stage.replace(' ', '_')}_seconds": of_stage["seconds"] for stage, of_stage in stages.items()},
         "load_average_before": duck.get("load_average_before"),

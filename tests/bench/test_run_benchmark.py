@@ -16,8 +16,8 @@ import time
 import dagster as dg
 import pytest
 from bench.process_memory import descendants, process_pss
-from bench.run_benchmark import (NOT_RECORDED, BenchmarkStopped, Measured, RssSampler, java_descendants, main,
-                                 process_rss, report, run_figures, run_interrupted, side_by_side, stage_engine,
+from bench.run_benchmark import (NOT_RECORDED, BenchmarkStopped, Measured, RssSampler, failed_steps, java_descendants,
+                                 main, process_rss, report, run_figures, run_interrupted, side_by_side, stage_engine,
                                  stage_figures, step_engines, step_windows, stop_signals, unfinished_steps)
 
 GB = 10**9
@@ -160,6 +160,33 @@ def test_a_run_stopped_by_a_signal_reports_its_finished_steps_and_the_one_it_sto
     assert "total_seconds" not in figures and figures["seconds_until_stopped"] >= 0
     assert figures["stages"]["other"]["steps"] == 1 and figures["stages"]["other"]["engine"] == "duckdb"
     assert list(figures["slowest_steps"]) == ["quick"]
+
+
+def test_a_step_that_failed_by_itself_is_reported_with_its_innermost_error_and_a_stopped_one_is_not():
+    """A run whose step failed on its own (the 10M run's "No space left on device") and that is then stopped: the
+    report names the failed step with the error's innermost message; the step the stop interrupted is unfinished,
+    not failed."""
+    @dg.asset
+    def out_of_disk() -> None:
+        try:
+            raise OSError("IO Error: Could not write file \"spill.tmp\": No space left on device")
+        except OSError as error:
+            raise RuntimeError("the cohort build failed") from error
+
+    @dg.asset
+    def stopped() -> None:
+        time.sleep(1)  # lets out_of_disk fail first (the in-process executor runs one step at a time anyway)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+
+    with stop_signals(), dg.instance_for_test() as instance:
+        started = time.time()
+        result = dg.materialize([out_of_disk, stopped], instance=instance, raise_on_error=False)
+        ended = time.time()
+        failed = failed_steps(instance, result.run_id)
+        figures = run_figures(instance, result.run_id, started, ended, RssSampler(), total_rows=10)
+    assert failed == {"out_of_disk": 'OSError: IO Error: Could not write file "spill.tmp": No space left on device'}
+    assert figures["failed_steps"] == failed and list(figures["unfinished_steps"]) == ["stopped"]
 
 
 def test_a_run_that_finishes_is_complete_and_not_interrupted():
