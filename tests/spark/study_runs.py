@@ -56,9 +56,12 @@ def run_study_in_own_instance(extract: Path, folder: Path, engine: str) -> str:
 @contextmanager
 def duckdb_run_started(extract: Path, folder: Path) -> Iterator[Future]:
     """`run_study_in_own_instance(extract, folder, "duckdb")` going on in a new process while the block runs; the
-    future's result is the run id. The block's end waits for the run."""
+    future's result is the run id. The process ends with its run (not idle until the block ends, holding its
+    memory beside the Spark session); the block's end waits for the run."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as executor:
-        yield executor.submit(run_study_in_own_instance, extract, folder, "duckdb")
+        run = executor.submit(run_study_in_own_instance, extract, folder, "duckdb")
+        executor.shutdown(wait=False)
+        yield run
 
 
 def read_study_run(folder: Path, run_id: str) -> StudyRun:

@@ -89,6 +89,7 @@ def results(spark, study_database, tmp_path_factory):
             # jobs, mostly): the two share nothing but the planted copy each starts from.
             on_duckdb = process.submit(run_suites, databases["duckdb"], _suite_jsons(), build_data_docs=False,
                                        diagnostics_file=folder / "duckdb_examples.jsonl")
+            process.shutdown(wait=False)  # the process ends with its validation
             _hand_to_spark(databases["spark"], spark, folder / "parquet")
             found = {"spark": run_suites(databases["spark"], _suite_jsons(), build_data_docs=False, spark=spark,
                                          diagnostics_file=folder / "spark_examples.jsonl"),
