@@ -57,7 +57,7 @@ def run_study_in_own_instance(extract: Path, folder: Path, engine: str) -> str:
 def duckdb_run_started(extract: Path, folder: Path) -> Iterator[Future]:
     """`run_study_in_own_instance(extract, folder, "duckdb")` going on in a new process while the block runs; the
     future's result is the run id. The process ends with its run (not idle until the block ends, holding its
-    memory beside the Spark session); the block's end waits for the run."""
+    memory beside the Spark session); leaving the block does not wait for it, the future does."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as executor:
         run = executor.submit(run_study_in_own_instance, extract, folder, "duckdb")
         executor.shutdown(wait=False)
