@@ -24,9 +24,10 @@ from contextlib import ExitStack
 import pytest
 
 from pipelines.engine.session import local_spark_session, spark_requirement_missing
+from tests.spark.own_process import started_in_own_process
 from tests.spark.spark_catalog import claim_catalog, empty_catalog
 from tests.spark.study_runs import (STUDY_RUN_PATIENTS, STUDY_RUN_SEED, STUDY_RUNS_FIXTURE, StudyRun,
-                                    duckdb_run_started, read_study_run, run_study_in_own_instance)
+                                    read_study_run, run_study_in_own_instance)
 
 # The JVM of the test session compiles with its first just-in-time tier only (C1) and collects garbage in one
 # thread. The group runs some thousands of small queries once each: with both tiers the JVM spent more CPU compiling
@@ -78,7 +79,7 @@ def study_runs(request, generated_extract, tmp_path_factory) -> Iterator[dict[st
     extract = generated_extract(STUDY_RUN_PATIENTS, STUDY_RUN_SEED).path
     folder = tmp_path_factory.mktemp("study_runs")
     with ExitStack() as catalog:
-        with duckdb_run_started(extract, folder / "duckdb") as duckdb_run:
+        with started_in_own_process(run_study_in_own_instance, extract, folder / "duckdb", "duckdb") as duckdb_run:
             spark = request.getfixturevalue("spark")
             catalog.enter_context(empty_catalog(spark))
             spark_run_id = run_study_in_own_instance(extract, folder / "spark", "spark")

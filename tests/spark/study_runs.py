@@ -1,22 +1,15 @@
 """The Spark group's one pair of study runs (tests/spark/conftest.py `study_runs`): the study job run once on each
 engine, in a real Dagster instance of its own, on a generated extract with planted defects.
 
-The two runs share nothing but the extract, so they run at the same time: the DuckDB run in a process of its own
-(`duckdb_run_started`, a fresh interpreter as the statistics workers use: pipelines/statistics/workers.py says why
-not a fork), while this process starts the group's Spark session and runs the Spark run on it
-(`run_study_in_own_instance`). The Spark side keeps about one core busy (the driver waits for one small Spark job
-after another), so the DuckDB run mostly takes the other core instead of adding its time to the group's. Each run
-is then read back from its instance's event log (`read_study_run`), the same way for both: the result Dagster
-returns in-process is built from the same events (ExecuteInProcessResult), so the tests ask both runs the same
-questions whichever process ran them.
+The two runs share nothing but the extract, so they run at the same time (`run_study_in_own_instance`): the
+DuckDB run in a process of its own (tests/spark/own_process.py), while this process starts the group's Spark
+session and runs the Spark run on it. Each run is then read back from its instance's event log (`read_study_run`),
+the same way for both: the result Dagster returns in-process is built from the same events
+(ExecuteInProcessResult), so the tests ask both runs the same questions whichever process ran them.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -51,17 +44,6 @@ def run_study_in_own_instance(extract: Path, folder: Path, engine: str) -> str:
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
     with dg.DagsterInstance.from_config(str(home)) as instance:
         return run_study(extract, folder / "leg_cramps.duckdb", instance=instance, engine=engine).run_id
-
-
-@contextmanager
-def duckdb_run_started(extract: Path, folder: Path) -> Iterator[Future]:
-    """`run_study_in_own_instance(extract, folder, "duckdb")` going on in a new process while the block runs; the
-    future's result is the run id. The process ends with its run (not idle until the block ends, holding its
-    memory beside the Spark session); leaving the block does not wait for it, the future does."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as executor:
-        run = executor.submit(run_study_in_own_instance, extract, folder, "duckdb")
-        executor.shutdown(wait=False)
-        yield run
 
 
 def read_study_run(folder: Path, run_id: str) -> StudyRun:

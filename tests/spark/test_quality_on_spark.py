@@ -17,9 +17,7 @@ stages': that the stages build the same tables on both is test_same_study_on_spa
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -30,6 +28,7 @@ from pipelines.engine.transfer import register_stage_inputs
 from pipelines.quality import suites
 from pipelines.quality.runner import run_suites
 from pipelines.sql_quoting import qualified_name, quote_literal
+from tests.spark.own_process import started_in_own_process
 from tests.spark.spark_catalog import empty_catalog
 
 pytestmark = pytest.mark.spark
@@ -84,12 +83,10 @@ def results(spark, study_database, tmp_path_factory):
         database.parent.mkdir()
         shutil.copy(planted, database)
     with empty_catalog(spark):
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
-            # GX on the DuckDB file in a process of its own while this one validates on Spark (waiting for Spark's
-            # jobs, mostly): the two share nothing but the planted copy each starts from.
-            on_duckdb = process.submit(run_suites, databases["duckdb"], _suite_jsons(), build_data_docs=False,
-                                       diagnostics_file=folder / "duckdb_examples.jsonl")
-            process.shutdown(wait=False)  # the process ends with its validation
+        # GX on the DuckDB file in a process of its own while this one validates on Spark: the two share nothing
+        # but the planted copy each starts from.
+        with started_in_own_process(run_suites, databases["duckdb"], _suite_jsons(), build_data_docs=False,
+                                    diagnostics_file=folder / "duckdb_examples.jsonl") as on_duckdb:
             _hand_to_spark(databases["spark"], spark, folder / "parquet")
             found = {"spark": run_suites(databases["spark"], _suite_jsons(), build_data_docs=False, spark=spark,
                                          diagnostics_file=folder / "spark_examples.jsonl"),

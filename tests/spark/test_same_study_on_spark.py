@@ -14,9 +14,7 @@ same."""
 from __future__ import annotations
 
 import math
-import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -34,8 +32,9 @@ from pipelines.statistics.results import COUNT_COLUMNS
 from pipelines.statistics.sequence_symmetry import garrison_sequence_symmetry
 from pipelines.statistics.study_analysis import (analyse_study, drug_exposures, results_frame,
                                                  sequence_symmetry_for_drugs, study_population)
-from tests.spark.study_runs import STUDY_RUN_PATIENTS, STUDY_RUN_SEED, STUDY_RUNS_FIXTURE
+from tests.spark.own_process import started_in_own_process
 from tests.spark.spark_catalog import catalog_claimed_by
+from tests.spark.study_runs import STUDY_RUN_PATIENTS, STUDY_RUN_SEED, STUDY_RUNS_FIXTURE
 
 pytestmark = pytest.mark.spark
 
@@ -56,7 +55,7 @@ STUDIES = one_study_per_index_rule()
 @pytest.fixture(scope="module")
 def built(spark, study_runs, study_database, tmp_path_factory):
     """{"duckdb": engine, "spark": engine}, each holding the phenotype and cohort outputs of every study: on DuckDB
-    a copy of `study_database` (the analyses publish into it), on Spark the Spark run's own tables."""
+    a copy of `study_database`, on Spark the Spark run's own tables."""
     assert catalog_claimed_by(spark) == STUDY_RUNS_FIXTURE, (
         "the session's catalogue no longer holds the Spark run's tables: another module emptied it before this one "
         "ran (tests/spark/conftest.py runs the study-run tests first)")
@@ -143,9 +142,7 @@ def analyses(built, spark_published, study_database, tmp_path_factory):
     two share nothing; the estimators are Python, and this process mostly waits for Spark's jobs)."""
     database = tmp_path_factory.mktemp("analysed_on_duckdb") / "duckdb.duckdb"
     shutil.copy(study_database(STUDY_RUN_PATIENTS, STUDY_RUN_SEED), database)
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
-        on_duckdb = process.submit(analysed_on_duckdb, database)
-        process.shutdown(wait=False)  # the process ends with its analyses
+    with started_in_own_process(analysed_on_duckdb, database) as on_duckdb:
         on_spark = {study_id: analysed_and_published(built["spark"], spark_published, study)
                     for study_id, study in STUDIES.items()}
         return {"duckdb": on_duckdb.result(), "spark": on_spark}
