@@ -1,8 +1,8 @@
-"""Work on DuckDB that only prepares a reference for a comparison goes on in a process of its own while this one
-drives Spark (docs/scaling.md, "Proving the results identical"): the Spark side keeps about one of the two cores
-busy, its driver waiting for one small job after another, so the DuckDB side takes the other core instead of adding
-its time to the group's. A fresh interpreter (`spawn`), as the statistics workers use (pipelines/statistics/workers.py says why not
-a fork of a process with threads)."""
+"""Work on DuckDB that only prepares a reference for a comparison goes on in a process of its own while this one drives
+Spark (docs/scaling.md, "Proving the results identical"): the Spark side keeps about one of the two cores busy, its
+driver waiting for one small job after another, so the DuckDB side takes the other core instead of adding its time
+to the group's. A fresh interpreter (`spawn`), as the statistics workers use (pipelines/statistics/workers.py says
+why not a fork of a process with threads)."""
 
 from __future__ import annotations
 
