@@ -41,20 +41,19 @@ outcome_events AS (
     FROM phenotype_event_dates
     WHERE phenotype_id = $outcome_phenotype
 ),
-outcome_before_time_at_risk AS (
-    SELECT DISTINCT p.person_id
+-- Both facts about a person's outcome events in one pass over them (Spark plans each read of a CTE anew: a third
+-- read of persons_with_index would cost its joins and jobs again).
+outcomes AS (
+    SELECT p.person_id,
+           bool_or($outcome_washout <> 'none'
+                   AND o.event_date < p.time_at_risk_start
+                   AND ($outcome_washout = 'any_time_prior'
+                        OR o.event_date >= p.index_date - $outcome_washout_days::INTEGER))
+               AS outcome_before_time_at_risk,
+           min(o.event_date) FILTER (WHERE o.event_date BETWEEN p.time_at_risk_start AND p.followup_end)
+               AS outcome_date
     FROM persons_with_index AS p
     JOIN outcome_events AS o ON o.person_id = p.person_id
-    WHERE $outcome_washout <> 'none'
-      AND o.event_date < p.time_at_risk_start
-      AND ($outcome_washout = 'any_time_prior'
-           OR o.event_date >= p.index_date - $outcome_washout_days::INTEGER)
-),
-first_outcome_in_time_at_risk AS (
-    SELECT p.person_id, min(o.event_date) AS outcome_date
-    FROM persons_with_index AS p
-    JOIN outcome_events AS o ON o.person_id = p.person_id
-    WHERE o.event_date BETWEEN p.time_at_risk_start AND p.followup_end
     GROUP BY p.person_id
 )
 SELECT p.person_id,
@@ -68,17 +67,16 @@ SELECT p.person_id,
        p.time_at_risk_start,
        p.followup_end,
        -- Days at risk until the first outcome, or to followup_end without one (time to event or censoring).
-       (date_diff('day', p.time_at_risk_start, least(f.outcome_date, p.followup_end)) + 1)::INTEGER AS followup_days,
-       f.outcome_date IS NOT NULL AS outcome_flag,
-       f.outcome_date,
+       (date_diff('day', p.time_at_risk_start, least(o.outcome_date, p.followup_end)) + 1)::INTEGER AS followup_days,
+       o.outcome_date IS NOT NULL AS outcome_flag,
+       o.outcome_date,
        p.treatment,
        CASE
            WHEN p.index_exclusion_reason IS NOT NULL THEN p.index_exclusion_reason
            WHEN p.age_at_index < $min_age::INTEGER OR p.age_at_index > $max_age::INTEGER THEN 'age_out_of_range'
            WHEN p.death_date < p.index_date THEN 'died_before_index'
-           WHEN w.person_id IS NOT NULL THEN 'outcome_before_time_at_risk'
+           WHEN o.outcome_before_time_at_risk THEN 'outcome_before_time_at_risk'
            WHEN p.followup_end < p.time_at_risk_start THEN 'no_time_at_risk'
        END AS exclusion_reason
 FROM persons_with_index AS p
-LEFT JOIN outcome_before_time_at_risk AS w ON w.person_id = p.person_id
-LEFT JOIN first_outcome_in_time_at_risk AS f ON f.person_id = p.person_id
+LEFT JOIN outcomes AS o ON o.person_id = p.person_id

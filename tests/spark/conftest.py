@@ -11,20 +11,23 @@ The study job runs once on each engine for the whole group (`study_runs`): the S
 step, and the modules that compare what it built (tests/spark/test_dagster_spark.py: the published databases;
 tests/spark/test_same_study_on_spark.py: Spark's own tables and the statistics read from them) share it. They run
 first (`pytest_collection_modifyitems`), while the session's catalogue still holds the Spark run's tables; the
-other modules empty the catalogue before they write to it (tests/spark/spark_catalog.py).
+other modules empty the catalogue before they write to it (tests/spark/spark_catalog.py). The DuckDB run goes on in
+a process of its own while this one starts the Spark session and runs the Spark run (tests/spark/study_runs.py).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
 from pipelines.engine.session import local_spark_session, spark_requirement_missing
+from tests.spark.own_process import started_in_own_process
 from tests.spark.spark_catalog import claim_catalog, empty_catalog
 from tests.spark.study_runs import (STUDY_RUN_PATIENTS, STUDY_RUN_SEED, STUDY_RUNS_FIXTURE, StudyRun,
-                                    run_study_on_both_engines)
+                                    read_study_run, run_study_in_own_instance)
 
 # The JVM of the test session compiles with its first just-in-time tier only (C1) and collects garbage in one
 # thread. The group runs some thousands of small queries once each: with both tiers the JVM spent more CPU compiling
@@ -35,14 +38,19 @@ from tests.spark.study_runs import (STUDY_RUN_PATIENTS, STUDY_RUN_SEED, STUDY_RU
 TEST_SESSION_SETTINGS = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
 
 
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    """The shared local SparkSession (master local[2])."""
+def require_spark() -> None:
+    """Skip (fail under CI=true) when this machine cannot start the group's Spark session."""
     missing = spark_requirement_missing()
     if missing:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the spark test group cannot run: {missing}", pytrace=False)
         pytest.skip(f"spark test group skipped: {missing}")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """The shared local SparkSession (master local[2])."""
+    require_spark()
     session = local_spark_session(tmp_path_factory.mktemp("spark"), TEST_SESSION_SETTINGS)
     yield session
     session.stop()
@@ -62,13 +70,22 @@ def engines(spark):
 
 
 @pytest.fixture(scope="session")
-def study_runs(spark, generated_extract, tmp_path_factory) -> Iterator[dict[str, StudyRun]]:
+def study_runs(request, generated_extract, tmp_path_factory) -> Iterator[dict[str, StudyRun]]:
     """{"duckdb": StudyRun, "spark": StudyRun}: the study job run once on each engine (tests/spark/study_runs.py) on
-    the generated extract with planted defects. The session's catalogue then holds the Spark run's tables, claimed
-    for this fixture (`spark_catalog.claim_catalog`) until another module empties it."""
+    the generated extract with planted defects, the DuckDB run in a process of its own while the Spark session
+    starts (`spark`, asked for only then) and the Spark run goes on here. The session's catalogue then holds the
+    Spark run's tables, claimed for this fixture (`spark_catalog.claim_catalog`) until another module empties it."""
+    require_spark()
     extract = generated_extract(STUDY_RUN_PATIENTS, STUDY_RUN_SEED).path
-    with empty_catalog(spark):
-        runs = run_study_on_both_engines(extract, tmp_path_factory.mktemp("study_runs"))
+    folder = tmp_path_factory.mktemp("study_runs")
+    with ExitStack() as catalog:
+        with started_in_own_process(run_study_in_own_instance, extract, folder / "duckdb", "duckdb") as duckdb_run:
+            spark = request.getfixturevalue("spark")
+            catalog.enter_context(empty_catalog(spark))
+            spark_run_id = run_study_in_own_instance(extract, folder / "spark", "spark")
+            duckdb_run_id = duckdb_run.result()
+        runs = {"duckdb": read_study_run(folder / "duckdb", duckdb_run_id),
+                "spark": read_study_run(folder / "spark", spark_run_id)}
         claim_catalog(spark, STUDY_RUNS_FIXTURE)
         yield runs
 

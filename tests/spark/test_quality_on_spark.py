@@ -28,6 +28,7 @@ from pipelines.engine.transfer import register_stage_inputs
 from pipelines.quality import suites
 from pipelines.quality.runner import run_suites
 from pipelines.sql_quoting import qualified_name, quote_literal
+from tests.spark.own_process import started_in_own_process
 from tests.spark.spark_catalog import empty_catalog
 
 pytestmark = pytest.mark.spark
@@ -77,16 +78,19 @@ def results(spark, study_database, tmp_path_factory):
     with duckdb.connect(str(planted)) as con:
         for statement in PLANTED_FAILURES.values():
             con.execute(statement)
+    databases = {engine: folder / engine / "checked.duckdb" for engine in ("duckdb", "spark")}
+    for database in databases.values():  # each run records its results (and GX its stores) in its own folder
+        database.parent.mkdir()
+        shutil.copy(planted, database)
     with empty_catalog(spark):
-        found = {}
-        for engine in ("duckdb", "spark"):
-            database = folder / f"{engine}.duckdb"  # each run records its results in its own copy
-            shutil.copy(planted, database)
-            if engine == "spark":
-                _hand_to_spark(database, spark, folder / "parquet")
-            found[engine] = run_suites(database, _suite_jsons(), build_data_docs=False,
-                                       spark=spark if engine == "spark" else None,
-                                       diagnostics_file=folder / f"{engine}_examples.jsonl")
+        # GX on the DuckDB file in a process of its own while this one validates on Spark: the two share nothing
+        # but the planted copy each starts from.
+        with started_in_own_process(run_suites, databases["duckdb"], _suite_jsons(), build_data_docs=False,
+                                    diagnostics_file=folder / "duckdb_examples.jsonl") as on_duckdb:
+            _hand_to_spark(databases["spark"], spark, folder / "parquet")
+            found = {"spark": run_suites(databases["spark"], _suite_jsons(), build_data_docs=False, spark=spark,
+                                         diagnostics_file=folder / "spark_examples.jsonl"),
+                     "duckdb": on_duckdb.result()}
         yield found
 
 

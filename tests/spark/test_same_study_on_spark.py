@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -31,8 +32,9 @@ from pipelines.statistics.results import COUNT_COLUMNS
 from pipelines.statistics.sequence_symmetry import garrison_sequence_symmetry
 from pipelines.statistics.study_analysis import (analyse_study, drug_exposures, results_frame,
                                                  sequence_symmetry_for_drugs, study_population)
-from tests.spark.study_runs import STUDY_RUN_PATIENTS, STUDY_RUN_SEED, STUDY_RUNS_FIXTURE
+from tests.spark.own_process import started_in_own_process
 from tests.spark.spark_catalog import catalog_claimed_by
+from tests.spark.study_runs import STUDY_RUN_PATIENTS, STUDY_RUN_SEED, STUDY_RUNS_FIXTURE
 
 pytestmark = pytest.mark.spark
 
@@ -53,7 +55,7 @@ STUDIES = one_study_per_index_rule()
 @pytest.fixture(scope="module")
 def built(spark, study_runs, study_database, tmp_path_factory):
     """{"duckdb": engine, "spark": engine}, each holding the phenotype and cohort outputs of every study: on DuckDB
-    a copy of `study_database` (the analyses publish into it), on Spark the Spark run's own tables."""
+    a copy of `study_database`, on Spark the Spark run's own tables."""
     assert catalog_claimed_by(spark) == STUDY_RUNS_FIXTURE, (
         "the session's catalogue no longer holds the Spark run's tables: another module emptied it before this one "
         "ran (tests/spark/conftest.py runs the study-run tests first)")
@@ -118,19 +120,32 @@ def spark_published(built, tmp_path_factory):
     con.close()
 
 
+def analysed_and_published(engine, publish_into, study) -> tuple:
+    """(the study's analysis read from `engine`, its rows as published into DuckDB connection `publish_into`)."""
+    analysis = analyse_study(engine, study)
+    publish_study_results(publish_into, study, analysis)
+    published = publish_into.execute(f"SELECT * FROM {tables.ASSOCIATIONS} WHERE study_id = $study",
+                                     {"study": study.id}).df()
+    return analysis, published
+
+
+def analysed_on_duckdb(database: Path) -> dict:
+    """`analysed_and_published` for each study of STUDIES, read from and published into the DuckDB `database`."""
+    with duckdb.connect(str(database)) as con:
+        return {study_id: analysed_and_published(as_engine(con), con, study) for study_id, study in STUDIES.items()}
+
+
 @pytest.fixture(scope="module")
-def analyses(built, spark_published):
-    """Per engine, per study: (the analysis read from that engine, its rows as published into DuckDB)."""
-    duck_con = built["duckdb"].con
-    found = {"duckdb": {}, "spark": {}}
-    for study_id, study in STUDIES.items():
-        for name, publish_into in (("duckdb", duck_con), ("spark", spark_published)):
-            analysis = analyse_study(built[name], study)
-            publish_study_results(publish_into, study, analysis)
-            published = publish_into.execute(f"SELECT * FROM {tables.ASSOCIATIONS} WHERE study_id = $study",
-                                             {"study": study_id}).df()
-            found[name][study_id] = (analysis, published)
-    return found
+def analyses(built, spark_published, study_database, tmp_path_factory):
+    """Per engine, per study: (the analysis read from that engine, its rows as published into DuckDB). The DuckDB
+    side analyses its own copy of the study database in a process of its own while this one reads from Spark (the
+    two share nothing; the estimators are Python, and this process mostly waits for Spark's jobs)."""
+    database = tmp_path_factory.mktemp("analysed_on_duckdb") / "duckdb.duckdb"
+    shutil.copy(study_database(STUDY_RUN_PATIENTS, STUDY_RUN_SEED), database)
+    with started_in_own_process(analysed_on_duckdb, database) as on_duckdb:
+        on_spark = {study_id: analysed_and_published(built["spark"], spark_published, study)
+                    for study_id, study in STUDIES.items()}
+        return {"duckdb": on_duckdb.result(), "spark": on_spark}
 
 
 def test_the_copied_tables_have_duckdbs_fingerprints(built, spark_published):

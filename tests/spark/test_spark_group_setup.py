@@ -1,6 +1,7 @@
 """The Spark group's shared session (tests/spark/conftest.py): without Java it is skipped on a developer's machine
 and fails under CI=true, where a skipped group would let CI pass without comparing anything. Run in a child pytest
-whose PATH holds no `java`, so no Spark session starts here."""
+whose PATH holds no `java`, so no Spark session starts here. And the group is whole where `make test-spark` looks
+for it: every test marked spark is under tests/spark."""
 
 from __future__ import annotations
 
@@ -30,3 +31,11 @@ def test_without_java_the_group_skips_but_fails_under_ci(tmp_path, ci, outcome, 
     assert outcome in result.stdout, result.stdout + result.stderr
     assert result.returncode == exit_code
     assert "no Java runtime" in result.stdout
+
+
+def test_every_test_marked_spark_is_under_tests_spark():
+    """`make test-spark` collects tests/spark only: a test marked spark anywhere else would run nowhere."""
+    tests = REPO_ROOT / "tests"
+    elsewhere = [str(path.relative_to(REPO_ROOT)) for path in sorted(tests.rglob("*.py"))
+                 if path.relative_to(tests).parts[0] != "spark" and "mark.spark" in path.read_text()]
+    assert elsewhere == []

@@ -13,6 +13,8 @@ a line of spaces, an unclosed quote on the last line, and numbers and dates Duck
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 import pytest
 
@@ -48,6 +50,15 @@ PROCEDURE_LINES = [
 ]
 
 
+def load_on_both_engines(con, spark, folder) -> None:
+    """`folder` loaded by DuckDB into `con` in a thread of its own while Spark loads it here: DuckDB's statements run
+    without holding Python's lock, and the Spark driver mostly waits for its jobs, so the two loads overlap."""
+    with ThreadPoolExecutor(1) as thread:
+        on_duckdb = thread.submit(load_extract, con, folder)
+        load_extract_on_spark(spark, folder)
+        on_duckdb.result()
+
+
 def rejects_on_duckdb(con) -> set[tuple]:
     return set(con.execute(f"SELECT {REJECT_KEY} FROM ingest.rejects").fetchall())
 
@@ -74,8 +85,7 @@ def assert_same_ingest(con, spark) -> None:
 def test_planted_rejects_are_found_on_spark_as_on_duckdb(spark, tmp_path):
     folder = write_fixture(tmp_path / "extract")
     con = duckdb.connect()
-    load_extract(con, folder)
-    load_extract_on_spark(spark, folder)
+    load_on_both_engines(con, spark, folder)
     found = {(row["table_name"], row["line"], row["reason"], row["column_name"])
              for row in spark.sql("SELECT * FROM ingest.rejects").collect()}
     assert found == EXPECTED_REJECTS
@@ -109,8 +119,7 @@ def hostile_extract(generated_extract, tmp_path_factory):
 
 def test_hostile_generated_extract_loads_identically_on_both_engines(spark, hostile_extract):
     con = duckdb.connect()
-    load_extract(con, hostile_extract)
-    load_extract_on_spark(spark, hostile_extract)
+    load_on_both_engines(con, spark, hostile_extract)
     assert_same_ingest(con, spark)
     # The comparison covers what it claims: the planted and added rejects are there, with the reasons expected.
     reasons = {reason for (_, _, _, _, reason) in rejects_on_duckdb(con)}
