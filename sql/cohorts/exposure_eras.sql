@@ -8,9 +8,10 @@
 -- Reads era_spans, the SELECT of on_treatment_fills.sql (the first era is the on-treatment period of a new-user
 -- design) or of time_varying_spans.sql (every era is a period of current use or of a risk window), given as a CTE of
 -- the same statement (pipelines/cohorts/build.py materialise_eras: spans stored as a table filled DuckDB's temp
--- directory until the study's transaction ended). era_spans: person_number and variable_number (the person and the drug or finding, by
--- number: eligibility.sql's person_number; the writer numbers the variables. Numbers, not names, because the window
--- below sorts every span, several times faster by numbers; readers match the eras to names by the same numbers),
+-- directory until the study's transaction ended). era_spans: person_number and variable_number (the person and the
+-- drug or finding, by number: eligibility.sql's person_number; the writer numbers the variables. Numbers, not names,
+-- because the window below sorts every span, several times faster by numbers; readers match the eras to names by
+-- the same numbers),
 -- first_day, last_day (day numbers from an origin the writer chooses, first_day <= last_day), join_within_days,
 -- extend_days (the same for every span of a person's variable).
 -- One row per era: person_number, variable_number, era (1 = the first, by first day), era_first_day, era_last_day
