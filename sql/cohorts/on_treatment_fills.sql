@@ -1,5 +1,5 @@
 -- New-user designs: the fills of the drug each person of the study population started at index, from index on, as
--- the spans exposure_eras.sql joins into eras (materialised as era_spans); on_treatment_end.sql reads the first era.
+-- the spans exposure_eras.sql joins into eras (its era_spans); on_treatment_end.sql reads the first era.
 -- Days count from the index date; a fill covers its start to the end of its supply (its own day when the supply is
 -- unknown); fills join while the next starts no more than $grace_days after the supply so far ends (the persistence
 -- window), and the era runs on $grace_days after its last day of supply.

@@ -1,7 +1,7 @@
 -- Time-varying exposure: each fill or abnormal result of an exposure analysed as current, as the span of days it
 -- covers, counted from the person's first day at risk (day 0 = time_at_risk_start): a fill from its start to its
 -- last day of supply (its own day when the supply is unknown), a result from its day to the end of its risk window.
--- Materialised as era_spans, which exposure_eras.sql joins into eras (time_varying_person_variables.sql: how).
+-- exposure_eras.sql's era_spans, which it joins into eras (time_varying_person_variables.sql: how).
 -- Fills and results count as in person_variables.sql: from the person's phenotype date (confirming record) and before
 -- the phenotype stops holding; those after follow-up ends change no row.
 -- The persons who have each exposure (person_summary) are found first, and the events are matched against that
