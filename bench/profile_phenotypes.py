@@ -7,7 +7,7 @@ staged database; optionally compare the phenotype tables with another database's
 --db is a database after the ingest (staging.*), e.g. one `legcramp-run` built, or one `bench/phenotype_truth.py`
 reads; it is copied first (the stage writes the phenotype schema) and never written. The stage is this tree's
 `run_phenotypes` (pipelines/phenotypes/compiler.py), unchanged: one transaction on one DuckDB connection with a run's
-settings (preserve_insertion_order and the vacuum off, as pipelines/warehouse.py). CPU seconds are this process's
+settings (`Warehouse.connection_settings`: preserve_insertion_order and the vacuum off). CPU seconds are this process's
 (DuckDB's threads included), so they say what the work cost on a machine shared with others; wall seconds say what a
 run waits.
 
@@ -35,7 +35,7 @@ from pipelines.engine.duckdb_engine import DuckDBEngine  # noqa: E402
 from pipelines.phenotypes.compiler import compile_phenotypes, run_phenotypes  # noqa: E402
 from pipelines.phenotypes.loader import phenotype_library  # noqa: E402
 from pipelines.sql_quoting import quote_literal  # noqa: E402
-from pipelines.warehouse import BUILD_FILE_WRITER_SETTINGS  # noqa: E402
+from pipelines.warehouse import Warehouse  # noqa: E402
 
 COMPARED_TABLES = ("phenotype.events", "phenotype.person_summary")
 
@@ -99,9 +99,7 @@ def main() -> None:
     try:
         copy = work / "profile.duckdb"
         shutil.copy(args.db, copy)
-        settings = {"preserve_insertion_order": "true", **BUILD_FILE_WRITER_SETTINGS}
-        if args.memory_limit:
-            settings["memory_limit"] = args.memory_limit
+        settings = Warehouse(memory_limit=args.memory_limit or None).connection_settings()
         con = duckdb.connect(str(copy), config=settings)
         engine = TimedEngine(con, files_by_sql)
         wall, cpu = time.perf_counter(), time.process_time()
