@@ -24,7 +24,7 @@ place (Spark's plain tables have no transactions: pipelines/engine/spark_engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from pipelines import tables
 from pipelines.cohorts.attrition import (AttritionRow, cohort_counts, inclusion_steps, published_attrition,
@@ -45,6 +45,9 @@ LAB_TEST_PHENOTYPE_TABLES_READ = ("code_list", "measurement_code_units", "unit_c
 # The index rules that take the first of their candidate dates (index_first_candidate.sql), with the attrition step of
 # persons without a candidate.
 FIRST_CANDIDATE_RULES = {"first_visit": "no_visit_in_study_period", "lab_test": "no_test_in_study_period"}
+# index_new_user.sql's treatment: the drug started at index, target 1, comparator 0 (on_treatment_fills.sql's
+# variable_number).
+TREATMENT_NUMBERS = (1, 0)
 TEMPORARY_TABLES = ("observation_periods_merged", "phenotype_event_dates", "index_candidates", "index_dates",
                     "eligibility", "exposure_eras", "on_treatment_end", "table1_aggregates",
                     "time_varying_person_variables")
@@ -93,15 +96,22 @@ def materialise(engine: Engine, model: str, parameters: dict[str, Any], table: s
     engine.create_temp_table(table or model, model_sql(model), parameters)
 
 
-def materialise_eras(engine: Engine, spans_model: str, parameters: dict[str, Any]) -> None:
-    """The temporary table exposure_eras: exposure_eras.sql over the spans of `spans_model`, which it reads as
-    era_spans, a CTE of the same statement, never stored. Every temporary table stays until the study's transaction
-    commits, even dropped, and the time-varying spans (every fill and abnormal result of the exposures) are the
-    largest: 56.5 million rows at 1,000,000 patients, 2.2 GB of DuckDB's temp directory at a 500MB memory limit
-    until the study ended (issue #21: 10,000,000 patients ran out of disk)."""
+def materialise_eras(engine: Engine, spans_model: str, parameters: dict[str, Any],
+                     variable_numbers: Sequence[int]) -> None:
+    """The temporary table exposure_eras: exposure_eras.sql over the spans of `spans_model`, built one exposure
+    (variable_number) at a time. The eras' window sorts every span of a person's exposure; one statement over all
+    exposures sorted every span at once (565 million time-varying spans at 10,000,000 patients held 26.5 GB of
+    DuckDB's temp directory and filled the disk, issue #21); per exposure the largest sort is one drug's spans
+    (statins: 19% of them) and the eras are the same, as the window partitions by exposure.
+    The spans are read as era_spans, a CTE of the same statement, never stored: every temporary table stays until
+    the study's transaction commits, even dropped, and the spans are the largest (56.5 million rows at 1,000,000
+    patients)."""
     spans, eras = model_sql(spans_model), model_sql("exposure_eras")
-    engine.create_temp_table("exposure_eras", f"WITH era_spans AS (\n{spans}\n)\nSELECT * FROM (\n{eras}\n) AS eras",
-                             parameters)
+    one_exposure = (f"WITH era_spans AS (\nSELECT * FROM (\n{spans}\n) AS spans "
+                    f"WHERE variable_number = $era_variable_number\n)\nSELECT * FROM (\n{eras}\n) AS eras")
+    # No exposure at all: one part that matches no span, for an empty table with the eras' columns.
+    parts = [{"era_variable_number": number} for number in variable_numbers] or [{"era_variable_number": None}]
+    engine.create_temp_table_in_parts("exposure_eras", one_exposure, parameters, parts)
 
 
 def query(engine: Engine, model: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -268,7 +278,7 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
         warnings += filter(None, [study_period_warning(engine, study, counts)])
         engine.insert_records(tables.ATTRITION, [vars(row) for row in attrition])
 
-        materialise_eras(engine, "on_treatment_fills", parameters)
+        materialise_eras(engine, "on_treatment_fills", parameters, TREATMENT_NUMBERS)
         materialise(engine, "on_treatment_end", parameters)
         engine.insert_select(tables.PERSON_VARIABLES, model_sql("person_variables"), parameters)
         engine.insert_select(tables.STUDY_POPULATION, study_population_select_sql(study), parameters)
@@ -281,7 +291,9 @@ def build_study(target: Any, study: StudyDefinition) -> StudyBuild:
 
         if study.time_varying_exposures:
             materialise(engine, "time_varying_person_variables", parameters)
-            materialise_eras(engine, "time_varying_spans", parameters)
+            exposures = engine.records("SELECT DISTINCT variable_number FROM time_varying_person_variables "
+                                       "ORDER BY variable_number")
+            materialise_eras(engine, "time_varying_spans", parameters, [row["variable_number"] for row in exposures])
             engine.insert_select(tables.TIME_VARYING_EXPOSURE, model_sql("time_varying_exposure"), parameters)
 
         cohort_size, _ = cohort_counts(engine, study.id)

@@ -75,6 +75,13 @@ class Engine(ABC):
         stored rows, never a recomputation."""
 
     @abstractmethod
+    def create_temp_table_in_parts(self, name: str, select_sql: str, parameters: Mapping[str, Any],
+                                   parts: Sequence[Mapping[str, Any]]) -> None:
+        """Like create_temp_table, holding the rows of the SELECT run once per part (`parameters` updated with the
+        part's), where the engine gains from running the parts one by one (DuckDB sorts and spills one part at a
+        time). The parts must not overlap: the rows are their union, duplicates kept. At least one part."""
+
+    @abstractmethod
     def drop_temp_table(self, name: str) -> None:
         """Drop the temporary table `name` if it exists."""
 

@@ -56,6 +56,13 @@ class DuckDBEngine(Engine):
     def create_temp_table(self, name: str, select_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         self.execute(f"CREATE OR REPLACE TEMP TABLE {quote_identifier(name)} AS {select_sql}", parameters)
 
+    def create_temp_table_in_parts(self, name: str, select_sql: str, parameters: Mapping[str, Any],
+                                   parts: Sequence[Mapping[str, Any]]) -> None:
+        first, *rest = parts
+        self.create_temp_table(name, select_sql, {**parameters, **first})
+        for part in rest:
+            self.execute(f"INSERT INTO temp.{quote_identifier(name)} {select_sql}", {**parameters, **part})
+
     def drop_temp_table(self, name: str) -> None:
         self.con.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(name)}")
 

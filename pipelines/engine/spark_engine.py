@@ -29,6 +29,7 @@ the other changes what pandas does with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any, Mapping, Sequence
 
 import duckdb
@@ -324,6 +325,13 @@ class SparkEngine(Engine):
 
     def create_temp_table(self, name: str, select_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         self.dataframe(select_sql, parameters).localCheckpoint(eager=True).createOrReplaceTempView(name)
+
+    def create_temp_table_in_parts(self, name: str, select_sql: str, parameters: Mapping[str, Any],
+                                   parts: Sequence[Mapping[str, Any]]) -> None:
+        # One plan over the union: Spark partitions the work itself, and a temporary view cannot be appended to.
+        frames = [self.dataframe(select_sql, {**parameters, **part}) for part in parts]
+        reduce(lambda rows, more: rows.unionByName(more), frames).localCheckpoint(eager=True) \
+            .createOrReplaceTempView(name)
 
     def drop_temp_table(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)

@@ -31,9 +31,15 @@ FILLS = {
     "overlapping": [("2016-03-01", "2016-03-30"), ("2016-03-15", "2016-05-13"), ("2016-04-01", "2016-04-10"),
                     ("2016-06-02", "2016-07-01")],
 }
+# A second drug timed as current use in the same study, for one person: its eras are built in a statement of their
+# own (pipelines/cohorts/build.py materialise_eras: one exposure at a time). Days 61-70, era end 70 + 30 = day 100.
+STATIN = "statins"
+STATIN_FILLS = {"gap_above": [("2016-05-01", "2016-05-10")]}
 # By hand: the first era's last day of supply + 30 days, as a date (on treatment) and as exposed rows (current use).
 ON_TREATMENT_END = {"gap_below": D("2016-06-26"), "gap_at": D("2016-06-27"), "gap_above": D("2016-04-29"),
                     "overlapping": D("2016-07-31")}
+STATIN_ROWS = {"gap_above": [(0, 61, False), (61, 101, True), (101, FOLLOWUP_DAYS, False)],
+               **{pid: [(0, FOLLOWUP_DAYS, False)] for pid in FILLS if pid != "gap_above"}}
 CURRENT_USE_ROWS = {
     "gap_below": [(0, 118, True), (118, FOLLOWUP_DAYS, False)],
     "gap_at": [(0, 119, True), (119, FOLLOWUP_DAYS, False)],
@@ -51,9 +57,12 @@ def built():
         extract.person(pid, observation=[("2010-01-01", "2016-12-31")], visits=["2016-02-29"])
         for start, end in fills:
             extract.fill(pid, THIAZIDE, start, end)
+        for start, end in STATIN_FILLS.get(pid, []):
+            extract.fill(pid, STATIN, start, end)
     con = extract.connect()
     new_user = make_study(id="new_user_study", index={**NEW_USER, "grace_days": 30})
-    current_use = make_study(id="current_use_study", exposures=[{"phenotype": THIAZIDE, "window": "current_use"}],
+    current_use = make_study(id="current_use_study", exposures=[{"phenotype": THIAZIDE, "window": "current_use"},
+                                                                        {"phenotype": STATIN, "window": "current_use"}],
                              exposure_time={"mode": "current", "grace_days": 30})
     build_study(con, new_user)
     build_study(con, current_use)
@@ -61,11 +70,11 @@ def built():
     index = {pid: row["index_date"] for pid, row in population(con, "new_user_study").items()}
     at_risk = {pid: (row["time_at_risk_start"], row["followup_days"])
                for pid, row in population(con, "current_use_study").items()}
-    rows: dict[str, list[tuple[int, int, bool]]] = {}
-    for pid, start, stop, exposed in con.execute(
-            "SELECT person_id, start_day, stop_day, exposed FROM cohort.time_varying_exposure "
-            "WHERE study_id = 'current_use_study' AND variable = ? ORDER BY person_id, start_day", [THIAZIDE]).fetchall():
-        rows.setdefault(pid, []).append((start, stop, exposed))
+    rows: dict[str, dict[str, list[tuple[int, int, bool]]]] = {THIAZIDE: {}, STATIN: {}}
+    for variable, pid, start, stop, exposed in con.execute(
+            "SELECT variable, person_id, start_day, stop_day, exposed FROM cohort.time_varying_exposure "
+            "WHERE study_id = 'current_use_study' ORDER BY variable, person_id, start_day").fetchall():
+        rows[variable].setdefault(pid, []).append((start, stop, exposed))
     return ends, index, at_risk, rows
 
 
@@ -82,12 +91,18 @@ def test_on_treatment_ends_with_the_first_era_plus_grace(built):
 
 def test_current_use_follows_every_era_plus_grace(built):
     _, _, _, rows = built
-    assert rows == CURRENT_USE_ROWS
+    assert rows[THIAZIDE] == CURRENT_USE_ROWS
+
+
+def test_each_exposure_has_its_own_eras(built):
+    _, _, _, rows = built
+    assert rows[STATIN] == STATIN_ROWS
 
 
 def test_both_users_end_the_first_era_on_the_same_day(built):
     ends, _, _, rows = built
-    first_exposed_until = {pid: FIRST_FILL + timedelta(days=person_rows[0][1] - 1) for pid, person_rows in rows.items()}
+    first_exposed_until = {pid: FIRST_FILL + timedelta(days=person_rows[0][1] - 1)
+                           for pid, person_rows in rows[THIAZIDE].items()}
     assert first_exposed_until == ends
 
 
