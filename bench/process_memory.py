@@ -1,4 +1,4 @@
-"""Memory of a process and of the processes below it, read from /proc (Linux), for the benchmarks.
+"""Memory and CPU time of a process and of the processes below it, read from /proc (Linux), for the benchmarks.
 
 A run is more than one process: the statistics stage fits in worker processes (children of a fork server that is a
 child of the run's process, pipelines/statistics/workers.py), and a Spark run has its JVM below it. The resident
@@ -43,6 +43,24 @@ def process_pss(pid: int | str = "self") -> int:
     except OSError:
         return 0
     return process_rss(pid) if pss is None else pss
+
+
+CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int | str = "self", reaped_children: bool = False) -> float:
+    """CPU seconds (user + system, every thread) a process has used, from /proc/<pid>/stat; 0.0 if it is gone. With
+    `reaped_children`, also those of its children that ended and that it waited for (a pool's workers end into
+    their parent's figure this way)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+    except OSError:
+        return 0.0
+    # After "pid (comm)": state is field 3 of proc(5), utime 14, stime 15, cutime 16, cstime 17.
+    fields = text[text.rindex(")") + 2:].split()
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
+    return ticks / CLOCK_TICKS_PER_SECOND
 
 
 def descendants(root: int) -> dict[int, str]:

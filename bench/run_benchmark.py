@@ -36,6 +36,7 @@ it, and what it was measuring). A finished one says `"complete": true`.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import json
 import os
@@ -57,7 +58,8 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* when run as a script
 
-from bench.process_memory import descendants, java_descendants, process_rss, tree_pss  # noqa: E402
+from bench.process_memory import (descendants, java_descendants, process_cpu_seconds, process_rss,  # noqa: E402
+                                  tree_pss)
 from pipelines import extract_spec as spec  # noqa: E402
 from pipelines.ingest.loader import find_table_file  # noqa: E402
 from pipelines.operations.stop_signals import StopSignalWatcher  # noqa: E402
@@ -79,14 +81,17 @@ STAGES = ["ingest", "phenotypes", "cohorts", "statistics", "data quality", "publ
 
 
 class RssSampler:
-    """Samples memory every 50 ms, so peaks can be attributed to stages by time: the resident memory of this process,
-    that of the Spark JVM below it when there is one, and the PSS of the whole process tree (this process and every
-    process below it: the statistics workers and their fork server, the JVM; bench/process_memory.py), the memory
-    the run holds."""
+    """Samples memory and CPU time every 50 ms, so peaks and CPU seconds can be attributed to stages and steps by
+    time: the resident memory of this process, that of the Spark JVM below it when there is one, and the PSS of the
+    whole process tree (this process and every process below it: the statistics workers and their fork server, the
+    JVM; bench/process_memory.py), the memory the run holds; the CPU seconds used so far by this process, by the JVM
+    and by every other process below (CPU_KINDS)."""
 
     def __init__(self) -> None:
         # (time, this process RSS, java processes under it RSS, process tree PSS)
         self.samples: list[tuple[float, int, int, int]] = []
+        # (time, CPU seconds of this process, of the java processes, of every other process below it)
+        self.cpu_samples: list[tuple[float, float, float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -110,6 +115,11 @@ class RssSampler:
                 tree, next_tree = tree_pss(me, list(below)), now + self.TREE_EVERY_SECONDS
             jvms = [pid for pid, name in below.items() if name == "java"]
             self.samples.append((now, process_rss(), sum(process_rss(pid) for pid in jvms), tree))
+            own = process_cpu_seconds(me)
+            # Processes that ended count in their parent's figure once it waited for them (reaped_children).
+            others = process_cpu_seconds(me, reaped_children=True) - own + sum(
+                process_cpu_seconds(pid, reaped_children=True) for pid, name in below.items() if name != "java")
+            self.cpu_samples.append((now, own, sum(process_cpu_seconds(pid) for pid in jvms), others))
             time.sleep(0.05)
 
     def __enter__(self) -> "RssSampler":
@@ -128,6 +138,24 @@ class RssSampler:
 
     def peak(self, jvm: bool = False) -> int:
         return max((sample[2 if jvm else 1] for sample in self.samples), default=0)
+
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds used in [start, end] by this process, the JVM and the other processes below it (CPU_KINDS):
+        the difference between the last samples at or before `end` and `start` (the first sample when none is)."""
+        if not self.cpu_samples:
+            return dict.fromkeys(CPU_KINDS, 0.0)
+        times = [sample[0] for sample in self.cpu_samples]
+
+        def at(moment: float) -> tuple[float, ...]:
+            return self.cpu_samples[max(bisect.bisect_right(times, moment) - 1, 0)][1:]
+
+        return {kind: round(max(later - earlier, 0.0), 2)
+                for kind, earlier, later in zip(CPU_KINDS, at(start), at(end))}
+
+
+# The CPU seconds the benchmark reports, by whom: this process (Python: Dagster, the stages' driving code, DuckDB's
+# threads), the Spark JVM, and every other process below this one (the statistics workers and their fork server).
+CPU_KINDS = ("python_cpu_seconds", "jvm_cpu_seconds", "other_cpu_seconds")
 
 
 def ensure_extract(patients: int, fmt: str, seed: int) -> Path:
@@ -320,11 +348,21 @@ def stage_engine(step_keys: list[str], engines: dict[str, set[str]]) -> str:
     return "+".join(recorded)
 
 
+def step_figures(windows: dict[str, tuple[float, float]], sampler: RssSampler) -> dict[str, dict]:
+    """Per finished step, in the order they started: when it started (seconds since the epoch, to find what else
+    happened during it, e.g. the Spark jobs it ran), its seconds and the CPU seconds used while it ran (CPU_KINDS):
+    where a stage's time goes."""
+    return {step_key: {"started_at": round(start, 3), "seconds": round(end - start, 2),
+                       **sampler.cpu_between(start, end)}
+            for step_key, (start, end) in windows.items()}
+
+
 def stage_figures(windows: dict[str, tuple[float, float]], engines: dict[str, set[str]], sampler: RssSampler,
                   total_rows: int) -> dict[str, dict]:
     """Per stage (STAGES order, then "other"): the seconds its steps took (summed: the in-process executor runs one
-    step at a time), the peak resident memory of this process and of the Spark JVM while they ran, rows per second
-    (every event row of the extract over the stage's seconds) and the engine its materialisations record."""
+    step at a time), the peak resident memory of this process and of the Spark JVM while they ran, the CPU seconds
+    they used (CPU_KINDS), rows per second (every event row of the extract over the stage's seconds) and the engine
+    its materialisations record."""
     keys_by_stage: dict[str, list[str]] = defaultdict(list)
     for step_key in windows:
         keys_by_stage[stage_of(step_key)].append(step_key)
@@ -335,6 +373,7 @@ def stage_figures(windows: dict[str, tuple[float, float]], engines: dict[str, se
             continue
         spans = [windows[key] for key in keys]
         seconds = sum(end - start for start, end in spans)
+        cpu = [sampler.cpu_between(start, end) for start, end in spans]
         figures[stage] = {
             "seconds": round(seconds, 2),
             "peak_rss_gb": round(max(sampler.peak_between(start, end) for start, end in spans) / 1e9, 2),
@@ -342,6 +381,7 @@ def stage_figures(windows: dict[str, tuple[float, float]], engines: dict[str, se
                                      2),
             "tree_peak_pss_gb": round(max(sampler.peak_between(start, end, tree=True) for start, end in spans) / 1e9,
                                       2),
+            **{kind: round(sum(of_step[kind] for of_step in cpu), 2) for kind in CPU_KINDS},
             "rows_per_second": round(total_rows / seconds) if seconds else None,
             "engine": stage_engine(keys, engines),
             "steps": len(keys),
@@ -441,6 +481,7 @@ def run_figures(instance: dg.DagsterInstance, run_id: str | None, started: float
         "peak_rss_gb": round(sampler.peak_between(started, ended) / 1e9, 2),
         "jvm_peak_rss_gb": round(sampler.peak_between(started, ended, jvm=True) / 1e9, 2),
         "tree_peak_pss_gb": round(sampler.peak_between(started, ended, tree=True) / 1e9, 2),
+        **sampler.cpu_between(started, ended),
         "load_average_after": load_average(),
     }
     if run_id is None:  # stopped before Dagster created the run
@@ -450,7 +491,7 @@ def run_figures(instance: dg.DagsterInstance, run_id: str | None, started: float
     run = instance.get_run_by_id(run_id)
     success = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
     figures.update(stages=stage_figures(steps, step_engines(instance, run_id), sampler, total_rows),
-                   slowest_steps=slowest_steps(steps), success=success,
+                   steps=step_figures(steps, sampler), slowest_steps=slowest_steps(steps), success=success,
                    failed_steps=failed_steps(instance, run_id, signalled_at))
     unfinished = unfinished_steps(instance, run_id, ended, signalled_at)
     if unfinished or run is None or not run.is_finished:
@@ -479,18 +520,23 @@ def spark_figures(folder: Path, workdir: Path, memory_limit: str | None, sampler
     measured.doing = "starting the Spark session"
     started = time.time()
     # The session a run starts (pipelines/engine/session.py: local[2], its settings); the run's stages find it
-    # active and share it, as every stage of a run does.
-    spark = local_spark_session(workdir / "spark")
+    # active and share it, as every stage of a run does. JOB_RETENTION only keeps the jobs' records for counting.
+    spark = local_spark_session(workdir / "spark", settings=JOB_RETENTION)
     figures["session_start_seconds"] = round(time.time() - started, 2)
     figures["session_settings"] = {key: spark.conf.get(key) for key in
                                    ("spark.master", "spark.driver.memory", "spark.sql.shuffle.partitions")}
-    time.sleep(2.5)  # the sampler looks for the new JVM every 2 s
+    time.sleep(2.5)  # the sampler looks for the new JVM every 0.5 s
+    figures["session_start_cpu"] = sampler.cpu_between(started, time.time())
     figures["jvm_rss_after_start_gb"] = round(process_rss(max(java_descendants(os.getpid()), default=0)) / 1e9, 2)
+    jobs_before = next_spark_job_id(spark)
     try:
         measured.doing = "the spark run of the study job"
         figures["run"] = {}
-        measure_run(folder, workdir / "bench_spark.duckdb", workdir, memory_limit, sampler, total_rows,
-                    figures["run"], engine="spark")
+        try:
+            measure_run(folder, workdir / "bench_spark.duckdb", workdir, memory_limit, sampler, total_rows,
+                        figures["run"], engine="spark")
+        finally:  # also for a run that was stopped or failed: the jobs of the steps it finished
+            count_spark_jobs(spark, figures["run"], next_spark_job_id(spark) - jobs_before)
         ingest_engine = figures["run"]["stages"].get("ingest", {}).get("engine", NOT_RECORDED)
         if "spark" in ingest_engine:
             figures["ingest_on_spark"] = {"in_run": True}
@@ -501,6 +547,51 @@ def spark_figures(folder: Path, workdir: Path, memory_limit: str | None, sampler
         spark.stop()
 
 
+# Measurement only: Spark's status store keeps the records of its last 1,000 jobs (spark.ui.retainedJobs), fewer than
+# a run starts, and the benchmark counts every job of every step from them (spark_job_submissions). The records are
+# small (a job's id, times and stage ids); the work the run does is the same.
+JOB_RETENTION = {"spark.ui.retainedJobs": "1000000"}
+
+
+def next_spark_job_id(spark) -> int:
+    """The id the session's next Spark job will get (the DAG scheduler's counter): jobs started = difference."""
+    counter = spark.sparkContext._jsc.sc().dagScheduler().nextJobId()
+    return counter if isinstance(counter, int) else counter.get()
+
+
+def spark_job_submissions(spark) -> list[float]:
+    """When each job the session's status store holds was submitted, in seconds since the epoch (the JVM's clock
+    is this machine's, as time.time())."""
+    jvm = spark.sparkContext._jvm
+    jobs = jvm.scala.jdk.javaapi.CollectionConverters.asJava(spark.sparkContext._jsc.sc().statusStore().jobsList(None))
+    submitted = (job.submissionTime() for job in jobs)
+    return sorted(when.get().getTime() / 1000 for when in submitted if when.isDefined())
+
+
+def count_spark_jobs(spark, run: dict, started_in_run: int) -> None:
+    """Adds the Spark jobs of a run's steps and stages to its figures (add_spark_jobs), from the session's records."""
+    try:
+        submitted = spark_job_submissions(spark)
+    except Exception as error:  # noqa: BLE001 - a failed count is reported, and never hides how the run ended
+        run["spark_jobs_error"] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        return
+    add_spark_jobs(run, submitted, started_in_run)
+
+
+def add_spark_jobs(run: dict, submitted: list[float], started_in_run: int) -> None:
+    """Adds to a run's figures the Spark jobs each step and stage started (`spark_jobs`: the jobs `submitted`,
+    sorted submission times, inside the step's window [start, end), so a job at the edge of two counts once) and in all (`spark_jobs`: `started_in_run`, the DAG
+    scheduler's count over the run, with those outside every step `spark_jobs_between_steps`)."""
+    steps = run.get("steps", {})
+    for figures in steps.values():
+        start, end = figures["started_at"], figures["started_at"] + figures["seconds"]
+        figures["spark_jobs"] = bisect.bisect_left(submitted, end) - bisect.bisect_left(submitted, start)
+    for stage, figures in run.get("stages", {}).items():
+        figures["spark_jobs"] = sum(of_step["spark_jobs"] for key, of_step in steps.items() if stage_of(key) == stage)
+    run["spark_jobs"] = started_in_run
+    run["spark_jobs_between_steps"] = started_in_run - sum(of_step["spark_jobs"] for of_step in steps.values())
+
+
 def spark_ingest_figures(spark, folder: Path, sampler: RssSampler, total_rows: int,
                          duckdb_stages: dict[str, dict]) -> dict:
     """load_extract_on_spark on the run's extract, outside the run (the run's ingest did not record Spark): its
@@ -509,6 +600,7 @@ def spark_ingest_figures(spark, folder: Path, sampler: RssSampler, total_rows: i
     from pipelines.ingest.spark_loader import load_extract_on_spark
 
     load_before = load_average()
+    jobs_before = next_spark_job_id(spark)
     started = time.time()
     try:
         loads = load_extract_on_spark(spark, folder)
@@ -519,6 +611,8 @@ def spark_ingest_figures(spark, folder: Path, sampler: RssSampler, total_rows: i
     return {
         "in_run": False,
         "seconds": round(ended - started, 2),
+        **sampler.cpu_between(started, ended),
+        "spark_jobs": next_spark_job_id(spark) - jobs_before,
         "jvm_peak_rss_gb": round(sampler.peak_between(started, ended, jvm=True) / 1e9, 2),
         "peak_rss_gb": round(sampler.peak_between(started, ended) / 1e9, 2),
         "rows_loaded": loaded,
@@ -606,7 +700,9 @@ def report(measured: Measured, why_incomplete: str | None = None) -> dict:
                                  else None),
         "peak_rss_gb": duck.get("peak_rss_gb"),
         "tree_peak_pss_gb": duck.get("tree_peak_pss_gb"),
+        **{kind: duck.get(kind) for kind in CPU_KINDS},
         "stages": stages,
+        "steps": duck.get("steps", {}),
         **({"unfinished_steps": duck["unfinished_steps"]} if "unfinished_steps" in duck else {}),
         **({"failed_steps": duck["failed_steps"]} if duck.get("failed_steps") else {}),
         "slowest_steps": duck.get("slowest_steps", {}),
@@ -626,8 +722,9 @@ def report(measured: Measured, why_incomplete: str | None = None) -> dict:
 
 
 def side_by_side(duckdb_stages: dict[str, dict], spark_stages: dict[str, dict]) -> list[dict]:
-    """One row per stage of either run (STAGES order, then "other"): each engine's seconds and recorded engine, and
-    Spark's seconds over DuckDB's (None where either is missing or DuckDB's is 0)."""
+    """One row per stage of either run (STAGES order, then "other"): each engine's seconds, CPU seconds (every
+    process of the run: CPU_KINDS summed) and recorded engine, Spark's seconds over DuckDB's (None where either is
+    missing or DuckDB's is 0), and the Spark run's JVM peak, JVM CPU seconds and Spark jobs."""
     rows = []
     for stage in [*STAGES, "other"]:
         duck, spark = duckdb_stages.get(stage), spark_stages.get(stage)
@@ -635,11 +732,22 @@ def side_by_side(duckdb_stages: dict[str, dict], spark_stages: dict[str, dict]) 
             continue
         duck_s = duck["seconds"] if duck else None
         spark_s = spark["seconds"] if spark else None
-        rows.append({"stage": stage, "duckdb_seconds": duck_s, "duckdb_engine": duck["engine"] if duck else None,
-                     "spark_run_seconds": spark_s, "spark_run_engine": spark["engine"] if spark else None,
+        rows.append({"stage": stage, "duckdb_seconds": duck_s, "duckdb_cpu_seconds": total_cpu(duck),
+                     "duckdb_engine": duck["engine"] if duck else None,
+                     "spark_run_seconds": spark_s, "spark_run_cpu_seconds": total_cpu(spark),
+                     "spark_run_engine": spark["engine"] if spark else None,
                      "spark_over_duckdb": round(spark_s / duck_s, 1) if duck_s and spark_s is not None else None,
-                     "spark_run_jvm_peak_rss_gb": spark["jvm_peak_rss_gb"] if spark else None})
+                     "spark_run_jvm_peak_rss_gb": spark["jvm_peak_rss_gb"] if spark else None,
+                     "spark_run_jvm_cpu_seconds": spark.get("jvm_cpu_seconds") if spark else None,
+                     "spark_run_spark_jobs": spark.get("spark_jobs") if spark else None})
     return rows
+
+
+def total_cpu(figures: dict | None) -> float | None:
+    """The CPU seconds of a stage, step or run by every process of it (CPU_KINDS summed); None where not measured."""
+    if not figures or not all(kind in figures for kind in CPU_KINDS):
+        return None
+    return round(sum(figures[kind] for kind in CPU_KINDS), 2)
 
 
 def print_figures(figures: dict) -> None:
@@ -660,25 +768,36 @@ def print_figures(figures: dict) -> None:
     print("slowest steps: " + ", ".join(f"{step} {seconds:.0f} s"
                                         for step, seconds in figures["slowest_steps"].items()))
     if "spark" in figures:
-        print_spark_figures(figures["spark"])
+        print_spark_figures(figures["spark"], figures.get("steps", {}))
 
 
-def print_spark_figures(spark: dict) -> None:
+def _cell(value, width: int, spec: str = ".1f") -> str:
+    return f"{value:>{width}{spec}}" if value is not None else f"{'-':>{width}}"
+
+
+def print_spark_figures(spark: dict, duckdb_steps: dict[str, dict]) -> None:
     if "skipped" in spark:
         print(f"\nSpark run skipped: {spark['skipped']}")
         return
     run = spark["run"]
+    start_cpu = spark.get("session_start_cpu", {})
     print(f"\nthe same study job with engine spark ({spark['session_settings']['spark.master']}; session start "
-          f"{spark['session_start_seconds']:.1f} s apart, JVM {spark['jvm_rss_after_start_gb']:.2f} GB after it)")
-    print(f"{'stage':<14}{'DuckDB s':>10}  {'engine':<14}{'Spark run s':>12}  {'engine':<30}{'x':>7}{'JVM GB':>8}")
+          f"{spark['session_start_seconds']:.1f} s apart, {total_cpu(start_cpu) or 0:.1f} CPU s, JVM "
+          f"{spark['jvm_rss_after_start_gb']:.2f} GB after it)")
+    print(f"{'stage':<14}{'DuckDB s':>9}{'CPU s':>8}  {'engine':<14}{'Spark run s':>12}{'CPU s':>8}{'JVM CPU':>8}"
+          f"{'jobs':>6}  {'engine':<30}{'x':>7}{'JVM GB':>8}")
     for row in spark["side_by_side"]:
-        def cell(value, width, spec=".1f"):
-            return f"{value:>{width}{spec}}" if value is not None else f"{'-':>{width}}"
-        print(f"{row['stage']:<14}{cell(row['duckdb_seconds'], 10)}  {row['duckdb_engine'] or '-':<14}"
-              f"{cell(row['spark_run_seconds'], 12)}  {row['spark_run_engine'] or '-':<30}"
-              f"{cell(row['spark_over_duckdb'], 7)}{cell(row['spark_run_jvm_peak_rss_gb'], 8, '.2f')}")
-    print(f"{'whole study':<14}{'':>10}  {'':<14}{run['total_seconds']:>12.1f}   (this process peak "
-          f"{run['peak_rss_gb']:.2f} GB, JVM peak {run['jvm_peak_rss_gb']:.2f} GB)")
+        print(f"{row['stage']:<14}{_cell(row['duckdb_seconds'], 9)}{_cell(row['duckdb_cpu_seconds'], 8)}  "
+              f"{row['duckdb_engine'] or '-':<14}{_cell(row['spark_run_seconds'], 12)}"
+              f"{_cell(row['spark_run_cpu_seconds'], 8)}{_cell(row['spark_run_jvm_cpu_seconds'], 8)}"
+              f"{_cell(row['spark_run_spark_jobs'], 6, 'd')}  {row['spark_run_engine'] or '-':<30}"
+              f"{_cell(row['spark_over_duckdb'], 7)}{_cell(row['spark_run_jvm_peak_rss_gb'], 8, '.2f')}")
+    print(f"{'whole study':<14}{'':>19}  {'':<14}{run['total_seconds']:>12.1f}{_cell(total_cpu(run), 8)}"
+          f"{_cell(run.get('jvm_cpu_seconds'), 8)}{_cell(run.get('spark_jobs'), 6, 'd')}   (this process peak "
+          f"{run['peak_rss_gb']:.2f} GB, JVM peak {run['jvm_peak_rss_gb']:.2f} GB, tree PSS peak "
+          f"{run['tree_peak_pss_gb']:.2f} GB; {run.get('spark_jobs_between_steps')} jobs between steps)")
+    print("(CPU s: every process of the run, this one, the JVM and the statistics workers; JVM CPU: the JVM's part)")
+    print_steps_side_by_side(duckdb_steps, run.get("steps", {}))
     ingest = spark.get("ingest_on_spark", {})
     if ingest.get("in_run"):
         print("ingest: on Spark inside the run (its materialisations record spark)")
@@ -686,12 +805,24 @@ def print_spark_figures(spark: dict) -> None:
         print(f"ingest on Spark (outside the run): FAILED {ingest['error']}")
     elif ingest:
         print(f"ingest on Spark (outside the run, load_extract_on_spark on the same files): {ingest['seconds']:.1f} s, "
-              f"{ingest['rows_per_second']:,} rows/s, JVM peak {ingest['jvm_peak_rss_gb']:.2f} GB "
-              f"(DuckDB run's ingest {ingest['duckdb_ingest_seconds']} s)")
+              f"{total_cpu(ingest) or 0:.1f} CPU s ({ingest.get('jvm_cpu_seconds', 0):.1f} JVM), "
+              f"{ingest.get('spark_jobs')} Spark jobs, {ingest['rows_per_second']:,} rows/s, JVM peak "
+              f"{ingest['jvm_peak_rss_gb']:.2f} GB (DuckDB run's ingest {ingest['duckdb_ingest_seconds']} s)")
     print(f"load average: before the session {spark['load_average_before_session']}, after the Spark run "
           f"{run['load_average_after']}")
     if not run["success"]:
         print("THE SPARK RUN FAILED:", *run["failures"], sep="\n")
+
+
+def print_steps_side_by_side(duckdb_steps: dict[str, dict], spark_steps: dict[str, dict]) -> None:
+    """Every step of either run, the Spark run's order (then the DuckDB run's other steps): seconds and CPU seconds
+    on each engine, and the Spark run's JVM CPU seconds and Spark jobs: where a stage's time goes."""
+    print(f"\n{'step':<46}{'DuckDB s':>9}{'CPU s':>8}{'Spark s':>9}{'CPU s':>8}{'JVM CPU':>8}{'jobs':>6}")
+    for key in [*spark_steps, *(key for key in duckdb_steps if key not in spark_steps)]:
+        duck, spark = duckdb_steps.get(key, {}), spark_steps.get(key, {})
+        print(f"{key:<46}{_cell(duck.get('seconds'), 9)}{_cell(total_cpu(duck), 8)}{_cell(spark.get('seconds'), 9)}"
+              f"{_cell(total_cpu(spark), 8)}{_cell(spark.get('jvm_cpu_seconds'), 8)}"
+              f"{_cell(spark.get('spark_jobs'), 6, 'd')}")
 
 
 def scaling(small: dict, large: dict) -> dict:

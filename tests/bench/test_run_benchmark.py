@@ -15,10 +15,11 @@ import time
 
 import dagster as dg
 import pytest
-from bench.process_memory import descendants, process_pss
-from bench.run_benchmark import (NOT_RECORDED, BenchmarkStopped, Measured, RssSampler, failed_steps, java_descendants,
-                                 main, process_rss, report, run_figures, run_interrupted, side_by_side, stage_engine,
-                                 stage_figures, step_engines, step_windows, stop_signals, unfinished_steps)
+from bench.process_memory import descendants, process_cpu_seconds, process_pss
+from bench.run_benchmark import (NOT_RECORDED, BenchmarkStopped, Measured, RssSampler, add_spark_jobs, failed_steps,
+                                 java_descendants, main, process_rss, report, run_figures, run_interrupted, side_by_side,
+                                 stage_engine, stage_figures, step_engines, step_figures, step_windows, stop_signals,
+                                 unfinished_steps)
 
 GB = 10**9
 
@@ -46,9 +47,11 @@ def test_step_engines_reads_the_materialisations_metadata_of_a_real_run():
         assert step_engines(instance, result.run_id) == {"on_spark": {"spark"}}
 
 
-def sampler_with(samples: list[tuple[float, int, int, int]]) -> RssSampler:
+def sampler_with(samples: list[tuple[float, int, int, int]],
+                 cpu_samples: list[tuple[float, float, float, float]] = ()) -> RssSampler:
     sampler = RssSampler()  # never started: the samples are the test's
     sampler.samples = samples
+    sampler.cpu_samples = list(cpu_samples)
     return sampler
 
 
@@ -66,11 +69,27 @@ def test_stage_figures_sum_step_seconds_and_attribute_peaks_by_window():
                (11.0, 1 * GB, 4 * GB, 5 * GB), (13.0, 1 * GB, 3 * GB, 4 * GB),  # phenotypes: JVM peak 4 GB
                (15.0, 1 * GB, 2 * GB, 3 * GB), (18.0, 2 * GB, 5 * GB, 7 * GB),  # cohorts: JVM peak 5 GB
                (19.5, 1 * GB, 1 * GB, 2 * GB), (20.2, 1 * GB, 1 * GB, 2 * GB)]
-    figures = stage_figures(windows, engines, sampler_with(samples), total_rows=1000)
+    # Cumulative CPU seconds (this process, the JVM, the other processes below), sampled at the steps' edges and
+    # between them: a step's CPU is the difference across its window.
+    cpu_samples = [(0.0, 1.0, 0.0, 0.0), (10.0, 9.0, 0.0, 0.5), (14.0, 10.0, 6.0, 0.5), (16.0, 10.5, 8.0, 0.5),
+                   (17.5, 10.6, 9.0, 0.5), (19.0, 11.0, 11.0, 0.5), (20.0, 11.5, 11.0, 3.5), (20.5, 11.6, 11.0, 3.5)]
+    figures = stage_figures(windows, engines, sampler_with(samples, cpu_samples), total_rows=1000)
     assert list(figures) == ["ingest", "phenotypes", "cohorts", "data quality", "publish"]
     assert figures["ingest"] == {"seconds": 10.0, "peak_rss_gb": 3.0, "jvm_peak_rss_gb": 0.0, "tree_peak_pss_gb": 4.0,
+                                 "python_cpu_seconds": 8.0, "jvm_cpu_seconds": 0.0, "other_cpu_seconds": 0.5,
                                  "rows_per_second": 100,
                                  "engine": NOT_RECORDED, "steps": 1}
+    assert (figures["phenotypes"]["python_cpu_seconds"], figures["phenotypes"]["jvm_cpu_seconds"]) == (1.0, 6.0)
+    # Two steps: (14, 16) and (16, 19), the sample inside the second (17.5) changes nothing.
+    assert (figures["cohorts"]["python_cpu_seconds"], figures["cohorts"]["jvm_cpu_seconds"]) == (1.0, 5.0)
+    assert figures["data quality"]["other_cpu_seconds"] == 3.0
+    steps = step_figures(windows, sampler_with(samples, cpu_samples))
+    assert list(steps) == list(windows)
+    assert steps["cohort_thiazide_vs_ccb"] == {"started_at": 16.0, "seconds": 3.0, "python_cpu_seconds": 0.5,
+                                               "jvm_cpu_seconds": 3.0, "other_cpu_seconds": 0.0}
+    # A window between samples takes the last sample at or before each edge.
+    assert sampler_with([], cpu_samples).cpu_between(15.0, 18.0) == {
+        "python_cpu_seconds": 0.6, "jvm_cpu_seconds": 3.0, "other_cpu_seconds": 0.0}
     assert figures["phenotypes"]["jvm_peak_rss_gb"] == 4.0
     assert figures["phenotypes"]["engine"] == "spark"
     assert figures["cohorts"]["seconds"] == 5.0  # two steps, summed
@@ -102,6 +121,50 @@ def test_side_by_side_pairs_stages_in_order_and_divides_spark_by_duckdb():
     assert by_stage["statistics"]["duckdb_seconds"] is None
     assert by_stage["statistics"]["spark_over_duckdb"] is None  # no DuckDB figure to divide by
     assert by_stage["publish"]["spark_over_duckdb"] is None  # DuckDB's 0 s: no ratio
+    assert by_stage["ingest"]["duckdb_cpu_seconds"] is None  # not measured: no figure, never a 0
+
+
+def test_side_by_side_gives_each_runs_cpu_over_all_its_processes_and_the_spark_runs_jobs():
+    duck = {"cohorts": {"seconds": 4.0, "engine": "duckdb", "jvm_peak_rss_gb": 0.0, "python_cpu_seconds": 3.5,
+                        "jvm_cpu_seconds": 0.0, "other_cpu_seconds": 0.25}}
+    spark = {"cohorts": {"seconds": 60.0, "engine": "spark", "jvm_peak_rss_gb": 2.5, "python_cpu_seconds": 6.0,
+                         "jvm_cpu_seconds": 40.0, "other_cpu_seconds": 0.0, "spark_jobs": 120}}
+    [row] = side_by_side(duck, spark)
+    assert (row["duckdb_cpu_seconds"], row["spark_run_cpu_seconds"]) == (3.75, 46.0)
+    assert (row["spark_run_jvm_cpu_seconds"], row["spark_run_spark_jobs"]) == (40.0, 120)
+
+
+def test_spark_jobs_are_counted_per_step_and_stage_by_their_submission_times():
+    run = {"steps": {"phenotypes": {"started_at": 100.0, "seconds": 10.0},
+                     "cohort_a": {"started_at": 111.0, "seconds": 4.0},
+                     "cohort_b": {"started_at": 115.0, "seconds": 5.0},
+                     "staging_person_data_quality": {"started_at": 121.0, "seconds": 1.0}},
+           "stages": {"phenotypes": {}, "cohorts": {}, "data quality": {}}}
+    # Two jobs before the first step (the run's setup), two between phenotypes and cohort_a (the first as
+    # phenotypes ends), one as cohort_a ends and cohort_b starts: counted once, in cohort_b.
+    submitted = [98.0, 99.5, 100.0, 104.2, 110.0, 110.5, 111.2, 113.0, 114.9, 115.0, 119.9, 121.5]
+    add_spark_jobs(run, submitted, started_in_run=12)
+    assert [of_step["spark_jobs"] for of_step in run["steps"].values()] == [2, 3, 2, 1]
+    assert {stage: of_stage["spark_jobs"] for stage, of_stage in run["stages"].items()} == {
+        "phenotypes": 2, "cohorts": 5, "data quality": 1}
+    assert (run["spark_jobs"], run["spark_jobs_between_steps"]) == (12, 4)
+
+
+def test_process_cpu_seconds_counts_a_childs_cpu_and_moves_it_to_the_parent_once_reaped():
+    """The statistics workers end inside a run: their CPU must stay in the tree's figure (in their parent's reaped
+    children's) after they are gone."""
+    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.process_time() + 0.6\n"
+                              "while time.process_time() < end: pass\ninput()"], stdin=subprocess.PIPE, text=True)
+    reaped_before = process_cpu_seconds(reaped_children=True) - process_cpu_seconds()
+    try:
+        deadline = time.time() + 120  # the machine may be loaded: CPU time, not wall time, is what is awaited
+        while process_cpu_seconds(child.pid) < 0.6 and time.time() < deadline:
+            time.sleep(0.05)
+        assert process_cpu_seconds(child.pid) >= 0.6
+    finally:
+        child.communicate("")
+    assert process_cpu_seconds(child.pid) == 0.0  # gone
+    assert process_cpu_seconds(reaped_children=True) - process_cpu_seconds() - reaped_before >= 0.6
 
 
 def test_java_descendants_finds_a_java_grandchild_and_reads_its_memory(tmp_path):
