@@ -792,7 +792,7 @@ def print_spark_figures(spark: dict, duckdb_steps: dict[str, dict]) -> None:
               f"{_cell(row['spark_run_cpu_seconds'], 8)}{_cell(row['spark_run_jvm_cpu_seconds'], 8)}"
               f"{_cell(row['spark_run_spark_jobs'], 6, 'd')}  {row['spark_run_engine'] or '-':<30}"
               f"{_cell(row['spark_over_duckdb'], 7)}{_cell(row['spark_run_jvm_peak_rss_gb'], 8, '.2f')}")
-    print(f"{'whole study':<14}{'':>19}  {'':<14}{run['total_seconds']:>12.1f}{_cell(total_cpu(run), 8)}"
+    print(f"{'whole study':<14}{'':>17}  {'':<14}{run['total_seconds']:>12.1f}{_cell(total_cpu(run), 8)}"
           f"{_cell(run.get('jvm_cpu_seconds'), 8)}{_cell(run.get('spark_jobs'), 6, 'd')}   (this process peak "
           f"{run['peak_rss_gb']:.2f} GB, JVM peak {run['jvm_peak_rss_gb']:.2f} GB, tree PSS peak "
           f"{run['tree_peak_pss_gb']:.2f} GB; {run.get('spark_jobs_between_steps')} jobs between steps)")

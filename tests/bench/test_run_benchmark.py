@@ -17,7 +17,8 @@ import dagster as dg
 import pytest
 from bench.process_memory import descendants, process_cpu_seconds, process_pss
 from bench.run_benchmark import (NOT_RECORDED, BenchmarkStopped, Measured, RssSampler, add_spark_jobs, failed_steps,
-                                 java_descendants, main, process_rss, report, run_figures, run_interrupted, side_by_side,
+                                 java_descendants, main, print_figures, process_rss, report, run_figures,
+                                 run_interrupted, side_by_side,
                                  stage_engine, stage_figures, step_engines, step_figures, step_windows, stop_signals,
                                  unfinished_steps)
 
@@ -165,6 +166,50 @@ def test_process_cpu_seconds_counts_a_childs_cpu_and_moves_it_to_the_parent_once
         child.communicate("")
     assert process_cpu_seconds(child.pid) == 0.0  # gone
     assert process_cpu_seconds(reaped_children=True) - process_cpu_seconds() - reaped_before >= 0.6
+
+
+def finished_run(windows: dict[str, tuple[float, float]], engines: dict[str, set[str]], sampler: RssSampler,
+                 total_rows: int) -> dict:
+    """A finished run's figures as measure_run fills them (run_figures' parts, from known windows and samples)."""
+    start, end = min(s for s, _ in windows.values()), max(e for _, e in windows.values())
+    return {"engine_setting": "x", "load_average_before": [1.0, 1.0, 1.0], "total_seconds": end - start,
+            "peak_rss_gb": 1.0, "jvm_peak_rss_gb": 2.0, "tree_peak_pss_gb": 3.0, **sampler.cpu_between(start, end),
+            "load_average_after": [1.0, 1.0, 1.0], "stages": stage_figures(windows, engines, sampler, total_rows),
+            "steps": step_figures(windows, sampler), "slowest_steps": {}, "success": True, "failed_steps": {},
+            "failures": []}
+
+
+def test_a_finished_spark_benchmark_reports_and_prints_both_runs_side_by_side(capsys):
+    """The whole report of `--engine spark` as a finished benchmark writes and prints it: both runs per stage and
+    per step, the Spark run's CPU, JVM and jobs, the Spark ingest line, complete."""
+    duck_windows = {"load_extract": (0.0, 2.0), "phenotypes": (2.0, 3.0), "cohort_a": (3.0, 4.0)}
+    spark_windows = {"load_extract": (10.0, 30.0), "phenotypes": (30.0, 50.0), "cohort_a": (50.0, 90.0)}
+    cpu_samples = [(0.0, 0.0, 0.0, 0.0), (2.0, 1.5, 0.0, 0.0), (3.0, 2.0, 0.0, 0.0), (4.0, 3.0, 0.0, 0.25),
+                   (10.0, 3.5, 1.0, 0.25), (30.0, 5.0, 15.0, 0.25), (50.0, 6.0, 30.0, 0.25), (90.0, 8.0, 60.0, 0.25)]
+    sampler = sampler_with([(1.0, GB, 0, GB), (40.0, GB, 2 * GB, 3 * GB), (60.0, GB, 2.5 * GB, 3 * GB)],
+                           cpu_samples)
+    measured = Measured(1000, "csv", "5GB", rows_per_table={"person": 1000, "visit_occurrence": 9000},
+                        duckdb_load_seconds=1.0, staging_scan_seconds=0.1)
+    measured.duckdb_run.update(finished_run(duck_windows, {"phenotypes": {"duckdb"}, "cohort_a": {"duckdb"}},
+                                            sampler, 10_000))
+    run = finished_run(spark_windows, {key: {"spark"} for key in spark_windows}, sampler, 10_000)
+    add_spark_jobs(run, [11.0, 31.0, 32.0, 51.0, 52.0, 53.0], started_in_run=6)
+    measured.spark = {"load_average_before_session": [1.0, 1.0, 1.0], "session_start_seconds": 5.0,
+                      "session_settings": {"spark.master": "local[2]"}, "session_start_cpu": sampler.cpu_between(4, 10),
+                      "jvm_rss_after_start_gb": 0.5, "run": run, "ingest_on_spark": {"in_run": True}}
+    figures = report(measured)
+    print_figures(figures)
+    printed = capsys.readouterr().out
+    assert figures["complete"] is True and json.loads(json.dumps(figures)) == figures
+    assert list(figures["steps"]) == list(duck_windows)
+    [_, phenotypes, cohorts] = figures["spark"]["side_by_side"]
+    assert (phenotypes["spark_over_duckdb"], phenotypes["spark_run_spark_jobs"]) == (20.0, 2)
+    assert (cohorts["spark_run_cpu_seconds"], cohorts["spark_run_jvm_cpu_seconds"]) == (32.0, 30.0)
+    assert re.search(r"^cohorts +1\.0 +1\.2  duckdb +40\.0 +32\.0 +30\.0 +3  spark +40\.0 +2\.50$", printed, re.M)
+    assert re.search(r"^cohort_a +1\.0 +1\.2 +40\.0 +32\.0 +30\.0 +3$", printed, re.M)
+    assert re.search(r"^whole study +80\.0 +63\.5 +59\.0 +6 ", printed, re.M)
+    assert "session start 5.0 s apart, 1.5 CPU s" in printed
+    assert "ingest: on Spark inside the run" in printed and "FAILED" not in printed
 
 
 def test_java_descendants_finds_a_java_grandchild_and_reads_its_memory(tmp_path):
