@@ -21,8 +21,8 @@ bench/results/scaling.json.
 
 With --engine spark the same study job then runs again with `engine: spark` (run_study, as `make run ENGINE=spark`)
 on a local Spark session started beforehand, so its start is reported apart; both runs' per-stage tables are
-printed side by side, each stage with the engine its materialisations record (metadata `engine`; "not recorded"
-where a stage's assets record none). The Spark JVM's resident memory (every java process under this one, read from
+printed side by side, each stage with the engine its materialisations and check results record (metadata `engine`;
+"not recorded" where a stage's steps record none). The Spark JVM's resident memory (every java process under this one, read from
 /proc) is sampled beside this process's. While a run still ingests on DuckDB, the Spark ingest
 (pipelines/ingest/spark_loader.py load_extract_on_spark) is timed on the same files in the same session, as a
 separate line. Local mode on the run's two cores (pipelines/engine/session.py), not a cluster (docs/scaling.md).
@@ -324,15 +324,20 @@ NOT_RECORDED = "not recorded"
 
 
 def step_engines(instance: dg.DagsterInstance, run_id: str) -> dict[str, set[str]]:
-    """The engines each step's materialisations record (metadata "engine", Warehouse.engine_metadata), by step key,
-    from the run's event log (also of a run that was stopped); steps whose materialisations record none are
-    absent."""
+    """The engines each step's materialisations and check results record (metadata "engine":
+    Warehouse.engine_metadata, checks.engine_checked_on), by step key, from the run's event log (also of a run that
+    was stopped); steps that record none are absent."""
     engines: dict[str, set[str]] = defaultdict(set)
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        event = entry.dagster_event
-        value = event.materialization.metadata.get("engine") if event is not None else None
-        if value is not None and event.step_key:
-            engines[event.step_key].add(str(value.value))
+    for event_type in (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        for entry in instance.all_logs(run_id, of_type=event_type):
+            event = entry.dagster_event
+            if event is None or not event.step_key:
+                continue
+            recorded = (event.materialization if event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+                        else event.event_specific_data)
+            value = recorded.metadata.get("engine")
+            if value is not None:
+                engines[event.step_key].add(str(value.value))
     return dict(engines)
 
 

@@ -25,6 +25,7 @@ import dagster as dg
 from pipelines import extract_spec as spec
 from pipelines.cohorts.settings import StudySettings
 from pipelines.cohorts.study import StudyDefinition, load_studies
+from pipelines.engine.session import DUCKDB, SPARK
 from pipelines.quality import suites
 from pipelines.quality.runner import DIAGNOSTICS_FILE, ExpectationResult, SuiteResult, render_data_docs, run_suite
 from pipelines.warehouse import Warehouse
@@ -62,7 +63,8 @@ def _suite_asset_checks(asset_key: dg.AssetKey | Sequence[str] | str, suite_json
         warehouse: Warehouse = getattr(context.resources, Warehouse.resource_key)
         result = run_check_suite(context, warehouse, suite_for_run(context))
         yield packaged_check_result(asset_key, check_name, expectations, result.results, result,
-                                    warehouse.published_data_docs_index, metadata={"suite": suite_name})
+                                    warehouse.published_data_docs_index,
+                                    metadata={"suite": suite_name, **engine_checked_on(warehouse, suite_name)})
 
     return suite_checks
 
@@ -126,6 +128,13 @@ def where_checked(suite_name: str) -> str:
     if suite_name.split(".", 1)[0] in SPARK_CHECKED_LAYERS:
         return "on the run's engine (its DuckDB build file, or its Spark tables in a run on Spark)"
     return "in the run's DuckDB build file (the ingest loads it on every engine)"
+
+
+def engine_checked_on(warehouse: Warehouse, suite: str) -> dict[str, str]:
+    """What a check result records about the engine its suite ran on (metadata "engine", as a stage's
+    materialisations record the run's engine: Warehouse.engine_metadata): in a run on Spark, Spark for the layers
+    it builds there and DuckDB for the staging suites."""
+    return {"engine": SPARK if checked_on_spark(warehouse, suite) else DUCKDB}
 
 
 def checked_on_spark(warehouse: Warehouse, suite: str | dict[str, Any]) -> bool:
@@ -205,15 +214,17 @@ def phenotype_asset_checks(phenotype_asset_keys: Sequence[dg.AssetKey] | None = 
         result = run_check_suite(context, warehouse, suite_name)
         for check_key in context.selected_asset_check_keys:
             yield phenotype_check_result(check_key.asset_key, phenotype_of_key[check_key.asset_key], expectations,
-                                         result, warehouse.published_data_docs_index)
+                                         result, warehouse.published_data_docs_index,
+                                         metadata=engine_checked_on(warehouse, suite_name))
 
     return phenotype_checks
 
 
 def phenotype_check_result(asset_key: dg.AssetKey, phenotype_id: str, expectations: Sequence[dict[str, Any]],
-                           suite_result: SuiteResult, data_docs_index: Path | None = None) -> dg.AssetCheckResult:
+                           suite_result: SuiteResult, data_docs_index: Path | None = None,
+                           metadata: dict[str, Any] | None = None) -> dg.AssetCheckResult:
     """The one check result of a phenotype: every check of the phenotype suite, judged for this phenotype, as a
-    sub-result (packaged_check_result)."""
+    sub-result (packaged_check_result), with `metadata` besides."""
     by_check = {(check.name, check.phenotype_id): check for check in suite_result.results}
     checks: list[ExpectationResult] = []
     for expectation in expectations:
@@ -225,7 +236,7 @@ def phenotype_check_result(asset_key: dg.AssetKey, phenotype_id: str, expectatio
             expectation, suite_result.table,
             f"No result: {phenotype_id} is not in phenotype.definitions of this run.", phenotype_id))
     return packaged_check_result(asset_key, PHENOTYPE_CHECK_NAME, expectations, checks, suite_result,
-                                 data_docs_index, metadata={"phenotype_id": phenotype_id})
+                                 data_docs_index, metadata={**(metadata or {}), "phenotype_id": phenotype_id})
 
 
 def packaged_check_result(asset_key: dg.AssetKey, check_name: str, expectations: Sequence[dict[str, Any]],

@@ -42,10 +42,15 @@ def test_step_engines_reads_the_materialisations_metadata_of_a_real_run():
     def silent() -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"rows": 3})
 
+    @dg.multi_asset_check(specs=[dg.AssetCheckSpec("on_duckdb", asset="silent")])
+    def checked_on_duckdb():  # as a data-quality step records its suite's engine (checks.engine_checked_on)
+        yield dg.AssetCheckResult(asset_key="silent", check_name="on_duckdb", passed=True,
+                                  metadata={"engine": "duckdb"})
+
     with dg.instance_for_test() as instance:
-        result = dg.materialize([on_spark, silent], instance=instance)
+        result = dg.materialize([on_spark, silent, checked_on_duckdb], instance=instance)
         assert result.success
-        assert step_engines(instance, result.run_id) == {"on_spark": {"spark"}}
+        assert step_engines(instance, result.run_id) == {"on_spark": {"spark"}, "checked_on_duckdb": {"duckdb"}}
 
 
 def sampler_with(samples: list[tuple[float, int, int, int]],

@@ -94,6 +94,7 @@ def test_clean_staging_passes_and_everything_runs(tmp_path):
     expectations = [e["meta"]["name"] for e in suites.read_suite_json("staging.person")["expectations"]]
     assert [c["name"] for c in person.metadata["sub_checks"].value] == expectations
     assert person.metadata["checks_passed"].value == len(expectations)
+    assert {e.metadata["engine"].value for e in checks.values()} == {"duckdb"}  # where the suites ran
     assert person.description.startswith(f"all {len(expectations)} passed: columns_match_spec (fatal)")
 
 

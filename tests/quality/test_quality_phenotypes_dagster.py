@@ -83,6 +83,7 @@ def test_every_phenotype_asset_gets_every_check_from_one_suite_run(tmp_path):
         assert evaluation.metadata["checks_passed"].value == CHECKS_PER_PHENOTYPE
         assert evaluation.metadata["checks_failed"].value == []
         assert evaluation.metadata["phenotype_id"].value == evaluation.asset_key.path[-1]
+        assert evaluation.metadata["engine"].value == "duckdb"  # where the suite ran
     # one GX validation for all of them
     suite_runs = [e for e in result.all_events
                   if e.is_step_success and e.step_key == "phenotype_data_quality"]

@@ -18,6 +18,8 @@ started one before its run.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import duckdb
 import pytest
 
@@ -86,6 +88,13 @@ def test_the_spark_run_checked_the_phenotype_and_cohort_layers_on_spark(study_ru
     assert not any(m.startswith("staging.") for m in on_spark)
     assert not any("checks passed on Spark" in m for m in study_runs["duckdb"].log)
     assert sum("checks passed on DuckDB" in m for m in study_runs["duckdb"].log) > 10
+    # Each check result records the same (metadata "engine", which bench/run_benchmark.py reads per stage).
+    for engine, (result, _, _) in study_runs.items():
+        recorded = defaultdict(set)  # layer -> engines its data-quality check results record
+        for evaluation in result.get_asset_check_evaluations():
+            if "engine" in evaluation.metadata:
+                recorded[evaluation.asset_key.path[0]].add(evaluation.metadata["engine"].value)
+        assert recorded == {"staging": {"duckdb"}, "phenotype": {engine}, "cohort": {engine}}, engine
 
 
 def test_materialisations_say_which_engine_ran_them(study_runs):
