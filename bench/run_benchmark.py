@@ -20,12 +20,16 @@ scaling of each stage (time ratio over size ratio, 1.0 = linear) is printed and 
 bench/results/scaling.json.
 
 With --engine spark the same study job then runs again with `engine: spark` (run_study, as `make run ENGINE=spark`)
-on a local Spark session started beforehand, so its start is reported apart; both runs' per-stage tables are
-printed side by side, each stage with the engine its materialisations and check results record (metadata `engine`;
-"not recorded" where a stage's steps record none). The Spark JVM's resident memory (every java process under this one, read from
-/proc) is sampled beside this process's. While a run still ingests on DuckDB, the Spark ingest
-(pipelines/ingest/spark_loader.py load_extract_on_spark) is timed on the same files in the same session, as a
-separate line. Local mode on the run's two cores (pipelines/engine/session.py), not a cluster (docs/scaling.md).
+on a local Spark session started beforehand, so its start is reported apart; both runs' per-stage and per-step
+tables are printed side by side, each stage with the engine its materialisations and check results record
+(metadata `engine`; "not recorded" where a stage's steps record none). The Spark JVM's resident memory (every java
+process under this one, read from /proc) is sampled beside this process's, and the CPU seconds of this process, the
+JVM and the other processes below (the statistics workers) likewise, so each stage and step has its CPU seconds
+(what a shared machine's load changes far less than wall time); the Spark run's steps also have their Spark jobs
+and the CPU seconds of those jobs' tasks (from the session's status store). When a run ingests on DuckDB (an
+extract the Spark ingest does not take), the Spark ingest (pipelines/ingest/spark_loader.py load_extract_on_spark)
+is timed on the same files in the same session afterwards, as a separate line. Local mode on the run's two cores
+(pipelines/engine/session.py), not a cluster (docs/scaling.md).
 
 A benchmark that does not finish still writes its report: stopped by Ctrl-C or SIGTERM, its study run interrupted, or
 one of its parts failing, it writes what it had measured (the plain load, the finished steps of a run per stage,
@@ -552,10 +556,10 @@ def spark_figures(folder: Path, workdir: Path, memory_limit: str | None, sampler
         spark.stop()
 
 
-# Measurement only: Spark's status store keeps the records of its last 1,000 jobs (spark.ui.retainedJobs), fewer than
-# a run starts, and the benchmark counts every job of every step from them (spark_job_submissions). The records are
-# small (a job's id, times and stage ids); the work the run does is the same.
-JOB_RETENTION = {"spark.ui.retainedJobs": "1000000"}
+# Measurement only: Spark's status store keeps the records of its last 1,000 jobs and stages (spark.ui.retainedJobs,
+# retainedStages), fewer than a run starts, and the benchmark counts every job and stage of every step from them
+# (spark_jobs_and_stages). The records are small (ids, times, task metrics); the work the run does is the same.
+JOB_RETENTION = {"spark.ui.retainedJobs": "1000000", "spark.ui.retainedStages": "1000000"}
 
 
 def next_spark_job_id(spark) -> int:
@@ -564,37 +568,54 @@ def next_spark_job_id(spark) -> int:
     return counter if isinstance(counter, int) else counter.get()
 
 
-def spark_job_submissions(spark) -> list[float]:
-    """When each job the session's status store holds was submitted, in seconds since the epoch (the JVM's clock
-    is this machine's, as time.time())."""
-    jvm = spark.sparkContext._jvm
-    jobs = jvm.scala.jdk.javaapi.CollectionConverters.asJava(spark.sparkContext._jsc.sc().statusStore().jobsList(None))
-    submitted = (job.submissionTime() for job in jobs)
-    return sorted(when.get().getTime() / 1000 for when in submitted if when.isDefined())
+def spark_jobs_and_stages(spark) -> tuple[list[float], list[tuple[float, float]]]:
+    """From the session's status store: when each job was submitted, and each stage with the CPU seconds its tasks
+    used (executorCpuTime: the work on the data, as opposed to the driver's planning and scheduling), both sorted by
+    submission time in seconds since the epoch (the JVM's clock is this machine's, as time.time())."""
+    to_java = spark.sparkContext._jvm.scala.jdk.javaapi.CollectionConverters.asJava
+    store = spark.sparkContext._jsc.sc().statusStore()
+    submitted = (job.submissionTime() for job in to_java(store.jobsList(None)))  # None: every status
+    jobs = sorted(when.get().getTime() / 1000 for when in submitted if when.isDefined())
+    stages = []
+    for stage in to_java(store.stageList(None, False, False, None, None)):  # every status, no task details
+        when = stage.submissionTime()
+        if when.isDefined():
+            stages.append((when.get().getTime() / 1000, stage.executorCpuTime() / 1e9))
+    return jobs, sorted(stages)
 
 
 def count_spark_jobs(spark, run: dict, started_in_run: int) -> None:
-    """Adds the Spark jobs of a run's steps and stages to its figures (add_spark_jobs), from the session's records."""
+    """Adds the Spark jobs and task CPU of a run's steps and stages to its figures (add_spark_jobs), from the
+    session's records."""
     try:
-        submitted = spark_job_submissions(spark)
+        jobs, stages = spark_jobs_and_stages(spark)
     except Exception as error:  # noqa: BLE001 - a failed count is reported, and never hides how the run ended
         run["spark_jobs_error"] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
         return
-    add_spark_jobs(run, submitted, started_in_run)
+    add_spark_jobs(run, jobs, started_in_run, stages)
 
 
-def add_spark_jobs(run: dict, submitted: list[float], started_in_run: int) -> None:
+def add_spark_jobs(run: dict, submitted: list[float], started_in_run: int,
+                   stages: list[tuple[float, float]] = ()) -> None:
     """Adds to a run's figures the Spark jobs each step and stage started (`spark_jobs`: the jobs `submitted`,
-    sorted submission times, inside the step's window [start, end), so a job at the edge of two counts once) and in all (`spark_jobs`: `started_in_run`, the DAG
-    scheduler's count over the run, with those outside every step `spark_jobs_between_steps`)."""
+    sorted submission times, inside the step's window [start, end), so a job at the edge of two counts once) and
+    in all (`spark_jobs`: `started_in_run`, the DAG scheduler's count over the run, with those outside every step
+    `spark_jobs_between_steps`), and the CPU seconds of the tasks of the Spark stages submitted in each
+    (`spark_task_cpu_seconds`, from `stages`: (submission time, task CPU seconds), sorted)."""
     steps = run.get("steps", {})
+    stage_times = [when for when, _ in stages]
     for figures in steps.values():
         start, end = figures["started_at"], figures["started_at"] + figures["seconds"]
         figures["spark_jobs"] = bisect.bisect_left(submitted, end) - bisect.bisect_left(submitted, start)
+        inside = stages[bisect.bisect_left(stage_times, start):bisect.bisect_left(stage_times, end)]
+        figures["spark_task_cpu_seconds"] = round(sum(cpu for _, cpu in inside), 2)
     for stage, figures in run.get("stages", {}).items():
-        figures["spark_jobs"] = sum(of_step["spark_jobs"] for key, of_step in steps.items() if stage_of(key) == stage)
+        of_stage = [of_step for key, of_step in steps.items() if stage_of(key) == stage]
+        figures["spark_jobs"] = sum(of_step["spark_jobs"] for of_step in of_stage)
+        figures["spark_task_cpu_seconds"] = round(sum(of_step["spark_task_cpu_seconds"] for of_step in of_stage), 2)
     run["spark_jobs"] = started_in_run
     run["spark_jobs_between_steps"] = started_in_run - sum(of_step["spark_jobs"] for of_step in steps.values())
+    run["spark_task_cpu_seconds"] = round(sum(cpu for _, cpu in stages), 2)
 
 
 def spark_ingest_figures(spark, folder: Path, sampler: RssSampler, total_rows: int,
@@ -822,12 +843,14 @@ def print_spark_figures(spark: dict, duckdb_steps: dict[str, dict]) -> None:
 def print_steps_side_by_side(duckdb_steps: dict[str, dict], spark_steps: dict[str, dict]) -> None:
     """Every step of either run, the Spark run's order (then the DuckDB run's other steps): seconds and CPU seconds
     on each engine, and the Spark run's JVM CPU seconds and Spark jobs: where a stage's time goes."""
-    print(f"\n{'step':<46}{'DuckDB s':>9}{'CPU s':>8}{'Spark s':>9}{'CPU s':>8}{'JVM CPU':>8}{'jobs':>6}")
+    print(f"\n{'step':<46}{'DuckDB s':>9}{'CPU s':>8}{'Spark s':>9}{'CPU s':>8}{'JVM CPU':>8}{'tasks':>7}{'jobs':>6}")
     for key in [*spark_steps, *(key for key in duckdb_steps if key not in spark_steps)]:
         duck, spark = duckdb_steps.get(key, {}), spark_steps.get(key, {})
         print(f"{key:<46}{_cell(duck.get('seconds'), 9)}{_cell(total_cpu(duck), 8)}{_cell(spark.get('seconds'), 9)}"
               f"{_cell(total_cpu(spark), 8)}{_cell(spark.get('jvm_cpu_seconds'), 8)}"
-              f"{_cell(spark.get('spark_jobs'), 6, 'd')}")
+              f"{_cell(spark.get('spark_task_cpu_seconds'), 7)}{_cell(spark.get('spark_jobs'), 6, 'd')}")
+    print("(tasks: the CPU seconds of the Spark tasks, the work on the data, within the JVM's; the rest of the "
+          "JVM's is the driver's planning and scheduling of the jobs)")
 
 
 def scaling(small: dict, large: dict) -> dict:

@@ -149,11 +149,15 @@ def test_spark_jobs_are_counted_per_step_and_stage_by_their_submission_times():
     # Two jobs before the first step (the run's setup), two between phenotypes and cohort_a (the first as
     # phenotypes ends), one as cohort_a ends and cohort_b starts: counted once, in cohort_b.
     submitted = [98.0, 99.5, 100.0, 104.2, 110.0, 110.5, 111.2, 113.0, 114.9, 115.0, 119.9, 121.5]
-    add_spark_jobs(run, submitted, started_in_run=12)
+    # Spark stages (submission time, their tasks' CPU seconds): one before the steps, one in each cohort step.
+    stages = [(99.0, 5.0), (100.5, 0.25), (104.2, 1.0), (113.0, 2.0), (115.0, 0.5)]
+    add_spark_jobs(run, submitted, started_in_run=12, stages=stages)
     assert [of_step["spark_jobs"] for of_step in run["steps"].values()] == [2, 3, 2, 1]
     assert {stage: of_stage["spark_jobs"] for stage, of_stage in run["stages"].items()} == {
         "phenotypes": 2, "cohorts": 5, "data quality": 1}
     assert (run["spark_jobs"], run["spark_jobs_between_steps"]) == (12, 4)
+    assert [of_step["spark_task_cpu_seconds"] for of_step in run["steps"].values()] == [1.25, 2.0, 0.5, 0.0]
+    assert run["stages"]["cohorts"]["spark_task_cpu_seconds"] == 2.5 and run["spark_task_cpu_seconds"] == 8.75
 
 
 def test_process_cpu_seconds_counts_a_childs_cpu_and_moves_it_to_the_parent_once_reaped():
@@ -211,7 +215,7 @@ def test_a_finished_spark_benchmark_reports_and_prints_both_runs_side_by_side(ca
     assert (phenotypes["spark_over_duckdb"], phenotypes["spark_run_spark_jobs"]) == (20.0, 2)
     assert (cohorts["spark_run_cpu_seconds"], cohorts["spark_run_jvm_cpu_seconds"]) == (32.0, 30.0)
     assert re.search(r"^cohorts +1\.0 +1\.2  duckdb +40\.0 +32\.0 +30\.0 +3  spark +40\.0 +2\.50$", printed, re.M)
-    assert re.search(r"^cohort_a +1\.0 +1\.2 +40\.0 +32\.0 +30\.0 +3$", printed, re.M)
+    assert re.search(r"^cohort_a +1\.0 +1\.2 +40\.0 +32\.0 +30\.0 +0\.0 +3$", printed, re.M)
     assert re.search(r"^whole study +80\.0 +63\.5 +59\.0 +6 ", printed, re.M)
     assert "session start 5.0 s apart, 1.5 CPU s" in printed
     assert "ingest: on Spark inside the run" in printed and "FAILED" not in printed
