@@ -116,12 +116,13 @@ class RssSampler:
             if now >= next_lookup:  # workers and the JVM come and go with their pools and sessions
                 below, next_lookup = descendants(me), now + 0.5
             if now >= next_tree:
-                tree, next_tree = tree_pss(me, list(below)), now + self.TREE_EVERY_SECONDS
+                tree, next_tree = tree_pss(me, below), now + self.TREE_EVERY_SECONDS
             jvms = [pid for pid, name in below.items() if name == "java"]
             self.samples.append((now, process_rss(), sum(process_rss(pid) for pid in jvms), tree))
-            own = process_cpu_seconds(me)
+            # This thread's own reading of /proc is the benchmark's, not the run's: left out of this process's CPU.
+            own = process_cpu_seconds(me) - time.thread_time()
             # Processes that ended count in their parent's figure once it waited for them (reaped_children).
-            others = process_cpu_seconds(me, reaped_children=True) - own + sum(
+            others = process_cpu_seconds(me, reaped_children=True) - process_cpu_seconds(me) + sum(
                 process_cpu_seconds(pid, reaped_children=True) for pid, name in below.items() if name != "java")
             self.cpu_samples.append((now, own, sum(process_cpu_seconds(pid) for pid in jvms), others))
             time.sleep(0.05)

@@ -41,7 +41,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* when run as a script
 
-from bench.process_memory import descendants, tree_pss  # noqa: E402
+from bench.process_memory import descendants, process_cpu_seconds, tree_pss  # noqa: E402
 from pipelines.cohorts import load_studies  # noqa: E402
 from pipelines.statistics import study_analysis  # noqa: E402
 from pipelines.statistics.study_analysis import analyse_study, attrition_frame, results_frame  # noqa: E402
@@ -68,15 +68,14 @@ class TreeMemory:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        me, ticks = os.getpid(), os.sysconf("SC_CLK_TCK")
+        me = os.getpid()
         while not self._stop.is_set():
             below = descendants(me)
-            self.samples.append((time.perf_counter(), tree_pss(me, list(below))))
+            self.samples.append((time.perf_counter(), tree_pss(me, below)))
             for pid in below:
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    with open(f"/proc/{pid}/stat") as stat:
-                        fields = stat.read().rsplit(")", 1)[1].split()
-                    self._children_cpu[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+                cpu = process_cpu_seconds(pid)
+                if cpu:  # 0.0: it ended since the lookup, keep what was last read
+                    self._children_cpu[pid] = cpu
             time.sleep(0.05)
 
     def __enter__(self) -> TreeMemory:
