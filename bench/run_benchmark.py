@@ -578,7 +578,8 @@ def spark_jobs_and_stages(spark) -> tuple[list[float], list[tuple[float, float]]
     submitted = (job.submissionTime() for job in to_java(store.jobsList(None)))  # None: every status
     jobs = sorted(when.get().getTime() / 1000 for when in submitted if when.isDefined())
     stages = []
-    for stage in to_java(store.stageList(None, False, False, None, None)):  # every status, no task details
+    no_quantiles = spark.sparkContext._gateway.new_array(spark.sparkContext._jvm.double, 0)  # null: Spark sorts it
+    for stage in to_java(store.stageList(None, False, False, no_quantiles, None)):  # every status, no task details
         when = stage.submissionTime()
         if when.isDefined():
             stages.append((when.get().getTime() / 1000, stage.executorCpuTime() / 1e9))
