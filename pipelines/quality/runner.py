@@ -216,8 +216,8 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
         (violating_rows.py); the results are recorded in the DuckDB database all the same.
     column_examples: fetch the example values of GX's column expectations, one query per expectation whether or
         not it finds any (on Spark, a job each). False leaves them out, for a caller that reads verdicts and counts
-        only; the counts are GX's others, and the SQL checks keep their examples (one query gives their count and
-        examples).
+        only: the counts come from GX's other queries and stay the same, and the SQL checks keep their examples
+        (one query gives their count and examples).
     """
     database_path = Path(database_path).resolve()
     if not database_path.exists():
