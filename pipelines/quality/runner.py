@@ -194,7 +194,8 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
                small_cell_threshold: int | None = None,
                docs_dir: str | Path | None = None,
                diagnostics_file: str | Path | None = None,
-               spark: Any = None) -> list[SuiteResult]:
+               spark: Any = None,
+               column_examples: bool = True) -> list[SuiteResult]:
     """Validate the suites on the database, append the results to dq.check_results and build Data Docs.
 
     suite_names: stored suites by name ("staging.person"), or suites in their JSON form built for this run (the
@@ -213,6 +214,10 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
     spark: a SparkSession whose catalogue holds the checked tables (a run whose stages ran on Spark): GX validates
         them there, through its Spark datasource, and the SQL checks run through the engine layer's translation
         (violating_rows.py); the results are recorded in the DuckDB database all the same.
+    column_examples: fetch the example values of GX's column expectations, one query per expectation whether or
+        not it finds any (on Spark, a job each). False leaves them out, for a caller that reads verdicts and counts
+        only: the counts come from GX's other queries and stay the same, and the SQL checks keep their examples
+        (one query gives their count and examples).
     """
     database_path = Path(database_path).resolve()
     if not database_path.exists():
@@ -237,7 +242,7 @@ def run_suites(database_path: str | Path, suite_names: Sequence[str | dict[str, 
     # 2. validate
     docs_dir = Path(docs_dir) if docs_dir is not None else data_docs_dir(database_path)
     validations = _validate_with_gx(database_path, suite_jsons, run_id, checked_at, docs_dir, build_data_docs,
-                                    config, threshold, spark)
+                                    config, threshold, spark, column_examples)
     docs_index = docs_dir / "index.html" if build_data_docs else None
 
     results = [
@@ -436,7 +441,7 @@ def _duckdb_validation(docs_dir: Path, database_path: Path, duckdb_config: dict[
 
 def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str, checked_at: datetime.datetime,
                       docs_dir: Path, build_data_docs: bool, duckdb_config: dict[str, str], threshold: int,
-                      spark: Any = None):
+                      spark: Any = None, column_examples: bool = True):
     if spark is None:
         kept = _duckdb_validation(docs_dir, database_path, duckdb_config)
         context, datasource, in_use = kept.context, kept.datasource, kept.lock
@@ -473,7 +478,9 @@ def _validate_with_gx(database_path: Path, suite_jsons: list[dict], run_id: str,
                     validations.append(definition.run(
                         batch_parameters=batch_parameters,
                         run_id=gx_run_id,
-                        result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROW_LIMIT},
+                        # 0: GX's example query asks for no row (LIMIT 0), which Spark answers without a job.
+                        result_format={"result_format": "SUMMARY",
+                                       "partial_unexpected_count": EXAMPLE_ROW_LIMIT if column_examples else 0},
                     ))
                 if build_data_docs:
                     # The stored results (written publishable by PublishableValidationResultsStore, in the Data

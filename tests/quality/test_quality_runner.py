@@ -3,6 +3,7 @@ by the check meant for it with the exact count, and every result lands in dq.che
 
 import os
 import re
+import shutil
 import time
 
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
@@ -117,6 +118,28 @@ def test_results_report_dqd_fields_and_examples(planted_results):
     assert unknown_person.fatal and not unknown_person.passed
     assert not by_suite["staging.condition_occurrence"].fatal_passed
     assert by_suite["staging.measurement"].fatal_passed and not by_suite["staging.measurement"].passed
+
+
+def test_without_column_examples_only_the_column_expectations_examples_go(planted_results, tmp_path):
+    """`column_examples=False`, for a caller that reads verdicts and counts only (the Spark group's data-quality
+    comparison): GX's column expectations give the same verdicts and counts without their example values, and the
+    SQL checks keep their examples."""
+    database, results = planted_results
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(database, copy)
+    without = run_suite(copy, "staging.measurement", run_id="no-examples", build_data_docs=False,
+                        column_examples=False)
+    with_examples = {s.suite: s for s in results}["staging.measurement"]
+
+    def counts(suite):
+        return {r.name: (r.passed, r.unexpected_count, r.unexpected_percent, r.element_count, r.error)
+                for r in suite.results}
+
+    assert counts(without) == counts(with_examples)
+    assert with_examples.result("sodium_value_plausible").example_rows == ({"value_as_number": 1400.0},)
+    assert without.result("sodium_value_plausible").example_rows == ()
+    sql_check = "measurement_date_not_after_death"
+    assert without.result(sql_check).example_rows == with_examples.result(sql_check).example_rows != ()
 
 
 def test_check_results_table_gets_one_row_per_check(clean_results, planted_results):

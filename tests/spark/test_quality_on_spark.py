@@ -1,15 +1,17 @@
 """Data quality on Spark: the same suites give the same verdicts and counts on DuckDB and on Spark.
 
-A generated extract with planted defects (300 patients, seed 1) is ingested, its phenotypes and every study built
-by DuckDB (`study_database`). Its implausible rows give 17 staging checks something to count, but none fails at
-this size (they are warnings with thresholds), so a few fatal defects are planted on top (PLANTED_FAILURES): a
-repeated person id, a repeated phenotype summary row, negative follow-up. Every table the suites read is then handed
-to Spark as Parquet under the same name. The staging suites, the phenotype suite and a study's cohort suite run
-twice through `run_suites`: GX on the DuckDB file, and GX's Spark datasource on the session's tables (`spark=`),
-where the project's SQL checks run through the engine layer's translation. Every check result (per phenotype where
-the suite judges per phenotype) has the same verdict, unexpected count and denominator on both engines, and none is
-an error. One cohort suite: the studies' cohort checks differ only in literals (study id, period); every study's
-suite runs on Spark in tests/spark/test_dagster_spark.py.
+A generated extract with planted defects (300 patients, seed 1) is ingested, its phenotypes and every study built by
+DuckDB (`study_database`). Its implausible rows give 17 staging checks something to count, but none fails at this
+size (they are warnings with thresholds), so a few fatal defects are planted on top (PLANTED_FAILURES): a repeated
+person id, a repeated phenotype summary row, negative follow-up. Every table the suites read is then handed to Spark
+as Parquet under the same name. The staging suites, the phenotype suite and a study's cohort suite run twice through
+`run_suites`: GX on the DuckDB file, and GX's Spark datasource on the session's tables (`spark=`), where the
+project's SQL checks run through the engine layer's translation. The comparison reads verdicts and counts, so GX's
+column expectations fetch no example values on either engine (`column_examples=False`: on Spark each fetch was a job
+of its own, 54 for the staging suites, whether or not the check found anything). Every check result (per phenotype
+where the suite judges per phenotype) has the same verdict, unexpected count and denominator on both engines, and
+none is an error. One cohort suite: the studies' cohort checks differ only in literals (study id, period); every
+study's suite runs on Spark in tests/spark/test_dagster_spark.py.
 
 Both engines check the same rows, so a difference is the checks' own (a query Spark reads otherwise), not the
 stages': that the stages build the same tables on both is test_same_study_on_spark.py's business.
@@ -86,10 +88,11 @@ def results(spark, study_database, tmp_path_factory):
         # GX on the DuckDB file in a process of its own while this one validates on Spark: the two share nothing
         # but the planted copy each starts from.
         with started_in_own_process(run_suites, databases["duckdb"], _suite_jsons(), build_data_docs=False,
-                                    diagnostics_file=folder / "duckdb_examples.jsonl") as on_duckdb:
+                                    diagnostics_file=folder / "duckdb_examples.jsonl",
+                                    column_examples=False) as on_duckdb:
             _hand_to_spark(databases["spark"], spark, folder / "parquet")
             found = {"spark": run_suites(databases["spark"], _suite_jsons(), build_data_docs=False, spark=spark,
-                                         diagnostics_file=folder / "spark_examples.jsonl"),
+                                         diagnostics_file=folder / "spark_examples.jsonl", column_examples=False),
                      "duckdb": on_duckdb.result()}
         yield found
 

@@ -39,3 +39,16 @@ def test_every_test_marked_spark_is_under_tests_spark():
     elsewhere = [str(path.relative_to(REPO_ROOT)) for path in sorted(tests.rglob("*.py"))
                  if path.relative_to(tests).parts[0] != "spark" and "mark.spark" in path.read_text()]
     assert elsewhere == []
+
+
+@pytest.mark.spark
+def test_the_groups_session_is_the_one_a_runs_stages_find(spark):
+    """Started while pytest collected the group (in a thread of its own: tests/spark/conftest.py) or on first use,
+    the group's session is this thread's active session, the one a Spark run's stages take as the process's
+    (`local_spark_session()`, pipelines/engine/session.py)."""
+    from pyspark.sql import SparkSession
+
+    from pipelines.engine.session import local_spark_session
+
+    assert SparkSession.getActiveSession() is spark
+    assert local_spark_session() is spark
