@@ -237,7 +237,7 @@ class SparkEngine(Engine):
             self._append(step.table, frame)
 
     def _create_temp_view(self, name: str, select_sql: str) -> None:
-        self.spark.sql(select_sql).localCheckpoint(eager=True).createOrReplaceTempView(name)
+        _keep_as_temp_view(self.spark.sql(select_sql), name)
 
     def _drop_table(self, name: str) -> None:
         schema, _, table = name.rpartition(".")
@@ -324,14 +324,13 @@ class SparkEngine(Engine):
         return self.spark.table(qualified_spark_name(table)).columns
 
     def create_temp_table(self, name: str, select_sql: str, parameters: Mapping[str, Any] | None = None) -> None:
-        self.dataframe(select_sql, parameters).localCheckpoint(eager=True).createOrReplaceTempView(name)
+        _keep_as_temp_view(self.dataframe(select_sql, parameters), name)
 
     def create_temp_table_in_parts(self, name: str, select_sql: str, parameters: Mapping[str, Any],
                                    parts: Sequence[Mapping[str, Any]]) -> None:
         # One plan over the union: Spark partitions the work itself, and a temporary view cannot be appended to.
         frames = [self.dataframe(select_sql, {**parameters, **part}) for part in parts]
-        reduce(lambda rows, more: rows.unionByName(more), frames).localCheckpoint(eager=True) \
-            .createOrReplaceTempView(name)
+        _keep_as_temp_view(reduce(lambda rows, more: rows.unionByName(more), frames), name)
 
     def drop_temp_table(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
@@ -400,6 +399,12 @@ class SparkEngine(Engine):
                    for name, column_type in columns.items() if name not in present]
         if missing:
             self.spark.sql(f"ALTER TABLE {qualified_spark_name(table)} ADD COLUMNS ({', '.join(missing)})")
+
+
+def _keep_as_temp_view(frame: Any, name: str) -> None:
+    """A temporary table on Spark: the frame computed once (a local checkpoint) and named, so later reads see the stored
+    rows, never a recomputation (a plain temporary view would rerun its query on every read)."""
+    frame.localCheckpoint(eager=True).createOrReplaceTempView(name)
 
 
 def duckdb_frame(rows: pa.Table) -> pd.DataFrame:
