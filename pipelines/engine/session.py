@@ -1,8 +1,9 @@
 """Where a Spark session comes from: a local one (master local[2]) by default, or the Spark Connect server that
 SPARK_REMOTE names (checked before a run starts: `spark_requirement_missing`, through Warehouse's config check).
 
-A local SparkSession takes 40-50 s to start and about 3.7 GB, so a process starts one and every stage of every run
-in that process shares it (`SparkSession.builder.getOrCreate`). Its warehouse (the files of the managed tables the
+A local SparkSession takes 5 s (quiet machine) to over a minute (loaded) to start and holds about 3 GB at work
+(docs/scaling.md, *Benchmark*), so a process starts one and every stage of every run in that process shares it
+(`SparkSession.builder.getOrCreate`). Its warehouse (the files of the managed tables the
 stages write) is a temporary folder of the process, removed when the process ends; the tables the stages write
 are also copied into the run's DuckDB database, which is what is published (pipelines/engine/transfer.py).
 """

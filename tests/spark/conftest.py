@@ -1,12 +1,13 @@
 """One local Spark session for the whole `spark` test group (docs/scaling.md, "Testing on Spark"), and the group's
 one pair of study runs.
 
-A local SparkSession takes 40-50 s to start and about 3.7 GB, so the group shares one, stopped when the session of
-tests ends. When the group runs alone (`pytest -m spark`, as `make test-spark` and CI run it) the session starts
-while pytest collects the group's modules (`pytest_configure`), otherwise on first use. It is the session a run
-starts (pipelines/engine/session.py: two cores, downloads nothing) with its files under pytest's temporary folder,
-and settings of its own (TEST_SESSION_SETTINGS). Without Java or pyspark the group is skipped on a developer's
-machine and fails under CI=true, where a skipped group would pass CI without running.
+A local SparkSession takes from 5 s (quiet machine) to over a minute (loaded) to start and about 3 GB, so the group
+shares one, stopped when the session of tests ends. When the group runs alone (`pytest -m spark`, as
+`make test-spark` and CI run it) the session starts while pytest collects the group's modules (`pytest_configure`),
+otherwise on first use. It is the session a run starts (pipelines/engine/session.py: two cores, downloads nothing)
+with its files under pytest's temporary folder, and settings of its own (TEST_SESSION_SETTINGS). Without Java or
+pyspark the group is skipped on a developer's machine and fails under CI=true, where a skipped group would pass CI
+without running.
 
 The study job runs once on each engine for the whole group (`study_runs`): the Spark run is the group's most costly
 step, and the modules that compare what it built (tests/spark/test_dagster_spark.py: the published databases;
