@@ -18,7 +18,8 @@ from pipelines.engine.dialect import parse_statements
 from pipelines.paths import SQL_DIR
 from pipelines.sql import AGES_SQL, read_sql
 
-pytestmark = pytest.mark.spark
+# Compiled, as a run evaluates: the group's other queries run interpreted (tests/spark/conftest.py).
+pytestmark = [pytest.mark.spark, pytest.mark.usefixtures("compiled_evaluation")]
 
 ONE_TO_TEN_SQL = "SELECT x FROM (VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10)) AS numbers(x)"
 

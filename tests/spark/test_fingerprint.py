@@ -40,8 +40,9 @@ EXPECTED_TEXTS = sorted([
 
 
 @pytest.fixture
-def edge_values(engines):
-    """The edge values as the temporary table edge_values on DuckDB and on Spark, made by the same SQL."""
+def edge_values(compiled_evaluation, engines):
+    """The edge values as the temporary table edge_values on DuckDB and on Spark, made by the same SQL; Spark
+    evaluating compiled, as a run does (the group's other queries run interpreted: tests/spark/conftest.py)."""
     for engine in engines.values():
         engine.create_temp_table("edge_values", EDGE_VALUES_SQL)
     yield engines

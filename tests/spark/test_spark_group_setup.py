@@ -1,7 +1,8 @@
 """The Spark group's shared session (tests/spark/conftest.py): without Java it is skipped on a developer's machine
 and fails under CI=true, where a skipped group would let CI pass without comparing anything. Run in a child pytest
 whose PATH holds no `java`, so no Spark session starts here. And the group is whole where `make test-spark` looks
-for it: every test marked spark is under tests/spark."""
+for it: every test marked spark is under tests/spark. And its queries run interpreted except where a test asks for
+Spark's compiled evaluation."""
 
 from __future__ import annotations
 
@@ -52,3 +53,27 @@ def test_the_groups_session_is_the_one_a_runs_stages_find(spark):
 
     assert SparkSession.getActiveSession() is spark
     assert local_spark_session() is spark
+
+
+def _classes_compiled_for(spark, sql: str) -> int:
+    """How many classes Spark compiles (Janino) to run `sql`, from Spark's own code-generation metric."""
+    compilations = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
+    before = compilations.getCount()
+    spark.sql(sql).collect()
+    return compilations.getCount() - before
+
+
+@pytest.mark.spark
+def test_the_group_evaluates_interpreted_and_compiled_evaluation_compiles(spark, request):
+    """The group's queries run interpreted (conftest.py INTERPRETED_EVALUATION: the settings are Spark's own and
+    would be ignored, not refused, if a release renamed them), and `compiled_evaluation` gives back the compiled
+    evaluation a run uses. After a first query (a session's first compiles a few classes whatever the setting),
+    a query with new constants compiles nothing interpreted and new classes compiled (whole-stage code holds the
+    constants)."""
+    query = ("SELECT k, sum(v * {n}) AS total, max(CAST(v AS DOUBLE) / {n}) AS largest "
+             "FROM (SELECT id % 7 AS k, id AS v FROM range(100)) GROUP BY k ORDER BY k")
+    _classes_compiled_for(spark, query.format(n=17001))
+    interpreted = _classes_compiled_for(spark, query.format(n=17011))
+    request.getfixturevalue("compiled_evaluation")
+    compiled = _classes_compiled_for(spark, query.format(n=17021))
+    assert (interpreted, compiled > 0) == (0, True), (interpreted, compiled)

@@ -117,7 +117,9 @@ def hostile_extract(generated_extract, tmp_path_factory):
     return folder
 
 
-def test_hostile_generated_extract_loads_identically_on_both_engines(spark, hostile_extract):
+# Compiled, as a run evaluates (the group's other queries run interpreted: tests/spark/conftest.py): every line of the
+# extract goes through the CSV grammar's regular expressions, work on the data that compiled code does faster.
+def test_hostile_generated_extract_loads_identically_on_both_engines(compiled_evaluation, spark, hostile_extract):
     con = duckdb.connect()
     load_on_both_engines(con, spark, hostile_extract)
     assert_same_ingest(con, spark)
