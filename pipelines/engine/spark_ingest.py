@@ -9,9 +9,9 @@ text lines instead and parsed in Spark SQL (pipelines/ingest/spark_loader.py doe
                                   their position in it (monotonically_increasing_id is consecutive within a
                                   split), so the number is a running count, not monotonically_increasing_id itself
     csv_grammar(delimiter)        DuckDB's quoting rules as regular expressions (one place, for Spark's Java regex
-                                  and the driver's `re` alike): a field is quoted ("..." with "" for a quote, spaces
-                                  around allowed) or unquoted (does not start with a quote; a quote later is text:
-                                  a"b); a record whose quote stays open continues on the next physical line
+                                  and the driver's `re` alike): a field is quoted ("..." with "" for a quote, one
+                                  space before and spaces after allowed) or unquoted (a quote later is text: a"b);
+                                  a record whose quote stays open continues on the next physical line
     IngestSpark                   the project dialect plus the typing functions whose DuckDB results Spark's own
                                   functions do not give (below)
     numbered_parquet_rows(spark, path)
@@ -67,25 +67,34 @@ TEXT_FIELD_PREFIX = "_text_"
 class CsvGrammar:
     """Regular expressions of one delimiter's records (see the module docstring)."""
 
+    delimiter: str  # the delimiter
+    delimiter_pattern: str  # the delimiter as a regular expression
     field: str  # one field, at a field start
     record: str  # a whole record: fields separated by the delimiter, nothing else
     still_open: str  # a text whose last field opened a quote that is not closed yet
     field_at: str  # one field where a field starts (preceded by the start or a delimiter), for extract_all
     quoted_value: str  # group 1: the content of a quoted field, "" still doubled
+    quoted_start: str  # a field that is quoted starts so
 
 
 def csv_grammar(delimiter: str, python: bool = False) -> CsvGrammar:
     end = _PYTHON_END if python else _JAVA_END
     d = "\\t" if delimiter == "\t" else "\\" + delimiter
-    quoted = r'[ \t]*"(?:[^"]|"")*"[ \t]*'
-    unquoted = rf'[ \t]*(?:[^"{d} \t][^{d}]*)?'
+    # DuckDB 2.0.1 (checked line by line: tests/spark/test_spark_ingest_grammar.py): a field is quoted when its
+    # quote comes first or after ONE space, and spaces (not tabs) may follow the closing quote; after two spaces or a
+    # tab the quote is text of an unquoted field ('  "a"' reads as itself).
+    quoted = r' ?"(?:[^"]|"")*" *'
+    unquoted = rf'(?:[^" {d}][^{d}]*| (?:[^"{d}][^{d}]*)?)?'
     field = f"(?:{quoted}|{unquoted})"
     return CsvGrammar(
+        delimiter=delimiter,
+        delimiter_pattern=d,
         field=field,
         record=f"^{field}(?:{d}{field})*{end}",
-        still_open=rf'^(?:{field}{d})*[ \t]*"(?:[^"]|"")*{end}',
+        still_open=rf'^(?:{field}{d})*(?: ?"(?:[^"]|"")*){end}',
         field_at=f"(?<=^|{d})({quoted}|{unquoted})(?={d}|{end})",
-        quoted_value=rf'^[ \t]*"((?:[^"]|"")*)"[ \t]*{end}',
+        quoted_value=rf'^ ?"((?:[^"]|"")*)" *{end}',
+        quoted_start=r'^ ?"',
     )
 
 
@@ -96,15 +105,18 @@ def numbered_lines(spark: Any, path: Path) -> Any:
     .gz files are decompressed by Spark's codec."""
     from pyspark.sql import functions as F
 
-    text = F.regexp_replace(F.col("value"), "\r\\z", "")
+    valid_utf8 = F.expr("is_valid_utf8(value)")
+    # The replacement is a round trip through a Java String, which also writes invalid UTF-8 as U+FFFD; it is
+    # identity on any other line, so it runs only where it changes something (it cost a second per million lines).
+    text = F.when(F.col("value").endswith("\r") | ~valid_utf8, F.regexp_replace(F.col("value"), "\r\\z", "")) \
+        .otherwise(F.col("value"))
     scan = spark.read.option("lineSep", "\n").text(reader_path(path))
     read = scan.select(F.monotonically_increasing_id().alias("_id"), F.input_file_block_start().alias("_block"),
                        F.col("value"))
     if _splits(scan) == 1:
         # One split (every .gz file; plain files below Spark's split size): the ids are 0, 1, 2, ... in file order,
         # so no job is needed to find where the splits start.
-        return (read.select((F.col("_id") + 1).alias("line"), text.alias("text"),
-                            F.expr("is_valid_utf8(value)").alias("valid_utf8"))
+        return (read.select((F.col("_id") + 1).alias("line"), text.alias("text"), valid_utf8.alias("valid_utf8"))
                 .localCheckpoint(eager=False))
     # A file scan gives every line the same split and id each time it runs, so the ids are read twice (the
     # splits' first ids and sizes, then the lines) without storing the file first.
@@ -118,7 +130,7 @@ def numbered_lines(spark: Any, path: Path) -> Any:
     starts = spark.createDataFrame(offsets, "_block BIGINT, _first BIGINT, _before BIGINT")
     return (read.join(F.broadcast(starts), "_block")
             .select((F.col("_id") - F.col("_first") + F.col("_before") + 1).alias("line"),
-                    text.alias("text"), F.expr("is_valid_utf8(value)").alias("valid_utf8"))
+                    text.alias("text"), valid_utf8.alias("valid_utf8"))
             .localCheckpoint(eager=False))
 
 
@@ -143,17 +155,61 @@ def _splits(scan: Any) -> int | None:
         return None
 
 
+# A text without a quote is a record of unquoted fields whatever else it holds: it follows grammar.record, its fields
+# are the pieces between delimiters, and it leaves no quote open. Most records hold no quote, so the grammar's
+# regular expressions (the ingest's costliest work per line after reading it) run only on the texts that do; the
+# fields are the same either way (tests/spark/test_spark_ingest.py).
+def follows_grammar_column(text: Any, grammar: CsvGrammar) -> Any:
+    """A Spark column: whether the record text follows DuckDB's quoting rules (grammar.record)."""
+    return ~text.contains('"') | text.rlike(grammar.record)
+
+
+def opens_quote_column(text: Any, grammar: CsvGrammar) -> Any:
+    """A Spark column: whether the text starts a record over several lines, its last field opening a quote that
+    the line does not close (it does not follow grammar.record, and matches grammar.still_open)."""
+    return text.contains('"') & ~text.rlike(grammar.record) & text.rlike(grammar.still_open)
+
+
 def split_fields_column(text: Any, grammar: CsvGrammar) -> Any:
     """A Spark column: the record text's fields as an array of raw values (quotes removed, "" as one quote, an
-    empty field NULL as DuckDB's reader gives it, quoted or not). Meaningful for texts matching grammar.record."""
+    empty field NULL as DuckDB's reader gives it, quoted or not). Meaningful for texts following grammar.record."""
+    from pyspark.sql import functions as F
+
+    return F.when(text.contains('"'), fields_by_grammar_column(text, grammar)) \
+        .otherwise(fields_by_delimiter_column(text, grammar))
+
+
+def fields_by_grammar_column(text: Any, grammar: CsvGrammar) -> Any:
+    """split_fields_column for any text: each field found by grammar.field_at, its quotes removed."""
     from pyspark.sql import functions as F
 
     def value(field: Any) -> Any:
         inner = F.replace(F.regexp_extract(field, grammar.quoted_value, 1), F.lit('""'), F.lit('"'))
-        raw = F.when(field.rlike(r'^[ \t]*"'), inner).otherwise(field)
+        raw = F.when(field.rlike(grammar.quoted_start), inner).otherwise(field)
         return F.nullif(raw, F.lit(""))
 
     return F.transform(F.regexp_extract_all(text, F.lit(grammar.field_at), F.lit(1)), value)
+
+
+def fields_by_delimiter_column(text: Any, grammar: CsvGrammar) -> Any:
+    """split_fields_column for a text without a quote: the pieces between delimiters (-1: trailing empty pieces
+    kept), an empty one NULL."""
+    from pyspark.sql import functions as F
+
+    return F.transform(F.split(text, grammar.delimiter_pattern, -1), lambda field: F.nullif(field, F.lit("")))
+
+
+def record_fields_column(text_column: str, grammar: CsvGrammar, columns: int) -> Any:
+    """A Spark column: split_fields_column of the record text in `text_column`, less the fields after the
+    `columns`-th when nothing but delimiters follows it: DuckDB's reader takes "1,2,3,," under three columns as
+    1, 2, 3 (each delimiter at the end starts an empty field, so the empty fields are the last ones)."""
+    from pyspark.sql import functions as F
+
+    fields = split_fields_column(F.col(text_column), grammar)
+    extra = F.size(fields) - columns
+    trailing = F.length(text_column) - F.length(
+        F.expr(f"TRIM(TRAILING {quote_spark_literal(grammar.delimiter)} FROM {quote_spark_identifier(text_column)})"))
+    return F.when((extra > 0) & (trailing >= extra), F.slice(fields, 1, columns)).otherwise(fields)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ from pipelines import extract_spec as spec
 from pipelines import tables
 from pipelines.engine.spark_engine import SPARK_TYPES
 from pipelines.engine.spark_ingest import (DOUBLE, INTEGER, TEXT, TIMESTAMP, csv_grammar, duckdb_json_object,
-                                           ingest_spark_sql, numbered_lines, numbered_parquet_rows,
-                                           split_fields_column)
+                                           follows_grammar_column, ingest_spark_sql, numbered_lines,
+                                           numbered_parquet_rows, opens_quote_column, record_fields_column)
 from pipelines.engine.transfer import copy_tables_to_duckdb, mark_loaded_for
 from pipelines.extract_spec import Table
 from pipelines.ingest import loader
@@ -130,8 +130,7 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
     lines = numbered_lines(spark, path)
     data = lines.where(F.col("line") > 1)
     marked = data.select("line", (F.col("text") != "").alias("filled"),
-                         (~F.col("text").rlike(grammar.record) & F.col("text").rlike(grammar.still_open))
-                         .alias("opens"))
+                         opens_quote_column(F.col("text"), grammar).alias("opens"))
     summary = marked.agg(F.count("*"), F.coalesce(F.max("line"), F.lit(1)),
                          F.sum(F.when(~F.col("filled"), 1).otherwise(0)),
                          F.sort_array(F.collect_list(F.when(F.col("opens"), F.col("line"))))).first()
@@ -150,11 +149,11 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
         records = single.select("line", "text", "valid_utf8").unionByName(multi)
     else:
         records = single.select("line", "text", "valid_utf8")
-    fields = split_fields_column(F.col("text"), grammar)
+    fields = record_fields_column("text", grammar, len(header))
     records = records.select(
         "line", "text", fields.alias("fields"),
         F.when(~F.col("valid_utf8"), F.lit("INVALID ENCODING"))
-         .when(~F.col("text").rlike(grammar.record), F.lit("UNQUOTED VALUE"))
+         .when(~follows_grammar_column(F.col("text"), grammar), F.lit("UNQUOTED VALUE"))
          .when(F.size(fields) < len(header), F.lit("MISSING COLUMNS"))
          .when(F.size(fields) > len(header), F.lit("TOO MANY COLUMNS")).alias("error_type"),
     ).localCheckpoint(eager=False)  # stored by the first job that reads it (step 5), not by a job of its own
