@@ -95,8 +95,11 @@ def canonical_layout_markdown() -> str:
         "Every physical data line of a CSV file must be a record, a blank line or a line break inside a quoted field; "
         "the ingest counts the lines while it hashes the file for the manifest and reconciles them with what DuckDB "
         "read. Otherwise, typically when a quote is never closed and the reader takes the lines after it into one "
-        "record, the load stops with an error naming the file and the line. The staging asset's metadata shows "
-        "`physical_lines`, `blank_lines` and `quoted_line_breaks`.",
+        "record, the load stops with an error naming the file and the line. A carriage return outside quotes that "
+        "does not end its line (a CR with no LF after it) stops the load the same way, naming the line: DuckDB's "
+        "reader cannot read such a file and does not say where, and the Spark ingest refuses it at the same line; a "
+        "CR inside a quoted field is text. The staging asset's metadata shows `physical_lines`, `blank_lines` and "
+        "`quoted_line_breaks`.",
         "",
         "The run stops before publishing when the ingest rejects more than one threshold, `max_reject_share` "
         f"(default {DEFAULT_MAX_REJECT_SHARE:.0%}; `legcramp-run --max-reject-share`, or `{MAX_REJECT_SHARE_SETTING}` "

@@ -170,6 +170,15 @@ def opens_quote_column(text: Any, grammar: CsvGrammar) -> Any:
     return text.contains('"') & ~text.rlike(grammar.record) & text.rlike(grammar.still_open)
 
 
+def carriage_return_outside_quotes_column(text: Any) -> Any:
+    """A Spark column: whether the line holds a carriage return outside its closed quoted fields (one inside a
+    quote the line leaves open, or continues, is not told apart here: the caller leaves out the lines of records
+    over several lines)."""
+    from pyspark.sql import functions as F
+
+    return text.contains("\r") & F.regexp_replace(text, '"(?:[^"]|"")*"', "").contains("\r")
+
+
 def split_fields_column(text: Any, grammar: CsvGrammar) -> Any:
     """A Spark column: the record text's fields as an array of raw values (quotes removed, "" as one quote, an
     empty field NULL as DuckDB's reader gives it, quoted or not). Meaningful for texts following grammar.record."""

@@ -203,10 +203,15 @@ class FileFingerprint:
     blank_lines: tuple[int, ...] = ()
     crlf_line_ends: int = 0
     line_ends: int = 0
+    # CSV: the physical line of the first carriage return that does not end its line (no LF after it), if any.
+    first_inner_carriage_return: int | None = None
 
     @property
     def mixed_line_endings(self) -> bool:
         return 0 < self.crlf_line_ends < self.line_ends
+
+
+_INNER_CR = re.compile(rb"\r(?!\n)")
 
 
 class _LineCounter:
@@ -219,6 +224,7 @@ class _LineCounter:
         self.blank: list[int] = []
         self._tail = b""  # the last two bytes of the previous block
         self._last = b"\n"
+        self.first_inner_cr: int | None = None
 
     def feed(self, block: bytes) -> None:
         buffer = self._tail + block
@@ -226,6 +232,12 @@ class _LineCounter:
         has_cr = b"\r" in buffer
         if has_cr:
             self.crlf += buffer.count(b"\r\n") - self._tail.count(b"\r\n")
+            if self.first_inner_cr is None:
+                # A CR that is the buffer's last byte is judged with the next block (it starts the next buffer's
+                # tail); one at the very end of the file is not judged.
+                inner = _INNER_CR.search(buffer)
+                if inner is not None and inner.start() < len(buffer) - 1:
+                    self.first_inner_cr = newlines_before_buffer + buffer.count(b"\n", 0, inner.start()) + 1
         # An empty CRLF line needs a CR: LF-only files (most) skip that search, a third of the fingerprint's CPU.
         for pattern in (b"\n\n", b"\n\r\n") if has_cr else (b"\n\n",):
             start = buffer.find(pattern)
@@ -266,7 +278,7 @@ def fingerprint_file(path: Path) -> FileFingerprint:
     if counter is None:
         return FileFingerprint(digest.hexdigest(), None)
     return FileFingerprint(digest.hexdigest(), counter.data_lines(), tuple(sorted(set(counter.blank))),
-                           counter.crlf, counter.newlines)
+                           counter.crlf, counter.newlines, counter.first_inner_cr)
 
 
 class FileFingerprints:
@@ -554,6 +566,15 @@ def _source_relation_sql(path: Path, header: list[str], numbered: bool = True) -
                f"FROM read_parquet({reader_path_sql(path)}, file_row_number = true)"
     numbering = "row_number() OVER () AS _record, " if numbered else ""
     return f"SELECT {numbering}* FROM {_csv_reader_sql(path, header)}"
+
+
+def inner_carriage_return_error(path: Path, line: int) -> ExtractError:
+    """The file cannot be read: DuckDB's CSV reader refuses a carriage return outside quotes that no line feed
+    follows (one inside quotes is text), and says neither where nor why; the Spark ingest refuses it too."""
+    return ExtractError(
+        f"{path}: line {line} holds a carriage return (CR, \\r) that does not end the line; DuckDB's CSV reader "
+        "refuses a CR outside quotes that is not followed by a line feed, so it cannot read the file. Remove the CR "
+        "(or quote the field that holds it) and load again.")
 
 
 class _MixedLineEndings(Exception):
@@ -926,6 +947,9 @@ def load_table(
     except duckdb.InvalidInputException as error:
         if fingerprint is not None and read_path == path and fingerprint().mixed_line_endings:
             raise _MixedLineEndings() from error
+        inner_cr = fingerprint().first_inner_carriage_return if fingerprint is not None else None
+        if inner_cr is not None:
+            raise inner_carriage_return_error(path, inner_cr) from error
         raise ExtractError(f"{path}: DuckDB's CSV reader cannot parse the file: {error}") from error
 
     # 2. rows that parse but repeat an earlier id or name an unknown person

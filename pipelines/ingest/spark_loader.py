@@ -39,9 +39,10 @@ from typing import Any
 from pipelines import extract_spec as spec
 from pipelines import tables
 from pipelines.engine.spark_engine import SPARK_TYPES
-from pipelines.engine.spark_ingest import (DOUBLE, INTEGER, TEXT, TIMESTAMP, csv_grammar, duckdb_json_object,
-                                           follows_grammar_column, ingest_spark_sql, numbered_lines,
-                                           numbered_parquet_rows, opens_quote_column, record_fields_column)
+from pipelines.engine.spark_ingest import (DOUBLE, INTEGER, TEXT, TIMESTAMP, carriage_return_outside_quotes_column,
+                                           csv_grammar, duckdb_json_object, follows_grammar_column, ingest_spark_sql,
+                                           numbered_lines, numbered_parquet_rows, opens_quote_column,
+                                           record_fields_column)
 from pipelines.engine.transfer import copy_tables_to_duckdb, mark_loaded_for
 from pipelines.extract_spec import Table
 from pipelines.ingest import loader
@@ -130,13 +131,21 @@ def load_csv_table_on_spark(spark: Any, table: Table, path: Path,
     lines = numbered_lines(spark, path)
     data = lines.where(F.col("line") > 1)
     marked = data.select("line", (F.col("text") != "").alias("filled"),
-                         opens_quote_column(F.col("text"), grammar).alias("opens"))
+                         opens_quote_column(F.col("text"), grammar).alias("opens"),
+                         carriage_return_outside_quotes_column(F.col("text")).alias("inner_cr"))
     summary = marked.agg(F.count("*"), F.coalesce(F.max("line"), F.lit(1)),
                          F.sum(F.when(~F.col("filled"), 1).otherwise(0)),
-                         F.sort_array(F.collect_list(F.when(F.col("opens"), F.col("line"))))).first()
+                         F.sort_array(F.collect_list(F.when(F.col("opens"), F.col("line")))),
+                         F.slice(F.sort_array(F.collect_list(F.when(F.col("inner_cr"), F.col("line")))), 1, 100)
+                         ).first()
     physical_lines, last_line, empty_lines = int(summary[0]), int(summary[1]), int(summary[2] or 0)
     openers = list(summary[3])
     spans = _spans(lines, path, openers, last_line, grammar_py) if openers else []
+    # A CR outside quotes that ends no line: DuckDB's reader refuses the file, so the Spark ingest does too (the
+    # lines of records over several lines left out: their quotes span lines).
+    inner_crs = [line for line in summary[4] if not any(first <= line <= last for first, last, _, _ in spans)]
+    if inner_crs:
+        raise loader.inner_carriage_return_error(path, inner_crs[0])
 
     # 2. records: each line outside a multi-line record that is not blank, and the multi-line records
     single = data.where(F.col("text") != "")

@@ -59,6 +59,36 @@ def test_an_unterminated_quote_stops_the_load_naming_the_file_and_line(extract):
         load(extract)
 
 
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_carriage_return_inside_a_line_stops_the_load_naming_its_line(extract, gzipped):
+    """DuckDB's reader refuses a CR outside quotes that no LF follows and cannot say where; the file's own byte
+    count (the fingerprint) names the line."""
+    path = extract / "condition_occurrence.csv"
+    lines = path.read_bytes().split(b"\n")
+    lines[39] = lines[39].replace(b",", b"\r,", 1)  # physical line 40
+    path.write_bytes(b"\n".join(lines))
+    if gzipped:
+        hostile.gzip_table(extract, "condition_occurrence")
+    with pytest.raises(ExtractError, match=r"condition_occurrence\.csv(\.gz)?: line 40 holds a carriage return "
+                                           r".*Remove the CR"):
+        load(extract)
+
+
+def test_the_first_inner_carriage_return_is_found_across_blocks():
+    """The fingerprint reads a file in blocks: a CR at the end of one block is judged by the next block's first
+    byte (an LF: a line end; anything else: inside the line)."""
+    from pipelines.ingest.loader import _LineCounter
+
+    counter = _LineCounter()
+    for block in (b"a,b\n1,2\r", b"\n3,4\r", b"5\n6,7\n"):
+        counter.feed(block)
+    assert counter.first_inner_cr == 3
+    clean = _LineCounter()
+    for block in (b"a,b\r", b"\n1,2\r", b"\n"):
+        clean.feed(block)
+    assert clean.first_inner_cr is None
+
+
 def test_an_unterminated_quote_deep_in_a_large_table_names_its_line(extract):
     hostile.unterminated_quote(extract, "visit_occurrence", line=5_000, column="visit_type")
     with pytest.raises(ExtractError, match=r"visit_occurrence\.csv: line 5000: "):

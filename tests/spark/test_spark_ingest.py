@@ -156,6 +156,30 @@ def test_a_quote_never_closed_stops_both_loads_at_its_line(spark, tmp_path):
         load_extract_on_spark(spark, folder)
 
 
+def test_a_carriage_return_outside_quotes_stops_both_loads_and_one_inside_quotes_is_text(spark, tmp_path):
+    """DuckDB's reader refuses a CR outside quotes that no LF follows (the loader names the line from the file's
+    bytes); the Spark ingest, which would read it as text, refuses the file at the same line. A CR inside a quoted
+    field is text to both."""
+    folder = write_fixture(tmp_path / "extract")
+    path = folder / "person.csv"
+    lines = path.read_bytes().split(b"\n")
+    inside = lines[:]
+    fields = inside[2].split(b",")
+    fields[1] = b'"' + fields[1] + b'\r"'  # physical line 3, its second field quoted with a CR in it
+    inside[2] = b",".join(fields)
+    path.write_bytes(b"\n".join(inside))
+    con = duckdb.connect()
+    load_on_both_engines(con, spark, folder)
+    assert_same_ingest(con, spark)
+    outside = lines[:]
+    outside[3] = outside[3].replace(b",", b"\r,", 1)  # physical line 4
+    path.write_bytes(b"\n".join(outside))
+    with pytest.raises(ExtractError, match="person.csv: line 4 holds a carriage return"):
+        load_extract(duckdb.connect(), folder)
+    with pytest.raises(ExtractError, match="person.csv: line 4 holds a carriage return"):
+        load_extract_on_spark(spark, folder)
+
+
 def test_a_folder_name_with_glob_characters_reads_only_its_own_file(spark, tmp_path):
     """Spark globs file paths: without escaping, site[ab]/person.csv reads sitea/person.csv, outside the extract."""
     from pipelines.engine.spark_ingest import numbered_lines
