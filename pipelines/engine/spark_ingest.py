@@ -56,6 +56,8 @@ from sqlglot import exp
 from pipelines.engine.dialect import ProjectSpark, _duckdb_functions
 from pipelines.sql_quoting import quote_spark_identifier, quote_spark_literal
 
+# The text between a field's quotes: anything but a quote, or a quote doubled.
+_QUOTED_TEXT = '(?:[^"]|"")*'
 # The end of the text: Java's \z; Python's re spells it \Z (csv_grammar(..., python=True)).
 _JAVA_END, _PYTHON_END = r"\z", r"\Z"
 # The loader's row columns that hold a field as trimmed text, NULL when empty (its text expression computed once
@@ -83,7 +85,8 @@ def csv_grammar(delimiter: str, python: bool = False) -> CsvGrammar:
     # DuckDB 2.0.1 (checked line by line: tests/spark/test_spark_ingest_grammar.py): a field is quoted when its
     # quote comes first or after ONE space, and spaces (not tabs) may follow the closing quote; after two spaces or a
     # tab the quote is text of an unquoted field ('  "a"' reads as itself).
-    quoted = r' ?"(?:[^"]|"")*" *'
+    opening, closing = ' ?"', '" *'
+    quoted = f"{opening}{_QUOTED_TEXT}{closing}"
     unquoted = rf'(?:[^" {d}][^{d}]*| (?:[^"{d}][^{d}]*)?)?'
     field = f"(?:{quoted}|{unquoted})"
     return CsvGrammar(
@@ -91,10 +94,10 @@ def csv_grammar(delimiter: str, python: bool = False) -> CsvGrammar:
         delimiter_pattern=d,
         field=field,
         record=f"^{field}(?:{d}{field})*{end}",
-        still_open=rf'^(?:{field}{d})*(?: ?"(?:[^"]|"")*){end}',
+        still_open=f"^(?:{field}{d})*(?:{opening}{_QUOTED_TEXT}){end}",
         field_at=f"(?<=^|{d})({quoted}|{unquoted})(?={d}|{end})",
-        quoted_value=rf'^ ?"((?:[^"]|"")*)" *{end}',
-        quoted_start=r'^ ?"',
+        quoted_value=f"^{opening}({_QUOTED_TEXT}){closing}{end}",
+        quoted_start=f"^{opening}",
     )
 
 
@@ -176,7 +179,7 @@ def carriage_return_outside_quotes_column(text: Any) -> Any:
     over several lines)."""
     from pyspark.sql import functions as F
 
-    return text.contains("\r") & F.regexp_replace(text, '"(?:[^"]|"")*"', "").contains("\r")
+    return text.contains("\r") & F.regexp_replace(text, f'"{_QUOTED_TEXT}"', "").contains("\r")
 
 
 def split_fields_column(text: Any, grammar: CsvGrammar) -> Any:

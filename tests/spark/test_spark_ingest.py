@@ -21,7 +21,7 @@ import pytest
 from pipelines import extract_spec as spec
 from pipelines.engine import as_engine
 from pipelines.engine.fingerprint import table_fingerprint
-from pipelines.ingest.loader import ExtractError, load_extract
+from pipelines.ingest.loader import DELIMITERS, ExtractError, load_extract
 from pipelines.ingest.spark_loader import load_extract_on_spark
 from tests.support import hostile_extracts as hostile
 from tests.support.planted_rejects import EXPECTED_REJECTS, write_fixture
@@ -190,7 +190,7 @@ QUOTE_FREE_TEXTS = ["1,2,3", ",", ",,", "a,,b", " a , b ,c ", "\t,\t", "1,2,", "
                     "a b c", "  ,  ", "a'b,c", "1\\,2", "", "a;b|c\td,e"]
 
 
-@pytest.mark.parametrize("delimiter", [",", "\t", "|", ";"])
+@pytest.mark.parametrize("delimiter", DELIMITERS)
 def test_a_text_without_a_quote_has_the_grammars_fields_split_at_its_delimiters(spark, delimiter):
     """The fast path of split_fields_column and follows_grammar_column (pipelines/engine/spark_ingest.py): on a text
     without a quote, the pieces between delimiters are the fields the grammar finds, the text follows the grammar

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from pipelines.engine.spark_ingest import csv_grammar
-from pipelines.ingest.loader import reader_path_sql
+from pipelines.ingest.loader import DELIMITERS, reader_path_sql
 
 # Three-column lines: (text, leaves a quote open).
 LINES = [
@@ -23,7 +23,7 @@ LINES = [
 ]
 
 
-@pytest.mark.parametrize("delimiter", [",", "\t", "|", ";"])
+@pytest.mark.parametrize("delimiter", DELIMITERS)
 def test_grammar_accepts_what_duckdb_reads(tmp_path, delimiter):
     grammar = csv_grammar(delimiter, python=True)
     record, still_open = re.compile(grammar.record), re.compile(grammar.still_open)
@@ -70,7 +70,7 @@ def _record_fields(text: str, delimiter: str, columns: int) -> list[str | None]:
     return fields[:columns] if extra > 0 and text.endswith(delimiter * extra) else fields
 
 
-@pytest.mark.parametrize("delimiter", [",", "\t", "|", ";"])
+@pytest.mark.parametrize("delimiter", DELIMITERS)
 def test_every_short_line_splits_into_duckdbs_fields_or_is_refused_as_duckdb_refuses_it(tmp_path, delimiter):
     """Every line of up to four characters from letters, spaces, tabs, quotes and the delimiter that closes its
     quotes: where DuckDB's reader takes it, the grammar does and splits it into DuckDB's three values; where DuckDB
